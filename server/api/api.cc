@@ -1,0 +1,46 @@
+#include "server/api/api.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "server/domain/errors.h"
+
+namespace campaigns::api {
+
+std::vector<grpc::Service*> Api::services() {
+  return {&account_service_,  &campaign_service_, &contact_service_,
+          &delivery_service_, &sender_service_,   &suppression_service_,
+          &template_service_};
+}
+
+void Api::Register(Registrar& registrar) {
+  RegisterAccounts(registrar);
+  RegisterCatalog(registrar);
+  RegisterCampaigns(registrar);
+  RegisterLater(registrar);
+}
+
+absl::StatusOr<Principal> Api::Authenticate(const grpc::ServerContext& ctx) {
+  std::string secret;
+  for (const auto& [key, value] : ctx.client_metadata()) {
+    absl::string_view k(key.data(), key.size());
+    absl::string_view v(value.data(), value.size());
+    if (k == "authorization") {
+      constexpr absl::string_view kBearer = "bearer ";
+      if (v.size() > kBearer.size() &&
+          absl::EqualsIgnoreCase(v.substr(0, kBearer.size()), kBearer)) {
+        secret =
+            std::string(absl::StripAsciiWhitespace(v.substr(kBearer.size())));
+        break;
+      }
+    } else if (k == "x-api-key") {
+      secret = std::string(absl::StripAsciiWhitespace(v));
+    }
+  }
+  if (secret.empty()) {
+    return errors::Unauthenticated("missing, unknown or revoked API key");
+  }
+  return store_->Authenticate(secret);
+}
+
+}  // namespace campaigns::api

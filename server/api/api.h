@@ -1,0 +1,121 @@
+// Api: every campaigns.v1 service as completion-queue handlers over the Store.
+//
+// Handlers are thin: they check the request's shape, convert proto <-> domain
+// and call the Store; errors are absl::Status with reasons (server/domain/
+// errors.h) that the call machinery maps to gRPC details. RPCs whose
+// behaviour belongs to later work answer UNIMPLEMENTED saying so.
+//
+//   Api api(&store);
+//   for (grpc::Service* s : api.services()) builder.RegisterService(s);
+//   api.Register(registrar);
+//
+// Thread-safe once registered: handlers run concurrently on CQ threads.
+#ifndef CAMPAIGND_SERVER_API_API_H_
+#define CAMPAIGND_SERVER_API_API_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <vector>
+
+#include "campaigns/v1/account.grpc.pb.h"
+#include "campaigns/v1/campaign.grpc.pb.h"
+#include "campaigns/v1/contact.grpc.pb.h"
+#include "campaigns/v1/delivery.grpc.pb.h"
+#include "campaigns/v1/sender.grpc.pb.h"
+#include "campaigns/v1/suppression.grpc.pb.h"
+#include "campaigns/v1/template.grpc.pb.h"
+#include "server/api/call.h"
+#include "storage/store.h"
+
+namespace campaigns::api {
+
+class Api {
+ public:
+  // `store` must outlive the Api.
+  explicit Api(storage::Store* store) : store_(store) {}
+
+  // The async services to register with the grpc::ServerBuilder.
+  std::vector<grpc::Service*> services();
+
+  // Registers every RPC's handler.
+  void Register(Registrar& registrar);
+
+  // The principal of the call's `authorization: Bearer <key>` or
+  // `x-api-key: <key>` metadata; UNAUTHENTICATED with one message for a
+  // missing, unknown or revoked key.
+  absl::StatusOr<Principal> Authenticate(const grpc::ServerContext& ctx);
+
+ private:
+  // account_api.cc
+  void RegisterAccounts(Registrar& r);
+  void GetAccount(const RpcContext& ctx, const v1::GetAccountRequest& req,
+                  Reply<v1::Account> reply);
+  void CreateAccount(const RpcContext& ctx, const v1::CreateAccountRequest& req,
+                     Reply<v1::Account> reply);
+  void CreateApiKey(const RpcContext& ctx, const v1::CreateApiKeyRequest& req,
+                    Reply<v1::ApiKey> reply);
+  void ListApiKeys(const RpcContext& ctx, const v1::ListApiKeysRequest& req,
+                   Reply<v1::ListApiKeysResponse> reply);
+  void RevokeApiKey(const RpcContext& ctx, const v1::RevokeApiKeyRequest& req,
+                    Reply<v1::ApiKey> reply);
+
+  // catalog_api.cc: templates and senders.
+  void RegisterCatalog(Registrar& r);
+  void CreateTemplate(const RpcContext& ctx,
+                      const v1::CreateTemplateRequest& req,
+                      Reply<v1::Template> reply);
+  void GetTemplate(const RpcContext& ctx, const v1::GetTemplateRequest& req,
+                   Reply<v1::Template> reply);
+  void ListTemplates(const RpcContext& ctx, const v1::ListTemplatesRequest& req,
+                     Reply<v1::ListTemplatesResponse> reply);
+  void UpdateTemplate(const RpcContext& ctx,
+                      const v1::UpdateTemplateRequest& req,
+                      Reply<v1::Template> reply);
+  void DeleteTemplate(const RpcContext& ctx,
+                      const v1::DeleteTemplateRequest& req,
+                      Reply<google::protobuf::Empty> reply);
+  void SetTemplateStatus(const RpcContext& ctx,
+                         const v1::SetTemplateStatusRequest& req,
+                         Reply<v1::Template> reply);
+  void RegisterSender(const RpcContext& ctx,
+                      const v1::RegisterSenderRequest& req,
+                      Reply<v1::Sender> reply);
+  void GetSender(const RpcContext& ctx, const v1::GetSenderRequest& req,
+                 Reply<v1::Sender> reply);
+  void ListSenders(const RpcContext& ctx, const v1::ListSendersRequest& req,
+                   Reply<v1::ListSendersResponse> reply);
+  void DeleteSender(const RpcContext& ctx, const v1::DeleteSenderRequest& req,
+                    Reply<google::protobuf::Empty> reply);
+
+  // campaign_api.cc
+  void RegisterCampaigns(Registrar& r);
+  void CreateCampaign(const RpcContext& ctx,
+                      const v1::CreateCampaignRequest& req,
+                      Reply<v1::Campaign> reply);
+  void GetCampaign(const RpcContext& ctx, const v1::GetCampaignRequest& req,
+                   Reply<v1::Campaign> reply);
+  void ListCampaigns(const RpcContext& ctx, const v1::ListCampaignsRequest& req,
+                     Reply<v1::ListCampaignsResponse> reply);
+  void UpdateCampaign(const RpcContext& ctx,
+                      const v1::UpdateCampaignRequest& req,
+                      Reply<v1::Campaign> reply);
+  void DeleteCampaign(const RpcContext& ctx,
+                      const v1::DeleteCampaignRequest& req,
+                      Reply<google::protobuf::Empty> reply);
+
+  // later_api.cc: services whose behaviour arrives with later work.
+  void RegisterLater(Registrar& r);
+
+  storage::Store* const store_;
+  v1::AccountService::AsyncService account_service_;
+  v1::CampaignService::AsyncService campaign_service_;
+  v1::ContactService::AsyncService contact_service_;
+  v1::DeliveryService::AsyncService delivery_service_;
+  v1::SenderService::AsyncService sender_service_;
+  v1::SuppressionService::AsyncService suppression_service_;
+  v1::TemplateService::AsyncService template_service_;
+};
+
+}  // namespace campaigns::api
+
+#endif  // CAMPAIGND_SERVER_API_API_H_

@@ -1,0 +1,214 @@
+// CampaignService handlers.
+#include "absl/strings/ascii.h"
+#include "server/api/api.h"
+#include "server/api/handler_util.h"
+#include "server/domain/ids.h"
+
+namespace campaigns::api {
+namespace {
+
+constexpr char kLifecycleLater[] =
+    "campaign lifecycle actions arrive with the dispatch engine";
+constexpr char kAudienceLater[] =
+    "recipient import and listing arrive with the audience work";
+constexpr char kBillingLater[] =
+    "cost estimates and aggregated statistics arrive with billing";
+constexpr char kWatchLater[] = "WatchCampaign arrives with the dispatch engine";
+
+// The fields of Create/UpdateCampaignRequest that describe a campaign, in the
+// names of API.md (and of UpdateCampaignRequest's update_mask paths).
+const std::set<std::string>& UpdatableFields() {
+  static const auto* const kFields =
+      new std::set<std::string>{"name",
+                                "channel",
+                                "sender_id",
+                                "body",
+                                "template_id",
+                                "variable_mapping",
+                                "contact_list_id",
+                                "tags",
+                                "contact_ids",
+                                "batch_size",
+                                "batch_delay",
+                                "rate_limit_per_second",
+                                "validity_period",
+                                "max_lateness",
+                                "schedule_at"};
+  return *kFields;
+}
+
+// Copies the fields of a Create- or UpdateCampaignRequest into `c`. `wants`
+// says, per field name, whether to take it (present or masked); a taken but
+// unset message field clears the stored value.
+template <typename Req, typename Wants>
+absl::Status ApplyCampaignFields(const Req& req, Wants wants, Campaign& c) {
+  if (wants("name", !req.name().empty())) c.name = req.name();
+  if (wants("channel", req.channel() != 0)) {
+    ASSIGN_OR_RETURN(c.channel, ChannelFromProto(req.channel(), "channel"));
+  }
+  if (wants("sender_id", !req.sender_id().empty())) {
+    c.sender_id = std::string(absl::StripAsciiWhitespace(req.sender_id()));
+  }
+  if (wants("body", !req.body().empty())) c.body = req.body();
+  if (wants("template_id", !req.template_id().empty())) {
+    c.template_id = req.template_id();
+  }
+  if (wants("variable_mapping", !req.variable_mapping().empty())) {
+    c.variable_mapping = {req.variable_mapping().begin(),
+                          req.variable_mapping().end()};
+  }
+  // The audience is one choice: setting one member replaces the others.
+  const bool list = wants("contact_list_id", !req.contact_list_id().empty());
+  const bool tags = wants("tags", !req.tags().empty());
+  const bool ids = wants("contact_ids", !req.contact_ids().empty());
+  if (list || tags || ids) {
+    c.contact_list_id = req.contact_list_id();
+    c.tags = {req.tags().begin(), req.tags().end()};
+    c.contact_ids = {req.contact_ids().begin(), req.contact_ids().end()};
+  }
+  if (wants("batch_size", req.batch_size() != 0)) {
+    c.batch_size = req.batch_size() == 0 ? kDefaultBatchSize : req.batch_size();
+  }
+  if (wants("batch_delay", req.has_batch_delay())) {
+    c.batch_delay = absl::ZeroDuration();
+    if (req.has_batch_delay()) {
+      ASSIGN_OR_RETURN(c.batch_delay,
+                       FromProto(req.batch_delay(), "batch_delay"));
+    }
+  }
+  if (wants("rate_limit_per_second", req.rate_limit_per_second() != 0)) {
+    c.rate_limit_per_second = req.rate_limit_per_second();
+  }
+  if (wants("validity_period", req.has_validity_period())) {
+    c.validity_period.reset();
+    if (req.has_validity_period()) {
+      ASSIGN_OR_RETURN(c.validity_period,
+                       FromProto(req.validity_period(), "validity_period"));
+    }
+  }
+  if (wants("max_lateness", req.has_max_lateness())) {
+    c.max_lateness.reset();
+    if (req.has_max_lateness()) {
+      ASSIGN_OR_RETURN(c.max_lateness,
+                       FromProto(req.max_lateness(), "max_lateness"));
+    }
+  }
+  if (wants("schedule_at", req.has_schedule_at())) {
+    c.schedule_at.reset();
+    if (req.has_schedule_at()) {
+      ASSIGN_OR_RETURN(c.schedule_at,
+                       FromProto(req.schedule_at(), "schedule_at"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void Api::RegisterCampaigns(Registrar& r) {
+  using S = v1::CampaignService::AsyncService;
+  S* s = &campaign_service_;
+  r.Unary(s, &S::RequestCreateCampaign, Bind(this, &Api::CreateCampaign));
+  r.Unary(s, &S::RequestGetCampaignStats, NotYet(kBillingLater));
+  r.Unary(s, &S::RequestGetCampaign, Bind(this, &Api::GetCampaign));
+  r.Unary(s, &S::RequestListCampaigns, Bind(this, &Api::ListCampaigns));
+  r.Unary(s, &S::RequestUpdateCampaign, Bind(this, &Api::UpdateCampaign));
+  r.Unary(s, &S::RequestDeleteCampaign, Bind(this, &Api::DeleteCampaign));
+  r.Unary(s, &S::RequestStartCampaign, NotYet(kLifecycleLater));
+  r.Unary(s, &S::RequestConfirmCampaign, NotYet(kLifecycleLater));
+  r.Unary(s, &S::RequestPauseCampaign, NotYet(kLifecycleLater));
+  r.Unary(s, &S::RequestResumeCampaign, NotYet(kLifecycleLater));
+  r.Unary(s, &S::RequestCancelCampaign, NotYet(kLifecycleLater));
+  r.Unary(s, &S::RequestRetryFailed, NotYet(kLifecycleLater));
+  r.Unary(s, &S::RequestEstimateCost, NotYet(kBillingLater));
+  r.UnimplementedServerStream(s, &S::RequestWatchCampaign, kWatchLater);
+  r.UnimplementedClientStream(s, &S::RequestImportRecipients, kAudienceLater);
+  r.Unary(s, &S::RequestListRecipients, NotYet(kAudienceLater));
+}
+
+void Api::CreateCampaign(const RpcContext& ctx,
+                         const v1::CreateCampaignRequest& req,
+                         Reply<v1::Campaign> reply) {
+  Campaign c;
+  c.id = NewId(kCampaignPrefix);
+  c.account_id = ctx.principal.account_id;
+  c.status = CampaignStatus::kDraft;
+  c.created_at = c.updated_at =
+      absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  absl::Status status = ApplyCampaignFields(
+      req, [](const char*, bool present) { return present; }, c);
+  if (status.ok()) status = ValidateCampaignSpec(c);
+  if (!status.ok()) return reply(status);
+  if (req.start()) {
+    return reply(absl::UnimplementedError(
+        "start: true arrives with the dispatch engine; create the campaign "
+        "without it"));
+  }
+  store_->CreateCampaign(std::move(c),
+                         {"CreateCampaign", req.request_id(), RequestHash(req)},
+                         Convert<v1::Campaign, Campaign>(std::move(reply)));
+}
+
+void Api::GetCampaign(const RpcContext& ctx, const v1::GetCampaignRequest& req,
+                      Reply<v1::Campaign> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  ReplyWith(store_->GetCampaign(ctx.principal.account_id, req.id()), reply);
+}
+
+void Api::ListCampaigns(const RpcContext& ctx,
+                        const v1::ListCampaignsRequest& req,
+                        Reply<v1::ListCampaignsResponse> reply) {
+  absl::StatusOr<PageRequest> page =
+      MakePageRequest(req.page(), req.limit(), req.page_token());
+  if (!page.ok()) return reply(page.status());
+  absl::StatusOr<CampaignStatus> status =
+      CampaignStatusFromProto(req.status(), "status");
+  if (!status.ok()) return reply(status.status());
+  absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
+  if (!channel.ok()) return reply(channel.status());
+  CampaignFilter filter;
+  filter.status = *status;
+  filter.channel = *channel;
+  filter.sender_id = req.sender_id();
+  ReplyPage(store_->ListCampaigns(ctx.principal.account_id, filter, *page),
+            reply, [](v1::ListCampaignsResponse& r) { return r.add_items(); });
+}
+
+void Api::UpdateCampaign(const RpcContext& ctx,
+                         const v1::UpdateCampaignRequest& req,
+                         Reply<v1::Campaign> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  absl::StatusOr<std::set<std::string>> paths =
+      MaskPaths(req.update_mask(), UpdatableFields());
+  if (!paths.ok()) return reply(paths.status());
+  // Check the request's own fields before touching storage, so bad input is
+  // INVALID_ARGUMENT whatever the campaign's state.
+  Campaign probe;
+  if (absl::Status s = ApplyCampaignFields(
+          req, [](const char*, bool present) { return present; }, probe);
+      !s.ok()) {
+    return reply(s);
+  }
+  store_->UpdateCampaign(
+      ctx.principal.account_id, req.id(),
+      [req, paths = *std::move(paths)](Campaign& c) {
+        const bool masked = req.has_update_mask();
+        return ApplyCampaignFields(
+            req,
+            [&](const char* field, bool present) {
+              return masked ? paths.count(field) > 0 : present;
+            },
+            c);
+      },
+      Convert<v1::Campaign, Campaign>(std::move(reply)));
+}
+
+void Api::DeleteCampaign(const RpcContext& ctx,
+                         const v1::DeleteCampaignRequest& req,
+                         Reply<google::protobuf::Empty> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  store_->DeleteCampaign(ctx.principal.account_id, req.id(),
+                         ReplyEmpty(std::move(reply)));
+}
+
+}  // namespace campaigns::api

@@ -1,0 +1,220 @@
+// TemplateService and SenderService handlers.
+#include "absl/strings/ascii.h"
+#include "server/api/api.h"
+#include "server/api/handler_util.h"
+#include "server/domain/ids.h"
+
+namespace campaigns::api {
+namespace {
+
+// Provider adapters this build has. The simulator is the default; real
+// adapters join this list as they are built.
+const std::set<std::string>& KnownProviders() {
+  static const auto* const kProviders = new std::set<std::string>{"simulator"};
+  return *kProviders;
+}
+
+absl::Time NowMicros() {
+  return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+}
+
+}  // namespace
+
+void Api::RegisterCatalog(Registrar& r) {
+  using T = v1::TemplateService::AsyncService;
+  T* t = &template_service_;
+  r.Unary(t, &T::RequestCreateTemplate, Bind(this, &Api::CreateTemplate));
+  r.Unary(t, &T::RequestGetTemplate, Bind(this, &Api::GetTemplate));
+  r.Unary(t, &T::RequestListTemplates, Bind(this, &Api::ListTemplates));
+  r.Unary(t, &T::RequestUpdateTemplate, Bind(this, &Api::UpdateTemplate));
+  r.Unary(t, &T::RequestDeleteTemplate, Bind(this, &Api::DeleteTemplate));
+  r.Unary(t, &T::RequestSetTemplateStatus, Bind(this, &Api::SetTemplateStatus));
+
+  using S = v1::SenderService::AsyncService;
+  S* s = &sender_service_;
+  r.Unary(s, &S::RequestRegisterSender, Bind(this, &Api::RegisterSender));
+  r.Unary(s, &S::RequestGetSender, Bind(this, &Api::GetSender));
+  r.Unary(s, &S::RequestListSenders, Bind(this, &Api::ListSenders));
+  r.Unary(s, &S::RequestDeleteSender, Bind(this, &Api::DeleteSender));
+}
+
+// --- Templates ---------------------------------------------------------------
+
+void Api::CreateTemplate(const RpcContext& ctx,
+                         const v1::CreateTemplateRequest& req,
+                         Reply<v1::Template> reply) {
+  absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
+  if (!channel.ok()) return reply(channel.status());
+  Template t;
+  t.id = NewId(kTemplatePrefix);
+  t.account_id = ctx.principal.account_id;
+  t.name = req.name();
+  t.language = req.language();
+  t.channel = *channel;
+  t.body = req.body();
+  t.components = ComponentsFromProto(req.components());
+  t.status = TemplateStatus::kPending;
+  t.created_at = t.updated_at = NowMicros();
+  if (absl::Status s = ValidateTemplate(t); !s.ok()) return reply(s);
+  store_->CreateTemplate(std::move(t),
+                         {"CreateTemplate", req.request_id(), RequestHash(req)},
+                         Convert<v1::Template, Template>(std::move(reply)));
+}
+
+void Api::GetTemplate(const RpcContext& ctx, const v1::GetTemplateRequest& req,
+                      Reply<v1::Template> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  ReplyWith(store_->GetTemplate(ctx.principal.account_id, req.id()), reply);
+}
+
+void Api::ListTemplates(const RpcContext& ctx,
+                        const v1::ListTemplatesRequest& req,
+                        Reply<v1::ListTemplatesResponse> reply) {
+  absl::StatusOr<PageRequest> page =
+      MakePageRequest(req.page(), req.limit(), req.page_token());
+  if (!page.ok()) return reply(page.status());
+  storage::TemplateFilter filter;
+  absl::StatusOr<TemplateStatus> status =
+      TemplateStatusFromProto(req.status(), "status");
+  if (!status.ok()) return reply(status.status());
+  absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
+  if (!channel.ok()) return reply(channel.status());
+  filter.status = *status;
+  filter.channel = *channel;
+  filter.name = req.name();
+  ReplyPage(store_->ListTemplates(ctx.principal.account_id, filter, *page),
+            reply, [](v1::ListTemplatesResponse& r) { return r.add_items(); });
+}
+
+void Api::UpdateTemplate(const RpcContext& ctx,
+                         const v1::UpdateTemplateRequest& req,
+                         Reply<v1::Template> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  absl::StatusOr<std::set<std::string>> paths =
+      MaskPaths(req.update_mask(), {"name", "language", "body", "components"});
+  if (!paths.ok()) return reply(paths.status());
+  const bool masked = req.has_update_mask();
+  auto wants = [&](const char* field, bool present) {
+    return masked ? paths->count(field) > 0 : present;
+  };
+  v1::UpdateTemplateRequest copy = req;
+  store_->UpdateTemplate(
+      ctx.principal.account_id, req.id(),
+      [copy = std::move(copy), name = wants("name", !req.name().empty()),
+       language = wants("language", !req.language().empty()),
+       body = wants("body", !req.body().empty()),
+       components = wants("components", req.components_size() > 0)](
+          Template& t) -> absl::Status {
+        if (name) t.name = copy.name();
+        if (language) t.language = copy.language();
+        const bool content_changed =
+            (body && copy.body() != t.body) || components;
+        if (body) t.body = copy.body();
+        if (components) t.components = ComponentsFromProto(copy.components());
+        // New content needs a new approval.
+        if (content_changed && t.status == TemplateStatus::kApproved) {
+          t.status = TemplateStatus::kPending;
+        }
+        return absl::OkStatus();
+      },
+      Convert<v1::Template, Template>(std::move(reply)));
+}
+
+void Api::DeleteTemplate(const RpcContext& ctx,
+                         const v1::DeleteTemplateRequest& req,
+                         Reply<google::protobuf::Empty> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  store_->DeleteTemplate(ctx.principal.account_id, req.id(),
+                         ReplyEmpty(std::move(reply)));
+}
+
+void Api::SetTemplateStatus(const RpcContext& ctx,
+                            const v1::SetTemplateStatusRequest& req,
+                            Reply<v1::Template> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  absl::StatusOr<TemplateStatus> status =
+      TemplateStatusFromProto(req.status(), "status");
+  if (!status.ok()) return reply(status.status());
+  if (*status == TemplateStatus::kUnspecified) {
+    return reply(errors::InvalidField("status", "is required"));
+  }
+  // Admins (and provider sync, which uses an admin key) review the templates
+  // of every account; nobody approves their own.
+  if (!ctx.principal.admin) {
+    return reply(errors::PermissionDenied(
+        "SetTemplateStatus needs an admin account's API key"));
+  }
+  absl::StatusOr<Template> existing = store_->GetTemplate("", req.id());
+  if (!existing.ok()) return reply(existing.status());
+  store_->UpdateTemplate(
+      existing->account_id, req.id(),
+      [status = *status, reason = req.rejection_reason()](Template& t) {
+        t.status = status;
+        t.rejection_reason =
+            status == TemplateStatus::kRejected ? reason : std::string();
+        return absl::OkStatus();
+      },
+      Convert<v1::Template, Template>(std::move(reply)));
+}
+
+// --- Senders
+// -------------------------------------------------------------------
+
+void Api::RegisterSender(const RpcContext& ctx,
+                         const v1::RegisterSenderRequest& req,
+                         Reply<v1::Sender> reply) {
+  absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
+  if (!channel.ok()) return reply(channel.status());
+  absl::StatusOr<SenderTier> tier = SenderTierFromProto(req.tier(), "tier");
+  if (!tier.ok()) return reply(tier.status());
+  Sender s;
+  s.id = NewId(kSenderPrefix);
+  s.account_id = ctx.principal.account_id;
+  s.sender_id = std::string(absl::StripAsciiWhitespace(req.sender_id()));
+  s.channel = *channel;
+  s.tier = *tier == SenderTier::kUnspecified ? SenderTier::kTier1k : *tier;
+  s.verified = req.verified();
+  s.provider = req.provider().empty() ? "simulator" : req.provider();
+  s.created_at = s.updated_at = NowMicros();
+  if (absl::Status st = ValidateSender(s); !st.ok()) return reply(st);
+  if (KnownProviders().count(s.provider) == 0) {
+    return reply(errors::InvalidField(
+        "provider", absl::StrCat("unknown provider ", s.provider, "; known: ",
+                                 absl::StrJoin(KnownProviders(), ", "))));
+  }
+  if (s.channel == Channel::kEmail &&
+      s.sender_id.find('@') == std::string::npos) {
+    return reply(errors::InvalidField(
+        "sender_id", "an email sender must be an email address"));
+  }
+  store_->RegisterSender(std::move(s),
+                         {"RegisterSender", req.request_id(), RequestHash(req)},
+                         Convert<v1::Sender, Sender>(std::move(reply)));
+}
+
+void Api::GetSender(const RpcContext& ctx, const v1::GetSenderRequest& req,
+                    Reply<v1::Sender> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  ReplyWith(store_->GetSender(ctx.principal.account_id, req.id()), reply);
+}
+
+void Api::ListSenders(const RpcContext& ctx, const v1::ListSendersRequest& req,
+                      Reply<v1::ListSendersResponse> reply) {
+  absl::StatusOr<PageRequest> page =
+      MakePageRequest(req.page(), req.limit(), req.page_token());
+  if (!page.ok()) return reply(page.status());
+  absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
+  if (!channel.ok()) return reply(channel.status());
+  ReplyPage(store_->ListSenders(ctx.principal.account_id, *channel, *page),
+            reply, [](v1::ListSendersResponse& r) { return r.add_items(); });
+}
+
+void Api::DeleteSender(const RpcContext& ctx,
+                       const v1::DeleteSenderRequest& req,
+                       Reply<google::protobuf::Empty> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  store_->DeleteSender(ctx.principal.account_id, req.id(),
+                       ReplyEmpty(std::move(reply)));
+}
+
+}  // namespace campaigns::api

@@ -1,0 +1,222 @@
+#include "server/api/convert.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "server/domain/errors.h"
+#include "server/domain/ids.h"
+#include "server/domain/rules.h"
+
+namespace campaigns::api {
+namespace {
+
+// Earliest/latest instants google.protobuf.Timestamp allows.
+constexpr int64_t kMinSeconds = -62135596800;
+constexpr int64_t kMaxSeconds = 253402300799;
+
+template <typename E>
+absl::StatusOr<E> EnumFromProto(int value, int max, const char* field) {
+  if (value < 0 || value > max) {
+    return errors::InvalidField(field, absl::StrCat("unknown value ", value));
+  }
+  return static_cast<E>(value);
+}
+
+}  // namespace
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp out;
+  const int64_t us = absl::ToUnixMicros(t);
+  int64_t seconds = us / 1000000;
+  int64_t micros = us % 1000000;
+  if (micros < 0) {
+    micros += 1000000;
+    --seconds;
+  }
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>(micros * 1000));
+  return out;
+}
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
+  out.set_seconds(ns / 1000000000);
+  out.set_nanos(static_cast<int32_t>(ns % 1000000000));
+  return out;
+}
+
+absl::StatusOr<absl::Time> FromProto(const google::protobuf::Timestamp& t,
+                                     const char* field) {
+  if (t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds || t.nanos() < 0 ||
+      t.nanos() > 999999999) {
+    return errors::InvalidField(field, "is not a valid timestamp");
+  }
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+absl::StatusOr<absl::Duration> FromProto(const google::protobuf::Duration& d,
+                                         const char* field) {
+  if (d.seconds() < -315576000000 || d.seconds() > 315576000000 ||
+      d.nanos() < -999999999 || d.nanos() > 999999999 ||
+      (d.seconds() > 0 && d.nanos() < 0) ||
+      (d.seconds() < 0 && d.nanos() > 0)) {
+    return errors::InvalidField(field, "is not a valid duration");
+  }
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+absl::StatusOr<Channel> ChannelFromProto(int value, const char* field) {
+  return EnumFromProto<Channel>(value, kChannelMax, field);
+}
+absl::StatusOr<CampaignStatus> CampaignStatusFromProto(int value,
+                                                       const char* field) {
+  return EnumFromProto<CampaignStatus>(value, kCampaignStatusMax, field);
+}
+absl::StatusOr<TemplateStatus> TemplateStatusFromProto(int value,
+                                                       const char* field) {
+  return EnumFromProto<TemplateStatus>(value, kTemplateStatusMax, field);
+}
+absl::StatusOr<SenderTier> SenderTierFromProto(int value, const char* field) {
+  return EnumFromProto<SenderTier>(value, kSenderTierMax, field);
+}
+
+void ToProto(const Account& a, v1::Account* out) {
+  out->set_id(a.id);
+  out->set_name(a.name);
+  out->set_admin(a.admin);
+  out->set_currency(a.currency);
+  out->set_credits_balance(a.credits_balance);
+  out->set_credits_reserved(a.credits_reserved);
+  out->set_credit_unit("micro");
+  *out->mutable_created_at() = ToProto(a.created_at);
+  *out->mutable_updated_at() = ToProto(a.updated_at);
+}
+
+void ToProto(const ApiKey& k, v1::ApiKey* out) {
+  out->set_id(k.id);
+  out->set_account_id(k.account_id);
+  out->set_name(k.name);
+  out->set_prefix(k.prefix);
+  out->set_revoked(k.revoked_at.has_value());
+  *out->mutable_created_at() = ToProto(k.created_at);
+  if (k.revoked_at) *out->mutable_revoked_at() = ToProto(*k.revoked_at);
+}
+
+void ToProto(const Template& t, v1::Template* out) {
+  out->set_id(t.id);
+  out->set_name(t.name);
+  out->set_language(t.language);
+  out->set_channel(static_cast<v1::Channel>(t.channel));
+  out->set_body(t.body);
+  for (const TemplateComponent& c : t.components) {
+    v1::TemplateComponent* pc = out->add_components();
+    pc->set_type(c.type);
+    pc->set_format(c.format);
+    pc->set_text(c.text);
+    for (const TemplateParameter& p : c.parameters) {
+      v1::TemplateParameter* pp = pc->add_parameters();
+      pp->set_type(p.type);
+      pp->set_text(p.text);
+    }
+  }
+  out->set_status(static_cast<v1::Template::Status>(t.status));
+  out->set_rejection_reason(t.rejection_reason);
+  for (const std::string& p : TemplatePlaceholders(t)) out->add_placeholders(p);
+  *out->mutable_created_at() = ToProto(t.created_at);
+  *out->mutable_updated_at() = ToProto(t.updated_at);
+}
+
+void ToProto(const Sender& s, v1::Sender* out) {
+  out->set_id(s.id);
+  out->set_sender_id(s.sender_id);
+  out->set_channel(static_cast<v1::Channel>(s.channel));
+  out->set_tier(static_cast<v1::Sender::Tier>(s.tier));
+  out->set_verified(s.verified);
+  out->set_provider(s.provider);
+  out->set_rate_per_second(TierRatePerSecond(s.tier));
+  *out->mutable_created_at() = ToProto(s.created_at);
+  *out->mutable_updated_at() = ToProto(s.updated_at);
+}
+
+void ToProto(const CampaignStats& s, v1::CampaignStats* out) {
+  out->set_total(s.total);
+  out->set_queued(s.queued);
+  out->set_sent(s.sent);
+  out->set_delivered(s.delivered);
+  out->set_read(s.read);
+  out->set_failed(s.failed);
+  out->set_skipped(s.skipped);
+}
+
+void ToProto(const Campaign& c, v1::Campaign* out) {
+  out->set_id(c.id);
+  out->set_name(c.name);
+  out->set_channel(static_cast<v1::Channel>(c.channel));
+  out->set_sender_id(c.sender_id);
+  out->set_body(c.body);
+  out->set_template_id(c.template_id);
+  out->set_template_name(c.template_name);
+  out->set_template_lang(c.template_lang);
+  out->mutable_variable_mapping()->insert(c.variable_mapping.begin(),
+                                          c.variable_mapping.end());
+  out->set_contact_list_id(c.contact_list_id);
+  for (const std::string& t : c.tags) out->add_tags(t);
+  for (const std::string& id : c.contact_ids) out->add_contact_ids(id);
+  out->set_status(static_cast<v1::Campaign::Status>(c.status));
+  out->set_pause_reason(c.pause_reason);
+  out->set_failure_reason(c.failure_reason);
+  ToProto(c.stats, out->mutable_stats());
+  out->set_batch_size(c.batch_size);
+  *out->mutable_batch_delay() = ToProto(c.batch_delay);
+  out->set_rate_limit_per_second(c.rate_limit_per_second);
+  if (c.validity_period) {
+    *out->mutable_validity_period() = ToProto(*c.validity_period);
+  }
+  if (c.max_lateness) *out->mutable_max_lateness() = ToProto(*c.max_lateness);
+  if (c.schedule_at) *out->mutable_schedule_at() = ToProto(*c.schedule_at);
+  if (c.started_at) *out->mutable_started_at() = ToProto(*c.started_at);
+  if (c.sent_at) *out->mutable_sent_at() = ToProto(*c.sent_at);
+  if (c.completed_at) *out->mutable_completed_at() = ToProto(*c.completed_at);
+  if (c.cancelled_at) *out->mutable_cancelled_at() = ToProto(*c.cancelled_at);
+  *out->mutable_created_at() = ToProto(c.created_at);
+  *out->mutable_updated_at() = ToProto(c.updated_at);
+}
+
+std::vector<TemplateComponent> ComponentsFromProto(
+    const google::protobuf::RepeatedPtrField<v1::TemplateComponent>& in) {
+  std::vector<TemplateComponent> out;
+  for (const v1::TemplateComponent& pc : in) {
+    TemplateComponent c;
+    c.type = pc.type();
+    c.format = pc.format();
+    c.text = pc.text();
+    for (const v1::TemplateParameter& pp : pc.parameters()) {
+      c.parameters.push_back({pp.type(), pp.text()});
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::string RequestHash(const google::protobuf::Message& request) {
+  std::unique_ptr<google::protobuf::Message> copy(request.New());
+  copy->CopyFrom(request);
+  if (const auto* field =
+          copy->GetDescriptor()->FindFieldByName("request_id")) {
+    copy->GetReflection()->ClearField(copy.get(), field);
+  }
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    copy->SerializeToCodedStream(&coded);
+  }
+  return Sha256Hex(bytes);
+}
+
+}  // namespace campaigns::api

@@ -1,0 +1,58 @@
+// Conversions between campaigns.v1 protos and domain values.
+//
+// Enum conversions check the range and report the field on failure, so a
+// number outside the proto enum is INVALID_ARGUMENT naming the field.
+// Thread-safe (pure functions).
+#ifndef CAMPAIGND_SERVER_API_CONVERT_H_
+#define CAMPAIGND_SERVER_API_CONVERT_H_
+
+#include <google/protobuf/duration.pb.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/timestamp.pb.h>
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "campaigns/v1/account.pb.h"
+#include "campaigns/v1/campaign.pb.h"
+#include "campaigns/v1/sender.pb.h"
+#include "campaigns/v1/template.pb.h"
+#include "server/domain/model.h"
+
+namespace campaigns::api {
+
+google::protobuf::Timestamp ToProto(absl::Time t);
+google::protobuf::Duration ToProto(absl::Duration d);
+absl::StatusOr<absl::Time> FromProto(const google::protobuf::Timestamp& t,
+                                     const char* field);
+absl::StatusOr<absl::Duration> FromProto(const google::protobuf::Duration& d,
+                                         const char* field);
+
+// Enum checks: 0 (unspecified) is allowed here; callers that require a value
+// check for it.
+absl::StatusOr<Channel> ChannelFromProto(int value, const char* field);
+absl::StatusOr<CampaignStatus> CampaignStatusFromProto(int value,
+                                                       const char* field);
+absl::StatusOr<TemplateStatus> TemplateStatusFromProto(int value,
+                                                       const char* field);
+absl::StatusOr<SenderTier> SenderTierFromProto(int value, const char* field);
+
+void ToProto(const Account& a, v1::Account* out);
+void ToProto(const ApiKey& k, v1::ApiKey* out);
+void ToProto(const Template& t, v1::Template* out);
+void ToProto(const Sender& s, v1::Sender* out);
+void ToProto(const Campaign& c, v1::Campaign* out);
+void ToProto(const CampaignStats& s, v1::CampaignStats* out);
+
+std::vector<TemplateComponent> ComponentsFromProto(
+    const google::protobuf::RepeatedPtrField<v1::TemplateComponent>& in);
+
+// SHA-256 of `request` serialized deterministically with its request_id
+// field cleared: what idempotency compares.
+std::string RequestHash(const google::protobuf::Message& request);
+
+}  // namespace campaigns::api
+
+#endif  // CAMPAIGND_SERVER_API_CONVERT_H_

@@ -1,0 +1,88 @@
+// Small helpers shared by the handler files. Private to server/api.
+#ifndef CAMPAIGND_SERVER_API_HANDLER_UTIL_H_
+#define CAMPAIGND_SERVER_API_HANDLER_UTIL_H_
+
+#include <google/protobuf/empty.pb.h>
+#include <google/protobuf/field_mask.pb.h>
+
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/api/call.h"
+#include "server/api/convert.h"
+#include "server/domain/errors.h"
+#include "server/domain/rules.h"
+
+namespace campaigns::api {
+
+// Replies with the conversion of `value`, or its error.
+template <typename Proto, typename T>
+void ReplyWith(const absl::StatusOr<T>& value, const Reply<Proto>& reply) {
+  if (!value.ok()) return reply(value.status());
+  Proto out;
+  ToProto(*value, &out);
+  reply(std::move(out));
+}
+
+// A callback for the Store that converts its value and replies.
+template <typename Proto, typename T>
+std::function<void(absl::StatusOr<T>)> Convert(Reply<Proto> reply) {
+  return [reply = std::move(reply)](absl::StatusOr<T> value) {
+    ReplyWith<Proto, T>(value, reply);
+  };
+}
+
+// A status callback for the Store that replies Empty.
+inline std::function<void(absl::Status)> ReplyEmpty(
+    Reply<google::protobuf::Empty> reply) {
+  return [reply = std::move(reply)](absl::Status status) {
+    if (!status.ok()) return reply(status);
+    reply(google::protobuf::Empty());
+  };
+}
+
+// Fills a list response (items, total, page, limit, has_more,
+// next_page_token) from a page of domain values.
+template <typename Resp, typename T, typename AddFn>
+void ReplyPage(const absl::StatusOr<Page<T>>& page, const Reply<Resp>& reply,
+               AddFn add) {
+  if (!page.ok()) return reply(page.status());
+  Resp out;
+  for (const T& item : page->items) ToProto(item, add(out));
+  out.set_total(page->total);
+  out.set_page(page->page);
+  out.set_limit(page->limit);
+  out.set_has_more(page->has_more);
+  if (page->has_more) {
+    out.set_next_page_token(EncodePageToken({page->page, page->limit}));
+  }
+  reply(std::move(out));
+}
+
+inline absl::Status RequireId(const std::string& id, const char* field = "id") {
+  if (id.empty()) return errors::InvalidField(field, "is required");
+  return absl::OkStatus();
+}
+
+// The set of paths of `mask`, each checked against `allowed`.
+inline absl::StatusOr<std::set<std::string>> MaskPaths(
+    const google::protobuf::FieldMask& mask,
+    const std::set<std::string>& allowed) {
+  std::set<std::string> paths;
+  for (const std::string& p : mask.paths()) {
+    if (allowed.count(p) == 0) {
+      return errors::InvalidField(
+          "update_mask", absl::StrCat("cannot update ", p, "; updatable: ",
+                                      absl::StrJoin(allowed, ", ")));
+    }
+    paths.insert(p);
+  }
+  return paths;
+}
+
+}  // namespace campaigns::api
+
+#endif  // CAMPAIGND_SERVER_API_HANDLER_UTIL_H_

@@ -1,0 +1,162 @@
+// The entities of campaignd as plain C++ values: what storage reads and
+// writes and what server/api converts to and from protobuf.
+//
+// Values only: no behaviour beyond trivial helpers; not synchronised (copy
+// them between threads).
+#ifndef CAMPAIGND_SERVER_DOMAIN_MODEL_H_
+#define CAMPAIGND_SERVER_DOMAIN_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "server/domain/types.h"
+
+namespace campaigns {
+
+struct Account {
+  std::string id;
+  std::string name;
+  bool admin = false;
+  std::string currency = "EUR";
+  int64_t credits_balance = 0;   // micro-credits
+  int64_t credits_reserved = 0;  // micro-credits
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+struct ApiKey {
+  std::string id;
+  std::string account_id;
+  std::string name;
+  std::string prefix;    // first characters of the secret
+  std::string key_hash;  // Sha256Hex(secret)
+  absl::Time created_at;
+  std::optional<absl::Time> revoked_at;
+};
+
+// Who is calling: the result of authenticating an API key.
+struct Principal {
+  std::string account_id;
+  std::string key_id;
+  bool admin = false;
+};
+
+struct TemplateParameter {
+  std::string type;
+  std::string text;
+};
+
+struct TemplateComponent {
+  std::string type;
+  std::string format;
+  std::string text;
+  std::vector<TemplateParameter> parameters;
+};
+
+struct Template {
+  std::string id;
+  std::string account_id;
+  std::string name;
+  std::string language;
+  Channel channel = Channel::kUnspecified;
+  std::string body;
+  std::vector<TemplateComponent> components;
+  TemplateStatus status = TemplateStatus::kPending;
+  std::string rejection_reason;
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+struct Sender {
+  std::string id;
+  std::string account_id;
+  std::string sender_id;  // the visible id
+  Channel channel = Channel::kUnspecified;
+  SenderTier tier = SenderTier::kTier1k;
+  bool verified = false;
+  std::string provider = "simulator";
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+struct CampaignStats {
+  int64_t total = 0;
+  int64_t queued = 0;
+  int64_t sent = 0;
+  int64_t delivered = 0;
+  int64_t read = 0;
+  int64_t failed = 0;
+  int64_t skipped = 0;
+};
+
+// Defaults of a campaign's dispatch settings.
+inline constexpr int32_t kDefaultBatchSize = 100;
+inline constexpr int32_t kMaxBatchSize = 10000;
+
+struct Campaign {
+  std::string id;
+  std::string account_id;
+  std::string name;
+  Channel channel = Channel::kUnspecified;
+  std::string sender_id;   // visible sender id
+  std::string sender_ref;  // the registered sender's snd_ id
+  std::string body;
+  std::string template_id;
+  std::string template_name;  // resolved from template_id
+  std::string template_lang;
+  std::map<std::string, std::string> variable_mapping;
+  // Audience: at most one of these; none = imported recipients.
+  std::string contact_list_id;
+  std::vector<std::string> tags;
+  std::vector<std::string> contact_ids;
+
+  CampaignStatus status = CampaignStatus::kDraft;
+  std::string pause_reason;
+  std::string failure_reason;
+  CampaignStats stats;
+
+  int32_t batch_size = kDefaultBatchSize;
+  absl::Duration batch_delay = absl::ZeroDuration();
+  int32_t rate_limit_per_second = 0;  // 0 = sender's tier
+  std::optional<absl::Duration> validity_period;
+  std::optional<absl::Duration> max_lateness;
+  std::optional<absl::Time> schedule_at;
+
+  std::optional<absl::Time> started_at;
+  std::optional<absl::Time> sent_at;
+  std::optional<absl::Time> completed_at;
+  std::optional<absl::Time> cancelled_at;
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+// Filters of ListCampaigns; unset members do not filter.
+struct CampaignFilter {
+  CampaignStatus status = CampaignStatus::kUnspecified;
+  Channel channel = Channel::kUnspecified;
+  std::string sender_id;  // visible id or snd_ id
+};
+
+// One page of a listing: `limit` items starting at `offset`.
+struct PageRequest {
+  int32_t page = 1;
+  int32_t limit = 20;
+  int64_t offset() const { return int64_t{page - 1} * limit; }
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  int64_t total = 0;
+  int32_t page = 1;
+  int32_t limit = 20;
+  bool has_more = false;
+};
+
+}  // namespace campaigns
+
+#endif  // CAMPAIGND_SERVER_DOMAIN_MODEL_H_

@@ -1,0 +1,303 @@
+#include "server/domain/rules.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "server/domain/errors.h"
+
+namespace campaigns {
+namespace {
+
+constexpr absl::string_view kPageTokenPrefix = "p1:";
+
+bool IsValidEnum(int value, int max) { return value > 0 && value <= max; }
+
+}  // namespace
+
+absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
+                                            const std::string& page_token) {
+  PageRequest req;
+  if (limit < 0) return errors::InvalidField("limit", "must not be negative");
+  if (limit > kMaxPageLimit) {
+    return errors::InvalidField(
+        "limit", absl::StrCat("must be at most ", kMaxPageLimit));
+  }
+  if (page < 0) return errors::InvalidField("page", "must not be negative");
+  req.limit = limit == 0 ? kDefaultPageLimit : limit;
+  req.page = page == 0 ? 1 : page;
+  if (!page_token.empty()) {
+    std::string decoded;
+    int32_t token_page = 0;
+    if (!absl::WebSafeBase64Unescape(page_token, &decoded)) {
+      return errors::InvalidField("page_token", "is not a valid page token");
+    }
+    absl::string_view rest(decoded);
+    if (!absl::ConsumePrefix(&rest, kPageTokenPrefix) ||
+        !absl::SimpleAtoi(rest, &token_page) || token_page < 1) {
+      return errors::InvalidField("page_token", "is not a valid page token");
+    }
+    req.page = token_page;
+  }
+  if (req.offset() > int64_t{1} << 40) {
+    return errors::InvalidField("page", "is too large");
+  }
+  return req;
+}
+
+std::string EncodePageToken(const PageRequest& page) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(kPageTokenPrefix, page.page + 1));
+}
+
+std::vector<std::string> ExtractPlaceholders(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = text.find("{{", pos)) != std::string::npos) {
+    size_t end = text.find("}}", pos + 2);
+    if (end == std::string::npos) break;
+    std::string name(
+        absl::StripAsciiWhitespace(text.substr(pos + 2, end - pos - 2)));
+    if (!name.empty() && std::find(out.begin(), out.end(), name) == out.end()) {
+      out.push_back(std::move(name));
+    }
+    pos = end + 2;
+  }
+  return out;
+}
+
+std::vector<std::string> TemplatePlaceholders(const Template& t) {
+  std::vector<std::string> out = ExtractPlaceholders(t.body);
+  auto add = [&out](const std::string& text) {
+    for (std::string& p : ExtractPlaceholders(text)) {
+      if (std::find(out.begin(), out.end(), p) == out.end()) {
+        out.push_back(std::move(p));
+      }
+    }
+  };
+  for (const TemplateComponent& c : t.components) {
+    add(c.text);
+    for (const TemplateParameter& p : c.parameters) add(p.text);
+  }
+  return out;
+}
+
+namespace {
+
+// Placeholder names: digits, or letters/digits/underscore/dot/hyphen.
+absl::Status CheckPlaceholders(absl::string_view field,
+                               const std::string& text) {
+  size_t pos = 0;
+  while ((pos = text.find("{{", pos)) != std::string::npos) {
+    size_t end = text.find("}}", pos + 2);
+    if (end == std::string::npos) {
+      return errors::InvalidField(field, "has an unclosed {{ placeholder");
+    }
+    absl::string_view name = absl::StripAsciiWhitespace(
+        absl::string_view(text).substr(pos + 2, end - pos - 2));
+    if (name.empty()) {
+      return errors::InvalidField(field, "has an empty {{}} placeholder");
+    }
+    for (char ch : name) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '_' &&
+          ch != '.' && ch != '-') {
+        return errors::InvalidField(
+            field, absl::StrCat("placeholder {{", name,
+                                "}} may contain only letters, digits, _ . -"));
+      }
+    }
+    pos = end + 2;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckName(absl::string_view field, const std::string& name) {
+  if (absl::StripAsciiWhitespace(name).empty()) {
+    return errors::InvalidField(field, "is required");
+  }
+  if (name.size() > kMaxNameLength) {
+    return errors::InvalidField(
+        field, absl::StrCat("must be at most ", kMaxNameLength, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckChannel(int value) {
+  if (value == 0) return errors::InvalidField("channel", "is required");
+  if (!IsValidEnum(value, kChannelMax)) {
+    return errors::InvalidField("channel", "is not a known channel");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateTemplate(const Template& t) {
+  RETURN_IF_ERROR(CheckName("name", t.name));
+  RETURN_IF_ERROR(CheckChannel(static_cast<int>(t.channel)));
+  if (t.language.empty())
+    return errors::InvalidField("language", "is required");
+  if (t.language.size() > 16) {
+    return errors::InvalidField("language",
+                                "must be a language code like en_US");
+  }
+  if (t.body.empty() && t.components.empty()) {
+    return errors::InvalidField("body", "body or components is required");
+  }
+  if (t.body.size() > kMaxBodyLength) {
+    return errors::InvalidField("body", "is too long");
+  }
+  RETURN_IF_ERROR(CheckPlaceholders("body", t.body));
+  for (size_t i = 0; i < t.components.size(); ++i) {
+    const TemplateComponent& c = t.components[i];
+    std::string base = absl::StrCat("components[", i, "]");
+    if (c.type.empty()) {
+      return errors::InvalidField(absl::StrCat(base, ".type"), "is required");
+    }
+    RETURN_IF_ERROR(CheckPlaceholders(absl::StrCat(base, ".text"), c.text));
+    for (size_t j = 0; j < c.parameters.size(); ++j) {
+      RETURN_IF_ERROR(
+          CheckPlaceholders(absl::StrCat(base, ".parameters[", j, "].text"),
+                            c.parameters[j].text));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSender(const Sender& s) {
+  if (absl::StripAsciiWhitespace(s.sender_id).empty()) {
+    return errors::InvalidField("sender_id", "is required");
+  }
+  if (s.sender_id.size() > 320) {
+    return errors::InvalidField("sender_id", "is too long");
+  }
+  RETURN_IF_ERROR(CheckChannel(static_cast<int>(s.channel)));
+  if (!IsValidEnum(static_cast<int>(s.tier), kSenderTierMax)) {
+    return errors::InvalidField("tier", "is not a known tier");
+  }
+  if (s.provider.empty()) {
+    return errors::InvalidField("provider", "is required");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCampaignSpec(const Campaign& c) {
+  RETURN_IF_ERROR(CheckName("name", c.name));
+  RETURN_IF_ERROR(CheckChannel(static_cast<int>(c.channel)));
+  if (absl::StripAsciiWhitespace(c.sender_id).empty()) {
+    return errors::InvalidField("sender_id", "is required");
+  }
+  if (!c.body.empty() && !c.template_id.empty()) {
+    return errors::InvalidField("template_id",
+                                "body and template_id are mutually exclusive");
+  }
+  if (c.body.size() > kMaxBodyLength) {
+    return errors::InvalidField("body", "is too long");
+  }
+  RETURN_IF_ERROR(CheckPlaceholders("body", c.body));
+  for (const auto& [key, value] : c.variable_mapping) {
+    if (key.empty() || value.empty()) {
+      return errors::InvalidField("variable_mapping",
+                                  "keys and values must be non-empty");
+    }
+  }
+  int audiences = (c.contact_list_id.empty() ? 0 : 1) +
+                  (c.tags.empty() ? 0 : 1) + (c.contact_ids.empty() ? 0 : 1);
+  if (audiences > 1) {
+    return errors::InvalidField(
+        "contact_list_id",
+        "contact_list_id, tags and contact_ids are mutually exclusive");
+  }
+  for (const std::string& tag : c.tags) {
+    if (tag.empty()) return errors::InvalidField("tags", "must not be empty");
+  }
+  for (const std::string& id : c.contact_ids) {
+    if (id.empty()) {
+      return errors::InvalidField("contact_ids", "must not be empty");
+    }
+  }
+  if (c.batch_size < 1 || c.batch_size > kMaxBatchSize) {
+    return errors::InvalidField(
+        "batch_size", absl::StrCat("must be between 1 and ", kMaxBatchSize));
+  }
+  if (c.batch_delay < absl::ZeroDuration() || c.batch_delay > absl::Hours(24)) {
+    return errors::InvalidField("batch_delay",
+                                "must be between 0 and 24 hours");
+  }
+  if (c.rate_limit_per_second < 0) {
+    return errors::InvalidField("rate_limit_per_second",
+                                "must not be negative");
+  }
+  if (c.validity_period && *c.validity_period <= absl::ZeroDuration()) {
+    return errors::InvalidField("validity_period", "must be positive");
+  }
+  if (c.max_lateness && *c.max_lateness < absl::ZeroDuration()) {
+    return errors::InvalidField("max_lateness", "must not be negative");
+  }
+  // Last: the 422 of seed 001 comes after every 400.
+  if (c.body.empty() && c.template_id.empty()) {
+    return errors::Validation("body", "body and template_id are both absent");
+  }
+  return absl::OkStatus();
+}
+
+bool IsEditable(CampaignStatus s) {
+  return s == CampaignStatus::kDraft || s == CampaignStatus::kScheduled;
+}
+
+bool IsFinal(CampaignStatus s) {
+  return s == CampaignStatus::kCompleted || s == CampaignStatus::kCancelled ||
+         s == CampaignStatus::kFailed;
+}
+
+absl::StatusOr<CampaignStatus> NextStatus(
+    CampaignStatus from, CampaignEvent event, absl::Time now,
+    const std::optional<absl::Time>& schedule_at,
+    const std::optional<absl::Duration>& max_lateness) {
+  using S = CampaignStatus;
+  const bool future = schedule_at.has_value() && *schedule_at > now;
+  auto illegal = [&](absl::string_view what) {
+    return errors::IllegalTransition(absl::StrCat(
+        "cannot ", what, " a campaign that is ", CampaignStatusName(from)));
+  };
+  switch (event) {
+    case CampaignEvent::kStart:
+      if (from == S::kDraft) return future ? S::kScheduled : S::kSending;
+      return illegal("start");
+    case CampaignEvent::kScheduleAlarm:
+      if (from != S::kScheduled) return illegal("fire the schedule of");
+      if (schedule_at && max_lateness && now > *schedule_at + *max_lateness) {
+        return S::kFailed;
+      }
+      return S::kSending;
+    case CampaignEvent::kPause:
+      if (from == S::kScheduled || from == S::kSending || from == S::kPaused) {
+        return S::kPaused;
+      }
+      return illegal("pause");
+    case CampaignEvent::kResume:
+      if (from == S::kPaused) return future ? S::kScheduled : S::kSending;
+      return illegal("resume");
+    case CampaignEvent::kCancel:
+      if (from == S::kDraft || from == S::kScheduled || from == S::kSending ||
+          from == S::kPaused) {
+        return S::kCancelled;
+      }
+      return illegal("cancel");
+    case CampaignEvent::kAllDispatched:
+      if (from == S::kSending) return S::kSent;
+      return illegal("finish dispatching");
+    case CampaignEvent::kAllFinal:
+      if (from == S::kSent) return S::kCompleted;
+      return illegal("complete");
+    case CampaignEvent::kFatal:
+      if (from == S::kSending) return S::kFailed;
+      return illegal("fail");
+  }
+  return illegal("change");
+}
+
+}  // namespace campaigns

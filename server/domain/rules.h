@@ -1,0 +1,95 @@
+// Validation and lifecycle rules that need no storage: request shape checks,
+// template placeholders, paging, and API.md's lifecycle table.
+//
+//   RETURN_IF_ERROR(ValidateCampaignSpec(campaign));
+//   ASSIGN_OR_RETURN(PageRequest page, MakePageRequest(req_page, req_limit,
+//                                                      req_token));
+//   ASSIGN_OR_RETURN(CampaignStatus next,
+//                    NextStatus(c.status, CampaignEvent::kPause, now, c));
+//
+// All functions are pure and thread-safe.
+#ifndef CAMPAIGND_SERVER_DOMAIN_RULES_H_
+#define CAMPAIGND_SERVER_DOMAIN_RULES_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/domain/model.h"
+
+namespace campaigns {
+
+inline constexpr int32_t kDefaultPageLimit = 20;
+inline constexpr int32_t kMaxPageLimit = 100;
+inline constexpr size_t kMaxNameLength = 200;
+inline constexpr size_t kMaxBodyLength = 65536;
+
+// page 0 = 1, limit 0 = 20; page < 0, limit < 0 or limit > 100 is
+// INVALID_ARGUMENT naming the field. A non-empty `page_token` (issued as
+// EncodePageToken) overrides `page`.
+absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
+                                            const std::string& page_token);
+// Opaque token for the page after `page` with the same limit.
+std::string EncodePageToken(const PageRequest& page);
+
+// Fills has_more/page/limit of a listing from its total.
+template <typename T>
+Page<T> MakePage(std::vector<T> items, int64_t total, const PageRequest& req) {
+  Page<T> page;
+  page.has_more = req.offset() + static_cast<int64_t>(items.size()) < total;
+  page.items = std::move(items);
+  page.total = total;
+  page.page = req.page;
+  page.limit = req.limit;
+  return page;
+}
+
+// The placeholders ("1", "name") of a text with {{1}} / {{ name }}
+// placeholders, in order of first appearance, without duplicates.
+std::vector<std::string> ExtractPlaceholders(const std::string& text);
+// All placeholders of a template's body and components.
+std::vector<std::string> TemplatePlaceholders(const Template& t);
+
+// Shape checks of a template as created or updated.
+absl::Status ValidateTemplate(const Template& t);
+
+// Shape checks of a sender registration.
+absl::Status ValidateSender(const Sender& s);
+
+// Shape checks of a campaign's user-set fields (as created or updated):
+// INVALID_ARGUMENT naming the field, or FAILED_PRECONDITION /
+// VALIDATION_ERROR when body and template are both absent. Checks needing
+// storage (sender registered, template approved) are the caller's.
+absl::Status ValidateCampaignSpec(const Campaign& c);
+
+// Campaigns may be edited in these states only.
+bool IsEditable(CampaignStatus s);
+// Final states: nothing happens to the campaign any more.
+bool IsFinal(CampaignStatus s);
+
+// Events of API.md's lifecycle table.
+enum class CampaignEvent {
+  kStart,          // StartCampaign / ConfirmCampaign
+  kScheduleAlarm,  // schedule_at reached
+  kPause,
+  kResume,
+  kCancel,
+  kAllDispatched,
+  kAllFinal,  // every recipient final, or receipt timeout
+  kFatal,
+};
+
+// The state `from` moves to on `event`, or FAILED_PRECONDITION /
+// ILLEGAL_TRANSITION. `schedule_at` decides scheduled-vs-sending for kStart
+// and kResume; `max_lateness` decides sending-vs-failed for kScheduleAlarm.
+// Pausing a paused campaign is allowed and leaves it paused.
+absl::StatusOr<CampaignStatus> NextStatus(
+    CampaignStatus from, CampaignEvent event, absl::Time now,
+    const std::optional<absl::Time>& schedule_at,
+    const std::optional<absl::Duration>& max_lateness);
+
+}  // namespace campaigns
+
+#endif  // CAMPAIGND_SERVER_DOMAIN_RULES_H_

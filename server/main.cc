@@ -1,0 +1,70 @@
+// campaignd: the campaign service. Parses flags, starts the server, waits for
+// SIGINT/SIGTERM and shuts down in order (see CampaignServer::Shutdown).
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/time/time.h"
+#include "server/server.h"
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  campaigns::ServerOptions options;
+  double shutdown_seconds = 10;
+  CLI::App app{"campaignd: self-hosted bulk-messaging campaign service"};
+  app.add_option("--listen", options.listen, "address to serve gRPC on")
+      ->capture_default_str();
+  app.add_option("--db", options.db_path, "SQLite database file")
+      ->capture_default_str();
+  app.add_option(
+         "--threads", options.cq_threads,
+         "completion queues (one polling thread each); 0 = one per core")
+      ->capture_default_str();
+  app.add_flag("--sync-full", options.synchronous_full,
+               "SQLite synchronous=FULL (survives power loss; slower)");
+  app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate chain")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", options.tls_key_file, "PEM private key")
+      ->check(CLI::ExistingFile);
+  app.add_option("--shutdown-timeout", shutdown_seconds,
+                 "seconds in-flight calls get to finish on SIGINT/SIGTERM")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    std::cerr << "--tls-cert and --tls-key go together\n";
+    return 2;
+  }
+  if (const char* key = std::getenv("CAMPAIGND_BOOTSTRAP_KEY")) {
+    options.bootstrap_key = key;
+  }
+
+  // Block the shutdown signals in every thread; main waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = campaigns::CampaignServer::Start(options);
+  if (!server.ok()) {
+    spdlog::critical("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  if (!(*server)->bootstrap_secret().empty()) {
+    std::cerr << "\nNew database: created the admin account.\n"
+              << "Admin API key (shown once, keep it safe):\n  "
+              << (*server)->bootstrap_secret() << "\n\n";
+  }
+  spdlog::info("campaignd listening on {} (port {}), database {}",
+               options.listen, (*server)->port(), options.db_path);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {} received: shutting down", sig);
+  (*server)->Shutdown(absl::Seconds(shutdown_seconds));
+  spdlog::info("shutdown complete");
+  return 0;
+}

@@ -1,0 +1,137 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "server/domain/ids.h"
+
+namespace campaigns {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
+    const ServerOptions& options) {
+  std::unique_ptr<CampaignServer> s(new CampaignServer());
+
+  storage::DatabaseOptions db_options;
+  db_options.path = options.db_path;
+  db_options.synchronous_full = options.synchronous_full;
+  absl::StatusOr<std::unique_ptr<storage::Database>> db =
+      storage::Database::Open(db_options);
+  if (!db.ok()) return db.status();
+  s->db_ = *std::move(db);
+  s->store_ = std::make_unique<storage::Store>(s->db_.get());
+
+  const std::string secret =
+      options.bootstrap_key.empty() ? NewSecret() : options.bootstrap_key;
+  absl::StatusOr<bool> created = s->store_->BootstrapAdmin(secret);
+  if (!created.ok()) return created.status();
+  if (*created && options.bootstrap_key.empty()) s->bootstrap_secret_ = secret;
+
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      grpc::InsecureServerCredentials();
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadFile(options.tls_cert_file);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadFile(options.tls_key_file);
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+
+  s->api_ = std::make_unique<api::Api>(s->store_.get());
+  api::Api* api_ptr = s->api_.get();
+  s->env_.authenticate = [api_ptr](const grpc::ServerContext& ctx) {
+    return api_ptr->Authenticate(ctx);
+  };
+  s->registrar_ = std::make_unique<api::Registrar>(&s->env_);
+  s->api_->Register(*s->registrar_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, creds, &s->port_);
+  for (grpc::Service* service : s->api_->services()) {
+    builder.RegisterService(service);
+  }
+  int threads = options.cq_threads > 0
+                    ? options.cq_threads
+                    : std::max(1u, std::thread::hardware_concurrency());
+  for (int i = 0; i < threads; ++i) {
+    s->cqs_.push_back(builder.AddCompletionQueue());
+  }
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    // Nothing was armed: the queues only need shutting down and draining.
+    if (s->server_) s->server_->Shutdown();
+    for (auto& cq : s->cqs_) {
+      cq->Shutdown();
+      void* tag;
+      bool ok;
+      while (cq->Next(&tag, &ok)) {
+      }
+    }
+    s->server_.reset();
+    s->cqs_.clear();
+    s->shut_down_ = true;
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
+  }
+  for (auto& cq : s->cqs_) {
+    for (const auto& method : s->registrar_->methods()) method->Arm(cq.get());
+  }
+  for (auto& cq : s->cqs_) {
+    s->threads_.emplace_back([raw = s.get(), q = cq.get()] { raw->Poll(q); });
+  }
+  grpc::HealthCheckServiceInterface* health =
+      s->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (const char* name :
+       {"campaigns.v1.AccountService", "campaigns.v1.CampaignService",
+        "campaigns.v1.ContactService", "campaigns.v1.DeliveryService",
+        "campaigns.v1.SenderService", "campaigns.v1.SuppressionService",
+        "campaigns.v1.TemplateService"}) {
+    health->SetServingStatus(name, true);
+  }
+  return s;
+}
+
+void CampaignServer::Poll(grpc::ServerCompletionQueue* cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) static_cast<api::Tag*>(tag)->Proceed(ok);
+}
+
+void CampaignServer::Shutdown(absl::Duration deadline) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  server_->GetHealthCheckService()->Shutdown();
+  env_.shutting_down.store(true);
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(deadline));
+  // Writes of finished calls have completed; later ones would post to queues
+  // that are about to close.
+  db_->Flush();
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  db_->Close();
+}
+
+CampaignServer::~CampaignServer() { Shutdown(); }
+
+}  // namespace campaigns

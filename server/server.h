@@ -1,0 +1,88 @@
+// CampaignServer: campaignd's gRPC server on completion queues, wired to the
+// SQLite store.
+//
+//   ServerOptions options;
+//   options.listen = "127.0.0.1:0";
+//   options.db_path = "/tmp/x.db";
+//   auto server = CampaignServer::Start(options);
+//   int port = (*server)->port();
+//   ...
+//   (*server)->Shutdown();   // also done by the destructor
+//
+// Start and Shutdown are not thread-safe with each other; port() and
+// bootstrap_secret() are safe from any thread once Start returned.
+#ifndef CAMPAIGND_SERVER_SERVER_H_
+#define CAMPAIGND_SERVER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/api/api.h"
+#include "server/api/call.h"
+#include "storage/database.h"
+#include "storage/store.h"
+
+namespace campaigns {
+
+struct ServerOptions {
+  // host:port; port 0 picks a free one (see port()).
+  std::string listen = "127.0.0.1:50051";
+  std::string db_path = "./campaignd.db";
+  // Completion queues, each with one polling thread; 0 = one per core.
+  int cq_threads = 0;
+  // SQLite synchronous=FULL instead of NORMAL.
+  bool synchronous_full = false;
+  // The bootstrap admin key of a new database; empty = generate one.
+  std::string bootstrap_key;
+  // PEM files; both set = TLS, both empty = plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+class CampaignServer {
+ public:
+  // Opens and migrates the database, bootstraps the admin account on a new
+  // one, and starts serving.
+  static absl::StatusOr<std::unique_ptr<CampaignServer>> Start(
+      const ServerOptions& options);
+
+  ~CampaignServer();
+
+  // The port actually bound.
+  int port() const { return port_; }
+
+  // The admin key generated for a new database ("" when the database was not
+  // new or the key came from ServerOptions::bootstrap_key).
+  const std::string& bootstrap_secret() const { return bootstrap_secret_; }
+
+  // Health -> NOT_SERVING; stop accepting; let in-flight calls finish until
+  // `deadline` (then cancel them); flush the writer; shut down and drain the
+  // completion queues; close the database. Idempotent.
+  void Shutdown(absl::Duration deadline = absl::Seconds(10));
+
+ private:
+  CampaignServer() = default;
+  void Poll(grpc::ServerCompletionQueue* cq);
+
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<api::Api> api_;
+  api::CallEnv env_;
+  std::unique_ptr<api::Registrar> registrar_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
+  std::vector<std::thread> threads_;
+  int port_ = 0;
+  std::string bootstrap_secret_;
+  bool shut_down_ = false;
+};
+
+}  // namespace campaigns
+
+#endif  // CAMPAIGND_SERVER_SERVER_H_

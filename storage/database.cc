@@ -1,0 +1,214 @@
+#include "storage/database.h"
+
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
+
+#include "absl/strings/str_cat.h"
+#include "storage/migrations.h"
+
+namespace campaigns::storage {
+
+absl::Status StatusFromException(const std::exception& e) {
+  if (const auto* se = dynamic_cast<const SQLite::Exception*>(&e)) {
+    int code = se->getErrorCode() & 0xff;
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+      return absl::UnavailableError("database is busy, retry");
+    }
+    if (code == SQLITE_CONSTRAINT) {
+      return absl::AlreadyExistsError(
+          "a unique or foreign-key constraint failed");
+    }
+    if (code == SQLITE_FULL) return absl::ResourceExhaustedError("disk full");
+    return absl::InternalError(
+        absl::StrCat("storage error (sqlite code ", se->getErrorCode(), ")"));
+  }
+  return absl::InternalError("storage error");
+}
+
+namespace {
+
+void ConfigureConnection(SQLite::Database& db, const DatabaseOptions& options) {
+  db.setBusyTimeout(
+      static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
+  db.exec("PRAGMA foreign_keys=ON");
+  db.exec(options.synchronous_full ? "PRAGMA synchronous=FULL"
+                                   : "PRAGMA synchronous=NORMAL");
+}
+
+}  // namespace
+
+Database::Database(const DatabaseOptions& options) : options_(options) {}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(
+    const DatabaseOptions& options) {
+  std::unique_ptr<Database> db(new Database(options));
+  absl::Status status = db->Init();
+  if (!status.ok()) return status;
+  db->writer_ = std::thread([raw = db.get()] { raw->WriterLoop(); });
+  return db;
+}
+
+absl::Status Database::Init() {
+  try {
+    writer_db_ = std::make_unique<SQLite::Database>(
+        options_.path,
+        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
+    writer_db_->exec("PRAGMA journal_mode=WAL");
+    ConfigureConnection(*writer_db_, options_);
+    absl::StatusOr<int> version = Migrate(*writer_db_);
+    if (!version.ok()) return version.status();
+    schema_version_ = *version;
+    for (int i = 0; i < options_.read_connections; ++i) {
+      auto reader = std::make_unique<SQLite::Database>(
+          options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX);
+      ConfigureConnection(*reader, options_);
+      absl::MutexLock lock(&pool_mu_);
+      free_readers_.push_back(reader.get());
+      all_readers_.push_back(std::move(reader));
+    }
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open database ", options_.path, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+Database::~Database() {
+  Close();
+  absl::MutexLock lock(&pool_mu_);
+  free_readers_.clear();
+}
+
+Database::ReadLease::ReadLease(Database* o) : owner(o), db(nullptr) {
+  absl::MutexLock lock(&owner->pool_mu_);
+  owner->pool_mu_.Await(absl::Condition(
+      +[](std::vector<SQLite::Database*>* v) { return !v->empty(); },
+      &owner->free_readers_));
+  db = owner->free_readers_.back();
+  owner->free_readers_.pop_back();
+}
+
+Database::ReadLease::~ReadLease() {
+  absl::MutexLock lock(&owner->pool_mu_);
+  owner->free_readers_.push_back(db);
+}
+
+void Database::WriteRaw(WriteOp op, WriteDone done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back({std::move(op), std::move(done)});
+      ++enqueued_;
+      return;
+    }
+  }
+  if (done) done(absl::UnavailableError("database is closed"));
+}
+
+absl::Status Database::WriteSync(WriteOp op) {
+  absl::Mutex done_mu;
+  bool finished = false;
+  absl::Status result;
+  WriteRaw(std::move(op), [&](absl::Status status) {
+    absl::MutexLock lock(&done_mu);
+    result = std::move(status);
+    finished = true;
+  });
+  absl::MutexLock lock(&done_mu);
+  done_mu.Await(absl::Condition(&finished));
+  return result;
+}
+
+void Database::Flush() {
+  absl::MutexLock lock(&mu_);
+  const uint64_t target = enqueued_;
+  auto reached = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return completed_ >= target;
+  };
+  mu_.Await(absl::Condition(&reached));
+}
+
+void Database::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_ && !writer_.joinable()) return;
+    closing_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+}
+
+void Database::WriterLoop() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || closing_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty() && closing_) return;
+      size_t n = std::min<size_t>(queue_.size(), options_.max_ops_per_commit);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitBatch(batch);
+    {
+      absl::MutexLock lock(&mu_);
+      completed_ += batch.size();
+    }
+    batch.clear();
+  }
+}
+
+void Database::CommitBatch(std::vector<Pending>& batch) {
+  std::vector<absl::Status> results(batch.size());
+  absl::Status commit_status;
+  SQLite::Database& db = *writer_db_;
+  const absl::Time deadline = absl::Now() + options_.max_commit_time;
+  size_t ran = 0;
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    for (; ran < batch.size(); ++ran) {
+      // Past the time bound, the rest goes into the next transaction.
+      if (ran > 0 && absl::Now() > deadline) break;
+      db.exec("SAVEPOINT op");
+      absl::Status status;
+      try {
+        status = batch[ran].op(db);
+      } catch (const std::exception& e) {
+        status = StatusFromException(e);
+      }
+      if (!status.ok()) db.exec("ROLLBACK TO op");
+      db.exec("RELEASE op");
+      results[ran] = std::move(status);
+    }
+    db.exec("COMMIT");
+  } catch (const std::exception& e) {
+    commit_status = StatusFromException(e);
+    try {
+      if (!db.getHandle() || sqlite3_get_autocommit(db.getHandle()) == 0) {
+        db.exec("ROLLBACK");
+      }
+    } catch (const std::exception&) {
+      // The transaction is gone already.
+    }
+  }
+  if (ran < batch.size()) {
+    // Re-queue what did not fit, at the front and in order.
+    absl::MutexLock lock(&mu_);
+    for (size_t i = batch.size(); i-- > ran;) {
+      queue_.push_front(std::move(batch[i]));
+    }
+  }
+  for (size_t i = 0; i < ran; ++i) {
+    if (batch[i].done) {
+      batch[i].done(commit_status.ok() ? std::move(results[i]) : commit_status);
+    }
+  }
+  batch.resize(ran);
+}
+
+}  // namespace campaigns::storage

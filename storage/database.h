@@ -1,0 +1,174 @@
+// The SQLite database: one writer thread that group-commits, and a pool of
+// read connections.
+//
+// Every write is an operation run on the writer thread inside the current
+// group transaction (BEGIN IMMEDIATE ... COMMIT), each in its own SAVEPOINT so
+// a failing operation rolls back alone. After the COMMIT, each operation's
+// completion runs on the writer thread with the operation's status (or the
+// commit's error). A completion must not block: it may queue further writes.
+//
+//   auto db = Database::Open({.path = "campaignd.db"});
+//   (*db)->Write<int64_t>(
+//       [](SQLite::Database& w) -> absl::StatusOr<int64_t> { ... },
+//       [](absl::StatusOr<int64_t> r) { ... });       // after COMMIT
+//   int64_t n = (*db)->Read([](SQLite::Database& r) { ... });
+//
+// Thread-safe: Write, WriteSync, Read and Flush may be called from any thread
+// (WriteSync and Flush not from the writer thread itself). Exceptions thrown by
+// SQLiteCpp inside operations are caught here and become statuses.
+#ifndef CAMPAIGND_STORAGE_DATABASE_H_
+#define CAMPAIGND_STORAGE_DATABASE_H_
+
+#include <SQLiteCpp/Database.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace campaigns::storage {
+
+struct DatabaseOptions {
+  std::string path = "campaignd.db";
+  // synchronous=FULL instead of NORMAL (survives power loss, slower).
+  bool synchronous_full = false;
+  int read_connections = 8;
+  absl::Duration busy_timeout = absl::Seconds(5);
+  // Group-commit bounds: at most this many operations or this much time in
+  // one transaction.
+  int max_ops_per_commit = 1000;
+  absl::Duration max_commit_time = absl::Milliseconds(5);
+};
+
+// Converts a SQLiteCpp / std exception to a status: BUSY/LOCKED ->
+// UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, else INTERNAL. Messages never
+// contain SQL text.
+absl::Status StatusFromException(const std::exception& e);
+
+class Database {
+ public:
+  using WriteOp = std::function<absl::Status(SQLite::Database&)>;
+  using WriteDone = std::function<void(absl::Status)>;
+
+  // Opens (creating if needed) and migrates the database, then starts the
+  // writer thread.
+  static absl::StatusOr<std::unique_ptr<Database>> Open(
+      const DatabaseOptions& options);
+
+  // Flushes and stops the writer; closes every connection.
+  ~Database();
+
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Queues `op`; `done` (may be null) runs on the writer thread after the
+  // transaction holding `op` committed or rolled back. After Close(), `done`
+  // is called at once with UNAVAILABLE.
+  void WriteRaw(WriteOp op, WriteDone done);
+
+  // Typed form of WriteRaw: `done` receives the value `op` returned, or the
+  // commit's error if the commit failed.
+  template <typename T>
+  void Write(std::function<absl::StatusOr<T>(SQLite::Database&)> op,
+             std::function<void(absl::StatusOr<T>)> done) {
+    auto result = std::make_shared<absl::StatusOr<T>>(
+        absl::InternalError("write did not run"));
+    WriteRaw(
+        [op = std::move(op), result](SQLite::Database& db) {
+          *result = op(db);
+          return result->status();
+        },
+        [done = std::move(done), result](absl::Status status) {
+          if (!status.ok() && result->ok()) {
+            done(status);
+          } else {
+            done(std::move(*result));
+          }
+        });
+  }
+
+  // Runs `op` on the writer and waits for its commit.
+  absl::Status WriteSync(WriteOp op);
+  template <typename T>
+  absl::StatusOr<T> WriteSync(
+      std::function<absl::StatusOr<T>(SQLite::Database&)> op) {
+    absl::StatusOr<T> result = absl::InternalError("write did not run");
+    absl::Status status = WriteSync([&](SQLite::Database& db) {
+      result = op(db);
+      return result.status();
+    });
+    if (!status.ok() && result.ok()) return status;
+    return result;
+  }
+
+  // Runs `fn(connection)` on a pooled read connection on the calling thread
+  // and returns what it returns. Exceptions become INTERNAL / UNAVAILABLE for
+  // functions returning absl::Status or absl::StatusOr.
+  template <typename Fn>
+  auto Read(Fn&& fn) -> decltype(fn(std::declval<SQLite::Database&>())) {
+    ReadLease lease(this);
+    try {
+      return fn(*lease.db);
+    } catch (const std::exception& e) {
+      return StatusFromException(e);
+    }
+  }
+
+  // Blocks until every write queued before the call has committed and its
+  // completion has run.
+  void Flush();
+
+  // Flushes, stops the writer thread and refuses further writes. Idempotent.
+  void Close();
+
+  // Schema version after migrations (PRAGMA user_version).
+  int schema_version() const { return schema_version_; }
+  const std::string& path() const { return options_.path; }
+
+ private:
+  struct Pending {
+    WriteOp op;
+    WriteDone done;
+  };
+
+  // A read connection borrowed from the pool for one scope.
+  struct ReadLease {
+    explicit ReadLease(Database* owner);
+    ~ReadLease();
+    Database* owner;
+    SQLite::Database* db;
+  };
+
+  explicit Database(const DatabaseOptions& options);
+  absl::Status Init();
+  void WriterLoop();
+  void CommitBatch(std::vector<Pending>& batch);
+
+  const DatabaseOptions options_;
+  int schema_version_ = 0;
+  std::unique_ptr<SQLite::Database> writer_db_;  // writer thread only
+
+  absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread writer_;
+
+  absl::Mutex pool_mu_;
+  std::vector<std::unique_ptr<SQLite::Database>> all_readers_;
+  std::vector<SQLite::Database*> free_readers_ ABSL_GUARDED_BY(pool_mu_);
+};
+
+}  // namespace campaigns::storage
+
+#endif  // CAMPAIGND_STORAGE_DATABASE_H_

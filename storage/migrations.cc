@@ -1,0 +1,150 @@
+#include "storage/migrations.h"
+
+#include <SQLiteCpp/Transaction.h>
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace campaigns::storage {
+namespace {
+
+// Times are INTEGER microseconds since the Unix epoch (UTC); enums are their
+// lowercase API names; maps and lists are JSON text.
+const std::vector<const char*>& Migrations() {
+  static const auto* const kMigrations = new std::vector<const char*>{
+      // 1: accounts, keys, templates, senders, campaigns, idempotency.
+      R"sql(
+CREATE TABLE accounts (
+  id               TEXT PRIMARY KEY,
+  name             TEXT NOT NULL,
+  admin            INTEGER NOT NULL DEFAULT 0,
+  currency         TEXT NOT NULL,
+  credits_balance  INTEGER NOT NULL DEFAULT 0,
+  credits_reserved INTEGER NOT NULL DEFAULT 0,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+  id          TEXT PRIMARY KEY,
+  account_id  TEXT NOT NULL REFERENCES accounts(id),
+  name        TEXT NOT NULL,
+  prefix      TEXT NOT NULL,
+  key_hash    TEXT NOT NULL UNIQUE,
+  created_at  INTEGER NOT NULL,
+  revoked_at  INTEGER
+);
+CREATE INDEX api_keys_by_account ON api_keys(account_id, created_at, id);
+CREATE TABLE templates (
+  id               TEXT PRIMARY KEY,
+  account_id       TEXT NOT NULL REFERENCES accounts(id),
+  name             TEXT NOT NULL,
+  language         TEXT NOT NULL,
+  channel          TEXT NOT NULL,
+  body             TEXT NOT NULL,
+  components       TEXT NOT NULL DEFAULT '[]',
+  status           TEXT NOT NULL,
+  rejection_reason TEXT NOT NULL DEFAULT '',
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  UNIQUE (account_id, name, language)
+);
+CREATE INDEX templates_by_account ON templates(account_id, created_at, id);
+CREATE TABLE senders (
+  id          TEXT PRIMARY KEY,
+  account_id  TEXT NOT NULL REFERENCES accounts(id),
+  sender_id   TEXT NOT NULL,
+  channel     TEXT NOT NULL,
+  tier        TEXT NOT NULL,
+  verified    INTEGER NOT NULL DEFAULT 0,
+  provider    TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  UNIQUE (account_id, channel, sender_id)
+);
+CREATE INDEX senders_by_account ON senders(account_id, created_at, id);
+CREATE TABLE contact_lists (
+  id          TEXT PRIMARY KEY,
+  account_id  TEXT NOT NULL REFERENCES accounts(id),
+  name        TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+);
+CREATE TABLE campaigns (
+  id                    TEXT PRIMARY KEY,
+  account_id            TEXT NOT NULL REFERENCES accounts(id),
+  name                  TEXT NOT NULL,
+  channel               TEXT NOT NULL,
+  sender_id             TEXT NOT NULL,
+  sender_ref            TEXT NOT NULL,
+  body                  TEXT NOT NULL DEFAULT '',
+  template_id           TEXT NOT NULL DEFAULT '',
+  template_name         TEXT NOT NULL DEFAULT '',
+  template_lang         TEXT NOT NULL DEFAULT '',
+  variable_mapping      TEXT NOT NULL DEFAULT '{}',
+  contact_list_id       TEXT NOT NULL DEFAULT '',
+  tags                  TEXT NOT NULL DEFAULT '[]',
+  contact_ids           TEXT NOT NULL DEFAULT '[]',
+  status                TEXT NOT NULL,
+  pause_reason          TEXT NOT NULL DEFAULT '',
+  failure_reason        TEXT NOT NULL DEFAULT '',
+  total                 INTEGER NOT NULL DEFAULT 0,
+  queued                INTEGER NOT NULL DEFAULT 0,
+  sent                  INTEGER NOT NULL DEFAULT 0,
+  delivered             INTEGER NOT NULL DEFAULT 0,
+  read                  INTEGER NOT NULL DEFAULT 0,
+  failed                INTEGER NOT NULL DEFAULT 0,
+  skipped               INTEGER NOT NULL DEFAULT 0,
+  batch_size            INTEGER NOT NULL,
+  batch_delay_us        INTEGER NOT NULL DEFAULT 0,
+  rate_limit_per_second INTEGER NOT NULL DEFAULT 0,
+  validity_period_us    INTEGER,
+  max_lateness_us       INTEGER,
+  schedule_at           INTEGER,
+  started_at            INTEGER,
+  sent_at               INTEGER,
+  completed_at          INTEGER,
+  cancelled_at          INTEGER,
+  created_at            INTEGER NOT NULL,
+  updated_at            INTEGER NOT NULL
+);
+CREATE INDEX campaigns_by_account ON campaigns(account_id, created_at, id);
+CREATE INDEX campaigns_by_status ON campaigns(status);
+CREATE TABLE idempotency_keys (
+  account_id   TEXT NOT NULL,
+  method       TEXT NOT NULL,
+  request_id   TEXT NOT NULL,
+  body_hash    TEXT NOT NULL,
+  resource_id  TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  PRIMARY KEY (account_id, method, request_id)
+) WITHOUT ROWID;
+)sql",
+  };
+  return *kMigrations;
+}
+
+}  // namespace
+
+int LatestSchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+absl::StatusOr<int> Migrate(SQLite::Database& db) {
+  int version = db.execAndGet("PRAGMA user_version").getInt();
+  const int latest = LatestSchemaVersion();
+  if (version > latest) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", version,
+                     " is newer than this build (", latest, ")"));
+  }
+  for (; version < latest; ++version) {
+    SQLite::Transaction txn(db, SQLite::TransactionBehavior::IMMEDIATE);
+    db.exec(Migrations()[version]);
+    db.exec(absl::StrCat("PRAGMA user_version=", version + 1));
+    txn.commit();
+  }
+  return version;
+}
+
+}  // namespace campaigns::storage

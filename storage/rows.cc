@@ -1,0 +1,209 @@
+#include "storage/rows.h"
+
+#include <nlohmann/json.hpp>
+
+namespace campaigns::storage {
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+
+void BindOptional(SQLite::Statement& st, int index,
+                  const std::optional<absl::Time>& t) {
+  if (t) {
+    st.bind(index, static_cast<int64_t>(ToMicros(*t)));
+  } else {
+    st.bind(index);
+  }
+}
+
+void BindOptional(SQLite::Statement& st, int index,
+                  const std::optional<absl::Duration>& d) {
+  if (d) {
+    st.bind(index, static_cast<int64_t>(absl::ToInt64Microseconds(*d)));
+  } else {
+    st.bind(index);
+  }
+}
+
+std::optional<absl::Time> OptionalTime(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return FromMicros(c.getInt64());
+}
+
+std::optional<absl::Duration> OptionalDuration(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return absl::Microseconds(c.getInt64());
+}
+
+std::string MapToJson(const std::map<std::string, std::string>& m) {
+  return nlohmann::json(m).dump();
+}
+
+std::map<std::string, std::string> MapFromJson(const std::string& json) {
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_object()) return {};
+  return j.get<std::map<std::string, std::string>>();
+}
+
+std::string ListToJson(const std::vector<std::string>& v) {
+  return nlohmann::json(v).dump();
+}
+
+std::vector<std::string> ListFromJson(const std::string& json) {
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_array()) return {};
+  return j.get<std::vector<std::string>>();
+}
+
+std::string ComponentsToJson(const std::vector<TemplateComponent>& comps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const TemplateComponent& c : comps) {
+    nlohmann::json params = nlohmann::json::array();
+    for (const TemplateParameter& p : c.parameters) {
+      params.push_back({{"type", p.type}, {"text", p.text}});
+    }
+    out.push_back({{"type", c.type},
+                   {"format", c.format},
+                   {"text", c.text},
+                   {"parameters", params}});
+  }
+  return out.dump();
+}
+
+std::vector<TemplateComponent> ComponentsFromJson(const std::string& json) {
+  std::vector<TemplateComponent> out;
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const nlohmann::json& c : j) {
+    TemplateComponent comp;
+    comp.type = c.value("type", "");
+    comp.format = c.value("format", "");
+    comp.text = c.value("text", "");
+    for (const nlohmann::json& p :
+         c.value("parameters", nlohmann::json::array())) {
+      comp.parameters.push_back({p.value("type", ""), p.value("text", "")});
+    }
+    out.push_back(std::move(comp));
+  }
+  return out;
+}
+
+namespace {
+
+std::string Text(SQLite::Statement& st, const char* name) {
+  return st.getColumn(name).getString();
+}
+int64_t Int(SQLite::Statement& st, const char* name) {
+  return st.getColumn(name).getInt64();
+}
+absl::Time Time(SQLite::Statement& st, const char* name) {
+  return FromMicros(st.getColumn(name).getInt64());
+}
+template <typename E>
+E Enum(SQLite::Statement& st, const char* name,
+       bool (*parse)(absl::string_view, E*)) {
+  E e{};
+  parse(st.getColumn(name).getString(), &e);
+  return e;
+}
+
+}  // namespace
+
+Account ReadAccount(SQLite::Statement& st) {
+  Account a;
+  a.id = Text(st, "id");
+  a.name = Text(st, "name");
+  a.admin = Int(st, "admin") != 0;
+  a.currency = Text(st, "currency");
+  a.credits_balance = Int(st, "credits_balance");
+  a.credits_reserved = Int(st, "credits_reserved");
+  a.created_at = Time(st, "created_at");
+  a.updated_at = Time(st, "updated_at");
+  return a;
+}
+
+ApiKey ReadApiKey(SQLite::Statement& st) {
+  ApiKey k;
+  k.id = Text(st, "id");
+  k.account_id = Text(st, "account_id");
+  k.name = Text(st, "name");
+  k.prefix = Text(st, "prefix");
+  k.key_hash = Text(st, "key_hash");
+  k.created_at = Time(st, "created_at");
+  k.revoked_at = OptionalTime(st.getColumn("revoked_at"));
+  return k;
+}
+
+Template ReadTemplate(SQLite::Statement& st) {
+  Template t;
+  t.id = Text(st, "id");
+  t.account_id = Text(st, "account_id");
+  t.name = Text(st, "name");
+  t.language = Text(st, "language");
+  t.channel = Enum(st, "channel", &ParseChannel);
+  t.body = Text(st, "body");
+  t.components = ComponentsFromJson(Text(st, "components"));
+  t.status = Enum(st, "status", &ParseTemplateStatus);
+  t.rejection_reason = Text(st, "rejection_reason");
+  t.created_at = Time(st, "created_at");
+  t.updated_at = Time(st, "updated_at");
+  return t;
+}
+
+Sender ReadSender(SQLite::Statement& st) {
+  Sender s;
+  s.id = Text(st, "id");
+  s.account_id = Text(st, "account_id");
+  s.sender_id = Text(st, "sender_id");
+  s.channel = Enum(st, "channel", &ParseChannel);
+  s.tier = Enum(st, "tier", &ParseSenderTier);
+  s.verified = Int(st, "verified") != 0;
+  s.provider = Text(st, "provider");
+  s.created_at = Time(st, "created_at");
+  s.updated_at = Time(st, "updated_at");
+  return s;
+}
+
+Campaign ReadCampaign(SQLite::Statement& st) {
+  Campaign c;
+  c.id = Text(st, "id");
+  c.account_id = Text(st, "account_id");
+  c.name = Text(st, "name");
+  c.channel = Enum(st, "channel", &ParseChannel);
+  c.sender_id = Text(st, "sender_id");
+  c.sender_ref = Text(st, "sender_ref");
+  c.body = Text(st, "body");
+  c.template_id = Text(st, "template_id");
+  c.template_name = Text(st, "template_name");
+  c.template_lang = Text(st, "template_lang");
+  c.variable_mapping = MapFromJson(Text(st, "variable_mapping"));
+  c.contact_list_id = Text(st, "contact_list_id");
+  c.tags = ListFromJson(Text(st, "tags"));
+  c.contact_ids = ListFromJson(Text(st, "contact_ids"));
+  c.status = Enum(st, "status", &ParseCampaignStatus);
+  c.pause_reason = Text(st, "pause_reason");
+  c.failure_reason = Text(st, "failure_reason");
+  c.stats.total = Int(st, "total");
+  c.stats.queued = Int(st, "queued");
+  c.stats.sent = Int(st, "sent");
+  c.stats.delivered = Int(st, "delivered");
+  c.stats.read = Int(st, "read");
+  c.stats.failed = Int(st, "failed");
+  c.stats.skipped = Int(st, "skipped");
+  c.batch_size = static_cast<int32_t>(Int(st, "batch_size"));
+  c.batch_delay = absl::Microseconds(Int(st, "batch_delay_us"));
+  c.rate_limit_per_second =
+      static_cast<int32_t>(Int(st, "rate_limit_per_second"));
+  c.validity_period = OptionalDuration(st.getColumn("validity_period_us"));
+  c.max_lateness = OptionalDuration(st.getColumn("max_lateness_us"));
+  c.schedule_at = OptionalTime(st.getColumn("schedule_at"));
+  c.started_at = OptionalTime(st.getColumn("started_at"));
+  c.sent_at = OptionalTime(st.getColumn("sent_at"));
+  c.completed_at = OptionalTime(st.getColumn("completed_at"));
+  c.cancelled_at = OptionalTime(st.getColumn("cancelled_at"));
+  c.created_at = Time(st, "created_at");
+  c.updated_at = Time(st, "updated_at");
+  return c;
+}
+
+}  // namespace campaigns::storage

@@ -1,0 +1,50 @@
+// Conversions between SQLite rows and domain values, private to storage/.
+//
+// Times are stored as INTEGER microseconds since the epoch; optional times
+// and durations as NULL when unset; maps, lists and components as JSON text.
+// All functions are stateless and thread-safe.
+#ifndef CAMPAIGND_STORAGE_ROWS_H_
+#define CAMPAIGND_STORAGE_ROWS_H_
+
+#include <SQLiteCpp/Column.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "server/domain/model.h"
+
+namespace campaigns::storage {
+
+int64_t ToMicros(absl::Time t);
+absl::Time FromMicros(int64_t us);
+
+// Binds an optional time/duration (NULL when unset) to parameter `index`.
+void BindOptional(SQLite::Statement& st, int index,
+                  const std::optional<absl::Time>& t);
+void BindOptional(SQLite::Statement& st, int index,
+                  const std::optional<absl::Duration>& d);
+
+std::optional<absl::Time> OptionalTime(const SQLite::Column& c);
+std::optional<absl::Duration> OptionalDuration(const SQLite::Column& c);
+
+std::string MapToJson(const std::map<std::string, std::string>& m);
+std::map<std::string, std::string> MapFromJson(const std::string& json);
+std::string ListToJson(const std::vector<std::string>& v);
+std::vector<std::string> ListFromJson(const std::string& json);
+std::string ComponentsToJson(const std::vector<TemplateComponent>& c);
+std::vector<TemplateComponent> ComponentsFromJson(const std::string& json);
+
+// Row readers for `SELECT * FROM <table>` statements.
+Account ReadAccount(SQLite::Statement& st);
+ApiKey ReadApiKey(SQLite::Statement& st);
+Template ReadTemplate(SQLite::Statement& st);
+Sender ReadSender(SQLite::Statement& st);
+Campaign ReadCampaign(SQLite::Statement& st);
+
+}  // namespace campaigns::storage
+
+#endif  // CAMPAIGND_STORAGE_ROWS_H_

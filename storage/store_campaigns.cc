@@ -1,0 +1,227 @@
+// Store: campaigns.
+#include <SQLiteCpp/Statement.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/domain/errors.h"
+#include "server/domain/rules.h"
+#include "storage/rows.h"
+#include "storage/store.h"
+#include "storage/store_internal.h"
+
+namespace campaigns::storage {
+namespace {
+
+using internal::LoadById;
+using internal::Now;
+
+// Resolves and checks what a campaign refers to, inside the write
+// transaction: the sender must be registered for the campaign's channel
+// (matched by visible id or snd_ id), the template must exist, be of the same
+// channel and be approved, and a contact list must exist.
+absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
+  SQLite::Statement sender(db,
+                           "SELECT * FROM senders WHERE account_id=? AND "
+                           "channel=? AND (sender_id=? OR id=?) LIMIT 1");
+  sender.bind(1, c.account_id);
+  sender.bind(2, std::string(ChannelName(c.channel)));
+  sender.bind(3, c.sender_id);
+  sender.bind(4, c.sender_id);
+  if (!sender.executeStep()) {
+    return errors::Validation("sender_id",
+                              absl::StrCat("sender_id ", c.sender_id,
+                                           " is not registered for channel ",
+                                           ChannelName(c.channel)));
+  }
+  Sender s = ReadSender(sender);
+  c.sender_id = s.sender_id;
+  c.sender_ref = s.id;
+
+  c.template_name.clear();
+  c.template_lang.clear();
+  if (!c.template_id.empty()) {
+    ASSIGN_OR_RETURN(Template t, LoadById<Template>(db, "templates", "template",
+                                                    c.account_id, c.template_id,
+                                                    &ReadTemplate));
+    if (t.channel != c.channel) {
+      return errors::Validation(
+          "template_id", absl::StrCat("template ", t.id, " is for channel ",
+                                      ChannelName(t.channel), ", not ",
+                                      ChannelName(c.channel)));
+    }
+    if (t.status != TemplateStatus::kApproved) {
+      return errors::Validation(
+          "template_id",
+          absl::StrCat("template ", t.id, " is ", TemplateStatusName(t.status),
+                       ", not approved"));
+    }
+    c.template_name = t.name;
+    c.template_lang = t.language;
+  }
+  if (!c.contact_list_id.empty()) {
+    SQLite::Statement list(
+        db, "SELECT 1 FROM contact_lists WHERE id=? AND account_id=?");
+    list.bind(1, c.contact_list_id);
+    list.bind(2, c.account_id);
+    if (!list.executeStep()) {
+      return errors::NotFound("contact list", c.contact_list_id);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
+  static constexpr const char* kInsert =
+      "INSERT INTO campaigns(name, channel, sender_id, sender_ref, body, "
+      "template_id, template_name, template_lang, variable_mapping, "
+      "contact_list_id, tags, contact_ids, status, pause_reason, "
+      "failure_reason, total, queued, sent, delivered, read, failed, skipped, "
+      "batch_size, batch_delay_us, rate_limit_per_second, validity_period_us, "
+      "max_lateness_us, schedule_at, started_at, sent_at, completed_at, "
+      "cancelled_at, updated_at, created_at, account_id, id) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+      "?,?,?,?)";
+  static constexpr const char* kUpdate =
+      "UPDATE campaigns SET name=?, channel=?, sender_id=?, sender_ref=?, "
+      "body=?, template_id=?, template_name=?, template_lang=?, "
+      "variable_mapping=?, contact_list_id=?, tags=?, contact_ids=?, "
+      "status=?, pause_reason=?, failure_reason=?, total=?, queued=?, sent=?, "
+      "delivered=?, read=?, failed=?, skipped=?, batch_size=?, "
+      "batch_delay_us=?, rate_limit_per_second=?, validity_period_us=?, "
+      "max_lateness_us=?, schedule_at=?, started_at=?, sent_at=?, "
+      "completed_at=?, cancelled_at=?, updated_at=? "
+      "WHERE created_at=? AND account_id=? AND id=?";
+  SQLite::Statement st(db, insert ? kInsert : kUpdate);
+  int i = 0;
+  st.bind(++i, c.name);
+  st.bind(++i, std::string(ChannelName(c.channel)));
+  st.bind(++i, c.sender_id);
+  st.bind(++i, c.sender_ref);
+  st.bind(++i, c.body);
+  st.bind(++i, c.template_id);
+  st.bind(++i, c.template_name);
+  st.bind(++i, c.template_lang);
+  st.bind(++i, MapToJson(c.variable_mapping));
+  st.bind(++i, c.contact_list_id);
+  st.bind(++i, ListToJson(c.tags));
+  st.bind(++i, ListToJson(c.contact_ids));
+  st.bind(++i, std::string(CampaignStatusName(c.status)));
+  st.bind(++i, c.pause_reason);
+  st.bind(++i, c.failure_reason);
+  for (int64_t n :
+       {c.stats.total, c.stats.queued, c.stats.sent, c.stats.delivered,
+        c.stats.read, c.stats.failed, c.stats.skipped}) {
+    st.bind(++i, static_cast<int64_t>(n));
+  }
+  st.bind(++i, c.batch_size);
+  st.bind(++i, static_cast<int64_t>(absl::ToInt64Microseconds(c.batch_delay)));
+  st.bind(++i, c.rate_limit_per_second);
+  BindOptional(st, ++i, c.validity_period);
+  BindOptional(st, ++i, c.max_lateness);
+  BindOptional(st, ++i, c.schedule_at);
+  BindOptional(st, ++i, c.started_at);
+  BindOptional(st, ++i, c.sent_at);
+  BindOptional(st, ++i, c.completed_at);
+  BindOptional(st, ++i, c.cancelled_at);
+  st.bind(++i, static_cast<int64_t>(ToMicros(c.updated_at)));
+  st.bind(++i, static_cast<int64_t>(ToMicros(c.created_at)));
+  st.bind(++i, c.account_id);
+  st.bind(++i, c.id);
+  st.exec();
+}
+
+absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
+                                      const std::string& account_id,
+                                      const std::string& id) {
+  return LoadById<Campaign>(db, "campaigns", "campaign", account_id, id,
+                            &ReadCampaign);
+}
+
+}  // namespace
+
+void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
+                           Callback<Campaign> done) {
+  db_->Write<Campaign>(
+      [c = std::move(c), idem = std::move(idem)](
+          SQLite::Database& db) mutable -> absl::StatusOr<Campaign> {
+        return internal::Idempotent<Campaign>(
+            db, c.account_id, idem,
+            [&db, &c](const std::string& id) {
+              return LoadCampaign(db, c.account_id, id);
+            },
+            [&]() -> absl::StatusOr<Campaign> {
+              RETURN_IF_ERROR(ResolveReferences(db, c));
+              WriteCampaign(db, c, /*insert=*/true);
+              return c;
+            },
+            [](const Campaign& x) { return x.id; });
+      },
+      std::move(done));
+}
+
+absl::StatusOr<Campaign> Store::GetCampaign(const std::string& account_id,
+                                            const std::string& id) {
+  return db_->Read(
+      [&](SQLite::Database& db) { return LoadCampaign(db, account_id, id); });
+}
+
+absl::StatusOr<Page<Campaign>> Store::ListCampaigns(
+    const std::string& account_id, const CampaignFilter& filter,
+    const PageRequest& page) {
+  return db_->Read([&](SQLite::Database& db) {
+    return internal::ListPage<Campaign>(
+        db,
+        "campaigns WHERE account_id=?1 AND (?2='' OR status=?2) AND "
+        "(?3='' OR channel=?3) AND (?4='' OR sender_id=?4 OR sender_ref=?4)",
+        "created_at DESC, id DESC", 4,
+        [&](SQLite::Statement& st) {
+          st.bind(1, account_id);
+          st.bind(2, filter.status == CampaignStatus::kUnspecified
+                         ? std::string()
+                         : std::string(CampaignStatusName(filter.status)));
+          st.bind(3, filter.channel == Channel::kUnspecified
+                         ? std::string()
+                         : std::string(ChannelName(filter.channel)));
+          st.bind(4, filter.sender_id);
+        },
+        &ReadCampaign, page);
+  });
+}
+
+void Store::UpdateCampaign(const std::string& account_id, const std::string& id,
+                           std::function<absl::Status(Campaign&)> mutate,
+                           Callback<Campaign> done) {
+  db_->Write<Campaign>(
+      [account_id, id, mutate = std::move(mutate)](
+          SQLite::Database& db) -> absl::StatusOr<Campaign> {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, id));
+        if (!IsEditable(c.status)) {
+          return errors::IllegalTransition(absl::StrCat(
+              "campaign ", id, " is ", CampaignStatusName(c.status),
+              "; only draft or scheduled campaigns can be updated"));
+        }
+        RETURN_IF_ERROR(mutate(c));
+        RETURN_IF_ERROR(ValidateCampaignSpec(c));
+        RETURN_IF_ERROR(ResolveReferences(db, c));
+        c.updated_at = Now();
+        WriteCampaign(db, c, /*insert=*/false);
+        return c;
+      },
+      std::move(done));
+}
+
+void Store::DeleteCampaign(const std::string& account_id, const std::string& id,
+                           StatusCallback done) {
+  db_->WriteRaw(
+      [account_id, id](SQLite::Database& db) -> absl::Status {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, id));
+        if (c.status == CampaignStatus::kSending) {
+          return errors::IllegalTransition(
+              absl::StrCat("campaign ", id,
+                           " is sending; pause or cancel it before deleting"));
+        }
+        return internal::DeleteRow(db, "campaigns", "campaign", account_id, id);
+      },
+      std::move(done));
+}
+
+}  // namespace campaigns::storage

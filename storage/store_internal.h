@@ -1,0 +1,85 @@
+// Helpers shared by the store_*.cc files. Private to storage/.
+#ifndef CAMPAIGND_STORAGE_STORE_INTERNAL_H_
+#define CAMPAIGND_STORAGE_STORE_INTERNAL_H_
+
+#include <SQLiteCpp/Column.h>
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/domain/errors.h"
+#include "server/domain/model.h"
+#include "server/domain/rules.h"
+#include "storage/store.h"
+
+namespace campaigns::storage::internal {
+
+using Binder = std::function<void(SQLite::Statement&)>;
+
+// Runs `SELECT COUNT(*) FROM <from_where>` and
+// `SELECT * FROM <from_where> ORDER BY <order> LIMIT ? OFFSET ?`, binding the
+// filter parameters with `bind` (positions 1..n) in both.
+template <typename T>
+absl::StatusOr<Page<T>> ListPage(SQLite::Database& db,
+                                 const std::string& from_where,
+                                 const std::string& order, int params,
+                                 const Binder& bind,
+                                 T (*read)(SQLite::Statement&),
+                                 const PageRequest& page) {
+  SQLite::Statement count(db, "SELECT COUNT(*) FROM " + from_where);
+  bind(count);
+  count.executeStep();
+  const int64_t total = count.getColumn(0).getInt64();
+  SQLite::Statement select(db, "SELECT * FROM " + from_where + " ORDER BY " +
+                                   order + " LIMIT ? OFFSET ?");
+  bind(select);
+  select.bind(params + 1, page.limit);
+  select.bind(params + 2, static_cast<int64_t>(page.offset()));
+  std::vector<T> items;
+  while (select.executeStep()) items.push_back(read(select));
+  return MakePage(std::move(items), total, page);
+}
+
+// Runs a create under an idempotency key inside the current write
+// transaction: a repeat with the same body returns `load(first_id)`, another
+// body is IDEMPOTENCY_CONFLICT; otherwise `create()` runs and its id is
+// recorded.
+template <typename T>
+absl::StatusOr<T> Idempotent(
+    SQLite::Database& db, const std::string& account_id,
+    const IdempotencyKey& idem,
+    const std::function<absl::StatusOr<T>(const std::string&)>& load,
+    const std::function<absl::StatusOr<T>()>& create,
+    const std::function<std::string(const T&)>& id_of);
+
+// Loads one row of `table` by id, scoped to `account_id` unless it is empty;
+// NOT_FOUND "<what> <id> not found" when there is none.
+template <typename T>
+absl::StatusOr<T> LoadById(SQLite::Database& db, const char* table,
+                           const char* what, const std::string& account_id,
+                           const std::string& id,
+                           T (*read)(SQLite::Statement&)) {
+  std::string sql = std::string("SELECT * FROM ") + table + " WHERE id=?";
+  if (!account_id.empty()) sql += " AND account_id=?";
+  SQLite::Statement st(db, sql);
+  st.bind(1, id);
+  if (!account_id.empty()) st.bind(2, account_id);
+  if (!st.executeStep()) return errors::NotFound(what, id);
+  return read(st);
+}
+
+// Deletes the row `id` of `account_id` from `table`, or NOT_FOUND.
+absl::Status DeleteRow(SQLite::Database& db, const char* table,
+                       const char* what, const std::string& account_id,
+                       const std::string& id);
+
+// Current time, truncated to microseconds as stored.
+absl::Time Now();
+
+}  // namespace campaigns::storage::internal
+
+#endif  // CAMPAIGND_STORAGE_STORE_INTERNAL_H_
