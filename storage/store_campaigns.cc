@@ -27,10 +27,10 @@ absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
   sender.bind(3, c.sender_id);
   sender.bind(4, c.sender_id);
   if (!sender.executeStep()) {
-    return errors::Validation("sender_id",
-                              absl::StrCat("sender_id ", c.sender_id,
-                                           " is not registered for channel ",
-                                           ChannelName(c.channel)));
+    return errors::Validation(
+        "sender_id",
+        absl::StrCat("sender ", c.sender_id, " is not registered for channel ",
+                     ChannelName(c.channel)));
   }
   Sender s = ReadSender(sender);
   c.sender_id = s.sender_id;

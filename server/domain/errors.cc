@@ -47,7 +47,9 @@ absl::Status NotFound(absl::string_view what, absl::string_view id) {
 
 absl::Status Validation(absl::string_view field, absl::string_view message) {
   absl::Status status =
-      Make(absl::StatusCode::kFailedPrecondition, kValidationError, message);
+      Make(absl::StatusCode::kFailedPrecondition, kValidationError,
+           field.empty() ? std::string(message)
+                         : absl::StrCat(field, ": ", message));
   if (!field.empty()) {
     status.SetPayload(kFieldsUrl,
                       absl::Cord(absl::StrCat(field, "\t", message)));

@@ -52,7 +52,8 @@ absl::Status InvalidFields(const std::vector<FieldViolation>& violations);
 // NOT_FOUND / NOT_FOUND: "<what> <id> not found".
 absl::Status NotFound(absl::string_view what, absl::string_view id);
 
-// FAILED_PRECONDITION / VALIDATION_ERROR; `field` may be empty.
+// FAILED_PRECONDITION / VALIDATION_ERROR; `field` may be empty. The message
+// reads "<field>: <message>" when a field is named.
 absl::Status Validation(absl::string_view field, absl::string_view message);
 
 // FAILED_PRECONDITION / ILLEGAL_TRANSITION.

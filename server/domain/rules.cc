@@ -239,7 +239,8 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
   }
   // Last: the 422 of seed 001 comes after every 400.
   if (c.body.empty() && c.template_id.empty()) {
-    return errors::Validation("body", "body and template_id are both absent");
+    return errors::Validation(
+        "body", "body and template_id are both absent; one is required");
   }
   return absl::OkStatus();
 }

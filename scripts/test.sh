@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs what is missing, checks formatting,
+# builds and runs the whole suite (unit, integration, end-to-end), then does
+# the same under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    skip the sanitizer build
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+scripts/deps.sh
+
+echo "== clang-format"
+bad=""
+while IFS= read -r f; do
+  clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || bad="$bad $f"
+done < <(find proto server storage client tests tools -name '*.cc' -o -name '*.h' 2>/dev/null)
+if [ -n "$bad" ]; then
+  echo "not clang-format clean (run clang-format -i):$bad"
+  exit 1
+fi
+
+run_suite() {  # $1 = build dir, rest = cmake args
+  local dir=$1
+  shift
+  BUILD_DIR=$dir scripts/build.sh -DBUILD_TESTING=ON "$@"
+  test -s "$dir/openapi/campaigns.swagger.json"
+  (cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+}
+
+echo "== build and test"
+run_suite "$root/build"
+if [ $quick -eq 0 ]; then
+  echo "== build and test under ASan + UBSan"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite "$root/build-asan" -DCAMPAIGND_SANITIZE=address
+fi
+echo "== all tests passed"

@@ -1,0 +1,123 @@
+// RPCs whose behaviour arrives with later work answer UNIMPLEMENTED with a
+// message saying so; the server shuts down in order without losing writes.
+#include <atomic>
+#include <thread>
+
+#include "storage/database.h"
+#include "storage/store.h"
+#include "tests/integration/fixture.h"
+
+namespace campaigns::testing {
+namespace {
+
+using LaterWorkTest = ServerTest;
+
+TEST_F(LaterWorkTest, UnaryRpcsOfLaterWorkAreUnimplementedWithAMessage) {
+  std::vector<std::pair<const char*, grpc::Status>> results;
+  v1::Campaign c;
+  v1::StartCampaignRequest start;
+  start.set_id("cmp_x");
+  results.push_back({"StartCampaign", campaigns_->StartCampaign(
+                                          Ctx(kAdminKey).get(), start, &c)});
+  v1::PauseCampaignRequest pause;
+  results.push_back({"PauseCampaign", campaigns_->PauseCampaign(
+                                          Ctx(kAdminKey).get(), pause, &c)});
+  v1::CostEstimate estimate;
+  results.push_back({"EstimateCost", campaigns_->EstimateCost(
+                                         Ctx(kAdminKey).get(), {}, &estimate)});
+  v1::ListRecipientsResponse recipients;
+  results.push_back(
+      {"ListRecipients",
+       campaigns_->ListRecipients(Ctx(kAdminKey).get(), {}, &recipients)});
+  v1::Contact contact;
+  results.push_back({"CreateContact", contacts_->CreateContact(
+                                          Ctx(kAdminKey).get(), {}, &contact)});
+  v1::Suppression suppression;
+  results.push_back(
+      {"AddSuppression",
+       suppressions_->AddSuppression(Ctx(kAdminKey).get(), {}, &suppression)});
+  v1::Account account;
+  results.push_back({"AddCredits", accounts_->AddCredits(Ctx(kAdminKey).get(),
+                                                         {}, &account)});
+  for (const auto& [name, status] : results) {
+    ErrorDetails d = Details(status);
+    EXPECT_EQ(d.code, grpc::StatusCode::UNIMPLEMENTED) << name;
+    EXPECT_NE(d.message.find("arrive"), std::string::npos) << name << d.message;
+  }
+}
+
+TEST_F(LaterWorkTest, StreamingRpcsOfLaterWorkAreUnimplemented) {
+  auto watch_ctx = Ctx(kAdminKey);
+  v1::WatchCampaignRequest watch;
+  watch.set_id("cmp_x");
+  auto reader = campaigns_->WatchCampaign(watch_ctx.get(), watch);
+  v1::CampaignProgress progress;
+  EXPECT_FALSE(reader->Read(&progress));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+
+  auto receipts_ctx = Ctx(kAdminKey);
+  v1::ReportDeliveryReceiptsResponse resp;
+  auto writer = delivery_->ReportDeliveryReceipts(receipts_ctx.get(), &resp);
+  writer->WritesDone();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(LaterWorkTest, CreateWithStartIsRefusedBeforeAnythingIsStored) {
+  const std::string sender = RegisterSmsSender(kAdminKey);
+  v1::CreateCampaignRequest req = CampaignRequest(sender);
+  req.set_start(true);
+  v1::Campaign c;
+  EXPECT_EQ(
+      campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c).error_code(),
+      grpc::StatusCode::UNIMPLEMENTED);
+  v1::ListCampaignsResponse list;
+  ASSERT_TRUE(campaigns_->ListCampaigns(Ctx(kAdminKey).get(), {}, &list).ok());
+  EXPECT_EQ(list.total(), 0);
+}
+
+// Every create the server acknowledged before shutting down is in the
+// database afterwards: durable before acknowledged, nothing lost at exit.
+TEST_F(LaterWorkTest, ShutdownUnderLoadLosesNoAcknowledgedWrite) {
+  const std::string sender = RegisterSmsSender(kAdminKey);
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<std::string>> acked(4);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      auto stub = v1::CampaignService::NewStub(channel_);
+      for (int i = 0; !stop.load(); ++i) {
+        v1::CreateCampaignRequest req = CampaignRequest(sender);
+        req.set_name("load-" + std::to_string(t) + "-" + std::to_string(i));
+        v1::Campaign c;
+        if (stub->CreateCampaign(Ctx(kAdminKey).get(), req, &c).ok()) {
+          acked[t].push_back(c.id());
+        }
+      }
+    });
+  }
+  // Let some calls through, then shut down while they keep coming.
+  while (acked[0].size() < 20) std::this_thread::yield();
+  server_->Shutdown();
+  stop.store(true);
+  for (std::thread& t : clients) t.join();
+
+  storage::DatabaseOptions options;
+  options.path = db_path_;
+  auto db = storage::Database::Open(options);
+  ASSERT_TRUE(db.ok()) << db.status();
+  storage::Store store(db->get());
+  auto principal = store.Authenticate(kAdminKey);
+  ASSERT_TRUE(principal.ok());
+  size_t total = 0;
+  for (const auto& ids : acked) {
+    for (const std::string& id : ids) {
+      EXPECT_TRUE(store.GetCampaign(principal->account_id, id).ok()) << id;
+      ++total;
+    }
+  }
+  EXPECT_GE(total, 20u);
+  server_.reset();
+}
+
+}  // namespace
+}  // namespace campaigns::testing
