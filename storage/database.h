@@ -76,7 +76,8 @@ class Database {
   void WriteRaw(WriteOp op, WriteDone done);
 
   // Typed form of WriteRaw: `done` receives the value `op` returned, or the
-  // commit's error if the commit failed.
+  // status that stopped it (its own error, an exception, a failed commit, a
+  // closed database).
   template <typename T>
   void Write(std::function<absl::StatusOr<T>(SQLite::Database&)> op,
              std::function<void(absl::StatusOr<T>)> done) {
@@ -88,10 +89,12 @@ class Database {
           return result->status();
         },
         [done = std::move(done), result](absl::Status status) {
-          if (!status.ok() && result->ok()) {
-            done(status);
-          } else {
+          // `status` is the op's own status, or what stopped it: an exception,
+          // a failed commit, a closed database.
+          if (status.ok()) {
             done(std::move(*result));
+          } else {
+            done(std::move(status));
           }
         });
   }
@@ -106,7 +109,7 @@ class Database {
       result = op(db);
       return result.status();
     });
-    if (!status.ok() && result.ok()) return status;
+    if (!status.ok()) return status;
     return result;
   }
 

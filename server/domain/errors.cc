@@ -1,6 +1,7 @@
 #include "server/domain/errors.h"
 
 #include "absl/strings/cord.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -20,6 +21,12 @@ absl::Status Make(absl::StatusCode code, absl::string_view reason,
   return status;
 }
 
+// One violation per line, "<field>\t<description>", each part C-escaped so
+// that user text quoted in a description cannot split or merge lines.
+std::string Encode(absl::string_view field, absl::string_view description) {
+  return absl::StrCat(absl::CEscape(field), "\t", absl::CEscape(description));
+}
+
 }  // namespace
 
 absl::Status InvalidField(absl::string_view field,
@@ -32,7 +39,7 @@ absl::Status InvalidFields(const std::vector<FieldViolation>& violations) {
   std::vector<std::string> encoded;
   for (const FieldViolation& v : violations) {
     parts.push_back(absl::StrCat(v.field, ": ", v.description));
-    encoded.push_back(absl::StrCat(v.field, "\t", v.description));
+    encoded.push_back(Encode(v.field, v.description));
   }
   absl::Status status = Make(absl::StatusCode::kInvalidArgument,
                              kInvalidRequest, absl::StrJoin(parts, "; "));
@@ -51,8 +58,7 @@ absl::Status Validation(absl::string_view field, absl::string_view message) {
            field.empty() ? std::string(message)
                          : absl::StrCat(field, ": ", message));
   if (!field.empty()) {
-    status.SetPayload(kFieldsUrl,
-                      absl::Cord(absl::StrCat(field, "\t", message)));
+    status.SetPayload(kFieldsUrl, absl::Cord(Encode(field, message)));
   }
   return status;
 }
@@ -75,15 +81,16 @@ absl::Status IdempotencyConflict(absl::string_view request_id) {
       Make(absl::StatusCode::kAlreadyExists, kIdempotencyConflict,
            absl::StrCat("request_id ", request_id,
                         " was already used with a different request body"));
-  status.SetPayload(kFieldsUrl,
-                    absl::Cord("request_id\treused with a different body"));
+  status.SetPayload(
+      kFieldsUrl,
+      absl::Cord(Encode("request_id", "reused with a different body")));
   return status;
 }
 
 absl::Status AlreadyExists(absl::string_view field, absl::string_view message) {
   absl::Status status =
       Make(absl::StatusCode::kAlreadyExists, kAlreadyExists, message);
-  status.SetPayload(kFieldsUrl, absl::Cord(absl::StrCat(field, "\t", message)));
+  status.SetPayload(kFieldsUrl, absl::Cord(Encode(field, message)));
   return status;
 }
 
@@ -134,7 +141,12 @@ std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status) {
        absl::StrSplit(std::string(*payload), '\n', absl::SkipEmpty())) {
     std::pair<std::string, std::string> kv =
         absl::StrSplit(line, absl::MaxSplits('\t', 1));
-    out.push_back({kv.first, kv.second});
+    FieldViolation v;
+    if (!absl::CUnescape(kv.first, &v.field) ||
+        !absl::CUnescape(kv.second, &v.description)) {
+      continue;
+    }
+    out.push_back(std::move(v));
   }
   return out;
 }

@@ -1,0 +1,22 @@
+// campaignctl's subcommands, one function per API area. Each adds its
+// commands to the CommandSet; see command.h for the building blocks.
+
+#ifndef CAMPAIGND_CLIENT_COMMANDS_H_
+#define CAMPAIGND_CLIENT_COMMANDS_H_
+
+#include "client/command.h"
+
+namespace campaigns::client {
+
+// `account get|create` and `keys create|list|revoke` (AccountService).
+void AddAccountCommands(CommandSet* commands);
+// `templates create|get|list|update|delete|set-status` (TemplateService).
+void AddTemplateCommands(CommandSet* commands);
+// `senders register|get|list|delete` (SenderService).
+void AddSenderCommands(CommandSet* commands);
+// `campaigns create|get|list|update|delete` (CampaignService).
+void AddCampaignCommands(CommandSet* commands);
+
+}  // namespace campaigns::client
+
+#endif  // CAMPAIGND_CLIENT_COMMANDS_H_
