@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev
   golang-go golang-grpc-gateway golang-github-grpc-ecosystem-grpc-gateway-dev
+  golang-google-protobuf-dev golang-goprotobuf-dev
   grpc-proto python3 python3-grpcio python3-grpc-tools
 )
 

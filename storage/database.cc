@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   std::unique_ptr<Database> db(new Database(options));
   absl::Status status = db->Init();
   if (!status.ok()) return status;
+  absl::MutexLock lock(&db->close_mu_);
   db->writer_ = std::thread([raw = db.get()] { raw->WriterLoop(); });
   return db;
 }
@@ -130,9 +131,9 @@ void Database::Flush() {
 }
 
 void Database::Close() {
+  absl::MutexLock close_lock(&close_mu_);
   {
     absl::MutexLock lock(&mu_);
-    if (closing_ && !writer_.joinable()) return;
     closing_ = true;
   }
   if (writer_.joinable()) writer_.join();
@@ -168,12 +169,14 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   absl::Status commit_status;
   SQLite::Database& db = *writer_db_;
   const absl::Time deadline = absl::Now() + options_.max_commit_time;
-  size_t ran = 0;
+  size_t ran = 0;      // ops that finished inside the transaction
+  bool in_op = false;  // an op (or its savepoint handling) was running
   try {
     db.exec("BEGIN IMMEDIATE");
     for (; ran < batch.size(); ++ran) {
       // Past the time bound, the rest goes into the next transaction.
       if (ran > 0 && absl::Now() > deadline) break;
+      in_op = true;
       db.exec("SAVEPOINT op");
       absl::Status status;
       try {
@@ -183,32 +186,38 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
       }
       if (!status.ok()) db.exec("ROLLBACK TO op");
       db.exec("RELEASE op");
+      in_op = false;
       results[ran] = std::move(status);
     }
     db.exec("COMMIT");
   } catch (const std::exception& e) {
     commit_status = StatusFromException(e);
     try {
-      if (!db.getHandle() || sqlite3_get_autocommit(db.getHandle()) == 0) {
-        db.exec("ROLLBACK");
-      }
+      if (sqlite3_get_autocommit(db.getHandle()) == 0) db.exec("ROLLBACK");
     } catch (const std::exception&) {
       // The transaction is gone already.
     }
   }
-  if (ran < batch.size()) {
+  // Which ops this attempt settles: all that ran, plus the one whose failure
+  // broke the transaction (never retried, so it cannot fail forever); if the
+  // transaction never began, the whole batch fails and its callers may retry.
+  size_t settled = ran;
+  if (!commit_status.ok()) {
+    settled = in_op ? ran + 1 : (ran == 0 ? batch.size() : ran);
+  }
+  if (settled < batch.size()) {
     // Re-queue what did not fit, at the front and in order.
     absl::MutexLock lock(&mu_);
-    for (size_t i = batch.size(); i-- > ran;) {
+    for (size_t i = batch.size(); i-- > settled;) {
       queue_.push_front(std::move(batch[i]));
     }
   }
-  for (size_t i = 0; i < ran; ++i) {
+  for (size_t i = 0; i < settled; ++i) {
     if (batch[i].done) {
       batch[i].done(commit_status.ok() ? std::move(results[i]) : commit_status);
     }
   }
-  batch.resize(ran);
+  batch.resize(settled);
 }
 
 }  // namespace campaigns::storage

@@ -165,7 +165,8 @@ class Database {
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
-  std::thread writer_;
+  absl::Mutex close_mu_;  // serialises Close()
+  std::thread writer_ ABSL_GUARDED_BY(close_mu_);
 
   absl::Mutex pool_mu_;
   std::vector<std::unique_ptr<SQLite::Database>> all_readers_;

@@ -93,6 +93,7 @@ namespace {
 
 using internal::DeleteRow;
 using internal::LoadById;
+using internal::LoadUnscoped;
 using internal::Now;
 
 void InsertApiKey(SQLite::Database& db, const ApiKey& k) {
@@ -196,15 +197,16 @@ absl::StatusOr<Principal> Store::Authenticate(absl::string_view secret) {
 
 absl::StatusOr<Account> Store::GetAccount(const std::string& account_id) {
   return db_->Read([&](SQLite::Database& db) {
-    return LoadById<Account>(db, "accounts", "account", "", account_id,
-                             &ReadAccount);
+    return LoadUnscoped<Account>(db, "accounts", "account", account_id,
+                                 &ReadAccount);
   });
 }
 
 void Store::CreateAccount(AccountWithKey created, IdempotencyKey idem,
                           Callback<AccountWithKey> done) {
-  // Idempotency records of CreateAccount belong to the calling (admin)
-  // account, which is the key's creator: stored under the method name.
+  // A new account has no records yet: CreateAccount's idempotency records
+  // are kept under account "", keyed by a method name that includes the
+  // calling admin's account (see IdempotencyKey::method).
   db_->Write<AccountWithKey>(
       [created = std::move(created), idem = std::move(idem)](
           SQLite::Database& db) -> absl::StatusOr<AccountWithKey> {
@@ -212,8 +214,8 @@ void Store::CreateAccount(AccountWithKey created, IdempotencyKey idem,
             db, "", idem,
             [&db](const std::string& id) -> absl::StatusOr<AccountWithKey> {
               ASSIGN_OR_RETURN(Account a,
-                               LoadById<Account>(db, "accounts", "account", "",
-                                                 id, &ReadAccount));
+                               LoadUnscoped<Account>(db, "accounts", "account",
+                                                     id, &ReadAccount));
               return AccountWithKey{std::move(a), ApiKey{}};
             },
             [&]() -> absl::StatusOr<AccountWithKey> {
@@ -231,8 +233,8 @@ void Store::CreateApiKey(ApiKey key, IdempotencyKey idem,
   db_->Write<ApiKey>(
       [key = std::move(key),
        idem = std::move(idem)](SQLite::Database& db) -> absl::StatusOr<ApiKey> {
-        RETURN_IF_ERROR(LoadById<Account>(db, "accounts", "account", "",
-                                          key.account_id, &ReadAccount)
+        RETURN_IF_ERROR(LoadUnscoped<Account>(db, "accounts", "account",
+                                              key.account_id, &ReadAccount)
                             .status());
         return internal::Idempotent<ApiKey>(
             db, key.account_id, idem,
@@ -342,6 +344,13 @@ void Store::CreateTemplate(Template t, IdempotencyKey idem,
             [](const Template& x) { return x.id; });
       },
       std::move(done));
+}
+
+absl::StatusOr<Template> Store::GetTemplateForReview(const std::string& id) {
+  return db_->Read([&](SQLite::Database& db) {
+    return LoadUnscoped<Template>(db, "templates", "template", id,
+                                  &ReadTemplate);
+  });
 }
 
 absl::StatusOr<Template> Store::GetTemplate(const std::string& account_id,

@@ -8,8 +8,9 @@
 // cannot slip past a check.
 //
 // Tenancy: every method takes the caller's account id, and an object of
-// another account is NOT_FOUND exactly like a missing one. An empty account
-// id is accepted only where a comment says "any account" (admin paths).
+// another account is NOT_FOUND exactly like a missing one; so is every object
+// for an empty account id. Only methods named for it (GetTemplateForReview,
+// GetAccount) look across accounts, for admin paths.
 //
 //   store.CreateCampaign(campaign, idem, [](absl::StatusOr<Campaign> c) {...});
 //   absl::StatusOr<Campaign> c = store.GetCampaign(account_id, "cmp_...");
@@ -87,9 +88,10 @@ class Store {
   // --- Templates ---------------------------------------------------------
 
   void CreateTemplate(Template t, IdempotencyKey idem, Callback<Template> done);
-  // account_id "" = any account.
   absl::StatusOr<Template> GetTemplate(const std::string& account_id,
                                        const std::string& id);
+  // Any account's template: for admins (and provider sync) reviewing it.
+  absl::StatusOr<Template> GetTemplateForReview(const std::string& id);
   absl::StatusOr<Page<Template>> ListTemplates(const std::string& account_id,
                                                const TemplateFilter& filter,
                                                const PageRequest& page);
@@ -116,9 +118,10 @@ class Store {
 
   // --- Campaigns ---------------------------------------------------------
 
-  // Resolves the sender (registered for the campaign's channel, by visible id
-  // or snd_ id) and template (exists, same channel, approved) and stores the
-  // campaign as draft.
+  // Validates the campaign (ValidateCampaignSpec), resolves the sender
+  // (registered for the campaign's channel, by visible id or snd_ id) and
+  // template (exists, same channel, approved) and stores it with the status
+  // the caller set (draft for a new campaign).
   void CreateCampaign(Campaign c, IdempotencyKey idem, Callback<Campaign> done);
   absl::StatusOr<Campaign> GetCampaign(const std::string& account_id,
                                        const std::string& id);

@@ -149,6 +149,7 @@ void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
               return LoadCampaign(db, c.account_id, id);
             },
             [&]() -> absl::StatusOr<Campaign> {
+              RETURN_IF_ERROR(ValidateCampaignSpec(c));
               RETURN_IF_ERROR(ResolveReferences(db, c));
               WriteCampaign(db, c, /*insert=*/true);
               return c;

@@ -56,18 +56,32 @@ absl::StatusOr<T> Idempotent(
     const std::function<absl::StatusOr<T>()>& create,
     const std::function<std::string(const T&)>& id_of);
 
-// Loads one row of `table` by id, scoped to `account_id` unless it is empty;
-// NOT_FOUND "<what> <id> not found" when there is none.
+// Loads one row of `table` by id, whatever account owns it; NOT_FOUND
+// "<what> <id> not found" when there is none. For the accounts table and
+// documented admin paths only.
+template <typename T>
+absl::StatusOr<T> LoadUnscoped(SQLite::Database& db, const char* table,
+                               const char* what, const std::string& id,
+                               T (*read)(SQLite::Statement&)) {
+  SQLite::Statement st(db,
+                       std::string("SELECT * FROM ") + table + " WHERE id=?");
+  st.bind(1, id);
+  if (!st.executeStep()) return errors::NotFound(what, id);
+  return read(st);
+}
+
+// Loads one row of `table` by id if it belongs to `account_id`; NOT_FOUND
+// otherwise, and always for an empty account id.
 template <typename T>
 absl::StatusOr<T> LoadById(SQLite::Database& db, const char* table,
                            const char* what, const std::string& account_id,
                            const std::string& id,
                            T (*read)(SQLite::Statement&)) {
-  std::string sql = std::string("SELECT * FROM ") + table + " WHERE id=?";
-  if (!account_id.empty()) sql += " AND account_id=?";
-  SQLite::Statement st(db, sql);
+  if (account_id.empty()) return errors::NotFound(what, id);
+  SQLite::Statement st(db, std::string("SELECT * FROM ") + table +
+                               " WHERE id=? AND account_id=?");
   st.bind(1, id);
-  if (!account_id.empty()) st.bind(2, account_id);
+  st.bind(2, account_id);
   if (!st.executeStep()) return errors::NotFound(what, id);
   return read(st);
 }

@@ -144,7 +144,7 @@ void Api::SetTemplateStatus(const RpcContext& ctx,
     return reply(errors::PermissionDenied(
         "SetTemplateStatus needs an admin account's API key"));
   }
-  absl::StatusOr<Template> existing = store_->GetTemplate("", req.id());
+  absl::StatusOr<Template> existing = store_->GetTemplateForReview(req.id());
   if (!existing.ok()) return reply(existing.status());
   store_->UpdateTemplate(
       existing->account_id, req.id(),

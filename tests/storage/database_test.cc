@@ -1,0 +1,681 @@
+// Tests of storage/database.h and storage/migrations.h: opening and
+// migrating, the group-committing writer thread, reads, and the mapping of
+// SQLite exceptions to statuses.
+#include "storage/database.h"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <memory>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/migrations.h"
+#include "tests/storage/temp_db.h"
+
+namespace campaigns::storage {
+namespace {
+
+using test_util::AwaitResult;
+using test_util::AwaitStatus;
+using test_util::QueryInt;
+using test_util::QueryText;
+using test_util::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class DatabaseTest : public ::testing::Test {
+ protected:
+  DatabaseOptions Options() {
+    DatabaseOptions options;
+    options.path = dir_.File("test.db");
+    options.read_connections = 4;
+    return options;
+  }
+
+  std::unique_ptr<Database> OpenOrDie(const DatabaseOptions& options) {
+    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+    EXPECT_TRUE(db.ok()) << db.status();
+    return db.ok() ? std::move(*db) : nullptr;
+  }
+
+  // Creates table kv(k TEXT PRIMARY KEY) through the writer.
+  static void CreateKvTable(Database& db) {
+    ASSERT_TRUE(db.WriteSync([](SQLite::Database& w) {
+                    w.exec("CREATE TABLE kv(k TEXT PRIMARY KEY)");
+                    return absl::OkStatus();
+                  }).ok());
+  }
+
+  static void Insert(SQLite::Database& w, const std::string& key) {
+    SQLite::Statement st(w, "INSERT INTO kv(k) VALUES(?)");
+    st.bind(1, key);
+    st.exec();
+  }
+
+  // The keys of kv in order, read on a pooled read connection.
+  static std::vector<std::string> Keys(Database& db) {
+    absl::StatusOr<std::vector<std::string>> keys = db.Read(
+        [](SQLite::Database& r) -> absl::StatusOr<std::vector<std::string>> {
+          std::vector<std::string> out;
+          SQLite::Statement st(r, "SELECT k FROM kv ORDER BY k");
+          while (st.executeStep()) out.push_back(st.getColumn(0).getString());
+          return out;
+        });
+    EXPECT_TRUE(keys.ok()) << keys.status();
+    return keys.ok() ? *keys : std::vector<std::string>{};
+  }
+
+  static int64_t CountRows(Database& db) {
+    return QueryInt(db, "SELECT COUNT(*) FROM kv");
+  }
+
+  TempDir dir_;
+};
+
+// --- Open and migrations ----------------------------------------------------
+
+TEST_F(DatabaseTest, FreshDatabaseIsMigratedToLatestVersionInWalMode) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  EXPECT_GE(LatestSchemaVersion(), 1);
+  EXPECT_EQ(db->schema_version(), LatestSchemaVersion());
+  EXPECT_EQ(db->path(), Options().path);
+  EXPECT_EQ(QueryInt(*db, "PRAGMA user_version"), LatestSchemaVersion());
+  EXPECT_EQ(QueryText(*db, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(QueryInt(*db, "PRAGMA foreign_keys"), 1);
+  EXPECT_EQ(QueryInt(*db,
+                     "SELECT COUNT(*) FROM sqlite_master WHERE type='table' "
+                     "AND name='campaigns'"),
+            1);
+}
+
+TEST_F(DatabaseTest, ReopeningIsIdempotentAndKeepsData) {
+  int64_t tables = 0;
+  {
+    std::unique_ptr<Database> db = OpenOrDie(Options());
+    ASSERT_NE(db, nullptr);
+    CreateKvTable(*db);
+    ASSERT_TRUE(db->WriteSync([](SQLite::Database& w) {
+                    Insert(w, "kept");
+                    return absl::OkStatus();
+                  }).ok());
+    tables = QueryInt(*db, "SELECT COUNT(*) FROM sqlite_master");
+  }
+  for (int i = 0; i < 2; ++i) {
+    std::unique_ptr<Database> db = OpenOrDie(Options());
+    ASSERT_NE(db, nullptr);
+    EXPECT_EQ(db->schema_version(), LatestSchemaVersion());
+    EXPECT_THAT(Keys(*db), ElementsAre("kept"));
+    EXPECT_EQ(QueryInt(*db, "SELECT COUNT(*) FROM sqlite_master"), tables);
+  }
+}
+
+TEST_F(DatabaseTest, MigrateOnAnUpToDateConnectionIsANoOp) {
+  SQLite::Database raw(Options().path,
+                       SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  absl::StatusOr<int> first = Migrate(raw);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, LatestSchemaVersion());
+  absl::StatusOr<int> second = Migrate(raw);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, LatestSchemaVersion());
+}
+
+TEST_F(DatabaseTest, DatabaseNewerThanTheBuildIsRefused) {
+  {
+    SQLite::Database raw(Options().path,
+                         SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec(absl::StrCat("PRAGMA user_version=", LatestSchemaVersion() + 1));
+  }
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(Options());
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition)
+      << db.status();
+}
+
+TEST_F(DatabaseTest, UnopenablePathIsUnavailable) {
+  DatabaseOptions options = Options();
+  options.path = dir_.File("no/such/dir/test.db");
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kUnavailable) << db.status();
+}
+
+// --- The writer
+// ---------------------------------------------------------------
+
+TEST_F(DatabaseTest, ConcurrentWritesFromSeveralThreadsAllCommit) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 250;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string key = absl::StrCat(t, "-", i);
+        db->Write<std::string>(
+            [key](SQLite::Database& w) -> absl::StatusOr<std::string> {
+              Insert(w, key);
+              return key;
+            },
+            [&, key](absl::StatusOr<std::string> r) {
+              if (r.ok() && *r == key) {
+                ok.fetch_add(1);
+              } else {
+                failed.fetch_add(1);
+              }
+            });
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  db->Flush();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(CountRows(*db), kThreads * kPerThread);
+}
+
+// Holds the writer thread inside a transaction until released, so that the
+// writes queued meanwhile form the next batch together.
+class WriterBlocker {
+ public:
+  explicit WriterBlocker(Database& db) {
+    db.WriteRaw(
+        [this](SQLite::Database&) {
+          started_.Notify();
+          release_.WaitForNotification();
+          return absl::OkStatus();
+        },
+        nullptr);
+    started_.WaitForNotification();
+  }
+  ~WriterBlocker() { Release(); }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+ private:
+  absl::Notification started_;
+  absl::Notification release_;
+};
+
+// A log of operations and completions in the order the writer ran them.
+class EventLog {
+ public:
+  void Add(std::string event) {
+    absl::MutexLock lock(&mu_);
+    events_.push_back(std::move(event));
+  }
+  std::vector<std::string> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> events_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(DatabaseTest, FailingOperationRollsBackAloneWithinItsBatch) {
+  DatabaseOptions options = Options();
+  options.max_commit_time = absl::Hours(1);  // one batch, however slow
+  std::unique_ptr<Database> db = OpenOrDie(options);
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+
+  EventLog log;
+  std::vector<absl::Status> results(4);
+  {
+    WriterBlocker blocker(*db);
+    // a: succeeds.
+    db->WriteRaw(
+        [&](SQLite::Database& w) {
+          log.Add("op a");
+          Insert(w, "a");
+          return absl::OkStatus();
+        },
+        [&](absl::Status s) {
+          log.Add("done a");
+          results[0] = s;
+        });
+    // b: writes, then returns an error: its row must go.
+    db->WriteRaw(
+        [&](SQLite::Database& w) {
+          log.Add("op b");
+          Insert(w, "b");
+          return absl::InvalidArgumentError("b refuses");
+        },
+        [&](absl::Status s) {
+          log.Add("done b");
+          results[1] = s;
+        });
+    // c: writes, then throws (duplicate primary key of a's row).
+    db->WriteRaw(
+        [&](SQLite::Database& w) {
+          log.Add("op c");
+          Insert(w, "c");
+          Insert(w, "a");
+          return absl::OkStatus();
+        },
+        [&](absl::Status s) {
+          log.Add("done c");
+          results[2] = s;
+        });
+    // d: succeeds after the failures.
+    db->WriteRaw(
+        [&](SQLite::Database& w) {
+          log.Add("op d");
+          Insert(w, "d");
+          return absl::OkStatus();
+        },
+        [&](absl::Status s) {
+          log.Add("done d");
+          results[3] = s;
+        });
+  }
+  db->Flush();
+
+  // All four ran in one transaction before any completion.
+  EXPECT_THAT(log.events(),
+              ElementsAre("op a", "op b", "op c", "op d", "done a", "done b",
+                          "done c", "done d"));
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_EQ(results[1].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(results[1].message(), "b refuses");
+  EXPECT_EQ(results[2].code(), absl::StatusCode::kAlreadyExists) << results[2];
+  EXPECT_TRUE(results[3].ok()) << results[3];
+  EXPECT_THAT(Keys(*db), ElementsAre("a", "d"));
+}
+
+TEST_F(DatabaseTest, BatchesAreBoundedByMaxOpsPerCommit) {
+  DatabaseOptions options = Options();
+  options.max_ops_per_commit = 2;
+  options.max_commit_time = absl::Hours(1);
+  std::unique_ptr<Database> db = OpenOrDie(options);
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+
+  EventLog log;
+  {
+    WriterBlocker blocker(*db);
+    for (int i = 1; i <= 5; ++i) {
+      db->WriteRaw(
+          [&log, i](SQLite::Database& w) {
+            log.Add(absl::StrCat("op ", i));
+            Insert(w, absl::StrCat(i));
+            return absl::OkStatus();
+          },
+          [&log, i](absl::Status s) {
+            EXPECT_TRUE(s.ok()) << s;
+            log.Add(absl::StrCat("done ", i));
+          });
+    }
+  }
+  db->Flush();
+  EXPECT_THAT(log.events(),
+              ElementsAre("op 1", "op 2", "done 1", "done 2", "op 3", "op 4",
+                          "done 3", "done 4", "op 5", "done 5"));
+  EXPECT_EQ(CountRows(*db), 5);
+}
+
+TEST_F(DatabaseTest, TypedWritesReportTheExceptionStatus) {
+  // An exception in a typed op must reach `done` as the converted status
+  // (CONSTRAINT -> ALREADY_EXISTS), like WriteRaw does.
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  ASSERT_TRUE(db->WriteSync([](SQLite::Database& w) {
+                  Insert(w, "dup");
+                  return absl::OkStatus();
+                }).ok());
+  auto insert_dup = [](SQLite::Database& w) -> absl::StatusOr<int> {
+    Insert(w, "dup");
+    return 1;
+  };
+
+  absl::StatusOr<int> async =
+      AwaitResult<int>([&](std::function<void(absl::StatusOr<int>)> done) {
+        db->Write<int>(insert_dup, std::move(done));
+      });
+  EXPECT_EQ(async.status().code(), absl::StatusCode::kAlreadyExists)
+      << async.status();
+
+  absl::StatusOr<int> sync = db->WriteSync<int>(insert_dup);
+  EXPECT_EQ(sync.status().code(), absl::StatusCode::kAlreadyExists)
+      << sync.status();
+}
+
+TEST_F(DatabaseTest, TypedWriteDeliversValueOrReturnedError) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  absl::StatusOr<std::string> value = db->WriteSync<std::string>(
+      [](SQLite::Database& w) -> absl::StatusOr<std::string> {
+        Insert(w, "v");
+        return std::string("value");
+      });
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(*value, "value");
+
+  absl::StatusOr<std::string> error = AwaitResult<std::string>(
+      [&](std::function<void(absl::StatusOr<std::string>)> done) {
+        db->Write<std::string>(
+            [](SQLite::Database& w) -> absl::StatusOr<std::string> {
+              Insert(w, "rolled-back");
+              return absl::NotFoundError("nope");
+            },
+            std::move(done));
+      });
+  EXPECT_EQ(error.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Keys(*db), ElementsAre("v"));
+}
+
+TEST_F(DatabaseTest, CompletionRunsAfterCommit) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  int64_t seen_in_op = -1;
+  int64_t seen_in_done = -1;
+  absl::Status done_status = absl::UnknownError("not called");
+  db->WriteRaw(
+      [&](SQLite::Database& w) {
+        Insert(w, "k");
+        // Another connection does not see the uncommitted row yet.
+        seen_in_op = CountRows(*db);
+        return absl::OkStatus();
+      },
+      [&](absl::Status s) {
+        done_status = s;
+        // Committed: visible from another connection.
+        seen_in_done = CountRows(*db);
+      });
+  db->Flush();
+  EXPECT_TRUE(done_status.ok()) << done_status;
+  EXPECT_EQ(seen_in_op, 0);
+  EXPECT_EQ(seen_in_done, 1);
+}
+
+TEST_F(DatabaseTest, CompletionMayQueueFurtherWrites) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  absl::Status second =
+      AwaitStatus([&](std::function<void(absl::Status)> done) {
+        db->WriteRaw(
+            [](SQLite::Database& w) {
+              Insert(w, "first");
+              return absl::OkStatus();
+            },
+            [&db, done](absl::Status s) {
+              EXPECT_TRUE(s.ok()) << s;
+              db->WriteRaw(
+                  [](SQLite::Database& w) {
+                    Insert(w, "second");
+                    return absl::OkStatus();
+                  },
+                  done);
+            });
+      });
+  EXPECT_TRUE(second.ok()) << second;
+  EXPECT_THAT(Keys(*db), ElementsAre("first", "second"));
+}
+
+TEST_F(DatabaseTest, FlushWaitsForEveryQueuedWrite) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  db->Flush();  // nothing queued: returns
+  CreateKvTable(*db);
+  constexpr int kWrites = 300;
+  std::atomic<int> done{0};
+  for (int i = 0; i < kWrites; ++i) {
+    db->WriteRaw(
+        [i](SQLite::Database& w) {
+          Insert(w, absl::StrCat("k", i));
+          return absl::OkStatus();
+        },
+        [&done](absl::Status s) {
+          EXPECT_TRUE(s.ok()) << s;
+          done.fetch_add(1);
+        });
+  }
+  db->Flush();
+  EXPECT_EQ(done.load(), kWrites);
+  EXPECT_EQ(CountRows(*db), kWrites);
+}
+
+TEST_F(DatabaseTest, CloseDrainsQueuedWrites) {
+  std::atomic<int> done{0};
+  {
+    std::unique_ptr<Database> db = OpenOrDie(Options());
+    ASSERT_NE(db, nullptr);
+    CreateKvTable(*db);
+    for (int i = 0; i < 50; ++i) {
+      db->WriteRaw(
+          [i](SQLite::Database& w) {
+            Insert(w, absl::StrCat("k", i));
+            return absl::OkStatus();
+          },
+          [&done](absl::Status s) {
+            if (s.ok()) done.fetch_add(1);
+          });
+    }
+    db->Close();
+    EXPECT_EQ(done.load(), 50);
+  }
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(CountRows(*db), 50);
+}
+
+// An op that ends the group transaction itself (here: ROLLBACK) breaks its
+// savepoint handling. It must fail once, not be re-queued forever, and the
+// writes queued behind it must still commit.
+TEST_F(DatabaseTest, OpThatBreaksTheTransactionFailsOnceAndOthersCommit) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  absl::Status broken =
+      AwaitStatus([&](std::function<void(absl::Status)> done) {
+        db->WriteRaw(
+            [](SQLite::Database& w) {
+              Insert(w, "lost");
+              w.exec("ROLLBACK");
+              return absl::OkStatus();
+            },
+            done);
+      });
+  EXPECT_FALSE(broken.ok());
+  absl::Status after = AwaitStatus([&](std::function<void(absl::Status)> done) {
+    db->WriteRaw(
+        [](SQLite::Database& w) {
+          Insert(w, "kept");
+          return absl::OkStatus();
+        },
+        done);
+  });
+  EXPECT_TRUE(after.ok()) << after;
+  db->Flush();
+  EXPECT_EQ(Keys(*db), std::vector<std::string>{"kept"});
+}
+
+TEST_F(DatabaseTest, WriteAfterCloseIsUnavailable) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  db->Close();
+  db->Close();  // idempotent
+
+  bool op_ran = false;
+  bool called = false;
+  absl::Status status;
+  db->WriteRaw(
+      [&](SQLite::Database&) {
+        op_ran = true;
+        return absl::OkStatus();
+      },
+      [&](absl::Status s) {
+        called = true;
+        status = s;
+      });
+  EXPECT_TRUE(called);  // at once, on the calling thread
+  EXPECT_FALSE(op_ran);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+
+  absl::Status sync =
+      db->WriteSync([](SQLite::Database&) { return absl::OkStatus(); });
+  EXPECT_EQ(sync.code(), absl::StatusCode::kUnavailable) << sync;
+
+  db->WriteRaw([](SQLite::Database&) { return absl::OkStatus(); }, nullptr);
+  db->Flush();  // nothing pending: returns
+}
+
+TEST_F(DatabaseTest, TypedWriteAfterCloseIsUnavailable) {
+  // Clients retry UNAVAILABLE; a write refused at shutdown must say so.
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  db->Close();
+  auto op = [](SQLite::Database&) -> absl::StatusOr<int> { return 1; };
+  absl::StatusOr<int> typed =
+      AwaitResult<int>([&](std::function<void(absl::StatusOr<int>)> done) {
+        db->Write<int>(op, std::move(done));
+      });
+  EXPECT_EQ(typed.status().code(), absl::StatusCode::kUnavailable)
+      << typed.status();
+  absl::StatusOr<int> sync = db->WriteSync<int>(op);
+  EXPECT_EQ(sync.status().code(), absl::StatusCode::kUnavailable)
+      << sync.status();
+}
+
+// --- Reads
+// --------------------------------------------------------------------
+
+TEST_F(DatabaseTest, ReadConvertsExceptionsToStatus) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  absl::StatusOr<int64_t> value =
+      db->Read([](SQLite::Database& r) -> absl::StatusOr<int64_t> {
+        return r.execAndGet("SELEC nonsense FROM nowhere").getInt64();
+      });
+  ASSERT_FALSE(value.ok());
+  EXPECT_EQ(value.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(value.status().message()),
+              Not(HasSubstr("nonsense")));
+
+  absl::Status status = db->Read([](SQLite::Database& r) -> absl::Status {
+    r.exec("SELECT * FROM missing_table");
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("missing_table")));
+}
+
+TEST_F(DatabaseTest, ReadConnectionsAreReadOnly) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  absl::Status status = db->Read([](SQLite::Database& r) -> absl::Status {
+    r.exec("CREATE TABLE sneaky(x)");
+    return absl::OkStatus();
+  });
+  EXPECT_FALSE(status.ok());
+}
+
+TEST_F(DatabaseTest, ReadsRunConcurrentlyWithWrites) {
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  std::vector<std::thread> readers;
+  std::atomic<int> read_errors{0};
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (CountRows(*db) < 0) read_errors.fetch_add(1);
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) {
+    db->WriteRaw(
+        [i](SQLite::Database& w) {
+          Insert(w, absl::StrCat(i));
+          return absl::OkStatus();
+        },
+        nullptr);
+  }
+  for (std::thread& t : readers) t.join();
+  db->Flush();
+  EXPECT_EQ(read_errors.load(), 0);
+  EXPECT_EQ(CountRows(*db), 200);
+}
+
+// --- StatusFromException
+// ------------------------------------------------------
+
+struct ExceptionCase {
+  std::string name;
+  int sqlite_code;
+  absl::StatusCode want;
+};
+
+// Names the case in gtest's failure messages.
+void PrintTo(const ExceptionCase& c, std::ostream* os) { *os << c.name; }
+
+class StatusFromExceptionTest : public ::testing::TestWithParam<ExceptionCase> {
+};
+
+TEST_P(StatusFromExceptionTest, MapsSqliteCode) {
+  SQLite::Exception e("INSERT INTO secret_table VALUES(1)",
+                      GetParam().sqlite_code);
+  absl::Status status = StatusFromException(e);
+  EXPECT_EQ(status.code(), GetParam().want) << status;
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("secret_table")));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Codes, StatusFromExceptionTest,
+    ::testing::Values(
+        ExceptionCase{"Busy", SQLITE_BUSY, absl::StatusCode::kUnavailable},
+        ExceptionCase{"BusySnapshot", SQLITE_BUSY_SNAPSHOT,
+                      absl::StatusCode::kUnavailable},
+        ExceptionCase{"Locked", SQLITE_LOCKED, absl::StatusCode::kUnavailable},
+        ExceptionCase{"Constraint", SQLITE_CONSTRAINT,
+                      absl::StatusCode::kAlreadyExists},
+        ExceptionCase{"ConstraintUnique", SQLITE_CONSTRAINT_UNIQUE,
+                      absl::StatusCode::kAlreadyExists},
+        ExceptionCase{"ConstraintPrimaryKey", SQLITE_CONSTRAINT_PRIMARYKEY,
+                      absl::StatusCode::kAlreadyExists},
+        ExceptionCase{"Full", SQLITE_FULL,
+                      absl::StatusCode::kResourceExhausted},
+        ExceptionCase{"Error", SQLITE_ERROR, absl::StatusCode::kInternal},
+        ExceptionCase{"Corrupt", SQLITE_CORRUPT, absl::StatusCode::kInternal},
+        ExceptionCase{"NoCode", -1, absl::StatusCode::kInternal}),
+    [](const ::testing::TestParamInfo<ExceptionCase>& info) {
+      return info.param.name;
+    });
+
+TEST(StatusFromExceptionPlainTest, NonSqliteExceptionIsInternal) {
+  std::runtime_error e("SELECT password FROM users");
+  absl::Status status = StatusFromException(e);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("password")));
+}
+
+}  // namespace
+}  // namespace campaigns::storage

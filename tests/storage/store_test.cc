@@ -1,0 +1,1118 @@
+// Tests of storage/store.h on a temporary database file: accounts and keys,
+// templates, senders, campaigns, tenancy and idempotency.
+#include "storage/store.h"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/domain/errors.h"
+#include "server/domain/ids.h"
+#include "server/domain/model.h"
+#include "storage/database.h"
+#include "tests/storage/temp_db.h"
+
+namespace campaigns::storage {
+namespace {
+
+using test_util::AwaitResult;
+using test_util::AwaitStatus;
+using test_util::TempDir;
+using ::testing::_;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
+using ::testing::UnorderedElementsAreArray;
+
+// Asserts code, reason and (if non-empty) the single offending field.
+void ExpectError(const absl::Status& status, absl::StatusCode code,
+                 const std::string& reason, const std::string& field = "") {
+  EXPECT_EQ(status.code(), code) << status;
+  EXPECT_EQ(errors::ReasonOf(status), reason) << status;
+  if (!field.empty()) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    for (const errors::FieldViolation& v : errors::FieldViolationsOf(status)) {
+      fields.emplace_back(v.field, v.description);
+    }
+    EXPECT_THAT(fields, ElementsAre(Pair(field, _))) << status;
+  }
+}
+
+void ExpectNotFound(const absl::Status& status) {
+  ExpectError(status, absl::StatusCode::kNotFound, "NOT_FOUND");
+}
+
+// A Store on a fresh database file, with synchronous wrappers around its
+// asynchronous writes.
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DatabaseOptions options;
+    options.path = dir_.File("store.db");
+    options.read_connections = 2;
+    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    store_ = std::make_unique<Store>(db_.get());
+  }
+
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
+  }
+
+  // --- Synchronous wrappers -------------------------------------------------
+
+  absl::StatusOr<AccountWithKey> CreateAccount(AccountWithKey a,
+                                               IdempotencyKey idem = {}) {
+    return AwaitResult<AccountWithKey>([&](Callback<AccountWithKey> done) {
+      store_->CreateAccount(std::move(a), std::move(idem), std::move(done));
+    });
+  }
+  absl::StatusOr<ApiKey> CreateApiKey(ApiKey k, IdempotencyKey idem = {}) {
+    return AwaitResult<ApiKey>([&](Callback<ApiKey> done) {
+      store_->CreateApiKey(std::move(k), std::move(idem), std::move(done));
+    });
+  }
+  absl::StatusOr<ApiKey> RevokeApiKey(const std::string& account,
+                                      const std::string& key_id) {
+    return AwaitResult<ApiKey>([&](Callback<ApiKey> done) {
+      store_->RevokeApiKey(account, key_id, std::move(done));
+    });
+  }
+  absl::StatusOr<Template> CreateTemplate(Template t,
+                                          IdempotencyKey idem = {}) {
+    return AwaitResult<Template>([&](Callback<Template> done) {
+      store_->CreateTemplate(std::move(t), std::move(idem), std::move(done));
+    });
+  }
+  absl::StatusOr<Template> UpdateTemplate(
+      const std::string& account, const std::string& id,
+      std::function<absl::Status(Template&)> mutate) {
+    return AwaitResult<Template>([&](Callback<Template> done) {
+      store_->UpdateTemplate(account, id, std::move(mutate), std::move(done));
+    });
+  }
+  absl::Status DeleteTemplate(const std::string& account,
+                              const std::string& id) {
+    return AwaitStatus([&](StatusCallback done) {
+      store_->DeleteTemplate(account, id, std::move(done));
+    });
+  }
+  absl::StatusOr<Sender> RegisterSender(Sender s, IdempotencyKey idem = {}) {
+    return AwaitResult<Sender>([&](Callback<Sender> done) {
+      store_->RegisterSender(std::move(s), std::move(idem), std::move(done));
+    });
+  }
+  absl::Status DeleteSender(const std::string& account, const std::string& id) {
+    return AwaitStatus([&](StatusCallback done) {
+      store_->DeleteSender(account, id, std::move(done));
+    });
+  }
+  absl::StatusOr<Campaign> CreateCampaign(Campaign c,
+                                          IdempotencyKey idem = {}) {
+    return AwaitResult<Campaign>([&](Callback<Campaign> done) {
+      store_->CreateCampaign(std::move(c), std::move(idem), std::move(done));
+    });
+  }
+  absl::StatusOr<Campaign> UpdateCampaign(
+      const std::string& account, const std::string& id,
+      std::function<absl::Status(Campaign&)> mutate) {
+    return AwaitResult<Campaign>([&](Callback<Campaign> done) {
+      store_->UpdateCampaign(account, id, std::move(mutate), std::move(done));
+    });
+  }
+  absl::Status DeleteCampaign(const std::string& account,
+                              const std::string& id) {
+    return AwaitStatus([&](StatusCallback done) {
+      store_->DeleteCampaign(account, id, std::move(done));
+    });
+  }
+
+  // Sets a campaign's status directly (UpdateCampaign's mutate runs before
+  // validation), from an editable state.
+  void ForceStatus(const std::string& account, const std::string& id,
+                   CampaignStatus status) {
+    absl::StatusOr<Campaign> c =
+        UpdateCampaign(account, id, [status](Campaign& c) {
+          c.status = status;
+          return absl::OkStatus();
+        });
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_EQ(c->status, status);
+  }
+
+  // --- Builders -------------------------------------------------------------
+
+  // A new account and its first key, with `secret` as the key's secret.
+  static AccountWithKey NewAccount(const std::string& name,
+                                   const std::string& secret) {
+    const absl::Time now = absl::Now();
+    AccountWithKey a;
+    a.account.id = NewId(kAccountPrefix);
+    a.account.name = name;
+    a.account.created_at = a.account.updated_at = now;
+    a.key = NewKey(a.account.id, secret);
+    return a;
+  }
+
+  static ApiKey NewKey(const std::string& account_id,
+                       const std::string& secret) {
+    ApiKey k;
+    k.id = NewId(kApiKeyPrefix);
+    k.account_id = account_id;
+    k.name = "test";
+    k.prefix = secret.substr(0, 8);
+    k.key_hash = Sha256Hex(secret);
+    k.created_at = absl::Now();
+    return k;
+  }
+
+  static Template NewTemplate(const std::string& account,
+                              const std::string& name,
+                              Channel channel = Channel::kSms,
+                              TemplateStatus status = TemplateStatus::kApproved,
+                              const std::string& language = "en") {
+    Template t;
+    t.id = NewId(kTemplatePrefix);
+    t.account_id = account;
+    t.name = name;
+    t.language = language;
+    t.channel = channel;
+    t.body = "Hello {{name}}";
+    t.status = status;
+    t.created_at = t.updated_at = absl::Now();
+    return t;
+  }
+
+  static Sender NewSender(const std::string& account,
+                          const std::string& sender_id,
+                          Channel channel = Channel::kSms) {
+    Sender s;
+    s.id = NewId(kSenderPrefix);
+    s.account_id = account;
+    s.sender_id = sender_id;
+    s.channel = channel;
+    s.tier = SenderTier::kTier10k;
+    s.provider = "simulator";
+    s.created_at = s.updated_at = absl::Now();
+    return s;
+  }
+
+  static Campaign NewCampaign(const std::string& account,
+                              const std::string& sender_id,
+                              Channel channel = Channel::kSms) {
+    Campaign c;
+    c.id = NewId(kCampaignPrefix);
+    c.account_id = account;
+    c.name = "Spring sale";
+    c.channel = channel;
+    c.sender_id = sender_id;
+    c.body = "Hi {{name}}";
+    c.created_at = c.updated_at = absl::Now();
+    return c;
+  }
+
+  // Registers a sender and fails the test if that does not work.
+  Sender MustRegister(Sender s) {
+    absl::StatusOr<Sender> out = RegisterSender(std::move(s));
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : Sender{};
+  }
+  Template MustCreate(Template t) {
+    absl::StatusOr<Template> out = CreateTemplate(std::move(t));
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : Template{};
+  }
+  Campaign MustCreate(Campaign c) {
+    absl::StatusOr<Campaign> out = CreateCampaign(std::move(c));
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : Campaign{};
+  }
+
+  int64_t CountCampaignRows() {
+    return test_util::QueryInt(*db_, "SELECT COUNT(*) FROM campaigns");
+  }
+
+  PageRequest AllOnOnePage() {
+    PageRequest page;
+    page.limit = 100;
+    return page;
+  }
+
+  std::vector<std::string> CampaignIds(const std::string& account,
+                                       const CampaignFilter& filter) {
+    absl::StatusOr<Page<Campaign>> page =
+        store_->ListCampaigns(account, filter, AllOnOnePage());
+    EXPECT_TRUE(page.ok()) << page.status();
+    std::vector<std::string> ids;
+    if (page.ok()) {
+      for (const Campaign& c : page->items) ids.push_back(c.id);
+    }
+    return ids;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<Store> store_;
+};
+
+// A store with two ordinary accounts, A and B, each with an SMS sender.
+class TwoAccountsTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    absl::StatusOr<AccountWithKey> a =
+        CreateAccount(NewAccount("alpha", kSecretA));
+    ASSERT_TRUE(a.ok()) << a.status();
+    absl::StatusOr<AccountWithKey> b =
+        CreateAccount(NewAccount("beta", kSecretB));
+    ASSERT_TRUE(b.ok()) << b.status();
+    a_ = a->account.id;
+    b_ = b->account.id;
+    key_a_ = a->key.id;
+    sender_a_ = MustRegister(NewSender(a_, "+15550100"));
+    sender_b_ = MustRegister(NewSender(b_, "+15550199"));
+  }
+
+  static constexpr const char* kSecretA = "ck_secret_of_account_alpha";
+  static constexpr const char* kSecretB = "ck_secret_of_account_beta";
+  std::string a_;
+  std::string b_;
+  std::string key_a_;
+  Sender sender_a_;
+  Sender sender_b_;
+};
+
+// --- Accounts and keys
+// ---------------------------------------------------------
+
+TEST_F(StoreTest, BootstrapAdminCreatesOnceThenReturnsFalse) {
+  absl::StatusOr<bool> first = store_->BootstrapAdmin("ck_bootstrap_secret");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(*first);
+  absl::StatusOr<bool> second = store_->BootstrapAdmin("ck_another_secret");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE(*second);
+
+  absl::StatusOr<Principal> admin = store_->Authenticate("ck_bootstrap_secret");
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  EXPECT_TRUE(admin->admin);
+  absl::StatusOr<Account> account = store_->GetAccount(admin->account_id);
+  ASSERT_TRUE(account.ok()) << account.status();
+  EXPECT_TRUE(account->admin);
+  EXPECT_EQ(account->name, "admin");
+
+  ExpectError(store_->Authenticate("ck_another_secret").status(),
+              absl::StatusCode::kUnauthenticated, "UNAUTHORIZED");
+}
+
+TEST_F(StoreTest, BootstrapAdminDoesNothingWhenAnAccountExists) {
+  ASSERT_TRUE(CreateAccount(NewAccount("existing", "ck_existing")).ok());
+  absl::StatusOr<bool> created = store_->BootstrapAdmin("ck_bootstrap_secret");
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_FALSE(*created);
+  EXPECT_EQ(store_->Authenticate("ck_bootstrap_secret").status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(StoreTest, BootstrapSurvivesReopen) {
+  ASSERT_TRUE(store_->BootstrapAdmin("ck_bootstrap_secret").ok());
+  const std::string path = db_->path();
+  store_.reset();
+  db_.reset();
+  DatabaseOptions options;
+  options.path = path;
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+  ASSERT_TRUE(db.ok()) << db.status();
+  db_ = std::move(*db);
+  store_ = std::make_unique<Store>(db_.get());
+  absl::StatusOr<bool> again = store_->BootstrapAdmin("ck_bootstrap_secret");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(*again);
+  EXPECT_TRUE(store_->Authenticate("ck_bootstrap_secret").ok());
+}
+
+TEST_F(TwoAccountsTest, AuthenticateFindsTheKeysAccount) {
+  absl::StatusOr<Principal> p = store_->Authenticate(kSecretA);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->account_id, a_);
+  EXPECT_EQ(p->key_id, key_a_);
+  EXPECT_FALSE(p->admin);
+
+  absl::StatusOr<Principal> pb = store_->Authenticate(kSecretB);
+  ASSERT_TRUE(pb.ok()) << pb.status();
+  EXPECT_EQ(pb->account_id, b_);
+}
+
+TEST_F(TwoAccountsTest, AuthenticateRejectsUnknownSecrets) {
+  for (const char* secret : {"ck_not_a_key", "", "ck_secret_of_account_alph"}) {
+    ExpectError(store_->Authenticate(secret).status(),
+                absl::StatusCode::kUnauthenticated, "UNAUTHORIZED");
+  }
+}
+
+TEST_F(TwoAccountsTest, RevokedKeyNoLongerAuthenticates) {
+  absl::StatusOr<ApiKey> revoked = RevokeApiKey(a_, key_a_);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->id, key_a_);
+  ASSERT_TRUE(revoked->revoked_at.has_value());
+  ExpectError(store_->Authenticate(kSecretA).status(),
+              absl::StatusCode::kUnauthenticated, "UNAUTHORIZED");
+  // B's key is unaffected.
+  EXPECT_TRUE(store_->Authenticate(kSecretB).ok());
+
+  // Revoking again returns the key unchanged.
+  absl::StatusOr<ApiKey> again = RevokeApiKey(a_, key_a_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->revoked_at, revoked->revoked_at);
+}
+
+TEST_F(TwoAccountsTest, RevokeApiKeyOfAnotherAccountIsNotFound) {
+  ExpectNotFound(RevokeApiKey(b_, key_a_).status());
+  ExpectNotFound(RevokeApiKey(a_, "key_missing").status());
+  EXPECT_TRUE(store_->Authenticate(kSecretA).ok());
+}
+
+TEST_F(TwoAccountsTest, CreateApiKeyAddsAWorkingKey) {
+  ApiKey second = NewKey(a_, "ck_second_key_of_alpha");
+  absl::StatusOr<ApiKey> created = CreateApiKey(second);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->id, second.id);
+  absl::StatusOr<Principal> p = store_->Authenticate("ck_second_key_of_alpha");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->account_id, a_);
+  EXPECT_EQ(p->key_id, second.id);
+
+  absl::StatusOr<Page<ApiKey>> keys = store_->ListApiKeys(a_, AllOnOnePage());
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(keys->total, 2);
+  std::vector<std::string> ids;
+  for (const ApiKey& k : keys->items) ids.push_back(k.id);
+  EXPECT_THAT(ids, UnorderedElementsAre(key_a_, second.id));
+
+  absl::StatusOr<Page<ApiKey>> b_keys = store_->ListApiKeys(b_, AllOnOnePage());
+  ASSERT_TRUE(b_keys.ok()) << b_keys.status();
+  EXPECT_EQ(b_keys->total, 1);
+}
+
+TEST_F(TwoAccountsTest, CreateApiKeyForUnknownAccountIsNotFound) {
+  ExpectNotFound(CreateApiKey(NewKey("acct_missing", "ck_orphan")).status());
+  EXPECT_FALSE(store_->Authenticate("ck_orphan").ok());
+}
+
+TEST_F(TwoAccountsTest, CreateApiKeyIsIdempotent) {
+  IdempotencyKey idem{"CreateApiKey", "req-1", "hash-1"};
+  absl::StatusOr<ApiKey> first = CreateApiKey(NewKey(a_, "ck_idem_1"), idem);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<ApiKey> repeat = CreateApiKey(NewKey(a_, "ck_idem_2"), idem);
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_EQ(repeat->id, first->id);
+  EXPECT_FALSE(store_->Authenticate("ck_idem_2").ok());
+  absl::StatusOr<Page<ApiKey>> keys = store_->ListApiKeys(a_, AllOnOnePage());
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->total, 2);  // the account's first key and this one
+}
+
+TEST_F(TwoAccountsTest, GetAccount) {
+  absl::StatusOr<Account> a = store_->GetAccount(a_);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->name, "alpha");
+  EXPECT_FALSE(a->admin);
+  EXPECT_EQ(a->currency, "EUR");
+  ExpectNotFound(store_->GetAccount("acct_missing").status());
+}
+
+TEST_F(StoreTest, CreateAccountIsIdempotent) {
+  IdempotencyKey idem{"CreateAccount", "req-acct", "h"};
+  absl::StatusOr<AccountWithKey> first =
+      CreateAccount(NewAccount("one", "ck_one"), idem);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<AccountWithKey> repeat =
+      CreateAccount(NewAccount("one", "ck_one_again"), idem);
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_EQ(repeat->account.id, first->account.id);
+  IdempotencyKey other = idem;
+  other.body_hash = "other";
+  ExpectError(CreateAccount(NewAccount("two", "ck_two"), other).status(),
+              absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_CONFLICT");
+}
+
+TEST_F(TwoAccountsTest, WritesAfterCloseAreUnavailable) {
+  // At shutdown a write is refused with UNAVAILABLE (retryable), not
+  // INTERNAL.
+  db_->Close();
+  ExpectError(CreateCampaign(NewCampaign(a_, "+15550100")).status(),
+              absl::StatusCode::kUnavailable, "UNAVAILABLE");
+  ExpectError(DeleteSender(a_, sender_a_.id), absl::StatusCode::kUnavailable,
+              "UNAVAILABLE");
+  // Reads still work.
+  EXPECT_TRUE(store_->GetSender(a_, sender_a_.id).ok());
+}
+
+// --- Templates ---------------------------------------------------------------
+
+TEST_F(TwoAccountsTest, TemplateCrud) {
+  Template t = NewTemplate(a_, "welcome", Channel::kWhatsapp,
+                           TemplateStatus::kPending, "en_US");
+  t.components = {{"BODY", "TEXT", "Hi {{1}}", {{"text", "{{2}}"}}}};
+  Template created = MustCreate(t);
+  EXPECT_EQ(created.id, t.id);
+
+  absl::StatusOr<Template> got = store_->GetTemplate(a_, t.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "welcome");
+  EXPECT_EQ(got->language, "en_US");
+  EXPECT_EQ(got->channel, Channel::kWhatsapp);
+  EXPECT_EQ(got->status, TemplateStatus::kPending);
+  EXPECT_EQ(got->body, "Hello {{name}}");
+  ASSERT_EQ(got->components.size(), 1u);
+  EXPECT_EQ(got->components[0].type, "BODY");
+  EXPECT_EQ(got->components[0].format, "TEXT");
+  EXPECT_EQ(got->components[0].text, "Hi {{1}}");
+  ASSERT_EQ(got->components[0].parameters.size(), 1u);
+  EXPECT_EQ(got->components[0].parameters[0].text, "{{2}}");
+
+  absl::StatusOr<Template> updated = UpdateTemplate(a_, t.id, [](Template& x) {
+    x.body = "Bye {{name}}";
+    x.status = TemplateStatus::kApproved;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  got = store_->GetTemplate(a_, t.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->body, "Bye {{name}}");
+  EXPECT_EQ(got->status, TemplateStatus::kApproved);
+
+  EXPECT_TRUE(DeleteTemplate(a_, t.id).ok());
+  ExpectNotFound(store_->GetTemplate(a_, t.id).status());
+  ExpectNotFound(DeleteTemplate(a_, t.id));
+}
+
+TEST_F(TwoAccountsTest, TemplateNameAndLanguageAreUniquePerAccount) {
+  MustCreate(NewTemplate(a_, "promo"));
+  ExpectError(CreateTemplate(NewTemplate(a_, "promo")).status(),
+              absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS", "name");
+  // Another language, or another account, is free.
+  EXPECT_TRUE(CreateTemplate(NewTemplate(a_, "promo", Channel::kSms,
+                                         TemplateStatus::kApproved, "de"))
+                  .ok());
+  EXPECT_TRUE(CreateTemplate(NewTemplate(b_, "promo")).ok());
+}
+
+TEST_F(TwoAccountsTest, TemplateRenameOntoTakenNameIsAlreadyExists) {
+  MustCreate(NewTemplate(a_, "first"));
+  Template second = MustCreate(NewTemplate(a_, "second"));
+  ExpectError(UpdateTemplate(a_, second.id,
+                             [](Template& t) {
+                               t.name = "first";
+                               return absl::OkStatus();
+                             })
+                  .status(),
+              absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS", "name");
+  absl::StatusOr<Template> got = store_->GetTemplate(a_, second.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "second");
+}
+
+TEST_F(TwoAccountsTest, TemplateUpdateIsValidatedAndMutateErrorsPropagate) {
+  Template t = MustCreate(NewTemplate(a_, "checked"));
+  ExpectError(UpdateTemplate(a_, t.id,
+                             [](Template& x) {
+                               x.name.clear();
+                               return absl::OkStatus();
+                             })
+                  .status(),
+              absl::StatusCode::kInvalidArgument, "INVALID_REQUEST", "name");
+  ExpectError(
+      UpdateTemplate(a_, t.id,
+                     [](Template&) {
+                       return errors::InvalidField("update_mask", "bad path");
+                     })
+          .status(),
+      absl::StatusCode::kInvalidArgument, "INVALID_REQUEST", "update_mask");
+  absl::StatusOr<Template> got = store_->GetTemplate(a_, t.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "checked");
+}
+
+TEST_F(TwoAccountsTest, TemplatesOfAnotherAccountAreNotFound) {
+  Template t = MustCreate(NewTemplate(a_, "private"));
+  ExpectNotFound(store_->GetTemplate(b_, t.id).status());
+  ExpectNotFound(UpdateTemplate(b_, t.id, [](Template& x) {
+                   x.body = "hijacked";
+                   return absl::OkStatus();
+                 }).status());
+  ExpectNotFound(DeleteTemplate(b_, t.id));
+  absl::StatusOr<Page<Template>> list =
+      store_->ListTemplates(b_, TemplateFilter{}, AllOnOnePage());
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_THAT(list->items, IsEmpty());
+  EXPECT_EQ(list->total, 0);
+
+  absl::StatusOr<Template> still = store_->GetTemplate(a_, t.id);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(still->body, "Hello {{name}}");
+  // An empty account id finds nothing; the admin path is explicit.
+  ExpectNotFound(store_->GetTemplate("", t.id).status());
+  EXPECT_TRUE(store_->GetTemplateForReview(t.id).ok());
+}
+
+TEST_F(TwoAccountsTest, ListTemplatesFilters) {
+  Template sms = MustCreate(NewTemplate(a_, "sms-approved"));
+  Template wa = MustCreate(NewTemplate(a_, "wa-pending", Channel::kWhatsapp,
+                                       TemplateStatus::kPending));
+  auto ids = [&](const TemplateFilter& filter) {
+    std::vector<std::string> out;
+    absl::StatusOr<Page<Template>> page =
+        store_->ListTemplates(a_, filter, AllOnOnePage());
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const Template& t : page->items) out.push_back(t.id);
+    }
+    return out;
+  };
+  EXPECT_THAT(ids({}), UnorderedElementsAre(sms.id, wa.id));
+  EXPECT_THAT(ids({TemplateStatus::kPending, Channel::kUnspecified, ""}),
+              ElementsAre(wa.id));
+  EXPECT_THAT(ids({TemplateStatus::kUnspecified, Channel::kSms, ""}),
+              ElementsAre(sms.id));
+  EXPECT_THAT(
+      ids({TemplateStatus::kUnspecified, Channel::kUnspecified, "wa-pending"}),
+      ElementsAre(wa.id));
+  EXPECT_THAT(ids({TemplateStatus::kRejected, Channel::kUnspecified, ""}),
+              IsEmpty());
+}
+
+// --- Senders -----------------------------------------------------------------
+
+TEST_F(TwoAccountsTest, RegisterGetListAndDeleteSender) {
+  Sender s = NewSender(a_, "ACME", Channel::kWhatsapp);
+  s.tier = SenderTier::kTier100k;
+  s.verified = true;
+  MustRegister(s);
+  absl::StatusOr<Sender> got = store_->GetSender(a_, s.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->sender_id, "ACME");
+  EXPECT_EQ(got->channel, Channel::kWhatsapp);
+  EXPECT_EQ(got->tier, SenderTier::kTier100k);
+  EXPECT_TRUE(got->verified);
+  EXPECT_EQ(got->provider, "simulator");
+
+  absl::StatusOr<Page<Sender>> wa =
+      store_->ListSenders(a_, Channel::kWhatsapp, AllOnOnePage());
+  ASSERT_TRUE(wa.ok()) << wa.status();
+  ASSERT_EQ(wa->items.size(), 1u);
+  EXPECT_EQ(wa->items[0].id, s.id);
+  absl::StatusOr<Page<Sender>> all =
+      store_->ListSenders(a_, Channel::kUnspecified, AllOnOnePage());
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->total, 2);  // with the SMS sender of the fixture
+
+  EXPECT_TRUE(DeleteSender(a_, s.id).ok());
+  ExpectNotFound(store_->GetSender(a_, s.id).status());
+  ExpectNotFound(DeleteSender(a_, s.id));
+}
+
+TEST_F(TwoAccountsTest, DuplicateSenderIsAlreadyExists) {
+  ExpectError(RegisterSender(NewSender(a_, "+15550100")).status(),
+              absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS", "sender_id");
+  // The same visible id on another channel or in another account is free.
+  EXPECT_TRUE(
+      RegisterSender(NewSender(a_, "+15550100", Channel::kWhatsapp)).ok());
+  EXPECT_TRUE(RegisterSender(NewSender(b_, "+15550100")).ok());
+}
+
+TEST_F(TwoAccountsTest, RegisterSenderIsIdempotent) {
+  IdempotencyKey idem{"RegisterSender", "req-s", "h1"};
+  absl::StatusOr<Sender> first = RegisterSender(NewSender(a_, "ONE"), idem);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<Sender> repeat = RegisterSender(NewSender(a_, "ONE"), idem);
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_EQ(repeat->id, first->id);
+  idem.body_hash = "h2";
+  ExpectError(RegisterSender(NewSender(a_, "TWO"), idem).status(),
+              absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_CONFLICT");
+}
+
+TEST_F(TwoAccountsTest, SendersOfAnotherAccountAreNotFound) {
+  ExpectNotFound(store_->GetSender(b_, sender_a_.id).status());
+  ExpectNotFound(DeleteSender(b_, sender_a_.id));
+  absl::StatusOr<Page<Sender>> list =
+      store_->ListSenders(b_, Channel::kUnspecified, AllOnOnePage());
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->items.size(), 1u);
+  EXPECT_EQ(list->items[0].id, sender_b_.id);
+  EXPECT_TRUE(store_->GetSender(a_, sender_a_.id).ok());
+}
+
+// --- Campaigns: create and references
+// -----------------------------------------
+
+TEST_F(TwoAccountsTest, CreateCampaignResolvesSenderByVisibleId) {
+  Campaign c = NewCampaign(a_, "+15550100");
+  c.variable_mapping = {{"name", "first_name"}};
+  c.tags = {"vip", "beta"};
+  c.batch_size = 250;
+  c.batch_delay = absl::Seconds(2);
+  c.rate_limit_per_second = 7;
+  c.validity_period = absl::Hours(1);
+  c.max_lateness = absl::Minutes(10);
+  c.schedule_at = absl::FromUnixSeconds(1900000000);
+  Campaign created = MustCreate(c);
+  EXPECT_EQ(created.sender_ref, sender_a_.id);
+  EXPECT_EQ(created.sender_id, "+15550100");
+
+  absl::StatusOr<Campaign> got = store_->GetCampaign(a_, c.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->account_id, a_);
+  EXPECT_EQ(got->name, "Spring sale");
+  EXPECT_EQ(got->channel, Channel::kSms);
+  EXPECT_EQ(got->sender_id, "+15550100");
+  EXPECT_EQ(got->sender_ref, sender_a_.id);
+  EXPECT_EQ(got->body, "Hi {{name}}");
+  EXPECT_EQ(got->status, CampaignStatus::kDraft);
+  EXPECT_THAT(got->variable_mapping, ElementsAre(Pair("name", "first_name")));
+  EXPECT_THAT(got->tags, ElementsAre("vip", "beta"));
+  EXPECT_EQ(got->batch_size, 250);
+  EXPECT_EQ(got->batch_delay, absl::Seconds(2));
+  EXPECT_EQ(got->rate_limit_per_second, 7);
+  EXPECT_EQ(got->validity_period, absl::Hours(1));
+  EXPECT_EQ(got->max_lateness, absl::Minutes(10));
+  EXPECT_EQ(got->schedule_at, absl::FromUnixSeconds(1900000000));
+  EXPECT_FALSE(got->started_at.has_value());
+}
+
+TEST_F(TwoAccountsTest, CreateCampaignResolvesSenderBySndId) {
+  Campaign created = MustCreate(NewCampaign(a_, sender_a_.id));
+  EXPECT_EQ(created.sender_id, "+15550100");
+  EXPECT_EQ(created.sender_ref, sender_a_.id);
+  absl::StatusOr<Campaign> got = store_->GetCampaign(a_, created.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->sender_id, "+15550100");
+  EXPECT_EQ(got->sender_ref, sender_a_.id);
+}
+
+TEST_F(TwoAccountsTest, CreateCampaignWithUnmatchedSenderIsValidationError) {
+  Sender wa = MustRegister(NewSender(a_, "ACME", Channel::kWhatsapp));
+  struct Case {
+    const char* what;
+    std::string sender_id;
+  };
+  const Case kCases[] = {
+      {"unregistered", "+15559999"},
+      {"other channel by visible id", "ACME"},
+      {"other channel by snd_ id", wa.id},
+      {"other account by visible id", "+15550199"},
+      {"other account by snd_ id", sender_b_.id},
+  };
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.what);
+    ExpectError(CreateCampaign(NewCampaign(a_, c.sender_id)).status(),
+                absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+                "sender_id");
+  }
+  EXPECT_EQ(CountCampaignRows(), 0);
+}
+
+TEST_F(TwoAccountsTest, CreateCampaignChecksTheTemplate) {
+  Template pending = MustCreate(
+      NewTemplate(a_, "pending", Channel::kSms, TemplateStatus::kPending));
+  Template rejected = MustCreate(
+      NewTemplate(a_, "rejected", Channel::kSms, TemplateStatus::kRejected));
+  Template whatsapp = MustCreate(NewTemplate(a_, "wa", Channel::kWhatsapp));
+  Template of_b = MustCreate(NewTemplate(b_, "b's"));
+  struct Case {
+    const char* what;
+    std::string template_id;
+    absl::StatusCode code;
+    const char* reason;
+    const char* field;
+  };
+  const Case kCases[] = {
+      {"pending", pending.id, absl::StatusCode::kFailedPrecondition,
+       "VALIDATION_ERROR", "template_id"},
+      {"rejected", rejected.id, absl::StatusCode::kFailedPrecondition,
+       "VALIDATION_ERROR", "template_id"},
+      {"other channel", whatsapp.id, absl::StatusCode::kFailedPrecondition,
+       "VALIDATION_ERROR", "template_id"},
+      {"unknown", "tmpl_missing", absl::StatusCode::kNotFound, "NOT_FOUND", ""},
+      {"other account", of_b.id, absl::StatusCode::kNotFound, "NOT_FOUND", ""},
+  };
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(c.what);
+    Campaign campaign = NewCampaign(a_, "+15550100");
+    campaign.body.clear();
+    campaign.template_id = c.template_id;
+    ExpectError(CreateCampaign(campaign).status(), c.code, c.reason, c.field);
+  }
+  EXPECT_EQ(CountCampaignRows(), 0);
+}
+
+TEST_F(TwoAccountsTest, CreateCampaignWithApprovedTemplateCopiesItsName) {
+  Template t = MustCreate(NewTemplate(a_, "approved", Channel::kSms,
+                                      TemplateStatus::kApproved, "en_GB"));
+  Campaign c = NewCampaign(a_, "+15550100");
+  c.body.clear();
+  c.template_id = t.id;
+  Campaign created = MustCreate(c);
+  EXPECT_EQ(created.template_name, "approved");
+  EXPECT_EQ(created.template_lang, "en_GB");
+  absl::StatusOr<Campaign> got = store_->GetCampaign(a_, c.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->template_id, t.id);
+  EXPECT_EQ(got->template_name, "approved");
+  EXPECT_EQ(got->template_lang, "en_GB");
+}
+
+TEST_F(TwoAccountsTest, CreateCampaignChecksTheContactList) {
+  Campaign unknown = NewCampaign(a_, "+15550100");
+  unknown.contact_list_id = "cl_missing";
+  ExpectNotFound(CreateCampaign(unknown).status());
+
+  // A list of account B is not A's either; A's own list works.
+  ASSERT_TRUE(
+      db_->WriteSync([&](SQLite::Database& w) {
+           const std::vector<std::pair<std::string, std::string>> lists = {
+               {"cl_of_a", a_}, {"cl_of_b", b_}};
+           for (const auto& [id, account] : lists) {
+             SQLite::Statement st(
+                 w,
+                 "INSERT INTO contact_lists(id, account_id, name, "
+                 "created_at, updated_at) VALUES(?,?,'list',0,0)");
+             st.bind(1, id);
+             st.bind(2, account);
+             st.exec();
+           }
+           return absl::OkStatus();
+         })
+          .ok());
+  Campaign of_b = NewCampaign(a_, "+15550100");
+  of_b.contact_list_id = "cl_of_b";
+  ExpectNotFound(CreateCampaign(of_b).status());
+  Campaign of_a = NewCampaign(a_, "+15550100");
+  of_a.contact_list_id = "cl_of_a";
+  Campaign created = MustCreate(of_a);
+  EXPECT_EQ(created.contact_list_id, "cl_of_a");
+}
+
+// --- Campaigns: tenancy
+// -------------------------------------------------------
+
+TEST_F(TwoAccountsTest, CampaignsOfAnotherAccountAreNotFound) {
+  Campaign c = MustCreate(NewCampaign(a_, "+15550100"));
+  ExpectNotFound(store_->GetCampaign(b_, c.id).status());
+  ExpectNotFound(UpdateCampaign(b_, c.id, [](Campaign& x) {
+                   x.name = "hijacked";
+                   return absl::OkStatus();
+                 }).status());
+  ExpectNotFound(DeleteCampaign(b_, c.id));
+  EXPECT_THAT(CampaignIds(b_, {}), IsEmpty());
+  // Filters do not leak either.
+  CampaignFilter by_sender;
+  by_sender.sender_id = sender_a_.id;
+  EXPECT_THAT(CampaignIds(b_, by_sender), IsEmpty());
+
+  absl::StatusOr<Campaign> still = store_->GetCampaign(a_, c.id);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(still->name, "Spring sale");
+  EXPECT_THAT(CampaignIds(a_, {}), ElementsAre(c.id));
+}
+
+TEST_F(TwoAccountsTest, UnknownCampaignIsNotFound) {
+  ExpectNotFound(store_->GetCampaign(a_, "cmp_missing").status());
+  ExpectNotFound(UpdateCampaign(a_, "cmp_missing", [](Campaign&) {
+                   return absl::OkStatus();
+                 }).status());
+  ExpectNotFound(DeleteCampaign(a_, "cmp_missing"));
+}
+
+// --- Campaigns: idempotency
+// ---------------------------------------------------
+
+TEST_F(TwoAccountsTest, SameRequestIdAndBodyReturnsTheFirstCampaign) {
+  IdempotencyKey idem{"CreateCampaign", "req-42", "body-hash-1"};
+  absl::StatusOr<Campaign> first =
+      CreateCampaign(NewCampaign(a_, "+15550100"), idem);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<Campaign> repeat =
+      CreateCampaign(NewCampaign(a_, "+15550100"), idem);  // a new cmp_ id
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_EQ(repeat->id, first->id);
+  EXPECT_EQ(CountCampaignRows(), 1);
+}
+
+TEST_F(TwoAccountsTest, SameRequestIdWithAnotherBodyIsConflict) {
+  IdempotencyKey idem{"CreateCampaign", "req-42", "body-hash-1"};
+  ASSERT_TRUE(CreateCampaign(NewCampaign(a_, "+15550100"), idem).ok());
+  idem.body_hash = "body-hash-2";
+  absl::StatusOr<Campaign> conflict =
+      CreateCampaign(NewCampaign(a_, "+15550100"), idem);
+  ExpectError(conflict.status(), absl::StatusCode::kAlreadyExists,
+              "IDEMPOTENCY_CONFLICT", "request_id");
+  EXPECT_EQ(CountCampaignRows(), 1);
+}
+
+TEST_F(TwoAccountsTest, RequestIdsAreScopedByAccountAndMethod) {
+  IdempotencyKey idem{"CreateCampaign", "req-42", "body-hash-1"};
+  absl::StatusOr<Campaign> in_a =
+      CreateCampaign(NewCampaign(a_, "+15550100"), idem);
+  ASSERT_TRUE(in_a.ok()) << in_a.status();
+  // Another account, even with another body: independent.
+  IdempotencyKey idem_b = idem;
+  idem_b.body_hash = "body-hash-of-b";
+  absl::StatusOr<Campaign> in_b =
+      CreateCampaign(NewCampaign(b_, "+15550199"), idem_b);
+  ASSERT_TRUE(in_b.ok()) << in_b.status();
+  EXPECT_NE(in_b->id, in_a->id);
+  EXPECT_EQ(in_b->account_id, b_);
+  // Another method in the same account: independent.
+  IdempotencyKey template_idem{"CreateTemplate", "req-42", "t-hash"};
+  EXPECT_TRUE(CreateTemplate(NewTemplate(a_, "t"), template_idem).ok());
+  EXPECT_EQ(CountCampaignRows(), 2);
+}
+
+TEST_F(TwoAccountsTest, FailedCreateDoesNotConsumeTheRequestId) {
+  IdempotencyKey idem{"CreateCampaign", "req-retry", "h"};
+  ExpectError(CreateCampaign(NewCampaign(a_, "+15551234"), idem).status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "sender_id");
+  MustRegister(NewSender(a_, "+15551234"));
+  absl::StatusOr<Campaign> retry =
+      CreateCampaign(NewCampaign(a_, "+15551234"), idem);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(CountCampaignRows(), 1);
+}
+
+// --- Campaigns: update and delete
+// ---------------------------------------------
+
+TEST_F(TwoAccountsTest, UpdateCampaignAppliesValidatesAndResolves) {
+  Campaign c = MustCreate(NewCampaign(a_, "+15550100"));
+  Sender other = MustRegister(NewSender(a_, "+15550111"));
+  absl::StatusOr<Campaign> updated = UpdateCampaign(a_, c.id, [&](Campaign& x) {
+    x.name = "Summer sale";
+    x.sender_id = other.id;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->sender_id, "+15550111");
+  EXPECT_EQ(updated->sender_ref, other.id);
+  absl::StatusOr<Campaign> got = store_->GetCampaign(a_, c.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "Summer sale");
+  EXPECT_EQ(got->sender_ref, other.id);
+
+  // Invalid shape, unregistered sender, and a mutate error change nothing.
+  ExpectError(UpdateCampaign(a_, c.id,
+                             [](Campaign& x) {
+                               x.batch_size = 0;
+                               return absl::OkStatus();
+                             })
+                  .status(),
+              absl::StatusCode::kInvalidArgument, "INVALID_REQUEST",
+              "batch_size");
+  ExpectError(UpdateCampaign(a_, c.id,
+                             [](Campaign& x) {
+                               x.sender_id = "+15559999";
+                               return absl::OkStatus();
+                             })
+                  .status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "sender_id");
+  ExpectError(UpdateCampaign(a_, c.id,
+                             [](Campaign&) {
+                               return errors::InvalidField("update_mask",
+                                                           "unknown path");
+                             })
+                  .status(),
+              absl::StatusCode::kInvalidArgument, "INVALID_REQUEST",
+              "update_mask");
+  got = store_->GetCampaign(a_, c.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "Summer sale");
+  EXPECT_EQ(got->batch_size, kDefaultBatchSize);
+  EXPECT_EQ(got->sender_id, "+15550111");
+}
+
+TEST_F(TwoAccountsTest, ScheduledCampaignIsEditable) {
+  Campaign c = MustCreate(NewCampaign(a_, "+15550100"));
+  ForceStatus(a_, c.id, CampaignStatus::kScheduled);
+  absl::StatusOr<Campaign> updated = UpdateCampaign(a_, c.id, [](Campaign& x) {
+    x.name = "Rescheduled";
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->status, CampaignStatus::kScheduled);
+}
+
+TEST_F(TwoAccountsTest, NonEditableCampaignRefusesUpdate) {
+  for (CampaignStatus status :
+       {CampaignStatus::kSending, CampaignStatus::kPaused,
+        CampaignStatus::kSent, CampaignStatus::kCompleted,
+        CampaignStatus::kCancelled, CampaignStatus::kFailed}) {
+    SCOPED_TRACE(CampaignStatusName(status));
+    Campaign c = MustCreate(NewCampaign(a_, "+15550100"));
+    ForceStatus(a_, c.id, status);
+    ExpectError(UpdateCampaign(a_, c.id,
+                               [](Campaign& x) {
+                                 x.name = "too late";
+                                 return absl::OkStatus();
+                               })
+                    .status(),
+                absl::StatusCode::kFailedPrecondition, "ILLEGAL_TRANSITION");
+    absl::StatusOr<Campaign> got = store_->GetCampaign(a_, c.id);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->name, "Spring sale");
+    EXPECT_EQ(got->status, status);
+  }
+}
+
+TEST_F(TwoAccountsTest, DeleteCampaignRefusesSendingOnly) {
+  Campaign sending = MustCreate(NewCampaign(a_, "+15550100"));
+  ForceStatus(a_, sending.id, CampaignStatus::kSending);
+  ExpectError(DeleteCampaign(a_, sending.id),
+              absl::StatusCode::kFailedPrecondition, "ILLEGAL_TRANSITION");
+  EXPECT_TRUE(store_->GetCampaign(a_, sending.id).ok());
+
+  for (CampaignStatus status :
+       {CampaignStatus::kDraft, CampaignStatus::kScheduled,
+        CampaignStatus::kPaused, CampaignStatus::kCompleted,
+        CampaignStatus::kCancelled, CampaignStatus::kFailed}) {
+    SCOPED_TRACE(CampaignStatusName(status));
+    Campaign c = MustCreate(NewCampaign(a_, "+15550100"));
+    if (status != CampaignStatus::kDraft) ForceStatus(a_, c.id, status);
+    EXPECT_TRUE(DeleteCampaign(a_, c.id).ok());
+    ExpectNotFound(store_->GetCampaign(a_, c.id).status());
+  }
+}
+
+TEST_F(TwoAccountsTest, TemplateInUseByLiveCampaignCannotBeDeleted) {
+  Template t = MustCreate(NewTemplate(a_, "in-use"));
+  Campaign c = NewCampaign(a_, "+15550100");
+  c.body.clear();
+  c.template_id = t.id;
+  MustCreate(c);
+  ExpectError(DeleteTemplate(a_, t.id), absl::StatusCode::kFailedPrecondition,
+              "VALIDATION_ERROR");
+  EXPECT_TRUE(store_->GetTemplate(a_, t.id).ok());
+
+  ForceStatus(a_, c.id, CampaignStatus::kCancelled);  // final now
+  EXPECT_TRUE(DeleteTemplate(a_, t.id).ok());
+}
+
+TEST_F(TwoAccountsTest, SenderInUseByLiveCampaignCannotBeDeleted) {
+  Sender s = MustRegister(NewSender(a_, "+15550122"));
+  Campaign c = MustCreate(NewCampaign(a_, "+15550122"));
+  ForceStatus(a_, c.id, CampaignStatus::kScheduled);
+  ExpectError(DeleteSender(a_, s.id), absl::StatusCode::kFailedPrecondition,
+              "VALIDATION_ERROR");
+  EXPECT_TRUE(store_->GetSender(a_, s.id).ok());
+
+  ForceStatus(a_, c.id, CampaignStatus::kFailed);  // final now
+  EXPECT_TRUE(DeleteSender(a_, s.id).ok());
+}
+
+// --- Campaigns: listing
+// -------------------------------------------------------
+
+TEST_F(TwoAccountsTest, ListCampaignsFilters) {
+  Sender second = MustRegister(NewSender(a_, "+15550133"));
+  Sender wa = MustRegister(NewSender(a_, "ACME", Channel::kWhatsapp));
+  Campaign c1 = MustCreate(NewCampaign(a_, "+15550100"));
+  Campaign c2 = MustCreate(NewCampaign(a_, second.id));
+  Campaign c3 = MustCreate(NewCampaign(a_, "ACME", Channel::kWhatsapp));
+  ForceStatus(a_, c2.id, CampaignStatus::kScheduled);
+  MustCreate(NewCampaign(b_, "+15550199"));  // never listed for A
+
+  EXPECT_THAT(CampaignIds(a_, {}), UnorderedElementsAre(c1.id, c2.id, c3.id));
+
+  CampaignFilter f;
+  f.status = CampaignStatus::kScheduled;
+  EXPECT_THAT(CampaignIds(a_, f), ElementsAre(c2.id));
+  f.status = CampaignStatus::kDraft;
+  EXPECT_THAT(CampaignIds(a_, f), UnorderedElementsAre(c1.id, c3.id));
+
+  f = {};
+  f.channel = Channel::kWhatsapp;
+  EXPECT_THAT(CampaignIds(a_, f), ElementsAre(c3.id));
+  f.channel = Channel::kEmail;
+  EXPECT_THAT(CampaignIds(a_, f), IsEmpty());
+
+  f = {};
+  f.sender_id = "+15550100";  // visible id
+  EXPECT_THAT(CampaignIds(a_, f), ElementsAre(c1.id));
+  f.sender_id = sender_a_.id;  // snd_ id
+  EXPECT_THAT(CampaignIds(a_, f), ElementsAre(c1.id));
+  f.sender_id = "+15550133";  // created by snd_ id, found by visible id
+  EXPECT_THAT(CampaignIds(a_, f), ElementsAre(c2.id));
+  f.sender_id = wa.id;
+  EXPECT_THAT(CampaignIds(a_, f), ElementsAre(c3.id));
+
+  f = {};
+  f.status = CampaignStatus::kDraft;
+  f.channel = Channel::kSms;
+  EXPECT_THAT(CampaignIds(a_, f), ElementsAre(c1.id));
+}
+
+TEST_F(TwoAccountsTest, ListCampaignsPages) {
+  std::vector<std::string> all;
+  for (int i = 0; i < 5; ++i) {
+    all.push_back(MustCreate(NewCampaign(a_, "+15550100")).id);
+  }
+  std::vector<std::string> seen;
+  const bool want_more[] = {true, true, false};
+  const size_t want_size[] = {2, 2, 1};
+  for (int p = 1; p <= 3; ++p) {
+    SCOPED_TRACE(p);
+    PageRequest req;
+    req.page = p;
+    req.limit = 2;
+    absl::StatusOr<Page<Campaign>> page =
+        store_->ListCampaigns(a_, CampaignFilter{}, req);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_EQ(page->total, 5);
+    EXPECT_EQ(page->page, p);
+    EXPECT_EQ(page->limit, 2);
+    EXPECT_EQ(page->has_more, want_more[p - 1]);
+    ASSERT_EQ(page->items.size(), want_size[p - 1]);
+    for (const Campaign& c : page->items) seen.push_back(c.id);
+  }
+  // Every campaign exactly once across the pages.
+  EXPECT_THAT(seen, UnorderedElementsAreArray(all));
+
+  PageRequest beyond;
+  beyond.page = 4;
+  beyond.limit = 2;
+  absl::StatusOr<Page<Campaign>> empty =
+      store_->ListCampaigns(a_, CampaignFilter{}, beyond);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_THAT(empty->items, IsEmpty());
+  EXPECT_EQ(empty->total, 5);
+  EXPECT_FALSE(empty->has_more);
+}
+
+TEST_F(TwoAccountsTest, ListCampaignsNewestFirst) {
+  Campaign older = NewCampaign(a_, "+15550100");
+  older.created_at = absl::FromUnixSeconds(1600000000);
+  Campaign newer = NewCampaign(a_, "+15550100");
+  newer.created_at = absl::FromUnixSeconds(1700000000);
+  MustCreate(older);
+  MustCreate(newer);
+  EXPECT_THAT(CampaignIds(a_, {}), ElementsAre(newer.id, older.id));
+}
+
+}  // namespace
+}  // namespace campaigns::storage
