@@ -60,17 +60,26 @@ class Tag {
   virtual void Proceed(bool ok) = 0;
 };
 
-// Shared by every call: authentication and the shutdown flag.
-struct CallEnv {
-  Authenticator authenticate;
-  std::atomic<bool> shutting_down{false};
-};
-
 // A method that can post a request for its next call on a queue.
 class Method {
  public:
   virtual ~Method() = default;
   virtual void Arm(grpc::ServerCompletionQueue* cq) = 0;
+};
+
+// Shared by every call: authentication and the shutdown flag.
+struct CallEnv {
+  Authenticator authenticate;
+  std::atomic<bool> shutting_down{false};
+
+  // What every call does when it arrives: re-arm its method on the same
+  // queue (unless the server is shutting down), then authenticate the caller.
+  absl::StatusOr<Principal> Arrive(Method* method,
+                                   grpc::ServerCompletionQueue* cq,
+                                   const grpc::ServerContext& ctx) {
+    if (!shutting_down.load()) method->Arm(cq);
+    return authenticate(ctx);
+  }
 };
 
 template <typename Base, typename Req, typename Resp>
@@ -105,8 +114,8 @@ class UnaryMethod final : public Method {
         return;
       }
       finishing_ = true;
-      if (!method_->env_->shutting_down.load()) method_->Arm(cq_);
-      absl::StatusOr<Principal> principal = method_->env_->authenticate(ctx_);
+      absl::StatusOr<Principal> principal =
+          method_->env_->Arrive(method_, cq_, ctx_);
       if (!principal.ok()) {
         Finish(principal.status());
         return;
@@ -190,8 +199,8 @@ class UnimplementedStreamMethod final : public Method {
         return;
       }
       finishing_ = true;
-      if (!method_->env_->shutting_down.load()) method_->Arm(cq_);
-      absl::StatusOr<Principal> principal = method_->env_->authenticate(ctx_);
+      absl::StatusOr<Principal> principal =
+          method_->env_->Arrive(method_, cq_, ctx_);
       absl::Status status = principal.ok()
                                 ? absl::UnimplementedError(method_->message_)
                                 : principal.status();
