@@ -12,13 +12,18 @@ quick=0
 
 scripts/deps.sh
 
-echo "== clang-format"
+echo "== clang-format, gofmt"
 bad=""
 while IFS= read -r f; do
   clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || bad="$bad $f"
 done < <(find proto server storage client tests tools -name '*.cc' -o -name '*.h' 2>/dev/null)
 if [ -n "$bad" ]; then
   echo "not clang-format clean (run clang-format -i):$bad"
+  exit 1
+fi
+unformatted_go=$(gofmt -l tools)
+if [ -n "$unformatted_go" ]; then
+  echo "not gofmt clean (run gofmt -w): $unformatted_go"
   exit 1
 fi
 

@@ -14,13 +14,17 @@ with campaignctl as a subprocess:
   * the README's campaignctl walkthrough, its JSON output and exit codes;
   * SIGTERM shutdown (exit 0) and persistence across a restart;
   * the generated bootstrap key of a database started without
-    CAMPAIGND_BOOTSTRAP_KEY.
+    CAMPAIGND_BOOTSTRAP_KEY;
+  * the REST/JSON face through campaignd-gateway (urllib only): the seeds'
+    JSON bodies, lowerCamelCase output, snake_case and camelCase input,
+    route order (/campaigns/stats), PUT and PATCH with update_mask, and the
+    JSON errors with their decoded ErrorInfo and BadRequest details.
 
 Run by ctest (tests/CMakeLists.txt) with Debian's /usr/bin/python3, which has
 python3-grpcio and python3-grpc-tools:
 
   /usr/bin/python3 tests/e2e/e2e_test.py --campaignd PATH --campaignctl PATH \
-      --proto-dir proto --googleapis-dir DIR --work-dir DIR
+      --gateway PATH --proto-dir proto --googleapis-dir DIR --work-dir DIR
 
 The last line printed is "N passed, N failed"; the exit status is non-zero on
 any failure.
@@ -34,12 +38,16 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
 import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import grpc
 
@@ -62,10 +70,14 @@ RPC_TIMEOUT = 10        # seconds per RPC
 START_TIMEOUT = 20      # seconds for campaignd to log its port and be SERVING
 STOP_TIMEOUT = 15       # seconds for campaignd to exit after SIGTERM
 CTL_TIMEOUT = 40        # seconds per campaignctl run (its default deadline is 30s)
+HTTP_TIMEOUT = 10       # seconds per HTTP request to the gateway
+GATEWAY_START_TIMEOUT = 20  # seconds for campaignd-gateway to answer
+GATEWAY_STOP_TIMEOUT = 12   # seconds to exit after SIGTERM (drains up to 10s)
 
 ARGS = None             # parsed command line
 RUN_DIR = None          # fresh directory of this run, under --work-dir
 ALL_SERVERS = []        # every CampaignD started, to stop and to show logs of
+ALL_GATEWAYS = []       # every Gateway started, likewise
 
 # Generated modules, filled in by generate_stubs().
 pb = {}
@@ -303,6 +315,164 @@ def ctl(*args, server=None, key=None, timeout=CTL_TIMEOUT):
 def describe(r):
     return "command: %s\nexit: %d\nstdout:\n%s\nstderr:\n%s" % (
         " ".join(r.args), r.returncode, r.stdout, r.stderr)
+
+
+def free_port():
+    """A port that was free a moment ago on 127.0.0.1 (bind to 0, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# urllib without any proxy from the environment.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class HttpResponse:
+    """Status, headers and body of one HTTP exchange; `json` if it parses."""
+
+    def __init__(self, method, url, status, headers, raw):
+        self.method = method
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.raw = raw
+        try:
+            self.json = json.loads(raw.decode("utf-8")) if raw else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return "%s %s -> HTTP %s %s" % (
+            self.method, self.url, self.status,
+            self.raw.decode("utf-8", "replace")[:2000])
+
+
+def http_request(method, url, body=None, headers=None, timeout=HTTP_TIMEOUT):
+    """One HTTP request with urllib; an HTTP error status is a response too."""
+    data = None
+    hdrs = {"Accept": "application/json"}
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    hdrs.update(headers or {})
+    req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+    try:
+        with HTTP.open(req, timeout=timeout) as r:
+            return HttpResponse(method, url, r.status, r.headers, r.read())
+    except urllib.error.HTTPError as e:
+        with e:
+            return HttpResponse(method, url, e.code, e.headers, e.read())
+
+
+class Gateway:
+    """One campaignd-gateway in front of a CampaignD, on a free port."""
+
+    def __init__(self, name, backend):
+        self.name = name
+        self.backend = backend
+        self.proc = None
+        self.port = None
+        self.exit_code = None
+        base = os.path.join(RUN_DIR, "logs", name)
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        n = 0
+        while os.path.exists("%s.%d.stdout" % (base, n)):
+            n += 1
+        self.stdout_path = "%s.%d.stdout" % (base, n)
+        self.stderr_path = "%s.%d.stderr" % (base, n)
+        ALL_GATEWAYS.append(self)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def output(self):
+        text = ""
+        for path in (self.stdout_path, self.stderr_path):
+            try:
+                with open(path, "r", errors="replace") as f:
+                    text += f.read()
+            except OSError:
+                pass
+        return text
+
+    def start(self):
+        """Starts it on a free port (a second port if the first was taken)
+        and waits until it answers through to campaignd."""
+        for attempt in (1, 2):
+            try:
+                self.port = free_port()
+            except OSError:
+                if attempt == 2:
+                    raise
+                continue
+            with open(self.stdout_path, "ab") as out, \
+                    open(self.stderr_path, "ab") as err:
+                self.proc = subprocess.Popen(
+                    [ARGS.gateway, "--listen", "127.0.0.1:%d" % self.port,
+                     "--backend", self.backend],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    env=clean_env())
+            if self.wait_ready():
+                return self
+            code = self.proc.wait()
+            if attempt == 1 and "address already in use" in self.output():
+                continue  # someone took the port between close and bind
+            raise AssertionError("%s exited with %d before answering on "
+                                 "port %d:\n%s" % (self.name, code, self.port,
+                                                   tail(self.stderr_path)))
+        raise AssertionError("unreachable")
+
+    def wait_ready(self):
+        """True once it answers an unauthenticated call with campaignd's 401;
+        False if it exited first; raises on timeout."""
+        deadline = time.monotonic() + GATEWAY_START_TIMEOUT
+        last = None
+        while True:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                r = http_request("GET", self.url + "/api/v1/account",
+                                 timeout=2)
+                if r.status == 401:
+                    return True
+                last = r
+            except (OSError, urllib.error.URLError) as e:
+                last = e
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(
+                    "%s did not answer 401 on %s/api/v1/account within %ds "
+                    "(last: %r)" % (self.name, self.url,
+                                    GATEWAY_START_TIMEOUT, last))
+            time.sleep(0.1)
+
+    def terminate(self, timeout=GATEWAY_STOP_TIMEOUT):
+        """SIGTERM, then kill; returns the exit code, None if killed."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.exit_code = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.exit_code = None
+        else:
+            self.exit_code = self.proc.returncode
+        return self.exit_code
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self):
+        return ("---- %s stdout (%s), last lines ----\n%s"
+                "---- %s stderr (%s), last lines ----\n%s" % (
+                    self.name, self.stdout_path, tail(self.stdout_path),
+                    self.name, self.stderr_path, tail(self.stderr_path)))
 
 
 # ---------------------------------------------------------------------------
@@ -782,6 +952,263 @@ class CampaignctlTest(ServerCase):
 
 
 # ---------------------------------------------------------------------------
+# REST/JSON through campaignd-gateway
+
+
+SEED_SENDER = {"sender_id": "+15550001", "channel": "sms", "tier": "tier_10k"}
+SEED_CAMPAIGN = {
+    "name": "Spring Promotion", "channel": "sms", "sender_id": "+15550001",
+    "body": "Hi {{name}}", "batch_delay": "2s",
+    "schedule_at": "2026-12-01T09:00:00Z",
+    "variable_mapping": {"name": "first_name"},
+}
+
+
+class RestGatewayTest(ServerCase):
+    """campaignd-gateway in front of this class's campaignd; urllib only."""
+
+    gateway = None
+    seed_sender_response = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        gw = Gateway(cls.__name__ + "-gateway", cls.server.address)
+        try:
+            gw.start()
+        except BaseException:
+            gw.kill()
+            super().tearDownClass()
+            raise
+        cls.gateway = gw
+
+    @classmethod
+    def tearDownClass(cls):
+        code = 0
+        try:
+            if cls.gateway is not None:
+                code = cls.gateway.terminate()
+                cls.gateway = None
+        finally:
+            super().tearDownClass()
+        if code != 0:
+            raise AssertionError("campaignd-gateway exit code on SIGTERM: %r "
+                                 "(None: killed)" % code)
+
+    # -- helpers
+
+    def call(self, method, path, body=None, key=BOOTSTRAP_KEY, headers=None):
+        hdrs = {} if key is None else {"Authorization": "Bearer " + key}
+        hdrs.update(headers or {})
+        return http_request(method, self.gateway.url + path, body, hdrs)
+
+    def ok(self, method, path, body=None, **kw):
+        r = self.call(method, path, body, **kw)
+        self.assertEqual(r.status, 200, r)
+        self.assertIsInstance(r.json, dict, r)
+        self.assertIn("application/json", r.headers.get("Content-Type", ""), r)
+        return r.json
+
+    def assert_error(self, r, http_status, code, reason, field=None):
+        """The gateway's JSON error: status, code, ErrorInfo, BadRequest."""
+        self.assertEqual(r.status, http_status, r)
+        self.assertIn("application/json", r.headers.get("Content-Type", ""), r)
+        err = r.json
+        self.assertIsInstance(err, dict, r)
+        self.assertEqual(err.get("code"), code, r)
+        self.assertTrue(err.get("message"), r)
+        self.assertEqual(err.get("error"), err.get("message"), r)
+        details = err.get("details")
+        self.assertIsInstance(details, list, r)
+        infos = [d for d in details if d.get("@type") == ERROR_INFO_URL]
+        self.assertEqual(len(infos), 1, r)
+        self.assertEqual(infos[0].get("reason"), reason, r)
+        self.assertEqual(infos[0].get("domain"), "campaigns.v1", r)
+        if field is not None:
+            bad = [d for d in details if d.get("@type") == BAD_REQUEST_URL]
+            self.assertEqual(len(bad), 1, r)
+            fields = [v.get("field")
+                      for v in bad[0].get("fieldViolations", [])]
+            self.assertIn(field, fields, r)
+            self.assertTrue(err["message"].startswith(field), r)
+        return err
+
+    def assert_int64(self, value, expected, what):
+        # proto3 JSON writes int64 as a string; accept a number too.
+        self.assertIn(value, (expected, str(expected)), what)
+
+    def seed_sender(self):
+        """Registers the seed's sender once (the first test to need it)."""
+        cls = type(self)
+        if cls.seed_sender_response is None:
+            cls.seed_sender_response = self.call("POST", "/api/v1/senders",
+                                                 SEED_SENDER)
+        self.assertEqual(cls.seed_sender_response.status, 200,
+                         cls.seed_sender_response)
+        return cls.seed_sender_response.json
+
+    def create(self, body):
+        self.seed_sender()
+        got = self.ok("POST", "/api/v1/campaigns", body)
+        self.assertTrue(got.get("id", "").startswith("cmp_"), got)
+        return got
+
+    # -- tests
+
+    def test_register_sender(self):
+        s = self.seed_sender()
+        self.assertTrue(s["id"].startswith("snd_"), s)
+        self.assertEqual(s["senderId"], "+15550001", s)
+        self.assertEqual(s["channel"], "sms", s)
+        self.assertEqual(s["tier"], "tier_10k", s)
+        self.assertEqual(s["ratePerSecond"], 30, s)
+        self.assertNotIn("sender_id", s)
+        got = self.ok("GET", "/api/v1/senders/" + s["id"])
+        self.assertEqual(got["senderId"], "+15550001", got)
+
+    def test_create_campaign(self):
+        c = self.create(SEED_CAMPAIGN)
+        self.assertEqual(c["status"], "draft", c)
+        self.assertEqual(c["name"], "Spring Promotion", c)
+        self.assertEqual(c["channel"], "sms", c)
+        self.assertEqual(c["senderId"], "+15550001", c)
+        self.assertEqual(c["body"], "Hi {{name}}", c)
+        self.assertEqual(c["batchDelay"], "2s", c)
+        self.assertEqual(c["scheduleAt"], "2026-12-01T09:00:00Z", c)
+        self.assertEqual(c["variableMapping"], {"name": "first_name"}, c)
+        for snake in ("sender_id", "batch_delay", "schedule_at",
+                      "variable_mapping"):
+            self.assertNotIn(snake, c)
+
+        # The same with the JSON (lowerCamelCase) names as input.
+        camel = self.create({
+            "name": "Camel", "channel": "sms", "senderId": "+15550001",
+            "body": "Hello {{name}}", "batchDelay": "1.500s",
+            "scheduleAt": "2026-12-02T10:30:00Z",
+            "variableMapping": {"name": "first_name"}})
+        self.assertNotEqual(camel["id"], c["id"])
+        self.assertEqual(camel["status"], "draft", camel)
+        self.assertEqual(camel["senderId"], "+15550001", camel)
+        self.assertEqual(camel["batchDelay"], "1.500s", camel)
+        self.assertEqual(camel["scheduleAt"], "2026-12-02T10:30:00Z", camel)
+        self.assertEqual(camel["variableMapping"], {"name": "first_name"},
+                         camel)
+
+    def test_get_and_list(self):
+        self.ok("POST", "/api/v1/senders", {
+            "sender_id": "+15550002", "channel": "sms", "tier": "tier_1k"})
+        first = self.create(dict(SEED_CAMPAIGN, name="List A",
+                                 sender_id="+15550002"))
+        second = self.create(dict(SEED_CAMPAIGN, name="List B",
+                                  sender_id="+15550002"))
+
+        got = self.ok("GET", "/api/v1/campaigns/" + first["id"])
+        self.assertEqual(got["id"], first["id"], got)
+        self.assertEqual(got["name"], "List A", got)
+        self.assertEqual(got["status"], "draft", got)
+        self.assertIsInstance(got.get("stats"), dict, got)
+        self.assert_int64(got["stats"].get("total"), 0, got)
+
+        listed = self.ok("GET", "/api/v1/campaigns?status=draft&limit=1")
+        self.assertEqual(len(listed["items"]), 1, listed)
+        self.assertGreaterEqual(int(listed["total"]), 2, listed)
+        self.assertIs(listed["hasMore"], True, listed)
+        self.assertEqual(listed["limit"], 1, listed)
+
+        # Filtered to this test's sender: exactly its two drafts.
+        query = urllib.parse.urlencode(
+            {"status": "draft", "limit": 1, "sender_id": "+15550002"})
+        page1 = self.ok("GET", "/api/v1/campaigns?" + query)
+        self.assertEqual(len(page1["items"]), 1, page1)
+        self.assert_int64(page1["total"], 2, page1)
+        self.assertIs(page1["hasMore"], True, page1)
+        page2 = self.ok("GET", "/api/v1/campaigns?" + query + "&page=2")
+        self.assertEqual(len(page2["items"]), 1, page2)
+        self.assertIs(page2["hasMore"], False, page2)
+        self.assertEqual(
+            {page1["items"][0]["id"], page2["items"][0]["id"]},
+            {first["id"], second["id"]})
+
+    def test_stats_route_is_not_get_campaign(self):
+        # GET /campaigns/stats is GetCampaignStats (declared before
+        # GetCampaign), which answers UNIMPLEMENTED for now; read as
+        # GetCampaign("stats") it would be 404 NOT_FOUND.
+        r = self.call("GET", "/api/v1/campaigns/stats")
+        self.assert_error(r, 501, 12, "UNIMPLEMENTED")
+
+    def test_put_and_patch(self):
+        c = self.create(dict(SEED_CAMPAIGN, name="To update"))
+        path = "/api/v1/campaigns/" + c["id"]
+
+        with self.subTest("PUT without update_mask"):
+            put = self.ok("PUT", path, {"name": "Renamed"})
+            self.assertEqual(put["id"], c["id"], put)
+            self.assertEqual(put["name"], "Renamed", put)
+            self.assertEqual(put["body"], "Hi {{name}}", put)
+            self.assertEqual(put["batchDelay"], "2s", put)
+
+        with self.subTest("PATCH update_mask body"):
+            # update_mask "body" clears the body; without a template that is
+            # a VALIDATION_ERROR on `body`, which proves the server got the
+            # path as "body" (grpc-gateway 1.6.4's CamelCaseFieldMask would
+            # have made it "Body"). FAILED_PRECONDITION is HTTP 412 in
+            # grpc-gateway 1.6.4's runtime.HTTPStatusFromCode.
+            r = self.call("PATCH", path, {"body": "", "template_id": "",
+                                          "update_mask": "body"})
+            self.assert_error(r, 412, 9, "VALIDATION_ERROR", "body")
+            unchanged = self.ok("GET", path)
+            self.assertEqual(unchanged["body"], "Hi {{name}}", unchanged)
+
+        with self.subTest("PATCH update_mask name"):
+            masked = self.ok("PATCH", path, {"name": "Masked",
+                                             "update_mask": "name"})
+            self.assertEqual(masked["name"], "Masked", masked)
+            self.assertEqual(masked["body"], "Hi {{name}}", masked)
+            self.assertEqual(self.ok("GET", path)["name"], "Masked")
+
+        with self.subTest("PATCH update_mask in proto3 JSON (lowerCamelCase)"):
+            # proto3 JSON spells FieldMask paths in lowerCamelCase
+            # ("batchDelay" is the path batch_delay).
+            r = self.ok("PATCH", path, {"batch_delay": "5s",
+                                        "update_mask": "batchDelay"})
+            self.assertEqual(r["batchDelay"], "5s", r)
+            self.assertEqual(r["body"], "Hi {{name}}", r)
+
+    def test_auth(self):
+        missing = self.assert_error(self.call("GET", "/api/v1/account",
+                                              key=None),
+                                    401, 16, "UNAUTHORIZED")
+        wrong = self.assert_error(self.call("GET", "/api/v1/account",
+                                            key="ck_wrong_key"),
+                                  401, 16, "UNAUTHORIZED")
+        self.assertEqual(missing["message"], wrong["message"])
+        acct = self.ok("GET", "/api/v1/account", key=None,
+                       headers={"X-Api-Key": BOOTSTRAP_KEY})
+        self.assertTrue(acct["id"].startswith("acct_"), acct)
+        self.assertIs(acct["admin"], True, acct)
+        self.assert_error(self.call("GET", "/api/v1/campaigns", key=None),
+                          401, 16, "UNAUTHORIZED")
+        listed = self.ok("GET", "/api/v1/campaigns", key=None,
+                         headers={"X-Api-Key": BOOTSTRAP_KEY})
+        self.assertIn("items", listed)
+
+    def test_list_limit_over_100(self):
+        r = self.call("GET", "/api/v1/campaigns?limit=101")
+        self.assert_error(r, 400, 3, "INVALID_REQUEST", "limit")
+
+    def test_not_found(self):
+        r = self.call("GET", "/api/v1/campaigns/cmp_doesnotexist")
+        self.assert_error(r, 404, 5, "NOT_FOUND")
+
+    def test_delete(self):
+        c = self.create(dict(SEED_CAMPAIGN, name="To delete"))
+        path = "/api/v1/campaigns/" + c["id"]
+        self.assertEqual(self.ok("DELETE", path), {})
+        self.assert_error(self.call("GET", path), 404, 5, "NOT_FOUND")
+        self.assert_error(self.call("DELETE", path), 404, 5, "NOT_FOUND")
+
+
+# ---------------------------------------------------------------------------
 # Shutdown, persistence, bootstrap
 
 
@@ -904,6 +1331,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--campaignd", required=True)
     parser.add_argument("--campaignctl", required=True)
+    parser.add_argument("--gateway", required=True,
+                        help="campaignd-gateway (the REST/JSON proxy)")
     parser.add_argument("--proto-dir", required=True)
     parser.add_argument("--googleapis-dir", required=True)
     parser.add_argument("--work-dir", required=True)
@@ -912,12 +1341,13 @@ def main():
     parser.add_argument("tests", nargs="*",
                         help="optional test names, e.g. GrpcApiTest.test_health")
     ARGS = parser.parse_args()
-    for flag in ("campaignd", "campaignctl"):
+    for flag in ("campaignd", "campaignctl", "gateway"):
         path = getattr(ARGS, flag)
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             fail_setup("--%s %s: not an executable file" % (flag, path))
     ARGS.campaignd = os.path.abspath(ARGS.campaignd)
     ARGS.campaignctl = os.path.abspath(ARGS.campaignctl)
+    ARGS.gateway = os.path.abspath(ARGS.gateway)
 
     work_dir = os.path.abspath(ARGS.work_dir)
     os.makedirs(work_dir, exist_ok=True)
@@ -933,7 +1363,7 @@ def main():
         suite = loader.loadTestsFromNames(ARGS.tests, module)
     else:
         suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in (
-            GrpcApiTest, CampaignctlTest, LifecycleTest))
+            GrpcApiTest, CampaignctlTest, RestGatewayTest, LifecycleTest))
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2,
                                      resultclass=Result)
     def on_signal(signum, _frame):
@@ -944,6 +1374,8 @@ def main():
     try:
         result = runner.run(suite)
     finally:
+        for gw in ALL_GATEWAYS:
+            gw.kill()
         for srv in ALL_SERVERS:
             srv.kill()
 
@@ -956,8 +1388,8 @@ def main():
     passed = max(result.testsRun - len(result.skipped) - run_failed, 0)
     if failed:
         print("\n==== server logs ====", flush=True)
-        for srv in ALL_SERVERS:
-            print(srv.log_tail(), flush=True)
+        for proc in ALL_SERVERS + ALL_GATEWAYS:
+            print(proc.log_tail(), flush=True)
         print("run directory kept: " + RUN_DIR)
     elif not ARGS.keep:
         shutil.rmtree(RUN_DIR, ignore_errors=True)

@@ -23,7 +23,7 @@ M=$M,Mgoogle/protobuf/field_mask.proto=google.golang.org/genproto/protobuf/field
   --grpc-gateway_out=logtostderr=true,"$M":"$gopath/src" \
   campaigns/v1/*.proto)
 # grpc-gateway 1.6.4 rewrites PATCH update_mask paths to Go CamelCase; our
-# server expects the proto (snake_case) paths that jsonpb already produced.
+# server expects the proto (snake_case) paths that main.go's decoder makes.
 sed -i 's/runtime\.CamelCaseFieldMask(protoReq\.UpdateMask)/_ = protoReq.UpdateMask/' \
   "$gopath"/src/campaignd/gen/campaigns/v1/*.pb.gw.go
 cp "$here/main.go" "$gopath/src/campaignd/gateway/"

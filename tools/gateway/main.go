@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	campaignsv1 "campaignd/gen/campaigns/v1"
 
@@ -115,6 +117,99 @@ func httpError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler,
 	w.Write(body)
 }
 
+// apiMarshaler is grpc-gateway's JSONPb with one repair: the golang/protobuf
+// 1.3 jsonpb in Debian reads google.protobuf.FieldMask only as an object,
+// while proto3 JSON spells it as a string of comma-separated lowerCamelCase
+// paths ("name,batchDelay"). Request bodies get their update_mask rewritten
+// to {"paths": [...]} with the proto (snake_case) paths campaignd expects.
+type apiMarshaler struct {
+	runtime.JSONPb
+}
+
+// NewDecoder decodes one JSON value per Decode call, so client-streaming
+// bodies (one message after another) keep working.
+func (m *apiMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	dec := json.NewDecoder(r)
+	return runtime.DecoderFunc(func(v interface{}) error {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		return m.JSONPb.Unmarshal(normalizeFieldMask(raw), v)
+	})
+}
+
+func (m *apiMarshaler) Unmarshal(data []byte, v interface{}) error {
+	return m.JSONPb.Unmarshal(normalizeFieldMask(data), v)
+}
+
+// snakeCase turns a proto3 JSON path ("batchDelay") into the proto field path
+// ("batch_delay"); snake_case input is returned unchanged.
+func snakeCase(path string) string {
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(path) {
+		if unicode.IsUpper(r) {
+			b.WriteByte('_')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// normalizeFieldMask rewrites a top-level "update_mask"/"updateMask" given as
+// a string or as {"paths": [...]} into {"paths": [snake_case...]}. Anything
+// else is returned untouched (jsonpb reports what is malformed).
+func normalizeFieldMask(data []byte) []byte {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return data
+	}
+	changed := false
+	for _, key := range []string{"update_mask", "updateMask"} {
+		raw, ok := obj[key]
+		if !ok {
+			continue
+		}
+		var paths []string
+		var text string
+		var object struct {
+			Paths []string `json:"paths"`
+		}
+		if json.Unmarshal(raw, &text) == nil {
+			for _, p := range strings.Split(text, ",") {
+				if strings.TrimSpace(p) != "" {
+					paths = append(paths, p)
+				}
+			}
+		} else if json.Unmarshal(raw, &object) == nil {
+			paths = object.Paths
+		} else {
+			continue
+		}
+		for i := range paths {
+			paths[i] = snakeCase(paths[i])
+		}
+		if paths == nil {
+			paths = []string{}
+		}
+		fixed, err := json.Marshal(map[string][]string{"paths": paths})
+		if err != nil {
+			continue
+		}
+		obj[key] = fixed
+		changed = true
+	}
+	if !changed {
+		return data
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
 // headerMatcher forwards the HTTP headers campaignd reads as metadata
 // (Authorization is forwarded by grpc-gateway itself).
 func headerMatcher(key string) (string, bool) {
@@ -133,7 +228,7 @@ func main() {
 	runtime.HTTPError = httpError
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard,
-			&runtime.JSONPb{OrigName: false, EmitDefaults: true}),
+			&apiMarshaler{runtime.JSONPb{OrigName: false, EmitDefaults: true}}),
 		runtime.WithIncomingHeaderMatcher(headerMatcher),
 	)
 	opts := []grpc.DialOption{grpc.WithInsecure()}
