@@ -126,6 +126,7 @@ int RunCampaignctl(int argc, const char* const* argv, std::ostream& out,
   AddTemplateCommands(&commands);
   AddSenderCommands(&commands);
   AddCampaignCommands(&commands);
+  AddSuppressionCommands(&commands);
   app.footer(kRootFooter);
 
   try {

@@ -91,10 +91,10 @@ Printer PrintList(std::vector<Column> columns) {
   };
 }
 
-Printer PrintDeleted(std::string what) {
-  return [what = std::move(what)](const Message& request, const Message&,
-                                  std::ostream& out) {
-    out << "deleted " << what << " " << FormatPath(request, "id") << "\n";
+Printer PrintDeleted(std::string what, std::string key_field) {
+  return [what = std::move(what), key_field = std::move(key_field)](
+             const Message& request, const Message&, std::ostream& out) {
+    out << "deleted " << what << " " << FormatPath(request, key_field) << "\n";
   };
 }
 

@@ -87,8 +87,8 @@ Printer PrintObject(std::vector<std::string> always = {});
 Printer PrintWithSecret();
 // A table of the list response's items, then the paging footer.
 Printer PrintList(std::vector<Column> columns);
-// "deleted <what> <request id>".
-Printer PrintDeleted(std::string what);
+// "deleted <what> <the request's key_field>".
+Printer PrintDeleted(std::string what, std::string key_field = "id");
 
 // A command's run-time body; returns the process exit code.
 using Action = std::function<int(Env& env)>;

@@ -16,6 +16,8 @@ void AddTemplateCommands(CommandSet* commands);
 void AddSenderCommands(CommandSet* commands);
 // `campaigns create|get|list|update|delete` (CampaignService).
 void AddCampaignCommands(CommandSet* commands);
+// `suppressions add|remove|list|check` (SuppressionService).
+void AddSuppressionCommands(CommandSet* commands);
 
 }  // namespace campaigns::client
 

@@ -122,6 +122,19 @@ CREATE TABLE idempotency_keys (
   PRIMARY KEY (account_id, method, request_id)
 ) WITHOUT ROWID;
 )sql",
+      // 2: the do-not-contact list. channel '' = every channel.
+      R"sql(
+CREATE TABLE suppressions (
+  account_id  TEXT NOT NULL REFERENCES accounts(id),
+  channel     TEXT NOT NULL,
+  address     TEXT NOT NULL,
+  reason      TEXT NOT NULL,
+  note        TEXT NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL,
+  PRIMARY KEY (account_id, address, channel)
+) WITHOUT ROWID;
+CREATE INDEX suppressions_by_time ON suppressions(account_id, created_at);
+)sql",
   };
   return *kMigrations;
 }

@@ -206,4 +206,16 @@ Campaign ReadCampaign(SQLite::Statement& st) {
   return c;
 }
 
+Suppression ReadSuppression(SQLite::Statement& st) {
+  Suppression s;
+  s.account_id = Text(st, "account_id");
+  s.address = Text(st, "address");
+  const std::string channel = Text(st, "channel");
+  if (!channel.empty()) ParseChannel(channel, &s.channel);
+  s.reason = Enum(st, "reason", &ParseSuppressionReason);
+  s.note = Text(st, "note");
+  s.created_at = Time(st, "created_at");
+  return s;
+}
+
 }  // namespace campaigns::storage

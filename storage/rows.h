@@ -44,6 +44,7 @@ ApiKey ReadApiKey(SQLite::Statement& st);
 Template ReadTemplate(SQLite::Statement& st);
 Sender ReadSender(SQLite::Statement& st);
 Campaign ReadCampaign(SQLite::Statement& st);
+Suppression ReadSuppression(SQLite::Statement& st);
 
 }  // namespace campaigns::storage
 

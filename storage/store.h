@@ -116,6 +116,24 @@ class Store {
   void DeleteSender(const std::string& account_id, const std::string& id,
                     StatusCallback done);
 
+  // --- Suppressions (do-not-contact list) -------------------------------
+
+  // Adds the entry, or replaces reason and note of an existing one (same
+  // account, address and channel); returns what is stored.
+  void AddSuppression(Suppression s, Callback<Suppression> done);
+  // NOT_FOUND when there is no such entry.
+  void RemoveSuppression(const std::string& account_id,
+                         const std::string& address, Channel channel,
+                         StatusCallback done);
+  absl::StatusOr<Page<Suppression>> ListSuppressions(
+      const std::string& account_id, const SuppressionFilter& filter,
+      const PageRequest& page);
+  // The entries that suppress `address` on `channel`: its own and the
+  // every-channel one. With Channel::kUnspecified, every entry of the address.
+  absl::StatusOr<std::vector<Suppression>> FindSuppressions(
+      const std::string& account_id, const std::string& address,
+      Channel channel);
+
   // --- Campaigns ---------------------------------------------------------
 
   // Validates the campaign (ValidateCampaignSpec), resolves the sender

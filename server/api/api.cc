@@ -17,6 +17,7 @@ void Api::Register(Registrar& registrar) {
   RegisterAccounts(registrar);
   RegisterCatalog(registrar);
   RegisterCampaigns(registrar);
+  RegisterSuppressions(registrar);
   RegisterLater(registrar);
 }
 

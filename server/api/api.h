@@ -103,6 +103,21 @@ class Api {
                       const v1::DeleteCampaignRequest& req,
                       Reply<google::protobuf::Empty> reply);
 
+  // suppression_api.cc
+  void RegisterSuppressions(Registrar& r);
+  void AddSuppression(const RpcContext& ctx,
+                      const v1::AddSuppressionRequest& req,
+                      Reply<v1::Suppression> reply);
+  void RemoveSuppression(const RpcContext& ctx,
+                         const v1::RemoveSuppressionRequest& req,
+                         Reply<google::protobuf::Empty> reply);
+  void ListSuppressions(const RpcContext& ctx,
+                        const v1::ListSuppressionsRequest& req,
+                        Reply<v1::ListSuppressionsResponse> reply);
+  void CheckSuppression(const RpcContext& ctx,
+                        const v1::CheckSuppressionRequest& req,
+                        Reply<v1::CheckSuppressionResponse> reply);
+
   // later_api.cc: services whose behaviour arrives with later work.
   void RegisterLater(Registrar& r);
 

@@ -84,6 +84,19 @@ absl::StatusOr<SenderTier> SenderTierFromProto(int value, const char* field) {
   return EnumFromProto<SenderTier>(value, kSenderTierMax, field);
 }
 
+absl::StatusOr<SuppressionReason> SuppressionReasonFromProto(
+    int value, const char* field) {
+  return EnumFromProto<SuppressionReason>(value, kSuppressionReasonMax, field);
+}
+
+void ToProto(const Suppression& s, v1::Suppression* out) {
+  out->set_address(s.address);
+  out->set_channel(static_cast<v1::Channel>(s.channel));
+  out->set_reason(static_cast<v1::Suppression::Reason>(s.reason));
+  out->set_note(s.note);
+  *out->mutable_created_at() = ToProto(s.created_at);
+}
+
 void ToProto(const Account& a, v1::Account* out) {
   out->set_id(a.id);
   out->set_name(a.name);

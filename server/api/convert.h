@@ -18,6 +18,7 @@
 #include "campaigns/v1/account.pb.h"
 #include "campaigns/v1/campaign.pb.h"
 #include "campaigns/v1/sender.pb.h"
+#include "campaigns/v1/suppression.pb.h"
 #include "campaigns/v1/template.pb.h"
 #include "server/domain/model.h"
 
@@ -38,6 +39,8 @@ absl::StatusOr<CampaignStatus> CampaignStatusFromProto(int value,
 absl::StatusOr<TemplateStatus> TemplateStatusFromProto(int value,
                                                        const char* field);
 absl::StatusOr<SenderTier> SenderTierFromProto(int value, const char* field);
+absl::StatusOr<SuppressionReason> SuppressionReasonFromProto(int value,
+                                                             const char* field);
 
 void ToProto(const Account& a, v1::Account* out);
 void ToProto(const ApiKey& k, v1::ApiKey* out);
@@ -45,6 +48,7 @@ void ToProto(const Template& t, v1::Template* out);
 void ToProto(const Sender& s, v1::Sender* out);
 void ToProto(const Campaign& c, v1::Campaign* out);
 void ToProto(const CampaignStats& s, v1::CampaignStats* out);
+void ToProto(const Suppression& s, v1::Suppression* out);
 
 std::vector<TemplateComponent> ComponentsFromProto(
     const google::protobuf::RepeatedPtrField<v1::TemplateComponent>& in);

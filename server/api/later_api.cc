@@ -7,8 +7,6 @@ namespace {
 
 constexpr char kContactsLater[] =
     "contacts and contact lists arrive with the audience work";
-constexpr char kSuppressionsLater[] =
-    "the suppression (DNC) list arrives with the audience work";
 constexpr char kDeliveryLater[] =
     "delivery receipts and inbound messages arrive with the dispatch engine";
 
@@ -29,13 +27,6 @@ void Api::RegisterLater(Registrar& r) {
   r.Unary(c, &C::RequestDeleteContactList, NotYet(kContactsLater));
   r.Unary(c, &C::RequestAddContactsToList, NotYet(kContactsLater));
   r.Unary(c, &C::RequestRemoveContactsFromList, NotYet(kContactsLater));
-
-  using S = v1::SuppressionService::AsyncService;
-  S* s = &suppression_service_;
-  r.Unary(s, &S::RequestAddSuppression, NotYet(kSuppressionsLater));
-  r.Unary(s, &S::RequestRemoveSuppression, NotYet(kSuppressionsLater));
-  r.Unary(s, &S::RequestListSuppressions, NotYet(kSuppressionsLater));
-  r.Unary(s, &S::RequestCheckSuppression, NotYet(kSuppressionsLater));
 
   using D = v1::DeliveryService::AsyncService;
   D* d = &delivery_service_;

@@ -83,6 +83,22 @@ struct Sender {
   absl::Time updated_at;
 };
 
+// An entry of an account's do-not-contact list. Channel::kUnspecified
+// suppresses the address on every channel.
+struct Suppression {
+  std::string account_id;
+  std::string address;  // normalised (see address.h)
+  Channel channel = Channel::kUnspecified;
+  SuppressionReason reason = SuppressionReason::kManual;
+  std::string note;
+  absl::Time created_at;
+};
+
+struct SuppressionFilter {
+  Channel channel = Channel::kUnspecified;  // kUnspecified: every entry
+  SuppressionReason reason = SuppressionReason::kUnspecified;
+};
+
 struct CampaignStats {
   int64_t total = 0;
   int64_t queued = 0;

@@ -37,6 +37,10 @@ constexpr std::array<absl::string_view, kTemplateStatusMax + 1>
 constexpr std::array<absl::string_view, kSenderTierMax + 1> kTierNames = {
     "tier_unspecified", "tier_1k", "tier_10k", "tier_100k", "unlimited"};
 
+constexpr std::array<absl::string_view, kSuppressionReasonMax + 1>
+    kSuppressionReasonNames = {"reason_unspecified", "manual", "opt_out",
+                               "bounce", "complaint"};
+
 template <typename E, size_t N>
 absl::string_view NameOf(const std::array<absl::string_view, N>& names, E e) {
   size_t i = static_cast<size_t>(e);
@@ -68,6 +72,9 @@ absl::string_view TemplateStatusName(TemplateStatus s) {
   return NameOf(kTemplateStatusNames, s);
 }
 absl::string_view SenderTierName(SenderTier t) { return NameOf(kTierNames, t); }
+absl::string_view SuppressionReasonName(SuppressionReason r) {
+  return NameOf(kSuppressionReasonNames, r);
+}
 
 bool ParseChannel(absl::string_view name, Channel* out) {
   return ParseName(kChannelNames, name, out);
@@ -83,6 +90,10 @@ bool ParseTemplateStatus(absl::string_view name, TemplateStatus* out) {
 }
 bool ParseSenderTier(absl::string_view name, SenderTier* out) {
   return ParseName(kTierNames, name, out);
+}
+
+bool ParseSuppressionReason(absl::string_view name, SuppressionReason* out) {
+  return ParseName(kSuppressionReasonNames, name, out);
 }
 
 int TierRatePerSecond(SenderTier t) {

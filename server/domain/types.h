@@ -65,6 +65,16 @@ enum class SenderTier {
 };
 inline constexpr int kSenderTierMax = 4;
 
+// Why an address is on the do-not-contact list.
+enum class SuppressionReason {
+  kUnspecified = 0,
+  kManual,
+  kOptOut,
+  kBounce,
+  kComplaint
+};
+inline constexpr int kSuppressionReasonMax = 4;
+
 // Canonical names ("sms", "draft", "tier_1k", ...). kUnspecified gives
 // "<x>_unspecified".
 absl::string_view ChannelName(Channel c);
@@ -72,6 +82,7 @@ absl::string_view CampaignStatusName(CampaignStatus s);
 absl::string_view RecipientStatusName(RecipientStatus s);
 absl::string_view TemplateStatusName(TemplateStatus s);
 absl::string_view SenderTierName(SenderTier t);
+absl::string_view SuppressionReasonName(SuppressionReason r);
 
 // Parse a canonical name; false (and *out untouched) when unknown.
 bool ParseChannel(absl::string_view name, Channel* out);
@@ -79,6 +90,7 @@ bool ParseCampaignStatus(absl::string_view name, CampaignStatus* out);
 bool ParseRecipientStatus(absl::string_view name, RecipientStatus* out);
 bool ParseTemplateStatus(absl::string_view name, TemplateStatus* out);
 bool ParseSenderTier(absl::string_view name, SenderTier* out);
+bool ParseSuppressionReason(absl::string_view name, SuppressionReason* out);
 
 // Messages per second of a tier; 0 means unlimited.
 int TierRatePerSecond(SenderTier t);

@@ -32,10 +32,6 @@ TEST_F(LaterWorkTest, UnaryRpcsOfLaterWorkAreUnimplementedWithAMessage) {
   v1::Contact contact;
   results.push_back({"CreateContact", contacts_->CreateContact(
                                           Ctx(kAdminKey).get(), {}, &contact)});
-  v1::Suppression suppression;
-  results.push_back(
-      {"AddSuppression",
-       suppressions_->AddSuppression(Ctx(kAdminKey).get(), {}, &suppression)});
   v1::Account account;
   results.push_back({"AddCredits", accounts_->AddCredits(Ctx(kAdminKey).get(),
                                                          {}, &account)});
