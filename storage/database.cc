@@ -4,6 +4,8 @@
 #include <SQLiteCpp/Statement.h>
 #include <sqlite3.h>
 
+#include <future>
+
 #include "absl/strings/str_cat.h"
 #include "storage/migrations.h"
 
@@ -45,7 +47,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   std::unique_ptr<Database> db(new Database(options));
   absl::Status status = db->Init();
   if (!status.ok()) return status;
-  absl::MutexLock lock(&db->close_mu_);
+  std::lock_guard<std::mutex> lock(db->close_mu_);
   db->writer_ = std::thread([raw = db.get()] { raw->WriterLoop(); });
   return db;
 }
@@ -64,7 +66,7 @@ absl::Status Database::Init() {
       auto reader = std::make_unique<SQLite::Database>(
           options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX);
       ConfigureConnection(*reader, options_);
-      absl::MutexLock lock(&pool_mu_);
+      std::lock_guard<std::mutex> lock(pool_mu_);
       free_readers_.push_back(reader.get());
       all_readers_.push_back(std::move(reader));
     }
@@ -77,30 +79,32 @@ absl::Status Database::Init() {
 
 Database::~Database() {
   Close();
-  absl::MutexLock lock(&pool_mu_);
+  std::lock_guard<std::mutex> lock(pool_mu_);
   free_readers_.clear();
 }
 
 Database::ReadLease::ReadLease(Database* o) : owner(o), db(nullptr) {
-  absl::MutexLock lock(&owner->pool_mu_);
-  owner->pool_mu_.Await(absl::Condition(
-      +[](std::vector<SQLite::Database*>* v) { return !v->empty(); },
-      &owner->free_readers_));
+  std::unique_lock<std::mutex> lock(owner->pool_mu_);
+  owner->pool_cv_.wait(lock, [this] { return !owner->free_readers_.empty(); });
   db = owner->free_readers_.back();
   owner->free_readers_.pop_back();
 }
 
 Database::ReadLease::~ReadLease() {
-  absl::MutexLock lock(&owner->pool_mu_);
-  owner->free_readers_.push_back(db);
+  {
+    std::lock_guard<std::mutex> lock(owner->pool_mu_);
+    owner->free_readers_.push_back(db);
+  }
+  owner->pool_cv_.notify_one();
 }
 
 void Database::WriteRaw(WriteOp op, WriteDone done) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!closing_) {
       queue_.push_back({std::move(op), std::move(done)});
       ++enqueued_;
+      work_cv_.notify_one();
       return;
     }
   }
@@ -108,34 +112,27 @@ void Database::WriteRaw(WriteOp op, WriteDone done) {
 }
 
 absl::Status Database::WriteSync(WriteOp op) {
-  absl::Mutex done_mu;
-  bool finished = false;
-  absl::Status result;
-  WriteRaw(std::move(op), [&](absl::Status status) {
-    absl::MutexLock lock(&done_mu);
-    result = std::move(status);
-    finished = true;
+  std::promise<absl::Status> result;
+  std::future<absl::Status> future = result.get_future();
+  WriteRaw(std::move(op), [&result](absl::Status status) {
+    result.set_value(std::move(status));
   });
-  absl::MutexLock lock(&done_mu);
-  done_mu.Await(absl::Condition(&finished));
-  return result;
+  return future.get();
 }
 
 void Database::Flush() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   const uint64_t target = enqueued_;
-  auto reached = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return completed_ >= target;
-  };
-  mu_.Await(absl::Condition(&reached));
+  done_cv_.wait(lock, [this, target] { return completed_ >= target; });
 }
 
 void Database::Close() {
-  absl::MutexLock close_lock(&close_mu_);
+  std::lock_guard<std::mutex> close_lock(close_mu_);
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     closing_ = true;
   }
+  work_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
 }
 
@@ -143,11 +140,8 @@ void Database::WriterLoop() {
   std::vector<Pending> batch;
   for (;;) {
     {
-      absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || closing_;
-      };
-      mu_.Await(absl::Condition(&ready));
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [this] { return !queue_.empty() || closing_; });
       if (queue_.empty() && closing_) return;
       size_t n = std::min<size_t>(queue_.size(), options_.max_ops_per_commit);
       for (size_t i = 0; i < n; ++i) {
@@ -157,9 +151,10 @@ void Database::WriterLoop() {
     }
     CommitBatch(batch);
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       completed_ += batch.size();
     }
+    done_cv_.notify_all();
     batch.clear();
   }
 }
@@ -207,7 +202,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   }
   if (settled < batch.size()) {
     // Re-queue what did not fit, at the front and in order.
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = batch.size(); i-- > settled;) {
       queue_.push_front(std::move(batch[i]));
     }

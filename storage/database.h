@@ -21,10 +21,12 @@
 
 #include <SQLiteCpp/Database.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,7 +34,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace campaigns::storage {
@@ -160,15 +161,20 @@ class Database {
   int schema_version_ = 0;
   std::unique_ptr<SQLite::Database> writer_db_;  // writer thread only
 
-  absl::Mutex mu_;
+  // std::mutex rather than absl::Mutex: Debian's Abseil is a shared library
+  // built without ThreadSanitizer, which then cannot see its locking.
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // queue_ non-empty or closing_
+  std::condition_variable done_cv_;  // completed_ advanced
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Mutex close_mu_;  // serialises Close()
+  std::mutex close_mu_;  // serialises Close()
   std::thread writer_ ABSL_GUARDED_BY(close_mu_);
 
-  absl::Mutex pool_mu_;
+  std::mutex pool_mu_;
+  std::condition_variable pool_cv_;  // a reader was returned
   std::vector<std::unique_ptr<SQLite::Database>> all_readers_;
   std::vector<SQLite::Database*> free_readers_ ABSL_GUARDED_BY(pool_mu_);
 };

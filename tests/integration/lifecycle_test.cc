@@ -76,7 +76,8 @@ TEST_F(LaterWorkTest, CreateWithStartIsRefusedBeforeAnythingIsStored) {
 TEST_F(LaterWorkTest, ShutdownUnderLoadLosesNoAcknowledgedWrite) {
   const std::string sender = RegisterSmsSender(kAdminKey);
   std::atomic<bool> stop{false};
-  std::vector<std::vector<std::string>> acked(4);
+  std::atomic<int> acked_count{0};
+  std::vector<std::vector<std::string>> acked(4);  // [t]: thread t only
   std::vector<std::thread> clients;
   for (int t = 0; t < 4; ++t) {
     clients.emplace_back([&, t] {
@@ -87,12 +88,13 @@ TEST_F(LaterWorkTest, ShutdownUnderLoadLosesNoAcknowledgedWrite) {
         v1::Campaign c;
         if (stub->CreateCampaign(Ctx(kAdminKey).get(), req, &c).ok()) {
           acked[t].push_back(c.id());
+          acked_count.fetch_add(1);
         }
       }
     });
   }
   // Let some calls through, then shut down while they keep coming.
-  while (acked[0].size() < 20) std::this_thread::yield();
+  while (acked_count.load() < 20) std::this_thread::yield();
   server_->Shutdown();
   stop.store(true);
   for (std::thread& t : clients) t.join();
