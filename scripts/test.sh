@@ -5,7 +5,8 @@
 # domain and storage suites (our own threads and locks) under
 # ThreadSanitizer. The gRPC-facing suites are not run under TSan: Debian's
 # gRPC and Abseil libraries are not built for it, so it cannot see their
-# synchronisation.
+# synchronisation. Last, the libFuzzer targets are built and replay their
+# seed corpus.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    skip the sanitizer builds
 set -euo pipefail
