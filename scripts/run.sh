@@ -6,5 +6,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
 "$root/scripts/deps.sh"
-BUILD_DIR=$build_dir "$root/scripts/build.sh" -DBUILD_TESTING=OFF
+BUILD_DIR=$build_dir "$root/scripts/build.sh" \
+  --target campaignd --target campaignctl --target gateway
 exec "$build_dir/server/campaignd" "$@"

@@ -47,5 +47,16 @@ if [ $quick -eq 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite "$root/build-asan" -DCAMPAIGND_SANITIZE=address
+
+  echo "== domain and storage tests under TSan"
+  BUILD_DIR=$root/build-tsan scripts/build.sh -DBUILD_TESTING=ON \
+    -DCAMPAIGND_SANITIZE=thread --target domain_tests storage_tests
+  for t in domain_tests storage_tests; do
+    TSAN_OPTIONS=halt_on_error=1 "$root/build-tsan/tests/$t" --gtest_brief=1
+  done
+
+  echo "== fuzz targets (clang, libFuzzer, ASan + UBSan): replay the corpus"
+  tools/fuzz/build.sh "$root/build-fuzz"
+  "$root/build-fuzz/csv_fuzzer" -runs=0 tests/fuzz/csv_corpus
 fi
 echo "== all tests passed"

@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
   }
   if (const char* key = std::getenv("CAMPAIGND_BOOTSTRAP_KEY")) {
     options.bootstrap_key = key;
+    if (options.bootstrap_key.size() < 16) {
+      std::cerr << "CAMPAIGND_BOOTSTRAP_KEY must be at least 16 characters\n";
+      return 2;
+    }
   }
 
   // Block the shutdown signals in every thread; main waits for them.

@@ -35,12 +35,6 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   s->db_ = *std::move(db);
   s->store_ = std::make_unique<storage::Store>(s->db_.get());
 
-  const std::string secret =
-      options.bootstrap_key.empty() ? NewSecret() : options.bootstrap_key;
-  absl::StatusOr<bool> created = s->store_->BootstrapAdmin(secret);
-  if (!created.ok()) return created.status();
-  if (*created && options.bootstrap_key.empty()) s->bootstrap_secret_ = secret;
-
   std::shared_ptr<grpc::ServerCredentials> creds =
       grpc::InsecureServerCredentials();
   if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
@@ -64,6 +58,9 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC enables SO_REUSEPORT by default: a second campaignd on the same
+  // port would then start and silently take part of the traffic. Fail.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, creds, &s->port_);
   for (grpc::Service* service : s->api_->services()) {
     builder.RegisterService(service);
@@ -76,21 +73,21 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   }
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
-    // Nothing was armed: the queues only need shutting down and draining.
-    if (s->server_) s->server_->Shutdown();
-    for (auto& cq : s->cqs_) {
-      cq->Shutdown();
-      void* tag;
-      bool ok;
-      while (cq->Next(&tag, &ok)) {
-      }
-    }
-    s->server_.reset();
-    s->cqs_.clear();
-    s->shut_down_ = true;
+    s->AbortStart();
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen));
   }
+  // Bootstrap only once the port is ours, so a generated admin key is never
+  // committed by a start that then fails (it would be lost with the output).
+  // No method is armed yet, so no call can arrive before it.
+  const std::string secret =
+      options.bootstrap_key.empty() ? NewSecret() : options.bootstrap_key;
+  absl::StatusOr<bool> created = s->store_->BootstrapAdmin(secret);
+  if (!created.ok()) {
+    s->AbortStart();
+    return created.status();
+  }
+  if (*created && options.bootstrap_key.empty()) s->bootstrap_secret_ = secret;
   for (auto& cq : s->cqs_) {
     for (const auto& method : s->registrar_->methods()) method->Arm(cq.get());
   }
@@ -116,8 +113,28 @@ void CampaignServer::Poll(grpc::ServerCompletionQueue* cq) {
   while (cq->Next(&tag, &ok)) static_cast<api::Tag*>(tag)->Proceed(ok);
 }
 
+void CampaignServer::AbortStart() {
+  shut_down_ = true;
+  if (server_) server_->Shutdown();
+  // Nothing was armed: the queues only need shutting down and draining.
+  for (auto& cq : cqs_) {
+    cq->Shutdown();
+    void* tag;
+    bool ok;
+    while (cq->Next(&tag, &ok)) {
+    }
+  }
+  server_.reset();
+  cqs_.clear();
+  if (db_) db_->Close();
+}
+
 void CampaignServer::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
+  if (!server_) {  // Start failed before the server was built
+    AbortStart();
+    return;
+  }
   shut_down_ = true;
   server_->GetHealthCheckService()->Shutdown();
   env_.shutting_down.store(true);

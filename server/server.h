@@ -69,6 +69,8 @@ class CampaignServer {
  private:
   CampaignServer() = default;
   void Poll(grpc::ServerCompletionQueue* cq);
+  // Undoes a Start that failed before any method was armed.
+  void AbortStart();
 
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::Store> store_;

@@ -168,7 +168,7 @@ absl::StatusOr<bool> Store::BootstrapAdmin(const std::string& secret) {
         key.id = NewId(kApiKeyPrefix);
         key.account_id = admin.id;
         key.name = "bootstrap";
-        key.prefix = secret.substr(0, 8);
+        key.prefix = secret.substr(0, std::min<size_t>(8, secret.size() / 4));
         key.key_hash = Sha256Hex(secret);
         key.created_at = now;
         InsertApiKey(db, key);

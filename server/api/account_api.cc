@@ -85,9 +85,10 @@ void Api::CreateAccount(const RpcContext& ctx,
       absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
   std::string secret;
   created.key = NewKey(created.account.id, "initial", &secret);
-  store_->CreateAccount(std::move(created),
-                        {"CreateAccount:" + ctx.principal.account_id,
-                         req.request_id(), RequestHash(req)},
+  absl::StatusOr<storage::IdempotencyKey> idem =
+      IdempotencyOf("CreateAccount:" + ctx.principal.account_id, req);
+  if (!idem.ok()) return reply(idem.status());
+  store_->CreateAccount(std::move(created), *std::move(idem),
                         [reply = std::move(reply), secret](
                             absl::StatusOr<storage::AccountWithKey> result) {
                           if (!result.ok()) return reply(result.status());
@@ -118,16 +119,21 @@ void Api::CreateApiKey(const RpcContext& ctx,
   }
   std::string secret;
   ApiKey key = NewKey(account_id, req.name(), &secret);
-  store_->CreateApiKey(std::move(key),
-                       {"CreateApiKey", req.request_id(), RequestHash(req)},
-                       [reply = std::move(reply), secret,
-                        key_id = key.id](absl::StatusOr<ApiKey> result) {
-                         if (!result.ok()) return reply(result.status());
-                         v1::ApiKey out;
-                         ToProto(*result, &out);
-                         if (result->id == key_id) out.set_secret(secret);
-                         reply(std::move(out));
-                       });
+  // Copied before the call: argument evaluation order is unspecified.
+  std::string key_id = key.id;
+  absl::StatusOr<storage::IdempotencyKey> idem =
+      IdempotencyOf("CreateApiKey", req);
+  if (!idem.ok()) return reply(idem.status());
+  store_->CreateApiKey(
+      std::move(key), *std::move(idem),
+      [reply = std::move(reply), secret,
+       key_id = std::move(key_id)](absl::StatusOr<ApiKey> result) {
+        if (!result.ok()) return reply(result.status());
+        v1::ApiKey out;
+        ToProto(*result, &out);
+        if (result->id == key_id) out.set_secret(secret);
+        reply(std::move(out));
+      });
 }
 
 void Api::ListApiKeys(const RpcContext& ctx, const v1::ListApiKeysRequest& req,

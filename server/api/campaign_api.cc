@@ -144,8 +144,10 @@ void Api::CreateCampaign(const RpcContext& ctx,
         "start: true arrives with the dispatch engine; create the campaign "
         "without it"));
   }
-  store_->CreateCampaign(std::move(c),
-                         {"CreateCampaign", req.request_id(), RequestHash(req)},
+  absl::StatusOr<storage::IdempotencyKey> idem =
+      IdempotencyOf("CreateCampaign", req);
+  if (!idem.ok()) return reply(idem.status());
+  store_->CreateCampaign(std::move(c), *std::move(idem),
                          Convert<v1::Campaign, Campaign>(std::move(reply)));
 }
 

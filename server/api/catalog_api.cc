@@ -56,8 +56,10 @@ void Api::CreateTemplate(const RpcContext& ctx,
   t.status = TemplateStatus::kPending;
   t.created_at = t.updated_at = NowMicros();
   if (absl::Status s = ValidateTemplate(t); !s.ok()) return reply(s);
-  store_->CreateTemplate(std::move(t),
-                         {"CreateTemplate", req.request_id(), RequestHash(req)},
+  absl::StatusOr<storage::IdempotencyKey> idem =
+      IdempotencyOf("CreateTemplate", req);
+  if (!idem.ok()) return reply(idem.status());
+  store_->CreateTemplate(std::move(t), *std::move(idem),
                          Convert<v1::Template, Template>(std::move(reply)));
 }
 
@@ -179,16 +181,19 @@ void Api::RegisterSender(const RpcContext& ctx,
   if (absl::Status st = ValidateSender(s); !st.ok()) return reply(st);
   if (KnownProviders().count(s.provider) == 0) {
     return reply(errors::InvalidField(
-        "provider", absl::StrCat("unknown provider ", s.provider, "; known: ",
-                                 absl::StrJoin(KnownProviders(), ", "))));
+        "provider",
+        absl::StrCat("unknown provider ", errors::Quote(s.provider),
+                     "; known: ", absl::StrJoin(KnownProviders(), ", "))));
   }
   if (s.channel == Channel::kEmail &&
       s.sender_id.find('@') == std::string::npos) {
     return reply(errors::InvalidField(
         "sender_id", "an email sender must be an email address"));
   }
-  store_->RegisterSender(std::move(s),
-                         {"RegisterSender", req.request_id(), RequestHash(req)},
+  absl::StatusOr<storage::IdempotencyKey> idem =
+      IdempotencyOf("RegisterSender", req);
+  if (!idem.ok()) return reply(idem.status());
+  store_->RegisterSender(std::move(s), *std::move(idem),
                          Convert<v1::Sender, Sender>(std::move(reply)));
 }
 

@@ -15,6 +15,7 @@
 #include "server/api/convert.h"
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
+#include "storage/store.h"
 
 namespace campaigns::api {
 
@@ -62,9 +63,19 @@ void ReplyPage(const absl::StatusOr<Page<T>>& page, const Reply<Resp>& reply,
   reply(std::move(out));
 }
 
+// The idempotency key of a create request: its request_id (checked for
+// length) and the hash of the rest of its body.
+template <typename Req>
+absl::StatusOr<storage::IdempotencyKey> IdempotencyOf(std::string method,
+                                                      const Req& req) {
+  RETURN_IF_ERROR(CheckIdLength("request_id", req.request_id()));
+  return storage::IdempotencyKey{std::move(method), req.request_id(),
+                                 RequestHash(req)};
+}
+
 inline absl::Status RequireId(const std::string& id, const char* field = "id") {
   if (id.empty()) return errors::InvalidField(field, "is required");
-  return absl::OkStatus();
+  return CheckIdLength(field, id);
 }
 
 // The set of paths of `mask`, each checked against `allowed`.
@@ -75,8 +86,9 @@ inline absl::StatusOr<std::set<std::string>> MaskPaths(
   for (const std::string& p : mask.paths()) {
     if (allowed.count(p) == 0) {
       return errors::InvalidField(
-          "update_mask", absl::StrCat("cannot update ", p, "; updatable: ",
-                                      absl::StrJoin(allowed, ", ")));
+          "update_mask",
+          absl::StrCat("cannot update ", errors::Quote(p),
+                       "; updatable: ", absl::StrJoin(allowed, ", ")));
     }
     paths.insert(p);
   }

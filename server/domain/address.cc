@@ -144,7 +144,8 @@ absl::StatusOr<std::string> NormalizeAddress(Channel channel,
   if (trimmed.size() > kMaxAddressLength) return Invalid("is too long");
   if (!default_region.empty() && !IsKnownRegion(default_region)) {
     return errors::InvalidField(
-        "default_region", absl::StrCat("unknown region ", default_region));
+        "default_region",
+        absl::StrCat("unknown region ", errors::Quote(default_region)));
   }
   switch (channel) {
     case Channel::kSms:

@@ -47,9 +47,20 @@ absl::Status InvalidFields(const std::vector<FieldViolation>& violations) {
   return status;
 }
 
+std::string Quote(absl::string_view text) {
+  constexpr size_t kMax = 64;
+  if (text.size() <= kMax) return std::string(text);
+  size_t cut = kMax;
+  // Back off over UTF-8 continuation bytes (10xxxxxx).
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  return absl::StrCat(text.substr(0, cut), "...");
+}
+
 absl::Status NotFound(absl::string_view what, absl::string_view id) {
   return Make(absl::StatusCode::kNotFound, kNotFound,
-              absl::StrCat(what, " ", id, " not found"));
+              absl::StrCat(what, " ", Quote(id), " not found"));
 }
 
 absl::Status Validation(absl::string_view field, absl::string_view message) {
@@ -79,7 +90,7 @@ absl::Status PermissionDenied(absl::string_view message) {
 absl::Status IdempotencyConflict(absl::string_view request_id) {
   absl::Status status =
       Make(absl::StatusCode::kAlreadyExists, kIdempotencyConflict,
-           absl::StrCat("request_id ", request_id,
+           absl::StrCat("request_id ", Quote(request_id),
                         " was already used with a different request body"));
   status.SetPayload(
       kFieldsUrl,

@@ -74,6 +74,11 @@ absl::Status AlreadyExists(absl::string_view field, absl::string_view message);
 // UNIMPLEMENTED / UNIMPLEMENTED.
 absl::Status Unimplemented(absl::string_view message);
 
+// `text` as it may be quoted in an error message: at most 64 bytes, cut at a
+// UTF-8 character boundary and marked with "..." when cut. User input echoed
+// in errors goes through this so a huge value cannot bloat the trailers.
+std::string Quote(absl::string_view text);
+
 // Returns `status` with `reason` attached (replacing any earlier one).
 absl::Status WithReason(absl::Status status, absl::string_view reason);
 

@@ -18,6 +18,14 @@ bool IsValidEnum(int value, int max) { return value > 0 && value <= max; }
 
 }  // namespace
 
+absl::Status CheckIdLength(absl::string_view field, absl::string_view id) {
+  if (id.size() > kMaxIdLength) {
+    return errors::InvalidField(
+        field, absl::StrCat("must be at most ", kMaxIdLength, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
                                             const std::string& page_token) {
   PageRequest req;
@@ -105,7 +113,7 @@ absl::Status CheckPlaceholders(absl::string_view field,
       if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '_' &&
           ch != '.' && ch != '-') {
         return errors::InvalidField(
-            field, absl::StrCat("placeholder {{", name,
+            field, absl::StrCat("placeholder {{", errors::Quote(name),
                                 "}} may contain only letters, digits, _ . -"));
       }
     }
@@ -171,7 +179,7 @@ absl::Status ValidateSender(const Sender& s) {
   if (absl::StripAsciiWhitespace(s.sender_id).empty()) {
     return errors::InvalidField("sender_id", "is required");
   }
-  if (s.sender_id.size() > 320) {
+  if (s.sender_id.size() > kMaxAddressLength) {
     return errors::InvalidField("sender_id", "is too long");
   }
   RETURN_IF_ERROR(CheckChannel(static_cast<int>(s.channel)));
@@ -190,6 +198,20 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
   if (absl::StripAsciiWhitespace(c.sender_id).empty()) {
     return errors::InvalidField("sender_id", "is required");
   }
+  if (c.sender_id.size() > kMaxAddressLength) {
+    return errors::InvalidField("sender_id", "is too long");
+  }
+  RETURN_IF_ERROR(CheckIdLength("template_id", c.template_id));
+  RETURN_IF_ERROR(CheckIdLength("contact_list_id", c.contact_list_id));
+  if (c.tags.size() > kMaxListEntries) {
+    return errors::InvalidField("tags", "has too many entries");
+  }
+  if (c.contact_ids.size() > kMaxListEntries) {
+    return errors::InvalidField("contact_ids", "has too many entries");
+  }
+  if (c.variable_mapping.size() > kMaxListEntries) {
+    return errors::InvalidField("variable_mapping", "has too many entries");
+  }
   if (!c.body.empty() && !c.template_id.empty()) {
     return errors::InvalidField("template_id",
                                 "body and template_id are mutually exclusive");
@@ -199,6 +221,9 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
   }
   RETURN_IF_ERROR(CheckPlaceholders("body", c.body));
   for (const auto& [key, value] : c.variable_mapping) {
+    if (key.size() > kMaxShortText || value.size() > kMaxShortText) {
+      return errors::InvalidField("variable_mapping", "has an entry too long");
+    }
     if (key.empty() || value.empty()) {
       return errors::InvalidField("variable_mapping",
                                   "keys and values must be non-empty");
@@ -213,11 +238,15 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
   }
   for (const std::string& tag : c.tags) {
     if (tag.empty()) return errors::InvalidField("tags", "must not be empty");
+    if (tag.size() > kMaxShortText) {
+      return errors::InvalidField("tags", "has a tag too long");
+    }
   }
   for (const std::string& id : c.contact_ids) {
     if (id.empty()) {
       return errors::InvalidField("contact_ids", "must not be empty");
     }
+    RETURN_IF_ERROR(CheckIdLength("contact_ids", id));
   }
   if (c.batch_size < 1 || c.batch_size > kMaxBatchSize) {
     return errors::InvalidField(

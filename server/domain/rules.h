@@ -25,6 +25,13 @@ inline constexpr int32_t kDefaultPageLimit = 20;
 inline constexpr int32_t kMaxPageLimit = 100;
 inline constexpr size_t kMaxNameLength = 200;
 inline constexpr size_t kMaxBodyLength = 65536;
+inline constexpr size_t kMaxIdLength = 128;       // any id or request_id
+inline constexpr size_t kMaxAddressLength = 320;  // sender ids, addresses
+inline constexpr size_t kMaxListEntries = 1000;   // tags, contact_ids, mappings
+inline constexpr size_t kMaxShortText = 200;      // a tag, a mapping entry
+
+// INVALID_ARGUMENT naming `field` when `id` is longer than kMaxIdLength.
+absl::Status CheckIdLength(absl::string_view field, absl::string_view id);
 
 // page 0 = 1, limit 0 = 20; page < 0, limit < 0 or limit > 100 is
 // INVALID_ARGUMENT naming the field. A non-empty `page_token` (issued as

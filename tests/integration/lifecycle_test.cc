@@ -119,3 +119,86 @@ TEST_F(LaterWorkTest, ShutdownUnderLoadLosesNoAcknowledgedWrite) {
 
 }  // namespace
 }  // namespace campaigns::testing
+
+namespace campaigns::testing {
+namespace {
+
+using StartTest = ServerTest;
+
+TEST_F(StartTest, BadDatabasePathFailsCleanly) {
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.db_path = db_dir_ + "/no/such/dir/campaignd.db";
+  auto server = CampaignServer::Start(options);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable);
+}
+
+// A start that cannot bind its port commits nothing: a generated admin key
+// would otherwise be stored and never shown.
+TEST_F(StartTest, PortInUseFailsWithoutBootstrappingTheDatabase) {
+  const std::string fresh = db_dir_ + "/fresh.db";
+  ServerOptions options;
+  options.listen = "127.0.0.1:" + std::to_string(server_->port());
+  options.db_path = fresh;
+  auto second = CampaignServer::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+
+  storage::DatabaseOptions db_options;
+  db_options.path = fresh;
+  auto db = storage::Database::Open(db_options);
+  ASSERT_TRUE(db.ok()) << db.status();
+  storage::Store store(db->get());
+  auto created = store.BootstrapAdmin("ck_a_new_admin_key_for_this_database");
+  ASSERT_TRUE(created.ok());
+  EXPECT_TRUE(*created) << "the failed start must not have bootstrapped";
+}
+
+TEST_F(StartTest, OversizedIdsAreInvalidArgumentNotEchoed) {
+  v1::GetCampaignRequest get;
+  get.set_id(std::string(16 * 1024, 'x'));
+  v1::Campaign c;
+  ErrorDetails d =
+      Details(campaigns_->GetCampaign(Ctx(kAdminKey).get(), get, &c));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_EQ(d.fields.size(), 1u);
+  EXPECT_EQ(d.fields[0], "id");
+  EXPECT_LT(d.message.size(), 200u);
+
+  // Just under the limit: an ordinary NOT_FOUND, with the id cut short.
+  get.set_id(std::string(128, 'y'));
+  d = Details(campaigns_->GetCampaign(Ctx(kAdminKey).get(), get, &c));
+  EXPECT_EQ(d.code, grpc::StatusCode::NOT_FOUND);
+  EXPECT_LT(d.message.size(), 120u);
+
+  const std::string sender = RegisterSmsSender(kAdminKey);
+  v1::CreateCampaignRequest req = CampaignRequest(sender);
+  req.set_request_id(std::string(129, 'r'));
+  d = Details(campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_EQ(d.fields.size(), 1u);
+  EXPECT_EQ(d.fields[0], "request_id");
+
+  req.clear_request_id();
+  req.set_template_id(std::string(1000, 't'));
+  req.clear_body();
+  d = Details(campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_EQ(d.fields.size(), 1u);
+  EXPECT_EQ(d.fields[0], "template_id");
+}
+
+TEST_F(StartTest, NewKeysAlwaysComeWithTheirSecret) {
+  v1::CreateApiKeyRequest req;
+  req.set_name("ci");
+  v1::ApiKey key;
+  ASSERT_TRUE(accounts_->CreateApiKey(Ctx(kAdminKey).get(), req, &key).ok());
+  ASSERT_FALSE(key.secret().empty());
+  v1::Account account;
+  EXPECT_TRUE(
+      accounts_->GetAccount(Ctx(key.secret()).get(), {}, &account).ok());
+}
+
+}  // namespace
+}  // namespace campaigns::testing
