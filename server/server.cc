@@ -54,6 +54,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   };
   s->registrar_ = std::make_unique<api::Registrar>(&s->env_);
   s->api_->Register(*s->registrar_);
+  s->registrar_->CheckComplete();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -36,16 +36,15 @@ ApiKey NewKey(const std::string& account_id, const std::string& name,
 }  // namespace
 
 void Api::RegisterAccounts(Registrar& r) {
-  using S = v1::AccountService::AsyncService;
-  S* s = &account_service_;
-  r.Unary(s, &S::RequestGetAccount, Bind(this, &Api::GetAccount));
-  r.Unary(s, &S::RequestListTransactions, NotYet(kCreditsLater));
-  r.Unary(s, &S::RequestCreateApiKey, Bind(this, &Api::CreateApiKey));
-  r.Unary(s, &S::RequestListApiKeys, Bind(this, &Api::ListApiKeys));
-  r.Unary(s, &S::RequestRevokeApiKey, Bind(this, &Api::RevokeApiKey));
-  r.Unary(s, &S::RequestCreateAccount, Bind(this, &Api::CreateAccount));
-  r.Unary(s, &S::RequestAddCredits, NotYet(kCreditsLater));
-  r.Unary(s, &S::RequestSetPrices, NotYet(kCreditsLater));
+  RawService* s = &account_service_;
+  r.Unary(s, "GetAccount", Bind(this, &Api::GetAccount));
+  r.NotYet(s, "ListTransactions", kCreditsLater);
+  r.Unary(s, "CreateApiKey", Bind(this, &Api::CreateApiKey));
+  r.Unary(s, "ListApiKeys", Bind(this, &Api::ListApiKeys));
+  r.Unary(s, "RevokeApiKey", Bind(this, &Api::RevokeApiKey));
+  r.Unary(s, "CreateAccount", Bind(this, &Api::CreateAccount));
+  r.NotYet(s, "AddCredits", kCreditsLater);
+  r.NotYet(s, "SetPrices", kCreditsLater);
 }
 
 void Api::GetAccount(const RpcContext& ctx, const v1::GetAccountRequest& req,

@@ -122,13 +122,13 @@ class Api {
   void RegisterLater(Registrar& r);
 
   storage::Store* const store_;
-  v1::AccountService::AsyncService account_service_;
-  v1::CampaignService::AsyncService campaign_service_;
-  v1::ContactService::AsyncService contact_service_;
-  v1::DeliveryService::AsyncService delivery_service_;
-  v1::SenderService::AsyncService sender_service_;
-  v1::SuppressionService::AsyncService suppression_service_;
-  v1::TemplateService::AsyncService template_service_;
+  RawAsyncService<v1::AccountService> account_service_;
+  RawAsyncService<v1::CampaignService> campaign_service_;
+  RawAsyncService<v1::ContactService> contact_service_;
+  RawAsyncService<v1::DeliveryService> delivery_service_;
+  RawAsyncService<v1::SenderService> sender_service_;
+  RawAsyncService<v1::SuppressionService> suppression_service_;
+  RawAsyncService<v1::TemplateService> template_service_;
 };
 
 }  // namespace campaigns::api

@@ -8,25 +8,35 @@
 // Reply exactly once, from any thread; the call then finishes and deletes
 // itself when its completion tag comes back. `this` is the tag.
 //
-//   registrar.Unary(&campaign_service, &S::RequestGetCampaign,
+//   RawAsyncService<v1::CampaignService> campaign_service;
+//   registrar.Unary(&campaign_service, "GetCampaign",
 //                   Bind(this, &CampaignApi::GetCampaign));
 //
 //   void CampaignApi::GetCampaign(const RpcContext& ctx,
 //                                 const v1::GetCampaignRequest& req,
 //                                 Reply<v1::Campaign> reply) {...}
 //
+// Every method is "raw": gRPC hands over the request bytes and the call
+// parses them, so a malformed request (bad wire format, invalid UTF-8 in a
+// string field) is INVALID_ARGUMENT naming the field rather than gRPC's own
+// INTERNAL "Unable to parse request".
+//
 // Registrar is not thread-safe (use it before the server starts); calls are
 // driven by one CQ thread each, plus the one thread that calls their Reply.
 #ifndef CAMPAIGND_SERVER_API_CALL_H_
 #define CAMPAIGND_SERVER_API_CALL_H_
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/async_stream.h>
+#include <grpcpp/support/async_unary_call.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -82,18 +92,78 @@ struct CallEnv {
   }
 };
 
-template <typename Base, typename Req, typename Resp>
+// The raw face of a generated async service: requests arrive as bytes.
+// Thread-safe as grpc::Service is (request functions may be called from any
+// CQ thread).
+class RawService {
+ public:
+  virtual ~RawService() = default;
+  virtual const google::protobuf::ServiceDescriptor* descriptor() const = 0;
+  virtual grpc::Service* grpc_service() = 0;
+  virtual void RequestUnary(
+      int index, grpc::ServerContext* ctx, grpc::ByteBuffer* request,
+      grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
+      grpc::ServerCompletionQueue* cq, void* tag) = 0;
+  virtual void RequestClientStream(
+      int index, grpc::ServerContext* ctx,
+      grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>* reader,
+      grpc::ServerCompletionQueue* cq, void* tag) = 0;
+  virtual void RequestServerStream(
+      int index, grpc::ServerContext* ctx, grpc::ByteBuffer* request,
+      grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+      grpc::ServerCompletionQueue* cq, void* tag) = 0;
+};
+
+// `Outer` is a generated service class, e.g. v1::CampaignService.
+template <typename Outer>
+class RawAsyncService final : public Outer::AsyncService, public RawService {
+ public:
+  RawAsyncService() {
+    for (int i = 0; i < descriptor()->method_count(); ++i) {
+      this->MarkMethodRaw(i);
+    }
+  }
+  const google::protobuf::ServiceDescriptor* descriptor() const override {
+    return google::protobuf::DescriptorPool::generated_pool()
+        ->FindServiceByName(Outer::service_full_name());
+  }
+  grpc::Service* grpc_service() override { return this; }
+  void RequestUnary(
+      int index, grpc::ServerContext* ctx, grpc::ByteBuffer* request,
+      grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
+      grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncUnary(index, ctx, request, responder, cq, cq, tag);
+  }
+  void RequestClientStream(
+      int index, grpc::ServerContext* ctx,
+      grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer>* reader,
+      grpc::ServerCompletionQueue* cq, void* tag) override {
+    this->RequestAsyncClientStreaming(index, ctx, reader, cq, cq, tag);
+  }
+  void RequestServerStream(int index, grpc::ServerContext* ctx,
+                           grpc::ByteBuffer* request,
+                           grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+                           grpc::ServerCompletionQueue* cq,
+                           void* tag) override {
+    this->RequestAsyncServerStreaming(index, ctx, request, writer, cq, cq, tag);
+  }
+};
+
+// Parses a request, or INVALID_ARGUMENT naming the first string field with
+// invalid UTF-8 ("request" when the wire format itself is broken).
+absl::Status ParseRequest(grpc::ByteBuffer* raw,
+                          google::protobuf::Message* request);
+
+// Serialises a response for a raw method.
+grpc::ByteBuffer SerializeResponse(const google::protobuf::Message& response);
+
+template <typename Req, typename Resp>
 class UnaryMethod final : public Method {
  public:
-  using RequestFn = void (Base::*)(grpc::ServerContext*, Req*,
-                                   grpc::ServerAsyncResponseWriter<Resp>*,
-                                   grpc::CompletionQueue*,
-                                   grpc::ServerCompletionQueue*, void*);
-
-  UnaryMethod(Base* service, RequestFn request, UnaryHandler<Req, Resp> handler,
+  UnaryMethod(RawService* service, int index, UnaryHandler<Req, Resp> handler,
               CallEnv* env)
       : service_(service),
-        request_(request),
+        index_(index),
         handler_(std::move(handler)),
         env_(env) {}
 
@@ -104,8 +174,8 @@ class UnaryMethod final : public Method {
    public:
     Call(UnaryMethod* method, grpc::ServerCompletionQueue* cq)
         : method_(method), cq_(cq), responder_(&ctx_) {
-      (method_->service_->*method_->request_)(&ctx_, &request_, &responder_,
-                                              cq_, cq_, this);
+      method_->service_->RequestUnary(method_->index_, &ctx_, &raw_,
+                                      &responder_, cq_, this);
     }
 
     void Proceed(bool ok) override {
@@ -120,6 +190,10 @@ class UnaryMethod final : public Method {
         Finish(principal.status());
         return;
       }
+      if (absl::Status parsed = ParseRequest(&raw_, &request_); !parsed.ok()) {
+        Finish(parsed);
+        return;
+      }
       RpcContext rpc{*std::move(principal), &ctx_};
       // After this call `this` may already be gone: Finish may have run.
       method_->handler_(rpc, request_, [this](absl::StatusOr<Resp> r) {
@@ -130,7 +204,7 @@ class UnaryMethod final : public Method {
    private:
     void Finish(absl::StatusOr<Resp> result) {
       if (result.ok()) {
-        responder_.Finish(*result, grpc::Status::OK, this);
+        responder_.Finish(SerializeResponse(*result), grpc::Status::OK, this);
       } else {
         responder_.FinishWithError(ToGrpcStatus(result.status()), this);
       }
@@ -139,47 +213,29 @@ class UnaryMethod final : public Method {
     UnaryMethod* const method_;
     grpc::ServerCompletionQueue* const cq_;
     grpc::ServerContext ctx_;
+    grpc::ByteBuffer raw_;
     Req request_;
-    grpc::ServerAsyncResponseWriter<Resp> responder_;
+    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
     bool finishing_ = false;
   };
 
-  Base* const service_;
-  const RequestFn request_;
+  RawService* const service_;
+  const int index_;
   const UnaryHandler<Req, Resp> handler_;
   CallEnv* const env_;
 };
 
-// The request type of a server-streaming request function; unused (char)
-// for client streaming, whose request function takes no request.
-template <typename Fn>
-struct StreamRequest {
-  using type = char;
-};
-template <typename B, typename Req, typename W>
-struct StreamRequest<void (B::*)(grpc::ServerContext*, Req*, W*,
-                                 grpc::CompletionQueue*,
-                                 grpc::ServerCompletionQueue*, void*)> {
-  using type = Req;
-};
-
-// Blocks template argument deduction for a parameter.
-template <typename T>
-struct NonDeduced {
-  using type = T;
-};
-
-// A streaming method whose behaviour arrives with later work: it
-// authenticates, then answers UNIMPLEMENTED with `message`. `Stream` is
-// grpc::ServerAsyncReader<Resp, Req> (client streaming) or
-// grpc::ServerAsyncWriter<Resp> (server streaming).
-template <typename Base, typename Stream, typename RequestFn>
-class UnimplementedStreamMethod final : public Method {
+// A method whose behaviour arrives with later work, of any kind (unary,
+// client or server streaming): it authenticates, then answers UNIMPLEMENTED
+// with `message`.
+class NotYetMethod final : public Method {
  public:
-  UnimplementedStreamMethod(Base* service, RequestFn request,
-                            std::string message, CallEnv* env)
+  NotYetMethod(RawService* service, int index, bool client_streaming,
+               bool server_streaming, std::string message, CallEnv* env)
       : service_(service),
-        request_(request),
+        index_(index),
+        client_streaming_(client_streaming),
+        server_streaming_(server_streaming),
         message_(std::move(message)),
         env_(env) {}
 
@@ -188,9 +244,21 @@ class UnimplementedStreamMethod final : public Method {
  private:
   class Call final : public Tag {
    public:
-    Call(UnimplementedStreamMethod* method, grpc::ServerCompletionQueue* cq)
-        : method_(method), cq_(cq), stream_(&ctx_) {
-      RequestOn(cq);
+    Call(NotYetMethod* method, grpc::ServerCompletionQueue* cq)
+        : method_(method),
+          cq_(cq),
+          unary_(&ctx_),
+          reader_(&ctx_),
+          writer_(&ctx_) {
+      RawService* s = method_->service_;
+      if (method_->client_streaming_) {
+        s->RequestClientStream(method_->index_, &ctx_, &reader_, cq, this);
+      } else if (method_->server_streaming_) {
+        s->RequestServerStream(method_->index_, &ctx_, &raw_, &writer_, cq,
+                               this);
+      } else {
+        s->RequestUnary(method_->index_, &ctx_, &raw_, &unary_, cq, this);
+      }
     }
 
     void Proceed(bool ok) override {
@@ -201,100 +269,82 @@ class UnimplementedStreamMethod final : public Method {
       finishing_ = true;
       absl::StatusOr<Principal> principal =
           method_->env_->Arrive(method_, cq_, ctx_);
-      absl::Status status = principal.ok()
-                                ? absl::UnimplementedError(method_->message_)
-                                : principal.status();
-      if constexpr (std::is_invocable_v<RequestFn, Base*, grpc::ServerContext*,
-                                        Stream*, grpc::CompletionQueue*,
-                                        grpc::ServerCompletionQueue*, void*>) {
-        stream_.FinishWithError(ToGrpcStatus(status), this);
+      const grpc::Status status = ToGrpcStatus(
+          principal.ok() ? absl::UnimplementedError(method_->message_)
+                         : principal.status());
+      if (method_->client_streaming_) {
+        reader_.FinishWithError(status, this);
+      } else if (method_->server_streaming_) {
+        writer_.Finish(status, this);
       } else {
-        stream_.Finish(ToGrpcStatus(status), this);
+        unary_.FinishWithError(status, this);
       }
     }
 
    private:
-    // Client-streaming request functions take (ctx, reader, cq, cq, tag);
-    // server-streaming ones take (ctx, request, writer, cq, cq, tag).
-    void RequestOn(grpc::ServerCompletionQueue* cq) {
-      if constexpr (std::is_invocable_v<RequestFn, Base*, grpc::ServerContext*,
-                                        Stream*, grpc::CompletionQueue*,
-                                        grpc::ServerCompletionQueue*, void*>) {
-        (method_->service_->*method_->request_)(&ctx_, &stream_, cq, cq, this);
-      } else {
-        (method_->service_->*method_->request_)(&ctx_, &request_, &stream_, cq,
-                                                cq, this);
-      }
-    }
-
-    UnimplementedStreamMethod* const method_;
+    NotYetMethod* const method_;
     grpc::ServerCompletionQueue* const cq_;
     grpc::ServerContext ctx_;
-    typename StreamRequest<RequestFn>::type request_;
-    Stream stream_;
+    grpc::ByteBuffer raw_;
+    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> unary_;
+    grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer> reader_;
+    grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_;
     bool finishing_ = false;
   };
 
-  Base* const service_;
-  const RequestFn request_;
+  RawService* const service_;
+  const int index_;
+  const bool client_streaming_;
+  const bool server_streaming_;
   const std::string message_;
   CallEnv* const env_;
 };
 
 // Collects the methods of every service; the server arms them on each queue.
+// Registration errors (an unknown method name, a handler of the wrong types,
+// a method registered twice) are programming errors and abort at start-up.
 class Registrar {
  public:
   explicit Registrar(CallEnv* env) : env_(env) {}
 
-  template <typename Service, typename Base, typename Req, typename Resp>
-  void Unary(Service* service,
-             void (Base::*request)(grpc::ServerContext*, Req*,
-                                   grpc::ServerAsyncResponseWriter<Resp>*,
-                                   grpc::CompletionQueue*,
-                                   grpc::ServerCompletionQueue*, void*),
-             typename NonDeduced<UnaryHandler<Req, Resp>>::type handler) {
-    methods_.push_back(std::make_unique<UnaryMethod<Base, Req, Resp>>(
-        static_cast<Base*>(service), request, std::move(handler), env_));
+  template <typename Req, typename Resp>
+  void Unary(RawService* service, const std::string& name,
+             UnaryHandler<Req, Resp> handler) {
+    const google::protobuf::MethodDescriptor* m =
+        Find(service, name, Req::descriptor(), Resp::descriptor());
+    methods_.push_back(std::make_unique<UnaryMethod<Req, Resp>>(
+        service, m->index(), std::move(handler), env_));
   }
 
-  // Client streaming, answered UNIMPLEMENTED.
-  template <typename Service, typename Base, typename Req, typename Resp>
-  void UnimplementedClientStream(
-      Service* service,
-      void (Base::*request)(grpc::ServerContext*,
-                            grpc::ServerAsyncReader<Resp, Req>*,
-                            grpc::CompletionQueue*,
-                            grpc::ServerCompletionQueue*, void*),
-      std::string message) {
-    using Fn = decltype(request);
-    methods_.push_back(std::make_unique<UnimplementedStreamMethod<
-                           Base, grpc::ServerAsyncReader<Resp, Req>, Fn>>(
-        static_cast<Base*>(service), request, std::move(message), env_));
+  // A method of later work, answered UNIMPLEMENTED with `message`.
+  void NotYet(RawService* service, const std::string& name,
+              std::string message) {
+    const google::protobuf::MethodDescriptor* m =
+        Find(service, name, nullptr, nullptr);
+    methods_.push_back(std::make_unique<NotYetMethod>(
+        service, m->index(), m->client_streaming(), m->server_streaming(),
+        std::move(message), env_));
   }
 
-  // Server streaming, answered UNIMPLEMENTED.
-  template <typename Service, typename Base, typename Req, typename Resp>
-  void UnimplementedServerStream(
-      Service* service,
-      void (Base::*request)(grpc::ServerContext*, Req*,
-                            grpc::ServerAsyncWriter<Resp>*,
-                            grpc::CompletionQueue*,
-                            grpc::ServerCompletionQueue*, void*),
-      std::string message) {
-    using Fn = decltype(request);
-    methods_.push_back(
-        std::make_unique<
-            UnimplementedStreamMethod<Base, grpc::ServerAsyncWriter<Resp>, Fn>>(
-            static_cast<Base*>(service), request, std::move(message), env_));
-  }
+  // Aborts unless every method of every service seen was registered (an
+  // unregistered raw method would leave its calls waiting forever).
+  void CheckComplete() const;
 
   const std::vector<std::unique_ptr<Method>>& methods() const {
     return methods_;
   }
 
  private:
+  // The method `name` of `service`, checked: it exists, is not registered
+  // yet, and (when given) takes `in` and returns `out` unary.
+  const google::protobuf::MethodDescriptor* Find(
+      RawService* service, const std::string& name,
+      const google::protobuf::Descriptor* in,
+      const google::protobuf::Descriptor* out);
+
   CallEnv* const env_;
   std::vector<std::unique_ptr<Method>> methods_;
+  std::vector<std::pair<RawService*, std::string>> registered_;
 };
 
 // Adapts a member function to a UnaryHandler.
@@ -304,13 +354,6 @@ UnaryHandler<Req, Resp> Bind(Obj* obj,
                                              Reply<Resp>)) {
   return [obj, fn](const RpcContext& ctx, const Req& req, Reply<Resp> reply) {
     (obj->*fn)(ctx, req, std::move(reply));
-  };
-}
-
-// A handler answering UNIMPLEMENTED with `message` (behaviour of later work).
-inline auto NotYet(std::string message) {
-  return [message](const RpcContext&, const auto&, auto reply) {
-    reply(absl::UnimplementedError(message));
   };
 }
 

@@ -106,24 +106,23 @@ absl::Status ApplyCampaignFields(const Req& req, Wants wants, Campaign& c) {
 }  // namespace
 
 void Api::RegisterCampaigns(Registrar& r) {
-  using S = v1::CampaignService::AsyncService;
-  S* s = &campaign_service_;
-  r.Unary(s, &S::RequestCreateCampaign, Bind(this, &Api::CreateCampaign));
-  r.Unary(s, &S::RequestGetCampaignStats, NotYet(kBillingLater));
-  r.Unary(s, &S::RequestGetCampaign, Bind(this, &Api::GetCampaign));
-  r.Unary(s, &S::RequestListCampaigns, Bind(this, &Api::ListCampaigns));
-  r.Unary(s, &S::RequestUpdateCampaign, Bind(this, &Api::UpdateCampaign));
-  r.Unary(s, &S::RequestDeleteCampaign, Bind(this, &Api::DeleteCampaign));
-  r.Unary(s, &S::RequestStartCampaign, NotYet(kLifecycleLater));
-  r.Unary(s, &S::RequestConfirmCampaign, NotYet(kLifecycleLater));
-  r.Unary(s, &S::RequestPauseCampaign, NotYet(kLifecycleLater));
-  r.Unary(s, &S::RequestResumeCampaign, NotYet(kLifecycleLater));
-  r.Unary(s, &S::RequestCancelCampaign, NotYet(kLifecycleLater));
-  r.Unary(s, &S::RequestRetryFailed, NotYet(kLifecycleLater));
-  r.Unary(s, &S::RequestEstimateCost, NotYet(kBillingLater));
-  r.UnimplementedServerStream(s, &S::RequestWatchCampaign, kWatchLater);
-  r.UnimplementedClientStream(s, &S::RequestImportRecipients, kAudienceLater);
-  r.Unary(s, &S::RequestListRecipients, NotYet(kAudienceLater));
+  RawService* s = &campaign_service_;
+  r.Unary(s, "CreateCampaign", Bind(this, &Api::CreateCampaign));
+  r.NotYet(s, "GetCampaignStats", kBillingLater);
+  r.Unary(s, "GetCampaign", Bind(this, &Api::GetCampaign));
+  r.Unary(s, "ListCampaigns", Bind(this, &Api::ListCampaigns));
+  r.Unary(s, "UpdateCampaign", Bind(this, &Api::UpdateCampaign));
+  r.Unary(s, "DeleteCampaign", Bind(this, &Api::DeleteCampaign));
+  r.NotYet(s, "StartCampaign", kLifecycleLater);
+  r.NotYet(s, "ConfirmCampaign", kLifecycleLater);
+  r.NotYet(s, "PauseCampaign", kLifecycleLater);
+  r.NotYet(s, "ResumeCampaign", kLifecycleLater);
+  r.NotYet(s, "CancelCampaign", kLifecycleLater);
+  r.NotYet(s, "RetryFailed", kLifecycleLater);
+  r.NotYet(s, "EstimateCost", kBillingLater);
+  r.NotYet(s, "WatchCampaign", kWatchLater);
+  r.NotYet(s, "ImportRecipients", kAudienceLater);
+  r.NotYet(s, "ListRecipients", kAudienceLater);
 }
 
 void Api::CreateCampaign(const RpcContext& ctx,

@@ -21,21 +21,19 @@ absl::Time NowMicros() {
 }  // namespace
 
 void Api::RegisterCatalog(Registrar& r) {
-  using T = v1::TemplateService::AsyncService;
-  T* t = &template_service_;
-  r.Unary(t, &T::RequestCreateTemplate, Bind(this, &Api::CreateTemplate));
-  r.Unary(t, &T::RequestGetTemplate, Bind(this, &Api::GetTemplate));
-  r.Unary(t, &T::RequestListTemplates, Bind(this, &Api::ListTemplates));
-  r.Unary(t, &T::RequestUpdateTemplate, Bind(this, &Api::UpdateTemplate));
-  r.Unary(t, &T::RequestDeleteTemplate, Bind(this, &Api::DeleteTemplate));
-  r.Unary(t, &T::RequestSetTemplateStatus, Bind(this, &Api::SetTemplateStatus));
+  RawService* t = &template_service_;
+  r.Unary(t, "CreateTemplate", Bind(this, &Api::CreateTemplate));
+  r.Unary(t, "GetTemplate", Bind(this, &Api::GetTemplate));
+  r.Unary(t, "ListTemplates", Bind(this, &Api::ListTemplates));
+  r.Unary(t, "UpdateTemplate", Bind(this, &Api::UpdateTemplate));
+  r.Unary(t, "DeleteTemplate", Bind(this, &Api::DeleteTemplate));
+  r.Unary(t, "SetTemplateStatus", Bind(this, &Api::SetTemplateStatus));
 
-  using S = v1::SenderService::AsyncService;
-  S* s = &sender_service_;
-  r.Unary(s, &S::RequestRegisterSender, Bind(this, &Api::RegisterSender));
-  r.Unary(s, &S::RequestGetSender, Bind(this, &Api::GetSender));
-  r.Unary(s, &S::RequestListSenders, Bind(this, &Api::ListSenders));
-  r.Unary(s, &S::RequestDeleteSender, Bind(this, &Api::DeleteSender));
+  RawService* s = &sender_service_;
+  r.Unary(s, "RegisterSender", Bind(this, &Api::RegisterSender));
+  r.Unary(s, "GetSender", Bind(this, &Api::GetSender));
+  r.Unary(s, "ListSenders", Bind(this, &Api::ListSenders));
+  r.Unary(s, "DeleteSender", Bind(this, &Api::DeleteSender));
 }
 
 // --- Templates ---------------------------------------------------------------

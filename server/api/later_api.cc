@@ -13,27 +13,23 @@ constexpr char kDeliveryLater[] =
 }  // namespace
 
 void Api::RegisterLater(Registrar& r) {
-  using C = v1::ContactService::AsyncService;
-  C* c = &contact_service_;
-  r.Unary(c, &C::RequestCreateContact, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestGetContact, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestListContacts, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestUpdateContact, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestDeleteContact, NotYet(kContactsLater));
-  r.UnimplementedClientStream(c, &C::RequestImportContacts, kContactsLater);
-  r.Unary(c, &C::RequestCreateContactList, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestGetContactList, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestListContactLists, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestDeleteContactList, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestAddContactsToList, NotYet(kContactsLater));
-  r.Unary(c, &C::RequestRemoveContactsFromList, NotYet(kContactsLater));
+  RawService* c = &contact_service_;
+  r.NotYet(c, "CreateContact", kContactsLater);
+  r.NotYet(c, "GetContact", kContactsLater);
+  r.NotYet(c, "ListContacts", kContactsLater);
+  r.NotYet(c, "UpdateContact", kContactsLater);
+  r.NotYet(c, "DeleteContact", kContactsLater);
+  r.NotYet(c, "ImportContacts", kContactsLater);
+  r.NotYet(c, "CreateContactList", kContactsLater);
+  r.NotYet(c, "GetContactList", kContactsLater);
+  r.NotYet(c, "ListContactLists", kContactsLater);
+  r.NotYet(c, "DeleteContactList", kContactsLater);
+  r.NotYet(c, "AddContactsToList", kContactsLater);
+  r.NotYet(c, "RemoveContactsFromList", kContactsLater);
 
-  using D = v1::DeliveryService::AsyncService;
-  D* d = &delivery_service_;
-  r.UnimplementedClientStream(d, &D::RequestReportDeliveryReceipts,
-                              kDeliveryLater);
-  r.UnimplementedClientStream(d, &D::RequestReportInboundMessages,
-                              kDeliveryLater);
+  RawService* d = &delivery_service_;
+  r.NotYet(d, "ReportDeliveryReceipts", kDeliveryLater);
+  r.NotYet(d, "ReportInboundMessages", kDeliveryLater);
 }
 
 }  // namespace campaigns::api

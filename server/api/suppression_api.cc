@@ -11,12 +11,11 @@ constexpr size_t kMaxNoteLength = 1000;
 }  // namespace
 
 void Api::RegisterSuppressions(Registrar& r) {
-  using S = v1::SuppressionService::AsyncService;
-  S* s = &suppression_service_;
-  r.Unary(s, &S::RequestAddSuppression, Bind(this, &Api::AddSuppression));
-  r.Unary(s, &S::RequestRemoveSuppression, Bind(this, &Api::RemoveSuppression));
-  r.Unary(s, &S::RequestListSuppressions, Bind(this, &Api::ListSuppressions));
-  r.Unary(s, &S::RequestCheckSuppression, Bind(this, &Api::CheckSuppression));
+  RawService* s = &suppression_service_;
+  r.Unary(s, "AddSuppression", Bind(this, &Api::AddSuppression));
+  r.Unary(s, "RemoveSuppression", Bind(this, &Api::RemoveSuppression));
+  r.Unary(s, "ListSuppressions", Bind(this, &Api::ListSuppressions));
+  r.Unary(s, "CheckSuppression", Bind(this, &Api::CheckSuppression));
 }
 
 void Api::AddSuppression(const RpcContext& ctx,

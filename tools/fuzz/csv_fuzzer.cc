@@ -32,16 +32,18 @@ Result Parse(const std::string& input, const std::vector<size_t>& cuts) {
   };
   size_t start = 0;
   for (size_t cut : cuts) {
-    if (!parser.Feed(absl::string_view(input).substr(start, cut - start),
-                     on_record)
+    if (!parser
+             .Feed(absl::string_view(input).substr(start, cut - start),
+                   on_record)
              .ok()) {
       out.ok = false;
       return out;
     }
     start = cut;
   }
-  out.ok = parser.Feed(absl::string_view(input).substr(start), on_record).ok() &&
-           parser.Finish(on_record).ok();
+  out.ok =
+      parser.Feed(absl::string_view(input).substr(start), on_record).ok() &&
+      parser.Finish(on_record).ok();
   return out;
 }
 
