@@ -12,8 +12,6 @@
 namespace campaigns::storage {
 namespace internal {
 
-absl::Time Now() { return FromMicros(ToMicros(absl::Now())); }
-
 absl::Status DeleteRow(SQLite::Database& db, const char* table,
                        const char* what, const std::string& account_id,
                        const std::string& id) {
@@ -56,7 +54,7 @@ absl::StatusOr<T> Idempotent(
   insert.bind(3, idem.request_id);
   insert.bind(4, idem.body_hash);
   insert.bind(5, id_of(*created));
-  insert.bind(6, static_cast<int64_t>(ToMicros(Now())));
+  insert.bind(6, static_cast<int64_t>(ToMicros(NowMicros())));
   insert.exec();
   return created;
 }
@@ -94,7 +92,6 @@ namespace {
 using internal::DeleteRow;
 using internal::LoadById;
 using internal::LoadUnscoped;
-using internal::Now;
 
 void InsertApiKey(SQLite::Database& db, const ApiKey& k) {
   SQLite::Statement st(db,
@@ -157,7 +154,7 @@ absl::StatusOr<bool> Store::BootstrapAdmin(const std::string& secret) {
         if (db.execAndGet("SELECT COUNT(*) FROM accounts").getInt64() > 0) {
           return false;
         }
-        const absl::Time now = Now();
+        const absl::Time now = NowMicros();
         Account admin;
         admin.id = NewId(kAccountPrefix);
         admin.name = "admin";
@@ -268,7 +265,7 @@ void Store::RevokeApiKey(const std::string& account_id,
         SQLite::Statement st(db,
                              "UPDATE api_keys SET revoked_at=? WHERE id=? AND "
                              "account_id=? AND revoked_at IS NULL");
-        st.bind(1, static_cast<int64_t>(ToMicros(Now())));
+        st.bind(1, static_cast<int64_t>(ToMicros(NowMicros())));
         st.bind(2, key_id);
         st.bind(3, account_id);
         st.exec();
@@ -396,7 +393,7 @@ void Store::UpdateTemplate(const std::string& account_id, const std::string& id,
         RETURN_IF_ERROR(mutate(t));
         RETURN_IF_ERROR(ValidateTemplate(t));
         RETURN_IF_ERROR(CheckTemplateNameFree(db, t));
-        t.updated_at = Now();
+        t.updated_at = NowMicros();
         WriteTemplate(db, t, /*insert=*/false);
         return t;
       },

@@ -61,8 +61,6 @@ class Store {
   // `db` must outlive the Store.
   explicit Store(Database* db) : db_(db) {}
 
-  Database* database() const { return db_; }
-
   // --- Accounts and keys -------------------------------------------------
 
   // On a database with no account: creates the admin account and a key whose

@@ -12,7 +12,6 @@ namespace campaigns::storage {
 namespace {
 
 using internal::LoadById;
-using internal::Now;
 
 // Resolves and checks what a campaign refers to, inside the write
 // transaction: the sender must be registered for the campaign's channel
@@ -203,7 +202,7 @@ void Store::UpdateCampaign(const std::string& account_id, const std::string& id,
         RETURN_IF_ERROR(mutate(c));
         RETURN_IF_ERROR(ValidateCampaignSpec(c));
         RETURN_IF_ERROR(ResolveReferences(db, c));
-        c.updated_at = Now();
+        c.updated_at = NowMicros();
         WriteCampaign(db, c, /*insert=*/false);
         return c;
       },

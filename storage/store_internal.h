@@ -91,9 +91,6 @@ absl::Status DeleteRow(SQLite::Database& db, const char* table,
                        const char* what, const std::string& account_id,
                        const std::string& id);
 
-// Current time, truncated to microseconds as stored.
-absl::Time Now();
-
 }  // namespace campaigns::storage::internal
 
 #endif  // CAMPAIGND_STORAGE_STORE_INTERNAL_H_

@@ -29,7 +29,7 @@ ApiKey NewKey(const std::string& account_id, const std::string& name,
   key.name = name;
   key.prefix = secret->substr(0, 8);
   key.key_hash = Sha256Hex(*secret);
-  key.created_at = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  key.created_at = NowMicros();
   return key;
 }
 
@@ -80,8 +80,7 @@ void Api::CreateAccount(const RpcContext& ctx,
   created.account.name = req.name();
   created.account.admin = req.admin();
   created.account.currency = currency;
-  created.account.created_at = created.account.updated_at =
-      absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  created.account.created_at = created.account.updated_at = NowMicros();
   std::string secret;
   created.key = NewKey(created.account.id, "initial", &secret);
   absl::StatusOr<storage::IdempotencyKey> idem =

@@ -132,8 +132,7 @@ void Api::CreateCampaign(const RpcContext& ctx,
   c.id = NewId(kCampaignPrefix);
   c.account_id = ctx.principal.account_id;
   c.status = CampaignStatus::kDraft;
-  c.created_at = c.updated_at =
-      absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  c.created_at = c.updated_at = NowMicros();
   absl::Status status = ApplyCampaignFields(
       req, [](const char*, bool present) { return present; }, c);
   if (status.ok()) status = ValidateCampaignSpec(c);

@@ -14,10 +14,6 @@ const std::set<std::string>& KnownProviders() {
   return *kProviders;
 }
 
-absl::Time NowMicros() {
-  return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
-}
-
 }  // namespace
 
 void Api::RegisterCatalog(Registrar& r) {

@@ -40,7 +40,7 @@ void Api::AddSuppression(const RpcContext& ctx,
                  ? SuppressionReason::kManual
                  : *reason;
   s.note = req.note();
-  s.created_at = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  s.created_at = NowMicros();
   store_->AddSuppression(
       std::move(s), Convert<v1::Suppression, Suppression>(std::move(reply)));
 }

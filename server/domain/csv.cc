@@ -16,10 +16,7 @@ void CsvParser::EndField() {
 }
 
 void CsvParser::EndRecord(const RecordFn& on_record) {
-  if (record_started_) {
-    ++records_;
-    on_record(record_);
-  }
+  if (record_started_) on_record(record_);
   record_.fields.clear();
   record_.error.clear();
   field_.clear();

@@ -61,9 +61,6 @@ class CsvParser {
   // INVALID_ARGUMENT if a quoted field is still open.
   absl::Status Finish(const RecordFn& on_record);
 
-  // Records delivered so far (blank lines not counted).
-  int64_t records() const { return records_; }
-
  private:
   enum class State {
     kFieldStart,     // at the start of a field
@@ -87,7 +84,6 @@ class CsvParser {
   size_t record_bytes_ = 0;
   bool record_started_ = false;  // any byte of the current record seen
   int64_t line_ = 1;             // current line number
-  int64_t records_ = 0;
 };
 
 }  // namespace campaigns

@@ -12,10 +12,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/domain/types.h"
 
 namespace campaigns {
+
+// The current time at the precision the database keeps (microseconds), so a
+// value returned from a write equals the one read back later.
+inline absl::Time NowMicros() {
+  return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+}
 
 struct Account {
   std::string id;

@@ -172,6 +172,16 @@ def tail(path, lines=40):
         return "(cannot read %s: %s)\n" % (path, e)
 
 
+def log_paths(name):
+    """Fresh stdout/stderr file paths for a process called `name`."""
+    base = os.path.join(RUN_DIR, "logs", name)
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    n = 0
+    while os.path.exists("%s.%d.stdout" % (base, n)):
+        n += 1
+    return "%s.%d.stdout" % (base, n), "%s.%d.stderr" % (base, n)
+
+
 class CampaignD:
     """One campaignd process: stdout and stderr go to files under RUN_DIR."""
 
@@ -184,13 +194,7 @@ class CampaignD:
         self.channel = None
         self.exit_code = None
         self.sigterm_sent = False
-        base = os.path.join(RUN_DIR, "logs", name)
-        os.makedirs(os.path.dirname(base), exist_ok=True)
-        n = 0
-        while os.path.exists("%s.%d.stdout" % (base, n)):
-            n += 1
-        self.stdout_path = "%s.%d.stdout" % (base, n)
-        self.stderr_path = "%s.%d.stderr" % (base, n)
+        self.stdout_path, self.stderr_path = log_paths(name)
         ALL_SERVERS.append(self)
 
     @property
@@ -374,13 +378,7 @@ class Gateway:
         self.proc = None
         self.port = None
         self.exit_code = None
-        base = os.path.join(RUN_DIR, "logs", name)
-        os.makedirs(os.path.dirname(base), exist_ok=True)
-        n = 0
-        while os.path.exists("%s.%d.stdout" % (base, n)):
-            n += 1
-        self.stdout_path = "%s.%d.stdout" % (base, n)
-        self.stderr_path = "%s.%d.stderr" % (base, n)
+        self.stdout_path, self.stderr_path = log_paths(name)
         ALL_GATEWAYS.append(self)
 
     @property
