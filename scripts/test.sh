@@ -52,7 +52,7 @@ if [ $quick -eq 0 ]; then
   BUILD_DIR=$root/build-tsan scripts/build.sh -DBUILD_TESTING=ON \
     -DCAMPAIGND_SANITIZE=thread --target domain_tests --target storage_tests
   for t in domain_tests storage_tests; do
-    TSAN_OPTIONS=halt_on_error=1 "$root/build-tsan/tests/$t" --gtest_brief=1
+    TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" "$root/build-tsan/tests/$t" --gtest_brief=1
   done
 
   echo "== fuzz targets (clang, libFuzzer, ASan + UBSan): replay the corpus"

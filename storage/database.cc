@@ -209,7 +209,10 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   }
   for (size_t i = 0; i < settled; ++i) {
     if (batch[i].done) {
-      batch[i].done(commit_status.ok() ? std::move(results[i]) : commit_status);
+      // A fresh status per caller: none shares a reference with this thread.
+      batch[i].done(commit_status.ok() ? std::move(results[i])
+                                       : absl::Status(commit_status.code(),
+                                                      commit_status.message()));
     }
   }
   batch.resize(settled);

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,21 +83,27 @@ class Database {
   template <typename T>
   void Write(std::function<absl::StatusOr<T>(SQLite::Database&)> op,
              std::function<void(absl::StatusOr<T>)> done) {
-    auto result = std::make_shared<absl::StatusOr<T>>(
-        absl::InternalError("write did not run"));
+    // The result is moved, never copied, to `done`: the writer thread keeps
+    // no reference to a status it hands to another thread (absl's reference
+    // counts are invisible to TSan, and sharing is needless anyway). The op's
+    // own failure reaches WriteRaw as a message-less sentinel, which no
+    // exception, commit failure or closed database ever produces.
+    auto result = std::make_shared<std::optional<absl::StatusOr<T>>>();
     WriteRaw(
         [op = std::move(op), result](SQLite::Database& db) {
           *result = op(db);
-          return result->status();
+          return (*result)->ok() ? absl::OkStatus() : OpFailedSentinel();
         },
         [done = std::move(done), result](absl::Status status) {
-          // `status` is the op's own status, or what stopped it: an exception,
-          // a failed commit, a closed database.
-          if (status.ok()) {
-            done(std::move(*result));
-          } else {
-            done(std::move(status));
+          if ((status.ok() || status == OpFailedSentinel()) &&
+              result->has_value()) {
+            absl::StatusOr<T> out = std::move(**result);
+            result->reset();
+            done(std::move(out));
+            return;
           }
+          result->reset();
+          done(std::move(status));
         });
   }
 
@@ -156,6 +163,11 @@ class Database {
   absl::Status Init();
   void WriterLoop();
   void CommitBatch(std::vector<Pending>& batch);
+  // What Write<T>'s wrapper returns to WriteRaw when its op failed; the error
+  // itself travels in the wrapper's result.
+  static absl::Status OpFailedSentinel() {
+    return absl::Status(absl::StatusCode::kAborted, "");
+  }
 
   const DatabaseOptions options_;
   int schema_version_ = 0;
