@@ -127,6 +127,8 @@ int RunCampaignctl(int argc, const char* const* argv, std::ostream& out,
   AddSenderCommands(&commands);
   AddCampaignCommands(&commands);
   AddSuppressionCommands(&commands);
+  AddRecipientCommands(&commands);
+  AddContactCommands(&commands);
   app.footer(kRootFooter);
 
   try {

@@ -18,6 +18,10 @@ void AddSenderCommands(CommandSet* commands);
 void AddCampaignCommands(CommandSet* commands);
 // `suppressions add|remove|list|check` (SuppressionService).
 void AddSuppressionCommands(CommandSet* commands);
+// `contacts create|get|list|update|delete` and
+// `lists create|get|list|delete|add|remove` (ContactService).
+void AddContactCommands(CommandSet* commands);
+void AddRecipientCommands(CommandSet* commands);
 
 }  // namespace campaigns::client
 

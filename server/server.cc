@@ -34,6 +34,10 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   if (!db.ok()) return db.status();
   s->db_ = *std::move(db);
   s->store_ = std::make_unique<storage::Store>(s->db_.get());
+  // Imports a crash or shutdown interrupted are rolled back (in the
+  // background; their campaigns accept a new import once done).
+  absl::StatusOr<int> interrupted = s->store_->RecoverInterruptedImports();
+  if (!interrupted.ok()) return interrupted.status();
 
   std::shared_ptr<grpc::ServerCredentials> creds =
       grpc::InsecureServerCredentials();
@@ -141,6 +145,9 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   env_.shutting_down.store(true);
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(deadline));
+  // Streams cancelled by the shutdown finish once their consumers settle
+  // (e.g. an import rolling back); they need the queues until then.
+  env_.WaitForStreams();
   // Writes of finished calls have completed; later ones would post to queues
   // that are about to close.
   db_->Flush();

@@ -135,6 +135,70 @@ CREATE TABLE suppressions (
 ) WITHOUT ROWID;
 CREATE INDEX suppressions_by_time ON suppressions(account_id, created_at);
 )sql",
+      // 3: audience. Recipients and contacts are numbered by `seq`
+      // (AUTOINCREMENT: never reused, so a number names one row forever and
+      // rows added later always sort after). A recipient's public id is its
+      // seq run through a keyed permutation (server/domain/recipient_ids.h)
+      // whose random key is meta 'recipient_id_key'.
+      // campaigns.import_floor: while an import is running, the campaign's
+      // recipients with seq >= import_floor are that import's staged rows,
+      // invisible to every reader until the import commits.
+      R"sql(
+CREATE TABLE meta (
+  key    TEXT PRIMARY KEY,
+  value  TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta(key, value) VALUES('recipient_id_key', hex(randomblob(16)));
+ALTER TABLE campaigns ADD COLUMN import_floor INTEGER;
+ALTER TABLE idempotency_keys ADD COLUMN response BLOB;
+CREATE TABLE recipients (
+  seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+  campaign_id          TEXT NOT NULL REFERENCES campaigns(id),
+  contact_id           TEXT NOT NULL DEFAULT '',
+  address              TEXT NOT NULL,
+  variables            TEXT NOT NULL DEFAULT '{}',
+  status               TEXT NOT NULL,
+  skip_reason          TEXT NOT NULL DEFAULT '',
+  provider_message_id  TEXT NOT NULL DEFAULT '',
+  error_code           TEXT NOT NULL DEFAULT '',
+  error_desc           TEXT NOT NULL DEFAULT '',
+  attempts             INTEGER NOT NULL DEFAULT 0,
+  sent_at              INTEGER,
+  delivered_at         INTEGER,
+  read_at              INTEGER,
+  created_at           INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL,
+  UNIQUE (campaign_id, address)
+);
+CREATE INDEX recipients_by_status ON recipients(campaign_id, status, seq);
+CREATE TABLE contacts (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+  id          TEXT NOT NULL UNIQUE,
+  account_id  TEXT NOT NULL REFERENCES accounts(id),
+  channel     TEXT NOT NULL,
+  address     TEXT NOT NULL,
+  attributes  TEXT NOT NULL DEFAULT '{}',
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  UNIQUE (account_id, channel, address)
+);
+CREATE INDEX contacts_by_account ON contacts(account_id, seq);
+CREATE TABLE contact_tags (
+  account_id   TEXT NOT NULL,
+  tag          TEXT NOT NULL,
+  contact_seq  INTEGER NOT NULL REFERENCES contacts(seq) ON DELETE CASCADE,
+  PRIMARY KEY (account_id, tag, contact_seq)
+) WITHOUT ROWID;
+CREATE INDEX contact_tags_by_contact ON contact_tags(contact_seq);
+CREATE TABLE contact_list_members (
+  list_id      TEXT NOT NULL REFERENCES contact_lists(id) ON DELETE CASCADE,
+  contact_seq  INTEGER NOT NULL REFERENCES contacts(seq) ON DELETE CASCADE,
+  added_at     INTEGER NOT NULL,
+  PRIMARY KEY (list_id, contact_seq)
+) WITHOUT ROWID;
+CREATE INDEX contact_list_members_by_contact ON contact_list_members(contact_seq);
+CREATE INDEX contact_lists_by_account ON contact_lists(account_id, created_at, id);
+)sql",
   };
   return *kMigrations;
 }

@@ -218,4 +218,29 @@ Suppression ReadSuppression(SQLite::Statement& st) {
   return s;
 }
 
+Contact ReadContact(SQLite::Statement& st) {
+  Contact c;
+  c.id = Text(st, "id");
+  c.account_id = Text(st, "account_id");
+  c.channel = Enum(st, "channel", &ParseChannel);
+  c.address = Text(st, "address");
+  c.attributes = MapFromJson(Text(st, "attributes"));
+  c.tags = ListFromJson(Text(st, "tags"));
+  c.created_at = Time(st, "created_at");
+  c.updated_at = Time(st, "updated_at");
+  return c;
+}
+
+ContactList ReadContactList(SQLite::Statement& st) {
+  ContactList l;
+  l.id = Text(st, "id");
+  l.account_id = Text(st, "account_id");
+  l.name = Text(st, "name");
+  l.description = Text(st, "description");
+  l.contact_count = Int(st, "contact_count");
+  l.created_at = Time(st, "created_at");
+  l.updated_at = Time(st, "updated_at");
+  return l;
+}
+
 }  // namespace campaigns::storage

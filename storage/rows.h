@@ -45,6 +45,11 @@ Template ReadTemplate(SQLite::Statement& st);
 Sender ReadSender(SQLite::Statement& st);
 Campaign ReadCampaign(SQLite::Statement& st);
 Suppression ReadSuppression(SQLite::Statement& st);
+// A `contacts` row with an extra column `tags` (JSON array of the contact's
+// tags, sorted).
+Contact ReadContact(SQLite::Statement& st);
+// A `contact_lists` row with an extra column `contact_count`.
+ContactList ReadContactList(SQLite::Statement& st);
 
 }  // namespace campaigns::storage
 

@@ -23,6 +23,28 @@ absl::Status DeleteRow(SQLite::Database& db, const char* table,
   return absl::OkStatus();
 }
 
+// Is `column` = `id` used by a campaign of `account_id` that is not final?
+absl::Status CheckUnusedByLiveCampaign(SQLite::Database& db,
+                                       const std::string& account_id,
+                                       const char* column,
+                                       const std::string& id,
+                                       absl::string_view what) {
+  SQLite::Statement st(
+      db,
+      absl::StrCat("SELECT id FROM campaigns WHERE account_id=? AND ", column,
+                   "=? AND status NOT IN ('completed','cancelled','failed') "
+                   "LIMIT 1"));
+  st.bind(1, account_id);
+  st.bind(2, id);
+  if (st.executeStep()) {
+    return errors::Validation(
+        "id",
+        absl::StrCat(what, " ", id, " is used by campaign ",
+                     st.getColumn(0).getString(), ", which is not finished"));
+  }
+  return absl::OkStatus();
+}
+
 template <typename T>
 absl::StatusOr<T> Idempotent(
     SQLite::Database& db, const std::string& account_id,
@@ -85,10 +107,22 @@ template absl::StatusOr<Campaign> Idempotent(
     const std::function<absl::StatusOr<Campaign>()>&,
     const std::function<std::string(const Campaign&)>&);
 
+template absl::StatusOr<Contact> Idempotent(
+    SQLite::Database&, const std::string&, const IdempotencyKey&,
+    const std::function<absl::StatusOr<Contact>(const std::string&)>&,
+    const std::function<absl::StatusOr<Contact>()>&,
+    const std::function<std::string(const Contact&)>&);
+template absl::StatusOr<ContactList> Idempotent(
+    SQLite::Database&, const std::string&, const IdempotencyKey&,
+    const std::function<absl::StatusOr<ContactList>(const std::string&)>&,
+    const std::function<absl::StatusOr<ContactList>()>&,
+    const std::function<std::string(const ContactList&)>&);
+
 }  // namespace internal
 
 namespace {
 
+using internal::CheckUnusedByLiveCampaign;
 using internal::DeleteRow;
 using internal::LoadById;
 using internal::LoadUnscoped;
@@ -120,28 +154,6 @@ void InsertAccount(SQLite::Database& db, const Account& a) {
   st.bind(7, static_cast<int64_t>(ToMicros(a.created_at)));
   st.bind(8, static_cast<int64_t>(ToMicros(a.updated_at)));
   st.exec();
-}
-
-// Is `column` = `id` used by a campaign of `account_id` that is not final?
-absl::Status CheckUnusedByLiveCampaign(SQLite::Database& db,
-                                       const std::string& account_id,
-                                       const char* column,
-                                       const std::string& id,
-                                       absl::string_view what) {
-  SQLite::Statement st(
-      db,
-      absl::StrCat("SELECT id FROM campaigns WHERE account_id=? AND ", column,
-                   "=? AND status NOT IN ('completed','cancelled','failed') "
-                   "LIMIT 1"));
-  st.bind(1, account_id);
-  st.bind(2, id);
-  if (st.executeStep()) {
-    return errors::Validation(
-        "id",
-        absl::StrCat(what, " ", id, " is used by campaign ",
-                     st.getColumn(0).getString(), ", which is not finished"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace

@@ -20,13 +20,19 @@
 #define CAMPAIGND_STORAGE_STORE_H_
 
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/domain/model.h"
+#include "server/domain/recipient_ids.h"
 #include "storage/database.h"
 
 namespace campaigns::storage {
@@ -44,6 +50,31 @@ struct IdempotencyKey {
   std::string body_hash;
 };
 
+// An import in progress: its campaign and the first sequence number its
+// staged rows may have.
+struct ImportLease {
+  Campaign campaign;
+  int64_t floor = 0;
+};
+
+// One row to stage: a normalised address and its variables as a JSON object
+// of strings (VariablesToJson).
+struct StagedRecipient {
+  std::string address;
+  std::string contact_id;
+  std::string variables_json;
+};
+
+// What an import with a request id answered, kept for its repeats.
+struct ImportRecord {
+  std::string body_hash;
+  std::string campaign_id;
+  std::string response;  // opaque to storage
+};
+
+// `vars` as the JSON text recipients and contacts store.
+std::string VariablesToJson(const std::map<std::string, std::string>& vars);
+
 struct TemplateFilter {
   TemplateStatus status = TemplateStatus::kUnspecified;
   Channel channel = Channel::kUnspecified;
@@ -56,10 +87,38 @@ struct AccountWithKey {
   ApiKey key;  // key_hash set; the secret is the caller's
 };
 
+// --- Contacts and contact lists (types) ------------------------------------
+
+// Filters of ListContacts; empty members do not filter.
+struct ContactFilter {
+  std::string tag;      // contacts having this tag
+  std::string list_id;  // members of this contact list (NOT_FOUND if unknown)
+  Channel channel = Channel::kUnspecified;
+};
+
+// What AddContactsToList / RemoveContactsFromList did.
+struct ListMembershipChange {
+  int64_t changed = 0;  // memberships added or removed
+  ContactList list;     // the list afterwards (contact_count updated)
+};
+
+// What MaterializeAudience did. `matched` contacts are on the campaign's
+// channel and in its audience; `suppressed` of them were skipped (their
+// address is on the do-not-contact list); `inserted` recipients are new
+// (matched - suppressed - those the campaign already had).
+struct MaterializeResult {
+  int64_t matched = 0;
+  int64_t inserted = 0;
+  int64_t suppressed = 0;
+};
+
+// --- End of contacts and contact lists (types) -----------------------------
+
 class Store {
  public:
   // `db` must outlive the Store.
   explicit Store(Database* db) : db_(db) {}
+  ~Store();
 
   // --- Accounts and keys -------------------------------------------------
 
@@ -149,12 +208,155 @@ class Store {
   void UpdateCampaign(const std::string& account_id, const std::string& id,
                       std::function<absl::Status(Campaign&)> mutate,
                       Callback<Campaign> done);
-  // Refused (ILLEGAL_TRANSITION) while sending.
+  // Refused (ILLEGAL_TRANSITION) while sending, and (VALIDATION_ERROR) while
+  // an import into it runs. Deletes its recipients with it.
   void DeleteCampaign(const std::string& account_id, const std::string& id,
                       StatusCallback done);
 
+  // --- Recipients and imports --------------------------------------------
+  //
+  // An import stages its rows in the recipients table at sequence numbers
+  // from the campaign's import floor on. Staged rows are invisible: lists,
+  // counters and leases only see a campaign's rows below its floor. Commit
+  // clears the floor and adds the rows to the counters in one small write;
+  // abort deletes the staged rows in bounded chunks, so neither stalls other
+  // writes however large the import. One import per campaign at a time.
+
+  // Marks the start of an import into a draft, scheduled or paused campaign
+  // whose audience is imported recipients. FAILED_PRECONDITION
+  // (ILLEGAL_TRANSITION) in another status; VALIDATION_ERROR when the
+  // campaign's audience is contacts, or another import is running or being
+  // rolled back.
+  void BeginRecipientImport(const std::string& account_id,
+                            const std::string& campaign_id,
+                            Callback<ImportLease> done);
+  // Inserts `rows` in order as staged recipients of `lease`'s campaign. The
+  // result lists the indexes (into `rows`) of duplicates: addresses already
+  // on the campaign or earlier in this import; those are not inserted.
+  void StageRecipients(const ImportLease& lease,
+                       std::vector<StagedRecipient> rows,
+                       Callback<std::vector<int32_t>> done);
+  // Makes the staged rows part of the campaign: `imported` (the number
+  // staged) is added to its total and queued counters. The campaign must
+  // still be draft, scheduled or paused with this lease's floor; otherwise
+  // the import is refused and the caller must abort it. With a request id,
+  // `record` is remembered for repeats (see FindImportRecord).
+  void CommitRecipientImport(const ImportLease& lease, int64_t imported,
+                             const std::string& request_id,
+                             const ImportRecord& record,
+                             Callback<Campaign> done);
+  // Deletes the staged rows of `lease` in chunks, then clears the floor.
+  // `done` (may be null) runs after the last chunk.
+  void AbortRecipientImport(const ImportLease& lease, StatusCallback done);
+  // At start-up: aborts every import a crash or shutdown left behind.
+  // Returns how many there were; their rows are deleted in the background.
+  absl::StatusOr<int> RecoverInterruptedImports();
+
+  // The import remembered under `request_id`, if any.
+  absl::StatusOr<std::optional<ImportRecord>> FindImportRecord(
+      const std::string& account_id, const std::string& method,
+      const std::string& request_id);
+
+  // For each of `addresses` (normalised), whether the account suppresses it
+  // on `channel` or on every channel. Runs on a read connection.
+  absl::StatusOr<std::vector<bool>> SuppressedAmong(
+      const std::string& account_id, Channel channel,
+      const std::vector<std::string>& addresses);
+
+  // The addresses of those of `contact_ids` that are contacts of the
+  // account on `channel`, by id. Runs on a read connection.
+  absl::StatusOr<std::map<std::string, std::string>> ContactAddresses(
+      const std::string& account_id, Channel channel,
+      const std::vector<std::string>& contact_ids);
+
+  // A campaign's recipients in storage order; `status` kUnspecified lists
+  // all. A page request with `after_key` (a keyset token) continues after
+  // that recipient at index speed, whatever the page number.
+  absl::StatusOr<Page<Recipient>> ListRecipients(const std::string& account_id,
+                                                 const std::string& campaign_id,
+                                                 RecipientStatus status,
+                                                 const PageRequest& page);
+
+  // --- Contacts and contact lists ----------------------------------------
+  //
+  // A contact is unique per (account, channel, address); its tags are kept
+  // sorted and unique. Contact lists hold contacts of their own account only.
+
+  // Stores `c` (address already normalised, tags sorted and unique).
+  // ALREADY_EXISTS naming `address` when the account has a contact with the
+  // same channel and address.
+  void CreateContact(Contact c, IdempotencyKey idem, Callback<Contact> done);
+  absl::StatusOr<Contact> GetContact(const std::string& account_id,
+                                     const std::string& id);
+  // Newest first. A `filter.list_id` that is not a list of the account is
+  // NOT_FOUND.
+  absl::StatusOr<Page<Contact>> ListContacts(const std::string& account_id,
+                                             const ContactFilter& filter,
+                                             const PageRequest& page);
+  // Applies `mutate` to the stored contact inside the write transaction and
+  // stores address, attributes and tags (id, account and channel are kept).
+  // ALREADY_EXISTS naming `address` if the new address is taken.
+  void UpdateContact(const std::string& account_id, const std::string& id,
+                     std::function<absl::Status(Contact&)> mutate,
+                     Callback<Contact> done);
+  // Deletes the contact with its tags and list memberships. Recipients
+  // already materialised from it stay.
+  void DeleteContact(const std::string& account_id, const std::string& id,
+                     StatusCallback done);
+
+  void CreateContactList(ContactList l, IdempotencyKey idem,
+                         Callback<ContactList> done);
+  // With contact_count.
+  absl::StatusOr<ContactList> GetContactList(const std::string& account_id,
+                                             const std::string& id);
+  absl::StatusOr<Page<ContactList>> ListContactLists(
+      const std::string& account_id, const PageRequest& page);
+  // Deletes the list and its memberships (not the contacts). Refused
+  // (FAILED_PRECONDITION / VALIDATION_ERROR) while a campaign that is not
+  // final uses it as its audience.
+  void DeleteContactList(const std::string& account_id, const std::string& id,
+                         StatusCallback done);
+  // Adds the contacts (ids of the account's contacts; duplicates allowed) to
+  // the list; `changed` counts only new memberships. An unknown contact id is
+  // NOT_FOUND naming it, and nothing changes.
+  void AddContactsToList(const std::string& account_id,
+                         const std::string& list_id,
+                         std::vector<std::string> contact_ids,
+                         Callback<ListMembershipChange> done);
+  // Removes the contacts from the list; `changed` counts memberships that
+  // existed. Unknown contact ids as for AddContactsToList.
+  void RemoveContactsFromList(const std::string& account_id,
+                              const std::string& list_id,
+                              std::vector<std::string> contact_ids,
+                              Callback<ListMembershipChange> done);
+
+  // Turns a campaign's contact audience (contact_list_id, tags: contacts with
+  // any of them, or contact_ids) into recipients, in one write: one queued
+  // recipient per matching contact of the account on the campaign's channel
+  // (variables = the contact's attributes), except contacts whose address is
+  // suppressed on that channel or on every channel, and except addresses the
+  // campaign already has (so a re-run inserts nothing new). Adds the number
+  // inserted to the campaign's total and queued counters in the same
+  // transaction. FAILED_PRECONDITION / VALIDATION_ERROR for a campaign
+  // without a contact audience or while an import into it is running;
+  // ILLEGAL_TRANSITION for a final campaign.
+  void MaterializeAudience(const std::string& account_id,
+                           const std::string& campaign_id,
+                           Callback<MaterializeResult> done);
+
+  // --- End of contacts and contact lists ---------------------------------
+
  private:
+  // The codec of recipient ids, loaded on first use from the database's key.
+  absl::StatusOr<const RecipientIdCodec*> Codec();
+  // Deletes one chunk of `lease`'s staged rows and re-queues itself until
+  // none are left.
+  void AbortChunk(ImportLease lease, StatusCallback done);
+
   Database* const db_;
+  std::once_flag codec_once_;
+  absl::StatusOr<std::unique_ptr<RecipientIdCodec>> codec_ =
+      absl::InternalError("recipient id key not loaded");
 };
 
 }  // namespace campaigns::storage

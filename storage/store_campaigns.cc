@@ -219,6 +219,19 @@ void Store::DeleteCampaign(const std::string& account_id, const std::string& id,
               absl::StrCat("campaign ", id,
                            " is sending; pause or cancel it before deleting"));
         }
+        SQLite::Statement importing(
+            db,
+            "SELECT 1 FROM campaigns WHERE id=? AND import_floor IS NOT NULL");
+        importing.bind(1, id);
+        if (importing.executeStep()) {
+          return errors::Validation(
+              "id", absl::StrCat("an import into campaign ", id,
+                                 " is running; delete it when it has ended"));
+        }
+        SQLite::Statement recipients(
+            db, "DELETE FROM recipients WHERE campaign_id=?");
+        recipients.bind(1, id);
+        recipients.exec();
         return internal::DeleteRow(db, "campaigns", "campaign", account_id, id);
       },
       std::move(done));

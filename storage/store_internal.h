@@ -91,6 +91,15 @@ absl::Status DeleteRow(SQLite::Database& db, const char* table,
                        const char* what, const std::string& account_id,
                        const std::string& id);
 
+// FAILED_PRECONDITION / VALIDATION_ERROR (field "id") when a campaign of
+// `account_id` that is not final (completed, cancelled, failed) has
+// `column` = `id`; `what` names the referenced object in the message.
+absl::Status CheckUnusedByLiveCampaign(SQLite::Database& db,
+                                       const std::string& account_id,
+                                       const char* column,
+                                       const std::string& id,
+                                       absl::string_view what);
+
 }  // namespace campaigns::storage::internal
 
 #endif  // CAMPAIGND_STORAGE_STORE_INTERNAL_H_

@@ -18,6 +18,7 @@ void Api::Register(Registrar& registrar) {
   RegisterCatalog(registrar);
   RegisterCampaigns(registrar);
   RegisterSuppressions(registrar);
+  RegisterContacts(registrar);
   RegisterLater(registrar);
 }
 

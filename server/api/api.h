@@ -15,6 +15,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <thread>
 #include <vector>
 
 #include "campaigns/v1/account.grpc.pb.h"
@@ -25,6 +27,7 @@
 #include "campaigns/v1/suppression.grpc.pb.h"
 #include "campaigns/v1/template.grpc.pb.h"
 #include "server/api/call.h"
+#include "server/api/worker_pool.h"
 #include "storage/store.h"
 
 namespace campaigns::api {
@@ -32,7 +35,10 @@ namespace campaigns::api {
 class Api {
  public:
   // `store` must outlive the Api.
-  explicit Api(storage::Store* store) : store_(store) {}
+  explicit Api(storage::Store* store)
+      : store_(store),
+        pool_(std::max(
+            2, static_cast<int>(std::thread::hardware_concurrency()))) {}
 
   // The async services to register with the grpc::ServerBuilder.
   std::vector<grpc::Service*> services();
@@ -102,6 +108,9 @@ class Api {
   void DeleteCampaign(const RpcContext& ctx,
                       const v1::DeleteCampaignRequest& req,
                       Reply<google::protobuf::Empty> reply);
+  void ListRecipients(const RpcContext& ctx,
+                      const v1::ListRecipientsRequest& req,
+                      Reply<v1::ListRecipientsResponse> reply);
 
   // suppression_api.cc
   void RegisterSuppressions(Registrar& r);
@@ -118,10 +127,44 @@ class Api {
                         const v1::CheckSuppressionRequest& req,
                         Reply<v1::CheckSuppressionResponse> reply);
 
+  // contact_api.cc: contacts and contact lists (ImportContacts is in
+  // later_api.cc until the import pipeline serves it).
+  void RegisterContacts(Registrar& r);
+  void CreateContact(const RpcContext& ctx, const v1::CreateContactRequest& req,
+                     Reply<v1::Contact> reply);
+  void GetContact(const RpcContext& ctx, const v1::GetContactRequest& req,
+                  Reply<v1::Contact> reply);
+  void ListContacts(const RpcContext& ctx, const v1::ListContactsRequest& req,
+                    Reply<v1::ListContactsResponse> reply);
+  void UpdateContact(const RpcContext& ctx, const v1::UpdateContactRequest& req,
+                     Reply<v1::Contact> reply);
+  void DeleteContact(const RpcContext& ctx, const v1::DeleteContactRequest& req,
+                     Reply<google::protobuf::Empty> reply);
+  void CreateContactList(const RpcContext& ctx,
+                         const v1::CreateContactListRequest& req,
+                         Reply<v1::ContactList> reply);
+  void GetContactList(const RpcContext& ctx,
+                      const v1::GetContactListRequest& req,
+                      Reply<v1::ContactList> reply);
+  void ListContactLists(const RpcContext& ctx,
+                        const v1::ListContactListsRequest& req,
+                        Reply<v1::ListContactListsResponse> reply);
+  void DeleteContactList(const RpcContext& ctx,
+                         const v1::DeleteContactListRequest& req,
+                         Reply<google::protobuf::Empty> reply);
+  void AddContactsToList(const RpcContext& ctx,
+                         const v1::ContactListMembershipRequest& req,
+                         Reply<v1::ContactListMembershipResponse> reply);
+  void RemoveContactsFromList(const RpcContext& ctx,
+                              const v1::ContactListMembershipRequest& req,
+                              Reply<v1::ContactListMembershipResponse> reply);
+
   // later_api.cc: services whose behaviour arrives with later work.
   void RegisterLater(Registrar& r);
 
   storage::Store* const store_;
+  // CPU-bound work of streams (import row checks), off the CQ threads.
+  WorkerPool pool_;
   RawAsyncService<v1::AccountService> account_service_;
   RawAsyncService<v1::CampaignService> campaign_service_;
   RawAsyncService<v1::ContactService> contact_service_;

@@ -80,17 +80,18 @@ grpc::ByteBuffer SerializeResponse(const google::protobuf::Message& response) {
 const google::protobuf::MethodDescriptor* Registrar::Find(
     RawService* service, const std::string& name,
     const google::protobuf::Descriptor* in,
-    const google::protobuf::Descriptor* out) {
+    const google::protobuf::Descriptor* out, bool client_streaming) {
   const google::protobuf::MethodDescriptor* m =
       service->descriptor()->FindMethodByName(name);
   if (m == nullptr) {
     RegistrationError(absl::StrCat(service->descriptor()->full_name(),
                                    " has no method ", name));
   }
-  if (in != nullptr && (m->input_type() != in || m->output_type() != out ||
-                        m->client_streaming() || m->server_streaming())) {
-    RegistrationError(
-        absl::StrCat(m->full_name(), " is not unary with the handler's types"));
+  if (in != nullptr &&
+      (m->input_type() != in || m->output_type() != out ||
+       m->client_streaming() != client_streaming || m->server_streaming())) {
+    RegistrationError(absl::StrCat(
+        m->full_name(), " does not have the handler's kind and types"));
   }
   for (const auto& [s, n] : registered_) {
     if (s == service && n == name) {

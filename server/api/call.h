@@ -34,8 +34,10 @@
 #include <grpcpp/support/byte_buffer.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -90,6 +92,27 @@ struct CallEnv {
     if (!shutting_down.load()) method->Arm(cq);
     return authenticate(ctx);
   }
+
+  // Streaming calls that arrived and have not finished. Their consumers may
+  // still post to the queues from other threads, so shutdown waits for them
+  // before closing the queues.
+  void StreamBegan() {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    ++live_streams_;
+  }
+  void StreamEnded() {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    if (--live_streams_ == 0) streams_cv_.notify_all();
+  }
+  void WaitForStreams() {
+    std::unique_lock<std::mutex> lock(streams_mu_);
+    streams_cv_.wait(lock, [this] { return live_streams_ == 0; });
+  }
+
+ private:
+  std::mutex streams_mu_;
+  std::condition_variable streams_cv_;
+  int live_streams_ = 0;
 };
 
 // The raw face of a generated async service: requests arrive as bytes.
@@ -225,6 +248,171 @@ class UnaryMethod final : public Method {
   CallEnv* const env_;
 };
 
+// The consumer of one client-streaming call. The call hands it messages one
+// at a time and reads the next only after `next(OkStatus())`, so a slow
+// consumer slows the client down (flow control) instead of buffering.
+//
+// Exactly one of these ends the call: `next(error)` (the call fails with it),
+// OnEnd's reply (the client half-closed and is still there), or OnAbort (the
+// client cancelled or the call broke; nothing will be sent). After
+// `next(error)` the call also calls OnAbort, from inside `next`. The call's
+// callbacks run on CQ threads, one at a time per call; the consumer's own
+// threads may call `next` and the reply.
+template <typename Req, typename Resp>
+class StreamConsumer {
+ public:
+  using Next = std::function<void(absl::Status)>;
+  virtual ~StreamConsumer() = default;
+  // One message; call `next` exactly once when ready for the next.
+  virtual void OnMessage(const Req& message, Next next) = 0;
+  // The client finished sending; reply exactly once.
+  virtual void OnEnd(Reply<Resp> reply) = 0;
+  // The call ended without a reply: undo what OnMessage did.
+  virtual void OnAbort() = 0;
+};
+
+template <typename Req, typename Resp>
+using StreamFactory = std::function<std::shared_ptr<StreamConsumer<Req, Resp>>(
+    const RpcContext&)>;
+
+// A client-streaming method. A half-close (Read fails) is told apart from a
+// cancellation by then sending the initial metadata: that succeeds only
+// while the client still waits for the answer, so a stream the client
+// abandoned is never committed.
+template <typename Req, typename Resp>
+class ClientStreamMethod final : public Method {
+ public:
+  ClientStreamMethod(RawService* service, int index,
+                     StreamFactory<Req, Resp> factory, CallEnv* env)
+      : service_(service),
+        index_(index),
+        factory_(std::move(factory)),
+        env_(env) {}
+
+  void Arm(grpc::ServerCompletionQueue* cq) override { new Call(this, cq); }
+
+ private:
+  class Call final : public Tag {
+   public:
+    Call(ClientStreamMethod* method, grpc::ServerCompletionQueue* cq)
+        : method_(method), cq_(cq), reader_(&ctx_) {
+      method_->service_->RequestClientStream(method_->index_, &ctx_, &reader_,
+                                             cq_, this);
+    }
+    ~Call() override {
+      if (arrived_) method_->env_->StreamEnded();
+    }
+
+    void Proceed(bool ok) override {
+      switch (state_) {
+        case State::kRequested: {
+          if (!ok) {
+            delete this;
+            return;
+          }
+          arrived_ = true;
+          method_->env_->StreamBegan();
+          absl::StatusOr<Principal> principal =
+              method_->env_->Arrive(method_, cq_, ctx_);
+          if (!principal.ok()) {
+            FinishError(principal.status());
+            return;
+          }
+          rpc_ = RpcContext{*std::move(principal), &ctx_};
+          consumer_ = method_->factory_(rpc_);
+          Read();
+          return;
+        }
+        case State::kReading: {
+          if (!ok) {
+            // Half-close or cancellation: find out which.
+            state_ = State::kCheckingAlive;
+            reader_.SendInitialMetadata(this);
+            return;
+          }
+          Req message;
+          if (absl::Status parsed = ParseRequest(&raw_, &message);
+              !parsed.ok()) {
+            FailAndAbort(parsed);
+            return;
+          }
+          state_ = State::kConsuming;
+          consumer_->OnMessage(message, [this](absl::Status status) {
+            if (status.ok()) {
+              Read();
+            } else {
+              FailAndAbort(status);
+            }
+          });
+          return;
+        }
+        case State::kCheckingAlive:
+          if (!ok) {
+            consumer_->OnAbort();
+            FinishError(absl::CancelledError("the client cancelled the call"));
+            return;
+          }
+          state_ = State::kEnding;
+          consumer_->OnEnd([this](absl::StatusOr<Resp> result) {
+            state_ = State::kFinishing;
+            if (result.ok()) {
+              reader_.Finish(SerializeResponse(*result), grpc::Status::OK,
+                             this);
+            } else {
+              reader_.FinishWithError(ToGrpcStatus(result.status()), this);
+            }
+          });
+          return;
+        case State::kConsuming:
+        case State::kEnding:
+          return;  // not waiting on the queue
+        case State::kFinishing:
+          delete this;
+          return;
+      }
+    }
+
+   private:
+    enum class State {
+      kRequested,
+      kReading,
+      kConsuming,
+      kCheckingAlive,
+      kEnding,
+      kFinishing,
+    };
+
+    void Read() {
+      state_ = State::kReading;
+      reader_.Read(&raw_, this);
+    }
+    void FinishError(const absl::Status& status) {
+      state_ = State::kFinishing;
+      reader_.FinishWithError(ToGrpcStatus(status), this);
+    }
+    void FailAndAbort(const absl::Status& status) {
+      std::shared_ptr<StreamConsumer<Req, Resp>> consumer = consumer_;
+      FinishError(status);  // `this` may be gone after this line
+      consumer->OnAbort();
+    }
+
+    ClientStreamMethod* const method_;
+    grpc::ServerCompletionQueue* const cq_;
+    grpc::ServerContext ctx_;
+    grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer> reader_;
+    grpc::ByteBuffer raw_;
+    RpcContext rpc_;
+    std::shared_ptr<StreamConsumer<Req, Resp>> consumer_;
+    State state_ = State::kRequested;
+    bool arrived_ = false;
+  };
+
+  RawService* const service_;
+  const int index_;
+  const StreamFactory<Req, Resp> factory_;
+  CallEnv* const env_;
+};
+
 // A method whose behaviour arrives with later work, of any kind (unary,
 // client or server streaming): it authenticates, then answers UNIMPLEMENTED
 // with `message`.
@@ -316,6 +504,16 @@ class Registrar {
         service, m->index(), std::move(handler), env_));
   }
 
+  template <typename Req, typename Resp>
+  void ClientStream(RawService* service, const std::string& name,
+                    StreamFactory<Req, Resp> factory) {
+    const google::protobuf::MethodDescriptor* m =
+        Find(service, name, Req::descriptor(), Resp::descriptor(),
+             /*client_streaming=*/true);
+    methods_.push_back(std::make_unique<ClientStreamMethod<Req, Resp>>(
+        service, m->index(), std::move(factory), env_));
+  }
+
   // A method of later work, answered UNIMPLEMENTED with `message`.
   void NotYet(RawService* service, const std::string& name,
               std::string message) {
@@ -340,7 +538,7 @@ class Registrar {
   const google::protobuf::MethodDescriptor* Find(
       RawService* service, const std::string& name,
       const google::protobuf::Descriptor* in,
-      const google::protobuf::Descriptor* out);
+      const google::protobuf::Descriptor* out, bool client_streaming = false);
 
   CallEnv* const env_;
   std::vector<std::unique_ptr<Method>> methods_;

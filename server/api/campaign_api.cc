@@ -2,6 +2,7 @@
 #include "absl/strings/ascii.h"
 #include "server/api/api.h"
 #include "server/api/handler_util.h"
+#include "server/api/recipient_import.h"
 #include "server/domain/ids.h"
 
 namespace campaigns::api {
@@ -9,8 +10,6 @@ namespace {
 
 constexpr char kLifecycleLater[] =
     "campaign lifecycle actions arrive with the dispatch engine";
-constexpr char kAudienceLater[] =
-    "recipient import and listing arrive with the audience work";
 constexpr char kBillingLater[] =
     "cost estimates and aggregated statistics arrive with billing";
 constexpr char kWatchLater[] = "WatchCampaign arrives with the dispatch engine";
@@ -121,8 +120,11 @@ void Api::RegisterCampaigns(Registrar& r) {
   r.NotYet(s, "RetryFailed", kLifecycleLater);
   r.NotYet(s, "EstimateCost", kBillingLater);
   r.NotYet(s, "WatchCampaign", kWatchLater);
-  r.NotYet(s, "ImportRecipients", kAudienceLater);
-  r.NotYet(s, "ListRecipients", kAudienceLater);
+  r.ClientStream<v1::ImportRecipientsRequest, v1::ImportRecipientsResponse>(
+      s, "ImportRecipients", [this](const RpcContext& ctx) {
+        return std::make_shared<RecipientImport>(ctx, store_, &pool_);
+      });
+  r.Unary(s, "ListRecipients", Bind(this, &Api::ListRecipients));
 }
 
 void Api::CreateCampaign(const RpcContext& ctx,
@@ -209,6 +211,28 @@ void Api::DeleteCampaign(const RpcContext& ctx,
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
   store_->DeleteCampaign(ctx.principal.account_id, req.id(),
                          ReplyEmpty(std::move(reply)));
+}
+
+void Api::ListRecipients(const RpcContext& ctx,
+                         const v1::ListRecipientsRequest& req,
+                         Reply<v1::ListRecipientsResponse> reply) {
+  absl::Status status = RequireId(req.campaign_id(), "campaign_id");
+  RecipientStatus filter = RecipientStatus::kUnspecified;
+  if (status.ok() && req.status() != 0) {
+    if (req.status() < 0 || req.status() > kRecipientStatusMax) {
+      status = errors::InvalidField("status", "is not a recipient status");
+    } else {
+      filter = static_cast<RecipientStatus>(req.status());
+    }
+  }
+  absl::StatusOr<PageRequest> page =
+      MakePageRequest(req.page(), req.limit(), req.page_token());
+  if (!status.ok()) return reply(status);
+  if (!page.ok()) return reply(page.status());
+  ReplyPage(store_->ListRecipients(ctx.principal.account_id, req.campaign_id(),
+                                   filter, *page),
+            reply,
+            [](v1::ListRecipientsResponse& out) { return out.add_items(); });
 }
 
 }  // namespace campaigns::api

@@ -97,6 +97,44 @@ void ToProto(const Suppression& s, v1::Suppression* out) {
   *out->mutable_created_at() = ToProto(s.created_at);
 }
 
+void ToProto(const Recipient& r, v1::Recipient* out) {
+  out->set_id(r.id);
+  out->set_campaign_id(r.campaign_id);
+  out->set_contact_id(r.contact_id);
+  out->set_address(r.address);
+  out->mutable_variables()->insert(r.variables.begin(), r.variables.end());
+  out->set_status(static_cast<v1::Recipient::Status>(r.status));
+  out->set_skip_reason(r.skip_reason);
+  out->set_provider_message_id(r.provider_message_id);
+  out->set_error_code(r.error_code);
+  out->set_error_desc(r.error_desc);
+  out->set_attempts(r.attempts);
+  if (r.sent_at) *out->mutable_sent_at() = ToProto(*r.sent_at);
+  if (r.delivered_at) *out->mutable_delivered_at() = ToProto(*r.delivered_at);
+  if (r.read_at) *out->mutable_read_at() = ToProto(*r.read_at);
+  *out->mutable_created_at() = ToProto(r.created_at);
+  *out->mutable_updated_at() = ToProto(r.updated_at);
+}
+
+void ToProto(const Contact& c, v1::Contact* out) {
+  out->set_id(c.id);
+  out->set_address(c.address);
+  out->set_channel(static_cast<v1::Channel>(c.channel));
+  out->mutable_attributes()->insert(c.attributes.begin(), c.attributes.end());
+  for (const std::string& tag : c.tags) out->add_tags(tag);
+  *out->mutable_created_at() = ToProto(c.created_at);
+  *out->mutable_updated_at() = ToProto(c.updated_at);
+}
+
+void ToProto(const ContactList& l, v1::ContactList* out) {
+  out->set_id(l.id);
+  out->set_name(l.name);
+  out->set_description(l.description);
+  out->set_contact_count(l.contact_count);
+  *out->mutable_created_at() = ToProto(l.created_at);
+  *out->mutable_updated_at() = ToProto(l.updated_at);
+}
+
 void ToProto(const Account& a, v1::Account* out) {
   out->set_id(a.id);
   out->set_name(a.name);

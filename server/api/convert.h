@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "campaigns/v1/account.pb.h"
 #include "campaigns/v1/campaign.pb.h"
+#include "campaigns/v1/contact.pb.h"
 #include "campaigns/v1/sender.pb.h"
 #include "campaigns/v1/suppression.pb.h"
 #include "campaigns/v1/template.pb.h"
@@ -49,6 +50,9 @@ void ToProto(const Sender& s, v1::Sender* out);
 void ToProto(const Campaign& c, v1::Campaign* out);
 void ToProto(const CampaignStats& s, v1::CampaignStats* out);
 void ToProto(const Suppression& s, v1::Suppression* out);
+void ToProto(const Recipient& r, v1::Recipient* out);
+void ToProto(const Contact& c, v1::Contact* out);
+void ToProto(const ContactList& l, v1::ContactList* out);
 
 std::vector<TemplateComponent> ComponentsFromProto(
     const google::protobuf::RepeatedPtrField<v1::TemplateComponent>& in);

@@ -58,7 +58,12 @@ void ReplyPage(const absl::StatusOr<Page<T>>& page, const Reply<Resp>& reply,
   out.set_limit(page->limit);
   out.set_has_more(page->has_more);
   if (page->has_more) {
-    out.set_next_page_token(EncodePageToken({page->page, page->limit}));
+    PageRequest current;
+    current.page = page->page;
+    current.limit = page->limit;
+    out.set_next_page_token(page->next_key > 0
+                                ? EncodeKeysetToken(current, page->next_key)
+                                : EncodePageToken(current));
   }
   reply(std::move(out));
 }

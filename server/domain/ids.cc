@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 
 namespace campaigns {
 
@@ -35,6 +36,35 @@ std::string Sha256Hex(absl::string_view data) {
   unsigned int len = 0;
   if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(),
                  nullptr) != 1) {
+    std::abort();
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), len));
+}
+
+Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
+    std::abort();
+  }
+}
+
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
+
+void Sha256Hasher::Update(absl::string_view data) {
+  if (EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1) std::abort();
+}
+
+void Sha256Hasher::UpdateField(absl::string_view data) {
+  const std::string length = absl::StrCat(data.size(), ":");
+  Update(length);
+  Update(data);
+}
+
+std::string Sha256Hasher::HexDigest() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx_, digest, &len) != 1 ||
+      EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) {
     std::abort();
   }
   return absl::BytesToHexString(

@@ -12,6 +12,8 @@
 
 #include "absl/strings/string_view.h"
 
+struct evp_md_ctx_st;
+
 namespace campaigns {
 
 // Id prefixes of API.md.
@@ -33,6 +35,25 @@ std::string NewSecret();
 
 // Lowercase hex SHA-256 of `data`.
 std::string Sha256Hex(absl::string_view data);
+
+// SHA-256 over data given in pieces; Sha256Hex of their concatenation.
+// Not thread-safe.
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  ~Sha256Hasher();
+  Sha256Hasher(const Sha256Hasher&) = delete;
+  Sha256Hasher& operator=(const Sha256Hasher&) = delete;
+
+  void Update(absl::string_view data);
+  // Adds `data` preceded by its length, so that field boundaries count.
+  void UpdateField(absl::string_view data);
+  // The digest of everything so far; the hasher then starts afresh.
+  std::string HexDigest();
+
+ private:
+  ::evp_md_ctx_st* ctx_;  // OpenSSL's EVP_MD_CTX
+};
 
 }  // namespace campaigns
 

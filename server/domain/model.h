@@ -157,6 +157,50 @@ struct Campaign {
   absl::Time updated_at;
 };
 
+// One message of a campaign to one address.
+struct Recipient {
+  std::string id;   // rcp_..., derived from seq (recipient_ids.h)
+  int64_t seq = 0;  // storage order: leases and keyset paging follow it
+  std::string campaign_id;
+  std::string contact_id;  // ct_... when it came from a contact
+  std::string address;     // normalised (see address.h)
+  std::map<std::string, std::string> variables;
+  RecipientStatus status = RecipientStatus::kQueued;
+  std::string skip_reason;
+  std::string provider_message_id;
+  std::string error_code;
+  std::string error_desc;
+  int32_t attempts = 0;
+  std::optional<absl::Time> sent_at;
+  std::optional<absl::Time> delivered_at;
+  std::optional<absl::Time> read_at;
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+// One stored contact: an address on one channel with attributes and tags.
+// Unique per (account, channel, address).
+struct Contact {
+  std::string id;  // ct_...
+  std::string account_id;
+  Channel channel = Channel::kUnspecified;
+  std::string address;  // normalised (see address.h)
+  std::map<std::string, std::string> attributes;
+  std::vector<std::string> tags;  // sorted, unique
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+struct ContactList {
+  std::string id;  // cl_...
+  std::string account_id;
+  std::string name;
+  std::string description;
+  int64_t contact_count = 0;
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
 // Filters of ListCampaigns; unset members do not filter.
 struct CampaignFilter {
   CampaignStatus status = CampaignStatus::kUnspecified;
@@ -168,6 +212,9 @@ struct CampaignFilter {
 struct PageRequest {
   int32_t page = 1;
   int32_t limit = 20;
+  // Keyset paging (from a keyset page token): continue after the item with
+  // this key; 0 = none. `page` then only numbers the page.
+  int64_t after_key = 0;
   int64_t offset() const { return int64_t{page - 1} * limit; }
 };
 
@@ -178,6 +225,8 @@ struct Page {
   int32_t page = 1;
   int32_t limit = 20;
   bool has_more = false;
+  // For keyset listings: the key of the last item when has_more, else 0.
+  int64_t next_key = 0;
 };
 
 }  // namespace campaigns

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/domain/errors.h"
 
@@ -13,6 +14,7 @@ namespace campaigns {
 namespace {
 
 constexpr absl::string_view kPageTokenPrefix = "p1:";
+constexpr absl::string_view kKeysetTokenPrefix = "k1:";
 
 bool IsValidEnum(int value, int max) { return value > 0 && value <= max; }
 
@@ -44,8 +46,17 @@ absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
       return errors::InvalidField("page_token", "is not a valid page token");
     }
     absl::string_view rest(decoded);
-    if (!absl::ConsumePrefix(&rest, kPageTokenPrefix) ||
-        !absl::SimpleAtoi(rest, &token_page) || token_page < 1) {
+    if (absl::ConsumePrefix(&rest, kKeysetTokenPrefix)) {
+      // "k1:<page>:<key>"
+      std::vector<absl::string_view> parts = absl::StrSplit(rest, ':');
+      int64_t key = 0;
+      if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &token_page) ||
+          token_page < 1 || !absl::SimpleAtoi(parts[1], &key) || key < 1) {
+        return errors::InvalidField("page_token", "is not a valid page token");
+      }
+      req.after_key = key;
+    } else if (!absl::ConsumePrefix(&rest, kPageTokenPrefix) ||
+               !absl::SimpleAtoi(rest, &token_page) || token_page < 1) {
       return errors::InvalidField("page_token", "is not a valid page token");
     }
     req.page = token_page;
@@ -59,6 +70,11 @@ absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
 std::string EncodePageToken(const PageRequest& page) {
   return absl::WebSafeBase64Escape(
       absl::StrCat(kPageTokenPrefix, page.page + 1));
+}
+
+std::string EncodeKeysetToken(const PageRequest& page, int64_t last_key) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(kKeysetTokenPrefix, page.page + 1, ":", last_key));
 }
 
 std::vector<std::string> ExtractPlaceholders(const std::string& text) {

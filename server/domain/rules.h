@@ -40,6 +40,9 @@ absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
                                             const std::string& page_token);
 // Opaque token for the page after `page` with the same limit.
 std::string EncodePageToken(const PageRequest& page);
+// Opaque keyset token for the page after `page`, continuing after the item
+// with key `last_key` (> 0); MakePageRequest turns it into `after_key`.
+std::string EncodeKeysetToken(const PageRequest& page, int64_t last_key);
 
 // Fills has_more/page/limit of a listing from its total.
 template <typename T>

@@ -25,13 +25,6 @@ TEST_F(LaterWorkTest, UnaryRpcsOfLaterWorkAreUnimplementedWithAMessage) {
   v1::CostEstimate estimate;
   results.push_back({"EstimateCost", campaigns_->EstimateCost(
                                          Ctx(kAdminKey).get(), {}, &estimate)});
-  v1::ListRecipientsResponse recipients;
-  results.push_back(
-      {"ListRecipients",
-       campaigns_->ListRecipients(Ctx(kAdminKey).get(), {}, &recipients)});
-  v1::Contact contact;
-  results.push_back({"CreateContact", contacts_->CreateContact(
-                                          Ctx(kAdminKey).get(), {}, &contact)});
   v1::Account account;
   results.push_back({"AddCredits", accounts_->AddCredits(Ctx(kAdminKey).get(),
                                                          {}, &account)});

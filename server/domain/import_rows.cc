@@ -1,0 +1,138 @@
+#include "server/domain/import_rows.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/domain/errors.h"
+
+namespace campaigns {
+namespace {
+
+constexpr absl::string_view kField = "csv_chunk";
+
+// How well header `name` (lower-cased, trimmed) fits as the address column
+// of `channel`: 0 not an address column, higher wins.
+int AddressRank(absl::string_view name, Channel channel) {
+  if (name == "address") return 3;
+  const bool phone = name == "phone" || name == "phone_number";
+  const bool email = name == "email";
+  const bool chat = name == "chat_id";
+  if (!phone && !email && !chat) return 0;
+  const bool fits =
+      (phone && IsPhoneChannel(channel)) ||
+      (email && channel == Channel::kEmail) ||
+      (chat && (channel == Channel::kTelegram || channel == Channel::kSlack));
+  return fits ? 2 : 1;
+}
+
+}  // namespace
+
+std::string RowErrorReason(const ImportRow& row, absl::string_view why) {
+  if (row.line > 0) return absl::StrCat("line ", row.line, ": ", why);
+  return std::string(why);
+}
+
+absl::Status CsvRowReader::Feed(absl::string_view chunk,
+                                std::vector<ImportRow>* out) {
+  if (!fatal_.ok()) return fatal_;
+  absl::Status parsed = parser_.Feed(chunk, [&](const CsvRecord& record) {
+    if (fatal_.ok()) fatal_ = OnRecord(record, out);
+  });
+  if (!parsed.ok()) {
+    fatal_ = errors::InvalidField(kField, parsed.message());
+  }
+  return fatal_;
+}
+
+absl::Status CsvRowReader::Finish(std::vector<ImportRow>* out) {
+  if (!fatal_.ok()) return fatal_;
+  absl::Status parsed = parser_.Finish([&](const CsvRecord& record) {
+    if (fatal_.ok()) fatal_ = OnRecord(record, out);
+  });
+  if (!parsed.ok()) {
+    fatal_ = errors::InvalidField(kField, parsed.message());
+  } else if (fatal_.ok() && !have_header_) {
+    fatal_ = errors::InvalidField(kField, "no header row: the input is empty");
+  }
+  return fatal_;
+}
+
+absl::Status CsvRowReader::ReadHeader(const CsvRecord& record) {
+  if (!record.error.empty()) {
+    return errors::InvalidField(kField,
+                                absl::StrCat("header row (line ", record.line,
+                                             ") is malformed: ", record.error));
+  }
+  int best_rank = 0;
+  int best_count = 0;
+  std::vector<std::string> candidates;
+  for (size_t i = 0; i < record.fields.size(); ++i) {
+    std::string name(absl::StripAsciiWhitespace(record.fields[i]));
+    if (name.empty()) {
+      return errors::InvalidField(
+          kField, absl::StrCat("header column ", i + 1, " has no name"));
+    }
+    if (std::find(columns_.begin(), columns_.end(), name) != columns_.end()) {
+      return errors::InvalidField(
+          kField, absl::StrCat("header column \"", name, "\" appears twice"));
+    }
+    const int rank = AddressRank(absl::AsciiStrToLower(name), channel_);
+    if (rank > 0) candidates.push_back(name);
+    if (rank > best_rank) {
+      best_rank = rank;
+      best_count = 1;
+      address_column_ = i;
+    } else if (rank > 0 && rank == best_rank) {
+      ++best_count;
+    }
+    columns_.push_back(std::move(name));
+  }
+  if (best_rank == 0) {
+    return errors::InvalidField(
+        kField,
+        "the header has no address column: name one of address, phone, "
+        "phone_number, email, chat_id");
+  }
+  if (best_count > 1) {
+    return errors::InvalidField(
+        kField, absl::StrCat("the header has several address columns (",
+                             absl::StrJoin(candidates, ", "),
+                             "); keep one or name it \"address\""));
+  }
+  have_header_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status CsvRowReader::OnRecord(const CsvRecord& record,
+                                    std::vector<ImportRow>* out) {
+  if (!have_header_) return ReadHeader(record);
+  ImportRow row;
+  row.row = ++rows_;
+  row.line = record.line;
+  if (!record.error.empty()) {
+    row.error = RowErrorReason(row, record.error);
+  } else if (record.fields.size() != columns_.size()) {
+    row.error = RowErrorReason(
+        row, absl::StrCat("has ", record.fields.size(),
+                          " fields; the header has ", columns_.size()));
+  } else {
+    for (size_t i = 0; i < columns_.size(); ++i) {
+      if (i == address_column_) {
+        row.address = std::string(absl::StripAsciiWhitespace(record.fields[i]));
+      } else {
+        row.variables.emplace(columns_[i], record.fields[i]);
+      }
+    }
+    if (row.address.empty()) {
+      row.error = RowErrorReason(
+          row, absl::StrCat("the address (column \"", columns_[address_column_],
+                            "\") is empty"));
+    }
+  }
+  out->push_back(std::move(row));
+  return absl::OkStatus();
+}
+
+}  // namespace campaigns

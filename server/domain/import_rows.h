@@ -1,0 +1,77 @@
+// Rows of an audience import (recipients or contacts), read from CSV bytes.
+//
+//   CsvRowReader reader(Channel::kSms);
+//   std::vector<ImportRow> rows;
+//   RETURN_IF_ERROR(reader.Feed(chunk, &rows));   // any byte boundary
+//   RETURN_IF_ERROR(reader.Finish(&rows));
+//
+// The first record is the header. The address column is the one named
+// `address`, `phone`, `phone_number`, `email` or `chat_id` (case and
+// surrounding blanks ignored). When several of these are present, `address`
+// wins, then the column that fits the channel (phone/phone_number for SMS,
+// WhatsApp and RCS; email; chat_id for Telegram and Slack); the others stay
+// variables. Every other column becomes a variable named by its header.
+// Fatal (INVALID_ARGUMENT on `csv_chunk`): no address column, an ambiguous
+// one, an empty or repeated column name, a malformed header, a quote left
+// open, a field or record over the parser's limits. A malformed data row, one
+// with a different number of fields than the header, or one with an empty
+// address is delivered with `error` set, and counts as a row.
+//
+// Not thread-safe: one reader per stream.
+#ifndef CAMPAIGND_SERVER_DOMAIN_IMPORT_ROWS_H_
+#define CAMPAIGND_SERVER_DOMAIN_IMPORT_ROWS_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "server/domain/csv.h"
+#include "server/domain/types.h"
+
+namespace campaigns {
+
+// One data row of an import, before its address is checked.
+struct ImportRow {
+  int64_t row = 0;   // 1-based among the data rows (the header is not one)
+  int64_t line = 0;  // CSV: line where the record starts; 0 for JSON rows
+  std::string address;
+  std::string contact_id;
+  std::map<std::string, std::string> variables;
+  std::string error;  // non-empty: the row is invalid, for this reason
+};
+
+// Error text of a row for ImportError.reason: "line N: <why>" for CSV rows.
+std::string RowErrorReason(const ImportRow& row, absl::string_view why);
+
+class CsvRowReader {
+ public:
+  explicit CsvRowReader(Channel channel) : channel_(channel) {}
+
+  // Parses `chunk`; appends the rows it completes to `out`.
+  absl::Status Feed(absl::string_view chunk, std::vector<ImportRow>* out);
+  // End of input: appends a last row without a trailing line break. Also
+  // INVALID_ARGUMENT if there was no header at all.
+  absl::Status Finish(std::vector<ImportRow>* out);
+
+  int64_t rows() const { return rows_; }
+
+ private:
+  absl::Status OnRecord(const CsvRecord& record, std::vector<ImportRow>* out);
+  absl::Status ReadHeader(const CsvRecord& record);
+
+  const Channel channel_;
+  CsvParser parser_;
+  bool have_header_ = false;
+  std::vector<std::string> columns_;
+  size_t address_column_ = 0;
+  int64_t rows_ = 0;
+  absl::Status fatal_;
+};
+
+}  // namespace campaigns
+
+#endif  // CAMPAIGND_SERVER_DOMAIN_IMPORT_ROWS_H_

@@ -1,0 +1,426 @@
+// Store: recipients and their imports.
+#include <SQLiteCpp/Statement.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "server/domain/errors.h"
+#include "storage/rows.h"
+#include "storage/store.h"
+#include "storage/store_internal.h"
+
+namespace campaigns::storage {
+namespace {
+
+using internal::LoadById;
+
+// Staged rows deleted per write when an import is rolled back: small enough
+// that one chunk never holds the writer for long.
+constexpr int kAbortChunkRows = 5000;
+constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
+
+absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
+                                      const std::string& account_id,
+                                      const std::string& id) {
+  return LoadById<Campaign>(db, "campaigns", "campaign", account_id, id,
+                            &ReadCampaign);
+}
+
+// The campaign's import floor, or kNoFloor when no import runs.
+int64_t ImportFloor(SQLite::Database& db, const std::string& campaign_id) {
+  SQLite::Statement st(db, "SELECT import_floor FROM campaigns WHERE id=?");
+  st.bind(1, campaign_id);
+  if (!st.executeStep() || st.getColumn(0).isNull()) return kNoFloor;
+  return st.getColumn(0).getInt64();
+}
+
+bool AcceptsImports(CampaignStatus s) {
+  return s == CampaignStatus::kDraft || s == CampaignStatus::kScheduled ||
+         s == CampaignStatus::kPaused;
+}
+
+std::optional<absl::Time> OptionalMicros(SQLite::Statement& st,
+                                         const char* name) {
+  return OptionalTime(st.getColumn(name));
+}
+
+Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
+  Recipient r;
+  r.seq = st.getColumn("seq").getInt64();
+  r.id = codec.Encode(r.seq);
+  r.campaign_id = st.getColumn("campaign_id").getString();
+  r.contact_id = st.getColumn("contact_id").getString();
+  r.address = st.getColumn("address").getString();
+  r.variables = MapFromJson(st.getColumn("variables").getString());
+  ParseRecipientStatus(st.getColumn("status").getString(), &r.status);
+  r.skip_reason = st.getColumn("skip_reason").getString();
+  r.provider_message_id = st.getColumn("provider_message_id").getString();
+  r.error_code = st.getColumn("error_code").getString();
+  r.error_desc = st.getColumn("error_desc").getString();
+  r.attempts = st.getColumn("attempts").getInt();
+  r.sent_at = OptionalMicros(st, "sent_at");
+  r.delivered_at = OptionalMicros(st, "delivered_at");
+  r.read_at = OptionalMicros(st, "read_at");
+  r.created_at = FromMicros(st.getColumn("created_at").getInt64());
+  r.updated_at = FromMicros(st.getColumn("updated_at").getInt64());
+  return r;
+}
+
+int64_t StatusCounter(const CampaignStats& stats, RecipientStatus status) {
+  switch (status) {
+    case RecipientStatus::kQueued:
+      return stats.queued;
+    case RecipientStatus::kSent:
+      return stats.sent;
+    case RecipientStatus::kDelivered:
+      return stats.delivered;
+    case RecipientStatus::kRead:
+      return stats.read;
+    case RecipientStatus::kFailed:
+      return stats.failed;
+    case RecipientStatus::kSkipped:
+      return stats.skipped;
+    case RecipientStatus::kUnspecified:
+      break;
+  }
+  return stats.total;
+}
+
+}  // namespace
+
+std::string VariablesToJson(const std::map<std::string, std::string>& vars) {
+  return MapToJson(vars);
+}
+
+Store::~Store() = default;
+
+absl::StatusOr<const RecipientIdCodec*> Store::Codec() {
+  std::call_once(codec_once_, [this] {
+    codec_ =
+        db_->Read([](SQLite::Database& db)
+                      -> absl::StatusOr<std::unique_ptr<RecipientIdCodec>> {
+          SQLite::Statement st(
+              db, "SELECT value FROM meta WHERE key='recipient_id_key'");
+          if (!st.executeStep()) {
+            return absl::InternalError("recipient id key missing");
+          }
+          absl::StatusOr<RecipientIdCodec> codec =
+              RecipientIdCodec::FromHexKey(st.getColumn(0).getString());
+          if (!codec.ok()) return codec.status();
+          return std::make_unique<RecipientIdCodec>(*codec);
+        });
+  });
+  if (!codec_.ok()) return codec_.status();
+  return codec_->get();
+}
+
+void Store::BeginRecipientImport(const std::string& account_id,
+                                 const std::string& campaign_id,
+                                 Callback<ImportLease> done) {
+  db_->Write<ImportLease>(
+      [account_id,
+       campaign_id](SQLite::Database& db) -> absl::StatusOr<ImportLease> {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, campaign_id));
+        if (!AcceptsImports(c.status)) {
+          return errors::IllegalTransition(absl::StrCat(
+              "campaign ", campaign_id, " is ", CampaignStatusName(c.status),
+              "; recipients can be imported while it is draft, scheduled or "
+              "paused"));
+        }
+        if (!c.contact_list_id.empty() || !c.tags.empty() ||
+            !c.contact_ids.empty()) {
+          return errors::Validation(
+              "campaign_id",
+              absl::StrCat("campaign ", campaign_id,
+                           " takes its audience from contacts; recipients "
+                           "cannot be imported into it"));
+        }
+        if (ImportFloor(db, campaign_id) != kNoFloor) {
+          return errors::Validation(
+              "campaign_id",
+              absl::StrCat("another import into campaign ", campaign_id,
+                           " is running or being rolled back; retry when it "
+                           "has finished"));
+        }
+        // AUTOINCREMENT: every later row gets a larger seq than any so far.
+        int64_t floor = 1;
+        SQLite::Statement last(
+            db, "SELECT seq FROM sqlite_sequence WHERE name='recipients'");
+        if (last.executeStep()) floor = last.getColumn(0).getInt64() + 1;
+        SQLite::Statement mark(
+            db, "UPDATE campaigns SET import_floor=? WHERE id=?");
+        mark.bind(1, static_cast<int64_t>(floor));
+        mark.bind(2, campaign_id);
+        mark.exec();
+        return ImportLease{std::move(c), floor};
+      },
+      std::move(done));
+}
+
+void Store::StageRecipients(const ImportLease& lease,
+                            std::vector<StagedRecipient> rows,
+                            Callback<std::vector<int32_t>> done) {
+  db_->Write<std::vector<int32_t>>(
+      [campaign_id = lease.campaign.id, rows = std::move(rows)](
+          SQLite::Database& db) -> absl::StatusOr<std::vector<int32_t>> {
+        const int64_t now = ToMicros(NowMicros());
+        SQLite::Statement st(
+            db,
+            "INSERT OR IGNORE INTO recipients(campaign_id, contact_id, "
+            "address, variables, status, created_at, updated_at) "
+            "VALUES(?1,?2,?3,?4,'queued',?5,?5)");
+        st.bind(1, campaign_id);
+        st.bind(5, static_cast<int64_t>(now));
+        std::vector<int32_t> duplicates;
+        for (size_t i = 0; i < rows.size(); ++i) {
+          const StagedRecipient& r = rows[i];
+          st.bindNoCopy(2, r.contact_id);
+          st.bindNoCopy(3, r.address);
+          st.bindNoCopy(4, r.variables_json);
+          if (st.exec() == 0) duplicates.push_back(static_cast<int32_t>(i));
+          st.reset();
+        }
+        return duplicates;
+      },
+      std::move(done));
+}
+
+void Store::CommitRecipientImport(const ImportLease& lease, int64_t imported,
+                                  const std::string& request_id,
+                                  const ImportRecord& record,
+                                  Callback<Campaign> done) {
+  db_->Write<Campaign>(
+      [lease, imported, request_id,
+       record](SQLite::Database& db) -> absl::StatusOr<Campaign> {
+        const Campaign& before = lease.campaign;
+        ASSIGN_OR_RETURN(Campaign c,
+                         LoadCampaign(db, before.account_id, before.id));
+        if (ImportFloor(db, c.id) != lease.floor) {
+          return absl::AbortedError(
+              absl::StrCat("the import into campaign ", c.id,
+                           " was rolled back before it could finish"));
+        }
+        if (!AcceptsImports(c.status)) {
+          return errors::IllegalTransition(absl::StrCat(
+              "campaign ", c.id, " became ", CampaignStatusName(c.status),
+              " during the import; nothing was imported"));
+        }
+        const int64_t now = ToMicros(NowMicros());
+        SQLite::Statement update(
+            db,
+            "UPDATE campaigns SET total=total+?1, queued=queued+?1, "
+            "import_floor=NULL, updated_at=?2 WHERE id=?3");
+        update.bind(1, static_cast<int64_t>(imported));
+        update.bind(2, static_cast<int64_t>(now));
+        update.bind(3, c.id);
+        update.exec();
+        if (!request_id.empty()) {
+          SQLite::Statement remember(
+              db,
+              "INSERT INTO idempotency_keys(account_id, method, request_id, "
+              "body_hash, resource_id, created_at, response) "
+              "VALUES(?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+          remember.bind(1, c.account_id);
+          remember.bind(2, "ImportRecipients");
+          remember.bind(3, request_id);
+          remember.bind(4, record.body_hash);
+          remember.bind(5, c.id);
+          remember.bind(6, static_cast<int64_t>(now));
+          remember.bind(7, record.response.data(),
+                        static_cast<int>(record.response.size()));
+          if (remember.exec() == 0) {
+            // Used meanwhile by a concurrent import into another campaign.
+            return errors::IdempotencyConflict(request_id);
+          }
+        }
+        return LoadCampaign(db, c.account_id, c.id);
+      },
+      std::move(done));
+}
+
+void Store::AbortRecipientImport(const ImportLease& lease,
+                                 StatusCallback done) {
+  AbortChunk(lease, std::move(done));
+}
+
+void Store::AbortChunk(ImportLease lease, StatusCallback done) {
+  const std::string campaign_id = lease.campaign.id;
+  const int64_t floor = lease.floor;
+  db_->Write<bool>(
+      [campaign_id, floor](SQLite::Database& db) -> absl::StatusOr<bool> {
+        SQLite::Statement del(
+            db,
+            "DELETE FROM recipients WHERE seq IN (SELECT seq FROM recipients "
+            "INDEXED BY recipients_by_status WHERE campaign_id=?1 AND "
+            "status='queued' AND seq>=?2 LIMIT ?3)");
+        del.bind(1, campaign_id);
+        del.bind(2, static_cast<int64_t>(floor));
+        del.bind(3, kAbortChunkRows);
+        if (del.exec() == kAbortChunkRows) return false;
+        SQLite::Statement clear(
+            db,
+            "UPDATE campaigns SET import_floor=NULL WHERE id=? AND "
+            "import_floor=?");
+        clear.bind(1, campaign_id);
+        clear.bind(2, static_cast<int64_t>(floor));
+        clear.exec();
+        return true;
+      },
+      [this, lease = std::move(lease),
+       done = std::move(done)](absl::StatusOr<bool> finished) mutable {
+        if (finished.ok() && !*finished) {
+          AbortChunk(std::move(lease), std::move(done));
+        } else if (done) {
+          done(finished.status());
+        }
+      });
+}
+
+absl::StatusOr<int> Store::RecoverInterruptedImports() {
+  absl::StatusOr<std::vector<ImportLease>> leases = db_->Read(
+      [](SQLite::Database& db) -> absl::StatusOr<std::vector<ImportLease>> {
+        SQLite::Statement st(
+            db, "SELECT * FROM campaigns WHERE import_floor IS NOT NULL");
+        std::vector<ImportLease> out;
+        while (st.executeStep()) {
+          ImportLease lease;
+          lease.floor = st.getColumn("import_floor").getInt64();
+          lease.campaign = ReadCampaign(st);
+          out.push_back(std::move(lease));
+        }
+        return out;
+      });
+  if (!leases.ok()) return leases.status();
+  for (const ImportLease& lease : *leases) AbortChunk(lease, nullptr);
+  return static_cast<int>(leases->size());
+}
+
+absl::StatusOr<std::optional<ImportRecord>> Store::FindImportRecord(
+    const std::string& account_id, const std::string& method,
+    const std::string& request_id) {
+  return db_->Read(
+      [&](SQLite::Database& db) -> absl::StatusOr<std::optional<ImportRecord>> {
+        SQLite::Statement st(db,
+                             "SELECT body_hash, resource_id, response FROM "
+                             "idempotency_keys WHERE account_id=? AND method=? "
+                             "AND request_id=?");
+        st.bind(1, account_id);
+        st.bind(2, method);
+        st.bind(3, request_id);
+        if (!st.executeStep()) return std::optional<ImportRecord>();
+        ImportRecord record;
+        record.body_hash = st.getColumn(0).getString();
+        record.campaign_id = st.getColumn(1).getString();
+        record.response = st.getColumn(2).getString();
+        return std::optional<ImportRecord>(std::move(record));
+      });
+}
+
+absl::StatusOr<std::vector<bool>> Store::SuppressedAmong(
+    const std::string& account_id, Channel channel,
+    const std::vector<std::string>& addresses) {
+  return db_->Read(
+      [&](SQLite::Database& db) -> absl::StatusOr<std::vector<bool>> {
+        std::vector<bool> out(addresses.size(), false);
+        SQLite::Statement any(
+            db, "SELECT EXISTS(SELECT 1 FROM suppressions WHERE account_id=?)");
+        any.bind(1, account_id);
+        if (!any.executeStep() || any.getColumn(0).getInt() == 0) return out;
+        SQLite::Statement st(db,
+                             "SELECT 1 FROM suppressions WHERE account_id=?1 "
+                             "AND address=?2 AND channel IN (?3, '') LIMIT 1");
+        st.bind(1, account_id);
+        st.bind(3, std::string(ChannelName(channel)));
+        for (size_t i = 0; i < addresses.size(); ++i) {
+          st.bindNoCopy(2, addresses[i]);
+          out[i] = st.executeStep();
+          st.reset();
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<std::map<std::string, std::string>> Store::ContactAddresses(
+    const std::string& account_id, Channel channel,
+    const std::vector<std::string>& contact_ids) {
+  return db_->Read([&](SQLite::Database& db)
+                       -> absl::StatusOr<std::map<std::string, std::string>> {
+    std::map<std::string, std::string> out;
+    SQLite::Statement st(db,
+                         "SELECT address FROM contacts WHERE id=?1 AND "
+                         "account_id=?2 AND channel=?3");
+    st.bind(2, account_id);
+    st.bind(3, std::string(ChannelName(channel)));
+    for (const std::string& id : contact_ids) {
+      if (out.count(id) > 0) continue;
+      st.bindNoCopy(1, id);
+      if (st.executeStep()) out.emplace(id, st.getColumn(0).getString());
+      st.reset();
+    }
+    return out;
+  });
+}
+
+absl::StatusOr<Page<Recipient>> Store::ListRecipients(
+    const std::string& account_id, const std::string& campaign_id,
+    RecipientStatus status, const PageRequest& page) {
+  ASSIGN_OR_RETURN(const RecipientIdCodec* codec, Codec());
+  return db_->Read([&](SQLite::Database& db)
+                       -> absl::StatusOr<Page<Recipient>> {
+    ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, campaign_id));
+    const int64_t floor = ImportFloor(db, campaign_id);
+    int64_t after = page.after_key;
+    const bool keyset = after > 0;
+    std::string sql;
+    if (status != RecipientStatus::kUnspecified) {
+      sql =
+          "SELECT * FROM recipients INDEXED BY recipients_by_status WHERE "
+          "campaign_id=?1 AND status=?2 AND seq>?3 AND seq<?4 ORDER BY seq";
+    } else {
+      // In seq order along the table itself, from the campaign's first row
+      // (found through the status index): no sort, however many rows.
+      if (!keyset) {
+        SQLite::Statement first(
+            db,
+            "SELECT MIN(seq) FROM recipients INDEXED BY recipients_by_status "
+            "WHERE campaign_id=?1 AND status=?2");
+        first.bind(1, campaign_id);
+        int64_t min_seq = kNoFloor;
+        for (int s = 1; s <= kRecipientStatusMax; ++s) {
+          first.bind(2, std::string(RecipientStatusName(
+                            static_cast<RecipientStatus>(s))));
+          if (first.executeStep() && !first.getColumn(0).isNull()) {
+            min_seq = std::min(min_seq, first.getColumn(0).getInt64());
+          }
+          first.reset();
+        }
+        after = min_seq == kNoFloor ? kNoFloor - 1 : min_seq - 1;
+      }
+      sql =
+          "SELECT * FROM recipients NOT INDEXED WHERE seq>?3 AND seq<?4 AND "
+          "campaign_id=?1 AND ?2=?2 ORDER BY seq";
+    }
+    sql += keyset ? " LIMIT ?5" : " LIMIT ?5 OFFSET ?6";
+    SQLite::Statement st(db, sql);
+    st.bind(1, campaign_id);
+    st.bind(2, std::string(RecipientStatusName(status)));
+    st.bind(3, static_cast<int64_t>(after));
+    st.bind(4, static_cast<int64_t>(floor));
+    st.bind(5, page.limit + 1);
+    if (!keyset) st.bind(6, static_cast<int64_t>(page.offset()));
+    Page<Recipient> out;
+    while (st.executeStep()) out.items.push_back(ReadRecipient(st, *codec));
+    out.has_more = out.items.size() > static_cast<size_t>(page.limit);
+    if (out.has_more) {
+      out.items.pop_back();
+      out.next_key = out.items.back().seq;
+    }
+    out.total = StatusCounter(c.stats, status);
+    out.page = page.page;
+    out.limit = page.limit;
+    return out;
+  });
+}
+
+}  // namespace campaigns::storage

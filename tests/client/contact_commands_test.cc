@@ -1,0 +1,197 @@
+// campaignctl's `contacts` and `lists` commands against an in-process fake
+// ContactService: requests built from flags, update masks, output.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "campaigns/v1/contact.grpc.pb.h"
+#include "client/campaignctl.h"
+#include "client/command.h"
+
+namespace campaigns::client {
+namespace {
+
+// Answers from fixed data and keeps the last request. Thread-safe.
+class FakeContacts final : public v1::ContactService::Service {
+ public:
+  grpc::Status CreateContact(grpc::ServerContext*,
+                             const v1::CreateContactRequest* request,
+                             v1::Contact* response) override {
+    Record(*request);
+    response->set_id("ct_1");
+    response->set_address(request->address());
+    response->set_channel(request->channel());
+    *response->mutable_tags() = request->tags();
+    return grpc::Status::OK;
+  }
+  grpc::Status ListContacts(grpc::ServerContext*,
+                            const v1::ListContactsRequest* request,
+                            v1::ListContactsResponse* response) override {
+    Record(*request);
+    v1::Contact* c = response->add_items();
+    c->set_id("ct_1");
+    c->set_address("+12025550143");
+    c->set_channel(v1::sms);
+    c->add_tags("eu");
+    c->add_tags("vip");
+    response->set_total(1);
+    response->set_page(1);
+    response->set_limit(request->limit());
+    return grpc::Status::OK;
+  }
+  grpc::Status UpdateContact(grpc::ServerContext*,
+                             const v1::UpdateContactRequest* request,
+                             v1::Contact* response) override {
+    Record(*request);
+    response->set_id(request->id());
+    return grpc::Status::OK;
+  }
+  grpc::Status DeleteContactList(grpc::ServerContext*,
+                                 const v1::DeleteContactListRequest* request,
+                                 google::protobuf::Empty*) override {
+    Record(*request);
+    return grpc::Status::OK;
+  }
+  grpc::Status AddContactsToList(
+      grpc::ServerContext*, const v1::ContactListMembershipRequest* request,
+      v1::ContactListMembershipResponse* response) override {
+    Record(*request);
+    response->set_changed(request->contact_ids_size());
+    response->mutable_list()->set_id(request->list_id());
+    response->mutable_list()->set_contact_count(7);
+    return grpc::Status::OK;
+  }
+
+  template <typename T>
+  T last() {
+    std::lock_guard<std::mutex> lock(mu_);
+    T out;
+    if (last_ != nullptr) out.CopyFrom(*last_);
+    return out;
+  }
+
+ private:
+  void Record(const google::protobuf::Message& request) {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_.reset(request.New());
+    last_->CopyFrom(request);
+  }
+
+  std::mutex mu_;
+  std::unique_ptr<google::protobuf::Message> last_;
+};
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// Starts the fake on 127.0.0.1:0. Not thread-safe (one test at a time).
+class ContactCommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(&contacts_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    address_ = "127.0.0.1:" + std::to_string(port);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  Result Run(std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {"campaignctl", "--server", address_, "--api-key", "k1"});
+    std::vector<const char*> argv;
+    for (const std::string& a : args) argv.push_back(a.c_str());
+    std::ostringstream out, err;
+    int code =
+        RunCampaignctl(static_cast<int>(argv.size()), argv.data(), out, err);
+    return {code, out.str(), err.str()};
+  }
+
+  FakeContacts contacts_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+TEST_F(ContactCommandsTest, CreateMapsEveryFlag) {
+  Result r =
+      Run({"contacts", "create", "(202) 555-0143", "--channel", "sms", "--attr",
+           "first_name=Ann", "--attr", "city=Paris", "--tag", "vip", "--tag",
+           "eu", "--region", "US", "--request-id", "r1"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::CreateContactRequest sent = contacts_.last<v1::CreateContactRequest>();
+  EXPECT_EQ(sent.address(), "(202) 555-0143");
+  EXPECT_EQ(sent.channel(), v1::sms);
+  EXPECT_EQ(sent.attributes().at("first_name"), "Ann");
+  EXPECT_EQ(sent.attributes().at("city"), "Paris");
+  ASSERT_EQ(sent.tags_size(), 2);
+  EXPECT_EQ(sent.tags(0), "vip");
+  EXPECT_EQ(sent.tags(1), "eu");
+  EXPECT_EQ(sent.default_region(), "US");
+  EXPECT_EQ(sent.request_id(), "r1");
+  EXPECT_NE(r.out.find("id:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ct_1"), std::string::npos) << r.out;
+}
+
+TEST_F(ContactCommandsTest, CreateNeedsAChannel) {
+  Result r = Run({"contacts", "create", "+12025550143"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_NE(r.err.find("--channel"), std::string::npos) << r.err;
+}
+
+TEST_F(ContactCommandsTest, ListFiltersAndPrintsTags) {
+  Result r = Run({"contacts", "list", "--tag", "vip", "--list", "cl_1",
+                  "--channel", "sms", "--limit", "5"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::ListContactsRequest sent = contacts_.last<v1::ListContactsRequest>();
+  EXPECT_EQ(sent.tag(), "vip");
+  EXPECT_EQ(sent.list_id(), "cl_1");
+  EXPECT_EQ(sent.channel(), v1::sms);
+  EXPECT_EQ(sent.limit(), 5);
+  EXPECT_NE(r.out.find("ct_1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("eu,vip"), std::string::npos) << r.out;
+}
+
+TEST_F(ContactCommandsTest, UpdateMaskHasExactlyTheGivenFlags) {
+  Result r = Run({"contacts", "update", "ct_1", "--tag", "a", "--attr", "k=v"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::UpdateContactRequest sent = contacts_.last<v1::UpdateContactRequest>();
+  EXPECT_EQ(sent.id(), "ct_1");
+  std::vector<std::string> paths(sent.update_mask().paths().begin(),
+                                 sent.update_mask().paths().end());
+  std::sort(paths.begin(), paths.end());
+  EXPECT_EQ(paths, (std::vector<std::string>{"attributes", "tags"}));
+}
+
+TEST_F(ContactCommandsTest, ListsAddTakesSeveralContactIds) {
+  Result r = Run({"lists", "add", "cl_1", "ct_1", "ct_2", "ct_3"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::ContactListMembershipRequest sent =
+      contacts_.last<v1::ContactListMembershipRequest>();
+  EXPECT_EQ(sent.list_id(), "cl_1");
+  ASSERT_EQ(sent.contact_ids_size(), 3);
+  EXPECT_EQ(sent.contact_ids(2), "ct_3");
+  EXPECT_NE(r.out.find("changed: 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("contact_count: 7"), std::string::npos) << r.out;
+}
+
+TEST_F(ContactCommandsTest, ListsDeletePrintsWhatWasDeleted) {
+  Result r = Run({"lists", "delete", "cl_9"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(contacts_.last<v1::DeleteContactListRequest>().id(), "cl_9");
+  EXPECT_NE(r.out.find("cl_9"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace campaigns::client

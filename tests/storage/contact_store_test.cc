@@ -1,0 +1,642 @@
+// Tests of the contacts, contact lists and MaterializeAudience parts of
+// storage/store.h on a temporary database file.
+#include <SQLiteCpp/Statement.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/domain/errors.h"
+#include "server/domain/ids.h"
+#include "server/domain/model.h"
+#include "storage/database.h"
+#include "storage/store.h"
+#include "tests/storage/temp_db.h"
+
+namespace campaigns::storage {
+namespace {
+
+using test_util::AwaitResult;
+using test_util::AwaitStatus;
+using test_util::QueryInt;
+using test_util::QueryText;
+using test_util::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+void ExpectCode(const absl::Status& status, absl::StatusCode code,
+                const std::string& reason) {
+  EXPECT_EQ(status.code(), code) << status;
+  EXPECT_EQ(errors::ReasonOf(status), reason) << status;
+}
+
+// A Store with two accounts (A and B), each with an sms and an email sender,
+// and synchronous wrappers around the contact writes. Not thread-safe.
+class ContactStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DatabaseOptions options;
+    options.path = dir_.File("contacts.db");
+    options.read_connections = 2;
+    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    store_ = std::make_unique<Store>(db_.get());
+    a_ = MustCreateAccount("alpha");
+    b_ = MustCreateAccount("beta");
+    for (const std::string& account : {a_, b_}) {
+      MustRegister(account, "+15550100", Channel::kSms);
+      MustRegister(account, "news@example.com", Channel::kEmail);
+    }
+  }
+
+  void TearDown() override {
+    store_.reset();
+    db_.reset();
+  }
+
+  std::string MustCreateAccount(const std::string& name) {
+    AccountWithKey a;
+    a.account.id = NewId(kAccountPrefix);
+    a.account.name = name;
+    a.account.created_at = a.account.updated_at = absl::Now();
+    a.key.id = NewId(kApiKeyPrefix);
+    a.key.account_id = a.account.id;
+    a.key.name = "test";
+    a.key.prefix = "ck_";
+    a.key.key_hash = Sha256Hex(NewSecret());
+    a.key.created_at = absl::Now();
+    absl::StatusOr<AccountWithKey> out =
+        AwaitResult<AccountWithKey>([&](Callback<AccountWithKey> done) {
+          store_->CreateAccount(a, {}, std::move(done));
+        });
+    EXPECT_TRUE(out.ok()) << out.status();
+    return a.account.id;
+  }
+
+  void MustRegister(const std::string& account, const std::string& sender_id,
+                    Channel channel) {
+    Sender s;
+    s.id = NewId(kSenderPrefix);
+    s.account_id = account;
+    s.sender_id = sender_id;
+    s.channel = channel;
+    s.created_at = s.updated_at = absl::Now();
+    absl::StatusOr<Sender> out =
+        AwaitResult<Sender>([&](Callback<Sender> done) {
+          store_->RegisterSender(s, {}, std::move(done));
+        });
+    ASSERT_TRUE(out.ok()) << out.status();
+  }
+
+  static Contact NewContact(const std::string& account,
+                            const std::string& address,
+                            std::vector<std::string> tags = {},
+                            Channel channel = Channel::kSms) {
+    Contact c;
+    c.id = NewId(kContactPrefix);
+    c.account_id = account;
+    c.channel = channel;
+    c.address = address;
+    c.attributes = {{"name", "N" + address}};
+    c.tags = std::move(tags);
+    c.created_at = c.updated_at = NowMicros();
+    return c;
+  }
+
+  absl::StatusOr<Contact> CreateContact(Contact c, IdempotencyKey idem = {}) {
+    return AwaitResult<Contact>([&](Callback<Contact> done) {
+      store_->CreateContact(std::move(c), std::move(idem), std::move(done));
+    });
+  }
+  Contact MustCreate(Contact c) {
+    absl::StatusOr<Contact> out = CreateContact(std::move(c));
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : Contact{};
+  }
+  absl::StatusOr<Contact> UpdateContact(
+      const std::string& account, const std::string& id,
+      std::function<absl::Status(Contact&)> mutate) {
+    return AwaitResult<Contact>([&](Callback<Contact> done) {
+      store_->UpdateContact(account, id, std::move(mutate), std::move(done));
+    });
+  }
+  absl::Status DeleteContact(const std::string& account,
+                             const std::string& id) {
+    return AwaitStatus([&](StatusCallback done) {
+      store_->DeleteContact(account, id, std::move(done));
+    });
+  }
+
+  absl::StatusOr<ContactList> CreateList(const std::string& account,
+                                         const std::string& name,
+                                         IdempotencyKey idem = {}) {
+    ContactList l;
+    l.id = NewId(kContactListPrefix);
+    l.account_id = account;
+    l.name = name;
+    l.description = "about " + name;
+    l.created_at = l.updated_at = NowMicros();
+    return AwaitResult<ContactList>([&](Callback<ContactList> done) {
+      store_->CreateContactList(std::move(l), std::move(idem), std::move(done));
+    });
+  }
+  ContactList MustCreateList(const std::string& account,
+                             const std::string& name) {
+    absl::StatusOr<ContactList> out = CreateList(account, name);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : ContactList{};
+  }
+  absl::Status DeleteList(const std::string& account, const std::string& id) {
+    return AwaitStatus([&](StatusCallback done) {
+      store_->DeleteContactList(account, id, std::move(done));
+    });
+  }
+  absl::StatusOr<ListMembershipChange> AddToList(const std::string& account,
+                                                 const std::string& list_id,
+                                                 std::vector<std::string> ids) {
+    return AwaitResult<ListMembershipChange>(
+        [&](Callback<ListMembershipChange> done) {
+          store_->AddContactsToList(account, list_id, std::move(ids),
+                                    std::move(done));
+        });
+  }
+  absl::StatusOr<ListMembershipChange> RemoveFromList(
+      const std::string& account, const std::string& list_id,
+      std::vector<std::string> ids) {
+    return AwaitResult<ListMembershipChange>(
+        [&](Callback<ListMembershipChange> done) {
+          store_->RemoveContactsFromList(account, list_id, std::move(ids),
+                                         std::move(done));
+        });
+  }
+
+  void Suppress(const std::string& account, const std::string& address,
+                Channel channel) {
+    Suppression s;
+    s.account_id = account;
+    s.address = address;
+    s.channel = channel;
+    s.created_at = NowMicros();
+    absl::StatusOr<Suppression> out =
+        AwaitResult<Suppression>([&](Callback<Suppression> done) {
+          store_->AddSuppression(s, std::move(done));
+        });
+    ASSERT_TRUE(out.ok()) << out.status();
+  }
+
+  // A draft campaign of `account` on `channel` whose audience `set_audience`
+  // fills.
+  Campaign MustCreateCampaign(const std::string& account, Channel channel,
+                              std::function<void(Campaign&)> set_audience) {
+    Campaign c;
+    c.id = NewId(kCampaignPrefix);
+    c.account_id = account;
+    c.name = "audience";
+    c.channel = channel;
+    c.sender_id = channel == Channel::kEmail ? "news@example.com" : "+15550100";
+    c.body = "Hi {{name}}";
+    c.created_at = c.updated_at = NowMicros();
+    set_audience(c);
+    absl::StatusOr<Campaign> out =
+        AwaitResult<Campaign>([&](Callback<Campaign> done) {
+          store_->CreateCampaign(c, {}, std::move(done));
+        });
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : Campaign{};
+  }
+
+  absl::StatusOr<MaterializeResult> Materialize(const std::string& account,
+                                                const std::string& campaign) {
+    return AwaitResult<MaterializeResult>(
+        [&](Callback<MaterializeResult> done) {
+          store_->MaterializeAudience(account, campaign, std::move(done));
+        });
+  }
+
+  // The addresses of the campaign's recipients, in insertion order.
+  std::vector<std::string> RecipientAddresses(const std::string& campaign) {
+    absl::StatusOr<std::vector<std::string>> out = db_->Read(
+        [&](SQLite::Database& db) -> absl::StatusOr<std::vector<std::string>> {
+          SQLite::Statement st(db,
+                               "SELECT address FROM recipients WHERE "
+                               "campaign_id=? ORDER BY seq");
+          st.bind(1, campaign);
+          std::vector<std::string> v;
+          while (st.executeStep()) v.push_back(st.getColumn(0).getString());
+          return v;
+        });
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : std::vector<std::string>{};
+  }
+
+  std::vector<std::string> ListedIds(const std::string& account,
+                                     const ContactFilter& filter) {
+    PageRequest page;
+    page.limit = 100;
+    absl::StatusOr<Page<Contact>> out =
+        store_->ListContacts(account, filter, page);
+    EXPECT_TRUE(out.ok()) << out.status();
+    std::vector<std::string> ids;
+    if (out.ok()) {
+      for (const Contact& c : out->items) ids.push_back(c.id);
+    }
+    return ids;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<Store> store_;
+  std::string a_;
+  std::string b_;
+};
+
+// --- Contacts ----------------------------------------------------------------
+
+TEST_F(ContactStoreTest, CreateGetSortsTagsAndKeepsAttributes) {
+  Contact created =
+      MustCreate(NewContact(a_, "+12025550101", {"vip", "eu", "vip"}));
+  EXPECT_THAT(created.tags, ElementsAre("eu", "vip"));
+  absl::StatusOr<Contact> got = store_->GetContact(a_, created.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->id, created.id);
+  EXPECT_EQ(got->address, "+12025550101");
+  EXPECT_EQ(got->channel, Channel::kSms);
+  EXPECT_THAT(got->tags, ElementsAre("eu", "vip"));
+  EXPECT_EQ(got->attributes.at("name"), "N+12025550101");
+  EXPECT_EQ(got->created_at, created.created_at);
+}
+
+TEST_F(ContactStoreTest, DuplicateAddressOnSameChannelNamesAddress) {
+  MustCreate(NewContact(a_, "+12025550101"));
+  absl::Status dup = CreateContact(NewContact(a_, "+12025550101")).status();
+  ExpectCode(dup, absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS");
+  ASSERT_EQ(errors::FieldViolationsOf(dup).size(), 1u);
+  EXPECT_EQ(errors::FieldViolationsOf(dup)[0].field, "address");
+  EXPECT_THAT(dup.message(), HasSubstr("+12025550101"));
+  // Another channel or another account may have the same address.
+  EXPECT_TRUE(
+      CreateContact(NewContact(a_, "+12025550101", {}, Channel::kWhatsapp))
+          .ok());
+  EXPECT_TRUE(CreateContact(NewContact(b_, "+12025550101")).ok());
+}
+
+TEST_F(ContactStoreTest, CreateIsIdempotent) {
+  IdempotencyKey idem{"CreateContact", "req-1", "hash-1"};
+  absl::StatusOr<Contact> first =
+      CreateContact(NewContact(a_, "+12025550101"), idem);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<Contact> again =
+      CreateContact(NewContact(a_, "+12025550101"), idem);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, first->id);
+  idem.body_hash = "hash-2";
+  ExpectCode(CreateContact(NewContact(a_, "+12025550102"), idem).status(),
+             absl::StatusCode::kAlreadyExists, "IDEMPOTENCY_CONFLICT");
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contacts"), 1);
+}
+
+TEST_F(ContactStoreTest, AnotherAccountsContactIsNotFound) {
+  Contact of_b = MustCreate(NewContact(b_, "+12025550101", {"vip"}));
+  ExpectCode(store_->GetContact(a_, of_b.id).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+  ExpectCode(store_->GetContact("", of_b.id).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+  ExpectCode(UpdateContact(a_, of_b.id,
+                           [](Contact& c) {
+                             c.tags = {"mine"};
+                             return absl::OkStatus();
+                           })
+                 .status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+  ExpectCode(DeleteContact(a_, of_b.id), absl::StatusCode::kNotFound,
+             "NOT_FOUND");
+  EXPECT_THAT(ListedIds(a_, {}), IsEmpty());
+  ContactFilter by_tag;
+  by_tag.tag = "vip";
+  EXPECT_THAT(ListedIds(a_, by_tag), IsEmpty());
+  EXPECT_THAT(ListedIds(b_, by_tag), ElementsAre(of_b.id));
+}
+
+TEST_F(ContactStoreTest, ListFiltersByTagListAndChannel) {
+  Contact one = MustCreate(NewContact(a_, "+12025550101", {"vip"}));
+  Contact two = MustCreate(NewContact(a_, "+12025550102", {"eu", "vip"}));
+  Contact mail =
+      MustCreate(NewContact(a_, "ann@example.com", {"eu"}, Channel::kEmail));
+  ContactList list = MustCreateList(a_, "friends");
+  ASSERT_TRUE(AddToList(a_, list.id, {one.id, mail.id}).ok());
+
+  EXPECT_THAT(ListedIds(a_, {}), ElementsAre(mail.id, two.id, one.id));
+  ContactFilter f;
+  f.tag = "vip";
+  EXPECT_THAT(ListedIds(a_, f), ElementsAre(two.id, one.id));
+  f = {};
+  f.list_id = list.id;
+  EXPECT_THAT(ListedIds(a_, f), ElementsAre(mail.id, one.id));
+  f.channel = Channel::kSms;
+  EXPECT_THAT(ListedIds(a_, f), ElementsAre(one.id));
+  f = {};
+  f.tag = "eu";
+  f.channel = Channel::kEmail;
+  EXPECT_THAT(ListedIds(a_, f), ElementsAre(mail.id));
+
+  PageRequest page;
+  page.page = 2;
+  page.limit = 2;
+  absl::StatusOr<Page<Contact>> second = store_->ListContacts(a_, {}, page);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->total, 3);
+  EXPECT_FALSE(second->has_more);
+  ASSERT_EQ(second->items.size(), 1u);
+  EXPECT_EQ(second->items[0].id, one.id);
+  EXPECT_THAT(second->items[0].tags, ElementsAre("vip"));
+
+  // Another account's list is NOT_FOUND, not an empty page.
+  ContactList of_b = MustCreateList(b_, "theirs");
+  f = {};
+  f.list_id = of_b.id;
+  ExpectCode(store_->ListContacts(a_, f, page).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+}
+
+TEST_F(ContactStoreTest, UpdateChangesAddressAttributesAndTagsOnly) {
+  Contact c = MustCreate(NewContact(a_, "+12025550101", {"old"}));
+  MustCreate(NewContact(a_, "+12025550102"));
+  absl::StatusOr<Contact> updated = UpdateContact(a_, c.id, [](Contact& x) {
+    x.address = "+12025550199";
+    x.attributes = {{"city", "Paris"}};
+    x.tags = {"new", "b", "new"};
+    x.channel = Channel::kEmail;  // ignored: a contact keeps its channel
+    x.id = "ct_other";            // ignored
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->id, c.id);
+  EXPECT_EQ(updated->channel, Channel::kSms);
+  EXPECT_THAT(updated->tags, ElementsAre("b", "new"));
+  absl::StatusOr<Contact> got = store_->GetContact(a_, c.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->address, "+12025550199");
+  EXPECT_EQ(got->attributes,
+            (std::map<std::string, std::string>{{"city", "Paris"}}));
+  EXPECT_THAT(got->tags, ElementsAre("b", "new"));
+  EXPECT_GE(got->updated_at, c.updated_at);
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contact_tags WHERE tag='old'"),
+            0);
+
+  // Taking another contact's address is ALREADY_EXISTS; a failed mutate
+  // changes nothing.
+  ExpectCode(UpdateContact(a_, c.id,
+                           [](Contact& x) {
+                             x.address = "+12025550102";
+                             return absl::OkStatus();
+                           })
+                 .status(),
+             absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS");
+  EXPECT_EQ(
+      UpdateContact(a_, c.id,
+                    [](Contact&) { return absl::InvalidArgumentError("no"); })
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetContact(a_, c.id)->address, "+12025550199");
+}
+
+TEST_F(ContactStoreTest, DeleteCascadesTagsAndMemberships) {
+  Contact c = MustCreate(NewContact(a_, "+12025550101", {"vip", "eu"}));
+  ContactList list = MustCreateList(a_, "friends");
+  ASSERT_TRUE(AddToList(a_, list.id, {c.id}).ok());
+  ASSERT_TRUE(DeleteContact(a_, c.id).ok());
+  ExpectCode(store_->GetContact(a_, c.id).status(), absl::StatusCode::kNotFound,
+             "NOT_FOUND");
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contact_tags"), 0);
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contact_list_members"), 0);
+  EXPECT_EQ(store_->GetContactList(a_, list.id)->contact_count, 0);
+  ExpectCode(DeleteContact(a_, c.id), absl::StatusCode::kNotFound, "NOT_FOUND");
+}
+
+// --- Contact lists
+// -------------------------------------------------------------
+
+TEST_F(ContactStoreTest, ListsCreateGetListIdempotentAndTenancy) {
+  IdempotencyKey idem{"CreateContactList", "req-1", "h"};
+  absl::StatusOr<ContactList> first = CreateList(a_, "friends", idem);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->contact_count, 0);
+  absl::StatusOr<ContactList> again = CreateList(a_, "friends", idem);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, first->id);
+  ContactList second = MustCreateList(a_, "family");
+  ContactList of_b = MustCreateList(b_, "theirs");
+
+  absl::StatusOr<ContactList> got = store_->GetContactList(a_, first->id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "friends");
+  EXPECT_EQ(got->description, "about friends");
+  ExpectCode(store_->GetContactList(a_, of_b.id).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+  ExpectCode(DeleteList(a_, of_b.id), absl::StatusCode::kNotFound, "NOT_FOUND");
+
+  PageRequest page;
+  absl::StatusOr<Page<ContactList>> lists = store_->ListContactLists(a_, page);
+  ASSERT_TRUE(lists.ok()) << lists.status();
+  EXPECT_EQ(lists->total, 2);
+  std::vector<std::string> ids;
+  for (const ContactList& l : lists->items) ids.push_back(l.id);
+  EXPECT_THAT(ids, UnorderedElementsAre(first->id, second.id));
+}
+
+TEST_F(ContactStoreTest, MembershipCountsOnlyChangesAndChecksIds) {
+  Contact one = MustCreate(NewContact(a_, "+12025550101"));
+  Contact two = MustCreate(NewContact(a_, "+12025550102"));
+  Contact of_b = MustCreate(NewContact(b_, "+12025550103"));
+  ContactList list = MustCreateList(a_, "friends");
+
+  absl::StatusOr<ListMembershipChange> added =
+      AddToList(a_, list.id, {one.id, one.id});
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->changed, 1);
+  EXPECT_EQ(added->list.contact_count, 1);
+  added = AddToList(a_, list.id, {one.id, two.id});
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->changed, 1);
+  EXPECT_EQ(added->list.contact_count, 2);
+
+  // An unknown id (or another account's) is NOT_FOUND naming it, and
+  // nothing changes.
+  Contact three = MustCreate(NewContact(a_, "+12025550104"));
+  absl::Status unknown = AddToList(a_, list.id, {three.id, of_b.id}).status();
+  ExpectCode(unknown, absl::StatusCode::kNotFound, "NOT_FOUND");
+  EXPECT_THAT(unknown.message(), HasSubstr(of_b.id));
+  EXPECT_EQ(store_->GetContactList(a_, list.id)->contact_count, 2);
+  ExpectCode(AddToList(a_, "cl_missing", {one.id}).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+  ExpectCode(AddToList(b_, list.id, {of_b.id}).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+
+  absl::StatusOr<ListMembershipChange> removed =
+      RemoveFromList(a_, list.id, {one.id, three.id});
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(removed->changed, 1);
+  EXPECT_EQ(removed->list.contact_count, 1);
+  ExpectCode(RemoveFromList(a_, list.id, {"ct_missing"}).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+}
+
+TEST_F(ContactStoreTest, DeleteListRefusedWhileALiveCampaignUsesIt) {
+  Contact c = MustCreate(NewContact(a_, "+12025550101"));
+  ContactList list = MustCreateList(a_, "friends");
+  ASSERT_TRUE(AddToList(a_, list.id, {c.id}).ok());
+  Campaign campaign = MustCreateCampaign(
+      a_, Channel::kSms, [&](Campaign& x) { x.contact_list_id = list.id; });
+  absl::Status refused = DeleteList(a_, list.id);
+  ExpectCode(refused, absl::StatusCode::kFailedPrecondition,
+             "VALIDATION_ERROR");
+  EXPECT_THAT(refused.message(), HasSubstr(campaign.id));
+
+  ASSERT_TRUE(AwaitStatus([&](StatusCallback done) {
+                store_->DeleteCampaign(a_, campaign.id, std::move(done));
+              }).ok());
+  ASSERT_TRUE(DeleteList(a_, list.id).ok());
+  ExpectCode(store_->GetContactList(a_, list.id).status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contact_list_members"), 0);
+  EXPECT_TRUE(store_->GetContact(a_, c.id).ok());
+}
+
+// --- MaterializeAudience
+// ---------------------------------------------------------
+
+TEST_F(ContactStoreTest, MaterializesAListSkippingSuppressedAddresses) {
+  Contact one = MustCreate(NewContact(a_, "+12025550101"));
+  Contact two = MustCreate(NewContact(a_, "+12025550102"));
+  Contact three = MustCreate(NewContact(a_, "+12025550103"));
+  Contact four = MustCreate(NewContact(a_, "+12025550104"));
+  Contact mail =
+      MustCreate(NewContact(a_, "ann@example.com", {}, Channel::kEmail));
+  MustCreate(NewContact(a_, "+12025550105"));  // not in the list
+  ContactList list = MustCreateList(a_, "friends");
+  ASSERT_TRUE(
+      AddToList(a_, list.id, {one.id, two.id, three.id, four.id, mail.id})
+          .ok());
+  Suppress(a_, "+12025550102", Channel::kSms);          // this channel
+  Suppress(a_, "+12025550103", Channel::kUnspecified);  // every channel
+  Suppress(a_, "+12025550104", Channel::kWhatsapp);     // another channel
+  Suppress(b_, "+12025550101", Channel::kUnspecified);  // another account
+  Campaign campaign = MustCreateCampaign(
+      a_, Channel::kSms, [&](Campaign& x) { x.contact_list_id = list.id; });
+
+  absl::StatusOr<MaterializeResult> r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->matched, 4);  // the email contact is on another channel
+  EXPECT_EQ(r->suppressed, 2);
+  EXPECT_EQ(r->inserted, 2);
+  EXPECT_THAT(RecipientAddresses(campaign.id),
+              ElementsAre("+12025550101", "+12025550104"));
+  EXPECT_EQ(QueryText(*db_,
+                      "SELECT variables FROM recipients WHERE "
+                      "address='+12025550101'"),
+            "{\"name\":\"N+12025550101\"}");
+  EXPECT_EQ(QueryText(*db_,
+                      "SELECT contact_id || ' ' || status FROM "
+                      "recipients WHERE address='+12025550101'"),
+            one.id + " queued");
+  absl::StatusOr<Campaign> after = store_->GetCampaign(a_, campaign.id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->stats.total, 2);
+  EXPECT_EQ(after->stats.queued, 2);
+
+  // A re-run inserts nothing new and leaves the counters alone.
+  r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->matched, 4);
+  EXPECT_EQ(r->inserted, 0);
+  EXPECT_EQ(store_->GetCampaign(a_, campaign.id)->stats.total, 2);
+  EXPECT_EQ(store_->GetCampaign(a_, campaign.id)->stats.queued, 2);
+
+  // A contact added later is picked up by the next run.
+  Contact six = MustCreate(NewContact(a_, "+12025550106"));
+  ASSERT_TRUE(AddToList(a_, list.id, {six.id}).ok());
+  r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->inserted, 1);
+  EXPECT_EQ(store_->GetCampaign(a_, campaign.id)->stats.total, 3);
+  EXPECT_EQ(store_->GetCampaign(a_, campaign.id)->stats.queued, 3);
+}
+
+TEST_F(ContactStoreTest, MaterializesContactsWithAnyTagOfTheAccountOnly) {
+  MustCreate(NewContact(a_, "+12025550101", {"vip"}));
+  MustCreate(NewContact(a_, "+12025550102", {"eu", "vip"}));
+  MustCreate(NewContact(a_, "+12025550103", {"eu"}));
+  MustCreate(NewContact(a_, "+12025550104", {"other"}));
+  MustCreate(NewContact(a_, "bob@example.com", {"vip"}, Channel::kEmail));
+  MustCreate(NewContact(b_, "+12025550105", {"vip"}));  // another account
+  Campaign campaign = MustCreateCampaign(a_, Channel::kSms, [](Campaign& x) {
+    x.tags = {"vip", "eu"};
+  });
+
+  absl::StatusOr<MaterializeResult> r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->matched, 3);
+  EXPECT_EQ(r->inserted, 3);
+  EXPECT_EQ(r->suppressed, 0);
+  EXPECT_THAT(RecipientAddresses(campaign.id),
+              ElementsAre("+12025550101", "+12025550102", "+12025550103"));
+
+  // An email campaign with the same tags gets the email contact.
+  Campaign mail = MustCreateCampaign(a_, Channel::kEmail,
+                                     [](Campaign& x) { x.tags = {"vip"}; });
+  r = Materialize(a_, mail.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->inserted, 1);
+  EXPECT_THAT(RecipientAddresses(mail.id), ElementsAre("bob@example.com"));
+}
+
+TEST_F(ContactStoreTest, MaterializesContactIdsIgnoringOtherAccounts) {
+  Contact one = MustCreate(NewContact(a_, "+12025550101"));
+  Contact two = MustCreate(NewContact(a_, "+12025550102"));
+  Contact of_b = MustCreate(NewContact(b_, "+12025550103"));
+  Suppress(a_, "+12025550102", Channel::kUnspecified);
+  Campaign campaign = MustCreateCampaign(a_, Channel::kSms, [&](Campaign& x) {
+    x.contact_ids = {one.id, two.id, of_b.id};
+  });
+
+  absl::StatusOr<MaterializeResult> r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->matched, 2);
+  EXPECT_EQ(r->suppressed, 1);
+  EXPECT_EQ(r->inserted, 1);
+  EXPECT_THAT(RecipientAddresses(campaign.id), ElementsAre("+12025550101"));
+  EXPECT_EQ(QueryInt(*db_,
+                     "SELECT COUNT(*) FROM recipients WHERE "
+                     "address='+12025550103'"),
+            0);
+}
+
+TEST_F(ContactStoreTest, MaterializeRefusesWithoutAudienceAndAcrossAccounts) {
+  Campaign imported = MustCreateCampaign(a_, Channel::kSms, [](Campaign&) {});
+  absl::Status none = Materialize(a_, imported.id).status();
+  ExpectCode(none, absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR");
+  EXPECT_THAT(none.message(), HasSubstr("no contact audience"));
+
+  Campaign tagged = MustCreateCampaign(a_, Channel::kSms,
+                                       [](Campaign& x) { x.tags = {"vip"}; });
+  ExpectCode(Materialize(b_, tagged.id).status(), absl::StatusCode::kNotFound,
+             "NOT_FOUND");
+  ExpectCode(Materialize(a_, "cmp_missing").status(),
+             absl::StatusCode::kNotFound, "NOT_FOUND");
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM recipients"), 0);
+}
+
+}  // namespace
+}  // namespace campaigns::storage
