@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlitecpp-dev libsqlite3-dev libssl-dev
-  libcli11-dev nlohmann-json3-dev libspdlog-dev libphonenumber-dev
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libphonenumber-dev libre2-dev
   libgtest-dev libgmock-dev
   golang-go golang-grpc-gateway golang-github-grpc-ecosystem-grpc-gateway-dev
   golang-google-protobuf-dev golang-goprotobuf-dev

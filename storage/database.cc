@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   if (!status.ok()) return status;
   std::lock_guard<std::mutex> lock(db->close_mu_);
   db->writer_ = std::thread([raw = db.get()] { raw->WriterLoop(); });
+  db->checkpointer_ = std::thread([raw = db.get()] { raw->CheckpointLoop(); });
   return db;
 }
 
@@ -62,6 +63,13 @@ absl::Status Database::Init() {
     absl::StatusOr<int> version = Migrate(*writer_db_);
     if (!version.ok()) return version.status();
     schema_version_ = *version;
+    // Checkpoints move to the checkpointer thread (see CheckpointLoop).
+    writer_db_->exec("PRAGMA wal_autocheckpoint=0");
+    writer_db_->exec("PRAGMA cache_size=-65536");
+    sqlite3_wal_hook(writer_db_->getHandle(), &Database::OnWalCommit, this);
+    checkpoint_db_ = std::make_unique<SQLite::Database>(
+        options_.path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
+    ConfigureConnection(*checkpoint_db_, options_);
     for (int i = 0; i < options_.read_connections; ++i) {
       auto reader = std::make_unique<SQLite::Database>(
           options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX);
@@ -98,11 +106,12 @@ Database::ReadLease::~ReadLease() {
   owner->pool_cv_.notify_one();
 }
 
-void Database::WriteRaw(WriteOp op, WriteDone done) {
+void Database::WriteRaw(WriteOp op, WriteDone done, bool bulk) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closing_) {
-      queue_.push_back({std::move(op), std::move(done)});
+      (bulk ? bulk_queue_ : queue_)
+          .push_back({std::move(op), std::move(done), bulk});
       ++enqueued_;
       work_cv_.notify_one();
       return;
@@ -134,6 +143,42 @@ void Database::Close() {
   }
   work_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    checkpoint_stop_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+int Database::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/,
+                          int pages) {
+  auto* d = static_cast<Database*>(self);
+  if (pages >= d->options_.checkpoint_pages) {
+    {
+      std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
+      d->checkpoint_wanted_ = true;
+    }
+    d->checkpoint_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void Database::CheckpointLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(checkpoint_mu_);
+      checkpoint_cv_.wait(
+          lock, [this] { return checkpoint_wanted_ || checkpoint_stop_; });
+      if (checkpoint_stop_) return;
+      checkpoint_wanted_ = false;
+    }
+    // PASSIVE: copies what it can without waiting for readers or the
+    // writer; the writer restarts the WAL from its start once all of it is
+    // in the database. Failures (e.g. BUSY) only mean "try next time".
+    sqlite3_wal_checkpoint_v2(checkpoint_db_->getHandle(), nullptr,
+                              SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
 }
 
 void Database::WriterLoop() {
@@ -141,12 +186,22 @@ void Database::WriterLoop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [this] { return !queue_.empty() || closing_; });
-      if (queue_.empty() && closing_) return;
-      size_t n = std::min<size_t>(queue_.size(), options_.max_ops_per_commit);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      work_cv_.wait(lock, [this] {
+        return !queue_.empty() || !bulk_queue_.empty() || closing_;
+      });
+      if (queue_.empty() && bulk_queue_.empty() && closing_) return;
+      // Alternate: a batch of ordinary ops, then one bulk op alone.
+      if (!bulk_queue_.empty() && (bulk_turn_ || queue_.empty())) {
+        batch.push_back(std::move(bulk_queue_.front()));
+        bulk_queue_.pop_front();
+        bulk_turn_ = false;
+      } else {
+        size_t n = std::min<size_t>(queue_.size(), options_.max_ops_per_commit);
+        for (size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        bulk_turn_ = true;
       }
     }
     CommitBatch(batch);
@@ -204,7 +259,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
     // Re-queue what did not fit, at the front and in order.
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = batch.size(); i-- > settled;) {
-      queue_.push_front(std::move(batch[i]));
+      (batch[i].bulk ? bulk_queue_ : queue_).push_front(std::move(batch[i]));
     }
   }
   for (size_t i = 0; i < settled; ++i) {

@@ -13,6 +13,10 @@
 //       [](absl::StatusOr<int64_t> r) { ... });       // after COMMIT
 //   int64_t n = (*db)->Read([](SQLite::Database& r) { ... });
 //
+// Checkpoints run on a thread of their own (PASSIVE, on their own
+// connection), woken by the writer's WAL hook, so a slow fsync never holds up
+// the writer.
+//
 // Thread-safe: Write, WriteSync, Read and Flush may be called from any thread
 // (WriteSync and Flush not from the writer thread itself). Exceptions thrown by
 // SQLiteCpp inside operations are caught here and become statuses.
@@ -37,6 +41,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+struct sqlite3;
+
 namespace campaigns::storage {
 
 struct DatabaseOptions {
@@ -49,6 +55,9 @@ struct DatabaseOptions {
   // one transaction.
   int max_ops_per_commit = 1000;
   absl::Duration max_commit_time = absl::Milliseconds(5);
+  // WAL pages after which the checkpointer thread copies the WAL into the
+  // database. Checkpoints (and their fsyncs) run there, never on the writer.
+  int checkpoint_pages = 1000;
 };
 
 // Converts a SQLiteCpp / std exception to a status: BUSY/LOCKED ->
@@ -75,14 +84,18 @@ class Database {
   // Queues `op`; `done` (may be null) runs on the writer thread after the
   // transaction holding `op` committed or rolled back. After Close(), `done`
   // is called at once with UNAVAILABLE.
-  void WriteRaw(WriteOp op, WriteDone done);
+  //
+  // A `bulk` op (a large chunk of an import) runs in a transaction of its
+  // own, alternating with batches of ordinary ops, so an ordinary write
+  // waits for at most one bulk op however many are queued.
+  void WriteRaw(WriteOp op, WriteDone done, bool bulk = false);
 
   // Typed form of WriteRaw: `done` receives the value `op` returned, or the
   // status that stopped it (its own error, an exception, a failed commit, a
   // closed database).
   template <typename T>
   void Write(std::function<absl::StatusOr<T>(SQLite::Database&)> op,
-             std::function<void(absl::StatusOr<T>)> done) {
+             std::function<void(absl::StatusOr<T>)> done, bool bulk = false) {
     // The result is moved, never copied, to `done`: the writer thread keeps
     // no reference to a status it hands to another thread (absl's reference
     // counts are invisible to TSan, and sharing is needless anyway). The op's
@@ -104,7 +117,8 @@ class Database {
           }
           result->reset();
           done(std::move(status));
-        });
+        },
+        bulk);
   }
 
   // Runs `op` on the writer and waits for its commit.
@@ -149,6 +163,7 @@ class Database {
   struct Pending {
     WriteOp op;
     WriteDone done;
+    bool bulk = false;
   };
 
   // A read connection borrowed from the pool for one scope.
@@ -162,6 +177,8 @@ class Database {
   explicit Database(const DatabaseOptions& options);
   absl::Status Init();
   void WriterLoop();
+  void CheckpointLoop();
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int pages);
   void CommitBatch(std::vector<Pending>& batch);
   // What Write<T>'s wrapper returns to WriteRaw when its op failed; the error
   // itself travels in the wrapper's result.
@@ -179,11 +196,21 @@ class Database {
   std::condition_variable work_cv_;  // queue_ non-empty or closing_
   std::condition_variable done_cv_;  // completed_ advanced
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pending> bulk_queue_ ABSL_GUARDED_BY(mu_);
+  bool bulk_turn_ ABSL_GUARDED_BY(mu_) = false;  // next batch: a bulk op
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   std::mutex close_mu_;  // serialises Close()
   std::thread writer_ ABSL_GUARDED_BY(close_mu_);
+
+  // The checkpointer: woken when the WAL grew past checkpoint_pages.
+  std::unique_ptr<SQLite::Database> checkpoint_db_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  bool checkpoint_stop_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  std::thread checkpointer_ ABSL_GUARDED_BY(close_mu_);
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;  // a reader was returned

@@ -183,7 +183,7 @@ void Store::StageRecipients(const ImportLease& lease,
         }
         return duplicates;
       },
-      std::move(done));
+      std::move(done), /*bulk=*/true);
 }
 
 void Store::CommitRecipientImport(const ImportLease& lease, int64_t imported,

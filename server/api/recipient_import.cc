@@ -303,28 +303,51 @@ void RecipientImport::OnChecked(int64_t seq, CheckedBatch batch) {
 void RecipientImport::StageReady() {
   for (auto it = checked_.find(next_stage_); it != checked_.end();
        it = checked_.find(next_stage_)) {
-    auto batch = std::make_shared<CheckedBatch>(std::move(it->second));
+    CheckedBatch batch = std::move(it->second);
     checked_.erase(it);
     ++next_stage_;
-    invalid_ += batch->invalid;
-    suppressed_ += batch->suppressed;
-    if (batch->rows.empty()) {
-      AddErrors(std::move(batch->refused));
-      --in_flight_;
-      continue;
+    invalid_ += batch.invalid;
+    suppressed_ += batch.suppressed;
+    if (!stage_buffer_) {
+      stage_buffer_ = std::make_shared<CheckedBatch>();
+      stage_buffer_->batches = 0;
     }
-    std::vector<storage::StagedRecipient> rows = std::move(batch->rows);
-    batch->rows.clear();
-    batch->staged = static_cast<int64_t>(rows.size());
-    // Under mu_, so batches reach the writer in row order: the first of two
-    // equal addresses is the one kept.
-    store_->StageRecipients(
-        *lease_, std::move(rows),
-        [self = shared_from_this(),
-         batch](absl::StatusOr<std::vector<int32_t>> duplicates) {
-          self->OnStaged(*batch, std::move(duplicates));
-        });
+    CheckedBatch& buffer = *stage_buffer_;
+    buffer.batches += batch.batches;
+    for (auto& r : batch.rows) buffer.rows.push_back(std::move(r));
+    buffer.row_numbers.insert(buffer.row_numbers.end(),
+                              batch.row_numbers.begin(),
+                              batch.row_numbers.end());
+    buffer.line_numbers.insert(buffer.line_numbers.end(),
+                               batch.line_numbers.begin(),
+                               batch.line_numbers.end());
+    for (auto& e : batch.refused) buffer.refused.push_back(std::move(e));
   }
+  // Stage in large writes (each a bulk op of the writer): a random-order
+  // index costs about one page write per touched page per commit, so fewer,
+  // larger commits write far less. The last rows go when the stream ended.
+  if (!stage_buffer_ ||
+      (stage_buffer_->rows.size() < kStageRows &&
+       !(phase_ == Phase::kEnding && next_stage_ == next_submit_))) {
+    return;
+  }
+  std::shared_ptr<CheckedBatch> batch = std::move(stage_buffer_);
+  stage_buffer_.reset();
+  if (batch->rows.empty()) {
+    AddErrors(std::move(batch->refused));
+    in_flight_ -= batch->batches;
+    return;
+  }
+  std::vector<storage::StagedRecipient> rows = std::move(batch->rows);
+  batch->rows.clear();
+  batch->staged = static_cast<int64_t>(rows.size());
+  // Under mu_, so batches reach the writer in row order: the first of two
+  // equal addresses is the one kept.
+  store_->StageRecipients(*lease_, std::move(rows),
+                          [self = shared_from_this(), batch](
+                              absl::StatusOr<std::vector<int32_t>> duplicates) {
+                            self->OnStaged(*batch, std::move(duplicates));
+                          });
 }
 
 void RecipientImport::OnStaged(
@@ -333,7 +356,7 @@ void RecipientImport::OnStaged(
   std::vector<std::function<void()>> later;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    --in_flight_;
+    in_flight_ -= batch.batches;
     if (!duplicates.ok()) {
       Fail(duplicates.status());
     } else {
@@ -410,6 +433,7 @@ void RecipientImport::OnEnd(Reply<v1::ImportRecipientsResponse> reply) {
       } else {
         while (!open_batch_.empty()) SubmitBatch();
         phase_ = Phase::kEnding;
+        StageReady();  // rows already checked but still buffered
       }
     } else {
       answer_now = true;
@@ -440,6 +464,10 @@ void RecipientImport::Fail(absl::Status error) {
 std::vector<std::function<void()>> RecipientImport::Advance() {
   std::vector<std::function<void()>> later;
   if (aborted_ || !failure_.ok()) {
+    if (stage_buffer_) {  // checked rows that will never be staged
+      in_flight_ -= stage_buffer_->batches;
+      stage_buffer_.reset();
+    }
     if (in_flight_ == 0 && !committing_) RollBackOnce();
     if (!failure_.ok()) {
       if (pending_next_) {

@@ -5,7 +5,8 @@
 //   CQ thread:    parse the chunk (CsvRowReader) into batches of rows
 //   worker pool:  normalise and check addresses, filter suppressions,
 //                 encode variables (both cores, batches in parallel)
-//   writer:       stage each batch, in row order, as invisible recipients
+//   writer:       stage batches, in row order and merged into bulk writes
+//                 of kStageRows, as invisible recipients
 //                 (Store::StageRecipients; duplicates come back)
 // At most kMaxBatchesInFlight batches are between the CQ thread and the
 // writer; beyond that the stream stops reading (gRPC flow control holds the
@@ -46,9 +47,11 @@ class RecipientImport final
       public std::enable_shared_from_this<RecipientImport> {
  public:
   // Rows validated and staged per batch.
-  static constexpr size_t kBatchRows = 2048;
+  static constexpr size_t kBatchRows = 8192;
   // Batches read but not yet staged before the stream stops reading.
   static constexpr int kMaxBatchesInFlight = 8;
+  // Rows per staging write (one bulk op of the writer).
+  static constexpr size_t kStageRows = 32768;
   // Row errors listed in the response.
   static constexpr size_t kMaxErrors = 100;
 
@@ -69,6 +72,7 @@ class RecipientImport final
     std::vector<v1::ImportError> refused;  // invalid or suppressed
     int64_t received = 0;
     int64_t staged = 0;  // rows handed to the writer
+    int batches = 1;     // checked batches merged into this one
     int64_t invalid = 0;
     int64_t suppressed = 0;
     absl::Status status;  // not OK: the import cannot go on
@@ -124,12 +128,13 @@ class RecipientImport final
   std::vector<ImportRow> open_batch_;
   int64_t next_submit_ = 0;  // sequence number of the next batch submitted
   int64_t next_stage_ = 0;   // sequence number of the next batch to stage
-  std::map<int64_t, CheckedBatch> checked_;    // checked, waiting for order
-  int in_flight_ = 0;                          // submitted, not yet staged
-  Next pending_next_;                          // withheld: too much in flight
-  Reply<v1::ImportRecipientsResponse> reply_;  // set by OnEnd
-  absl::Status failure_;                       // first fatal error
-  bool aborted_ = false;                       // OnAbort came
+  std::map<int64_t, CheckedBatch> checked_;     // checked, waiting for order
+  std::shared_ptr<CheckedBatch> stage_buffer_;  // in order, not yet staged
+  int in_flight_ = 0;                           // submitted, not yet staged
+  Next pending_next_;                           // withheld: too much in flight
+  Reply<v1::ImportRecipientsResponse> reply_;   // set by OnEnd
+  absl::Status failure_;                        // first fatal error
+  bool aborted_ = false;                        // OnAbort came
   bool rolled_back_ = false;
   bool committing_ = false;
   bool committed_ = false;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "server/domain/errors.h"
+#include "server/domain/phone_fast.h"
 
 namespace campaigns {
 namespace {
@@ -31,6 +32,11 @@ absl::StatusOr<std::string> NormalizePhone(absl::string_view raw,
   const std::string region = default_region.empty()
                                  ? std::string("ZZ")
                                  : absl::AsciiStrToUpper(default_region);
+  if (std::optional<std::string> e164 =
+          FastPhoneNormalizer::Get().TryE164(raw, region);
+      e164.has_value()) {
+    return *std::move(e164);
+  }
   switch (util->Parse(std::string(raw), region, &number)) {
     case PhoneNumberUtil::NO_PARSING_ERROR:
       break;
