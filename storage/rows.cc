@@ -201,6 +201,9 @@ Campaign ReadCampaign(SQLite::Statement& st) {
   c.sent_at = OptionalTime(st.getColumn("sent_at"));
   c.completed_at = OptionalTime(st.getColumn("completed_at"));
   c.cancelled_at = OptionalTime(st.getColumn("cancelled_at"));
+  if (!st.getColumn("import_floor").isNull()) {
+    c.import_floor = st.getColumn("import_floor").getInt64();
+  }
   c.created_at = Time(st, "created_at");
   c.updated_at = Time(st, "updated_at");
   return c;

@@ -12,6 +12,7 @@ namespace campaigns::storage {
 namespace {
 
 using internal::LoadById;
+using internal::LoadCampaign;
 
 // Resolves and checks what a campaign refers to, inside the write
 // transaction: the sender must be registered for the campaign's channel
@@ -128,13 +129,6 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
   st.exec();
 }
 
-absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
-                                      const std::string& account_id,
-                                      const std::string& id) {
-  return LoadById<Campaign>(db, "campaigns", "campaign", account_id, id,
-                            &ReadCampaign);
-}
-
 }  // namespace
 
 void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
@@ -219,11 +213,7 @@ void Store::DeleteCampaign(const std::string& account_id, const std::string& id,
               absl::StrCat("campaign ", id,
                            " is sending; pause or cancel it before deleting"));
         }
-        SQLite::Statement importing(
-            db,
-            "SELECT 1 FROM campaigns WHERE id=? AND import_floor IS NOT NULL");
-        importing.bind(1, id);
-        if (importing.executeStep()) {
+        if (c.import_floor.has_value()) {
           return errors::Validation(
               "id", absl::StrCat("an import into campaign ", id,
                                  " is running; delete it when it has ended"));

@@ -396,15 +396,10 @@ void Store::MaterializeAudience(const std::string& account_id,
                                        " has no contact audience (contact "
                                        "list, tags or contact ids)"));
         }
-        {
-          SQLite::Statement floor(
-              db, "SELECT import_floor IS NOT NULL FROM campaigns WHERE id=?");
-          floor.bind(1, campaign_id);
-          if (floor.executeStep() && floor.getColumn(0).getInt() != 0) {
-            return errors::Validation("audience",
-                                      absl::StrCat("an import into campaign ",
-                                                   campaign_id, " is running"));
-          }
+        if (c.import_floor.has_value()) {
+          return errors::Validation(
+              "audience", absl::StrCat("an import into campaign ", campaign_id,
+                                       " is running"));
         }
         const std::string ctes = absl::StrCat(
             "WITH matched AS (SELECT c.seq, c.id, c.address, c.attributes "

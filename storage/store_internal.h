@@ -14,6 +14,7 @@
 #include "server/domain/errors.h"
 #include "server/domain/model.h"
 #include "server/domain/rules.h"
+#include "storage/rows.h"
 #include "storage/store.h"
 
 namespace campaigns::storage::internal {
@@ -84,6 +85,14 @@ absl::StatusOr<T> LoadById(SQLite::Database& db, const char* table,
   st.bind(2, account_id);
   if (!st.executeStep()) return errors::NotFound(what, id);
   return read(st);
+}
+
+// The campaign `id` of `account_id`, or NOT_FOUND.
+inline absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
+                                             const std::string& account_id,
+                                             const std::string& id) {
+  return LoadById<Campaign>(db, "campaigns", "campaign", account_id, id,
+                            &ReadCampaign);
 }
 
 // Deletes the row `id` of `account_id` from `table`, or NOT_FOUND.

@@ -13,36 +13,16 @@
 namespace campaigns::storage {
 namespace {
 
-using internal::LoadById;
+using internal::LoadCampaign;
 
 // Staged rows deleted per write when an import is rolled back: small enough
 // that one chunk never holds the writer for long.
 constexpr int kAbortChunkRows = 5000;
 constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
 
-absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
-                                      const std::string& account_id,
-                                      const std::string& id) {
-  return LoadById<Campaign>(db, "campaigns", "campaign", account_id, id,
-                            &ReadCampaign);
-}
-
-// The campaign's import floor, or kNoFloor when no import runs.
-int64_t ImportFloor(SQLite::Database& db, const std::string& campaign_id) {
-  SQLite::Statement st(db, "SELECT import_floor FROM campaigns WHERE id=?");
-  st.bind(1, campaign_id);
-  if (!st.executeStep() || st.getColumn(0).isNull()) return kNoFloor;
-  return st.getColumn(0).getInt64();
-}
-
 bool AcceptsImports(CampaignStatus s) {
   return s == CampaignStatus::kDraft || s == CampaignStatus::kScheduled ||
          s == CampaignStatus::kPaused;
-}
-
-std::optional<absl::Time> OptionalMicros(SQLite::Statement& st,
-                                         const char* name) {
-  return OptionalTime(st.getColumn(name));
 }
 
 Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
@@ -59,9 +39,9 @@ Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
   r.error_code = st.getColumn("error_code").getString();
   r.error_desc = st.getColumn("error_desc").getString();
   r.attempts = st.getColumn("attempts").getInt();
-  r.sent_at = OptionalMicros(st, "sent_at");
-  r.delivered_at = OptionalMicros(st, "delivered_at");
-  r.read_at = OptionalMicros(st, "read_at");
+  r.sent_at = OptionalTime(st.getColumn("sent_at"));
+  r.delivered_at = OptionalTime(st.getColumn("delivered_at"));
+  r.read_at = OptionalTime(st.getColumn("read_at"));
   r.created_at = FromMicros(st.getColumn("created_at").getInt64());
   r.updated_at = FromMicros(st.getColumn("updated_at").getInt64());
   return r;
@@ -136,7 +116,7 @@ void Store::BeginRecipientImport(const std::string& account_id,
                            " takes its audience from contacts; recipients "
                            "cannot be imported into it"));
         }
-        if (ImportFloor(db, campaign_id) != kNoFloor) {
+        if (c.import_floor.has_value()) {
           return errors::Validation(
               "campaign_id",
               absl::StrCat("another import into campaign ", campaign_id,
@@ -196,7 +176,7 @@ void Store::CommitRecipientImport(const ImportLease& lease, int64_t imported,
         const Campaign& before = lease.campaign;
         ASSIGN_OR_RETURN(Campaign c,
                          LoadCampaign(db, before.account_id, before.id));
-        if (ImportFloor(db, c.id) != lease.floor) {
+        if (c.import_floor != lease.floor) {
           return absl::AbortedError(
               absl::StrCat("the import into campaign ", c.id,
                            " was rolled back before it could finish"));
@@ -285,8 +265,8 @@ absl::StatusOr<int> Store::RecoverInterruptedImports() {
         std::vector<ImportLease> out;
         while (st.executeStep()) {
           ImportLease lease;
-          lease.floor = st.getColumn("import_floor").getInt64();
           lease.campaign = ReadCampaign(st);
+          lease.floor = *lease.campaign.import_floor;
           out.push_back(std::move(lease));
         }
         return out;
@@ -369,7 +349,7 @@ absl::StatusOr<Page<Recipient>> Store::ListRecipients(
   return db_->Read([&](SQLite::Database& db)
                        -> absl::StatusOr<Page<Recipient>> {
     ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, campaign_id));
-    const int64_t floor = ImportFloor(db, campaign_id);
+    const int64_t floor = c.import_floor.value_or(kNoFloor);
     int64_t after = page.after_key;
     const bool keyset = after > 0;
     std::string sql;

@@ -203,7 +203,6 @@ RecipientImport::CheckedBatch RecipientImport::Check(
   // Runs on a pool thread. channel_, default_region_ and the principal are
   // fixed before the first batch is submitted.
   CheckedBatch out;
-  out.received = static_cast<int64_t>(rows.size());
 
   // Rows naming a contact take its address when they have none.
   std::vector<std::string> contact_ids;
@@ -247,7 +246,7 @@ RecipientImport::CheckedBatch RecipientImport::Check(
     if (!address.ok()) {
       ++out.invalid;
       out.refused.push_back(
-          MakeError(r.row, RowErrorReason(r, address.status().message())));
+          MakeError(r.row, RowErrorReason(r.line, address.status().message())));
       continue;
     }
     addresses.push_back(*std::move(address));
@@ -267,8 +266,8 @@ RecipientImport::CheckedBatch RecipientImport::Check(
       ++out.suppressed;
       out.refused.push_back(MakeError(
           r.row,
-          RowErrorReason(
-              r, absl::StrCat(addresses[j], " is on the suppression list"))));
+          RowErrorReason(r.line, absl::StrCat(addresses[j],
+                                              " is on the suppression list"))));
       continue;
     }
     storage::StagedRecipient staged;
@@ -365,10 +364,9 @@ void RecipientImport::OnStaged(
       duplicates_ += dups;
       std::vector<v1::ImportError> errors = batch.refused;
       for (int32_t i : *duplicates) {
-        ImportRow at;
-        at.line = batch.line_numbers[i];
         errors.push_back(
-            MakeError(batch.row_numbers[i], RowErrorReason(at, kDuplicate)));
+            MakeError(batch.row_numbers[i],
+                      RowErrorReason(batch.line_numbers[i], kDuplicate)));
       }
       AddErrors(std::move(errors));
     }
@@ -414,13 +412,12 @@ void RecipientImport::OnEnd(Reply<v1::ImportRecipientsResponse> reply) {
       phase_ = Phase::kDone;
       answer_now = true;
       v1::ImportRecipientsResponse first;
-      if (hasher_.HexDigest() != previous_->body_hash) {
-        immediate = errors::IdempotencyConflict(request_id_);
-      } else if (previous_->campaign_id != campaign_id_ ||
-                 !first.ParseFromString(previous_->response)) {
-        immediate = errors::IdempotencyConflict(request_id_);
-      } else {
+      if (hasher_.HexDigest() == previous_->body_hash &&
+          previous_->campaign_id == campaign_id_ &&
+          first.ParseFromString(previous_->response)) {
         immediate = std::move(first);
+      } else {
+        immediate = errors::IdempotencyConflict(request_id_);
       }
     } else if (phase_ == Phase::kRunning) {
       reply_ = std::move(reply);

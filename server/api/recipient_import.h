@@ -70,9 +70,8 @@ class RecipientImport final
     std::vector<int64_t> row_numbers;  // of `rows`, for duplicate errors
     std::vector<int64_t> line_numbers;
     std::vector<v1::ImportError> refused;  // invalid or suppressed
-    int64_t received = 0;
-    int64_t staged = 0;  // rows handed to the writer
-    int batches = 1;     // checked batches merged into this one
+    int64_t staged = 0;                    // rows handed to the writer
+    int batches = 1;  // checked batches merged into this one
     int64_t invalid = 0;
     int64_t suppressed = 0;
     absl::Status status;  // not OK: the import cannot go on

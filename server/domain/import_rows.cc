@@ -29,8 +29,8 @@ int AddressRank(absl::string_view name, Channel channel) {
 
 }  // namespace
 
-std::string RowErrorReason(const ImportRow& row, absl::string_view why) {
-  if (row.line > 0) return absl::StrCat("line ", row.line, ": ", why);
+std::string RowErrorReason(int64_t line, absl::string_view why) {
+  if (line > 0) return absl::StrCat("line ", line, ": ", why);
   return std::string(why);
 }
 
@@ -112,11 +112,11 @@ absl::Status CsvRowReader::OnRecord(const CsvRecord& record,
   row.row = ++rows_;
   row.line = record.line;
   if (!record.error.empty()) {
-    row.error = RowErrorReason(row, record.error);
+    row.error = RowErrorReason(row.line, record.error);
   } else if (record.fields.size() != columns_.size()) {
     row.error = RowErrorReason(
-        row, absl::StrCat("has ", record.fields.size(),
-                          " fields; the header has ", columns_.size()));
+        row.line, absl::StrCat("has ", record.fields.size(),
+                               " fields; the header has ", columns_.size()));
   } else {
     for (size_t i = 0; i < columns_.size(); ++i) {
       if (i == address_column_) {
@@ -127,8 +127,8 @@ absl::Status CsvRowReader::OnRecord(const CsvRecord& record,
     }
     if (row.address.empty()) {
       row.error = RowErrorReason(
-          row, absl::StrCat("the address (column \"", columns_[address_column_],
-                            "\") is empty"));
+          row.line, absl::StrCat("the address (column \"",
+                                 columns_[address_column_], "\") is empty"));
     }
   }
   out->push_back(std::move(row));

@@ -44,8 +44,9 @@ struct ImportRow {
   std::string error;  // non-empty: the row is invalid, for this reason
 };
 
-// Error text of a row for ImportError.reason: "line N: <why>" for CSV rows.
-std::string RowErrorReason(const ImportRow& row, absl::string_view why);
+// Error text of a row for ImportError.reason: "line N: <why>" for a CSV row
+// starting on line N (> 0); just `why` for JSON rows (line 0).
+std::string RowErrorReason(int64_t line, absl::string_view why);
 
 class CsvRowReader {
  public:

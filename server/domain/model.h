@@ -155,6 +155,11 @@ struct Campaign {
   std::optional<absl::Time> cancelled_at;
   absl::Time created_at;
   absl::Time updated_at;
+
+  // Set while an import runs (or is being rolled back): the campaign's
+  // recipients from this storage sequence number on are its staged rows,
+  // invisible until it commits. See Store::BeginRecipientImport.
+  std::optional<int64_t> import_floor;
 };
 
 // One message of a campaign to one address.

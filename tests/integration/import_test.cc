@@ -13,6 +13,15 @@ namespace {
 
 using Request = v1::ImportRecipientsRequest;
 
+// Builds a CSV of `n` distinct valid US numbers.
+std::string ManyRows(int n, int base = 0) {
+  std::string text = "phone,name\n";
+  for (int i = 0; i < n; ++i) {
+    absl::StrAppend(&text, "+1202", 2000000 + base + i, ",n", i, "\n");
+  }
+  return text;
+}
+
 class ImportTest : public ServerTest {
  protected:
   void SetUp() override {
@@ -100,6 +109,34 @@ class ImportTest : public ServerTest {
       req.set_page_token(page.next_page_token());
     }
     return all;
+  }
+
+  // Opens an import into campaign_ and streams 30,000 rows without ending
+  // it, waiting a moment so the server has taken in and staged them.
+  std::unique_ptr<grpc::ClientWriter<Request>> OpenImport(
+      grpc::ClientContext* ctx, v1::ImportRecipientsResponse* out) {
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
+    auto writer = campaigns_->ImportRecipients(ctx, out);
+    const std::string text = ManyRows(30000);
+    EXPECT_TRUE(writer->Write(First(campaign_)));
+    for (size_t i = 0; i < text.size(); i += 8192) {
+      EXPECT_TRUE(writer->Write(Chunk(text.substr(i, 8192))));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return writer;
+  }
+
+  // Imports `csv` into campaign_ once an earlier import's rollback has let
+  // go of it (retrying for up to 4 s).
+  grpc::Status ImportOnceFree(const std::string& csv) {
+    v1::ImportRecipientsResponse out;
+    grpc::Status s;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      s = ImportCsv(csv, 100, &out);
+      if (s.ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return s;
   }
 
   std::string sender_;
@@ -309,15 +346,6 @@ TEST_F(ImportTest, RequestIdRepeatsTheFirstResultAndRefusesOtherContent) {
   EXPECT_EQ(Get().stats().total(), 2);
 }
 
-// Builds a CSV of `n` distinct valid US numbers.
-std::string ManyRows(int n, int base = 0) {
-  std::string text = "phone,name\n";
-  for (int i = 0; i < n; ++i) {
-    absl::StrAppend(&text, "+1202", 2000000 + base + i, ",n", i, "\n");
-  }
-  return text;
-}
-
 TEST_F(ImportTest, FatalErrorMidStreamImportsNothing) {
   ASSERT_TRUE([&] {
     v1::ImportRecipientsResponse out;
@@ -337,46 +365,25 @@ TEST_F(ImportTest, FatalErrorMidStreamImportsNothing) {
   EXPECT_EQ(ListAll().size(), 1u);
 
   // Once rolled back, the campaign takes a new import.
-  v1::ImportRecipientsResponse next;
-  grpc::Status s;
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    s = ImportCsv("phone\n+12025550101\n", 100, &next);
-    if (s.ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  grpc::Status s = ImportOnceFree("phone\n+12025550101\n");
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(Get().stats().total(), 2);
 }
 
 TEST_F(ImportTest, ClientCancelImportsNothing) {
-  const std::string text = ManyRows(30000);
   v1::ImportRecipientsResponse out;
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
-  auto writer = campaigns_->ImportRecipients(&ctx, &out);
-  ASSERT_TRUE(writer->Write(First(campaign_)));
-  for (size_t i = 0; i < text.size(); i += 8192) {
-    ASSERT_TRUE(writer->Write(Chunk(text.substr(i, 8192))));
-  }
-  // Let the server take in and stage what was sent, then walk away.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ctx.TryCancel();
+  auto writer = OpenImport(&ctx, &out);
+  ctx.TryCancel();  // walk away mid-stream
   EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_EQ(Get().stats().total(), 0);
   EXPECT_TRUE(ListAll().empty());
 }
 
 TEST_F(ImportTest, RestartDuringImportRollsItBack) {
-  const std::string text = ManyRows(30000);
   v1::ImportRecipientsResponse out;
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
-  auto writer = campaigns_->ImportRecipients(&ctx, &out);
-  ASSERT_TRUE(writer->Write(First(campaign_)));
-  for (size_t i = 0; i < text.size(); i += 8192) {
-    ASSERT_TRUE(writer->Write(Chunk(text.substr(i, 8192))));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto writer = OpenImport(&ctx, &out);
   // A short grace period: the stream is still open, so shutdown cancels it.
   std::thread restart([this] {
     server_->Shutdown(absl::Milliseconds(100));
@@ -386,13 +393,7 @@ TEST_F(ImportTest, RestartDuringImportRollsItBack) {
   restart.join();
   EXPECT_EQ(Get().stats().total(), 0);
   EXPECT_TRUE(ListAll().empty());
-  v1::ImportRecipientsResponse next;
-  grpc::Status s;
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    s = ImportCsv(ManyRows(10), 100, &next);
-    if (s.ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  grpc::Status s = ImportOnceFree(ManyRows(10));
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(Get().stats().total(), 10);
 }
