@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/contact_import.h"
 #include "server/domain/ids.h"
 
 namespace campaigns {
@@ -35,8 +36,10 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   s->db_ = *std::move(db);
   s->store_ = std::make_unique<storage::Store>(s->db_.get());
   // Imports a crash or shutdown interrupted are rolled back (in the
-  // background; their campaigns accept a new import once done).
-  absl::StatusOr<int> interrupted = s->store_->RecoverInterruptedImports();
+  // background; their campaigns accept a new import once done), and
+  // committed contact imports finish applying.
+  absl::StatusOr<int> interrupted =
+      s->store_->RecoverInterruptedImports(api::FinishContactImportResponse);
   if (!interrupted.ok()) return interrupted.status();
 
   std::shared_ptr<grpc::ServerCredentials> creds =

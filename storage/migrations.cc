@@ -199,6 +199,39 @@ CREATE TABLE contact_list_members (
 CREATE INDEX contact_list_members_by_contact ON contact_list_members(contact_seq);
 CREATE INDEX contact_lists_by_account ON contact_lists(account_id, created_at, id);
 )sql",
+      // 4: contact imports. An import stages its checked rows in
+      // contact_import_rows (no reader sees them); commit turns its state
+      // from 'staging' to 'applying', after which the rows are applied to
+      // the contacts in chunks (applied_through: the last row number done),
+      // and a restart finishes an 'applying' import and deletes a 'staging'
+      // one. `response` is what the stream answers, without the counts that
+      // only applying knows (created, updated).
+      R"sql(
+CREATE TABLE contact_imports (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  account_id       TEXT NOT NULL REFERENCES accounts(id),
+  channel          TEXT NOT NULL,
+  list_id          TEXT NOT NULL DEFAULT '',
+  tags             TEXT NOT NULL DEFAULT '[]',
+  state            TEXT NOT NULL,
+  request_id       TEXT NOT NULL DEFAULT '',
+  body_hash        TEXT NOT NULL DEFAULT '',
+  response         BLOB,
+  applied_through  INTEGER NOT NULL DEFAULT 0,
+  created          INTEGER NOT NULL DEFAULT 0,
+  updated          INTEGER NOT NULL DEFAULT 0,
+  created_at       INTEGER NOT NULL
+);
+CREATE TABLE contact_import_rows (
+  import_id   INTEGER NOT NULL,
+  row         INTEGER NOT NULL,
+  address     TEXT NOT NULL,
+  attributes  TEXT NOT NULL,
+  PRIMARY KEY (import_id, row)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX contact_import_rows_by_address
+  ON contact_import_rows(import_id, address);
+)sql",
   };
   return *kMigrations;
 }

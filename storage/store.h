@@ -112,6 +112,29 @@ struct MaterializeResult {
   int64_t suppressed = 0;
 };
 
+// A contact import: its id (0 until BeginContactImport) and what every row
+// gets besides its own address and attributes.
+struct ContactImportLease {
+  int64_t id = 0;
+  std::string account_id;
+  Channel channel = Channel::kUnspecified;
+  std::string list_id;            // "" = no list
+  std::vector<std::string> tags;  // sorted and unique
+};
+
+// What applying a contact import did: contacts created, and existing
+// contacts it matched (attributes merged, tags and list added).
+struct ContactImportResult {
+  int64_t created = 0;
+  int64_t updated = 0;
+};
+
+// Completes the response an import recorded at commit (ImportRecord.response,
+// opaque to storage) with the counts only applying knows. Must be pure: it
+// may run at start-up for an import a restart interrupted.
+using ImportResponseFinisher = std::function<std::string(
+    const std::string& recorded, const ContactImportResult& result)>;
+
 // --- End of contacts and contact lists (types) -----------------------------
 
 class Store {
@@ -248,9 +271,12 @@ class Store {
   // Deletes the staged rows of `lease` in chunks, then clears the floor.
   // `done` (may be null) runs after the last chunk.
   void AbortRecipientImport(const ImportLease& lease, StatusCallback done);
-  // At start-up: aborts every import a crash or shutdown left behind.
-  // Returns how many there were; their rows are deleted in the background.
-  absl::StatusOr<int> RecoverInterruptedImports();
+  // At start-up: aborts every recipient import and every contact import
+  // still staging that a crash or shutdown left behind (their rows are
+  // deleted in the background), and finishes applying committed contact
+  // imports (their idempotency records completed by `finish`). Returns how
+  // many imports there were.
+  absl::StatusOr<int> RecoverInterruptedImports(ImportResponseFinisher finish);
 
   // The import remembered under `request_id`, if any.
   absl::StatusOr<std::optional<ImportRecord>> FindImportRecord(
@@ -344,6 +370,36 @@ class Store {
                            const std::string& campaign_id,
                            Callback<MaterializeResult> done);
 
+  // Contact imports stage rows (normalised address, attributes JSON) out of
+  // every reader's sight, then commit: from then on the import is certain
+  // to take effect and is applied in chunks of bounded size, so a large
+  // import never stalls other writes. A stream that fails before commit
+  // leaves the contacts exactly as they were. Applying a row creates the
+  // contact or merges its attributes into the existing one (the row's keys
+  // win), and adds the lease's tags and list.
+
+  // Opens an import of `lease` (id ignored). NOT_FOUND naming the list if
+  // `lease.list_id` is not a contact list of the account.
+  void BeginContactImport(ContactImportLease lease,
+                          Callback<ContactImportLease> done);
+  // Stages `rows` (numbered from `first_row`, in order). The result lists
+  // the indexes of duplicates: addresses earlier in this import.
+  void StageContacts(const ContactImportLease& lease, int64_t first_row,
+                     std::vector<StagedRecipient> rows,
+                     Callback<std::vector<int32_t>> done);
+  // Commits the import and applies it; `done` after the last chunk. With a
+  // request id, the record (its response completed by `finish`) is kept
+  // for repeats; IDEMPOTENCY_CONFLICT (and nothing committed) if another
+  // import holds that request id.
+  void CommitContactImport(const ContactImportLease& lease,
+                           const std::string& request_id,
+                           const ImportRecord& record,
+                           ImportResponseFinisher finish,
+                           Callback<ContactImportResult> done);
+  // Deletes a staging import's rows in chunks; nothing for an import
+  // already committed. `done` may be null.
+  void AbortContactImport(const ContactImportLease& lease, StatusCallback done);
+
   // --- End of contacts and contact lists ---------------------------------
 
  private:
@@ -352,6 +408,16 @@ class Store {
   // Deletes one chunk of `lease`'s staged rows and re-queues itself until
   // none are left.
   void AbortChunk(ImportLease lease, StatusCallback done);
+  // Applies the next chunk of a committed contact import, re-queueing itself
+  // until all is applied.
+  void ApplyContactChunk(ContactImportLease lease,
+                         ImportResponseFinisher finish,
+                         Callback<ContactImportResult> done);
+  // Deletes the next chunk of a staging contact import's rows, re-queueing
+  // itself until none is left, then the import.
+  void AbortContactChunk(int64_t import_id, StatusCallback done);
+  // RecoverInterruptedImports for contact imports.
+  absl::StatusOr<int> RecoverContactImports(ImportResponseFinisher finish);
 
   Database* const db_;
   std::once_flag codec_once_;

@@ -257,7 +257,8 @@ void Store::AbortChunk(ImportLease lease, StatusCallback done) {
       });
 }
 
-absl::StatusOr<int> Store::RecoverInterruptedImports() {
+absl::StatusOr<int> Store::RecoverInterruptedImports(
+    ImportResponseFinisher finish) {
   absl::StatusOr<std::vector<ImportLease>> leases = db_->Read(
       [](SQLite::Database& db) -> absl::StatusOr<std::vector<ImportLease>> {
         SQLite::Statement st(
@@ -273,7 +274,9 @@ absl::StatusOr<int> Store::RecoverInterruptedImports() {
       });
   if (!leases.ok()) return leases.status();
   for (const ImportLease& lease : *leases) AbortChunk(lease, nullptr);
-  return static_cast<int>(leases->size());
+  ASSIGN_OR_RETURN(int contact_imports,
+                   RecoverContactImports(std::move(finish)));
+  return static_cast<int>(leases->size()) + contact_imports;
 }
 
 absl::StatusOr<std::optional<ImportRecord>> Store::FindImportRecord(

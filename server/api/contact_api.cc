@@ -1,12 +1,13 @@
 // ContactService handlers: contacts (address, attributes, tags) and contact
-// lists. ImportContacts is registered in later_api.cc until the import
-// pipeline serves it.
+// lists. ImportContacts is a ContactImport stream (contact_import.h).
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "server/api/api.h"
+#include "server/api/contact_fields.h"
+#include "server/api/contact_import.h"
 #include "server/api/handler_util.h"
 #include "server/domain/address.h"
 #include "server/domain/ids.h"
@@ -14,30 +15,7 @@
 namespace campaigns::api {
 namespace {
 
-constexpr size_t kMaxTagLength = 64;
-constexpr size_t kMaxAttributeValueLength = 1000;
 constexpr size_t kMaxDescriptionLength = 1000;
-
-// Tags as given: each non-empty and at most kMaxTagLength bytes, at most
-// kMaxListEntries of them. The Store sorts and de-duplicates.
-absl::StatusOr<std::vector<std::string>> TagsFromProto(
-    const google::protobuf::RepeatedPtrField<std::string>& tags,
-    const char* field) {
-  if (static_cast<size_t>(tags.size()) > kMaxListEntries) {
-    return errors::InvalidField(field, "has too many entries");
-  }
-  std::vector<std::string> out;
-  for (const std::string& tag : tags) {
-    if (tag.empty()) return errors::InvalidField(field, "must not be empty");
-    if (tag.size() > kMaxTagLength) {
-      return errors::InvalidField(
-          field, absl::StrCat("tag ", errors::Quote(tag), " is longer than ",
-                              kMaxTagLength, " characters"));
-    }
-    out.push_back(tag);
-  }
-  return out;
-}
 
 // A single tag filter, checked like TagsFromProto's entries ("" = none).
 absl::Status CheckTagFilter(const std::string& tag) {
@@ -55,20 +33,8 @@ absl::StatusOr<std::map<std::string, std::string>> AttributesFromProto(
   }
   std::map<std::string, std::string> out;
   for (const auto& [key, value] : attributes) {
-    if (key.empty()) {
-      return errors::InvalidField("attributes", "keys must not be empty");
-    }
-    if (key.size() > kMaxShortText) {
-      return errors::InvalidField(
-          "attributes",
-          absl::StrCat("key ", errors::Quote(key), " is longer than ",
-                       kMaxShortText, " characters"));
-    }
-    if (value.size() > kMaxAttributeValueLength) {
-      return errors::InvalidField(
-          "attributes",
-          absl::StrCat("the value of ", errors::Quote(key), " is longer than ",
-                       kMaxAttributeValueLength, " characters"));
+    if (std::string why = AttributeProblem(key, value); !why.empty()) {
+      return errors::InvalidField("attributes", why);
     }
     out.emplace(key, value);
   }
@@ -120,6 +86,10 @@ ReplyMembership(Reply<v1::ContactListMembershipResponse> reply) {
 void Api::RegisterContacts(Registrar& r) {
   RawService* c = &contact_service_;
   r.Unary(c, "CreateContact", Bind(this, &Api::CreateContact));
+  r.ClientStream<v1::ImportContactsRequest, v1::ImportContactsResponse>(
+      c, "ImportContacts", [this](const RpcContext& ctx) {
+        return std::make_shared<ContactImport>(ctx, store_, &pool_);
+      });
   r.Unary(c, "GetContact", Bind(this, &Api::GetContact));
   r.Unary(c, "ListContacts", Bind(this, &Api::ListContacts));
   r.Unary(c, "UpdateContact", Bind(this, &Api::UpdateContact));

@@ -5,17 +5,12 @@
 namespace campaigns::api {
 namespace {
 
-constexpr char kContactsLater[] =
-    "contact import arrives with the import pipeline";
 constexpr char kDeliveryLater[] =
     "delivery receipts and inbound messages arrive with the dispatch engine";
 
 }  // namespace
 
 void Api::RegisterLater(Registrar& r) {
-  RawService* c = &contact_service_;
-  r.NotYet(c, "ImportContacts", kContactsLater);
-
   RawService* d = &delivery_service_;
   r.NotYet(d, "ReportDeliveryReceipts", kDeliveryLater);
   r.NotYet(d, "ReportInboundMessages", kDeliveryLater);

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -636,6 +637,97 @@ TEST_F(ContactStoreTest, MaterializeRefusesWithoutAudienceAndAcrossAccounts) {
   ExpectCode(Materialize(a_, "cmp_missing").status(),
              absl::StatusCode::kNotFound, "NOT_FOUND");
   EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM recipients"), 0);
+}
+
+// Contact imports: a staged import a restart finds is dropped; one that was
+// committed (applying) is finished, chunk by chunk, with its idempotency
+// record written by the finisher.
+TEST_F(ContactStoreTest, RecoveryFinishesCommittedImportsAndDropsStagedOnes) {
+  ContactList list = MustCreateList(a_, "imported");
+  Contact existing = MustCreate(NewContact(a_, "+15550000000", {"old"}));
+
+  auto begin = [&](const std::string& list_id) {
+    ContactImportLease lease;
+    lease.account_id = a_;
+    lease.channel = Channel::kSms;
+    lease.list_id = list_id;
+    lease.tags = {"imported"};
+    absl::StatusOr<ContactImportLease> out =
+        AwaitResult<ContactImportLease>([&](Callback<ContactImportLease> done) {
+          store_->BeginContactImport(lease, std::move(done));
+        });
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : lease;
+  };
+  auto stage = [&](const ContactImportLease& lease, int first, int n) {
+    std::vector<StagedRecipient> rows;
+    for (int i = first; i < first + n; ++i) {
+      StagedRecipient r;
+      r.address = absl::StrCat("+1555", 1000000 + i);
+      if (i == first) r.address = "+15550000000";
+      r.variables_json = VariablesToJson({{"city", absl::StrCat("c", i)}});
+      rows.push_back(std::move(r));
+    }
+    absl::StatusOr<std::vector<int32_t>> dups =
+        AwaitResult<std::vector<int32_t>>(
+            [&](Callback<std::vector<int32_t>> done) {
+              store_->StageContacts(lease, first, std::move(rows),
+                                    std::move(done));
+            });
+    ASSERT_TRUE(dups.ok()) << dups.status();
+    EXPECT_THAT(*dups, IsEmpty());
+  };
+
+  ContactImportLease committed = begin(list.id);
+  stage(committed, 1, 9000);
+  ContactImportLease staged = begin("");
+  stage(staged, 1, 50);
+  // As if the server died just after committing: applying, nothing applied.
+  ASSERT_TRUE(
+      AwaitResult<bool>([&](Callback<bool> done) {
+        db_->Write<bool>(
+            [id = committed.id](SQLite::Database& db) -> absl::StatusOr<bool> {
+              SQLite::Statement st(
+                  db,
+                  "UPDATE contact_imports SET state='applying', "
+                  "request_id='req-1', body_hash='h', response=X'00' "
+                  "WHERE id=?");
+              st.bind(1, static_cast<int64_t>(id));
+              return st.exec() == 1;
+            },
+            std::move(done));
+      }).value());
+
+  absl::StatusOr<int> recovered = store_->RecoverInterruptedImports(
+      [](const std::string& recorded, const ContactImportResult& r) {
+        return absl::StrCat(recorded.size(), ":", r.created, ":", r.updated);
+      });
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_EQ(*recovered, 2);
+  for (int i = 0; i < 500 && QueryInt(*db_,
+                                      "SELECT COUNT(*) FROM "
+                                      "contact_imports") > 0;
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contact_imports"), 0);
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contact_import_rows"), 0);
+
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contacts"), 9000);
+  EXPECT_EQ(QueryInt(*db_, "SELECT COUNT(*) FROM contact_list_members"), 9000);
+  EXPECT_EQ(QueryInt(*db_,
+                     "SELECT COUNT(*) FROM contact_tags WHERE "
+                     "tag='imported'"),
+            9000);
+  EXPECT_EQ(QueryText(*db_,
+                      "SELECT response FROM idempotency_keys WHERE "
+                      "method='ImportContacts' AND request_id='req-1'"),
+            "1:8999:1");
+  absl::StatusOr<Contact> merged = store_->GetContact(a_, existing.id);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->attributes.at("name"), "N+15550000000");
+  EXPECT_EQ(merged->attributes.at("city"), "c1");
+  EXPECT_THAT(merged->tags, UnorderedElementsAre("imported", "old"));
 }
 
 }  // namespace
