@@ -18,9 +18,10 @@ void AddSenderCommands(CommandSet* commands);
 void AddCampaignCommands(CommandSet* commands);
 // `suppressions add|remove|list|check` (SuppressionService).
 void AddSuppressionCommands(CommandSet* commands);
-// `contacts create|get|list|update|delete` and
+// `contacts create|get|list|update|import|delete` and
 // `lists create|get|list|delete|add|remove` (ContactService).
 void AddContactCommands(CommandSet* commands);
+// `recipients import|list` (CampaignService).
 void AddRecipientCommands(CommandSet* commands);
 
 }  // namespace campaigns::client

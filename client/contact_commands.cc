@@ -1,10 +1,40 @@
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
 #include "campaigns/v1/contact.grpc.pb.h"
 #include "client/commands.h"
+#include "client/import_file.h"
+#include "client/proto_flags.h"
 
 namespace campaigns::client {
 namespace {
 
-// `contacts create|get|list|update|delete`.
+struct ContactImportOptions : ImportOptions {
+  std::string channel;
+  std::string list_id;
+  std::vector<std::string> tags;
+};
+
+int RunContactImport(Env& env, const ContactImportOptions& opts) {
+  v1::ImportContactsRequest first;
+  absl::Status set = SetFieldFromString(&first, "channel", opts.channel);
+  if (!set.ok()) {
+    return env.ReportUsage("--channel: " + std::string(set.message()));
+  }
+  first.set_list_id(opts.list_id);
+  for (const std::string& t : opts.tags) first.add_tags(t);
+  return RunImport<v1::ImportContactsRequest, v1::ImportContactsResponse>(
+      env, opts, std::move(first),
+      [](const std::shared_ptr<grpc::Channel>& channel,
+         grpc::ClientContext* ctx, v1::ImportContactsResponse* out) {
+        return v1::ContactService::Stub(channel).ImportContacts(ctx, out);
+      });
+}
+
+// `contacts create|get|list|update|import|delete`.
 void AddContacts(CommandSet* commands) {
   using Service = v1::ContactService::Stub;
   CLI::App* contacts = commands->AddGroup(
@@ -55,6 +85,20 @@ void AddContacts(CommandSet* commands) {
               "Attribute, e.g. first_name=Ann (repeatable)");
   update.Flag("--tag", "tags", "Tag (repeatable)");
   update.WithUpdateMask();
+
+  auto import_opts = std::make_shared<ContactImportOptions>();
+  import_opts->list_key = "contacts";
+  CLI::App* import = commands->AddCommand(
+      contacts, "import",
+      "Stream a CSV or JSON file of contacts: new addresses become contacts, "
+      "known ones get the file's attributes merged in (all or nothing)",
+      [import_opts](Env& env) { return RunContactImport(env, *import_opts); });
+  AddImportFileOptions(import, import_opts.get(), "attributes");
+  import->add_option("--channel", import_opts->channel, "Channel")->required();
+  import->add_option("--list", import_opts->list_id,
+                     "Add every imported contact to this list (cl_...)");
+  import->add_option("--tag", import_opts->tags,
+                     "Add this tag to every imported contact (repeatable)");
 
   commands
       ->AddUnary(contacts, "delete", "Delete a contact (and its memberships)",

@@ -2,8 +2,11 @@
 // ContactService: requests built from flags, update masks, output.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -68,6 +71,30 @@ class FakeContacts final : public v1::ContactService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ImportContacts(
+      grpc::ServerContext*,
+      grpc::ServerReader<v1::ImportContactsRequest>* reader,
+      v1::ImportContactsResponse* response) override {
+    std::vector<v1::ImportContactsRequest> messages;
+    v1::ImportContactsRequest m;
+    int64_t rows = 0;
+    while (reader->Read(&m)) {
+      rows += m.rows_size();
+      messages.push_back(m);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    imports_ = std::move(messages);
+    response->set_received(rows);
+    response->set_imported(rows - 1);
+    response->set_updated(1);
+    return grpc::Status::OK;
+  }
+
+  std::vector<v1::ImportContactsRequest> imports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return imports_;
+  }
+
   template <typename T>
   T last() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -85,6 +112,7 @@ class FakeContacts final : public v1::ContactService::Service {
 
   std::mutex mu_;
   std::unique_ptr<google::protobuf::Message> last_;
+  std::vector<v1::ImportContactsRequest> imports_;
 };
 
 struct Result {
@@ -191,6 +219,37 @@ TEST_F(ContactCommandsTest, ListsDeletePrintsWhatWasDeleted) {
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(contacts_.last<v1::DeleteContactListRequest>().id(), "cl_9");
   EXPECT_NE(r.out.find("cl_9"), std::string::npos) << r.out;
+}
+
+TEST_F(ContactCommandsTest, ImportStreamsJsonRowsWithChannelListAndTags) {
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() /
+      ("campaignctl-contacts-" + std::to_string(::getpid()) + ".json");
+  std::ofstream(path) << R"({"contacts": [
+      {"phone": "+12025550143", "first_name": "Ann"},
+      {"phone": "+12025550144", "plan": 3}]})";
+  Result r = Run({"contacts", "import", path.string(), "--channel", "sms",
+                  "--list", "cl_1", "--tag", "spring", "--tag", "vip",
+                  "--region", "US", "--no-progress"});
+  std::filesystem::remove(path);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  std::vector<v1::ImportContactsRequest> m = contacts_.imports();
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].channel(), v1::sms);
+  EXPECT_EQ(m[0].format(), v1::ImportRecipientsRequest::json_rows);
+  EXPECT_EQ(m[0].list_id(), "cl_1");
+  EXPECT_EQ(m[0].default_region(), "US");
+  ASSERT_EQ(m[0].tags_size(), 2);
+  EXPECT_EQ(m[0].tags(1), "vip");
+  ASSERT_EQ(m[1].rows_size(), 2);
+  EXPECT_EQ(m[1].rows(0).address(), "+12025550143");
+  EXPECT_EQ(m[1].rows(0).variables().at("first_name"), "Ann");
+  EXPECT_EQ(m[1].rows(1).variables().at("plan"), "3");
+  EXPECT_NE(r.out.find("updated"), std::string::npos) << r.out;
+
+  Result bad = Run({"contacts", "import", "-", "--channel", "pigeon"});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_NE(bad.err.find("--channel"), std::string::npos) << bad.err;
 }
 
 }  // namespace
