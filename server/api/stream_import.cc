@@ -236,7 +236,7 @@ void StreamImport<Req, Resp>::StageReady() {
   // index costs about one page write per touched page per commit, so fewer,
   // larger commits write far less. The last rows go when the stream ended.
   if (!stage_buffer_ ||
-      (stage_buffer_->rows.size() < kStageRows &&
+      (stage_buffer_->batches < kStageBatches &&
        !(phase_ == Phase::kEnding && next_stage_ == next_submit_))) {
     return;
   }

@@ -7,7 +7,7 @@
 //   worker pool:  Check: normalise and check addresses and the rest of each
 //                 row (both cores, batches in parallel)
 //   writer:       Stage: batches in row order, merged into bulk writes of
-//                 kStageRows, as rows no reader sees yet (duplicates come
+//                 kStageBatches, as rows no reader sees yet (duplicates come
 //                 back)
 // At most kMaxBatchesInFlight batches are between the CQ thread and the
 // writer; beyond that the stream stops reading (gRPC flow control holds the
@@ -72,10 +72,12 @@ class StreamImport
 
   // Rows validated and staged per batch.
   static constexpr size_t kBatchRows = 8192;
-  // Batches read but not yet staged before the stream stops reading.
-  static constexpr int kMaxBatchesInFlight = 8;
-  // Rows per staging write (one bulk op of the writer).
-  static constexpr size_t kStageRows = 32768;
+  // Batches per staging write (one bulk op of the writer).
+  static constexpr int kStageBatches = 4;
+  // Batches read but not yet staged before the stream stops reading: one
+  // staging write running, the next one queued behind it, one filling, so
+  // the writer never waits for checked rows.
+  static constexpr int kMaxBatchesInFlight = 3 * kStageBatches;
   // Row errors listed in the response.
   static constexpr size_t kMaxErrors = 100;
 
