@@ -36,7 +36,8 @@ std::optional<absl::Duration> OptionalDuration(const SQLite::Column& c) {
 }
 
 std::string MapToJson(const std::map<std::string, std::string>& m) {
-  return nlohmann::json(m).dump();
+  return nlohmann::json(m).dump(-1, ' ', false,
+                                nlohmann::json::error_handler_t::replace);
 }
 
 std::map<std::string, std::string> MapFromJson(const std::string& json) {
@@ -46,7 +47,8 @@ std::map<std::string, std::string> MapFromJson(const std::string& json) {
 }
 
 std::string ListToJson(const std::vector<std::string>& v) {
-  return nlohmann::json(v).dump();
+  return nlohmann::json(v).dump(-1, ' ', false,
+                                nlohmann::json::error_handler_t::replace);
 }
 
 std::vector<std::string> ListFromJson(const std::string& json) {

@@ -31,6 +31,8 @@ void BindOptional(SQLite::Statement& st, int index,
 std::optional<absl::Time> OptionalTime(const SQLite::Column& c);
 std::optional<absl::Duration> OptionalDuration(const SQLite::Column& c);
 
+// Callers pass UTF-8 (validated where it enters); a bad byte anyway becomes
+// U+FFFD rather than an exception on the writer thread.
 std::string MapToJson(const std::map<std::string, std::string>& m);
 std::map<std::string, std::string> MapFromJson(const std::string& json);
 std::string ListToJson(const std::vector<std::string>& v);

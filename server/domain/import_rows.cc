@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/domain/errors.h"
+#include "server/domain/utf8.h"
 
 namespace campaigns {
 namespace {
@@ -25,6 +26,14 @@ int AddressRank(absl::string_view name, Channel channel) {
       (email && channel == Channel::kEmail) ||
       (chat && (channel == Channel::kTelegram || channel == Channel::kSlack));
   return fits ? 2 : 1;
+}
+
+// The index of the first field that is not valid UTF-8, or fields.size().
+size_t FirstInvalidUtf8(const std::vector<std::string>& fields) {
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (!IsValidUtf8(fields[i])) return i;
+  }
+  return fields.size();
 }
 
 }  // namespace
@@ -69,6 +78,11 @@ absl::Status CsvRowReader::ReadHeader(const CsvRecord& record) {
   int best_count = 0;
   std::vector<std::string> candidates;
   for (size_t i = 0; i < record.fields.size(); ++i) {
+    if (!IsValidUtf8(record.fields[i])) {
+      return errors::InvalidField(
+          kField, absl::StrCat("header column ", i + 1,
+                               " is not valid UTF-8 (save the file as UTF-8)"));
+    }
     std::string name(absl::StripAsciiWhitespace(record.fields[i]));
     if (name.empty()) {
       return errors::InvalidField(
@@ -117,6 +131,12 @@ absl::Status CsvRowReader::OnRecord(const CsvRecord& record,
     row.error = RowErrorReason(
         row.line, absl::StrCat("has ", record.fields.size(),
                                " fields; the header has ", columns_.size()));
+  } else if (size_t bad = FirstInvalidUtf8(record.fields);
+             bad < record.fields.size()) {
+    row.error = RowErrorReason(
+        row.line, absl::StrCat("column \"", columns_[bad],
+                               "\" is not valid UTF-8 (save the file as "
+                               "UTF-8)"));
   } else {
     for (size_t i = 0; i < columns_.size(); ++i) {
       if (i == address_column_) {

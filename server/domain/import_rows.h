@@ -12,10 +12,12 @@
 // WhatsApp and RCS; email; chat_id for Telegram and Slack); the others stay
 // variables. Every other column becomes a variable named by its header.
 // Fatal (INVALID_ARGUMENT on `csv_chunk`): no address column, an ambiguous
-// one, an empty or repeated column name, a malformed header, a quote left
-// open, a field or record over the parser's limits. A malformed data row, one
-// with a different number of fields than the header, or one with an empty
-// address is delivered with `error` set, and counts as a row.
+// one, an empty or repeated column name, a malformed header or one that is
+// not UTF-8, a quote left open, a field or record over the parser's limits.
+// A malformed data row, one with a different number of fields than the
+// header, one with a field that is not UTF-8 (the reason names the column,
+// never echoes the bytes) or one with an empty address is delivered with
+// `error` set, and counts as a row.
 //
 // Not thread-safe: one reader per stream.
 #ifndef CAMPAIGND_SERVER_DOMAIN_IMPORT_ROWS_H_

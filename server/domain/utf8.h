@@ -1,0 +1,17 @@
+// UTF-8 validity of raw text (CSV bytes; proto strings are checked on
+// arrival by the API layer).
+#ifndef CAMPAIGND_SERVER_DOMAIN_UTF8_H_
+#define CAMPAIGND_SERVER_DOMAIN_UTF8_H_
+
+#include "absl/strings/string_view.h"
+
+namespace campaigns {
+
+// True when `text` is well-formed UTF-8 (RFC 3629): no overlong forms, no
+// surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no truncated
+// sequence. The same bytes protobuf accepts in a string field.
+bool IsValidUtf8(absl::string_view text);
+
+}  // namespace campaigns
+
+#endif  // CAMPAIGND_SERVER_DOMAIN_UTF8_H_

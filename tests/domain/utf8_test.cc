@@ -1,0 +1,58 @@
+// IsValidUtf8 against RFC 3629's edge cases, and against protobuf's own
+// check on every 1- and 2-byte string and on random longer ones.
+#include "server/domain/utf8.h"
+
+#include <google/protobuf/stubs/common.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+namespace campaigns {
+namespace {
+
+bool Protobuf(const std::string& s) {
+  return google::protobuf::internal::IsStructurallyValidUTF8(
+      s.data(), static_cast<int>(s.size()));
+}
+
+TEST(Utf8Test, AcceptsWellFormedText) {
+  for (const char* s :
+       {"", "plain ascii", "Caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+        "\xed\x9f\xbf", "\xee\x80\x80", "\xf4\x8f\xbf\xbf", "\xef\xbb\xbf"}) {
+    EXPECT_TRUE(IsValidUtf8(s)) << s;
+  }
+}
+
+TEST(Utf8Test, RefusesMalformedText) {
+  for (const char* s :
+       {"\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xc3", "\xc3\x28",
+        "\xe0\x80\x80", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xed\xbf\xbf",
+        "\xe2\x82", "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80", "\xff", "\xfe", "ok\xff"}) {
+    EXPECT_FALSE(IsValidUtf8(s)) << testing::PrintToString(std::string(s));
+  }
+}
+
+TEST(Utf8Test, AgreesWithProtobuf) {
+  for (int a = 0; a < 256; ++a) {
+    std::string one(1, static_cast<char>(a));
+    ASSERT_EQ(IsValidUtf8(one), Protobuf(one)) << a;
+    for (int b = 0; b < 256; ++b) {
+      std::string two = one + static_cast<char>(b);
+      ASSERT_EQ(IsValidUtf8(two), Protobuf(two)) << a << " " << b;
+    }
+  }
+  std::mt19937 rng(7);
+  const unsigned char pool[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f,
+                                0xa0, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed,
+                                0xef, 0xf0, 0xf4, 0xf5, 0xff};
+  for (int i = 0; i < 200000; ++i) {
+    std::string s(1 + rng() % 6, '\0');
+    for (char& c : s) c = static_cast<char>(pool[rng() % sizeof(pool)]);
+    ASSERT_EQ(IsValidUtf8(s), Protobuf(s)) << testing::PrintToString(s);
+  }
+}
+
+}  // namespace
+}  // namespace campaigns
