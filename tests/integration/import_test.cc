@@ -2,6 +2,9 @@
 // every byte, JSON rows, normalisation, dedupe, suppressions, row errors,
 // idempotency, all-or-nothing on failure, cancellation and restart, keyset
 // paging.
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -305,6 +308,91 @@ TEST_F(ImportTest, BadSettingsAndHeadersNameTheField) {
       Import({First(campaign_), Chunk("phone\n+12025550143\n")}, &out, other));
   EXPECT_EQ(d.code, grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Get().stats().total(), 1);  // only the phone,email import
+}
+
+TEST_F(ImportTest, InvalidUtf8RowsAreReportedAndAHeaderIsFatal) {
+  // Invalid bytes in a variable and in an address: those rows are invalid,
+  // and no reason echoes the bytes (a response must be valid UTF-8).
+  const std::string csv = std::string("phone,name\n") + "+12025550143,Ann\n" +
+                          "+12025550144,Bad\xff\xfe\n" +
+                          "+1202555\xc3\x28,Bob\n" +
+                          "+12025550145,Caf\xc3\xa9\n";
+  v1::ImportRecipientsResponse out;
+  grpc::Status s = ImportCsv(csv, 7, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.received(), 4);
+  EXPECT_EQ(out.imported(), 2);
+  EXPECT_EQ(out.invalid(), 2);
+  ASSERT_EQ(out.errors_size(), 2);
+  EXPECT_EQ(out.errors(0).row(), 2);
+  EXPECT_THAT(out.errors(0).reason(), ::testing::HasSubstr("UTF-8"));
+  EXPECT_THAT(out.errors(0).reason(), ::testing::HasSubstr("name"));
+  EXPECT_EQ(out.errors(1).row(), 3);
+  std::vector<v1::Recipient> rows = ListAll();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].variables().at("name"), "Caf\xc3\xa9");
+
+  const std::string campaign = NewCampaign(kAdminKey);
+  ErrorDetails d = Details(
+      ImportCsv("phone,n\xffme\n+12025550143,Ann\n", 100, &out, campaign));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(d.fields, std::vector<std::string>{"csv_chunk"});
+  EXPECT_THAT(d.message, ::testing::HasSubstr("UTF-8"));
+  EXPECT_EQ(Get(campaign).stats().total(), 0);
+}
+
+TEST_F(ImportTest, RowWithWrongFieldCountIsReportedTheRestImported) {
+  v1::ImportRecipientsResponse out;
+  grpc::Status s = ImportCsv(
+      "phone,name\n+12025550143,Ann\n+12025550144,Bob,extra\n"
+      "+12025550145\n+12025550146,Dan\n",
+      5, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.received(), 4);
+  EXPECT_EQ(out.imported(), 2);
+  EXPECT_EQ(out.invalid(), 2);
+  ASSERT_EQ(out.errors_size(), 2);
+  EXPECT_EQ(out.errors(0).row(), 2);
+  EXPECT_THAT(out.errors(0).reason(), ::testing::HasSubstr("line 3"));
+  EXPECT_THAT(out.errors(0).reason(), ::testing::HasSubstr("3 fields"));
+  EXPECT_EQ(out.errors(1).row(), 3);
+  std::vector<v1::Recipient> rows = ListAll();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].address(), "+12025550143");
+  EXPECT_EQ(rows[1].address(), "+12025550146");
+}
+
+TEST_F(ImportTest, OnlyDraftScheduledAndPausedCampaignsTakeImports) {
+  // The engine that moves campaigns on is later work: set the status in
+  // the database, as the engine would.
+  auto set_status = [this](const std::string& id, const char* status) {
+    SQLite::Database db(db_path_, SQLite::OPEN_READWRITE);
+    db.setBusyTimeout(5000);
+    SQLite::Statement st(db, "UPDATE campaigns SET status=? WHERE id=?");
+    st.bind(1, status);
+    st.bind(2, id);
+    ASSERT_EQ(st.exec(), 1);
+  };
+  for (const char* status : {"sending", "sent", "completed", "cancelled",
+                             "failed", "scheduled", "paused"}) {
+    SCOPED_TRACE(status);
+    const std::string campaign = NewCampaign(kAdminKey);
+    set_status(campaign, status);
+    v1::ImportRecipientsResponse out;
+    ErrorDetails d =
+        Details(ImportCsv("phone\n+12025550143\n", 100, &out, campaign));
+    const bool allowed =
+        std::string(status) == "scheduled" || std::string(status) == "paused";
+    if (allowed) {
+      EXPECT_EQ(d.code, grpc::StatusCode::OK) << d.message;
+      EXPECT_EQ(Get(campaign).stats().total(), 1);
+    } else {
+      EXPECT_EQ(d.code, grpc::StatusCode::FAILED_PRECONDITION) << d.message;
+      EXPECT_EQ(d.reason, "ILLEGAL_TRANSITION");
+      EXPECT_THAT(d.message, ::testing::HasSubstr(status));
+      EXPECT_EQ(Get(campaign).stats().total(), 0);
+    }
+  }
 }
 
 TEST_F(ImportTest, ContactAudienceCampaignsRefuseImports) {
