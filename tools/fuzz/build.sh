@@ -13,5 +13,6 @@ flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer
        -I"$root")
 clang++ "${flags[@]}" -o "$out/csv_fuzzer" \
   "$root/tools/fuzz/csv_fuzzer.cc" "$root/server/domain/csv.cc" \
-  "$root/server/domain/errors.cc" \
+  "$root/server/domain/errors.cc" "$root/server/domain/import_rows.cc" \
+  "$root/server/domain/types.cc" "$root/server/domain/utf8.cc" \
   $(pkg-config --libs absl_status absl_strings absl_cord)

@@ -1,18 +1,25 @@
-// libFuzzer target for the streaming CSV parser (server/domain/csv.h).
+// libFuzzer target for the streaming CSV parser (server/domain/csv.h) and
+// the import rows read from it (server/domain/import_rows.h).
 //
 // Differential: the input is parsed whole and again split into chunks at
 // offsets taken from its first bytes; both parses must succeed or fail alike
-// and give the same records. ASan/UBSan catch memory and UB errors.
+// and give the same records. The chunks then go through CsvRowReader: every
+// row it accepts must be valid UTF-8 and encode as JSON (what staging does
+// with its variables) without throwing. ASan/UBSan catch memory and UB
+// errors.
 //
 //   tools/fuzz/build.sh build-fuzz
 //   build-fuzz/csv_fuzzer -max_total_time=600 tests/fuzz/csv_corpus
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "server/domain/csv.h"
+#include "server/domain/import_rows.h"
+#include "server/domain/utf8.h"
 
 namespace {
 
@@ -61,6 +68,33 @@ bool Same(const Result& a, const Result& b) {
   return true;
 }
 
+// Reads `input` as import rows in the chunks `cuts` makes; aborts if an
+// accepted row could not be stored.
+void CheckRows(const std::string& input, const std::vector<size_t>& cuts) {
+  campaigns::CsvRowReader reader(campaigns::Channel::kSms);
+  std::vector<campaigns::ImportRow> rows;
+  size_t start = 0;
+  for (size_t cut : cuts) {
+    if (!reader.Feed(absl::string_view(input).substr(start, cut - start), &rows)
+             .ok()) {
+      return;
+    }
+    start = cut;
+  }
+  if (!reader.Feed(absl::string_view(input).substr(start), &rows).ok()) return;
+  (void)reader.Finish(&rows);
+  for (const campaigns::ImportRow& row : rows) {
+    if (!campaigns::IsValidUtf8(row.error)) std::abort();
+    if (!row.error.empty()) continue;
+    if (!campaigns::IsValidUtf8(row.address)) std::abort();
+    try {
+      (void)nlohmann::json(row.variables).dump();
+    } catch (const nlohmann::json::exception&) {
+      std::abort();
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -77,5 +111,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Result whole = Parse(input, {});
   Result chunked = Parse(input, cuts);
   if (!Same(whole, chunked)) std::abort();
+  CheckRows(input, cuts);
   return 0;
 }
