@@ -41,6 +41,9 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   absl::StatusOr<int> interrupted =
       s->store_->RecoverInterruptedImports(api::FinishContactImportResponse);
   if (!interrupted.ok()) return interrupted.status();
+  // Deleted campaigns whose recipients were not all deleted yet.
+  absl::StatusOr<int> deletions = s->store_->ResumeCampaignDeletions();
+  if (!deletions.ok()) return deletions.status();
 
   std::shared_ptr<grpc::ServerCredentials> creds =
       grpc::InsecureServerCredentials();

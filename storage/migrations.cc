@@ -232,6 +232,12 @@ CREATE TABLE contact_import_rows (
 CREATE UNIQUE INDEX contact_import_rows_by_address
   ON contact_import_rows(import_id, address);
 )sql",
+      // 5: a campaign being deleted (deleting=1) is hidden from every read
+      // at once; its recipients are then deleted in chunks, and last the
+      // row itself. A restart resumes unfinished deletions.
+      R"sql(
+ALTER TABLE campaigns ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return *kMigrations;
 }

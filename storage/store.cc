@@ -32,8 +32,8 @@ absl::Status CheckUnusedByLiveCampaign(SQLite::Database& db,
   SQLite::Statement st(
       db,
       absl::StrCat("SELECT id FROM campaigns WHERE account_id=? AND ", column,
-                   "=? AND status NOT IN ('completed','cancelled','failed') "
-                   "LIMIT 1"));
+                   "=? AND deleting=0 AND status NOT IN "
+                   "('completed','cancelled','failed') LIMIT 1"));
   st.bind(1, account_id);
   st.bind(2, id);
   if (st.executeStep()) {

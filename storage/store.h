@@ -232,9 +232,14 @@ class Store {
                       std::function<absl::Status(Campaign&)> mutate,
                       Callback<Campaign> done);
   // Refused (ILLEGAL_TRANSITION) while sending, and (VALIDATION_ERROR) while
-  // an import into it runs. Deletes its recipients with it.
+  // an import into it runs. Once `done` is called with OK the campaign is
+  // gone for every read; its recipients, then its row, are deleted in the
+  // background in chunks (no write waits for a large campaign's delete).
   void DeleteCampaign(const std::string& account_id, const std::string& id,
                       StatusCallback done);
+  // At start-up: resumes the deletions a crash or shutdown cut off. Returns
+  // how many there were.
+  absl::StatusOr<int> ResumeCampaignDeletions();
 
   // --- Recipients and imports --------------------------------------------
   //
@@ -416,6 +421,9 @@ class Store {
   // Deletes the next chunk of a staging contact import's rows, re-queueing
   // itself until none is left, then the import.
   void AbortContactChunk(int64_t import_id, StatusCallback done);
+  // Deletes the next chunk of a deleted campaign's recipients, re-queueing
+  // itself until none is left, then the campaign row.
+  void PurgeCampaignChunk(const std::string& id);
   // RecoverInterruptedImports for contact imports.
   absl::StatusOr<int> RecoverContactImports(ImportResponseFinisher finish);
 

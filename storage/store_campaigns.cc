@@ -14,6 +14,11 @@ namespace {
 using internal::LoadById;
 using internal::LoadCampaign;
 
+// Recipients deleted per write when a campaign is deleted, in seq order
+// within each status (the table and the status index are then deleted
+// from contiguously): tens of ms per write.
+constexpr int kPurgeChunkRows = 10000;
+
 // Resolves and checks what a campaign refers to, inside the write
 // transaction: the sender must be registered for the campaign's channel
 // (matched by visible id or snd_ id), the template must exist, be of the same
@@ -164,7 +169,8 @@ absl::StatusOr<Page<Campaign>> Store::ListCampaigns(
   return db_->Read([&](SQLite::Database& db) {
     return internal::ListPage<Campaign>(
         db,
-        "campaigns WHERE account_id=?1 AND (?2='' OR status=?2) AND "
+        "campaigns WHERE account_id=?1 AND deleting=0 AND "
+        "(?2='' OR status=?2) AND "
         "(?3='' OR channel=?3) AND (?4='' OR sender_id=?4 OR sender_ref=?4)",
         "created_at DESC, id DESC", 4,
         [&](SQLite::Statement& st) {
@@ -218,13 +224,55 @@ void Store::DeleteCampaign(const std::string& account_id, const std::string& id,
               "id", absl::StrCat("an import into campaign ", id,
                                  " is running; delete it when it has ended"));
         }
-        SQLite::Statement recipients(
-            db, "DELETE FROM recipients WHERE campaign_id=?");
-        recipients.bind(1, id);
-        recipients.exec();
-        return internal::DeleteRow(db, "campaigns", "campaign", account_id, id);
+        SQLite::Statement hide(
+            db, "UPDATE campaigns SET deleting=1, updated_at=? WHERE id=?");
+        hide.bind(1, static_cast<int64_t>(ToMicros(NowMicros())));
+        hide.bind(2, id);
+        hide.exec();
+        return absl::OkStatus();
       },
-      std::move(done));
+      [this, id, done = std::move(done)](absl::Status hidden) {
+        if (hidden.ok()) PurgeCampaignChunk(id);
+        if (done) done(std::move(hidden));
+      });
+}
+
+void Store::PurgeCampaignChunk(const std::string& id) {
+  db_->Write<bool>(
+      [id](SQLite::Database& db) -> absl::StatusOr<bool> {
+        SQLite::Statement del(
+            db,
+            "DELETE FROM recipients WHERE seq IN (SELECT seq FROM recipients "
+            "INDEXED BY recipients_by_status WHERE campaign_id=?1 LIMIT ?2)");
+        del.bind(1, id);
+        del.bind(2, kPurgeChunkRows);
+        if (del.exec() == kPurgeChunkRows) return false;
+        SQLite::Statement drop(
+            db, "DELETE FROM campaigns WHERE id=? AND deleting=1");
+        drop.bind(1, id);
+        drop.exec();
+        return true;
+      },
+      [this, id](absl::StatusOr<bool> finished) {
+        // On an error (the database closing) the next start resumes.
+        if (finished.ok() && !*finished) PurgeCampaignChunk(id);
+      },
+      /*bulk=*/true);
+}
+
+absl::StatusOr<int> Store::ResumeCampaignDeletions() {
+  ASSIGN_OR_RETURN(
+      std::vector<std::string> ids,
+      db_->Read(
+          [](SQLite::Database& db) -> absl::StatusOr<std::vector<std::string>> {
+            SQLite::Statement st(db,
+                                 "SELECT id FROM campaigns WHERE deleting=1");
+            std::vector<std::string> out;
+            while (st.executeStep()) out.push_back(st.getColumn(0).getString());
+            return out;
+          }));
+  for (const std::string& id : ids) PurgeCampaignChunk(id);
+  return static_cast<int>(ids.size());
 }
 
 }  // namespace campaigns::storage

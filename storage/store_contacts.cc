@@ -363,10 +363,8 @@ void Store::MaterializeAudience(const std::string& account_id,
   db_->Write<MaterializeResult>(
       [account_id,
        campaign_id](SQLite::Database& db) -> absl::StatusOr<MaterializeResult> {
-        ASSIGN_OR_RETURN(
-            Campaign c,
-            LoadById<Campaign>(db, "campaigns", "campaign", account_id,
-                               campaign_id, &ReadCampaign));
+        ASSIGN_OR_RETURN(Campaign c,
+                         internal::LoadCampaign(db, account_id, campaign_id));
         if (IsFinal(c.status)) {
           return errors::IllegalTransition(absl::StrCat(
               "campaign ", campaign_id, " is ", CampaignStatusName(c.status),

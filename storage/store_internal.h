@@ -87,12 +87,19 @@ absl::StatusOr<T> LoadById(SQLite::Database& db, const char* table,
   return read(st);
 }
 
-// The campaign `id` of `account_id`, or NOT_FOUND.
+// The campaign `id` of `account_id`, or NOT_FOUND (also while it is being
+// deleted).
 inline absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
                                              const std::string& account_id,
                                              const std::string& id) {
-  return LoadById<Campaign>(db, "campaigns", "campaign", account_id, id,
-                            &ReadCampaign);
+  if (account_id.empty()) return errors::NotFound("campaign", id);
+  SQLite::Statement st(db,
+                       "SELECT * FROM campaigns WHERE id=? AND account_id=? "
+                       "AND deleting=0");
+  st.bind(1, id);
+  st.bind(2, account_id);
+  if (!st.executeStep()) return errors::NotFound("campaign", id);
+  return ReadCampaign(st);
 }
 
 // Deletes the row `id` of `account_id` from `table`, or NOT_FOUND.

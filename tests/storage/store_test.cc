@@ -980,6 +980,80 @@ TEST_F(TwoAccountsTest, NonEditableCampaignRefusesUpdate) {
   }
 }
 
+// A deleted campaign is gone for every read at once; its recipients go in
+// chunks behind it, and a restart finishes a deletion it cut off.
+TEST_F(TwoAccountsTest, DeleteHidesAtOncePurgesInChunksAndResumes) {
+  auto add_recipients = [&](const std::string& campaign_id, int n) {
+    absl::StatusOr<bool> added = AwaitResult<bool>([&](Callback<bool> done) {
+      db_->Write<bool>(
+          [campaign_id, n](SQLite::Database& db) -> absl::StatusOr<bool> {
+            SQLite::Statement st(
+                db,
+                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM k "
+                "WHERE i<?2) INSERT INTO recipients(campaign_id, address, "
+                "status, created_at, updated_at) SELECT ?1, '+1555' || "
+                "(1000000+i), 'queued', 0, 0 FROM k");
+            st.bind(1, campaign_id);
+            st.bind(2, n);
+            return st.exec() == n;
+          },
+          std::move(done));
+    });
+    ASSERT_TRUE(added.ok() && *added) << added.status();
+  };
+  auto recipients_of = [&](const std::string& campaign_id) {
+    return test_util::QueryInt(
+        *db_, "SELECT COUNT(*) FROM recipients WHERE campaign_id='" +
+                  campaign_id + "'");
+  };
+  auto await_no_rows_of = [&](const std::string& campaign_id) {
+    const std::string sql =
+        "SELECT COUNT(*) FROM campaigns WHERE id='" + campaign_id + "'";
+    for (int i = 0; i < 500 && test_util::QueryInt(*db_, sql) > 0; ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_EQ(test_util::QueryInt(*db_, sql), 0);
+  };
+
+  Campaign big = MustCreate(NewCampaign(a_, "+15550100"));
+  Campaign kept = MustCreate(NewCampaign(a_, "+15550100"));
+  add_recipients(big.id, 12001);
+  add_recipients(kept.id, 10);
+  ASSERT_TRUE(DeleteCampaign(a_, big.id).ok());
+  ExpectNotFound(store_->GetCampaign(a_, big.id).status());
+  EXPECT_THAT(CampaignIds(a_, {}), ElementsAre(kept.id));
+  ExpectNotFound(DeleteCampaign(a_, big.id));
+  ExpectNotFound(UpdateCampaign(a_, big.id, [](Campaign&) {
+                   return absl::OkStatus();
+                 }).status());
+  await_no_rows_of(big.id);
+  EXPECT_EQ(recipients_of(big.id), 0);
+  EXPECT_EQ(recipients_of(kept.id), 10);
+
+  // As if the server stopped right after hiding it.
+  Campaign cut = MustCreate(NewCampaign(a_, "+15550100"));
+  add_recipients(cut.id, 7000);
+  ASSERT_TRUE(
+      AwaitResult<bool>([&](Callback<bool> done) {
+        db_->Write<bool>(
+            [id = cut.id](SQLite::Database& db) -> absl::StatusOr<bool> {
+              SQLite::Statement st(
+                  db, "UPDATE campaigns SET deleting=1 WHERE id=?");
+              st.bind(1, id);
+              return st.exec() == 1;
+            },
+            std::move(done));
+      }).value());
+  ExpectNotFound(store_->GetCampaign(a_, cut.id).status());
+  absl::StatusOr<int> resumed = store_->ResumeCampaignDeletions();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(*resumed, 1);
+  await_no_rows_of(cut.id);
+  EXPECT_EQ(recipients_of(cut.id), 0);
+  EXPECT_EQ(recipients_of(kept.id), 10);
+  EXPECT_TRUE(store_->GetCampaign(a_, kept.id).ok());
+}
+
 TEST_F(TwoAccountsTest, DeleteCampaignRefusesSendingOnly) {
   Campaign sending = MustCreate(NewCampaign(a_, "+15550100"));
   ForceStatus(a_, sending.id, CampaignStatus::kSending);
