@@ -15,7 +15,13 @@
 //   4. end to end: the rows streamed as CSV through ImportRecipients into a
 //      campaignd it starts on a fresh database (127.0.0.1, a free port),
 //      with the ratio to (3), campaignd's peak RSS, and the worst latency of
-//      unrelated writes (AddSuppression) made while the import runs.
+//      unrelated writes (AddSuppression) made while the import runs;
+//   5. ListRecipients over the imported campaign, page by page with
+//      page_token (first, last and worst page), and the last page by page
+//      number;
+//   6. DeleteCampaign of it: the answer, the time until its recipients are
+//      gone (read from the database file), and the latency of unrelated
+//      writes meanwhile.
 // Run by hand, not in CI.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -29,12 +35,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -343,13 +351,21 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // Unrelated writes while the import runs: their worst latency.
-  std::atomic<bool> importing{true};
-  std::atomic<int64_t> worst_us{0};
-  std::atomic<int64_t> writes{0};
+  // Unrelated writes (AddSuppression every 20 ms) while the import, and
+  // later the delete, run: how many and the worst latency, per phase.
+  std::atomic<bool> probing{true};
+  std::mutex probe_mu;
+  int64_t worst_us = 0;
+  int64_t writes = 0;
+  auto take_probes = [&] {
+    std::lock_guard<std::mutex> lock(probe_mu);
+    std::pair<int64_t, int64_t> out{writes, worst_us};
+    writes = worst_us = 0;
+    return out;
+  };
   std::thread prober([&] {
     int64_t i = 0;
-    while (importing.load()) {
+    while (probing.load()) {
       v1::AddSuppressionRequest req;
       req.set_address(absl::StrCat("probe", i++, "@example.com"));
       req.set_channel(v1::email);
@@ -359,12 +375,24 @@ int main(int argc, char** argv) {
       const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(
                              Clock::now() - t)
                              .count();
-      writes.fetch_add(1);
-      if (us > worst_us.load()) worst_us.store(us);
+      {
+        std::lock_guard<std::mutex> lock(probe_mu);
+        ++writes;
+        worst_us = std::max(worst_us, us);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
+  auto stop = [&](const std::string& why) {
+    std::cerr << why << "\n";
+    probing.store(false);
+    prober.join();
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return 1;
+  };
 
+  take_probes();
   const auto start = Clock::now();
   v1::ImportRecipientsResponse response;
   grpc::ClientContext ctx;
@@ -384,16 +412,71 @@ int main(int argc, char** argv) {
   writer->WritesDone();
   s = writer->Finish();
   const double secs = Seconds(start);
-  importing.store(false);
-  prober.join();
+  const auto [import_writes, import_worst_us] = take_probes();
   const int64_t rss_kb = PeakRssKb(pid);
+  if (!s.ok()) return stop("import failed: " + s.error_message());
+
+  // ListRecipients over the imported campaign: every page by page_token
+  // (keyset), and the last page by page number (offset) for comparison.
+  constexpr int kPageLimit = 100;  // the API's largest
+  v1::ListRecipientsRequest lreq;
+  lreq.set_campaign_id(campaign.id());
+  lreq.set_limit(kPageLimit);
+  int pages = 0;
+  double first_page_ms = 0, last_page_ms = 0, worst_page_ms = 0;
+  const auto walk = Clock::now();
+  for (;;) {
+    v1::ListRecipientsResponse page;
+    const auto t = Clock::now();
+    s = campaigns_stub->ListRecipients(Ctx().get(), lreq, &page);
+    const double ms = Seconds(t) * 1000;
+    if (!s.ok()) return stop("ListRecipients failed: " + s.error_message());
+    if (pages++ == 0) first_page_ms = ms;
+    last_page_ms = ms;
+    worst_page_ms = std::max(worst_page_ms, ms);
+    if (!page.has_more()) break;
+    lreq.set_page_token(page.next_page_token());
+  }
+  const double walk_secs = Seconds(walk);
+  lreq.clear_page_token();
+  lreq.set_page(pages);
+  v1::ListRecipientsResponse offset_page;
+  const auto offset_start = Clock::now();
+  s = campaigns_stub->ListRecipients(Ctx().get(), lreq, &offset_page);
+  const double offset_ms = Seconds(offset_start) * 1000;
+  if (!s.ok()) return stop("ListRecipients failed: " + s.error_message());
+
+  // DeleteCampaign of the imported campaign, with the probes running.
+  take_probes();
+  v1::DeleteCampaignRequest dreq;
+  dreq.set_id(campaign.id());
+  google::protobuf::Empty empty;
+  const auto delete_start = Clock::now();
+  s = campaigns_stub->DeleteCampaign(Ctx().get(), dreq, &empty);
+  const double delete_secs = Seconds(delete_start);
+  if (!s.ok()) return stop("DeleteCampaign failed: " + s.error_message());
+  // The recipients go in the background: watch the row disappear.
+  {
+    SQLite::Database watch(db, SQLite::OPEN_READONLY);
+    watch.setBusyTimeout(5000);
+    SQLite::Statement left(watch, "SELECT COUNT(*) FROM campaigns WHERE id=?");
+    left.bind(1, campaign.id());
+    for (;;) {
+      left.executeStep();
+      const bool gone = left.getColumn(0).getInt64() == 0;
+      left.reset();
+      if (gone || Seconds(delete_start) > 120) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  const double purge_secs = Seconds(delete_start);
+  const auto [delete_writes, delete_worst_us] = take_probes();
+
+  probing.store(false);
+  prober.join();
   kill(pid, SIGTERM);
   int wstatus = 0;
   waitpid(pid, &wstatus, 0);
-  if (!s.ok()) {
-    std::cerr << "import failed: " << s.error_message() << "\n";
-    return 1;
-  }
   const double e2e = static_cast<double>(response.received()) / secs;
   std::cout << absl::StrFormat(
       "  end to end (ImportRecipients):    %9.0f rows/s  (%.2f s)\n", e2e,
@@ -410,6 +493,19 @@ int main(int argc, char** argv) {
                                static_cast<double>(rss_kb) / 1024.0);
   std::cout << absl::StrFormat(
       "  unrelated writes during the import: %d, worst latency %.1f ms\n",
-      writes.load(), static_cast<double>(worst_us.load()) / 1000.0);
+      import_writes, static_cast<double>(import_worst_us) / 1000.0);
+  std::cout << absl::StrFormat(
+      "  ListRecipients by page_token, %d pages of %d: first %.1f ms, last "
+      "%.1f ms, worst %.1f ms (%.1f s in all)\n",
+      pages, kPageLimit, first_page_ms, last_page_ms, worst_page_ms, walk_secs);
+  std::cout << absl::StrFormat(
+      "  ListRecipients last page by page number (offset): %.1f ms\n",
+      offset_ms);
+  std::cout << absl::StrFormat(
+      "  DeleteCampaign of the imported campaign: answered in %.1f ms, "
+      "recipients gone after %.2f s; unrelated writes meanwhile: %d, worst "
+      "latency %.1f ms\n",
+      delete_secs * 1000, purge_secs, delete_writes,
+      static_cast<double>(delete_worst_us) / 1000.0);
   return 0;
 }
