@@ -206,6 +206,7 @@ Campaign ReadCampaign(SQLite::Statement& st) {
   if (!st.getColumn("import_floor").isNull()) {
     c.import_floor = st.getColumn("import_floor").getInt64();
   }
+  c.seq = st.getColumn("seq").getInt64();
   c.created_at = Time(st, "created_at");
   c.updated_at = Time(st, "updated_at");
   return c;

@@ -82,9 +82,9 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
       "failure_reason, total, queued, sent, delivered, read, failed, skipped, "
       "batch_size, batch_delay_us, rate_limit_per_second, validity_period_us, "
       "max_lateness_us, schedule_at, started_at, sent_at, completed_at, "
-      "cancelled_at, updated_at, created_at, account_id, id) "
+      "cancelled_at, updated_at, created_at, account_id, id, seq) "
       "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-      "?,?,?,?)";
+      "?,?,?,?,(SELECT COALESCE(MAX(seq), 0) + 1 FROM campaigns))";
   static constexpr const char* kUpdate =
       "UPDATE campaigns SET name=?, channel=?, sender_id=?, sender_ref=?, "
       "body=?, template_id=?, template_name=?, template_lang=?, "
@@ -243,7 +243,8 @@ void Store::PurgeCampaignChunk(const std::string& id) {
         SQLite::Statement del(
             db,
             "DELETE FROM recipients WHERE seq IN (SELECT seq FROM recipients "
-            "INDEXED BY recipients_by_status WHERE campaign_id=?1 LIMIT ?2)");
+            "INDEXED BY recipients_by_status WHERE campaign_seq=(SELECT seq "
+            "FROM campaigns WHERE id=?1) LIMIT ?2)");
         del.bind(1, id);
         del.bind(2, kPurgeChunkRows);
         if (del.exec() == kPurgeChunkRows) return false;

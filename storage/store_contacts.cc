@@ -432,12 +432,12 @@ void Store::MaterializeAudience(const std::string& account_id,
               db,
               absl::StrCat(
                   ctes,
-                  "INSERT OR IGNORE INTO recipients(campaign_id, contact_id, "
+                  "INSERT OR IGNORE INTO recipients(campaign_seq, contact_id, "
                   "address, variables, status, created_at, updated_at) "
                   "SELECT ?6, e.id, e.address, e.attributes, ?8, ?7, ?7 "
                   "FROM eligible e ORDER BY e.seq"));
           bind(insert);
-          insert.bind(6, campaign_id);
+          insert.bind(6, static_cast<int64_t>(c.seq));
           insert.bind(7, static_cast<int64_t>(now));
           insert.bind(
               8, std::string(RecipientStatusName(RecipientStatus::kQueued)));

@@ -29,7 +29,6 @@ Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
   Recipient r;
   r.seq = st.getColumn("seq").getInt64();
   r.id = codec.Encode(r.seq);
-  r.campaign_id = st.getColumn("campaign_id").getString();
   r.contact_id = st.getColumn("contact_id").getString();
   r.address = st.getColumn("address").getString();
   r.variables = MapFromJson(st.getColumn("variables").getString());
@@ -142,15 +141,15 @@ void Store::StageRecipients(const ImportLease& lease,
                             std::vector<StagedRecipient> rows,
                             Callback<std::vector<int32_t>> done) {
   db_->Write<std::vector<int32_t>>(
-      [campaign_id = lease.campaign.id, rows = std::move(rows)](
+      [campaign_seq = lease.campaign.seq, rows = std::move(rows)](
           SQLite::Database& db) -> absl::StatusOr<std::vector<int32_t>> {
         const int64_t now = ToMicros(NowMicros());
         SQLite::Statement st(
             db,
-            "INSERT OR IGNORE INTO recipients(campaign_id, contact_id, "
+            "INSERT OR IGNORE INTO recipients(campaign_seq, contact_id, "
             "address, variables, status, created_at, updated_at) "
             "VALUES(?1,?2,?3,?4,'queued',?5,?5)");
-        st.bind(1, campaign_id);
+        st.bind(1, static_cast<int64_t>(campaign_seq));
         st.bind(5, static_cast<int64_t>(now));
         std::vector<int32_t> duplicates;
         for (size_t i = 0; i < rows.size(); ++i) {
@@ -226,15 +225,17 @@ void Store::AbortRecipientImport(const ImportLease& lease,
 
 void Store::AbortChunk(ImportLease lease, StatusCallback done) {
   const std::string campaign_id = lease.campaign.id;
+  const int64_t campaign_seq = lease.campaign.seq;
   const int64_t floor = lease.floor;
   db_->Write<bool>(
-      [campaign_id, floor](SQLite::Database& db) -> absl::StatusOr<bool> {
+      [campaign_id, campaign_seq,
+       floor](SQLite::Database& db) -> absl::StatusOr<bool> {
         SQLite::Statement del(
             db,
             "DELETE FROM recipients WHERE seq IN (SELECT seq FROM recipients "
-            "INDEXED BY recipients_by_status WHERE campaign_id=?1 AND "
+            "INDEXED BY recipients_by_status WHERE campaign_seq=?1 AND "
             "status='queued' AND seq>=?2 LIMIT ?3)");
-        del.bind(1, campaign_id);
+        del.bind(1, static_cast<int64_t>(campaign_seq));
         del.bind(2, static_cast<int64_t>(floor));
         del.bind(3, kAbortChunkRows);
         if (del.exec() == kAbortChunkRows) return false;
@@ -359,7 +360,7 @@ absl::StatusOr<Page<Recipient>> Store::ListRecipients(
     if (status != RecipientStatus::kUnspecified) {
       sql =
           "SELECT * FROM recipients INDEXED BY recipients_by_status WHERE "
-          "campaign_id=?1 AND status=?2 AND seq>?3 AND seq<?4 ORDER BY seq";
+          "campaign_seq=?1 AND status=?2 AND seq>?3 AND seq<?4 ORDER BY seq";
     } else {
       // In seq order along the table itself, from the campaign's first row
       // (found through the status index): no sort, however many rows.
@@ -367,8 +368,8 @@ absl::StatusOr<Page<Recipient>> Store::ListRecipients(
         SQLite::Statement first(
             db,
             "SELECT MIN(seq) FROM recipients INDEXED BY recipients_by_status "
-            "WHERE campaign_id=?1 AND status=?2");
-        first.bind(1, campaign_id);
+            "WHERE campaign_seq=?1 AND status=?2");
+        first.bind(1, static_cast<int64_t>(c.seq));
         int64_t min_seq = kNoFloor;
         for (int s = 1; s <= kRecipientStatusMax; ++s) {
           first.bind(2, std::string(RecipientStatusName(
@@ -382,18 +383,21 @@ absl::StatusOr<Page<Recipient>> Store::ListRecipients(
       }
       sql =
           "SELECT * FROM recipients NOT INDEXED WHERE seq>?3 AND seq<?4 AND "
-          "campaign_id=?1 AND ?2=?2 ORDER BY seq";
+          "campaign_seq=?1 AND ?2=?2 ORDER BY seq";
     }
     sql += keyset ? " LIMIT ?5" : " LIMIT ?5 OFFSET ?6";
     SQLite::Statement st(db, sql);
-    st.bind(1, campaign_id);
+    st.bind(1, static_cast<int64_t>(c.seq));
     st.bind(2, std::string(RecipientStatusName(status)));
     st.bind(3, static_cast<int64_t>(after));
     st.bind(4, static_cast<int64_t>(floor));
     st.bind(5, page.limit + 1);
     if (!keyset) st.bind(6, static_cast<int64_t>(page.offset()));
     Page<Recipient> out;
-    while (st.executeStep()) out.items.push_back(ReadRecipient(st, *codec));
+    while (st.executeStep()) {
+      out.items.push_back(ReadRecipient(st, *codec));
+      out.items.back().campaign_id = c.id;
+    }
     out.has_more = out.items.size() > static_cast<size_t>(page.limit);
     if (out.has_more) {
       out.items.pop_back();

@@ -160,6 +160,8 @@ struct Campaign {
   // recipients from this storage sequence number on are its staged rows,
   // invisible until it commits. See Store::BeginRecipientImport.
   std::optional<int64_t> import_floor;
+  // Storage's integer key for the campaign's recipients (0 until stored).
+  int64_t seq = 0;
 };
 
 // One message of a campaign to one address.

@@ -231,7 +231,8 @@ class ContactStoreTest : public ::testing::Test {
         [&](SQLite::Database& db) -> absl::StatusOr<std::vector<std::string>> {
           SQLite::Statement st(db,
                                "SELECT address FROM recipients WHERE "
-                               "campaign_id=? ORDER BY seq");
+                               "campaign_seq=(SELECT seq FROM campaigns WHERE "
+                               "id=?) ORDER BY seq");
           st.bind(1, campaign);
           std::vector<std::string> v;
           while (st.executeStep()) v.push_back(st.getColumn(0).getString());

@@ -990,8 +990,9 @@ TEST_F(TwoAccountsTest, DeleteHidesAtOncePurgesInChunksAndResumes) {
             SQLite::Statement st(
                 db,
                 "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM k "
-                "WHERE i<?2) INSERT INTO recipients(campaign_id, address, "
-                "status, created_at, updated_at) SELECT ?1, '+1555' || "
+                "WHERE i<?2) INSERT INTO recipients(campaign_seq, address, "
+                "status, created_at, updated_at) SELECT (SELECT seq FROM "
+                "campaigns WHERE id=?1), '+1555' || "
                 "(1000000+i), 'queued', 0, 0 FROM k");
             st.bind(1, campaign_id);
             st.bind(2, n);
@@ -1001,10 +1002,14 @@ TEST_F(TwoAccountsTest, DeleteHidesAtOncePurgesInChunksAndResumes) {
     });
     ASSERT_TRUE(added.ok() && *added) << added.status();
   };
-  auto recipients_of = [&](const std::string& campaign_id) {
+  auto seq_of = [&](const std::string& campaign_id) {
     return test_util::QueryInt(
-        *db_, "SELECT COUNT(*) FROM recipients WHERE campaign_id='" +
-                  campaign_id + "'");
+        *db_, "SELECT seq FROM campaigns WHERE id='" + campaign_id + "'");
+  };
+  auto recipients_of = [&](int64_t campaign_seq) {
+    return test_util::QueryInt(
+        *db_, "SELECT COUNT(*) FROM recipients WHERE campaign_seq=" +
+                  std::to_string(campaign_seq));
   };
   auto await_no_rows_of = [&](const std::string& campaign_id) {
     const std::string sql =
@@ -1019,6 +1024,10 @@ TEST_F(TwoAccountsTest, DeleteHidesAtOncePurgesInChunksAndResumes) {
   Campaign kept = MustCreate(NewCampaign(a_, "+15550100"));
   add_recipients(big.id, 12001);
   add_recipients(kept.id, 10);
+  const int64_t big_seq = seq_of(big.id);
+  const int64_t kept_seq = seq_of(kept.id);
+  ASSERT_NE(big_seq, kept_seq);
+  EXPECT_EQ(recipients_of(big_seq), 12001);
   ASSERT_TRUE(DeleteCampaign(a_, big.id).ok());
   ExpectNotFound(store_->GetCampaign(a_, big.id).status());
   EXPECT_THAT(CampaignIds(a_, {}), ElementsAre(kept.id));
@@ -1027,12 +1036,15 @@ TEST_F(TwoAccountsTest, DeleteHidesAtOncePurgesInChunksAndResumes) {
                    return absl::OkStatus();
                  }).status());
   await_no_rows_of(big.id);
-  EXPECT_EQ(recipients_of(big.id), 0);
-  EXPECT_EQ(recipients_of(kept.id), 10);
+  EXPECT_EQ(recipients_of(big_seq), 0);
+  EXPECT_EQ(recipients_of(kept_seq), 10);
 
   // As if the server stopped right after hiding it.
   Campaign cut = MustCreate(NewCampaign(a_, "+15550100"));
   add_recipients(cut.id, 7000);
+  const int64_t cut_seq = seq_of(cut.id);
+  // A new campaign never takes the key of one whose deletion is pending.
+  EXPECT_GT(cut_seq, kept_seq);
   ASSERT_TRUE(
       AwaitResult<bool>([&](Callback<bool> done) {
         db_->Write<bool>(
@@ -1049,8 +1061,8 @@ TEST_F(TwoAccountsTest, DeleteHidesAtOncePurgesInChunksAndResumes) {
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(*resumed, 1);
   await_no_rows_of(cut.id);
-  EXPECT_EQ(recipients_of(cut.id), 0);
-  EXPECT_EQ(recipients_of(kept.id), 10);
+  EXPECT_EQ(recipients_of(cut_seq), 0);
+  EXPECT_EQ(recipients_of(kept_seq), 10);
   EXPECT_TRUE(store_->GetCampaign(a_, kept.id).ok());
 }
 

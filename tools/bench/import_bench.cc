@@ -182,8 +182,8 @@ std::unique_ptr<SQLite::Database> FreshDb(const std::string& path) {
       "VALUES('acct_b','b','EUR',0,0)");
   db->exec(
       "INSERT INTO campaigns(id,account_id,name,channel,sender_id,sender_ref,"
-      "status,batch_size,created_at,updated_at) VALUES('cmp_b','acct_b','b',"
-      "'sms','s','snd_s','draft',100,0,0)");
+      "status,batch_size,created_at,updated_at,seq) VALUES('cmp_b','acct_b',"
+      "'b','sms','s','snd_s','draft',100,0,0,1)");
   return db;
 }
 
@@ -202,9 +202,9 @@ double BenchInsert(const std::vector<Row>& rows, const std::string& path,
   const auto start = Clock::now();
   SQLite::Transaction txn(*db);
   SQLite::Statement st(*db,
-                       "INSERT OR IGNORE INTO recipients(campaign_id, "
+                       "INSERT OR IGNORE INTO recipients(campaign_seq, "
                        "contact_id, address, variables, status, created_at, "
-                       "updated_at) VALUES('cmp_b','',?,?,'queued',0,0)");
+                       "updated_at) VALUES(1,'',?,?,'queued',0,0)");
   for (size_t i = 0; i < rows.size(); ++i) {
     std::string address;
     if (normalize != nullptr) {
