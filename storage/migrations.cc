@@ -281,6 +281,15 @@ DROP TABLE recipients;
 ALTER TABLE recipients_v6 RENAME TO recipients;
 CREATE INDEX recipients_by_status ON recipients(campaign_seq, status, seq);
 )sql",
+      // 7: dispatch. `retries` counts RetryFailed re-queues of a recipient
+      // (part of its idempotency key, so a retried send is a new message
+      // while a resend after a crash is not); receipts find recipients by
+      // provider message id.
+      R"sql(
+ALTER TABLE recipients ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX recipients_by_provider_id ON recipients(provider_message_id)
+  WHERE provider_message_id <> '';
+)sql",
   };
   return *kMigrations;
 }

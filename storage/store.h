@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/domain/dispatch_store.h"
 #include "server/domain/model.h"
 #include "server/domain/recipient_ids.h"
 #include "storage/database.h"
@@ -137,7 +138,7 @@ using ImportResponseFinisher = std::function<std::string(
 
 // --- End of contacts and contact lists (types) -----------------------------
 
-class Store {
+class Store : public DispatchStore {
  public:
   // `db` must outlive the Store.
   explicit Store(Database* db) : db_(db) {}
@@ -220,7 +221,10 @@ class Store {
   // (registered for the campaign's channel, by visible id or snd_ id) and
   // template (exists, same channel, approved) and stores it with the status
   // the caller set (draft for a new campaign).
-  void CreateCampaign(Campaign c, IdempotencyKey idem, Callback<Campaign> done);
+  // With `then` (a kStart), the new campaign is also started in the same
+  // transaction: if the start is refused, nothing is stored.
+  void CreateCampaign(Campaign c, IdempotencyKey idem, Callback<Campaign> done,
+                      std::optional<LifecycleChange> then = std::nullopt);
   absl::StatusOr<Campaign> GetCampaign(const std::string& account_id,
                                        const std::string& id);
   absl::StatusOr<Page<Campaign>> ListCampaigns(const std::string& account_id,
@@ -288,11 +292,7 @@ class Store {
       const std::string& account_id, const std::string& method,
       const std::string& request_id);
 
-  // For each of `addresses` (normalised), whether the account suppresses it
-  // on `channel` or on every channel. Runs on a read connection.
-  absl::StatusOr<std::vector<bool>> SuppressedAmong(
-      const std::string& account_id, Channel channel,
-      const std::vector<std::string>& addresses);
+  // SuppressedAmong: see DispatchStore.
 
   // The addresses of those of `contact_ids` that are contacts of the
   // account on `channel`, by id. Runs on a read connection.
@@ -407,6 +407,33 @@ class Store {
 
   // --- End of contacts and contact lists ---------------------------------
 
+  // --- Dispatch (DispatchStore; see there) ---------------------------------
+
+  void TransitionCampaign(const std::string& account_id, const std::string& id,
+                          LifecycleChange change,
+                          Callback<Campaign> done) override;
+  absl::StatusOr<std::vector<Recipient>> LeaseRecipients(const Campaign& c,
+                                                         int64_t after_seq,
+                                                         int limit) override;
+  void RecordOutcomes(const std::string& account_id,
+                      const std::string& campaign_id,
+                      std::vector<DispatchOutcome> outcomes,
+                      Callback<Campaign> done) override;
+  void ApplyReceipts(const std::string& account_id,
+                     std::vector<ReceiptUpdate> receipts,
+                     Callback<ReceiptResult> done) override;
+  void RetryFailed(const std::string& account_id, const std::string& id,
+                   std::vector<std::string> error_codes,
+                   Callback<RetryResult> done) override;
+  absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
+      const std::vector<CampaignStatus>& statuses) override;
+  absl::StatusOr<int> ResumeCancellations() override;
+  absl::StatusOr<std::string> MessageText(const Campaign& c) override;
+  absl::StatusOr<Sender> SenderOf(const Campaign& c) override;
+  absl::StatusOr<std::vector<bool>> SuppressedAmong(
+      const std::string& account_id, Channel channel,
+      const std::vector<std::string>& addresses) override;
+
  private:
   // The codec of recipient ids, loaded on first use from the database's key.
   absl::StatusOr<const RecipientIdCodec*> Codec();
@@ -424,6 +451,10 @@ class Store {
   // Deletes the next chunk of a deleted campaign's recipients, re-queueing
   // itself until none is left, then the campaign row.
   void PurgeCampaignChunk(const std::string& id);
+  // Skips the next chunk of cancelled campaign `id`'s queued recipients,
+  // re-queueing itself until none is left; then `done` with the campaign.
+  void SkipQueuedChunk(const std::string& account_id, const std::string& id,
+                       Callback<Campaign> done);
   // RecoverInterruptedImports for contact imports.
   absl::StatusOr<int> RecoverContactImports(ImportResponseFinisher finish);
 

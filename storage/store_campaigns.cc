@@ -137,9 +137,10 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
 }  // namespace
 
 void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
-                           Callback<Campaign> done) {
+                           Callback<Campaign> done,
+                           std::optional<LifecycleChange> then) {
   db_->Write<Campaign>(
-      [c = std::move(c), idem = std::move(idem)](
+      [c = std::move(c), idem = std::move(idem), then = std::move(then)](
           SQLite::Database& db) mutable -> absl::StatusOr<Campaign> {
         return internal::Idempotent<Campaign>(
             db, c.account_id, idem,
@@ -150,6 +151,10 @@ void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
               RETURN_IF_ERROR(ValidateCampaignSpec(c));
               RETURN_IF_ERROR(ResolveReferences(db, c));
               WriteCampaign(db, c, /*insert=*/true);
+              if (then) {
+                ASSIGN_OR_RETURN(c, LoadCampaign(db, c.account_id, c.id));
+                RETURN_IF_ERROR(internal::Transition(db, c, *then));
+              }
               return c;
             },
             [](const Campaign& x) { return x.id; });

@@ -357,6 +357,106 @@ void Store::RemoveContactsFromList(const std::string& account_id,
 
 // --- Audience ----------------------------------------------------------------
 
+namespace internal {
+
+absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
+                                              Campaign& c) {
+  const std::string& account_id = c.account_id;
+  const std::string& campaign_id = c.id;
+  if (IsFinal(c.status)) {
+    return errors::IllegalTransition(absl::StrCat(
+        "campaign ", campaign_id, " is ", CampaignStatusName(c.status),
+        "; its audience can no longer change"));
+  }
+  // Parameters: ?1 account, ?2 channel, ?3 list id, ?4 tags (JSON),
+  // ?5 contact ids (JSON), ?6 campaign id, ?7 now.
+  std::vector<std::string> audience;
+  if (!c.contact_list_id.empty()) {
+    RETURN_IF_ERROR(
+        LoadContactList(db, account_id, c.contact_list_id).status());
+    audience.push_back(
+        "c.seq IN (SELECT contact_seq FROM contact_list_members "
+        "WHERE list_id=?3)");
+  }
+  if (!c.tags.empty()) {
+    audience.push_back(
+        "c.seq IN (SELECT contact_seq FROM contact_tags WHERE "
+        "account_id=?1 AND tag IN (SELECT value FROM json_each(?4)))");
+  }
+  if (!c.contact_ids.empty()) {
+    audience.push_back("c.id IN (SELECT value FROM json_each(?5))");
+  }
+  if (audience.empty()) {
+    return errors::Validation("audience",
+                              absl::StrCat("campaign ", campaign_id,
+                                           " has no contact audience (contact "
+                                           "list, tags or contact ids)"));
+  }
+  if (c.import_floor.has_value()) {
+    return errors::Validation(
+        "audience",
+        absl::StrCat("an import into campaign ", campaign_id, " is running"));
+  }
+  const std::string ctes = absl::StrCat(
+      "WITH matched AS (SELECT c.seq, c.id, c.address, c.attributes "
+      "FROM contacts c WHERE c.account_id=?1 AND c.channel=?2 AND (",
+      absl::StrJoin(audience, " OR "),
+      ")), eligible AS (SELECT * FROM matched m WHERE NOT EXISTS "
+      "(SELECT 1 FROM suppressions s WHERE s.account_id=?1 AND "
+      "s.address=m.address AND s.channel IN (?2, ''))) ");
+  // Only the parameters the audience uses: binding past the highest
+  // one in the statement is an error.
+  auto bind = [&](SQLite::Statement& st) {
+    st.bind(1, account_id);
+    st.bind(2, std::string(ChannelName(c.channel)));
+    if (!c.contact_list_id.empty()) st.bind(3, c.contact_list_id);
+    if (!c.tags.empty()) st.bind(4, ListToJson(c.tags));
+    if (!c.contact_ids.empty()) st.bind(5, ListToJson(c.contact_ids));
+  };
+  MaterializeResult result;
+  {
+    SQLite::Statement count(
+        db, absl::StrCat(ctes,
+                         "SELECT (SELECT COUNT(*) FROM matched), "
+                         "(SELECT COUNT(*) FROM eligible)"));
+    bind(count);
+    count.executeStep();
+    result.matched = count.getColumn(0).getInt64();
+    result.suppressed = result.matched - count.getColumn(1).getInt64();
+  }
+  const int64_t now = ToMicros(NowMicros());
+  {
+    SQLite::Statement insert(
+        db, absl::StrCat(
+                ctes,
+                "INSERT OR IGNORE INTO recipients(campaign_seq, contact_id, "
+                "address, variables, status, created_at, updated_at) "
+                "SELECT ?6, e.id, e.address, e.attributes, ?8, ?7, ?7 "
+                "FROM eligible e ORDER BY e.seq"));
+    bind(insert);
+    insert.bind(6, static_cast<int64_t>(c.seq));
+    insert.bind(7, static_cast<int64_t>(now));
+    insert.bind(8, std::string(RecipientStatusName(RecipientStatus::kQueued)));
+    result.inserted = insert.exec();
+  }
+  c.stats.total += result.inserted;
+  c.stats.queued += result.inserted;
+  if (result.inserted > 0) {
+    SQLite::Statement counters(
+        db,
+        "UPDATE campaigns SET total=total+?1, queued=queued+?1, "
+        "updated_at=?2 WHERE id=?3 AND account_id=?4");
+    counters.bind(1, static_cast<int64_t>(result.inserted));
+    counters.bind(2, static_cast<int64_t>(now));
+    counters.bind(3, campaign_id);
+    counters.bind(4, account_id);
+    counters.exec();
+  }
+  return result;
+}
+
+}  // namespace internal
+
 void Store::MaterializeAudience(const std::string& account_id,
                                 const std::string& campaign_id,
                                 Callback<MaterializeResult> done) {
@@ -365,96 +465,7 @@ void Store::MaterializeAudience(const std::string& account_id,
        campaign_id](SQLite::Database& db) -> absl::StatusOr<MaterializeResult> {
         ASSIGN_OR_RETURN(Campaign c,
                          internal::LoadCampaign(db, account_id, campaign_id));
-        if (IsFinal(c.status)) {
-          return errors::IllegalTransition(absl::StrCat(
-              "campaign ", campaign_id, " is ", CampaignStatusName(c.status),
-              "; its audience can no longer change"));
-        }
-        // Parameters: ?1 account, ?2 channel, ?3 list id, ?4 tags (JSON),
-        // ?5 contact ids (JSON), ?6 campaign id, ?7 now.
-        std::vector<std::string> audience;
-        if (!c.contact_list_id.empty()) {
-          RETURN_IF_ERROR(
-              LoadContactList(db, account_id, c.contact_list_id).status());
-          audience.push_back(
-              "c.seq IN (SELECT contact_seq FROM contact_list_members "
-              "WHERE list_id=?3)");
-        }
-        if (!c.tags.empty()) {
-          audience.push_back(
-              "c.seq IN (SELECT contact_seq FROM contact_tags WHERE "
-              "account_id=?1 AND tag IN (SELECT value FROM json_each(?4)))");
-        }
-        if (!c.contact_ids.empty()) {
-          audience.push_back("c.id IN (SELECT value FROM json_each(?5))");
-        }
-        if (audience.empty()) {
-          return errors::Validation(
-              "audience", absl::StrCat("campaign ", campaign_id,
-                                       " has no contact audience (contact "
-                                       "list, tags or contact ids)"));
-        }
-        if (c.import_floor.has_value()) {
-          return errors::Validation(
-              "audience", absl::StrCat("an import into campaign ", campaign_id,
-                                       " is running"));
-        }
-        const std::string ctes = absl::StrCat(
-            "WITH matched AS (SELECT c.seq, c.id, c.address, c.attributes "
-            "FROM contacts c WHERE c.account_id=?1 AND c.channel=?2 AND (",
-            absl::StrJoin(audience, " OR "),
-            ")), eligible AS (SELECT * FROM matched m WHERE NOT EXISTS "
-            "(SELECT 1 FROM suppressions s WHERE s.account_id=?1 AND "
-            "s.address=m.address AND s.channel IN (?2, ''))) ");
-        // Only the parameters the audience uses: binding past the highest
-        // one in the statement is an error.
-        auto bind = [&](SQLite::Statement& st) {
-          st.bind(1, account_id);
-          st.bind(2, std::string(ChannelName(c.channel)));
-          if (!c.contact_list_id.empty()) st.bind(3, c.contact_list_id);
-          if (!c.tags.empty()) st.bind(4, ListToJson(c.tags));
-          if (!c.contact_ids.empty()) st.bind(5, ListToJson(c.contact_ids));
-        };
-        MaterializeResult result;
-        {
-          SQLite::Statement count(
-              db, absl::StrCat(ctes,
-                               "SELECT (SELECT COUNT(*) FROM matched), "
-                               "(SELECT COUNT(*) FROM eligible)"));
-          bind(count);
-          count.executeStep();
-          result.matched = count.getColumn(0).getInt64();
-          result.suppressed = result.matched - count.getColumn(1).getInt64();
-        }
-        const int64_t now = ToMicros(NowMicros());
-        {
-          SQLite::Statement insert(
-              db,
-              absl::StrCat(
-                  ctes,
-                  "INSERT OR IGNORE INTO recipients(campaign_seq, contact_id, "
-                  "address, variables, status, created_at, updated_at) "
-                  "SELECT ?6, e.id, e.address, e.attributes, ?8, ?7, ?7 "
-                  "FROM eligible e ORDER BY e.seq"));
-          bind(insert);
-          insert.bind(6, static_cast<int64_t>(c.seq));
-          insert.bind(7, static_cast<int64_t>(now));
-          insert.bind(
-              8, std::string(RecipientStatusName(RecipientStatus::kQueued)));
-          result.inserted = insert.exec();
-        }
-        if (result.inserted > 0) {
-          SQLite::Statement counters(
-              db,
-              "UPDATE campaigns SET total=total+?1, queued=queued+?1, "
-              "updated_at=?2 WHERE id=?3 AND account_id=?4");
-          counters.bind(1, static_cast<int64_t>(result.inserted));
-          counters.bind(2, static_cast<int64_t>(now));
-          counters.bind(3, campaign_id);
-          counters.bind(4, account_id);
-          counters.exec();
-        }
-        return result;
+        return internal::Materialize(db, c);
       },
       std::move(done));
 }

@@ -102,6 +102,21 @@ inline absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
   return ReadCampaign(st);
 }
 
+// A `recipients` row (SELECT *), its id encoded with `codec`; campaign_id is
+// left empty (the row holds the campaign's seq).
+Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec);
+
+// Inserts the recipients of campaign `c`'s contact audience inside the
+// current write (see Store::MaterializeAudience) and adds them to the
+// counters of the row and of `c.stats`.
+absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
+                                              Campaign& c);
+
+// Applies a lifecycle change to the stored campaign `c` inside the current
+// write (see Store::TransitionCampaign; kCancel's skipping is not done here).
+absl::Status Transition(SQLite::Database& db, Campaign& c,
+                        const LifecycleChange& change);
+
 // Deletes the row `id` of `account_id` from `table`, or NOT_FOUND.
 absl::Status DeleteRow(SQLite::Database& db, const char* table,
                        const char* what, const std::string& account_id,

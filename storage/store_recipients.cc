@@ -25,27 +25,6 @@ bool AcceptsImports(CampaignStatus s) {
          s == CampaignStatus::kPaused;
 }
 
-Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
-  Recipient r;
-  r.seq = st.getColumn("seq").getInt64();
-  r.id = codec.Encode(r.seq);
-  r.contact_id = st.getColumn("contact_id").getString();
-  r.address = st.getColumn("address").getString();
-  r.variables = MapFromJson(st.getColumn("variables").getString());
-  ParseRecipientStatus(st.getColumn("status").getString(), &r.status);
-  r.skip_reason = st.getColumn("skip_reason").getString();
-  r.provider_message_id = st.getColumn("provider_message_id").getString();
-  r.error_code = st.getColumn("error_code").getString();
-  r.error_desc = st.getColumn("error_desc").getString();
-  r.attempts = st.getColumn("attempts").getInt();
-  r.sent_at = OptionalTime(st.getColumn("sent_at"));
-  r.delivered_at = OptionalTime(st.getColumn("delivered_at"));
-  r.read_at = OptionalTime(st.getColumn("read_at"));
-  r.created_at = FromMicros(st.getColumn("created_at").getInt64());
-  r.updated_at = FromMicros(st.getColumn("updated_at").getInt64());
-  return r;
-}
-
 int64_t StatusCounter(const CampaignStats& stats, RecipientStatus status) {
   switch (status) {
     case RecipientStatus::kQueued:
@@ -67,6 +46,32 @@ int64_t StatusCounter(const CampaignStats& stats, RecipientStatus status) {
 }
 
 }  // namespace
+
+namespace internal {
+
+Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
+  Recipient r;
+  r.seq = st.getColumn("seq").getInt64();
+  r.id = codec.Encode(r.seq);
+  r.contact_id = st.getColumn("contact_id").getString();
+  r.address = st.getColumn("address").getString();
+  r.variables = MapFromJson(st.getColumn("variables").getString());
+  ParseRecipientStatus(st.getColumn("status").getString(), &r.status);
+  r.skip_reason = st.getColumn("skip_reason").getString();
+  r.provider_message_id = st.getColumn("provider_message_id").getString();
+  r.error_code = st.getColumn("error_code").getString();
+  r.error_desc = st.getColumn("error_desc").getString();
+  r.attempts = st.getColumn("attempts").getInt();
+  r.retries = st.getColumn("retries").getInt();
+  r.sent_at = OptionalTime(st.getColumn("sent_at"));
+  r.delivered_at = OptionalTime(st.getColumn("delivered_at"));
+  r.read_at = OptionalTime(st.getColumn("read_at"));
+  r.created_at = FromMicros(st.getColumn("created_at").getInt64());
+  r.updated_at = FromMicros(st.getColumn("updated_at").getInt64());
+  return r;
+}
+
+}  // namespace internal
 
 std::string VariablesToJson(const std::map<std::string, std::string>& vars) {
   return MapToJson(vars);
@@ -395,7 +400,7 @@ absl::StatusOr<Page<Recipient>> Store::ListRecipients(
     if (!keyset) st.bind(6, static_cast<int64_t>(page.offset()));
     Page<Recipient> out;
     while (st.executeStep()) {
-      out.items.push_back(ReadRecipient(st, *codec));
+      out.items.push_back(internal::ReadRecipient(st, *codec));
       out.items.back().campaign_id = c.id;
     }
     out.has_more = out.items.size() > static_cast<size_t>(page.limit);

@@ -178,6 +178,8 @@ struct Recipient {
   std::string error_code;
   std::string error_desc;
   int32_t attempts = 0;
+  // RetryFailed re-queues so far: part of the message's idempotency key.
+  int32_t retries = 0;
   std::optional<absl::Time> sent_at;
   std::optional<absl::Time> delivered_at;
   std::optional<absl::Time> read_at;

@@ -1,0 +1,147 @@
+// DispatchStore: what the dispatch engine needs of storage, in domain
+// values: lifecycle transitions, leases of queued recipients in seq order,
+// and outcomes and receipts recorded together with the campaign counters
+// they change (total = queued + sent + delivered + read + failed + skipped
+// holds after every commit). storage::Store implements it.
+//
+// Writes complete asynchronously: `done` runs after the commit, on the
+// storage writer thread, and must not block. Reads are synchronous.
+// Implementations are thread-safe.
+#ifndef CAMPAIGND_SERVER_DOMAIN_DISPATCH_STORE_H_
+#define CAMPAIGND_SERVER_DOMAIN_DISPATCH_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/domain/model.h"
+#include "server/domain/rules.h"
+
+namespace campaigns {
+
+// A lifecycle event for TransitionCampaign.
+struct LifecycleChange {
+  CampaignEvent event = CampaignEvent::kStart;
+  absl::Time now;
+  // kStart (ConfirmCampaign's send_at): the campaign's new schedule_at.
+  std::optional<absl::Time> send_at;
+  // kPause: the pause_reason; kFatal: the failure_reason.
+  std::string reason;
+};
+
+// What a provider call (or the engine, without one) made of a recipient.
+struct DispatchOutcome {
+  int64_t seq = 0;
+  // kSent (accepted), kFailed, kSkipped; kQueued = a transient failure: the
+  // recipient stays queued for a retry.
+  RecipientStatus status = RecipientStatus::kSent;
+  bool attempted = true;  // a provider call was made: attempts + 1
+  std::string provider_message_id;
+  std::string error_code;
+  std::string error_desc;
+  std::string skip_reason;
+};
+
+// A delivery receipt, matched by provider message id or by recipient id.
+struct ReceiptUpdate {
+  std::string provider_message_id;
+  std::string recipient_id;  // rcp_...
+  RecipientStatus status =
+      RecipientStatus::kDelivered;  // delivered, read, failed
+  std::string error_code;
+  std::string error_desc;
+  absl::Time occurred_at;
+};
+
+struct ReceiptResult {
+  int64_t matched = 0;    // changed a recipient
+  int64_t unmatched = 0;  // no recipient of the account has that id
+  int64_t ignored = 0;    // matched, but not newer than what is recorded
+  // The campaigns whose recipients changed, as they are afterwards.
+  std::vector<Campaign> campaigns;
+};
+
+struct RetryResult {
+  int64_t requeued = 0;
+  Campaign campaign;
+};
+
+template <typename T>
+using Done = std::function<void(absl::StatusOr<T>)>;
+
+class DispatchStore {
+ public:
+  virtual ~DispatchStore() = default;
+
+  // Applies `change` to the stored campaign (NextStatus; ILLEGAL_TRANSITION
+  // when the table has no such move) with what the new state brings:
+  // kStart re-checks sender and template, materialises a contact audience
+  // and refuses an empty one (VALIDATION_ERROR); entering sending sets
+  // started_at; kPause stores the reason, kResume clears it; a schedule
+  // alarm past max_lateness fails the campaign with a reason; kAllDispatched
+  // needs no queued recipient and sets sent_at, and goes on to completed
+  // when no recipient awaits a receipt; kAllFinal sets completed_at.
+  // kCancel sets cancelled_at and turns every queued recipient into skipped
+  // (campaign_cancelled) in chunks; `done` runs after the last chunk.
+  virtual void TransitionCampaign(const std::string& account_id,
+                                  const std::string& id, LifecycleChange change,
+                                  Done<Campaign> done) = 0;
+
+  // Up to `limit` queued recipients of `c` (not staged by an import) with
+  // seq > `after_seq`, in seq order; campaign_id is set. Read connection.
+  virtual absl::StatusOr<std::vector<Recipient>> LeaseRecipients(
+      const Campaign& c, int64_t after_seq, int limit) = 0;
+
+  // Records what happened to queued recipients of campaign `campaign_id`.
+  // A recipient no longer queued (e.g. cancelled meanwhile) is left alone.
+  // Returns the campaign afterwards.
+  virtual void RecordOutcomes(const std::string& account_id,
+                              const std::string& campaign_id,
+                              std::vector<DispatchOutcome> outcomes,
+                              Done<Campaign> done) = 0;
+
+  // Applies receipts to the account's recipients: sent -> delivered, read or
+  // failed; delivered -> read. Older or repeated receipts are ignored.
+  virtual void ApplyReceipts(const std::string& account_id,
+                             std::vector<ReceiptUpdate> receipts,
+                             Done<ReceiptResult> done) = 0;
+
+  // Re-queues the campaign's failed recipients (those with one of
+  // `error_codes`, or all when empty). Sending, paused, sent or completed
+  // campaigns only; a sent or completed one goes back to sending.
+  virtual void RetryFailed(const std::string& account_id, const std::string& id,
+                           std::vector<std::string> error_codes,
+                           Done<RetryResult> done) = 0;
+
+  // Every campaign (of any account) in one of `statuses`: what the engine
+  // picks up at start-up.
+  virtual absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
+      const std::vector<CampaignStatus>& statuses) = 0;
+
+  // At start-up: finishes the skipping of cancelled campaigns' queued
+  // recipients that a crash cut off. Returns how many campaigns there were.
+  virtual absl::StatusOr<int> ResumeCancellations() = 0;
+
+  // The template body of `c` (its body, or its template's); NOT_FOUND when
+  // the template is gone. Read connection.
+  virtual absl::StatusOr<std::string> MessageText(const Campaign& c) = 0;
+
+  // The registered sender `c` sends from (tier, provider); NOT_FOUND when
+  // it was deleted. Read connection.
+  virtual absl::StatusOr<Sender> SenderOf(const Campaign& c) = 0;
+
+  // For each of `addresses` (normalised), whether the account suppresses it
+  // on `channel` or on every channel. Read connection.
+  virtual absl::StatusOr<std::vector<bool>> SuppressedAmong(
+      const std::string& account_id, Channel channel,
+      const std::vector<std::string>& addresses) = 0;
+};
+
+}  // namespace campaigns
+
+#endif  // CAMPAIGND_SERVER_DOMAIN_DISPATCH_STORE_H_

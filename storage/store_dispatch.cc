@@ -1,0 +1,556 @@
+// Store: what the dispatch engine reads and writes — lifecycle transitions,
+// leases, outcomes, receipts and retries.
+#include <SQLiteCpp/Statement.h>
+
+#include <limits>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "server/domain/errors.h"
+#include "server/domain/rules.h"
+#include "storage/rows.h"
+#include "storage/store.h"
+#include "storage/store_internal.h"
+
+namespace campaigns::storage {
+namespace {
+
+using internal::LoadCampaign;
+
+// Queued recipients skipped per write when a campaign is cancelled.
+constexpr int kSkipChunkRows = 10000;
+constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
+
+std::string StatusText(RecipientStatus s) {
+  return std::string(RecipientStatusName(s));
+}
+
+bool HasContactAudience(const Campaign& c) {
+  return !c.contact_list_id.empty() || !c.tags.empty() ||
+         !c.contact_ids.empty();
+}
+
+// The counter of `stats` that counts recipients in status `s`.
+int64_t* Counter(CampaignStats& stats, RecipientStatus s) {
+  switch (s) {
+    case RecipientStatus::kQueued:
+      return &stats.queued;
+    case RecipientStatus::kSent:
+      return &stats.sent;
+    case RecipientStatus::kDelivered:
+      return &stats.delivered;
+    case RecipientStatus::kRead:
+      return &stats.read;
+    case RecipientStatus::kFailed:
+      return &stats.failed;
+    case RecipientStatus::kSkipped:
+      return &stats.skipped;
+    case RecipientStatus::kUnspecified:
+      break;
+  }
+  return nullptr;
+}
+
+// Adds `delta` (per-status changes; total unchanged) to campaign `seq`.
+void AddToCounters(SQLite::Database& db, int64_t campaign_seq,
+                   const CampaignStats& delta, int64_t now) {
+  SQLite::Statement st(db,
+                       "UPDATE campaigns SET queued=queued+?, sent=sent+?, "
+                       "delivered=delivered+?, read=read+?, failed=failed+?, "
+                       "skipped=skipped+?, updated_at=? WHERE seq=?");
+  int i = 0;
+  for (int64_t n : {delta.queued, delta.sent, delta.delivered, delta.read,
+                    delta.failed, delta.skipped}) {
+    st.bind(++i, static_cast<int64_t>(n));
+  }
+  st.bind(++i, static_cast<int64_t>(now));
+  st.bind(++i, static_cast<int64_t>(campaign_seq));
+  st.exec();
+}
+
+// Writes the lifecycle columns of `c`.
+void WriteLifecycle(SQLite::Database& db, const Campaign& c) {
+  SQLite::Statement st(
+      db,
+      "UPDATE campaigns SET status=?, pause_reason=?, failure_reason=?, "
+      "schedule_at=?, started_at=?, sent_at=?, completed_at=?, "
+      "cancelled_at=?, updated_at=? WHERE id=?");
+  int i = 0;
+  st.bind(++i, std::string(CampaignStatusName(c.status)));
+  st.bind(++i, c.pause_reason);
+  st.bind(++i, c.failure_reason);
+  BindOptional(st, ++i, c.schedule_at);
+  BindOptional(st, ++i, c.started_at);
+  BindOptional(st, ++i, c.sent_at);
+  BindOptional(st, ++i, c.completed_at);
+  BindOptional(st, ++i, c.cancelled_at);
+  st.bind(++i, static_cast<int64_t>(ToMicros(c.updated_at)));
+  st.bind(++i, c.id);
+  st.exec();
+}
+
+// Sender and template as a start needs them: still registered, approved.
+absl::Status CheckStartable(SQLite::Database& db, const Campaign& c) {
+  SQLite::Statement sender(db, "SELECT 1 FROM senders WHERE id=?");
+  sender.bind(1, c.sender_ref);
+  if (!sender.executeStep()) {
+    return errors::Validation(
+        "sender_id",
+        absl::StrCat("sender ", c.sender_id, " is no longer registered"));
+  }
+  if (!c.template_id.empty()) {
+    SQLite::Statement t(db, "SELECT status FROM templates WHERE id=?");
+    t.bind(1, c.template_id);
+    if (!t.executeStep()) {
+      return errors::Validation(
+          "template_id",
+          absl::StrCat("template ", c.template_id, " no longer exists"));
+    }
+    const std::string status = t.getColumn(0).getString();
+    if (status != TemplateStatusName(TemplateStatus::kApproved)) {
+      return errors::Validation("template_id",
+                                absl::StrCat("template ", c.template_id, " is ",
+                                             status, ", not approved"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace internal {
+
+absl::Status Transition(SQLite::Database& db, Campaign& c,
+                        const LifecycleChange& change) {
+  const CampaignStatus from = c.status;
+  std::optional<absl::Time> schedule_at = c.schedule_at;
+  if (change.event == CampaignEvent::kStart && change.send_at) {
+    schedule_at = change.send_at;
+  }
+  ASSIGN_OR_RETURN(CampaignStatus to, NextStatus(from, change.event, change.now,
+                                                 schedule_at, c.max_lateness));
+  switch (change.event) {
+    case CampaignEvent::kStart:
+      RETURN_IF_ERROR(CheckStartable(db, c));
+      c.schedule_at = schedule_at;
+      if (HasContactAudience(c)) {
+        RETURN_IF_ERROR(internal::Materialize(db, c).status());
+      }
+      if (c.stats.total == 0) {
+        return errors::Validation(
+            "audience",
+            absl::StrCat("campaign ", c.id,
+                         " has no recipients; import recipients or give it a "
+                         "contact audience before starting it"));
+      }
+      break;
+    case CampaignEvent::kScheduleAlarm:
+      if (c.schedule_at && change.now < *c.schedule_at) {
+        // An alarm of an earlier schedule: the campaign was rescheduled.
+        return errors::Validation("schedule_at", "the start is not due yet");
+      }
+      if (to == CampaignStatus::kFailed) {
+        c.failure_reason = absl::StrCat(
+            "max_lateness exceeded: the start was due at ",
+            absl::FormatTime(absl::RFC3339_sec, *c.schedule_at,
+                             absl::UTCTimeZone()),
+            " and could only happen ",
+            absl::FormatDuration(change.now - *c.schedule_at), " later");
+      }
+      break;
+    case CampaignEvent::kPause:
+      if (from != CampaignStatus::kPaused || !change.reason.empty()) {
+        c.pause_reason = change.reason;
+      }
+      break;
+    case CampaignEvent::kResume:
+      c.pause_reason.clear();
+      break;
+    case CampaignEvent::kCancel:
+      c.cancelled_at = change.now;
+      break;
+    case CampaignEvent::kAllDispatched:
+      if (c.stats.queued > 0) {
+        return errors::Validation(
+            "id", absl::StrCat("campaign ", c.id, " still has ", c.stats.queued,
+                               " queued recipients"));
+      }
+      c.sent_at = change.now;
+      if (c.stats.sent == 0) {  // nothing awaits a receipt
+        to = CampaignStatus::kCompleted;
+        c.completed_at = change.now;
+      }
+      break;
+    case CampaignEvent::kAllFinal:
+      c.completed_at = change.now;
+      break;
+    case CampaignEvent::kFatal:
+      c.failure_reason = change.reason;
+      break;
+  }
+  if (to == CampaignStatus::kSending && !c.started_at) {
+    c.started_at = change.now;
+  }
+  c.status = to;
+  c.updated_at = change.now;
+  WriteLifecycle(db, c);
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+void Store::TransitionCampaign(const std::string& account_id,
+                               const std::string& id, LifecycleChange change,
+                               Callback<Campaign> done) {
+  const bool cancel = change.event == CampaignEvent::kCancel;
+  db_->Write<Campaign>(
+      [account_id, id, change = std::move(change)](
+          SQLite::Database& db) -> absl::StatusOr<Campaign> {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, id));
+        RETURN_IF_ERROR(internal::Transition(db, c, change));
+        return c;
+      },
+      [this, cancel, account_id, id,
+       done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
+        if (cancel && c.ok() && c->stats.queued > 0) {
+          SkipQueuedChunk(account_id, id, std::move(done));
+          return;
+        }
+        done(std::move(c));
+      });
+}
+
+void Store::SkipQueuedChunk(const std::string& account_id,
+                            const std::string& id, Callback<Campaign> done) {
+  db_->Write<Campaign>(
+      [account_id, id](SQLite::Database& db) -> absl::StatusOr<Campaign> {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, id));
+        const int64_t now = ToMicros(NowMicros());
+        SQLite::Statement skip(
+            db,
+            "UPDATE recipients SET status=?1, skip_reason='campaign_cancelled',"
+            " updated_at=?2 WHERE seq IN (SELECT seq FROM recipients INDEXED "
+            "BY recipients_by_status WHERE campaign_seq=?3 AND status=?4 AND "
+            "seq<?5 ORDER BY seq LIMIT ?6)");
+        skip.bind(1, StatusText(RecipientStatus::kSkipped));
+        skip.bind(2, static_cast<int64_t>(now));
+        skip.bind(3, static_cast<int64_t>(c.seq));
+        skip.bind(4, StatusText(RecipientStatus::kQueued));
+        skip.bind(5, static_cast<int64_t>(c.import_floor.value_or(kNoFloor)));
+        skip.bind(6, kSkipChunkRows);
+        const int n = skip.exec();
+        CampaignStats delta;
+        delta.queued = -n;
+        delta.skipped = n;
+        AddToCounters(db, c.seq, delta, now);
+        c.stats.queued -= n;
+        c.stats.skipped += n;
+        return c;
+      },
+      [this, account_id, id,
+       done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
+        if (c.ok() && c->stats.queued > 0) {
+          SkipQueuedChunk(account_id, id, std::move(done));
+          return;
+        }
+        if (done) done(std::move(c));
+      },
+      /*bulk=*/true);
+}
+
+absl::StatusOr<int> Store::ResumeCancellations() {
+  ASSIGN_OR_RETURN(std::vector<Campaign> cancelled,
+                   CampaignsInStatus({CampaignStatus::kCancelled}));
+  int n = 0;
+  for (const Campaign& c : cancelled) {
+    if (c.stats.queued == 0) continue;
+    ++n;
+    SkipQueuedChunk(c.account_id, c.id, nullptr);
+  }
+  return n;
+}
+
+absl::StatusOr<std::vector<Recipient>> Store::LeaseRecipients(const Campaign& c,
+                                                              int64_t after_seq,
+                                                              int limit) {
+  ASSIGN_OR_RETURN(const RecipientIdCodec* codec, Codec());
+  return db_->Read(
+      [&](SQLite::Database& db) -> absl::StatusOr<std::vector<Recipient>> {
+        SQLite::Statement st(
+            db,
+            "SELECT * FROM recipients INDEXED BY recipients_by_status WHERE "
+            "campaign_seq=?1 AND status=?2 AND seq>?3 AND seq<?4 ORDER BY seq "
+            "LIMIT ?5");
+        st.bind(1, static_cast<int64_t>(c.seq));
+        st.bind(2, StatusText(RecipientStatus::kQueued));
+        st.bind(3, static_cast<int64_t>(after_seq));
+        st.bind(4, static_cast<int64_t>(c.import_floor.value_or(kNoFloor)));
+        st.bind(5, limit);
+        std::vector<Recipient> out;
+        while (st.executeStep()) {
+          out.push_back(internal::ReadRecipient(st, *codec));
+          out.back().campaign_id = c.id;
+        }
+        return out;
+      });
+}
+
+void Store::RecordOutcomes(const std::string& account_id,
+                           const std::string& campaign_id,
+                           std::vector<DispatchOutcome> outcomes,
+                           Callback<Campaign> done) {
+  db_->Write<Campaign>(
+      [account_id, campaign_id, outcomes = std::move(outcomes)](
+          SQLite::Database& db) -> absl::StatusOr<Campaign> {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, campaign_id));
+        const int64_t now = ToMicros(NowMicros());
+        // ?1 status, ?2 message id, ?3 error code, ?4 error desc, ?5 skip
+        // reason, ?6 attempted (0/1), ?7 now, ?8 seq, ?9 campaign, ?10 queued
+        SQLite::Statement final_st(
+            db,
+            "UPDATE recipients SET status=?1, provider_message_id=?2, "
+            "error_code=?3, error_desc=?4, skip_reason=?5, "
+            "attempts=attempts+?6, sent_at=CASE WHEN ?2<>'' THEN ?7 ELSE "
+            "sent_at END, updated_at=?7 WHERE seq=?8 AND campaign_seq=?9 AND "
+            "status=?10");
+        SQLite::Statement retry_st(
+            db,
+            "UPDATE recipients SET error_code=?1, error_desc=?2, "
+            "attempts=attempts+1, updated_at=?3 WHERE seq=?4 AND "
+            "campaign_seq=?5 AND status=?6");
+        const std::string queued = StatusText(RecipientStatus::kQueued);
+        CampaignStats delta;
+        for (const DispatchOutcome& o : outcomes) {
+          if (o.status == RecipientStatus::kQueued) {
+            retry_st.bind(1, o.error_code);
+            retry_st.bind(2, o.error_desc);
+            retry_st.bind(3, static_cast<int64_t>(now));
+            retry_st.bind(4, static_cast<int64_t>(o.seq));
+            retry_st.bind(5, static_cast<int64_t>(c.seq));
+            retry_st.bind(6, queued);
+            retry_st.exec();
+            retry_st.reset();
+            continue;
+          }
+          int64_t* counter = Counter(delta, o.status);
+          if (counter == nullptr) {
+            return absl::InvalidArgumentError("outcome without a status");
+          }
+          final_st.bind(1, StatusText(o.status));
+          final_st.bind(2, o.provider_message_id);
+          final_st.bind(3, o.error_code);
+          final_st.bind(4, o.error_desc);
+          final_st.bind(5, o.skip_reason);
+          final_st.bind(6, o.attempted ? 1 : 0);
+          final_st.bind(7, static_cast<int64_t>(now));
+          final_st.bind(8, static_cast<int64_t>(o.seq));
+          final_st.bind(9, static_cast<int64_t>(c.seq));
+          final_st.bind(10, queued);
+          if (final_st.exec() == 1) {
+            ++*counter;
+            --delta.queued;
+          }
+          final_st.reset();
+        }
+        AddToCounters(db, c.seq, delta, now);
+        for (RecipientStatus s :
+             {RecipientStatus::kQueued, RecipientStatus::kSent,
+              RecipientStatus::kFailed, RecipientStatus::kSkipped}) {
+          *Counter(c.stats, s) += *Counter(delta, s);
+        }
+        return c;
+      },
+      std::move(done));
+}
+
+namespace {
+
+// Receipts move a recipient forward only: sent -> delivered, read or
+// failed; delivered -> read. Anything else is a repeat or arrived late.
+bool ReceiptApplies(RecipientStatus from, RecipientStatus to) {
+  if (from == RecipientStatus::kSent) return true;
+  if (from == RecipientStatus::kDelivered) return to == RecipientStatus::kRead;
+  return false;
+}
+
+}  // namespace
+
+void Store::ApplyReceipts(const std::string& account_id,
+                          std::vector<ReceiptUpdate> receipts,
+                          Callback<ReceiptResult> done) {
+  absl::StatusOr<const RecipientIdCodec*> codec = Codec();
+  if (!codec.ok()) {
+    done(codec.status());
+    return;
+  }
+  db_->Write<ReceiptResult>(
+      [account_id, receipts = std::move(receipts),
+       codec = *codec](SQLite::Database& db) -> absl::StatusOr<ReceiptResult> {
+        ReceiptResult result;
+        SQLite::Statement by_message(
+            db,
+            "SELECT r.seq, r.status, r.campaign_seq FROM recipients r JOIN "
+            "campaigns c ON c.seq=r.campaign_seq WHERE "
+            "r.provider_message_id=?1 AND r.provider_message_id<>'' AND "
+            "c.account_id=?2 AND c.deleting=0");
+        SQLite::Statement by_seq(
+            db,
+            "SELECT r.seq, r.status, r.campaign_seq FROM recipients r JOIN "
+            "campaigns c ON c.seq=r.campaign_seq WHERE r.seq=?1 AND "
+            "c.account_id=?2 AND c.deleting=0 AND (c.import_floor IS NULL OR "
+            "r.seq<c.import_floor)");
+        // ?1 status, ?2 occurred, ?3 error code, ?4 error desc, ?5 now,
+        // ?6 seq, ?7 expected current status
+        SQLite::Statement update(
+            db,
+            "UPDATE recipients SET status=?1, delivered_at=CASE WHEN ?1 IN "
+            "('delivered','read') THEN COALESCE(delivered_at, ?2) ELSE "
+            "delivered_at END, read_at=CASE WHEN ?1='read' THEN ?2 ELSE "
+            "read_at END, error_code=CASE WHEN ?1='failed' THEN ?3 ELSE "
+            "error_code END, error_desc=CASE WHEN ?1='failed' THEN ?4 ELSE "
+            "error_desc END, updated_at=?5 WHERE seq=?6 AND status=?7");
+        std::map<int64_t, CampaignStats> deltas;  // by campaign seq
+        const int64_t now = ToMicros(NowMicros());
+        for (const ReceiptUpdate& r : receipts) {
+          SQLite::Statement* find = &by_message;
+          if (!r.provider_message_id.empty()) {
+            by_message.bind(1, r.provider_message_id);
+            by_message.bind(2, account_id);
+          } else {
+            std::optional<int64_t> seq = codec->Decode(r.recipient_id);
+            if (!seq.has_value()) {
+              ++result.unmatched;
+              continue;
+            }
+            find = &by_seq;
+            by_seq.bind(1, static_cast<int64_t>(*seq));
+            by_seq.bind(2, account_id);
+          }
+          if (!find->executeStep()) {
+            find->reset();
+            ++result.unmatched;
+            continue;
+          }
+          const int64_t seq = find->getColumn(0).getInt64();
+          RecipientStatus from = RecipientStatus::kUnspecified;
+          ParseRecipientStatus(find->getColumn(1).getString(), &from);
+          const int64_t campaign_seq = find->getColumn(2).getInt64();
+          find->reset();
+          if (!ReceiptApplies(from, r.status)) {
+            ++result.ignored;
+            continue;
+          }
+          update.bind(1, StatusText(r.status));
+          update.bind(2, static_cast<int64_t>(ToMicros(r.occurred_at)));
+          update.bind(3, r.error_code);
+          update.bind(4, r.error_desc);
+          update.bind(5, static_cast<int64_t>(now));
+          update.bind(6, static_cast<int64_t>(seq));
+          update.bind(7, StatusText(from));
+          update.exec();
+          update.reset();
+          CampaignStats& d = deltas[campaign_seq];
+          --*Counter(d, from);
+          ++*Counter(d, r.status);
+          ++result.matched;
+        }
+        for (const auto& [campaign_seq, delta] : deltas) {
+          AddToCounters(db, campaign_seq, delta, now);
+          SQLite::Statement st(db, "SELECT * FROM campaigns WHERE seq=?");
+          st.bind(1, static_cast<int64_t>(campaign_seq));
+          if (st.executeStep()) result.campaigns.push_back(ReadCampaign(st));
+        }
+        return result;
+      },
+      std::move(done));
+}
+
+void Store::RetryFailed(const std::string& account_id, const std::string& id,
+                        std::vector<std::string> error_codes,
+                        Callback<RetryResult> done) {
+  db_->Write<RetryResult>(
+      [account_id, id, error_codes = std::move(error_codes)](
+          SQLite::Database& db) -> absl::StatusOr<RetryResult> {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, id));
+        using S = CampaignStatus;
+        if (c.status != S::kSending && c.status != S::kPaused &&
+            c.status != S::kSent && c.status != S::kCompleted) {
+          return errors::IllegalTransition(absl::StrCat(
+              "cannot retry the failed recipients of a campaign that is ",
+              CampaignStatusName(c.status)));
+        }
+        const int64_t now = ToMicros(NowMicros());
+        SQLite::Statement requeue(
+            db,
+            "UPDATE recipients SET status=?1, retries=retries+1, "
+            "error_code='', error_desc='', provider_message_id='', "
+            "updated_at=?2 WHERE campaign_seq=?3 AND status=?4 AND (?5='[]' OR "
+            "error_code IN (SELECT value FROM json_each(?5)))");
+        requeue.bind(1, StatusText(RecipientStatus::kQueued));
+        requeue.bind(2, static_cast<int64_t>(now));
+        requeue.bind(3, static_cast<int64_t>(c.seq));
+        requeue.bind(4, StatusText(RecipientStatus::kFailed));
+        requeue.bind(5, ListToJson(error_codes));
+        RetryResult result;
+        result.requeued = requeue.exec();
+        if (result.requeued > 0) {
+          CampaignStats delta;
+          delta.failed = -result.requeued;
+          delta.queued = result.requeued;
+          AddToCounters(db, c.seq, delta, now);
+          c.stats.failed -= result.requeued;
+          c.stats.queued += result.requeued;
+          if (c.status == S::kSent || c.status == S::kCompleted) {
+            c.status = S::kSending;
+            c.sent_at.reset();
+            c.completed_at.reset();
+            c.updated_at = FromMicros(now);
+            WriteLifecycle(db, c);
+          }
+        }
+        result.campaign = std::move(c);
+        return result;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<Campaign>> Store::CampaignsInStatus(
+    const std::vector<CampaignStatus>& statuses) {
+  std::vector<std::string> names;
+  for (CampaignStatus s : statuses) {
+    names.emplace_back(CampaignStatusName(s));
+  }
+  const std::string json = ListToJson(names);
+  return db_->Read(
+      [&](SQLite::Database& db) -> absl::StatusOr<std::vector<Campaign>> {
+        SQLite::Statement st(db,
+                             "SELECT * FROM campaigns WHERE deleting=0 AND "
+                             "status IN (SELECT value FROM json_each(?)) "
+                             "ORDER BY seq");
+        st.bind(1, json);
+        std::vector<Campaign> out;
+        while (st.executeStep()) out.push_back(ReadCampaign(st));
+        return out;
+      });
+}
+
+absl::StatusOr<std::string> Store::MessageText(const Campaign& c) {
+  if (c.template_id.empty()) return c.body;
+  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<std::string> {
+    SQLite::Statement st(db, "SELECT body FROM templates WHERE id=?");
+    st.bind(1, c.template_id);
+    if (!st.executeStep()) return errors::NotFound("template", c.template_id);
+    return st.getColumn(0).getString();
+  });
+}
+
+absl::StatusOr<Sender> Store::SenderOf(const Campaign& c) {
+  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<Sender> {
+    SQLite::Statement st(db, "SELECT * FROM senders WHERE id=?");
+    st.bind(1, c.sender_ref);
+    if (!st.executeStep()) return errors::NotFound("sender", c.sender_id);
+    return ReadSender(st);
+  });
+}
+
+}  // namespace campaigns::storage
