@@ -1,0 +1,167 @@
+// Engine: sends campaigns. One pump per sending campaign leases queued
+// recipients in seq order (batch_size at a time, batch_delay between
+// batches), renders each message, takes permits from the sender's token
+// bucket (shared by every campaign of that sender) and hands the messages
+// to the sender's provider; each outcome is recorded with the campaign's
+// counters in one transaction. A recipient becomes sent only once the
+// provider accepted it, and every attempt of a message carries the same
+// idempotency key, so after a crash the engine simply sends what is still
+// queued again.
+//
+// Every wait (next permit, batch delay, retry backoff, scheduled start,
+// receipt timeout) is a Timer callback; no thread sleeps.
+//
+//   Engine engine(&store, &timer, providers, EngineOptions());
+//   RETURN_IF_ERROR(engine.Recover());        // at start-up
+//   engine.Start(account, "cmp_...", std::nullopt, done);
+//   ...
+//   engine.Stop();                            // before the timer stops
+//
+// Pause and cancel are exact: once their `done` runs, no provider call
+// starts for the campaign. Thread-safe.
+#ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
+#define CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "server/dispatch/progress.h"
+#include "server/dispatch/provider.h"
+#include "server/dispatch/timer.h"
+#include "server/domain/dispatch_store.h"
+#include "server/domain/render.h"
+#include "server/domain/token_bucket.h"
+
+namespace campaigns::dispatch {
+
+struct EngineOptions {
+  // Provider calls per message before a transient failure becomes final.
+  int max_attempts = 5;
+  // Retry backoff: base * 2^(attempt-1), +-20 % jitter, at most max; a
+  // provider's retry-after wins when longer.
+  absl::Duration backoff_base = absl::Seconds(1);
+  absl::Duration backoff_max = absl::Minutes(5);
+  // A sent campaign completes this long after it finished dispatching even
+  // if receipts are missing.
+  absl::Duration receipt_timeout = absl::Hours(1);
+  // Auto-pause when at least this share of the last `error_window` final
+  // outcomes are failures (0 disables).
+  double error_threshold = 0.5;
+  int error_window = 100;
+  // Batches handed to the provider whose outcomes are not recorded yet.
+  int max_batches_in_flight = 4;
+};
+
+// The provider that sends for a sender's `provider` name; null if none.
+using ProviderLookup = std::function<Provider*(const std::string& provider)>;
+
+class Engine {
+ public:
+  // `store` and `timer` must outlive the engine.
+  Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
+         EngineOptions options);
+  ~Engine();
+
+  // At start-up: resumes sending campaigns, re-arms scheduled starts and
+  // receipt timeouts, finishes cancellations.
+  absl::Status Recover();
+
+  // StartCampaign / ConfirmCampaign (`send_at`: the new schedule).
+  void Start(const std::string& account_id, const std::string& id,
+             std::optional<absl::Time> send_at, Done<Campaign> done);
+  void Pause(const std::string& account_id, const std::string& id,
+             std::string reason, Done<Campaign> done);
+  void Resume(const std::string& account_id, const std::string& id,
+              Done<Campaign> done);
+  // Stops the pump, lets messages already with the provider be recorded,
+  // then cancels (queued recipients become skipped).
+  void Cancel(const std::string& account_id, const std::string& id,
+              Done<Campaign> done);
+  void RetryFailed(const std::string& account_id, const std::string& id,
+                   std::vector<std::string> error_codes,
+                   Done<RetryResult> done);
+  // Receipts from DeliveryService or a provider; completes campaigns whose
+  // last awaited receipt arrived.
+  void IngestReceipts(const std::string& account_id,
+                      std::vector<ReceiptUpdate> receipts,
+                      Done<ReceiptResult> done);
+
+  // A campaign created (perhaps started) or updated (e.g. a new
+  // schedule_at) outside the engine: pumps and timers follow it.
+  void Updated(const Campaign& c) { Apply(c); }
+
+  // Live progress of campaigns (WatchCampaign).
+  ProgressHub& progress() { return progress_; }
+
+  // Stops every pump: no provider call starts afterwards. Idempotent.
+  void Stop();
+
+  // Permits per second of `tier` / override (0 = unlimited), for tests and
+  // the API's output.
+  static int64_t RateOf(const Campaign& c, int64_t tier_rate);
+
+ private:
+  struct Pump;
+  struct Item;  // a leased recipient with its rendered message
+  using PumpPtr = std::shared_ptr<Pump>;
+
+  // Runs after every transition the store committed: brings the pump and
+  // timers in line with the campaign's new status, publishes progress.
+  void Apply(const Campaign& c) ABSL_LOCKS_EXCLUDED(mu_);
+  // Creates or restarts the pump of a sending campaign.
+  void EnsurePump(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops `p` from starting provider calls and waits for calls being
+  // started right now to return.
+  void Halt(Pump& p, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ScheduleStep(const PumpPtr& p, absl::Time when)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Step(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
+  // Leases the next batch and settles what needs no provider (missing
+  // variables, suppressed, expired). Called without the lock.
+  void Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnSent(const PumpPtr& p, std::vector<Item> batch,
+              std::vector<SendResult> results) ABSL_LOCKS_EXCLUDED(mu_);
+  void Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnRecorded(const PumpPtr& p, absl::StatusOr<Campaign> c)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void FinishDispatch(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs a store transition and Apply()s its result before `done`.
+  void Transition(const std::string& account_id, const std::string& id,
+                  LifecycleChange change, Done<Campaign> done);
+  void ArmSchedule(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ArmReceiptTimeout(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Permits for up to `want` messages of `p` now; 0 and `*ready_at` when
+  // none.
+  int64_t TakePermits(Pump& p, int64_t want, absl::Time now,
+                      absl::Time* ready_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration Backoff(const Recipient& r, int attempt) const;
+
+  DispatchStore* const store_;
+  Timer* const timer_;
+  const ProviderLookup providers_;
+  const EngineOptions options_;
+  ProgressHub progress_;
+
+  std::mutex mu_;
+  std::condition_variable calls_cv_;  // some pump's `starting` dropped
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, PumpPtr> pumps_ ABSL_GUARDED_BY(mu_);  // by id
+  // Sender buckets by the sender's snd_ id.
+  std::map<std::string, TokenBucket> senders_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace campaigns::dispatch
+
+#endif  // CAMPAIGND_SERVER_DISPATCH_ENGINE_H_

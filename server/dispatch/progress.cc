@@ -1,0 +1,103 @@
+#include "server/dispatch/progress.h"
+
+#include <vector>
+
+#include "server/domain/rules.h"
+
+namespace campaigns::dispatch {
+namespace {
+
+// The rate is measured over this window, from samples this far apart.
+constexpr absl::Duration kRateWindow = absl::Seconds(5);
+constexpr absl::Duration kSampleEvery = absl::Milliseconds(100);
+
+int64_t Settled(const CampaignStats& s) { return s.total - s.queued; }
+
+}  // namespace
+
+void ProgressHub::PublishLocked(Entry& e, const Campaign& c, absl::Time now) {
+  Progress& p = e.latest;
+  p.campaign_id = c.id;
+  p.status = c.status;
+  p.stats = c.stats;
+  p.pause_reason = c.pause_reason;
+  p.failure_reason = c.failure_reason;
+  p.updated_at = now;
+  ++p.version;
+  e.published = true;
+  const int64_t settled = Settled(c.stats);
+  if (e.samples.empty() || now - e.samples.back().first >= kSampleEvery) {
+    e.samples.emplace_back(now, settled);
+  } else {
+    e.samples.back().second = settled;
+  }
+  while (e.samples.size() > 2 && now - e.samples.front().first > kRateWindow) {
+    e.samples.pop_front();
+  }
+  p.rate_per_second = 0;
+  p.eta.reset();
+  if (c.status == CampaignStatus::kSending && e.samples.size() >= 2) {
+    const auto& [t0, n0] = e.samples.front();
+    const double seconds = absl::ToDoubleSeconds(now - t0);
+    if (seconds > 0) {
+      p.rate_per_second = static_cast<double>(settled - n0) / seconds;
+    }
+    if (p.rate_per_second > 0 && c.stats.queued > 0) {
+      p.eta = absl::Seconds(static_cast<double>(c.stats.queued) /
+                            p.rate_per_second);
+    }
+  }
+}
+
+void ProgressHub::Publish(const Campaign& c, absl::Time now) {
+  std::vector<std::function<void()>> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Entry& e = entries_[c.id];
+    PublishLocked(e, c, now);
+    for (auto& [id, fn] : e.watchers) wake.push_back(fn);
+    // A final campaign nobody watches needs no state.
+    if (IsFinal(c.status) && e.watchers.empty()) entries_.erase(c.id);
+  }
+  for (auto& fn : wake) fn();
+}
+
+void ProgressHub::PublishIfNew(const Campaign& c, absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = entries_[c.id];
+  if (!e.published) PublishLocked(e, c, now);
+}
+
+std::optional<Progress> ProgressHub::Latest(const std::string& campaign_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(campaign_id);
+  if (it == entries_.end() || !it->second.published) return std::nullopt;
+  return it->second.latest;
+}
+
+uint64_t ProgressHub::Subscribe(const std::string& campaign_id,
+                                std::function<void()> wake) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t id = next_subscription_++;
+  entries_[campaign_id].watchers.emplace(id, std::move(wake));
+  return id;
+}
+
+void ProgressHub::Unsubscribe(const std::string& campaign_id,
+                              uint64_t subscription) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(campaign_id);
+  if (it == entries_.end()) return;
+  it->second.watchers.erase(subscription);
+  if (it->second.watchers.empty() &&
+      (!it->second.published || IsFinal(it->second.latest.status))) {
+    entries_.erase(it);
+  }
+}
+
+size_t ProgressHub::campaigns() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+}  // namespace campaigns::dispatch

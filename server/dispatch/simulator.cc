@@ -1,0 +1,276 @@
+#include "server/dispatch/simulator.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "server/domain/errors.h"
+
+namespace campaigns::dispatch {
+namespace {
+
+// FNV-1a with a final mix: stable across runs and builds (absl::Hash is
+// not), so outcomes and message ids repeat.
+uint64_t StableHash(absl::string_view s, uint64_t salt) {
+  uint64_t h = 1469598103934665603ULL ^ (salt * 0x9E3779B97F4A7C15ULL);
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+std::string MessageId(uint64_t key_hash) {
+  return absl::StrFormat("sim_%016x", key_hash);
+}
+
+std::string LogLine(const SimulatorLogEntry& e) {
+  nlohmann::json j = {{"key", e.key},
+                      {"address", e.address},
+                      {"time", absl::FormatTime(absl::RFC3339_full, e.time,
+                                                absl::UTCTimeZone())},
+                      {"outcome", e.outcome},
+                      {"message_id", e.message_id}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "\n";
+}
+
+absl::Status ParseRate(absl::string_view key, absl::string_view value,
+                       double* out) {
+  double v = 0;
+  if (!absl::SimpleAtod(value, &v) || v < 0 || v > 1) {
+    return errors::InvalidField(key, "must be a number between 0 and 1");
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status ParseDuration(absl::string_view key, absl::string_view value,
+                           absl::Duration* out) {
+  absl::Duration d;
+  if (!absl::ParseDuration(value, &d) || d < absl::ZeroDuration()) {
+    return errors::InvalidField(key, "must be a duration like 50ms or 2s");
+  }
+  *out = d;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseSimulatorChannel(absl::string_view spec,
+                                   SimulatorChannel* out) {
+  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(part, absl::MaxSplits('=', 1));
+    const absl::string_view k = kv.first;
+    const absl::string_view v = kv.second;
+    if (k == "latency") {
+      RETURN_IF_ERROR(ParseDuration(k, v, &out->latency));
+    } else if (k == "transient") {
+      RETURN_IF_ERROR(ParseRate(k, v, &out->transient_failure_rate));
+    } else if (k == "permanent") {
+      RETURN_IF_ERROR(ParseRate(k, v, &out->permanent_failure_rate));
+    } else if (k == "delivered") {
+      RETURN_IF_ERROR(ParseRate(k, v, &out->delivered_rate));
+    } else if (k == "read") {
+      RETURN_IF_ERROR(ParseRate(k, v, &out->read_rate));
+    } else if (k == "delivered_delay") {
+      RETURN_IF_ERROR(ParseDuration(k, v, &out->delivered_delay));
+    } else if (k == "read_delay") {
+      RETURN_IF_ERROR(ParseDuration(k, v, &out->read_delay));
+    } else if (k == "accepted_rate") {
+      double r = 0;
+      if (!absl::SimpleAtod(v, &r) || r < 0) {
+        return errors::InvalidField(k, "must be a non-negative number");
+      }
+      out->accepted_rate = r;
+    } else {
+      return errors::InvalidField(
+          k,
+          "is not a simulator setting (latency, transient, permanent, "
+          "accepted_rate, delivered, read, delivered_delay, read_delay)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
+    SimulatorOptions options, Timer* timer, ReceiptSink receipts) {
+  std::unique_ptr<Simulator> sim(
+      new Simulator(std::move(options), timer, std::move(receipts)));
+  if (sim->options_.log_path.empty()) return sim;
+  std::lock_guard<std::mutex> lock(sim->mu_);
+  {
+    std::ifstream in(sim->options_.log_path);
+    std::string line;
+    while (std::getline(in, line)) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      // A line cut off by a crash is not an acceptance.
+      if (j.is_discarded() || !j.is_object()) continue;
+      if (j.value("outcome", "") == "accepted") {
+        sim->accepted_.insert(StableHash(j.value("key", ""), 0));
+      }
+    }
+  }
+  sim->log_file_ = std::fopen(sim->options_.log_path.c_str(), "a");
+  if (sim->log_file_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open the simulator log ", sim->options_.log_path));
+  }
+  return sim;
+}
+
+Simulator::Simulator(SimulatorOptions options, Timer* timer,
+                     ReceiptSink receipts)
+    : options_(std::move(options)),
+      timer_(timer),
+      receipts_(std::move(receipts)) {}
+
+Simulator::~Simulator() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (log_file_ != nullptr) std::fclose(log_file_);
+}
+
+const SimulatorChannel& Simulator::Settings(Channel c) const {
+  auto it = options_.channels.find(c);
+  return it == options_.channels.end() ? options_.defaults : it->second;
+}
+
+double Simulator::Draw(const std::string& key, uint64_t salt) const {
+  return static_cast<double>(StableHash(key, options_.seed * 1000003 + salt) >>
+                             11) *
+         0x1.0p-53;
+}
+
+void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
+  if (batch.empty()) {
+    done({});
+    return;
+  }
+  const absl::Time now = timer_->Now();
+  const SimulatorChannel& s = Settings(batch.front().channel);
+  std::vector<SendResult> results(batch.size());
+  // Receipts by account: delivered, then read.
+  std::map<std::string, std::vector<ReceiptUpdate>> delivered, read;
+  const absl::Time delivered_at = now + s.latency + s.delivered_delay;
+  const absl::Time read_at = delivered_at + s.read_delay;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string lines;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const OutgoingMessage& m = batch[i];
+      SendResult& r = results[i];
+      const uint64_t h = StableHash(m.idempotency_key, 0);
+      SimulatorLogEntry e{m.idempotency_key, m.address, now, "", ""};
+      if (accepted_.count(h) > 0) {
+        r.provider_message_id = MessageId(h);
+        e.outcome = "duplicate";
+      } else {
+        const int attempt = ++attempts_[h];
+        if (s.accepted_rate > 0) {
+          auto it = throttles_.find(m.channel);
+          if (it == throttles_.end()) {
+            const int64_t rate =
+                std::max<int64_t>(1, static_cast<int64_t>(s.accepted_rate));
+            it =
+                throttles_
+                    .emplace(m.channel, TokenBucket(s.accepted_rate, rate, now))
+                    .first;
+          }
+          if (it->second.Take(now, 1) == 0) {
+            r.status = SendStatus::kTransient;
+            r.error_code = "throttled";
+            r.error_desc = "simulated: above the accepted rate";
+            r.retry_after = it->second.ReadyAt(now, 1) - now;
+            e.outcome = "throttled";
+          }
+        }
+        if (!e.outcome.empty()) {
+          // throttled
+        } else if (Draw(m.idempotency_key, 1) < s.permanent_failure_rate) {
+          r.status = SendStatus::kPermanent;
+          r.error_code = "rejected";
+          r.error_desc = "simulated permanent failure";
+          e.outcome = "permanent";
+          attempts_.erase(h);
+        } else if (Draw(m.idempotency_key, 100 + attempt) <
+                   s.transient_failure_rate) {
+          r.status = SendStatus::kTransient;
+          r.error_code = "unavailable";
+          r.error_desc = "simulated transient failure";
+          e.outcome = "transient";
+        } else {
+          accepted_.insert(h);
+          attempts_.erase(h);
+          r.provider_message_id = MessageId(h);
+          e.outcome = "accepted";
+          if (receipts_ && Draw(m.idempotency_key, 2) < s.delivered_rate) {
+            ReceiptUpdate d;
+            d.provider_message_id = r.provider_message_id;
+            d.status = RecipientStatus::kDelivered;
+            d.occurred_at = delivered_at;
+            if (Draw(m.idempotency_key, 3) < s.read_rate) {
+              ReceiptUpdate rd = d;
+              rd.status = RecipientStatus::kRead;
+              rd.occurred_at = read_at;
+              read[m.account_id].push_back(std::move(rd));
+            }
+            delivered[m.account_id].push_back(std::move(d));
+          }
+        }
+      }
+      e.message_id = r.provider_message_id;
+      if (log_file_ != nullptr) lines += LogLine(e);
+      if (options_.keep_log) log_.push_back(std::move(e));
+    }
+    // Written (to the kernel) before the answer: a crash after this cannot
+    // lose an acceptance.
+    if (log_file_ != nullptr && !lines.empty()) {
+      std::fwrite(lines.data(), 1, lines.size(), log_file_);
+      std::fflush(log_file_);
+    }
+  }
+  // Receipts are scheduled only after `done` ran: the engine records the
+  // acceptance (queues its write) inside `done`, so a receipt can never
+  // overtake the message id it refers to.
+  auto finish = [this, done = std::move(done), results = std::move(results),
+                 delivered = std::move(delivered), read = std::move(read),
+                 delivered_at, read_at]() mutable {
+    done(std::move(results));
+    if (!delivered.empty()) {
+      timer_->At(delivered_at, [this, by = std::move(delivered)]() mutable {
+        for (auto& [account, r] : by) receipts_(account, std::move(r));
+      });
+    }
+    if (!read.empty()) {
+      timer_->At(read_at, [this, by = std::move(read)]() mutable {
+        for (auto& [account, r] : by) receipts_(account, std::move(r));
+      });
+    }
+  };
+  if (s.latency <= absl::ZeroDuration()) {
+    finish();
+    return;
+  }
+  timer_->At(now + s.latency, std::move(finish));
+}
+
+std::vector<SimulatorLogEntry> Simulator::Log() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return log_;
+}
+
+size_t Simulator::accepted_keys() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return accepted_.size();
+}
+
+}  // namespace campaigns::dispatch

@@ -1,0 +1,112 @@
+// Simulator: a provider that sends nothing but behaves like one, the
+// default for every channel until real adapters exist. Per channel it has a
+// latency, transient and permanent failure rates, an accepted rate above
+// which it throttles (transient, with a retry-after), and delivered and read
+// rates and delays for the receipts it reports.
+//
+// Deterministic: each outcome is a hash of (seed, idempotency key, attempt),
+// so a run repeats exactly whatever the timing. It de-duplicates on the
+// idempotency key: a key it accepted before is answered with the same
+// message id and is not delivered again (logged as "duplicate"). Every
+// attempt is logged (in memory when `keep_log`, and as JSON lines
+// {"key","address","time","outcome","message_id"} to `log_path`); on
+// creation the file's accepted keys are loaded back, so the simulator
+// remembers them across a restart like a real provider would.
+//
+//   SimulatorOptions o;
+//   o.channels[Channel::kSms].permanent_failure_rate = 0.01;
+//   auto sim = Simulator::Create(o, &timer, receipt_sink);
+//
+// Thread-safe.
+#ifndef CAMPAIGND_SERVER_DISPATCH_SIMULATOR_H_
+#define CAMPAIGND_SERVER_DISPATCH_SIMULATOR_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "server/dispatch/provider.h"
+#include "server/dispatch/timer.h"
+#include "server/domain/token_bucket.h"
+
+namespace campaigns::dispatch {
+
+struct SimulatorChannel {
+  absl::Duration latency = absl::ZeroDuration();
+  double transient_failure_rate = 0;  // per attempt, 0..1
+  double permanent_failure_rate = 0;  // per message, 0..1
+  double accepted_rate = 0;           // msg/s accepted; 0 = no limit
+  double delivered_rate = 1;          // of accepted messages, 0..1
+  double read_rate = 0;               // of delivered messages, 0..1
+  absl::Duration delivered_delay = absl::Seconds(1);
+  absl::Duration read_delay = absl::Seconds(5);
+};
+
+struct SimulatorOptions {
+  uint64_t seed = 1;
+  // Settings of channels not in `channels`.
+  SimulatorChannel defaults;
+  std::map<Channel, SimulatorChannel> channels;
+  std::string log_path;   // "" = no file
+  bool keep_log = false;  // keep every attempt in memory (tests)
+};
+
+// Parses "key=value,key=value" settings (latency=50ms, transient=0.1,
+// permanent=0.01, accepted_rate=100, delivered=0.9, read=0.5,
+// delivered_delay=2s, read_delay=10s) into `out`; INVALID_ARGUMENT naming
+// the key otherwise.
+absl::Status ParseSimulatorChannel(absl::string_view spec,
+                                   SimulatorChannel* out);
+
+struct SimulatorLogEntry {
+  std::string key;
+  std::string address;
+  absl::Time time;
+  std::string outcome;  // accepted, duplicate, transient, throttled, permanent
+  std::string message_id;
+};
+
+class Simulator final : public Provider {
+ public:
+  // `timer` (latency and receipt delays) must outlive the simulator;
+  // `receipts` gets the receipts it reports (may be null).
+  static absl::StatusOr<std::unique_ptr<Simulator>> Create(
+      SimulatorOptions options, Timer* timer, ReceiptSink receipts);
+  ~Simulator() override;
+
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override;
+
+  // Every attempt so far (with keep_log).
+  std::vector<SimulatorLogEntry> Log() const;
+  // Keys accepted so far (including those loaded from the log file).
+  size_t accepted_keys() const;
+
+ private:
+  Simulator(SimulatorOptions options, Timer* timer, ReceiptSink receipts);
+  const SimulatorChannel& Settings(Channel c) const;
+  // A number in [0, 1) fixed by (seed, key, salt).
+  double Draw(const std::string& key, uint64_t salt) const;
+
+  const SimulatorOptions options_;
+  Timer* const timer_;
+  const ReceiptSink receipts_;
+  mutable std::mutex mu_;
+  std::unordered_set<uint64_t> accepted_ ABSL_GUARDED_BY(mu_);  // key hashes
+  std::unordered_map<uint64_t, int> attempts_ ABSL_GUARDED_BY(mu_);
+  std::map<Channel, TokenBucket> throttles_ ABSL_GUARDED_BY(mu_);
+  std::vector<SimulatorLogEntry> log_ ABSL_GUARDED_BY(mu_);
+  FILE* log_file_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace campaigns::dispatch
+
+#endif  // CAMPAIGND_SERVER_DISPATCH_SIMULATOR_H_
