@@ -31,7 +31,61 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-timeout", shutdown_seconds,
                  "seconds in-flight calls get to finish on SIGINT/SIGTERM")
       ->capture_default_str();
+  double receipt_timeout_seconds = 3600;
+  app.add_option("--receipt-timeout", receipt_timeout_seconds,
+                 "seconds a sent campaign waits for receipts before it "
+                 "completes")
+      ->capture_default_str();
+  app.add_option("--max-attempts", options.engine.max_attempts,
+                 "provider calls per message before a transient failure is "
+                 "final")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--error-threshold", options.engine.error_threshold,
+                 "auto-pause when this share of the last 100 outcomes failed "
+                 "(0 = never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--simulator-seed", options.simulator.seed,
+                 "seed of the simulator's outcomes")
+      ->capture_default_str();
+  app.add_option("--simulator-log", options.simulator.log_path,
+                 "append every simulated send to this file as JSON lines");
+  std::vector<std::string> simulator_specs;
+  app.add_option(
+      "--simulator", simulator_specs,
+      "simulator settings, CHANNEL:key=value,... or default:key=value,... "
+      "(keys: latency, transient, permanent, accepted_rate, delivered, read, "
+      "delivered_delay, read_delay); repeatable");
   CLI11_PARSE(app, argc, argv);
+  options.engine.receipt_timeout = absl::Seconds(receipt_timeout_seconds);
+  for (const std::string& spec : simulator_specs) {
+    const size_t colon = spec.find(':');
+    const std::string name = spec.substr(0, colon);
+    const std::string settings =
+        colon == std::string::npos ? "" : spec.substr(colon + 1);
+    campaigns::dispatch::SimulatorChannel* target = &options.simulator.defaults;
+    campaigns::Channel channel;
+    if (name != "default") {
+      if (!campaigns::ParseChannel(name, &channel)) {
+        std::cerr << "--simulator: unknown channel \"" << name << "\"\n";
+        return 2;
+      }
+      auto it = options.simulator.channels.find(channel);
+      if (it == options.simulator.channels.end()) {
+        it = options.simulator.channels
+                 .emplace(channel, options.simulator.defaults)
+                 .first;
+      }
+      target = &it->second;
+    }
+    if (absl::Status s =
+            campaigns::dispatch::ParseSimulatorChannel(settings, target);
+        !s.ok()) {
+      std::cerr << "--simulator " << spec << ": " << s.message() << "\n";
+      return 2;
+    }
+  }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     std::cerr << "--tls-cert and --tls-key go together\n";
     return 2;

@@ -57,7 +57,27 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
     creds = grpc::SslServerCredentials(ssl);
   }
 
-  s->api_ = std::make_unique<api::Api>(s->store_.get());
+  // The engine's timer runs on the server's queues, which exist only once
+  // the server is built: it gets them below, before anything is armed.
+  s->timer_ = std::make_unique<dispatch::AlarmTimer>();
+  absl::StatusOr<std::unique_ptr<dispatch::Simulator>> simulator =
+      dispatch::Simulator::Create(
+          options.simulator, s->timer_.get(),
+          [s_raw = s.get()](const std::string& account,
+                            std::vector<ReceiptUpdate> receipts) {
+            s_raw->engine_->IngestReceipts(account, std::move(receipts),
+                                           nullptr);
+          });
+  if (!simulator.ok()) return simulator.status();
+  s->simulator_ = *std::move(simulator);
+  dispatch::Simulator* sim = s->simulator_.get();
+  s->engine_ = std::make_unique<dispatch::Engine>(
+      s->store_.get(), s->timer_.get(),
+      [sim](const std::string& provider) -> dispatch::Provider* {
+        return provider == "simulator" ? sim : nullptr;
+      },
+      options.engine);
+  s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get());
   api::Api* api_ptr = s->api_.get();
   s->env_.authenticate = [api_ptr](const grpc::ServerContext& ctx) {
     return api_ptr->Authenticate(ctx);
@@ -99,6 +119,15 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
     return created.status();
   }
   if (*created && options.bootstrap_key.empty()) s->bootstrap_secret_ = secret;
+  std::vector<grpc::CompletionQueue*> queues;
+  for (auto& cq : s->cqs_) queues.push_back(cq.get());
+  s->timer_->SetQueues(std::move(queues));
+  // Sending campaigns go on, scheduled starts and receipt timeouts are
+  // re-armed, cut-off cancellations finish.
+  if (absl::Status recovered = s->engine_->Recover(); !recovered.ok()) {
+    s->AbortStart();
+    return recovered;
+  }
   for (auto& cq : s->cqs_) {
     for (const auto& method : s->registrar_->methods()) method->Arm(cq.get());
   }
@@ -126,6 +155,8 @@ void CampaignServer::Poll(grpc::ServerCompletionQueue* cq) {
 
 void CampaignServer::AbortStart() {
   shut_down_ = true;
+  if (engine_) engine_->Stop();
+  if (timer_) timer_->Stop();
   if (server_) server_->Shutdown();
   // Nothing was armed: the queues only need shutting down and draining.
   for (auto& cq : cqs_) {
@@ -149,6 +180,9 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   shut_down_ = true;
   server_->GetHealthCheckService()->Shutdown();
   env_.shutting_down.store(true);
+  // No provider call starts from here on; what is with the provider is
+  // recorded by the writes below (or sent again, same key, after restart).
+  engine_->Stop();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(deadline));
   // Streams cancelled by the shutdown finish once their consumers settle
@@ -156,6 +190,9 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   env_.WaitForStreams();
   // Writes of finished calls have completed; later ones would post to queues
   // that are about to close.
+  db_->Flush();
+  // Pending alarms would keep the queues from draining.
+  timer_->Stop();
   db_->Flush();
   for (auto& cq : cqs_) cq->Shutdown();
   for (std::thread& t : threads_) t.join();

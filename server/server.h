@@ -25,6 +25,9 @@
 #include "absl/time/time.h"
 #include "server/api/api.h"
 #include "server/api/call.h"
+#include "server/dispatch/alarm_timer.h"
+#include "server/dispatch/engine.h"
+#include "server/dispatch/simulator.h"
 #include "storage/database.h"
 #include "storage/store.h"
 
@@ -43,6 +46,9 @@ struct ServerOptions {
   // PEM files; both set = TLS, both empty = plaintext.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // The dispatch engine and the simulator provider.
+  dispatch::EngineOptions engine;
+  dispatch::SimulatorOptions simulator;
 };
 
 class CampaignServer {
@@ -61,7 +67,11 @@ class CampaignServer {
   // new or the key came from ServerOptions::bootstrap_key).
   const std::string& bootstrap_secret() const { return bootstrap_secret_; }
 
-  // Health -> NOT_SERVING; stop accepting; let in-flight calls finish until
+  // The simulator provider (tests read its log).
+  dispatch::Simulator* simulator() const { return simulator_.get(); }
+
+  // Health -> NOT_SERVING; stop the engine (no provider call starts after
+  // this); stop accepting; let in-flight calls finish until
   // `deadline` (then cancel them); flush the writer; shut down and drain the
   // completion queues; close the database. Idempotent.
   void Shutdown(absl::Duration deadline = absl::Seconds(10));
@@ -74,6 +84,9 @@ class CampaignServer {
 
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<dispatch::AlarmTimer> timer_;
+  std::unique_ptr<dispatch::Simulator> simulator_;
+  std::unique_ptr<dispatch::Engine> engine_;
   std::unique_ptr<api::Api> api_;
   api::CallEnv env_;
   std::unique_ptr<api::Registrar> registrar_;

@@ -19,7 +19,7 @@ void Api::Register(Registrar& registrar) {
   RegisterCampaigns(registrar);
   RegisterSuppressions(registrar);
   RegisterContacts(registrar);
-  RegisterLater(registrar);
+  RegisterDelivery(registrar);
 }
 
 absl::StatusOr<Principal> Api::Authenticate(const grpc::ServerContext& ctx) {

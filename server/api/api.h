@@ -28,15 +28,17 @@
 #include "campaigns/v1/template.grpc.pb.h"
 #include "server/api/call.h"
 #include "server/api/worker_pool.h"
+#include "server/dispatch/engine.h"
 #include "storage/store.h"
 
 namespace campaigns::api {
 
 class Api {
  public:
-  // `store` must outlive the Api.
-  explicit Api(storage::Store* store)
+  // `store` and `engine` must outlive the Api.
+  Api(storage::Store* store, dispatch::Engine* engine)
       : store_(store),
+        engine_(engine),
         pool_(std::max(
             2, static_cast<int>(std::thread::hardware_concurrency()))) {}
 
@@ -112,6 +114,23 @@ class Api {
                       const v1::ListRecipientsRequest& req,
                       Reply<v1::ListRecipientsResponse> reply);
 
+  // lifecycle_api.cc: the lifecycle RPCs, served by the engine.
+  void StartCampaign(const RpcContext& ctx, const v1::StartCampaignRequest& req,
+                     Reply<v1::Campaign> reply);
+  void ConfirmCampaign(const RpcContext& ctx,
+                       const v1::ConfirmCampaignRequest& req,
+                       Reply<v1::Campaign> reply);
+  void PauseCampaign(const RpcContext& ctx, const v1::PauseCampaignRequest& req,
+                     Reply<v1::Campaign> reply);
+  void ResumeCampaign(const RpcContext& ctx,
+                      const v1::ResumeCampaignRequest& req,
+                      Reply<v1::Campaign> reply);
+  void CancelCampaign(const RpcContext& ctx,
+                      const v1::CancelCampaignRequest& req,
+                      Reply<v1::Campaign> reply);
+  void RetryFailed(const RpcContext& ctx, const v1::RetryFailedRequest& req,
+                   Reply<v1::RetryFailedResponse> reply);
+
   // suppression_api.cc
   void RegisterSuppressions(Registrar& r);
   void AddSuppression(const RpcContext& ctx,
@@ -159,10 +178,11 @@ class Api {
                               const v1::ContactListMembershipRequest& req,
                               Reply<v1::ContactListMembershipResponse> reply);
 
-  // later_api.cc: services whose behaviour arrives with later work.
-  void RegisterLater(Registrar& r);
+  // delivery_api.cc: receipts and inbound messages (client streams).
+  void RegisterDelivery(Registrar& r);
 
   storage::Store* const store_;
+  dispatch::Engine* const engine_;
   // CPU-bound work of streams (import row checks), off the CQ threads.
   WorkerPool pool_;
   RawAsyncService<v1::AccountService> account_service_;

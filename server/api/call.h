@@ -43,6 +43,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/api/status.h"
+#include "server/dispatch/cq_tag.h"
 #include "server/domain/model.h"
 
 namespace campaigns::api {
@@ -66,11 +67,7 @@ using Authenticator =
     std::function<absl::StatusOr<Principal>(const grpc::ServerContext&)>;
 
 // A completion-queue tag.
-class Tag {
- public:
-  virtual ~Tag() = default;
-  virtual void Proceed(bool ok) = 0;
-};
+using Tag = dispatch::CqTag;
 
 // A method that can post a request for its next call on a queue.
 class Method {

@@ -8,8 +8,6 @@
 namespace campaigns::api {
 namespace {
 
-constexpr char kLifecycleLater[] =
-    "campaign lifecycle actions arrive with the dispatch engine";
 constexpr char kBillingLater[] =
     "cost estimates and aggregated statistics arrive with billing";
 constexpr char kWatchLater[] = "WatchCampaign arrives with the dispatch engine";
@@ -112,12 +110,12 @@ void Api::RegisterCampaigns(Registrar& r) {
   r.Unary(s, "ListCampaigns", Bind(this, &Api::ListCampaigns));
   r.Unary(s, "UpdateCampaign", Bind(this, &Api::UpdateCampaign));
   r.Unary(s, "DeleteCampaign", Bind(this, &Api::DeleteCampaign));
-  r.NotYet(s, "StartCampaign", kLifecycleLater);
-  r.NotYet(s, "ConfirmCampaign", kLifecycleLater);
-  r.NotYet(s, "PauseCampaign", kLifecycleLater);
-  r.NotYet(s, "ResumeCampaign", kLifecycleLater);
-  r.NotYet(s, "CancelCampaign", kLifecycleLater);
-  r.NotYet(s, "RetryFailed", kLifecycleLater);
+  r.Unary(s, "StartCampaign", Bind(this, &Api::StartCampaign));
+  r.Unary(s, "ConfirmCampaign", Bind(this, &Api::ConfirmCampaign));
+  r.Unary(s, "PauseCampaign", Bind(this, &Api::PauseCampaign));
+  r.Unary(s, "ResumeCampaign", Bind(this, &Api::ResumeCampaign));
+  r.Unary(s, "CancelCampaign", Bind(this, &Api::CancelCampaign));
+  r.Unary(s, "RetryFailed", Bind(this, &Api::RetryFailed));
   r.NotYet(s, "EstimateCost", kBillingLater);
   r.NotYet(s, "WatchCampaign", kWatchLater);
   r.ClientStream<v1::ImportRecipientsRequest, v1::ImportRecipientsResponse>(
@@ -139,16 +137,24 @@ void Api::CreateCampaign(const RpcContext& ctx,
       req, [](const char*, bool present) { return present; }, c);
   if (status.ok()) status = ValidateCampaignSpec(c);
   if (!status.ok()) return reply(status);
-  if (req.start()) {
-    return reply(absl::UnimplementedError(
-        "start: true arrives with the dispatch engine; create the campaign "
-        "without it"));
-  }
   absl::StatusOr<storage::IdempotencyKey> idem =
       IdempotencyOf("CreateCampaign", req);
   if (!idem.ok()) return reply(idem.status());
-  store_->CreateCampaign(std::move(c), *std::move(idem),
-                         Convert<v1::Campaign, Campaign>(std::move(reply)));
+  std::optional<LifecycleChange> start;
+  if (req.start()) {
+    // Seeds 001 and 003 send on create: created and started (as
+    // StartCampaign would) in one transaction, or neither.
+    start.emplace();
+    start->event = CampaignEvent::kStart;
+    start->now = NowMicros();
+  }
+  store_->CreateCampaign(
+      std::move(c), *std::move(idem),
+      [this, reply = std::move(reply)](absl::StatusOr<Campaign> created) {
+        if (created.ok()) engine_->Updated(*created);
+        Convert<v1::Campaign, Campaign>(reply)(std::move(created));
+      },
+      std::move(start));
 }
 
 void Api::GetCampaign(const RpcContext& ctx, const v1::GetCampaignRequest& req,
@@ -202,7 +208,11 @@ void Api::UpdateCampaign(const RpcContext& ctx,
             },
             c);
       },
-      Convert<v1::Campaign, Campaign>(std::move(reply)));
+      [this, reply = std::move(reply)](absl::StatusOr<Campaign> c) {
+        // A new schedule_at needs a new alarm.
+        if (c.ok()) engine_->Updated(*c);
+        Convert<v1::Campaign, Campaign>(reply)(std::move(c));
+      });
 }
 
 void Api::DeleteCampaign(const RpcContext& ctx,

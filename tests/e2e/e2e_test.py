@@ -10,7 +10,7 @@ with campaignctl as a subprocess:
     one message for a missing, unknown or revoked key;
   * error details: google.rpc.Status in `grpc-status-details-bin` with the
     wire-compatible ErrorInfo and google.rpc.BadRequest;
-  * idempotent CreateCampaign, tenancy, admin-only RPCs, UNIMPLEMENTED RPCs;
+  * idempotent CreateCampaign, tenancy, admin-only RPCs, start refusals;
   * the README's campaignctl walkthrough, its JSON output and exit codes;
   * SIGTERM shutdown (exit 0) and persistence across a restart;
   * the generated bootstrap key of a database started without
@@ -661,7 +661,7 @@ class GrpcApiTest(ServerCase):
                                   "UNAUTHORIZED")
         self.assertEqual(missing.message, wrong.message)
         self.assertEqual(missing.message, wrong_x.message)
-        # RPCs of later work authenticate before answering UNIMPLEMENTED.
+        # Every RPC authenticates first.
         self.call_fails(self.stub("campaign").StartCampaign,
                         pb["campaign"].StartCampaignRequest(id="cmp_x"), (),
                         unauth, "UNAUTHORIZED")
@@ -777,19 +777,21 @@ class GrpcApiTest(ServerCase):
                         pb["account"].CreateAccountRequest(name="nope"), md_b,
                         grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")
 
-    def test_unimplemented(self):
+    def test_start_refusals(self):
         md = bearer(BOOTSTRAP_KEY)
         campaigns = self.stub("campaign")
         self.call_fails(campaigns.StartCampaign,
                         pb["campaign"].StartCampaignRequest(id="cmp_x"), md,
-                        grpc.StatusCode.UNIMPLEMENTED, "UNIMPLEMENTED")
-        # CreateCampaign with start: true is refused before anything is stored.
+                        grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+        # CreateCampaign with start: true and no audience is refused, and
+        # nothing is stored.
         self.register_sender(BOOTSTRAP_KEY, "+15550300")
         self.call_fails(campaigns.CreateCampaign,
                         pb["campaign"].CreateCampaignRequest(
                             name="Now", channel=pb["common"].sms,
                             sender_id="+15550300", body="Hi", start=True),
-                        md, grpc.StatusCode.UNIMPLEMENTED, "UNIMPLEMENTED")
+                        md, grpc.StatusCode.FAILED_PRECONDITION,
+                        "VALIDATION_ERROR")
         listed = campaigns.ListCampaigns(
             pb["campaign"].ListCampaignsRequest(sender_id="+15550300"),
             metadata=md, timeout=RPC_TIMEOUT)

@@ -76,7 +76,7 @@ TEST_F(AuthTest, RevokedKeyRefusedAtOnceEvenOnItsOwnNextCall) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST_F(AuthTest, UnimplementedRpcsStillRequireAKey) {
+TEST_F(AuthTest, LifecycleAndStreamingRpcsRequireAKey) {
   v1::Campaign c;
   v1::StartCampaignRequest start;
   start.set_id("cmp_x");

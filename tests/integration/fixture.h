@@ -41,9 +41,11 @@ class ServerTest : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
-  // Stops the server (ordered shutdown) and starts a new one on the same
-  // database.
+  // Stops the server (ordered shutdown; unless stopped already) and starts a
+  // new one on the same database.
   void Restart();
+  // Adjusts the options of every server the test starts.
+  virtual void Configure(ServerOptions& options) { (void)options; }
 
   // A new non-admin account; returns its API key.
   std::string NewAccount(const std::string& name);

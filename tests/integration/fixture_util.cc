@@ -55,6 +55,7 @@ void ServerTest::StartServer() {
   options.db_path = db_path_;
   options.cq_threads = 2;
   options.bootstrap_key = kAdminKey;
+  Configure(options);
   auto server = CampaignServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
@@ -70,7 +71,7 @@ void ServerTest::StartServer() {
 }
 
 void ServerTest::Restart() {
-  server_->Shutdown();
+  if (server_) server_->Shutdown();
   server_.reset();
   StartServer();
 }

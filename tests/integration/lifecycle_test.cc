@@ -14,14 +14,6 @@ using LaterWorkTest = ServerTest;
 
 TEST_F(LaterWorkTest, UnaryRpcsOfLaterWorkAreUnimplementedWithAMessage) {
   std::vector<std::pair<const char*, grpc::Status>> results;
-  v1::Campaign c;
-  v1::StartCampaignRequest start;
-  start.set_id("cmp_x");
-  results.push_back({"StartCampaign", campaigns_->StartCampaign(
-                                          Ctx(kAdminKey).get(), start, &c)});
-  v1::PauseCampaignRequest pause;
-  results.push_back({"PauseCampaign", campaigns_->PauseCampaign(
-                                          Ctx(kAdminKey).get(), pause, &c)});
   v1::CostEstimate estimate;
   results.push_back({"EstimateCost", campaigns_->EstimateCost(
                                          Ctx(kAdminKey).get(), {}, &estimate)});
@@ -49,19 +41,6 @@ TEST_F(LaterWorkTest, StreamingRpcsOfLaterWorkAreUnimplemented) {
   auto writer = delivery_->ReportDeliveryReceipts(receipts_ctx.get(), &resp);
   writer->WritesDone();
   EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
-}
-
-TEST_F(LaterWorkTest, CreateWithStartIsRefusedBeforeAnythingIsStored) {
-  const std::string sender = RegisterSmsSender(kAdminKey);
-  v1::CreateCampaignRequest req = CampaignRequest(sender);
-  req.set_start(true);
-  v1::Campaign c;
-  EXPECT_EQ(
-      campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c).error_code(),
-      grpc::StatusCode::UNIMPLEMENTED);
-  v1::ListCampaignsResponse list;
-  ASSERT_TRUE(campaigns_->ListCampaigns(Ctx(kAdminKey).get(), {}, &list).ok());
-  EXPECT_EQ(list.total(), 0);
 }
 
 // Every create the server acknowledged before shutting down is in the

@@ -1,0 +1,468 @@
+// The dispatch engine end to end through the API: start, pause, resume,
+// cancel, schedules, retries and restarts, checked against the simulator's
+// log of provider calls.
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "tests/integration/fixture.h"
+
+namespace campaigns::testing {
+namespace {
+
+using Request = v1::ImportRecipientsRequest;
+
+class DispatchTest : public ServerTest {
+ protected:
+  void Configure(ServerOptions& options) override {
+    options.simulator.keep_log = true;
+    options.simulator.log_path = db_dir_ + "/simulator.jsonl";
+    options.simulator.defaults.delivered_delay = absl::ZeroDuration();
+    options.engine.backoff_base = absl::Milliseconds(10);
+    options.engine.receipt_timeout = absl::Seconds(30);
+    configure_(options);
+  }
+
+  // A sender of `tier` for the admin account.
+  std::string Sender(v1::Sender::Tier tier, const std::string& id) {
+    v1::RegisterSenderRequest req;
+    req.set_sender_id(id);
+    req.set_channel(v1::sms);
+    req.set_tier(tier);
+    v1::Sender sender;
+    grpc::Status s =
+        senders_->RegisterSender(Ctx(kAdminKey).get(), req, &sender);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return sender.sender_id();
+  }
+
+  // A draft campaign with `n` imported recipients (variables name, code).
+  std::string CampaignWith(int n, const std::string& sender,
+                           const std::string& body = "Hi {{name}}, {{code}}") {
+    v1::CreateCampaignRequest req = CampaignRequest(sender);
+    req.set_body(body);
+    v1::Campaign c;
+    grpc::Status s = campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::string csv = "phone,name,code\n";
+    for (int i = 0; i < n; ++i) {
+      absl::StrAppend(&csv, "+1202", 3000000 + i, ",n", i, ",c", i, "\n");
+    }
+    auto ctx = Ctx(kAdminKey);
+    v1::ImportRecipientsResponse out;
+    auto writer = campaigns_->ImportRecipients(ctx.get(), &out);
+    Request first;
+    first.set_campaign_id(c.id());
+    first.set_format(Request::csv);
+    first.set_default_region("US");
+    writer->Write(first);
+    Request chunk;
+    chunk.set_csv_chunk(csv);
+    writer->Write(chunk);
+    writer->WritesDone();
+    s = writer->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(out.imported(), n);
+    return c.id();
+  }
+
+  v1::Campaign Get(const std::string& id) {
+    v1::GetCampaignRequest req;
+    req.set_id(id);
+    v1::Campaign c;
+    grpc::Status s = campaigns_->GetCampaign(Ctx(kAdminKey).get(), req, &c);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return c;
+  }
+
+  grpc::Status Start(const std::string& id, v1::Campaign* out = nullptr) {
+    v1::StartCampaignRequest req;
+    req.set_id(id);
+    v1::Campaign c;
+    return campaigns_->StartCampaign(Ctx(kAdminKey).get(), req, out ? out : &c);
+  }
+
+  // Polls until the campaign is in `status` (or 60 s pass: then fails).
+  v1::Campaign WaitFor(const std::string& id, v1::Campaign::Status status) {
+    v1::Campaign c;
+    for (int i = 0; i < 6000; ++i) {
+      c = Get(id);
+      if (c.status() == status) return c;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "campaign " << id << " never became "
+                  << v1::Campaign::Status_Name(status) << "; it is "
+                  << v1::Campaign::Status_Name(c.status());
+    return c;
+  }
+
+  static void ExpectCountersAddUp(const v1::Campaign& c) {
+    const v1::CampaignStats& s = c.stats();
+    EXPECT_EQ(s.total(), s.queued() + s.sent() + s.delivered() + s.read() +
+                             s.failed() + s.skipped())
+        << c.DebugString();
+  }
+
+  // Accepted sends per idempotency key in the simulator's log file.
+  std::map<std::string, int> AcceptedPerKey() {
+    std::map<std::string, int> out;
+    std::ifstream in(db_dir_ + "/simulator.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      if (j["outcome"] == "accepted") ++out[j["key"].get<std::string>()];
+    }
+    return out;
+  }
+
+  size_t LogSize() { return server_->simulator()->Log().size(); }
+
+  std::vector<v1::Recipient> Recipients(const std::string& id) {
+    std::vector<v1::Recipient> all;
+    v1::ListRecipientsRequest req;
+    req.set_campaign_id(id);
+    req.set_limit(100);
+    for (;;) {
+      v1::ListRecipientsResponse page;
+      grpc::Status s =
+          campaigns_->ListRecipients(Ctx(kAdminKey).get(), req, &page);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (!s.ok()) break;
+      for (const v1::Recipient& r : page.items()) all.push_back(r);
+      if (!page.has_more()) break;
+      req.set_page_token(page.next_page_token());
+    }
+    return all;
+  }
+
+  std::function<void(ServerOptions&)> configure_ = [](ServerOptions&) {};
+};
+
+TEST_F(DispatchTest, StartSendsEveryRecipientOnceAndCompletes) {
+  const std::string id =
+      CampaignWith(250, Sender(v1::Sender::unlimited, "+15550100"));
+  v1::Campaign started;
+  ASSERT_TRUE(Start(id, &started).ok());
+  EXPECT_EQ(started.status(), v1::Campaign::sending);
+  EXPECT_TRUE(started.has_started_at());
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().total(), 250);
+  EXPECT_EQ(done.stats().delivered(), 250);
+  ExpectCountersAddUp(done);
+  EXPECT_TRUE(done.has_sent_at());
+  EXPECT_TRUE(done.has_completed_at());
+  std::map<std::string, int> accepted = AcceptedPerKey();
+  EXPECT_EQ(accepted.size(), 250u);
+  for (const auto& [key, n] : accepted) EXPECT_EQ(n, 1) << key;
+  for (const v1::Recipient& r : Recipients(id)) {
+    EXPECT_EQ(r.status(), v1::Recipient::delivered);
+    EXPECT_FALSE(r.provider_message_id().empty());
+    EXPECT_EQ(r.attempts(), 1);
+    EXPECT_TRUE(accepted.count(id + ":" + r.id()) == 1) << r.id();
+  }
+  // Rendered per recipient.
+  std::vector<dispatch::SimulatorLogEntry> log = server_->simulator()->Log();
+  ASSERT_FALSE(log.empty());
+}
+
+TEST_F(DispatchTest, MissingVariableSkipsThatRecipient) {
+  const std::string id = CampaignWith(
+      5, Sender(v1::Sender::unlimited, "+15550101"), "Hi {{name}} {{nope}}");
+  ASSERT_TRUE(Start(id).ok());
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().skipped(), 5);
+  for (const v1::Recipient& r : Recipients(id)) {
+    EXPECT_EQ(r.status(), v1::Recipient::skipped);
+    EXPECT_EQ(r.skip_reason(), "missing_variable");
+  }
+  EXPECT_EQ(LogSize(), 0u);
+}
+
+TEST_F(DispatchTest, SuppressedSinceImportIsSkipped) {
+  const std::string id =
+      CampaignWith(3, Sender(v1::Sender::unlimited, "+15550102"));
+  v1::AddSuppressionRequest add;
+  add.set_address("+12023000001");
+  add.set_channel(v1::sms);
+  v1::Suppression sup;
+  ASSERT_TRUE(
+      suppressions_->AddSuppression(Ctx(kAdminKey).get(), add, &sup).ok());
+  ASSERT_TRUE(Start(id).ok());
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().skipped(), 1);
+  EXPECT_EQ(done.stats().delivered(), 2);
+  for (const v1::Recipient& r : Recipients(id)) {
+    if (r.address() == "+12023000001") {
+      EXPECT_EQ(r.skip_reason(), "suppressed");
+    }
+  }
+}
+
+TEST_F(DispatchTest, IllegalTransitionsAndEmptyAudienceAreRefused) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550103");
+  v1::Campaign empty;
+  ASSERT_TRUE(campaigns_
+                  ->CreateCampaign(Ctx(kAdminKey).get(),
+                                   CampaignRequest(sender), &empty)
+                  .ok());
+  ErrorDetails d = Details(Start(empty.id()));
+  EXPECT_EQ(d.code, grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(d.reason, "VALIDATION_ERROR");
+  EXPECT_EQ(Get(empty.id()).status(), v1::Campaign::draft);
+
+  v1::ResumeCampaignRequest resume;
+  resume.set_id(empty.id());
+  v1::Campaign c;
+  d = Details(campaigns_->ResumeCampaign(Ctx(kAdminKey).get(), resume, &c));
+  EXPECT_EQ(d.code, grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(d.reason, "ILLEGAL_TRANSITION");
+
+  v1::PauseCampaignRequest pause;
+  pause.set_id(empty.id());
+  d = Details(campaigns_->PauseCampaign(Ctx(kAdminKey).get(), pause, &c));
+  EXPECT_EQ(d.reason, "ILLEGAL_TRANSITION");
+
+  v1::CancelCampaignRequest cancel;
+  cancel.set_id(empty.id());
+  ASSERT_TRUE(
+      campaigns_->CancelCampaign(Ctx(kAdminKey).get(), cancel, &c).ok());
+  EXPECT_EQ(c.status(), v1::Campaign::cancelled);
+  EXPECT_TRUE(c.has_cancelled_at());
+  d = Details(Start(empty.id()));
+  EXPECT_EQ(d.reason, "ILLEGAL_TRANSITION");
+  d = Details(campaigns_->CancelCampaign(Ctx(kAdminKey).get(), cancel, &c));
+  EXPECT_EQ(d.reason, "ILLEGAL_TRANSITION");
+
+  // Another account's campaign does not exist for the caller.
+  const std::string other = NewAccount("other");
+  v1::StartCampaignRequest start;
+  start.set_id(empty.id());
+  d = Details(campaigns_->StartCampaign(Ctx(other).get(), start, &c));
+  EXPECT_EQ(d.code, grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(DispatchTest, PauseStopsProviderCallsAndResumeContinues) {
+  // tier_1k: 10 messages a second, so the campaign is mid-way for a while.
+  const std::string id =
+      CampaignWith(30, Sender(v1::Sender::tier_1k, "+15550104"));
+  ASSERT_TRUE(Start(id).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  v1::PauseCampaignRequest pause;
+  pause.set_id(id);
+  pause.set_reason("checking the copy");
+  v1::Campaign paused;
+  ASSERT_TRUE(
+      campaigns_->PauseCampaign(Ctx(kAdminKey).get(), pause, &paused).ok());
+  EXPECT_EQ(paused.status(), v1::Campaign::paused);
+  EXPECT_EQ(paused.pause_reason(), "checking the copy");
+  const size_t at_pause = LogSize();
+  EXPECT_GT(at_pause, 0u);
+  EXPECT_LT(at_pause, 30u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(LogSize(), at_pause) << "a provider call started after the pause";
+  // Pausing again is allowed and changes nothing.
+  ASSERT_TRUE(
+      campaigns_->PauseCampaign(Ctx(kAdminKey).get(), pause, &paused).ok());
+
+  v1::ResumeCampaignRequest resume;
+  resume.set_id(id);
+  v1::Campaign resumed;
+  ASSERT_TRUE(
+      campaigns_->ResumeCampaign(Ctx(kAdminKey).get(), resume, &resumed).ok());
+  EXPECT_EQ(resumed.status(), v1::Campaign::sending);
+  EXPECT_EQ(resumed.pause_reason(), "");
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().delivered(), 30);
+  std::map<std::string, int> accepted = AcceptedPerKey();
+  EXPECT_EQ(accepted.size(), 30u);
+  for (const auto& [key, n] : accepted) EXPECT_EQ(n, 1) << key;
+  EXPECT_EQ(LogSize(), 30u);
+}
+
+TEST_F(DispatchTest, CancelSkipsWhatIsQueuedAndSendsNothingMore) {
+  const std::string id =
+      CampaignWith(40, Sender(v1::Sender::tier_1k, "+15550105"));
+  ASSERT_TRUE(Start(id).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  v1::CancelCampaignRequest cancel;
+  cancel.set_id(id);
+  v1::Campaign c;
+  ASSERT_TRUE(
+      campaigns_->CancelCampaign(Ctx(kAdminKey).get(), cancel, &c).ok());
+  EXPECT_EQ(c.status(), v1::Campaign::cancelled);
+  EXPECT_EQ(c.stats().queued(), 0);
+  ExpectCountersAddUp(c);
+  const size_t at_cancel = LogSize();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(LogSize(), at_cancel);
+  int skipped = 0;
+  for (const v1::Recipient& r : Recipients(id)) {
+    if (r.status() == v1::Recipient::skipped) {
+      EXPECT_EQ(r.skip_reason(), "campaign_cancelled");
+      ++skipped;
+    }
+  }
+  EXPECT_EQ(skipped, 40 - static_cast<int>(at_cancel));
+  EXPECT_EQ(c.stats().skipped(), skipped);
+}
+
+TEST_F(DispatchTest, ConfirmWithSendAtSchedulesAndTheAlarmStarts) {
+  const std::string id =
+      CampaignWith(5, Sender(v1::Sender::unlimited, "+15550106"));
+  v1::ConfirmCampaignRequest confirm;
+  confirm.set_id(id);
+  confirm.mutable_send_at()->set_seconds(
+      absl::ToUnixSeconds(absl::Now() + absl::Seconds(2)));
+  v1::Campaign c;
+  ASSERT_TRUE(
+      campaigns_->ConfirmCampaign(Ctx(kAdminKey).get(), confirm, &c).ok());
+  EXPECT_EQ(c.status(), v1::Campaign::scheduled);
+  EXPECT_EQ(LogSize(), 0u);
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().delivered(), 5);
+  EXPECT_GE(done.started_at().seconds(), confirm.send_at().seconds());
+}
+
+TEST_F(DispatchTest, AScheduleMissedByMoreThanMaxLatenessFails) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550107");
+  const std::string id = CampaignWith(5, sender);
+  v1::UpdateCampaignRequest update;
+  update.set_id(id);
+  update.mutable_max_lateness()->set_seconds(1);
+  update.mutable_update_mask()->add_paths("max_lateness");
+  v1::Campaign c;
+  ASSERT_TRUE(
+      campaigns_->UpdateCampaign(Ctx(kAdminKey).get(), update, &c).ok());
+  v1::ConfirmCampaignRequest confirm;
+  confirm.set_id(id);
+  confirm.mutable_send_at()->set_seconds(
+      absl::ToUnixSeconds(absl::Now() + absl::Seconds(1)));
+  ASSERT_TRUE(
+      campaigns_->ConfirmCampaign(Ctx(kAdminKey).get(), confirm, &c).ok());
+  // The server is down when the start is due, and comes back too late.
+  server_->Shutdown();
+  server_.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  Restart();
+  v1::Campaign failed = WaitFor(id, v1::Campaign::failed);
+  EXPECT_NE(failed.failure_reason().find("max_lateness"), std::string::npos)
+      << failed.failure_reason();
+  EXPECT_EQ(LogSize(), 0u);
+}
+
+TEST_F(DispatchTest, TransientFailuresAreRetriedWithTheSameKey) {
+  configure_ = [](ServerOptions& o) {
+    o.simulator.defaults.transient_failure_rate = 0.5;
+    o.engine.max_attempts = 20;
+    o.engine.error_threshold = 0;
+  };
+  Restart();
+  const std::string id =
+      CampaignWith(40, Sender(v1::Sender::unlimited, "+15550108"));
+  ASSERT_TRUE(Start(id).ok());
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().delivered(), 40);
+  int retried = 0;
+  for (const v1::Recipient& r : Recipients(id)) {
+    EXPECT_GE(r.attempts(), 1);
+    if (r.attempts() > 1) ++retried;
+  }
+  EXPECT_GT(retried, 0);
+  std::map<std::string, int> accepted = AcceptedPerKey();
+  EXPECT_EQ(accepted.size(), 40u);
+  for (const auto& [key, n] : accepted) EXPECT_EQ(n, 1) << key;
+}
+
+TEST_F(DispatchTest, PermanentFailuresAreRecordedAndRetryFailedSendsThemAgain) {
+  configure_ = [](ServerOptions& o) {
+    o.simulator.defaults.permanent_failure_rate = 0.3;
+    o.engine.error_threshold = 0;
+  };
+  Restart();
+  const std::string id =
+      CampaignWith(50, Sender(v1::Sender::unlimited, "+15550109"));
+  ASSERT_TRUE(Start(id).ok());
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  const int64_t failed = done.stats().failed();
+  EXPECT_GT(failed, 0);
+  EXPECT_EQ(done.stats().delivered() + failed, 50);
+  for (const v1::Recipient& r : Recipients(id)) {
+    if (r.status() == v1::Recipient::failed) {
+      EXPECT_EQ(r.error_code(), "rejected");
+      EXPECT_FALSE(r.error_desc().empty());
+    }
+  }
+  v1::RetryFailedRequest retry;
+  retry.set_id(id);
+  v1::RetryFailedResponse resp;
+  ASSERT_TRUE(campaigns_->RetryFailed(Ctx(kAdminKey).get(), retry, &resp).ok());
+  EXPECT_EQ(resp.requeued(), failed);
+  EXPECT_EQ(resp.campaign().status(), v1::Campaign::sending);
+  done = WaitFor(id, v1::Campaign::completed);
+  ExpectCountersAddUp(done);
+  // A retried message is a new one (key suffix :1): some now go through.
+  EXPECT_LT(done.stats().failed(), failed);
+}
+
+TEST_F(DispatchTest, AnErrorThresholdAutoPausesWithAReason) {
+  configure_ = [](ServerOptions& o) {
+    o.simulator.defaults.permanent_failure_rate = 1.0;
+    o.engine.error_window = 20;
+  };
+  Restart();
+  const std::string id =
+      CampaignWith(300, Sender(v1::Sender::unlimited, "+15550110"));
+  v1::UpdateCampaignRequest update;
+  update.set_id(id);
+  update.set_batch_size(10);
+  v1::Campaign c;
+  ASSERT_TRUE(
+      campaigns_->UpdateCampaign(Ctx(kAdminKey).get(), update, &c).ok());
+  ASSERT_TRUE(Start(id).ok());
+  v1::Campaign paused = WaitFor(id, v1::Campaign::paused);
+  EXPECT_NE(paused.pause_reason().find("auto-paused"), std::string::npos);
+  EXPECT_GT(paused.stats().queued(), 0);
+  ExpectCountersAddUp(paused);
+}
+
+TEST_F(DispatchTest, ARestartMidCampaignResumesAndSendsNoKeyTwice) {
+  const std::string id =
+      CampaignWith(60, Sender(v1::Sender::tier_10k, "+15550111"));
+  ASSERT_TRUE(Start(id).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  Restart();
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().delivered(), 60);
+  std::map<std::string, int> accepted = AcceptedPerKey();
+  EXPECT_EQ(accepted.size(), 60u);
+  for (const auto& [key, n] : accepted) EXPECT_EQ(n, 1) << key;
+}
+
+TEST_F(DispatchTest, CreateWithStartSendsAtOnceWhenItHasAnAudience) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550112");
+  v1::CreateContactRequest contact;
+  contact.set_channel(v1::sms);
+  contact.set_address("+12025550123");
+  (*contact.mutable_attributes())["name"] = "Ada";
+  (*contact.mutable_attributes())["code"] = "X1";
+  contact.add_tags("vip");
+  v1::Contact ct;
+  ASSERT_TRUE(
+      contacts_->CreateContact(Ctx(kAdminKey).get(), contact, &ct).ok());
+  v1::CreateCampaignRequest req = CampaignRequest(sender);
+  req.add_tags("vip");
+  req.set_start(true);
+  v1::Campaign c;
+  grpc::Status s = campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(c.status(), v1::Campaign::sending);
+  EXPECT_EQ(c.stats().total(), 1);
+  v1::Campaign done = WaitFor(c.id(), v1::Campaign::completed);
+  EXPECT_EQ(done.stats().delivered(), 1);
+}
+
+}  // namespace
+}  // namespace campaigns::testing
