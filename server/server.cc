@@ -183,6 +183,8 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   // No provider call starts from here on; what is with the provider is
   // recorded by the writes below (or sent again, same key, after restart).
   engine_->Stop();
+  // Watch streams would otherwise hold the shutdown until its deadline.
+  api_->CancelWatches();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(deadline));
   // Streams cancelled by the shutdown finish once their consumers settle

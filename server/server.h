@@ -67,6 +67,9 @@ class CampaignServer {
   // new or the key came from ServerOptions::bootstrap_key).
   const std::string& bootstrap_secret() const { return bootstrap_secret_; }
 
+  // Campaigns whose progress the server keeps (watched, or not final).
+  size_t progress_campaigns() const { return engine_->progress().campaigns(); }
+
   // The simulator provider (tests read its log).
   dispatch::Simulator* simulator() const { return simulator_.get(); }
 

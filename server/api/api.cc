@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "server/api/watch.h"
 #include "server/domain/errors.h"
 
 namespace campaigns::api {
@@ -20,6 +21,10 @@ void Api::Register(Registrar& registrar) {
   RegisterSuppressions(registrar);
   RegisterContacts(registrar);
   RegisterDelivery(registrar);
+}
+
+void Api::CancelWatches() {
+  if (watch_ != nullptr) watch_->CancelAll();
 }
 
 absl::StatusOr<Principal> Api::Authenticate(const grpc::ServerContext& ctx) {

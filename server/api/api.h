@@ -33,6 +33,8 @@
 
 namespace campaigns::api {
 
+class WatchMethod;
+
 class Api {
  public:
   // `store` and `engine` must outlive the Api.
@@ -47,6 +49,9 @@ class Api {
 
   // Registers every RPC's handler.
   void Register(Registrar& registrar);
+
+  // Ends every WatchCampaign stream (at shutdown, before the server's).
+  void CancelWatches();
 
   // The principal of the call's `authorization: Bearer <key>` or
   // `x-api-key: <key>` metadata; UNAUTHENTICATED with one message for a
@@ -183,6 +188,7 @@ class Api {
 
   storage::Store* const store_;
   dispatch::Engine* const engine_;
+  WatchMethod* watch_ = nullptr;  // owned by the Registrar
   // CPU-bound work of streams (import row checks), off the CQ threads.
   WorkerPool pool_;
   RawAsyncService<v1::AccountService> account_service_;

@@ -521,9 +521,20 @@ class Registrar {
         std::move(message), env_));
   }
 
+  // A method with a hand-written call state machine (a server stream):
+  // `make` builds it from the method's index.
+  void Custom(RawService* service, const std::string& name,
+              const std::function<std::unique_ptr<Method>(int index)>& make) {
+    const google::protobuf::MethodDescriptor* m =
+        Find(service, name, nullptr, nullptr);
+    methods_.push_back(make(m->index()));
+  }
+
   // Aborts unless every method of every service seen was registered (an
   // unregistered raw method would leave its calls waiting forever).
   void CheckComplete() const;
+
+  CallEnv* env() const { return env_; }
 
   const std::vector<std::unique_ptr<Method>>& methods() const {
     return methods_;

@@ -3,6 +3,7 @@
 #include "server/api/api.h"
 #include "server/api/handler_util.h"
 #include "server/api/recipient_import.h"
+#include "server/api/watch.h"
 #include "server/domain/ids.h"
 
 namespace campaigns::api {
@@ -10,7 +11,6 @@ namespace {
 
 constexpr char kBillingLater[] =
     "cost estimates and aggregated statistics arrive with billing";
-constexpr char kWatchLater[] = "WatchCampaign arrives with the dispatch engine";
 
 // The fields of Create/UpdateCampaignRequest that describe a campaign, in the
 // names of API.md (and of UpdateCampaignRequest's update_mask paths).
@@ -117,7 +117,12 @@ void Api::RegisterCampaigns(Registrar& r) {
   r.Unary(s, "CancelCampaign", Bind(this, &Api::CancelCampaign));
   r.Unary(s, "RetryFailed", Bind(this, &Api::RetryFailed));
   r.NotYet(s, "EstimateCost", kBillingLater);
-  r.NotYet(s, "WatchCampaign", kWatchLater);
+  r.Custom(s, "WatchCampaign", [this, &r](int index) {
+    auto watch = std::make_unique<WatchMethod>(
+        &campaign_service_, index, r.env(), store_, &engine_->progress());
+    watch_ = watch.get();
+    return watch;
+  });
   r.ClientStream<v1::ImportRecipientsRequest, v1::ImportRecipientsResponse>(
       s, "ImportRecipients", [this](const RpcContext& ctx) {
         return std::make_shared<RecipientImport>(ctx, store_, &pool_);

@@ -56,8 +56,10 @@ void ProgressHub::Publish(const Campaign& c, absl::Time now) {
     Entry& e = entries_[c.id];
     PublishLocked(e, c, now);
     for (auto& [id, fn] : e.watchers) wake.push_back(fn);
-    // A final campaign nobody watches needs no state.
-    if (IsFinal(c.status) && e.watchers.empty()) entries_.erase(c.id);
+    // Unwatched, only a sending campaign needs state (its rate samples).
+    if (c.status != CampaignStatus::kSending && e.watchers.empty()) {
+      entries_.erase(c.id);
+    }
   }
   for (auto& fn : wake) fn();
 }
@@ -90,7 +92,8 @@ void ProgressHub::Unsubscribe(const std::string& campaign_id,
   if (it == entries_.end()) return;
   it->second.watchers.erase(subscription);
   if (it->second.watchers.empty() &&
-      (!it->second.published || IsFinal(it->second.latest.status))) {
+      (!it->second.published ||
+       it->second.latest.status != CampaignStatus::kSending)) {
     entries_.erase(it);
   }
 }

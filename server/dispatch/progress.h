@@ -57,7 +57,8 @@ class ProgressHub {
                      std::function<void()> wake);
   void Unsubscribe(const std::string& campaign_id, uint64_t subscription);
 
-  // Campaigns with state kept (tests: memory stays bounded).
+  // Campaigns with state kept: those watched, and those sending (tests:
+  // memory stays bounded).
   size_t campaigns() const;
 
  private:

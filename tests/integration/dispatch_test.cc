@@ -464,5 +464,316 @@ TEST_F(DispatchTest, CreateWithStartSendsAtOnceWhenItHasAnAudience) {
   EXPECT_EQ(done.stats().delivered(), 1);
 }
 
+// Receipts from outside (DeliveryService): no simulated receipts here.
+class ReceiptTest : public DispatchTest {
+ protected:
+  void SetUp() override {
+    configure_ = [](ServerOptions& o) {
+      o.simulator.defaults.delivered_rate = 0;
+    };
+    DispatchTest::SetUp();
+  }
+
+  grpc::Status Report(const std::vector<v1::DeliveryReceipt>& receipts,
+                      v1::ReportDeliveryReceiptsResponse* out,
+                      const std::string& key = kAdminKey) {
+    auto ctx = Ctx(key);
+    auto writer = delivery_->ReportDeliveryReceipts(ctx.get(), out);
+    for (const v1::DeliveryReceipt& r : receipts) {
+      if (!writer->Write(r)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  static v1::DeliveryReceipt ByMessage(const std::string& id,
+                                       v1::Recipient::Status status) {
+    v1::DeliveryReceipt r;
+    r.set_provider_message_id(id);
+    r.set_status(status);
+    return r;
+  }
+};
+
+TEST_F(ReceiptTest, ReceiptsMoveRecipientsOnAndCompleteTheCampaign) {
+  const std::string id =
+      CampaignWith(4, Sender(v1::Sender::unlimited, "+15550120"));
+  ASSERT_TRUE(Start(id).ok());
+  v1::Campaign sent = WaitFor(id, v1::Campaign::sent);
+  EXPECT_EQ(sent.stats().sent(), 4);
+  std::vector<v1::Recipient> rs = Recipients(id);
+  ASSERT_EQ(rs.size(), 4u);
+
+  std::vector<v1::DeliveryReceipt> receipts = {
+      ByMessage(rs[0].provider_message_id(), v1::Recipient::delivered),
+      // a repeat, and a delivered after read: both ignored
+      ByMessage(rs[0].provider_message_id(), v1::Recipient::delivered),
+      ByMessage(rs[1].provider_message_id(), v1::Recipient::read),
+      ByMessage(rs[1].provider_message_id(), v1::Recipient::delivered),
+      ByMessage("sim_unknown", v1::Recipient::delivered),
+  };
+  v1::DeliveryReceipt failed;
+  failed.set_recipient_id(rs[2].id());
+  failed.set_status(v1::Recipient::failed);
+  failed.set_error_code("30003");
+  failed.set_error_desc("unreachable handset");
+  receipts.push_back(failed);
+  v1::ReportDeliveryReceiptsResponse out;
+  grpc::Status s = Report(receipts, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.received(), 6);
+  EXPECT_EQ(out.matched(), 3);
+  EXPECT_EQ(out.ignored(), 2);
+  EXPECT_EQ(out.unmatched(), 1);
+  v1::Campaign c = Get(id);
+  EXPECT_EQ(c.status(), v1::Campaign::sent);  // rs[3] still awaits one
+  EXPECT_EQ(c.stats().delivered(), 1);
+  EXPECT_EQ(c.stats().read(), 1);
+  EXPECT_EQ(c.stats().failed(), 1);
+  EXPECT_EQ(c.stats().sent(), 1);
+  ExpectCountersAddUp(c);
+
+  // Another account cannot touch these recipients.
+  const std::string other = NewAccount("other");
+  ASSERT_TRUE(
+      Report({ByMessage(rs[3].provider_message_id(), v1::Recipient::delivered)},
+             &out, other)
+          .ok());
+  EXPECT_EQ(out.unmatched(), 1);
+
+  ASSERT_TRUE(
+      Report({ByMessage(rs[3].provider_message_id(), v1::Recipient::delivered)},
+             &out)
+          .ok());
+  EXPECT_EQ(out.matched(), 1);
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().delivered(), 2);
+  for (const v1::Recipient& r : Recipients(id)) {
+    if (r.id() == rs[1].id()) {
+      EXPECT_TRUE(r.has_read_at());
+      EXPECT_TRUE(r.has_delivered_at());
+    }
+    if (r.id() == rs[2].id()) {
+      EXPECT_EQ(r.error_code(), "30003");
+    }
+  }
+}
+
+TEST_F(ReceiptTest, AReceiptWithoutAnIdOrWithAnotherStatusIsInvalid) {
+  v1::ReportDeliveryReceiptsResponse out;
+  v1::DeliveryReceipt none;
+  none.set_status(v1::Recipient::delivered);
+  ErrorDetails d = Details(Report({none}, &out));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_EQ(d.fields.size(), 1u);
+  EXPECT_EQ(d.fields[0], "provider_message_id");
+  d = Details(Report({ByMessage("x", v1::Recipient::queued)}, &out));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_EQ(d.fields.size(), 1u);
+  EXPECT_EQ(d.fields[0], "status");
+}
+
+TEST_F(ReceiptTest, TheReceiptTimeoutCompletesASentCampaign) {
+  configure_ = [](ServerOptions& o) {
+    o.simulator.defaults.delivered_rate = 0;
+    o.engine.receipt_timeout = absl::Milliseconds(300);
+  };
+  Restart();
+  const std::string id =
+      CampaignWith(3, Sender(v1::Sender::unlimited, "+15550121"));
+  ASSERT_TRUE(Start(id).ok());
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().sent(), 3);
+}
+
+TEST_F(ReceiptTest, InboundStopKeywordsAddOptOutSuppressions) {
+  auto ctx = Ctx(kAdminKey);
+  v1::ReportInboundMessagesResponse out;
+  auto writer = delivery_->ReportInboundMessages(ctx.get(), &out);
+  for (const char* text : {" stop ", "Hello there", "UNSUBSCRIBE"}) {
+    v1::InboundMessage m;
+    m.set_channel(v1::sms);
+    m.set_from(std::string(text) == "UNSUBSCRIBE" ? "+12025550199"
+                                                  : "(202) 555-0198");
+    m.set_default_region("US");
+    m.set_text(text);
+    ASSERT_TRUE(writer->Write(m));
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.received(), 3);
+  EXPECT_EQ(out.opt_outs(), 2);
+  v1::CheckSuppressionRequest check;
+  check.set_address("+12025550198");
+  check.set_channel(v1::sms);
+  v1::CheckSuppressionResponse checked;
+  ASSERT_TRUE(
+      suppressions_->CheckSuppression(Ctx(kAdminKey).get(), check, &checked)
+          .ok());
+  EXPECT_TRUE(checked.suppressed());
+}
+
+using WatchTest = DispatchTest;
+
+TEST_F(WatchTest, FirstSnapshotAtOnceThenUpdatesUntilAFinalState) {
+  const std::string id =
+      CampaignWith(30, Sender(v1::Sender::tier_1k, "+15550130"));
+  auto ctx = Ctx(kAdminKey);
+  v1::WatchCampaignRequest req;
+  req.set_id(id);
+  req.set_max_rate_hz(20);
+  auto reader = campaigns_->WatchCampaign(ctx.get(), req);
+  v1::CampaignProgress p;
+  ASSERT_TRUE(reader->Read(&p));
+  EXPECT_EQ(p.campaign_id(), id);
+  EXPECT_EQ(p.status(), v1::Campaign::draft);
+  EXPECT_EQ(p.stats().total(), 30);
+  ASSERT_TRUE(Start(id).ok());
+  std::vector<v1::CampaignProgress> seen;
+  while (reader->Read(&p)) seen.push_back(p);
+  grpc::Status s = reader->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().status(), v1::Campaign::completed);
+  EXPECT_EQ(seen.back().stats().delivered(), 30);
+  bool rate = false;
+  bool eta = false;
+  int64_t settled = 0;
+  for (const v1::CampaignProgress& m : seen) {
+    const v1::CampaignStats& st = m.stats();
+    EXPECT_EQ(st.total(), st.queued() + st.sent() + st.delivered() + st.read() +
+                              st.failed() + st.skipped());
+    EXPECT_GE(st.total() - st.queued(), settled);
+    settled = st.total() - st.queued();
+    rate |= m.rate_per_second() > 0;
+    eta |= m.has_eta();
+  }
+  EXPECT_TRUE(rate);
+  EXPECT_TRUE(eta);
+}
+
+TEST_F(WatchTest, AFinalCampaignGivesOneMessageAndEnds) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550131");
+  v1::Campaign c;
+  ASSERT_TRUE(
+      campaigns_
+          ->CreateCampaign(Ctx(kAdminKey).get(), CampaignRequest(sender), &c)
+          .ok());
+  v1::CancelCampaignRequest cancel;
+  cancel.set_id(c.id());
+  ASSERT_TRUE(
+      campaigns_->CancelCampaign(Ctx(kAdminKey).get(), cancel, &c).ok());
+  auto ctx = Ctx(kAdminKey);
+  v1::WatchCampaignRequest req;
+  req.set_id(c.id());
+  auto reader = campaigns_->WatchCampaign(ctx.get(), req);
+  v1::CampaignProgress p;
+  ASSERT_TRUE(reader->Read(&p));
+  EXPECT_EQ(p.status(), v1::Campaign::cancelled);
+  EXPECT_FALSE(reader->Read(&p));
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(WatchTest, UnknownIdsAndBadRatesAreRefused) {
+  auto ctx = Ctx(kAdminKey);
+  v1::WatchCampaignRequest req;
+  req.set_id("cmp_nope");
+  auto reader = campaigns_->WatchCampaign(ctx.get(), req);
+  v1::CampaignProgress p;
+  EXPECT_FALSE(reader->Read(&p));
+  EXPECT_EQ(Details(reader->Finish()).code, grpc::StatusCode::NOT_FOUND);
+  auto ctx2 = Ctx(kAdminKey);
+  req.set_max_rate_hz(-1);
+  reader = campaigns_->WatchCampaign(ctx2.get(), req);
+  EXPECT_FALSE(reader->Read(&p));
+  ErrorDetails d = Details(reader->Finish());
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_EQ(d.fields.size(), 1u);
+  EXPECT_EQ(d.fields[0], "max_rate_hz");
+  auto ctx3 = Ctx("");
+  req.set_max_rate_hz(0);
+  reader = campaigns_->WatchCampaign(ctx3.get(), req);
+  EXPECT_FALSE(reader->Read(&p));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// 1,000 watchers on one campaign, 200 of which never read: the campaign is
+// sent completely, every reader sees the end, and once the streams are gone
+// the server keeps no state for them.
+TEST_F(WatchTest, AThousandWatchersIncludingStalledOnes) {
+  const std::string id =
+      CampaignWith(2000, Sender(v1::Sender::unlimited, "+15550132"));
+  constexpr int kWatchers = 1000;
+  constexpr int kStalled = 200;
+  struct Watcher {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientAsyncReader<v1::CampaignProgress>> reader;
+    v1::CampaignProgress last;
+    v1::CampaignProgress msg;
+    grpc::Status status;
+    bool finished = false;
+  };
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<Watcher>> watchers;
+  v1::WatchCampaignRequest req;
+  req.set_id(id);
+  for (int i = 0; i < kWatchers; ++i) {
+    auto w = std::make_unique<Watcher>();
+    w->ctx.AddMetadata("authorization", std::string("Bearer ") + kAdminKey);
+    // Tags: 2i = started / read, 2i+1 = finished.
+    w->reader = campaigns_->AsyncWatchCampaign(
+        &w->ctx, req, &cq, reinterpret_cast<void*>(intptr_t{2} * i));
+    watchers.push_back(std::move(w));
+  }
+  ASSERT_TRUE(Start(id).ok());
+  int open = kWatchers - kStalled;
+  void* tag;
+  bool ok;
+  while (open > 0 && cq.Next(&tag, &ok)) {
+    const intptr_t t = reinterpret_cast<intptr_t>(tag);
+    Watcher& w = *watchers[t / 2];
+    const bool stalled = t / 2 >= kWatchers - kStalled;
+    if (t % 2 == 1) {
+      w.finished = true;
+      --open;
+      continue;
+    }
+    if (stalled) continue;  // started; never reads
+    if (ok) {
+      if (w.msg.campaign_id() == id) w.last = w.msg;
+      w.reader->Read(&w.msg, tag);
+    } else {
+      w.reader->Finish(&w.status, reinterpret_cast<void*>(t + 1));
+    }
+  }
+  v1::Campaign done = WaitFor(id, v1::Campaign::completed);
+  EXPECT_EQ(done.stats().delivered(), 2000);
+  for (int i = 0; i < kWatchers - kStalled; ++i) {
+    EXPECT_TRUE(watchers[i]->status.ok()) << i;
+    EXPECT_EQ(watchers[i]->last.status(), v1::Campaign::completed) << i;
+  }
+  for (int i = kWatchers - kStalled; i < kWatchers; ++i) {
+    watchers[i]->ctx.TryCancel();
+  }
+  // Drain the stalled ones' events (their starts, and cancelled finishes).
+  for (int i = kWatchers - kStalled; i < kWatchers; ++i) {
+    watchers[i]->reader->Finish(&watchers[i]->status,
+                                reinterpret_cast<void*>(intptr_t{2} * i + 1));
+  }
+  int finishing = kStalled;
+  while (finishing > 0 && cq.Next(&tag, &ok)) {
+    if (reinterpret_cast<intptr_t>(tag) % 2 == 1) --finishing;
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  // The server lets go of every stream.
+  for (int i = 0; i < 500 && server_->progress_campaigns() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(server_->progress_campaigns(), 0u);
+}
+
 }  // namespace
 }  // namespace campaigns::testing

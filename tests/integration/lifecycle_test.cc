@@ -27,22 +27,6 @@ TEST_F(LaterWorkTest, UnaryRpcsOfLaterWorkAreUnimplementedWithAMessage) {
   }
 }
 
-TEST_F(LaterWorkTest, StreamingRpcsOfLaterWorkAreUnimplemented) {
-  auto watch_ctx = Ctx(kAdminKey);
-  v1::WatchCampaignRequest watch;
-  watch.set_id("cmp_x");
-  auto reader = campaigns_->WatchCampaign(watch_ctx.get(), watch);
-  v1::CampaignProgress progress;
-  EXPECT_FALSE(reader->Read(&progress));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
-
-  auto receipts_ctx = Ctx(kAdminKey);
-  v1::ReportDeliveryReceiptsResponse resp;
-  auto writer = delivery_->ReportDeliveryReceipts(receipts_ctx.get(), &resp);
-  writer->WritesDone();
-  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
-}
-
 // Every create the server acknowledged before shutting down is in the
 // database afterwards: durable before acknowledged, nothing lost at exit.
 TEST_F(LaterWorkTest, ShutdownUnderLoadLosesNoAcknowledgedWrite) {

@@ -1,0 +1,232 @@
+#include "server/api/watch.h"
+
+#include <grpcpp/alarm.h>
+
+#include <cmath>
+#include <memory>
+
+#include "server/api/convert.h"
+#include "server/api/handler_util.h"
+#include "server/domain/errors.h"
+#include "server/domain/rules.h"
+
+namespace campaigns::api {
+namespace {
+
+constexpr double kDefaultRateHz = 10;
+constexpr double kMaxRateHz = 100;
+
+// The hub's handle on a call: cleared when the call is done, so a wake that
+// races with the call's end finds nothing.
+struct Waker {
+  std::mutex mu;
+  std::function<void()> wake;  // empty once the call is done
+};
+
+}  // namespace
+
+class WatchMethod::Call {
+ public:
+  Call(WatchMethod* method, grpc::ServerCompletionQueue* cq)
+      : method_(method), cq_(cq), writer_(&ctx_) {
+    ctx_.AsyncNotifyWhenDone(&done_tag_);
+    method_->service_->RequestServerStream(method_->index_, &ctx_, &raw_,
+                                           &writer_, cq_, &request_tag_);
+  }
+
+ private:
+  // One tag per kind of operation; each routes to its handler.
+  struct OpTag final : public Tag {
+    OpTag(Call* c, void (Call::*fn)(bool)) : call(c), handler(fn) {}
+    void Proceed(bool ok) override { (call->*handler)(ok); }
+    Call* call;
+    void (Call::*handler)(bool);
+  };
+
+  void OnRequest(bool ok) {
+    if (!ok) {  // the server is shutting down; the call never started
+      delete this;
+      return;
+    }
+    method_->env_->StreamBegan();
+    {
+      std::lock_guard<std::mutex> lock(method_->mu_);
+      method_->live_.insert(this);
+    }
+    absl::StatusOr<Principal> principal =
+        method_->env_->Arrive(method_, cq_, ctx_);
+    absl::Status status = principal.status();
+    v1::WatchCampaignRequest req;
+    if (status.ok()) status = ParseRequest(&raw_, &req);
+    if (status.ok()) status = RequireId(req.id());
+    if (status.ok()) {
+      const double hz = req.max_rate_hz();
+      if (std::isnan(hz) || hz < 0) {
+        status = errors::InvalidField("max_rate_hz", "must not be negative");
+      } else {
+        min_interval_ = absl::Seconds(
+            1.0 / (hz == 0 ? kDefaultRateHz : std::min(hz, kMaxRateHz)));
+      }
+    }
+    absl::StatusOr<Campaign> c = absl::InternalError("unset");
+    if (status.ok()) {
+      c = method_->store_->GetCampaign(principal->account_id, req.id());
+      status = c.status();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!status.ok()) {
+      FinishLocked(ToGrpcStatus(status));
+      return;
+    }
+    campaign_id_ = c->id;
+    waker_ = std::make_shared<Waker>();
+    waker_->wake = [this] { Wake(); };
+    subscription_ = method_->hub_->Subscribe(campaign_id_, [w = waker_] {
+      std::lock_guard<std::mutex> wl(w->mu);
+      if (w->wake) w->wake();
+    });
+    method_->hub_->PublishIfNew(*c, absl::Now());
+    SendLocked();
+  }
+
+  // Sends the newest snapshot if there is one the client has not seen and
+  // nothing is outstanding; else waits (rate limit) or stays idle.
+  void SendLocked() {
+    if (finishing_ || done_ || write_pending_ || alarm_pending_) return;
+    std::optional<dispatch::Progress> p = method_->hub_->Latest(campaign_id_);
+    if (!p || p->version == sent_version_) {
+      if (sent_final_) FinishLocked(grpc::Status::OK);
+      return;
+    }
+    const absl::Time now = absl::Now();
+    if (now < last_write_ + min_interval_) {
+      SetAlarmLocked(last_write_ + min_interval_);
+      return;
+    }
+    v1::CampaignProgress out;
+    out.set_campaign_id(p->campaign_id);
+    out.set_status(static_cast<v1::Campaign::Status>(p->status));
+    ToProto(p->stats, out.mutable_stats());
+    out.set_rate_per_second(p->rate_per_second);
+    if (p->eta) *out.mutable_eta() = ToProto(*p->eta);
+    *out.mutable_updated_at() = ToProto(p->updated_at);
+    out.set_pause_reason(p->pause_reason);
+    out.set_failure_reason(p->failure_reason);
+    pending_version_ = p->version;
+    pending_final_ = IsFinal(p->status);
+    write_pending_ = true;
+    last_write_ = now;
+    writer_.Write(SerializeResponse(out), &write_tag_);
+  }
+
+  void SetAlarmLocked(absl::Time when) {
+    alarm_pending_ = true;
+    alarm_ = std::make_unique<grpc::Alarm>();
+    alarm_->Set(cq_, absl::ToChronoTime(when), &alarm_tag_);
+  }
+
+  void FinishLocked(const grpc::Status& status) {
+    finishing_ = true;
+    finish_pending_ = true;
+    writer_.Finish(status, &finish_tag_);
+  }
+
+  // From the hub, any thread: an idle call hops onto its queue.
+  void Wake() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finishing_ || done_ || write_pending_ || alarm_pending_) return;
+    SetAlarmLocked(absl::Now());
+  }
+
+  void OnWritten(bool ok) {
+    std::unique_lock<std::mutex> lock(mu_);
+    write_pending_ = false;
+    if (ok) {
+      sent_version_ = pending_version_;
+      sent_final_ = pending_final_;
+      SendLocked();
+    }
+    // A failed write: the client is gone; the done tag follows.
+    MaybeDelete(lock);
+  }
+
+  void OnAlarm(bool ok) {
+    std::unique_lock<std::mutex> lock(mu_);
+    alarm_pending_ = false;
+    if (ok) SendLocked();
+    MaybeDelete(lock);
+  }
+
+  void OnFinished(bool) {
+    std::unique_lock<std::mutex> lock(mu_);
+    finish_pending_ = false;
+    MaybeDelete(lock);
+  }
+
+  void OnDone(bool) {
+    if (waker_) {
+      std::lock_guard<std::mutex> wl(waker_->mu);
+      waker_->wake = nullptr;
+    }
+    if (!campaign_id_.empty()) {
+      method_->hub_->Unsubscribe(campaign_id_, subscription_);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    done_ = true;
+    if (alarm_pending_) alarm_->Cancel();
+    MaybeDelete(lock);
+  }
+
+  void MaybeDelete(std::unique_lock<std::mutex>& lock) {
+    if (!done_ || write_pending_ || alarm_pending_ || finish_pending_) return;
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> l(method_->mu_);
+      method_->live_.erase(this);
+    }
+    CallEnv* env = method_->env_;
+    delete this;
+    env->StreamEnded();
+  }
+
+ public:
+  void Cancel() { ctx_.TryCancel(); }
+
+ private:
+  WatchMethod* const method_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  grpc::ByteBuffer raw_;
+  grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_;
+  OpTag request_tag_{this, &Call::OnRequest};
+  OpTag write_tag_{this, &Call::OnWritten};
+  OpTag alarm_tag_{this, &Call::OnAlarm};
+  OpTag finish_tag_{this, &Call::OnFinished};
+  OpTag done_tag_{this, &Call::OnDone};
+
+  std::mutex mu_;
+  std::string campaign_id_;
+  uint64_t subscription_ = 0;
+  std::shared_ptr<Waker> waker_;
+  std::unique_ptr<grpc::Alarm> alarm_;
+  absl::Duration min_interval_ = absl::Seconds(1.0 / kDefaultRateHz);
+  absl::Time last_write_ = absl::InfinitePast();
+  uint64_t sent_version_ = 0;
+  uint64_t pending_version_ = 0;
+  bool sent_final_ = false;
+  bool pending_final_ = false;
+  bool write_pending_ = false;
+  bool alarm_pending_ = false;
+  bool finishing_ = false;
+  bool finish_pending_ = false;
+  bool done_ = false;
+};
+
+void WatchMethod::Arm(grpc::ServerCompletionQueue* cq) { new Call(this, cq); }
+
+void WatchMethod::CancelAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Call* c : live_) c->Cancel();
+}
+
+}  // namespace campaigns::api
