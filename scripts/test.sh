@@ -48,10 +48,11 @@ if [ $quick -eq 0 ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite "$root/build-asan" -DCAMPAIGND_SANITIZE=address
 
-  echo "== domain and storage tests under TSan"
+  echo "== domain, storage and dispatch tests under TSan"
   BUILD_DIR=$root/build-tsan scripts/build.sh -DBUILD_TESTING=ON \
-    -DCAMPAIGND_SANITIZE=thread --target domain_tests --target storage_tests
-  for t in domain_tests storage_tests; do
+    -DCAMPAIGND_SANITIZE=thread --target domain_tests --target storage_tests \
+    --target dispatch_tests
+  for t in domain_tests storage_tests dispatch_tests; do
     TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" "$root/build-tsan/tests/$t" --gtest_brief=1
   done
 

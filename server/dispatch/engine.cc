@@ -16,6 +16,22 @@ constexpr int kRoundsPerStep = 16;
 // How long a pump waits before trying again after a storage error.
 constexpr absl::Duration kErrorRetry = absl::Seconds(1);
 
+// When a campaign's messages stop being worth sending, if ever.
+std::optional<absl::Time> ExpiresAt(const Campaign& c) {
+  if (!c.validity_period || !c.started_at) return std::nullopt;
+  return *c.started_at + *c.validity_period;
+}
+
+DispatchOutcome Expired(int64_t seq) {
+  DispatchOutcome o;
+  o.seq = seq;
+  o.attempted = false;
+  o.status = RecipientStatus::kFailed;
+  o.error_code = "expired";
+  o.error_desc = "the campaign's validity period passed before sending";
+  return o;
+}
+
 }  // namespace
 
 struct Engine::Item {
@@ -443,6 +459,18 @@ void Engine::Step(const PumpPtr& p) {
       return;
     }
     if (p->in_flight >= options_.max_batches_in_flight) break;
+    if (const std::optional<absl::Time> expires = ExpiresAt(p->campaign);
+        expires && now > *expires) {
+      // Past the validity period: what has not gone out never will.
+      std::vector<DispatchOutcome> expired;
+      for (Item& item : p->ready) expired.push_back(Expired(item.r.seq));
+      p->ready.clear();
+      ++p->in_flight;
+      lock.unlock();
+      Record(p, std::move(expired));
+      lock.lock();
+      continue;
+    }
     absl::Time ready_at;
     const int64_t want = std::min<int64_t>(
         static_cast<int64_t>(p->ready.size()), p->campaign.batch_size);
@@ -516,10 +544,7 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
   }
   p->rescanned = false;
   p->cursor = leased->back().seq;
-  const std::optional<absl::Time> expires =
-      c.validity_period && c.started_at
-          ? std::optional<absl::Time>(*c.started_at + *c.validity_period)
-          : std::nullopt;
+  const std::optional<absl::Time> expires = ExpiresAt(c);
   std::vector<DispatchOutcome> settled;
   for (size_t i = 0; i < leased->size(); ++i) {
     Recipient& r = (*leased)[i];
@@ -533,10 +558,7 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       continue;
     }
     if (expires && now > *expires) {
-      o.status = RecipientStatus::kFailed;
-      o.error_code = "expired";
-      o.error_desc = "the campaign's validity period passed before sending";
-      settled.push_back(std::move(o));
+      settled.push_back(Expired(r.seq));
       continue;
     }
     RenderResult text = p->text.Render(r.variables);

@@ -1,0 +1,412 @@
+// The engine on a fake clock over a real store: rate limits measured in
+// exact (fake) time, backoff, schedules, and pause/resume cycles, with the
+// simulator's log as the record of every provider call.
+#include "server/dispatch/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "server/dispatch/simulator.h"
+#include "storage/store.h"
+#include "tests/dispatch/fake_timer.h"
+#include "tests/storage/temp_db.h"
+
+namespace campaigns::dispatch {
+namespace {
+
+using storage::test_util::AwaitResult;
+using storage::test_util::TempDir;
+
+constexpr char kSecret[] = "ck_engine_test_admin_secret";
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::DatabaseOptions options;
+    options.path = dir_.File("engine.db");
+    auto db = storage::Database::Open(options);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = *std::move(db);
+    store_ = std::make_unique<storage::Store>(db_.get());
+    ASSERT_TRUE(store_->BootstrapAdmin(kSecret).ok());
+    auto principal = store_->Authenticate(kSecret);
+    ASSERT_TRUE(principal.ok());
+    account_ = principal->account_id;
+  }
+
+  void TearDown() override {
+    if (engine_) engine_->Stop();
+    db_->Flush();
+    engine_.reset();
+    db_->Close();
+  }
+
+  // Builds the simulator and the engine (after the test set their options).
+  void StartEngine() {
+    sim_options_.keep_log = true;
+    sim_options_.defaults.delivered_delay = absl::ZeroDuration();
+    auto sim = Simulator::Create(
+        sim_options_, &timer_,
+        [this](const std::string& account, std::vector<ReceiptUpdate> r) {
+          engine_->IngestReceipts(account, std::move(r), nullptr);
+        });
+    ASSERT_TRUE(sim.ok());
+    sim_ = *std::move(sim);
+    engine_ = std::make_unique<Engine>(
+        store_.get(), &timer_,
+        [this](const std::string&) -> Provider* { return sim_.get(); },
+        engine_options_);
+  }
+
+  std::string NewSender(SenderTier tier, const std::string& id) {
+    Sender s;
+    s.id = absl::StrCat("snd_", id);
+    s.account_id = account_;
+    s.sender_id = id;
+    s.channel = Channel::kSms;
+    s.tier = tier;
+    s.created_at = s.updated_at = NowMicros();
+    auto r = AwaitResult<Sender>([&](storage::Callback<Sender> done) {
+      store_->RegisterSender(s, {}, done);
+    });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return id;
+  }
+
+  // A draft campaign with `n` recipients (variable name) on `sender`.
+  Campaign NewCampaign(const std::string& sender, int n, int base = 0,
+                       int32_t batch_size = 100) {
+    Campaign c;
+    c.id = absl::StrCat("cmp_t", next_campaign_++);
+    c.account_id = account_;
+    c.name = c.id;
+    c.channel = Channel::kSms;
+    c.sender_id = sender;
+    c.body = "Hi {{name}}";
+    c.batch_size = batch_size;
+    c.created_at = c.updated_at = NowMicros();
+    auto created = AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
+      store_->CreateCampaign(c, {}, done);
+    });
+    EXPECT_TRUE(created.ok()) << created.status();
+    auto lease = AwaitResult<storage::ImportLease>(
+        [&](auto done) { store_->BeginRecipientImport(account_, c.id, done); });
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    std::vector<storage::StagedRecipient> rows;
+    for (int i = 0; i < n; ++i) {
+      rows.push_back({absl::StrCat("+1202", 4000000 + base + i), "",
+                      absl::StrCat("{\"name\":\"n", i, "\"}")});
+    }
+    auto dup = AwaitResult<std::vector<int32_t>>(
+        [&](auto done) { store_->StageRecipients(*lease, rows, done); });
+    EXPECT_TRUE(dup.ok() && dup->empty());
+    auto committed = AwaitResult<Campaign>([&](auto done) {
+      store_->CommitRecipientImport(*lease, n, "", {}, done);
+    });
+    EXPECT_TRUE(committed.ok()) << committed.status();
+    return *committed;
+  }
+
+  Campaign Get(const std::string& id) {
+    auto c = store_->GetCampaign(account_, id);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *c : Campaign();
+  }
+
+  // Runs callbacks and storage completions, moving the fake clock to the
+  // next callback when nothing is due, until `done()` or until nothing is
+  // left to run or `limit` of fake time passed.
+  bool RunUntil(const std::function<bool()>& done,
+                absl::Duration limit = absl::Hours(2)) {
+    const absl::Time end = timer_.Now() + limit;
+    for (;;) {
+      if (done()) return true;
+      const int ran = timer_.RunDue();
+      db_->Flush();
+      if (ran > 0 || timer_.HasDue()) continue;
+      if (done()) return true;
+      if (!timer_.AdvanceToNext() || timer_.Now() > end) return done();
+    }
+  }
+
+  bool RunUntilStatus(const std::string& id, CampaignStatus s) {
+    return RunUntil([&] { return Get(id).status == s; });
+  }
+
+  void RunFor(absl::Duration d) {
+    const absl::Time until = timer_.Now() + d;
+    RunUntil([&] { return timer_.Now() >= until; }, d + absl::Seconds(1));
+  }
+
+  absl::StatusOr<Campaign> Await(
+      const std::function<void(Done<Campaign>)>& call) {
+    return AwaitResult<Campaign>(call);
+  }
+
+  // Times of accepted provider calls (fake clock).
+  std::vector<absl::Time> AcceptedTimes() {
+    std::vector<absl::Time> out;
+    for (const SimulatorLogEntry& e : sim_->Log()) {
+      if (e.outcome == "accepted") out.push_back(e.time);
+    }
+    return out;
+  }
+
+  // The most sends in any window [t, t + 1s) starting at a send.
+  static int MaxPerSecond(const std::vector<absl::Time>& times) {
+    int best = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < times.size(); ++i) {
+      j = std::max(j, i);
+      while (j < times.size() && times[j] < times[i] + absl::Seconds(1)) ++j;
+      best = std::max(best, static_cast<int>(j - i));
+    }
+    return best;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<storage::Store> store_;
+  std::string account_;
+  testing::FakeTimer timer_;
+  SimulatorOptions sim_options_;
+  EngineOptions engine_options_;
+  std::unique_ptr<Simulator> sim_;
+  std::unique_ptr<Engine> engine_;
+  int next_campaign_ = 1;
+};
+
+struct TierCase {
+  SenderTier tier;
+  int rate;
+};
+
+class TierTest : public EngineTest,
+                 public ::testing::WithParamInterface<TierCase> {};
+
+TEST_P(TierTest, SendsAtTheTierRateAndNeverMoreInAnySecond) {
+  StartEngine();
+  const TierCase t = GetParam();
+  const std::string sender = NewSender(t.tier, "+15550200");
+  const int n = t.rate * 20 + 1;  // 20 s of sending
+  Campaign c = NewCampaign(sender, n);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  std::vector<absl::Time> times = AcceptedTimes();
+  ASSERT_EQ(times.size(), static_cast<size_t>(n));
+  EXPECT_LE(MaxPerSecond(times), t.rate);
+  const double seconds = absl::ToDoubleSeconds(times.back() - times.front());
+  const double achieved = (n - 1) / seconds;
+  EXPECT_NEAR(achieved, t.rate, t.rate * 0.02) << seconds << " s";
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiers, TierTest,
+                         ::testing::Values(TierCase{SenderTier::kTier1k, 10},
+                                           TierCase{SenderTier::kTier10k, 30},
+                                           TierCase{SenderTier::kTier100k,
+                                                    80}));
+
+TEST_F(EngineTest, CampaignsOfOneSenderShareItsRate) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kTier10k, "+15550201");
+  Campaign a = NewCampaign(sender, 150, 0);
+  Campaign b = NewCampaign(sender, 150, 1000);
+  for (const Campaign& c : {a, b}) {
+    ASSERT_TRUE(Await([&](auto done) {
+                  engine_->Start(account_, c.id, std::nullopt, done);
+                }).ok());
+  }
+  ASSERT_TRUE(RunUntil([&] {
+    return Get(a.id).status == CampaignStatus::kCompleted &&
+           Get(b.id).status == CampaignStatus::kCompleted;
+  }));
+  std::vector<absl::Time> times = AcceptedTimes();
+  ASSERT_EQ(times.size(), 300u);
+  std::sort(times.begin(), times.end());
+  EXPECT_LE(MaxPerSecond(times), 30);
+}
+
+TEST_F(EngineTest, ACampaignOverrideBelowTheTierWins) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550202");
+  Campaign c = NewCampaign(sender, 41);
+  auto updated = Await([&](auto done) {
+    store_->UpdateCampaign(
+        account_, c.id,
+        [](Campaign& x) {
+          x.rate_limit_per_second = 5;
+          return absl::OkStatus();
+        },
+        done);
+  });
+  ASSERT_TRUE(updated.ok());
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  std::vector<absl::Time> times = AcceptedTimes();
+  EXPECT_LE(MaxPerSecond(times), 5);
+  EXPECT_NEAR(absl::ToDoubleSeconds(times.back() - times.front()), 8.0, 0.01);
+}
+
+TEST_F(EngineTest, TransientFailuresBackOffExponentially) {
+  sim_options_.defaults.transient_failure_rate = 1.0;
+  engine_options_.max_attempts = 4;
+  engine_options_.backoff_base = absl::Seconds(1);
+  engine_options_.error_threshold = 0;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550203");
+  Campaign c = NewCampaign(sender, 1);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  std::vector<SimulatorLogEntry> log = sim_->Log();
+  ASSERT_EQ(log.size(), 4u);
+  for (size_t i = 1; i < log.size(); ++i) {
+    const double gap = absl::ToDoubleSeconds(log[i].time - log[i - 1].time);
+    const double base = 1 << (i - 1);  // 1, 2, 4 s
+    EXPECT_GE(gap, base * 0.8) << i;
+    EXPECT_LE(gap, base * 1.2) << i;
+    EXPECT_EQ(log[i].key, log[0].key);  // one message, one key
+  }
+  Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.failed, 1);
+}
+
+TEST_F(EngineTest, ThrottlingHonoursTheProvidersRetryAfter) {
+  sim_options_.defaults.accepted_rate = 2;
+  engine_options_.backoff_base = absl::Milliseconds(1);
+  engine_options_.max_attempts = 100;
+  engine_options_.error_threshold = 0;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550204");
+  Campaign c = NewCampaign(sender, 10);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(Get(c.id).stats.delivered, 10);
+  // The simulator accepts 2/s (capacity 2): the retry-after spaces them.
+  std::vector<absl::Time> times = AcceptedTimes();
+  EXPECT_LE(MaxPerSecond(times), 4);
+}
+
+TEST_F(EngineTest, AScheduledStartFiresAtItsTimeNotBefore) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550205");
+  Campaign c = NewCampaign(sender, 3);
+  const absl::Time at = timer_.Now() + absl::Minutes(10);
+  auto scheduled =
+      Await([&](auto done) { engine_->Start(account_, c.id, at, done); });
+  ASSERT_TRUE(scheduled.ok());
+  EXPECT_EQ(scheduled->status, CampaignStatus::kScheduled);
+  RunFor(absl::Minutes(9));
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kScheduled);
+  EXPECT_TRUE(sim_->Log().empty());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  ASSERT_EQ(sim_->Log().size(), 3u);
+  EXPECT_GE(sim_->Log().front().time, at);
+}
+
+TEST_F(EngineTest, ValidityPeriodExpiresWhatIsLeft) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kTier1k, "+15550206");
+  Campaign c = NewCampaign(sender, 100);
+  ASSERT_TRUE(Await([&](auto done) {
+                store_->UpdateCampaign(
+                    account_, c.id,
+                    [](Campaign& x) {
+                      x.validity_period = absl::Seconds(3);
+                      return absl::OkStatus();
+                    },
+                    done);
+              }).ok());
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  Campaign done = Get(c.id);
+  EXPECT_GT(done.stats.failed, 50);
+  EXPECT_GT(done.stats.delivered, 20);
+  EXPECT_EQ(done.stats.failed + done.stats.delivered, 100);
+  auto failed = store_->ListRecipients(account_, c.id, RecipientStatus::kFailed,
+                                       PageRequest{1, 1, 0});
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->items.size(), 1u);
+  EXPECT_EQ(failed->items[0].error_code, "expired");
+}
+
+// 50 pause/resume cycles at random moments: every recipient is sent exactly
+// once, none is skipped, and nothing is sent while paused.
+TEST_F(EngineTest, FiftyRandomPauseResumeCyclesLoseAndRepeatNothing) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kTier10k, "+15550207");
+  Campaign c = NewCampaign(sender, 600, 0, /*batch_size=*/7);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> ms(0, 400);
+  for (int cycle = 0; cycle < 50; ++cycle) {
+    RunFor(absl::Milliseconds(ms(rng)));
+    auto paused = Await(
+        [&](auto done) { engine_->Pause(account_, c.id, "cycle", done); });
+    ASSERT_TRUE(paused.ok()) << paused.status();
+    const size_t sent = sim_->Log().size();
+    RunFor(absl::Milliseconds(ms(rng)));
+    EXPECT_EQ(sim_->Log().size(), sent) << "sent while paused, cycle " << cycle;
+    auto resumed =
+        Await([&](auto done) { engine_->Resume(account_, c.id, done); });
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+  }
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  std::map<std::string, int> per_key;
+  for (const SimulatorLogEntry& e : sim_->Log()) ++per_key[e.key];
+  EXPECT_EQ(per_key.size(), 600u);
+  for (const auto& [key, n] : per_key) EXPECT_EQ(n, 1) << key;
+  Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.delivered, 600);
+  EXPECT_EQ(done.stats.skipped, 0);
+}
+
+TEST_F(EngineTest, RecoverResumesSendingCampaignsAfterARestart) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kTier1k, "+15550208");
+  Campaign c = NewCampaign(sender, 30);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  RunFor(absl::Seconds(1));
+  // A new engine (the same simulator, which remembers its keys) on the
+  // same store, as after a crash: it picks the campaign up by itself.
+  engine_->Stop();
+  db_->Flush();
+  const size_t before = sim_->Log().size();
+  EXPECT_GT(before, 0u);
+  EXPECT_LT(before, 30u);
+  // The stopped engine stays alive: its callbacks still pending in the fake
+  // timer find it stopped and do nothing.
+  std::unique_ptr<Engine> old_engine = std::move(engine_);
+  engine_ = std::make_unique<Engine>(
+      store_.get(), &timer_,
+      [this](const std::string&) -> Provider* { return sim_.get(); },
+      engine_options_);
+  ASSERT_TRUE(engine_->Recover().ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  old_engine.reset();
+  std::map<std::string, int> accepted;
+  for (const SimulatorLogEntry& e : sim_->Log()) {
+    if (e.outcome == "accepted") ++accepted[e.key];
+  }
+  EXPECT_EQ(accepted.size(), 30u);
+  for (const auto& [key, n] : accepted) EXPECT_EQ(n, 1) << key;
+}
+
+}  // namespace
+}  // namespace campaigns::dispatch
