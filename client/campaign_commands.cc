@@ -106,6 +106,48 @@ void AddCampaignCommands(CommandSet* commands) {
                  &Service::DeleteCampaign, PrintDeleted("campaign"))
       .Flag("id", "id", "Campaign id (cmp_...)")
       ->required();
+
+  // The lifecycle.
+  commands
+      ->AddUnary(campaigns, "start",
+                 "Send a draft campaign now (or at its schedule_at if that is "
+                 "in the future)",
+                 &Service::StartCampaign, PrintObject({"stats"}))
+      .Flag("id", "id", "Campaign id (cmp_...)")
+      ->required();
+  UnaryCommand& confirm =
+      commands->AddUnary(campaigns, "confirm",
+                         "Confirm a draft campaign: send now, or at --send-at",
+                         &Service::ConfirmCampaign, PrintObject({"stats"}));
+  confirm.Flag("id", "id", "Campaign id (cmp_...)")->required();
+  confirm.Flag("--send-at", "send_at",
+               "When to send, RFC 3339, e.g. 2024-05-01T09:00:00Z");
+  UnaryCommand& pause = commands->AddUnary(
+      campaigns, "pause",
+      "Pause a scheduled or sending campaign; no message starts after this "
+      "returns",
+      &Service::PauseCampaign, PrintObject({"stats"}));
+  pause.Flag("id", "id", "Campaign id (cmp_...)")->required();
+  pause.Flag("--reason", "reason", "Why (shown as pause_reason)");
+  commands
+      ->AddUnary(campaigns, "resume",
+                 "Resume a paused campaign with the next unsent recipient",
+                 &Service::ResumeCampaign, PrintObject({"stats"}))
+      .Flag("id", "id", "Campaign id (cmp_...)")
+      ->required();
+  commands
+      ->AddUnary(campaigns, "cancel",
+                 "Cancel a campaign for good: queued recipients are skipped",
+                 &Service::CancelCampaign, PrintObject({"stats"}))
+      .Flag("id", "id", "Campaign id (cmp_...)")
+      ->required();
+  UnaryCommand& retry =
+      commands->AddUnary(campaigns, "retry", "Send the failed recipients again",
+                         &Service::RetryFailed, PrintObject());
+  retry.Flag("id", "id", "Campaign id (cmp_...)")->required();
+  retry.Flag("--error-code", "error_codes",
+             "Only recipients that failed with this code (repeatable)");
+  AddWatchCommand(commands, campaigns);
 }
 
 }  // namespace campaigns::client

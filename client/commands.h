@@ -14,8 +14,11 @@ void AddAccountCommands(CommandSet* commands);
 void AddTemplateCommands(CommandSet* commands);
 // `senders register|get|list|delete` (SenderService).
 void AddSenderCommands(CommandSet* commands);
-// `campaigns create|get|list|update|delete` (CampaignService).
+// `campaigns create|get|list|update|delete|start|confirm|pause|resume|
+// cancel|retry|watch` (CampaignService).
 void AddCampaignCommands(CommandSet* commands);
+// `campaigns watch`: a live progress bar until the campaign is final.
+void AddWatchCommand(CommandSet* commands, CLI::App* campaigns);
 // `suppressions add|remove|list|check` (SuppressionService).
 void AddSuppressionCommands(CommandSet* commands);
 // `contacts create|get|list|update|import|delete` and
