@@ -1,5 +1,7 @@
 #include "server/api/stream_import.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -13,6 +15,8 @@
 
 namespace campaigns::api {
 namespace {}  // namespace
+
+void ReleaseFreedMemory() { malloc_trim(0); }
 
 v1::ImportError MakeImportError(int64_t row, std::string reason) {
   v1::ImportError e;

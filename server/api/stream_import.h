@@ -63,6 +63,11 @@ struct CheckedBatch {
 
 v1::ImportError MakeImportError(int64_t row, std::string reason);
 
+// Returns memory the allocator holds but no longer uses to the system. An
+// import frees its buffers (hundreds of MB for millions of rows) at once;
+// without this the process keeps them mapped for good.
+void ReleaseFreedMemory();
+
 template <typename Req, typename Resp>
 class StreamImport
     : public StreamConsumer<Req, Resp>,
@@ -80,6 +85,8 @@ class StreamImport
   static constexpr int kMaxBatchesInFlight = 3 * kStageBatches;
   // Row errors listed in the response.
   static constexpr size_t kMaxErrors = 100;
+
+  ~StreamImport() override { ReleaseFreedMemory(); }
 
   void OnMessage(const Req& message, Next next) final;
   void OnEnd(Reply<Resp> reply) final;

@@ -352,20 +352,32 @@ int64_t Engine::TakePermits(Pump& p, int64_t want, absl::Time now,
     }
     own = &*p.own_bucket;
   }
+  // A chunk: at most every bucket's capacity, once every bucket is full.
   int64_t n = want;
-  for (TokenBucket* b : {sender, own}) {
-    if (b != nullptr) n = std::min(n, b->capacity());
-  }
   absl::Time at = now;
   for (TokenBucket* b : {sender, own}) {
-    if (b != nullptr) at = std::max(at, b->ReadyAt(now, n));
+    if (b == nullptr) continue;
+    n = std::min(n, b->capacity());
+    at = std::max(at, b->ChunkReadyAt(now));
   }
   if (at > now) {
     *ready_at = at;
     return 0;
   }
   for (TokenBucket* b : {sender, own}) {
-    if (b != nullptr) b->Take(now, n);
+    if (b != nullptr) b->TakeChunk(now);
+  }
+  return n;
+}
+
+int64_t Engine::ChunkSize(const Pump& p) const {
+  const int64_t rate = RateOf(p.campaign, p.tier_rate);
+  if (rate <= 0) return p.campaign.batch_size;
+  int64_t n = p.campaign.batch_size;
+  if (p.tier_rate > 0) n = std::min(n, TokenBucket::CapacityFor(p.tier_rate));
+  if (p.campaign.rate_limit_per_second > 0) {
+    n = std::min<int64_t>(
+        n, TokenBucket::CapacityFor(p.campaign.rate_limit_per_second));
   }
   return n;
 }
@@ -429,7 +441,14 @@ void Engine::Step(const PumpPtr& p) {
       p->ready.push_back(std::move(p->retries.begin()->second));
       p->retries.erase(p->retries.begin());
     }
-    if (p->ready.empty() && !p->exhausted) {
+    // Every chunk but a campaign's last is full: a short one would cost
+    // the rate a whole chunk. So top up from the next batch first (unless
+    // batches are meant to be apart).
+    const bool short_chunk =
+        static_cast<int64_t>(p->ready.size()) < ChunkSize(*p) &&
+        p->campaign.batch_delay <= absl::ZeroDuration() &&
+        p->in_flight < options_.max_batches_in_flight;
+    if ((p->ready.empty() || short_chunk) && !p->exhausted) {
       if (now < p->next_batch_at) {
         ScheduleStep(p, p->next_batch_at);
         break;

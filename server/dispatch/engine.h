@@ -142,11 +142,15 @@ class Engine {
                   LifecycleChange change, Done<Campaign> done);
   void ArmSchedule(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ArmReceiptTimeout(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Permits for up to `want` messages of `p` now; 0 and `*ready_at` when
-  // none.
+  // Permits for up to `want` messages of `p` now (a chunk of every bucket
+  // it is under); 0 and `*ready_at` when none.
   int64_t TakePermits(Pump& p, int64_t want, absl::Time now,
                       absl::Time* ready_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Backoff(const Recipient& r, int attempt) const;
+  // The most messages one provider call of `p` carries: its batch size,
+  // and for a rate-limited campaign a tenth of a second's worth (the
+  // buckets' capacity).
+  int64_t ChunkSize(const Pump& p) const;
 
   DispatchStore* const store_;
   Timer* const timer_;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "server/domain/errors.h"
 
 namespace campaigns::dispatch {
@@ -28,8 +29,20 @@ uint64_t StableHash(absl::string_view s, uint64_t salt) {
   return h;
 }
 
-std::string MessageId(uint64_t key_hash) {
-  return absl::StrFormat("sim_%016x", key_hash);
+constexpr absl::string_view kIdPrefix = "sim_";
+
+std::string MessageId(uint64_t number) {
+  return absl::StrFormat("sim_%016x", number);
+}
+
+// The number of a message id MessageId made; 0 for anything else.
+uint64_t IdNumber(absl::string_view id) {
+  uint64_t n = 0;
+  if (!absl::ConsumePrefix(&id, kIdPrefix) || id.size() != 16 ||
+      !absl::SimpleHexAtoi(id, &n)) {
+    return 0;
+  }
+  return n;
 }
 
 std::string LogLine(const SimulatorLogEntry& e) {
@@ -115,8 +128,10 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       // A line cut off by a crash is not an acceptance.
       if (j.is_discarded() || !j.is_object()) continue;
-      if (j.value("outcome", "") == "accepted") {
-        sim->accepted_.insert(StableHash(j.value("key", ""), 0));
+      const uint64_t id = IdNumber(j.value("message_id", ""));
+      if (j.value("outcome", "") == "accepted" && id != 0) {
+        sim->accepted_[StableHash(j.value("key", ""), 0)] = id;
+        sim->last_id_ = std::max(sim->last_id_, id);
       }
     }
   }
@@ -170,8 +185,8 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
       SendResult& r = results[i];
       const uint64_t h = StableHash(m.idempotency_key, 0);
       SimulatorLogEntry e{m.idempotency_key, m.address, now, "", ""};
-      if (accepted_.count(h) > 0) {
-        r.provider_message_id = MessageId(h);
+      if (auto known = accepted_.find(h); known != accepted_.end()) {
+        r.provider_message_id = MessageId(known->second);
         e.outcome = "duplicate";
       } else {
         const int attempt = ++attempts_[h];
@@ -208,9 +223,12 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
           r.error_desc = "simulated transient failure";
           e.outcome = "transient";
         } else {
-          accepted_.insert(h);
+          last_id_ = std::max<uint64_t>(
+              last_id_ + 1,
+              static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())));
+          accepted_[h] = last_id_;
           attempts_.erase(h);
-          r.provider_message_id = MessageId(h);
+          r.provider_message_id = MessageId(last_id_);
           e.outcome = "accepted";
           if (receipts_ && Draw(m.idempotency_key, 2) < s.delivered_rate) {
             ReceiptUpdate d;

@@ -5,9 +5,12 @@
 // rates and delays for the receipts it reports.
 //
 // Deterministic: each outcome is a hash of (seed, idempotency key, attempt),
-// so a run repeats exactly whatever the timing. It de-duplicates on the
-// idempotency key: a key it accepted before is answered with the same
-// message id and is not delivered again (logged as "duplicate"). Every
+// so a run repeats exactly whatever the timing. Message ids ("sim_" and 16
+// hex digits) grow with time, like an SMSC's counter or Slack's timestamps:
+// max(now in microseconds, previous + 1), unique across restarts. It
+// de-duplicates on the idempotency key: a key it accepted before is
+// answered with the same message id and is not delivered again (logged as
+// "duplicate"). Every
 // attempt is logged (in memory when `keep_log`, and as JSON lines
 // {"key","address","time","outcome","message_id"} to `log_path`); on
 // creation the file's accepted keys are loaded back, so the simulator
@@ -29,10 +32,10 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "server/dispatch/provider.h"
 #include "server/dispatch/timer.h"
@@ -100,7 +103,10 @@ class Simulator final : public Provider {
   Timer* const timer_;
   const ReceiptSink receipts_;
   mutable std::mutex mu_;
-  std::unordered_set<uint64_t> accepted_ ABSL_GUARDED_BY(mu_);  // key hashes
+  // The message id number of every accepted key (by the key's hash).
+  absl::flat_hash_map<uint64_t, uint64_t> accepted_ ABSL_GUARDED_BY(mu_);
+  // The last message id number handed out.
+  uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::unordered_map<uint64_t, int> attempts_ ABSL_GUARDED_BY(mu_);
   std::map<Channel, TokenBucket> throttles_ ABSL_GUARDED_BY(mu_);
   std::vector<SimulatorLogEntry> log_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,423 @@
+// dispatch_bench: how fast and how exactly the engine sends.
+//
+//   build/tools/bench/dispatch_bench --campaignd build/server/campaignd
+//                                    [--recipients 1000000] [--batch-size 1000]
+//                                    [--accuracy-seconds 21]
+//
+// Throughput: imports N recipients into a campaign of an `unlimited` sender
+// on a fresh campaignd (simulator: no latency, no failures, no receipts),
+// starts it and times Start -> `sent` (every status durable, as the
+// campaign reaches `sent` only after the last outcome's commit), with
+// campaignd's peak RSS. Then, on the same database file with campaignd
+// stopped, the raw SQLite rate of updating the same rows' status in id
+// order in batched transactions (one prepared statement, batch-size rows a
+// transaction), and the ratio of the two.
+//
+// Accuracy: one campaign per tier (tier_1k 10/s, tier_10k 30/s, tier_100k
+// 80/s) on its own sender, all at once, each with enough recipients for
+// --accuracy-seconds of sending; from the simulator's send log: the achieved
+// rate against the tier, and the most messages in any one-second window.
+// Run by hand, not in CI.
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "campaigns/v1/campaign.grpc.pb.h"
+#include "campaigns/v1/sender.grpc.pb.h"
+
+namespace {
+
+namespace v1 = campaigns::v1;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kKey[] = "ck_dispatch_bench_admin_key_0000";
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+int64_t PeakRssKb(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::minutes(10));
+  return ctx;
+}
+
+// A campaignd child process on a fresh database.
+class Server {
+ public:
+  Server(const std::string& binary, const std::string& db,
+         std::vector<std::string> flags) {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::filesystem::remove(db + suffix);
+    }
+    port_ = FreePort();
+    pid_ = fork();
+    if (pid_ == 0) {
+      setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
+      std::vector<std::string> args = {
+          binary, "--listen", absl::StrCat("127.0.0.1:", port_), "--db", db};
+      args.insert(args.end(), flags.begin(), flags.end());
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(binary.c_str(), argv.data());
+      std::perror("exec campaignd");
+      _exit(127);
+    }
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                   grpc::InsecureChannelCredentials());
+    up_ = channel_->WaitForConnected(std::chrono::system_clock::now() +
+                                     std::chrono::seconds(20));
+  }
+  ~Server() { Stop(); }
+
+  bool up() const { return up_; }
+  pid_t pid() const { return pid_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+ private:
+  int port_ = 0;
+  pid_t pid_ = -1;
+  bool up_ = false;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+bool Check(const grpc::Status& s, const char* what) {
+  if (!s.ok()) std::cerr << what << ": " << s.error_message() << "\n";
+  return s.ok();
+}
+
+// Registers a sender of `tier` and creates a campaign with `n` recipients.
+bool NewCampaign(Server& server, const std::string& sender_id,
+                 v1::Sender::Tier tier, int64_t n, int32_t batch_size,
+                 int64_t base, std::string* id) {
+  auto senders = v1::SenderService::NewStub(server.channel());
+  auto campaigns = v1::CampaignService::NewStub(server.channel());
+  v1::RegisterSenderRequest sreq;
+  sreq.set_sender_id(sender_id);
+  sreq.set_channel(v1::sms);
+  sreq.set_tier(tier);
+  v1::Sender sender;
+  if (!Check(senders->RegisterSender(Ctx().get(), sreq, &sender), "sender")) {
+    return false;
+  }
+  v1::CreateCampaignRequest creq;
+  creq.set_name(sender_id);
+  creq.set_channel(v1::sms);
+  creq.set_sender_id(sender_id);
+  creq.set_body("Hi {{name}}, your code is {{code}}");
+  creq.set_batch_size(batch_size);
+  v1::Campaign c;
+  if (!Check(campaigns->CreateCampaign(Ctx().get(), creq, &c), "create")) {
+    return false;
+  }
+  *id = c.id();
+  v1::ImportRecipientsResponse resp;
+  auto ctx = Ctx();
+  auto writer = campaigns->ImportRecipients(ctx.get(), &resp);
+  v1::ImportRecipientsRequest first;
+  first.set_campaign_id(c.id());
+  first.set_format(v1::ImportRecipientsRequest::csv);
+  first.set_default_region("US");
+  writer->Write(first);
+  std::string chunk = "phone,name,code\n";
+  for (int64_t i = 0; i < n; ++i) {
+    // +1 202 2xx xxxx: valid US numbers, all distinct.
+    absl::StrAppend(&chunk, "+1202", 2000000 + base + i, ",n", i, ",c", i,
+                    "\n");
+    if (chunk.size() > (1 << 20) || i + 1 == n) {
+      v1::ImportRecipientsRequest m;
+      m.set_csv_chunk(chunk);
+      writer->Write(m);
+      chunk.clear();
+    }
+  }
+  writer->WritesDone();
+  if (!Check(writer->Finish(), "import")) return false;
+  if (resp.imported() != n) {
+    std::cerr << "imported " << resp.imported() << " of " << n << "\n";
+    return false;
+  }
+  return true;
+}
+
+v1::Campaign Get(Server& server, const std::string& id) {
+  auto campaigns = v1::CampaignService::NewStub(server.channel());
+  v1::GetCampaignRequest req;
+  req.set_id(id);
+  v1::Campaign c;
+  campaigns->GetCampaign(Ctx().get(), req, &c);
+  return c;
+}
+
+bool Start(Server& server, const std::string& id) {
+  auto campaigns = v1::CampaignService::NewStub(server.channel());
+  v1::StartCampaignRequest req;
+  req.set_id(id);
+  v1::Campaign c;
+  return Check(campaigns->StartCampaign(Ctx().get(), req, &c), "start");
+}
+
+// Raw SQLite: the campaign's rows set to sent in id order, `batch` rows a
+// transaction, with the statement campaignd uses. Rows per second.
+double RawUpdates(const std::string& db_path, int32_t batch) {
+  SQLite::Database db(db_path, SQLite::OPEN_READWRITE);
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec("PRAGMA synchronous=NORMAL");
+  std::vector<int64_t> seqs;
+  {
+    SQLite::Statement st(db, "SELECT seq FROM recipients ORDER BY seq");
+    while (st.executeStep()) seqs.push_back(st.getColumn(0).getInt64());
+    // Back to queued (untimed), so the timed updates do what campaignd did.
+    db.exec("UPDATE recipients SET status='queued', provider_message_id=''");
+  }
+  const auto start = Clock::now();
+  SQLite::Statement up(
+      db,
+      "UPDATE recipients SET status='sent', provider_message_id=?1, "
+      "error_code='', error_desc='', skip_reason='', attempts=attempts+1, "
+      "sent_at=?2, updated_at=?2 WHERE seq=?3 AND campaign_seq=1 AND "
+      "status='queued'");
+  const int64_t now = absl::ToUnixMicros(absl::Now());
+  for (size_t i = 0; i < seqs.size(); i += batch) {
+    SQLite::Transaction txn(db);
+    for (size_t j = i; j < std::min(seqs.size(), i + batch); ++j) {
+      // Ids shaped like the simulator's (growing), as campaignd wrote.
+      up.bind(1, absl::StrFormat("sim_%016x", 1800000000000000 + seqs[j]));
+      up.bind(2, static_cast<int64_t>(now));
+      up.bind(3, static_cast<int64_t>(seqs[j]));
+      up.exec();
+      up.reset();
+    }
+    txn.commit();
+  }
+  return static_cast<double>(seqs.size()) / Seconds(start);
+}
+
+int Throughput(const std::string& binary, const std::string& work, int64_t n,
+               int32_t batch) {
+  const std::string db = work + "/throughput.db";
+  double rate = 0;
+  int64_t rss_kb = 0;
+  {
+    Server server(
+        binary, db,
+        {"--simulator", "default:delivered=0", "--error-threshold", "0"});
+    if (!server.up()) {
+      std::cerr << "campaignd did not come up\n";
+      return 1;
+    }
+    std::string id;
+    if (!NewCampaign(server, "+15550001", v1::Sender::unlimited, n, batch, 0,
+                     &id)) {
+      return 1;
+    }
+    const int64_t import_rss_kb = PeakRssKb(server.pid());
+    std::cout << absl::StrFormat(
+        "  campaignd peak RSS after the import (before Start): %.1f MB\n",
+        static_cast<double>(import_rss_kb) / 1024.0);
+    const auto start = Clock::now();
+    if (!Start(server, id)) return 1;
+    v1::Campaign c;
+    for (;;) {
+      c = Get(server, id);
+      if (c.status() != v1::Campaign::sending) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const double secs = Seconds(start);
+    rss_kb = PeakRssKb(server.pid());
+    if (c.stats().sent() != n) {
+      std::cerr << "ended " << v1::Campaign::Status_Name(c.status()) << " with "
+                << c.stats().sent() << " sent\n";
+      return 1;
+    }
+    rate = static_cast<double>(n) / secs;
+    std::cout << absl::StrFormat(
+        "  end to end, Start -> sent (every status durable): %9.0f msg/s  "
+        "(%d in %.2f s)\n",
+        rate, n, secs);
+  }
+  const double raw = RawUpdates(db, batch);
+  std::cout << absl::StrFormat(
+      "  raw SQLite status updates, id order, %d a transaction: %9.0f rows/s\n",
+      batch, raw);
+  std::cout << absl::StrFormat("  engine / raw: %.2f\n", rate / raw);
+  std::cout << absl::StrFormat("  campaignd peak RSS (whole run): %.1f MB\n",
+                               static_cast<double>(rss_kb) / 1024.0);
+  return 0;
+}
+
+int Accuracy(const std::string& binary, const std::string& work, int seconds) {
+  const std::string log = work + "/simulator.jsonl";
+  std::filesystem::remove(log);
+  struct Tier {
+    v1::Sender::Tier tier;
+    int rate;
+    std::string sender;
+    std::string id;
+  };
+  std::vector<Tier> tiers = {{v1::Sender::tier_1k, 10, "+15550010", ""},
+                             {v1::Sender::tier_10k, 30, "+15550030", ""},
+                             {v1::Sender::tier_100k, 80, "+15550080", ""}};
+  {
+    Server server(
+        binary, work + "/accuracy.db",
+        {"--simulator-log", log, "--simulator", "default:delivered=0"});
+    if (!server.up()) return 1;
+    int64_t base = 0;
+    for (Tier& t : tiers) {
+      const int64_t n = int64_t{t.rate} * seconds + 1;
+      if (!NewCampaign(server, t.sender, t.tier, n, 100, base, &t.id)) {
+        return 1;
+      }
+      base += n;
+    }
+    for (Tier& t : tiers) {
+      if (!Start(server, t.id)) return 1;
+    }
+    for (Tier& t : tiers) {
+      while (Get(server, t.id).status() == v1::Campaign::sending) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  }
+  std::map<std::string, std::vector<absl::Time>> times;  // by campaign
+  std::ifstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("outcome", "") != "accepted") continue;
+    const std::string key = j.value("key", "");
+    absl::Time t;
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, j.value("time", ""), &t, &err)) {
+      continue;
+    }
+    times[key.substr(0, key.find(':'))].push_back(t);
+  }
+  for (const Tier& t : tiers) {
+    std::vector<absl::Time>& v = times[t.id];
+    std::sort(v.begin(), v.end());
+    if (v.size() < 2) {
+      std::cerr << "no sends logged for " << t.sender << "\n";
+      return 1;
+    }
+    const double secs = absl::ToDoubleSeconds(v.back() - v.front());
+    const double achieved = static_cast<double>(v.size() - 1) / secs;
+    int worst = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      j = std::max(j, i);
+      while (j < v.size() && v[j] < v[i] + absl::Seconds(1)) ++j;
+      worst = std::max(worst, static_cast<int>(j - i));
+    }
+    std::cout << absl::StrFormat(
+        "  tier %-9s %3d/s: %5d messages over %5.2f s = %7.3f/s (%+.2f %%), "
+        "most in any 1 s window: %d\n",
+        v1::Sender::Tier_Name(t.tier), t.rate, v.size(), secs, achieved,
+        100.0 * (achieved - t.rate) / t.rate, worst);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string binary = "build/server/campaignd";
+  std::string work = "/tmp/campaignd-dispatch-bench";
+  int64_t n = 1000000;
+  int32_t batch = 1000;
+  int seconds = 21;
+  bool throughput = true;
+  bool accuracy = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (flag == "--campaignd" && has_value) {
+      binary = argv[++i];
+    } else if (flag == "--recipients" && has_value) {
+      n = std::stoll(argv[++i]);
+    } else if (flag == "--batch-size" && has_value) {
+      batch = std::stoi(argv[++i]);
+    } else if (flag == "--accuracy-seconds" && has_value) {
+      seconds = std::stoi(argv[++i]);
+    } else if (flag == "--work-dir" && has_value) {
+      work = argv[++i];
+    } else if (flag == "--throughput-only") {
+      accuracy = false;
+    } else if (flag == "--accuracy-only") {
+      throughput = false;
+    } else {
+      std::cerr << "usage: dispatch_bench [--campaignd PATH] [--recipients N] "
+                   "[--batch-size B] [--accuracy-seconds S] [--work-dir DIR] "
+                   "[--throughput-only | --accuracy-only]\n";
+      return 2;
+    }
+  }
+  std::filesystem::create_directories(work);
+  std::cout << "dispatch_bench: " << std::thread::hardware_concurrency()
+            << " cores\n";
+  if (throughput) {
+    std::cout << "throughput: " << n << " recipients, unlimited sender, "
+              << "batch size " << batch << "\n";
+    if (int rc = Throughput(binary, work, n, batch); rc != 0) return rc;
+  }
+  if (accuracy) {
+    std::cout << "accuracy: " << seconds << " s per tier, all three at once\n";
+    if (int rc = Accuracy(binary, work, seconds); rc != 0) return rc;
+  }
+  return 0;
+}
