@@ -4,8 +4,10 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/time/time.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
@@ -51,6 +53,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--simulator-log", options.simulator.log_path,
                  "append every simulated send to this file as JSON lines");
+  std::string simulator_config;
+  app.add_option("--simulator-config", simulator_config,
+                 "file of simulator settings: one CHANNEL:key=value,... or "
+                 "default:key=value,... per line (# comments); --simulator "
+                 "flags apply after it")
+      ->check(CLI::ExistingFile);
   std::vector<std::string> simulator_specs;
   app.add_option(
       "--simulator", simulator_specs,
@@ -59,6 +67,18 @@ int main(int argc, char** argv) {
       "delivered_delay, read_delay); repeatable");
   CLI11_PARSE(app, argc, argv);
   options.engine.receipt_timeout = absl::Seconds(receipt_timeout_seconds);
+  if (!simulator_config.empty()) {
+    std::ifstream in(simulator_config);
+    std::vector<std::string> from_file;
+    std::string line;
+    while (std::getline(in, line)) {
+      const std::string spec(absl::StripAsciiWhitespace(
+          line.substr(0, std::min(line.find('#'), line.size()))));
+      if (!spec.empty()) from_file.push_back(spec);
+    }
+    simulator_specs.insert(simulator_specs.begin(), from_file.begin(),
+                           from_file.end());
+  }
   for (const std::string& spec : simulator_specs) {
     const size_t colon = spec.find(':');
     const std::string name = spec.substr(0, colon);
