@@ -21,11 +21,8 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,38 +42,19 @@
 #include "absl/time/time.h"
 #include "campaigns/v1/campaign.grpc.pb.h"
 #include "campaigns/v1/sender.grpc.pb.h"
+#include "tools/bench/bench_util.h"
 
 namespace {
 
 namespace v1 = campaigns::v1;
+using campaigns::bench::FreePort;
+using campaigns::bench::PeakRssKb;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kKey[] = "ck_dispatch_bench_admin_key_0000";
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
-int64_t PeakRssKb(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
 }
 
 std::unique_ptr<grpc::ClientContext> Ctx() {

@@ -26,12 +26,9 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <phonenumbers/phonenumberutil.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,10 +54,13 @@
 #include "server/domain/address.h"
 #include "storage/migrations.h"
 #include "storage/store.h"
+#include "tools/bench/bench_util.h"
 
 namespace {
 
 namespace v1 = campaigns::v1;
+using campaigns::bench::FreePort;
+using campaigns::bench::PeakRssKb;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kKey[] = "ck_import_bench_admin_key_000000";
@@ -223,29 +223,6 @@ double BenchInsert(const std::vector<Row>& rows, const std::string& path,
   }
   txn.commit();
   return static_cast<double>(rows.size()) / Seconds(start);
-}
-
-int FreePort() {
-  // A port the kernel just handed out and we released again.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
-int64_t PeakRssKb(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
 }
 
 std::unique_ptr<grpc::ClientContext> Ctx() {

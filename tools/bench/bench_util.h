@@ -1,0 +1,47 @@
+// Helpers shared by the benchmarks in tools/bench: a free loopback port and
+// a process's peak resident set. Linux only; not thread-safe concerns (no
+// state).
+#ifndef CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
+#define CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace campaigns::bench {
+
+// A port the kernel just handed out on 127.0.0.1 and we released again.
+inline int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+// Peak resident set (VmHWM) of `pid` in KiB; -1 when unknown.
+inline int64_t PeakRssKb(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+}  // namespace campaigns::bench
+
+#endif  // CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
