@@ -190,8 +190,7 @@ TEST_F(LifecycleCommandsTest, WatchShowsProgressAndEndsWithASummary) {
 
   r = Run({"--json", "campaigns", "watch", "cmp_9"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_NE(r.out.find("\"status\":\"completed\""), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("\"status\":\"completed\""), std::string::npos) << r.out;
 }
 
 }  // namespace
