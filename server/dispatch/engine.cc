@@ -434,8 +434,11 @@ void Engine::Step(const PumpPtr& p) {
     ScheduleStep(p, timer_->Now());
     return;
   }
-  bool more = false;
-  for (int round = 0; round < kRoundsPerStep && p->running; ++round) {
+  // Every way out of the loop but its bound re-reads the pump's state under
+  // the lock and leaves something to wake it (a timer, an outcome); at the
+  // bound, the next step is scheduled.
+  int round = 0;
+  for (; round < kRoundsPerStep && p->running; ++round) {
     const absl::Time now = timer_->Now();
     while (!p->retries.empty() && p->retries.begin()->first <= now) {
       p->ready.push_back(std::move(p->retries.begin()->second));
@@ -532,9 +535,8 @@ void Engine::Step(const PumpPtr& p) {
                    });
     lock.lock();
     if (--p->starting == 0) calls_cv_.notify_all();
-    more = round == kRoundsPerStep - 1;
   }
-  if (more && p->running) ScheduleStep(p, timer_->Now());
+  if (round == kRoundsPerStep && p->running) ScheduleStep(p, timer_->Now());
   p->stepping = false;
 }
 
