@@ -80,32 +80,14 @@ int main(int argc, char** argv) {
                            from_file.end());
   }
   for (const std::string& spec : simulator_specs) {
-    const size_t colon = spec.find(':');
-    const std::string name = spec.substr(0, colon);
-    const std::string settings =
-        colon == std::string::npos ? "" : spec.substr(colon + 1);
-    campaigns::dispatch::SimulatorChannel* target = &options.simulator.defaults;
-    campaigns::Channel channel;
-    if (name != "default") {
-      if (!campaigns::ParseChannel(name, &channel)) {
-        std::cerr << "--simulator: unknown channel \"" << name << "\"\n";
-        return 2;
-      }
-      auto it = options.simulator.channels.find(channel);
-      if (it == options.simulator.channels.end()) {
-        it = options.simulator.channels
-                 .emplace(channel, options.simulator.defaults)
-                 .first;
-      }
-      target = &it->second;
-    }
     if (absl::Status s =
-            campaigns::dispatch::ParseSimulatorChannel(settings, target);
+            campaigns::dispatch::ApplySimulatorSpec(spec, &options.simulator);
         !s.ok()) {
       std::cerr << "--simulator " << spec << ": " << s.message() << "\n";
       return 2;
     }
   }
+
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     std::cerr << "--tls-cert and --tls-key go together\n";
     return 2;

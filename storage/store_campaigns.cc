@@ -74,6 +74,10 @@ absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
+namespace internal {
+
 void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
   static constexpr const char* kInsert =
       "INSERT INTO campaigns(name, channel, sender_id, sender_ref, body, "
@@ -134,7 +138,7 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
   st.exec();
 }
 
-}  // namespace
+}  // namespace internal
 
 void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
                            Callback<Campaign> done,
@@ -150,7 +154,7 @@ void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
             [&]() -> absl::StatusOr<Campaign> {
               RETURN_IF_ERROR(ValidateCampaignSpec(c));
               RETURN_IF_ERROR(ResolveReferences(db, c));
-              WriteCampaign(db, c, /*insert=*/true);
+              internal::WriteCampaign(db, c, /*insert=*/true);
               if (then) {
                 ASSIGN_OR_RETURN(c, LoadCampaign(db, c.account_id, c.id));
                 RETURN_IF_ERROR(internal::Transition(db, c, *then));
@@ -208,7 +212,7 @@ void Store::UpdateCampaign(const std::string& account_id, const std::string& id,
         RETURN_IF_ERROR(ValidateCampaignSpec(c));
         RETURN_IF_ERROR(ResolveReferences(db, c));
         c.updated_at = NowMicros();
-        WriteCampaign(db, c, /*insert=*/false);
+        internal::WriteCampaign(db, c, /*insert=*/false);
         return c;
       },
       std::move(done));

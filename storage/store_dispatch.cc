@@ -15,11 +15,12 @@
 namespace campaigns::storage {
 namespace {
 
+using internal::Counter;
+using internal::kNoFloor;
 using internal::LoadCampaign;
 
 // Queued recipients skipped per write when a campaign is cancelled.
 constexpr int kSkipChunkRows = 10000;
-constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
 
 std::string StatusText(RecipientStatus s) {
   return std::string(RecipientStatusName(s));
@@ -28,27 +29,6 @@ std::string StatusText(RecipientStatus s) {
 bool HasContactAudience(const Campaign& c) {
   return !c.contact_list_id.empty() || !c.tags.empty() ||
          !c.contact_ids.empty();
-}
-
-// The counter of `stats` that counts recipients in status `s`.
-int64_t* Counter(CampaignStats& stats, RecipientStatus s) {
-  switch (s) {
-    case RecipientStatus::kQueued:
-      return &stats.queued;
-    case RecipientStatus::kSent:
-      return &stats.sent;
-    case RecipientStatus::kDelivered:
-      return &stats.delivered;
-    case RecipientStatus::kRead:
-      return &stats.read;
-    case RecipientStatus::kFailed:
-      return &stats.failed;
-    case RecipientStatus::kSkipped:
-      return &stats.skipped;
-    case RecipientStatus::kUnspecified:
-      break;
-  }
-  return nullptr;
 }
 
 // Adds `delta` (per-status changes; total unchanged) to campaign `seq`.
@@ -65,27 +45,6 @@ void AddToCounters(SQLite::Database& db, int64_t campaign_seq,
   }
   st.bind(++i, static_cast<int64_t>(now));
   st.bind(++i, static_cast<int64_t>(campaign_seq));
-  st.exec();
-}
-
-// Writes the lifecycle columns of `c`.
-void WriteLifecycle(SQLite::Database& db, const Campaign& c) {
-  SQLite::Statement st(
-      db,
-      "UPDATE campaigns SET status=?, pause_reason=?, failure_reason=?, "
-      "schedule_at=?, started_at=?, sent_at=?, completed_at=?, "
-      "cancelled_at=?, updated_at=? WHERE id=?");
-  int i = 0;
-  st.bind(++i, std::string(CampaignStatusName(c.status)));
-  st.bind(++i, c.pause_reason);
-  st.bind(++i, c.failure_reason);
-  BindOptional(st, ++i, c.schedule_at);
-  BindOptional(st, ++i, c.started_at);
-  BindOptional(st, ++i, c.sent_at);
-  BindOptional(st, ++i, c.completed_at);
-  BindOptional(st, ++i, c.cancelled_at);
-  st.bind(++i, static_cast<int64_t>(ToMicros(c.updated_at)));
-  st.bind(++i, c.id);
   st.exec();
 }
 
@@ -193,7 +152,7 @@ absl::Status Transition(SQLite::Database& db, Campaign& c,
   }
   c.status = to;
   c.updated_at = change.now;
-  WriteLifecycle(db, c);
+  internal::WriteCampaign(db, c, /*insert=*/false);
   return absl::OkStatus();
 }
 
@@ -259,15 +218,24 @@ void Store::SkipQueuedChunk(const std::string& account_id,
 }
 
 absl::StatusOr<int> Store::ResumeCancellations() {
-  ASSIGN_OR_RETURN(std::vector<Campaign> cancelled,
-                   CampaignsInStatus({CampaignStatus::kCancelled}));
-  int n = 0;
-  for (const Campaign& c : cancelled) {
-    if (c.stats.queued == 0) continue;
-    ++n;
+  // Only cancellations cut off with queued recipients left, not every
+  // campaign ever cancelled.
+  ASSIGN_OR_RETURN(
+      std::vector<Campaign> cut_off,
+      db_->Read(
+          [](SQLite::Database& db) -> absl::StatusOr<std::vector<Campaign>> {
+            SQLite::Statement st(db,
+                                 "SELECT * FROM campaigns WHERE deleting=0 "
+                                 "AND status=? AND queued>0");
+            st.bind(
+                1, std::string(CampaignStatusName(CampaignStatus::kCancelled)));
+            std::vector<Campaign> out;
+            while (st.executeStep()) out.push_back(ReadCampaign(st));
+            return out;
+          }));
+  for (const Campaign& c : cut_off)
     SkipQueuedChunk(c.account_id, c.id, nullptr);
-  }
-  return n;
+  return static_cast<int>(cut_off.size());
 }
 
 absl::StatusOr<std::vector<Recipient>> Store::LeaseRecipients(const Campaign& c,
@@ -505,7 +473,7 @@ void Store::RetryFailed(const std::string& account_id, const std::string& id,
             c.sent_at.reset();
             c.completed_at.reset();
             c.updated_at = FromMicros(now);
-            WriteLifecycle(db, c);
+            internal::WriteCampaign(db, c, /*insert=*/false);
           }
         }
         result.campaign = std::move(c);
@@ -536,21 +504,12 @@ absl::StatusOr<std::vector<Campaign>> Store::CampaignsInStatus(
 
 absl::StatusOr<std::string> Store::MessageText(const Campaign& c) {
   if (c.template_id.empty()) return c.body;
-  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<std::string> {
-    SQLite::Statement st(db, "SELECT body FROM templates WHERE id=?");
-    st.bind(1, c.template_id);
-    if (!st.executeStep()) return errors::NotFound("template", c.template_id);
-    return st.getColumn(0).getString();
-  });
+  ASSIGN_OR_RETURN(Template t, GetTemplate(c.account_id, c.template_id));
+  return t.body;
 }
 
 absl::StatusOr<Sender> Store::SenderOf(const Campaign& c) {
-  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<Sender> {
-    SQLite::Statement st(db, "SELECT * FROM senders WHERE id=?");
-    st.bind(1, c.sender_ref);
-    if (!st.executeStep()) return errors::NotFound("sender", c.sender_id);
-    return ReadSender(st);
-  });
+  return GetSender(c.account_id, c.sender_ref);
 }
 
 }  // namespace campaigns::storage

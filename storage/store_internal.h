@@ -7,6 +7,7 @@
 #include <SQLiteCpp/Statement.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,35 @@ absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
 // write (see Store::TransitionCampaign; kCancel's skipping is not done here).
 absl::Status Transition(SQLite::Database& db, Campaign& c,
                         const LifecycleChange& change);
+
+// An import floor for "no import running": every row is below it.
+inline constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
+
+// The counter of `stats` that counts recipients in status `s`; null for
+// kUnspecified.
+inline int64_t* Counter(CampaignStats& stats, RecipientStatus s) {
+  switch (s) {
+    case RecipientStatus::kQueued:
+      return &stats.queued;
+    case RecipientStatus::kSent:
+      return &stats.sent;
+    case RecipientStatus::kDelivered:
+      return &stats.delivered;
+    case RecipientStatus::kRead:
+      return &stats.read;
+    case RecipientStatus::kFailed:
+      return &stats.failed;
+    case RecipientStatus::kSkipped:
+      return &stats.skipped;
+    case RecipientStatus::kUnspecified:
+      break;
+  }
+  return nullptr;
+}
+
+// Stores every column of `c` (insert: a new row with the next campaign
+// seq; else the row `c.id`).
+void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert);
 
 // Deletes the row `id` of `account_id` from `table`, or NOT_FOUND.
 absl::Status DeleteRow(SQLite::Database& db, const char* table,

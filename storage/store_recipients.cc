@@ -13,36 +13,21 @@
 namespace campaigns::storage {
 namespace {
 
+using internal::kNoFloor;
 using internal::LoadCampaign;
 
 // Staged rows deleted per write when an import is rolled back: small enough
 // that one chunk never holds the writer for long.
 constexpr int kAbortChunkRows = 5000;
-constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
 
 bool AcceptsImports(CampaignStatus s) {
   return s == CampaignStatus::kDraft || s == CampaignStatus::kScheduled ||
          s == CampaignStatus::kPaused;
 }
 
-int64_t StatusCounter(const CampaignStats& stats, RecipientStatus status) {
-  switch (status) {
-    case RecipientStatus::kQueued:
-      return stats.queued;
-    case RecipientStatus::kSent:
-      return stats.sent;
-    case RecipientStatus::kDelivered:
-      return stats.delivered;
-    case RecipientStatus::kRead:
-      return stats.read;
-    case RecipientStatus::kFailed:
-      return stats.failed;
-    case RecipientStatus::kSkipped:
-      return stats.skipped;
-    case RecipientStatus::kUnspecified:
-      break;
-  }
-  return stats.total;
+int64_t StatusCounter(CampaignStats stats, RecipientStatus status) {
+  const int64_t* counter = internal::Counter(stats, status);
+  return counter != nullptr ? *counter : stats.total;
 }
 
 }  // namespace

@@ -32,6 +32,14 @@ DispatchOutcome Expired(int64_t seq) {
   return o;
 }
 
+// Messages per second `c` may send given its sender tier's `tier_rate`
+// (0 = unlimited): an override can only lower it.
+int64_t RateOf(const Campaign& c, int64_t tier_rate) {
+  if (c.rate_limit_per_second <= 0) return tier_rate;
+  if (tier_rate <= 0) return c.rate_limit_per_second;
+  return std::min<int64_t>(tier_rate, c.rate_limit_per_second);
+}
+
 }  // namespace
 
 struct Engine::Item {
@@ -76,12 +84,6 @@ Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
       options_(options) {}
 
 Engine::~Engine() { Stop(); }
-
-int64_t Engine::RateOf(const Campaign& c, int64_t tier_rate) {
-  if (c.rate_limit_per_second <= 0) return tier_rate;
-  if (tier_rate <= 0) return c.rate_limit_per_second;
-  return std::min<int64_t>(tier_rate, c.rate_limit_per_second);
-}
 
 void Engine::Stop() {
   std::unique_lock<std::mutex> lock(mu_);

@@ -105,10 +105,6 @@ class Engine {
   // Stops every pump: no provider call starts afterwards. Idempotent.
   void Stop();
 
-  // Permits per second of `tier` / override (0 = unlimited), for tests and
-  // the API's output.
-  static int64_t RateOf(const Campaign& c, int64_t tier_rate);
-
  private:
   struct Pump;
   struct Item;  // a leased recipient with its rendered message

@@ -115,6 +115,25 @@ absl::Status ParseSimulatorChannel(absl::string_view spec,
   return absl::OkStatus();
 }
 
+absl::Status ApplySimulatorSpec(absl::string_view spec,
+                                SimulatorOptions* options) {
+  const size_t colon = spec.find(':');
+  const absl::string_view name = spec.substr(0, colon);
+  const absl::string_view settings =
+      colon == absl::string_view::npos ? "" : spec.substr(colon + 1);
+  SimulatorChannel* target = &options->defaults;
+  if (name != "default") {
+    Channel channel;
+    if (!ParseChannel(name, &channel)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown channel \"", name, "\""));
+    }
+    target =
+        &options->channels.emplace(channel, options->defaults).first->second;
+  }
+  return ParseSimulatorChannel(settings, target);
+}
+
 absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
     SimulatorOptions options, Timer* timer, ReceiptSink receipts) {
   std::unique_ptr<Simulator> sim(
@@ -284,11 +303,6 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
 std::vector<SimulatorLogEntry> Simulator::Log() const {
   std::lock_guard<std::mutex> lock(mu_);
   return log_;
-}
-
-size_t Simulator::accepted_keys() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return accepted_.size();
 }
 
 }  // namespace campaigns::dispatch

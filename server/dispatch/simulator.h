@@ -70,6 +70,12 @@ struct SimulatorOptions {
 absl::Status ParseSimulatorChannel(absl::string_view spec,
                                    SimulatorChannel* out);
 
+// Applies one --simulator setting, "CHANNEL:key=value,..." or
+// "default:key=value,..." (a channel's settings start from the defaults as
+// they are when it is first named); INVALID_ARGUMENT saying what is wrong.
+absl::Status ApplySimulatorSpec(absl::string_view spec,
+                                SimulatorOptions* options);
+
 struct SimulatorLogEntry {
   std::string key;
   std::string address;
@@ -90,8 +96,6 @@ class Simulator final : public Provider {
 
   // Every attempt so far (with keep_log).
   std::vector<SimulatorLogEntry> Log() const;
-  // Keys accepted so far (including those loaded from the log file).
-  size_t accepted_keys() const;
 
  private:
   Simulator(SimulatorOptions options, Timer* timer, ReceiptSink receipts);

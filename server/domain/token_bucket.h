@@ -77,14 +77,6 @@ class TokenBucket {
   double rate() const { return rate_; }
   int64_t capacity() const { return static_cast<int64_t>(capacity_); }
 
-  // Changes the rate (e.g. a new campaign override) keeping the tokens.
-  void SetRate(double rate, int64_t capacity, absl::Time now) {
-    Refill(now);
-    rate_ = rate;
-    capacity_ = static_cast<double>(capacity);
-    tokens_ = std::min(tokens_, capacity_);
-  }
-
  private:
   void Refill(absl::Time now) {
     if (now <= updated_) return;

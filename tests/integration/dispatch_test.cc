@@ -121,21 +121,7 @@ class DispatchTest : public ServerTest {
   size_t LogSize() { return server_->simulator()->Log().size(); }
 
   std::vector<v1::Recipient> Recipients(const std::string& id) {
-    std::vector<v1::Recipient> all;
-    v1::ListRecipientsRequest req;
-    req.set_campaign_id(id);
-    req.set_limit(100);
-    for (;;) {
-      v1::ListRecipientsResponse page;
-      grpc::Status s =
-          campaigns_->ListRecipients(Ctx(kAdminKey).get(), req, &page);
-      EXPECT_TRUE(s.ok()) << s.error_message();
-      if (!s.ok()) break;
-      for (const v1::Recipient& r : page.items()) all.push_back(r);
-      if (!page.has_more()) break;
-      req.set_page_token(page.next_page_token());
-    }
-    return all;
+    return ListAllRecipients(id);
   }
 
   std::function<void(ServerOptions&)> configure_ = [](ServerOptions&) {};

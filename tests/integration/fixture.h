@@ -55,6 +55,11 @@ class ServerTest : public ::testing::Test {
   // Creates an approved sms template for `key`'s account.
   v1::Template ApprovedTemplate(const std::string& key,
                                 const std::string& name = "welcome");
+  // Every recipient of the campaign (of the admin account), page by page
+  // with page_token; with `status`, only those in it.
+  std::vector<v1::Recipient> ListAllRecipients(
+      const std::string& campaign_id,
+      v1::Recipient::Status status = v1::Recipient::status_unspecified);
   // A valid draft sms campaign request using `sender`.
   static v1::CreateCampaignRequest CampaignRequest(const std::string& sender);
 

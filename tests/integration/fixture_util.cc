@@ -122,6 +122,26 @@ v1::Template ServerTest::ApprovedTemplate(const std::string& key,
   return t;
 }
 
+std::vector<v1::Recipient> ServerTest::ListAllRecipients(
+    const std::string& campaign_id, v1::Recipient::Status status) {
+  std::vector<v1::Recipient> all;
+  v1::ListRecipientsRequest req;
+  req.set_campaign_id(campaign_id);
+  req.set_status(status);
+  req.set_limit(100);
+  for (;;) {
+    v1::ListRecipientsResponse page;
+    grpc::Status s =
+        campaigns_->ListRecipients(Ctx(kAdminKey).get(), req, &page);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok()) break;
+    for (const v1::Recipient& r : page.items()) all.push_back(r);
+    if (!page.has_more()) break;
+    req.set_page_token(page.next_page_token());
+  }
+  return all;
+}
+
 v1::CreateCampaignRequest ServerTest::CampaignRequest(
     const std::string& sender) {
   v1::CreateCampaignRequest req;

@@ -96,22 +96,8 @@ class ImportTest : public ServerTest {
   std::vector<v1::Recipient> ListAll(
       const std::string& campaign_id = "",
       v1::Recipient::Status status = v1::Recipient::status_unspecified) {
-    std::vector<v1::Recipient> all;
-    v1::ListRecipientsRequest req;
-    req.set_campaign_id(campaign_id.empty() ? campaign_ : campaign_id);
-    req.set_status(status);
-    req.set_limit(100);
-    for (;;) {
-      v1::ListRecipientsResponse page;
-      grpc::Status s =
-          campaigns_->ListRecipients(Ctx(kAdminKey).get(), req, &page);
-      EXPECT_TRUE(s.ok()) << s.error_message();
-      if (!s.ok()) break;
-      for (const v1::Recipient& r : page.items()) all.push_back(r);
-      if (!page.has_more()) break;
-      req.set_page_token(page.next_page_token());
-    }
-    return all;
+    return ListAllRecipients(campaign_id.empty() ? campaign_ : campaign_id,
+                             status);
   }
 
   // Opens an import into campaign_ and streams 30,000 rows without ending
