@@ -3,7 +3,9 @@
 #include <phonenumbers/phonenumber.pb.h>
 #include <phonenumbers/phonenumberutil.h>
 
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -194,6 +196,10 @@ bool IsKnownRegion(absl::string_view region) {
 }
 
 std::string RegionOfPhoneNumber(absl::string_view e164) {
+  if (std::optional<std::string> fast =
+          FastPhoneNormalizer::Get().RegionOf(e164)) {
+    return *std::move(fast);
+  }
   const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
   PhoneNumber number;
   if (util->Parse(std::string(e164), "ZZ", &number) !=

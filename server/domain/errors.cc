@@ -2,6 +2,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -13,6 +14,7 @@ namespace {
 // through ReasonOf / FieldViolationsOf only.
 constexpr absl::string_view kReasonUrl = "campaignd/reason";
 constexpr absl::string_view kFieldsUrl = "campaignd/fields";
+constexpr absl::string_view kRetryUrl = "campaignd/retry-after-us";
 
 absl::Status Make(absl::StatusCode code, absl::string_view reason,
                   absl::string_view message) {
@@ -45,6 +47,30 @@ absl::Status InvalidFields(const std::vector<FieldViolation>& violations) {
                              kInvalidRequest, absl::StrJoin(parts, "; "));
   status.SetPayload(kFieldsUrl, absl::Cord(absl::StrJoin(encoded, "\n")));
   return status;
+}
+
+absl::Status InsufficientCredits(absl::string_view message) {
+  return Make(absl::StatusCode::kFailedPrecondition, kInsufficientCredits,
+              message);
+}
+
+absl::Status RateLimited(absl::string_view message,
+                         absl::Duration retry_after) {
+  absl::Status status =
+      Make(absl::StatusCode::kResourceExhausted, kRateLimitExceeded, message);
+  status.SetPayload(
+      kRetryUrl,
+      absl::Cord(absl::StrCat(absl::ToInt64Microseconds(retry_after))));
+  return status;
+}
+
+std::optional<absl::Duration> RetryAfterOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kRetryUrl);
+  int64_t us = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &us)) {
+    return std::nullopt;
+  }
+  return absl::Microseconds(us);
 }
 
 std::string Quote(absl::string_view text) {

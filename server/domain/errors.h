@@ -11,11 +11,13 @@
 #ifndef CAMPAIGND_SERVER_DOMAIN_ERRORS_H_
 #define CAMPAIGND_SERVER_DOMAIN_ERRORS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace campaigns::errors {
 
@@ -70,6 +72,16 @@ absl::Status IdempotencyConflict(absl::string_view request_id);
 
 // ALREADY_EXISTS / ALREADY_EXISTS naming the field that must be unique.
 absl::Status AlreadyExists(absl::string_view field, absl::string_view message);
+
+// FAILED_PRECONDITION / INSUFFICIENT_CREDITS.
+absl::Status InsufficientCredits(absl::string_view message);
+
+// RESOURCE_EXHAUSTED / RATE_LIMIT_EXCEEDED, to be retried after
+// `retry_after` (see RetryAfterOf).
+absl::Status RateLimited(absl::string_view message, absl::Duration retry_after);
+
+// The retry delay a status carries (RateLimited), if any.
+std::optional<absl::Duration> RetryAfterOf(const absl::Status& status);
 
 // UNIMPLEMENTED / UNIMPLEMENTED.
 absl::Status Unimplemented(absl::string_view message);

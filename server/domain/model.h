@@ -162,6 +162,71 @@ struct Campaign {
   std::optional<int64_t> import_floor;
   // Storage's integer key for the campaign's recipients (0 until stored).
   int64_t seq = 0;
+
+  // Money (micro-credits), kept by storage's ledger: what the campaign still
+  // holds reserved for its queued recipients, and what it has been debited.
+  int64_t credits_reserved = 0;
+  int64_t credits_debited = 0;
+};
+
+// One ledger row. Every change of an account's balance or reservation is
+// one: at every row, balance_after + reserved_after = credits added -
+// debited so far.
+struct Transaction {
+  enum class Type { kCredit, kReservation, kDebit, kRelease };
+  int64_t seq = 0;
+  std::string account_id;
+  Type type = Type::kCredit;
+  int64_t amount = 0;  // micro-credits, > 0
+  std::string campaign_id;
+  std::string description;
+  int64_t balance_after = 0;
+  int64_t reserved_after = 0;
+  absl::Time created_at;
+};
+
+// One line of a cost estimate: recipients of a channel in one destination
+// country ("" = unknown or not a phone number).
+struct CostLineValue {
+  Channel channel = Channel::kUnspecified;
+  std::string country;
+  int64_t recipients = 0;
+  int64_t units = 0;       // billable units: SMS segments, else messages
+  int64_t unit_price = 0;  // micro-credits per unit
+  int64_t amount = 0;      // micro-credits
+};
+
+// What the queued recipients of a campaign would cost now.
+struct CostEstimateValue {
+  std::string campaign_id;
+  int64_t total = 0;
+  std::string currency;
+  std::vector<CostLineValue> lines;
+  // The account's balance, plus what the campaign already holds reserved.
+  int64_t credits_available = 0;
+  bool sufficient = true;
+};
+
+// Filters of GetCampaignStats: campaigns created in [from, to) on `channel`.
+struct StatsFilter {
+  std::optional<absl::Time> from;
+  std::optional<absl::Time> to;
+  Channel channel = Channel::kUnspecified;
+};
+
+struct ChannelStatsValue {
+  Channel channel = Channel::kUnspecified;
+  int64_t campaigns = 0;
+  CampaignStats stats;
+  int64_t cost = 0;  // micro-credits debited
+};
+
+struct AccountStats {
+  int64_t campaigns = 0;
+  CampaignStats stats;
+  int64_t cost = 0;
+  std::string currency;
+  std::vector<ChannelStatsValue> by_channel;
 };
 
 // One message of a campaign to one address.

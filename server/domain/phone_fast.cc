@@ -117,32 +117,39 @@ bool FastPhoneNormalizer::HasType(const Region& r,
   return !r.same_mobile_and_fixed_line_pattern && r.mobile.Matches(nsn);
 }
 
-bool FastPhoneNormalizer::IsValid(int country_code,
-                                  const std::string& nsn) const {
+bool FastPhoneNormalizer::FindRegion(int country_code, const std::string& nsn,
+                                     const Region** region) const {
+  *region = nullptr;
   auto it = by_code_.find(country_code);
-  if (it == by_code_.end()) return false;
+  if (it == by_code_.end()) return true;
   const std::vector<const Region*>& regions = it->second;
   for (const Region* r : regions) {
     if (!r->usable) return false;  // let libphonenumber decide
   }
-  // GetRegionCodeForNumber, then IsValidNumberForRegion.
-  const Region* region = nullptr;
   if (regions.size() == 1) {
-    region = regions.front();
-  } else {
-    for (const Region* r : regions) {
-      if (r->leading_digits != nullptr) {
-        if (StartsWithMatch(r->leading_digits.get(), nsn)) {
-          region = r;
-          break;
-        }
-      } else if (HasType(*r, nsn)) {
-        region = r;
-        break;
+    *region = regions.front();
+    return true;
+  }
+  for (const Region* r : regions) {
+    if (r->leading_digits != nullptr) {
+      if (StartsWithMatch(r->leading_digits.get(), nsn)) {
+        *region = r;
+        return true;
       }
+    } else if (HasType(*r, nsn)) {
+      *region = r;
+      return true;
     }
   }
-  return region != nullptr && HasType(*region, nsn);
+  return true;
+}
+
+bool FastPhoneNormalizer::IsValid(int country_code,
+                                  const std::string& nsn) const {
+  // GetRegionCodeForNumber, then IsValidNumberForRegion.
+  const Region* region = nullptr;
+  return FindRegion(country_code, nsn, &region) && region != nullptr &&
+         HasType(*region, nsn);
 }
 
 bool FastPhoneNormalizer::StartsWithMatch(const re2::RE2* re,
@@ -212,6 +219,38 @@ std::optional<std::string> FastPhoneNormalizer::TryE164(
   }
   if (!IsValid(country_code, nsn)) return std::nullopt;
   return absl::StrCat("+", country_code, nsn);
+}
+
+std::optional<std::string> FastPhoneNormalizer::RegionOf(
+    absl::string_view e164) const {
+  if (e164.size() < 2 || e164[0] != '+' || e164[1] == '0' ||
+      e164.size() > 1 + kMaxNsnLength + kMaxCountryCodeLength) {
+    return std::nullopt;
+  }
+  const std::string digits(e164.substr(1));
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  for (int len = 1;
+       len <= kMaxCountryCodeLength && len < static_cast<int>(digits.size());
+       ++len) {
+    const int code = std::stoi(digits.substr(0, len));
+    auto it = by_code_.find(code);
+    if (it == by_code_.end()) continue;
+    const std::string nsn = digits.substr(len);
+    // Where parsing could strip a national prefix, or keep a leading zero,
+    // the number libphonenumber sees may differ: ask it.
+    const Region* parsing_region = it->second.front();
+    if (!parsing_region->usable || nsn[0] == '0' ||
+        StartsWithMatch(parsing_region->national_prefix_for_parsing.get(),
+                        nsn)) {
+      return std::nullopt;
+    }
+    const Region* region = nullptr;
+    if (!FindRegion(code, nsn, &region)) return std::nullopt;
+    return region == nullptr ? std::string() : region->id;
+  }
+  return std::nullopt;
 }
 
 }  // namespace campaigns

@@ -48,6 +48,11 @@ class FastPhoneNormalizer {
   std::optional<std::string> TryE164(absl::string_view raw,
                                      absl::string_view default_region) const;
 
+  // The region libphonenumber's GetRegionCodeForNumber gives the E.164
+  // number `e164` ("US", "001" for non-geographic numbers, "" for none),
+  // or nullopt when only libphonenumber can tell.
+  std::optional<std::string> RegionOf(absl::string_view e164) const;
+
   ~FastPhoneNormalizer();
 
  private:
@@ -72,6 +77,10 @@ class FastPhoneNormalizer {
   FastPhoneNormalizer();
   bool HasType(const Region& r, const std::string& nsn) const;
   bool IsValid(int country_code, const std::string& nsn) const;
+  // GetRegionCodeForNumber: false when a region of the calling code is not
+  // usable; else `*region` is the number's region (null: none).
+  bool FindRegion(int country_code, const std::string& nsn,
+                  const Region** region) const;
   static bool StartsWithMatch(const re2::RE2* re, const std::string& digits);
 
   std::vector<std::unique_ptr<Region>> regions_;

@@ -33,10 +33,23 @@ std::string Slow(const std::string& raw, const std::string& region) {
   return e164;
 }
 
+// libphonenumber's region of an E.164 number ("" for none).
+std::string SlowRegion(const std::string& e164) {
+  const PhoneNumberUtil* util = PhoneNumberUtil::GetInstance();
+  PhoneNumber number;
+  if (util->Parse(e164, "ZZ", &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
+    return "";
+  }
+  std::string region;
+  util->GetRegionCodeForNumber(number, &region);
+  return region == "ZZ" ? "" : region;
+}
+
 struct Counts {
   int inputs = 0;
   int slow_valid = 0;
   int fast = 0;
+  int region_fast = 0;  // regions of valid numbers the fast path answered
 };
 
 void Compare(const std::string& raw, const std::string& region,
@@ -55,6 +68,15 @@ void Compare(const std::string& raw, const std::string& region,
       NormalizeAddress(Channel::kSms, raw, region);
   EXPECT_EQ(normalized.ok() ? *normalized : "", slow)
       << "input \"" << raw << "\" region " << region;
+  if (!slow.empty()) {
+    const std::optional<std::string> fast_region =
+        FastPhoneNormalizer::Get().RegionOf(slow);
+    if (fast_region.has_value()) {
+      ++counts->region_fast;
+      EXPECT_EQ(*fast_region, SlowRegion(slow)) << "number " << slow;
+    }
+    EXPECT_EQ(RegionOfPhoneNumber(slow), SlowRegion(slow)) << "number " << slow;
+  }
 }
 
 TEST(FastPhoneNormalizerTest, AgreesWithLibphonenumberEverywhere) {
@@ -133,6 +155,9 @@ TEST(FastPhoneNormalizerTest, AgreesWithLibphonenumberEverywhere) {
   // The fast path must carry the plain E.164 form of valid numbers.
   EXPECT_GT(e164_of_valid.fast, e164_of_valid.inputs * 9 / 10)
       << e164_of_valid.fast << " of " << e164_of_valid.inputs;
+  // And the region of most valid numbers.
+  EXPECT_GT(counts.region_fast, counts.slow_valid * 9 / 10)
+      << counts.region_fast << " of " << counts.slow_valid;
 }
 
 TEST(FastPhoneNormalizerTest, CommonFormsTakeTheFastPath) {
@@ -145,6 +170,14 @@ TEST(FastPhoneNormalizerTest, CommonFormsTakeTheFastPath) {
   EXPECT_EQ(fast.TryE164("07911 123456", "GB"), std::nullopt);
   EXPECT_EQ(Slow("07911 123456", "GB"), "+447911123456");
   EXPECT_EQ(fast.TryE164("not a number", "US"), std::nullopt);
+  EXPECT_EQ(fast.RegionOf("+12025550143"), "US");
+  EXPECT_EQ(fast.RegionOf("+14165550143"), "CA");
+  EXPECT_EQ(fast.RegionOf("+442079460958"), "GB");
+  // +44 7911 is a Guernsey range in libphonenumber's metadata.
+  EXPECT_EQ(fast.RegionOf("+447911123456"), SlowRegion("+447911123456"));
+  EXPECT_EQ(fast.RegionOf("+33612345678"), "FR");
+  EXPECT_EQ(fast.RegionOf("12025550143"), std::nullopt);
+  EXPECT_EQ(fast.RegionOf("+"), std::nullopt);
 }
 
 }  // namespace
