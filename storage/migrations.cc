@@ -290,6 +290,41 @@ ALTER TABLE recipients ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX recipients_by_provider_id ON recipients(provider_message_id)
   WHERE provider_message_id <> '';
 )sql",
+      // 8: money. `prices` is each account's price table; `transactions`
+      // the ledger (every credit, reservation, debit and release). A
+      // campaign keeps what it still holds reserved, what it was debited,
+      // and the prices it reserved with (`billing`, "" = free). Recipients
+      // get their destination country and billable units (SMS segments),
+      // filled in when a cost is first needed; `units_key` is the message
+      // the units were counted for, `units_through` the last row done.
+      R"sql(
+CREATE TABLE prices (
+  account_id  TEXT NOT NULL REFERENCES accounts(id),
+  channel     TEXT NOT NULL,
+  country     TEXT NOT NULL,
+  amount      INTEGER NOT NULL,
+  PRIMARY KEY (account_id, channel, country)
+) WITHOUT ROWID;
+CREATE TABLE transactions (
+  seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+  account_id     TEXT NOT NULL REFERENCES accounts(id),
+  type           TEXT NOT NULL,
+  amount         INTEGER NOT NULL,
+  campaign_id    TEXT NOT NULL DEFAULT '',
+  description    TEXT NOT NULL DEFAULT '',
+  balance_after  INTEGER NOT NULL,
+  reserved_after INTEGER NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+CREATE INDEX transactions_by_account ON transactions(account_id, seq);
+ALTER TABLE campaigns ADD COLUMN credits_reserved INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN credits_debited INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN billing TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN units_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN units_through INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recipients ADD COLUMN country TEXT;
+ALTER TABLE recipients ADD COLUMN units INTEGER;
+)sql",
   };
   return *kMigrations;
 }

@@ -207,6 +207,8 @@ Campaign ReadCampaign(SQLite::Statement& st) {
     c.import_floor = st.getColumn("import_floor").getInt64();
   }
   c.seq = st.getColumn("seq").getInt64();
+  c.credits_reserved = Int(st, "credits_reserved");
+  c.credits_debited = Int(st, "credits_debited");
   c.created_at = Time(st, "created_at");
   c.updated_at = Time(st, "updated_at");
   return c;

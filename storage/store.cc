@@ -86,6 +86,11 @@ template absl::StatusOr<AccountWithKey> Idempotent(
     const std::function<absl::StatusOr<AccountWithKey>(const std::string&)>&,
     const std::function<absl::StatusOr<AccountWithKey>()>&,
     const std::function<std::string(const AccountWithKey&)>&);
+template absl::StatusOr<Account> Idempotent(
+    SQLite::Database&, const std::string&, const IdempotencyKey&,
+    const std::function<absl::StatusOr<Account>(const std::string&)>&,
+    const std::function<absl::StatusOr<Account>()>&,
+    const std::function<std::string(const Account&)>&);
 template absl::StatusOr<ApiKey> Idempotent(
     SQLite::Database&, const std::string&, const IdempotencyKey&,
     const std::function<absl::StatusOr<ApiKey>(const std::string&)>&,

@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/domain/billing.h"
 #include "server/domain/dispatch_store.h"
 #include "server/domain/model.h"
 #include "server/domain/recipient_ids.h"
@@ -64,6 +65,9 @@ struct StagedRecipient {
   std::string address;
   std::string contact_id;
   std::string variables_json;
+  // Recipient imports: the destination country of a phone number
+  // (RegionOfPhoneNumber), which prices it; unset = found when needed.
+  std::optional<std::string> country;
 };
 
 // What an import with a request id answered, kept for its repeats.
@@ -165,6 +169,50 @@ class Store : public DispatchStore {
   // Revoking a revoked key returns it unchanged.
   void RevokeApiKey(const std::string& account_id, const std::string& key_id,
                     Callback<ApiKey> done);
+
+  // --- Money -------------------------------------------------------------
+  //
+  // Amounts are micro-credits. Every change of a balance or reservation is a
+  // ledger row (ListTransactions), written with it: at every row
+  // balance + reserved = credits added - debited. Start reserves a
+  // campaign's cost (see DispatchStore::TransitionCampaign), outcomes turn
+  // it into debits or release it.
+
+  // Replaces the account's price table with `prices` (NormalizePrices'd);
+  // returns what is stored. NOT_FOUND for an unknown account. Campaigns
+  // already started keep the prices they reserved with.
+  void SetPrices(const std::string& account_id, std::vector<Price> prices,
+                 Callback<std::vector<Price>> done);
+  absl::StatusOr<std::vector<Price>> GetPrices(const std::string& account_id);
+  // Adds `amount` (> 0) to the account's balance with a credit row.
+  // Idempotent under `idem`. NOT_FOUND for an unknown account.
+  void AddCredits(const std::string& account_id, int64_t amount,
+                  std::string description, IdempotencyKey idem,
+                  Callback<Account> done);
+  // The account's ledger, newest first; keyset paging by `after_key`.
+  absl::StatusOr<Page<Transaction>> ListTransactions(
+      const std::string& account_id, const PageRequest& page);
+  // Counts what the cost of campaign `campaign_id`'s queued recipients
+  // needs: their destination countries and, when the message has
+  // placeholders, the SMS segments of each one's rendered message. A draft
+  // with a contact audience has it materialised first (as Start would). Per-row
+  // work once per recipient and message, in bulk-lane chunks, so that a
+  // million recipients never hold the writer for long. Then `then` (always
+  // OK: a problem is the next call's to report). With `only_if_priced`,
+  // nothing for a campaign its account sends for free.
+  void PrepareCosts(const std::string& account_id,
+                    const std::string& campaign_id, bool only_if_priced,
+                    StatusCallback then);
+  // What the campaign's queued recipients cost: at the account's prices, or
+  // at the campaign's own once started. One pass over the campaign's queued
+  // rows on a read connection, aggregated per destination country; nullopt
+  // when the rows are not all counted (PrepareCosts, then ask again).
+  absl::StatusOr<std::optional<CostEstimateValue>> ReadEstimate(
+      const std::string& account_id, const std::string& campaign_id);
+  // Counters (and cost) summed over the account's campaigns created in
+  // [filter.from, filter.to) on filter.channel, per channel.
+  absl::StatusOr<AccountStats> CampaignStatsOf(const std::string& account_id,
+                                               const StatsFilter& filter);
 
   // --- Templates ---------------------------------------------------------
 
@@ -448,6 +496,14 @@ class Store : public DispatchStore {
   // Deletes the next chunk of a staging contact import's rows, re-queueing
   // itself until none is left, then the import.
   void AbortContactChunk(int64_t import_id, StatusCallback done);
+  // One write of PrepareCosts (the first also materialises a draft's
+  // contact audience); re-queues itself until done.
+  void PrepareCostsChunk(const std::string& account_id,
+                         const std::string& campaign_id, bool only_if_priced,
+                         bool first, StatusCallback then);
+  // TransitionCampaign's write (for kStart, once its costs are prepared).
+  void TransitionNow(const std::string& account_id, const std::string& id,
+                     LifecycleChange change, Callback<Campaign> done);
   // Deletes the next chunk of a deleted campaign's recipients, re-queueing
   // itself until none is left, then the campaign row.
   void PurgeCampaignChunk(const std::string& id);

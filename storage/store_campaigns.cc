@@ -213,6 +213,13 @@ void Store::UpdateCampaign(const std::string& account_id, const std::string& id,
         RETURN_IF_ERROR(ResolveReferences(db, c));
         c.updated_at = NowMicros();
         internal::WriteCampaign(db, c, /*insert=*/false);
+        if (c.status == CampaignStatus::kScheduled &&
+            internal::LoadBilling(db, c.seq).billed) {
+          // The message or audience may cost otherwise now: reserve anew,
+          // or refuse the update (INSUFFICIENT_CREDITS).
+          RETURN_IF_ERROR(internal::ReleaseAll(db, c, "updated"));
+          RETURN_IF_ERROR(internal::ReserveForStart(db, c));
+        }
         return c;
       },
       std::move(done));
@@ -233,6 +240,7 @@ void Store::DeleteCampaign(const std::string& account_id, const std::string& id,
               "id", absl::StrCat("an import into campaign ", id,
                                  " is running; delete it when it has ended"));
         }
+        RETURN_IF_ERROR(internal::ReleaseAll(db, c, "deleted"));
         SQLite::Statement hide(
             db, "UPDATE campaigns SET deleting=1, updated_at=? WHERE id=?");
         hide.bind(1, static_cast<int64_t>(ToMicros(NowMicros())));

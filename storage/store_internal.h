@@ -8,10 +8,12 @@
 
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/domain/billing.h"
 #include "server/domain/errors.h"
 #include "server/domain/model.h"
 #include "server/domain/rules.h"
@@ -160,6 +162,103 @@ absl::Status CheckUnusedByLiveCampaign(SQLite::Database& db,
                                        const char* column,
                                        const std::string& id,
                                        absl::string_view what);
+
+// --- Money (store_billing.cc) ----------------------------------------------
+
+// The account's price table.
+std::vector<Price> LoadPrices(SQLite::Database& db,
+                              const std::string& account_id);
+
+// The prices a started campaign reserved with; `billed` false when it sends
+// for free. `units` is every recipient's billable units, or -1 when each
+// recipient has its own (its message has placeholders).
+struct CampaignBilling {
+  bool billed = false;
+  int64_t units = -1;
+  ChannelPrices prices;
+};
+CampaignBilling LoadBilling(SQLite::Database& db, int64_t campaign_seq);
+
+// What one recipient costs under `billing`: its unit price by `country`
+// times its units (the row's own `units` when billing.units is -1).
+absl::StatusOr<int64_t> RowCost(const CampaignBilling& billing,
+                                absl::string_view country,
+                                std::optional<int64_t> units);
+
+// Writes one ledger row and applies it to the account, in the current
+// write: a credit adds to the balance; a reservation moves balance to
+// reserved (INSUFFICIENT_CREDITS when the balance is short, unless
+// `allow_negative`); a debit spends reserved; a release moves reserved back
+// to the balance. `amount` > 0.
+absl::StatusOr<Transaction> AppendLedger(SQLite::Database& db,
+                                         const std::string& account_id,
+                                         Transaction::Type type, int64_t amount,
+                                         const std::string& campaign_id,
+                                         const std::string& description,
+                                         bool allow_negative);
+
+// How a campaign's recipients count: `units` for every one, or -1 when
+// each has its own (stored in its row).
+struct UnitsPlan {
+  int64_t units = -1;
+};
+
+// Fills in, for the queued rows of `c`, what their cost needs: the
+// destination country of phone numbers, and billable units when the message
+// has placeholders (recounted for every queued row when the message changed
+// since they were counted). Per-row work only for rows added since the last
+// call (the campaign's units_through) or after a change of message.
+absl::StatusOr<UnitsPlan> PrepareUnits(SQLite::Database& db, Campaign& c);
+// The same for at most `max_rows` rows, in seq order; true when no row is
+// left to do. `*plan` is set either way.
+absl::StatusOr<bool> PrepareUnits(SQLite::Database& db, Campaign& c,
+                                  UnitsPlan* plan, int64_t max_rows);
+
+// Rows of a campaign whose cost to sum: in `status`, seq in [from, to), and
+// with one of `error_codes` (all when empty).
+struct RowSet {
+  RecipientStatus status = RecipientStatus::kQueued;
+  int64_t from_seq = 0;
+  int64_t to_seq = kNoFloor;
+  std::vector<std::string> error_codes;
+};
+
+// The cost of `rows` per destination country (one grouped query).
+absl::StatusOr<std::vector<CostLineValue>> CostLines(
+    SQLite::Database& db, const Campaign& c, const UnitsPlan& plan,
+    const ChannelPrices& prices, const RowSet& rows);
+absl::StatusOr<int64_t> SumLines(const std::vector<CostLineValue>& lines);
+
+// At kStart: fixes the campaign's prices (the account's, now) and reserves
+// the cost of its queued recipients, or INSUFFICIENT_CREDITS. Free when the
+// account has no price for the channel.
+absl::Status ReserveForStart(SQLite::Database& db, Campaign& c);
+
+// Reserves, at the campaign's prices, the cost of more rows: an import
+// committed into a started campaign (queued rows from `rows.from_seq`) or
+// failed rows re-queued. INSUFFICIENT_CREDITS when the balance is short.
+absl::Status ReserveRows(SQLite::Database& db, Campaign& c, const RowSet& rows,
+                         absl::string_view what);
+
+// Reserves `amount` for `c` (nothing when <= 0).
+absl::Status Reserve(SQLite::Database& db, Campaign& c, int64_t amount,
+                     const std::string& what);
+
+// What a batch of outcomes settles: the cost of `sent` messages is debited,
+// that of `released` recipients (failed before sending, skipped) released.
+struct Settlement {
+  int64_t debit = 0;
+  int64_t sent = 0;
+  int64_t release = 0;
+  int64_t released = 0;
+  std::string why;
+};
+absl::Status Settle(SQLite::Database& db, Campaign& c, const Settlement& s);
+
+// Releases all the campaign still holds (it reached a state where nothing
+// more is sent); `why` ends the ledger row's description.
+absl::Status ReleaseAll(SQLite::Database& db, Campaign& c,
+                        absl::string_view why);
 
 }  // namespace campaigns::storage::internal
 

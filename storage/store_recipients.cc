@@ -137,8 +137,8 @@ void Store::StageRecipients(const ImportLease& lease,
         SQLite::Statement st(
             db,
             "INSERT OR IGNORE INTO recipients(campaign_seq, contact_id, "
-            "address, variables, status, created_at, updated_at) "
-            "VALUES(?1,?2,?3,?4,'queued',?5,?5)");
+            "address, variables, status, created_at, updated_at, country) "
+            "VALUES(?1,?2,?3,?4,'queued',?5,?5,?6)");
         st.bind(1, static_cast<int64_t>(campaign_seq));
         st.bind(5, static_cast<int64_t>(now));
         std::vector<int32_t> duplicates;
@@ -147,6 +147,11 @@ void Store::StageRecipients(const ImportLease& lease,
           st.bindNoCopy(2, r.contact_id);
           st.bindNoCopy(3, r.address);
           st.bindNoCopy(4, r.variables_json);
+          if (r.country.has_value()) {
+            st.bindNoCopy(6, *r.country);
+          } else {
+            st.bind(6);
+          }
           if (st.exec() == 0) duplicates.push_back(static_cast<int32_t>(i));
           st.reset();
         }
@@ -174,6 +179,13 @@ void Store::CommitRecipientImport(const ImportLease& lease, int64_t imported,
           return errors::IllegalTransition(absl::StrCat(
               "campaign ", c.id, " became ", CampaignStatusName(c.status),
               " during the import; nothing was imported"));
+        }
+        if (c.status != CampaignStatus::kDraft) {
+          // A started campaign reserves what the new rows will cost.
+          internal::RowSet rows;
+          rows.from_seq = lease.floor;
+          RETURN_IF_ERROR(internal::ReserveRows(
+              db, c, rows, absl::StrCat(imported, " imported recipients")));
         }
         const int64_t now = ToMicros(NowMicros());
         SQLite::Statement update(

@@ -5,11 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "server/dispatch/simulator.h"
+#include "server/domain/errors.h"
 #include "storage/store.h"
 #include "tests/dispatch/fake_timer.h"
 #include "tests/storage/temp_db.h"
@@ -98,7 +100,7 @@ class EngineTest : public ::testing::Test {
     std::vector<storage::StagedRecipient> rows;
     for (int i = 0; i < n; ++i) {
       rows.push_back({absl::StrCat("+1202", 4000000 + base + i), "",
-                      absl::StrCat("{\"name\":\"n", i, "\"}")});
+                      absl::StrCat("{\"name\":\"n", i, "\"}"), "US"});
     }
     auto dup = AwaitResult<std::vector<int32_t>>(
         [&](auto done) { store_->StageRecipients(*lease, rows, done); });
@@ -406,6 +408,155 @@ TEST_F(EngineTest, RecoverResumesSendingCampaignsAfterARestart) {
   }
   EXPECT_EQ(accepted.size(), 30u);
   for (const auto& [key, n] : accepted) EXPECT_EQ(n, 1) << key;
+}
+
+// The ledger of an account: every row, oldest first.
+std::vector<Transaction> Ledger(storage::Store& store,
+                                const std::string& account) {
+  std::vector<Transaction> rows;
+  PageRequest page{1, 100, 0};
+  for (;;) {
+    auto p = store.ListTransactions(account, page);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) break;
+    rows.insert(rows.end(), p->items.begin(), p->items.end());
+    if (!p->has_more) break;
+    page.after_key = p->next_key;
+    ++page.page;
+  }
+  std::reverse(rows.begin(), rows.end());
+  return rows;
+}
+
+// balance + reserved = credits added - debited, at every ledger row and for
+// the account now; returns what was debited.
+int64_t ExpectLedgerIdentity(storage::Store& store,
+                             const std::string& account) {
+  int64_t added = 0;
+  int64_t debited = 0;
+  int64_t last_seq = 0;
+  for (const Transaction& t : Ledger(store, account)) {
+    EXPECT_GT(t.seq, last_seq);
+    last_seq = t.seq;
+    EXPECT_GT(t.amount, 0) << t.description;
+    if (t.type == Transaction::Type::kCredit) added += t.amount;
+    if (t.type == Transaction::Type::kDebit) debited += t.amount;
+    EXPECT_EQ(t.balance_after + t.reserved_after, added - debited)
+        << "at ledger row " << t.seq << " (" << t.description << ")";
+    EXPECT_GE(t.reserved_after, 0) << t.description;
+  }
+  auto a = store.GetAccount(account);
+  EXPECT_TRUE(a.ok());
+  if (a.ok()) {
+    EXPECT_EQ(a->credits_balance + a->credits_reserved, added - debited);
+  }
+  return debited;
+}
+
+// A run with starts, a refused start, failures, a retry and a cancel: the
+// ledger identity holds at every row and at every pause in between, each
+// accepted message is debited exactly its price, and nothing stays
+// reserved once every campaign has ended.
+TEST_F(EngineTest, LedgerBalancesThroughStartsFailuresRetriesAndCancels) {
+  sim_options_.defaults.transient_failure_rate = 0.2;
+  sim_options_.defaults.permanent_failure_rate = 0.1;
+  engine_options_.max_attempts = 2;
+  StartEngine();
+  constexpr int64_t kPrice = 7000;  // per segment, US numbers
+  ASSERT_TRUE(AwaitResult<std::vector<Price>>([&](auto done) {
+                store_->SetPrices(account_,
+                                  {Price{Channel::kSms, "", 9000},
+                                   Price{Channel::kSms, "US", kPrice}},
+                                  done);
+              }).ok());
+  ASSERT_TRUE(AwaitResult<Account>([&](auto done) {
+                store_->AddCredits(account_, 5000000, "top up", {}, done);
+              }).ok());
+  const std::string sender = NewSender(SenderTier::kTier100k, "+15550209");
+  Campaign a = NewCampaign(sender, 300, 0);
+  Campaign b = NewCampaign(sender, 200, 1000);
+  Campaign too_big = NewCampaign(sender, 500, 2000);
+
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, a.id, std::nullopt, done);
+              }).ok());
+  EXPECT_EQ(Get(a.id).credits_reserved, 300 * kPrice);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, b.id, std::nullopt, done);
+              }).ok());
+  // 5,000,000 - 500 * 7,000 = 1,500,000 left: 500 more do not fit.
+  auto refused = Await([&](auto done) {
+    engine_->Start(account_, too_big.id, std::nullopt, done);
+  });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(errors::ReasonOf(refused.status()), "INSUFFICIENT_CREDITS");
+  EXPECT_EQ(Get(too_big.id).status, CampaignStatus::kDraft);
+  EXPECT_EQ(Get(too_big.id).credits_reserved, 0);
+
+  for (int i = 0; i < 5; ++i) {
+    RunFor(absl::Milliseconds(300));
+    ExpectLedgerIdentity(*store_, account_);
+  }
+  auto cancelled =
+      Await([&](auto done) { engine_->Cancel(account_, b.id, done); });
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  ASSERT_TRUE(RunUntil([&] {
+    const CampaignStatus s = Get(a.id).status;
+    return s == CampaignStatus::kCompleted && Get(b.id).stats.queued == 0;
+  }));
+  ExpectLedgerIdentity(*store_, account_);
+  EXPECT_EQ(Get(a.id).credits_reserved, 0);
+  EXPECT_EQ(Get(b.id).credits_reserved, 0);
+  ASSERT_GT(Get(a.id).stats.failed, 0);
+
+  auto retried = AwaitResult<RetryResult>(
+      [&](auto done) { engine_->RetryFailed(account_, a.id, {}, done); });
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(Get(a.id).credits_reserved, retried->requeued * kPrice);
+  ExpectLedgerIdentity(*store_, account_);
+  ASSERT_TRUE(RunUntilStatus(a.id, CampaignStatus::kCompleted));
+
+  const int64_t debited = ExpectLedgerIdentity(*store_, account_);
+  // Each accepted message costs its price once; nothing else is debited.
+  int64_t accepted = 0;
+  for (const SimulatorLogEntry& e : sim_->Log()) {
+    if (e.outcome == "accepted") ++accepted;
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_EQ(debited, accepted * kPrice);
+  EXPECT_EQ(Get(a.id).credits_debited + Get(b.id).credits_debited, debited);
+  auto account = store_->GetAccount(account_);
+  ASSERT_TRUE(account.ok());
+  EXPECT_EQ(account->credits_reserved, 0);
+  EXPECT_EQ(account->credits_balance, 5000000 - debited);
+  // The run went through every kind of ledger row.
+  const Campaign cancelled_b = Get(b.id);
+  EXPECT_EQ(cancelled_b.status, CampaignStatus::kCancelled);
+  EXPECT_GT(cancelled_b.stats.skipped, 0);
+  std::map<Transaction::Type, int> kinds;
+  for (const Transaction& t : Ledger(*store_, account_)) ++kinds[t.type];
+  EXPECT_EQ(kinds[Transaction::Type::kCredit], 1);
+  EXPECT_EQ(kinds[Transaction::Type::kReservation], 3);  // a, b, the retry
+  EXPECT_GT(kinds[Transaction::Type::kDebit], 3);
+  EXPECT_GT(kinds[Transaction::Type::kRelease], 2);
+}
+
+// With no prices set, nothing is reserved or debited and no ledger row is
+// written: billing is opt-in.
+TEST_F(EngineTest, AnAccountWithoutPricesSendsForFree) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550210");
+  Campaign c = NewCampaign(sender, 50);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(Get(c.id).stats.delivered, 50);
+  EXPECT_TRUE(Ledger(*store_, account_).empty());
+  auto account = store_->GetAccount(account_);
+  ASSERT_TRUE(account.ok());
+  EXPECT_EQ(account->credits_balance, 0);
+  EXPECT_EQ(account->credits_reserved, 0);
 }
 
 }  // namespace
