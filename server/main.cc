@@ -48,6 +48,15 @@ int main(int argc, char** argv) {
                  "(0 = never)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--key-rate", options.key_limit.rate,
+                 "requests a second each API key may make (0 = no limit); "
+                 "over it a call gets RESOURCE_EXHAUSTED with retry-after")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--key-burst", options.key_limit.burst,
+                 "requests an idle API key may make at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--simulator-seed", options.simulator.seed,
                  "seed of the simulator's outcomes")
       ->capture_default_str();

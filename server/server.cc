@@ -77,7 +77,8 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
         return provider == "simulator" ? sim : nullptr;
       },
       options.engine);
-  s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get());
+  s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get(),
+                                       options.key_limit);
   api::Api* api_ptr = s->api_.get();
   s->env_.authenticate = [api_ptr](const grpc::ServerContext& ctx) {
     return api_ptr->Authenticate(ctx);

@@ -46,6 +46,8 @@ struct ServerOptions {
   // PEM files; both set = TLS, both empty = plaintext.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Each API key's request limit (requests a second and burst).
+  api::KeyRateLimit key_limit;
   // The dispatch engine and the simulator provider.
   dispatch::EngineOptions engine;
   dispatch::SimulatorOptions simulator;

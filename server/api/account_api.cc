@@ -7,9 +7,8 @@
 namespace campaigns::api {
 namespace {
 
-constexpr char kCreditsLater[] =
-    "credits, prices and the transaction ledger arrive with billing "
-    "(issue: money and limits)";
+// The longest AddCredits description.
+constexpr size_t kMaxDescriptionLength = 500;
 
 absl::Status RequireAdmin(const RpcContext& ctx, absl::string_view what) {
   if (!ctx.principal.admin) {
@@ -38,13 +37,13 @@ ApiKey NewKey(const std::string& account_id, const std::string& name,
 void Api::RegisterAccounts(Registrar& r) {
   RawService* s = &account_service_;
   r.Unary(s, "GetAccount", Bind(this, &Api::GetAccount));
-  r.NotYet(s, "ListTransactions", kCreditsLater);
+  r.Unary(s, "ListTransactions", Bind(this, &Api::ListTransactions));
   r.Unary(s, "CreateApiKey", Bind(this, &Api::CreateApiKey));
   r.Unary(s, "ListApiKeys", Bind(this, &Api::ListApiKeys));
   r.Unary(s, "RevokeApiKey", Bind(this, &Api::RevokeApiKey));
   r.Unary(s, "CreateAccount", Bind(this, &Api::CreateAccount));
-  r.NotYet(s, "AddCredits", kCreditsLater);
-  r.NotYet(s, "SetPrices", kCreditsLater);
+  r.Unary(s, "AddCredits", Bind(this, &Api::AddCredits));
+  r.Unary(s, "SetPrices", Bind(this, &Api::SetPrices));
 }
 
 void Api::GetAccount(const RpcContext& ctx, const v1::GetAccountRequest& req,
@@ -149,6 +148,85 @@ void Api::RevokeApiKey(const RpcContext& ctx,
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
   store_->RevokeApiKey(ctx.principal.account_id, req.id(),
                        Convert<v1::ApiKey, ApiKey>(std::move(reply)));
+}
+
+void Api::AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
+                     Reply<v1::Account> reply) {
+  if (absl::Status s = RequireAdmin(ctx, "AddCredits"); !s.ok()) {
+    return reply(s);
+  }
+  const std::string& account_id =
+      req.account_id().empty() ? ctx.principal.account_id : req.account_id();
+  if (absl::Status s = CheckIdLength("account_id", account_id); !s.ok()) {
+    return reply(s);
+  }
+  if (req.amount() <= 0 || req.amount() > kMaxCreditAmount) {
+    return reply(errors::InvalidField(
+        "amount", absl::StrCat("must be between 1 and ", kMaxCreditAmount,
+                               " micro-credits (1 credit = 1000000)")));
+  }
+  if (req.description().size() > kMaxDescriptionLength) {
+    return reply(errors::InvalidField(
+        "description",
+        absl::StrCat("is longer than ", kMaxDescriptionLength, " bytes")));
+  }
+  absl::StatusOr<storage::IdempotencyKey> idem =
+      IdempotencyOf("AddCredits", req);
+  if (!idem.ok()) return reply(idem.status());
+  store_->AddCredits(account_id, req.amount(), req.description(),
+                     *std::move(idem),
+                     Convert<v1::Account, Account>(std::move(reply)));
+}
+
+void Api::SetPrices(const RpcContext& ctx, const v1::SetPricesRequest& req,
+                    Reply<v1::SetPricesResponse> reply) {
+  if (absl::Status s = RequireAdmin(ctx, "SetPrices"); !s.ok()) {
+    return reply(s);
+  }
+  const std::string& account_id =
+      req.account_id().empty() ? ctx.principal.account_id : req.account_id();
+  if (absl::Status s = CheckIdLength("account_id", account_id); !s.ok()) {
+    return reply(s);
+  }
+  std::vector<Price> prices;
+  for (int i = 0; i < req.prices_size(); ++i) {
+    const v1::Price& p = req.prices(i);
+    const std::string field = absl::StrCat("prices[", i, "].channel");
+    absl::StatusOr<Channel> channel =
+        ChannelFromProto(p.channel(), field.c_str());
+    if (!channel.ok()) return reply(channel.status());
+    if (p.country().size() > 8) {
+      return reply(errors::InvalidField(absl::StrCat("prices[", i, "].country"),
+                                        "must be an ISO 3166 region code"));
+    }
+    prices.push_back(Price{*channel, p.country(), p.amount()});
+  }
+  absl::StatusOr<std::vector<Price>> normalized =
+      NormalizePrices(std::move(prices));
+  if (!normalized.ok()) return reply(normalized.status());
+  store_->SetPrices(
+      account_id, *std::move(normalized),
+      [reply = std::move(reply)](absl::StatusOr<std::vector<Price>> stored) {
+        if (!stored.ok()) return reply(stored.status());
+        v1::SetPricesResponse out;
+        for (const Price& p : *stored) ToProto(p, out.add_prices());
+        reply(std::move(out));
+      });
+}
+
+void Api::ListTransactions(const RpcContext& ctx,
+                           const v1::ListTransactionsRequest& req,
+                           Reply<v1::ListTransactionsResponse> reply) {
+  const std::string& id =
+      req.account_id().empty() ? ctx.principal.account_id : req.account_id();
+  if (id != ctx.principal.account_id && !ctx.principal.admin) {
+    return reply(errors::NotFound("account", id));
+  }
+  absl::StatusOr<PageRequest> page =
+      MakePageRequest(req.page(), req.limit(), req.page_token());
+  if (!page.ok()) return reply(page.status());
+  ReplyPage(store_->ListTransactions(id, *page), reply,
+            [](v1::ListTransactionsResponse& r) { return r.add_items(); });
 }
 
 }  // namespace campaigns::api

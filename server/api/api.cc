@@ -47,7 +47,10 @@ absl::StatusOr<Principal> Api::Authenticate(const grpc::ServerContext& ctx) {
   if (secret.empty()) {
     return errors::Unauthenticated("missing, unknown or revoked API key");
   }
-  return store_->Authenticate(secret);
+  absl::StatusOr<Principal> principal = store_->Authenticate(secret);
+  if (!principal.ok()) return principal;
+  RETURN_IF_ERROR(key_limiter_.Admit(principal->key_id, absl::Now()));
+  return principal;
 }
 
 }  // namespace campaigns::api

@@ -27,6 +27,7 @@
 #include "campaigns/v1/suppression.grpc.pb.h"
 #include "campaigns/v1/template.grpc.pb.h"
 #include "server/api/call.h"
+#include "server/api/key_limiter.h"
 #include "server/api/worker_pool.h"
 #include "server/dispatch/engine.h"
 #include "storage/store.h"
@@ -37,10 +38,13 @@ class WatchMethod;
 
 class Api {
  public:
-  // `store` and `engine` must outlive the Api.
-  Api(storage::Store* store, dispatch::Engine* engine)
+  // `store` and `engine` must outlive the Api. `key_limit` limits each API
+  // key's calls (see key_limiter.h).
+  Api(storage::Store* store, dispatch::Engine* engine,
+      KeyRateLimit key_limit = {})
       : store_(store),
         engine_(engine),
+        key_limiter_(key_limit),
         pool_(std::max(
             2, static_cast<int>(std::thread::hardware_concurrency()))) {}
 
@@ -71,6 +75,13 @@ class Api {
                    Reply<v1::ListApiKeysResponse> reply);
   void RevokeApiKey(const RpcContext& ctx, const v1::RevokeApiKeyRequest& req,
                     Reply<v1::ApiKey> reply);
+  void AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
+                  Reply<v1::Account> reply);
+  void SetPrices(const RpcContext& ctx, const v1::SetPricesRequest& req,
+                 Reply<v1::SetPricesResponse> reply);
+  void ListTransactions(const RpcContext& ctx,
+                        const v1::ListTransactionsRequest& req,
+                        Reply<v1::ListTransactionsResponse> reply);
 
   // catalog_api.cc: templates and senders.
   void RegisterCatalog(Registrar& r);
@@ -135,6 +146,15 @@ class Api {
                       Reply<v1::Campaign> reply);
   void RetryFailed(const RpcContext& ctx, const v1::RetryFailedRequest& req,
                    Reply<v1::RetryFailedResponse> reply);
+  void EstimateCost(const RpcContext& ctx, const v1::EstimateCostRequest& req,
+                    Reply<v1::CostEstimate> reply);
+  // Prepares the campaign's costs, then reads the estimate; again (up to
+  // `attempts` times in all) while recipients keep arriving.
+  void EstimateAttempt(std::string account_id, std::string campaign_id,
+                       int attempts, Reply<v1::CostEstimate> reply);
+  void GetCampaignStats(const RpcContext& ctx,
+                        const v1::GetCampaignStatsRequest& req,
+                        Reply<v1::GetCampaignStatsResponse> reply);
 
   // suppression_api.cc
   void RegisterSuppressions(Registrar& r);
@@ -188,6 +208,7 @@ class Api {
 
   storage::Store* const store_;
   dispatch::Engine* const engine_;
+  KeyRateLimiter key_limiter_;
   WatchMethod* watch_ = nullptr;  // owned by the Registrar
   // CPU-bound work of streams (import row checks), off the CQ threads.
   WorkerPool pool_;

@@ -226,7 +226,7 @@ class UnaryMethod final : public Method {
       if (result.ok()) {
         responder_.Finish(SerializeResponse(*result), grpc::Status::OK, this);
       } else {
-        responder_.FinishWithError(ToGrpcStatus(result.status()), this);
+        responder_.FinishWithError(ToGrpcStatus(result.status(), &ctx_), this);
       }
     }
 
@@ -356,7 +356,8 @@ class ClientStreamMethod final : public Method {
               reader_.Finish(SerializeResponse(*result), grpc::Status::OK,
                              this);
             } else {
-              reader_.FinishWithError(ToGrpcStatus(result.status()), this);
+              reader_.FinishWithError(ToGrpcStatus(result.status(), &ctx_),
+                                      this);
             }
           });
           return;
@@ -385,7 +386,7 @@ class ClientStreamMethod final : public Method {
     }
     void FinishError(const absl::Status& status) {
       state_ = State::kFinishing;
-      reader_.FinishWithError(ToGrpcStatus(status), this);
+      reader_.FinishWithError(ToGrpcStatus(status, &ctx_), this);
     }
     void FailAndAbort(const absl::Status& status) {
       std::shared_ptr<StreamConsumer<Req, Resp>> consumer = consumer_;
@@ -456,7 +457,8 @@ class NotYetMethod final : public Method {
           method_->env_->Arrive(method_, cq_, ctx_);
       const grpc::Status status = ToGrpcStatus(
           principal.ok() ? absl::UnimplementedError(method_->message_)
-                         : principal.status());
+                         : principal.status(),
+          &ctx_);
       if (method_->client_streaming_) {
         reader_.FinishWithError(status, this);
       } else if (method_->server_streaming_) {

@@ -9,9 +9,6 @@
 namespace campaigns::api {
 namespace {
 
-constexpr char kBillingLater[] =
-    "cost estimates and aggregated statistics arrive with billing";
-
 // The fields of Create/UpdateCampaignRequest that describe a campaign, in the
 // names of API.md (and of UpdateCampaignRequest's update_mask paths).
 const std::set<std::string>& UpdatableFields() {
@@ -105,7 +102,7 @@ absl::Status ApplyCampaignFields(const Req& req, Wants wants, Campaign& c) {
 void Api::RegisterCampaigns(Registrar& r) {
   RawService* s = &campaign_service_;
   r.Unary(s, "CreateCampaign", Bind(this, &Api::CreateCampaign));
-  r.NotYet(s, "GetCampaignStats", kBillingLater);
+  r.Unary(s, "GetCampaignStats", Bind(this, &Api::GetCampaignStats));
   r.Unary(s, "GetCampaign", Bind(this, &Api::GetCampaign));
   r.Unary(s, "ListCampaigns", Bind(this, &Api::ListCampaigns));
   r.Unary(s, "UpdateCampaign", Bind(this, &Api::UpdateCampaign));
@@ -116,7 +113,7 @@ void Api::RegisterCampaigns(Registrar& r) {
   r.Unary(s, "ResumeCampaign", Bind(this, &Api::ResumeCampaign));
   r.Unary(s, "CancelCampaign", Bind(this, &Api::CancelCampaign));
   r.Unary(s, "RetryFailed", Bind(this, &Api::RetryFailed));
-  r.NotYet(s, "EstimateCost", kBillingLater);
+  r.Unary(s, "EstimateCost", Bind(this, &Api::EstimateCost));
   r.Custom(s, "WatchCampaign", [this, &r](int index) {
     auto watch = std::make_unique<WatchMethod>(
         &campaign_service_, index, r.env(), store_, &engine_->progress());
@@ -248,6 +245,75 @@ void Api::ListRecipients(const RpcContext& ctx,
                                    filter, *page),
             reply,
             [](v1::ListRecipientsResponse& out) { return out.add_items(); });
+}
+
+void Api::EstimateCost(const RpcContext& ctx,
+                       const v1::EstimateCostRequest& req,
+                       Reply<v1::CostEstimate> reply) {
+  if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  EstimateAttempt(ctx.principal.account_id, req.id(), 3, std::move(reply));
+}
+
+void Api::EstimateAttempt(std::string account_id, std::string campaign_id,
+                          int attempts, Reply<v1::CostEstimate> reply) {
+  // Count what is not counted yet (writes, in chunks), then read the
+  // estimate off the writer thread, on the pool: a million rows take a
+  // moment to sum, and no write should wait for that.
+  store_->PrepareCosts(
+      account_id, campaign_id, /*only_if_priced=*/false,
+      [this, account_id, campaign_id, attempts,
+       reply = std::move(reply)](absl::Status) mutable {
+        pool_.Submit([this, account_id = std::move(account_id),
+                      campaign_id = std::move(campaign_id), attempts,
+                      reply = std::move(reply)]() mutable {
+          absl::StatusOr<std::optional<CostEstimateValue>> e =
+              store_->ReadEstimate(account_id, campaign_id);
+          if (!e.ok()) return reply(e.status());
+          if (e->has_value()) {
+            v1::CostEstimate out;
+            ToProto(**e, &out);
+            return reply(std::move(out));
+          }
+          // Recipients arrived (or the message changed) meanwhile.
+          if (attempts <= 1) {
+            return reply(absl::UnavailableError(
+                "the campaign's recipients keep changing; estimate again "
+                "when its import has ended"));
+          }
+          EstimateAttempt(std::move(account_id), std::move(campaign_id),
+                          attempts - 1, std::move(reply));
+        });
+      });
+}
+
+void Api::GetCampaignStats(const RpcContext& ctx,
+                           const v1::GetCampaignStatsRequest& req,
+                           Reply<v1::GetCampaignStatsResponse> reply) {
+  StatsFilter filter;
+  if (req.has_from()) {
+    absl::StatusOr<absl::Time> from = FromProto(req.from(), "from");
+    if (!from.ok()) return reply(from.status());
+    filter.from = *from;
+  }
+  if (req.has_to()) {
+    absl::StatusOr<absl::Time> to = FromProto(req.to(), "to");
+    if (!to.ok()) return reply(to.status());
+    filter.to = *to;
+  }
+  if (filter.from && filter.to && *filter.to < *filter.from) {
+    return reply(errors::InvalidField("to", "must not be before from"));
+  }
+  absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
+  if (!channel.ok()) return reply(channel.status());
+  filter.channel = *channel;
+  absl::StatusOr<AccountStats> stats =
+      store_->CampaignStatsOf(ctx.principal.account_id, filter);
+  if (!stats.ok()) return reply(stats.status());
+  v1::GetCampaignStatsResponse out;
+  ToProto(*stats, &out);
+  if (filter.from) *out.mutable_from() = ToProto(*filter.from);
+  if (filter.to) *out.mutable_to() = ToProto(*filter.to);
+  reply(std::move(out));
 }
 
 }  // namespace campaigns::api

@@ -142,9 +142,71 @@ void ToProto(const Account& a, v1::Account* out) {
   out->set_currency(a.currency);
   out->set_credits_balance(a.credits_balance);
   out->set_credits_reserved(a.credits_reserved);
-  out->set_credit_unit("micro");
+  out->set_credit_unit(kCreditUnit);
   *out->mutable_created_at() = ToProto(a.created_at);
   *out->mutable_updated_at() = ToProto(a.updated_at);
+}
+
+void ToProto(const Transaction& t, v1::Transaction* out) {
+  out->set_id(absl::StrCat("txn_", t.seq));
+  out->set_account_id(t.account_id);
+  switch (t.type) {
+    case Transaction::Type::kCredit:
+      out->set_type(v1::Transaction::credit);
+      break;
+    case Transaction::Type::kReservation:
+      out->set_type(v1::Transaction::reservation);
+      break;
+    case Transaction::Type::kDebit:
+      out->set_type(v1::Transaction::debit);
+      break;
+    case Transaction::Type::kRelease:
+      out->set_type(v1::Transaction::release);
+      break;
+  }
+  out->set_amount(t.amount);
+  out->set_campaign_id(t.campaign_id);
+  out->set_description(t.description);
+  out->set_balance_after(t.balance_after);
+  *out->mutable_created_at() = ToProto(t.created_at);
+}
+
+void ToProto(const Price& p, v1::Price* out) {
+  out->set_channel(static_cast<v1::Channel>(p.channel));
+  out->set_country(p.country);
+  out->set_amount(p.amount);
+}
+
+void ToProto(const CostEstimateValue& e, v1::CostEstimate* out) {
+  out->set_campaign_id(e.campaign_id);
+  out->set_total(e.total);
+  out->set_currency(e.currency);
+  out->set_credit_unit(kCreditUnit);
+  for (const CostLineValue& l : e.lines) {
+    v1::CostLine* line = out->add_lines();
+    line->set_channel(static_cast<v1::Channel>(l.channel));
+    line->set_country(l.country);
+    line->set_recipients(l.recipients);
+    line->set_segments(l.units);
+    line->set_unit_price(l.unit_price);
+    line->set_amount(l.amount);
+  }
+  out->set_credits_available(e.credits_available);
+  out->set_sufficient(e.sufficient);
+}
+
+void ToProto(const AccountStats& s, v1::GetCampaignStatsResponse* out) {
+  out->set_campaigns(s.campaigns);
+  ToProto(s.stats, out->mutable_stats());
+  out->set_cost(s.cost);
+  out->set_currency(s.currency);
+  for (const ChannelStatsValue& c : s.by_channel) {
+    v1::ChannelStats* cs = out->add_by_channel();
+    cs->set_channel(static_cast<v1::Channel>(c.channel));
+    cs->set_campaigns(c.campaigns);
+    ToProto(c.stats, cs->mutable_stats());
+    cs->set_cost(c.cost);
+  }
 }
 
 void ToProto(const ApiKey& k, v1::ApiKey* out) {

@@ -21,6 +21,7 @@
 #include "campaigns/v1/sender.pb.h"
 #include "campaigns/v1/suppression.pb.h"
 #include "campaigns/v1/template.pb.h"
+#include "server/domain/billing.h"
 #include "server/domain/model.h"
 
 namespace campaigns::api {
@@ -53,6 +54,10 @@ void ToProto(const Suppression& s, v1::Suppression* out);
 void ToProto(const Recipient& r, v1::Recipient* out);
 void ToProto(const Contact& c, v1::Contact* out);
 void ToProto(const ContactList& l, v1::ContactList* out);
+void ToProto(const Transaction& t, v1::Transaction* out);
+void ToProto(const Price& p, v1::Price* out);
+void ToProto(const CostEstimateValue& e, v1::CostEstimate* out);
+void ToProto(const AccountStats& s, v1::GetCampaignStatsResponse* out);
 
 std::vector<TemplateComponent> ComponentsFromProto(
     const google::protobuf::RepeatedPtrField<v1::TemplateComponent>& in);

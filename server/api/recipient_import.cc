@@ -110,6 +110,9 @@ CheckedBatch RecipientImport::Check(std::vector<ImportRow> rows) const {
     staged.address = std::move(addresses[j]);
     staged.contact_id = std::move(r.contact_id);
     staged.variables_json = storage::VariablesToJson(r.variables);
+    if (IsPhoneChannel(channel_)) {
+      staged.country = RegionOfPhoneNumber(staged.address);
+    }
     out.rows.push_back(std::move(staged));
     out.row_numbers.push_back(r.row);
     out.line_numbers.push_back(r.line);

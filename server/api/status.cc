@@ -1,5 +1,8 @@
 #include "server/api/status.h"
 
+#include <algorithm>
+#include <string>
+
 #include "campaigns/v1/common.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -34,6 +37,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status,
     }
     rpc_status.add_details()->PackFrom(bad_request);
   }
+  if (!retry_after) retry_after = errors::RetryAfterOf(status);
   if (retry_after) {
     google::rpc::RetryInfo retry;
     const int64_t ms = absl::ToInt64Milliseconds(*retry_after);
@@ -45,6 +49,16 @@ grpc::Status ToGrpcStatus(const absl::Status& status,
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
                       std::string(status.message()),
                       rpc_status.SerializeAsString());
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status,
+                          grpc::ServerContext* ctx) {
+  if (std::optional<absl::Duration> retry = errors::RetryAfterOf(status)) {
+    const int64_t seconds = std::max<int64_t>(
+        1, absl::ToInt64Seconds(absl::Ceil(*retry, absl::Seconds(1))));
+    ctx->AddTrailingMetadata("retry-after", std::to_string(seconds));
+  }
+  return ToGrpcStatus(status);
 }
 
 }  // namespace campaigns::api

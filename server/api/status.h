@@ -8,6 +8,7 @@
 #ifndef CAMPAIGND_SERVER_API_STATUS_H_
 #define CAMPAIGND_SERVER_API_STATUS_H_
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
 #include <optional>
@@ -19,9 +20,14 @@ namespace campaigns::api {
 
 inline constexpr char kErrorDomain[] = "campaigns.v1";
 
-// `retry_after`, when set, adds google.rpc.RetryInfo.
+// `retry_after` (by default the status's own, errors::RetryAfterOf), when
+// set, adds google.rpc.RetryInfo.
 grpc::Status ToGrpcStatus(const absl::Status& status,
                           std::optional<absl::Duration> retry_after = {});
+
+// The same for a call being finished with `ctx`: a status with a retry
+// delay also sets the `retry-after` trailer (whole seconds, rounded up).
+grpc::Status ToGrpcStatus(const absl::Status& status, grpc::ServerContext* ctx);
 
 }  // namespace campaigns::api
 

@@ -75,7 +75,7 @@ class WatchMethod::Call {
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (!status.ok()) {
-      FinishLocked(ToGrpcStatus(status));
+      FinishLocked(ToGrpcStatus(status, &ctx_));
       return;
     }
     campaign_id_ = c->id;

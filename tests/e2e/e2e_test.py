@@ -564,13 +564,17 @@ class E2ECase(unittest.TestCase):
 
 
 class ServerCase(E2ECase):
-    """One campaignd per test class, with BOOTSTRAP_KEY as its admin key."""
+    """One campaignd per test class, with BOOTSTRAP_KEY as its admin key and
+    the class's server_args."""
 
     server = None
+    # Tests call as fast as they can; the per-key limit has its own test.
+    server_args = ("--key-rate", "0")
 
     @classmethod
     def setUpClass(cls):
-        srv = CampaignD(cls.__name__, new_db(cls.__name__), BOOTSTRAP_KEY)
+        srv = CampaignD(cls.__name__, new_db(cls.__name__), BOOTSTRAP_KEY,
+                        cls.server_args)
         try:
             srv.start()
         except BaseException:
@@ -966,11 +970,10 @@ SEED_CAMPAIGN = {
 }
 
 
-class RestGatewayTest(ServerCase):
+class GatewayCase(ServerCase):
     """campaignd-gateway in front of this class's campaignd; urllib only."""
 
     gateway = None
-    seed_sender_response = None
 
     @classmethod
     def setUpClass(cls):
@@ -1038,6 +1041,12 @@ class RestGatewayTest(ServerCase):
     def assert_int64(self, value, expected, what):
         # proto3 JSON writes int64 as a string; accept a number too.
         self.assertIn(value, (expected, str(expected)), what)
+
+
+class RestGatewayTest(GatewayCase):
+    """The seeds' REST calls through the gateway."""
+
+    seed_sender_response = None
 
     def seed_sender(self):
         """Registers the seed's sender once (the first test to need it)."""
@@ -1133,10 +1142,77 @@ class RestGatewayTest(ServerCase):
 
     def test_stats_route_is_not_get_campaign(self):
         # GET /campaigns/stats is GetCampaignStats (declared before
-        # GetCampaign), which answers UNIMPLEMENTED for now; read as
-        # GetCampaign("stats") it would be 404 NOT_FOUND.
-        r = self.call("GET", "/api/v1/campaigns/stats")
-        self.assert_error(r, 501, 12, "UNIMPLEMENTED")
+        # GetCampaign); read as GetCampaign("stats") it would be 404.
+        got = self.ok("GET", "/api/v1/campaigns/stats?channel=sms")
+        self.assertIn("campaigns", got)
+        self.assertEqual(got.get("currency"), "EUR", got)
+        window = self.ok("GET", "/api/v1/campaigns/stats?"
+                         "from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z")
+        self.assert_int64(window.get("campaigns"), 0, window)
+
+    def test_money_calculate_goal_price_and_ledger(self):
+        # A tenant whose admin sets prices and adds credits; the seeds'
+        # calculateGoal / price, then a start refused for want of credits.
+        acct = self.ok("POST", "/api/v1/accounts", {"name": "payer"})
+        key = acct["apiKey"]["secret"]
+        prices = self.ok("PUT", "/api/v1/accounts/%s/prices" % acct["id"],
+                         {"prices": [{"channel": "sms", "amount": "30000"},
+                                     {"channel": "sms", "country": "us",
+                                      "amount": "20000"}]})
+        self.assertEqual(len(prices["prices"]), 2, prices)
+        added = self.ok("POST", "/api/v1/accounts/%s/credits" % acct["id"],
+                        {"amount": "50000", "description": "invoice 1"})
+        self.assert_int64(added["creditsBalance"], 50000, added)
+        self.assertEqual(added["creditUnit"], "micro", added)
+        self.ok("POST", "/api/v1/senders", dict(SEED_SENDER), key=key)
+        for i, tag in enumerate(["vip", "vip", "vip", "other"]):
+            self.ok("POST", "/api/v1/contacts",
+                    {"channel": "sms", "address": "+1202555020%d" % i,
+                     "attributes": {"first_name": "Ann"}, "tags": [tag]},
+                    key=key)
+        c = self.ok("POST", "/api/v1/campaigns",
+                    dict({k: v for k, v in SEED_CAMPAIGN.items()
+                          if k != "schedule_at"}, tags=["vip"]),
+                    key=key)
+        goal = self.ok("POST", "/api/v1/campaigns/%s/calculateGoal" % c["id"],
+                       {}, key=key)
+        self.assert_int64(goal["total"], 60000, goal)
+        self.assertEqual(goal["currency"], "EUR", goal)
+        self.assertEqual(goal["creditUnit"], "micro", goal)
+        self.assertIs(goal["sufficient"], False, goal)
+        self.assert_int64(goal["creditsAvailable"], 50000, goal)
+        self.assertEqual(len(goal["lines"]), 1, goal)
+        line = goal["lines"][0]
+        self.assertEqual((line["channel"], line["country"]), ("sms", "US"))
+        self.assert_int64(line["recipients"], 3, line)
+        self.assert_int64(line["segments"], 3, line)
+        self.assert_int64(line["unitPrice"], 20000, line)
+        price = self.ok("GET", "/api/v1/campaigns/%s/price" % c["id"], key=key)
+        self.assertEqual(price, goal)
+        r = self.call("POST", "/api/v1/campaigns/%s/start" % c["id"], {},
+                      key=key)
+        self.assert_error(r, 412, 9, "INSUFFICIENT_CREDITS")
+        self.ok("POST", "/api/v1/accounts/%s/credits" % acct["id"],
+                {"amount": "10000"})
+        started = self.ok("POST", "/api/v1/campaigns/%s/start" % c["id"], {},
+                          key=key)
+        self.assertIn(started["status"], ("sending", "sent", "completed"))
+        deadline = time.monotonic() + 60
+        while started["status"] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            started = self.ok("GET", "/api/v1/campaigns/" + c["id"], key=key)
+        self.assertEqual(started["status"], "completed", started)
+        account = self.ok("GET", "/api/v1/account", key=key)
+        ledger = self.ok("GET", "/api/v1/account/transactions?limit=100",
+                         key=key)
+        debited = sum(int(t["amount"]) for t in ledger["items"]
+                      if t["type"] == "debit")
+        self.assertEqual(debited, 60000, ledger)
+        self.assert_int64(account["creditsBalance"], 0, account)
+        self.assert_int64(account["creditsReserved"], 0, account)
+        types = [t["type"] for t in ledger["items"]]
+        self.assertIn("reservation", types, ledger)
+        self.assertEqual(types.count("credit"), 2, ledger)
 
     def test_put_and_patch(self):
         c = self.create(dict(SEED_CAMPAIGN, name="To update"))
@@ -1213,6 +1289,26 @@ class RestGatewayTest(ServerCase):
 # ---------------------------------------------------------------------------
 # Shutdown, persistence, bootstrap
 
+
+
+class KeyLimitRestTest(GatewayCase):
+    """A key over its request limit gets 429 with Retry-After; others not."""
+
+    server_args = ("--key-rate", "0.5", "--key-burst", "3")
+
+    def test_429_with_retry_after(self):
+        other = self.ok("POST", "/api/v1/accounts", {"name": "other"})
+        r = None
+        for _ in range(10):
+            r = self.call("GET", "/api/v1/account")
+            if r.status != 200:
+                break
+        err = self.assert_error(r, 429, 8, "RATE_LIMIT_EXCEEDED")
+        self.assertGreaterEqual(int(r.headers.get("Retry-After", "0")), 1, r)
+        retry = [d for d in err["details"]
+                 if d.get("@type") == "type.googleapis.com/google.rpc.RetryInfo"]
+        self.assertEqual(len(retry), 1, r)
+        self.ok("GET", "/api/v1/account", key=other["apiKey"]["secret"])
 
 class LifecycleTest(E2ECase):
 

@@ -55,6 +55,9 @@ void ServerTest::StartServer() {
   options.db_path = db_path_;
   options.cq_threads = 2;
   options.bootstrap_key = kAdminKey;
+  // Tests call as fast as they can (and poll); the per-key limit is tested
+  // on its own (billing_test.cc), so it is off unless a test configures it.
+  options.key_limit.rate = 0;
   Configure(options);
   auto server = CampaignServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
