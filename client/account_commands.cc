@@ -6,11 +6,15 @@ namespace campaigns::client {
 void AddAccountCommands(CommandSet* commands) {
   using Service = v1::AccountService::Stub;
 
-  CLI::App* account = commands->AddGroup("account", "Accounts (tenants)");
-  commands
-      ->AddUnary(account, "get", "Show an account: credits and currency",
-                 &Service::GetAccount, PrintObject())
-      .Flag("--id", "id", "Another account's id (admin only); default: yours");
+  CLI::App* account = commands->AddGroup(
+      "account", "Accounts (tenants); alone: your balance, as `account get`");
+  UnaryCommand& get = commands->AddUnary(
+      account, "get",
+      "Show an account: credits balance and reserved (micro-credits), "
+      "currency",
+      &Service::GetAccount, PrintObject());
+  get.Flag("--id", "id", "Another account's id (admin only); default: yours");
+  commands->SetDefault(account, get.app());
 
   UnaryCommand& create = commands->AddUnary(
       account, "create",

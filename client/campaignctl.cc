@@ -128,6 +128,7 @@ int RunCampaignctl(int argc, const char* const* argv, std::ostream& out,
   AddCampaignCommands(&commands);
   AddSuppressionCommands(&commands);
   AddRecipientCommands(&commands);
+  AddBillingCommands(&commands);
   AddContactCommands(&commands);
   app.footer(kRootFooter);
 

@@ -192,6 +192,11 @@ CLI::App* CommandSet::AddGroup(const std::string& name,
   return group;
 }
 
+void CommandSet::SetDefault(CLI::App* group, CLI::App* leaf) {
+  group->require_subcommand(0, 1);
+  actions_[group] = actions_.at(leaf);
+}
+
 CLI::App* CommandSet::AddCommand(CLI::App* parent, const std::string& name,
                                  const std::string& description,
                                  Action action) {

@@ -102,6 +102,8 @@ class UnaryCommand {
 
   CLI::App* app() const { return app_; }
   const google::protobuf::Message& request() const { return *request_; }
+  // For options parsed by hand (their callbacks run while parsing).
+  google::protobuf::Message* mutable_request() { return request_.get(); }
 
   // Adds an option that sets request field `field`: a flag when `name`
   // starts with '-' ("--batch-size"), else a positional ("id"). Bool fields
@@ -146,6 +148,10 @@ class CommandSet {
 
   // A command that only holds subcommands ("campaigns"); one is required.
   CLI::App* AddGroup(const std::string& name, const std::string& description);
+
+  // Lets `group` run without a subcommand, as its subcommand `leaf` would
+  // with no options ("campaignctl account" = "campaignctl account get").
+  void SetDefault(CLI::App* group, CLI::App* leaf);
 
   // A leaf command with a hand-written action.
   CLI::App* AddCommand(CLI::App* parent, const std::string& name,

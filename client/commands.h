@@ -24,6 +24,8 @@ void AddSuppressionCommands(CommandSet* commands);
 // `contacts create|get|list|update|import|delete` and
 // `lists create|get|list|delete|add|remove` (ContactService).
 void AddContactCommands(CommandSet* commands);
+// `estimate`, `stats`, `transactions`, `credits add`, `prices set`.
+void AddBillingCommands(CommandSet* commands);
 // `recipients import|list` (CampaignService).
 void AddRecipientCommands(CommandSet* commands);
 
