@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -40,8 +41,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "campaigns/v1/account.grpc.pb.h"
 #include "campaigns/v1/campaign.grpc.pb.h"
 #include "campaigns/v1/sender.grpc.pb.h"
+#include "campaigns/v1/suppression.grpc.pb.h"
 #include "tools/bench/bench_util.h"
 
 namespace {
@@ -78,7 +81,9 @@ class Server {
     if (pid_ == 0) {
       setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
       std::vector<std::string> args = {
-          binary, "--listen", absl::StrCat("127.0.0.1:", port_), "--db", db};
+          binary, "--listen", absl::StrCat("127.0.0.1:", port_), "--db", db,
+          // A load test of the pipeline, not of the per-key limit.
+          "--key-rate", "0"};
       args.insert(args.end(), flags.begin(), flags.end());
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
@@ -119,9 +124,10 @@ bool Check(const grpc::Status& s, const char* what) {
 }
 
 // Registers a sender of `tier` and creates a campaign with `n` recipients.
-bool NewCampaign(Server& server, const std::string& sender_id,
-                 v1::Sender::Tier tier, int64_t n, int32_t batch_size,
-                 int64_t base, std::string* id) {
+bool NewCampaign(
+    Server& server, const std::string& sender_id, v1::Sender::Tier tier,
+    int64_t n, int32_t batch_size, int64_t base, std::string* id,
+    const std::string& body = "Hi {{name}}, your code is {{code}}") {
   auto senders = v1::SenderService::NewStub(server.channel());
   auto campaigns = v1::CampaignService::NewStub(server.channel());
   v1::RegisterSenderRequest sreq;
@@ -136,7 +142,7 @@ bool NewCampaign(Server& server, const std::string& sender_id,
   creq.set_name(sender_id);
   creq.set_channel(v1::sms);
   creq.set_sender_id(sender_id);
-  creq.set_body("Hi {{name}}, your code is {{code}}");
+  creq.set_body(body);
   creq.set_batch_size(batch_size);
   v1::Campaign c;
   if (!Check(campaigns->CreateCampaign(Ctx().get(), creq, &c), "create")) {
@@ -278,6 +284,127 @@ int Throughput(const std::string& binary, const std::string& work, int64_t n,
   return 0;
 }
 
+// EstimateCost's time: the first call (which counts each recipient's SMS
+// segments once, when the message has placeholders) and later ones (one
+// grouped query); Start's reservation; and dispatch with billing on.
+double TimeEstimate(Server& server, const std::string& id,
+                    v1::CostEstimate* out) {
+  auto campaigns = v1::CampaignService::NewStub(server.channel());
+  v1::EstimateCostRequest req;
+  req.set_id(id);
+  const auto start = Clock::now();
+  if (!Check(campaigns->EstimateCost(Ctx().get(), req, out), "estimate")) {
+    return -1;
+  }
+  return Seconds(start);
+}
+
+int Money(const std::string& binary, const std::string& work, int64_t n,
+          int32_t batch) {
+  Server server(
+      binary, work + "/money.db",
+      {"--simulator", "default:delivered=0", "--error-threshold", "0"});
+  if (!server.up()) return 1;
+  auto accounts = v1::AccountService::NewStub(server.channel());
+  v1::Account me;
+  if (!Check(accounts->GetAccount(Ctx().get(), {}, &me), "account")) return 1;
+  v1::SetPricesRequest prices;
+  prices.set_account_id(me.id());
+  v1::Price* p = prices.add_prices();
+  p->set_channel(v1::sms);
+  p->set_amount(50000);
+  p = prices.add_prices();
+  p->set_channel(v1::sms);
+  p->set_country("US");
+  p->set_amount(40000);
+  v1::SetPricesResponse stored;
+  if (!Check(accounts->SetPrices(Ctx().get(), prices, &stored), "prices")) {
+    return 1;
+  }
+  const int64_t credits = 2 * 40000 * n;
+  v1::AddCreditsRequest add;
+  add.set_account_id(me.id());
+  add.set_amount(credits);
+  if (!Check(accounts->AddCredits(Ctx().get(), add, &me), "credits")) return 1;
+
+  struct Case {
+    const char* what;
+    const char* body;
+    std::string id;
+  };
+  std::vector<Case> cases = {
+      {"message with placeholders (segments counted per recipient)",
+       "Hi {{name}}, your code is {{code}}", ""},
+      {"constant message (segments counted once)",
+       "Your parcel is on its way; track it in the app.", ""}};
+  int64_t base = 0;
+  for (Case& c : cases) {
+    if (!NewCampaign(server, absl::StrCat("+1555009", base / n),
+                     v1::Sender::unlimited, n, batch, base, &c.id, c.body)) {
+      return 1;
+    }
+    base += n;
+    v1::CostEstimate e;
+    // Unrelated writes meanwhile: how long the first call holds them up.
+    std::atomic<bool> stop{false};
+    int64_t worst_us = 0;
+    std::thread writer([&] {
+      auto suppressions = v1::SuppressionService::NewStub(server.channel());
+      for (int i = 0; !stop.load(); ++i) {
+        v1::AddSuppressionRequest req;
+        req.set_address(absl::StrCat("bench", i, "@example.com"));
+        req.set_channel(v1::email);
+        v1::Suppression out;
+        const auto t0 = Clock::now();
+        suppressions->AddSuppression(Ctx().get(), req, &out);
+        worst_us = std::max<int64_t>(worst_us,
+                                     static_cast<int64_t>(Seconds(t0) * 1e6));
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+    const double first = TimeEstimate(server, c.id, &e);
+    stop.store(true);
+    writer.join();
+    double later = 1e9;
+    for (int i = 0; i < 5; ++i)
+      later = std::min(later, TimeEstimate(server, c.id, &e));
+    if (first < 0 || later < 0) return 1;
+    std::cout << absl::StrFormat(
+        "  %s, %d recipients:\n"
+        "    EstimateCost first call %8.1f ms, later calls (best of 5) %6.1f ms"
+        "  (total %d micro-credits, %d lines)\n"
+        "    worst unrelated write during the first call: %.1f ms\n",
+        c.what, n, first * 1000, later * 1000, e.total(), e.lines_size(),
+        static_cast<double>(worst_us) / 1000);
+  }
+  // Start the first (its reservation), and dispatch it with billing on.
+  const std::string& id = cases[0].id;
+  auto start = Clock::now();
+  if (!Start(server, id)) return 1;
+  const double start_secs = Seconds(start);
+  v1::Campaign c;
+  for (;;) {
+    c = Get(server, id);
+    if (c.status() != v1::Campaign::sending) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double secs = Seconds(start);
+  if (c.stats().sent() != n) {
+    std::cerr << "billed campaign ended with " << c.stats().sent() << " sent\n";
+    return 1;
+  }
+  if (!Check(accounts->GetAccount(Ctx().get(), {}, &me), "account")) return 1;
+  std::cout << absl::StrFormat(
+      "  StartCampaign (reserves the estimate): %.1f ms\n"
+      "  billed end to end, Start -> sent: %9.0f msg/s  (%d in %.2f s)\n"
+      "  ledger: balance %d + reserved %d = %d; credits %d - debited %d = %d\n",
+      start_secs * 1000, static_cast<double>(n) / secs, n, secs,
+      me.credits_balance(), me.credits_reserved(),
+      me.credits_balance() + me.credits_reserved(), credits, n * 40000,
+      credits - n * 40000);
+  return 0;
+}
+
 int Accuracy(const std::string& binary, const std::string& work, int seconds) {
   const std::string log = work + "/simulator.jsonl";
   std::filesystem::remove(log);
@@ -361,6 +488,7 @@ int main(int argc, char** argv) {
   int seconds = 21;
   bool throughput = true;
   bool accuracy = true;
+  bool money = true;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     const bool has_value = i + 1 < argc;
@@ -375,13 +503,15 @@ int main(int argc, char** argv) {
     } else if (flag == "--work-dir" && has_value) {
       work = argv[++i];
     } else if (flag == "--throughput-only") {
-      accuracy = false;
+      accuracy = money = false;
     } else if (flag == "--accuracy-only") {
-      throughput = false;
+      throughput = money = false;
+    } else if (flag == "--money-only") {
+      throughput = accuracy = false;
     } else {
       std::cerr << "usage: dispatch_bench [--campaignd PATH] [--recipients N] "
                    "[--batch-size B] [--accuracy-seconds S] [--work-dir DIR] "
-                   "[--throughput-only | --accuracy-only]\n";
+                   "[--throughput-only | --accuracy-only | --money-only]\n";
       return 2;
     }
   }
@@ -392,6 +522,10 @@ int main(int argc, char** argv) {
     std::cout << "throughput: " << n << " recipients, unlimited sender, "
               << "batch size " << batch << "\n";
     if (int rc = Throughput(binary, work, n, batch); rc != 0) return rc;
+  }
+  if (money) {
+    std::cout << "money: prices set, batch size " << batch << "\n";
+    if (int rc = Money(binary, work, n, batch); rc != 0) return rc;
   }
   if (accuracy) {
     std::cout << "accuracy: " << seconds << " s per tier, all three at once\n";

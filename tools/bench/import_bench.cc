@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
     setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
     const std::string listen = absl::StrCat("127.0.0.1:", port);
     execl(campaignd.c_str(), campaignd.c_str(), "--listen", listen.c_str(),
-          "--db", db.c_str(), static_cast<char*>(nullptr));
+          "--db", db.c_str(), "--key-rate", "0", static_cast<char*>(nullptr));
     std::perror("exec campaignd");
     _exit(127);
   }
