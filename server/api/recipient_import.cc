@@ -129,13 +129,25 @@ void RecipientImport::Commit(Resp response, storage::ImportRecord record,
                              Reply<Resp> done) {
   record.response = response.SerializeAsString();
   const int64_t imported = response.imported();
-  store_->CommitRecipientImport(
-      *lease_, imported, request_id_, record,
-      [response = std::move(response),
-       done = std::move(done)](absl::StatusOr<Campaign> campaign) {
-        if (!campaign.ok()) return done(campaign.status());
-        done(response);
-      });
+  auto commit = [this, imported, record = std::move(record),
+                 response = std::move(response),
+                 done = std::move(done)](absl::Status) mutable {
+    store_->CommitRecipientImport(
+        *lease_, imported, request_id_, record,
+        [response = std::move(response),
+         done = std::move(done)](absl::StatusOr<Campaign> campaign) {
+          if (!campaign.ok()) return done(campaign.status());
+          done(response);
+        });
+  };
+  if (lease_->campaign.status == CampaignStatus::kDraft) {
+    commit(absl::OkStatus());
+    return;
+  }
+  // A started campaign reserves the new rows' cost at commit: count what
+  // that needs first, in chunks, so the commit stays one short write.
+  store_->PrepareCosts(ctx_.principal.account_id, campaign_id_,
+                       /*only_if_priced=*/true, std::move(commit));
 }
 
 void RecipientImport::RollBack() {

@@ -60,23 +60,30 @@ class BillingApiTest : public ServerTest {
     v1::Campaign c;
     grpc::Status s = campaigns_->CreateCampaign(Ctx(key).get(), req, &c);
     EXPECT_TRUE(s.ok()) << s.error_message();
+    s = Import(key, c.id(), n, 0);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return c.id();
+  }
+
+  // Imports `n` US numbers from +1 202 310 0000 + `base`.
+  grpc::Status Import(const std::string& key, const std::string& id, int n,
+                      int base) {
     std::string csv = "phone,name\n";
-    for (int i = 0; i < n; ++i)
-      absl::StrAppend(&csv, "+1202", 3100000 + i, ",n", i, "\n");
+    for (int i = 0; i < n; ++i) {
+      absl::StrAppend(&csv, "+1202", 3100000 + base + i, ",n", i, "\n");
+    }
     auto ctx = Ctx(key);
     v1::ImportRecipientsResponse out;
     auto writer = campaigns_->ImportRecipients(ctx.get(), &out);
     ImportRequest first;
-    first.set_campaign_id(c.id());
+    first.set_campaign_id(id);
     first.set_format(ImportRequest::csv);
     writer->Write(first);
     ImportRequest chunk;
     chunk.set_csv_chunk(csv);
     writer->Write(chunk);
     writer->WritesDone();
-    s = writer->Finish();
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return c.id();
+    return writer->Finish();
   }
 
   v1::Campaign WaitFor(const std::string& key, const std::string& id,
@@ -222,6 +229,42 @@ TEST_F(BillingApiTest, EstimateStartAndRunAreBilledExactly) {
   ASSERT_TRUE(
       campaigns_->GetCampaignStats(Ctx(kAdminKey).get(), {}, &stats).ok());
   EXPECT_EQ(stats.campaigns(), 0);
+}
+
+TEST_F(BillingApiTest, AnImportIntoAScheduledCampaignReservesOrIsRefused) {
+  const std::string user = NewAccount("scheduler");
+  const std::string user_id = AccountIdOf(user);
+  const std::string sender = RegisterSmsSender(user);
+  ASSERT_TRUE(
+      SetPrices(kAdminKey, user_id, {MakePrice(v1::sms, "", 1000)}).ok());
+  ASSERT_TRUE(AddCredits(kAdminKey, user_id, 10000).ok());
+  const std::string id = CampaignWith(user, sender, 4);
+  v1::ConfirmCampaignRequest confirm;
+  confirm.set_id(id);
+  confirm.mutable_send_at()->set_seconds(absl::ToUnixSeconds(absl::Now()) +
+                                         3600);
+  v1::Campaign c;
+  ASSERT_TRUE(campaigns_->ConfirmCampaign(Ctx(user).get(), confirm, &c).ok());
+  EXPECT_EQ(c.status(), v1::Campaign::scheduled);
+  ASSERT_TRUE(Import(user, id, 5, 100).ok());
+  v1::Account a;
+  ASSERT_TRUE(accounts_->GetAccount(Ctx(user).get(), {}, &a).ok());
+  EXPECT_EQ(a.credits_reserved(), 9000);
+  EXPECT_EQ(a.credits_balance(), 1000);
+  // Two more do not fit: the import is refused and imports nothing.
+  ErrorDetails refused = Details(Import(user, id, 2, 200));
+  EXPECT_EQ(refused.reason, "INSUFFICIENT_CREDITS");
+  v1::GetCampaignRequest get;
+  get.set_id(id);
+  ASSERT_TRUE(campaigns_->GetCampaign(Ctx(user).get(), get, &c).ok());
+  EXPECT_EQ(c.stats().total(), 9);
+  // Cancelling gives it all back.
+  v1::CancelCampaignRequest cancel;
+  cancel.set_id(id);
+  ASSERT_TRUE(campaigns_->CancelCampaign(Ctx(user).get(), cancel, &c).ok());
+  ASSERT_TRUE(accounts_->GetAccount(Ctx(user).get(), {}, &a).ok());
+  EXPECT_EQ(a.credits_reserved(), 0);
+  EXPECT_EQ(a.credits_balance(), 10000);
 }
 
 TEST_F(BillingApiTest, StatsRefuseAWindowThatEndsBeforeItStarts) {
