@@ -440,7 +440,8 @@ absl::StatusOr<int64_t> RowCost(const CampaignBilling& billing,
                                 absl::string_view country,
                                 std::optional<int64_t> units) {
   if (!billing.billed) return 0;
-  const int64_t u = billing.units >= 0 ? billing.units : units.value_or(0);
+  // A row never counted (none should be, once reserved) counts as one.
+  const int64_t u = billing.units >= 0 ? billing.units : units.value_or(1);
   return MulAdd(billing.prices.UnitPrice(country), u, 0);
 }
 
