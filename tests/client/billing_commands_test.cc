@@ -14,6 +14,7 @@
 #include "campaigns/v1/campaign.grpc.pb.h"
 #include "client/campaignctl.h"
 #include "client/command.h"
+#include "tests/client/cli_test_util.h"
 
 namespace campaigns::client {
 namespace {
@@ -118,36 +119,17 @@ class FakeAccounts final : public v1::AccountService::Service {
   Recorder* r_;
 };
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using Result = test_util::CliResult;
 
 class BillingCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(&campaigns_);
-    builder.RegisterService(&accounts_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
+    server_ = std::make_unique<test_util::FakeServer>(
+        std::vector<grpc::Service*>{&campaigns_, &accounts_});
   }
-  void TearDown() override { server_->Shutdown(); }
 
   Result Run(std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {"campaignctl", "--server", address_, "--api-key", "k1"});
-    std::vector<const char*> argv;
-    for (const std::string& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    int code =
-        RunCampaignctl(static_cast<int>(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
+    return server_->Run(std::move(args));
   }
 
   static bool Has(const std::string& text, const std::string& part) {
@@ -157,8 +139,7 @@ class BillingCommandsTest : public ::testing::Test {
   Recorder recorder_;
   FakeCampaigns campaigns_{&recorder_};
   FakeAccounts accounts_{&recorder_};
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
+  std::unique_ptr<test_util::FakeServer> server_;
 };
 
 TEST_F(BillingCommandsTest, EstimatePrintsLinesAndWhetherCreditsSuffice) {

@@ -24,6 +24,7 @@
 #include "client/rpc_status.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "tests/client/cli_test_util.h"
 
 namespace campaigns::client {
 namespace {
@@ -184,53 +185,27 @@ class FakeCampaigns final : public v1::CampaignService::Service {
   Recorder* recorder_;
 };
 
-// One campaignctl run. A plain value.
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-// Runs campaignctl in-process with exactly `args` (argv[0] included).
-Result RunRaw(const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  std::ostringstream out, err;
-  int code =
-      RunCampaignctl(static_cast<int>(argv.size()), argv.data(), out, err);
-  return {code, out.str(), err.str()};
-}
+using Result = test_util::CliResult;
+using test_util::RunRaw;
 
 // Starts the fakes on 127.0.0.1:0. Not thread-safe (one test at a time).
 class CampaignctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(&templates_);
-    builder.RegisterService(&accounts_);
-    builder.RegisterService(&campaigns_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
+    server_ = std::make_unique<test_util::FakeServer>(
+        std::vector<grpc::Service*>{&templates_, &accounts_, &campaigns_});
   }
-  void TearDown() override { server_->Shutdown(); }
 
   // Runs campaignctl against the fake server with API key "k1".
   Result Run(std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {"campaignctl", "--server", address_, "--api-key", "k1"});
-    return RunRaw(args);
+    return server_->Run(std::move(args));
   }
 
   Recorder recorder_;
   FakeTemplates templates_{&recorder_};
   FakeAccounts accounts_{&recorder_};
   FakeCampaigns campaigns_{&recorder_};
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
+  std::unique_ptr<test_util::FakeServer> server_;
 };
 
 TEST_F(CampaignctlTest, SendsBearerKeyAndPrintsFields) {
@@ -393,8 +368,8 @@ TEST_F(CampaignctlTest, ServerErrorWithJsonAddsJsonObject) {
 }
 
 TEST_F(CampaignctlTest, MissingKeyGetsAHint) {
-  Result r = RunRaw(
-      {"campaignctl", "--server", address_, "--api-key", "", "account", "get"});
+  Result r = RunRaw({"campaignctl", "--server", server_->address(), "--api-key",
+                     "", "account", "get"});
   EXPECT_EQ(r.code, kExitRpcError);
   EXPECT_EQ(recorder_.authorization(), "");
   EXPECT_NE(r.err.find("error: UNAUTHENTICATED: invalid API key\n"),
@@ -404,9 +379,9 @@ TEST_F(CampaignctlTest, MissingKeyGetsAHint) {
 }
 
 TEST_F(CampaignctlTest, UnreachableServerExits3) {
-  std::string address = address_;
-  server_->Shutdown();
-  server_->Wait();
+  std::string address = server_->address();
+  server_->server()->Shutdown();
+  server_->server()->Wait();
   Result r = RunRaw({"campaignctl", "--server", address, "--timeout", "5s",
                      "templates", "get", "tmpl_1"});
   EXPECT_EQ(r.code, kExitUnreachable);

@@ -16,6 +16,7 @@
 #include "campaigns/v1/contact.grpc.pb.h"
 #include "client/campaignctl.h"
 #include "client/command.h"
+#include "tests/client/cli_test_util.h"
 
 namespace campaigns::client {
 namespace {
@@ -115,41 +116,22 @@ class FakeContacts final : public v1::ContactService::Service {
   std::vector<v1::ImportContactsRequest> imports_;
 };
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using Result = test_util::CliResult;
 
 // Starts the fake on 127.0.0.1:0. Not thread-safe (one test at a time).
 class ContactCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(&contacts_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
+    server_ = std::make_unique<test_util::FakeServer>(
+        std::vector<grpc::Service*>{&contacts_});
   }
-  void TearDown() override { server_->Shutdown(); }
 
   Result Run(std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {"campaignctl", "--server", address_, "--api-key", "k1"});
-    std::vector<const char*> argv;
-    for (const std::string& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    int code =
-        RunCampaignctl(static_cast<int>(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
+    return server_->Run(std::move(args));
   }
 
   FakeContacts contacts_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
+  std::unique_ptr<test_util::FakeServer> server_;
 };
 
 TEST_F(ContactCommandsTest, CreateMapsEveryFlag) {

@@ -13,6 +13,7 @@
 #include "campaigns/v1/campaign.grpc.pb.h"
 #include "client/campaignctl.h"
 #include "client/command.h"
+#include "tests/client/cli_test_util.h"
 
 namespace campaigns::client {
 namespace {
@@ -103,61 +104,22 @@ class FakeCampaigns final : public v1::CampaignService::Service {
   std::string last_;
 };
 
-// Whether `out` has a line "key:   value" (any run of spaces) for
-// `key_value` = "key: value".
-bool HasField(const std::string& out, const std::string& key_value) {
-  const size_t colon = key_value.find(": ");
-  const std::string key = key_value.substr(0, colon + 1);
-  const std::string value = key_value.substr(colon + 2);
-  size_t pos = 0;
-  while ((pos = out.find(key, pos)) != std::string::npos) {
-    if (pos == 0 || out[pos - 1] == '\n') {
-      size_t v = pos + key.size();
-      while (v < out.size() && out[v] == ' ') ++v;
-      if (out.compare(v, value.size(), value) == 0 &&
-          (v + value.size() == out.size() || out[v + value.size()] == '\n')) {
-        return true;
-      }
-    }
-    pos += key.size();
-  }
-  return false;
-}
-
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using test_util::HasField;
+using Result = test_util::CliResult;
 
 class LifecycleCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(&campaigns_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
+    server_ = std::make_unique<test_util::FakeServer>(
+        std::vector<grpc::Service*>{&campaigns_});
   }
-  void TearDown() override { server_->Shutdown(); }
 
   Result Run(std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {"campaignctl", "--server", address_, "--api-key", "k1"});
-    std::vector<const char*> argv;
-    for (const std::string& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    int code =
-        RunCampaignctl(static_cast<int>(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
+    return server_->Run(std::move(args));
   }
 
   FakeCampaigns campaigns_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
+  std::unique_ptr<test_util::FakeServer> server_;
 };
 
 TEST_F(LifecycleCommandsTest, EachCommandSendsItsRequest) {

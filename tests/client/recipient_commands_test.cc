@@ -15,6 +15,7 @@
 #include "campaigns/v1/campaign.grpc.pb.h"
 #include "client/campaignctl.h"
 #include "client/command.h"
+#include "tests/client/cli_test_util.h"
 
 namespace campaigns::client {
 namespace {
@@ -75,31 +76,18 @@ class FakeCampaigns final : public v1::CampaignService::Service {
   v1::ListRecipientsRequest list_;
 };
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using Result = test_util::CliResult;
 
 class RecipientCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(&campaigns_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
+    server_ = std::make_unique<test_util::FakeServer>(
+        std::vector<grpc::Service*>{&campaigns_});
     dir_ = std::filesystem::temp_directory_path() /
            ("campaignctl-rcp-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
   }
-  void TearDown() override {
-    server_->Shutdown();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string File(const std::string& name, const std::string& text) {
     const std::string path = (dir_ / name).string();
@@ -108,19 +96,11 @@ class RecipientCommandsTest : public ::testing::Test {
   }
 
   Result Run(std::vector<std::string> args) {
-    args.insert(args.begin(),
-                {"campaignctl", "--server", address_, "--api-key", "k1"});
-    std::vector<const char*> argv;
-    for (const std::string& a : args) argv.push_back(a.c_str());
-    std::ostringstream out, err;
-    int code =
-        RunCampaignctl(static_cast<int>(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
+    return server_->Run(std::move(args));
   }
 
   FakeCampaigns campaigns_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
+  std::unique_ptr<test_util::FakeServer> server_;
   std::filesystem::path dir_;
 };
 
