@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/domain/token_bucket.h"
 
 namespace campaigns::api {
 
@@ -35,13 +36,9 @@ class KeyRateLimiter {
   absl::Status Admit(absl::string_view key, absl::Time now);
 
  private:
-  struct Bucket {
-    double tokens = 0;
-    absl::Time last;
-  };
   const KeyRateLimit limit_;
   std::mutex mu_;
-  absl::flat_hash_map<std::string, Bucket> buckets_;  // guarded by mu_
+  absl::flat_hash_map<std::string, TokenBucket> buckets_;  // guarded by mu_
 };
 
 }  // namespace campaigns::api
