@@ -62,14 +62,6 @@ Transaction ReadTransaction(SQLite::Statement& st) {
   return t;
 }
 
-// The message text of `c`: its body or its template's.
-std::string MessageOf(SQLite::Database& db, const Campaign& c) {
-  if (c.template_id.empty()) return c.body;
-  SQLite::Statement t(db, "SELECT body FROM templates WHERE id=?");
-  t.bind(1, c.template_id);
-  return t.executeStep() ? t.getColumn(0).getString() : std::string();
-}
-
 void StoreBilling(SQLite::Database& db, int64_t campaign_seq,
                   const std::string& text) {
   SQLite::Statement st(db, "UPDATE campaigns SET billing=? WHERE seq=?");
@@ -209,7 +201,7 @@ struct UnitsState {
 
 absl::StatusOr<UnitsState> LoadUnitsState(SQLite::Database& db,
                                           const Campaign& c) {
-  const std::string text = MessageOf(db, c);
+  ASSIGN_OR_RETURN(const std::string text, MessageOf(db, c));
   UnitsState s;
   s.message = MessageTemplate::Parse(text, c.variable_mapping);
   s.per_row = !s.message.Variables().empty();
@@ -341,10 +333,10 @@ absl::StatusOr<std::vector<CostLineValue>> CostLines(
   sqlite3_bind_text(raw, 5, codes.data(), static_cast<int>(codes.size()),
                     SQLITE_STATIC);
   const int64_t default_units = plan.units < 0 ? 1 : plan.units;
-  // Recipients and units per country; consecutive rows mostly share one.
-  std::map<std::string, std::pair<int64_t, int64_t>, std::less<>> groups;
+  // One line per country; consecutive rows mostly share one.
+  std::map<std::string, CostLineValue, std::less<>> lines;
   std::string last_country = "\x01";  // no country is this
-  std::pair<int64_t, int64_t>* last = nullptr;
+  CostLineValue* last = nullptr;
   int rc;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
     const unsigned char* text = sqlite3_column_text(raw, 0);
@@ -354,27 +346,21 @@ absl::StatusOr<std::vector<CostLineValue>> CostLines(
                                             sqlite3_column_bytes(raw, 0));
     if (last == nullptr || last_country != country) {
       last_country = std::string(country);
-      last = &groups[last_country];
+      last = &lines[last_country];
     }
-    ++last->first;
-    last->second += sqlite3_column_type(raw, 1) == SQLITE_NULL
-                        ? default_units
-                        : sqlite3_column_int64(raw, 1);
+    ++last->recipients;
+    last->units += sqlite3_column_type(raw, 1) == SQLITE_NULL
+                       ? default_units
+                       : sqlite3_column_int64(raw, 1);
   }
   if (rc != SQLITE_DONE) {
     return absl::InternalError(sqlite3_errmsg(db.getHandle()));
   }
-  std::map<std::string, CostLineValue> by_country;
-  for (const auto& [country, counts] : groups) {
-    CostLineValue& line = by_country[country];
+  std::vector<CostLineValue> out;
+  for (auto& [country, line] : lines) {
     line.channel = c.channel;
     line.country = country;
     line.unit_price = prices.UnitPrice(country);
-    line.recipients = counts.first;
-    line.units = counts.second;
-  }
-  std::vector<CostLineValue> out;
-  for (auto& [country, line] : by_country) {
     ASSIGN_OR_RETURN(line.amount, MulAdd(line.units, line.unit_price, 0));
     out.push_back(std::move(line));
   }
@@ -623,8 +609,7 @@ void Store::PrepareCostsChunk(const std::string& account_id,
           return true;
         }
         if (first && c.status == CampaignStatus::kDraft &&
-            (!c.contact_list_id.empty() || !c.tags.empty() ||
-             !c.contact_ids.empty())) {
+            internal::HasContactAudience(c)) {
           // A contact audience costs what its recipients will: turn it into
           // them now, as Start would (Start adds contacts that join later).
           RETURN_IF_ERROR(internal::Materialize(db, c).status());

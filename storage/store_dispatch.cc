@@ -28,11 +28,6 @@ std::string StatusText(RecipientStatus s) {
   return std::string(RecipientStatusName(s));
 }
 
-bool HasContactAudience(const Campaign& c) {
-  return !c.contact_list_id.empty() || !c.tags.empty() ||
-         !c.contact_ids.empty();
-}
-
 // Adds `delta` (per-status changes; total unchanged) to campaign `seq`.
 void AddToCounters(SQLite::Database& db, int64_t campaign_seq,
                    const CampaignStats& delta, int64_t now) {
@@ -94,7 +89,7 @@ absl::Status Transition(SQLite::Database& db, Campaign& c,
     case CampaignEvent::kStart:
       RETURN_IF_ERROR(CheckStartable(db, c));
       c.schedule_at = schedule_at;
-      if (HasContactAudience(c)) {
+      if (internal::HasContactAudience(c)) {
         RETURN_IF_ERROR(internal::Materialize(db, c).status());
       }
       if (c.stats.total == 0) {
@@ -562,9 +557,9 @@ absl::StatusOr<std::vector<Campaign>> Store::CampaignsInStatus(
 }
 
 absl::StatusOr<std::string> Store::MessageText(const Campaign& c) {
-  if (c.template_id.empty()) return c.body;
-  ASSIGN_OR_RETURN(Template t, GetTemplate(c.account_id, c.template_id));
-  return t.body;
+  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<std::string> {
+    return internal::MessageOf(db, c);
+  });
 }
 
 absl::StatusOr<Sender> Store::SenderOf(const Campaign& c) {

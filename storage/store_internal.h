@@ -105,6 +105,24 @@ inline absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
   return ReadCampaign(st);
 }
 
+// Whether the campaign's audience is contacts (a list, tags or contact
+// ids) rather than imported recipients.
+inline bool HasContactAudience(const Campaign& c) {
+  return !c.contact_list_id.empty() || !c.tags.empty() ||
+         !c.contact_ids.empty();
+}
+
+// The text `c` sends: its body, or its template's (NOT_FOUND when the
+// template is gone).
+inline absl::StatusOr<std::string> MessageOf(SQLite::Database& db,
+                                             const Campaign& c) {
+  if (c.template_id.empty()) return c.body;
+  SQLite::Statement t(db, "SELECT body FROM templates WHERE id=?");
+  t.bind(1, c.template_id);
+  if (!t.executeStep()) return errors::NotFound("template", c.template_id);
+  return t.getColumn(0).getString();
+}
+
 // A `recipients` row (SELECT *), its id encoded with `codec`; campaign_id is
 // left empty (the row holds the campaign's seq).
 Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec);
