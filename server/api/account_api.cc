@@ -18,6 +18,29 @@ absl::Status RequireAdmin(const RpcContext& ctx, absl::string_view what) {
   return absl::OkStatus();
 }
 
+// The account an admin-only call acts on: `account_id`, or the caller's
+// own when empty. PERMISSION_DENIED for a tenant's key.
+absl::StatusOr<std::string> AdminTarget(const RpcContext& ctx,
+                                        absl::string_view what,
+                                        const std::string& account_id) {
+  RETURN_IF_ERROR(RequireAdmin(ctx, what));
+  const std::string& id =
+      account_id.empty() ? ctx.principal.account_id : account_id;
+  RETURN_IF_ERROR(CheckIdLength("account_id", id));
+  return id;
+}
+
+// The account a read names: `id`, or the caller's own when empty. Another
+// account's is NOT_FOUND unless the caller is an admin.
+absl::StatusOr<std::string> ReadableAccount(const RpcContext& ctx,
+                                            const std::string& id) {
+  if (id.empty() || id == ctx.principal.account_id) {
+    return ctx.principal.account_id;
+  }
+  if (!ctx.principal.admin) return errors::NotFound("account", id);
+  return id;
+}
+
 // A new key for `account_id`; `secret` receives the plain secret.
 ApiKey NewKey(const std::string& account_id, const std::string& name,
               std::string* secret) {
@@ -48,12 +71,9 @@ void Api::RegisterAccounts(Registrar& r) {
 
 void Api::GetAccount(const RpcContext& ctx, const v1::GetAccountRequest& req,
                      Reply<v1::Account> reply) {
-  const std::string& id =
-      req.id().empty() ? ctx.principal.account_id : req.id();
-  if (id != ctx.principal.account_id && !ctx.principal.admin) {
-    return reply(errors::NotFound("account", id));
-  }
-  ReplyWith(store_->GetAccount(id), reply);
+  absl::StatusOr<std::string> id = ReadableAccount(ctx, req.id());
+  if (!id.ok()) return reply(id.status());
+  ReplyWith(store_->GetAccount(*id), reply);
 }
 
 void Api::CreateAccount(const RpcContext& ctx,
@@ -152,14 +172,9 @@ void Api::RevokeApiKey(const RpcContext& ctx,
 
 void Api::AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
                      Reply<v1::Account> reply) {
-  if (absl::Status s = RequireAdmin(ctx, "AddCredits"); !s.ok()) {
-    return reply(s);
-  }
-  const std::string& account_id =
-      req.account_id().empty() ? ctx.principal.account_id : req.account_id();
-  if (absl::Status s = CheckIdLength("account_id", account_id); !s.ok()) {
-    return reply(s);
-  }
+  absl::StatusOr<std::string> account_id =
+      AdminTarget(ctx, "AddCredits", req.account_id());
+  if (!account_id.ok()) return reply(account_id.status());
   if (req.amount() <= 0 || req.amount() > kMaxCreditAmount) {
     return reply(errors::InvalidField(
         "amount", absl::StrCat("must be between 1 and ", kMaxCreditAmount,
@@ -173,21 +188,16 @@ void Api::AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
   absl::StatusOr<storage::IdempotencyKey> idem =
       IdempotencyOf("AddCredits", req);
   if (!idem.ok()) return reply(idem.status());
-  store_->AddCredits(account_id, req.amount(), req.description(),
+  store_->AddCredits(*account_id, req.amount(), req.description(),
                      *std::move(idem),
                      Convert<v1::Account, Account>(std::move(reply)));
 }
 
 void Api::SetPrices(const RpcContext& ctx, const v1::SetPricesRequest& req,
                     Reply<v1::SetPricesResponse> reply) {
-  if (absl::Status s = RequireAdmin(ctx, "SetPrices"); !s.ok()) {
-    return reply(s);
-  }
-  const std::string& account_id =
-      req.account_id().empty() ? ctx.principal.account_id : req.account_id();
-  if (absl::Status s = CheckIdLength("account_id", account_id); !s.ok()) {
-    return reply(s);
-  }
+  absl::StatusOr<std::string> account_id =
+      AdminTarget(ctx, "SetPrices", req.account_id());
+  if (!account_id.ok()) return reply(account_id.status());
   std::vector<Price> prices;
   for (int i = 0; i < req.prices_size(); ++i) {
     const v1::Price& p = req.prices(i);
@@ -205,7 +215,7 @@ void Api::SetPrices(const RpcContext& ctx, const v1::SetPricesRequest& req,
       NormalizePrices(std::move(prices));
   if (!normalized.ok()) return reply(normalized.status());
   store_->SetPrices(
-      account_id, *std::move(normalized),
+      *account_id, *std::move(normalized),
       [reply = std::move(reply)](absl::StatusOr<std::vector<Price>> stored) {
         if (!stored.ok()) return reply(stored.status());
         v1::SetPricesResponse out;
@@ -217,15 +227,12 @@ void Api::SetPrices(const RpcContext& ctx, const v1::SetPricesRequest& req,
 void Api::ListTransactions(const RpcContext& ctx,
                            const v1::ListTransactionsRequest& req,
                            Reply<v1::ListTransactionsResponse> reply) {
-  const std::string& id =
-      req.account_id().empty() ? ctx.principal.account_id : req.account_id();
-  if (id != ctx.principal.account_id && !ctx.principal.admin) {
-    return reply(errors::NotFound("account", id));
-  }
+  absl::StatusOr<std::string> id = ReadableAccount(ctx, req.account_id());
+  if (!id.ok()) return reply(id.status());
   absl::StatusOr<PageRequest> page =
       MakePageRequest(req.page(), req.limit(), req.page_token());
   if (!page.ok()) return reply(page.status());
-  ReplyPage(store_->ListTransactions(id, *page), reply,
+  ReplyPage(store_->ListTransactions(*id, *page), reply,
             [](v1::ListTransactionsResponse& r) { return r.add_items(); });
 }
 
