@@ -2,10 +2,10 @@
 //
 // Handlers are thin: they check the request's shape, convert proto <-> domain
 // and call the Store; errors are absl::Status with reasons (server/domain/
-// errors.h) that the call machinery maps to gRPC details. RPCs whose
-// behaviour belongs to later work answer UNIMPLEMENTED saying so.
+// errors.h) that the call machinery maps to gRPC details. Each API key's
+// calls are limited (key_limiter.h) where they are authenticated.
 //
-//   Api api(&store);
+//   Api api(&store, &engine, KeyRateLimit{/*rate=*/100, /*burst=*/200});
 //   for (grpc::Service* s : api.services()) builder.RegisterService(s);
 //   api.Register(registrar);
 //

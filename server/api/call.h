@@ -411,82 +411,6 @@ class ClientStreamMethod final : public Method {
   CallEnv* const env_;
 };
 
-// A method whose behaviour arrives with later work, of any kind (unary,
-// client or server streaming): it authenticates, then answers UNIMPLEMENTED
-// with `message`.
-class NotYetMethod final : public Method {
- public:
-  NotYetMethod(RawService* service, int index, bool client_streaming,
-               bool server_streaming, std::string message, CallEnv* env)
-      : service_(service),
-        index_(index),
-        client_streaming_(client_streaming),
-        server_streaming_(server_streaming),
-        message_(std::move(message)),
-        env_(env) {}
-
-  void Arm(grpc::ServerCompletionQueue* cq) override { new Call(this, cq); }
-
- private:
-  class Call final : public Tag {
-   public:
-    Call(NotYetMethod* method, grpc::ServerCompletionQueue* cq)
-        : method_(method),
-          cq_(cq),
-          unary_(&ctx_),
-          reader_(&ctx_),
-          writer_(&ctx_) {
-      RawService* s = method_->service_;
-      if (method_->client_streaming_) {
-        s->RequestClientStream(method_->index_, &ctx_, &reader_, cq, this);
-      } else if (method_->server_streaming_) {
-        s->RequestServerStream(method_->index_, &ctx_, &raw_, &writer_, cq,
-                               this);
-      } else {
-        s->RequestUnary(method_->index_, &ctx_, &raw_, &unary_, cq, this);
-      }
-    }
-
-    void Proceed(bool ok) override {
-      if (finishing_ || !ok) {
-        delete this;
-        return;
-      }
-      finishing_ = true;
-      absl::StatusOr<Principal> principal =
-          method_->env_->Arrive(method_, cq_, ctx_);
-      const grpc::Status status = ToGrpcStatus(
-          principal.ok() ? absl::UnimplementedError(method_->message_)
-                         : principal.status(),
-          &ctx_);
-      if (method_->client_streaming_) {
-        reader_.FinishWithError(status, this);
-      } else if (method_->server_streaming_) {
-        writer_.Finish(status, this);
-      } else {
-        unary_.FinishWithError(status, this);
-      }
-    }
-
-   private:
-    NotYetMethod* const method_;
-    grpc::ServerCompletionQueue* const cq_;
-    grpc::ServerContext ctx_;
-    grpc::ByteBuffer raw_;
-    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> unary_;
-    grpc::ServerAsyncReader<grpc::ByteBuffer, grpc::ByteBuffer> reader_;
-    grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_;
-    bool finishing_ = false;
-  };
-
-  RawService* const service_;
-  const int index_;
-  const bool client_streaming_;
-  const bool server_streaming_;
-  const std::string message_;
-  CallEnv* const env_;
-};
-
 // Collects the methods of every service; the server arms them on each queue.
 // Registration errors (an unknown method name, a handler of the wrong types,
 // a method registered twice) are programming errors and abort at start-up.
@@ -511,16 +435,6 @@ class Registrar {
              /*client_streaming=*/true);
     methods_.push_back(std::make_unique<ClientStreamMethod<Req, Resp>>(
         service, m->index(), std::move(factory), env_));
-  }
-
-  // A method of later work, answered UNIMPLEMENTED with `message`.
-  void NotYet(RawService* service, const std::string& name,
-              std::string message) {
-    const google::protobuf::MethodDescriptor* m =
-        Find(service, name, nullptr, nullptr);
-    methods_.push_back(std::make_unique<NotYetMethod>(
-        service, m->index(), m->client_streaming(), m->server_streaming(),
-        std::move(message), env_));
   }
 
   // A method with a hand-written call state machine (a server stream):
