@@ -1,6 +1,6 @@
-// Helpers shared by the benchmarks in tools/bench: a free loopback port and
-// a process's peak resident set. Linux only; not thread-safe concerns (no
-// state).
+// Helpers shared by the benchmarks in tools/bench: a free loopback port, a
+// process's peak resident set, and seconds since a time point. Linux only; not
+// thread-safe concerns (no state).
 #ifndef CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
 #define CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
 
@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -17,6 +18,13 @@
 #include "absl/strings/str_cat.h"
 
 namespace campaigns::bench {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds from `since` until now.
+inline double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
 
 // A port the kernel just handed out on 127.0.0.1 and we released again.
 inline int FreePort() {

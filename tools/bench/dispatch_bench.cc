@@ -50,15 +50,12 @@
 namespace {
 
 namespace v1 = campaigns::v1;
+using campaigns::bench::Clock;
 using campaigns::bench::FreePort;
 using campaigns::bench::PeakRssKb;
-using Clock = std::chrono::steady_clock;
+using campaigns::bench::Seconds;
 
 constexpr char kKey[] = "ck_dispatch_bench_admin_key_0000";
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
 
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& key = kKey) {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -187,6 +184,16 @@ v1::Campaign Get(Server& server, const std::string& id) {
   return c;
 }
 
+// Polls every `poll` until the campaign is no longer sending; returns it.
+v1::Campaign WaitWhileSending(Server& server, const std::string& id,
+                              std::chrono::milliseconds poll) {
+  for (;;) {
+    v1::Campaign c = Get(server, id);
+    if (c.status() != v1::Campaign::sending) return c;
+    std::this_thread::sleep_for(poll);
+  }
+}
+
 bool Start(Server& server, const std::string& id) {
   auto campaigns = v1::CampaignService::NewStub(server.channel());
   v1::StartCampaignRequest req;
@@ -255,12 +262,8 @@ int Throughput(const std::string& binary, const std::string& work, int64_t n,
         static_cast<double>(import_rss_kb) / 1024.0);
     const auto start = Clock::now();
     if (!Start(server, id)) return 1;
-    v1::Campaign c;
-    for (;;) {
-      c = Get(server, id);
-      if (c.status() != v1::Campaign::sending) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    const v1::Campaign c =
+        WaitWhileSending(server, id, std::chrono::milliseconds(20));
     const double secs = Seconds(start);
     rss_kb = PeakRssKb(server.pid());
     if (c.stats().sent() != n) {
@@ -392,12 +395,8 @@ int Money(const std::string& binary, const std::string& work, int64_t n,
   auto start = Clock::now();
   if (!Start(server, id)) return 1;
   const double start_secs = Seconds(start);
-  v1::Campaign c;
-  for (;;) {
-    c = Get(server, id);
-    if (c.status() != v1::Campaign::sending) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const v1::Campaign c =
+      WaitWhileSending(server, id, std::chrono::milliseconds(20));
   const double secs = Seconds(start);
   if (c.stats().sent() != n) {
     std::cerr << "billed campaign ended with " << c.stats().sent() << " sent\n";
@@ -444,9 +443,7 @@ int Accuracy(const std::string& binary, const std::string& work, int seconds) {
       if (!Start(server, t.id)) return 1;
     }
     for (Tier& t : tiers) {
-      while (Get(server, t.id).status() == v1::Campaign::sending) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
+      WaitWhileSending(server, t.id, std::chrono::milliseconds(100));
     }
   }
   std::map<std::string, std::vector<absl::Time>> times;  // by campaign

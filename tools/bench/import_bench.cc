@@ -59,15 +59,12 @@
 namespace {
 
 namespace v1 = campaigns::v1;
+using campaigns::bench::Clock;
 using campaigns::bench::FreePort;
 using campaigns::bench::PeakRssKb;
-using Clock = std::chrono::steady_clock;
+using campaigns::bench::Seconds;
 
 constexpr char kKey[] = "ck_import_bench_admin_key_000000";
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
 
 struct Row {
   std::string raw;  // as written in the CSV
