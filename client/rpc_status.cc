@@ -9,8 +9,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "campaigns/v1/common.pb.h"
 #include "google/rpc/error_details.pb.h"
+#include "google/rpc/error_info.pb.h"
 #include "google/rpc/status.pb.h"
 
 namespace campaigns::client {
@@ -33,7 +33,7 @@ void DecodeDetails(const std::string& serialized, RpcStatus* out) {
     google::rpc::BadRequest bad_request;
     google::rpc::RetryInfo retry_info;
     if (IsErrorInfo(any)) {
-      v1::ErrorInfo info;
+      google::rpc::ErrorInfo info;
       if (!info.ParseFromString(any.value())) continue;
       out->reason = info.reason();
       out->domain = info.domain();

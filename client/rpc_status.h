@@ -2,10 +2,10 @@
 // error details decoded: ErrorInfo (reason, domain, metadata), BadRequest
 // field violations, RetryInfo and the `retry-after` trailer.
 //
-// The server sends google.rpc.Status in grpc::Status::error_details(). Its
-// ErrorInfo travels as an Any with type URL
-// "type.googleapis.com/google.rpc.ErrorInfo" whose bytes are
-// campaigns.v1.ErrorInfo (Debian's googleapis predates google.rpc.ErrorInfo).
+// The server sends google.rpc.Status in grpc::Status::error_details(), its
+// details packed as Any: google.rpc.ErrorInfo (proto/google/rpc/
+// error_info.proto, as Debian's googleapis predates it), BadRequest and
+// RetryInfo.
 //
 // Example:
 //

@@ -1,6 +1,5 @@
 #include "server/server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include <fstream>
@@ -8,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/api/contact_import.h"
+#include "server/api/reflection.h"
 #include "server/domain/ids.h"
 
 namespace campaigns {
@@ -87,8 +87,20 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   s->api_->Register(*s->registrar_);
   s->registrar_->CheckComplete();
 
+  // Reflection resolves what it promises: each of these names is in the
+  // generated pool (a missing one is a build mistake, not a runtime state).
+  for (const std::string& name : api::LinkedDescriptors()) {
+    if (google::protobuf::DescriptorPool::generated_pool()
+            ->FindFileContainingSymbol(name) == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("reflection cannot resolve ", name));
+    }
+  }
+  s->reflection_.push_back(api::MakeReflectionV1(s->api_->service_names()));
+  s->reflection_.push_back(
+      api::MakeReflectionV1Alpha(s->api_->service_names()));
+
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // gRPC enables SO_REUSEPORT by default: a second campaignd on the same
   // port would then start and silently take part of the traffic. Fail.
@@ -97,6 +109,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   for (grpc::Service* service : s->api_->services()) {
     builder.RegisterService(service);
   }
+  for (auto& service : s->reflection_) builder.RegisterService(service.get());
   int threads = options.cq_threads > 0
                     ? options.cq_threads
                     : std::max(1u, std::thread::hardware_concurrency());
@@ -138,11 +151,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   grpc::HealthCheckServiceInterface* health =
       s->server_->GetHealthCheckService();
   health->SetServingStatus(true);
-  for (const char* name :
-       {"campaigns.v1.AccountService", "campaigns.v1.CampaignService",
-        "campaigns.v1.ContactService", "campaigns.v1.DeliveryService",
-        "campaigns.v1.SenderService", "campaigns.v1.SuppressionService",
-        "campaigns.v1.TemplateService"}) {
+  for (const std::string& name : s->api_->service_names()) {
     health->SetServingStatus(name, true);
   }
   return s;

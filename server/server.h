@@ -95,6 +95,8 @@ class CampaignServer {
   std::unique_ptr<api::Api> api_;
   api::CallEnv env_;
   std::unique_ptr<api::Registrar> registrar_;
+  // Reflection v1 and v1alpha (synchronous services): outlive server_.
+  std::vector<std::unique_ptr<grpc::Service>> reflection_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs_;
   std::vector<std::thread> threads_;

@@ -8,10 +8,24 @@
 
 namespace campaigns::api {
 
-std::vector<grpc::Service*> Api::services() {
+std::vector<RawService*> Api::raw_services() {
   return {&account_service_,  &campaign_service_, &contact_service_,
           &delivery_service_, &sender_service_,   &suppression_service_,
           &template_service_};
+}
+
+std::vector<grpc::Service*> Api::services() {
+  std::vector<grpc::Service*> out;
+  for (RawService* s : raw_services()) out.push_back(s->grpc_service());
+  return out;
+}
+
+std::vector<std::string> Api::service_names() {
+  std::vector<std::string> out;
+  for (RawService* s : raw_services()) {
+    out.push_back(s->descriptor()->full_name());
+  }
+  return out;
 }
 
 void Api::Register(Registrar& registrar) {

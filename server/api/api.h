@@ -16,6 +16,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -50,6 +51,8 @@ class Api {
 
   // The async services to register with the grpc::ServerBuilder.
   std::vector<grpc::Service*> services();
+  // Their full names, e.g. "campaigns.v1.CampaignService".
+  std::vector<std::string> service_names();
 
   // Registers every RPC's handler.
   void Register(Registrar& registrar);
@@ -63,6 +66,8 @@ class Api {
   absl::StatusOr<Principal> Authenticate(const grpc::ServerContext& ctx);
 
  private:
+  std::vector<RawService*> raw_services();
+
   // account_api.cc
   void RegisterAccounts(Registrar& r);
   void GetAccount(const RpcContext& ctx, const v1::GetAccountRequest& req,

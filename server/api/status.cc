@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <string>
 
-#include "campaigns/v1/common.pb.h"
 #include "google/rpc/error_details.pb.h"
+#include "google/rpc/error_info.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/domain/errors.h"
 
@@ -17,16 +17,13 @@ grpc::Status ToGrpcStatus(const absl::Status& status,
   rpc_status.set_code(static_cast<int>(status.code()));
   rpc_status.set_message(std::string(status.message()));
 
-  v1::ErrorInfo info;
+  google::rpc::ErrorInfo info;
   info.set_reason(errors::ReasonOf(status));
   info.set_domain(kErrorDomain);
   std::vector<errors::FieldViolation> fields =
       errors::FieldViolationsOf(status);
   if (!fields.empty()) (*info.mutable_metadata())["field"] = fields[0].field;
-  google::protobuf::Any* any = rpc_status.add_details();
-  // Wire-compatible with google.rpc.ErrorInfo (see common.proto).
-  any->set_type_url("type.googleapis.com/google.rpc.ErrorInfo");
-  any->set_value(info.SerializeAsString());
+  rpc_status.add_details()->PackFrom(info);
 
   if (!fields.empty()) {
     google::rpc::BadRequest bad_request;

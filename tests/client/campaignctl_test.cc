@@ -23,6 +23,7 @@
 #include "client/proto_flags.h"
 #include "client/rpc_status.h"
 #include "google/rpc/error_details.pb.h"
+#include "google/rpc/error_info.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tests/client/cli_test_util.h"
 
@@ -60,19 +61,16 @@ class Recorder {
   std::unique_ptr<google::protobuf::Message> request_;
 };
 
-// INVALID_ARGUMENT with ErrorInfo (packed as google.rpc.ErrorInfo, as the
-// server does) and a BadRequest.
+// INVALID_ARGUMENT with ErrorInfo and a BadRequest, as the server sends.
 grpc::Status InvalidLimit() {
   google::rpc::Status status;
   status.set_code(grpc::StatusCode::INVALID_ARGUMENT);
   status.set_message("limit: must be at most 100");
-  v1::ErrorInfo info;
+  google::rpc::ErrorInfo info;
   info.set_reason("INVALID_REQUEST");
   info.set_domain("campaigns.v1");
   (*info.mutable_metadata())["field"] = "limit";
-  google::protobuf::Any* any = status.add_details();
-  any->set_type_url("type.googleapis.com/google.rpc.ErrorInfo");
-  any->set_value(info.SerializeAsString());
+  status.add_details()->PackFrom(info);
   google::rpc::BadRequest bad;
   auto* violation = bad.add_field_violations();
   violation->set_field("limit");

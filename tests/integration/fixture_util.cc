@@ -3,8 +3,8 @@
 
 #include <filesystem>
 
-#include "campaigns/v1/common.pb.h"
 #include "google/rpc/error_details.pb.h"
+#include "google/rpc/error_info.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tests/integration/fixture.h"
 
@@ -17,9 +17,9 @@ ErrorDetails Details(const grpc::Status& status) {
   google::rpc::Status rpc;
   if (!rpc.ParseFromString(status.error_details())) return d;
   for (const google::protobuf::Any& any : rpc.details()) {
-    if (any.type_url() == "type.googleapis.com/google.rpc.ErrorInfo") {
-      v1::ErrorInfo info;
-      info.ParseFromString(any.value());
+    if (any.Is<google::rpc::ErrorInfo>()) {
+      google::rpc::ErrorInfo info;
+      any.UnpackTo(&info);
       d.reason = info.reason();
       d.domain = info.domain();
     } else if (any.Is<google::rpc::BadRequest>()) {
