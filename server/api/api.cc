@@ -1,5 +1,7 @@
 #include "server/api/api.h"
 
+#include <optional>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
@@ -43,6 +45,7 @@ void Api::CancelWatches() {
 
 absl::StatusOr<Principal> Api::Authenticate(const grpc::ServerContext& ctx) {
   std::string secret;
+  std::optional<std::string> auth_id;
   for (const auto& [key, value] : ctx.client_metadata()) {
     absl::string_view k(key.data(), key.size());
     absl::string_view v(value.data(), value.size());
@@ -52,17 +55,20 @@ absl::StatusOr<Principal> Api::Authenticate(const grpc::ServerContext& ctx) {
           absl::EqualsIgnoreCase(v.substr(0, kBearer.size()), kBearer)) {
         secret =
             std::string(absl::StripAsciiWhitespace(v.substr(kBearer.size())));
-        break;
       }
-    } else if (k == "x-api-key") {
+    } else if ((k == "x-api-key" || k == "x-auth-token") && secret.empty()) {
       secret = std::string(absl::StripAsciiWhitespace(v));
+    } else if (k == "x-auth-id") {
+      auth_id = std::string(absl::StripAsciiWhitespace(v));
     }
   }
-  if (secret.empty()) {
-    return errors::Unauthenticated("missing, unknown or revoked API key");
-  }
+  const absl::Status unauthenticated =
+      errors::Unauthenticated("missing, unknown or revoked API key");
+  if (secret.empty()) return unauthenticated;
   absl::StatusOr<Principal> principal = store_->Authenticate(secret);
   if (!principal.ok()) return principal;
+  // Seed 003 sends its account id beside the token: it must be the key's.
+  if (auth_id && *auth_id != principal->account_id) return unauthenticated;
   RETURN_IF_ERROR(key_limiter_.Admit(principal->key_id, absl::Now()));
   return principal;
 }

@@ -60,9 +60,10 @@ class Api {
   // Ends every WatchCampaign stream (at shutdown, before the server's).
   void CancelWatches();
 
-  // The principal of the call's `authorization: Bearer <key>` or
-  // `x-api-key: <key>` metadata; UNAUTHENTICATED with one message for a
-  // missing, unknown or revoked key.
+  // The principal of the call's `authorization: Bearer <key>` (which wins),
+  // `x-api-key: <key>` or `x-auth-token: <key>` (seed 003) metadata;
+  // UNAUTHENTICATED with one message for a missing, unknown or revoked key,
+  // or an `x-auth-id` that is not the key's account id.
   absl::StatusOr<Principal> Authenticate(const grpc::ServerContext& ctx);
 
  private:
