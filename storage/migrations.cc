@@ -325,6 +325,13 @@ ALTER TABLE campaigns ADD COLUMN units_through INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE recipients ADD COLUMN country TEXT;
 ALTER TABLE recipients ADD COLUMN units INTEGER;
 )sql",
+      // 9: seed 003's campaign fields: WhatsApp template components (JSON
+      // array, as templates.components) and per-contact variables (JSON
+      // object: contact id -> {name: value}).
+      R"sql(
+ALTER TABLE campaigns ADD COLUMN template_components TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE campaigns ADD COLUMN recipient_variables TEXT NOT NULL DEFAULT '{}';
+)sql",
   };
   return *kMigrations;
 }

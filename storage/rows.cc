@@ -62,12 +62,17 @@ std::string ComponentsToJson(const std::vector<TemplateComponent>& comps) {
   for (const TemplateComponent& c : comps) {
     nlohmann::json params = nlohmann::json::array();
     for (const TemplateParameter& p : c.parameters) {
-      params.push_back({{"type", p.type}, {"text", p.text}});
+      nlohmann::json param = {{"type", p.type}, {"text", p.text}};
+      if (!p.payload.empty()) param["payload"] = p.payload;
+      params.push_back(std::move(param));
     }
-    out.push_back({{"type", c.type},
-                   {"format", c.format},
-                   {"text", c.text},
-                   {"parameters", params}});
+    nlohmann::json comp = {{"type", c.type},
+                           {"format", c.format},
+                           {"text", c.text},
+                           {"parameters", params}};
+    if (!c.sub_type.empty()) comp["sub_type"] = c.sub_type;
+    if (c.index != 0) comp["index"] = c.index;
+    out.push_back(std::move(comp));
   }
   return out.dump();
 }
@@ -83,9 +88,33 @@ std::vector<TemplateComponent> ComponentsFromJson(const std::string& json) {
     comp.text = c.value("text", "");
     for (const nlohmann::json& p :
          c.value("parameters", nlohmann::json::array())) {
-      comp.parameters.push_back({p.value("type", ""), p.value("text", "")});
+      comp.parameters.push_back(
+          {p.value("type", ""), p.value("text", ""), p.value("payload", "")});
     }
+    comp.sub_type = c.value("sub_type", "");
+    comp.index = c.value("index", 0);
     out.push_back(std::move(comp));
+  }
+  return out;
+}
+
+std::string NestedMapToJson(
+    const std::map<std::string, std::map<std::string, std::string>>& m) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, inner] : m) out[key] = inner;
+  return out.dump();
+}
+
+std::map<std::string, std::map<std::string, std::string>> NestedMapFromJson(
+    const std::string& json) {
+  std::map<std::string, std::map<std::string, std::string>> out;
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const auto& [key, inner] : j.items()) {
+    if (!inner.is_object()) continue;
+    for (const auto& [k, v] : inner.items()) {
+      if (v.is_string()) out[key][k] = v.get<std::string>();
+    }
   }
   return out;
 }
@@ -179,6 +208,8 @@ Campaign ReadCampaign(SQLite::Statement& st) {
   c.template_name = Text(st, "template_name");
   c.template_lang = Text(st, "template_lang");
   c.variable_mapping = MapFromJson(Text(st, "variable_mapping"));
+  c.template_components = ComponentsFromJson(Text(st, "template_components"));
+  c.recipient_variables = NestedMapFromJson(Text(st, "recipient_variables"));
   c.contact_list_id = Text(st, "contact_list_id");
   c.tags = ListFromJson(Text(st, "tags"));
   c.contact_ids = ListFromJson(Text(st, "contact_ids"));

@@ -39,6 +39,11 @@ std::string ListToJson(const std::vector<std::string>& v);
 std::vector<std::string> ListFromJson(const std::string& json);
 std::string ComponentsToJson(const std::vector<TemplateComponent>& c);
 std::vector<TemplateComponent> ComponentsFromJson(const std::string& json);
+// {"key": {"k": "v"}}: a campaign's recipient_variables.
+std::string NestedMapToJson(
+    const std::map<std::string, std::map<std::string, std::string>>& m);
+std::map<std::string, std::map<std::string, std::string>> NestedMapFromJson(
+    const std::string& json);
 
 // Row readers for `SELECT * FROM <table>` statements.
 Account ReadAccount(SQLite::Statement& st);

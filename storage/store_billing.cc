@@ -203,12 +203,16 @@ absl::StatusOr<UnitsState> LoadUnitsState(SQLite::Database& db,
                                           const Campaign& c) {
   ASSIGN_OR_RETURN(const std::string text, MessageOf(db, c));
   UnitsState s;
-  s.message = MessageTemplate::Parse(text, c.variable_mapping);
+  s.message =
+      MessageTemplate::Parse(text, c.template_components, c.variable_mapping);
   s.per_row = !s.message.Variables().empty();
   if (!s.per_row) s.plan.units = BillableUnits(c.channel, s.message, {});
   s.phone = IsPhoneChannel(c.channel);
   if (s.per_row) {
     s.key = absl::StrCat(text, "\x1f", MapToJson(c.variable_mapping));
+    if (!c.template_components.empty()) {
+      absl::StrAppend(&s.key, "\x1f", ComponentsToJson(c.template_components));
+    }
   }
   SQLite::Statement get(
       db, "SELECT units_key, units_through FROM campaigns WHERE seq=?");

@@ -2,6 +2,7 @@
 #include <SQLiteCpp/Statement.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
 #include "storage/rows.h"
@@ -19,11 +20,74 @@ using internal::LoadCampaign;
 // from contiguously): tens of ms per write.
 constexpr int kPurgeChunkRows = 10000;
 
+// A campaign without a channel takes its template's, else its sender's
+// (matched by visible id or snd_ id): seeds 003 and 004 name a sender or a
+// template and no channel. A visible id registered on several channels
+// cannot decide: the channel is then required.
+absl::Status InferChannel(SQLite::Database& db, Campaign& c) {
+  if (c.channel != Channel::kUnspecified) return absl::OkStatus();
+  if (!c.template_id.empty()) {
+    ASSIGN_OR_RETURN(Template t, LoadById<Template>(db, "templates", "template",
+                                                    c.account_id, c.template_id,
+                                                    &ReadTemplate));
+    c.channel = t.channel;
+    return absl::OkStatus();
+  }
+  SQLite::Statement st(db,
+                       "SELECT DISTINCT channel FROM senders WHERE "
+                       "account_id=? AND (sender_id=? OR id=?) ORDER BY 1");
+  st.bind(1, c.account_id);
+  st.bind(2, c.sender_id);
+  st.bind(3, c.sender_id);
+  std::vector<std::string> channels;
+  while (st.executeStep()) channels.push_back(st.getColumn(0).getString());
+  if (channels.empty()) {
+    return errors::Validation(
+        "sender_id", absl::StrCat("sender ", errors::Quote(c.sender_id),
+                                  " is not registered"));
+  }
+  if (channels.size() > 1) {
+    return errors::InvalidField(
+        "channel",
+        absl::StrCat("is required: sender ", errors::Quote(c.sender_id),
+                     " is registered on ", absl::StrJoin(channels, " and ")));
+  }
+  if (!ParseChannel(channels[0], &c.channel)) {
+    return absl::InternalError("a stored sender has an unknown channel");
+  }
+  return absl::OkStatus();
+}
+
+// Every contact that recipient_variables names must be one of the account's
+// contacts on the campaign's channel: variables for anyone else would never
+// be used.
+absl::Status CheckRecipientVariableContacts(SQLite::Database& db,
+                                            const Campaign& c) {
+  if (c.recipient_variables.empty()) return absl::OkStatus();
+  SQLite::Statement st(db,
+                       "SELECT 1 FROM contacts WHERE id=? AND account_id=? "
+                       "AND channel=?");
+  for (const auto& [contact, vars] : c.recipient_variables) {
+    st.reset();
+    st.bind(1, contact);
+    st.bind(2, c.account_id);
+    st.bind(3, std::string(ChannelName(c.channel)));
+    if (!st.executeStep()) {
+      return errors::NotFound(absl::StrCat("recipient_variables: ",
+                                           ChannelName(c.channel), " contact"),
+                              contact);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Resolves and checks what a campaign refers to, inside the write
-// transaction: the sender must be registered for the campaign's channel
-// (matched by visible id or snd_ id), the template must exist, be of the same
-// channel and be approved, and a contact list must exist.
+// transaction: the channel when it is unset (InferChannel), the sender must
+// be registered for the campaign's channel (matched by visible id or snd_
+// id), the template must exist, be of the same channel and be approved, a
+// contact list must exist, and recipient_variables must name its contacts.
 absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
+  RETURN_IF_ERROR(InferChannel(db, c));
   SQLite::Statement sender(db,
                            "SELECT * FROM senders WHERE account_id=? AND "
                            "channel=? AND (sender_id=? OR id=?) LIMIT 1");
@@ -71,7 +135,7 @@ absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
       return errors::NotFound("contact list", c.contact_list_id);
     }
   }
-  return absl::OkStatus();
+  return CheckRecipientVariableContacts(db, c);
 }
 
 }  // namespace
@@ -82,17 +146,19 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
   static constexpr const char* kInsert =
       "INSERT INTO campaigns(name, channel, sender_id, sender_ref, body, "
       "template_id, template_name, template_lang, variable_mapping, "
+      "template_components, recipient_variables, "
       "contact_list_id, tags, contact_ids, status, pause_reason, "
       "failure_reason, total, queued, sent, delivered, read, failed, skipped, "
       "batch_size, batch_delay_us, rate_limit_per_second, validity_period_us, "
       "max_lateness_us, schedule_at, started_at, sent_at, completed_at, "
       "cancelled_at, updated_at, created_at, account_id, id, seq) "
       "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-      "?,?,?,?,(SELECT COALESCE(MAX(seq), 0) + 1 FROM campaigns))";
+      "?,?,?,?,?,?,(SELECT COALESCE(MAX(seq), 0) + 1 FROM campaigns))";
   static constexpr const char* kUpdate =
       "UPDATE campaigns SET name=?, channel=?, sender_id=?, sender_ref=?, "
       "body=?, template_id=?, template_name=?, template_lang=?, "
-      "variable_mapping=?, contact_list_id=?, tags=?, contact_ids=?, "
+      "variable_mapping=?, template_components=?, recipient_variables=?, "
+      "contact_list_id=?, tags=?, contact_ids=?, "
       "status=?, pause_reason=?, failure_reason=?, total=?, queued=?, sent=?, "
       "delivered=?, read=?, failed=?, skipped=?, batch_size=?, "
       "batch_delay_us=?, rate_limit_per_second=?, validity_period_us=?, "
@@ -110,6 +176,8 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
   st.bind(++i, c.template_name);
   st.bind(++i, c.template_lang);
   st.bind(++i, MapToJson(c.variable_mapping));
+  st.bind(++i, ComponentsToJson(c.template_components));
+  st.bind(++i, NestedMapToJson(c.recipient_variables));
   st.bind(++i, c.contact_list_id);
   st.bind(++i, ListToJson(c.tags));
   st.bind(++i, ListToJson(c.contact_ids));

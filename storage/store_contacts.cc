@@ -426,17 +426,27 @@ absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
   }
   const int64_t now = ToMicros(NowMicros());
   {
+    // A contact's recipient_variables (?9) override its attributes of the
+    // same name.
+    const bool overrides = !c.recipient_variables.empty();
+    const char* variables =
+        overrides ? "COALESCE(json_patch(e.attributes, json_extract(?9, "
+                    "'$.\"' || e.id || '\"')), e.attributes)"
+                  : "e.attributes";
     SQLite::Statement insert(
         db, absl::StrCat(
                 ctes,
                 "INSERT OR IGNORE INTO recipients(campaign_seq, contact_id, "
                 "address, variables, status, created_at, updated_at) "
-                "SELECT ?6, e.id, e.address, e.attributes, ?8, ?7, ?7 "
+                "SELECT ?6, e.id, e.address, ",
+                variables,
+                ", ?8, ?7, ?7 "
                 "FROM eligible e ORDER BY e.seq"));
     bind(insert);
     insert.bind(6, static_cast<int64_t>(c.seq));
     insert.bind(7, static_cast<int64_t>(now));
     insert.bind(8, std::string(RecipientStatusName(RecipientStatus::kQueued)));
+    if (overrides) insert.bind(9, NestedMapToJson(c.recipient_variables));
     result.inserted = insert.exec();
   }
   c.stats.total += result.inserted;

@@ -19,6 +19,8 @@ const std::set<std::string>& UpdatableFields() {
                                 "body",
                                 "template_id",
                                 "variable_mapping",
+                                "template_components",
+                                "recipient_variables",
                                 "contact_list_id",
                                 "tags",
                                 "contact_ids",
@@ -50,6 +52,13 @@ absl::Status ApplyCampaignFields(const Req& req, Wants wants, Campaign& c) {
   if (wants("variable_mapping", !req.variable_mapping().empty())) {
     c.variable_mapping = {req.variable_mapping().begin(),
                           req.variable_mapping().end()};
+  }
+  if (wants("template_components", !req.template_components().empty())) {
+    c.template_components = ComponentsFromProto(req.template_components());
+  }
+  if (wants("recipient_variables", !req.recipient_variables().empty())) {
+    ASSIGN_OR_RETURN(c.recipient_variables,
+                     RecipientVariablesFromProto(req.recipient_variables()));
   }
   // The audience is one choice: setting one member replaces the others.
   const bool list = wants("contact_list_id", !req.contact_list_id().empty());

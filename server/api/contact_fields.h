@@ -15,7 +15,6 @@
 namespace campaigns::api {
 
 inline constexpr size_t kMaxTagLength = 64;
-inline constexpr size_t kMaxAttributeValueLength = 1000;
 
 // Tags as given: each non-empty and at most kMaxTagLength bytes, at most
 // kMaxListEntries of them. The Store sorts and de-duplicates.

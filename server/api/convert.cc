@@ -3,9 +3,11 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <cmath>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
 #include "server/domain/rules.h"
@@ -225,17 +227,7 @@ void ToProto(const Template& t, v1::Template* out) {
   out->set_language(t.language);
   out->set_channel(static_cast<v1::Channel>(t.channel));
   out->set_body(t.body);
-  for (const TemplateComponent& c : t.components) {
-    v1::TemplateComponent* pc = out->add_components();
-    pc->set_type(c.type);
-    pc->set_format(c.format);
-    pc->set_text(c.text);
-    for (const TemplateParameter& p : c.parameters) {
-      v1::TemplateParameter* pp = pc->add_parameters();
-      pp->set_type(p.type);
-      pp->set_text(p.text);
-    }
-  }
+  ComponentsToProto(t.components, out->mutable_components());
   out->set_status(static_cast<v1::Template::Status>(t.status));
   out->set_rejection_reason(t.rejection_reason);
   for (const std::string& p : TemplatePlaceholders(t)) out->add_placeholders(p);
@@ -276,6 +268,14 @@ void ToProto(const Campaign& c, v1::Campaign* out) {
   out->set_template_lang(c.template_lang);
   out->mutable_variable_mapping()->insert(c.variable_mapping.begin(),
                                           c.variable_mapping.end());
+  ComponentsToProto(c.template_components, out->mutable_template_components());
+  for (const auto& [contact, vars] : c.recipient_variables) {
+    auto* fields =
+        (*out->mutable_recipient_variables())[contact].mutable_fields();
+    for (const auto& [key, value] : vars) {
+      (*fields)[key].set_string_value(value);
+    }
+  }
   out->set_contact_list_id(c.contact_list_id);
   for (const std::string& t : c.tags) out->add_tags(t);
   for (const std::string& id : c.contact_ids) out->add_contact_ids(id);
@@ -308,9 +308,64 @@ std::vector<TemplateComponent> ComponentsFromProto(
     c.format = pc.format();
     c.text = pc.text();
     for (const v1::TemplateParameter& pp : pc.parameters()) {
-      c.parameters.push_back({pp.type(), pp.text()});
+      c.parameters.push_back({pp.type(), pp.text(), pp.payload()});
     }
+    c.sub_type = pc.sub_type();
+    c.index = pc.index();
     out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void ComponentsToProto(
+    const std::vector<TemplateComponent>& in,
+    google::protobuf::RepeatedPtrField<v1::TemplateComponent>* out) {
+  for (const TemplateComponent& c : in) {
+    v1::TemplateComponent* pc = out->Add();
+    pc->set_type(c.type);
+    pc->set_format(c.format);
+    pc->set_text(c.text);
+    for (const TemplateParameter& p : c.parameters) {
+      v1::TemplateParameter* pp = pc->add_parameters();
+      pp->set_type(p.type);
+      pp->set_text(p.text);
+      pp->set_payload(p.payload);
+    }
+    pc->set_sub_type(c.sub_type);
+    pc->set_index(c.index);
+  }
+}
+
+absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
+RecipientVariablesFromProto(
+    const google::protobuf::Map<std::string, google::protobuf::Struct>& in) {
+  std::map<std::string, std::map<std::string, std::string>> out;
+  for (const auto& [contact, vars] : in) {
+    std::map<std::string, std::string>& values = out[contact];
+    for (const auto& [key, value] : vars.fields()) {
+      switch (value.kind_case()) {
+        case google::protobuf::Value::kStringValue:
+          values[key] = value.string_value();
+          break;
+        case google::protobuf::Value::kBoolValue:
+          values[key] = value.bool_value() ? "true" : "false";
+          break;
+        case google::protobuf::Value::kNumberValue: {
+          // Integers as integers ("42", not "42.0"), else with up to 15
+          // significant digits (what a double holds exactly in decimal).
+          const double n = value.number_value();
+          values[key] =
+              std::isfinite(n) && n == std::trunc(n) && std::abs(n) < 1e15
+                  ? absl::StrCat(static_cast<int64_t>(n))
+                  : absl::StrFormat("%.15g", n);
+          break;
+        }
+        default:
+          return errors::InvalidField(
+              absl::StrCat("recipient_variables.", contact, ".", key),
+              "must be a string, number or boolean");
+      }
+    }
   }
   return out;
 }

@@ -8,10 +8,13 @@
 
 #include <google/protobuf/duration.pb.h>
 #include <google/protobuf/message.h>
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/timestamp.pb.h>
 
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -59,6 +62,15 @@ void ToProto(const Price& p, v1::Price* out);
 void ToProto(const CostEstimateValue& e, v1::CostEstimate* out);
 void ToProto(const AccountStats& s, v1::GetCampaignStatsResponse* out);
 
+void ComponentsToProto(
+    const std::vector<TemplateComponent>& in,
+    google::protobuf::RepeatedPtrField<v1::TemplateComponent>* out);
+// Seed 003's {contact_id: {key: value}}: strings as they are, numbers and
+// booleans as their JSON text; anything else is INVALID_ARGUMENT naming
+// recipient_variables.<contact>.<key>.
+absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
+RecipientVariablesFromProto(
+    const google::protobuf::Map<std::string, google::protobuf::Struct>& in);
 std::vector<TemplateComponent> ComponentsFromProto(
     const google::protobuf::RepeatedPtrField<v1::TemplateComponent>& in);
 

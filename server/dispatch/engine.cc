@@ -45,6 +45,7 @@ int64_t RateOf(const Campaign& c, int64_t tier_rate) {
 struct Engine::Item {
   Recipient r;
   std::string text;
+  std::vector<TemplateComponent> components;  // rendered
 };
 
 struct Engine::Pump {
@@ -429,7 +430,8 @@ void Engine::Step(const PumpPtr& p) {
       Transition(c.account_id, c.id, std::move(change), nullptr);
       return;
     }
-    p->text = MessageTemplate::Parse(*text, c.variable_mapping);
+    p->text = MessageTemplate::Parse(*text, c.template_components,
+                                     c.variable_mapping);
     p->provider = provider;
     p->tier_rate = TierRatePerSecond(sender->tier);
     p->set_up = true;
@@ -521,6 +523,11 @@ void Engine::Step(const PumpPtr& p) {
       m.sender_id = p->campaign.sender_id;
       m.address = r.address;
       m.text = batch.back().text;
+      if (!p->campaign.template_id.empty()) {
+        m.template_name = p->campaign.template_name;
+        m.template_language = p->campaign.template_lang;
+      }
+      m.components = batch.back().components;
       messages.push_back(std::move(m));
     }
     if (p->ready.empty() && p->campaign.batch_delay > absl::ZeroDuration()) {
@@ -592,7 +599,8 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       settled.push_back(std::move(o));
       continue;
     }
-    p->ready.push_back(Item{std::move(r), std::move(text.text)});
+    p->ready.push_back(
+        Item{std::move(r), std::move(text.text), std::move(text.components)});
   }
   if (!settled.empty()) {
     ++p->in_flight;

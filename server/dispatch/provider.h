@@ -19,6 +19,7 @@
 
 #include "absl/time/time.h"
 #include "server/domain/dispatch_store.h"
+#include "server/domain/model.h"
 #include "server/domain/types.h"
 
 namespace campaigns::dispatch {
@@ -31,7 +32,12 @@ struct OutgoingMessage {
   Channel channel = Channel::kUnspecified;
   std::string sender_id;  // the visible sender id
   std::string address;
-  std::string text;
+  std::string text;  // rendered
+  // A template campaign's template, and its components rendered for this
+  // recipient (WhatsApp template messages carry them).
+  std::string template_name;
+  std::string template_language;
+  std::vector<TemplateComponent> components;
 };
 
 enum class SendStatus {

@@ -52,9 +52,12 @@ struct Principal {
   bool admin = false;
 };
 
+// A WhatsApp-style template component and its parameters, as Meta's Cloud
+// API spells them (template.proto).
 struct TemplateParameter {
   std::string type;
   std::string text;
+  std::string payload;
 };
 
 struct TemplateComponent {
@@ -62,6 +65,8 @@ struct TemplateComponent {
   std::string format;
   std::string text;
   std::vector<TemplateParameter> parameters;
+  std::string sub_type;  // a button's: "url", "quick_reply"
+  int32_t index = 0;     // a button's position
 };
 
 struct Template {
@@ -132,6 +137,12 @@ struct Campaign {
   std::string template_name;  // resolved from template_id
   std::string template_lang;
   std::map<std::string, std::string> variable_mapping;
+  // Components sent with a WhatsApp template, with placeholders rendered
+  // per recipient (render.h).
+  std::vector<TemplateComponent> template_components;
+  // Contact id -> variables that override that contact's attributes when a
+  // contact audience becomes recipients.
+  std::map<std::string, std::map<std::string, std::string>> recipient_variables;
   // Audience: at most one of these; none = imported recipients.
   std::string contact_list_id;
   std::vector<std::string> tags;

@@ -1,13 +1,16 @@
+// Per-recipient rendering of a campaign's text and template components.
 #include "server/domain/render.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 
 namespace campaigns {
 
-MessageTemplate MessageTemplate::Parse(
+MessageTemplate::Pieces MessageTemplate::ParsePieces(
     const std::string& text,
-    const std::map<std::string, std::string>& variable_mapping) {
-  MessageTemplate t;
+    const std::map<std::string, std::string>& variable_mapping, int positions) {
+  Pieces pieces;
   size_t pos = 0;
   std::string literal;
   while (pos < text.size()) {
@@ -23,38 +26,121 @@ MessageTemplate MessageTemplate::Parse(
       literal.append(text, open, close + 2 - open);
       continue;
     }
+    int position = 0;
+    if (absl::SimpleAtoi(name, &position) && position >= 1 &&
+        position <= positions) {
+      pieces.push_back({std::move(literal), "", position});
+      literal.clear();
+      continue;
+    }
     auto mapped = variable_mapping.find(name);
     if (mapped != variable_mapping.end()) name = mapped->second;
-    t.pieces_.push_back({std::move(literal), std::move(name)});
+    pieces.push_back({std::move(literal), std::move(name), 0});
     literal.clear();
   }
   literal.append(text, pos, std::string::npos);
-  t.pieces_.push_back({std::move(literal), ""});
+  pieces.push_back({std::move(literal), "", 0});
+  return pieces;
+}
+
+MessageTemplate MessageTemplate::Parse(
+    const std::string& text,
+    const std::map<std::string, std::string>& variable_mapping) {
+  return Parse(text, {}, variable_mapping);
+}
+
+MessageTemplate MessageTemplate::Parse(
+    const std::string& text, const std::vector<TemplateComponent>& components,
+    const std::map<std::string, std::string>& variable_mapping) {
+  MessageTemplate t;
+  for (const TemplateComponent& c : components) {
+    Component parsed;
+    parsed.shape = c;
+    parsed.text = ParsePieces(c.text, variable_mapping, 0);
+    for (const TemplateParameter& p : c.parameters) {
+      parsed.parameters.push_back(ParsePieces(p.text, variable_mapping, 0));
+    }
+    if (t.body_component_ < 0 && absl::EqualsIgnoreCase(c.type, "body")) {
+      t.body_component_ = static_cast<int>(t.components_.size());
+    }
+    t.components_.push_back(std::move(parsed));
+  }
+  const int positions =
+      t.body_component_ < 0
+          ? 0
+          : static_cast<int>(
+                t.components_[t.body_component_].parameters.size());
+  t.text_ = ParsePieces(text, variable_mapping, positions);
   return t;
+}
+
+bool MessageTemplate::RenderPieces(
+    const Pieces& pieces, const std::map<std::string, std::string>& vars,
+    const std::vector<std::string>& positional, std::string* out,
+    std::string* missing) {
+  for (const Piece& p : pieces) {
+    out->append(p.literal);
+    if (p.position > 0) {
+      out->append(positional[p.position - 1]);
+      continue;
+    }
+    if (p.variable.empty()) continue;
+    auto it = vars.find(p.variable);
+    if (it == vars.end()) {
+      *missing = p.variable;
+      return false;
+    }
+    out->append(it->second);
+  }
+  return true;
 }
 
 RenderResult MessageTemplate::Render(
     const std::map<std::string, std::string>& vars) const {
   RenderResult r;
-  for (const Piece& p : pieces_) {
-    r.text += p.literal;
-    if (p.variable.empty()) continue;
-    auto it = vars.find(p.variable);
-    if (it == vars.end()) {
-      r.missing = p.variable;
-      r.text.clear();
+  const std::vector<std::string> none;
+  r.components.reserve(components_.size());
+  for (const Component& c : components_) {
+    TemplateComponent out = c.shape;
+    out.text.clear();
+    bool ok = RenderPieces(c.text, vars, none, &out.text, &r.missing);
+    for (size_t i = 0; ok && i < c.parameters.size(); ++i) {
+      out.parameters[i].text.clear();
+      ok = RenderPieces(c.parameters[i], vars, none, &out.parameters[i].text,
+                        &r.missing);
+    }
+    if (!ok) {
+      r.components.clear();
       return r;
     }
-    r.text += it->second;
+    r.components.push_back(std::move(out));
+  }
+  std::vector<std::string> positional;
+  if (body_component_ >= 0) {
+    for (const TemplateParameter& p :
+         r.components[body_component_].parameters) {
+      positional.push_back(p.text);
+    }
+  }
+  if (!RenderPieces(text_, vars, positional, &r.text, &r.missing)) {
+    r.text.clear();
+    r.components.clear();
   }
   return r;
 }
 
 std::vector<std::string> MessageTemplate::Variables() const {
   std::vector<std::string> out;
-  for (const Piece& p : pieces_) {
-    if (!p.variable.empty()) out.push_back(p.variable);
+  auto add = [&out](const Pieces& pieces) {
+    for (const Piece& p : pieces) {
+      if (!p.variable.empty()) out.push_back(p.variable);
+    }
+  };
+  for (const Component& c : components_) {
+    add(c.text);
+    for (const Pieces& p : c.parameters) add(p);
   }
+  add(text_);
   return out;
 }
 

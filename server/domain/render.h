@@ -1,13 +1,22 @@
-// Rendering one recipient's message from the campaign's text.
+// Rendering one recipient's message from the campaign's text and template
+// components.
 //
 // The text is the campaign's body or its template's body, with {{1}} /
 // {{ name }} placeholders. A placeholder is looked up through the campaign's
 // variable_mapping (placeholder -> variable name) when it has an entry, else
-// by its own name, in the recipient's variables.
+// by its own name, in the recipient's variables. The campaign's template
+// components (WhatsApp, seed 003) are rendered the same way, each
+// component's text and each parameter's text; as in Meta's Cloud API, the
+// text's positional placeholders {{1}}..{{n}} then take the rendered
+// parameters of the first "body" component, in order.
 //
 //   MessageTemplate t = MessageTemplate::Parse("Hi {{name}}", mapping);
 //   RenderResult r = t.Render(recipient.variables);
 //   if (!r.missing.empty()) skip(recipient, "missing_variable");
+//
+//   // "Hi {{1}}" with [{"type": "body", "parameters": [{"type": "text",
+//   // "text": "{{first}}"}]}] renders as "Hi Asha" for {first: Asha}.
+//   MessageTemplate w = MessageTemplate::Parse("Hi {{1}}", components, {});
 //
 // Thread-safe (immutable once parsed).
 #ifndef CAMPAIGND_SERVER_DOMAIN_RENDER_H_
@@ -17,10 +26,15 @@
 #include <string>
 #include <vector>
 
+#include "server/domain/model.h"
+
 namespace campaigns {
 
 struct RenderResult {
   std::string text;
+  // The template components with their placeholders filled in (empty when
+  // the campaign has none).
+  std::vector<TemplateComponent> components;
   // The first variable the recipient lacks ("" when none): the message was
   // not rendered.
   std::string missing;
@@ -31,18 +45,42 @@ class MessageTemplate {
   static MessageTemplate Parse(
       const std::string& text,
       const std::map<std::string, std::string>& variable_mapping);
+  static MessageTemplate Parse(
+      const std::string& text, const std::vector<TemplateComponent>& components,
+      const std::map<std::string, std::string>& variable_mapping);
 
   RenderResult Render(const std::map<std::string, std::string>& vars) const;
 
-  // The variables a recipient must have.
+  // The variables a recipient must have (text and components).
   std::vector<std::string> Variables() const;
 
  private:
   struct Piece {
     std::string literal;   // text before the placeholder
-    std::string variable;  // "" for the trailing literal
+    std::string variable;  // "" for the trailing literal or a position
+    int position = 0;      // > 0: the n-th body parameter, not a variable
   };
-  std::vector<Piece> pieces_;
+  using Pieces = std::vector<Piece>;
+  struct Component {
+    TemplateComponent shape;  // texts replaced by the pieces below
+    Pieces text;
+    std::vector<Pieces> parameters;
+  };
+
+  static Pieces ParsePieces(
+      const std::string& text,
+      const std::map<std::string, std::string>& variable_mapping,
+      int positions);
+  // Appends `pieces` rendered to `out`; false (and `missing` set) when a
+  // variable is missing. `positional` fills the pieces' positions.
+  static bool RenderPieces(const Pieces& pieces,
+                           const std::map<std::string, std::string>& vars,
+                           const std::vector<std::string>& positional,
+                           std::string* out, std::string* missing);
+
+  Pieces text_;
+  std::vector<Component> components_;
+  int body_component_ = -1;  // index in components_ of the first body
 };
 
 }  // namespace campaigns

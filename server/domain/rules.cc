@@ -4,11 +4,13 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/domain/errors.h"
+#include "server/domain/ids.h"
 
 namespace campaigns {
 namespace {
@@ -149,6 +151,80 @@ absl::Status CheckName(absl::string_view field, const std::string& name) {
   return absl::OkStatus();
 }
 
+// Shape of template components (a template's or a campaign's), `base`
+// naming the list ("components", "template_components").
+absl::Status CheckComponents(absl::string_view base,
+                             const std::vector<TemplateComponent>& components) {
+  if (components.size() > kMaxComponents) {
+    return errors::InvalidField(
+        base, absl::StrCat("must have at most ", kMaxComponents, " entries"));
+  }
+  for (size_t i = 0; i < components.size(); ++i) {
+    const TemplateComponent& c = components[i];
+    std::string at = absl::StrCat(base, "[", i, "]");
+    if (c.type.empty()) {
+      return errors::InvalidField(absl::StrCat(at, ".type"), "is required");
+    }
+    RETURN_IF_ERROR(CheckPlaceholders(absl::StrCat(at, ".text"), c.text));
+    if (c.parameters.size() > kMaxListEntries) {
+      return errors::InvalidField(absl::StrCat(at, ".parameters"),
+                                  "has too many entries");
+    }
+    if (c.index < 0) {
+      return errors::InvalidField(absl::StrCat(at, ".index"),
+                                  "must not be negative");
+    }
+    for (size_t j = 0; j < c.parameters.size(); ++j) {
+      RETURN_IF_ERROR(CheckPlaceholders(
+          absl::StrCat(at, ".parameters[", j, "].text"), c.parameters[j].text));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRecipientVariables(const Campaign& c) {
+  if (c.recipient_variables.empty()) return absl::OkStatus();
+  if (c.contact_list_id.empty() && c.tags.empty() && c.contact_ids.empty()) {
+    return errors::InvalidField(
+        "recipient_variables",
+        "apply to a contact audience only (contact_list_id, tags or "
+        "contact_ids)");
+  }
+  if (c.recipient_variables.size() > kMaxRecipientVariables) {
+    return errors::InvalidField(
+        "recipient_variables",
+        absl::StrCat("must have at most ", kMaxRecipientVariables,
+                     " contacts"));
+  }
+  for (const auto& [contact, vars] : c.recipient_variables) {
+    const std::string field = absl::StrCat("recipient_variables.", contact);
+    if (!absl::StartsWith(contact, kContactPrefix) ||
+        contact.size() > kMaxIdLength) {
+      return errors::InvalidField(
+          "recipient_variables",
+          absl::StrCat("keys must be contact ids (ct_...), not ",
+                       errors::Quote(contact)));
+    }
+    if (vars.size() > kMaxListEntries) {
+      return errors::InvalidField(field, "has too many variables");
+    }
+    for (const auto& [key, value] : vars) {
+      if (key.empty() || key.size() > kMaxShortText) {
+        return errors::InvalidField(
+            field, absl::StrCat("variable names must be 1 to ", kMaxShortText,
+                                " bytes"));
+      }
+      if (value.size() > kMaxAttributeValueLength) {
+        return errors::InvalidField(
+            absl::StrCat(field, ".", key),
+            absl::StrCat("must be at most ", kMaxAttributeValueLength,
+                         " bytes"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckChannel(int value) {
   if (value == 0) return errors::InvalidField("channel", "is required");
   if (!IsValidEnum(value, kChannelMax)) {
@@ -175,20 +251,7 @@ absl::Status ValidateTemplate(const Template& t) {
     return errors::InvalidField("body", "is too long");
   }
   RETURN_IF_ERROR(CheckPlaceholders("body", t.body));
-  for (size_t i = 0; i < t.components.size(); ++i) {
-    const TemplateComponent& c = t.components[i];
-    std::string base = absl::StrCat("components[", i, "]");
-    if (c.type.empty()) {
-      return errors::InvalidField(absl::StrCat(base, ".type"), "is required");
-    }
-    RETURN_IF_ERROR(CheckPlaceholders(absl::StrCat(base, ".text"), c.text));
-    for (size_t j = 0; j < c.parameters.size(); ++j) {
-      RETURN_IF_ERROR(
-          CheckPlaceholders(absl::StrCat(base, ".parameters[", j, "].text"),
-                            c.parameters[j].text));
-    }
-  }
-  return absl::OkStatus();
+  return CheckComponents("components", t.components);
 }
 
 absl::Status ValidateSender(const Sender& s) {
@@ -210,7 +273,10 @@ absl::Status ValidateSender(const Sender& s) {
 
 absl::Status ValidateCampaignSpec(const Campaign& c) {
   RETURN_IF_ERROR(CheckName("name", c.name));
-  RETURN_IF_ERROR(CheckChannel(static_cast<int>(c.channel)));
+  // Unspecified: the sender or template fixes it (storage infers it).
+  if (c.channel != Channel::kUnspecified) {
+    RETURN_IF_ERROR(CheckChannel(static_cast<int>(c.channel)));
+  }
   if (absl::StripAsciiWhitespace(c.sender_id).empty()) {
     return errors::InvalidField("sender_id", "is required");
   }
@@ -236,6 +302,12 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
     return errors::InvalidField("body", "is too long");
   }
   RETURN_IF_ERROR(CheckPlaceholders("body", c.body));
+  RETURN_IF_ERROR(
+      CheckComponents("template_components", c.template_components));
+  if (!c.template_components.empty() && c.template_id.empty()) {
+    return errors::InvalidField("template_components",
+                                "need a template_id to go with");
+  }
   for (const auto& [key, value] : c.variable_mapping) {
     if (key.size() > kMaxShortText || value.size() > kMaxShortText) {
       return errors::InvalidField("variable_mapping", "has an entry too long");
@@ -264,6 +336,7 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
     }
     RETURN_IF_ERROR(CheckIdLength("contact_ids", id));
   }
+  RETURN_IF_ERROR(CheckRecipientVariables(c));
   if (c.batch_size < 1 || c.batch_size > kMaxBatchSize) {
     return errors::InvalidField(
         "batch_size", absl::StrCat("must be between 1 and ", kMaxBatchSize));

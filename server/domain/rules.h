@@ -29,6 +29,9 @@ inline constexpr size_t kMaxIdLength = 128;       // any id or request_id
 inline constexpr size_t kMaxAddressLength = 320;  // sender ids, addresses
 inline constexpr size_t kMaxListEntries = 1000;   // tags, contact_ids, mappings
 inline constexpr size_t kMaxShortText = 200;      // a tag, a mapping entry
+inline constexpr size_t kMaxAttributeValueLength = 1000;  // a variable's value
+inline constexpr size_t kMaxComponents = 50;              // template components
+inline constexpr size_t kMaxRecipientVariables = 10000;   // contacts of them
 
 // INVALID_ARGUMENT naming `field` when `id` is longer than kMaxIdLength.
 absl::Status CheckIdLength(absl::string_view field, absl::string_view id);
@@ -71,7 +74,8 @@ absl::Status ValidateSender(const Sender& s);
 // Shape checks of a campaign's user-set fields (as created or updated):
 // INVALID_ARGUMENT naming the field, or FAILED_PRECONDITION /
 // VALIDATION_ERROR when body and template are both absent. Checks needing
-// storage (sender registered, template approved) are the caller's.
+// storage (sender registered, template approved, the channel when it is
+// unspecified: inferred from the sender or template) are the caller's.
 absl::Status ValidateCampaignSpec(const Campaign& c);
 
 // Campaigns may be edited in these states only.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -59,7 +60,9 @@ class EngineTest : public ::testing::Test {
     sim_ = *std::move(sim);
     engine_ = std::make_unique<Engine>(
         store_.get(), &timer_,
-        [this](const std::string&) -> Provider* { return sim_.get(); },
+        [this](const std::string&) -> Provider* {
+          return provider_ != nullptr ? provider_ : sim_.get();
+        },
         engine_options_);
   }
 
@@ -177,8 +180,35 @@ class EngineTest : public ::testing::Test {
   SimulatorOptions sim_options_;
   EngineOptions engine_options_;
   std::unique_ptr<Simulator> sim_;
+  Provider* provider_ = nullptr;  // instead of the simulator when set
   std::unique_ptr<Engine> engine_;
   int next_campaign_ = 1;
+};
+
+// Accepts every message and keeps what the engine handed over.
+class RecordingProvider : public Provider {
+ public:
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    std::vector<SendResult> results;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (OutgoingMessage& m : batch) {
+        results.push_back({SendStatus::kAccepted,
+                           absl::StrCat("pm_", m.recipient_id), "", "",
+                           absl::ZeroDuration()});
+        sent_.push_back(std::move(m));
+      }
+    }
+    done(std::move(results));
+  }
+  std::vector<OutgoingMessage> sent() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sent_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<OutgoingMessage> sent_;
 };
 
 struct TierCase {
@@ -212,6 +242,84 @@ INSTANTIATE_TEST_SUITE_P(Tiers, TierTest,
                                            TierCase{SenderTier::kTier10k, 30},
                                            TierCase{SenderTier::kTier100k,
                                                     80}));
+
+TEST_F(EngineTest, TemplateComponentsAreRenderedForEachRecipient) {
+  RecordingProvider recorder;
+  provider_ = &recorder;
+  StartEngine();
+  Sender s;
+  s.id = "snd_wa";
+  s.account_id = account_;
+  s.sender_id = "+15550300";
+  s.channel = Channel::kWhatsapp;
+  s.tier = SenderTier::kUnlimited;
+  s.created_at = s.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Sender>([&](storage::Callback<Sender> done) {
+                store_->RegisterSender(s, {}, done);
+              }).ok());
+  Template t;
+  t.id = "tmpl_offer";
+  t.account_id = account_;
+  t.name = "offer";
+  t.language = "en_US";
+  t.channel = Channel::kWhatsapp;
+  t.body = "Hi {{1}}, your code is {{2}}";
+  t.status = TemplateStatus::kApproved;
+  t.created_at = t.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Template>([&](storage::Callback<Template> done) {
+                store_->CreateTemplate(t, {}, done);
+              }).ok());
+  Campaign c;
+  c.id = "cmp_components";
+  c.account_id = account_;
+  c.name = "components";
+  c.channel = Channel::kWhatsapp;
+  c.sender_id = "snd_wa";  // by its snd_ id
+  c.template_id = t.id;
+  c.template_components = {
+      {"body",
+       "",
+       "",
+       {{"text", "{{first}}", ""}, {"text", "{{code}}", ""}},
+       "",
+       0}};
+  c.created_at = c.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
+                store_->CreateCampaign(c, {}, done);
+              }).ok());
+  auto lease = AwaitResult<storage::ImportLease>(
+      [&](auto done) { store_->BeginRecipientImport(account_, c.id, done); });
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  std::vector<storage::StagedRecipient> rows = {
+      {"+12024000001", "", R"({"first":"Asha","code":"A1"})", "US"},
+      {"+12024000002", "", R"({"first":"Ben"})", "US"}};  // lacks code
+  ASSERT_TRUE(AwaitResult<std::vector<int32_t>>([&](auto done) {
+                store_->StageRecipients(*lease, rows, done);
+              }).ok());
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto done) {
+                store_->CommitRecipientImport(*lease, 2, "", {}, done);
+              }).ok());
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+
+  std::vector<OutgoingMessage> sent = recorder.sent();
+  ASSERT_EQ(sent.size(), 1u);
+  const OutgoingMessage& m = sent[0];
+  EXPECT_EQ(m.address, "+12024000001");
+  EXPECT_EQ(m.sender_id, "+15550300");  // stored as the visible id
+  EXPECT_EQ(m.text, "Hi Asha, your code is A1");
+  EXPECT_EQ(m.template_name, "offer");
+  EXPECT_EQ(m.template_language, "en_US");
+  ASSERT_EQ(m.components.size(), 1u);
+  ASSERT_EQ(m.components[0].parameters.size(), 2u);
+  EXPECT_EQ(m.components[0].parameters[0].text, "Asha");
+  EXPECT_EQ(m.components[0].parameters[1].text, "A1");
+  Campaign after = Get(c.id);
+  EXPECT_EQ(after.stats.sent + after.stats.delivered, 1);
+  EXPECT_EQ(after.stats.skipped, 1);  // Ben: missing_variable "code"
+}
 
 TEST_F(EngineTest, CampaignsOfOneSenderShareItsRate) {
   StartEngine();

@@ -106,9 +106,48 @@ INSTANTIATE_TEST_SUITE_P(
         CampaignCase{"NameTooLong",
                      [](Campaign& c) { c.name = std::string(201, 'n'); },
                      Invalid("name")},
+        // Storage infers it from the sender or template.
         CampaignCase{"ChannelMissing",
                      [](Campaign& c) { c.channel = Channel::kUnspecified; },
-                     Invalid("channel")},
+                     Ok()},
+        CampaignCase{"ComponentsWithoutTemplate",
+                     [](Campaign& c) {
+                       c.template_components = {
+                           {"body", "", "", {{"text", "{{1}}", ""}}, "", 0}};
+                     },
+                     Invalid("template_components")},
+        CampaignCase{"ComponentParameterBadPlaceholder",
+                     [](Campaign& c) {
+                       c.body.clear();
+                       c.template_id = "tmpl_1";
+                       c.template_components = {
+                           {"body", "", "", {{"text", "{{a b}}", ""}}, "", 0}};
+                     },
+                     Invalid("template_components[0].parameters[0].text")},
+        CampaignCase{"RecipientVariablesWithoutContactAudience",
+                     [](Campaign& c) {
+                       c.recipient_variables = {{"ct_1", {{"1", "Asha"}}}};
+                     },
+                     Invalid("recipient_variables")},
+        CampaignCase{"RecipientVariablesKeyNotAContact",
+                     [](Campaign& c) {
+                       c.tags = {"vip"};
+                       c.recipient_variables = {{"bob", {{"1", "Asha"}}}};
+                     },
+                     Invalid("recipient_variables")},
+        CampaignCase{"RecipientVariablesValueTooLong",
+                     [](Campaign& c) {
+                       c.tags = {"vip"};
+                       c.recipient_variables = {
+                           {"ct_1", {{"note", std::string(1001, 'x')}}}};
+                     },
+                     Invalid("recipient_variables.ct_1.note")},
+        CampaignCase{"RecipientVariablesOk",
+                     [](Campaign& c) {
+                       c.tags = {"vip"};
+                       c.recipient_variables = {{"ct_1", {{"1", "Asha"}}}};
+                     },
+                     Ok()},
         CampaignCase{"ChannelUnknownNumber",
                      [](Campaign& c) { c.channel = static_cast<Channel>(99); },
                      Invalid("channel")},
@@ -302,7 +341,7 @@ INSTANTIATE_TEST_SUITE_P(
         TemplateCase{"ComponentsOnly",
                      [](Template& t) {
                        t.body.clear();
-                       t.components = {{"BODY", "", "Hi {{1}}", {}}};
+                       t.components = {{"BODY", "", "Hi {{1}}", {}, "", 0}};
                      },
                      Ok()},
         TemplateCase{"BodyTooLong",
@@ -313,20 +352,20 @@ INSTANTIATE_TEST_SUITE_P(
                      Invalid("body")},
         TemplateCase{"ComponentTypeMissing",
                      [](Template& t) {
-                       t.components = {{"", "", "x", {}}};
+                       t.components = {{"", "", "x", {}, "", 0}};
                      },
                      Invalid("components[0].type")},
         TemplateCase{"ComponentTextUnclosed",
                      [](Template& t) {
-                       t.components = {{"HEADER", "", "ok", {}},
-                                       {"BODY", "", "Hi {{1", {}}};
+                       t.components = {{"HEADER", "", "ok", {}, "", 0},
+                                       {"BODY", "", "Hi {{1", {}, "", 0}};
                      },
                      Invalid("components[1].text")},
         TemplateCase{"ComponentParameterBad",
                      [](Template& t) {
                        t.components = {
-                           {"BODY", "", "x", {{"text", "ok {{1}}"}}},
-                           {"BUTTONS", "", "y", {{"text", "{{}}"}}}};
+                           {"BODY", "", "x", {{"text", "ok {{1}}", ""}}, "", 0},
+                           {"BUTTONS", "", "y", {{"text", "{{}}", ""}}, "", 0}};
                      },
                      Invalid("components[1].parameters[0].text")}),
     [](const ::testing::TestParamInfo<TemplateCase>& info) {
@@ -430,8 +469,13 @@ TEST(TemplatePlaceholdersTest, CollectsBodyComponentsAndParameters) {
   Template t;
   t.body = "Hi {{name}} {{1}}";
   t.components = {
-      {"HEADER", "TEXT", "{{ title }} for {{name}}", {}},
-      {"BODY", "", "", {{"text", "{{2}} {{1}}"}, {"text", "{{code}}"}}},
+      {"HEADER", "TEXT", "{{ title }} for {{name}}", {}, "", 0},
+      {"BODY",
+       "",
+       "",
+       {{"text", "{{2}} {{1}}", ""}, {"text", "{{code}}", ""}},
+       "",
+       0},
   };
   EXPECT_THAT(TemplatePlaceholders(t),
               ElementsAre("name", "1", "title", "2", "code"));

@@ -51,8 +51,12 @@ TEST_F(CampaignValidationTest, CreateRefusesBadInputWithCodeReasonAndField) {
        "INVALID_REQUEST", "name"},
       {"long name", [](C& r) { r.set_name(std::string(201, 'x')); }, kInvalid,
        "INVALID_REQUEST", "name"},
-      {"missing channel", [](C& r) { r.clear_channel(); }, kInvalid,
-       "INVALID_REQUEST", "channel"},
+      {"missing channel, unknown sender",
+       [](C& r) {
+         r.clear_channel();
+         r.set_sender_id("+19999999");
+       },
+       kPrecondition, "VALIDATION_ERROR", "sender_id"},
       {"unknown channel",
        [](C& r) { r.set_channel(static_cast<v1::Channel>(42)); }, kInvalid,
        "INVALID_REQUEST", "channel"},

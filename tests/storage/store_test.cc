@@ -467,7 +467,7 @@ TEST_F(TwoAccountsTest, WritesAfterCloseAreUnavailable) {
 TEST_F(TwoAccountsTest, TemplateCrud) {
   Template t = NewTemplate(a_, "welcome", Channel::kWhatsapp,
                            TemplateStatus::kPending, "en_US");
-  t.components = {{"BODY", "TEXT", "Hi {{1}}", {{"text", "{{2}}"}}}};
+  t.components = {{"BODY", "TEXT", "Hi {{1}}", {{"text", "{{2}}", ""}}, "", 0}};
   Template created = MustCreate(t);
   EXPECT_EQ(created.id, t.id);
 
