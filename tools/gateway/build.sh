@@ -17,6 +17,7 @@ M=Mgoogle/protobuf/duration.proto=github.com/golang/protobuf/ptypes/duration
 M=$M,Mgoogle/protobuf/timestamp.proto=github.com/golang/protobuf/ptypes/timestamp
 M=$M,Mgoogle/protobuf/empty.proto=github.com/golang/protobuf/ptypes/empty
 M=$M,Mgoogle/protobuf/any.proto=github.com/golang/protobuf/ptypes/any
+M=$M,Mgoogle/protobuf/struct.proto=github.com/golang/protobuf/ptypes/struct
 M=$M,Mgoogle/protobuf/field_mask.proto=google.golang.org/genproto/protobuf/field_mask
 (cd "$proto_dir" && protoc -I. -I"$googleapis" \
   --go_out=plugins=grpc,"$M":"$gopath/src" \
@@ -26,7 +27,7 @@ M=$M,Mgoogle/protobuf/field_mask.proto=google.golang.org/genproto/protobuf/field
 # server expects the proto (snake_case) paths that main.go's decoder makes.
 sed -i 's/runtime\.CamelCaseFieldMask(protoReq\.UpdateMask)/_ = protoReq.UpdateMask/' \
   "$gopath"/src/campaignd/gen/campaigns/v1/*.pb.gw.go
-cp "$here/main.go" "$gopath/src/campaignd/gateway/"
+cp "$here"/*.go "$gopath/src/campaignd/gateway/"
 cd "$gopath/src/campaignd/gateway"
 GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOCACHE="$out/gocache" \
   GOFLAGS= go build -o "$out/campaignd-gateway" .
