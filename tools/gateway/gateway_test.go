@@ -318,6 +318,7 @@ func TestJSONRowsBadInput(t *testing.T) {
 		`[{"phone": "+1"}`:                          "file",
 		`[]`:                                        "file",
 		`{"recipients": [{"phone": "+1"}, {]}`:      "recipients",
+		`{"recipient": [{"phone": "+1"}]}`:          "recipient",
 	}
 	for body, field := range cases {
 		f := &fakeImport{}

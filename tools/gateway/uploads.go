@@ -462,6 +462,11 @@ func streamJSONRows(in *bufio.Reader, s *importStream, field string) error {
 			if err != nil {
 				return jsonFileError(field, err)
 			}
+			if i == 0 {
+				if key, ok := misspeltWrapper(v); ok {
+					return newFieldError(key, "unknown field (the body is {\"recipients\": [...]})")
+				}
+			}
 			if err := add(v, fmt.Sprintf("%s row %d", field, i+1)); err != nil {
 				return err
 			}
@@ -477,6 +482,21 @@ func streamJSONRows(in *bufio.Reader, s *importStream, field string) error {
 		return newFieldError(field, "has no rows")
 	}
 	return nil
+}
+
+// misspeltWrapper tells {"recipient": [...]} (one key holding an array) from
+// a row: no row is a single list.
+func misspeltWrapper(v interface{}) (string, bool) {
+	obj, ok := v.(map[string]interface{})
+	if !ok || len(obj) != 1 {
+		return "", false
+	}
+	for k, x := range obj {
+		if _, isList := x.([]interface{}); isList {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 func skipBOMAndSpace(in *bufio.Reader) {
