@@ -656,6 +656,10 @@ absl::StatusOr<std::optional<CostEstimateValue>> Store::ReadEstimate(
       // Started: at the prices it reserved with.
       prices = billing.prices;
       if (billing.units >= 0) plan.units = billing.units;
+    } else if (c.status != CampaignStatus::kDraft) {
+      // Started while the account had no prices: it sends for free, at
+      // whatever prices the account has since.
+      prices = ChannelPrices();
     } else {
       prices =
           ChannelPrices::For(internal::LoadPrices(db, account_id), c.channel);

@@ -267,6 +267,33 @@ TEST_F(BillingApiTest, AnImportIntoAScheduledCampaignReservesOrIsRefused) {
   EXPECT_EQ(a.credits_balance(), 10000);
 }
 
+TEST_F(BillingApiTest, ACampaignStartedFreeIsEstimatedFreeAfterPricesCome) {
+  const std::string user = NewAccount("early");
+  const std::string user_id = AccountIdOf(user);
+  const std::string sender = RegisterSmsSender(user);
+  const std::string id = CampaignWith(user, sender, 3);
+  v1::ConfirmCampaignRequest confirm;  // scheduled: its recipients stay queued
+  confirm.set_id(id);
+  confirm.mutable_send_at()->set_seconds(absl::ToUnixSeconds(absl::Now()) +
+                                         3600);
+  v1::Campaign c;
+  ASSERT_TRUE(campaigns_->ConfirmCampaign(Ctx(user).get(), confirm, &c).ok());
+  ASSERT_TRUE(
+      SetPrices(kAdminKey, user_id, {MakePrice(v1::sms, "", 1000)}).ok());
+  v1::EstimateCostRequest req;
+  req.set_id(id);
+  v1::CostEstimate e;
+  ASSERT_TRUE(campaigns_->EstimateCost(Ctx(user).get(), req, &e).ok());
+  EXPECT_EQ(e.total(), 0) << e.DebugString();
+  EXPECT_TRUE(e.sufficient()) << e.DebugString();
+  // A draft of the same account is priced now.
+  const std::string draft = CampaignWith(user, sender, 3);
+  req.set_id(draft);
+  ASSERT_TRUE(campaigns_->EstimateCost(Ctx(user).get(), req, &e).ok());
+  EXPECT_EQ(e.total(), 3000);
+  EXPECT_FALSE(e.sufficient());
+}
+
 TEST_F(BillingApiTest, StatsRefuseAWindowThatEndsBeforeItStarts) {
   v1::GetCampaignStatsRequest req;
   req.mutable_from()->set_seconds(2000000000);
