@@ -7,6 +7,7 @@
 #include "client/command.h"
 #include "client/commands.h"
 #include "client/proto_flags.h"
+#include "client/rpc_status.h"
 
 #ifndef CAMPAIGNCTL_VERSION
 #define CAMPAIGNCTL_VERSION "dev"
@@ -74,6 +75,22 @@ std::string DescribeParseError(const CLI::App* failed, const CLI::Error& e) {
   return "error: " + message + "\nRun with --help for more information.\n";
 }
 
+// Whether the command line asks for JSON output (for errors found before it
+// is fully parsed).
+bool WantsJson(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--json" || arg == "--output=json" || arg == "-ojson") {
+      return true;
+    }
+    if ((arg == "-o" || arg == "--output") && i + 1 < argc &&
+        std::string(argv[i + 1]) == "json") {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 int RunCampaignctl(int argc, const char* const* argv, std::ostream& out,
@@ -103,8 +120,17 @@ int RunCampaignctl(int argc, const char* const* argv, std::ostream& out,
       ->check(TimeoutValidator())
       ->capture_default_str();
   app.add_flag("--json", globals.json,
-               "Print the response as JSON (errors: also a JSON object on "
-               "stderr)");
+               "Print the response as JSON, and an error as one JSON object "
+               "on stderr (same as -o json)");
+  std::string output = "text";
+  app.add_option("-o,--output", output,
+                 "text (default), json, or id: only the id of what was made "
+                 "or named, one a line (a list: its items' ids), e.g. "
+                 "id=$(campaignctl -o id campaigns create ...)")
+      ->check(CLI::IsMember({"text", "json", "id"}))
+      ->capture_default_str();
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "Same as -o id");
   CLI::Option* tls =
       app.add_flag("--tls", globals.client.tls, "Use TLS instead of plaintext");
   app.add_option("--ca-file", globals.client.ca_file,
@@ -135,7 +161,18 @@ int RunCampaignctl(int argc, const char* const* argv, std::ostream& out,
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0 && WantsJson(argc, argv)) {
+      // Whatever stopped the parse, a JSON caller gets one JSON object.
+      err << UsageErrorJson(e.what()) << "\n";
+      return kExitUsage;
+    }
     return app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
+  }
+  if (output == "json") globals.json = true;
+  if (output == "id" || quiet) globals.ids_only = true;
+  if (globals.json && globals.ids_only) {
+    Env env(std::move(globals), out, err);
+    return env.ReportUsage("--json and -o id / --quiet exclude each other");
   }
   absl::StatusOr<google::protobuf::Duration> d = ParseDurationArg(timeout);
   globals.client.timeout =

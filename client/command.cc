@@ -21,7 +21,7 @@ const Client* Env::client() {
   absl::StatusOr<std::unique_ptr<Client>> client =
       Client::Connect(options_.client);
   if (!client.ok()) {
-    err_ << "error: " << client.status().message() << "\n";
+    ReportUsage(std::string(client.status().message()));
     return nullptr;
   }
   client_ = *std::move(client);
@@ -29,28 +29,39 @@ const Client* Env::client() {
 }
 
 int Env::ReportFailure(const RpcStatus& status) {
-  err_ << FormatRpcStatus(status);
   // Hints for failures that did not come from campaignd's own handlers (which
   // always attach an ErrorInfo reason).
+  std::vector<std::string> hints;
   if (status.reason.empty()) {
     if (status.code == grpc::StatusCode::UNAVAILABLE) {
-      err_ << "  cannot reach campaignd at " << options_.client.server
-           << "; is it running? (--server or CAMPAIGND_ADDR)\n";
+      hints.push_back(
+          absl::StrCat("cannot reach campaignd at ", options_.client.server,
+                       "; is it running? (--server or CAMPAIGND_ADDR)"));
     } else if (status.code == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      err_ << "  no answer from " << options_.client.server << " within "
-           << absl::FormatDuration(options_.client.timeout) << " (--timeout)\n";
+      hints.push_back(absl::StrCat(
+          "no answer from ", options_.client.server, " within ",
+          absl::FormatDuration(options_.client.timeout), " (--timeout)"));
     }
   }
   if (status.code == grpc::StatusCode::UNAUTHENTICATED &&
       options_.client.api_key.empty()) {
-    err_ << "  no API key given (--api-key or CAMPAIGND_API_KEY)\n";
+    hints.push_back("no API key given (--api-key or CAMPAIGND_API_KEY)");
   }
-  if (options_.json) err_ << RpcStatusToJson(status) << "\n";
+  if (options_.json) {
+    err_ << RpcStatusToJson(status, hints) << "\n";
+  } else {
+    err_ << FormatRpcStatus(status);
+    for (const std::string& hint : hints) err_ << "  " << hint << "\n";
+  }
   return status.unreachable() ? kExitUnreachable : kExitRpcError;
 }
 
 int Env::ReportUsage(const std::string& message) {
-  err_ << "error: " << message << "\nRun with --help for more information.\n";
+  if (options_.json) {
+    err_ << UsageErrorJson(message) << "\n";
+  } else {
+    err_ << "error: " << message << "\nRun with --help for more information.\n";
+  }
   return kExitUsage;
 }
 

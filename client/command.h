@@ -42,7 +42,11 @@ enum ExitCode : int {
 // Options shared by every command. A plain value.
 struct GlobalOptions {
   ClientOptions client;
+  // --json / -o json: responses as JSON, and every error as one JSON object
+  // on stderr (nothing else there).
   bool json = false;
+  // -q / -o id: only the id of what was made or named (PrintIds).
+  bool ids_only = false;
 };
 
 // What a running command may use: the options, output streams and a lazily
@@ -60,11 +64,12 @@ class Env {
   // nullptr; the command should then exit with kExitUsage.
   const Client* client();
 
-  // Prints a failed call to stderr (text, plus a JSON object with --json)
-  // and returns its exit code.
+  // Prints a failed call to stderr (text with hints, or with --json one JSON
+  // object) and returns its exit code.
   int ReportFailure(const RpcStatus& status);
 
-  // Prints a usage problem found after parsing and returns kExitUsage.
+  // Prints a usage problem found after parsing (with --json as one JSON
+  // object, code "USAGE") and returns kExitUsage.
   int ReportUsage(const std::string& message);
 
  private:
@@ -182,6 +187,8 @@ class CommandSet {
       if (!status.ok()) return env.ReportFailure(status);
       if (env.options().json) {
         PrintJson(response, env.out());
+      } else if (env.options().ids_only) {
+        PrintIds(request, response, env.out());
       } else {
         printer(request, response, env.out());
       }

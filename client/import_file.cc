@@ -265,6 +265,8 @@ int RunImport(Env& env, const ImportOptions& opts, Req first,
   }
   if (env.options().json) {
     PrintJson(response, env.out());
+  } else if (env.options().ids_only) {
+    // An import makes no object: nothing to print (the exit code says it).
   } else {
     PrintFields(response, env.out());
     const double secs = progress.Seconds();

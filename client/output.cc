@@ -96,6 +96,14 @@ std::string FormatValue(const Message& m, const FieldDescriptor* field,
     case FieldDescriptor::CPPTYPE_ENUM: {
       const google::protobuf::EnumValueDescriptor* v =
           rep ? r->GetRepeatedEnum(m, field, index) : r->GetEnum(m, field);
+      if (v->number() == 0) {
+        // What an unset value means where it means something.
+        static const auto* const kZeroMeans =
+            new std::map<std::string, std::string>{
+                {"campaigns.v1.Suppression.channel", "all"}};
+        auto it = kZeroMeans->find(field->full_name());
+        if (it != kZeroMeans->end()) return it->second;
+      }
       return v->name();
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
@@ -211,6 +219,41 @@ void PrintJson(const Message& message, std::ostream& out) {
 
 void PrintFields(const Message& message, std::ostream& out) {
   PrintEntries(Entries(message), 0, out);
+}
+
+void PrintIds(const Message& request, const Message& response,
+              std::ostream& out) {
+  auto id_of = [](const Message& m) -> std::string {
+    const FieldDescriptor* id = Field(m, "id");
+    if (id == nullptr || id->is_repeated() ||
+        id->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+      return "";
+    }
+    return m.GetReflection()->GetString(m, id);
+  };
+  const FieldDescriptor* items = Field(response, "items");
+  if (items != nullptr && items->is_repeated() &&
+      items->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+    const Reflection* r = response.GetReflection();
+    for (int i = 0; i < r->FieldSize(response, items); ++i) {
+      const std::string id = id_of(r->GetRepeatedMessage(response, items, i));
+      if (!id.empty()) out << id << "\n";
+    }
+    return;
+  }
+  std::string id = id_of(response);
+  // A response that wraps the object (RetryFailedResponse.campaign).
+  for (int i = 0; id.empty() && i < response.GetDescriptor()->field_count();
+       ++i) {
+    const FieldDescriptor* f = response.GetDescriptor()->field(i);
+    if (!f->is_repeated() &&
+        f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+        response.GetReflection()->HasField(response, f)) {
+      id = id_of(response.GetReflection()->GetMessage(response, f));
+    }
+  }
+  if (id.empty()) id = id_of(request);  // e.g. a delete: what was deleted
+  if (!id.empty()) out << id << "\n";
 }
 
 std::string FormatPath(const Message& message, const std::string& path) {

@@ -34,6 +34,12 @@ void PrintJson(const google::protobuf::Message& message, std::ostream& out);
 // empty lists, unset messages and fields named `secret` are left out.
 void PrintFields(const google::protobuf::Message& message, std::ostream& out);
 
+// Prints only ids, one a line, for scripts (`campaignctl -q`): a list's
+// item ids, else the response's `id` (or that of the object it wraps), else
+// the request's `id` (a delete's). Nothing when there is none.
+void PrintIds(const google::protobuf::Message& request,
+              const google::protobuf::Message& response, std::ostream& out);
+
 // A table column: its header and a dotted field path into each item, e.g.
 // "stats.total". A plain value.
 struct Column {

@@ -50,13 +50,22 @@ absl::Status ParseMessage(const FieldDescriptor* field,
   }
   if (IsTimestamp(type)) {
     google::protobuf::Timestamp ts;
-    if (!google::protobuf::util::TimeUtil::FromString(value, &ts)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "\"", value,
-          "\" is not an RFC 3339 timestamp (e.g. 2024-05-01T09:00:00Z)"));
+    absl::Time day;
+    std::string error;
+    if (google::protobuf::util::TimeUtil::FromString(value, &ts)) {
+      out->CopyFrom(ts);
+      return absl::OkStatus();
     }
-    out->CopyFrom(ts);
-    return absl::OkStatus();
+    if (absl::ParseTime("%Y-%m-%d", value, absl::UTCTimeZone(), &day,
+                        &error)) {  // a date: its midnight, UTC
+      ts.set_seconds(absl::ToUnixSeconds(day));
+      out->CopyFrom(ts);
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", value,
+                     "\" is not an RFC 3339 timestamp (e.g. "
+                     "2024-05-01T09:00:00Z) or a date (e.g. 2024-05-01)"));
   }
   google::protobuf::util::Status s =
       google::protobuf::util::JsonStringToMessage(value, out);
@@ -230,7 +239,7 @@ std::string FieldValueHint(const FieldDescriptor* field) {
       return absl::StrJoin(EnumInputNames(field->enum_type()), "|");
     case FieldDescriptor::CPPTYPE_MESSAGE:
       if (IsDuration(field->message_type())) return "DURATION";
-      if (IsTimestamp(field->message_type())) return "RFC3339";
+      if (IsTimestamp(field->message_type())) return "RFC3339|DATE";
       return "JSON";
     case FieldDescriptor::CPPTYPE_STRING: {
       const std::string& name = field->name();

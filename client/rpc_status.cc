@@ -138,7 +138,14 @@ std::string FormatRpcStatus(const RpcStatus& status) {
   return out;
 }
 
-std::string RpcStatusToJson(const RpcStatus& status) {
+std::string UsageErrorJson(const std::string& message) {
+  nlohmann::ordered_json error = {{"code", "USAGE"}, {"message", message}};
+  return nlohmann::ordered_json{{"error", error}}.dump(
+      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string RpcStatusToJson(const RpcStatus& status,
+                            const std::vector<std::string>& hints) {
   nlohmann::ordered_json violations = nlohmann::ordered_json::array();
   for (const FieldViolation& v : status.field_violations) {
     violations.push_back({{"field", v.field}, {"description", v.description}});
@@ -158,6 +165,7 @@ std::string RpcStatusToJson(const RpcStatus& status) {
     d.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(rest)));
     error["retryDelay"] = google::protobuf::util::TimeUtil::ToString(d);
   }
+  if (!hints.empty()) error["hints"] = hints;
   return nlohmann::ordered_json{{"error", error}}.dump(
       -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }

@@ -75,8 +75,13 @@ std::string FormatRpcStatus(const RpcStatus& status);
 //    "domain":"campaigns.v1","metadata":{},"fieldViolations":[],
 //    "retryDelay":"2s"}}
 // retryDelay is present only when known, in google.protobuf.Duration's JSON
-// form.
-std::string RpcStatusToJson(const RpcStatus& status);
+// form; "hints" (what to check) only when `hints` is not empty.
+std::string RpcStatusToJson(const RpcStatus& status,
+                            const std::vector<std::string>& hints = {});
+
+// A usage error as one JSON object of the same shape (no trailing newline):
+//   {"error":{"code":"USAGE","message":"..."}}
+std::string UsageErrorJson(const std::string& message);
 
 }  // namespace campaigns::client
 

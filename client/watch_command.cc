@@ -65,7 +65,8 @@ int RunWatch(Env& env, const WatchOptions& opts) {
   req.set_max_rate_hz(opts.rate_hz);
   auto reader = stub.WatchCampaign(&ctx, req);
   const bool tty = isatty(STDERR_FILENO) == 1;
-  const bool live = !opts.no_progress && !env.options().json;
+  const bool live =
+      !opts.no_progress && !env.options().json && !env.options().ids_only;
   const auto start = std::chrono::steady_clock::now();
   v1::CampaignProgress p;
   v1::CampaignProgress last;
@@ -84,7 +85,9 @@ int RunWatch(Env& env, const WatchOptions& opts) {
   RpcStatus status =
       DecodeRpcStatus(reader->Finish(), ctx.GetServerTrailingMetadata());
   if (!status.ok()) return env.ReportFailure(status);
-  if (!env.options().json) {
+  if (env.options().ids_only) {
+    env.out() << last.campaign_id() << "\n";
+  } else if (!env.options().json) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count();

@@ -169,6 +169,18 @@ TEST_F(BillingCommandsTest, StatsSendsItsFilters) {
   EXPECT_TRUE(Has(r.out, "cost:")) << r.out;
 }
 
+TEST_F(BillingCommandsTest, StatsTakeADateOrSayWhatTheyWant) {
+  Result r = Run({"stats", "--from", "2026-11-01"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(recorder_.last(),
+            "campaigns.v1.GetCampaignStatsRequest from { seconds: 1793491200 "
+            "}");  // 2026-11-01T00:00:00Z
+  Result bad = Run({"stats", "--from", "1 Nov"});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_TRUE(Has(bad.err, "--from")) << bad.err;
+  EXPECT_TRUE(Has(bad.err, "or a date (e.g. 2024-05-01)")) << bad.err;
+}
+
 TEST_F(BillingCommandsTest, AccountAloneShowsTheBalance) {
   Result r = Run({"account"});
   ASSERT_EQ(r.code, kExitOk) << r.err;

@@ -11,12 +11,14 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "campaigns/v1/account.grpc.pb.h"
 #include "campaigns/v1/campaign.grpc.pb.h"
+#include "campaigns/v1/suppression.pb.h"
 #include "campaigns/v1/template.grpc.pb.h"
 #include "client/command.h"
 #include "client/output.h"
@@ -365,6 +367,50 @@ TEST_F(CampaignctlTest, ServerErrorWithJsonAddsJsonObject) {
       << r.err;
 }
 
+// With --json, stderr holds exactly one JSON object, whatever failed.
+TEST_F(CampaignctlTest, JsonErrorsAreOneObjectOnStderr) {
+  const std::vector<std::vector<std::string>> cases = {
+      // the server's error
+      {"--api-key", "k1", "--json", "templates", "list", "--limit", "500"},
+      // a usage error found after parsing
+      {"--api-key", "k1", "-o", "json", "campaigns", "update", "cmp_1"},
+      // parse errors
+      {"--api-key", "k1", "--json", "templates", "list", "--limit", "ten"},
+      {"--api-key", "k1", "--json", "campaigns", "frobnicate"},
+      // with a hint (no key)
+      {"--api-key", "", "--json", "account", "get"},
+  };
+  for (const std::vector<std::string>& args : cases) {
+    std::vector<std::string> full = {"campaignctl", "--server",
+                                     server_->address()};
+    full.insert(full.end(), args.begin(), args.end());
+    Result r = RunRaw(full);
+    SCOPED_TRACE(r.err);
+    EXPECT_NE(r.code, kExitOk);
+    ASSERT_FALSE(r.err.empty());
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line";
+    nlohmann::json j = nlohmann::json::parse(r.err, nullptr, false);
+    ASSERT_TRUE(j.is_object());
+    EXPECT_TRUE(j["error"]["code"].is_string());
+    EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
+  }
+}
+
+TEST_F(CampaignctlTest, QuietPrintsOnlyTheIds) {
+  Result r = Run({"-q", "campaigns", "create", "--name", "n", "--channel",
+                  "sms", "--sender", "+15550001", "--body", "Hi"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "cmp_1\n");
+  r = Run({"templates", "list", "-o", "id"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "tmpl_1\ntmpl_22\n");
+  r = Run({"templates", "delete", "tmpl_5", "--quiet"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "tmpl_5\n");
+  r = Run({"-q", "--json", "templates", "get", "tmpl_5"});
+  EXPECT_EQ(r.code, kExitUsage);
+}
+
 TEST_F(CampaignctlTest, MissingKeyGetsAHint) {
   Result r = RunRaw({"campaignctl", "--server", server_->address(), "--api-key",
                      "", "account", "get"});
@@ -504,6 +550,21 @@ TEST(ProtoFlagsTest, DurationsAndClearing) {
   EXPECT_FALSE(SetFieldFromString(&request, "batch_delay", "-1s").ok());
   EXPECT_EQ(SetFieldFromString(&request, "nope", "x").code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(OutputTest, AnAllChannelSuppressionPrintsAsAll) {
+  v1::Suppression all;
+  all.set_address("+12025550143");
+  v1::Suppression sms = all;
+  sms.set_channel(v1::sms);
+  EXPECT_EQ(FormatPath(all, "channel"), "all");
+  EXPECT_EQ(FormatPath(sms, "channel"), "sms");
+  std::ostringstream out;
+  PrintFields(all, out);
+  EXPECT_NE(out.str().find("channel: all"), std::string::npos) << out.str();
+  // Elsewhere an unset enum is its name.
+  v1::Campaign c;
+  EXPECT_EQ(FormatPath(c, "channel"), "channel_unspecified");
 }
 
 TEST(OutputTest, FormatPathFollowsNestedFields) {
