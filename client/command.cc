@@ -83,9 +83,9 @@ Printer PrintObject(std::vector<std::string> always) {
   };
 }
 
-Printer PrintWithSecret() {
-  return [](const Message&, const Message& response, std::ostream& out) {
-    PrintFields(response, out);
+Printer PrintWithSecret(bool fields) {
+  return [fields](const Message&, const Message& response, std::ostream& out) {
+    if (fields) PrintFields(response, out);
     std::string secret = FormatPath(response, "secret");
     if (secret == "?") secret = FormatPath(response, "api_key.secret");
     if (secret == "-" || secret == "?") return;

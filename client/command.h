@@ -87,9 +87,10 @@ using Printer = std::function<void(const google::protobuf::Message& request,
 // `field: value` lines of the response. Message fields named in `always`
 // (e.g. "stats") are shown even when unset, with zero values.
 Printer PrintObject(std::vector<std::string> always = {});
-// The response's fields, then its API key secret (field `secret` or
-// `api_key.secret`) in a banner saying it is shown only once.
-Printer PrintWithSecret();
+// The response's fields (unless `fields` is false), then its API key secret
+// (field `secret` or `api_key.secret`) in a banner saying it is shown only
+// once.
+Printer PrintWithSecret(bool fields = true);
 // A table of the list response's items, then the paging footer.
 Printer PrintList(std::vector<Column> columns);
 // "deleted <what> <the request's key_field>".
@@ -189,6 +190,8 @@ class CommandSet {
         PrintJson(response, env.out());
       } else if (env.options().ids_only) {
         PrintIds(request, response, env.out());
+        // A secret is shown once: to the terminal, not into $(...).
+        PrintWithSecret(/*fields=*/false)(request, response, env.err());
       } else {
         printer(request, response, env.out());
       }

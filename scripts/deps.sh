@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   golang-go golang-grpc-gateway golang-github-grpc-ecosystem-grpc-gateway-dev
   golang-google-protobuf-dev golang-goprotobuf-dev
-  grpc-proto python3 python3-grpcio python3-grpc-tools
+  grpc-proto python3 python3-grpcio python3-grpc-tools curl
 )
 
 missing=()

@@ -411,6 +411,13 @@ TEST_F(CampaignctlTest, QuietPrintsOnlyTheIds) {
   EXPECT_EQ(r.code, kExitUsage);
 }
 
+TEST_F(CampaignctlTest, QuietKeepsASecretOnTheTerminal) {
+  Result r = Run({"-q", "keys", "create", "--name", "ci"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "key_1\n");
+  EXPECT_NE(r.err.find("ck_abcdefSECRET"), std::string::npos) << r.err;
+}
+
 TEST_F(CampaignctlTest, MissingKeyGetsAHint) {
   Result r = RunRaw({"campaignctl", "--server", server_->address(), "--api-key",
                      "", "account", "get"});
