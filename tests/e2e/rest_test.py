@@ -614,6 +614,31 @@ class SeedSpellingTest(EdgeCase):
         self.assert_error(r, 422, "VALIDATION_ERROR", "sender_id")
 
 
+    def test_watch_streams_and_fails_like_every_route(self):
+        self.assert_error(self.call("GET", "/api/v1/campaigns/cmp_nope/watch"),
+                          404, "NOT_FOUND")
+        self.assert_error(self.call("GET", "/api/v1/campaigns/cmp_nope/watch",
+                                    key=None), 401, "UNAUTHORIZED")
+        self.assert_error(self.call(
+            "GET", "/api/v1/campaigns/cmp_nope/watch?max_rate=5"), 400,
+            "INVALID_REQUEST", "max_rate")
+        self.register_sender("+15550204", tier="unlimited")
+        c = self.campaign("+15550204")
+        r = self.call("POST", "/api/v1/campaigns/%s/recipients" % c["id"],
+                      csv_rows(us_numbers(3, 2100)),
+                      headers={"Content-Type": "text/csv"})
+        self.assertEqual(r.status, 200, r)
+        self.ok("POST", "/api/v1/campaigns/%s/start" % c["id"], {})
+        r = self.call("GET", "/api/v1/campaigns/%s/watch?max_rate_hz=20" %
+                      c["id"])  # ends when the campaign is final
+        self.assertEqual(r.status, 200, r)
+        lines = [json.loads(x) for x in r.raw.decode().splitlines()]
+        self.assertTrue(lines, r)
+        self.assertTrue(all("result" in x for x in lines), r)
+        self.assertEqual(lines[-1]["result"]["status"], "completed", r)
+        self.assertEqual(lines[-1]["result"]["stats"]["total"], "3", r)
+
+
 # ---------------------------------------------------------------------------
 # Uploads
 

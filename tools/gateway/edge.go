@@ -28,10 +28,12 @@ import (
 
 // edge is the gateway's http.Handler. Safe for concurrent use.
 type edge struct {
-	schema  *schema
-	routes  *routeTable
-	next    http.Handler // grpc-gateway's mux
-	uploads *uploads
+	schema *schema
+	routes *routeTable
+	next   http.Handler // grpc-gateway's mux
+	// Routes the edge serves itself, tried first: the uploads and the
+	// server stream (uploads.go, watch.go).
+	own ownRoutes
 	// Largest body a proto route takes (the generated handlers read bodies
 	// whole); uploads stream and have no limit.
 	maxBody int64
@@ -42,13 +44,14 @@ func (e *edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.Path = path
 		r.URL.RawPath = ""
 	}
-	if up, params := e.uploads.find(r.Method, r.URL.Path); up != nil {
-		up.serve(w, r, params)
+	own, params, ownAllowed := e.own.find(r.Method, r.URL.Path)
+	if own != nil {
+		own.serve(w, r, params)
 		return
 	}
 	rt, params, allowed := e.routes.find(r.Method, r.URL.Path)
 	if rt == nil {
-		for _, m := range e.uploads.methodsFor(r.URL.Path) {
+		for _, m := range ownAllowed {
 			if !contains(allowed, m) {
 				allowed = append(allowed, m)
 			}
@@ -271,6 +274,33 @@ func min64(a, b int64) int64 {
 		return a
 	}
 	return b
+}
+
+// ownRoute is a route the edge serves itself rather than grpc-gateway.
+type ownRoute struct {
+	route
+	serve func(w http.ResponseWriter, r *http.Request, params map[string]string)
+}
+
+type ownRoutes []*ownRoute
+
+// find is routeTable.find's for the edge's own routes.
+func (t ownRoutes) find(method, path string) (*ownRoute, map[string]string, []string) {
+	parts, verb := splitRequestPath(path)
+	var allowed []string
+	for _, r := range t {
+		params, ok := r.match(parts, verb)
+		if !ok {
+			continue
+		}
+		if r.method == method {
+			return r, params, nil
+		}
+		if !contains(allowed, r.method) {
+			allowed = append(allowed, r.method)
+		}
+	}
+	return nil, nil, allowed
 }
 
 // responseWriter gives a successful answer the route's status (201, 204)

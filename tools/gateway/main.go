@@ -97,13 +97,16 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, maxBody int64) (http
 	if err != nil {
 		return nil, err
 	}
-	return &edge{
-		schema:  sch,
-		routes:  routes,
-		next:    mux,
-		uploads: newUploads(campaignsv1.NewCampaignServiceClient(conn), mux, marshaler),
-		maxBody: maxBody,
-	}, nil
+	e := &edge{schema: sch, routes: routes, next: mux, maxBody: maxBody}
+	e.own = append(e.own, uploadRoutes(&uploads{
+		client:    campaignsv1.NewCampaignServiceClient(conn),
+		mux:       mux,
+		marshaler: marshaler,
+	})...)
+	e.own = append(e.own, streamRoutes(&streams{
+		conn: conn, mux: mux, marshaler: marshaler, edge: e,
+	}, routes)...)
+	return e, nil
 }
 
 func main() {

@@ -21,11 +21,15 @@ type route struct {
 	template string // e.g. "/api/v1/campaigns/{id}/start"
 	parts    []string
 	verb     string // after the last ':' of the template, if any
+	service  string // e.g. "campaigns.v1.CampaignService"
 	rpc      string // e.g. "CreateCampaign"
 	input    string // request message, e.g. "campaigns.v1.CreateCampaignRequest"
+	output   string // response message
 	body     string // "" (none), "*" or a field
 	// Client streaming: the body is a sequence of JSON messages.
 	clientStreaming bool
+	// Server streaming: the answer is a sequence (streams.go serves it).
+	serverStreaming bool
 }
 
 // successStatus is what a successful answer of the route carries: 201 for
@@ -106,13 +110,15 @@ func loadRoutes(s *schema, files []string, services []string) (*routeTable, erro
 				parts, verb := splitTemplate(path)
 				t.routes = append(t.routes, &route{
 					method: method, template: path, parts: parts, verb: verb,
+					service:         pkg + "." + svc.GetName(),
 					rpc:             m.GetName(),
 					input:           typeName(m.GetInputType()),
+					output:          typeName(m.GetOutputType()),
 					body:            b.GetBody(),
 					clientStreaming: m.GetClientStreaming(),
+					serverStreaming: m.GetServerStreaming(),
 				})
 			}
-			_ = pkg
 		}
 	}
 	return t, nil

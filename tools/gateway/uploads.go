@@ -60,54 +60,28 @@ func (o *uploadOptions) set(name, value, where string) error {
 	return nil
 }
 
-// uploadRoute is one of the two upload paths.
-type uploadRoute struct {
-	route
-	u *uploads
-}
-
 // uploads serves the upload routes. Safe for concurrent use.
 type uploads struct {
 	client    campaignsv1.CampaignServiceClient
 	mux       *runtime.ServeMux // to turn HTTP headers into gRPC metadata
 	marshaler runtime.Marshaler
-	routes    []*uploadRoute
 }
 
-func newUploads(client campaignsv1.CampaignServiceClient, mux *runtime.ServeMux,
-	marshaler runtime.Marshaler) *uploads {
-	u := &uploads{client: client, mux: mux, marshaler: marshaler}
+// uploadRoutes are the two upload paths, served by `u`.
+func uploadRoutes(u *uploads) []*ownRoute {
+	var out []*ownRoute
 	for _, path := range []string{
 		"/api/v1/campaigns/{id}/recipients",
 		"/api/v1/campaigns/{id}/recipients/import",
 	} {
 		parts, verb := splitTemplate(path)
-		u.routes = append(u.routes, &uploadRoute{u: u, route: route{
-			method: http.MethodPost, template: path, parts: parts, verb: verb,
-			rpc: "ImportRecipients"}})
+		out = append(out, &ownRoute{
+			route: route{method: http.MethodPost, template: path, parts: parts,
+				verb: verb, rpc: "ImportRecipients"},
+			serve: u.serve,
+		})
 	}
-	return u
-}
-
-func (u *uploads) find(method, path string) (*uploadRoute, map[string]string) {
-	parts, verb := splitRequestPath(path)
-	for _, r := range u.routes {
-		if params, ok := r.match(parts, verb); ok && r.method == method {
-			return r, params
-		}
-	}
-	return nil, nil
-}
-
-// methodsFor lists the methods an upload path is served for (for 405s).
-func (u *uploads) methodsFor(path string) []string {
-	parts, verb := splitRequestPath(path)
-	for _, r := range u.routes {
-		if _, ok := r.match(parts, verb); ok {
-			return []string{r.method}
-		}
-	}
-	return nil
+	return out
 }
 
 // importStream is one ImportRecipients call being fed.
@@ -126,7 +100,7 @@ func (s *importStream) send(req *campaignsv1.ImportRecipientsRequest) {
 	}
 }
 
-func (r *uploadRoute) serve(w http.ResponseWriter, req *http.Request, params map[string]string) {
+func (u *uploads) serve(w http.ResponseWriter, req *http.Request, params map[string]string) {
 	ctx, cancel := context.WithCancel(req.Context())
 	// Whatever way out, a stream that was not finished is cancelled, and
 	// campaignd rolls its rows back.
@@ -199,12 +173,12 @@ func (r *uploadRoute) serve(w http.ResponseWriter, req *http.Request, params map
 		format = sniffed
 	}
 
-	md, err := runtime.AnnotateContext(ctx, r.u.mux, req)
+	md, err := runtime.AnnotateContext(ctx, u.mux, req)
 	if err != nil {
 		writeStatusError(w, status.Convert(err), nil)
 		return
 	}
-	stream, err := r.u.client.ImportRecipients(md)
+	stream, err := u.client.ImportRecipients(md)
 	if err != nil {
 		writeStatusError(w, status.Convert(err), nil)
 		return
@@ -245,7 +219,7 @@ func (r *uploadRoute) serve(w http.ResponseWriter, req *http.Request, params map
 		writeStatusError(w, status.Convert(err), stream.Trailer())
 		return
 	}
-	out, err := r.u.marshaler.Marshal(resp)
+	out, err := u.marshaler.Marshal(resp)
 	if err != nil {
 		writeStatusError(w, status.New(codes.Internal, err.Error()), nil)
 		return
