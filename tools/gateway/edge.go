@@ -286,21 +286,12 @@ type ownRoutes []*ownRoute
 
 // find is routeTable.find's for the edge's own routes.
 func (t ownRoutes) find(method, path string) (*ownRoute, map[string]string, []string) {
-	parts, verb := splitRequestPath(path)
-	var allowed []string
-	for _, r := range t {
-		params, ok := r.match(parts, verb)
-		if !ok {
-			continue
-		}
-		if r.method == method {
-			return r, params, nil
-		}
-		if !contains(allowed, r.method) {
-			allowed = append(allowed, r.method)
-		}
+	i, params, allowed := findRoute(len(t),
+		func(i int) *route { return &t[i].route }, method, path)
+	if i < 0 {
+		return nil, nil, allowed
 	}
-	return nil, nil, allowed
+	return t[i], params, nil
 }
 
 // responseWriter gives a successful answer the route's status (201, 204)

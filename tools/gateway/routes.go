@@ -166,26 +166,38 @@ func splitRequestPath(path string) ([]string, string) {
 	return parts, verb
 }
 
-// find returns the route of `method` and `path` with its path parameters;
-// when the path is served only for other methods, it returns those (for a
-// 405 and its Allow header).
-func (t *routeTable) find(method, path string) (*route, map[string]string, []string) {
+// findRoute returns the index of the first of `n` routes (at(i)) that serves
+// `method` and `path`, with its path parameters; else -1 and the methods the
+// path is served for (for a 405 and its Allow header), sorted.
+func findRoute(n int, at func(int) *route, method, path string) (int, map[string]string, []string) {
 	parts, verb := splitRequestPath(path)
 	var allowed []string
-	for _, r := range t.routes {
+	for i := 0; i < n; i++ {
+		r := at(i)
 		params, ok := r.match(parts, verb)
 		if !ok {
 			continue
 		}
 		if r.method == method {
-			return r, params, nil
+			return i, params, nil
 		}
 		if !contains(allowed, r.method) {
 			allowed = append(allowed, r.method)
 		}
 	}
 	sort.Strings(allowed)
-	return nil, nil, allowed
+	return -1, nil, allowed
+}
+
+// find returns the route of `method` and `path` with its path parameters,
+// or nil and the methods the path is served for.
+func (t *routeTable) find(method, path string) (*route, map[string]string, []string) {
+	i, params, allowed := findRoute(len(t.routes),
+		func(i int) *route { return t.routes[i] }, method, path)
+	if i < 0 {
+		return nil, nil, allowed
+	}
+	return t.routes[i], params, nil
 }
 
 // pathAliases are the seeds' path prefixes served as campaignd's
