@@ -96,9 +96,9 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
           absl::StrCat("reflection cannot resolve ", name));
     }
   }
-  s->reflection_.push_back(api::MakeReflectionV1(s->api_->service_names()));
-  s->reflection_.push_back(
-      api::MakeReflectionV1Alpha(s->api_->service_names()));
+  const std::vector<std::string> services = s->api_->service_names();
+  s->reflection_.push_back(api::MakeReflectionV1(services));
+  s->reflection_.push_back(api::MakeReflectionV1Alpha(services));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -151,7 +151,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   grpc::HealthCheckServiceInterface* health =
       s->server_->GetHealthCheckService();
   health->SetServingStatus(true);
-  for (const std::string& name : s->api_->service_names()) {
+  for (const std::string& name : services) {
     health->SetServingStatus(name, true);
   }
   return s;

@@ -65,13 +65,13 @@ absl::Status CheckRecipientVariableContacts(SQLite::Database& db,
                                             const Campaign& c) {
   if (c.recipient_variables.empty()) return absl::OkStatus();
   SQLite::Statement st(db,
-                       "SELECT 1 FROM contacts WHERE id=? AND account_id=? "
-                       "AND channel=?");
+                       "SELECT 1 FROM contacts WHERE id=?3 AND account_id=?1 "
+                       "AND channel=?2");
+  st.bind(1, c.account_id);
+  st.bind(2, std::string(ChannelName(c.channel)));
   for (const auto& [contact, vars] : c.recipient_variables) {
-    st.reset();
-    st.bind(1, contact);
-    st.bind(2, c.account_id);
-    st.bind(3, std::string(ChannelName(c.channel)));
+    st.reset();  // keeps the bindings: only the contact changes
+    st.bind(3, contact);
     if (!st.executeStep()) {
       return errors::NotFound(absl::StrCat("recipient_variables: ",
                                            ChannelName(c.channel), " contact"),

@@ -200,45 +200,53 @@ func writeGatewayError(w http.ResponseWriter, e *gatewayError) {
 		gatewayDetails(strings.ToUpper(e.code), e.field, e.msg))
 }
 
-// writeStatusError answers a gRPC status: campaignd's (with its details) or
-// one the generated handlers made of a gateway-side failure.
-func writeStatusError(w http.ResponseWriter, s *status.Status,
-	trailer map[string][]string) {
+// statusAnswer is a gRPC status as the edge answers it.
+type statusAnswer struct {
+	httpCode   int
+	code       string // the body's "error": the reason in lowercase
+	message    string
+	field      string
+	details    []interface{}
+	retryAfter string // seconds; "" when the status says nothing
+}
+
+// answerFor reads a gRPC status: campaignd's (with its details and its
+// retry-after trailer) or one made on this side of the connection.
+func answerFor(s *status.Status, trailer map[string][]string) statusAnswer {
+	a := statusAnswer{message: s.Message(), details: []interface{}{}}
 	if v := trailer["retry-after"]; len(v) > 0 {
-		w.Header().Set("Retry-After", v[0])
+		a.retryAfter = v[0]
 	}
-	details := []interface{}{}
-	reason, field := "", ""
+	reason := ""
 	for _, any := range s.Proto().GetDetails() {
 		d := decodeDetail(any.GetTypeUrl(), any.GetValue())
 		if d == nil {
 			continue
 		}
-		details = append(details, d)
+		a.details = append(a.details, d)
 		switch any.GetTypeUrl() {
 		case errorInfoURL:
 			reason, _ = d["reason"].(string)
 			if md, ok := d["metadata"].(map[string]interface{}); ok {
-				if f, ok := md["field"].(string); ok && field == "" {
-					field = f
+				if f, ok := md["field"].(string); ok && a.field == "" {
+					a.field = f
 				}
 			}
 		case badRequestURL:
 			var br errdetails.BadRequest
 			if proto.Unmarshal(any.GetValue(), &br) == nil &&
-				len(br.GetFieldViolations()) > 0 && field == "" {
-				field = br.GetFieldViolations()[0].GetField()
+				len(br.GetFieldViolations()) > 0 && a.field == "" {
+				a.field = br.GetFieldViolations()[0].GetField()
 			}
 		case retryInfoURL:
 			var ri errdetails.RetryInfo
-			if proto.Unmarshal(any.GetValue(), &ri) == nil &&
-				w.Header().Get("Retry-After") == "" {
+			if proto.Unmarshal(any.GetValue(), &ri) == nil && a.retryAfter == "" {
 				if d, err := ptypes.Duration(ri.GetRetryDelay()); err == nil {
 					secs := int64((d + 999999999) / 1000000000)
 					if secs < 1 {
 						secs = 1
 					}
-					w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+					a.retryAfter = strconv.FormatInt(secs, 10)
 				}
 			}
 		}
@@ -249,13 +257,24 @@ func writeStatusError(w http.ResponseWriter, s *status.Status,
 		reason = defaultReason(s.Code())
 		if s.Code() == codes.InvalidArgument {
 			if m := fieldPrefix.FindStringSubmatch(s.Message()); m != nil {
-				field = m[1]
+				a.field = m[1]
 			}
 		}
-		details = gatewayDetails(reason, field, s.Message())
+		a.details = gatewayDetails(reason, a.field, s.Message())
 	}
-	writeJSONError(w, httpStatus(s.Code(), reason), strings.ToLower(reason),
-		s.Message(), field, details)
+	a.httpCode = httpStatus(s.Code(), reason)
+	a.code = strings.ToLower(reason)
+	return a
+}
+
+// writeStatusError answers a gRPC status (see answerFor).
+func writeStatusError(w http.ResponseWriter, s *status.Status,
+	trailer map[string][]string) {
+	a := answerFor(s, trailer)
+	if a.retryAfter != "" {
+		w.Header().Set("Retry-After", a.retryAfter)
+	}
+	writeJSONError(w, a.httpCode, a.code, a.message, a.field, a.details)
 }
 
 // defaultReason names an error that carries no ErrorInfo.

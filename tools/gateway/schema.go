@@ -390,8 +390,7 @@ func checkFloat(v interface{}, path string) (interface{}, error) {
 
 var durationText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]{1,9})?s$`)
 
-// timeLayouts are the forms a google.protobuf.Timestamp is read in: RFC 3339
-// as proto3 JSON writes it, and a bare date (midnight UTC).
+// dateLayout is a bare date, read as a Timestamp at midnight UTC.
 const dateLayout = "2006-01-02"
 
 // parseTimestamp reads a Timestamp as proto3 JSON text, or a bare date as
@@ -412,11 +411,7 @@ func parseTimestamp(text, path string) (string, error) {
 func (s *schema) checkWellKnown(name string, v interface{}, path string) (out interface{}, handled bool, err error) {
 	switch name {
 	case "google.protobuf.Timestamp":
-		text, ok := v.(string)
-		if !ok {
-			_, err := parseTimestamp("", path)
-			return nil, true, err
-		}
+		text, _ := v.(string) // not a string: refused as a bad one is
 		fixed, err := parseTimestamp(text, path)
 		if err != nil {
 			return nil, true, err

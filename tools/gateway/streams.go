@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"reflect"
-	"strings"
 
 	"github.com/golang/protobuf/proto"
 	"github.com/grpc-ecosystem/grpc-gateway/runtime"
@@ -63,9 +62,8 @@ func (s *streams) serve(rt *route, w http.ResponseWriter, r *http.Request, param
 		writeGatewayError(w, invalidRequest(err))
 		return
 	}
-	if r.ContentLength > 0 {
-		writeGatewayError(w, invalidRequest(newFieldError("body",
-			rt.method+" "+rt.template+" takes no body (its fields go in the path and query)")))
+	if _, gerr := s.edge.checkBody(rt, r); gerr != nil { // none is taken
+		writeGatewayError(w, gerr)
 		return
 	}
 	req, ok1 := newMessage(rt.input)
@@ -119,9 +117,8 @@ func (s *streams) serve(rt *route, w http.ResponseWriter, r *http.Request, param
 			}
 			// The status line went out with the first message: the error
 			// is the stream's last line.
-			rec := &errorRecorder{header: http.Header{}}
-			writeStatusError(rec, st, stream.Trailer())
-			w.Write(append(rec.body, '\n'))
+			a := answerFor(st, stream.Trailer())
+			w.Write(append(errorBody(a.code, a.message, a.field, a.details), '\n'))
 			return
 		}
 		line, merr := s.marshaler.Marshal(map[string]proto.Message{"result": msg})
@@ -140,17 +137,4 @@ func (s *streams) serve(rt *route, w http.ResponseWriter, r *http.Request, param
 			flusher.Flush()
 		}
 	}
-}
-
-// errorRecorder keeps the body of an error answer (its status is dropped).
-type errorRecorder struct {
-	header http.Header
-	body   []byte
-}
-
-func (e *errorRecorder) Header() http.Header { return e.header }
-func (e *errorRecorder) WriteHeader(int)     {}
-func (e *errorRecorder) Write(b []byte) (int, error) {
-	e.body = append(e.body, []byte(strings.TrimRight(string(b), "\n"))...)
-	return len(b), nil
 }

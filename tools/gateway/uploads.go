@@ -118,7 +118,7 @@ func (u *uploads) serve(w http.ResponseWriter, req *http.Request, params map[str
 		}
 		opts.set(key, values[0], "query")
 	}
-	mediaType, mediaParams, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	mediaType, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	var src io.Reader
 	var format string
 	var form *multipart.Reader
@@ -150,7 +150,6 @@ func (u *uploads) serve(w http.ResponseWriter, req *http.Request, params map[str
 				"with a file field, application/json or text/csv"})
 		return
 	}
-	_ = mediaParams
 	if f, ok := opts.values["format"]; ok {
 		f = strings.ToLower(f)
 		if f != "csv" && f != "json" {
