@@ -250,6 +250,14 @@ class Store : public DispatchStore {
   // Adds the entry, or replaces reason and note of an existing one (same
   // account, address and channel); returns what is stored.
   void AddSuppression(Suppression s, Callback<Suppression> done);
+  // An opt-out a provider's webhook brought: adds (or replaces) the
+  // suppression of `s.address` on `s.channel` in every account that has a
+  // sender with sender_id `to` on that channel sent through `provider` (every
+  // such sender of the provider when `to` is empty). `s.account_id` is
+  // ignored. Returns how many accounts it was added to.
+  void AddProviderSuppression(const std::string& provider,
+                              const std::string& to, Suppression s,
+                              Callback<int> done);
   // NOT_FOUND when there is no such entry.
   void RemoveSuppression(const std::string& account_id,
                          const std::string& address, Channel channel,
@@ -470,6 +478,9 @@ class Store : public DispatchStore {
   void ApplyReceipts(const std::string& account_id,
                      std::vector<ReceiptUpdate> receipts,
                      Callback<ReceiptResult> done) override;
+  void ApplyProviderReceipts(const std::string& provider,
+                             std::vector<ReceiptUpdate> receipts,
+                             Callback<ReceiptResult> done) override;
   void RetryFailed(const std::string& account_id, const std::string& id,
                    std::vector<std::string> error_codes,
                    Callback<RetryResult> done) override;
@@ -485,6 +496,12 @@ class Store : public DispatchStore {
  private:
   // The codec of recipient ids, loaded on first use from the database's key.
   absl::StatusOr<const RecipientIdCodec*> Codec();
+  // Whose recipients receipts may match: an account's, or those of the
+  // campaigns whose sender a provider sends for.
+  enum class ReceiptScope { kAccount, kProvider };
+  void ApplyReceiptsIn(ReceiptScope scope, const std::string& owner,
+                       std::vector<ReceiptUpdate> receipts,
+                       Callback<ReceiptResult> done);
   // Deletes one chunk of `lease`'s staged rows and re-queues itself until
   // none are left.
   void AbortChunk(ImportLease lease, StatusCallback done);

@@ -395,27 +395,51 @@ bool ReceiptApplies(RecipientStatus from, RecipientStatus to) {
 void Store::ApplyReceipts(const std::string& account_id,
                           std::vector<ReceiptUpdate> receipts,
                           Callback<ReceiptResult> done) {
+  ApplyReceiptsIn(ReceiptScope::kAccount, account_id, std::move(receipts),
+                  std::move(done));
+}
+
+void Store::ApplyProviderReceipts(const std::string& provider,
+                                  std::vector<ReceiptUpdate> receipts,
+                                  Callback<ReceiptResult> done) {
+  ApplyReceiptsIn(ReceiptScope::kProvider, provider, std::move(receipts),
+                  std::move(done));
+}
+
+void Store::ApplyReceiptsIn(ReceiptScope scope, const std::string& owner,
+                            std::vector<ReceiptUpdate> receipts,
+                            Callback<ReceiptResult> done) {
   absl::StatusOr<const RecipientIdCodec*> codec = Codec();
   if (!codec.ok()) {
     done(codec.status());
     return;
   }
   db_->Write<ReceiptResult>(
-      [account_id, receipts = std::move(receipts),
+      [scope, owner, receipts = std::move(receipts),
        codec = *codec](SQLite::Database& db) -> absl::StatusOr<ReceiptResult> {
         ReceiptResult result;
+        // An account's receipts match its campaigns' recipients; a
+        // provider's, those of campaigns whose sender it sends for.
+        const std::string owned_by =
+            scope == ReceiptScope::kAccount
+                ? "c.account_id=?2"
+                : "EXISTS (SELECT 1 FROM senders s WHERE s.id=c.sender_ref "
+                  "AND s.provider=?2)";
         SQLite::Statement by_message(
             db,
-            "SELECT r.seq, r.status, r.campaign_seq FROM recipients r JOIN "
-            "campaigns c ON c.seq=r.campaign_seq WHERE "
-            "r.provider_message_id=?1 AND r.provider_message_id<>'' AND "
-            "c.account_id=?2 AND c.deleting=0");
+            absl::StrCat(
+                "SELECT r.seq, r.status, r.campaign_seq FROM recipients r JOIN "
+                "campaigns c ON c.seq=r.campaign_seq WHERE "
+                "r.provider_message_id=?1 AND r.provider_message_id<>'' AND ",
+                owned_by, " AND c.deleting=0"));
         SQLite::Statement by_seq(
             db,
-            "SELECT r.seq, r.status, r.campaign_seq FROM recipients r JOIN "
-            "campaigns c ON c.seq=r.campaign_seq WHERE r.seq=?1 AND "
-            "c.account_id=?2 AND c.deleting=0 AND (c.import_floor IS NULL OR "
-            "r.seq<c.import_floor)");
+            absl::StrCat(
+                "SELECT r.seq, r.status, r.campaign_seq FROM recipients r JOIN "
+                "campaigns c ON c.seq=r.campaign_seq WHERE r.seq=?1 AND ",
+                owned_by,
+                " AND c.deleting=0 AND (c.import_floor IS NULL OR "
+                "r.seq<c.import_floor)"));
         // ?1 status, ?2 occurred, ?3 error code, ?4 error desc, ?5 now,
         // ?6 seq, ?7 expected current status
         SQLite::Statement update(
@@ -432,16 +456,19 @@ void Store::ApplyReceipts(const std::string& account_id,
           SQLite::Statement* find = &by_message;
           if (!r.provider_message_id.empty()) {
             by_message.bind(1, r.provider_message_id);
-            by_message.bind(2, account_id);
+            by_message.bind(2, owner);
           } else {
-            std::optional<int64_t> seq = codec->Decode(r.recipient_id);
+            std::optional<int64_t> seq =
+                scope == ReceiptScope::kAccount
+                    ? codec->Decode(r.recipient_id)
+                    : std::nullopt;  // a vendor knows its own ids only
             if (!seq.has_value()) {
               ++result.unmatched;
               continue;
             }
             find = &by_seq;
             by_seq.bind(1, static_cast<int64_t>(*seq));
-            by_seq.bind(2, account_id);
+            by_seq.bind(2, owner);
           }
           if (!find->executeStep()) {
             find->reset();

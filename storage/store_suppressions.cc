@@ -41,6 +41,32 @@ void Store::AddSuppression(Suppression s, Callback<Suppression> done) {
       std::move(done));
 }
 
+void Store::AddProviderSuppression(const std::string& provider,
+                                   const std::string& to, Suppression s,
+                                   Callback<int> done) {
+  db_->Write<int>(
+      [provider, to, s = std::move(s)](SQLite::Database& db)
+          -> absl::StatusOr<int> {
+        SQLite::Statement st(
+            db,
+            "INSERT INTO suppressions(account_id, channel, address, reason, "
+            "note, created_at) SELECT DISTINCT account_id, ?1, ?2, ?3, ?4, ?5 "
+            "FROM senders WHERE provider=?6 AND channel=?1 AND "
+            "(?7='' OR sender_id=?7) "
+            "ON CONFLICT(account_id, address, channel) DO UPDATE SET "
+            "reason=excluded.reason, note=excluded.note");
+        st.bind(1, ChannelColumn(s.channel));
+        st.bind(2, s.address);
+        st.bind(3, std::string(SuppressionReasonName(s.reason)));
+        st.bind(4, s.note);
+        st.bind(5, static_cast<int64_t>(ToMicros(s.created_at)));
+        st.bind(6, provider);
+        st.bind(7, to);
+        return st.exec();
+      },
+      std::move(done));
+}
+
 void Store::RemoveSuppression(const std::string& account_id,
                               const std::string& address, Channel channel,
                               StatusCallback done) {

@@ -7,6 +7,7 @@
 #include "server/api/convert.h"
 #include "server/api/handler_util.h"
 #include "server/domain/address.h"
+#include "server/domain/rules.h"
 
 namespace campaigns::api {
 namespace {
@@ -101,18 +102,6 @@ class ReceiptStream final
   Totals totals_;
 };
 
-// Whether `text` is an opt-out keyword (alone, any case, spaces around).
-bool IsOptOut(absl::string_view text) {
-  static const auto* const kWords = new std::set<std::string>{
-      "STOP",   "STOPALL", "UNSUBSCRIBE", "END",     "QUIT",
-      "CANCEL", "OPTOUT",  "OPT-OUT",     "OPT OUT", "REVOKE"};
-  std::string word = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(text));
-  while (!word.empty() && (word.back() == '.' || word.back() == '!')) {
-    word.pop_back();
-  }
-  return kWords->count(word) > 0;
-}
-
 class InboundStream final
     : public StreamConsumer<v1::InboundMessage,
                             v1::ReportInboundMessagesResponse> {
@@ -127,7 +116,7 @@ class InboundStream final
     if (*channel == Channel::kUnspecified) {
       return next(errors::InvalidField("channel", "is required"));
     }
-    if (!IsOptOut(m.text())) return next(absl::OkStatus());
+    if (!IsOptOutText(m.text())) return next(absl::OkStatus());
     absl::StatusOr<std::string> address =
         NormalizeAddress(*channel, m.from(), m.default_region());
     if (!address.ok()) {

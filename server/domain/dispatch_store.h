@@ -111,6 +111,13 @@ class DispatchStore {
                              std::vector<ReceiptUpdate> receipts,
                              Done<ReceiptResult> done) = 0;
 
+  // The same for receipts a provider's webhook brought: they match by
+  // provider message id the recipients of campaigns (of any account) whose
+  // sender `provider` sends for; a recipient id alone never matches.
+  virtual void ApplyProviderReceipts(const std::string& provider,
+                                     std::vector<ReceiptUpdate> receipts,
+                                     Done<ReceiptResult> done) = 0;
+
   // Re-queues the campaign's failed recipients (those with one of
   // `error_codes`, or all when empty). Sending, paused, sent or completed
   // campaigns only; a sent or completed one goes back to sending.

@@ -1,6 +1,7 @@
 #include "server/domain/rules.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -417,6 +418,17 @@ absl::StatusOr<CampaignStatus> NextStatus(
       return illegal("fail");
   }
   return illegal("change");
+}
+
+bool IsOptOutText(absl::string_view text) {
+  static const auto* const kWords = new std::set<std::string>{
+      "STOP",   "STOPALL", "UNSUBSCRIBE", "END",     "QUIT",
+      "CANCEL", "OPTOUT",  "OPT-OUT",     "OPT OUT", "REVOKE"};
+  std::string word = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(text));
+  while (!word.empty() && (word.back() == '.' || word.back() == '!')) {
+    word.pop_back();
+  }
+  return kWords->count(word) > 0;
 }
 
 }  // namespace campaigns

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/domain/model.h"
 
@@ -103,6 +104,11 @@ absl::StatusOr<CampaignStatus> NextStatus(
     CampaignStatus from, CampaignEvent event, absl::Time now,
     const std::optional<absl::Time>& schedule_at,
     const std::optional<absl::Duration>& max_lateness);
+
+// Whether an inbound text is an opt-out keyword (STOP, UNSUBSCRIBE, END,
+// QUIT, CANCEL, OPTOUT, ... alone, any case, spaces and a final . or !
+// around): the sender's number is then suppressed for the recipient.
+bool IsOptOutText(absl::string_view text);
 
 }  // namespace campaigns
 
