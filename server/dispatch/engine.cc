@@ -1,11 +1,13 @@
 #include "server/dispatch/engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/domain/rules.h"
+#include "spdlog/spdlog.h"
 
 namespace campaigns::dispatch {
 namespace {
@@ -40,6 +42,21 @@ int64_t RateOf(const Campaign& c, int64_t tier_rate) {
   return std::min<int64_t>(tier_rate, c.rate_limit_per_second);
 }
 
+// A storage answer that is not about the request itself (the database is
+// busy, full or broken): worth a log line and a retry.
+bool IsStorageFailure(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kAlreadyExists:
+      return false;
+    default:
+      return true;
+  }
+}
+
 }  // namespace
 
 struct Engine::Item {
@@ -48,33 +65,71 @@ struct Engine::Item {
   std::vector<TemplateComponent> components;  // rendered
 };
 
-struct Engine::Pump {
-  Campaign campaign;  // settings, and status/stats as last recorded
-  bool set_up = false;
+// What SetUp looked up: kept across pause and resume.
+struct Engine::Setup {
   MessageTemplate text;
   Provider* provider = nullptr;
-  int64_t tier_rate = 0;                  // 0 = unlimited
+  std::string provider_name;
+  int64_t tier_rate = 0;  // 0 = unlimited
+};
+
+struct Engine::Pump {
+  // What the pump does next.
+  enum class Phase {
+    kSettingUp,  // SetUp: the sender, template and provider are looked up
+    kSending,    // Dispatch: leasing recipients, starting provider calls
+    kHalted,     // paused, rescheduled, cancelling or stopped: nothing starts
+    kFinishing,  // nothing left to send; the kAllDispatched write is out
+  };
+  // How far the leases got through the campaign's queued recipients.
+  // Recipients can be queued again behind the cursor (a retried failure, a
+  // write that failed), so dispatch ends only once a scan from the start
+  // finds nothing while nothing is in flight.
+  enum class Scan {
+    kAhead,       // leasing forward from `cursor`
+    kEnd,         // the forward leases found no more: rescan when idle
+    kRescanning,  // leasing from the start again; nothing found yet
+    kDrained,     // the rescan found nothing: finish when idle
+  };
+  // The pump's one step: at most one runs at a time and at most one alarm
+  // for it is pending (stale alarms of an earlier request do nothing).
+  enum class Stepper {
+    kIdle,     // nothing asked for
+    kArmed,    // an alarm runs the step at `step_at`
+    kRunning,  // a step runs; it arms `step_at` when it ends, if not future
+  };
+
+  Campaign campaign;  // settings, and status/stats as last recorded
+  Phase phase = Phase::kSettingUp;
+  Scan scan = Scan::kAhead;
+  Stepper stepper = Stepper::kIdle;
+  absl::Time step_at = absl::InfiniteFuture();
+
+  std::optional<Setup> setup;
   std::optional<TokenBucket> own_bucket;  // the campaign's rate override
 
-  bool running = true;  // false: halted (paused, cancelling, stopping)
-  bool stepping = false;
-  bool step_pending = false;
-  absl::Time step_at;
-  bool finishing = false;
-
   int64_t cursor = 0;  // last leased seq
-  bool exhausted = false;
-  bool rescanned = false;
   absl::Time next_batch_at = absl::InfinitePast();
   std::deque<Item> ready;
   std::multimap<absl::Time, Item> retries;
-  int in_flight = 0;  // batches whose outcomes are not recorded yet
-  int starting = 0;   // provider calls being started right now
-  std::vector<std::function<void()>> on_idle;  // when in_flight is 0
+  // Messages handed to the provider or settled, not recorded yet.
+  int64_t in_flight = 0;
+  int starting = 0;  // provider calls being started right now
+  std::vector<std::function<void()>> on_quiet;  // when starting is 0
+  std::vector<std::function<void()>> on_idle;   // ... and in_flight is 0
 
   std::deque<bool> window;  // recent final outcomes: true = failed
   int window_failures = 0;
   std::string auto_pause;  // the error threshold's pause reason, to store
+
+  // A queued recipient may be behind the cursor: scan again before ending.
+  void NeedRescan() {
+    if (scan == Scan::kRescanning) scan = Scan::kAhead;
+    if (scan == Scan::kDrained) scan = Scan::kEnd;
+  }
+  bool Leasing() const {
+    return scan == Scan::kAhead || scan == Scan::kRescanning;
+  }
 };
 
 Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
@@ -90,7 +145,13 @@ void Engine::Stop() {
   std::unique_lock<std::mutex> lock(mu_);
   if (stopped_) return;
   stopped_ = true;
-  for (auto& [id, p] : pumps_) Halt(*p, lock);
+  for (auto& [id, p] : pumps_) Halt(*p);
+  quiet_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [id, p] : pumps_) {
+      if (p->starting > 0) return false;
+    }
+    return true;
+  });
 }
 
 absl::Status Engine::Recover() {
@@ -106,10 +167,18 @@ absl::Status Engine::Recover() {
 
 void Engine::Transition(const std::string& account_id, const std::string& id,
                         LifecycleChange change, Done<Campaign> done) {
+  const CampaignEvent event = change.event;
   store_->TransitionCampaign(
       account_id, id, std::move(change),
-      [this, done = std::move(done)](absl::StatusOr<Campaign> c) {
-        if (c.ok()) Apply(*c);
+      [this, id, event, done = std::move(done)](absl::StatusOr<Campaign> c) {
+        if (c.ok()) {
+          Apply(*c);
+        } else if (!done && IsStorageFailure(c.status())) {
+          // The engine's own moves (alarms, auto-pause, fatal errors) have
+          // nobody to answer: say what failed.
+          spdlog::error("campaign {}: storing lifecycle event {} failed: {}",
+                        id, static_cast<int>(event), c.status().ToString());
+        }
         if (done) done(std::move(c));
       });
 }
@@ -125,22 +194,22 @@ void Engine::Apply(const Campaign& c) {
       EnsurePump(c);
       return;
     case CampaignStatus::kPaused:
-      if (p) Halt(*p, lock);
+      if (p) Halt(*p);
       return;
     case CampaignStatus::kScheduled:
-      if (p) Halt(*p, lock);
+      if (p) Halt(*p);
       ArmSchedule(c);
       return;
     case CampaignStatus::kSent:
       if (p) {
-        Halt(*p, lock);
+        Halt(*p);
         pumps_.erase(c.id);
       }
       ArmReceiptTimeout(c);
       return;
     default:
       if (p) {
-        Halt(*p, lock);
+        Halt(*p);
         // A cancel waiting for in-flight outcomes keeps the pump until then.
         if (p->on_idle.empty()) pumps_.erase(c.id);
       }
@@ -156,24 +225,70 @@ void Engine::EnsurePump(const Campaign& c) {
   } else {
     // Resumed (or re-read): new settings, same place in the list.
     p->campaign = c;
-    p->running = true;
-    p->finishing = false;
     p->window.clear();
     p->window_failures = 0;
   }
+  Unhalt(p);
+}
+
+void Engine::Halt(Pump& p) { p.phase = Pump::Phase::kHalted; }
+
+void Engine::Unhalt(const PumpPtr& p) {
+  p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
   ScheduleStep(p, timer_->Now());
 }
 
-void Engine::Halt(Pump& p, std::unique_lock<std::mutex>& lock) {
-  p.running = false;
-  calls_cv_.wait(lock, [&p] { return p.starting == 0; });
+void Engine::WhenQuiet(const PumpPtr& p, std::unique_lock<std::mutex>& lock,
+                       std::function<void()> fn) {
+  if (p && p->starting > 0) {
+    p->on_quiet.push_back(std::move(fn));
+    return;
+  }
+  lock.unlock();
+  fn();
 }
 
 void Engine::ScheduleStep(const PumpPtr& p, absl::Time when) {
-  if (p->step_pending && p->step_at <= when) return;
-  p->step_pending = true;
+  switch (p->stepper) {
+    case Pump::Stepper::kRunning:
+      p->step_at = std::min(p->step_at, when);
+      return;
+    case Pump::Stepper::kArmed:
+      if (p->step_at <= when) return;
+      break;
+    case Pump::Stepper::kIdle:
+      break;
+  }
+  p->stepper = Pump::Stepper::kArmed;
   p->step_at = when;
-  timer_->At(when, [this, p] { Step(p); });
+  timer_->At(when, [this, p, when] { OnAlarm(p, when); });
+}
+
+void Engine::OnAlarm(const PumpPtr& p, absl::Time at) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (p->stepper != Pump::Stepper::kArmed || p->step_at != at) return;
+  p->stepper = Pump::Stepper::kRunning;
+  p->step_at = absl::InfiniteFuture();
+  if (!stopped_) {
+    switch (p->phase) {
+      case Pump::Phase::kSettingUp:
+        SetUp(p, lock);
+        break;
+      case Pump::Phase::kSending:
+        Dispatch(p, lock);
+        break;
+      case Pump::Phase::kHalted:
+      case Pump::Phase::kFinishing:
+        break;
+    }
+  }
+  if (!lock.owns_lock()) lock.lock();
+  p->stepper = Pump::Stepper::kIdle;
+  if (p->step_at != absl::InfiniteFuture() && !stopped_) {
+    const absl::Time when = p->step_at;
+    p->step_at = absl::InfiniteFuture();
+    ScheduleStep(p, when);
+  }
 }
 
 void Engine::ArmSchedule(const Campaign& c) {
@@ -215,11 +330,11 @@ void Engine::Start(const std::string& account_id, const std::string& id,
 void Engine::Pause(const std::string& account_id, const std::string& id,
                    std::string reason, Done<Campaign> done) {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = pumps_.find(id);
     // Halted before the write: nothing starts once the pause is stored.
     if (it != pumps_.end() && it->second->campaign.account_id == account_id) {
-      Halt(*it->second, lock);
+      Halt(*it->second);
     }
   }
   LifecycleChange change;
@@ -228,17 +343,20 @@ void Engine::Pause(const std::string& account_id, const std::string& id,
   change.reason = std::move(reason);
   Transition(account_id, id, std::move(change),
              [this, id, done = std::move(done)](absl::StatusOr<Campaign> c) {
-               if (!c.ok()) {
+               std::unique_lock<std::mutex> lock(mu_);
+               auto it = pumps_.find(id);
+               PumpPtr p = it == pumps_.end() ? nullptr : it->second;
+               if (!c.ok() && p && !stopped_ &&
+                   p->phase == Pump::Phase::kHalted &&
+                   p->campaign.status == CampaignStatus::kSending) {
                  // Not paused after all: a sending campaign runs on.
-                 std::unique_lock<std::mutex> lock(mu_);
-                 auto it = pumps_.find(id);
-                 if (it != pumps_.end() && !stopped_ &&
-                     it->second->campaign.status == CampaignStatus::kSending) {
-                   it->second->running = true;
-                   ScheduleStep(it->second, timer_->Now());
-                 }
+                 Unhalt(p);
                }
-               done(std::move(c));
+               // Answered once nothing that was starting can still start.
+               WhenQuiet(p, lock,
+                         [done = std::move(done), c = std::move(c)]() mutable {
+                           done(std::move(c));
+                         });
              });
 }
 
@@ -265,8 +383,7 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
                                      CampaignStatus::kSending) {
                      pumps_.erase(it);
                    } else if (!stopped_) {  // still sending: run on
-                     it->second->running = true;
-                     ScheduleStep(it->second, timer_->Now());
+                     Unhalt(it->second);
                    }
                  }
                  lock.unlock();
@@ -278,10 +395,10 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
     auto it = pumps_.find(id);
     if (it != pumps_.end() && it->second->campaign.account_id == account_id) {
       Pump& p = *it->second;
-      Halt(p, lock);
+      Halt(p);
       // Messages with the provider keep their real outcome: cancel once
-      // they are recorded.
-      if (p.in_flight > 0) {
+      // they are recorded and no call is being started.
+      if (p.in_flight > 0 || p.starting > 0) {
         p.on_idle.push_back(std::move(cancel));
         return;
       }
@@ -301,7 +418,7 @@ void Engine::RetryFailed(const std::string& account_id, const std::string& id,
             std::lock_guard<std::mutex> lock(mu_);
             auto it = pumps_.find(r->campaign.id);
             // A running pump finds them on its rescan before finishing.
-            if (it != pumps_.end()) it->second->rescanned = false;
+            if (it != pumps_.end()) it->second->NeedRescan();
           }
           Apply(r->campaign);
         }
@@ -314,34 +431,51 @@ void Engine::IngestReceipts(const std::string& account_id,
                             Done<ReceiptResult> done) {
   store_->ApplyReceipts(
       account_id, std::move(receipts),
-      [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) {
-        if (r.ok()) {
-          for (const Campaign& c : r->campaigns) {
-            progress_.Publish(c, timer_->Now());
-            if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
-              LifecycleChange change;
-              change.event = CampaignEvent::kAllFinal;
-              change.now = timer_->Now();
-              Transition(c.account_id, c.id, std::move(change), nullptr);
-            }
-          }
-        }
-        if (done) done(std::move(r));
+      [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
+        AfterReceipts(std::move(r), std::move(done));
       });
 }
 
-int64_t Engine::TakePermits(Pump& p, int64_t want, absl::Time now,
-                            absl::Time* ready_at) {
-  const int64_t rate = RateOf(p.campaign, p.tier_rate);
-  if (rate <= 0) return want;
+void Engine::IngestProviderReceipts(const std::string& provider,
+                                    std::vector<ReceiptUpdate> receipts,
+                                    Done<ReceiptResult> done) {
+  store_->ApplyProviderReceipts(
+      provider, std::move(receipts),
+      [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
+        AfterReceipts(std::move(r), std::move(done));
+      });
+}
+
+void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
+                           Done<ReceiptResult> done) {
+  if (r.ok()) {
+    for (const Campaign& c : r->campaigns) {
+      progress_.Publish(c, timer_->Now());
+      if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
+        LifecycleChange change;
+        change.event = CampaignEvent::kAllFinal;
+        change.now = timer_->Now();
+        Transition(c.account_id, c.id, std::move(change), nullptr);
+      }
+    }
+  } else if (IsStorageFailure(r.status())) {
+    spdlog::error("storing receipts failed: {}", r.status().ToString());
+  }
+  if (done) done(std::move(r));
+}
+
+int64_t Engine::TakePermits(Pump& p, absl::Time now, absl::Time* ready_at) {
+  const int64_t rate = RateOf(p.campaign, p.setup->tier_rate);
+  if (rate <= 0) return p.campaign.batch_size;
   TokenBucket* sender = nullptr;
-  if (p.tier_rate > 0) {
+  if (p.setup->tier_rate > 0) {
+    const int64_t tier = p.setup->tier_rate;
     auto it = senders_.find(p.campaign.sender_ref);
     if (it == senders_.end()) {
       it = senders_
                .emplace(p.campaign.sender_ref,
-                        TokenBucket(static_cast<double>(p.tier_rate),
-                                    TokenBucket::CapacityFor(p.tier_rate), now))
+                        TokenBucket(static_cast<double>(tier),
+                                    TokenBucket::CapacityFor(tier), now))
                .first;
     }
     sender = &it->second;
@@ -355,8 +489,8 @@ int64_t Engine::TakePermits(Pump& p, int64_t want, absl::Time now,
     }
     own = &*p.own_bucket;
   }
-  // A chunk: at most every bucket's capacity, once every bucket is full.
-  int64_t n = want;
+  // A chunk: the smallest capacity, once every bucket is full.
+  int64_t n = std::numeric_limits<int64_t>::max();
   absl::Time at = now;
   for (TokenBucket* b : {sender, own}) {
     if (b == nullptr) continue;
@@ -374,10 +508,10 @@ int64_t Engine::TakePermits(Pump& p, int64_t want, absl::Time now,
 }
 
 int64_t Engine::ChunkSize(const Pump& p) const {
-  const int64_t rate = RateOf(p.campaign, p.tier_rate);
-  if (rate <= 0) return p.campaign.batch_size;
-  int64_t n = p.campaign.batch_size;
-  if (p.tier_rate > 0) n = std::min(n, TokenBucket::CapacityFor(p.tier_rate));
+  const int64_t tier = p.setup ? p.setup->tier_rate : 0;
+  if (RateOf(p.campaign, tier) <= 0) return p.campaign.batch_size;
+  int64_t n = std::numeric_limits<int64_t>::max();
+  if (tier > 0) n = std::min(n, TokenBucket::CapacityFor(tier));
   if (p.campaign.rate_limit_per_second > 0) {
     n = std::min<int64_t>(
         n, TokenBucket::CapacityFor(p.campaign.rate_limit_per_second));
@@ -399,154 +533,184 @@ absl::Duration Engine::Backoff(const Recipient& r, int attempt) const {
   return d * jitter;
 }
 
-void Engine::Step(const PumpPtr& p) {
-  std::unique_lock<std::mutex> lock(mu_);
-  p->step_pending = false;
-  if (stopped_ || !p->running || p->stepping || p->finishing) return;
-  p->stepping = true;
-  if (!p->set_up) {
-    const Campaign c = p->campaign;
-    lock.unlock();
-    absl::StatusOr<Sender> sender = store_->SenderOf(c);
-    absl::StatusOr<std::string> text =
-        sender.ok() ? store_->MessageText(c) : sender.status();
-    Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
-    lock.lock();
-    p->stepping = false;
-    std::string fatal;
-    if (!text.ok()) {
-      fatal = std::string(text.status().message());
-    } else if (provider == nullptr) {
-      fatal = absl::StrCat("no provider \"", sender->provider, "\" for sender ",
-                           c.sender_id);
-    }
-    if (!fatal.empty()) {
-      p->running = false;
-      lock.unlock();
-      LifecycleChange change;
-      change.event = CampaignEvent::kFatal;
-      change.now = timer_->Now();
-      change.reason = fatal;
-      Transition(c.account_id, c.id, std::move(change), nullptr);
-      return;
-    }
-    p->text = MessageTemplate::Parse(*text, c.template_components,
-                                     c.variable_mapping);
-    p->provider = provider;
-    p->tier_rate = TierRatePerSecond(sender->tier);
-    p->set_up = true;
-    ScheduleStep(p, timer_->Now());
+void Engine::SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
+  const Campaign c = p->campaign;
+  lock.unlock();
+  absl::StatusOr<Sender> sender = store_->SenderOf(c);
+  absl::StatusOr<std::string> text =
+      sender.ok() ? store_->MessageText(c) : sender.status();
+  Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
+  lock.lock();
+  if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile
+  if (IsStorageFailure(text.status())) {
+    spdlog::error("campaign {}: reading its sender and template failed: {}",
+                  c.id, text.status().ToString());
+    ScheduleStep(p, timer_->Now() + kErrorRetry);
     return;
   }
-  // Every way out of the loop but its bound re-reads the pump's state under
-  // the lock and leaves something to wake it (a timer, an outcome); at the
-  // bound, the next step is scheduled.
-  int round = 0;
-  for (; round < kRoundsPerStep && p->running; ++round) {
+  std::string fatal;
+  if (!text.ok()) {
+    fatal = std::string(text.status().message());
+  } else if (provider == nullptr) {
+    fatal = absl::StrCat("no provider \"", sender->provider, "\" for sender ",
+                         c.sender_id);
+  }
+  if (!fatal.empty()) {
+    Halt(*p);
+    lock.unlock();
+    spdlog::warn("campaign {}: cannot send: {}", c.id, fatal);
+    LifecycleChange change;
+    change.event = CampaignEvent::kFatal;
+    change.now = timer_->Now();
+    change.reason = fatal;
+    Transition(c.account_id, c.id, std::move(change), nullptr);
+    return;
+  }
+  p->setup = Setup{
+      MessageTemplate::Parse(*text, c.template_components, c.variable_mapping),
+      provider, sender->provider, TierRatePerSecond(sender->tier)};
+  p->phase = Pump::Phase::kSending;
+  ScheduleStep(p, timer_->Now());
+}
+
+void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
+  // Permits granted in this step: a rate chunk is spent at once (in calls
+  // of at most batch_size), never carried into a later step.
+  int64_t permits = 0;
+  // Every way out but the round bound leaves something to wake the pump (an
+  // alarm, an outcome); at the bound, the next step is asked for.
+  for (int round = 0;; ++round) {
+    if (p->phase != Pump::Phase::kSending || stopped_) return;
     const absl::Time now = timer_->Now();
+    if (round == kRoundsPerStep) {
+      ScheduleStep(p, now);
+      return;
+    }
     while (!p->retries.empty() && p->retries.begin()->first <= now) {
       p->ready.push_back(std::move(p->retries.begin()->second));
       p->retries.erase(p->retries.begin());
     }
+    const bool window_open = p->in_flight < options_.max_in_flight;
     // Every chunk but a campaign's last is full: a short one would cost
-    // the rate a whole chunk. So top up from the next batch first (unless
+    // the rate a whole chunk. So top up from the next lease first (unless
     // batches are meant to be apart).
-    const bool short_chunk =
-        static_cast<int64_t>(p->ready.size()) < ChunkSize(*p) &&
-        p->campaign.batch_delay <= absl::ZeroDuration() &&
-        p->in_flight < options_.max_batches_in_flight;
-    if ((p->ready.empty() || short_chunk) && !p->exhausted) {
+    const int64_t want = permits > 0 ? permits : ChunkSize(*p);
+    const bool short_chunk = static_cast<int64_t>(p->ready.size()) < want &&
+                             p->campaign.batch_delay <= absl::ZeroDuration() &&
+                             window_open;
+    if ((p->ready.empty() || short_chunk) && p->Leasing()) {
       if (now < p->next_batch_at) {
         ScheduleStep(p, p->next_batch_at);
-        break;
+        return;
       }
-      if (p->in_flight >= options_.max_batches_in_flight) break;
+      if (!window_open) return;  // recorded outcomes step again
       Refill(p, lock);
       continue;
     }
     if (p->ready.empty()) {
-      if (p->in_flight > 0) break;  // their outcomes step again
+      if (p->in_flight > 0 || p->starting > 0) return;  // outcomes step
       if (!p->retries.empty()) {
         ScheduleStep(p, p->retries.begin()->first);
-        break;
+        return;
       }
-      if (!p->rescanned) {
+      if (p->scan == Pump::Scan::kEnd) {
         // Nothing in flight: whatever is still queued (retried failures,
         // outcomes that failed to record) is genuinely waiting.
-        p->rescanned = true;
+        p->scan = Pump::Scan::kRescanning;
         p->cursor = 0;
-        p->exhausted = false;
         continue;
       }
-      p->finishing = true;
-      p->stepping = false;
+      p->phase = Pump::Phase::kFinishing;
       lock.unlock();
       FinishDispatch(p);
+      lock.lock();
       return;
     }
-    if (p->in_flight >= options_.max_batches_in_flight) break;
+    if (permits == 0 && !window_open) return;  // recorded outcomes step
     if (const std::optional<absl::Time> expires = ExpiresAt(p->campaign);
         expires && now > *expires) {
       // Past the validity period: what has not gone out never will.
       std::vector<DispatchOutcome> expired;
       for (Item& item : p->ready) expired.push_back(Expired(item.r.seq));
       p->ready.clear();
-      ++p->in_flight;
+      p->in_flight += static_cast<int64_t>(expired.size());
       lock.unlock();
       Record(p, std::move(expired));
       lock.lock();
       continue;
     }
-    absl::Time ready_at;
-    const int64_t want = std::min<int64_t>(
-        static_cast<int64_t>(p->ready.size()), p->campaign.batch_size);
-    const int64_t n = TakePermits(*p, want, now, &ready_at);
-    if (n == 0) {
-      ScheduleStep(p, ready_at);
-      break;
+    if (permits == 0) {
+      absl::Time ready_at;
+      permits = TakePermits(*p, now, &ready_at);
+      if (permits == 0) {
+        ScheduleStep(p, ready_at);
+        return;
+      }
     }
+    const int64_t n = std::min<int64_t>(
+        {static_cast<int64_t>(p->ready.size()),
+         static_cast<int64_t>(p->campaign.batch_size), permits});
+    // Without a rate limit a step's permits are one batch at a time.
+    permits = RateOf(p->campaign, p->setup->tier_rate) > 0 ? permits - n : 0;
     std::vector<Item> batch;
-    std::vector<OutgoingMessage> messages;
     batch.reserve(n);
-    messages.reserve(n);
     for (int64_t i = 0; i < n; ++i) {
       batch.push_back(std::move(p->ready.front()));
       p->ready.pop_front();
-      const Recipient& r = batch.back().r;
-      OutgoingMessage m;
-      m.idempotency_key = absl::StrCat(p->campaign.id, ":", r.id);
-      if (r.retries > 0) absl::StrAppend(&m.idempotency_key, ":", r.retries);
-      m.account_id = p->campaign.account_id;
-      m.campaign_id = p->campaign.id;
-      m.recipient_id = r.id;
-      m.channel = p->campaign.channel;
-      m.sender_id = p->campaign.sender_id;
-      m.address = r.address;
-      m.text = batch.back().text;
-      if (!p->campaign.template_id.empty()) {
-        m.template_name = p->campaign.template_name;
-        m.template_language = p->campaign.template_lang;
-      }
-      m.components = batch.back().components;
-      messages.push_back(std::move(m));
     }
     if (p->ready.empty() && p->campaign.batch_delay > absl::ZeroDuration()) {
       p->next_batch_at = now + p->campaign.batch_delay;
     }
-    ++p->in_flight;
-    ++p->starting;
-    Provider* provider = p->provider;
-    lock.unlock();
-    provider->Send(std::move(messages),
-                   [this, p, batch = std::move(batch)](
-                       std::vector<SendResult> results) mutable {
-                     OnSent(p, std::move(batch), std::move(results));
-                   });
-    lock.lock();
-    if (--p->starting == 0) calls_cv_.notify_all();
+    StartCall(p, std::move(batch), lock);
   }
-  if (round == kRoundsPerStep && p->running) ScheduleStep(p, timer_->Now());
-  p->stepping = false;
+}
+
+void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch,
+                       std::unique_lock<std::mutex>& lock) {
+  std::vector<OutgoingMessage> messages;
+  messages.reserve(batch.size());
+  for (const Item& item : batch) {
+    const Recipient& r = item.r;
+    OutgoingMessage m;
+    m.idempotency_key = absl::StrCat(p->campaign.id, ":", r.id);
+    if (r.retries > 0) absl::StrAppend(&m.idempotency_key, ":", r.retries);
+    m.account_id = p->campaign.account_id;
+    m.campaign_id = p->campaign.id;
+    m.recipient_id = r.id;
+    m.channel = p->campaign.channel;
+    m.sender_id = p->campaign.sender_id;
+    m.address = r.address;
+    m.text = item.text;
+    m.variables = r.variables;
+    if (!p->campaign.template_id.empty()) {
+      m.template_name = p->campaign.template_name;
+      m.template_language = p->campaign.template_lang;
+    }
+    m.components = item.components;
+    messages.push_back(std::move(m));
+  }
+  p->in_flight += static_cast<int64_t>(batch.size());
+  ++p->starting;
+  Provider* provider = p->setup->provider;
+  lock.unlock();
+  provider->Send(std::move(messages),
+                 [this, p, batch = std::move(batch)](
+                     std::vector<SendResult> results) mutable {
+                   OnSent(p, std::move(batch), std::move(results));
+                 });
+  lock.lock();
+  if (--p->starting > 0) return;
+  std::vector<std::function<void()>> ready;
+  ready.swap(p->on_quiet);
+  if (p->in_flight == 0) {
+    for (auto& fn : p->on_idle) ready.push_back(std::move(fn));
+    p->on_idle.clear();
+  }
+  if (stopped_) quiet_cv_.notify_all();
+  if (ready.empty()) return;
+  lock.unlock();
+  for (auto& fn : ready) fn();
+  lock.lock();
 }
 
 void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
@@ -562,6 +726,12 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
     for (const Recipient& r : *leased) addresses.push_back(r.address);
     suppressed = store_->SuppressedAmong(c.account_id, c.channel, addresses);
   }
+  if (!leased.ok() || !suppressed.ok()) {
+    spdlog::error(
+        "campaign {}: leasing recipients failed (retrying in {}): {}", c.id,
+        absl::FormatDuration(kErrorRetry),
+        (leased.ok() ? suppressed.status() : leased.status()).ToString());
+  }
   lock.lock();
   const absl::Time now = timer_->Now();
   if (!leased.ok() || !suppressed.ok()) {
@@ -569,10 +739,11 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
     return;
   }
   if (leased->empty()) {
-    p->exhausted = true;
+    p->scan = p->scan == Pump::Scan::kRescanning ? Pump::Scan::kDrained
+                                                 : Pump::Scan::kEnd;
     return;
   }
-  p->rescanned = false;
+  p->scan = Pump::Scan::kAhead;
   p->cursor = leased->back().seq;
   const std::optional<absl::Time> expires = ExpiresAt(c);
   std::vector<DispatchOutcome> settled;
@@ -591,7 +762,7 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       settled.push_back(Expired(r.seq));
       continue;
     }
-    RenderResult text = p->text.Render(r.variables);
+    RenderResult text = p->setup->text.Render(r.variables);
     if (!text.missing.empty()) {
       o.status = RecipientStatus::kSkipped;
       o.skip_reason = "missing_variable";
@@ -603,7 +774,7 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
         Item{std::move(r), std::move(text.text), std::move(text.components)});
   }
   if (!settled.empty()) {
-    ++p->in_flight;
+    p->in_flight += static_cast<int64_t>(settled.size());
     lock.unlock();
     Record(p, std::move(settled));
     lock.lock();
@@ -656,6 +827,20 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
             p->retries.emplace(now + wait, std::move(item));
           }
           break;
+        case SendStatus::kUnusable:
+          // Not the recipient's failure: it waits, unattempted, for the
+          // provider to be fixed and the campaign resumed.
+          o.status = RecipientStatus::kQueued;
+          o.attempted = false;
+          o.error_code = "provider_unusable";
+          o.error_desc = res.error_desc;
+          if (p->auto_pause.empty()) {
+            p->auto_pause = absl::StrCat("provider \"", p->setup->provider_name,
+                                         "\" is unusable: ", res.error_desc);
+          }
+          Halt(*p);
+          p->retries.emplace(now, std::move(item));
+          break;
       }
       if (o.status != RecipientStatus::kQueued) {
         p->window.push_back(failed);
@@ -667,14 +852,14 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
       }
       outcomes.push_back(std::move(o));
     }
-    if (options_.error_threshold > 0 && p->running &&
+    if (options_.error_threshold > 0 && p->auto_pause.empty() &&
+        p->phase == Pump::Phase::kSending &&
         static_cast<int>(p->window.size()) >= options_.error_window &&
         p->window_failures >=
             options_.error_threshold * static_cast<double>(p->window.size())) {
       // No further batch starts; the pause is stored once these outcomes
-      // are (OnRecorded). Not Halt(): this may run inside this pump's own
-      // provider call.
-      p->running = false;
+      // are (OnRecorded).
+      Halt(*p);
       p->auto_pause = absl::StrFormat(
           "auto-paused: %d of the last %d messages failed", p->window_failures,
           static_cast<int>(p->window.size()));
@@ -684,35 +869,44 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
 }
 
 void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes) {
-  store_->RecordOutcomes(
-      p->campaign.account_id, p->campaign.id, std::move(outcomes),
-      [this, p](absl::StatusOr<Campaign> c) { OnRecorded(p, std::move(c)); });
+  const int64_t messages = static_cast<int64_t>(outcomes.size());
+  store_->RecordOutcomes(p->campaign.account_id, p->campaign.id,
+                         std::move(outcomes),
+                         [this, p, messages](absl::StatusOr<Campaign> c) {
+                           OnRecorded(p, messages, std::move(c));
+                         });
 }
 
-void Engine::OnRecorded(const PumpPtr& p, absl::StatusOr<Campaign> c) {
+void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
+                        absl::StatusOr<Campaign> c) {
+  if (!c.ok()) {
+    spdlog::error(
+        "campaign {}: recording {} outcomes failed (they stay queued and are "
+        "sent again with the same keys): {}",
+        p->campaign.id, messages, c.status().ToString());
+  }
   std::vector<std::function<void()>> idle;
   std::string pause_reason;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    --p->in_flight;
+    p->in_flight -= messages;
     const absl::Time now = timer_->Now();
     if (!c.ok()) {
-      // Nothing of the batch is recorded: it is still queued and is sent
-      // again (same keys) from a rescan.
-      p->rescanned = false;
+      p->NeedRescan();
       p->next_batch_at = now + kErrorRetry;
     } else {
       p->campaign.stats = c->stats;
     }
     pause_reason.swap(p->auto_pause);
-    if (p->in_flight == 0 && !p->on_idle.empty()) {
+    if (p->in_flight == 0 && p->starting == 0 && !p->on_idle.empty()) {
       idle.swap(p->on_idle);
-    } else if (p->running && !stopped_) {
+    } else if (p->phase == Pump::Phase::kSending && !stopped_) {
       ScheduleStep(p, now);
     }
   }
   if (c.ok()) progress_.Publish(*c, timer_->Now());
   if (!pause_reason.empty()) {
+    spdlog::warn("campaign {}: {}", p->campaign.id, pause_reason);
     LifecycleChange change;
     change.event = CampaignEvent::kPause;
     change.now = timer_->Now();
@@ -734,13 +928,16 @@ void Engine::FinishDispatch(const PumpPtr& p) {
           Apply(*c);
           return;
         }
+        if (IsStorageFailure(c.status())) {
+          spdlog::error("campaign {}: storing the end of dispatch failed: {}",
+                        p->campaign.id, c.status().ToString());
+        }
         // Something is queued after all (or the campaign left sending).
         std::lock_guard<std::mutex> lock(mu_);
-        p->finishing = false;
-        p->rescanned = false;
-        if (p->running && !stopped_) {
-          ScheduleStep(p, timer_->Now() + kErrorRetry / 10);
-        }
+        if (p->phase != Pump::Phase::kFinishing || stopped_) return;
+        p->phase = Pump::Phase::kSending;
+        p->scan = Pump::Scan::kEnd;  // rescan from the start
+        ScheduleStep(p, timer_->Now() + kErrorRetry / 10);
       });
 }
 

@@ -18,7 +18,16 @@
 //   engine.Stop();                            // before the timer stops
 //
 // Pause and cancel are exact: once their `done` runs, no provider call
-// starts for the campaign. Thread-safe.
+// starts for the campaign, and calls already started keep their real
+// outcome. Neither ever blocks a thread: a halted pump starts nothing, and
+// their `done` waits (as a callback, not a thread) for calls that were being
+// started at that moment to return from Provider::Send.
+//
+// Storage errors never lose or repeat a message: a failed lease or outcome
+// write is retried (the message keeps its idempotency key), a failed
+// lifecycle write is logged and retried by the next step.
+//
+// Thread-safe.
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 #define CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 
@@ -57,8 +66,10 @@ struct EngineOptions {
   // outcomes are failures (0 disables).
   double error_threshold = 0.5;
   int error_window = 100;
-  // Batches handed to the provider whose outcomes are not recorded yet.
-  int max_batches_in_flight = 4;
+  // Messages of one campaign handed to its provider (or settled without
+  // one) whose outcomes are not recorded yet. A pump starts no new batch
+  // (or rate chunk) while this many are out.
+  int max_in_flight = 2000;
 };
 
 // The provider that sends for a sender's `provider` name; null if none.
@@ -95,6 +106,12 @@ class Engine {
                       std::vector<ReceiptUpdate> receipts,
                       Done<ReceiptResult> done);
 
+  // Receipts a provider's webhook brought (matched by provider and
+  // provider message id, in any account).
+  void IngestProviderReceipts(const std::string& provider,
+                              std::vector<ReceiptUpdate> receipts,
+                              Done<ReceiptResult> done);
+
   // A campaign created (perhaps started) or updated (e.g. a new
   // schedule_at) outside the engine: pumps and timers follow it.
   void Updated(const Campaign& c) { Apply(c); }
@@ -102,12 +119,16 @@ class Engine {
   // Live progress of campaigns (WatchCampaign).
   ProgressHub& progress() { return progress_; }
 
-  // Stops every pump: no provider call starts afterwards. Idempotent.
+  // Stops every pump: no provider call starts afterwards. Waits for calls
+  // being started right now to return from Provider::Send, so call it from
+  // a thread of its own (shutdown), never from a timer or storage callback.
+  // Idempotent.
   void Stop();
 
  private:
   struct Pump;
-  struct Item;  // a leased recipient with its rendered message
+  struct Setup;  // what a pump looked up before it sends
+  struct Item;   // a leased recipient with its rendered message
   using PumpPtr = std::shared_ptr<Pump>;
 
   // Runs after every transition the store committed: brings the pump and
@@ -115,37 +136,64 @@ class Engine {
   void Apply(const Campaign& c) ABSL_LOCKS_EXCLUDED(mu_);
   // Creates or restarts the pump of a sending campaign.
   void EnsurePump(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Stops `p` from starting provider calls and waits for calls being
-  // started right now to return.
-  void Halt(Pump& p, std::unique_lock<std::mutex>& lock)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops `p` from starting provider calls. Never waits: calls being
+  // started right now finish on their own thread (see WhenQuiet).
+  void Halt(Pump& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a halted pump of a sending campaign back to work.
+  void Unhalt(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `fn` (without the lock) once no provider call of `p` is being
+  // started: now, or when the last such call returns. `p` may be null.
+  void WhenQuiet(const PumpPtr& p, std::unique_lock<std::mutex>& lock,
+                 std::function<void()> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks for one step of `p` at `when` (or earlier, if one is asked for
+  // already): one alarm per pump, one step running at a time.
   void ScheduleStep(const PumpPtr& p, absl::Time when)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Step(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
-  // Leases the next batch and settles what needs no provider (missing
-  // variables, suppressed, expired). Called without the lock.
+  // The alarm of a step asked for at `at`; stale alarms do nothing.
+  void OnAlarm(const PumpPtr& p, absl::Time at) ABSL_LOCKS_EXCLUDED(mu_);
+  // The named steps. Each may drop the lock around storage and provider
+  // calls and re-checks the pump's phase when it takes it back.
+  //   SetUp:    looks up the sender, template and provider (kSettingUp).
+  //   Dispatch: hands batches to the provider within rate, window and
+  //             batch delay; ends in FinishDispatch once nothing is left.
+  //   Refill:   leases the next recipients and settles what needs no
+  //             provider (missing variables, suppressed, expired).
+  void SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `batch` to the provider with the lock dropped; runs what waited
+  // for the pump to be quiet when the last call being started returns.
+  void StartCall(const PumpPtr& p, std::vector<Item> batch,
+                 std::unique_lock<std::mutex>& lock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnSent(const PumpPtr& p, std::vector<Item> batch,
               std::vector<SendResult> results) ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes outcomes of messages counted in `p`'s in_flight.
   void Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes)
       ABSL_LOCKS_EXCLUDED(mu_);
-  void OnRecorded(const PumpPtr& p, absl::StatusOr<Campaign> c)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void OnRecorded(const PumpPtr& p, int64_t messages,
+                  absl::StatusOr<Campaign> c) ABSL_LOCKS_EXCLUDED(mu_);
   void FinishDispatch(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
+  // Publishes and completes the campaigns receipts changed.
+  void AfterReceipts(absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Runs a store transition and Apply()s its result before `done`.
   void Transition(const std::string& account_id, const std::string& id,
                   LifecycleChange change, Done<Campaign> done);
   void ArmSchedule(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ArmReceiptTimeout(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Permits for up to `want` messages of `p` now (a chunk of every bucket
-  // it is under); 0 and `*ready_at` when none.
-  int64_t TakePermits(Pump& p, int64_t want, absl::Time now,
-                      absl::Time* ready_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Permits for the messages `p` may hand over now: a whole chunk of every
+  // bucket it is under (spent within one step), or a batch when it has no
+  // rate limit; 0 and `*ready_at` when none.
+  int64_t TakePermits(Pump& p, absl::Time now, absl::Time* ready_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration Backoff(const Recipient& r, int attempt) const;
-  // The most messages one provider call of `p` carries: its batch size,
-  // and for a rate-limited campaign a tenth of a second's worth (the
-  // buckets' capacity).
+  // The messages `p` hands over at once: its batch size, or for a
+  // rate-limited campaign a tenth of a second's worth (the buckets'
+  // capacity), in provider calls of at most batch size each.
   int64_t ChunkSize(const Pump& p) const;
 
   DispatchStore* const store_;
@@ -155,7 +203,7 @@ class Engine {
   ProgressHub progress_;
 
   std::mutex mu_;
-  std::condition_variable calls_cv_;  // some pump's `starting` dropped
+  std::condition_variable quiet_cv_;  // after Stop: some pump's calls started
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, PumpPtr> pumps_ ABSL_GUARDED_BY(mu_);  // by id
   // Sender buckets by the sender's snd_ id.

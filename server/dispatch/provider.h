@@ -3,8 +3,11 @@
 //
 //   provider->Send(batch, [](std::vector<SendResult> results) {...});
 //
-// Send is asynchronous: `done` gets one result per message, in order, once,
-// from any thread (possibly inline, before Send returns). A provider that
+// Send is asynchronous and never blocks its caller: no network or disk I/O,
+// no DNS lookup, no wait on a contended lock inside Send (the engine calls
+// it from timer threads that everything else shares). `done` gets one
+// result per message, in order, once, from any thread (possibly inline,
+// before Send returns) and must not block either. A provider that
 // honours idempotency keys answers a repeated key with the first answer and
 // sends nothing again; the engine gives a message the same key on every
 // attempt, so a resend after a crash is harmless.
@@ -14,9 +17,11 @@
 #define CAMPAIGND_SERVER_DISPATCH_PROVIDER_H_
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/domain/dispatch_store.h"
 #include "server/domain/model.h"
@@ -33,6 +38,11 @@ struct OutgoingMessage {
   std::string sender_id;  // the visible sender id
   std::string address;
   std::string text;  // rendered
+  // Email: the rendered subject and HTML body (empty when none).
+  std::string subject;
+  std::string html;
+  // The recipient's variables (the generic webhook passes them on).
+  std::map<std::string, std::string> variables;
   // A template campaign's template, and its components rendered for this
   // recipient (WhatsApp template messages carry them).
   std::string template_name;
@@ -44,6 +54,9 @@ enum class SendStatus {
   kAccepted,   // taken for delivery: provider_message_id set
   kTransient,  // try again later (after retry_after, if set)
   kPermanent,  // will never be sent: error_code / error_desc say why
+  // The provider refused its own credentials: nothing was sent, the
+  // message stays queued and the campaign pauses (error_desc says why).
+  kUnusable,
 };
 
 struct SendResult {
@@ -56,10 +69,44 @@ struct SendResult {
 
 using SendDone = std::function<void(std::vector<SendResult>)>;
 
+// A request a vendor made to /webhooks/{provider}, as received.
+struct WebhookRequest {
+  std::string method;  // POST; GET for subscription checks
+  std::string path;    // without the query
+  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;                            // raw bytes
+  absl::Time now;
+};
+
+// An inbound message a webhook carried (STOP words become suppressions).
+struct InboundText {
+  Channel channel = Channel::kUnspecified;
+  std::string from;  // the recipient who wrote
+  std::string to;    // our sender id ("" when the vendor does not say)
+  std::string text;
+};
+
+// What a verified webhook carries.
+struct WebhookEvents {
+  std::vector<ReceiptUpdate> receipts;
+  std::vector<InboundText> inbound;
+  // A body the vendor expects in the 200 answer (e.g. Meta's
+  // hub.challenge); empty = a plain "ok".
+  std::string answer;
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
   virtual void Send(std::vector<OutgoingMessage> batch, SendDone done) = 0;
+
+  // Verifies a webhook this provider's vendor sent and returns what it
+  // carries. UNAUTHENTICATED when its signature is missing, wrong or too
+  // old (nothing may change), INVALID_ARGUMENT when the body is malformed,
+  // UNIMPLEMENTED when the provider takes no webhooks. Never blocks.
+  virtual absl::StatusOr<WebhookEvents> ParseWebhook(
+      const WebhookRequest& request);
 };
 
 // Where providers hand the delivery receipts they learn of: the same path

@@ -204,9 +204,29 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
       SendResult& r = results[i];
       const uint64_t h = StableHash(m.idempotency_key, 0);
       SimulatorLogEntry e{m.idempotency_key, m.address, now, "", ""};
+      // The receipts a vendor sends for an accepted message: again for a
+      // duplicate, which answers with the first message's id (its status
+      // callbacks are idempotent; the first ones may have found no id).
+      auto owe_receipts = [&] {
+        if (!receipts_ || Draw(m.idempotency_key, 2) >= s.delivered_rate) {
+          return;
+        }
+        ReceiptUpdate d;
+        d.provider_message_id = r.provider_message_id;
+        d.status = RecipientStatus::kDelivered;
+        d.occurred_at = delivered_at;
+        if (Draw(m.idempotency_key, 3) < s.read_rate) {
+          ReceiptUpdate rd = d;
+          rd.status = RecipientStatus::kRead;
+          rd.occurred_at = read_at;
+          read[m.account_id].push_back(std::move(rd));
+        }
+        delivered[m.account_id].push_back(std::move(d));
+      };
       if (auto known = accepted_.find(h); known != accepted_.end()) {
         r.provider_message_id = MessageId(known->second);
         e.outcome = "duplicate";
+        owe_receipts();
       } else {
         const int attempt = ++attempts_[h];
         if (s.accepted_rate > 0) {
@@ -249,19 +269,7 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
           attempts_.erase(h);
           r.provider_message_id = MessageId(last_id_);
           e.outcome = "accepted";
-          if (receipts_ && Draw(m.idempotency_key, 2) < s.delivered_rate) {
-            ReceiptUpdate d;
-            d.provider_message_id = r.provider_message_id;
-            d.status = RecipientStatus::kDelivered;
-            d.occurred_at = delivered_at;
-            if (Draw(m.idempotency_key, 3) < s.read_rate) {
-              ReceiptUpdate rd = d;
-              rd.status = RecipientStatus::kRead;
-              rd.occurred_at = read_at;
-              read[m.account_id].push_back(std::move(rd));
-            }
-            delivered[m.account_id].push_back(std::move(d));
-          }
+          owe_receipts();
         }
       }
       e.message_id = r.provider_message_id;

@@ -1,0 +1,352 @@
+// The engine when things go wrong or slowly: storage errors injected through
+// a fake DispatchStore, providers that block in Send or hold their answers,
+// and the in-flight window and rate chunks counted in messages.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "server/dispatch/engine.h"
+#include "tests/dispatch/engine_fixture.h"
+
+namespace campaigns::dispatch {
+namespace {
+
+using storage::test_util::AwaitResult;
+using testing::EngineTest;
+using testing::RecordingProvider;
+
+// The real store, with the next N calls of a kind failing as a broken or
+// busy database would answer them (nothing is written).
+class FaultyStore : public DispatchStore {
+ public:
+  explicit FaultyStore(DispatchStore* real) : real_(real) {}
+
+  std::atomic<int> fail_leases{0};
+  std::atomic<int> fail_records{0};
+  std::atomic<int> fail_sender_reads{0};
+  std::atomic<int> fail_finishes{0};  // kAllDispatched transitions
+  std::atomic<int> records{0};        // RecordOutcomes calls that wrote
+
+  void TransitionCampaign(const std::string& account_id, const std::string& id,
+                          LifecycleChange change,
+                          Done<Campaign> done) override {
+    if (change.event == CampaignEvent::kAllDispatched && Take(fail_finishes)) {
+      done(absl::InternalError("storage error (injected)"));
+      return;
+    }
+    real_->TransitionCampaign(account_id, id, std::move(change),
+                              std::move(done));
+  }
+  absl::StatusOr<std::vector<Recipient>> LeaseRecipients(const Campaign& c,
+                                                         int64_t after_seq,
+                                                         int limit) override {
+    if (Take(fail_leases)) return absl::UnavailableError("database is busy");
+    return real_->LeaseRecipients(c, after_seq, limit);
+  }
+  void RecordOutcomes(const std::string& account_id,
+                      const std::string& campaign_id,
+                      std::vector<DispatchOutcome> outcomes,
+                      Done<Campaign> done) override {
+    if (Take(fail_records)) {
+      done(absl::InternalError("disk I/O error (injected)"));
+      return;
+    }
+    ++records;
+    real_->RecordOutcomes(account_id, campaign_id, std::move(outcomes),
+                          std::move(done));
+  }
+  void ApplyReceipts(const std::string& account_id,
+                     std::vector<ReceiptUpdate> receipts,
+                     Done<ReceiptResult> done) override {
+    real_->ApplyReceipts(account_id, std::move(receipts), std::move(done));
+  }
+  void ApplyProviderReceipts(const std::string& provider,
+                             std::vector<ReceiptUpdate> receipts,
+                             Done<ReceiptResult> done) override {
+    real_->ApplyProviderReceipts(provider, std::move(receipts),
+                                 std::move(done));
+  }
+  void RetryFailed(const std::string& account_id, const std::string& id,
+                   std::vector<std::string> error_codes,
+                   Done<RetryResult> done) override {
+    real_->RetryFailed(account_id, id, std::move(error_codes), std::move(done));
+  }
+  absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
+      const std::vector<CampaignStatus>& statuses) override {
+    return real_->CampaignsInStatus(statuses);
+  }
+  absl::StatusOr<int> ResumeCancellations() override {
+    return real_->ResumeCancellations();
+  }
+  absl::StatusOr<std::string> MessageText(const Campaign& c) override {
+    return real_->MessageText(c);
+  }
+  absl::StatusOr<Sender> SenderOf(const Campaign& c) override {
+    if (Take(fail_sender_reads)) {
+      return absl::UnavailableError("database is busy");
+    }
+    return real_->SenderOf(c);
+  }
+  absl::StatusOr<std::vector<bool>> SuppressedAmong(
+      const std::string& account_id, Channel channel,
+      const std::vector<std::string>& addresses) override {
+    return real_->SuppressedAmong(account_id, channel, addresses);
+  }
+
+ private:
+  static bool Take(std::atomic<int>& n) {
+    int left = n.load();
+    while (left > 0) {
+      if (n.compare_exchange_weak(left, left - 1)) return true;
+    }
+    return false;
+  }
+  DispatchStore* const real_;
+};
+
+class EngineFaultsTest : public EngineTest {
+ protected:
+  void UseFaultyStore() {
+    faulty_ = std::make_unique<FaultyStore>(store_.get());
+    dispatch_store_ = faulty_.get();
+  }
+  void StartCampaign(const Campaign& c) {
+    auto started = Await(
+        [&](auto done) { engine_->Start(account_, c.id, std::nullopt, done); });
+    ASSERT_TRUE(started.ok()) << started.status();
+  }
+  // Provider calls per idempotency key, from the simulator's log.
+  std::map<std::string, int> CallsPerKey() {
+    std::map<std::string, int> calls;
+    for (const SimulatorLogEntry& e : sim_->Log()) ++calls[e.key];
+    return calls;
+  }
+  std::unique_ptr<FaultyStore> faulty_;
+};
+
+TEST_F(EngineFaultsTest, FailedLeasesAreRetriedAndLoseNothing) {
+  UseFaultyStore();
+  faulty_->fail_leases = 3;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550401");
+  Campaign c = NewCampaign(sender, 50, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(faulty_->fail_leases.load(), 0);
+  EXPECT_EQ(Get(c.id).stats.delivered, 50);
+  const auto calls = CallsPerKey();
+  EXPECT_EQ(calls.size(), 50u);
+  for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
+}
+
+// A batch whose outcomes failed to record stays queued and goes out again
+// under the same keys: the provider answers `duplicate`, nothing is counted
+// twice and nothing is lost.
+TEST_F(EngineFaultsTest, AFailedOutcomeWriteResendsUnderTheSameKeys) {
+  UseFaultyStore();
+  faulty_->fail_records = 1;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550402");
+  Campaign c = NewCampaign(sender, 40, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.delivered, 40);
+  EXPECT_EQ(done.stats.failed + done.stats.skipped + done.stats.queued, 0);
+  const auto calls = CallsPerKey();
+  EXPECT_EQ(calls.size(), 40u);
+  int repeated = 0;
+  for (const auto& [key, n] : calls) repeated += n > 1 ? 1 : 0;
+  EXPECT_EQ(repeated, 10);  // the one batch, once more
+  int duplicates = 0;
+  for (const SimulatorLogEntry& e : sim_->Log()) {
+    duplicates += e.outcome == "duplicate" ? 1 : 0;
+  }
+  EXPECT_EQ(duplicates, 10);
+}
+
+// A busy database while a pump sets up is not the campaign's fault: it is
+// retried, not failed.
+TEST_F(EngineFaultsTest, AStorageErrorWhileSettingUpIsRetriedNotFatal) {
+  UseFaultyStore();
+  faulty_->fail_sender_reads = 2;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550403");
+  Campaign c = NewCampaign(sender, 5);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(Get(c.id).stats.delivered, 5);
+  EXPECT_TRUE(Get(c.id).failure_reason.empty());
+}
+
+TEST_F(EngineFaultsTest, AFailedEndOfDispatchWriteIsRetried) {
+  UseFaultyStore();
+  faulty_->fail_finishes = 2;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550404");
+  Campaign c = NewCampaign(sender, 12, 0, /*batch_size=*/5);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(faulty_->fail_finishes.load(), 0);
+  EXPECT_EQ(Get(c.id).stats.delivered, 12);
+  EXPECT_EQ(CallsPerKey().size(), 12u);
+}
+
+// Accepts everything, but its first Send does not return until the test
+// opens the gate (a provider doing slow work, e.g. a DNS lookup, inline).
+class GateProvider : public Provider {
+ public:
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++calls_;
+      entered_.notify_all();
+      if (calls_ == 1) opened_.wait(lock, [this] { return open_; });
+    }
+    inner_.Send(std::move(batch), std::move(done));
+  }
+  void WaitEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    entered_.wait(lock, [this] { return calls_ > 0; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    opened_.notify_all();
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable entered_, opened_;
+  int calls_ = 0;
+  bool open_ = false;
+  RecordingProvider inner_;
+};
+
+// Pause never blocks a thread on a provider call being started, and still
+// answers only once that call returned: nothing starts after its answer.
+TEST_F(EngineFaultsTest, PauseDoesNotWaitOnAThreadForASlowSend) {
+  GateProvider gate;
+  provider_ = &gate;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550405");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  std::thread stepper([&] { timer_.RunDue(); });  // blocks inside Send
+  gate.WaitEntered();
+
+  std::promise<absl::StatusOr<Campaign>> answer;
+  auto answered = answer.get_future();
+  auto pause = std::async(std::launch::async, [&] {
+    engine_->Pause(account_, c.id, "by hand", [&](absl::StatusOr<Campaign> r) {
+      answer.set_value(std::move(r));
+    });
+  });
+  const bool returned =
+      pause.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "Pause blocked on the provider call";
+  db_->Flush();  // the writer is free: the pause is stored meanwhile
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kPaused);
+  EXPECT_EQ(answered.wait_for(std::chrono::milliseconds(50)),
+            std::future_status::timeout)
+      << "answered while a call was still being started";
+
+  gate.Open();
+  stepper.join();
+  pause.wait();
+  ASSERT_EQ(answered.wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
+  EXPECT_TRUE(answered.get().ok());
+  RunFor(absl::Seconds(5));
+  EXPECT_EQ(gate.calls(), 1) << "a call started after the pause";
+  db_->Flush();
+  // The call that had started keeps its real outcome.
+  EXPECT_EQ(Get(c.id).stats.sent + Get(c.id).stats.delivered, 10);
+  EXPECT_EQ(Get(c.id).stats.queued, 20);
+}
+
+// Holds every answer until the test releases it.
+class HoldingProvider : public Provider {
+ public:
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_messages_ += static_cast<int>(batch.size());
+    held_.emplace_back(std::move(batch), std::move(done));
+  }
+  int held_messages() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_messages_;
+  }
+  // Accepts everything held so far.
+  void ReleaseAll() {
+    std::vector<std::pair<std::vector<OutgoingMessage>, SendDone>> held;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held.swap(held_);
+      held_messages_ = 0;
+    }
+    for (auto& [batch, done] : held) {
+      std::vector<SendResult> results;
+      for (const OutgoingMessage& m : batch) {
+        results.push_back({SendStatus::kAccepted, "pm_" + m.recipient_id, "",
+                           "", absl::ZeroDuration()});
+      }
+      done(std::move(results));
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  int held_messages_ = 0;
+  std::vector<std::pair<std::vector<OutgoingMessage>, SendDone>> held_;
+};
+
+TEST_F(EngineFaultsTest, TheInFlightWindowCountsMessages) {
+  HoldingProvider holding;
+  provider_ = &holding;
+  engine_options_.max_in_flight = 12;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550406");
+  Campaign c = NewCampaign(sender, 60, 0, /*batch_size=*/4);
+  StartCampaign(c);
+  RunFor(absl::Seconds(1));
+  EXPECT_EQ(holding.held_messages(), 12);  // three calls of 4
+  int released = 0;
+  while (holding.held_messages() > 0) {
+    released += holding.held_messages();
+    holding.ReleaseAll();
+    RunFor(absl::Seconds(1));
+    EXPECT_LE(holding.held_messages(), 12);
+  }
+  EXPECT_EQ(released, 60);
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+}
+
+// A batch smaller than the rate chunk does not cap the rate: the chunk goes
+// out in several calls (tier_100k is 80/s in chunks of 8; batches of 5).
+TEST_F(EngineFaultsTest, ASmallBatchStillSendsAtTheTierRate) {
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kTier100k, "+15550407");
+  Campaign c = NewCampaign(sender, 400, 0, /*batch_size=*/5);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+  const std::vector<absl::Time> times = AcceptedTimes();
+  ASSERT_EQ(times.size(), 400u);
+  EXPECT_LE(MaxPerSecond(times), 80);
+  // 400 at 80/s: five seconds (at the old cap of 10 batches a second, 8).
+  EXPECT_LT(times.back() - times.front(), absl::Seconds(5));
+}
+
+}  // namespace
+}  // namespace campaigns::dispatch

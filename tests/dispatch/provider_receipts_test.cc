@@ -1,0 +1,127 @@
+// Receipts and opt-outs that arrive through a provider's webhook: matched by
+// provider and provider message id, never by another provider's ids or by a
+// recipient id alone.
+#include <gtest/gtest.h>
+
+#include "server/dispatch/engine.h"
+#include "tests/dispatch/engine_fixture.h"
+
+namespace campaigns::dispatch {
+namespace {
+
+using storage::test_util::AwaitResult;
+using testing::EngineTest;
+using testing::RecordingProvider;
+
+class ProviderReceiptsTest : public EngineTest {
+ protected:
+  // A sender sent through provider `provider`.
+  std::string NewProviderSender(const std::string& id,
+                                const std::string& provider) {
+    Sender s;
+    s.id = "snd_" + id;
+    s.account_id = account_;
+    s.sender_id = id;
+    s.channel = Channel::kSms;
+    s.tier = SenderTier::kUnlimited;
+    s.provider = provider;
+    s.created_at = s.updated_at = NowMicros();
+    auto r = AwaitResult<Sender>([&](storage::Callback<Sender> done) {
+      store_->RegisterSender(s, {}, done);
+    });
+    EXPECT_TRUE(r.ok()) << r.status();
+    return id;
+  }
+
+  absl::StatusOr<ReceiptResult> Ingest(const std::string& provider,
+                                       std::vector<ReceiptUpdate> receipts) {
+    return AwaitResult<ReceiptResult>([&](auto done) {
+      engine_->IngestProviderReceipts(provider, receipts, done);
+    });
+  }
+};
+
+ReceiptUpdate Delivered(const std::string& message_id,
+                        const std::string& recipient_id = "") {
+  ReceiptUpdate u;
+  u.provider_message_id = message_id;
+  u.recipient_id = recipient_id;
+  u.status = RecipientStatus::kDelivered;
+  u.occurred_at = absl::Now();
+  return u;
+}
+
+TEST_F(ProviderReceiptsTest, MatchOnlyTheProvidersOwnMessages) {
+  RecordingProvider recorder;  // answers pm_<recipient id>
+  provider_ = &recorder;
+  StartEngine();
+  const std::string sender = NewProviderSender("+15550501", "hooks");
+  Campaign c = NewCampaign(sender, 3);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kSent));
+  const std::vector<OutgoingMessage> sent = recorder.sent();
+  ASSERT_EQ(sent.size(), 3u);
+
+  // Another provider's webhook cannot touch these recipients.
+  auto other = Ingest("other", {Delivered("pm_" + sent[0].recipient_id)});
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->matched, 0);
+  EXPECT_EQ(other->unmatched, 1);
+  // Nor can a recipient id without the vendor's message id.
+  auto by_recipient = Ingest("hooks", {Delivered("", sent[0].recipient_id)});
+  ASSERT_TRUE(by_recipient.ok());
+  EXPECT_EQ(by_recipient->unmatched, 1);
+
+  std::vector<ReceiptUpdate> all;
+  for (const OutgoingMessage& m : sent) {
+    all.push_back(Delivered("pm_" + m.recipient_id));
+  }
+  all.push_back(Delivered("pm_unknown"));
+  auto mine = Ingest("hooks", all);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_EQ(mine->matched, 3);
+  EXPECT_EQ(mine->unmatched, 1);
+  // The last awaited receipt completes the campaign.
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(Get(c.id).stats.delivered, 3);
+  // A vendor's retry of the same webhook changes nothing.
+  auto again = Ingest("hooks", all);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->matched, 0);
+  EXPECT_EQ(again->ignored, 3);
+}
+
+TEST_F(ProviderReceiptsTest, OptOutsReachTheAccountsOfTheSenderWrittenTo) {
+  StartEngine();
+  NewProviderSender("+15550502", "hooks");
+  Suppression s;
+  s.address = "+14155550123";
+  s.channel = Channel::kSms;
+  s.reason = SuppressionReason::kOptOut;
+  s.note = "inbound \"STOP\"";
+  s.created_at = NowMicros();
+  auto wrong_provider = AwaitResult<int>([&](auto done) {
+    store_->AddProviderSuppression("other", "+15550502", s, done);
+  });
+  ASSERT_TRUE(wrong_provider.ok());
+  EXPECT_EQ(*wrong_provider, 0);
+  auto wrong_sender = AwaitResult<int>([&](auto done) {
+    store_->AddProviderSuppression("hooks", "+15559999", s, done);
+  });
+  ASSERT_TRUE(wrong_sender.ok());
+  EXPECT_EQ(*wrong_sender, 0);
+  auto added = AwaitResult<int>([&](auto done) {
+    store_->AddProviderSuppression("hooks", "+15550502", s, done);
+  });
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(*added, 1);
+  auto suppressed = store_->SuppressedAmong(account_, Channel::kSms,
+                                            {"+14155550123", "+14155550124"});
+  ASSERT_TRUE(suppressed.ok());
+  EXPECT_EQ(*suppressed, (std::vector<bool>{true, false}));
+}
+
+}  // namespace
+}  // namespace campaigns::dispatch
