@@ -1,0 +1,304 @@
+#include "server/dispatch/providers/http_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+
+namespace campaigns::dispatch {
+namespace {
+
+// Easy handles kept for reuse once their transfer ended.
+constexpr size_t kIdleHandles = 256;
+// Connections the multi handle keeps open for reuse.
+constexpr long kMaxConnects = 512;
+
+// Retry-After: delay-seconds or an HTTP-date (RFC 9110 10.2.3).
+absl::Duration ParseRetryAfter(absl::string_view v) {
+  v = absl::StripAsciiWhitespace(v);
+  int64_t seconds = 0;
+  if (absl::SimpleAtoi(v, &seconds)) {
+    return seconds > 0 ? absl::Seconds(std::min<int64_t>(seconds, 86400))
+                       : absl::ZeroDuration();
+  }
+  absl::Time at;
+  std::string err;
+  if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", v, &at, &err)) {
+    const absl::Duration d = at - absl::Now();
+    return std::clamp(d, absl::ZeroDuration(), absl::Hours(24));
+  }
+  return absl::ZeroDuration();
+}
+
+}  // namespace
+
+class HttpClient::Lane {
+ public:
+  explicit Lane(int max_in_flight)
+      : max_in_flight_(std::max(1, max_in_flight)) {}
+
+ private:
+  friend class HttpClient;
+  const int max_in_flight_;
+  // Guarded by the client's mu_.
+  std::deque<std::unique_ptr<Transfer>> queued_;
+  int in_flight_ = 0;
+};
+
+struct HttpClient::Transfer {
+  HttpRequest request;
+  HttpDone done;
+  std::shared_ptr<Lane> lane;
+  HttpResponse response;
+  curl_slist* headers = nullptr;
+  void* easy = nullptr;  // CURL*
+  absl::Time started;
+  char error[CURL_ERROR_SIZE] = {0};
+
+  ~Transfer() {
+    if (headers != nullptr) curl_slist_free_all(headers);
+  }
+
+  static size_t OnBody(char* data, size_t size, size_t n, void* self) {
+    auto* t = static_cast<Transfer*>(self);
+    const size_t len = size * n;
+    const size_t room = kMaxBody - std::min(kMaxBody, t->response.body.size());
+    t->response.body.append(data, std::min(len, room));
+    if (len > room) t->response.truncated = true;
+    return len;
+  }
+
+  static size_t OnHeader(char* data, size_t size, size_t n, void* self) {
+    auto* t = static_cast<Transfer*>(self);
+    const absl::string_view line(data, size * n);
+    constexpr absl::string_view kRetryAfter = "retry-after:";
+    if (absl::StartsWithIgnoreCase(line, kRetryAfter)) {
+      t->response.retry_after =
+          ParseRetryAfter(line.substr(kRetryAfter.size()));
+    }
+    return size * n;
+  }
+};
+
+absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create() {
+  static std::once_flag once;
+  static CURLcode global = CURLE_OK;
+  std::call_once(once, [] { global = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (global != CURLE_OK) {
+    return absl::InternalError(
+        absl::StrCat("libcurl: ", curl_easy_strerror(global)));
+  }
+  std::unique_ptr<HttpClient> client(new HttpClient());
+  CURLM* multi = curl_multi_init();
+  if (multi == nullptr) return absl::InternalError("libcurl: no multi handle");
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kMaxConnects);
+  client->multi_ = multi;
+  client->thread_ = std::thread([c = client.get()] { c->Run(); });
+  return client;
+}
+
+HttpClient::~HttpClient() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  if (thread_.joinable()) thread_.join();
+  for (void* easy : idle_easy_) curl_easy_cleanup(static_cast<CURL*>(easy));
+  curl_multi_cleanup(static_cast<CURLM*>(multi_));
+}
+
+std::shared_ptr<HttpClient::Lane> HttpClient::NewLane(int max_in_flight) {
+  auto lane = std::make_shared<Lane>(max_in_flight);
+  std::lock_guard<std::mutex> lock(mu_);
+  lanes_.push_back(lane);
+  return lane;
+}
+
+size_t HttpClient::pending() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_;
+}
+
+void HttpClient::Send(const std::shared_ptr<Lane>& lane, HttpRequest request,
+                      HttpDone done) {
+  auto t = std::make_unique<Transfer>();
+  t->request = std::move(request);
+  t->done = std::move(done);
+  t->lane = lane;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++pending_;
+    lane->queued_.push_back(std::move(t));
+  }
+  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+}
+
+void HttpClient::Run() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) break;
+    }
+    StartQueued();
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int finished = 0;
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Finish(msg->easy_handle, msg->data.result);
+      ++finished;
+    }
+    // A finished transfer frees a lane's slot: start what waited at once.
+    if (finished > 0) continue;
+    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+  }
+  // Stopping: whatever was not answered gets an error, once.
+  std::vector<std::unique_ptr<Transfer>> abandoned;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& lane : lanes_) {
+      for (auto& t : lane->queued_) abandoned.push_back(std::move(t));
+      lane->queued_.clear();
+    }
+  }
+  for (Transfer* t : active_) {
+    curl_multi_remove_handle(multi, static_cast<CURL*>(t->easy));
+    curl_easy_cleanup(static_cast<CURL*>(t->easy));
+    t->easy = nullptr;
+    abandoned.emplace_back(t);
+  }
+  active_.clear();
+  for (auto& t : abandoned) {
+    t->response.status = 0;
+    t->response.error = "the HTTP client is shutting down";
+    if (t->done) t->done(std::move(t->response));
+  }
+}
+
+void HttpClient::StartQueued() {
+  std::vector<std::unique_ptr<Transfer>> ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& lane : lanes_) {
+      while (!lane->queued_.empty() &&
+             lane->in_flight_ < lane->max_in_flight_) {
+        ready.push_back(std::move(lane->queued_.front()));
+        lane->queued_.pop_front();
+        ++lane->in_flight_;
+      }
+    }
+  }
+  for (auto& t : ready) Start(std::move(t));
+}
+
+void HttpClient::Start(std::unique_ptr<Transfer> t) {
+  CURL* easy = nullptr;
+  if (!idle_easy_.empty()) {
+    easy = static_cast<CURL*>(idle_easy_.back());
+    idle_easy_.pop_back();
+    curl_easy_reset(easy);
+  } else {
+    easy = curl_easy_init();
+  }
+  const HttpRequest& r = t->request;
+  t->easy = easy;
+  t->started = absl::Now();
+  for (const std::string& h : r.headers) {
+    t->headers = curl_slist_append(t->headers, h.c_str());
+  }
+  // No "Expect: 100-continue" round trip before a body.
+  t->headers = curl_slist_append(t->headers, "Expect:");
+  curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+  if (r.method == "GET") {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(r.body.size()));
+    if (r.method != "POST") {
+      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+  }
+  if (!r.basic_auth.empty()) {
+    curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(easy, CURLOPT_USERPWD, r.basic_auth.c_str());
+  }
+  const long timeout_ms = static_cast<long>(
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(r.timeout)));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  // Over TLS, wait for ALPN to say whether a connection multiplexes (HTTP/2)
+  // rather than open one per request; plain HTTP/1.1 never multiplexes, and
+  // waiting there would queue requests behind a slow answer.
+  if (absl::StartsWithIgnoreCase(r.url, "https:")) {
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+  }
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
+  const CURLMcode added =
+      curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
+  Transfer* raw = t.release();
+  active_.insert(raw);
+  if (added != CURLM_OK) {
+    raw->response.error = curl_multi_strerror(added);
+    Finish(easy, -1);
+  }
+}
+
+void HttpClient::Finish(void* handle, int curl_code) {
+  CURL* easy = static_cast<CURL*>(handle);
+  Transfer* raw = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, reinterpret_cast<char**>(&raw));
+  std::unique_ptr<Transfer> t(raw);
+  active_.erase(raw);
+  curl_multi_remove_handle(static_cast<CURLM*>(multi_), easy);
+  HttpResponse& resp = t->response;
+  resp.elapsed = absl::Now() - t->started;
+  if (curl_code == CURLE_OK) {
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    resp.status = static_cast<int>(status);
+  } else if (curl_code > 0) {
+    const CURLcode code = static_cast<CURLcode>(curl_code);
+    resp.status = 0;
+    resp.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+    resp.error = t->error[0] != '\0' ? std::string(t->error)
+                                     : std::string(curl_easy_strerror(code));
+  }
+  if (idle_easy_.size() < kIdleHandles) {
+    idle_easy_.push_back(easy);
+  } else {
+    curl_easy_cleanup(easy);
+  }
+  t->easy = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --t->lane->in_flight_;
+    --pending_;
+  }
+  if (t->done) t->done(std::move(resp));
+}
+
+}  // namespace campaigns::dispatch
