@@ -332,6 +332,12 @@ ALTER TABLE recipients ADD COLUMN units INTEGER;
 ALTER TABLE campaigns ADD COLUMN template_components TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE campaigns ADD COLUMN recipient_variables TEXT NOT NULL DEFAULT '{}';
 )sql",
+      // 10: exactly once with vendors that do not de-duplicate: 1 while a
+      // queued recipient's message may be with such a provider (marked
+      // before the call, cleared with its recorded outcome).
+      R"sql(
+ALTER TABLE recipients ADD COLUMN handed INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return *kMigrations;
 }

@@ -475,6 +475,9 @@ class Store : public DispatchStore {
                       const std::string& campaign_id,
                       std::vector<DispatchOutcome> outcomes,
                       Callback<Campaign> done) override;
+  void MarkHanded(const std::string& account_id, const std::string& campaign_id,
+                  std::vector<int64_t> seqs, bool handed,
+                  StatusCallback done) override;
   void ApplyReceipts(const std::string& account_id,
                      std::vector<ReceiptUpdate> receipts,
                      Callback<ReceiptResult> done) override;

@@ -281,6 +281,31 @@ absl::StatusOr<std::vector<Recipient>> Store::LeaseRecipients(const Campaign& c,
       });
 }
 
+void Store::MarkHanded(const std::string& account_id,
+                       const std::string& campaign_id,
+                       std::vector<int64_t> seqs, bool handed,
+                       StatusCallback done) {
+  db_->WriteRaw(
+      [account_id, campaign_id, seqs = std::move(seqs),
+       handed](SQLite::Database& db) -> absl::Status {
+        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, campaign_id));
+        SQLite::Statement st(db,
+                             "UPDATE recipients SET handed=?1 WHERE seq=?2 "
+                             "AND campaign_seq=?3 AND status=?4");
+        const std::string queued = StatusText(RecipientStatus::kQueued);
+        for (int64_t seq : seqs) {
+          st.bind(1, handed ? 1 : 0);
+          st.bind(2, static_cast<int64_t>(seq));
+          st.bind(3, static_cast<int64_t>(c.seq));
+          st.bind(4, queued);
+          st.exec();
+          st.reset();
+        }
+        return absl::OkStatus();
+      },
+      std::move(done));
+}
+
 void Store::RecordOutcomes(const std::string& account_id,
                            const std::string& campaign_id,
                            std::vector<DispatchOutcome> outcomes,
@@ -301,8 +326,8 @@ void Store::RecordOutcomes(const std::string& account_id,
             "UPDATE recipients SET status=?1, provider_message_id=?2, "
             "error_code=?3, error_desc=?4, skip_reason=?5, "
             "attempts=attempts+?6, sent_at=CASE WHEN ?2<>'' THEN ?7 ELSE "
-            "sent_at END, updated_at=?7 WHERE seq=?8 AND campaign_seq=?9 AND "
-            "status=?10");
+            "sent_at END, updated_at=?7, handed=0 WHERE seq=?8 AND "
+            "campaign_seq=?9 AND status=?10");
         // What a settled recipient cost (billed campaigns only). A point
         // read after the update: far cheaper than UPDATE ... RETURNING.
         SQLite::Statement cost_st(
@@ -311,7 +336,7 @@ void Store::RecordOutcomes(const std::string& account_id,
         SQLite::Statement retry_st(
             db,
             "UPDATE recipients SET error_code=?1, error_desc=?2, "
-            "attempts=attempts+1, updated_at=?3 WHERE seq=?4 AND "
+            "attempts=attempts+?7, updated_at=?3, handed=0 WHERE seq=?4 AND "
             "campaign_seq=?5 AND status=?6");
         const std::string queued = StatusText(RecipientStatus::kQueued);
         CampaignStats delta;
@@ -323,6 +348,7 @@ void Store::RecordOutcomes(const std::string& account_id,
             retry_st.bind(4, static_cast<int64_t>(o.seq));
             retry_st.bind(5, static_cast<int64_t>(c.seq));
             retry_st.bind(6, queued);
+            retry_st.bind(7, o.attempted ? 1 : 0);
             retry_st.exec();
             retry_st.reset();
             continue;

@@ -48,6 +48,7 @@ Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
   r.error_desc = st.getColumn("error_desc").getString();
   r.attempts = st.getColumn("attempts").getInt();
   r.retries = st.getColumn("retries").getInt();
+  r.in_doubt = st.getColumn("handed").getInt() != 0;
   r.sent_at = OptionalTime(st.getColumn("sent_at"));
   r.delivered_at = OptionalTime(st.getColumn("delivered_at"));
   r.read_at = OptionalTime(st.getColumn("read_at"));

@@ -45,8 +45,8 @@ void Store::AddProviderSuppression(const std::string& provider,
                                    const std::string& to, Suppression s,
                                    Callback<int> done) {
   db_->Write<int>(
-      [provider, to, s = std::move(s)](SQLite::Database& db)
-          -> absl::StatusOr<int> {
+      [provider, to,
+       s = std::move(s)](SQLite::Database& db) -> absl::StatusOr<int> {
         SQLite::Statement st(
             db,
             "INSERT INTO suppressions(account_id, channel, address, reason, "

@@ -71,6 +71,9 @@ struct Engine::Setup {
   Provider* provider = nullptr;
   std::string provider_name;
   int64_t tier_rate = 0;  // 0 = unlimited
+  // The provider does not de-duplicate: mark each batch before the call,
+  // and fail what a crash left in doubt (outcome_unknown).
+  bool mark_handed = false;
 };
 
 struct Engine::Pump {
@@ -115,6 +118,8 @@ struct Engine::Pump {
   // Messages handed to the provider or settled, not recorded yet.
   int64_t in_flight = 0;
   int starting = 0;  // provider calls being started right now
+  // Batches marked handed (durably) whose provider call is still to start.
+  std::deque<std::vector<Item>> marked;
   std::vector<std::function<void()>> on_quiet;  // when starting is 0
   std::vector<std::function<void()>> on_idle;   // ... and in_flight is 0
 
@@ -145,7 +150,9 @@ void Engine::Stop() {
   std::unique_lock<std::mutex> lock(mu_);
   if (stopped_) return;
   stopped_ = true;
-  for (auto& [id, p] : pumps_) Halt(*p);
+  std::vector<PumpPtr> pumps;
+  for (auto& [id, p] : pumps_) pumps.push_back(p);
+  for (const PumpPtr& p : pumps) HaltAndRelease(p, lock);
   quiet_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const auto& [id, p] : pumps_) {
       if (p->starting > 0) return false;
@@ -194,22 +201,22 @@ void Engine::Apply(const Campaign& c) {
       EnsurePump(c);
       return;
     case CampaignStatus::kPaused:
-      if (p) Halt(*p);
+      if (p) HaltAndRelease(p, lock);
       return;
     case CampaignStatus::kScheduled:
-      if (p) Halt(*p);
+      if (p) HaltAndRelease(p, lock);
       ArmSchedule(c);
       return;
     case CampaignStatus::kSent:
       if (p) {
-        Halt(*p);
+        HaltAndRelease(p, lock);
         pumps_.erase(c.id);
       }
       ArmReceiptTimeout(c);
       return;
     default:
       if (p) {
-        Halt(*p);
+        HaltAndRelease(p, lock);
         // A cancel waiting for in-flight outcomes keeps the pump until then.
         if (p->on_idle.empty()) pumps_.erase(c.id);
       }
@@ -232,6 +239,17 @@ void Engine::EnsurePump(const Campaign& c) {
 }
 
 void Engine::Halt(Pump& p) { p.phase = Pump::Phase::kHalted; }
+
+void Engine::HaltAndRelease(const PumpPtr& p,
+                            std::unique_lock<std::mutex>& lock) {
+  Halt(*p);
+  while (!p->marked.empty()) {
+    std::vector<Item> batch = std::move(p->marked.back());
+    p->marked.pop_back();
+    Unmark(p, std::move(batch), /*stored=*/true, lock);
+    if (!lock.owns_lock()) lock.lock();
+  }
+}
 
 void Engine::Unhalt(const PumpPtr& p) {
   p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
@@ -330,11 +348,11 @@ void Engine::Start(const std::string& account_id, const std::string& id,
 void Engine::Pause(const std::string& account_id, const std::string& id,
                    std::string reason, Done<Campaign> done) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     auto it = pumps_.find(id);
     // Halted before the write: nothing starts once the pause is stored.
     if (it != pumps_.end() && it->second->campaign.account_id == account_id) {
-      Halt(*it->second);
+      HaltAndRelease(PumpPtr(it->second), lock);
     }
   }
   LifecycleChange change;
@@ -394,12 +412,12 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
     std::unique_lock<std::mutex> lock(mu_);
     auto it = pumps_.find(id);
     if (it != pumps_.end() && it->second->campaign.account_id == account_id) {
-      Pump& p = *it->second;
-      Halt(p);
+      const PumpPtr p = it->second;
+      HaltAndRelease(p, lock);
       // Messages with the provider keep their real outcome: cancel once
       // they are recorded and no call is being started.
-      if (p.in_flight > 0 || p.starting > 0) {
-        p.on_idle.push_back(std::move(cancel));
+      if (p->in_flight > 0 || p->starting > 0) {
+        p->on_idle.push_back(std::move(cancel));
         return;
       }
     }
@@ -568,7 +586,8 @@ void Engine::SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
   }
   p->setup = Setup{
       MessageTemplate::Parse(*text, c.template_components, c.variable_mapping),
-      provider, sender->provider, TierRatePerSecond(sender->tier)};
+      provider, sender->provider, TierRatePerSecond(sender->tier),
+      !provider->HonoursIdempotencyKeys() && !provider->ResendsUnknown()};
   p->phase = Pump::Phase::kSending;
   ScheduleStep(p, timer_->Now());
 }
@@ -580,6 +599,15 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
   // Every way out but the round bound leaves something to wake the pump (an
   // alarm, an outcome); at the bound, the next step is asked for.
   for (int round = 0;; ++round) {
+    if (p->phase != Pump::Phase::kSending || stopped_) return;
+    // Batches whose durable mark committed go out first, in order.
+    while (!p->marked.empty() && p->phase == Pump::Phase::kSending &&
+           !stopped_) {
+      std::vector<Item> batch = std::move(p->marked.front());
+      p->marked.pop_front();
+      p->in_flight -= static_cast<int64_t>(batch.size());
+      StartCall(p, std::move(batch), lock);
+    }
     if (p->phase != Pump::Phase::kSending || stopped_) return;
     const absl::Time now = timer_->Now();
     if (round == kRoundsPerStep) {
@@ -661,8 +689,77 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
     if (p->ready.empty() && p->campaign.batch_delay > absl::ZeroDuration()) {
       p->next_batch_at = now + p->campaign.batch_delay;
     }
-    StartCall(p, std::move(batch), lock);
+    if (p->setup->mark_handed) {
+      MarkThenCall(p, std::move(batch), lock);
+    } else {
+      StartCall(p, std::move(batch), lock);
+    }
   }
+}
+
+void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch,
+                          std::unique_lock<std::mutex>& lock) {
+  const int64_t n = static_cast<int64_t>(batch.size());
+  std::vector<int64_t> seqs;
+  seqs.reserve(batch.size());
+  for (const Item& item : batch) seqs.push_back(item.r.seq);
+  p->in_flight += n;  // counted from the mark on (the window, a cancel)
+  const std::string account = p->campaign.account_id, id = p->campaign.id;
+  lock.unlock();
+  store_->MarkHanded(
+      account, id, std::move(seqs), true,
+      [this, p, n, batch = std::move(batch)](absl::Status marked) mutable {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (marked.ok() && p->phase == Pump::Phase::kSending && !stopped_) {
+          // The call starts from the pump's next step, on a timer thread:
+          // never on the storage writer's.
+          p->marked.push_back(std::move(batch));
+          ScheduleStep(p, timer_->Now());
+          return;
+        }
+        if (!marked.ok()) {
+          spdlog::error(
+              "campaign {}: marking {} messages before the provider call "
+              "failed (retrying in {}): {}",
+              p->campaign.id, n, absl::FormatDuration(kErrorRetry),
+              marked.ToString());
+          p->next_batch_at = timer_->Now() + kErrorRetry;
+        }
+        Unmark(p, std::move(batch), /*stored=*/marked.ok(), lock);
+        if (!lock.owns_lock()) lock.lock();
+        if (p->phase == Pump::Phase::kSending && !stopped_) {
+          ScheduleStep(p, p->next_batch_at);
+        }
+      });
+  lock.lock();
+}
+
+void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored,
+                    std::unique_lock<std::mutex>& lock) {
+  std::vector<int64_t> seqs;
+  p->in_flight -= static_cast<int64_t>(batch.size());
+  for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+    seqs.push_back(it->r.seq);
+    p->ready.push_front(std::move(*it));
+  }
+  std::vector<std::function<void()>> idle;
+  if (p->in_flight == 0 && p->starting == 0) idle.swap(p->on_idle);
+  const std::string account = p->campaign.account_id, id = p->campaign.id;
+  if (!stored && idle.empty()) return;
+  lock.unlock();
+  if (stored) {
+    // Not sent after all: a crash now must not make them outcome_unknown.
+    store_->MarkHanded(account, id, std::move(seqs), false,
+                       [id](absl::Status s) {
+                         if (!s.ok()) {
+                           spdlog::error(
+                               "campaign {}: clearing the marks of unsent "
+                               "messages failed: {}",
+                               id, s.ToString());
+                         }
+                       });
+  }
+  for (auto& fn : idle) fn();
 }
 
 void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch,
@@ -760,6 +857,18 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
     }
     if (expires && now > *expires) {
       settled.push_back(Expired(r.seq));
+      continue;
+    }
+    if (r.in_doubt && p->setup->mark_handed) {
+      // Handed over before a crash, outcome never recorded: it may have
+      // gone out, and this provider would send it again.
+      o.status = RecipientStatus::kFailed;
+      o.error_code = "outcome_unknown";
+      o.error_desc = absl::StrCat(
+          "handed to provider \"", p->setup->provider_name,
+          "\" before a restart with no recorded outcome; not sent again "
+          "(RetryFailed sends it)");
+      settled.push_back(std::move(o));
       continue;
     }
     RenderResult text = p->setup->text.Render(r.variables);

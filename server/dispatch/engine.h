@@ -139,6 +139,10 @@ class Engine {
   // Stops `p` from starting provider calls. Never waits: calls being
   // started right now finish on their own thread (see WhenQuiet).
   void Halt(Pump& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Halt, and puts batches marked but not started back (unmarked): a
+  // halted pump holds no durable mark it will not act on. May drop the lock.
+  void HaltAndRelease(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a halted pump of a sending campaign back to work.
   void Unhalt(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `fn` (without the lock) once no provider call of `p` is being
@@ -168,6 +172,17 @@ class Engine {
   // for the pump to be quiet when the last call being started returns.
   void StartCall(const PumpPtr& p, std::vector<Item> batch,
                  std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For a provider that does not de-duplicate: marks `batch` durably; once
+  // the mark commits, the pump's next step starts the call (halted
+  // meanwhile: the batch goes back, unmarked).
+  void MarkThenCall(const PumpPtr& p, std::vector<Item> batch,
+                    std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a batch that was not sent back at the front of `p`'s queue and
+  // (when its mark was `stored`) clears its mark; may drop the lock.
+  void Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored,
+              std::unique_lock<std::mutex>& lock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnSent(const PumpPtr& p, std::vector<Item> batch,
               std::vector<SendResult> results) ABSL_LOCKS_EXCLUDED(mu_);

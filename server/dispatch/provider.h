@@ -101,6 +101,15 @@ class Provider {
   virtual ~Provider() = default;
   virtual void Send(std::vector<OutgoingMessage> batch, SendDone done) = 0;
 
+  // Whether a repeated idempotency key is answered with the first answer
+  // and sends nothing again (the simulator, the generic webhook). When not,
+  // the engine marks messages durably before the call so that, after a
+  // crash, one whose outcome was not recorded is never sent again silently.
+  virtual bool HonoursIdempotencyKeys() const { return false; }
+  // Whether such in-doubt messages are sent again anyway (the provider's
+  // `resend_unknown = true`); otherwise they fail with outcome_unknown.
+  virtual bool ResendsUnknown() const { return false; }
+
   // Verifies a webhook this provider's vendor sent and returns what it
   // carries. UNAUTHENTICATED when its signature is missing, wrong or too
   // old (nothing may change), INVALID_ARGUMENT when the body is malformed,

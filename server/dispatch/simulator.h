@@ -93,6 +93,9 @@ class Simulator final : public Provider {
   ~Simulator() override;
 
   void Send(std::vector<OutgoingMessage> batch, SendDone done) override;
+  // A repeated key gets the first answer (the receiver de-duplicates on
+  // webhook-id for the generic webhook).
+  bool HonoursIdempotencyKeys() const override { return true; }
 
   // Every attempt so far (with keep_log).
   std::vector<SimulatorLogEntry> Log() const;

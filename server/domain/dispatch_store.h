@@ -105,6 +105,15 @@ class DispatchStore {
                               std::vector<DispatchOutcome> outcomes,
                               Done<Campaign> done) = 0;
 
+  // Marks (or unmarks) queued recipients of the campaign as handed to a
+  // provider that does not de-duplicate, in one write, before the call:
+  // after a crash, a recipient still queued and marked is in doubt
+  // (Recipient::in_doubt). RecordOutcomes clears the mark.
+  virtual void MarkHanded(const std::string& account_id,
+                          const std::string& campaign_id,
+                          std::vector<int64_t> seqs, bool handed,
+                          std::function<void(absl::Status)> done) = 0;
+
   // Applies receipts to the account's recipients: sent -> delivered, read or
   // failed; delivered -> read. Older or repeated receipts are ignored.
   virtual void ApplyReceipts(const std::string& account_id,

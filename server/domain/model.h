@@ -256,6 +256,9 @@ struct Recipient {
   int32_t attempts = 0;
   // RetryFailed re-queues so far: part of the message's idempotency key.
   int32_t retries = 0;
+  // Queued, but handed to a provider that does not de-duplicate and no
+  // outcome was recorded (a crash in between): it may have been sent.
+  bool in_doubt = false;
   std::optional<absl::Time> sent_at;
   std::optional<absl::Time> delivered_at;
   std::optional<absl::Time> read_at;

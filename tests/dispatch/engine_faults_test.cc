@@ -67,6 +67,12 @@ class FaultyStore : public DispatchStore {
                      Done<ReceiptResult> done) override {
     real_->ApplyReceipts(account_id, std::move(receipts), std::move(done));
   }
+  void MarkHanded(const std::string& account_id, const std::string& campaign_id,
+                  std::vector<int64_t> seqs, bool handed,
+                  std::function<void(absl::Status)> done) override {
+    real_->MarkHanded(account_id, campaign_id, std::move(seqs), handed,
+                      std::move(done));
+  }
   void ApplyProviderReceipts(const std::string& provider,
                              std::vector<ReceiptUpdate> receipts,
                              Done<ReceiptResult> done) override {
@@ -243,7 +249,13 @@ TEST_F(EngineFaultsTest, PauseDoesNotWaitOnAThreadForASlowSend) {
   const std::string sender = NewSender(SenderTier::kUnlimited, "+15550405");
   Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
   StartCampaign(c);
-  std::thread stepper([&] { timer_.RunDue(); });  // blocks inside Send
+  // Steps until the first call, which blocks inside Send.
+  std::thread stepper([&] {
+    while (gate.calls() == 0) {
+      timer_.RunDue();
+      db_->Flush();
+    }
+  });
   gate.WaitEntered();
 
   std::promise<absl::StatusOr<Campaign>> answer;
@@ -346,6 +358,114 @@ TEST_F(EngineFaultsTest, ASmallBatchStillSendsAtTheTierRate) {
   EXPECT_LE(MaxPerSecond(times), 80);
   // 400 at 80/s: five seconds (at the old cap of 10 batches a second, 8).
   EXPECT_LT(times.back() - times.front(), absl::Seconds(5));
+}
+
+// A RecordingProvider that may say it sends in-doubt messages again.
+class ResendingProvider : public RecordingProvider {
+ public:
+  explicit ResendingProvider(bool resend) : resend_(resend) {}
+  bool ResendsUnknown() const override { return resend_; }
+
+ private:
+  const bool resend_;
+};
+
+// A crash while messages are with a vendor that does not de-duplicate:
+// after the restart they are failed as outcome_unknown, never sent again
+// silently; RetryFailed sends them on request.
+TEST_F(EngineFaultsTest, InDoubtMessagesAreNotResentAfterACrash) {
+  HoldingProvider vendor;  // takes the first batches, never answers
+  provider_ = &vendor;
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550408");
+  Campaign c = NewCampaign(sender, 20, 0, /*batch_size=*/5);
+  StartCampaign(c);
+  RunFor(absl::Seconds(1));
+  ASSERT_EQ(vendor.held_messages(), 10);  // two batches with the vendor
+
+  // "kill -9": the engine is gone, the vendor never answered.
+  engine_->Stop();
+  db_->Flush();
+  std::unique_ptr<Engine> old_engine = std::move(engine_);
+  RecordingProvider after;
+  engine_ = std::make_unique<Engine>(
+      store_.get(), &timer_,
+      [&](const std::string&) -> Provider* { return &after; }, engine_options_);
+  ASSERT_TRUE(engine_->Recover().ok());
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+  Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.failed, 10);
+  EXPECT_EQ(after.sent().size(), 10u);  // only the never-handed ones
+  auto failed = store_->ListRecipients(account_, c.id, RecipientStatus::kFailed,
+                                       PageRequest{1, 100, 0});
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->items.size(), 10u);
+  for (const Recipient& r : failed->items) {
+    EXPECT_EQ(r.error_code, "outcome_unknown");
+    for (const OutgoingMessage& m : after.sent()) {
+      EXPECT_NE(m.recipient_id, r.id) << "sent again after the crash";
+    }
+  }
+  auto retried = AwaitResult<RetryResult>([&](auto d) {
+    engine_->RetryFailed(account_, c.id, {"outcome_unknown"}, d);
+  });
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->requeued, 10);
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+  EXPECT_EQ(after.sent().size(), 20u);
+  EXPECT_EQ(Get(c.id).stats.failed, 0);
+  old_engine.reset();
+}
+
+TEST_F(EngineFaultsTest, ResendUnknownSendsInDoubtMessagesAgain) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  engine_options_.max_in_flight = 5;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550409");
+  Campaign c = NewCampaign(sender, 10, 0, /*batch_size=*/5);
+  StartCampaign(c);
+  RunFor(absl::Seconds(1));
+  ASSERT_EQ(vendor.held_messages(), 5);
+  engine_->Stop();
+  db_->Flush();
+  std::unique_ptr<Engine> old_engine = std::move(engine_);
+  ResendingProvider after(/*resend=*/true);
+  engine_ = std::make_unique<Engine>(
+      store_.get(), &timer_,
+      [&](const std::string&) -> Provider* { return &after; }, engine_options_);
+  ASSERT_TRUE(engine_->Recover().ok());
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+  EXPECT_EQ(after.sent().size(), 10u);
+  EXPECT_EQ(Get(c.id).stats.failed, 0);
+  old_engine.reset();
+}
+
+// Paused between the durable mark and the call: nothing is sent, and the
+// mark is taken back (a crash now would not make them outcome_unknown).
+TEST_F(EngineFaultsTest, APauseBetweenMarkAndCallSendsNothing) {
+  RecordingProvider vendor;
+  provider_ = &vendor;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550410");
+  Campaign c = NewCampaign(sender, 5, 0, /*batch_size=*/5);
+  StartCampaign(c);
+  timer_.RunDue();  // set up, lease, mark queued (not yet committed)
+  auto paused = AwaitResult<Campaign>(
+      [&](auto d) { engine_->Pause(account_, c.id, "now", d); });
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  RunFor(absl::Seconds(2));
+  EXPECT_EQ(vendor.sent().size(), 0u);
+  auto queued = store_->LeaseRecipients(Get(c.id), 0, 10);
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(queued->size(), 5u);
+  for (const Recipient& r : *queued) EXPECT_FALSE(r.in_doubt) << r.id;
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Resume(account_, c.id, d);
+              }).ok());
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+  EXPECT_EQ(vendor.sent().size(), 5u);
 }
 
 }  // namespace

@@ -52,6 +52,9 @@ class WebhookProvider : public Provider {
 
   // Never blocks: one request per message goes to the HTTP client's lane.
   void Send(std::vector<OutgoingMessage> batch, SendDone done) override;
+  // A repeated key gets the first answer (the receiver de-duplicates on
+  // webhook-id for the generic webhook).
+  bool HonoursIdempotencyKeys() const override { return true; }
 
   // Receipts and inbound messages the receiver posts back, signed the same
   // way (webhook-id, webhook-timestamp within 5 minutes of now,
