@@ -70,15 +70,28 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
           });
   if (!simulator.ok()) return simulator.status();
   s->simulator_ = *std::move(simulator);
-  dispatch::Simulator* sim = s->simulator_.get();
+  dispatch::ProviderEnv provider_env;
+  provider_env.timer = s->timer_.get();
+  provider_env.receipts = [s_raw = s.get()](
+                              const std::string& account,
+                              std::vector<ReceiptUpdate> receipts) {
+    s_raw->engine_->IngestReceipts(account, std::move(receipts), nullptr);
+  };
+  absl::StatusOr<std::unique_ptr<dispatch::ProviderRegistry>> providers =
+      dispatch::ProviderRegistry::Create(s->simulator_.get(), options.providers,
+                                         options.provider_factories,
+                                         std::move(provider_env));
+  if (!providers.ok()) return providers.status();
+  s->providers_ = *std::move(providers);
+  dispatch::ProviderRegistry* registry = s->providers_.get();
   s->engine_ = std::make_unique<dispatch::Engine>(
       s->store_.get(), s->timer_.get(),
-      [sim](const std::string& provider) -> dispatch::Provider* {
-        return provider == "simulator" ? sim : nullptr;
+      [registry](const std::string& provider) -> dispatch::Provider* {
+        return registry->Lookup(provider);
       },
       options.engine);
   s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get(),
-                                       options.key_limit);
+                                       s->providers_.get(), options.key_limit);
   api::Api* api_ptr = s->api_.get();
   s->env_.authenticate = [api_ptr](const grpc::ServerContext& ctx) {
     return api_ptr->Authenticate(ctx);

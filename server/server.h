@@ -25,8 +25,10 @@
 #include "absl/time/time.h"
 #include "server/api/api.h"
 #include "server/api/call.h"
+#include "server/config.h"
 #include "server/dispatch/alarm_timer.h"
 #include "server/dispatch/engine.h"
+#include "server/dispatch/providers/registry.h"
 #include "server/dispatch/simulator.h"
 #include "storage/database.h"
 #include "storage/store.h"
@@ -51,6 +53,14 @@ struct ServerOptions {
   // The dispatch engine and the simulator provider.
   dispatch::EngineOptions engine;
   dispatch::SimulatorOptions simulator;
+  // The operator's HTTP listener (webhooks, /metrics, /healthz, /readyz).
+  // Carried for the listener; nothing serves it yet.
+  std::string http_listen = "127.0.0.1:9090";
+  // The configured providers (besides the built-in simulator), validated.
+  std::vector<config::ProviderConfig> providers;
+  // The adapters by type; types without one are listed as unusable.
+  dispatch::ProviderFactories provider_factories =
+      dispatch::BuiltInProviderFactories();
 };
 
 class CampaignServer {
@@ -75,6 +85,9 @@ class CampaignServer {
   // The simulator provider (tests read its log).
   dispatch::Simulator* simulator() const { return simulator_.get(); }
 
+  // Every provider by name (the simulator and the configured ones).
+  dispatch::ProviderRegistry* providers() const { return providers_.get(); }
+
   // Health -> NOT_SERVING; stop the engine (no provider call starts after
   // this); stop accepting; let in-flight calls finish until
   // `deadline` (then cancel them); flush the writer; shut down and drain the
@@ -91,6 +104,7 @@ class CampaignServer {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<dispatch::AlarmTimer> timer_;
   std::unique_ptr<dispatch::Simulator> simulator_;
+  std::unique_ptr<dispatch::ProviderRegistry> providers_;
   std::unique_ptr<dispatch::Engine> engine_;
   std::unique_ptr<api::Api> api_;
   api::CallEnv env_;
