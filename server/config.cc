@@ -484,6 +484,10 @@ absl::Status LoadProvider(const Reader& r, const toml::table& table,
 absl::Status LoadProviders(const Reader& r, const toml::node& node,
                            std::vector<ProviderConfig>* out) {
   const toml::array* array = node.as_array();
+  if (array != nullptr && array->empty()) {  // providers = []: none
+    out->clear();
+    return absl::OkStatus();
+  }
   if (array == nullptr || !array->is_array_of_tables()) {
     return r.Error(node, "providers",
                    "expected [[providers]] tables (an array of tables)");

@@ -78,6 +78,15 @@ TEST(ConfigTest, EmptyFileKeepsDefaults) {
   EXPECT_TRUE(s.providers.empty());
 }
 
+TEST(ConfigTest, EmptyProvidersArray) {
+  Settings s;
+  ASSERT_TRUE(Load("providers = []\n", &s).ok());
+  EXPECT_TRUE(s.providers.empty());
+  EXPECT_EQ(Load("providers = [1]\n", &s).message(),
+            "campaignd.toml:1: providers: expected [[providers]] tables (an "
+            "array of tables)");
+}
+
 TEST(ConfigTest, EveryTopLevelKey) {
   Settings s;
   const absl::Status st = Load(R"(
