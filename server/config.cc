@@ -253,12 +253,7 @@ class Reader {
       const std::string name = ref.substr(4);
       if (name.empty()) return literal;
       std::optional<std::string> value =
-          options_.getenv ? options_.getenv(name)
-                          : [&]() -> std::optional<std::string> {
-        const char* v = std::getenv(name.c_str());
-        if (v == nullptr) return std::nullopt;
-        return std::string(v);
-      }();
+          options_.getenv ? options_.getenv(name) : GetEnv(name);
       if (!value || value->empty()) {
         return Error(node, key,
                      absl::StrCat("environment variable ", name,
@@ -289,6 +284,12 @@ class Reader {
   bool FileExists(const std::string& path) const {
     if (options_.file_exists) return options_.file_exists(path);
     return access(path.c_str(), R_OK) == 0;
+  }
+
+  static std::optional<std::string> GetEnv(const std::string& name) {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
   }
 
   static absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {

@@ -5,6 +5,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -203,6 +205,33 @@ webhook_secret = "env:WA_VERIFY"
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(s.providers[0].GetSecret("bot_token").Reveal(), "tg-token-value");
   EXPECT_EQ(s.providers[0].Get("base_url"), "https://api.telegram.org");
+}
+
+// Default LoadOptions: the real environment and file system.
+TEST(ConfigTest, RealEnvironmentAndFiles) {
+  ASSERT_EQ(setenv("CAMPAIGND_CONFIG_TEST_TOKEN", "real-env-token", 1), 0);
+  char path[] = "/tmp/campaignd-config-test-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "real-file-token\r\n", 17), 17);
+  close(fd);
+  Settings s;
+  const absl::Status st = LoadString(
+      absl::StrCat("[[providers]]\nname = \"tg\"\ntype = \"telegram\"\n",
+                   "bot_token = \"env:CAMPAIGND_CONFIG_TEST_TOKEN\"\n",
+                   "webhook_secret = \"file:", path, "\"\n"),
+      "real.toml", {}, LoadOptions(), &s);
+  unlink(path);
+  unsetenv("CAMPAIGND_CONFIG_TEST_TOKEN");
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(s.providers[0].GetSecret("bot_token").Reveal(), "real-env-token");
+  EXPECT_EQ(s.providers[0].GetSecret("webhook_secret").Reveal(),
+            "real-file-token");
+  Settings missing;
+  EXPECT_EQ(LoadString("tls_cert = \"/nonexistent/cert.pem\"\n", "real.toml",
+                       {}, LoadOptions(), &missing)
+                .message(),
+            "real.toml:1: tls_cert: cannot read file /nonexistent/cert.pem");
 }
 
 TEST(ConfigTest, TypesDefaultsAndChannels) {
