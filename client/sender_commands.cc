@@ -1,7 +1,48 @@
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_join.h"
 #include "campaigns/v1/sender.grpc.pb.h"
 #include "client/commands.h"
 
 namespace campaigns::client {
+namespace {
+
+// The providers as a table: name, type, channels, state and why unusable.
+void PrintProviders(const google::protobuf::Message& /*request*/,
+                    const google::protobuf::Message& response,
+                    std::ostream& out) {
+  const auto& list = static_cast<const v1::ListProvidersResponse&>(response);
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "TYPE", "CHANNELS", "STATE", "REASON"}};
+  for (const v1::Provider& p : list.providers()) {
+    std::vector<std::string> channels;
+    for (int c : p.channels()) {
+      channels.push_back(v1::Channel_Name(static_cast<v1::Channel>(c)));
+    }
+    rows.push_back({p.name(), p.type(), absl::StrJoin(channels, ","), p.state(),
+                    p.reason().empty() ? "-" : p.reason()});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      widths[c] = std::max(widths[c], row[c].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += row[c];
+      if (c + 1 < row.size()) {
+        line += std::string(widths[c] - row[c].size() + 2, ' ');
+      }
+    }
+    out << line << "\n";
+  }
+}
+
+}  // namespace
 
 void AddSenderCommands(CommandSet* commands) {
   using Service = v1::SenderService::Stub;
@@ -41,6 +82,11 @@ void AddSenderCommands(CommandSet* commands) {
                             {"PROVIDER", "provider"}}))
       .WithPaging()
       .Flag("--channel", "channel", "Only senders of this channel");
+
+  commands->AddUnary(senders, "providers",
+                     "List the providers a sender may name (--provider), "
+                     "with their channels and state",
+                     &Service::ListProviders, PrintProviders);
 
   commands
       ->AddUnary(senders, "delete", "Delete a sender", &Service::DeleteSender,

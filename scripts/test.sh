@@ -2,10 +2,10 @@
 # Sets up and runs every test: installs what is missing, checks formatting,
 # builds and runs the whole suite (unit, integration, end-to-end), then does
 # the same under AddressSanitizer + UndefinedBehaviorSanitizer, and the
-# domain and storage suites (our own threads and locks) under
-# ThreadSanitizer. The gRPC-facing suites are not run under TSan: Debian's
-# gRPC and Abseil libraries are not built for it, so it cannot see their
-# synchronisation. Last, the libFuzzer targets are built and replay their
+# domain, storage, dispatch, config and provider-registry suites (our own
+# threads and locks) under ThreadSanitizer. The gRPC-facing suites are not
+# run under TSan: Debian's gRPC and Abseil libraries are not built for it,
+# so it cannot see their synchronisation. Last, the libFuzzer targets are built and replay their
 # seed corpus.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    skip the sanitizer builds
@@ -48,11 +48,12 @@ if [ $quick -eq 0 ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite "$root/build-asan" -DCAMPAIGND_SANITIZE=address
 
-  echo "== domain, storage and dispatch tests under TSan"
+  echo "== domain, storage, dispatch, config and provider tests under TSan"
   BUILD_DIR=$root/build-tsan scripts/build.sh -DBUILD_TESTING=ON \
     -DCAMPAIGND_SANITIZE=thread --target domain_tests --target storage_tests \
-    --target dispatch_tests
-  for t in domain_tests storage_tests dispatch_tests; do
+    --target dispatch_tests --target config_tests --target provider_tests
+  for t in domain_tests storage_tests dispatch_tests config_tests \
+           provider_tests; do
     TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" "$root/build-tsan/tests/$t" --gtest_brief=1
   done
 

@@ -1,5 +1,8 @@
-// campaignd: the campaign service. Parses flags, starts the server, waits for
-// SIGINT/SIGTERM and shuts down in order (see CampaignServer::Shutdown).
+// campaignd: the campaign service. Reads its flags and, with --config, its
+// TOML config file (server/config.h; a flag given on the command line wins),
+// starts the server, waits for SIGINT/SIGTERM and shuts down in order (see
+// CampaignServer::Shutdown). A bad flag or config file exits 2 with one
+// message naming the key (and the file's line); a failed start exits 1.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -9,75 +12,50 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
+#include "server/config.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
-  campaigns::ServerOptions options;
-  double shutdown_seconds = 10;
+  campaigns::config::Settings settings;
+  std::string config_file;
   CLI::App app{"campaignd: self-hosted bulk-messaging campaign service"};
-  app.add_option("--listen", options.listen, "address to serve gRPC on")
-      ->capture_default_str();
-  app.add_option("--db", options.db_path, "SQLite database file")
-      ->capture_default_str();
-  app.add_option(
-         "--threads", options.cq_threads,
-         "completion queues (one polling thread each); 0 = one per core")
-      ->capture_default_str();
-  app.add_flag("--sync-full", options.synchronous_full,
-               "SQLite synchronous=FULL (survives power loss; slower)");
-  app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate chain")
-      ->check(CLI::ExistingFile);
-  app.add_option("--tls-key", options.tls_key_file, "PEM private key")
-      ->check(CLI::ExistingFile);
-  app.add_option("--shutdown-timeout", shutdown_seconds,
-                 "seconds in-flight calls get to finish on SIGINT/SIGTERM")
-      ->capture_default_str();
-  double receipt_timeout_seconds = 3600;
-  app.add_option("--receipt-timeout", receipt_timeout_seconds,
-                 "seconds a sent campaign waits for receipts before it "
-                 "completes")
-      ->capture_default_str();
-  app.add_option("--max-attempts", options.engine.max_attempts,
-                 "provider calls per message before a transient failure is "
-                 "final")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100));
-  app.add_option("--error-threshold", options.engine.error_threshold,
-                 "auto-pause when this share of the last 100 outcomes failed "
-                 "(0 = never)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--key-rate", options.key_limit.rate,
-                 "requests a second each API key may make (0 = no limit); "
-                 "over it a call gets RESOURCE_EXHAUSTED with retry-after")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--key-burst", options.key_limit.burst,
-                 "requests an idle API key may make at once")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
-  app.add_option("--simulator-seed", options.simulator.seed,
-                 "seed of the simulator's outcomes")
-      ->capture_default_str();
-  app.add_option("--simulator-log", options.simulator.log_path,
-                 "append every simulated send to this file as JSON lines");
-  std::string simulator_config;
-  app.add_option("--simulator-config", simulator_config,
-                 "file of simulator settings: one CHANNEL:key=value,... or "
-                 "default:key=value,... per line (# comments); --simulator "
-                 "flags apply after it")
-      ->check(CLI::ExistingFile);
-  std::vector<std::string> simulator_specs;
-  app.add_option(
-      "--simulator", simulator_specs,
-      "simulator settings, CHANNEL:key=value,... or default:key=value,... "
-      "(keys: latency, transient, permanent, accepted_rate, delivered, read, "
-      "delivered_delay, read_delay); repeatable");
+  campaigns::config::AddFlags(app, &settings, &config_file);
   CLI11_PARSE(app, argc, argv);
-  options.engine.receipt_timeout = absl::Seconds(receipt_timeout_seconds);
-  if (!simulator_config.empty()) {
-    std::ifstream in(simulator_config);
+  if (!config_file.empty()) {
+    campaigns::config::LoadOptions load;
+    load.check_simulator_spec = [](absl::string_view spec) {
+      campaigns::dispatch::SimulatorOptions scratch;
+      return campaigns::dispatch::ApplySimulatorSpec(spec, &scratch);
+    };
+    if (absl::Status s = campaigns::config::LoadFile(
+            config_file, campaigns::config::GivenKeys(app), load, &settings);
+        !s.ok()) {
+      std::cerr << s.message() << "\n";
+      return 2;
+    }
+  }
+
+  campaigns::ServerOptions options;
+  options.listen = settings.listen;
+  options.http_listen = settings.http_listen;
+  options.db_path = settings.db;
+  options.cq_threads = settings.threads;
+  options.synchronous_full = settings.sync_full;
+  options.tls_cert_file = settings.tls_cert;
+  options.tls_key_file = settings.tls_key;
+  options.engine.receipt_timeout = settings.receipt_timeout;
+  options.engine.max_attempts = settings.max_attempts;
+  options.engine.error_threshold = settings.error_threshold;
+  options.key_limit.rate = settings.key_rate;
+  options.key_limit.burst = settings.key_burst;
+  options.simulator.seed = settings.simulator_seed;
+  options.simulator.log_path = settings.simulator_log;
+  options.providers = settings.providers;
+
+  std::vector<std::string> simulator_specs = settings.simulator;
+  if (!settings.simulator_config.empty()) {
+    std::ifstream in(settings.simulator_config);
     std::vector<std::string> from_file;
     std::string line;
     while (std::getline(in, line)) {
@@ -98,7 +76,8 @@ int main(int argc, char** argv) {
   }
 
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-    std::cerr << "--tls-cert and --tls-key go together\n";
+    std::cerr << "--tls-cert and --tls-key (tls_cert and tls_key) go "
+                 "together\n";
     return 2;
   }
   if (const char* key = std::getenv("CAMPAIGND_BOOTSTRAP_KEY")) {
@@ -129,11 +108,23 @@ int main(int argc, char** argv) {
   }
   spdlog::info("campaignd listening on {} (port {}), database {}",
                options.listen, (*server)->port(), options.db_path);
+  if ((*server)->http_port() > 0) {
+    spdlog::info("http (webhooks, /healthz, /readyz) on {} (port {})",
+                 options.http_listen, (*server)->http_port());
+  }
+  for (const campaigns::dispatch::ProviderInfo& p :
+       (*server)->providers()->List()) {
+    if (p.state == campaigns::dispatch::ProviderState::kOk) {
+      spdlog::info("provider {} ({}): ok", p.name, p.type);
+    } else {
+      spdlog::warn("provider {} ({}): unusable: {}", p.name, p.type, p.reason);
+    }
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {} received: shutting down", sig);
-  (*server)->Shutdown(absl::Seconds(shutdown_seconds));
+  (*server)->Shutdown(settings.shutdown_timeout);
   spdlog::info("shutdown complete");
   return 0;
 }

@@ -3,12 +3,17 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/contact_import.h"
 #include "server/api/reflection.h"
+#include "server/domain/address.h"
 #include "server/domain/ids.h"
+#include "server/domain/rules.h"
+#include "spdlog/spdlog.h"
 
 namespace campaigns {
 namespace {
@@ -70,15 +75,42 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
           });
   if (!simulator.ok()) return simulator.status();
   s->simulator_ = *std::move(simulator);
-  dispatch::Simulator* sim = s->simulator_.get();
+  absl::StatusOr<std::unique_ptr<dispatch::HttpClient>> http_client =
+      dispatch::HttpClient::Create();
+  if (!http_client.ok()) return http_client.status();
+  s->http_client_ = *std::move(http_client);
+  dispatch::ProviderEnv provider_env;
+  provider_env.timer = s->timer_.get();
+  provider_env.http = s->http_client_.get();
+  provider_env.receipts = [s_raw = s.get()](
+                              const std::string& account,
+                              std::vector<ReceiptUpdate> receipts) {
+    s_raw->engine_->IngestReceipts(account, std::move(receipts), nullptr);
+  };
+  absl::StatusOr<std::unique_ptr<dispatch::ProviderRegistry>> providers =
+      dispatch::ProviderRegistry::Create(s->simulator_.get(), options.providers,
+                                         options.provider_factories,
+                                         std::move(provider_env));
+  if (!providers.ok()) return providers.status();
+  s->providers_ = *std::move(providers);
+  dispatch::ProviderRegistry* registry = s->providers_.get();
+  dispatch::EngineOptions engine_options = options.engine;
+  engine_options.provider_state = [registry](const std::string& provider,
+                                             const std::string& unusable) {
+    (void)registry->SetState(provider,
+                             unusable.empty()
+                                 ? dispatch::ProviderState::kOk
+                                 : dispatch::ProviderState::kUnusable,
+                             unusable);
+  };
   s->engine_ = std::make_unique<dispatch::Engine>(
       s->store_.get(), s->timer_.get(),
-      [sim](const std::string& provider) -> dispatch::Provider* {
-        return provider == "simulator" ? sim : nullptr;
+      [registry](const std::string& provider) -> dispatch::Provider* {
+        return registry->Lookup(provider);
       },
-      options.engine);
+      engine_options);
   s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get(),
-                                       options.key_limit);
+                                       s->providers_.get(), options.key_limit);
   api::Api* api_ptr = s->api_.get();
   s->env_.authenticate = [api_ptr](const grpc::ServerContext& ctx) {
     return api_ptr->Authenticate(ctx);
@@ -148,13 +180,98 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   for (auto& cq : s->cqs_) {
     s->threads_.emplace_back([raw = s.get(), q = cq.get()] { raw->Poll(q); });
   }
+  if (!options.http_listen.empty()) {
+    http::OperatorHttpDeps deps;
+    deps.provider = [registry](const std::string& name) {
+      return registry->Lookup(name);
+    };
+    deps.deliver = [raw = s.get()](const std::string& provider,
+                                   dispatch::WebhookEvents events,
+                                   std::function<void(absl::Status)> done) {
+      raw->DeliverWebhook(provider, std::move(events), std::move(done));
+    };
+    deps.ready = [raw = s.get()] { return raw->serving_.load(); };
+    absl::StatusOr<std::unique_ptr<http::OperatorHttp>> http =
+        http::OperatorHttp::Start(options.http_listen, std::move(deps));
+    if (!http.ok()) {
+      s->Shutdown(absl::ZeroDuration());
+      return http.status();
+    }
+    s->operator_http_ = *std::move(http);
+  }
   grpc::HealthCheckServiceInterface* health =
       s->server_->GetHealthCheckService();
   health->SetServingStatus(true);
+  s->serving_ = true;
   for (const std::string& name : services) {
     health->SetServingStatus(name, true);
   }
   return s;
+}
+
+void CampaignServer::DeliverWebhook(const std::string& provider,
+                                    dispatch::WebhookEvents events,
+                                    std::function<void(absl::Status)> done) {
+  // One answer once every write is committed: the first failure wins.
+  struct Pending {
+    std::mutex mu;
+    int left = 0;
+    absl::Status status;
+    std::function<void(absl::Status)> done;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->done = std::move(done);
+  auto finish = [pending](absl::Status s) {
+    std::function<void(absl::Status)> done;
+    absl::Status status;
+    {
+      std::lock_guard<std::mutex> lock(pending->mu);
+      if (!s.ok() && pending->status.ok()) pending->status = s;
+      if (--pending->left > 0) return;
+      done = std::move(pending->done);
+      status = pending->status;
+    }
+    done(status);
+  };
+  std::vector<Suppression> opt_outs;
+  std::vector<std::string> to;
+  for (const dispatch::InboundText& m : events.inbound) {
+    if (!IsOptOutText(m.text)) continue;
+    absl::StatusOr<std::string> address =
+        NormalizeAddress(m.channel, m.from, "");
+    if (!address.ok()) continue;  // not an address we could have sent to
+    Suppression s;
+    s.address = *std::move(address);
+    s.channel = m.channel;
+    s.reason = SuppressionReason::kOptOut;
+    s.note = absl::StrCat("inbound \"",
+                          absl::StripAsciiWhitespace(m.text).substr(0, 50),
+                          "\" via ", provider);
+    s.created_at = NowMicros();
+    opt_outs.push_back(std::move(s));
+    to.push_back(m.to);
+  }
+  pending->left = 1 + static_cast<int>(opt_outs.size());  // +1: receipts
+  for (size_t i = 0; i < opt_outs.size(); ++i) {
+    store_->AddProviderSuppression(
+        provider, to[i], std::move(opt_outs[i]),
+        [finish](absl::StatusOr<int> added) { finish(added.status()); });
+  }
+  if (events.receipts.empty()) {
+    finish(absl::OkStatus());
+    return;
+  }
+  engine_->IngestProviderReceipts(
+      provider, std::move(events.receipts),
+      [finish, provider](absl::StatusOr<ReceiptResult> r) {
+        if (r.ok() && r->unmatched > 0) {
+          spdlog::info(
+              "webhook for provider {}: {} receipts matched, {} "
+              "unmatched, {} ignored",
+              provider, r->matched, r->unmatched, r->ignored);
+        }
+        finish(r.status());
+      });
 }
 
 void CampaignServer::Poll(grpc::ServerCompletionQueue* cq) {
@@ -165,6 +282,7 @@ void CampaignServer::Poll(grpc::ServerCompletionQueue* cq) {
 
 void CampaignServer::AbortStart() {
   shut_down_ = true;
+  if (operator_http_) operator_http_->Stop();
   if (engine_) engine_->Stop();
   if (timer_) timer_->Stop();
   if (server_) server_->Shutdown();
@@ -188,11 +306,18 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
     return;
   }
   shut_down_ = true;
+  serving_ = false;
   server_->GetHealthCheckService()->Shutdown();
   env_.shutting_down.store(true);
+  // Vendors' webhooks stop first: they would reach the engine. A vendor
+  // retries what was not answered.
+  if (operator_http_) operator_http_->Stop();
   // No provider call starts from here on; what is with the provider is
   // recorded by the writes below (or sent again, same key, after restart).
   engine_->Stop();
+  // Requests still with vendors end now (as transient failures, recorded
+  // below; marked ones become outcome_unknown only after a crash).
+  http_client_.reset();
   // Watch streams would otherwise hold the shutdown until its deadline.
   api_->CancelWatches();
   server_->Shutdown(std::chrono::system_clock::now() +

@@ -16,6 +16,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,9 +26,13 @@
 #include "absl/time/time.h"
 #include "server/api/api.h"
 #include "server/api/call.h"
+#include "server/config.h"
 #include "server/dispatch/alarm_timer.h"
 #include "server/dispatch/engine.h"
+#include "server/dispatch/providers/http_client.h"
+#include "server/dispatch/providers/registry.h"
 #include "server/dispatch/simulator.h"
+#include "server/http/operator_http.h"
 #include "storage/database.h"
 #include "storage/store.h"
 
@@ -51,6 +56,15 @@ struct ServerOptions {
   // The dispatch engine and the simulator provider.
   dispatch::EngineOptions engine;
   dispatch::SimulatorOptions simulator;
+  // The operator's HTTP listener (webhooks, /healthz, /readyz); port 0
+  // picks a free one (see http_port()); "" = none (campaignd's flag
+  // defaults to 127.0.0.1:9090).
+  std::string http_listen;
+  // The configured providers (besides the built-in simulator), validated.
+  std::vector<config::ProviderConfig> providers;
+  // The adapters by type; types without one are listed as unusable.
+  dispatch::ProviderFactories provider_factories =
+      dispatch::BuiltInProviderFactories();
 };
 
 class CampaignServer {
@@ -64,6 +78,8 @@ class CampaignServer {
 
   // The port actually bound.
   int port() const { return port_; }
+  // The HTTP listener's port (0 when http_listen is "").
+  int http_port() const { return operator_http_ ? operator_http_->port() : 0; }
 
   // The admin key generated for a new database ("" when the database was not
   // new or the key came from ServerOptions::bootstrap_key).
@@ -75,6 +91,9 @@ class CampaignServer {
   // The simulator provider (tests read its log).
   dispatch::Simulator* simulator() const { return simulator_.get(); }
 
+  // Every provider by name (the simulator and the configured ones).
+  dispatch::ProviderRegistry* providers() const { return providers_.get(); }
+
   // Health -> NOT_SERVING; stop the engine (no provider call starts after
   // this); stop accepting; let in-flight calls finish until
   // `deadline` (then cancel them); flush the writer; shut down and drain the
@@ -84,6 +103,11 @@ class CampaignServer {
  private:
   CampaignServer() = default;
   void Poll(grpc::ServerCompletionQueue* cq);
+  // Commits what a verified webhook of `provider` carried: receipts through
+  // the engine, STOP words as opt-out suppressions.
+  void DeliverWebhook(const std::string& provider,
+                      dispatch::WebhookEvents events,
+                      std::function<void(absl::Status)> done);
   // Undoes a Start that failed before any method was armed.
   void AbortStart();
 
@@ -91,7 +115,11 @@ class CampaignServer {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<dispatch::AlarmTimer> timer_;
   std::unique_ptr<dispatch::Simulator> simulator_;
+  std::unique_ptr<dispatch::HttpClient> http_client_;
+  std::unique_ptr<dispatch::ProviderRegistry> providers_;
   std::unique_ptr<dispatch::Engine> engine_;
+  std::unique_ptr<http::OperatorHttp> operator_http_;
+  std::atomic<bool> serving_{false};
   std::unique_ptr<api::Api> api_;
   api::CallEnv env_;
   std::unique_ptr<api::Registrar> registrar_;

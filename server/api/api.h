@@ -5,7 +5,8 @@
 // errors.h) that the call machinery maps to gRPC details. Each API key's
 // calls are limited (key_limiter.h) where they are authenticated.
 //
-//   Api api(&store, &engine, KeyRateLimit{/*rate=*/100, /*burst=*/200});
+//   Api api(&store, &engine, &providers,
+//           KeyRateLimit{/*rate=*/100, /*burst=*/200});
 //   for (grpc::Service* s : api.services()) builder.RegisterService(s);
 //   api.Register(registrar);
 //
@@ -31,6 +32,7 @@
 #include "server/api/key_limiter.h"
 #include "server/api/worker_pool.h"
 #include "server/dispatch/engine.h"
+#include "server/dispatch/provider_directory.h"
 #include "storage/store.h"
 
 namespace campaigns::api {
@@ -39,12 +41,14 @@ class WatchMethod;
 
 class Api {
  public:
-  // `store` and `engine` must outlive the Api. `key_limit` limits each API
-  // key's calls (see key_limiter.h).
+  // `store`, `engine` and `providers` must outlive the Api. `providers`
+  // says which provider names senders may use (and ListProviders lists
+  // them). `key_limit` limits each API key's calls (see key_limiter.h).
   Api(storage::Store* store, dispatch::Engine* engine,
-      KeyRateLimit key_limit = {})
+      const dispatch::ProviderDirectory* providers, KeyRateLimit key_limit = {})
       : store_(store),
         engine_(engine),
+        providers_(providers),
         key_limiter_(key_limit),
         pool_(std::max(
             2, static_cast<int>(std::thread::hardware_concurrency()))) {}
@@ -116,6 +120,8 @@ class Api {
                    Reply<v1::ListSendersResponse> reply);
   void DeleteSender(const RpcContext& ctx, const v1::DeleteSenderRequest& req,
                     Reply<google::protobuf::Empty> reply);
+  void ListProviders(const RpcContext& ctx, const v1::ListProvidersRequest& req,
+                     Reply<v1::ListProvidersResponse> reply);
 
   // campaign_api.cc
   void RegisterCampaigns(Registrar& r);
@@ -214,6 +220,7 @@ class Api {
 
   storage::Store* const store_;
   dispatch::Engine* const engine_;
+  const dispatch::ProviderDirectory* const providers_;
   KeyRateLimiter key_limiter_;
   WatchMethod* watch_ = nullptr;  // owned by the Registrar
   // CPU-bound work of streams (import row checks), off the CQ threads.

@@ -5,16 +5,6 @@
 #include "server/domain/ids.h"
 
 namespace campaigns::api {
-namespace {
-
-// Provider adapters this build has. The simulator is the default; real
-// adapters join this list as they are built.
-const std::set<std::string>& KnownProviders() {
-  static const auto* const kProviders = new std::set<std::string>{"simulator"};
-  return *kProviders;
-}
-
-}  // namespace
 
 void Api::RegisterCatalog(Registrar& r) {
   RawService* t = &template_service_;
@@ -30,6 +20,7 @@ void Api::RegisterCatalog(Registrar& r) {
   r.Unary(s, "GetSender", Bind(this, &Api::GetSender));
   r.Unary(s, "ListSenders", Bind(this, &Api::ListSenders));
   r.Unary(s, "DeleteSender", Bind(this, &Api::DeleteSender));
+  r.Unary(s, "ListProviders", Bind(this, &Api::ListProviders));
 }
 
 // --- Templates ---------------------------------------------------------------
@@ -173,11 +164,25 @@ void Api::RegisterSender(const RpcContext& ctx,
   s.provider = req.provider().empty() ? "simulator" : req.provider();
   s.created_at = s.updated_at = NowMicros();
   if (absl::Status st = ValidateSender(s); !st.ok()) return reply(st);
-  if (KnownProviders().count(s.provider) == 0) {
+  // The provider must be configured (a configured one that cannot send
+  // right now is accepted: its state may change) and able to serve the
+  // sender's channel.
+  std::optional<dispatch::ProviderInfo> provider = providers_->Find(s.provider);
+  if (!provider) {
+    std::vector<std::string> names;
+    for (const dispatch::ProviderInfo& p : providers_->List()) {
+      names.push_back(p.name);
+    }
+    return reply(errors::Validation(
+        "provider", absl::StrCat("provider ", errors::Quote(s.provider),
+                                 " is not configured; configured: ",
+                                 absl::StrJoin(names, ", "))));
+  }
+  if (!provider->Serves(s.channel)) {
     return reply(errors::InvalidField(
-        "provider",
-        absl::StrCat("unknown provider ", errors::Quote(s.provider),
-                     "; known: ", absl::StrJoin(KnownProviders(), ", "))));
+        "provider", absl::StrCat("provider ", errors::Quote(s.provider),
+                                 " (type ", provider->type, ") cannot send ",
+                                 ChannelName(s.channel), " messages")));
   }
   if (s.channel == Channel::kEmail &&
       s.sender_id.find('@') == std::string::npos) {
@@ -214,6 +219,25 @@ void Api::DeleteSender(const RpcContext& ctx,
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
   store_->DeleteSender(ctx.principal.account_id, req.id(),
                        ReplyEmpty(std::move(reply)));
+}
+
+void Api::ListProviders(const RpcContext& ctx,
+                        const v1::ListProvidersRequest& req,
+                        Reply<v1::ListProvidersResponse> reply) {
+  (void)ctx;  // any authenticated key; the list is the same for all
+  (void)req;
+  v1::ListProvidersResponse out;
+  for (const dispatch::ProviderInfo& p : providers_->List()) {
+    v1::Provider* item = out.add_providers();
+    item->set_name(p.name);
+    item->set_type(p.type);
+    for (Channel c : p.channels) {
+      item->add_channels(static_cast<v1::Channel>(c));
+    }
+    item->set_state(std::string(dispatch::ProviderStateName(p.state)));
+    item->set_reason(p.reason);
+  }
+  reply(std::move(out));
 }
 
 }  // namespace campaigns::api

@@ -74,6 +74,9 @@ struct Engine::Setup {
   // The provider does not de-duplicate: mark each batch before the call,
   // and fail what a crash left in doubt (outcome_unknown).
   bool mark_handed = false;
+  // This pump reported the provider unusable (and will report it usable
+  // again on its next accepted message).
+  bool reported_unusable = false;
 };
 
 struct Engine::Pump {
@@ -894,8 +897,12 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
                     std::vector<SendResult> results) {
   std::vector<DispatchOutcome> outcomes;
   outcomes.reserve(batch.size());
+  std::string state_change;  // provider state to report: "" none
+  bool usable_again = false;
+  std::string provider_name;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    provider_name = p->setup->provider_name;
     const absl::Time now = timer_->Now();
     for (size_t i = 0; i < batch.size(); ++i) {
       Item& item = batch[i];
@@ -913,6 +920,10 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
         case SendStatus::kAccepted:
           o.status = RecipientStatus::kSent;
           o.provider_message_id = std::move(res.provider_message_id);
+          if (p->setup->reported_unusable) {
+            p->setup->reported_unusable = false;
+            usable_again = true;
+          }
           break;
         case SendStatus::kPermanent:
           o.status = RecipientStatus::kFailed;
@@ -946,6 +957,8 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
           if (p->auto_pause.empty()) {
             p->auto_pause = absl::StrCat("provider \"", p->setup->provider_name,
                                          "\" is unusable: ", res.error_desc);
+            state_change = res.error_desc;
+            p->setup->reported_unusable = true;
           }
           Halt(*p);
           p->retries.emplace(now, std::move(item));
@@ -973,6 +986,12 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
           "auto-paused: %d of the last %d messages failed", p->window_failures,
           static_cast<int>(p->window.size()));
     }
+  }
+  if (options_.provider_state && (usable_again || !state_change.empty())) {
+    if (!state_change.empty()) {
+      spdlog::error("provider {} is unusable: {}", provider_name, state_change);
+    }
+    options_.provider_state(provider_name, state_change);
   }
   Record(p, std::move(outcomes));
 }

@@ -66,6 +66,11 @@ struct EngineOptions {
   // outcomes are failures (0 disables).
   double error_threshold = 0.5;
   int error_window = 100;
+  // Told when a provider refused its credentials (`unusable`: why) and
+  // when it accepted a message again afterwards (`unusable` ""); may be
+  // null. Called without the engine's lock, from any thread.
+  std::function<void(const std::string& provider, const std::string& unusable)>
+      provider_state;
   // Messages of one campaign handed to its provider (or settled without
   // one) whose outcomes are not recorded yet. A pump starts no new batch
   // (or rate chunk) while this many are out.

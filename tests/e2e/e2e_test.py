@@ -360,6 +360,18 @@ class CampaignctlTest(ServerCase):
         self.assertIs(account["admin"], True, account)
         self.assertIn(account["id"], self.ok("account", "get").stdout)
 
+        providers = self.json("senders", "providers")
+        self.assertEqual([p["name"] for p in providers["providers"]],
+                         ["simulator"], providers)
+        self.assertEqual(providers["providers"][0]["state"], "ok", providers)
+        table = self.ok("senders", "providers").stdout.splitlines()
+        self.assertEqual(table[0].split(),
+                         ["NAME", "TYPE", "CHANNELS", "STATE", "REASON"], table)
+        self.assertEqual(table[1].split(),
+                         ["simulator", "simulator",
+                          "sms,whatsapp,telegram,email,slack,rcs", "ok", "-"],
+                         table)
+
         sender = self.json("senders", "register", "--sender-id", "+15550001",
                            "--channel", "sms", "--tier", "tier_10k",
                            "--verified")

@@ -182,6 +182,7 @@ class CampaignD:
         self.bootstrap_key = bootstrap_key
         self.proc = None
         self.port = None
+        self.http_port = None
         self.channel = None
         self.exit_code = None
         self.sigterm_sent = False
@@ -206,7 +207,8 @@ class CampaignD:
         with open(self.stdout_path, "wb") as out, \
                 open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [ARGS.campaignd, "--listen", "127.0.0.1:0", "--db",
+                [ARGS.campaignd, "--listen", "127.0.0.1:0",
+                 "--http-listen", "127.0.0.1:0", "--db",
                  self.db_path, "--shutdown-timeout", "5"] + self.extra_args,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         deadline = time.monotonic() + START_TIMEOUT
@@ -227,6 +229,9 @@ class CampaignD:
             time.sleep(0.05)
         if self.port <= 0:
             raise AssertionError("%s logged port %d" % (self.name, self.port))
+        m = re.search(r"http \(webhooks[^)]*\) on \S+ \(port (\d+)\)",
+                      self.stdout() + self.stderr())
+        self.http_port = int(m.group(1)) if m else None
         self.channel = grpc.insecure_channel(
             self.address, options=[("grpc.enable_http_proxy", 0)])
         health = pb["health_grpc"].HealthStub(self.channel)

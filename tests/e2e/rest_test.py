@@ -16,6 +16,10 @@ own commands).
   * uploads: seed 000's multipart form (CSV and JSON files) and seed 004's
     {"recipients": [...]}, their bad input, all or nothing when the client
     goes away mid-upload;
+  * ProvidersRestTest: campaignd started with --config (a [[providers]]
+    table, a flag winning over the file): GET /api/v1/providers, the
+    sender refusals naming `provider`, and a bad config file stopping the
+    start with exit 2 and a message naming line and key, never the secret;
   * SeedReplayTest: every request of the five seeds (seed_requests.json)
     replayed with curl, each checked by status and by what it stored, and
     each again with one field misspelt (400, nothing stored).
@@ -30,6 +34,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -780,6 +785,85 @@ def misspell(name):
     return name[:-1]
 
 
+class ProvidersRestTest(GatewayCase):
+    """campaignd with --config: its providers over REST."""
+
+    SECRET = "xoxb-e2e-secret-value"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="providers-", dir=harness.RUN_DIR)
+        token = os.path.join(cls.dir, "slack_token")
+        with open(token, "w") as f:
+            f.write(cls.SECRET + "\n")
+        cls.config_path = os.path.join(cls.dir, "campaignd.toml")
+        with open(cls.config_path, "w") as f:
+            # The harness's --listen 127.0.0.1:0 wins over this address.
+            f.write('listen = "127.0.0.1:1"\n'
+                    'receipt_timeout = "10m"\n'
+                    '\n'
+                    '[[providers]]\n'
+                    'name = "team-slack"\n'
+                    'type = "slack"\n'
+                    'bot_token = "file:%s"\n'
+                    'timeout = "5s"\n' % token)
+        cls.server_args = ("--key-rate", "0", "--config", cls.config_path)
+        super().setUpClass()
+
+    def test_list_providers(self):
+        r = self.call("GET", "/api/v1/providers")
+        got = self.ok("GET", "/api/v1/providers")
+        self.assertNotIn(self.SECRET.encode(), r.raw)
+        providers = got["providers"]
+        self.assertEqual([p["name"] for p in providers],
+                         ["simulator", "team-slack"], got)
+        sim = providers[0]
+        self.assertEqual(sim["type"], "simulator", got)
+        self.assertEqual(sim["state"], "ok", got)
+        self.assertEqual(sim["channels"], ["sms", "whatsapp", "telegram",
+                                           "email", "slack", "rcs"], got)
+        self.assertEqual(sim.get("reason", ""), "", got)
+        slack = providers[1]
+        self.assertEqual(slack["type"], "slack", got)
+        self.assertEqual(slack["channels"], ["slack"], got)
+        self.assertEqual(slack["state"], "unusable", got)
+        self.assertEqual(slack["reason"],
+                         'type "slack" is not available in this build', got)
+        # Any key may list them; no key may not.
+        r = self.call("GET", "/api/v1/providers", key="ck_nope")
+        self.assert_error(r, 401, "UNAUTHORIZED")
+
+    def test_register_sender_provider_checks(self):
+        r = self.call("POST", "/api/v1/senders", {
+            "sender_id": "+15550301", "channel": "sms", "provider": "nope"})
+        self.assert_error(r, 422, "VALIDATION_ERROR", "provider")
+        r = self.call("POST", "/api/v1/senders", {
+            "sender_id": "+15550301", "channel": "sms",
+            "provider": "team-slack"})
+        self.assert_error(r, 400, "INVALID_REQUEST", "provider")
+        got = self.ok("POST", "/api/v1/senders", {
+            "sender_id": "campaign-bot", "channel": "slack",
+            "provider": "team-slack"}, status=201)
+        self.assertEqual(got["provider"], "team-slack", got)
+
+    def test_bad_config_file_exits_2_naming_line_and_key(self):
+        path = os.path.join(self.dir, "bad.toml")
+        with open(path, "w") as f:
+            f.write('db = "x.db"\n\n[[providers]]\nname = "s"\n'
+                    'type = "slack"\nbot_token = "xoxb-literal-secret"\n')
+        p = subprocess.run(
+            [harness.ARGS.campaignd, "--config", path, "--db",
+             os.path.join(self.dir, "never.db")],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+            env=harness.clean_env())
+        self.assertEqual(p.returncode, 2, p)
+        err = p.stderr.decode()
+        self.assertIn(path + ":6: providers[0].bot_token: a secret is "
+                      'written "env:NAME" or "file:/path"', err)
+        self.assertNotIn("xoxb-literal-secret", err + p.stdout.decode())
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "never.db")))
+
+
 class SeedReplayTest(EdgeCase):
     """Every request of seed_requests.json through the gateway with curl, in
     order; before each one with a field, the same request with that field
@@ -1040,4 +1124,4 @@ class SeedReplayTest(EdgeCase):
 if __name__ == "__main__":
     sys.exit(harness.main(__doc__, [
         RestGatewayTest, KeyLimitRestTest, StrictJsonTest, SeedSpellingTest,
-        UploadTest, SeedReplayTest]))
+        UploadTest, ProvidersRestTest, SeedReplayTest]))

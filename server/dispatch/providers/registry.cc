@@ -1,0 +1,109 @@
+#include "server/dispatch/providers/registry.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace campaigns::dispatch {
+
+absl::StatusOr<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Create(
+    Provider* simulator, const std::vector<config::ProviderConfig>& configs,
+    const ProviderFactories& factories, ProviderEnv env) {
+  std::unique_ptr<ProviderRegistry> r(new ProviderRegistry());
+  env.registry = r.get();
+  std::vector<State> states;
+  {
+    Entry sim;
+    sim.name = kSimulatorProvider;
+    sim.type = "simulator";
+    sim.channels = config::ChannelsOfType("simulator");
+    sim.provider = simulator;
+    r->by_name_.emplace(sim.name, 0);
+    r->entries_.push_back(std::move(sim));
+    states.push_back(State());
+  }
+  for (const config::ProviderConfig& c : configs) {
+    if (!r->by_name_.emplace(c.name, r->entries_.size()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("provider name \"", c.name, "\" is used twice"));
+    }
+    Entry e;
+    e.name = c.name;
+    e.type = c.type;
+    e.channels =
+        c.channels.empty() ? config::ChannelsOfType(c.type) : c.channels;
+    State state;
+    auto factory = factories.find(c.type);
+    if (factory == factories.end()) {
+      state.state = ProviderState::kUnusable;
+      state.reason =
+          absl::StrCat("type \"", c.type, "\" is not available in this build");
+    }
+    r->entries_.push_back(std::move(e));
+    states.push_back(std::move(state));
+  }
+  {
+    std::lock_guard<std::mutex> lock(r->mu_);
+    r->states_ = std::move(states);
+  }
+  // Adapters are built once every entry exists, so one may report its state
+  // (SetState) from its factory.
+  for (size_t i = 0; i < configs.size(); ++i) {
+    Entry& e = r->entries_[i + 1];
+    auto factory = factories.find(e.type);
+    if (factory == factories.end()) continue;
+    absl::StatusOr<std::unique_ptr<Provider>> p =
+        factory->second(configs[i], env);
+    if (!p.ok()) {
+      return absl::Status(
+          p.status().code(),
+          absl::StrCat("provider \"", e.name, "\": ", p.status().message()));
+    }
+    e.owned = *std::move(p);
+    e.provider = e.owned.get();
+  }
+  return r;
+}
+
+Provider* ProviderRegistry::Lookup(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : entries_[it->second].provider;
+}
+
+absl::Status ProviderRegistry::SetState(absl::string_view name,
+                                        ProviderState state,
+                                        std::string reason) {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) {
+    return absl::NotFoundError(absl::StrCat("no provider \"", name, "\""));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  states_[it->second] = State{state, std::move(reason)};
+  return absl::OkStatus();
+}
+
+ProviderInfo ProviderRegistry::InfoOf(size_t i) const {
+  ProviderInfo info;
+  info.name = entries_[i].name;
+  info.type = entries_[i].type;
+  info.channels = entries_[i].channels;
+  info.state = states_[i].state;
+  info.reason = states_[i].reason;
+  return info;
+}
+
+std::optional<ProviderInfo> ProviderRegistry::Find(
+    absl::string_view name) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  return InfoOf(it->second);
+}
+
+std::vector<ProviderInfo> ProviderRegistry::List() const {
+  std::vector<ProviderInfo> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.reserve(entries_.size());
+  for (size_t i = 0; i < entries_.size(); ++i) out.push_back(InfoOf(i));
+  return out;
+}
+
+}  // namespace campaigns::dispatch
