@@ -793,9 +793,12 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
       SendResult res =
           i < results.size()
               ? std::move(results[i])
-              : SendResult{SendStatus::kTransient, "", "no_result",
+              : SendResult{SendStatus::kTransient,
+                           "",
+                           "no_result",
                            "the provider gave no result for this message",
-                           absl::ZeroDuration()};
+                           absl::ZeroDuration(),
+                           /*suppress=*/""};
       DispatchOutcome o;
       o.seq = item.r.seq;
       const int attempt = item.r.attempts + 1;

@@ -65,6 +65,11 @@ struct SendResult {
   std::string error_code;
   std::string error_desc;
   absl::Duration retry_after = absl::ZeroDuration();
+  // A permanent failure that also says the address must not be written to
+  // again: the suppression reason to record for it ("opt_out" when the
+  // recipient unsubscribed or blocked us, "bounce" when the address does
+  // not exist), "" otherwise. The engine adds the suppression.
+  std::string suppress;
 };
 
 using SendDone = std::function<void(std::vector<SendResult>)>;
