@@ -338,6 +338,14 @@ void Store::RecordOutcomes(const std::string& account_id,
             "UPDATE recipients SET error_code=?1, error_desc=?2, "
             "attempts=attempts+?7, updated_at=?3, handed=0 WHERE seq=?4 AND "
             "campaign_seq=?5 AND status=?6");
+        // ?1 account, ?2 channel, ?3 reason, ?4 note, ?5 now, ?6 seq
+        SQLite::Statement suppress_st(
+            db,
+            "INSERT INTO suppressions(account_id, channel, address, reason, "
+            "note, created_at) SELECT ?1, ?2, address, ?3, ?4, ?5 FROM "
+            "recipients WHERE seq=?6 ON CONFLICT(account_id, address, "
+            "channel) DO UPDATE SET reason=excluded.reason, "
+            "note=excluded.note");
         const std::string queued = StatusText(RecipientStatus::kQueued);
         CampaignStats delta;
         for (const DispatchOutcome& o : outcomes) {
@@ -370,6 +378,18 @@ void Store::RecordOutcomes(const std::string& account_id,
           if (final_st.exec() == 1) {
             ++*counter;
             --delta.queued;
+            if (!o.suppress.empty()) {
+              // The vendor said the address refuses us: never again.
+              suppress_st.bind(1, c.account_id);
+              suppress_st.bind(2, std::string(ChannelName(c.channel)));
+              suppress_st.bind(3, o.suppress);
+              suppress_st.bind(4, absl::StrCat("provider: ", o.error_code, " ",
+                                               o.error_desc.substr(0, 80)));
+              suppress_st.bind(5, static_cast<int64_t>(now));
+              suppress_st.bind(6, static_cast<int64_t>(o.seq));
+              suppress_st.exec();
+              suppress_st.reset();
+            }
             if (billing.billed) {
               cost_st.bind(1, static_cast<int64_t>(o.seq));
               if (!cost_st.executeStep()) {

@@ -171,7 +171,19 @@ absl::Status Engine::Recover() {
       {CampaignStatus::kSending, CampaignStatus::kScheduled,
        CampaignStatus::kSent});
   if (!live.ok()) return live.status();
-  for (const Campaign& c : *live) Apply(c);
+  for (const Campaign& c : *live) {
+    if (c.status != CampaignStatus::kSent) {
+      Apply(c);
+      continue;
+    }
+    // Awaiting receipts: unless its provider sends none.
+    absl::StatusOr<Sender> sender = store_->SenderOf(c);
+    Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
+    const bool receipts = provider == nullptr || provider->SendsReceipts();
+    progress_.Publish(c, timer_->Now());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopped_) ArmReceiptTimeout(c, receipts);
+  }
   return absl::OkStatus();
 }
 
@@ -210,13 +222,17 @@ void Engine::Apply(const Campaign& c) {
       if (p) HaltAndRelease(p, lock);
       ArmSchedule(c);
       return;
-    case CampaignStatus::kSent:
+    case CampaignStatus::kSent: {
+      // A vendor without receipts (Telegram, Slack): sent is final.
+      bool receipts = true;
       if (p) {
         HaltAndRelease(p, lock);
+        if (p->setup) receipts = p->setup->provider->SendsReceipts();
         pumps_.erase(c.id);
       }
-      ArmReceiptTimeout(c);
+      ArmReceiptTimeout(c, receipts);
       return;
+    }
     default:
       if (p) {
         HaltAndRelease(p, lock);
@@ -323,7 +339,7 @@ void Engine::ArmSchedule(const Campaign& c) {
   });
 }
 
-void Engine::ArmReceiptTimeout(const Campaign& c) {
+void Engine::ArmReceiptTimeout(const Campaign& c, bool receipts) {
   const absl::Time at =
       (c.sent_at ? *c.sent_at : timer_->Now()) + options_.receipt_timeout;
   auto complete = [this, account = c.account_id, id = c.id] {
@@ -332,7 +348,7 @@ void Engine::ArmReceiptTimeout(const Campaign& c) {
     change.now = timer_->Now();
     Transition(account, id, std::move(change), nullptr);
   };
-  if (c.stats.sent == 0) {
+  if (c.stats.sent == 0 || !receipts) {
     timer_->At(timer_->Now(), std::move(complete));
   } else {
     timer_->At(at, std::move(complete));
@@ -909,9 +925,12 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
       SendResult res =
           i < results.size()
               ? std::move(results[i])
-              : SendResult{SendStatus::kTransient, "", "no_result",
+              : SendResult{SendStatus::kTransient,
+                           "",
+                           "no_result",
                            "the provider gave no result for this message",
-                           absl::ZeroDuration()};
+                           absl::ZeroDuration(),
+                           /*suppress=*/""};
       DispatchOutcome o;
       o.seq = item.r.seq;
       const int attempt = item.r.attempts + 1;
@@ -929,6 +948,9 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
           o.status = RecipientStatus::kFailed;
           o.error_code = std::move(res.error_code);
           o.error_desc = std::move(res.error_desc);
+          if (res.suppress == "opt_out" || res.suppress == "bounce") {
+            o.suppress = res.suppress;
+          }
           failed = true;
           break;
         case SendStatus::kTransient:

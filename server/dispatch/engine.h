@@ -204,7 +204,10 @@ class Engine {
   void Transition(const std::string& account_id, const std::string& id,
                   LifecycleChange change, Done<Campaign> done);
   void ArmSchedule(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ArmReceiptTimeout(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Completes `c` once its receipts are in or the receipt timeout passed;
+  // at once when its provider sends no receipts (`receipts` false).
+  void ArmReceiptTimeout(const Campaign& c, bool receipts = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Permits for the messages `p` may hand over now: a whole chunk of every
   // bucket it is under (spent within one step), or a batch when it has no
   // rate limit; 0 and `*ready_at` when none.

@@ -65,6 +65,11 @@ struct SendResult {
   std::string error_code;
   std::string error_desc;
   absl::Duration retry_after = absl::ZeroDuration();
+  // A permanent failure that also says the address must not be written to
+  // again: the suppression reason to record for it ("opt_out" when the
+  // recipient unsubscribed or blocked us, "bounce" when the address does
+  // not exist), "" otherwise. The engine adds the suppression.
+  std::string suppress;
 };
 
 using SendDone = std::function<void(std::vector<SendResult>)>;
@@ -109,6 +114,9 @@ class Provider {
   // Whether such in-doubt messages are sent again anyway (the provider's
   // `resend_unknown = true`); otherwise they fail with outcome_unknown.
   virtual bool ResendsUnknown() const { return false; }
+  // Whether the vendor reports delivery (receipts); when not (Telegram,
+  // Slack), `sent` is final and a campaign completes once all is sent.
+  virtual bool SendsReceipts() const { return true; }
 
   // Verifies a webhook this provider's vendor sent and returns what it
   // carries. UNAUTHENTICATED when its signature is missing, wrong or too

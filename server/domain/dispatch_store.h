@@ -45,6 +45,9 @@ struct DispatchOutcome {
   std::string error_code;
   std::string error_desc;
   std::string skip_reason;
+  // kFailed: also suppress the recipient's address on the campaign's
+  // channel with this reason ("opt_out", "bounce"), "" = no.
+  std::string suppress;
 };
 
 // A delivery receipt, matched by provider message id or by recipient id.

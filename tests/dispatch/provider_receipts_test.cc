@@ -123,5 +123,50 @@ TEST_F(ProviderReceiptsTest, OptOutsReachTheAccountsOfTheSenderWrittenTo) {
   EXPECT_EQ(*suppressed, (std::vector<bool>{true, false}));
 }
 
+// Refuses every message as a vendor does an unsubscribed number (Twilio
+// 21610), and has no receipts (as Telegram and Slack).
+class RefusingProvider : public Provider {
+ public:
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    std::vector<SendResult> results;
+    for (const OutgoingMessage& m : batch) {
+      SendResult r;
+      if (m.address.back() == '0') {  // every tenth: unsubscribed
+        r.status = SendStatus::kPermanent;
+        r.error_code = "21610";
+        r.error_desc = "Attempt to send to unsubscribed recipient";
+        r.suppress = "opt_out";
+      } else {
+        r.provider_message_id = "x" + m.recipient_id;
+      }
+      results.push_back(std::move(r));
+    }
+    done(std::move(results));
+  }
+  bool SendsReceipts() const override { return false; }
+};
+
+TEST_F(ProviderReceiptsTest, RefusedAddressesAreSuppressedAndSentIsFinal) {
+  RefusingProvider vendor;
+  provider_ = &vendor;
+  StartEngine();
+  const std::string sender = NewProviderSender("+15550503", "chat");
+  Campaign c = NewCampaign(sender, 20);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  // No receipts to wait for: completed as soon as everything is sent.
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.failed, 2);
+  EXPECT_EQ(done.stats.sent, 18);
+  EXPECT_LT(*done.completed_at - *done.sent_at, absl::Minutes(1));
+  auto suppressed =
+      store_->SuppressedAmong(account_, Channel::kSms,
+                              {"+12024000000", "+12024000010", "+12024000001"});
+  ASSERT_TRUE(suppressed.ok());
+  EXPECT_EQ(*suppressed, (std::vector<bool>{true, true, false}));
+}
+
 }  // namespace
 }  // namespace campaigns::dispatch

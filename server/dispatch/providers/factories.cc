@@ -8,7 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "server/dispatch/providers/registry.h"
 #include "server/dispatch/providers/signatures.h"
+#include "server/dispatch/providers/slack.h"
+#include "server/dispatch/providers/telegram.h"
+#include "server/dispatch/providers/twilio.h"
 #include "server/dispatch/providers/webhook.h"
+#include "server/dispatch/providers/whatsapp_cloud.h"
 
 namespace campaigns::dispatch {
 namespace {
@@ -18,6 +22,100 @@ absl::Status NeedsHttp(const ProviderEnv& env) {
     return absl::FailedPreconditionError("no HTTP client to send through");
   }
   return absl::OkStatus();
+}
+
+// An adapter with what the config adds to it: `resend_unknown`, and
+// whether its channel has delivery receipts at all.
+class Configured final : public Provider {
+ public:
+  Configured(std::unique_ptr<Provider> inner, bool resend_unknown,
+             bool receipts)
+      : inner_(std::move(inner)),
+        resend_unknown_(resend_unknown),
+        receipts_(receipts) {}
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    inner_->Send(std::move(batch), std::move(done));
+  }
+  bool HonoursIdempotencyKeys() const override {
+    return inner_->HonoursIdempotencyKeys();
+  }
+  bool ResendsUnknown() const override { return resend_unknown_; }
+  bool SendsReceipts() const override { return receipts_; }
+  absl::StatusOr<WebhookEvents> ParseWebhook(
+      const WebhookRequest& request) override {
+    return inner_->ParseWebhook(request);
+  }
+
+ private:
+  const std::unique_ptr<Provider> inner_;
+  const bool resend_unknown_;
+  const bool receipts_;
+};
+
+std::unique_ptr<Provider> Wrap(std::unique_ptr<Provider> p,
+                               const config::ProviderConfig& c,
+                               bool receipts = true) {
+  return std::make_unique<Configured>(std::move(p), c.resend_unknown, receipts);
+}
+
+absl::StatusOr<std::unique_ptr<Provider>> MakeWhatsAppCloud(
+    const config::ProviderConfig& c, const ProviderEnv& env) {
+  if (absl::Status s = NeedsHttp(env); !s.ok()) return s;
+  WhatsAppCloudOptions o;
+  o.name = c.name;
+  o.base_url = c.Get("base_url");
+  o.phone_number_id = c.Get("phone_number_id");
+  o.access_token = c.GetSecret("access_token").Reveal();
+  o.app_secret = c.GetSecret("app_secret").Reveal();
+  o.verify_token = c.GetSecret("verify_token").Reveal();
+  o.max_in_flight = c.max_in_flight;
+  o.timeout = c.timeout;
+  return Wrap(std::make_unique<WhatsAppCloudProvider>(std::move(o), env.http),
+              c);
+}
+
+absl::StatusOr<std::unique_ptr<Provider>> MakeTwilio(
+    const config::ProviderConfig& c, const ProviderEnv& env) {
+  if (absl::Status s = NeedsHttp(env); !s.ok()) return s;
+  TwilioOptions o;
+  o.name = c.name;
+  o.base_url = c.Get("base_url");
+  o.account_sid = c.Get("account_sid");
+  o.auth_token = c.GetSecret("auth_token").Reveal();
+  o.messaging_service_sid = c.Get("messaging_service_sid");
+  o.public_url = c.Get("public_url");
+  o.max_in_flight = c.max_in_flight;
+  o.timeout = c.timeout;
+  return Wrap(std::make_unique<TwilioProvider>(std::move(o), env.http), c);
+}
+
+absl::StatusOr<std::unique_ptr<Provider>> MakeTelegram(
+    const config::ProviderConfig& c, const ProviderEnv& env) {
+  if (absl::Status s = NeedsHttp(env); !s.ok()) return s;
+  TelegramOptions o;
+  o.name = c.name;
+  o.base_url = c.Get("base_url");
+  o.bot_token = c.GetSecret("bot_token").Reveal();
+  o.webhook_secret = c.GetSecret("webhook_secret").Reveal();
+  o.max_in_flight = c.max_in_flight;
+  o.timeout = c.timeout;
+  // Telegram has no delivery receipts: sent is final.
+  return Wrap(std::make_unique<TelegramProvider>(std::move(o), env.http), c,
+              /*receipts=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<Provider>> MakeSlack(
+    const config::ProviderConfig& c, const ProviderEnv& env) {
+  if (absl::Status s = NeedsHttp(env); !s.ok()) return s;
+  SlackOptions o;
+  o.name = c.name;
+  o.base_url = c.Get("base_url");
+  o.bot_token = c.GetSecret("bot_token").Reveal();
+  o.max_in_flight = c.max_in_flight;
+  o.timeout = c.timeout;
+  // Slack has no delivery receipts: sent is final.
+  return Wrap(std::make_unique<SlackProvider>(std::move(o), env.http), c,
+              /*receipts=*/false);
 }
 
 absl::StatusOr<std::unique_ptr<Provider>> MakeWebhook(
@@ -36,13 +134,17 @@ absl::StatusOr<std::unique_ptr<Provider>> MakeWebhook(
   o.key = *std::move(key);
   o.max_in_flight = c.max_in_flight;
   o.timeout = c.timeout;
-  return std::make_unique<WebhookProvider>(std::move(o), env.http);
+  return Wrap(std::make_unique<WebhookProvider>(std::move(o), env.http), c);
 }
 
 }  // namespace
 
 ProviderFactories BuiltInProviderFactories() {
   return {
+      {"whatsapp_cloud", &MakeWhatsAppCloud},
+      {"twilio", &MakeTwilio},
+      {"telegram", &MakeTelegram},
+      {"slack", &MakeSlack},
       {"webhook", &MakeWebhook},
   };
 }
