@@ -1,0 +1,411 @@
+#!/usr/bin/python3
+"""End-to-end test of real delivery: campaignd with a config of the five
+HTTP provider types, each pointed at a fake of its vendor (written here from
+the vendors' public API docs, not from campaignd's code), one campaign per
+channel sent through them, and receipts posted back through campaignd's
+signed webhooks on http_listen.
+
+  * the generic webhook (Standard Webhooks signature checked by the fake),
+    WhatsApp Cloud API, Twilio, Telegram Bot API, Slack chat.postMessage:
+    every campaign completes with the right counts (Telegram and Slack have
+    no receipts: sent is final);
+  * receipts come back signed (Standard Webhooks, Meta's
+    X-Hub-Signature-256, X-Twilio-Signature); a forged one is 401 and
+    changes nothing; a STOP through the webhook suppresses the writer;
+  * /healthz and /readyz.
+
+Same command line as e2e_test.py (harness.main).
+"""
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import tempfile
+import threading
+import time
+import urllib.parse
+
+import harness
+from harness import GatewayCase, http_request
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+WA_TOKEN = "EAAG-e2e-access-token"
+WA_APP_SECRET = "e2e-app-secret"
+WA_VERIFY = "e2e-verify-token"
+WA_PHONE_ID = "106540352242922"
+TW_SID = "AC0123456789abcdef0123456789abcdef"
+TW_TOKEN = "e2e-twilio-auth-token"
+TW_PUBLIC = "https://hooks.example.com"
+TG_TOKEN = "123456:ABC-e2e-bot-token"
+TG_SECRET = "e2e-telegram-secret"
+SLACK_TOKEN = "xoxb-e2e-slack-token"
+
+
+class FakeVendors(http.server.ThreadingHTTPServer):
+    """One HTTP server playing every vendor, by path prefix. Records each
+    request; `problems` lists what a real vendor would have refused."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), VendorHandler)
+        self.lock = threading.Lock()
+        self.requests = []   # (vendor, parsed body)
+        self.problems = []
+        self.counter = 0
+
+    def next_id(self):
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+    def record(self, vendor, body, problem=None):
+        with self.lock:
+            self.requests.append((vendor, body))
+            if problem:
+                self.problems.append("%s: %s" % (vendor, problem))
+
+    def sent(self, vendor):
+        with self.lock:
+            return [b for v, b in self.requests if v == vendor]
+
+
+class VendorHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, obj):
+        raw = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        srv = self.server
+        path = self.path
+        if path == "/hook":
+            # Standard Webhooks: HMAC-SHA256 of "{id}.{timestamp}.{body}"
+            # under the base64-decoded secret, "v1," + base64.
+            key = base64.b64decode(WEBHOOK_SECRET[len("whsec_"):])
+            msg_id = self.headers.get("webhook-id", "")
+            ts = self.headers.get("webhook-timestamp", "")
+            want = "v1," + base64.b64encode(hmac.new(
+                key, ("%s.%s." % (msg_id, ts)).encode() + raw,
+                hashlib.sha256).digest()).decode()
+            sigs = self.headers.get("webhook-signature", "").split()
+            problem = None if want in sigs else "bad signature"
+            if abs(time.time() - int(ts or 0)) > 300:
+                problem = "stale timestamp"
+            body = json.loads(raw)
+            if body.get("type") != "message.send" or body.get("id") != msg_id:
+                problem = "not a message.send with id = webhook-id"
+            srv.record("webhook", body, problem)
+            return self.answer(200, {"message_id": "wh-%d" % srv.next_id()})
+        if path == "/graph/v21.0/%s/messages" % WA_PHONE_ID:
+            # Cloud API: Bearer token, JSON, answer messages[0].id (wamid).
+            body = json.loads(raw)
+            problem = None
+            if self.headers.get("Authorization") != "Bearer " + WA_TOKEN:
+                problem = "bad Authorization"
+            if body.get("messaging_product") != "whatsapp":
+                problem = "messaging_product is not whatsapp"
+            srv.record("whatsapp", body, problem)
+            return self.answer(200, {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body.get("to"),
+                              "wa_id": body.get("to")}],
+                "messages": [{"id": "wamid.E2E%d" % srv.next_id()}]})
+        if path == "/twilio/2010-04-01/Accounts/%s/Messages.json" % TW_SID:
+            # Messages resource: basic auth, form-encoded To/From/Body.
+            form = dict(urllib.parse.parse_qsl(raw.decode()))
+            auth = "Basic " + base64.b64encode(
+                ("%s:%s" % (TW_SID, TW_TOKEN)).encode()).decode()
+            problem = None
+            if self.headers.get("Authorization") != auth:
+                problem = "bad basic auth"
+            if not form.get("To") or not form.get("Body"):
+                problem = "To and Body are required"
+            if "form-urlencoded" not in self.headers.get("Content-Type", ""):
+                problem = "not form-encoded"
+            srv.record("twilio", form, problem)
+            return self.answer(201, {
+                "sid": "SM%032x" % srv.next_id(), "status": "queued",
+                "to": form.get("To"), "from": form.get("From")})
+        if path == "/tg/bot%s/sendMessage" % TG_TOKEN:
+            body = json.loads(raw)
+            problem = None if body.get("chat_id") and body.get("text") else \
+                "chat_id and text are required"
+            srv.record("telegram", body, problem)
+            return self.answer(200, {"ok": True, "result": {
+                "message_id": srv.next_id(), "date": int(time.time()),
+                "chat": {"id": body.get("chat_id"), "type": "private"},
+                "text": body.get("text")}})
+        if path == "/slack/api/chat.postMessage":
+            body = json.loads(raw)
+            problem = None
+            if self.headers.get("Authorization") != "Bearer " + SLACK_TOKEN:
+                problem = "bad Authorization"
+            srv.record("slack", body, problem)
+            return self.answer(200, {
+                "ok": True, "channel": body.get("channel"),
+                "ts": "1700000000.%06d" % srv.next_id(),
+                "message": {"text": body.get("text")}})
+        srv.record("unknown", {"path": path}, "no such route " + path)
+        return self.answer(404, {"error": "not found"})
+
+
+class ProvidersE2ETest(GatewayCase):
+    """Five providers, five channels, receipts back through webhooks."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = FakeVendors()
+        threading.Thread(target=cls.fake.serve_forever, daemon=True).start()
+        base = "http://127.0.0.1:%d" % cls.fake.server_address[1]
+        cls.dir = tempfile.mkdtemp(prefix="providers-", dir=harness.RUN_DIR)
+
+        def secret(name, value):
+            path = os.path.join(cls.dir, name)
+            with open(path, "w") as f:
+                f.write(value + "\n")
+            return "file:" + path
+
+        config = """
+receipt_timeout = "10m"
+
+[[providers]]
+name = "hooks"
+type = "webhook"
+url = "%(base)s/hook"
+secret = "%(wh)s"
+
+[[providers]]
+name = "meta"
+type = "whatsapp_cloud"
+base_url = "%(base)s/graph/v21.0"
+phone_number_id = "%(pnid)s"
+access_token = "%(wa_token)s"
+app_secret = "%(wa_app)s"
+verify_token = "%(wa_verify)s"
+
+[[providers]]
+name = "tw"
+type = "twilio"
+base_url = "%(base)s/twilio"
+account_sid = "%(tw_sid)s"
+auth_token = "%(tw_token)s"
+public_url = "%(tw_public)s"
+
+[[providers]]
+name = "tg"
+type = "telegram"
+base_url = "%(base)s/tg"
+bot_token = "%(tg_token)s"
+webhook_secret = "%(tg_secret)s"
+
+[[providers]]
+name = "team"
+type = "slack"
+base_url = "%(base)s/slack"
+bot_token = "%(slack)s"
+""" % {"base": base, "wh": secret("wh", WEBHOOK_SECRET),
+       "pnid": WA_PHONE_ID, "wa_token": secret("wa_token", WA_TOKEN),
+       "wa_app": secret("wa_app", WA_APP_SECRET),
+       "wa_verify": secret("wa_verify", WA_VERIFY), "tw_sid": TW_SID,
+       "tw_token": secret("tw_token", TW_TOKEN), "tw_public": TW_PUBLIC,
+       "tg_token": secret("tg_token", TG_TOKEN),
+       "tg_secret": secret("tg_secret", TG_SECRET),
+       "slack": secret("slack", SLACK_TOKEN)}
+        cls.config_path = os.path.join(cls.dir, "campaignd.toml")
+        with open(cls.config_path, "w") as f:
+            f.write(config)
+        cls.server_args = ("--key-rate", "0", "--config", cls.config_path)
+        super().setUpClass()
+        cls.http = "http://127.0.0.1:%d" % cls.server.http_port
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.fake.shutdown()
+            cls.fake.server_close()
+
+    # -- helpers
+
+    def sender(self, sender_id, channel, provider):
+        return self.ok("POST", "/api/v1/senders", {
+            "sender_id": sender_id, "channel": channel,
+            "tier": "unlimited", "provider": provider}, status=201)
+
+    def send_campaign(self, sender_id, addresses):
+        c = self.ok("POST", "/api/v1/campaigns", {
+            "name": "e2e " + sender_id, "sender_id": sender_id,
+            "body": "Hi {{name}}"}, status=201)
+        rows = [{"address": a, "name": "n%d" % i}
+                for i, a in enumerate(addresses)]
+        r = self.call("POST", "/api/v1/campaigns/%s/recipients" % c["id"],
+                      {"recipients": rows})
+        self.assertIn(r.status, (200, 201), r)
+        self.ok("POST", "/api/v1/campaigns/%s/start" % c["id"], {})
+        return c["id"]
+
+    def campaign(self, cid):
+        return self.ok("GET", "/api/v1/campaigns/%s" % cid)
+
+    def wait_for(self, cid, statuses, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            c = self.campaign(cid)
+            if c["status"] in statuses:
+                return c
+            if time.monotonic() > deadline:
+                self.fail("campaign %s is %s, not %s" % (cid, c, statuses))
+            time.sleep(0.1)
+
+    def stat(self, c, name):
+        return int(c.get("stats", {}).get(name, 0))
+
+    def message_ids(self, cid):
+        got = self.ok("GET", "/api/v1/campaigns/%s/recipients?limit=100" % cid)
+        return [r["providerMessageId"] for r in got["items"]]
+
+    def post_webhook(self, provider, raw, headers):
+        h = {"Content-Type": "application/json"}
+        h.update(headers)
+        return http_request("POST", "%s/webhooks/%s" % (self.http, provider),
+                            raw, h)
+
+    def standard_webhook(self, events, forge=False):
+        raw = json.dumps(events).encode()
+        key = base64.b64decode(WEBHOOK_SECRET[len("whsec_"):])
+        if forge:
+            key = b"not the key"
+        ts = str(int(time.time()))
+        sig = base64.b64encode(hmac.new(
+            key, ("evt_1.%s." % ts).encode() + raw,
+            hashlib.sha256).digest()).decode()
+        return self.post_webhook("hooks", raw, {
+            "webhook-id": "evt_1", "webhook-timestamp": ts,
+            "webhook-signature": "v1," + sig})
+
+    # -- the test
+
+    def test_five_providers_five_channels(self):
+        r = http_request("GET", self.http + "/healthz")
+        self.assertEqual(r.status, 200, r)
+        r = http_request("GET", self.http + "/readyz")
+        self.assertEqual(r.status, 200, r)
+        providers = self.ok("GET", "/api/v1/providers")["providers"]
+        self.assertEqual({p["name"]: p["state"] for p in providers}, {
+            "simulator": "ok", "hooks": "ok", "meta": "ok", "tw": "ok",
+            "tg": "ok", "team": "ok"}, providers)
+
+        self.sender("+15550701", "sms", "hooks")
+        self.sender("+15550702", "sms", "tw")
+        self.sender("+15550703", "whatsapp", "meta")
+        self.sender("e2e_campaign_bot", "telegram", "tg")
+        self.sender("campaign-bot", "slack", "team")
+        phones = ["+14155550101", "+14155550102", "+14155550103"]
+        hooks = self.send_campaign("+15550701", phones)
+        tw = self.send_campaign("+15550702", phones)
+        wa = self.send_campaign("+15550703", phones)
+        tg = self.send_campaign("e2e_campaign_bot",
+                                ["1000001", "1000002", "1000003"])
+        team = self.send_campaign("campaign-bot",
+                                  ["U024BE7LH", "U024BE7LJ", "U024BE7LK"])
+
+        # Telegram and Slack have no receipts: completed once all is sent.
+        for cid in (tg, team):
+            c = self.wait_for(cid, ("completed",))
+            self.assertEqual(self.stat(c, "sent"), 3, c)
+        for cid in (hooks, tw, wa):
+            c = self.wait_for(cid, ("sent",))
+            self.assertEqual(self.stat(c, "sent"), 3, c)
+        self.assertEqual(self.fake.problems, [])
+        self.assertEqual(len(self.fake.sent("webhook")), 3)
+        self.assertEqual(len(self.fake.sent("twilio")), 3)
+        self.assertEqual(len(self.fake.sent("whatsapp")), 3)
+        self.assertEqual(len(self.fake.sent("telegram")), 3)
+        self.assertEqual(len(self.fake.sent("slack")), 3)
+        self.assertEqual(sorted(b["to"] for b in self.fake.sent("webhook")),
+                         phones)
+        self.assertEqual(
+            sorted(b["text"] for b in self.fake.sent("webhook")),
+            ["Hi n0", "Hi n1", "Hi n2"])
+
+        # A forged receipt: 401, nothing changes.
+        ids = self.message_ids(hooks)
+        r = self.standard_webhook(
+            [{"type": "message.status", "message_id": i,
+              "status": "delivered"} for i in ids], forge=True)
+        self.assertEqual(r.status, 401, r)
+        self.assertEqual(self.stat(self.campaign(hooks), "delivered"), 0)
+
+        # Standard Webhooks receipts.
+        r = self.standard_webhook(
+            [{"type": "message.status", "message_id": i,
+              "status": "delivered"} for i in ids])
+        self.assertEqual(r.status, 200, r)
+
+        # Meta: statuses under entry[].changes[].value, X-Hub-Signature-256.
+        statuses = [{"id": i, "status": "delivered",
+                     "timestamp": str(int(time.time())),
+                     "recipient_id": "14155550101"}
+                    for i in self.message_ids(wa)]
+        raw = json.dumps({"object": "whatsapp_business_account", "entry": [{
+            "id": "WABA_ID", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550703",
+                             "phone_number_id": WA_PHONE_ID},
+                "statuses": statuses}}]}]}).encode()
+        sig = hmac.new(WA_APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        r = self.post_webhook("meta", raw,
+                              {"X-Hub-Signature-256": "sha256=" + sig})
+        self.assertEqual(r.status, 200, r)
+        # Meta's subscription check echoes the challenge.
+        r = http_request("GET", "%s/webhooks/meta?hub.mode=subscribe&"
+                         "hub.verify_token=%s&hub.challenge=1158201444" %
+                         (self.http, WA_VERIFY))
+        self.assertEqual((r.status, r.raw), (200, b"1158201444"), r)
+
+        # Twilio: form status callbacks signed over public_url + path and
+        # the sorted parameters (HMAC-SHA1, base64).
+        for sid in self.message_ids(tw):
+            params = {"MessageSid": sid, "MessageStatus": "delivered",
+                      "AccountSid": TW_SID, "To": "+14155550101"}
+            url = TW_PUBLIC + "/webhooks/tw"
+            data = url + "".join(k + params[k] for k in sorted(params))
+            sig = base64.b64encode(hmac.new(
+                TW_TOKEN.encode(), data.encode(), hashlib.sha1).digest())
+            r = http_request(
+                "POST", self.http + "/webhooks/tw",
+                urllib.parse.urlencode(params).encode(),
+                {"Content-Type": "application/x-www-form-urlencoded",
+                 "X-Twilio-Signature": sig.decode()})
+            self.assertEqual(r.status, 200, r)
+
+        for cid in (hooks, tw, wa):
+            c = self.wait_for(cid, ("completed",))
+            self.assertEqual(self.stat(c, "delivered"), 3, c)
+
+        # A STOP through the generic webhook suppresses the writer.
+        r = self.standard_webhook({"type": "message.inbound",
+                                   "from": "+14155550199", "to": "+15550701",
+                                   "channel": "sms", "text": "STOP"})
+        self.assertEqual(r.status, 200, r)
+        got = self.ok("GET", "/api/v1/suppressions?limit=100")
+        addresses = [s["address"] for s in got.get("items", [])]
+        self.assertIn("+14155550199", addresses, got)
+
+
+if __name__ == "__main__":
+    raise SystemExit(harness.main(__doc__, [ProvidersE2ETest]))
