@@ -146,13 +146,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       return MHD_YES;
     }
     ex->dispatched = true;
-    ex->suspended = true;
-    MHD_suspend_connection(conn);
     HttpServerRequest request = std::move(ex->request);
     lock.unlock();
-    std::weak_ptr<Exchange> weak = ex;
     // The reply keeps the server's state (not the connection) alive: it may
     // come after the server stopped, and then does nothing.
+    std::weak_ptr<Exchange> weak = ex;
     handler(std::move(request),
             [self = shared_from_this(), weak](HttpServerResponse r) {
               ExchangePtr ex = weak.lock();
@@ -165,6 +163,24 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                 MHD_resume_connection(ex->conn);
               }
             });
+    // Answered already (inline): no suspend/resume round trip. Otherwise
+    // the connection waits, suspended, for the reply from any thread.
+    lock.lock();
+    if (ex->response) {
+      const HttpServerResponse r = std::move(*ex->response);
+      ex->response.reset();
+      lock.unlock();
+      return Queue(conn, r);
+    }
+    if (stopped) {  // Stop() resumed the suspended already: do not wait
+      lock.unlock();
+      HttpServerResponse r;
+      r.status = 503;
+      r.body = "shutting down\n";
+      return Queue(conn, r);
+    }
+    ex->suspended = true;
+    MHD_suspend_connection(conn);
     return MHD_YES;
   }
 
