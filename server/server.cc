@@ -69,9 +69,13 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
       dispatch::Simulator::Create(
           options.simulator, s->timer_.get(),
           [s_raw = s.get()](const std::string& account,
-                            std::vector<ReceiptUpdate> receipts) {
-            s_raw->engine_->IngestReceipts(account, std::move(receipts),
-                                           nullptr);
+                            std::vector<ReceiptUpdate> receipts,
+                            std::function<void(absl::Status)> committed) {
+            s_raw->engine_->IngestReceipts(
+                account, std::move(receipts),
+                [committed](absl::StatusOr<ReceiptResult> r) {
+                  if (committed) committed(r.status());
+                });
           });
   if (!simulator.ok()) return simulator.status();
   s->simulator_ = *std::move(simulator);
@@ -84,8 +88,13 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   provider_env.http = s->http_client_.get();
   provider_env.receipts = [s_raw = s.get()](
                               const std::string& account,
-                              std::vector<ReceiptUpdate> receipts) {
-    s_raw->engine_->IngestReceipts(account, std::move(receipts), nullptr);
+                              std::vector<ReceiptUpdate> receipts,
+                              std::function<void(absl::Status)> committed) {
+    s_raw->engine_->IngestReceipts(
+        account, std::move(receipts),
+        [committed](absl::StatusOr<ReceiptResult> r) {
+          if (committed) committed(r.status());
+        });
   };
   absl::StatusOr<std::unique_ptr<dispatch::ProviderRegistry>> providers =
       dispatch::ProviderRegistry::Create(s->simulator_.get(), options.providers,
@@ -173,6 +182,11 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   if (absl::Status recovered = s->engine_->Recover(); !recovered.ok()) {
     s->AbortStart();
     return recovered;
+  }
+  // Like a vendor after our downtime, the simulator reports the receipts it
+  // still owes for messages it accepted before the restart.
+  if (const int owed = s->simulator_->DeliverOwedReceipts(); owed > 0) {
+    spdlog::info("simulator: {} receipts owed from before the restart", owed);
   }
   for (auto& cq : s->cqs_) {
     for (const auto& method : s->registrar_->methods()) method->Arm(cq.get());

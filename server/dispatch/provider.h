@@ -127,9 +127,11 @@ class Provider {
 };
 
 // Where providers hand the delivery receipts they learn of: the same path
-// DeliveryService's receipts take.
-using ReceiptSink = std::function<void(const std::string& account_id,
-                                       std::vector<ReceiptUpdate> receipts)>;
+// DeliveryService's receipts take. `committed` (may be null) runs once they
+// are stored (or failed to be), from any thread.
+using ReceiptSink = std::function<void(
+    const std::string& account_id, std::vector<ReceiptUpdate> receipts,
+    std::function<void(absl::Status)> committed)>;
 
 }  // namespace campaigns::dispatch
 

@@ -51,7 +51,9 @@ std::string LogLine(const SimulatorLogEntry& e) {
                       {"time", absl::FormatTime(absl::RFC3339_full, e.time,
                                                 absl::UTCTimeZone())},
                       {"outcome", e.outcome},
-                      {"message_id", e.message_id}};
+                      {"message_id", e.message_id},
+                      {"account", e.account_id},
+                      {"channel", std::string(ChannelName(e.channel))}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
          "\n";
 }
@@ -143,14 +145,65 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
   {
     std::ifstream in(sim->options_.log_path);
     std::string line;
+    // What a vendor keeps across our restarts: the messages it accepted
+    // (their ids), the attempts of keys it has not accepted yet, and the
+    // receipts it still owes.
+    struct Accepted {
+      std::string key, account, message_id;
+      Channel channel = Channel::kUnspecified;
+      absl::Time time;
+      bool delivered = false, read = false;
+    };
+    std::map<uint64_t, Accepted> accepted;  // by message id number
     while (std::getline(in, line)) {
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       // A line cut off by a crash is not an acceptance.
       if (j.is_discarded() || !j.is_object()) continue;
+      const std::string key = j.value("key", "");
+      const std::string outcome = j.value("outcome", "");
+      const uint64_t h = StableHash(key, 0);
       const uint64_t id = IdNumber(j.value("message_id", ""));
-      if (j.value("outcome", "") == "accepted" && id != 0) {
-        sim->accepted_[StableHash(j.value("key", ""), 0)] = id;
+      if (outcome == "accepted" && id != 0) {
+        sim->accepted_[h] = id;
         sim->last_id_ = std::max(sim->last_id_, id);
+        sim->attempts_.erase(h);
+        Accepted& a = accepted[id];
+        a.key = key;
+        a.account = j.value("account", "");
+        a.message_id = j.value("message_id", "");
+        ParseChannel(j.value("channel", ""), &a.channel);
+        absl::Time t;
+        std::string err;
+        a.time =
+            absl::ParseTime(absl::RFC3339_full, j.value("time", ""), &t, &err)
+                ? t
+                : absl::Now();
+      } else if ((outcome == "transient" || outcome == "throttled") &&
+                 !sim->accepted_.contains(h)) {
+        ++sim->attempts_[h];
+      } else if (outcome == "permanent") {
+        sim->attempts_.erase(h);
+      } else if (outcome == "delivered" || outcome == "read") {
+        auto it = accepted.find(id);
+        if (it != accepted.end()) {
+          (outcome == "delivered" ? it->second.delivered : it->second.read) =
+              true;
+        }
+      }
+    }
+    for (const auto& [id, a] : accepted) {
+      if (a.account.empty() || !sim->receipts_) continue;  // an old log
+      const SimulatorChannel& s = sim->Settings(a.channel);
+      if (sim->Draw(a.key, 2) >= s.delivered_rate) continue;
+      ReceiptUpdate d;
+      d.provider_message_id = a.message_id;
+      d.status = RecipientStatus::kDelivered;
+      d.occurred_at = a.time + s.latency + s.delivered_delay;
+      if (!a.delivered) sim->owed_[a.account].push_back(d);
+      if (!a.read && sim->Draw(a.key, 3) < s.read_rate) {
+        d.status = RecipientStatus::kRead;
+        d.occurred_at += s.read_delay;
+        sim->owed_[a.account].push_back(d);
       }
     }
   }
@@ -203,7 +256,8 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
       const OutgoingMessage& m = batch[i];
       SendResult& r = results[i];
       const uint64_t h = StableHash(m.idempotency_key, 0);
-      SimulatorLogEntry e{m.idempotency_key, m.address, now, "", ""};
+      SimulatorLogEntry e{m.idempotency_key, m.address, now, "", "",
+                          m.account_id,      m.channel};
       // The receipts a vendor sends for an accepted message: again for a
       // duplicate, which answers with the first message's id (its status
       // callbacks are idempotent; the first ones may have found no id).
@@ -292,12 +346,12 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
     done(std::move(results));
     if (!delivered.empty()) {
       timer_->At(delivered_at, [this, by = std::move(delivered)]() mutable {
-        for (auto& [account, r] : by) receipts_(account, std::move(r));
+        for (auto& [account, r] : by) Report(account, std::move(r));
       });
     }
     if (!read.empty()) {
       timer_->At(read_at, [this, by = std::move(read)]() mutable {
-        for (auto& [account, r] : by) receipts_(account, std::move(r));
+        for (auto& [account, r] : by) Report(account, std::move(r));
       });
     }
   };
@@ -306,6 +360,48 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
     return;
   }
   timer_->At(now + s.latency, std::move(finish));
+}
+
+void Simulator::LogReceipts(const std::vector<ReceiptUpdate>& receipts,
+                            const std::string& account) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (log_file_ == nullptr) return;
+  std::string lines;
+  for (ReceiptUpdate r : receipts) {
+    SimulatorLogEntry e;
+    e.time = r.occurred_at;
+    e.outcome = r.status == RecipientStatus::kRead ? "read" : "delivered";
+    e.message_id = r.provider_message_id;
+    e.account_id = account;
+    lines += LogLine(e);
+  }
+  std::fwrite(lines.data(), 1, lines.size(), log_file_);
+  std::fflush(log_file_);
+}
+
+void Simulator::Report(const std::string& account,
+                       std::vector<ReceiptUpdate> receipts) {
+  // Logged as reported only once stored: a crash in between leaves them
+  // owed, and the next start reports them again (receipts are idempotent).
+  auto logged = std::make_shared<std::vector<ReceiptUpdate>>(receipts);
+  receipts_(account, std::move(receipts),
+            [this, account, logged](absl::Status committed) {
+              if (committed.ok()) LogReceipts(*logged, account);
+            });
+}
+
+int Simulator::DeliverOwedReceipts() {
+  std::map<std::string, std::vector<ReceiptUpdate>> owed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    owed.swap(owed_);
+  }
+  int n = 0;
+  for (auto& [account, receipts] : owed) {
+    n += static_cast<int>(receipts.size());
+    Report(account, std::move(receipts));
+  }
+  return n;
 }
 
 std::vector<SimulatorLogEntry> Simulator::Log() const {

@@ -80,8 +80,12 @@ struct SimulatorLogEntry {
   std::string key;
   std::string address;
   absl::Time time;
-  std::string outcome;  // accepted, duplicate, transient, throttled, permanent
+  // accepted, duplicate, transient, throttled, permanent; and the receipts
+  // it reported: delivered, read.
+  std::string outcome;
   std::string message_id;
+  std::string account_id;
+  Channel channel = Channel::kUnspecified;
 };
 
 class Simulator final : public Provider {
@@ -99,6 +103,11 @@ class Simulator final : public Provider {
 
   // Every attempt so far (with keep_log).
   std::vector<SimulatorLogEntry> Log() const;
+
+  // With a log: reports the receipts owed for messages accepted before a
+  // restart and not reported yet (as a vendor would, after our downtime).
+  // Call once the receipt sink can take them. Returns how many.
+  int DeliverOwedReceipts();
 
  private:
   Simulator(SimulatorOptions options, Timer* timer, ReceiptSink receipts);
@@ -118,6 +127,13 @@ class Simulator final : public Provider {
   std::map<Channel, TokenBucket> throttles_ ABSL_GUARDED_BY(mu_);
   std::vector<SimulatorLogEntry> log_ ABSL_GUARDED_BY(mu_);
   FILE* log_file_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // From the log at start: receipts owed, by account.
+  std::map<std::string, std::vector<ReceiptUpdate>> owed_ ABSL_GUARDED_BY(mu_);
+  // Hands receipts to the sink; logs them as reported once stored.
+  void Report(const std::string& account, std::vector<ReceiptUpdate> receipts);
+  // Appends a receipt-reported line (with a log file).
+  void LogReceipts(const std::vector<ReceiptUpdate>& receipts,
+                   const std::string& account);
 };
 
 }  // namespace campaigns::dispatch

@@ -54,8 +54,13 @@ class EngineTest : public ::testing::Test {
     sim_options_.defaults.delivered_delay = absl::ZeroDuration();
     auto sim = Simulator::Create(
         sim_options_, &timer_,
-        [this](const std::string& account, std::vector<ReceiptUpdate> r) {
-          engine_->IngestReceipts(account, std::move(r), nullptr);
+        [this](const std::string& account, std::vector<ReceiptUpdate> r,
+               std::function<void(absl::Status)> committed) {
+          engine_->IngestReceipts(
+              account, std::move(r),
+              [committed](absl::StatusOr<ReceiptResult> res) {
+                if (committed) committed(res.status());
+              });
         });
     ASSERT_TRUE(sim.ok());
     sim_ = *std::move(sim);

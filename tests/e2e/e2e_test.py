@@ -596,7 +596,8 @@ class LifecycleTest(E2ECase):
 
 class CrashSafetyTest(E2ECase):
     """SIGKILL campaignd again and again while it dispatches; every restart
-    resumes on the same database by itself, and the simulator's send log
+    resumes on the same database by itself, every receipt arrives (the
+    simulator reports what it owes after each restart), and its send log
     (JSON lines, one per provider call) shows no message accepted twice."""
 
     RECIPIENTS = 20000
@@ -615,7 +616,9 @@ class CrashSafetyTest(E2ECase):
             # Latency keeps accepted-but-unrecorded messages in flight at
             # every kill: their resends must be recognised, not repeated.
             "--simulator", "default:latency=50ms,delivered_delay=0s",
-            "--receipt-timeout", "5"])
+            # Long enough that only the simulator's own receipts (owed
+            # ones reported again after each restart) complete it.
+            "--receipt-timeout", "300"])
         self.servers.append(srv)
         return srv.start()
 
@@ -673,7 +676,8 @@ class CrashSafetyTest(E2ECase):
         st = got.stats
         self.assertEqual(st.total, self.RECIPIENTS)
         self.assertEqual(st.queued + st.failed + st.skipped, 0, st)
-        self.assertEqual(st.sent + st.delivered, self.RECIPIENTS, st)
+        # Every receipt arrived, kills or not: none waited for the timeout.
+        self.assertEqual(st.delivered, self.RECIPIENTS, st)
         # Every recipient once, in one state that agrees with the counters.
         states = {}
         token = ""
