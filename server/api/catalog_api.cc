@@ -179,7 +179,7 @@ void Api::RegisterSender(const RpcContext& ctx,
                                  absl::StrJoin(names, ", "))));
   }
   if (!provider->Serves(s.channel)) {
-    return reply(errors::InvalidField(
+    return reply(errors::Validation(
         "provider", absl::StrCat("provider ", errors::Quote(s.provider),
                                  " (type ", provider->type, ") cannot send ",
                                  ChannelName(s.channel), " messages")));

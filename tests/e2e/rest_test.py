@@ -839,7 +839,7 @@ class ProvidersRestTest(GatewayCase):
         r = self.call("POST", "/api/v1/senders", {
             "sender_id": "+15550301", "channel": "sms",
             "provider": "team-slack"})
-        self.assert_error(r, 400, "INVALID_REQUEST", "provider")
+        self.assert_error(r, 422, "VALIDATION_ERROR", "provider")
         got = self.ok("POST", "/api/v1/senders", {
             "sender_id": "campaign-bot", "channel": "slack",
             "provider": "team-slack"}, status=201)

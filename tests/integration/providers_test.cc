@@ -30,7 +30,8 @@ class ProvidersTest : public ServerTest {
  protected:
   void Configure(ServerOptions& options) override {
     options.providers = {Provider("meta", "whatsapp_cloud"),
-                         Provider("hooks", "webhook")};
+                         Provider("hooks", "webhook"),
+                         Provider("mail", "smtp")};
     options.provider_factories["webhook"] = [](const config::ProviderConfig&,
                                                const dispatch::ProviderEnv&)
         -> absl::StatusOr<std::unique_ptr<dispatch::Provider>> {
@@ -49,7 +50,7 @@ class ProvidersTest : public ServerTest {
 
 TEST_F(ProvidersTest, ListsSimulatorAndConfiguredProviders) {
   v1::ListProvidersResponse got = List(kAdminKey);
-  ASSERT_EQ(got.providers_size(), 3);
+  ASSERT_EQ(got.providers_size(), 4);
   const v1::Provider& sim = got.providers(0);
   EXPECT_EQ(sim.name(), "simulator");
   EXPECT_EQ(sim.type(), "simulator");
@@ -61,17 +62,21 @@ TEST_F(ProvidersTest, ListsSimulatorAndConfiguredProviders) {
   EXPECT_EQ(meta.type(), "whatsapp_cloud");
   ASSERT_EQ(meta.channels_size(), 1);
   EXPECT_EQ(meta.channels(0), v1::whatsapp);
-  EXPECT_EQ(meta.state(), "unusable");
-  EXPECT_EQ(meta.reason(),
-            "type \"whatsapp_cloud\" is not available in this build");
+  EXPECT_EQ(meta.state(), "ok");
+  EXPECT_EQ(meta.reason(), "");
   const v1::Provider& hooks = got.providers(2);
   EXPECT_EQ(hooks.name(), "hooks");
   EXPECT_EQ(hooks.state(), "ok");
   EXPECT_EQ(hooks.channels_size(), 6);
+  // A type without an adapter in this build is listed, unusable.
+  const v1::Provider& mail = got.providers(3);
+  EXPECT_EQ(mail.name(), "mail");
+  EXPECT_EQ(mail.state(), "unusable");
+  EXPECT_EQ(mail.reason(), "type \"smtp\" is not available in this build");
   EXPECT_EQ(got.DebugString().find("secret-token-value"), std::string::npos);
 
   // Any authenticated key, not only the admin's; no key is refused.
-  EXPECT_EQ(List(NewAccount("tenant")).providers_size(), 3);
+  EXPECT_EQ(List(NewAccount("tenant")).providers_size(), 4);
   v1::ListProvidersResponse out;
   EXPECT_EQ(
       senders_->ListProviders(Ctx("").get(), v1::ListProvidersRequest(), &out)
@@ -85,7 +90,7 @@ TEST_F(ProvidersTest, StateChangesShowInTheList) {
                              "credentials refused (HTTP 401)")
                   .ok());
   v1::ListProvidersResponse got = List(kAdminKey);
-  ASSERT_EQ(got.providers_size(), 3);
+  ASSERT_EQ(got.providers_size(), 4);
   EXPECT_EQ(got.providers(2).state(), "unusable");
   EXPECT_EQ(got.providers(2).reason(), "credentials refused (HTTP 401)");
 }
@@ -103,7 +108,7 @@ TEST_F(ProvidersTest, RegisterSenderChecksTheProvider) {
       {"named like a type only", v1::whatsapp, "whatsapp_cloud",
        grpc::StatusCode::FAILED_PRECONDITION, "VALIDATION_ERROR"},
       {"wrong channel for its type", v1::sms, "meta",
-       grpc::StatusCode::INVALID_ARGUMENT, "INVALID_REQUEST"},
+       grpc::StatusCode::FAILED_PRECONDITION, "VALIDATION_ERROR"},
   };
   int n = 0;
   for (const Case& c : cases) {
