@@ -381,7 +381,12 @@ TEST_F(WebhookProviderTest, ASlowAnswerPastTheTimeoutIsTransient) {
   const SendResult r = SendOne(receiver.url(), absl::Milliseconds(200));
   EXPECT_EQ(r.status, SendStatus::kTransient);
   EXPECT_EQ(r.error_code, "timeout");
-  for (std::thread& t : late) t.join();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    threads.swap(late);
+  }
+  for (std::thread& t : threads) t.join();
 }
 
 TEST_F(WebhookProviderTest, ADroppedConnectionIsTransient) {
