@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "server/dispatch/providers/adapter_util.h"
 #include "server/dispatch/providers/signatures.h"
 #include "server/domain/types.h"
 
@@ -133,12 +134,6 @@ void WebhookProvider::Send(std::vector<OutgoingMessage> batch, SendDone done) {
 }
 
 namespace {
-
-const std::string& HeaderOf(const WebhookRequest& r, const std::string& name) {
-  static const std::string* const kEmpty = new std::string();
-  auto it = r.headers.find(name);
-  return it == r.headers.end() ? *kEmpty : it->second;
-}
 
 // A string member of an event, "" when absent; INVALID_ARGUMENT when it is
 // there but not a string.
