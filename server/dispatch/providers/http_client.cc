@@ -1,8 +1,13 @@
 #include "server/dispatch/providers/http_client.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -41,6 +46,40 @@ absl::Duration ParseRetryAfter(absl::string_view v) {
 }
 
 }  // namespace
+
+// libcurl's callbacks, with the exact types it calls them through.
+struct CurlCallbacks {
+  // CURLMOPT_SOCKETFUNCTION: keeps the epoll set in step with what libcurl
+  // waits for on each socket. A closed socket leaves the set by itself, and
+  // its number may come back for a new one: add and modify fall back on
+  // each other rather than trusting bookkeeping.
+  static int OnSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* self,
+                      void* /*socketp*/) {
+    const int epoll_fd = static_cast<HttpClient*>(self)->epoll_fd_;
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.data.fd = fd;
+    if ((what & CURL_POLL_IN) != 0) ev.events |= EPOLLIN;
+    if ((what & CURL_POLL_OUT) != 0) ev.events |= EPOLLOUT;
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+        epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return -1;
+    }
+    return 0;
+  }
+
+  // CURLMOPT_TIMERFUNCTION: when libcurl next wants CURL_SOCKET_TIMEOUT;
+  // -1 = no timer.
+  static int OnTimer(CURLM* /*multi*/, long timeout_ms, void* self) {
+    static_cast<HttpClient*>(self)->timer_due_ =
+        timeout_ms < 0 ? absl::InfiniteFuture()
+                       : absl::Now() + absl::Milliseconds(timeout_ms);
+    return 0;
+  }
+};
 
 class HttpClient::Lane {
  public:
@@ -99,12 +138,32 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create() {
         absl::StrCat("libcurl: ", curl_easy_strerror(global)));
   }
   std::unique_ptr<HttpClient> client(new HttpClient());
+  client->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  client->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (client->epoll_fd_ < 0 || client->wake_fd_ < 0) {
+    return absl::InternalError(
+        absl::StrCat("HTTP client: epoll/eventfd: ", std::strerror(errno)));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = client->wake_fd_;
+  if (epoll_ctl(client->epoll_fd_, EPOLL_CTL_ADD, client->wake_fd_, &ev) != 0) {
+    return absl::InternalError(
+        absl::StrCat("HTTP client: epoll_ctl: ", std::strerror(errno)));
+  }
   CURLM* multi = curl_multi_init();
   if (multi == nullptr) return absl::InternalError("libcurl: no multi handle");
+  client->multi_ = multi;
   curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kMaxConnects);
-  client->multi_ = multi;
-  client->thread_ = std::thread([c = client.get()] { c->Run(); });
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &CurlCallbacks::OnSocket);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, client.get());
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &CurlCallbacks::OnTimer);
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, client.get());
+  client->thread_ = std::thread([c = client.get()] {
+    pthread_setname_np(pthread_self(), "http-client");
+    c->Run();
+  });
   return client;
 }
 
@@ -113,10 +172,22 @@ HttpClient::~HttpClient() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  if (wake_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+  }
   if (thread_.joinable()) thread_.join();
   for (void* easy : idle_easy_) curl_easy_cleanup(static_cast<CURL*>(easy));
-  curl_multi_cleanup(static_cast<CURLM*>(multi_));
+  if (multi_ != nullptr) curl_multi_cleanup(static_cast<CURLM*>(multi_));
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+void HttpClient::Wake() {
+  if (wake_pending_.exchange(true)) return;
+  const uint64_t one = 1;
+  // EAGAIN means the counter is already non-zero: the thread wakes anyway.
+  (void)!write(wake_fd_, &one, sizeof one);
 }
 
 std::shared_ptr<HttpClient::Lane> HttpClient::NewLane(int max_in_flight) {
@@ -142,29 +213,52 @@ void HttpClient::Send(const std::shared_ptr<Lane>& lane, HttpRequest request,
     ++pending_;
     lane->queued_.push_back(std::move(t));
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  Wake();
 }
 
 void HttpClient::Run() {
   CURLM* multi = static_cast<CURLM*>(multi_);
+  constexpr int kEvents = 256;
+  epoll_event events[kEvents];
+  int running = 0;
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
     }
+    // Adding a transfer sets libcurl's timer to "now": it is started by the
+    // timeout action below, without waiting.
     StartQueued();
-    int running = 0;
-    curl_multi_perform(multi, &running);
-    int finished = 0;
-    int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Finish(msg->easy_handle, msg->data.result);
-      ++finished;
+    const absl::Duration until = timer_due_ - absl::Now();
+    const int wait_ms = until <= absl::ZeroDuration()
+                            ? 0
+                            : static_cast<int>(std::min<int64_t>(
+                                  1000, absl::ToInt64Milliseconds(absl::Ceil(
+                                            until, absl::Milliseconds(1)))));
+    const int n = epoll_wait(epoll_fd_, events, kEvents, wait_ms);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        // Cleared before the next StartQueued reads the lanes: a Send that
+        // queues after this point writes a new wake-up.
+        wake_pending_.store(false);
+        uint64_t count = 0;
+        (void)!read(wake_fd_, &count, sizeof count);
+        continue;
+      }
+      int flags = 0;
+      if ((events[i].events & EPOLLIN) != 0) flags |= CURL_CSELECT_IN;
+      if ((events[i].events & EPOLLOUT) != 0) flags |= CURL_CSELECT_OUT;
+      if ((events[i].events & (EPOLLERR | EPOLLHUP)) != 0) {
+        flags |= CURL_CSELECT_ERR;
+      }
+      curl_multi_socket_action(multi, fd, flags, &running);
     }
-    // A finished transfer frees a lane's slot: start what waited at once.
-    if (finished > 0) continue;
-    curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    if (timer_due_ <= absl::Now()) {
+      timer_due_ = absl::InfiniteFuture();
+      curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    CollectFinished();
   }
   // Stopping: whatever was not answered gets an error, once.
   std::vector<std::unique_ptr<Transfer>> abandoned;
@@ -189,6 +283,14 @@ void HttpClient::Run() {
   }
 }
 
+void HttpClient::CollectFinished() {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+    if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
+  }
+}
+
 void HttpClient::StartQueued() {
   std::vector<std::unique_ptr<Transfer>> ready;
   {
@@ -206,13 +308,25 @@ void HttpClient::StartQueued() {
 }
 
 void HttpClient::Start(std::unique_ptr<Transfer> t) {
+  // A reused handle keeps its connection cache links and buffers; every
+  // option a request may set is set below on each use, to its value or its
+  // default, so nothing of the previous request carries over (and the
+  // costly curl_easy_reset is not needed).
   CURL* easy = nullptr;
   if (!idle_easy_.empty()) {
     easy = static_cast<CURL*>(idle_easy_.back());
     idle_easy_.pop_back();
-    curl_easy_reset(easy);
   } else {
     easy = curl_easy_init();
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
+    // Requests are small: the smallest upload buffer libcurl allows spares
+    // a 64 KiB allocation (and malloc's consolidation) per transfer.
+    curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
   }
   const HttpRequest& r = t->request;
   t->easy = easy;
@@ -223,37 +337,32 @@ void HttpClient::Start(std::unique_ptr<Transfer> t) {
   // No "Expect: 100-continue" round trip before a body.
   t->headers = curl_slist_append(t->headers, "Expect:");
   curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
   if (r.method == "GET") {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, nullptr);
   } else {
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.data());
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(r.body.size()));
-    if (r.method != "POST") {
-      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-    }
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST,
+                     r.method == "POST" ? nullptr : r.method.c_str());
   }
   if (!r.basic_auth.empty()) {
     curl_easy_setopt(easy, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(easy, CURLOPT_USERPWD, r.basic_auth.c_str());
+  } else {
+    curl_easy_setopt(easy, CURLOPT_USERPWD, nullptr);
   }
   const long timeout_ms = static_cast<long>(
       std::max<int64_t>(1, absl::ToInt64Milliseconds(r.timeout)));
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
   // Over TLS, wait for ALPN to say whether a connection multiplexes (HTTP/2)
   // rather than open one per request; plain HTTP/1.1 never multiplexes, and
   // waiting there would queue requests behind a slow answer.
-  if (absl::StartsWithIgnoreCase(r.url, "https:")) {
-    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
-  }
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
+  curl_easy_setopt(easy, CURLOPT_PIPEWAIT,
+                   absl::StartsWithIgnoreCase(r.url, "https:") ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Transfer::OnHeader);
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());

@@ -1,5 +1,7 @@
 // HttpClient: the HTTP engine every HTTP provider sends through. One thread
-// drives a libcurl multi handle: connections are kept alive and reused
+// drives a libcurl multi handle through curl_multi_socket_action on an epoll
+// set, so each turn touches only the connections that are ready (not every
+// transfer, as curl_multi_perform does): connections are kept alive and reused
 // across requests (HTTP/2 multiplexed where the server offers it), TLS
 // peers are verified, and each provider's requests go through its own lane,
 // which bounds how many are outstanding at once and queues the rest.
@@ -16,7 +18,7 @@
 #ifndef CAMPAIGND_SERVER_DISPATCH_PROVIDERS_HTTP_CLIENT_H_
 #define CAMPAIGND_SERVER_DISPATCH_PROVIDERS_HTTP_CLIENT_H_
 
-#include <condition_variable>
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -90,8 +92,21 @@ class HttpClient {
   void StartQueued();
   void Start(std::unique_ptr<Transfer> t);
   void Finish(void* easy, int curl_code);
+  // Hands every finished transfer to Finish; the client's thread only.
+  void CollectFinished();
+  // Wakes the client's thread (to start queued requests, or to stop).
+  void Wake();
+  // libcurl's CURLMOPT_SOCKETFUNCTION and CURLMOPT_TIMERFUNCTION.
+  friend struct CurlCallbacks;
 
   void* multi_ = nullptr;  // CURLM*, owned by the client's thread once running
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd in the epoll set
+  // A wake-up is written and not yet read: later Sends need not write one.
+  std::atomic<bool> wake_pending_{false};
+  // When libcurl wants CURL_SOCKET_TIMEOUT handled; InfiniteFuture = never.
+  // The client's thread only (libcurl calls OnTimer from within its calls).
+  absl::Time timer_due_ = absl::InfiniteFuture();
   std::thread thread_;
 
   std::mutex mu_;
