@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <grpcpp/health_check_service_interface.h>
+#include <pthread.h>
 
 #include <fstream>
 #include <mutex>
@@ -191,8 +192,12 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   for (auto& cq : s->cqs_) {
     for (const auto& method : s->registrar_->methods()) method->Arm(cq.get());
   }
-  for (auto& cq : s->cqs_) {
-    s->threads_.emplace_back([raw = s.get(), q = cq.get()] { raw->Poll(q); });
+  for (size_t i = 0; i < s->cqs_.size(); ++i) {
+    // Named so that top -H and perf show which thread is busy.
+    s->threads_.emplace_back([raw = s.get(), q = s->cqs_[i].get(), i] {
+      pthread_setname_np(pthread_self(), absl::StrCat("cq-", i).c_str());
+      raw->Poll(q);
+    });
   }
   if (!options.http_listen.empty()) {
     http::OperatorHttpDeps deps;

@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <future>
@@ -48,8 +49,15 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   absl::Status status = db->Init();
   if (!status.ok()) return status;
   std::lock_guard<std::mutex> lock(db->close_mu_);
-  db->writer_ = std::thread([raw = db.get()] { raw->WriterLoop(); });
-  db->checkpointer_ = std::thread([raw = db.get()] { raw->CheckpointLoop(); });
+  // Named so that top -H and perf show which thread is busy.
+  db->writer_ = std::thread([raw = db.get()] {
+    pthread_setname_np(pthread_self(), "db-writer");
+    raw->WriterLoop();
+  });
+  db->checkpointer_ = std::thread([raw = db.get()] {
+    pthread_setname_np(pthread_self(), "db-checkpoint");
+    raw->CheckpointLoop();
+  });
   return db;
 }
 
