@@ -12,7 +12,7 @@ PACKAGES=(
   golang-go golang-grpc-gateway golang-github-grpc-ecosystem-grpc-gateway-dev
   golang-google-protobuf-dev golang-goprotobuf-dev
   grpc-proto python3 python3-grpcio python3-grpc-tools curl
-  libtomlplusplus-dev libcurl4-openssl-dev libmicrohttpd-dev
+  libtomlplusplus-dev libcurl4-openssl-dev libmicrohttpd-dev libjemalloc-dev
 )
 
 missing=()
