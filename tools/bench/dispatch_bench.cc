@@ -56,6 +56,7 @@ namespace {
 
 namespace v1 = campaigns::v1;
 using campaigns::bench::Clock;
+using campaigns::bench::CpuSeconds;
 using campaigns::bench::FreePort;
 using campaigns::bench::PeakRssKb;
 using campaigns::bench::Seconds;
@@ -267,11 +268,13 @@ int Throughput(const std::string& binary, const std::string& work, int64_t n,
     std::cout << absl::StrFormat(
         "  campaignd peak RSS after the import (before Start): %.1f MB\n",
         static_cast<double>(import_rss_kb) / 1024.0);
+    const double cpu_before = CpuSeconds(server.pid());
     const auto start = Clock::now();
     if (!Start(server, id)) return 1;
     const v1::Campaign c =
         WaitWhileSending(server, id, std::chrono::milliseconds(20));
     const double secs = Seconds(start);
+    const double cpu = CpuSeconds(server.pid()) - cpu_before;
     rss_kb = PeakRssKb(server.pid());
     if (c.stats().sent() != n) {
       std::cerr << "ended " << v1::Campaign::Status_Name(c.status()) << " with "
@@ -281,8 +284,8 @@ int Throughput(const std::string& binary, const std::string& work, int64_t n,
     rate = static_cast<double>(n) / secs;
     std::cout << absl::StrFormat(
         "  end to end, Start -> sent (every status durable): %9.0f msg/s  "
-        "(%d in %.2f s)\n",
-        rate, n, secs);
+        "(%d in %.2f s; campaignd CPU %.1f us/msg, %.2f cores)\n",
+        rate, n, secs, 1e6 * cpu / static_cast<double>(n), cpu / secs);
   }
   const double raw = RawUpdates(db, batch);
   std::cout << absl::StrFormat(
@@ -342,11 +345,15 @@ int Webhook(const std::string& binary, const std::string& work, int64_t n,
                    "Hi {{name}}, your code is {{code}}", "sink")) {
     return 1;
   }
+  const double cpu_before = CpuSeconds(server.pid());
+  const double sink_cpu_before = CpuSeconds(getpid());
   const auto start = Clock::now();
   if (!Start(server, id)) return 1;
   const v1::Campaign c =
       WaitWhileSending(server, id, std::chrono::milliseconds(20));
   const double secs = Seconds(start);
+  const double cpu = CpuSeconds(server.pid()) - cpu_before;
+  const double sink_cpu = CpuSeconds(getpid()) - sink_cpu_before;
   const int64_t rss_kb = PeakRssKb(server.pid());
   if (c.stats().sent() != n) {
     std::cerr << "ended " << v1::Campaign::Status_Name(c.status()) << " with "
@@ -359,6 +366,11 @@ int Webhook(const std::string& binary, const std::string& work, int64_t n,
       "durable): %9.0f msg/s  (%d in %.2f s, %d requests at the sink, "
       "max_in_flight %d)\n",
       static_cast<double>(n) / secs, n, secs, received.load(), max_in_flight);
+  std::cout << absl::StrFormat(
+      "  CPU: campaignd %.1f us/msg (%.2f cores), sink and this bench "
+      "%.1f us/msg (%.2f cores)\n",
+      1e6 * cpu / static_cast<double>(n), cpu / secs,
+      1e6 * sink_cpu / static_cast<double>(n), sink_cpu / secs);
   std::cout << absl::StrFormat("  campaignd peak RSS (webhook run): %.1f MB\n",
                                static_cast<double>(rss_kb) / 1024.0);
   return 0;
