@@ -23,6 +23,7 @@ import hmac
 import http.server
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -46,31 +47,86 @@ SLACK_TOKEN = "xoxb-e2e-slack-token"
 
 class FakeVendors(http.server.ThreadingHTTPServer):
     """One HTTP server playing every vendor, by path prefix. Records each
-    request; `problems` lists what a real vendor would have refused."""
+    request as it arrives, before answering it (so a request whose answer
+    campaignd never reads is recorded too); `problems` lists what a real
+    vendor would have refused.
+
+    hold(vendor, n): answer that vendor's first n requests, then hold each
+    further one unanswered until `release` is set (a vendor that stops
+    answering, to kill campaignd while messages are with it). `epoch` tags
+    the requests recorded from then on (0 before a kill, 1 after)."""
 
     daemon_threads = True
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), VendorHandler)
         self.lock = threading.Lock()
-        self.requests = []   # (vendor, parsed body)
+        self.requests = []   # dicts: vendor, body, webhook_id, epoch, held
         self.problems = []
         self.counter = 0
+        self.hold_vendor = None
+        self.hold_after = 0
+        self.release = threading.Event()
+        self.epoch = 0
+        self.webhook_ids = {}  # webhook-id -> message_id (de-duplication)
 
     def next_id(self):
         with self.lock:
             self.counter += 1
             return self.counter
 
-    def record(self, vendor, body, problem=None):
+    def hold(self, vendor, n):
         with self.lock:
-            self.requests.append((vendor, body))
+            self.hold_vendor = vendor
+            self.hold_after = n
+            self.release.clear()
+
+    def record(self, vendor, body, problem=None, webhook_id=None):
+        """Records a request; returns its entry (entry["held"]: wait for
+        `release` before answering)."""
+        with self.lock:
+            held = False
+            if vendor == self.hold_vendor and not self.release.is_set():
+                seen = sum(1 for r in self.requests if r["vendor"] == vendor)
+                held = seen >= self.hold_after
+            entry = {"vendor": vendor, "body": body, "webhook_id": webhook_id,
+                     "epoch": self.epoch, "held": held, "answer_id": None}
+            self.requests.append(entry)
             if problem:
                 self.problems.append("%s: %s" % (vendor, problem))
+            return entry
+
+    def webhook_message_id(self, webhook_id):
+        """The receiver de-duplicates on webhook-id: a repeat gets the
+        first message_id again."""
+        with self.lock:
+            if webhook_id not in self.webhook_ids:
+                self.counter += 1
+                self.webhook_ids[webhook_id] = "wh-%d" % self.counter
+            return self.webhook_ids[webhook_id]
 
     def sent(self, vendor):
         with self.lock:
-            return [b for v, b in self.requests if v == vendor]
+            return [r["body"] for r in self.requests if r["vendor"] == vendor]
+
+    def entries(self, vendor):
+        with self.lock:
+            return [dict(r) for r in self.requests if r["vendor"] == vendor]
+
+    def held(self, vendor):
+        with self.lock:
+            return sum(1 for r in self.requests
+                       if r["vendor"] == vendor and r["held"])
+
+    def set_epoch(self, epoch):
+        with self.lock:
+            self.epoch = epoch
+
+    def handle_error(self, request, client_address):
+        # A held answer written after campaignd was killed: expected.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class VendorHandler(http.server.BaseHTTPRequestHandler):
@@ -79,13 +135,23 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def answer(self, status, obj):
+    def answer(self, status, obj, entry=None):
+        if entry is not None:
+            if entry["held"]:
+                # Never longer than a test: tearDown sets release.
+                self.server.release.wait(60)
+            entry["answer_id"] = obj.get("message_id") or (
+                obj.get("messages") or [{}])[0].get("id")
         raw = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+        except ConnectionError:
+            # Held until campaignd was killed: nobody reads this answer.
+            self.close_connection = True
 
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -107,8 +173,9 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
             body = json.loads(raw)
             if body.get("type") != "message.send" or body.get("id") != msg_id:
                 problem = "not a message.send with id = webhook-id"
-            srv.record("webhook", body, problem)
-            return self.answer(200, {"message_id": "wh-%d" % srv.next_id()})
+            entry = srv.record("webhook", body, problem, msg_id)
+            return self.answer(
+                200, {"message_id": srv.webhook_message_id(msg_id)}, entry)
         if path == "/graph/v21.0/%s/messages" % WA_PHONE_ID:
             # Cloud API: Bearer token, JSON, answer messages[0].id (wamid).
             body = json.loads(raw)
@@ -117,12 +184,12 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
                 problem = "bad Authorization"
             if body.get("messaging_product") != "whatsapp":
                 problem = "messaging_product is not whatsapp"
-            srv.record("whatsapp", body, problem)
+            entry = srv.record("whatsapp", body, problem)
             return self.answer(200, {
                 "messaging_product": "whatsapp",
                 "contacts": [{"input": body.get("to"),
                               "wa_id": body.get("to")}],
-                "messages": [{"id": "wamid.E2E%d" % srv.next_id()}]})
+                "messages": [{"id": "wamid.E2E%d" % srv.next_id()}]}, entry)
         if path == "/twilio/2010-04-01/Accounts/%s/Messages.json" % TW_SID:
             # Messages resource: basic auth, form-encoded To/From/Body.
             form = dict(urllib.parse.parse_qsl(raw.decode()))
@@ -405,6 +472,7 @@ bot_token = "%(slack)s"
         got = self.ok("GET", "/api/v1/suppressions?limit=100")
         addresses = [s["address"] for s in got.get("items", [])]
         self.assertIn("+14155550199", addresses, got)
+
 
 
 if __name__ == "__main__":
