@@ -12,7 +12,12 @@ signed webhooks on http_listen.
   * receipts come back signed (Standard Webhooks, Meta's
     X-Hub-Signature-256, X-Twilio-Signature); a forged one is 401 and
     changes nothing; a STOP through the webhook suppresses the writer;
-  * /healthz and /readyz.
+  * /healthz and /readyz;
+  * kill -9 during dispatch (ProviderCrashTest), the fake holding the
+    requests campaignd has in flight: through the generic webhook every
+    recipient arrives, resends reuse their webhook-id; through WhatsApp
+    (no de-duplication) no number gets two messages, and exactly what was
+    marked as handed without an outcome ends failed with outcome_unknown.
 
 Same command line as e2e_test.py (harness.main).
 """
@@ -23,13 +28,15 @@ import hmac
 import http.server
 import json
 import os
+import sqlite3
+import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 
 import harness
-from harness import GatewayCase, http_request
+from harness import GatewayCase, http_request, pb
 
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 WA_TOKEN = "EAAG-e2e-access-token"
@@ -46,31 +53,86 @@ SLACK_TOKEN = "xoxb-e2e-slack-token"
 
 class FakeVendors(http.server.ThreadingHTTPServer):
     """One HTTP server playing every vendor, by path prefix. Records each
-    request; `problems` lists what a real vendor would have refused."""
+    request as it arrives, before answering it (so a request whose answer
+    campaignd never reads is recorded too); `problems` lists what a real
+    vendor would have refused.
+
+    hold(vendor, n): answer that vendor's first n requests, then hold each
+    further one unanswered until `release` is set (a vendor that stops
+    answering, to kill campaignd while messages are with it). `epoch` tags
+    the requests recorded from then on (0 before a kill, 1 after)."""
 
     daemon_threads = True
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), VendorHandler)
         self.lock = threading.Lock()
-        self.requests = []   # (vendor, parsed body)
+        self.requests = []   # dicts: vendor, body, webhook_id, epoch, held
         self.problems = []
         self.counter = 0
+        self.hold_vendor = None
+        self.hold_after = 0
+        self.release = threading.Event()
+        self.epoch = 0
+        self.webhook_ids = {}  # webhook-id -> message_id (de-duplication)
 
     def next_id(self):
         with self.lock:
             self.counter += 1
             return self.counter
 
-    def record(self, vendor, body, problem=None):
+    def hold(self, vendor, n):
         with self.lock:
-            self.requests.append((vendor, body))
+            self.hold_vendor = vendor
+            self.hold_after = n
+            self.release.clear()
+
+    def record(self, vendor, body, problem=None, webhook_id=None):
+        """Records a request; returns its entry (entry["held"]: wait for
+        `release` before answering)."""
+        with self.lock:
+            held = False
+            if vendor == self.hold_vendor and not self.release.is_set():
+                seen = sum(1 for r in self.requests if r["vendor"] == vendor)
+                held = seen >= self.hold_after
+            entry = {"vendor": vendor, "body": body, "webhook_id": webhook_id,
+                     "epoch": self.epoch, "held": held, "answer_id": None}
+            self.requests.append(entry)
             if problem:
                 self.problems.append("%s: %s" % (vendor, problem))
+            return entry
+
+    def webhook_message_id(self, webhook_id):
+        """The receiver de-duplicates on webhook-id: a repeat gets the
+        first message_id again."""
+        with self.lock:
+            if webhook_id not in self.webhook_ids:
+                self.counter += 1
+                self.webhook_ids[webhook_id] = "wh-%d" % self.counter
+            return self.webhook_ids[webhook_id]
 
     def sent(self, vendor):
         with self.lock:
-            return [b for v, b in self.requests if v == vendor]
+            return [r["body"] for r in self.requests if r["vendor"] == vendor]
+
+    def entries(self, vendor):
+        with self.lock:
+            return [dict(r) for r in self.requests if r["vendor"] == vendor]
+
+    def held(self, vendor):
+        with self.lock:
+            return sum(1 for r in self.requests
+                       if r["vendor"] == vendor and r["held"])
+
+    def set_epoch(self, epoch):
+        with self.lock:
+            self.epoch = epoch
+
+    def handle_error(self, request, client_address):
+        # A held answer written after campaignd was killed: expected.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class VendorHandler(http.server.BaseHTTPRequestHandler):
@@ -79,13 +141,23 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def answer(self, status, obj):
+    def answer(self, status, obj, entry=None):
+        if entry is not None:
+            if entry["held"]:
+                # Never longer than a test: tearDown sets release.
+                self.server.release.wait(60)
+            entry["answer_id"] = obj.get("message_id") or (
+                obj.get("messages") or [{}])[0].get("id")
         raw = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+        except ConnectionError:
+            # Held until campaignd was killed: nobody reads this answer.
+            self.close_connection = True
 
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -107,8 +179,9 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
             body = json.loads(raw)
             if body.get("type") != "message.send" or body.get("id") != msg_id:
                 problem = "not a message.send with id = webhook-id"
-            srv.record("webhook", body, problem)
-            return self.answer(200, {"message_id": "wh-%d" % srv.next_id()})
+            entry = srv.record("webhook", body, problem, msg_id)
+            return self.answer(
+                200, {"message_id": srv.webhook_message_id(msg_id)}, entry)
         if path == "/graph/v21.0/%s/messages" % WA_PHONE_ID:
             # Cloud API: Bearer token, JSON, answer messages[0].id (wamid).
             body = json.loads(raw)
@@ -117,12 +190,12 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
                 problem = "bad Authorization"
             if body.get("messaging_product") != "whatsapp":
                 problem = "messaging_product is not whatsapp"
-            srv.record("whatsapp", body, problem)
+            entry = srv.record("whatsapp", body, problem)
             return self.answer(200, {
                 "messaging_product": "whatsapp",
                 "contacts": [{"input": body.get("to"),
                               "wa_id": body.get("to")}],
-                "messages": [{"id": "wamid.E2E%d" % srv.next_id()}]})
+                "messages": [{"id": "wamid.E2E%d" % srv.next_id()}]}, entry)
         if path == "/twilio/2010-04-01/Accounts/%s/Messages.json" % TW_SID:
             # Messages resource: basic auth, form-encoded To/From/Body.
             form = dict(urllib.parse.parse_qsl(raw.decode()))
@@ -407,5 +480,356 @@ bot_token = "%(slack)s"
         self.assertIn("+14155550199", addresses, got)
 
 
+
+class ProviderCrashTest(harness.E2ECase):
+    """kill -9 while campaignd dispatches through a real provider type, then
+    a restart on the same database.
+
+    The fake answers a vendor's first ANSWERED requests at once and holds
+    every later one unanswered, so campaignd fills its max_in_flight with
+    held requests and stops there. The kill comes once exactly IN_FLIGHT
+    are held (nothing else can be on the wire) and the first whole batches'
+    outcomes are recorded: the same kill point every run. ANSWERED is not
+    a whole number of batches, so the batch after the recorded ones was
+    partly answered (answers read but not recorded), partly held."""
+
+    IN_FLIGHT = 16   # max_in_flight of the providers below
+    BATCH = 50
+    ANSWERED = 325   # 6 whole batches and half of the 7th
+    RECORDED = (ANSWERED // BATCH) * BATCH
+
+    def setUp(self):
+        self.fake = FakeVendors()
+        threading.Thread(target=self.fake.serve_forever, daemon=True).start()
+        self.servers = []
+        self.srv = None
+        self.md = harness.bearer(harness.BOOTSTRAP_KEY)
+        name = "crash-" + self._testMethodName
+        self.dir = tempfile.mkdtemp(prefix=name + "-", dir=harness.RUN_DIR)
+        self.db = harness.new_db(name)
+        base = "http://127.0.0.1:%d" % self.fake.server_address[1]
+
+        def secret(name, value):
+            path = os.path.join(self.dir, name)
+            with open(path, "w") as f:
+                f.write(value + "\n")
+            return "file:" + path
+
+        self.config_path = os.path.join(self.dir, "campaignd.toml")
+        with open(self.config_path, "w") as f:
+            f.write("""
+receipt_timeout = "10m"
+
+[[providers]]
+name = "hooks"
+type = "webhook"
+url = "%(base)s/hook"
+secret = "%(wh)s"
+max_in_flight = %(n)d
+timeout = "60s"
+
+[[providers]]
+name = "meta"
+type = "whatsapp_cloud"
+base_url = "%(base)s/graph/v21.0"
+phone_number_id = "%(pnid)s"
+access_token = "%(wa_token)s"
+app_secret = "%(wa_app)s"
+verify_token = "%(wa_verify)s"
+max_in_flight = %(n)d
+# Held requests must not time out: a timeout is transient and retried,
+# which is another test's business.
+timeout = "60s"
+""" % {"base": base, "n": self.IN_FLIGHT,
+       "wh": secret("wh", WEBHOOK_SECRET), "pnid": WA_PHONE_ID,
+       "wa_token": secret("wa_token", WA_TOKEN),
+       "wa_app": secret("wa_app", WA_APP_SECRET),
+       "wa_verify": secret("wa_verify", WA_VERIFY)})
+
+    def tearDown(self):
+        self.fake.release.set()
+        for srv in self.servers:
+            srv.kill()
+        self.fake.shutdown()
+        self.fake.server_close()
+
+    # -- helpers
+
+    def start(self):
+        srv = harness.CampaignD(
+            "provider-crash", self.db, harness.BOOTSTRAP_KEY,
+            ["--key-rate", "0", "--config", self.config_path])
+        self.servers.append(srv)
+        srv.start()
+        self.srv = srv
+        self.campaigns = pb["campaign_grpc"].CampaignServiceStub(srv.channel)
+        return srv
+
+    def start_campaign(self, sender_id, channel, provider, count):
+        pb["sender_grpc"].SenderServiceStub(self.srv.channel).RegisterSender(
+            pb["sender"].RegisterSenderRequest(
+                sender_id=sender_id, channel=channel, provider=provider,
+                tier=pb["sender"].Sender.unlimited),
+            metadata=self.md, timeout=harness.RPC_TIMEOUT)
+        c = self.campaigns.CreateCampaign(
+            pb["campaign"].CreateCampaignRequest(
+                name="crash " + provider, channel=channel,
+                sender_id=sender_id, body="Hi {{name}}",
+                batch_size=self.BATCH),
+            metadata=self.md, timeout=harness.RPC_TIMEOUT)
+        addresses = ["+1202%07d" % (5000000 + i) for i in range(count)]
+        rows = "phone,name\n" + "".join(
+            "%s,n%d\n" % (a, i) for i, a in enumerate(addresses))
+        req = pb["campaign"].ImportRecipientsRequest
+        imported = self.campaigns.ImportRecipients(iter([
+            req(campaign_id=c.id, format=req.csv, default_region="US"),
+            req(csv_chunk=rows.encode())]), metadata=self.md, timeout=60)
+        self.assertEqual(imported.imported, count, imported)
+        self.campaigns.StartCampaign(
+            pb["campaign"].StartCampaignRequest(id=c.id), metadata=self.md,
+            timeout=harness.RPC_TIMEOUT)
+        return c.id, addresses
+
+    def campaign(self, cid):
+        return self.campaigns.GetCampaign(
+            pb["campaign"].GetCampaignRequest(id=cid), metadata=self.md,
+            timeout=harness.RPC_TIMEOUT)
+
+    def wait_until(self, what, check, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = check()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                self.fail("gave up waiting for " + what())
+            time.sleep(0.05)
+
+    def wait_status(self, cid, status):
+        last = []
+
+        def check():
+            last[:] = [self.campaign(cid)]
+            return last[0] if last[0].status == status else None
+        return self.wait_until(
+            lambda: "campaign %s to be %s: %s" % (
+                cid, pb["campaign"].Campaign.Status.Name(status), last), check)
+
+    def recipients(self, cid):
+        """Every recipient of the campaign, by address."""
+        out = {}
+        token = ""
+        while True:
+            page = self.campaigns.ListRecipients(
+                pb["campaign"].ListRecipientsRequest(
+                    campaign_id=cid, limit=100, page_token=token),
+                metadata=self.md, timeout=harness.RPC_TIMEOUT)
+            for r in page.items:
+                self.assertNotIn(r.address, out)
+                out[r.address] = r
+            if not page.has_more:
+                return out
+            token = page.next_page_token
+
+    def kill_while_held(self, vendor, cid):
+        """Waits for the kill point, kills campaignd -9 and opens the fake:
+        what it holds is answered into dead sockets, later requests at
+        once (tagged epoch 1)."""
+        last = []
+
+        def ready():
+            held = self.fake.held(vendor)
+            c = self.campaign(cid)
+            last[:] = [held, c]
+            return held >= self.IN_FLIGHT and c.stats.sent >= self.RECORDED
+        self.wait_until(lambda: "%d requests held and %d sent (held, "
+                        "campaign): %s" % (self.IN_FLIGHT, self.RECORDED,
+                                           last), ready)
+        c = last[1]
+        self.assertEqual(c.status, pb["campaign"].Campaign.sending, c)
+        self.srv.kill()  # SIGKILL
+        self.fake.set_epoch(1)
+        # max_in_flight bounds what campaignd had at the vendor at once.
+        self.assertEqual(self.fake.held(vendor), self.IN_FLIGHT)
+        self.assertEqual(c.stats.sent, self.RECORDED, c)
+
+    def post_webhook(self, provider, raw, headers):
+        h = {"Content-Type": "application/json"}
+        h.update(headers)
+        r = http_request("POST", "http://127.0.0.1:%d/webhooks/%s" % (
+            self.srv.http_port, provider), raw, h)
+        self.assertEqual(r.status, 200, r)
+
+    def standard_webhook_receipts(self, message_ids):
+        key = base64.b64decode(WEBHOOK_SECRET[len("whsec_"):])
+        for n, i in enumerate(range(0, len(message_ids), 500)):
+            raw = json.dumps([{"type": "message.status", "message_id": m,
+                               "status": "delivered"}
+                              for m in message_ids[i:i + 500]]).encode()
+            ts = str(int(time.time()))
+            evt = "evt_crash_%d" % n
+            sig = base64.b64encode(hmac.new(
+                key, ("%s.%s." % (evt, ts)).encode() + raw,
+                hashlib.sha256).digest()).decode()
+            self.post_webhook("hooks", raw, {
+                "webhook-id": evt, "webhook-timestamp": ts,
+                "webhook-signature": "v1," + sig})
+
+    def meta_receipts(self, message_ids):
+        for i in range(0, len(message_ids), 500):
+            raw = json.dumps({"object": "whatsapp_business_account",
+                              "entry": [{"id": "WABA_ID", "changes": [{
+                                  "field": "messages", "value": {
+                                      "messaging_product": "whatsapp",
+                                      "metadata": {
+                                          "display_phone_number": "15550703",
+                                          "phone_number_id": WA_PHONE_ID},
+                                      "statuses": [{
+                                          "id": m, "status": "delivered",
+                                          "timestamp": str(int(time.time())),
+                                          "recipient_id": "12025550000"}
+                                          for m in message_ids[i:i + 500]]}}]}]
+                              }).encode()
+            sig = hmac.new(WA_APP_SECRET.encode(), raw,
+                           hashlib.sha256).hexdigest()
+            self.post_webhook("meta", raw,
+                              {"X-Hub-Signature-256": "sha256=" + sig})
+
+    def marked_at_kill(self):
+        """Addresses the dead campaignd had durably marked as handed to the
+        vendor without a recorded outcome. A look into the database (read
+        only, before the restart): the one place that says which messages
+        were in doubt at the kill."""
+        con = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True)
+        try:
+            return {a for (a,) in con.execute(
+                "SELECT address FROM recipients WHERE handed = 1 AND "
+                "status = 'queued'")}
+        finally:
+            con.close()
+
+    # -- the tests
+
+    def test_kill_during_webhook_dispatch_resends_with_the_same_id(self):
+        """The generic webhook de-duplicates on webhook-id: what was in
+        flight at the kill is sent again after the restart, with the id it
+        had; every recipient arrives, none under two ids."""
+        count = 1000
+        Recipient = pb["campaign"].Recipient
+        self.start()
+        self.fake.hold("webhook", self.ANSWERED)
+        cid, addresses = self.start_campaign(
+            "+15550701", pb["common"].sms, "hooks", count)
+        self.kill_while_held("webhook", cid)
+        before = self.fake.entries("webhook")
+        self.fake.release.set()
+        self.start()  # resumes the campaign by itself
+        self.wait_status(cid, pb["campaign"].Campaign.sent)
+
+        entries = self.fake.entries("webhook")
+        self.assertEqual(self.fake.problems, [])
+        ids_of = {}   # recipient_id -> {webhook-id}
+        for e in entries:
+            ids_of.setdefault(e["body"]["recipient_id"], set()).add(
+                e["webhook_id"])
+        two = {r: ids for r, ids in ids_of.items() if len(ids) != 1}
+        self.assertEqual(two, {}, "recipients sent under two webhook-ids")
+        got = self.recipients(cid)
+        self.assertEqual(sorted(got), sorted(addresses))
+        self.assertEqual(set(ids_of), {r.id for r in got.values()},
+                         "every recipient reaches the receiver")
+        # What was held at the kill was never answered to campaignd: it was
+        # sent again after the restart, under the same webhook-id.
+        held = [e for e in before if e["held"]]
+        self.assertEqual(len(held), self.IN_FLIGHT)
+        again = {e["webhook_id"] for e in entries if e["epoch"] == 1}
+        for e in held:
+            self.assertIn(e["webhook_id"], again, e)
+        for addr, r in got.items():
+            self.assertEqual(r.status, Recipient.sent, r)
+            [wid] = ids_of[r.id]
+            self.assertEqual(r.provider_message_id,
+                             self.fake.webhook_message_id(wid), r)
+
+        self.standard_webhook_receipts(
+            [r.provider_message_id for r in got.values()])
+        c = self.wait_status(cid, pb["campaign"].Campaign.completed)
+        st = c.stats
+        self.assertEqual((st.total, st.delivered, st.queued, st.sent,
+                          st.failed, st.skipped),
+                         (count, count, 0, 0, 0, 0), st)
+        self.assertEqual(self.srv.terminate(), 0)
+
+    def test_kill_during_whatsapp_dispatch_sends_nothing_twice(self):
+        """WhatsApp does not de-duplicate: what campaignd had marked as
+        handed without a recorded outcome at the kill ends failed with
+        outcome_unknown and is not sent again; everything else is sent
+        once; no number gets two messages."""
+        # More than the engine keeps in flight, so that some are still
+        # unmarked at the kill and go out after the restart.
+        count = 3000
+        Recipient = pb["campaign"].Recipient
+        self.start()
+        self.fake.hold("whatsapp", self.ANSWERED)
+        cid, addresses = self.start_campaign(
+            "+15550703", pb["common"].whatsapp, "meta", count)
+        self.kill_while_held("whatsapp", cid)
+        marked = self.marked_at_kill()
+        self.fake.release.set()
+        self.start()
+        self.wait_status(cid, pb["campaign"].Campaign.sent)
+
+        entries = self.fake.entries("whatsapp")
+        self.assertEqual(self.fake.problems, [])
+        by_number = {}
+        for e in entries:
+            by_number.setdefault("+" + e["body"]["to"], []).append(e)
+        twice = {a: len(es) for a, es in by_number.items() if len(es) > 1}
+        self.assertEqual(twice, {}, "numbers that got two messages")
+        got = self.recipients(cid)
+        self.assertEqual(sorted(got), sorted(addresses))
+
+        unknown = set()
+        for addr, r in got.items():
+            if r.status == Recipient.failed:
+                self.assertEqual(r.error_code, "outcome_unknown", r)
+                unknown.add(addr)
+                # Never sent after the restart.
+                for e in by_number.get(addr, []):
+                    self.assertEqual(e["epoch"], 0, (r, e))
+                continue
+            self.assertEqual(r.status, Recipient.sent, r)
+            # Sent means the vendor got it (once) and its id was recorded.
+            self.assertIn(addr, by_number, r)
+            [e] = by_number[addr]
+            self.assertFalse(e["held"] and e["epoch"] == 0, (r, e))
+            self.assertEqual(r.provider_message_id, e["answer_id"], (r, e))
+        held = {a for a, es in by_number.items()
+                if es[0]["held"] and es[0]["epoch"] == 0}
+        self.assertEqual(len(held), self.IN_FLIGHT)
+        self.assertLessEqual(held, unknown,
+                             "held at the kill, so never answered")
+        # The in-doubt ones are exactly those marked without an outcome.
+        self.assertEqual(unknown, marked)
+        answered_before = {a for a, es in by_number.items()
+                           if es[0]["epoch"] == 0 and not es[0]["held"]}
+        self.assertGreaterEqual(len(answered_before - unknown), self.RECORDED)
+
+        sent_ids = [r.provider_message_id for r in got.values()
+                    if r.status == Recipient.sent]
+        c = self.campaign(cid)
+        st = c.stats
+        self.assertEqual((st.total, st.sent, st.failed, st.queued, st.skipped),
+                         (count, len(sent_ids), len(unknown), 0, 0), st)
+        self.meta_receipts(sent_ids)
+        c = self.wait_status(cid, pb["campaign"].Campaign.completed)
+        st = c.stats
+        self.assertEqual((st.total, st.delivered, st.failed, st.queued,
+                          st.sent, st.skipped),
+                         (count, len(sent_ids), len(unknown), 0, 0, 0), st)
+        self.assertEqual(self.srv.terminate(), 0)
+
+
 if __name__ == "__main__":
-    raise SystemExit(harness.main(__doc__, [ProvidersE2ETest]))
+    raise SystemExit(harness.main(__doc__, [ProvidersE2ETest,
+                                            ProviderCrashTest]))
