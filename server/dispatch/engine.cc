@@ -74,6 +74,11 @@ struct Engine::Setup {
   // The provider does not de-duplicate: mark each batch before the call,
   // and fail what a crash left in doubt (outcome_unknown).
   bool mark_handed = false;
+  // Messages out at once (EngineOptions::max_in_flight, and for marked
+  // providers little more than what they put on the wire: marked messages
+  // waiting in a provider's queue at a crash would fail outcome_unknown
+  // without ever having been sent).
+  int64_t window = 0;
   // This pump reported the provider unusable (and will report it usable
   // again on its next accepted message).
   bool reported_unusable = false;
@@ -603,10 +608,22 @@ void Engine::SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
     Transition(c.account_id, c.id, std::move(change), nullptr);
     return;
   }
+  const bool mark_handed =
+      !provider->HonoursIdempotencyKeys() && !provider->ResendsUnknown();
+  int64_t window = options_.max_in_flight;
+  if (mark_handed && provider->MaxInFlight() > 0) {
+    // What the provider has on the wire plus two batches: one being
+    // marked, one waiting for the wire, so the provider never idles.
+    window = std::min<int64_t>(
+        window, provider->MaxInFlight() + 2 * int64_t{c.batch_size});
+  }
   p->setup = Setup{
       MessageTemplate::Parse(*text, c.template_components, c.variable_mapping),
-      provider, sender->provider, TierRatePerSecond(sender->tier),
-      !provider->HonoursIdempotencyKeys() && !provider->ResendsUnknown()};
+      provider,
+      sender->provider,
+      TierRatePerSecond(sender->tier),
+      mark_handed,
+      window};
   p->phase = Pump::Phase::kSending;
   ScheduleStep(p, timer_->Now());
 }
@@ -637,7 +654,7 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       p->ready.push_back(std::move(p->retries.begin()->second));
       p->retries.erase(p->retries.begin());
     }
-    const bool window_open = p->in_flight < options_.max_in_flight;
+    const bool window_open = p->in_flight < p->setup->window;
     // Every chunk but a campaign's last is full: a short one would cost
     // the rate a whole chunk. So top up from the next lease first (unless
     // batches are meant to be apart).

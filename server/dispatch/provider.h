@@ -117,6 +117,11 @@ class Provider {
   // Whether the vendor reports delivery (receipts); when not (Telegram,
   // Slack), `sent` is final and a campaign completes once all is sent.
   virtual bool SendsReceipts() const { return true; }
+  // How many messages the provider has on the wire at once (its
+  // `max_in_flight`); 0 = no bound of its own. When messages are marked
+  // before the call, the engine hands it little more than this, so that a
+  // crash leaves few marked messages that never reached the vendor.
+  virtual int MaxInFlight() const { return 0; }
 
   // Verifies a webhook this provider's vendor sent and returns what it
   // carries. UNAUTHENTICATED when its signature is missing, wrong or too

@@ -360,6 +360,38 @@ TEST_F(EngineFaultsTest, ASmallBatchStillSendsAtTheTierRate) {
   EXPECT_LT(times.back() - times.front(), absl::Seconds(5));
 }
 
+// A vendor that does not de-duplicate and has 4 requests on the wire at a
+// time (its max_in_flight): the engine hands it little more than that, so a
+// crash leaves few marked messages that never left (not the whole window).
+class NarrowHoldingProvider : public HoldingProvider {
+ public:
+  int MaxInFlight() const override { return 4; }
+};
+
+TEST_F(EngineFaultsTest, AMarkedProviderGetsLittleMoreThanItsOwnWindow) {
+  NarrowHoldingProvider vendor;
+  provider_ = &vendor;
+  engine_options_.max_in_flight = 2000;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550410");
+  Campaign c = NewCampaign(sender, 100, 0, /*batch_size=*/5);
+  StartCampaign(c);
+  RunFor(absl::Seconds(1));
+  // Its 4 plus two batches of 5 (one being marked, one waiting), rounded up
+  // to whole batches: 15, not the engine's 2000.
+  EXPECT_EQ(vendor.held_messages(), 15);
+  int released = 0;
+  while (vendor.held_messages() > 0) {
+    released += vendor.held_messages();
+    vendor.ReleaseAll();
+    RunFor(absl::Seconds(1));
+    EXPECT_LE(vendor.held_messages(), 15);
+  }
+  EXPECT_EQ(released, 100);
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+  EXPECT_EQ(Get(c.id).stats.sent, 100);
+}
+
 // A RecordingProvider that may say it sends in-doubt messages again.
 class ResendingProvider : public RecordingProvider {
  public:

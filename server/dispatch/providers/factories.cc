@@ -29,10 +29,11 @@ absl::Status NeedsHttp(const ProviderEnv& env) {
 class Configured final : public Provider {
  public:
   Configured(std::unique_ptr<Provider> inner, bool resend_unknown,
-             bool receipts)
+             bool receipts, int max_in_flight)
       : inner_(std::move(inner)),
         resend_unknown_(resend_unknown),
-        receipts_(receipts) {}
+        receipts_(receipts),
+        max_in_flight_(max_in_flight) {}
   void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
     inner_->Send(std::move(batch), std::move(done));
   }
@@ -41,6 +42,7 @@ class Configured final : public Provider {
   }
   bool ResendsUnknown() const override { return resend_unknown_; }
   bool SendsReceipts() const override { return receipts_; }
+  int MaxInFlight() const override { return max_in_flight_; }
   absl::StatusOr<WebhookEvents> ParseWebhook(
       const WebhookRequest& request) override {
     return inner_->ParseWebhook(request);
@@ -50,12 +52,14 @@ class Configured final : public Provider {
   const std::unique_ptr<Provider> inner_;
   const bool resend_unknown_;
   const bool receipts_;
+  const int max_in_flight_;
 };
 
 std::unique_ptr<Provider> Wrap(std::unique_ptr<Provider> p,
                                const config::ProviderConfig& c,
                                bool receipts = true) {
-  return std::make_unique<Configured>(std::move(p), c.resend_unknown, receipts);
+  return std::make_unique<Configured>(std::move(p), c.resend_unknown, receipts,
+                                      c.max_in_flight);
 }
 
 absl::StatusOr<std::unique_ptr<Provider>> MakeWhatsAppCloud(
