@@ -1,6 +1,5 @@
 #include "server/dispatch/providers/webhook.h"
 
-#include <atomic>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -12,16 +11,6 @@
 #include "server/domain/types.h"
 
 namespace campaigns::dispatch {
-namespace {
-
-// One Send's results, filled in by the answers of its requests.
-struct Pending {
-  std::vector<SendResult> results;
-  std::atomic<size_t> left{0};
-  SendDone done;
-};
-
-}  // namespace
 
 std::string WebhookBody(const OutgoingMessage& m) {
   nlohmann::ordered_json j;
@@ -58,12 +47,7 @@ std::string WebhookBody(const OutgoingMessage& m) {
 SendResult WebhookResult(const HttpResponse& r,
                          const std::string& fallback_id) {
   SendResult out;
-  if (r.status == 0) {
-    out.status = SendStatus::kTransient;
-    out.error_code = r.timed_out ? "timeout" : "connection_failed";
-    out.error_desc = r.error;
-    return out;
-  }
+  if (NoAnswer(r, &out)) return out;
   const std::string code = std::to_string(r.status);
   if (r.status >= 200 && r.status < 300) {
     out.status = SendStatus::kAccepted;
@@ -100,37 +84,29 @@ WebhookProvider::WebhookProvider(WebhookOptions options, HttpClient* http)
       lane_(http->NewLane(options_.max_in_flight)) {}
 
 void WebhookProvider::Send(std::vector<OutgoingMessage> batch, SendDone done) {
-  if (batch.empty()) {
-    done({});
-    return;
-  }
-  auto pending = std::make_shared<Pending>();
-  pending->results.resize(batch.size());
-  pending->left = batch.size();
-  pending->done = std::move(done);
+  // One timestamp for the batch: the receiver checks it is recent.
   const int64_t now = absl::ToUnixSeconds(absl::Now());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const OutgoingMessage& m = batch[i];
-    HttpRequest req;
-    req.url = options_.url;
-    req.timeout = options_.timeout;
-    req.body = WebhookBody(m);
-    req.headers = {
-        "Content-Type: application/json",
-        absl::StrCat("webhook-id: ", m.idempotency_key),
-        absl::StrCat("webhook-timestamp: ", now),
-        absl::StrCat("webhook-signature: ",
-                     StandardWebhookSignature(options_.key, m.idempotency_key,
-                                              now, req.body)),
-    };
-    http_->Send(lane_, std::move(req),
-                [pending, i, id = m.idempotency_key](HttpResponse r) {
-                  pending->results[i] = WebhookResult(r, id);
-                  if (--pending->left == 0) {
-                    pending->done(std::move(pending->results));
-                  }
-                });
-  }
+  SendEach(
+      http_, lane_, std::move(batch),
+      [this, now](const OutgoingMessage& m) {
+        HttpRequest req;
+        req.url = options_.url;
+        req.timeout = options_.timeout;
+        req.body = WebhookBody(m);
+        req.headers = {
+            "Content-Type: application/json",
+            absl::StrCat("webhook-id: ", m.idempotency_key),
+            absl::StrCat("webhook-timestamp: ", now),
+            absl::StrCat("webhook-signature: ",
+                         StandardWebhookSignature(
+                             options_.key, m.idempotency_key, now, req.body)),
+        };
+        return req;
+      },
+      [](const OutgoingMessage& m, const HttpResponse& r) {
+        return WebhookResult(r, m.idempotency_key);
+      },
+      std::move(done));
 }
 
 namespace {
