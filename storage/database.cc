@@ -66,10 +66,17 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
 }
 
 absl::Status Database::Init() {
+  // No global memory statistics: they take a process-wide mutex on every
+  // SQLite allocation. Only possible before SQLite initialises; a later
+  // call is refused (SQLITE_MISUSE) and changes nothing.
+  static std::once_flag memstatus;
+  std::call_once(memstatus, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   try {
+    // The writer connection is used by one thread at a time (this one, then
+    // the writer thread): no per-call mutex (OPEN_NOMUTEX).
     writer_db_ = std::make_unique<SQLite::Database>(
         options_.path,
-        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
+        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);
     writer_db_->exec("PRAGMA journal_mode=WAL");
     ConfigureConnection(*writer_db_, options_);
     absl::StatusOr<int> version = Migrate(*writer_db_);
