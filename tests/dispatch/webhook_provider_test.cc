@@ -477,6 +477,31 @@ TEST_F(WebhookProviderTest, ALaneBoundsOutstandingRequests) {
   EXPECT_LE(receiver.max_active(), 4);
 }
 
+// More requests on the wire than one of the client's threads takes
+// (kPerThread): the next thread takes the rest, and all are outstanding at
+// once (the receiver answers none until it has them all).
+TEST_F(WebhookProviderTest, RequestsBeyondOneThreadsShareGoOutAtOnce) {
+  constexpr int kWide = HttpClient::kPerThread + 24;
+  std::mutex mu;
+  std::vector<HttpReply> held;
+  FakeReceiver receiver([&](const HttpServerRequest&, HttpReply reply) {
+    std::lock_guard<std::mutex> lock(mu);
+    held.push_back(std::move(reply));
+    if (static_cast<int>(held.size()) < kWide) return;
+    for (HttpReply& r : held) r(Ok());
+    held.clear();
+  });
+  auto wide = Provider(receiver.url(), /*max_in_flight=*/kWide);
+  std::vector<OutgoingMessage> batch;
+  for (int i = 0; i < kWide; ++i) batch.push_back(Message(i));
+  const auto results = SendAndWait(*wide, std::move(batch));
+  ASSERT_EQ(results.size(), static_cast<size_t>(kWide));
+  for (const SendResult& r : results) {
+    EXPECT_EQ(r.status, SendStatus::kAccepted) << r.error_desc;
+  }
+  EXPECT_EQ(receiver.max_active(), kWide);
+}
+
 // What the receiver posts back: verified exactly as it is sent.
 class WebhookInTest : public WebhookProviderTest {
  protected:

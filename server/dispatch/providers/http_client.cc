@@ -47,38 +47,12 @@ absl::Duration ParseRetryAfter(absl::string_view v) {
 
 }  // namespace
 
-// libcurl's callbacks, with the exact types it calls them through.
+// libcurl's callbacks, with the exact types it calls them through; the
+// user pointer is the HttpClient::Worker whose multi handle calls them.
 struct CurlCallbacks {
-  // CURLMOPT_SOCKETFUNCTION: keeps the epoll set in step with what libcurl
-  // waits for on each socket. A closed socket leaves the set by itself, and
-  // its number may come back for a new one: add and modify fall back on
-  // each other rather than trusting bookkeeping.
-  static int OnSocket(CURL* /*easy*/, curl_socket_t fd, int what, void* self,
-                      void* /*socketp*/) {
-    const int epoll_fd = static_cast<HttpClient*>(self)->epoll_fd_;
-    if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-      return 0;
-    }
-    epoll_event ev{};
-    ev.data.fd = fd;
-    if ((what & CURL_POLL_IN) != 0) ev.events |= EPOLLIN;
-    if ((what & CURL_POLL_OUT) != 0) ev.events |= EPOLLOUT;
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
-        epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      return -1;
-    }
-    return 0;
-  }
-
-  // CURLMOPT_TIMERFUNCTION: when libcurl next wants CURL_SOCKET_TIMEOUT;
-  // -1 = no timer.
-  static int OnTimer(CURLM* /*multi*/, long timeout_ms, void* self) {
-    static_cast<HttpClient*>(self)->timer_due_ =
-        timeout_ms < 0 ? absl::InfiniteFuture()
-                       : absl::Now() + absl::Milliseconds(timeout_ms);
-    return 0;
-  }
+  static int OnSocket(CURL* easy, curl_socket_t fd, int what, void* self,
+                      void* socketp);
+  static int OnTimer(CURLM* multi, long timeout_ms, void* self);
 };
 
 class HttpClient::Lane {
@@ -129,7 +103,90 @@ struct HttpClient::Transfer {
   }
 };
 
-absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create() {
+struct HttpClient::Worker {
+  int index = 0;
+  bool last = true;  // takes whatever the threads before it left
+  CURLM* multi = nullptr;
+  int epoll_fd = -1;
+  int wake_fd = -1;  // an eventfd in the epoll set
+  // A wake-up is written and not yet read: later ones need not write.
+  std::atomic<bool> wake_pending{false};
+  // When libcurl wants CURL_SOCKET_TIMEOUT handled; InfiniteFuture = never.
+  // This worker's thread only (libcurl calls OnTimer within its calls).
+  absl::Time timer_due = absl::InfiniteFuture();
+  std::thread thread;
+  // This worker's thread only: transfers on the wire, and free easy
+  // handles reused by later transfers.
+  std::set<Transfer*> active;
+  std::vector<CURL*> idle_easy;
+
+  ~Worker() {
+    for (CURL* easy : idle_easy) curl_easy_cleanup(easy);
+    if (multi != nullptr) curl_multi_cleanup(multi);
+    if (wake_fd >= 0) close(wake_fd);
+    if (epoll_fd >= 0) close(epoll_fd);
+  }
+
+  absl::Status Init() {
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (epoll_fd < 0 || wake_fd < 0) {
+      return absl::InternalError(
+          absl::StrCat("HTTP client: epoll/eventfd: ", std::strerror(errno)));
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd;
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev) != 0) {
+      return absl::InternalError(
+          absl::StrCat("HTTP client: epoll_ctl: ", std::strerror(errno)));
+    }
+    multi = curl_multi_init();
+    if (multi == nullptr) {
+      return absl::InternalError("libcurl: no multi handle");
+    }
+    curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kMaxConnects);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &CurlCallbacks::OnSocket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &CurlCallbacks::OnTimer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+    return absl::OkStatus();
+  }
+};
+
+// CURLMOPT_SOCKETFUNCTION: keeps the epoll set in step with what libcurl
+// waits for on each socket. A closed socket leaves the set by itself, and
+// its number may come back for a new one: add and modify fall back on
+// each other rather than trusting bookkeeping.
+int CurlCallbacks::OnSocket(CURL* /*easy*/, curl_socket_t fd, int what,
+                            void* self, void* /*socketp*/) {
+  const int epoll_fd = static_cast<HttpClient::Worker*>(self)->epoll_fd;
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    return 0;
+  }
+  epoll_event ev{};
+  ev.data.fd = fd;
+  if ((what & CURL_POLL_IN) != 0) ev.events |= EPOLLIN;
+  if ((what & CURL_POLL_OUT) != 0) ev.events |= EPOLLOUT;
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+      epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return -1;
+  }
+  return 0;
+}
+
+// CURLMOPT_TIMERFUNCTION: when libcurl next wants CURL_SOCKET_TIMEOUT;
+// -1 = no timer.
+int CurlCallbacks::OnTimer(CURLM* /*multi*/, long timeout_ms, void* self) {
+  static_cast<HttpClient::Worker*>(self)->timer_due =
+      timeout_ms < 0 ? absl::InfiniteFuture()
+                     : absl::Now() + absl::Milliseconds(timeout_ms);
+  return 0;
+}
+
+absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(int threads) {
   static std::once_flag once;
   static CURLcode global = CURLE_OK;
   std::call_once(once, [] { global = curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -138,32 +195,21 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create() {
         absl::StrCat("libcurl: ", curl_easy_strerror(global)));
   }
   std::unique_ptr<HttpClient> client(new HttpClient());
-  client->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  client->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (client->epoll_fd_ < 0 || client->wake_fd_ < 0) {
-    return absl::InternalError(
-        absl::StrCat("HTTP client: epoll/eventfd: ", std::strerror(errno)));
+  threads = std::max(1, threads);
+  for (int i = 0; i < threads; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index = i;
+    w->last = i == threads - 1;
+    if (absl::Status s = w->Init(); !s.ok()) return s;
+    client->workers_.push_back(std::move(w));
   }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = client->wake_fd_;
-  if (epoll_ctl(client->epoll_fd_, EPOLL_CTL_ADD, client->wake_fd_, &ev) != 0) {
-    return absl::InternalError(
-        absl::StrCat("HTTP client: epoll_ctl: ", std::strerror(errno)));
+  for (auto& w : client->workers_) {
+    w->thread = std::thread([c = client.get(), raw = w.get()] {
+      pthread_setname_np(pthread_self(),
+                         absl::StrCat("http-client-", raw->index).c_str());
+      c->Run(raw);
+    });
   }
-  CURLM* multi = curl_multi_init();
-  if (multi == nullptr) return absl::InternalError("libcurl: no multi handle");
-  client->multi_ = multi;
-  curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kMaxConnects);
-  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &CurlCallbacks::OnSocket);
-  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, client.get());
-  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &CurlCallbacks::OnTimer);
-  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, client.get());
-  client->thread_ = std::thread([c = client.get()] {
-    pthread_setname_np(pthread_self(), "http-client");
-    c->Run();
-  });
   return client;
 }
 
@@ -172,22 +218,20 @@ HttpClient::~HttpClient() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
-  if (wake_fd_ >= 0) {
+  for (auto& w : workers_) {
     const uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof one);
+    (void)!write(w->wake_fd, &one, sizeof one);
   }
-  if (thread_.joinable()) thread_.join();
-  for (void* easy : idle_easy_) curl_easy_cleanup(static_cast<CURL*>(easy));
-  if (multi_ != nullptr) curl_multi_cleanup(static_cast<CURLM*>(multi_));
-  if (wake_fd_ >= 0) close(wake_fd_);
-  if (epoll_fd_ >= 0) close(epoll_fd_);
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
 }
 
-void HttpClient::Wake() {
-  if (wake_pending_.exchange(true)) return;
+void HttpClient::Wake(Worker* w) {
+  if (w->wake_pending.exchange(true)) return;
   const uint64_t one = 1;
   // EAGAIN means the counter is already non-zero: the thread wakes anyway.
-  (void)!write(wake_fd_, &one, sizeof one);
+  (void)!write(w->wake_fd, &one, sizeof one);
 }
 
 std::shared_ptr<HttpClient::Lane> HttpClient::NewLane(int max_in_flight) {
@@ -213,11 +257,11 @@ void HttpClient::Send(const std::shared_ptr<Lane>& lane, HttpRequest request,
     ++pending_;
     lane->queued_.push_back(std::move(t));
   }
-  Wake();
+  Wake(workers_.front().get());
 }
 
-void HttpClient::Run() {
-  CURLM* multi = static_cast<CURLM*>(multi_);
+void HttpClient::Run(Worker* w) {
+  CURLM* multi = w->multi;
   constexpr int kEvents = 256;
   epoll_event events[kEvents];
   int running = 0;
@@ -228,22 +272,22 @@ void HttpClient::Run() {
     }
     // Adding a transfer sets libcurl's timer to "now": it is started by the
     // timeout action below, without waiting.
-    StartQueued();
-    const absl::Duration until = timer_due_ - absl::Now();
+    StartQueued(w);
+    const absl::Duration until = w->timer_due - absl::Now();
     const int wait_ms = until <= absl::ZeroDuration()
                             ? 0
                             : static_cast<int>(std::min<int64_t>(
                                   1000, absl::ToInt64Milliseconds(absl::Ceil(
                                             until, absl::Milliseconds(1)))));
-    const int n = epoll_wait(epoll_fd_, events, kEvents, wait_ms);
+    const int n = epoll_wait(w->epoll_fd, events, kEvents, wait_ms);
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
-      if (fd == wake_fd_) {
+      if (fd == w->wake_fd) {
         // Cleared before the next StartQueued reads the lanes: a Send that
         // queues after this point writes a new wake-up.
-        wake_pending_.store(false);
+        w->wake_pending.store(false);
         uint64_t count = 0;
-        (void)!read(wake_fd_, &count, sizeof count);
+        (void)!read(w->wake_fd, &count, sizeof count);
         continue;
       }
       int flags = 0;
@@ -254,11 +298,11 @@ void HttpClient::Run() {
       }
       curl_multi_socket_action(multi, fd, flags, &running);
     }
-    if (timer_due_ <= absl::Now()) {
-      timer_due_ = absl::InfiniteFuture();
+    if (w->timer_due <= absl::Now()) {
+      w->timer_due = absl::InfiniteFuture();
       curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
     }
-    CollectFinished();
+    CollectFinished(w);
   }
   // Stopping: whatever was not answered gets an error, once.
   std::vector<std::unique_ptr<Transfer>> abandoned;
@@ -269,13 +313,13 @@ void HttpClient::Run() {
       lane->queued_.clear();
     }
   }
-  for (Transfer* t : active_) {
+  for (Transfer* t : w->active) {
     curl_multi_remove_handle(multi, static_cast<CURL*>(t->easy));
     curl_easy_cleanup(static_cast<CURL*>(t->easy));
     t->easy = nullptr;
     abandoned.emplace_back(t);
   }
-  active_.clear();
+  w->active.clear();
   for (auto& t : abandoned) {
     t->response.status = 0;
     t->response.error = "the HTTP client is shutting down";
@@ -283,39 +327,52 @@ void HttpClient::Run() {
   }
 }
 
-void HttpClient::CollectFinished() {
-  CURLM* multi = static_cast<CURLM*>(multi_);
+void HttpClient::CollectFinished(Worker* w) {
   int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
-    if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
+  while (CURLMsg* msg = curl_multi_info_read(w->multi, &left)) {
+    if (msg->msg == CURLMSG_DONE) {
+      Finish(w, msg->easy_handle, msg->data.result);
+    }
   }
 }
 
-void HttpClient::StartQueued() {
+void HttpClient::StartQueued(Worker* w) {
   std::vector<std::unique_ptr<Transfer>> ready;
+  // A thread other than the last takes up to kPerThread; the next one is
+  // woken for what is left.
+  size_t room = w->last ? SIZE_MAX
+                        : static_cast<size_t>(kPerThread) -
+                              std::min<size_t>(kPerThread, w->active.size());
+  bool left_over = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& lane : lanes_) {
       while (!lane->queued_.empty() &&
              lane->in_flight_ < lane->max_in_flight_) {
+        if (room == 0) {
+          left_over = true;
+          break;
+        }
         ready.push_back(std::move(lane->queued_.front()));
         lane->queued_.pop_front();
         ++lane->in_flight_;
+        --room;
       }
     }
   }
-  for (auto& t : ready) Start(std::move(t));
+  if (left_over) Wake(workers_[w->index + 1].get());
+  for (auto& t : ready) Start(w, std::move(t));
 }
 
-void HttpClient::Start(std::unique_ptr<Transfer> t) {
+void HttpClient::Start(Worker* w, std::unique_ptr<Transfer> t) {
   // A reused handle keeps its connection cache links and buffers; every
   // option a request may set is set below on each use, to its value or its
   // default, so nothing of the previous request carries over (and the
   // costly curl_easy_reset is not needed).
   CURL* easy = nullptr;
-  if (!idle_easy_.empty()) {
-    easy = static_cast<CURL*>(idle_easy_.back());
-    idle_easy_.pop_back();
+  if (!w->idle_easy.empty()) {
+    easy = w->idle_easy.back();
+    w->idle_easy.pop_back();
   } else {
     easy = curl_easy_init();
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -366,23 +423,22 @@ void HttpClient::Start(std::unique_ptr<Transfer> t) {
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
-  const CURLMcode added =
-      curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
+  const CURLMcode added = curl_multi_add_handle(w->multi, easy);
   Transfer* raw = t.release();
-  active_.insert(raw);
+  w->active.insert(raw);
   if (added != CURLM_OK) {
     raw->response.error = curl_multi_strerror(added);
-    Finish(easy, -1);
+    Finish(w, easy, -1);
   }
 }
 
-void HttpClient::Finish(void* handle, int curl_code) {
+void HttpClient::Finish(Worker* w, void* handle, int curl_code) {
   CURL* easy = static_cast<CURL*>(handle);
   Transfer* raw = nullptr;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, reinterpret_cast<char**>(&raw));
   std::unique_ptr<Transfer> t(raw);
-  active_.erase(raw);
-  curl_multi_remove_handle(static_cast<CURLM*>(multi_), easy);
+  w->active.erase(raw);
+  curl_multi_remove_handle(w->multi, easy);
   HttpResponse& resp = t->response;
   resp.elapsed = absl::Now() - t->started;
   if (curl_code == CURLE_OK) {
@@ -396,8 +452,8 @@ void HttpClient::Finish(void* handle, int curl_code) {
     resp.error = t->error[0] != '\0' ? std::string(t->error)
                                      : std::string(curl_easy_strerror(code));
   }
-  if (idle_easy_.size() < kIdleHandles) {
-    idle_easy_.push_back(easy);
+  if (w->idle_easy.size() < kIdleHandles) {
+    w->idle_easy.push_back(easy);
   } else {
     curl_easy_cleanup(easy);
   }

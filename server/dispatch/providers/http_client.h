@@ -1,8 +1,8 @@
-// HttpClient: the HTTP engine every HTTP provider sends through. One thread
-// drives a libcurl multi handle through curl_multi_socket_action on an epoll
-// set, so each turn touches only the connections that are ready (not every
-// transfer, as curl_multi_perform does): connections are kept alive and reused
-// across requests (HTTP/2 multiplexed where the server offers it), TLS
+// HttpClient: the HTTP engine every HTTP provider sends through. Each of its
+// threads drives a libcurl multi handle through curl_multi_socket_action on
+// an epoll set, so each turn touches only the connections that are ready (not
+// every transfer, as curl_multi_perform does): connections are kept alive and
+// reused across requests (HTTP/2 multiplexed where the server offers it), TLS
 // peers are verified, and each provider's requests go through its own lane,
 // which bounds how many are outstanding at once and queues the rest.
 //
@@ -13,8 +13,8 @@
 //   req.body = "{}";
 //   (*client)->Send(lane, std::move(req), [](HttpResponse r) { ... });
 //
-// Send never blocks and never calls `done` inline: `done` runs once, on the
-// client's thread, and must not block (it hands work on). Thread-safe.
+// Send never blocks and never calls `done` inline: `done` runs once, on one
+// of the client's threads, and must not block (it hands work on). Thread-safe.
 #ifndef CAMPAIGND_SERVER_DISPATCH_PROVIDERS_HTTP_CLIENT_H_
 #define CAMPAIGND_SERVER_DISPATCH_PROVIDERS_HTTP_CLIENT_H_
 
@@ -24,7 +24,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,8 +71,13 @@ class HttpClient {
   // requests are outstanding at once; the rest wait in order.
   class Lane;
 
-  static absl::StatusOr<std::unique_ptr<HttpClient>> Create();
-  // Stops the thread; requests not answered yet complete with an error.
+  // `threads` threads each drive their own libcurl multi handle (and keep
+  // their own connections): the first takes requests until it has
+  // kPerThread on the wire, the next takes what is left over, and so on;
+  // the last takes the rest. Light traffic stays on one thread and its
+  // kept-alive connections; heavy traffic uses more cores.
+  static absl::StatusOr<std::unique_ptr<HttpClient>> Create(int threads = 2);
+  // Stops the threads; requests not answered yet complete with an error.
   ~HttpClient();
 
   std::shared_ptr<Lane> NewLane(int max_in_flight);
@@ -84,39 +88,33 @@ class HttpClient {
   // Requests sent and not yet answered (queued in lanes or on the wire).
   size_t pending();
 
+  // How many requests one thread (other than the last) has on the wire
+  // before the next thread takes the rest.
+  static constexpr int kPerThread = 32;
+
  private:
   struct Transfer;
+  // One thread, its multi handle, epoll set and transfers.
+  struct Worker;
   HttpClient() = default;
-  void Run();
-  // On the client's thread: starts what lanes allow; collects answers.
-  void StartQueued();
-  void Start(std::unique_ptr<Transfer> t);
-  void Finish(void* easy, int curl_code);
-  // Hands every finished transfer to Finish; the client's thread only.
-  void CollectFinished();
-  // Wakes the client's thread (to start queued requests, or to stop).
-  void Wake();
+  void Run(Worker* w);
+  // On w's thread: starts what lanes (and w's share) allow.
+  void StartQueued(Worker* w);
+  void Start(Worker* w, std::unique_ptr<Transfer> t);
+  void Finish(Worker* w, void* easy, int curl_code);
+  // Hands every finished transfer of w to Finish; w's thread only.
+  void CollectFinished(Worker* w);
+  // Wakes w's thread (to start queued requests, or to stop).
+  static void Wake(Worker* w);
   // libcurl's CURLMOPT_SOCKETFUNCTION and CURLMOPT_TIMERFUNCTION.
   friend struct CurlCallbacks;
 
-  void* multi_ = nullptr;  // CURLM*, owned by the client's thread once running
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;  // an eventfd in the epoll set
-  // A wake-up is written and not yet read: later Sends need not write one.
-  std::atomic<bool> wake_pending_{false};
-  // When libcurl wants CURL_SOCKET_TIMEOUT handled; InfiniteFuture = never.
-  // The client's thread only (libcurl calls OnTimer from within its calls).
-  absl::Time timer_due_ = absl::InfiniteFuture();
-  std::thread thread_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // fixed once created
 
   std::mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::shared_ptr<Lane>> lanes_ ABSL_GUARDED_BY(mu_);
   size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
-  // The client's thread only: transfers on the wire, and free easy handles
-  // reused by later transfers.
-  std::set<Transfer*> active_;
-  std::vector<void*> idle_easy_;
 };
 
 }  // namespace campaigns::dispatch
