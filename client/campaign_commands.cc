@@ -23,6 +23,7 @@ void AddCampaignFlags(UnaryCommand& cmd, bool create) {
   cmd.Flag("--body", "body", "Text with optional {{placeholders}}", message);
   cmd.Flag("--template", "template_id", "Template id (tmpl_...)", message);
   if (create) message->require_option(1);
+  AddEmailFlags(cmd, "campaign");
   cmd.Flag("--var", "variable_mapping",
            "Template placeholder to recipient variable or contact field, "
            "e.g. 1=first_name (repeatable)");

@@ -3,8 +3,13 @@
 #include <google/protobuf/descriptor.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -150,6 +155,49 @@ CLI::Option* UnaryCommand::Flag(const std::string& name,
     }
   }
   if (is_flag) flags_.emplace_back(option, field->name());
+  return option;
+}
+
+CLI::Option* UnaryCommand::FileFlag(const std::string& name,
+                                    const std::string& field_name,
+                                    const std::string& help, CLI::App* group) {
+  const FieldDescriptor* field =
+      request_->GetDescriptor()->FindFieldByName(field_name);
+  if (field == nullptr || field->is_repeated() ||
+      field->type() != FieldDescriptor::TYPE_STRING) {
+    std::fprintf(stderr,
+                 "campaignctl: internal error: %s has no string field %s\n",
+                 request_->GetTypeName().c_str(), field_name.c_str());
+    std::abort();
+  }
+  CLI::App* target = group != nullptr ? group : app_;
+  Message* request = request_.get();
+  CLI::callback_t set = [request, field, name](const CLI::results_t& values) {
+    for (const std::string& path : values) {
+      std::string contents;
+      if (path == "-") {
+        contents.assign(std::istreambuf_iterator<char>(std::cin),
+                        std::istreambuf_iterator<char>());
+      } else {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+          throw CLI::ValidationError(
+              name,
+              absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+        }
+        contents.assign(std::istreambuf_iterator<char>(in),
+                        std::istreambuf_iterator<char>());
+        if (in.bad()) {
+          throw CLI::ValidationError(name, absl::StrCat("cannot read ", path));
+        }
+      }
+      request->GetReflection()->SetString(request, field, std::move(contents));
+    }
+    return true;
+  };
+  CLI::Option* option = target->add_option(name, std::move(set), help);
+  option->type_name("FILE");
+  flags_.emplace_back(option, field->name());
   return option;
 }
 

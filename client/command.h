@@ -119,6 +119,12 @@ class UnaryCommand {
   CLI::Option* Flag(const std::string& name, const std::string& field,
                     const std::string& help, CLI::App* group = nullptr);
 
+  // Adds a flag that takes a path and sets string field `field` to the
+  // file's contents ("-" reads stdin), e.g. --html-body-file news.html. A
+  // file that cannot be read is a usage error. Like Flag() otherwise.
+  CLI::Option* FileFlag(const std::string& name, const std::string& field,
+                        const std::string& help, CLI::App* group = nullptr);
+
   // An option group, e.g. for "exactly one of --body, --template":
   //   CLI::App* g = cmd.Group("message", "What to send");
   //   g->require_option(1);

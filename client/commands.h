@@ -4,6 +4,8 @@
 #ifndef CAMPAIGND_CLIENT_COMMANDS_H_
 #define CAMPAIGND_CLIENT_COMMANDS_H_
 
+#include <string>
+
 #include "client/command.h"
 
 namespace campaigns::client {
@@ -28,6 +30,11 @@ void AddContactCommands(CommandSet* commands);
 void AddBillingCommands(CommandSet* commands);
 // `recipients import|list` (CampaignService).
 void AddRecipientCommands(CommandSet* commands);
+
+// The email fields of a template's or campaign's create or update request
+// (`what`: "template", "campaign"): --subject, --html-body, and
+// --html-body-file (the HTML body read from a file; not with --html-body).
+void AddEmailFlags(UnaryCommand& cmd, const std::string& what);
 
 }  // namespace campaigns::client
 

@@ -1,7 +1,24 @@
+#include <string>
+
 #include "campaigns/v1/template.grpc.pb.h"
 #include "client/commands.h"
 
 namespace campaigns::client {
+
+void AddEmailFlags(UnaryCommand& cmd, const std::string& what) {
+  cmd.Flag(
+      "--subject", "subject",
+      "Email only: the subject line, with {{placeholders}}" +
+          std::string(what == "campaign" ? " (default: the template's)" : ""));
+  CLI::Option* html = cmd.Flag(
+      "--html-body", "html_body",
+      "Email only: the HTML alternative of the text, with {{placeholders}} "
+      "(their values are HTML-escaped)" +
+          std::string(what == "campaign" ? " (default: the template's)" : ""));
+  cmd.FileFlag("--html-body-file", "html_body",
+               "Email only: the HTML body read from this file ('-': stdin)")
+      ->excludes(html);
+}
 
 void AddTemplateCommands(CommandSet* commands) {
   using Service = v1::TemplateService::Stub;
@@ -16,6 +33,7 @@ void AddTemplateCommands(CommandSet* commands) {
   create.Flag("--channel", "channel", "Channel")->required();
   create.Flag("--body", "body", "Text with {{1}} or {{name}} placeholders")
       ->required();
+  AddEmailFlags(create, "template");
   create.Flag("--component-json", "components",
               "WhatsApp component as JSON, e.g. "
               "'{\"type\":\"header\",\"format\":\"text\",\"text\":\"Hi\"}' "
@@ -44,12 +62,14 @@ void AddTemplateCommands(CommandSet* commands) {
   UnaryCommand& update = commands->AddUnary(
       templates, "update",
       "Change a template; exactly the given flags are changed (--body \"\" "
-      "clears). A new body puts an approved template back to pending.",
+      "clears). New content (body, subject, HTML body) puts an approved "
+      "template back to pending.",
       &Service::UpdateTemplate, PrintObject());
   update.Flag("id", "id", "Template id (tmpl_...)")->required();
   update.Flag("--name", "name", "New name");
   update.Flag("--language", "language", "New language");
   update.Flag("--body", "body", "New body");
+  AddEmailFlags(update, "template");
   update.WithUpdateMask();
 
   commands

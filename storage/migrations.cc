@@ -338,6 +338,14 @@ ALTER TABLE campaigns ADD COLUMN recipient_variables TEXT NOT NULL DEFAULT '{}';
       R"sql(
 ALTER TABLE recipients ADD COLUMN handed INTEGER NOT NULL DEFAULT 0;
 )sql",
+      // 11: email: a template's and a campaign's subject and HTML body, with
+      // placeholders ('' = none; a campaign's '' = its template's).
+      R"sql(
+ALTER TABLE templates ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+ALTER TABLE templates ADD COLUMN html_body TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN html_body TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return *kMigrations;
 }
@@ -347,14 +355,22 @@ ALTER TABLE recipients ADD COLUMN handed INTEGER NOT NULL DEFAULT 0;
 int LatestSchemaVersion() { return static_cast<int>(Migrations().size()); }
 
 absl::StatusOr<int> Migrate(SQLite::Database& db) {
-  int version = db.execAndGet("PRAGMA user_version").getInt();
+  return MigrateTo(db, LatestSchemaVersion());
+}
+
+absl::StatusOr<int> MigrateTo(SQLite::Database& db, int target) {
   const int latest = LatestSchemaVersion();
+  if (target < 1 || target > latest) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schema version ", target, " is not between 1 and ", latest));
+  }
+  int version = db.execAndGet("PRAGMA user_version").getInt();
   if (version > latest) {
     return absl::FailedPreconditionError(
         absl::StrCat("database schema version ", version,
                      " is newer than this build (", latest, ")"));
   }
-  for (; version < latest; ++version) {
+  for (; version < target; ++version) {
     SQLite::Transaction txn(db, SQLite::TransactionBehavior::IMMEDIATE);
     db.exec(Migrations()[version]);
     db.exec(absl::StrCat("PRAGMA user_version=", version + 1));

@@ -19,6 +19,10 @@ int LatestSchemaVersion();
 // resulting version. A database newer than this build is FAILED_PRECONDITION.
 absl::StatusOr<int> Migrate(SQLite::Database& db);
 
+// Migrate, but only up to version `target` (1..LatestSchemaVersion()): a
+// database as an older build left it, for tests of the migrations.
+absl::StatusOr<int> MigrateTo(SQLite::Database& db, int target);
+
 }  // namespace campaigns::storage
 
 #endif  // CAMPAIGND_STORAGE_MIGRATIONS_H_

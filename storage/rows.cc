@@ -173,6 +173,8 @@ Template ReadTemplate(SQLite::Statement& st) {
   t.language = Text(st, "language");
   t.channel = Enum(st, "channel", &ParseChannel);
   t.body = Text(st, "body");
+  t.subject = Text(st, "subject");
+  t.html_body = Text(st, "html_body");
   t.components = ComponentsFromJson(Text(st, "components"));
   t.status = Enum(st, "status", &ParseTemplateStatus);
   t.rejection_reason = Text(st, "rejection_reason");
@@ -204,6 +206,8 @@ Campaign ReadCampaign(SQLite::Statement& st) {
   c.sender_id = Text(st, "sender_id");
   c.sender_ref = Text(st, "sender_ref");
   c.body = Text(st, "body");
+  c.subject = Text(st, "subject");
+  c.html_body = Text(st, "html_body");
   c.template_id = Text(st, "template_id");
   c.template_name = Text(st, "template_name");
   c.template_lang = Text(st, "template_lang");

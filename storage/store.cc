@@ -299,22 +299,27 @@ namespace {
 void WriteTemplate(SQLite::Database& db, const Template& t, bool insert) {
   SQLite::Statement st(
       db, insert ? "INSERT INTO templates(name, language, channel, body, "
-                   "components, status, rejection_reason, updated_at, "
-                   "created_at, account_id, id) VALUES(?,?,?,?,?,?,?,?,?,?,?)"
+                   "subject, html_body, components, status, rejection_reason, "
+                   "updated_at, created_at, account_id, id) "
+                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
                  : "UPDATE templates SET name=?, language=?, channel=?, "
-                   "body=?, components=?, status=?, rejection_reason=?, "
-                   "updated_at=? WHERE created_at=? AND account_id=? AND id=?");
-  st.bind(1, t.name);
-  st.bind(2, t.language);
-  st.bind(3, std::string(ChannelName(t.channel)));
-  st.bind(4, t.body);
-  st.bind(5, ComponentsToJson(t.components));
-  st.bind(6, std::string(TemplateStatusName(t.status)));
-  st.bind(7, t.rejection_reason);
-  st.bind(8, static_cast<int64_t>(ToMicros(t.updated_at)));
-  st.bind(9, static_cast<int64_t>(ToMicros(t.created_at)));
-  st.bind(10, t.account_id);
-  st.bind(11, t.id);
+                   "body=?, subject=?, html_body=?, components=?, status=?, "
+                   "rejection_reason=?, updated_at=? "
+                   "WHERE created_at=? AND account_id=? AND id=?");
+  int i = 0;
+  st.bind(++i, t.name);
+  st.bind(++i, t.language);
+  st.bind(++i, std::string(ChannelName(t.channel)));
+  st.bind(++i, t.body);
+  st.bind(++i, t.subject);
+  st.bind(++i, t.html_body);
+  st.bind(++i, ComponentsToJson(t.components));
+  st.bind(++i, std::string(TemplateStatusName(t.status)));
+  st.bind(++i, t.rejection_reason);
+  st.bind(++i, static_cast<int64_t>(ToMicros(t.updated_at)));
+  st.bind(++i, static_cast<int64_t>(ToMicros(t.created_at)));
+  st.bind(++i, t.account_id);
+  st.bind(++i, t.id);
   st.exec();
 }
 

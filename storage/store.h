@@ -490,7 +490,7 @@ class Store : public DispatchStore {
   absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
       const std::vector<CampaignStatus>& statuses) override;
   absl::StatusOr<int> ResumeCancellations() override;
-  absl::StatusOr<std::string> MessageText(const Campaign& c) override;
+  absl::StatusOr<MessageContent> MessageContentOf(const Campaign& c) override;
   absl::StatusOr<Sender> SenderOf(const Campaign& c) override;
   absl::StatusOr<std::vector<bool>> SuppressedAmong(
       const std::string& account_id, Channel channel,

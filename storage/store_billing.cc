@@ -20,6 +20,7 @@
 #include "server/domain/address.h"
 #include "server/domain/billing.h"
 #include "server/domain/errors.h"
+#include "server/domain/ids.h"
 #include "server/domain/render.h"
 #include "storage/rows.h"
 #include "storage/store.h"
@@ -201,17 +202,24 @@ struct UnitsState {
 
 absl::StatusOr<UnitsState> LoadUnitsState(SQLite::Database& db,
                                           const Campaign& c) {
-  ASSIGN_OR_RETURN(const std::string text, MessageOf(db, c));
+  ASSIGN_OR_RETURN(const MessageContent content, MessageOf(db, c));
   UnitsState s;
-  s.message =
-      MessageTemplate::Parse(text, c.template_components, c.variable_mapping);
+  s.message = MessageTemplate::Parse(content, c.template_components,
+                                     c.variable_mapping);
   s.per_row = !s.message.Variables().empty();
   if (!s.per_row) s.plan.units = BillableUnits(c.channel, s.message, {});
   s.phone = IsPhoneChannel(c.channel);
   if (s.per_row) {
-    s.key = absl::StrCat(text, "\x1f", MapToJson(c.variable_mapping));
+    s.key = absl::StrCat(content.text, "\x1f", MapToJson(c.variable_mapping));
     if (!c.template_components.empty()) {
       absl::StrAppend(&s.key, "\x1f", ComponentsToJson(c.template_components));
+    }
+    if (!content.subject.empty() || !content.html.empty()) {
+      // Their placeholders decide who is skipped too. The HTML body (up to
+      // kMaxHtmlBodyLength) goes in by its hash: the key is stored with
+      // every count.
+      absl::StrAppend(&s.key, "\x1f", content.subject, "\x1f",
+                      Sha256Hex(content.html));
     }
   }
   SQLite::Statement get(

@@ -1,6 +1,8 @@
 // Store: campaigns.
 #include <SQLiteCpp/Statement.h>
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/domain/errors.h"
@@ -84,8 +86,10 @@ absl::Status CheckRecipientVariableContacts(SQLite::Database& db,
 // Resolves and checks what a campaign refers to, inside the write
 // transaction: the channel when it is unset (InferChannel), the sender must
 // be registered for the campaign's channel (matched by visible id or snd_
-// id), the template must exist, be of the same channel and be approved, a
-// contact list must exist, and recipient_variables must name its contacts.
+// id), the template must exist, be of the same channel and be approved, the
+// email fields must suit the channel (ValidateEmailFields: a subject, its own
+// or the template's, for email; none elsewhere), a contact list must exist,
+// and recipient_variables must name its contacts.
 absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
   RETURN_IF_ERROR(InferChannel(db, c));
   SQLite::Statement sender(db,
@@ -107,10 +111,12 @@ absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
 
   c.template_name.clear();
   c.template_lang.clear();
+  std::optional<Template> tmpl;
   if (!c.template_id.empty()) {
-    ASSIGN_OR_RETURN(Template t, LoadById<Template>(db, "templates", "template",
-                                                    c.account_id, c.template_id,
-                                                    &ReadTemplate));
+    ASSIGN_OR_RETURN(
+        tmpl, LoadById<Template>(db, "templates", "template", c.account_id,
+                                 c.template_id, &ReadTemplate));
+    const Template& t = *tmpl;
     if (t.channel != c.channel) {
       return errors::Validation(
           "template_id", absl::StrCat("template ", t.id, " is for channel ",
@@ -126,6 +132,7 @@ absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
     c.template_name = t.name;
     c.template_lang = t.language;
   }
+  RETURN_IF_ERROR(ValidateEmailFields(c, tmpl ? &*tmpl : nullptr));
   if (!c.contact_list_id.empty()) {
     SQLite::Statement list(
         db, "SELECT 1 FROM contact_lists WHERE id=? AND account_id=?");
@@ -145,6 +152,7 @@ namespace internal {
 void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
   static constexpr const char* kInsert =
       "INSERT INTO campaigns(name, channel, sender_id, sender_ref, body, "
+      "subject, html_body, "
       "template_id, template_name, template_lang, variable_mapping, "
       "template_components, recipient_variables, "
       "contact_list_id, tags, contact_ids, status, pause_reason, "
@@ -153,10 +161,11 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
       "max_lateness_us, schedule_at, started_at, sent_at, completed_at, "
       "cancelled_at, updated_at, created_at, account_id, id, seq) "
       "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-      "?,?,?,?,?,?,(SELECT COALESCE(MAX(seq), 0) + 1 FROM campaigns))";
+      "?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(seq), 0) + 1 FROM campaigns))";
   static constexpr const char* kUpdate =
       "UPDATE campaigns SET name=?, channel=?, sender_id=?, sender_ref=?, "
-      "body=?, template_id=?, template_name=?, template_lang=?, "
+      "body=?, subject=?, html_body=?, "
+      "template_id=?, template_name=?, template_lang=?, "
       "variable_mapping=?, template_components=?, recipient_variables=?, "
       "contact_list_id=?, tags=?, contact_ids=?, "
       "status=?, pause_reason=?, failure_reason=?, total=?, queued=?, sent=?, "
@@ -172,6 +181,8 @@ void WriteCampaign(SQLite::Database& db, const Campaign& c, bool insert) {
   st.bind(++i, c.sender_id);
   st.bind(++i, c.sender_ref);
   st.bind(++i, c.body);
+  st.bind(++i, c.subject);
+  st.bind(++i, c.html_body);
   st.bind(++i, c.template_id);
   st.bind(++i, c.template_name);
   st.bind(++i, c.template_lang);

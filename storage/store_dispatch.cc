@@ -4,6 +4,7 @@
 
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "server/domain/errors.h"
@@ -45,7 +46,9 @@ void AddToCounters(SQLite::Database& db, int64_t campaign_seq,
   st.exec();
 }
 
-// Sender and template as a start needs them: still registered, approved.
+// Sender and template as a start needs them: still registered, approved;
+// and an email campaign still has a subject (its template's may have been
+// cleared since the campaign was created).
 absl::Status CheckStartable(SQLite::Database& db, const Campaign& c) {
   SQLite::Statement sender(db, "SELECT 1 FROM senders WHERE id=?");
   sender.bind(1, c.sender_ref);
@@ -54,22 +57,24 @@ absl::Status CheckStartable(SQLite::Database& db, const Campaign& c) {
         "sender_id",
         absl::StrCat("sender ", c.sender_id, " is no longer registered"));
   }
+  std::optional<Template> tmpl;
   if (!c.template_id.empty()) {
-    SQLite::Statement t(db, "SELECT status FROM templates WHERE id=?");
+    SQLite::Statement t(db, "SELECT * FROM templates WHERE id=?");
     t.bind(1, c.template_id);
     if (!t.executeStep()) {
       return errors::Validation(
           "template_id",
           absl::StrCat("template ", c.template_id, " no longer exists"));
     }
-    const std::string status = t.getColumn(0).getString();
-    if (status != TemplateStatusName(TemplateStatus::kApproved)) {
-      return errors::Validation("template_id",
-                                absl::StrCat("template ", c.template_id, " is ",
-                                             status, ", not approved"));
+    tmpl = ReadTemplate(t);
+    if (tmpl->status != TemplateStatus::kApproved) {
+      return errors::Validation(
+          "template_id",
+          absl::StrCat("template ", c.template_id, " is ",
+                       TemplateStatusName(tmpl->status), ", not approved"));
     }
   }
-  return absl::OkStatus();
+  return ValidateEmailFields(c, tmpl ? &*tmpl : nullptr);
 }
 
 }  // namespace
@@ -629,8 +634,8 @@ absl::StatusOr<std::vector<Campaign>> Store::CampaignsInStatus(
       });
 }
 
-absl::StatusOr<std::string> Store::MessageText(const Campaign& c) {
-  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<std::string> {
+absl::StatusOr<MessageContent> Store::MessageContentOf(const Campaign& c) {
+  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<MessageContent> {
     return internal::MessageOf(db, c);
   });
 }

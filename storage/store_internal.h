@@ -112,15 +112,16 @@ inline bool HasContactAudience(const Campaign& c) {
          !c.contact_ids.empty();
 }
 
-// The text `c` sends: its body, or its template's (NOT_FOUND when the
-// template is gone).
-inline absl::StatusOr<std::string> MessageOf(SQLite::Database& db,
-                                             const Campaign& c) {
-  if (c.template_id.empty()) return c.body;
-  SQLite::Statement t(db, "SELECT body FROM templates WHERE id=?");
+// What `c` sends (EffectiveContent): its body, subject and HTML body, or
+// its template's (NOT_FOUND when the template is gone).
+inline absl::StatusOr<MessageContent> MessageOf(SQLite::Database& db,
+                                                const Campaign& c) {
+  if (c.template_id.empty()) return EffectiveContent(c, nullptr);
+  SQLite::Statement t(db, "SELECT * FROM templates WHERE id=?");
   t.bind(1, c.template_id);
   if (!t.executeStep()) return errors::NotFound("template", c.template_id);
-  return t.getColumn(0).getString();
+  const Template tmpl = ReadTemplate(t);
+  return EffectiveContent(c, &tmpl);
 }
 
 // A `recipients` row (SELECT *), its id encoded with `codec`; campaign_id is

@@ -17,6 +17,8 @@ const std::set<std::string>& UpdatableFields() {
                                 "channel",
                                 "sender_id",
                                 "body",
+                                "subject",
+                                "html_body",
                                 "template_id",
                                 "variable_mapping",
                                 "template_components",
@@ -46,6 +48,10 @@ absl::Status ApplyCampaignFields(const Req& req, Wants wants, Campaign& c) {
     c.sender_id = std::string(absl::StripAsciiWhitespace(req.sender_id()));
   }
   if (wants("body", !req.body().empty())) c.body = req.body();
+  if (wants("subject", !req.subject().empty())) c.subject = req.subject();
+  if (wants("html_body", !req.html_body().empty())) {
+    c.html_body = req.html_body();
+  }
   if (wants("template_id", !req.template_id().empty())) {
     c.template_id = req.template_id();
   }

@@ -37,6 +37,8 @@ void Api::CreateTemplate(const RpcContext& ctx,
   t.language = req.language();
   t.channel = *channel;
   t.body = req.body();
+  t.subject = req.subject();
+  t.html_body = req.html_body();
   t.components = ComponentsFromProto(req.components());
   t.status = TemplateStatus::kPending;
   t.created_at = t.updated_at = NowMicros();
@@ -77,8 +79,9 @@ void Api::UpdateTemplate(const RpcContext& ctx,
                          const v1::UpdateTemplateRequest& req,
                          Reply<v1::Template> reply) {
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
-  absl::StatusOr<std::set<std::string>> paths =
-      MaskPaths(req.update_mask(), {"name", "language", "body", "components"});
+  absl::StatusOr<std::set<std::string>> paths = MaskPaths(
+      req.update_mask(),
+      {"name", "language", "body", "subject", "html_body", "components"});
   if (!paths.ok()) return reply(paths.status());
   const bool masked = req.has_update_mask();
   auto wants = [&](const char* field, bool present) {
@@ -90,13 +93,19 @@ void Api::UpdateTemplate(const RpcContext& ctx,
       [copy = std::move(copy), name = wants("name", !req.name().empty()),
        language = wants("language", !req.language().empty()),
        body = wants("body", !req.body().empty()),
+       subject = wants("subject", !req.subject().empty()),
+       html_body = wants("html_body", !req.html_body().empty()),
        components = wants("components", req.components_size() > 0)](
           Template& t) -> absl::Status {
         if (name) t.name = copy.name();
         if (language) t.language = copy.language();
         const bool content_changed =
-            (body && copy.body() != t.body) || components;
+            (body && copy.body() != t.body) ||
+            (subject && copy.subject() != t.subject) ||
+            (html_body && copy.html_body() != t.html_body) || components;
         if (body) t.body = copy.body();
+        if (subject) t.subject = copy.subject();
+        if (html_body) t.html_body = copy.html_body();
         if (components) t.components = ComponentsFromProto(copy.components());
         // New content needs a new approval.
         if (content_changed && t.status == TemplateStatus::kApproved) {

@@ -227,6 +227,8 @@ void ToProto(const Template& t, v1::Template* out) {
   out->set_language(t.language);
   out->set_channel(static_cast<v1::Channel>(t.channel));
   out->set_body(t.body);
+  out->set_subject(t.subject);
+  out->set_html_body(t.html_body);
   ComponentsToProto(t.components, out->mutable_components());
   out->set_status(static_cast<v1::Template::Status>(t.status));
   out->set_rejection_reason(t.rejection_reason);
@@ -263,6 +265,8 @@ void ToProto(const Campaign& c, v1::Campaign* out) {
   out->set_channel(static_cast<v1::Channel>(c.channel));
   out->set_sender_id(c.sender_id);
   out->set_body(c.body);
+  out->set_subject(c.subject);
+  out->set_html_body(c.html_body);
   out->set_template_id(c.template_id);
   out->set_template_name(c.template_name);
   out->set_template_lang(c.template_lang);

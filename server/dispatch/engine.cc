@@ -61,8 +61,7 @@ bool IsStorageFailure(const absl::Status& s) {
 
 struct Engine::Item {
   Recipient r;
-  std::string text;
-  std::vector<TemplateComponent> components;  // rendered
+  RenderResult message;  // rendered for r
 };
 
 // What SetUp looked up: kept across pause and resume.
@@ -579,8 +578,8 @@ void Engine::SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
   const Campaign c = p->campaign;
   lock.unlock();
   absl::StatusOr<Sender> sender = store_->SenderOf(c);
-  absl::StatusOr<std::string> text =
-      sender.ok() ? store_->MessageText(c) : sender.status();
+  absl::StatusOr<MessageContent> text =
+      sender.ok() ? store_->MessageContentOf(c) : sender.status();
   Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
   lock.lock();
   if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile
@@ -813,13 +812,17 @@ void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch,
     m.channel = p->campaign.channel;
     m.sender_id = p->campaign.sender_id;
     m.address = r.address;
-    m.text = item.text;
+    m.text = item.message.text;
+    if (m.channel == Channel::kEmail) {
+      m.subject = item.message.subject;
+      m.html = item.message.html;
+    }
     m.variables = r.variables;
     if (!p->campaign.template_id.empty()) {
       m.template_name = p->campaign.template_name;
       m.template_language = p->campaign.template_lang;
     }
-    m.components = item.components;
+    m.components = item.message.components;
     messages.push_back(std::move(m));
   }
   p->in_flight += static_cast<int64_t>(batch.size());
@@ -915,8 +918,7 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       settled.push_back(std::move(o));
       continue;
     }
-    p->ready.push_back(
-        Item{std::move(r), std::move(text.text), std::move(text.components)});
+    p->ready.push_back(Item{std::move(r), std::move(text)});
   }
   if (!settled.empty()) {
     p->in_flight += static_cast<int64_t>(settled.size());

@@ -146,9 +146,12 @@ class DispatchStore {
   // recipients that a crash cut off. Returns how many campaigns there were.
   virtual absl::StatusOr<int> ResumeCancellations() = 0;
 
-  // The template body of `c` (its body, or its template's); NOT_FOUND when
-  // the template is gone. Read connection.
-  virtual absl::StatusOr<std::string> MessageText(const Campaign& c) = 0;
+  // What `c` sends (EffectiveContent in rules.h): its body, or its
+  // template's, and for email the subject and HTML body, each its own or
+  // else its template's; NOT_FOUND when the template is gone. Read
+  // connection.
+  virtual absl::StatusOr<MessageContent> MessageContentOf(
+      const Campaign& c) = 0;
 
   // The registered sender `c` sends from (tier, provider); NOT_FOUND when
   // it was deleted. Read connection.

@@ -76,6 +76,10 @@ struct Template {
   std::string language;
   Channel channel = Channel::kUnspecified;
   std::string body;
+  // Email templates only (empty otherwise): the subject line and the HTML
+  // alternative of `body`, both with placeholders like the body.
+  std::string subject;
+  std::string html_body;
   std::vector<TemplateComponent> components;
   TemplateStatus status = TemplateStatus::kPending;
   std::string rejection_reason;
@@ -121,6 +125,15 @@ struct CampaignStats {
   int64_t skipped = 0;
 };
 
+// What a campaign sends before per-recipient rendering (render.h): the
+// text (its body or its template's), and for email the subject and the
+// HTML body (its own, else its template's; "" when neither has one).
+struct MessageContent {
+  std::string text;
+  std::string subject;
+  std::string html;
+};
+
 // Defaults of a campaign's dispatch settings.
 inline constexpr int32_t kDefaultBatchSize = 100;
 inline constexpr int32_t kMaxBatchSize = 10000;
@@ -133,6 +146,11 @@ struct Campaign {
   std::string sender_id;   // visible sender id
   std::string sender_ref;  // the registered sender's snd_ id
   std::string body;
+  // Email campaigns only (empty otherwise): the subject line and the HTML
+  // alternative of the text, with placeholders like the body. Empty = the
+  // template's (see EffectiveContent in rules.h).
+  std::string subject;
+  std::string html_body;
   std::string template_id;
   std::string template_name;  // resolved from template_id
   std::string template_lang;

@@ -1,4 +1,5 @@
-// Per-recipient rendering of a campaign's text and template components.
+// Per-recipient rendering of a campaign's text, email subject and HTML body,
+// and template components.
 #include "server/domain/render.h"
 
 #include "absl/strings/ascii.h"
@@ -6,6 +7,45 @@
 #include "absl/strings/numbers.h"
 
 namespace campaigns {
+namespace {
+
+void AppendHtmlEscaped(const std::string& value, std::string* out) {
+  for (char ch : value) {
+    switch (ch) {
+      case '&':
+        out->append("&amp;");
+        break;
+      case '<':
+        out->append("&lt;");
+        break;
+      case '>':
+        out->append("&gt;");
+        break;
+      case '"':
+        out->append("&quot;");
+        break;
+      case '\'':
+        out->append("&#39;");
+        break;
+      default:
+        out->push_back(ch);
+    }
+  }
+}
+
+void AppendOneLine(const std::string& value, std::string* out) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    const char ch = value[i];
+    if (ch != '\r' && ch != '\n') {
+      out->push_back(ch);
+      continue;
+    }
+    if (ch == '\r' && i + 1 < value.size() && value[i + 1] == '\n') ++i;
+    out->push_back(' ');
+  }
+}
+
+}  // namespace
 
 MessageTemplate::Pieces MessageTemplate::ParsePieces(
     const std::string& text,
@@ -52,6 +92,15 @@ MessageTemplate MessageTemplate::Parse(
 MessageTemplate MessageTemplate::Parse(
     const std::string& text, const std::vector<TemplateComponent>& components,
     const std::map<std::string, std::string>& variable_mapping) {
+  MessageContent content;
+  content.text = text;
+  return Parse(content, components, variable_mapping);
+}
+
+MessageTemplate MessageTemplate::Parse(
+    const MessageContent& content,
+    const std::vector<TemplateComponent>& components,
+    const std::map<std::string, std::string>& variable_mapping) {
   MessageTemplate t;
   for (const TemplateComponent& c : components) {
     Component parsed;
@@ -70,18 +119,33 @@ MessageTemplate MessageTemplate::Parse(
           ? 0
           : static_cast<int>(
                 t.components_[t.body_component_].parameters.size());
-  t.text_ = ParsePieces(text, variable_mapping, positions);
+  t.text_ = ParsePieces(content.text, variable_mapping, positions);
+  t.subject_ = ParsePieces(content.subject, variable_mapping, positions);
+  t.html_ = ParsePieces(content.html, variable_mapping, positions);
   return t;
 }
 
 bool MessageTemplate::RenderPieces(
     const Pieces& pieces, const std::map<std::string, std::string>& vars,
-    const std::vector<std::string>& positional, std::string* out,
+    const std::vector<std::string>& positional, Escape escape, std::string* out,
     std::string* missing) {
+  auto append = [escape, out](const std::string& value) {
+    switch (escape) {
+      case Escape::kNone:
+        out->append(value);
+        return;
+      case Escape::kHtml:
+        AppendHtmlEscaped(value, out);
+        return;
+      case Escape::kOneLine:
+        AppendOneLine(value, out);
+        return;
+    }
+  };
   for (const Piece& p : pieces) {
     out->append(p.literal);
     if (p.position > 0) {
-      out->append(positional[p.position - 1]);
+      append(positional[p.position - 1]);
       continue;
     }
     if (p.variable.empty()) continue;
@@ -90,7 +154,7 @@ bool MessageTemplate::RenderPieces(
       *missing = p.variable;
       return false;
     }
-    out->append(it->second);
+    append(it->second);
   }
   return true;
 }
@@ -103,11 +167,12 @@ RenderResult MessageTemplate::Render(
   for (const Component& c : components_) {
     TemplateComponent out = c.shape;
     out.text.clear();
-    bool ok = RenderPieces(c.text, vars, none, &out.text, &r.missing);
+    bool ok =
+        RenderPieces(c.text, vars, none, Escape::kNone, &out.text, &r.missing);
     for (size_t i = 0; ok && i < c.parameters.size(); ++i) {
       out.parameters[i].text.clear();
-      ok = RenderPieces(c.parameters[i], vars, none, &out.parameters[i].text,
-                        &r.missing);
+      ok = RenderPieces(c.parameters[i], vars, none, Escape::kNone,
+                        &out.parameters[i].text, &r.missing);
     }
     if (!ok) {
       r.components.clear();
@@ -122,8 +187,15 @@ RenderResult MessageTemplate::Render(
       positional.push_back(p.text);
     }
   }
-  if (!RenderPieces(text_, vars, positional, &r.text, &r.missing)) {
+  if (!RenderPieces(text_, vars, positional, Escape::kNone, &r.text,
+                    &r.missing) ||
+      !RenderPieces(subject_, vars, positional, Escape::kOneLine, &r.subject,
+                    &r.missing) ||
+      !RenderPieces(html_, vars, positional, Escape::kHtml, &r.html,
+                    &r.missing)) {
     r.text.clear();
+    r.subject.clear();
+    r.html.clear();
     r.components.clear();
   }
   return r;
@@ -141,6 +213,8 @@ std::vector<std::string> MessageTemplate::Variables() const {
     for (const Pieces& p : c.parameters) add(p);
   }
   add(text_);
+  add(subject_);
+  add(html_);
   return out;
 }
 

@@ -105,6 +105,8 @@ std::vector<std::string> TemplatePlaceholders(const Template& t) {
       }
     }
   };
+  add(t.subject);
+  add(t.html_body);
   for (const TemplateComponent& c : t.components) {
     add(c.text);
     for (const TemplateParameter& p : c.parameters) add(p.text);
@@ -226,6 +228,55 @@ absl::Status CheckRecipientVariables(const Campaign& c) {
   return absl::OkStatus();
 }
 
+// Shape of an email subject (a template's or a campaign's; "" = none): one
+// header line, not blank, with well-formed placeholders.
+absl::Status CheckSubject(const std::string& subject) {
+  if (subject.empty()) return absl::OkStatus();
+  if (subject.size() > kMaxSubjectLength) {
+    return errors::InvalidField(
+        "subject", absl::StrCat("must be at most ", kMaxSubjectLength,
+                                " bytes (RFC 5322's line limit)"));
+  }
+  if (subject.find_first_of("\r\n") != std::string::npos) {
+    return errors::InvalidField("subject",
+                                "must be one line: CR and LF are not allowed");
+  }
+  if (absl::StripAsciiWhitespace(subject).empty()) {
+    return errors::InvalidField("subject", "must not be blank");
+  }
+  return CheckPlaceholders("subject", subject);
+}
+
+// Shape of an email HTML body ("" = none): its size and placeholders.
+absl::Status CheckHtmlBody(const std::string& html) {
+  if (html.size() > kMaxHtmlBodyLength) {
+    return errors::InvalidField(
+        "html_body",
+        absl::StrCat("must be at most ", kMaxHtmlBodyLength, " bytes"));
+  }
+  return CheckPlaceholders("html_body", html);
+}
+
+// VALIDATION_ERROR naming `subject` or `html_body` when `channel` is not
+// email and one is set: nothing would send it. `what` names the object
+// ("template", "campaign").
+absl::Status CheckEmailOnly(Channel channel, const std::string& subject,
+                            const std::string& html, absl::string_view what) {
+  if (channel == Channel::kEmail) return absl::OkStatus();
+  if (!subject.empty()) {
+    return errors::Validation(
+        "subject", absl::StrCat("only email ", what, "s have a subject; this ",
+                                what, " is for ", ChannelName(channel)));
+  }
+  if (!html.empty()) {
+    return errors::Validation(
+        "html_body",
+        absl::StrCat("only email ", what, "s have an HTML body; this ", what,
+                     " is for ", ChannelName(channel)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckChannel(int value) {
   if (value == 0) return errors::InvalidField("channel", "is required");
   if (!IsValidEnum(value, kChannelMax)) {
@@ -252,7 +303,11 @@ absl::Status ValidateTemplate(const Template& t) {
     return errors::InvalidField("body", "is too long");
   }
   RETURN_IF_ERROR(CheckPlaceholders("body", t.body));
-  return CheckComponents("components", t.components);
+  RETURN_IF_ERROR(CheckSubject(t.subject));
+  RETURN_IF_ERROR(CheckHtmlBody(t.html_body));
+  RETURN_IF_ERROR(CheckComponents("components", t.components));
+  // Last: the 422 comes after every 400.
+  return CheckEmailOnly(t.channel, t.subject, t.html_body, "template");
 }
 
 absl::Status ValidateSender(const Sender& s) {
@@ -303,6 +358,8 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
     return errors::InvalidField("body", "is too long");
   }
   RETURN_IF_ERROR(CheckPlaceholders("body", c.body));
+  RETURN_IF_ERROR(CheckSubject(c.subject));
+  RETURN_IF_ERROR(CheckHtmlBody(c.html_body));
   RETURN_IF_ERROR(
       CheckComponents("template_components", c.template_components));
   if (!c.template_components.empty() && c.template_id.empty()) {
@@ -360,6 +417,30 @@ absl::Status ValidateCampaignSpec(const Campaign& c) {
   if (c.body.empty() && c.template_id.empty()) {
     return errors::Validation(
         "body", "body and template_id are both absent; one is required");
+  }
+  return absl::OkStatus();
+}
+
+MessageContent EffectiveContent(const Campaign& c, const Template* t) {
+  MessageContent out;
+  out.text = t != nullptr && c.body.empty() ? t->body : c.body;
+  out.subject = t != nullptr && c.subject.empty() ? t->subject : c.subject;
+  out.html = t != nullptr && c.html_body.empty() ? t->html_body : c.html_body;
+  return out;
+}
+
+absl::Status ValidateEmailFields(const Campaign& c, const Template* t) {
+  RETURN_IF_ERROR(
+      CheckEmailOnly(c.channel, c.subject, c.html_body, "campaign"));
+  if (c.channel != Channel::kEmail) return absl::OkStatus();
+  if (EffectiveContent(c, t).subject.empty()) {
+    return errors::Validation(
+        "subject",
+        t == nullptr
+            ? "is required for an email campaign"
+            : absl::StrCat("is required for an email campaign; neither the "
+                           "campaign nor its template ",
+                           t->id, " has one"));
   }
   return absl::OkStatus();
 }

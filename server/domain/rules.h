@@ -26,6 +26,10 @@ inline constexpr int32_t kDefaultPageLimit = 20;
 inline constexpr int32_t kMaxPageLimit = 100;
 inline constexpr size_t kMaxNameLength = 200;
 inline constexpr size_t kMaxBodyLength = 65536;
+// An email subject is one header line: RFC 5322's limit of 998 bytes.
+inline constexpr size_t kMaxSubjectLength = 998;
+// HTML with inline CSS runs larger than text: four times the body's cap.
+inline constexpr size_t kMaxHtmlBodyLength = 4 * kMaxBodyLength;
 inline constexpr size_t kMaxIdLength = 128;       // any id or request_id
 inline constexpr size_t kMaxAddressLength = 320;  // sender ids, addresses
 inline constexpr size_t kMaxListEntries = 1000;   // tags, contact_ids, mappings
@@ -63,10 +67,12 @@ Page<T> MakePage(std::vector<T> items, int64_t total, const PageRequest& req) {
 // The placeholders ("1", "name") of a text with {{1}} / {{ name }}
 // placeholders, in order of first appearance, without duplicates.
 std::vector<std::string> ExtractPlaceholders(const std::string& text);
-// All placeholders of a template's body and components.
+// All placeholders of a template's body, subject, html_body and components.
 std::vector<std::string> TemplatePlaceholders(const Template& t);
 
-// Shape checks of a template as created or updated.
+// Shape checks of a template as created or updated: INVALID_ARGUMENT naming
+// the field, or FAILED_PRECONDITION / VALIDATION_ERROR naming `subject` or
+// `html_body` when a template that is not for email has one.
 absl::Status ValidateTemplate(const Template& t);
 
 // Shape checks of a sender registration.
@@ -78,6 +84,20 @@ absl::Status ValidateSender(const Sender& s);
 // storage (sender registered, template approved, the channel when it is
 // unspecified: inferred from the sender or template) are the caller's.
 absl::Status ValidateCampaignSpec(const Campaign& c);
+
+// What campaign `c` sends: its body, subject and html_body, or where it has
+// none its template's (`t`: the template `c.template_id` names, null when it
+// has none). The subject and HTML body of a campaign override its
+// template's one by one.
+MessageContent EffectiveContent(const Campaign& c, const Template* t);
+
+// The email rules of campaign `c` once its channel is known (inferred from
+// its sender or template when unspecified), with its template `t` (null when
+// it has none): FAILED_PRECONDITION / VALIDATION_ERROR naming `subject` or
+// `html_body` when a campaign that is not for email has one (it would never
+// be sent), and naming `subject` when an email campaign has no subject of
+// its own nor from its template.
+absl::Status ValidateEmailFields(const Campaign& c, const Template* t);
 
 // Campaigns may be edited in these states only.
 bool IsEditable(CampaignStatus s);

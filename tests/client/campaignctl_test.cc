@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -99,6 +100,13 @@ v1::Template SampleTemplate(const std::string& id) {
 class FakeTemplates final : public v1::TemplateService::Service {
  public:
   explicit FakeTemplates(Recorder* recorder) : recorder_(recorder) {}
+  grpc::Status CreateTemplate(grpc::ServerContext* context,
+                              const v1::CreateTemplateRequest* request,
+                              v1::Template* response) override {
+    recorder_->Record(context, *request);
+    *response = SampleTemplate("tmpl_new");
+    return grpc::Status::OK;
+  }
   grpc::Status GetTemplate(grpc::ServerContext* context,
                            const v1::GetTemplateRequest* request,
                            v1::Template* response) override {
@@ -330,6 +338,58 @@ TEST_F(CampaignctlTest, CampaignUpdateClearsScheduleWithEmptyValue) {
   EXPECT_EQ(sent.update_mask().paths(1), "schedule_at");
 }
 
+// A file in gtest's temporary directory holding `contents`.
+std::string WriteTempFile(const std::string& name,
+                          const std::string& contents) {
+  const std::string path = ::testing::TempDir() + name;
+  std::ofstream(path, std::ios::binary) << contents;
+  return path;
+}
+
+TEST_F(CampaignctlTest, EmailFlagsOnTemplateAndCampaignCreate) {
+  const std::string html =
+      WriteTempFile("campaignctl_news.html", "<h1>Hi {{name}}</h1>\n");
+  Result r = Run({"templates", "create", "--name", "news", "--language", "en",
+                  "--channel", "email", "--body", "Hi {{name}}", "--subject",
+                  "News for {{name}}", "--html-body-file", html});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::CreateTemplateRequest tmpl =
+      recorder_.request<v1::CreateTemplateRequest>();
+  EXPECT_EQ(tmpl.channel(), v1::email);
+  EXPECT_EQ(tmpl.subject(), "News for {{name}}");
+  EXPECT_EQ(tmpl.html_body(), "<h1>Hi {{name}}</h1>\n");
+
+  r = Run({"campaigns", "create", "--name", "n", "--channel", "email",
+           "--sender", "news@example.com", "--body", "Hi", "--subject",
+           "Spring", "--html-body", "<p>Hi</p>"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::CreateCampaignRequest cmp =
+      recorder_.request<v1::CreateCampaignRequest>();
+  EXPECT_EQ(cmp.subject(), "Spring");
+  EXPECT_EQ(cmp.html_body(), "<p>Hi</p>");
+  EXPECT_EQ(cmp.body(), "Hi");
+}
+
+TEST_F(CampaignctlTest, EmailFlagsOnUpdateGoIntoTheMask) {
+  const std::string html = WriteTempFile("campaignctl_update.html", "<p/>");
+  Result r = Run({"campaigns", "update", "cmp_1", "--subject", "",
+                  "--html-body-file", html});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::UpdateCampaignRequest sent =
+      recorder_.request<v1::UpdateCampaignRequest>();
+  EXPECT_EQ(sent.subject(), "");
+  EXPECT_EQ(sent.html_body(), "<p/>");
+  ASSERT_EQ(sent.update_mask().paths_size(), 2);
+  EXPECT_EQ(sent.update_mask().paths(0), "subject");
+  EXPECT_EQ(sent.update_mask().paths(1), "html_body");
+
+  r = Run({"templates", "update", "tmpl_1", "--html-body", ""});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::UpdateTemplateRequest t = recorder_.request<v1::UpdateTemplateRequest>();
+  ASSERT_EQ(t.update_mask().paths_size(), 1);
+  EXPECT_EQ(t.update_mask().paths(0), "html_body");
+}
+
 TEST_F(CampaignctlTest, SecretIsShownOnceProminently) {
   Result r = Run({"keys", "create", "--name", "ci"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -494,6 +554,12 @@ INSTANTIATE_TEST_SUITE_P(
              "--channel", "whatsapp", "--body", "b", "--component-json", "{"},
             "not a valid TemplateComponent JSON object"},
         UsageCase{{"campaigns", "get"}, "id is required"},
+        UsageCase{{"campaigns", "update", "cmp_1", "--html-body", "<p/>",
+                   "--html-body-file", "/dev/null"},
+                  "excludes"},
+        UsageCase{{"templates", "update", "tmpl_1", "--html-body-file",
+                   "/nonexistent/news.html"},
+                  "cannot read /nonexistent/news.html"},
         UsageCase{{"campaigns"}, "use one of: create, get, list"},
         UsageCase{{"campaigns", "frobnicate"},
                   "unknown command or argument: frobnicate"},

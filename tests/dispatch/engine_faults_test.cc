@@ -91,8 +91,8 @@ class FaultyStore : public DispatchStore {
   absl::StatusOr<int> ResumeCancellations() override {
     return real_->ResumeCancellations();
   }
-  absl::StatusOr<std::string> MessageText(const Campaign& c) override {
-    return real_->MessageText(c);
+  absl::StatusOr<MessageContent> MessageContentOf(const Campaign& c) override {
+    return real_->MessageContentOf(c);
   }
   absl::StatusOr<Sender> SenderOf(const Campaign& c) override {
     if (Take(fail_sender_reads)) {

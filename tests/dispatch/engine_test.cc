@@ -135,6 +135,82 @@ TEST_F(EngineTest, TemplateComponentsAreRenderedForEachRecipient) {
   EXPECT_EQ(after.stats.skipped, 1);  // Ben: missing_variable "code"
 }
 
+TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {
+  RecordingProvider recorder;
+  provider_ = &recorder;
+  StartEngine();
+  Sender s;
+  s.id = "snd_mail";
+  s.account_id = account_;
+  s.sender_id = "news@example.com";
+  s.channel = Channel::kEmail;
+  s.tier = SenderTier::kUnlimited;
+  s.created_at = s.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Sender>([&](storage::Callback<Sender> done) {
+                store_->RegisterSender(s, {}, done);
+              }).ok());
+  // The template gives the HTML body; the campaign its own subject.
+  Template t;
+  t.id = "tmpl_mail";
+  t.account_id = account_;
+  t.name = "mail";
+  t.language = "en";
+  t.channel = Channel::kEmail;
+  t.body = "Hi {{name}}, {{note}}";
+  t.subject = "Template subject";
+  t.html_body = "<p>Hi <b>{{name}}</b>, {{note}}</p>";
+  t.status = TemplateStatus::kApproved;
+  t.created_at = t.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Template>([&](storage::Callback<Template> done) {
+                store_->CreateTemplate(t, {}, done);
+              }).ok());
+  Campaign c;
+  c.id = "cmp_mail";
+  c.account_id = account_;
+  c.name = "mail";
+  c.channel = Channel::kEmail;
+  c.sender_id = "news@example.com";
+  c.template_id = t.id;
+  c.subject = "{{name}}: your {{item}}";
+  c.created_at = c.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
+                store_->CreateCampaign(c, {}, done);
+              }).ok());
+  auto lease = AwaitResult<storage::ImportLease>(
+      [&](auto done) { store_->BeginRecipientImport(account_, c.id, done); });
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  std::vector<storage::StagedRecipient> rows = {
+      {"ann@example.com", "",
+       R"({"name":"Ann <ann@x>","note":"5 > 3 & 'yes'",)"
+       R"("item":"order\r\nBcc: x@y"})",
+       std::nullopt},
+      // Lacks "item", which only the subject uses.
+      {"bob@example.com", "", R"({"name":"Bob","note":"hi"})", std::nullopt}};
+  ASSERT_TRUE(AwaitResult<std::vector<int32_t>>([&](auto done) {
+                store_->StageRecipients(*lease, rows, done);
+              }).ok());
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto done) {
+                store_->CommitRecipientImport(*lease, 2, "", {}, done);
+              }).ok());
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+
+  std::vector<OutgoingMessage> sent = recorder.sent();
+  ASSERT_EQ(sent.size(), 1u);
+  const OutgoingMessage& m = sent[0];
+  EXPECT_EQ(m.address, "ann@example.com");
+  EXPECT_EQ(m.channel, Channel::kEmail);
+  EXPECT_EQ(m.text, "Hi Ann <ann@x>, 5 > 3 & 'yes'");
+  EXPECT_EQ(m.subject, "Ann <ann@x>: your order Bcc: x@y");
+  EXPECT_EQ(m.html,
+            "<p>Hi <b>Ann &lt;ann@x&gt;</b>, 5 &gt; 3 &amp; &#39;yes&#39;</p>");
+  Campaign after = Get(c.id);
+  EXPECT_EQ(after.stats.sent + after.stats.delivered, 1);
+  EXPECT_EQ(after.stats.skipped, 1);  // Bob: missing_variable "item"
+}
+
 TEST_F(EngineTest, CampaignsOfOneSenderShareItsRate) {
   StartEngine();
   const std::string sender = NewSender(SenderTier::kTier10k, "+15550201");

@@ -246,6 +246,23 @@ TEST_F(WebhookProviderTest, EmailAndTemplateFieldsAreInTheBody) {
       nlohmann::json::parse(WebhookBody(Message(3))).contains("subject"));
 }
 
+TEST_F(WebhookProviderTest, SubjectAndHtmlAreForEmailOnly) {
+  // An email without an HTML body: the subject, no "html".
+  OutgoingMessage text_only = Message(4);
+  text_only.channel = Channel::kEmail;
+  text_only.subject = "Hello Ann";
+  const auto body = nlohmann::json::parse(WebhookBody(text_only));
+  EXPECT_EQ(body["subject"], "Hello Ann");
+  EXPECT_FALSE(body.contains("html"));
+  // Another channel never carries them, whatever the message holds.
+  OutgoingMessage sms = Message(5);
+  sms.subject = "ignored";
+  sms.html = "<p>ignored</p>";
+  const auto sms_body = nlohmann::json::parse(WebhookBody(sms));
+  EXPECT_FALSE(sms_body.contains("subject"));
+  EXPECT_FALSE(sms_body.contains("html"));
+}
+
 struct AnswerCase {
   const char* name;
   int status;

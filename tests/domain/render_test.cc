@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace campaigns {
 namespace {
 
@@ -69,6 +73,80 @@ TEST(RenderTest, PositionsBeyondTheBodyParametersAreVariables) {
       "{{1}} {{2}}", {{"BODY", "", "", {{"text", "a", ""}}, "", 0}}, {});
   EXPECT_EQ(t.Render({{"2", "b"}}).text, "a b");
   EXPECT_EQ(t.Render({}).missing, "2");
+}
+
+// --- Email: subject and HTML body ------------------------------------------
+
+MessageContent Email(std::string text, std::string subject, std::string html) {
+  MessageContent c;
+  c.text = std::move(text);
+  c.subject = std::move(subject);
+  c.html = std::move(html);
+  return c;
+}
+
+TEST(RenderEmailTest, SubjectAndHtmlHaveTheBodysPlaceholders) {
+  MessageTemplate t = MessageTemplate::Parse(
+      Email("Hi {{name}}", "{{ name }}, order {{1}} shipped",
+            "<p>Hi {{name}}, order <b>{{1}}</b> ships to {{city}}</p>"),
+      {}, {{"1", "order"}});
+  RenderResult r =
+      t.Render({{"name", "Ann"}, {"order", "A-7"}, {"city", "Oslo"}});
+  EXPECT_EQ(r.missing, "");
+  EXPECT_EQ(r.text, "Hi Ann");
+  EXPECT_EQ(r.subject, "Ann, order A-7 shipped");
+  EXPECT_EQ(r.html, "<p>Hi Ann, order <b>A-7</b> ships to Oslo</p>");
+  EXPECT_EQ(t.Variables(), (std::vector<std::string>{"name", "name", "order",
+                                                     "name", "order", "city"}));
+}
+
+TEST(RenderEmailTest, ValuesInTheHtmlBodyAreEscapedButItsMarkupIsNot) {
+  MessageTemplate t = MessageTemplate::Parse(
+      Email("{{v}}", "{{v}}", "<p class=\"x\">{{v}}</p>"), {}, {});
+  RenderResult r = t.Render({{"v", "<script>alert('x & \"y\"')</script>"}});
+  EXPECT_EQ(r.html,
+            "<p class=\"x\">&lt;script&gt;alert(&#39;x &amp; "
+            "&quot;y&quot;&#39;)&lt;/script&gt;</p>");
+  // The text part and the subject take the value as it is.
+  EXPECT_EQ(r.text, "<script>alert('x & \"y\"')</script>");
+  EXPECT_EQ(r.subject, "<script>alert('x & \"y\"')</script>");
+}
+
+TEST(RenderEmailTest, LineBreaksInSubjectValuesBecomeSpaces) {
+  MessageTemplate t = MessageTemplate::Parse(
+      Email("{{v}}", "Hi {{v}}!", "<p>{{v}}</p>"), {}, {});
+  RenderResult r = t.Render({{"v", "Ann\r\nBcc: all@example.com\nX\rY"}});
+  EXPECT_EQ(r.subject, "Hi Ann Bcc: all@example.com X Y!");
+  EXPECT_EQ(r.subject.find_first_of("\r\n"), std::string::npos);
+  // Elsewhere line breaks are content.
+  EXPECT_EQ(r.text, "Ann\r\nBcc: all@example.com\nX\rY");
+  EXPECT_EQ(r.html, "<p>Ann\r\nBcc: all@example.com\nX\rY</p>");
+}
+
+TEST(RenderEmailTest, AVariableMissingFromTheSubjectOrHtmlSkipsTheMessage) {
+  MessageTemplate subject =
+      MessageTemplate::Parse(Email("Hi", "For {{vip}}", ""), {}, {});
+  RenderResult r = subject.Render({{"name", "Ann"}});
+  EXPECT_EQ(r.missing, "vip");
+  EXPECT_EQ(r.text, "");
+  EXPECT_EQ(r.subject, "");
+
+  MessageTemplate html =
+      MessageTemplate::Parse(Email("Hi", "Hello", "<p>{{code}}</p>"), {}, {});
+  r = html.Render({});
+  EXPECT_EQ(r.missing, "code");
+  EXPECT_EQ(r.text, "");
+  EXPECT_EQ(r.subject, "");
+  EXPECT_EQ(r.html, "");
+  EXPECT_EQ(html.Variables(), (std::vector<std::string>{"code"}));
+}
+
+TEST(RenderEmailTest, WithoutSubjectAndHtmlBothRenderEmpty) {
+  RenderResult r = MessageTemplate::Parse(Email("Hi {{n}}", "", ""), {}, {})
+                       .Render({{"n", "<Ann>"}});
+  EXPECT_EQ(r.text, "Hi <Ann>");
+  EXPECT_EQ(r.subject, "");
+  EXPECT_EQ(r.html, "");
 }
 
 }  // namespace

@@ -288,6 +288,133 @@ INSTANTIATE_TEST_SUITE_P(
       return info.param.name;
     });
 
+// Email fields: their shape here; their channel in ValidateEmailFields, once
+// storage knows the channel.
+INSTANTIATE_TEST_SUITE_P(
+    EmailFields, ValidateCampaignSpecTest,
+    ::testing::Values(
+        CampaignCase{"SubjectWithPlaceholders",
+                     [](Campaign& c) { c.subject = "Hi {{name}}, {{1}}"; },
+                     Ok()},
+        CampaignCase{"SubjectAtLimit",
+                     [](Campaign& c) { c.subject = std::string(998, 's'); },
+                     Ok()},
+        CampaignCase{"SubjectTooLong",
+                     [](Campaign& c) { c.subject = std::string(999, 's'); },
+                     Invalid("subject")},
+        CampaignCase{"SubjectWithLf",
+                     [](Campaign& c) { c.subject = "Hi\nBcc: x@example.com"; },
+                     Invalid("subject")},
+        CampaignCase{"SubjectWithCr",
+                     [](Campaign& c) { c.subject = "Hi\rthere"; },
+                     Invalid("subject")},
+        CampaignCase{"SubjectBlank", [](Campaign& c) { c.subject = " \t "; },
+                     Invalid("subject")},
+        CampaignCase{"SubjectBadPlaceholder",
+                     [](Campaign& c) { c.subject = "Hi {{first name}}"; },
+                     Invalid("subject")},
+        CampaignCase{"HtmlBodyAtLimit",
+                     [](Campaign& c) {
+                       c.html_body = std::string(kMaxHtmlBodyLength, 'h');
+                     },
+                     Ok()},
+        CampaignCase{"HtmlBodyTooLong",
+                     [](Campaign& c) {
+                       c.html_body = std::string(kMaxHtmlBodyLength + 1, 'h');
+                     },
+                     Invalid("html_body")},
+        CampaignCase{"HtmlBodyUnclosedPlaceholder",
+                     [](Campaign& c) { c.html_body = "<p>{{name</p>"; },
+                     Invalid("html_body")},
+        // The 400s come before the 422 of a missing body.
+        CampaignCase{"BadSubjectAndNoBody",
+                     [](Campaign& c) {
+                       c.body.clear();
+                       c.subject = "a\nb";
+                     },
+                     Invalid("subject")}),
+    [](const ::testing::TestParamInfo<CampaignCase>& info) {
+      return info.param.name;
+    });
+
+// --- EffectiveContent and ValidateEmailFields ------------------------------
+
+Campaign EmailCampaign() {
+  Campaign c = ValidCampaign();
+  c.channel = Channel::kEmail;
+  c.sender_id = "news@example.com";
+  c.subject = "Spring sale for {{name}}";
+  return c;
+}
+
+Template EmailTemplate() {
+  Template t;
+  t.id = "tmpl_mail";
+  t.channel = Channel::kEmail;
+  t.body = "Hi {{name}}";
+  t.subject = "From the template";
+  t.html_body = "<p>Hi {{name}}</p>";
+  return t;
+}
+
+TEST(EffectiveContentTest, TheCampaignsOwnFieldsElseItsTemplates) {
+  Campaign c = EmailCampaign();
+  MessageContent own = EffectiveContent(c, nullptr);
+  EXPECT_EQ(own.text, c.body);
+  EXPECT_EQ(own.subject, "Spring sale for {{name}}");
+  EXPECT_EQ(own.html, "");
+
+  c.body.clear();
+  c.template_id = "tmpl_mail";
+  const Template t = EmailTemplate();
+  MessageContent mixed = EffectiveContent(c, &t);
+  EXPECT_EQ(mixed.text, "Hi {{name}}");
+  EXPECT_EQ(mixed.subject, "Spring sale for {{name}}");  // the campaign's
+  EXPECT_EQ(mixed.html, "<p>Hi {{name}}</p>");           // the template's
+
+  c.subject.clear();
+  c.html_body = "<b>own</b>";
+  MessageContent other = EffectiveContent(c, &t);
+  EXPECT_EQ(other.subject, "From the template");
+  EXPECT_EQ(other.html, "<b>own</b>");
+}
+
+TEST(ValidateEmailFieldsTest, AnEmailCampaignNeedsItsOwnOrItsTemplatesSubject) {
+  Campaign c = EmailCampaign();
+  ExpectStatus(ValidateEmailFields(c, nullptr), Ok());
+  c.subject.clear();
+  ExpectStatus(ValidateEmailFields(c, nullptr), Unprocessable("subject"));
+  EXPECT_EQ(ValidateEmailFields(c, nullptr).message(),
+            "subject: is required for an email campaign");
+
+  c.body.clear();
+  c.template_id = "tmpl_mail";
+  Template t = EmailTemplate();
+  ExpectStatus(ValidateEmailFields(c, &t), Ok());
+  t.subject.clear();
+  const absl::Status none = ValidateEmailFields(c, &t);
+  ExpectStatus(none, Unprocessable("subject"));
+  EXPECT_EQ(none.message(),
+            "subject: is required for an email campaign; neither the campaign "
+            "nor its template tmpl_mail has one");
+  c.subject = "Own";
+  ExpectStatus(ValidateEmailFields(c, &t), Ok());
+}
+
+TEST(ValidateEmailFieldsTest, OtherChannelsRefuseSubjectAndHtmlBody) {
+  Campaign c = ValidCampaign();  // sms
+  ExpectStatus(ValidateEmailFields(c, nullptr), Ok());
+  c.subject = "Hello";
+  ExpectStatus(ValidateEmailFields(c, nullptr), Unprocessable("subject"));
+  EXPECT_EQ(ValidateEmailFields(c, nullptr).message(),
+            "subject: only email campaigns have a subject; this campaign is "
+            "for sms");
+  c.subject.clear();
+  c.html_body = "<p>Hi</p>";
+  c.channel = Channel::kTelegram;
+  ExpectStatus(ValidateEmailFields(c, nullptr), Unprocessable("html_body"));
+}
+
 // --- ValidateTemplate -------------------------------------------------------
 
 Template ValidTemplate() {
@@ -368,6 +495,51 @@ INSTANTIATE_TEST_SUITE_P(
                            {"BUTTONS", "", "y", {{"text", "{{}}", ""}}, "", 0}};
                      },
                      Invalid("components[1].parameters[0].text")}),
+    [](const ::testing::TestParamInfo<TemplateCase>& info) {
+      return info.param.name;
+    });
+
+INSTANTIATE_TEST_SUITE_P(
+    EmailFields, ValidateTemplateTest,
+    ::testing::Values(
+        TemplateCase{"EmailWithSubjectAndHtml",
+                     [](Template& t) {
+                       t.channel = Channel::kEmail;
+                       t.subject = "Welcome, {{name}}";
+                       t.html_body = "<h1>Hi {{name}}</h1>";
+                     },
+                     Ok()},
+        // A campaign may bring its own subject.
+        TemplateCase{"EmailWithoutSubject",
+                     [](Template& t) { t.channel = Channel::kEmail; }, Ok()},
+        TemplateCase{"SubjectOnWhatsapp",
+                     [](Template& t) { t.subject = "Welcome"; },
+                     Unprocessable("subject")},
+        TemplateCase{"HtmlBodyOnWhatsapp",
+                     [](Template& t) { t.html_body = "<p>Hi</p>"; },
+                     Unprocessable("html_body")},
+        TemplateCase{"SubjectWithCrLf",
+                     [](Template& t) {
+                       t.channel = Channel::kEmail;
+                       t.subject = "Welcome\r\nX-Spam: no";
+                     },
+                     Invalid("subject")},
+        // A malformed subject is a 400 on any channel.
+        TemplateCase{"SubjectTooLongOnWhatsapp",
+                     [](Template& t) { t.subject = std::string(999, 's'); },
+                     Invalid("subject")},
+        TemplateCase{"HtmlBodyTooLong",
+                     [](Template& t) {
+                       t.channel = Channel::kEmail;
+                       t.html_body = std::string(kMaxHtmlBodyLength + 1, 'h');
+                     },
+                     Invalid("html_body")},
+        TemplateCase{"HtmlBodyBadPlaceholder",
+                     [](Template& t) {
+                       t.channel = Channel::kEmail;
+                       t.html_body = "<p>{{a/b}}</p>";
+                     },
+                     Invalid("html_body")}),
     [](const ::testing::TestParamInfo<TemplateCase>& info) {
       return info.param.name;
     });
@@ -479,6 +651,15 @@ TEST(TemplatePlaceholdersTest, CollectsBodyComponentsAndParameters) {
   };
   EXPECT_THAT(TemplatePlaceholders(t),
               ElementsAre("name", "1", "title", "2", "code"));
+}
+
+TEST(TemplatePlaceholdersTest, IncludesTheSubjectAndHtmlBody) {
+  Template t;
+  t.channel = Channel::kEmail;
+  t.body = "Hi {{name}}";
+  t.subject = "{{ name }}, your {{order}}";
+  t.html_body = "<p>{{order}} ships to {{city}}</p>";
+  EXPECT_THAT(TemplatePlaceholders(t), ElementsAre("name", "order", "city"));
 }
 
 TEST(TemplatePlaceholdersTest, EmptyTemplateHasNone) {

@@ -430,6 +430,43 @@ class CampaignctlTest(ServerCase):
         self.assert_ctl(r)
         self.assertEqual(json.loads(r.stdout)["id"], cid)
 
+    def test_email_walkthrough(self):
+        # The README's email lines: a template with a subject and an HTML
+        # body from a file, a campaign with its own subject.
+        self.json("senders", "register", "--sender-id", "news@example.com",
+                  "--channel", "email", "--tier", "tier_10k", "--verified")
+        html = os.path.join(harness.RUN_DIR, "news.html")
+        with open(html, "w") as f:
+            f.write("<h1>Spring news</h1>\n"
+                    "<p>Hi {{name}}, use <b>{{code}}</b></p>\n")
+        news = self.json("templates", "create", "--name", "newsletter",
+                         "--language", "en", "--channel", "email", "--body",
+                         "Hi {{name}}, use {{code}}", "--subject",
+                         "Spring news for {{name}}", "--html-body-file", html)
+        self.assertEqual(news["subject"], "Spring news for {{name}}", news)
+        self.assertEqual(news["htmlBody"], "<h1>Spring news</h1>\n"
+                         "<p>Hi {{name}}, use <b>{{code}}</b></p>\n", news)
+        self.assertEqual(news["placeholders"], ["name", "code"], news)
+        self.json("templates", "set-status", news["id"], "--status",
+                  "approved")
+        mail = self.json("campaigns", "create", "--name", "Spring news",
+                         "--channel", "email", "--sender", "news@example.com",
+                         "--template", news["id"], "--subject",
+                         "Last call, {{name}}")
+        self.assertEqual(mail["subject"], "Last call, {{name}}", mail)
+        self.assertEqual(mail.get("htmlBody", ""), "", mail)  # the template's
+
+        # Without a subject anywhere: exit 1, VALIDATION_ERROR on `subject`.
+        r = ctl("campaigns", "create", "--name", "No subject", "--channel",
+                "email", "--sender", "news@example.com", "--body", "Hi",
+                "--json", server=self.server.address, key=BOOTSTRAP_KEY)
+        self.assert_ctl(r, 1)
+        err = json.loads(r.stderr.strip().splitlines()[-1])["error"]
+        self.assertEqual(err["code"], "FAILED_PRECONDITION", err)
+        self.assertEqual(err["reason"], "VALIDATION_ERROR", err)
+        self.assertEqual(err["message"],
+                         "subject: is required for an email campaign", err)
+
     def test_keys(self):
         key = self.json("keys", "create", "--name", "ci-pipeline")
         self.assertTrue(key["id"].startswith("key_"), key)

@@ -18,6 +18,9 @@ signed webhooks on http_listen.
     recipient arrives, resends reuse their webhook-id; through WhatsApp
     (no de-duplication) no number gets two messages, and exactly what was
     marked as handed without an outcome ends failed with outcome_unknown.
+  * an email campaign created over REST with `subject` and `html_body`
+    reaches the webhook rendered: the subject one line, the HTML body's
+    values escaped; a missing subject is 422 naming `subject`.
 
 Same command line as e2e_test.py (harness.main).
 """
@@ -331,6 +334,10 @@ bot_token = "%(slack)s"
         self.ok("POST", "/api/v1/campaigns/%s/start" % c["id"], {})
         return c["id"]
 
+    def webhook_bodies(self, cid):
+        return [b for b in self.fake.sent("webhook")
+                if b.get("campaign_id") == cid]
+
     def campaign(self, cid):
         return self.ok("GET", "/api/v1/campaigns/%s" % cid)
 
@@ -404,16 +411,19 @@ bot_token = "%(slack)s"
             c = self.wait_for(cid, ("sent",))
             self.assertEqual(self.stat(c, "sent"), 3, c)
         self.assertEqual(self.fake.problems, [])
-        self.assertEqual(len(self.fake.sent("webhook")), 3)
+        self.assertEqual(len(self.webhook_bodies(hooks)), 3)
         self.assertEqual(len(self.fake.sent("twilio")), 3)
         self.assertEqual(len(self.fake.sent("whatsapp")), 3)
         self.assertEqual(len(self.fake.sent("telegram")), 3)
         self.assertEqual(len(self.fake.sent("slack")), 3)
-        self.assertEqual(sorted(b["to"] for b in self.fake.sent("webhook")),
+        self.assertEqual(sorted(b["to"] for b in self.webhook_bodies(hooks)),
                          phones)
         self.assertEqual(
-            sorted(b["text"] for b in self.fake.sent("webhook")),
+            sorted(b["text"] for b in self.webhook_bodies(hooks)),
             ["Hi n0", "Hi n1", "Hi n2"])
+        for b in self.webhook_bodies(hooks):
+            self.assertNotIn("subject", b)  # email only
+            self.assertNotIn("html", b)
 
         # A forged receipt: 401, nothing changes.
         ids = self.message_ids(hooks)
@@ -478,6 +488,65 @@ bot_token = "%(slack)s"
         got = self.ok("GET", "/api/v1/suppressions?limit=100")
         addresses = [s["address"] for s in got.get("items", [])]
         self.assertIn("+14155550199", addresses, got)
+
+    def test_email_subject_and_html_reach_the_webhook_rendered(self):
+        self.sender("news@example.com", "email", "hooks")
+        self.sender("+15550709", "sms", "hooks")
+        create = {"name": "e2e email", "channel": "email",
+                  "sender_id": "news@example.com",
+                  "body": "Hi {{name}}, {{offer}}",
+                  "subject": "{{name}}: {{offer}}",
+                  "html_body": "<p>Hi <b>{{name}}</b>, {{offer}}</p>"}
+
+        # Refusals name their field, as seed 001's error body does.
+        def refused(body, status, error, field):
+            r = self.call("POST", "/api/v1/campaigns", body)
+            self.assertEqual(r.status, status, r)
+            self.assertEqual(r.json.get("error"), error, r)
+            self.assertEqual(r.json.get("field"), field, r)
+
+        no_subject = dict(create)
+        del no_subject["subject"]
+        refused(no_subject, 422, "validation_error", "subject")
+        refused(dict(create, subject="Hi\r\nBcc: all@example.com"), 400,
+                "invalid_request", "subject")
+        refused({"name": "sms", "sender_id": "+15550709", "body": "Hi",
+                 "subject": "Hello"}, 422, "validation_error", "subject")
+        refused({"name": "sms", "sender_id": "+15550709", "body": "Hi",
+                 "htmlBody": "<p>Hi</p>"}, 422, "validation_error",
+                "html_body")
+
+        c = self.ok("POST", "/api/v1/campaigns", create, status=201)
+        self.assertEqual(c["subject"], "{{name}}: {{offer}}", c)
+        self.assertEqual(c["htmlBody"],
+                         "<p>Hi <b>{{name}}</b>, {{offer}}</p>", c)
+        rows = [{"address": "ann@example.com", "name": "Ann <ann@x>",
+                 "offer": "5 > 3 & 'free'\r\nBcc: all@example.com"},
+                {"address": "bob@example.com", "name": "Bob"}]  # no offer
+        r = self.call("POST", "/api/v1/campaigns/%s/recipients" % c["id"],
+                      {"recipients": rows})
+        self.assertIn(r.status, (200, 201), r)
+        self.ok("POST", "/api/v1/campaigns/%s/start" % c["id"], {})
+        done = self.wait_for(c["id"], ("sent", "completed"))
+        self.assertEqual(self.stat(done, "sent"), 1, done)
+        self.assertEqual(self.stat(done, "skipped"), 1, done)  # Bob
+
+        self.assertEqual(self.fake.problems, [])
+        bodies = self.webhook_bodies(c["id"])
+        self.assertEqual(len(bodies), 1, bodies)
+        b = bodies[0]
+        self.assertEqual(b["channel"], "email")
+        self.assertEqual(b["from"], "news@example.com")
+        self.assertEqual(b["to"], "ann@example.com")
+        self.assertEqual(
+            b["text"], "Hi Ann <ann@x>, 5 > 3 & 'free'\r\nBcc: all@example.com")
+        # One header line: the value's CR LF became a space.
+        self.assertEqual(
+            b["subject"], "Ann <ann@x>: 5 > 3 & 'free' Bcc: all@example.com")
+        # The values HTML-escaped, the markup kept.
+        self.assertEqual(
+            b["html"], "<p>Hi <b>Ann &lt;ann@x&gt;</b>, 5 &gt; 3 &amp; "
+            "&#39;free&#39;\r\nBcc: all@example.com</p>")
 
 
 

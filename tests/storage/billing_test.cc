@@ -341,6 +341,58 @@ TEST_F(BillingTest, AnEstimateIsOnlyReadOnceEveryRecipientIsCounted) {
   EXPECT_FALSE(changed->has_value());
 }
 
+TEST_F(BillingTest, AnEmailCostsNothingForWhomItsSubjectOrHtmlWouldSkip) {
+  SetPrices({Price{Channel::kEmail, "", 700}});
+  Sender s;
+  s.id = "snd_mail";
+  s.account_id = account_;
+  s.sender_id = "news@example.com";
+  s.channel = Channel::kEmail;
+  s.created_at = s.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Sender>([&](auto done) {
+                store_->RegisterSender(s, {}, done);
+              }).ok());
+  Campaign c;
+  c.id = "cmp_mail";
+  c.account_id = account_;
+  c.name = "mail";
+  c.channel = Channel::kEmail;
+  c.sender_id = "news@example.com";
+  c.body = "Hello";  // no placeholder: the subject decides
+  c.subject = "News for {{name}}";
+  c.created_at = c.updated_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto done) {
+                store_->CreateCampaign(c, {}, done);
+              }).ok());
+  ASSERT_TRUE(Import(c.id,
+                     {{"ann@example.com", "Ann"},
+                      {"bob@example.com", "Bob"},
+                      {"eve@example.com", ""}},  // lacks {{name}}: skipped
+                     /*with_country=*/false)
+                  .ok());
+  absl::StatusOr<CostEstimateValue> e = Estimate(c.id);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->total, 2 * 700);
+
+  // A new HTML body is a new message: counted again, now for nobody (no
+  // recipient has "code").
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto done) {
+                store_->UpdateCampaign(
+                    account_, c.id,
+                    [](Campaign& x) {
+                      x.html_body = "<p>{{code}}</p>";
+                      return absl::OkStatus();
+                    },
+                    done);
+              }).ok());
+  auto changed = store_->ReadEstimate(account_, c.id);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(changed->has_value());
+  e = Estimate(c.id);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->total, 0);
+}
+
 TEST_F(BillingTest, AContactAudienceIsEstimatedFromItsContacts) {
   SetPrices({Price{Channel::kSms, "", 1000}});
   for (int i = 0; i < 4; ++i) {

@@ -207,6 +207,7 @@ class ContactStoreTest : public ::testing::Test {
     c.channel = channel;
     c.sender_id = channel == Channel::kEmail ? "news@example.com" : "+15550100";
     c.body = "Hi {{name}}";
+    if (channel == Channel::kEmail) c.subject = "News for {{name}}";
     c.created_at = c.updated_at = NowMicros();
     set_audience(c);
     absl::StatusOr<Campaign> out =

@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/migrations.h"
+#include "storage/store.h"
 #include "tests/storage/temp_db.h"
 
 namespace campaigns::storage {
@@ -147,6 +148,68 @@ TEST_F(DatabaseTest, DatabaseNewerThanTheBuildIsRefused) {
   ASSERT_FALSE(db.ok());
   EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition)
       << db.status();
+}
+
+TEST_F(DatabaseTest, MigrateToStopsAtTheTargetVersion) {
+  SQLite::Database raw(Options().path,
+                       SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  absl::StatusOr<int> v = MigrateTo(raw, 1);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 1);
+  EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), 1);
+  EXPECT_EQ(MigrateTo(raw, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MigrateTo(raw, LatestSchemaVersion() + 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Migration 11 (email subject and HTML body) on a database a build of
+// schema 10 left: its templates and campaigns read back unchanged, with no
+// subject or HTML body.
+TEST_F(DatabaseTest, TheEmailMigrationKeepsOldTemplatesAndCampaigns) {
+  {
+    SQLite::Database raw(Options().path,
+                         SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    absl::StatusOr<int> v = MigrateTo(raw, 10);
+    ASSERT_TRUE(v.ok()) << v.status();
+    ASSERT_EQ(*v, 10);
+    raw.exec(R"sql(
+INSERT INTO accounts(id, name, currency, created_at, updated_at)
+  VALUES('acct_old', 'old', 'EUR', 1, 1);
+INSERT INTO templates(id, account_id, name, language, channel, body, status,
+                      created_at, updated_at)
+  VALUES('tmpl_old', 'acct_old', 'welcome', 'en', 'email', 'Hi {{name}}',
+         'approved', 1, 2);
+INSERT INTO campaigns(id, account_id, name, channel, sender_id, sender_ref,
+                      template_id, template_name, template_lang, status,
+                      batch_size, created_at, updated_at, seq)
+  VALUES('cmp_old', 'acct_old', 'spring', 'email', 'news@example.com',
+         'snd_old', 'tmpl_old', 'welcome', 'en', 'draft', 250, 3, 4, 1);
+)sql");
+  }
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->schema_version(), LatestSchemaVersion());
+  Store store(db.get());
+  absl::StatusOr<Template> t = store.GetTemplate("acct_old", "tmpl_old");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->name, "welcome");
+  EXPECT_EQ(t->channel, Channel::kEmail);
+  EXPECT_EQ(t->body, "Hi {{name}}");
+  EXPECT_EQ(t->status, TemplateStatus::kApproved);
+  EXPECT_EQ(t->updated_at, absl::FromUnixMicros(2));
+  EXPECT_EQ(t->subject, "");
+  EXPECT_EQ(t->html_body, "");
+  absl::StatusOr<Campaign> c = store.GetCampaign("acct_old", "cmp_old");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->name, "spring");
+  EXPECT_EQ(c->sender_id, "news@example.com");
+  EXPECT_EQ(c->template_id, "tmpl_old");
+  EXPECT_EQ(c->status, CampaignStatus::kDraft);
+  EXPECT_EQ(c->batch_size, 250);
+  EXPECT_EQ(c->seq, 1);
+  EXPECT_EQ(c->subject, "");
+  EXPECT_EQ(c->html_body, "");
 }
 
 TEST_F(DatabaseTest, UnopenablePathIsUnavailable) {

@@ -777,6 +777,132 @@ TEST_F(TwoAccountsTest, CreateCampaignWithApprovedTemplateCopiesItsName) {
   EXPECT_EQ(got->template_lang, "en_GB");
 }
 
+// --- Email: subject and HTML body ------------------------------------------
+
+TEST_F(TwoAccountsTest, EmailTemplatesKeepSubjectAndHtmlBody) {
+  Template t = NewTemplate(a_, "newsletter", Channel::kEmail);
+  t.subject = "News for {{name}}";
+  t.html_body = "<h1>Hello {{name}}</h1>";
+  MustCreate(t);
+  absl::StatusOr<Template> got = store_->GetTemplate(a_, t.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->subject, "News for {{name}}");
+  EXPECT_EQ(got->html_body, "<h1>Hello {{name}}</h1>");
+
+  absl::StatusOr<Template> updated = UpdateTemplate(a_, t.id, [](Template& x) {
+    x.subject = "Weekly news";
+    x.html_body.clear();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  got = store_->GetTemplate(a_, t.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->subject, "Weekly news");
+  EXPECT_EQ(got->html_body, "");
+
+  // An sms template cannot take one: it would never be sent.
+  Template sms = MustCreate(NewTemplate(a_, "sms"));
+  ExpectError(UpdateTemplate(a_, sms.id,
+                             [](Template& x) {
+                               x.subject = "Hello";
+                               return absl::OkStatus();
+                             })
+                  .status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "subject");
+}
+
+TEST_F(TwoAccountsTest, EmailCampaignsNeedASubjectOfTheirOwnOrTheirTemplates) {
+  MustRegister(NewSender(a_, "news@example.com", Channel::kEmail));
+  Template with = NewTemplate(a_, "with subject", Channel::kEmail);
+  with.subject = "Hello {{name}}";
+  with.html_body = "<p>Hello {{name}}</p>";
+  with = MustCreate(with);
+  Template without =
+      MustCreate(NewTemplate(a_, "without subject", Channel::kEmail));
+
+  // A body and no subject, or a template without one (the channel inferred
+  // from the template, as seeds 003 and 004 do).
+  Campaign bare = NewCampaign(a_, "news@example.com", Channel::kEmail);
+  ExpectError(CreateCampaign(bare).status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "subject");
+  Campaign no_subject = NewCampaign(a_, "news@example.com");
+  no_subject.channel = Channel::kUnspecified;
+  no_subject.body.clear();
+  no_subject.template_id = without.id;
+  ExpectError(CreateCampaign(no_subject).status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "subject");
+  EXPECT_EQ(CountCampaignRows(), 0);
+
+  // Its own subject and HTML body, kept and sent.
+  Campaign own = bare;
+  own.subject = "Spring sale for {{name}}";
+  own.html_body = "<b>Spring</b>";
+  MustCreate(own);
+  absl::StatusOr<Campaign> got = store_->GetCampaign(a_, own.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->subject, "Spring sale for {{name}}");
+  EXPECT_EQ(got->html_body, "<b>Spring</b>");
+  absl::StatusOr<MessageContent> content = store_->MessageContentOf(*got);
+  ASSERT_TRUE(content.ok()) << content.status();
+  EXPECT_EQ(content->text, "Hi {{name}}");
+  EXPECT_EQ(content->subject, "Spring sale for {{name}}");
+  EXPECT_EQ(content->html, "<b>Spring</b>");
+
+  // The template's, field by field where the campaign has none.
+  Campaign templated = no_subject;
+  templated.id = NewId(kCampaignPrefix);
+  templated.template_id = with.id;
+  Campaign created = MustCreate(templated);
+  EXPECT_EQ(created.channel, Channel::kEmail);
+  EXPECT_EQ(created.subject, "");
+  content = store_->MessageContentOf(created);
+  ASSERT_TRUE(content.ok()) << content.status();
+  EXPECT_EQ(content->text, "Hello {{name}}");
+  EXPECT_EQ(content->subject, "Hello {{name}}");
+  EXPECT_EQ(content->html, "<p>Hello {{name}}</p>");
+  absl::StatusOr<Campaign> overridden =
+      UpdateCampaign(a_, created.id, [](Campaign& c) {
+        c.subject = "Own subject";
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(overridden.ok()) << overridden.status();
+  content = store_->MessageContentOf(*overridden);
+  ASSERT_TRUE(content.ok()) << content.status();
+  EXPECT_EQ(content->subject, "Own subject");
+  EXPECT_EQ(content->html, "<p>Hello {{name}}</p>");
+
+  // Clearing the subject of a campaign without a template's is refused.
+  ExpectError(UpdateCampaign(a_, own.id,
+                             [](Campaign& c) {
+                               c.subject.clear();
+                               return absl::OkStatus();
+                             })
+                  .status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "subject");
+  got = store_->GetCampaign(a_, own.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->subject, "Spring sale for {{name}}");
+}
+
+TEST_F(TwoAccountsTest, OtherChannelsRefuseASubjectOrHtmlBody) {
+  Campaign subject = NewCampaign(a_, "+15550100");
+  subject.subject = "Hello";
+  ExpectError(CreateCampaign(subject).status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "subject");
+  // Also when the sender decides the channel.
+  Campaign html = NewCampaign(a_, "+15550100", Channel::kUnspecified);
+  html.html_body = "<p>Hi</p>";
+  ExpectError(CreateCampaign(html).status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "html_body");
+  EXPECT_EQ(CountCampaignRows(), 0);
+}
+
 TEST_F(TwoAccountsTest, CreateCampaignChecksTheContactList) {
   Campaign unknown = NewCampaign(a_, "+15550100");
   unknown.contact_list_id = "cl_missing";
