@@ -119,6 +119,9 @@ struct HttpClient::Worker {
   // handles reused by later transfers.
   std::set<Transfer*> active;
   std::vector<CURL*> idle_easy;
+  // Transfers this worker took and has not finished: read by the next
+  // worker, which takes work only while this one is at kPerThread.
+  std::atomic<int> on_wire{0};
 
   ~Worker() {
     for (CURL* easy : idle_easy) curl_easy_cleanup(easy);
@@ -337,31 +340,33 @@ void HttpClient::CollectFinished(Worker* w) {
 }
 
 void HttpClient::StartQueued(Worker* w) {
+  // A thread other than the first takes work only while the one before it
+  // carries its full share (kPerThread): light traffic stays on one thread
+  // and its kept-alive connections. A thread other than the last takes up
+  // to kPerThread and wakes the next for what is left.
+  if (w->index > 0 && workers_[w->index - 1]->on_wire.load() < kPerThread) {
+    return;
+  }
   std::vector<std::unique_ptr<Transfer>> ready;
-  // A thread other than the last takes up to kPerThread; the next one is
-  // woken for what is left.
-  size_t room = w->last ? SIZE_MAX
-                        : static_cast<size_t>(kPerThread) -
-                              std::min<size_t>(kPerThread, w->active.size());
   bool left_over = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& lane : lanes_) {
       while (!lane->queued_.empty() &&
              lane->in_flight_ < lane->max_in_flight_) {
-        if (room == 0) {
+        if (!w->last && w->on_wire.load() >= kPerThread) {
           left_over = true;
           break;
         }
         ready.push_back(std::move(lane->queued_.front()));
         lane->queued_.pop_front();
         ++lane->in_flight_;
-        --room;
+        ++w->on_wire;
       }
     }
   }
-  if (left_over) Wake(workers_[w->index + 1].get());
   for (auto& t : ready) Start(w, std::move(t));
+  if (left_over) Wake(workers_[w->index + 1].get());
 }
 
 void HttpClient::Start(Worker* w, std::unique_ptr<Transfer> t) {
@@ -438,6 +443,7 @@ void HttpClient::Finish(Worker* w, void* handle, int curl_code) {
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, reinterpret_cast<char**>(&raw));
   std::unique_ptr<Transfer> t(raw);
   w->active.erase(raw);
+  --w->on_wire;
   curl_multi_remove_handle(w->multi, easy);
   HttpResponse& resp = t->response;
   resp.elapsed = absl::Now() - t->started;
