@@ -103,22 +103,30 @@ class EngineTest : public ::testing::Test {
       store_->CreateCampaign(c, {}, done);
     });
     EXPECT_TRUE(created.ok()) << created.status();
-    auto lease = AwaitResult<storage::ImportLease>(
-        [&](auto done) { store_->BeginRecipientImport(account_, c.id, done); });
-    EXPECT_TRUE(lease.ok()) << lease.status();
     std::vector<storage::StagedRecipient> rows;
     for (int i = 0; i < n; ++i) {
       rows.push_back({absl::StrCat("+1202", 4000000 + base + i), "",
                       absl::StrCat("{\"name\":\"n", i, "\"}"), "US"});
     }
+    return ImportRows(c.id, rows);
+  }
+
+  // Imports `rows` (none a duplicate) into draft campaign `id`; returns the
+  // campaign after the commit.
+  Campaign ImportRows(const std::string& id,
+                      const std::vector<storage::StagedRecipient>& rows) {
+    auto lease = AwaitResult<storage::ImportLease>(
+        [&](auto done) { store_->BeginRecipientImport(account_, id, done); });
+    EXPECT_TRUE(lease.ok()) << lease.status();
     auto dup = AwaitResult<std::vector<int32_t>>(
         [&](auto done) { store_->StageRecipients(*lease, rows, done); });
     EXPECT_TRUE(dup.ok() && dup->empty());
     auto committed = AwaitResult<Campaign>([&](auto done) {
-      store_->CommitRecipientImport(*lease, n, "", {}, done);
+      store_->CommitRecipientImport(*lease, static_cast<int64_t>(rows.size()),
+                                    "", {}, done);
     });
     EXPECT_TRUE(committed.ok()) << committed.status();
-    return *committed;
+    return committed.ok() ? *committed : Campaign();
   }
 
   Campaign Get(const std::string& id) {

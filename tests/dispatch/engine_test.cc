@@ -101,18 +101,11 @@ TEST_F(EngineTest, TemplateComponentsAreRenderedForEachRecipient) {
   ASSERT_TRUE(AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
                 store_->CreateCampaign(c, {}, done);
               }).ok());
-  auto lease = AwaitResult<storage::ImportLease>(
-      [&](auto done) { store_->BeginRecipientImport(account_, c.id, done); });
-  ASSERT_TRUE(lease.ok()) << lease.status();
   std::vector<storage::StagedRecipient> rows = {
       {"+12024000001", "", R"({"first":"Asha","code":"A1"})", "US"},
       {"+12024000002", "", R"({"first":"Ben"})", "US"}};  // lacks code
-  ASSERT_TRUE(AwaitResult<std::vector<int32_t>>([&](auto done) {
-                store_->StageRecipients(*lease, rows, done);
-              }).ok());
-  ASSERT_TRUE(AwaitResult<Campaign>([&](auto done) {
-                store_->CommitRecipientImport(*lease, 2, "", {}, done);
-              }).ok());
+  ImportRows(c.id, rows);
+  ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(Await([&](auto done) {
                 engine_->Start(account_, c.id, std::nullopt, done);
               }).ok());
@@ -176,9 +169,6 @@ TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {
   ASSERT_TRUE(AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
                 store_->CreateCampaign(c, {}, done);
               }).ok());
-  auto lease = AwaitResult<storage::ImportLease>(
-      [&](auto done) { store_->BeginRecipientImport(account_, c.id, done); });
-  ASSERT_TRUE(lease.ok()) << lease.status();
   std::vector<storage::StagedRecipient> rows = {
       {"ann@example.com", "",
        R"({"name":"Ann <ann@x>","note":"5 > 3 & 'yes'",)"
@@ -186,12 +176,8 @@ TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {
        std::nullopt},
       // Lacks "item", which only the subject uses.
       {"bob@example.com", "", R"({"name":"Bob","note":"hi"})", std::nullopt}};
-  ASSERT_TRUE(AwaitResult<std::vector<int32_t>>([&](auto done) {
-                store_->StageRecipients(*lease, rows, done);
-              }).ok());
-  ASSERT_TRUE(AwaitResult<Campaign>([&](auto done) {
-                store_->CommitRecipientImport(*lease, 2, "", {}, done);
-              }).ok());
+  ImportRows(c.id, rows);
+  ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(Await([&](auto done) {
                 engine_->Start(account_, c.id, std::nullopt, done);
               }).ok());
