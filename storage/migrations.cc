@@ -346,6 +346,12 @@ ALTER TABLE templates ADD COLUMN html_body TEXT NOT NULL DEFAULT '';
 ALTER TABLE campaigns ADD COLUMN subject TEXT NOT NULL DEFAULT '';
 ALTER TABLE campaigns ADD COLUMN html_body TEXT NOT NULL DEFAULT '';
 )sql",
+      // 12: failover: the provider that sent (or last tried) a recipient's
+      // message ('' = none yet, or sent before this version: then its
+      // sender's provider). Receipts are matched by it.
+      R"sql(
+ALTER TABLE recipients ADD COLUMN provider TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return *kMigrations;
 }

@@ -252,10 +252,11 @@ class Store : public DispatchStore {
   void AddSuppression(Suppression s, Callback<Suppression> done);
   // An opt-out a provider's webhook brought: adds (or replaces) the
   // suppression of `s.address` on `s.channel` in every account that has a
-  // sender with sender_id `to` on that channel sent through `provider` (every
-  // such sender of the provider when `to` is empty). `s.account_id` is
-  // ignored. Returns how many accounts it was added to.
-  void AddProviderSuppression(const std::string& provider,
+  // sender with sender_id `to` on that channel whose provider is one of
+  // `providers` (the one that received it, and those it is a fallback of);
+  // every such sender when `to` is empty. `s.account_id` is ignored.
+  // Returns how many accounts it was added to.
+  void AddProviderSuppression(const std::vector<std::string>& providers,
                               const std::string& to, Suppression s,
                               Callback<int> done);
   // NOT_FOUND when there is no such entry.

@@ -325,10 +325,12 @@ void Store::RecordOutcomes(const std::string& account_id,
         settle.why = "failed or skipped";
         const int64_t now = ToMicros(NowMicros());
         // ?1 status, ?2 message id, ?3 error code, ?4 error desc, ?5 skip
-        // reason, ?6 attempted (0/1), ?7 now, ?8 seq, ?9 campaign, ?10 queued
+        // reason, ?6 attempted (0/1), ?7 now, ?8 seq, ?9 campaign, ?10 queued,
+        // ?11 provider ('' = unchanged)
         SQLite::Statement final_st(
             db,
             "UPDATE recipients SET status=?1, provider_message_id=?2, "
+            "provider=CASE WHEN ?11<>'' THEN ?11 ELSE provider END, "
             "error_code=?3, error_desc=?4, skip_reason=?5, "
             "attempts=attempts+?6, sent_at=CASE WHEN ?2<>'' THEN ?7 ELSE "
             "sent_at END, updated_at=?7, handed=0 WHERE seq=?8 AND "
@@ -341,7 +343,8 @@ void Store::RecordOutcomes(const std::string& account_id,
         SQLite::Statement retry_st(
             db,
             "UPDATE recipients SET error_code=?1, error_desc=?2, "
-            "attempts=attempts+?7, updated_at=?3, handed=0 WHERE seq=?4 AND "
+            "attempts=attempts+?7, updated_at=?3, handed=0, provider=CASE "
+            "WHEN ?8<>'' THEN ?8 ELSE provider END WHERE seq=?4 AND "
             "campaign_seq=?5 AND status=?6");
         // ?1 account, ?2 channel, ?3 reason, ?4 note, ?5 now, ?6 seq
         SQLite::Statement suppress_st(
@@ -362,6 +365,7 @@ void Store::RecordOutcomes(const std::string& account_id,
             retry_st.bind(5, static_cast<int64_t>(c.seq));
             retry_st.bind(6, queued);
             retry_st.bind(7, o.attempted ? 1 : 0);
+            retry_st.bind(8, o.provider);
             retry_st.exec();
             retry_st.reset();
             continue;
@@ -380,6 +384,7 @@ void Store::RecordOutcomes(const std::string& account_id,
           final_st.bind(8, static_cast<int64_t>(o.seq));
           final_st.bind(9, static_cast<int64_t>(c.seq));
           final_st.bind(10, queued);
+          final_st.bind(11, o.provider);
           if (final_st.exec() == 1) {
             ++*counter;
             --delta.queued;
@@ -470,12 +475,14 @@ void Store::ApplyReceiptsIn(ReceiptScope scope, const std::string& owner,
        codec = *codec](SQLite::Database& db) -> absl::StatusOr<ReceiptResult> {
         ReceiptResult result;
         // An account's receipts match its campaigns' recipients; a
-        // provider's, those of campaigns whose sender it sends for.
+        // provider's, those it sent (rows from before schema 12 name no
+        // provider: those of campaigns whose sender it sends for).
         const std::string owned_by =
             scope == ReceiptScope::kAccount
                 ? "c.account_id=?2"
-                : "EXISTS (SELECT 1 FROM senders s WHERE s.id=c.sender_ref "
-                  "AND s.provider=?2)";
+                : "(r.provider=?2 OR (r.provider='' AND EXISTS (SELECT 1 "
+                  "FROM senders s WHERE s.id=c.sender_ref AND "
+                  "s.provider=?2)))";
         SQLite::Statement by_message(
             db,
             absl::StrCat(

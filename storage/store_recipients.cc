@@ -44,6 +44,7 @@ Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
   ParseRecipientStatus(st.getColumn("status").getString(), &r.status);
   r.skip_reason = st.getColumn("skip_reason").getString();
   r.provider_message_id = st.getColumn("provider_message_id").getString();
+  r.provider = st.getColumn("provider").getString();
   r.error_code = st.getColumn("error_code").getString();
   r.error_desc = st.getColumn("error_desc").getString();
   r.attempts = st.getColumn("attempts").getInt();

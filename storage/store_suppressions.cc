@@ -1,6 +1,8 @@
 // Store: the do-not-contact list.
 #include <SQLiteCpp/Statement.h>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "server/domain/errors.h"
 #include "storage/rows.h"
@@ -41,17 +43,18 @@ void Store::AddSuppression(Suppression s, Callback<Suppression> done) {
       std::move(done));
 }
 
-void Store::AddProviderSuppression(const std::string& provider,
+void Store::AddProviderSuppression(const std::vector<std::string>& providers,
                                    const std::string& to, Suppression s,
                                    Callback<int> done) {
   db_->Write<int>(
-      [provider, to,
+      [providers = nlohmann::json(providers).dump(), to,
        s = std::move(s)](SQLite::Database& db) -> absl::StatusOr<int> {
         SQLite::Statement st(
             db,
             "INSERT INTO suppressions(account_id, channel, address, reason, "
             "note, created_at) SELECT DISTINCT account_id, ?1, ?2, ?3, ?4, ?5 "
-            "FROM senders WHERE provider=?6 AND channel=?1 AND "
+            "FROM senders WHERE provider IN (SELECT value FROM json_each(?6)) "
+            "AND channel=?1 AND "
             "(?7='' OR sender_id=?7) "
             "ON CONFLICT(account_id, address, channel) DO UPDATE SET "
             "reason=excluded.reason, note=excluded.note");
@@ -60,7 +63,7 @@ void Store::AddProviderSuppression(const std::string& provider,
         st.bind(3, std::string(SuppressionReasonName(s.reason)));
         st.bind(4, s.note);
         st.bind(5, static_cast<int64_t>(ToMicros(s.created_at)));
-        st.bind(6, provider);
+        st.bind(6, providers);
         st.bind(7, to);
         return st.exec();
       },

@@ -41,6 +41,9 @@ struct DispatchOutcome {
   // recipient stays queued for a retry.
   RecipientStatus status = RecipientStatus::kSent;
   bool attempted = true;  // a provider call was made: attempts + 1
+  // The provider that answered (recorded on the row when not ""): its
+  // receipts match the recipient.
+  std::string provider;
   std::string provider_message_id;
   std::string error_code;
   std::string error_desc;

@@ -269,6 +269,9 @@ struct Recipient {
   RecipientStatus status = RecipientStatus::kQueued;
   std::string skip_reason;
   std::string provider_message_id;
+  // The provider that sent (or last tried) it: the sender's, or the
+  // fallback that took over; "" before any attempt.
+  std::string provider;
   std::string error_code;
   std::string error_desc;
   int32_t attempts = 0;
