@@ -117,7 +117,9 @@ int main(int argc, char** argv) {
     if (p.state == campaigns::dispatch::ProviderState::kOk) {
       spdlog::info("provider {} ({}): ok", p.name, p.type);
     } else {
-      spdlog::warn("provider {} ({}): unusable: {}", p.name, p.type, p.reason);
+      spdlog::warn("provider {} ({}): {}: {}", p.name, p.type,
+                   std::string(campaigns::dispatch::ProviderStateName(p.state)),
+                   p.reason);
     }
   }
 

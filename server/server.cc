@@ -273,7 +273,7 @@ void CampaignServer::DeliverWebhook(const std::string& provider,
   pending->left = 1 + static_cast<int>(opt_outs.size());  // +1: receipts
   for (size_t i = 0; i < opt_outs.size(); ++i) {
     store_->AddProviderSuppression(
-        provider, to[i], std::move(opt_outs[i]),
+        providers_->SendingThrough(provider), to[i], std::move(opt_outs[i]),
         [finish](absl::StatusOr<int> added) { finish(added.status()); });
   }
   if (events.receipts.empty()) {

@@ -932,7 +932,8 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
                     std::vector<SendResult> results) {
   std::vector<DispatchOutcome> outcomes;
   outcomes.reserve(batch.size());
-  std::string state_change;  // provider state to report: "" none
+  std::string state_change;       // provider state to report: "" none
+  std::string unusable_provider;  // whose state it is
   bool usable_again = false;
   std::string provider_name;
   {
@@ -949,16 +950,20 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
                            "no_result",
                            "the provider gave no result for this message",
                            absl::ZeroDuration(),
-                           /*suppress=*/""};
+                           /*suppress=*/"",
+                           /*provider=*/""};
+      // Who answered: the sender's provider, or a fallback that took over.
+      const bool by_fallback = !res.provider.empty();
       DispatchOutcome o;
       o.seq = item.r.seq;
+      o.provider = by_fallback ? std::move(res.provider) : provider_name;
       const int attempt = item.r.attempts + 1;
       bool failed = false;
       switch (res.status) {
         case SendStatus::kAccepted:
           o.status = RecipientStatus::kSent;
           o.provider_message_id = std::move(res.provider_message_id);
-          if (p->setup->reported_unusable) {
+          if (p->setup->reported_unusable && !by_fallback) {
             p->setup->reported_unusable = false;
             usable_again = true;
           }
@@ -996,11 +1001,13 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
           o.error_code = "provider_unusable";
           o.error_desc = res.error_desc;
           if (p->auto_pause.empty()) {
-            p->auto_pause = absl::StrCat("provider \"", p->setup->provider_name,
+            p->auto_pause = absl::StrCat("provider \"", o.provider,
                                          "\" is unusable: ", res.error_desc);
             state_change = res.error_desc;
-            p->setup->reported_unusable = true;
+            unusable_provider = o.provider;
+            p->setup->reported_unusable = !by_fallback;
           }
+          o.provider.clear();  // not attempted: the row keeps its own
           Halt(*p);
           p->retries.emplace(now, std::move(item));
           break;
@@ -1030,9 +1037,12 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
   }
   if (options_.provider_state && (usable_again || !state_change.empty())) {
     if (!state_change.empty()) {
-      spdlog::error("provider {} is unusable: {}", provider_name, state_change);
+      spdlog::error("provider {} is unusable: {}", unusable_provider,
+                    state_change);
+      options_.provider_state(unusable_provider, state_change);
+    } else {
+      options_.provider_state(provider_name, "");
     }
-    options_.provider_state(provider_name, state_change);
   }
   Record(p, std::move(outcomes));
 }

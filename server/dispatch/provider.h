@@ -70,6 +70,10 @@ struct SendResult {
   // recipient unsubscribed or blocked us, "bounce" when the address does
   // not exist), "" otherwise. The engine adds the suppression.
   std::string suppress;
+  // The provider that answered for the message when it is not the one the
+  // engine called (a fallback took it over), else "". The recipient row
+  // records it, and its receipts are matched there.
+  std::string provider;
 };
 
 using SendDone = std::function<void(std::vector<SendResult>)>;

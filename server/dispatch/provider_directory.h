@@ -24,11 +24,22 @@ namespace campaigns::dispatch {
 enum class ProviderState {
   kOk,        // can send
   kUnusable,  // cannot send: `reason` says why
+  // Too many transient failures in a row: its fallback sends until a probe
+  // succeeds (`reason` says since when and why).
+  kCircuitOpen,
 };
 
-// "ok" or "unusable" (as ListProviders answers it).
+// "ok", "unusable" or "circuit_open" (as ListProviders answers it).
 inline absl::string_view ProviderStateName(ProviderState s) {
-  return s == ProviderState::kOk ? "ok" : "unusable";
+  switch (s) {
+    case ProviderState::kOk:
+      return "ok";
+    case ProviderState::kUnusable:
+      return "unusable";
+    case ProviderState::kCircuitOpen:
+      return "circuit_open";
+  }
+  return "unusable";
 }
 
 // A snapshot of one provider's public facts.
@@ -37,7 +48,8 @@ struct ProviderInfo {
   std::string type;
   std::vector<Channel> channels;
   ProviderState state = ProviderState::kOk;
-  std::string reason;  // "" when ok
+  std::string reason;    // "" when ok
+  std::string fallback;  // the provider that sends when it cannot, or ""
 
   bool Serves(Channel c) const {
     return std::find(channels.begin(), channels.end(), c) != channels.end();

@@ -312,7 +312,7 @@ class HoldingProvider : public Provider {
       std::vector<SendResult> results;
       for (const OutgoingMessage& m : batch) {
         results.push_back({SendStatus::kAccepted, "pm_" + m.recipient_id, "",
-                           "", absl::ZeroDuration(), ""});
+                           "", absl::ZeroDuration(), "", ""});
       }
       done(std::move(results));
     }

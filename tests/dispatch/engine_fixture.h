@@ -211,7 +211,7 @@ class RecordingProvider : public Provider {
       for (OutgoingMessage& m : batch) {
         results.push_back({SendStatus::kAccepted,
                            absl::StrCat("pm_", m.recipient_id), "", "",
-                           absl::ZeroDuration(), ""});
+                           absl::ZeroDuration(), "", ""});
         sent_.push_back(std::move(m));
       }
     }

@@ -103,24 +103,83 @@ TEST_F(ProviderReceiptsTest, OptOutsReachTheAccountsOfTheSenderWrittenTo) {
   s.note = "inbound \"STOP\"";
   s.created_at = NowMicros();
   auto wrong_provider = AwaitResult<int>([&](auto done) {
-    store_->AddProviderSuppression("other", "+15550502", s, done);
+    store_->AddProviderSuppression({"other"}, "+15550502", s, done);
   });
   ASSERT_TRUE(wrong_provider.ok());
   EXPECT_EQ(*wrong_provider, 0);
   auto wrong_sender = AwaitResult<int>([&](auto done) {
-    store_->AddProviderSuppression("hooks", "+15559999", s, done);
+    store_->AddProviderSuppression({"hooks"}, "+15559999", s, done);
   });
   ASSERT_TRUE(wrong_sender.ok());
   EXPECT_EQ(*wrong_sender, 0);
   auto added = AwaitResult<int>([&](auto done) {
-    store_->AddProviderSuppression("hooks", "+15550502", s, done);
+    store_->AddProviderSuppression({"hooks"}, "+15550502", s, done);
   });
   ASSERT_TRUE(added.ok()) << added.status();
   EXPECT_EQ(*added, 1);
+  // Through a fallback of "hooks": the senders of "hooks" too.
+  auto via_fallback = AwaitResult<int>([&](auto done) {
+    store_->AddProviderSuppression({"backup", "hooks"}, "+15550502", s, done);
+  });
+  ASSERT_TRUE(via_fallback.ok()) << via_fallback.status();
+  EXPECT_EQ(*via_fallback, 1);
   auto suppressed = store_->SuppressedAmong(account_, Channel::kSms,
                                             {"+14155550123", "+14155550124"});
   ASSERT_TRUE(suppressed.ok());
   EXPECT_EQ(*suppressed, (std::vector<bool>{true, false}));
+}
+
+// Sends odd recipients itself and hands even ones to "backup" (as a
+// Failover does once its circuit is open).
+class HalfFallbackProvider : public Provider {
+ public:
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    std::vector<SendResult> results;
+    for (const OutgoingMessage& m : batch) {
+      SendResult r;
+      r.provider_message_id = "id-" + m.recipient_id;
+      if ((m.address.back() - '0') % 2 == 0) r.provider = "backup";
+      results.push_back(std::move(r));
+    }
+    done(std::move(results));
+  }
+};
+
+TEST_F(ProviderReceiptsTest, RowsNameTheFallbackThatSentAndItsReceiptsMatch) {
+  HalfFallbackProvider half;
+  provider_ = &half;
+  StartEngine();
+  const std::string sender = NewProviderSender("+15550503", "hooks");
+  Campaign c = NewCampaign(sender, 4);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kSent));
+  auto rows = store_->ListRecipients(
+      account_, c.id, RecipientStatus::kUnspecified, PageRequest{1, 10, 0});
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->items.size(), 4u);
+  std::vector<ReceiptUpdate> hooks;
+  std::vector<ReceiptUpdate> backup;
+  for (const Recipient& r : rows->items) {
+    const bool even = (r.address.back() - '0') % 2 == 0;
+    EXPECT_EQ(r.provider, even ? "backup" : "hooks") << r.address;
+    (even ? backup : hooks).push_back(Delivered(r.provider_message_id));
+  }
+  // Each provider's webhook matches what it sent, and only that.
+  auto crossed = Ingest("hooks", backup);
+  ASSERT_TRUE(crossed.ok());
+  EXPECT_EQ(crossed->matched, 0);
+  EXPECT_EQ(crossed->unmatched, 2);
+  auto by_backup = Ingest("backup", backup);
+  ASSERT_TRUE(by_backup.ok()) << by_backup.status();
+  EXPECT_EQ(by_backup->matched, 2);
+  auto by_hooks = Ingest("hooks", hooks);
+  ASSERT_TRUE(by_hooks.ok());
+  EXPECT_EQ(by_hooks->matched, 2);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.delivered, 4);  // each counted once
 }
 
 // Refuses every message as a vendor does an unsubscribed number (Twilio

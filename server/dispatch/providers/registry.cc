@@ -1,6 +1,7 @@
 #include "server/dispatch/providers/registry.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/dispatch/providers/failover.h"
 
 namespace campaigns::dispatch {
 
@@ -28,6 +29,7 @@ absl::StatusOr<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Create(
     Entry e;
     e.name = c.name;
     e.type = c.type;
+    e.fallback = c.fallback;
     e.channels =
         c.channels.empty() ? config::ChannelsOfType(c.type) : c.channels;
     State state;
@@ -47,17 +49,27 @@ absl::StatusOr<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Create(
   // Adapters are built once every entry exists, so one may report its state
   // (SetState) from its factory.
   for (size_t i = 0; i < configs.size(); ++i) {
+    const config::ProviderConfig& c = configs[i];
     Entry& e = r->entries_[i + 1];
     auto factory = factories.find(e.type);
     if (factory == factories.end()) continue;
-    absl::StatusOr<std::unique_ptr<Provider>> p =
-        factory->second(configs[i], env);
+    absl::StatusOr<std::unique_ptr<Provider>> p = factory->second(c, env);
     if (!p.ok()) {
       return absl::Status(
           p.status().code(),
           absl::StrCat("provider \"", e.name, "\": ", p.status().message()));
     }
     e.owned = *std::move(p);
+    if (!c.fallback.empty()) {
+      // The fallback is looked up when needed: it may be built after this.
+      FailoverOptions o;
+      o.name = c.name;
+      o.fallback = c.fallback;
+      o.circuit_failures = c.circuit_failures;
+      o.circuit_probe = c.circuit_probe;
+      e.owned = std::make_unique<Failover>(std::move(e.owned), std::move(o),
+                                           r.get(), env.timer);
+    }
     e.provider = e.owned.get();
   }
   return r;
@@ -66,6 +78,23 @@ absl::StatusOr<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Create(
 Provider* ProviderRegistry::Lookup(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : entries_[it->second].provider;
+}
+
+std::vector<std::string> ProviderRegistry::SendingThrough(
+    const std::string& name) const {
+  std::vector<std::string> out = {name};
+  for (const Entry& e : entries_) {
+    // Chains are acyclic (config::Load checks), so this walk ends.
+    for (std::string next = e.fallback; !next.empty();) {
+      if (next == name) {
+        out.push_back(e.name);
+        break;
+      }
+      auto it = by_name_.find(next);
+      next = it == by_name_.end() ? "" : entries_[it->second].fallback;
+    }
+  }
+  return out;
 }
 
 absl::Status ProviderRegistry::SetState(absl::string_view name,
@@ -87,6 +116,7 @@ ProviderInfo ProviderRegistry::InfoOf(size_t i) const {
   info.channels = entries_[i].channels;
   info.state = states_[i].state;
   info.reason = states_[i].reason;
+  info.fallback = entries_[i].fallback;
   return info;
 }
 

@@ -6,7 +6,8 @@
 // adapter for is listed with state unusable, reason `type "X" is not
 // available in this build`, and no Provider (the engine fails a campaign
 // whose provider lookup returns null). Adding an adapter is one entry in
-// BuiltInProviderFactories() (factories.cc).
+// BuiltInProviderFactories() (factories.cc). A provider with a `fallback`
+// is wrapped in a Failover (failover.h): its circuit breaker.
 //
 //   ProviderEnv env{&timer, receipt_sink};
 //   auto registry = ProviderRegistry::Create(simulator.get(), configs,
@@ -85,6 +86,11 @@ class ProviderRegistry final : public ProviderDirectory {
   absl::Status SetState(absl::string_view name, ProviderState state,
                         std::string reason);
 
+  // `name` and every provider whose messages may go through it (whose
+  // chain of fallbacks reaches it): whose senders an opt-out it received
+  // concerns.
+  std::vector<std::string> SendingThrough(const std::string& name) const;
+
   std::optional<ProviderInfo> Find(absl::string_view name) const override;
   std::vector<ProviderInfo> List() const override;
 
@@ -93,7 +99,9 @@ class ProviderRegistry final : public ProviderDirectory {
     std::string name;
     std::string type;
     std::vector<Channel> channels;
-    Provider* provider = nullptr;  // null: no adapter
+    std::string fallback;
+    // null: no adapter; a Failover around it when it has a fallback.
+    Provider* provider = nullptr;
     std::unique_ptr<Provider> owned;
   };
   struct State {
