@@ -50,6 +50,7 @@ void AddRecipientCommands(CommandSet* commands) {
                                     {"ADDRESS", "address"},
                                     {"STATUS", "status"},
                                     {"ATTEMPTS", "attempts"},
+                                    {"PROVIDER", "provider"},
                                     {"REASON", "skip_reason"},
                                     {"ERROR", "error_code"},
                                     {"UPDATED", "updated_at"}}));

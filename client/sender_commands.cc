@@ -9,19 +9,21 @@
 namespace campaigns::client {
 namespace {
 
-// The providers as a table: name, type, channels, state and why unusable.
+// The providers as a table: name, type, channels, fallback, state and why
+// it is not ok.
 void PrintProviders(const google::protobuf::Message& /*request*/,
                     const google::protobuf::Message& response,
                     std::ostream& out) {
   const auto& list = static_cast<const v1::ListProvidersResponse&>(response);
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "TYPE", "CHANNELS", "STATE", "REASON"}};
+      {"NAME", "TYPE", "CHANNELS", "FALLBACK", "STATE", "REASON"}};
   for (const v1::Provider& p : list.providers()) {
     std::vector<std::string> channels;
     for (int c : p.channels()) {
       channels.push_back(v1::Channel_Name(static_cast<v1::Channel>(c)));
     }
-    rows.push_back({p.name(), p.type(), absl::StrJoin(channels, ","), p.state(),
+    rows.push_back({p.name(), p.type(), absl::StrJoin(channels, ","),
+                    p.fallback().empty() ? "-" : p.fallback(), p.state(),
                     p.reason().empty() ? "-" : p.reason()});
   }
   std::vector<size_t> widths(rows[0].size(), 0);

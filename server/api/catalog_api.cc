@@ -245,6 +245,7 @@ void Api::ListProviders(const RpcContext& ctx,
     }
     item->set_state(std::string(dispatch::ProviderStateName(p.state)));
     item->set_reason(p.reason);
+    item->set_fallback(p.fallback);
   }
   reply(std::move(out));
 }

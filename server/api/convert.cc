@@ -108,6 +108,7 @@ void ToProto(const Recipient& r, v1::Recipient* out) {
   out->set_status(static_cast<v1::Recipient::Status>(r.status));
   out->set_skip_reason(r.skip_reason);
   out->set_provider_message_id(r.provider_message_id);
+  out->set_provider(r.provider);
   out->set_error_code(r.error_code);
   out->set_error_desc(r.error_desc);
   out->set_attempts(r.attempts);

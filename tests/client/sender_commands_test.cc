@@ -36,6 +36,7 @@ class FakeSenders final : public v1::SenderService::Service {
     meta->set_name("meta");
     meta->set_type("whatsapp_cloud");
     meta->add_channels(v1::whatsapp);
+    meta->set_fallback("backup");
     meta->set_state("unusable");
     meta->set_reason("type \"whatsapp_cloud\" is not available in this build");
     return grpc::Status::OK;
@@ -56,10 +57,12 @@ TEST(SenderCommandsTest, ProvidersPrintsATable) {
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<std::string> lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 3u) << r.out;
-  EXPECT_EQ(lines[0], "NAME       TYPE            CHANNELS   STATE     REASON");
-  EXPECT_EQ(lines[1], "simulator  simulator       sms,email  ok        -");
+  EXPECT_EQ(lines[0],
+            "NAME       TYPE            CHANNELS   FALLBACK  STATE     REASON");
+  EXPECT_EQ(lines[1],
+            "simulator  simulator       sms,email  -         ok        -");
   EXPECT_EQ(lines[2],
-            "meta       whatsapp_cloud  whatsapp   unusable  type "
+            "meta       whatsapp_cloud  whatsapp   backup    unusable  type "
             "\"whatsapp_cloud\" is not available in this build");
 }
 

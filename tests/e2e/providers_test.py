@@ -31,6 +31,7 @@ import hmac
 import http.server
 import json
 import os
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -238,6 +239,13 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
         return self.answer(404, {"error": "not found"})
 
 
+def closed_port():
+    """A port nothing listens on (connections to it are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class ProvidersE2ETest(GatewayCase):
     """Five providers, five channels, receipts back through webhooks."""
 
@@ -292,7 +300,17 @@ name = "team"
 type = "slack"
 base_url = "%(base)s/slack"
 bot_token = "%(slack)s"
+
+[[providers]]
+name = "dead"
+type = "webhook"
+url = "http://127.0.0.1:%(dead_port)d/hook"
+secret = "%(wh)s"
+fallback = "hooks"
+circuit_failures = 3
+circuit_probe = "1h"
 """ % {"base": base, "wh": secret("wh", WEBHOOK_SECRET),
+       "dead_port": closed_port(),
        "pnid": WA_PHONE_ID, "wa_token": secret("wa_token", WA_TOKEN),
        "wa_app": secret("wa_app", WA_APP_SECRET),
        "wa_verify": secret("wa_verify", WA_VERIFY), "tw_sid": TW_SID,
@@ -385,7 +403,9 @@ bot_token = "%(slack)s"
         r = http_request("GET", self.http + "/readyz")
         self.assertEqual(r.status, 200, r)
         providers = self.ok("GET", "/api/v1/providers")["providers"]
-        self.assertEqual({p["name"]: p["state"] for p in providers}, {
+        # ("dead" is the failover test's.)
+        self.assertEqual({p["name"]: p["state"] for p in providers
+                          if p["name"] != "dead"}, {
             "simulator": "ok", "hooks": "ok", "meta": "ok", "tw": "ok",
             "tg": "ok", "team": "ok"}, providers)
 
@@ -488,6 +508,37 @@ bot_token = "%(slack)s"
         got = self.ok("GET", "/api/v1/suppressions?limit=100")
         addresses = [s["address"] for s in got.get("items", [])]
         self.assertIn("+14155550199", addresses, got)
+
+    def test_dead_provider_fails_over_and_each_message_goes_once(self):
+        self.sender("+15550199", "sms", "dead")
+        addresses = ["+1415555%04d" % (2000 + i) for i in range(12)]
+        cid = self.send_campaign("+15550199", addresses)
+        c = self.wait_for(cid, ("sent", "completed", "failed", "paused"))
+        self.assertEqual(c["status"], "sent", c)
+        self.assertEqual(self.stat(c, "sent"), 12, c)
+        # Every recipient reached the fallback once (the dead one refused
+        # every connection), and its row says who sent it.
+        bodies = self.webhook_bodies(cid)
+        self.assertEqual(sorted(b["to"] for b in bodies), sorted(addresses))
+        got = self.ok("GET", "/api/v1/campaigns/%s/recipients?limit=100" % cid)
+        self.assertEqual({r.get("provider") for r in got["items"]}, {"hooks"})
+        for r in got["items"]:
+            self.assertEqual(int(r["attempts"]), 2, r)  # refused, then sent
+        providers = {p["name"]: p
+                     for p in self.ok("GET", "/api/v1/providers")["providers"]}
+        dead = providers["dead"]
+        self.assertEqual(dead["state"], "circuit_open", dead)
+        self.assertEqual(dead["fallback"], "hooks")
+        self.assertIn("3 transient failures in a row", dead["reason"])
+        self.assertEqual(providers["hooks"]["state"], "ok")
+        # The fallback's receipts match what it sent.
+        ids = [r["providerMessageId"] for r in got["items"]]
+        events = [{"type": "message.status", "message_id": i,
+                   "status": "delivered"} for i in ids]
+        r = self.standard_webhook(events)
+        self.assertEqual(r.status, 200, r)
+        c = self.wait_for(cid, ("completed",))
+        self.assertEqual(self.stat(c, "delivered"), 12, c)
 
     def test_email_subject_and_html_reach_the_webhook_rendered(self):
         self.sender("news@example.com", "email", "hooks")
