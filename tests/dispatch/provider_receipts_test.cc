@@ -1,6 +1,7 @@
 // Receipts and opt-outs that arrive through a provider's webhook: matched by
 // provider and provider message id, never by another provider's ids or by a
 // recipient id alone.
+#include <SQLiteCpp/Database.h>
 #include <gtest/gtest.h>
 
 #include "server/dispatch/engine.h"
@@ -180,6 +181,34 @@ TEST_F(ProviderReceiptsTest, RowsNameTheFallbackThatSentAndItsReceiptsMatch) {
   ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
   const Campaign done = Get(c.id);
   EXPECT_EQ(done.stats.delivered, 4);  // each counted once
+}
+
+TEST_F(ProviderReceiptsTest, RowsSentBeforeSchema12MatchBySendersProvider) {
+  RecordingProvider recorder;  // answers pm_<recipient id>
+  provider_ = &recorder;
+  StartEngine();
+  const std::string sender = NewProviderSender("+15550504", "hooks");
+  Campaign c = NewCampaign(sender, 2);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kSent));
+  db_->Flush();
+  {
+    // As an older campaignd left them: no provider recorded.
+    SQLite::Database raw(dir_.File("engine.db"), SQLite::OPEN_READWRITE);
+    EXPECT_EQ(raw.exec("UPDATE recipients SET provider=''"), 2);
+  }
+  std::vector<ReceiptUpdate> all;
+  for (const OutgoingMessage& m : recorder.sent()) {
+    all.push_back(Delivered("pm_" + m.recipient_id));
+  }
+  auto other = Ingest("backup", all);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->matched, 0);
+  auto mine = Ingest("hooks", all);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_EQ(mine->matched, 2);
 }
 
 // Refuses every message as a vendor does an unsubscribed number (Twilio
