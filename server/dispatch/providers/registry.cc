@@ -64,8 +64,18 @@ absl::StatusOr<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Create(
 }
 
 Provider* ProviderRegistry::Lookup(const std::string& name) const {
+  if (stopped_.load()) return nullptr;
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : entries_[it->second].provider;
+}
+
+void ProviderRegistry::StopAdapters() {
+  if (stopped_.exchange(true)) return;
+  for (Entry& e : entries_) {
+    if (e.owned == nullptr) continue;
+    e.provider = nullptr;
+    e.owned.reset();
+  }
 }
 
 absl::Status ProviderRegistry::SetState(absl::string_view name,
