@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -279,12 +280,24 @@ class Events {
       {
         std::lock_guard<std::mutex> lock(mu_);
         EXPECT_EQ(provider, "smsc");
+        if (!events.receipts.empty() && sent_ != nullptr && !sent_->load()) {
+          ++early_;
+        }
         for (auto& r : events.receipts) receipts_.push_back(r);
         for (auto& m : events.inbound) inbound_.push_back(m);
         answer = answer_;
       }
       done(answer);
     };
+  }
+  // Counts receipts handed over while `*sent` is false.
+  void WatchOrder(std::atomic<bool>* sent) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sent_ = sent;
+  }
+  int early() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return early_;
   }
   void Answer(absl::Status s) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -304,6 +317,8 @@ class Events {
   absl::Status answer_;
   std::vector<ReceiptUpdate> receipts_;
   std::vector<InboundText> inbound_;
+  std::atomic<bool>* sent_ = nullptr;
+  int early_ = 0;
 };
 
 OutgoingMessage Sms(const std::string& to, const std::string& text,
@@ -477,6 +492,30 @@ TEST_F(SmppProviderTest, ReceiptsAreAnsweredOnlyOnceCommitted) {
   EXPECT_EQ(f.status, RecipientStatus::kFailed);
   EXPECT_EQ(f.error_code, "001");
   EXPECT_EQ(p->Stats().receipts, 2);
+}
+
+TEST_F(SmppProviderTest, ReceiptsWaitForTheirBatchesResult) {
+  // The SMSC sends each receipt right after its submit_sm_resp, long
+  // before the batch's last answer: the engine must have the batch's
+  // outcomes (and so the message ids) before any of its receipts.
+  Smsc smsc({"--delay-ms", "2"});
+  auto p = Start(smsc, /*window=*/2);
+  std::atomic<bool> sent{false};
+  events_.WatchOrder(&sent);
+  std::vector<OutgoingMessage> batch;
+  for (int i = 0; i < 12; ++i) {
+    batch.push_back(Sms(absl::StrCat("+1555300", 1000 + i), "x"));
+  }
+  std::promise<void> done;
+  p->Send(std::move(batch), [&](std::vector<SendResult> r) {
+    EXPECT_EQ(r.size(), 12u);
+    sent = true;
+    done.set_value();
+  });
+  ASSERT_EQ(done.get_future().wait_for(std::chrono::seconds(30)),
+            std::future_status::ready);
+  ASSERT_TRUE(Eventually([&] { return events_.receipts().size() == 12; }));
+  EXPECT_EQ(events_.early(), 0);
 }
 
 TEST_F(SmppProviderTest, MobileOriginatedStopBecomesAnInboundText) {

@@ -416,6 +416,10 @@ class SmppProvider::Session
     std::vector<SendResult> results;
     size_t left = 0;
     SendDone done;
+    // Ids the SMSC gave this batch's parts while it was open.
+    std::vector<std::string> ids;
+    // Receipts for those ids, handed over only after `done`.
+    std::vector<std::function<void()>> after_done;
   };
   // One recipient's message: its parts go out in order.
   struct Message {
@@ -481,6 +485,12 @@ class SmppProvider::Session
     if (--b.left == 0) {
       SendDone done = std::move(b.done);
       done(std::move(b.results));
+      // The engine queued the batch's outcomes to the store inside `done`:
+      // receipts for it, queued after, find their recipients.
+      for (const std::string& id : b.ids) open_ids_.erase(id);
+      std::vector<std::function<void()>> after;
+      after.swap(b.after_done);
+      for (auto& fn : after) fn();
     }
   }
 
@@ -1029,6 +1039,10 @@ class SmppProvider::Session
     if (status == 0) {
       Count([](SmppStats& s) { ++s.accepted; });
       m.ids[p.part] = msg_id;
+      if (m.batch->left > 0) {
+        m.batch->ids.push_back(msg_id);
+        open_ids_[msg_id] = m.batch;
+      }
       if (++m.acked == m.pdus.size()) {
         SendResult r;
         r.status = SendStatus::kAccepted;
@@ -1164,6 +1178,32 @@ class SmppProvider::Session
         return;
       }
       Count([](SmppStats& s) { ++s.receipts; });
+      // A receipt can overtake its message's outcome (the SMSC sends it
+      // right after submit_sm_resp, while the rest of the batch is still
+      // out): it waits for the batch's result to reach the engine, or it
+      // would match no recipient.
+      auto open = open_ids_.find(receipted_id.empty() ? r->provider_message_id
+                                                      : receipted_id);
+      if (open == open_ids_.end()) {
+        open = open_ids_.find(r->provider_message_id);
+      }
+      if (open != open_ids_.end()) {
+        std::shared_ptr<Batch> b = open->second.lock();
+        if (b != nullptr && b->left > 0) {
+          const uint64_t gen = conn_gen_;
+          b->after_done.push_back(
+              [this, u = *std::move(r), seq, gen]() mutable {
+                auto part = part_to_first_.find(u.provider_message_id);
+                if (part != part_to_first_.end()) {
+                  u.provider_message_id = part->second;
+                }
+                WebhookEvents later;
+                later.receipts.push_back(std::move(u));
+                HandOver(std::move(later), seq, gen);
+              });
+          return;
+        }
+      }
       events.receipts.push_back(*std::move(r));
     } else {
       InboundText in;
@@ -1174,12 +1214,17 @@ class SmppProvider::Session
       Count([](SmppStats& s) { ++s.inbound; });
       events.inbound.push_back(std::move(in));
     }
+    HandOver(std::move(events), seq, conn_gen_);
+  }
+
+  // Gives `events` of deliver_sm `seq` (on connection `gen`) to the sink
+  // and answers it once they are committed.
+  void HandOver(WebhookEvents events, uint32_t seq, uint64_t gen) {
     if (!events_) {
-      AnswerDeliver(seq, ESME_RSYSERR);
+      if (gen == conn_gen_) AnswerDeliver(seq, ESME_RSYSERR);
       return;
     }
     std::weak_ptr<Session> weak = weak_from_this();
-    const uint64_t gen = conn_gen_;
     events_(o_.name, std::move(events), [weak, gen, seq](absl::Status s) {
       std::shared_ptr<Session> self = weak.lock();
       if (!self) return;
@@ -1348,6 +1393,8 @@ class SmppProvider::Session
   int outstanding_submits_ = 0;
   absl::Time sweep_at_ = absl::InfiniteFuture();
   absl::flat_hash_map<std::string, std::string> part_to_first_;
+  // Ids of parts accepted in batches whose result is not out yet.
+  absl::flat_hash_map<std::string, std::weak_ptr<Batch>> open_ids_;
   std::deque<std::string> part_order_;
 };
 

@@ -37,6 +37,9 @@
 // ReceiptUpdate, anything else an InboundText; both go to the events sink
 // and deliver_sm_resp is answered only once the sink says they were
 // committed (ESME_RSYSERR when not, so that the SMSC delivers them again).
+// A receipt that overtakes its message's result (SMSCs send it right after
+// submit_sm_resp, while the rest of the batch is still out) is held until
+// the batch's `done` ran, so that the engine knows the id it names.
 // A receipt that cannot be read is logged, counted and answered ESME_ROK
 // (the SMSC sending it again would not make it readable).
 #ifndef CAMPAIGND_SERVER_DISPATCH_PROVIDERS_SMPP_H_
