@@ -159,6 +159,19 @@ absl::StatusOr<std::unique_ptr<Provider>> MakeSmpp(
     o.enquire_link = c.GetDuration("enquire_link");
   }
   o.timeout = c.timeout;
+  // SMPP 3.4's C-Octet limits (NUL excluded): refused at start rather than
+  // at every bind.
+  if (o.system_id.size() > 15) {
+    return absl::InvalidArgumentError("system_id: at most 15 characters");
+  }
+  if (o.password.size() > 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("password (", c.GetSecret("password").source(),
+                     "): at most 8 characters in SMPP 3.4"));
+  }
+  if (o.system_type.size() > 12) {
+    return absl::InvalidArgumentError("system_type: at most 12 characters");
+  }
   absl::StatusOr<std::unique_ptr<SmppProvider>> p =
       SmppProvider::Create(std::move(o), env.timer, env.events);
   if (!p.ok()) return p.status();
