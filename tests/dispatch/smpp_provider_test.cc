@@ -628,6 +628,9 @@ TEST_F(SmppProviderTest, BadInputIsCountedNeverFatal) {
   // A response to nothing we sent.
   smsc.Command("raw 0000001280000004000000000000fffe3100");
   ASSERT_TRUE(Eventually([&] { return p->Stats().unknown_responses == 1; }));
+  // A deliver_sm whose body cannot be unpacked: answered, counted.
+  smsc.Command("raw 000000110000000500000000000000770a");
+  ASSERT_TRUE(Eventually([&] { return p->Stats().bad_pdus == 2; }));
   std::vector<SendResult> r = SendAll(*p, {Sms("+15551230001", "still ok")});
   EXPECT_EQ(r[0].status, SendStatus::kAccepted);
 }

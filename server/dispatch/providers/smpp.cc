@@ -82,6 +82,34 @@ std::string COctet(const uint8_t* field, size_t size) {
                      nul ? static_cast<const uint8_t*>(nul) - field : size);
 }
 
+// The fields libsmpp34's last error flags, without their values (they can
+// be a password or a phone number): "sequence_number (Invalid value)".
+// Its text is "[name:value(OK)][name:value(why)]..."; LibMutex held.
+std::string LibError() {
+  std::string out;
+  absl::string_view e(smpp34_strerror,
+                      strnlen(smpp34_strerror, sizeof(smpp34_strerror)));
+  size_t pos = 0;
+  while ((pos = e.find('[', pos)) != absl::string_view::npos) {
+    const size_t end = e.find(']', pos);
+    if (end == absl::string_view::npos) break;
+    absl::string_view field = e.substr(pos + 1, end - pos - 1);
+    pos = end;
+    const size_t colon = field.find(':');
+    const size_t paren = field.rfind('(');
+    if (colon == absl::string_view::npos || paren == absl::string_view::npos ||
+        paren < colon) {
+      continue;
+    }
+    absl::string_view why = field.substr(paren + 1);
+    if (!why.empty() && why.back() == ')') why.remove_suffix(1);
+    if (why == "OK") continue;
+    absl::StrAppend(&out, out.empty() ? "" : ", ", field.substr(0, colon), " (",
+                    why.substr(0, 40), ")");
+  }
+  return out.empty() ? "no field named" : out;
+}
+
 // Packs `pdu` (a libsmpp34 struct of `type`); "" when it cannot.
 template <typename T>
 std::string Pack(uint32_t type, T* pdu) {
@@ -89,7 +117,7 @@ std::string Pack(uint32_t type, T* pdu) {
   int len = 0;
   std::lock_guard<std::mutex> lock(LibMutex());
   if (smpp34_pack(type, buf, sizeof(buf), &len, pdu) != 0) {
-    spdlog::error("smpp: cannot pack PDU 0x{:08X}: {}", type, smpp34_strerror);
+    spdlog::error("smpp: cannot pack PDU 0x{:08X}: {}", type, LibError());
     return "";
   }
   return std::string(reinterpret_cast<char*>(buf), len);
@@ -1135,14 +1163,17 @@ class SmppProvider::Session
     {
       std::lock_guard<std::mutex> lock(LibMutex());
       rc = smpp34_unpack(DELIVER_SM, &d, p, len);
-      if (rc != 0) why = smpp34_strerror;
+      if (rc != 0) why = LibError();
     }
     if (rc != 0) {
       Count([](SmppStats& s) { ++s.bad_pdus; });
-      spdlog::error("smpp {}: cannot unpack deliver_sm (seq {}): {}", o_.name,
-                    seq, why.substr(0, 200));
+      spdlog::error(
+          "smpp {}: cannot unpack deliver_sm (seq {}, {} bytes): {}; "
+          "answered ESME_RX_P_APPN",
+          o_.name, seq, len, why);
       destroy_tlv(d.tlv);
-      AnswerDeliver(seq, ESME_RSYSERR);
+      // Permanent: delivering the same bytes again would not help.
+      AnswerDeliver(seq, ESME_RX_P_APPN);
       return;
     }
     std::string receipted_id;

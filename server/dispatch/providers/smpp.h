@@ -41,7 +41,9 @@
 // submit_sm_resp, while the rest of the batch is still out) is held until
 // the batch's `done` ran, so that the engine knows the id it names.
 // A receipt that cannot be read is logged, counted and answered ESME_ROK
-// (the SMSC sending it again would not make it readable).
+// (the SMSC sending it again would not make it readable); a deliver_sm
+// that cannot be unpacked, ESME_RX_P_APPN. A PDU whose command_length is
+// impossible ends the connection (the stream cannot be resynchronised).
 #ifndef CAMPAIGND_SERVER_DISPATCH_PROVIDERS_SMPP_H_
 #define CAMPAIGND_SERVER_DISPATCH_PROVIDERS_SMPP_H_
 
