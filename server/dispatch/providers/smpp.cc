@@ -772,6 +772,16 @@ class SmppProvider::Session
     connecting_ = true;
     in_.clear();
     out_.clear();
+    // A connect to a host that never answers would otherwise wait for the
+    // kernel's SYN retries (minutes).
+    const uint64_t gen = conn_gen_;
+    After(o_.timeout, [this, gen] {
+      if (gen == conn_gen_ && connecting_) {
+        Failed(absl::StrCat("connect to ", o_.host, ":", o_.port,
+                            ": no answer within ",
+                            absl::FormatDuration(o_.timeout)));
+      }
+    });
   }
 
   void Connected() {
