@@ -364,7 +364,8 @@ class SmppProviderTest : public ::testing::Test {
  protected:
   std::unique_ptr<SmppProvider> Start(
       Smsc& smsc, int window = 10, const std::string& password = "secret",
-      absl::Duration enquire = absl::Seconds(30)) {
+      absl::Duration enquire = absl::Seconds(30),
+      absl::Duration timeout = absl::Seconds(10)) {
     SmppOptions o;
     o.name = "smsc";
     o.host = "127.0.0.1";
@@ -374,7 +375,7 @@ class SmppProviderTest : public ::testing::Test {
     o.system_type = "";
     o.window = window;
     o.enquire_link = enquire;
-    o.timeout = absl::Seconds(10);
+    o.timeout = timeout;
     o.reconnect_min = absl::Milliseconds(20);
     auto p = SmppProvider::Create(std::move(o), &timer_, events_.Sink());
     EXPECT_TRUE(p.ok()) << p.status();
@@ -580,6 +581,16 @@ TEST_F(SmppProviderTest, ThrottlingIsTransientOtherStatusesPermanent) {
   EXPECT_EQ(r[0].status, SendStatus::kAccepted);
   EXPECT_EQ(r[1].status, SendStatus::kPermanent);
   EXPECT_EQ(r[1].error_code, "encoding");
+}
+
+TEST_F(SmppProviderTest, AnUnansweredSubmitEndsTransientlyAfterTheTimeout) {
+  Smsc smsc({"--no-dlr", "--delay-ms", "5000"});
+  auto p = Start(smsc, 10, "secret", absl::Seconds(30), absl::Seconds(1));
+  std::vector<SendResult> r = SendAll(*p, {Sms("+15551230001", "a")});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, SendStatus::kTransient);
+  EXPECT_EQ(r[0].error_code, "timeout");
+  EXPECT_EQ(p->Stats().timeouts, 1);
 }
 
 TEST_F(SmppProviderTest, ReconnectsAfterADropWithoutResendingAcknowledged) {
