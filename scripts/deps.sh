@@ -13,6 +13,7 @@ PACKAGES=(
   golang-google-protobuf-dev golang-goprotobuf-dev
   grpc-proto python3 python3-grpcio python3-grpc-tools curl
   libtomlplusplus-dev libcurl4-openssl-dev libmicrohttpd-dev libjemalloc-dev
+  libsmpp34-dev nodejs
 )
 
 missing=()
@@ -21,6 +22,8 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# npm ships with some nodejs builds (NodeSource) and separately in Debian's.
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

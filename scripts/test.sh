@@ -16,6 +16,8 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 scripts/deps.sh
+# The smpp provider tests' SMSC (npm `smpp`, pinned by its package-lock).
+npm ci --prefix tests/peers/smsc --no-audit --no-fund
 
 echo "== clang-format, gofmt"
 bad=""

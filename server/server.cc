@@ -97,6 +97,15 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
           if (committed) committed(r.status());
         });
   };
+  // SMPP's receipts and inbound texts take the webhooks' path. They come
+  // from a session that connects on a timer callback, so never before the
+  // engine below exists (the timer's queues are set after it).
+  provider_env.events = [s_raw = s.get()](
+                            const std::string& provider,
+                            dispatch::WebhookEvents events,
+                            std::function<void(absl::Status)> done) {
+    s_raw->DeliverWebhook(provider, std::move(events), std::move(done));
+  };
   absl::StatusOr<std::unique_ptr<dispatch::ProviderRegistry>> providers =
       dispatch::ProviderRegistry::Create(s->simulator_.get(), options.providers,
                                          options.provider_factories,
@@ -337,6 +346,9 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   // Requests still with vendors end now (as transient failures, recorded
   // below; marked ones become outcome_unknown only after a crash).
   http_client_.reset();
+  // Adapters with sessions of their own (SMPP) unbind; their pending sends
+  // end the same way, and no receipt reaches the store after it closes.
+  providers_->StopAdapters();
   // Watch streams would otherwise hold the shutdown until its deadline.
   api_->CancelWatches();
   server_->Shutdown(std::chrono::system_clock::now() +

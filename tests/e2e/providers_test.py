@@ -18,6 +18,10 @@ signed webhooks on http_listen.
     recipient arrives, resends reuse their webhook-id; through WhatsApp
     (no de-duplication) no number gets two messages, and exactly what was
     marked as handed without an outcome ends failed with outcome_unknown.
+  * SmppE2ETest: an `smpp` provider bound to the npm SMSC of
+    tests/peers/smsc: the campaign sent as submit_sm (long texts in
+    parts), delivered by the SMSC's deliver_sm receipts, completed; a
+    mobile-originated STOP suppresses the writer.
   * an email campaign created over REST with `subject` and `html_body`
     reaches the webhook rendered: the subject one line, the HTML body's
     values escaped; a missing subject is 422 naming `subject`.
@@ -33,6 +37,7 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -950,6 +955,126 @@ timeout = "60s"
         self.assertEqual(self.srv.terminate(), 0)
 
 
+SMSC_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "..", "peers", "smsc", "smsc.js")
+
+
+class SmppE2ETest(harness.E2ECase):
+    """campaignd with an `smpp` provider bound to tests/peers/smsc (the npm
+    package `smpp` on node, 127.0.0.1:0): a campaign is sent as submit_sm,
+    the SMSC's delivery receipts (deliver_sm) make every recipient
+    delivered and the campaign completed, and a mobile-originated STOP
+    suppresses its writer."""
+
+    def setUp(self):
+        self.smsc = subprocess.Popen(
+            ["/usr/bin/node", SMSC_JS, "--password", "e2e-pw1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        port = int(self.smsc.stdout.readline())
+        self.md = harness.bearer(harness.BOOTSTRAP_KEY)
+        self.dir = tempfile.mkdtemp(prefix="smpp-", dir=harness.RUN_DIR)
+        secret = os.path.join(self.dir, "smpp_password")
+        with open(secret, "w") as f:
+            f.write("e2e-pw1\n")
+        config = os.path.join(self.dir, "campaignd.toml")
+        with open(config, "w") as f:
+            f.write("""
+receipt_timeout = "10m"
+
+[[providers]]
+name = "aggregator"
+type = "smpp"
+host = "127.0.0.1"
+port = %d
+system_id = "acme"
+password = "file:%s"
+window = 5
+""" % (port, secret))
+        self.srv = harness.CampaignD(
+            "smpp", harness.new_db("smpp"), harness.BOOTSTRAP_KEY,
+            ["--key-rate", "0", "--config", config])
+        self.srv.start()
+        self.campaigns = pb["campaign_grpc"].CampaignServiceStub(
+            self.srv.channel)
+
+    def tearDown(self):
+        self.srv.kill()
+        self.smsc.stdin.close()
+        self.smsc.wait(timeout=10)
+
+    def smsc_command(self, line):
+        self.smsc.stdin.write(line + "\n")
+        self.smsc.stdin.flush()
+        return json.loads(self.smsc.stdout.readline())
+
+    def wait_until(self, what, check, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = check()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                self.fail("gave up waiting for " + what)
+            time.sleep(0.05)
+
+    def test_campaign_delivered_through_smpp_and_stop_suppresses(self):
+        pb["sender_grpc"].SenderServiceStub(self.srv.channel).RegisterSender(
+            pb["sender"].RegisterSenderRequest(
+                sender_id="ACME", channel=pb["common"].sms,
+                provider="aggregator",
+                tier=pb["sender"].Sender.unlimited),
+            metadata=self.md, timeout=harness.RPC_TIMEOUT)
+        c = self.campaigns.CreateCampaign(
+            pb["campaign"].CreateCampaignRequest(
+                name="smpp", channel=pb["common"].sms, sender_id="ACME",
+                body="Hi {{name}}, " + "long " * 40),
+            metadata=self.md, timeout=harness.RPC_TIMEOUT)
+        addresses = ["+1202555%04d" % (100 + i) for i in range(6)]
+        rows = "phone,name\n" + "".join(
+            "%s,n%d\n" % (a, i) for i, a in enumerate(addresses))
+        req = pb["campaign"].ImportRecipientsRequest
+        imported = self.campaigns.ImportRecipients(iter([
+            req(campaign_id=c.id, format=req.csv, default_region="US"),
+            req(csv_chunk=rows.encode())]), metadata=self.md, timeout=60)
+        self.assertEqual(imported.imported, len(addresses), imported)
+        self.campaigns.StartCampaign(
+            pb["campaign"].StartCampaignRequest(id=c.id), metadata=self.md,
+            timeout=harness.RPC_TIMEOUT)
+
+        def completed():
+            got = self.campaigns.GetCampaign(
+                pb["campaign"].GetCampaignRequest(id=c.id), metadata=self.md,
+                timeout=harness.RPC_TIMEOUT)
+            return got if got.status == pb["campaign"].Campaign.completed \
+                else None
+        got = self.wait_until("campaign %s completed" % c.id, completed)
+        self.assertEqual((got.stats.total, got.stats.delivered,
+                          got.stats.failed), (6, 6, 0), got.stats)
+        stats = self.smsc_command("stats")["stats"]
+        # Two parts a message (a long text), each submitted once, and
+        # every receipt answered only after it was stored.
+        self.assertEqual(stats["accepted"], 12, stats)
+        self.assertEqual(stats["submits"], 12, stats)
+        self.assertLessEqual(stats["max_outstanding"], 5, stats)
+        self.wait_until("receipts answered", lambda: self.smsc_command(
+            "stats")["stats"]["deliver_resp_ok"] == 12)
+
+        self.assertEqual(self.smsc_command("mo 12025550100 ACME STOP"),
+                         {"ok": "mo"})
+        sup = pb["suppression_grpc"].SuppressionServiceStub(self.srv.channel)
+
+        def suppressed():
+            got = sup.ListSuppressions(
+                pb["suppression"].ListSuppressionsRequest(limit=100),
+                metadata=self.md, timeout=harness.RPC_TIMEOUT)
+            return [s for s in got.items if s.address == "+12025550100"]
+        self.wait_until("the STOP writer suppressed", suppressed)
+        self.assertEqual(self.srv.terminate(), 0)
+        # The provider unbound on shutdown.
+        self.wait_until("unbind", lambda: self.smsc_command(
+            "stats")["stats"]["unbinds"] == 1)
+
+
 if __name__ == "__main__":
     raise SystemExit(harness.main(__doc__, [ProvidersE2ETest,
-                                            ProviderCrashTest]))
+                                            ProviderCrashTest, SmppE2ETest]))

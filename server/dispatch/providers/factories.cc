@@ -9,6 +9,7 @@
 #include "server/dispatch/providers/registry.h"
 #include "server/dispatch/providers/signatures.h"
 #include "server/dispatch/providers/slack.h"
+#include "server/dispatch/providers/smpp.h"
 #include "server/dispatch/providers/telegram.h"
 #include "server/dispatch/providers/twilio.h"
 #include "server/dispatch/providers/webhook.h"
@@ -141,6 +142,43 @@ absl::StatusOr<std::unique_ptr<Provider>> MakeWebhook(
   return Wrap(std::make_unique<WebhookProvider>(std::move(o), env.http), c);
 }
 
+absl::StatusOr<std::unique_ptr<Provider>> MakeSmpp(
+    const config::ProviderConfig& c, const ProviderEnv& env) {
+  if (env.timer == nullptr) {
+    return absl::FailedPreconditionError("no timer for the SMPP session");
+  }
+  SmppOptions o;
+  o.name = c.name;
+  o.host = c.Get("host");
+  o.port = c.GetInt("port") > 0 ? static_cast<int>(c.GetInt("port")) : 2775;
+  o.system_id = c.Get("system_id");
+  o.password = c.GetSecret("password").Reveal();
+  o.system_type = c.Get("system_type");
+  if (c.GetInt("window") > 0) o.window = static_cast<int>(c.GetInt("window"));
+  if (c.GetDuration("enquire_link") > absl::ZeroDuration()) {
+    o.enquire_link = c.GetDuration("enquire_link");
+  }
+  o.timeout = c.timeout;
+  // SMPP 3.4's C-Octet limits (NUL excluded): refused at start rather than
+  // at every bind.
+  if (o.system_id.size() > 15) {
+    return absl::InvalidArgumentError("system_id: at most 15 characters");
+  }
+  if (o.password.size() > 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("password (", c.GetSecret("password").source(),
+                     "): at most 8 characters in SMPP 3.4"));
+  }
+  if (o.system_type.size() > 12) {
+    return absl::InvalidArgumentError("system_type: at most 12 characters");
+  }
+  absl::StatusOr<std::unique_ptr<SmppProvider>> p =
+      SmppProvider::Create(std::move(o), env.timer, env.events);
+  if (!p.ok()) return p.status();
+  // The SMSC sends delivery receipts (registered_delivery=1).
+  return Wrap(*std::move(p), c);
+}
+
 }  // namespace
 
 ProviderFactories BuiltInProviderFactories() {
@@ -150,6 +188,7 @@ ProviderFactories BuiltInProviderFactories() {
       {"telegram", &MakeTelegram},
       {"slack", &MakeSlack},
       {"webhook", &MakeWebhook},
+      {"smpp", &MakeSmpp},
   };
 }
 

@@ -76,6 +76,7 @@ absl::StatusOr<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Create(
 }
 
 Provider* ProviderRegistry::Lookup(const std::string& name) const {
+  if (stopped_.load()) return nullptr;
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : entries_[it->second].provider;
 }
@@ -95,6 +96,13 @@ std::vector<std::string> ProviderRegistry::SendingThrough(
     }
   }
   return out;
+}
+
+void ProviderRegistry::StopAdapters() {
+  // Lookup answers null first, so that what an adapter answers while it
+  // ends (a Failover looks up its fallback) reaches no adapter ended before.
+  if (stopped_.exchange(true)) return;
+  for (Entry& e : entries_) e.owned.reset();
 }
 
 absl::Status ProviderRegistry::SetState(absl::string_view name,

@@ -21,6 +21,7 @@
 #ifndef CAMPAIGND_SERVER_DISPATCH_PROVIDERS_REGISTRY_H_
 #define CAMPAIGND_SERVER_DISPATCH_PROVIDERS_REGISTRY_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -36,6 +37,7 @@
 #include "server/dispatch/provider.h"
 #include "server/dispatch/provider_directory.h"
 #include "server/dispatch/providers/http_client.h"
+#include "server/dispatch/providers/smpp.h"
 #include "server/dispatch/timer.h"
 
 namespace campaigns::dispatch {
@@ -50,6 +52,10 @@ struct ProviderEnv {
   ReceiptSink receipts;
   // The HTTP engine HTTP adapters send through (outlives the providers).
   HttpClient* http = nullptr;
+  // Where adapters that hear from their vendor on a connection of their own
+  // (SMPP's deliver_sm) hand receipts and inbound texts: the same path as
+  // a verified webhook's. Null: they are refused (the vendor retries).
+  ProviderEventSink events;
   // The registry being built: an adapter reports its own state here (e.g.
   // unusable when its credentials are refused). Set by Create.
   ProviderRegistry* registry = nullptr;
@@ -78,8 +84,16 @@ class ProviderRegistry final : public ProviderDirectory {
       const ProviderFactories& factories, ProviderEnv env);
 
   // The adapter sending for provider `name`, whatever its state; null when
-  // `name` is not configured or its type has no adapter in this build.
+  // `name` is not configured, its type has no adapter in this build, or
+  // after StopAdapters.
   Provider* Lookup(const std::string& name) const;
+
+  // Ends every configured adapter: what they still have pending is
+  // answered (transiently) and their connections close (an SMPP session
+  // unbinds). From then on Lookup returns null. For the shutdown, once the
+  // engine no longer calls providers and before the store closes (adapters
+  // hand receipts to it). Idempotent.
+  void StopAdapters();
 
   // Sets a provider's state and reason (reason "" when ok); NOT_FOUND for
   // an unknown name. The reason is shown to API callers: no secrets.
@@ -112,7 +126,8 @@ class ProviderRegistry final : public ProviderDirectory {
   ProviderInfo InfoOf(size_t i) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Fixed after Create.
-  std::vector<Entry> entries_;
+  std::vector<Entry> entries_;  // `owned` is reset by StopAdapters
+  std::atomic<bool> stopped_{false};
   absl::flat_hash_map<std::string, size_t> by_name_;
   mutable std::mutex mu_;
   std::vector<State> states_ ABSL_GUARDED_BY(mu_);  // by entries_ index
