@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <utility>
 
@@ -373,9 +373,18 @@ SendResult SmtpResult(int curl_code, int smtp_code,
   return out;
 }
 
-// The I/O side: one thread, one libcurl multi handle, its connection
-// cache, and easy handles reused across messages. Thread-safe: Enqueue
-// from any thread; everything else runs on the thread.
+// The I/O side: up to max_in_flight connection threads, each with one
+// libcurl easy handle whose connection stays open from message to message.
+//
+// Not a curl multi on one thread, as HttpClient is: libcurl's SMTP "done"
+// phase (sending the final "." and waiting for the 250) blocks inside
+// curl_multi_perform even in the multi interface (curl issue 8555, its
+// TODO "More non-blocking"), so one slow or hung server would stall every
+// transaction on that thread. A thread per connection confines the wait to
+// its own connection; threads are started when work needs them and wait
+// on a condition variable when idle.
+//
+// Thread-safe: Enqueue from any thread.
 class SmtpProvider::Engine {
  public:
   // One message's transaction.
@@ -393,15 +402,9 @@ class SmtpProvider::Engine {
     std::string message_id;  // with angle brackets
     std::string data;        // the whole message
     size_t offset = 0;       // how much of `data` libcurl has read
-    std::string rcpt;        // "<address>"
-    curl_slist* rcpt_list = nullptr;
     std::string reply;       // the reply being read (multi-line)
     std::string last_reply;  // the last complete reply
-    char error[CURL_ERROR_SIZE] = {0};
-
-    ~Job() {
-      if (rcpt_list != nullptr) curl_slist_free_all(rcpt_list);
-    }
+    const std::atomic<bool>* stopping = nullptr;
 
     static size_t OnRead(char* buf, size_t size, size_t n, void* self) {
       auto* j = static_cast<Job*>(self);
@@ -411,8 +414,8 @@ class SmtpProvider::Engine {
       return len;
     }
 
-    // libcurl hands each server reply line here (SMTP is a "pingpong"
-    // protocol): keeps the last complete reply for error texts.
+    // libcurl hands each server reply line to the header callback (SMTP
+    // is a "pingpong" protocol): keeps the last complete reply.
     static size_t OnReply(char* data, size_t size, size_t n, void* self) {
       auto* j = static_cast<Job*>(self);
       absl::string_view line(data, size * n);
@@ -427,6 +430,12 @@ class SmtpProvider::Engine {
         j->reply.clear();
       }
       return size * n;
+    }
+
+    // Aborts the transaction when the provider stops.
+    static int OnProgress(void* self, curl_off_t, curl_off_t, curl_off_t,
+                          curl_off_t) {
+      return static_cast<Job*>(self)->stopping->load() ? 1 : 0;
     }
   };
 
@@ -443,17 +452,25 @@ class SmtpProvider::Engine {
   }
 
   ~Engine() {
+    std::vector<std::thread> threads;
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
+      stopping_flag_ = true;
+      threads.swap(threads_);
     }
-    if (multi_ != nullptr) curl_multi_wakeup(multi_);
-    if (thread_.joinable()) thread_.join();
-    for (CURL* easy : idle_) curl_easy_cleanup(easy);
-    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    work_.notify_all();
+    for (std::thread& t : threads) t.join();
+    // Whatever no thread took completes as transient, once.
+    std::deque<std::unique_ptr<Job>> abandoned;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      abandoned.swap(queued_);
+    }
+    for (auto& j : abandoned) Complete(std::move(j), ShuttingDown());
   }
 
-  absl::Status Start() {
+  static absl::Status GlobalInit() {
     static std::once_flag once;
     static CURLcode global = CURLE_OK;
     std::call_once(once,
@@ -462,17 +479,6 @@ class SmtpProvider::Engine {
       return absl::InternalError(
           absl::StrCat("libcurl: ", curl_easy_strerror(global)));
     }
-    multi_ = curl_multi_init();
-    if (multi_ == nullptr) {
-      return absl::InternalError("libcurl: no multi handle");
-    }
-    const long pool = std::max(1, options_.max_in_flight);
-    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, pool);
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, pool);
-    thread_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "smtp-client");
-      Run();
-    });
     return absl::OkStatus();
   }
 
@@ -486,8 +492,16 @@ class SmtpProvider::Engine {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& j : jobs) queued_.push_back(std::move(j));
+      // A thread more for each message no idle thread will take, up to
+      // max_in_flight threads (= connections).
+      const size_t max =
+          static_cast<size_t>(std::max(1, options_.max_in_flight));
+      while (!stopping_ && threads_.size() < max && idle_ < queued_.size()) {
+        ++idle_;  // counted idle until it takes its first job
+        threads_.emplace_back([this, n = threads_.size()] { Run(n); });
+      }
     }
-    curl_multi_wakeup(multi_);
+    work_.notify_all();
   }
 
   static void Complete(std::unique_ptr<Job> j, SendResult r) {
@@ -504,180 +518,148 @@ class SmtpProvider::Engine {
   }
 
  private:
-  void Run() {
-    for (;;) {
-      std::vector<std::unique_ptr<Job>> ready;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (stopping_) break;
-        while (!queued_.empty() &&
-               active_.size() + ready.size() <
-                   static_cast<size_t>(std::max(1, options_.max_in_flight))) {
-          ready.push_back(std::move(queued_.front()));
-          queued_.pop_front();
-        }
-      }
-      for (auto& j : ready) StartJob(std::move(j));
-      int running = 0;
-      curl_multi_perform(multi_, &running);
-      int left = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
-        if (msg->msg == CURLMSG_DONE)
-          Finish(msg->easy_handle, msg->data.result);
-      }
-      // Returns early when a socket is ready, libcurl's timer is due, or
-      // Enqueue/~Engine woke it.
-      curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
-    }
-    // Stopping: what is not answered yet completes as transient, once.
-    std::vector<std::unique_ptr<Job>> abandoned;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto& j : queued_) abandoned.push_back(std::move(j));
-      queued_.clear();
-    }
-    for (Job* j : active_) {
-      // The handle's private pointer is the job.
-      abandoned.emplace_back(j);
-    }
-    for (CURL* easy : active_easy_) {
-      curl_multi_remove_handle(multi_, easy);
-      curl_easy_cleanup(easy);
-    }
-    active_.clear();
-    active_easy_.clear();
-    for (auto& j : abandoned) {
-      SendResult r;
-      r.status = SendStatus::kTransient;
-      r.error_code = "shutting_down";
-      r.error_desc = "the SMTP provider is shutting down";
-      Complete(std::move(j), std::move(r));
-    }
+  static SendResult ShuttingDown() {
+    SendResult r;
+    r.status = SendStatus::kTransient;
+    r.error_code = "shutting_down";
+    r.error_desc = "the SMTP provider is shutting down";
+    return r;
   }
 
-  void StartJob(std::unique_ptr<Job> j) {
-    CURL* easy = nullptr;
-    if (!idle_.empty()) {
-      easy = idle_.back();
-      idle_.pop_back();
-    } else {
-      easy = curl_easy_init();
-      if (easy == nullptr) {
-        SendResult r;
-        r.status = SendStatus::kTransient;
-        r.error_code = "connection_failed";
-        r.error_desc = "libcurl: no easy handle";
-        Complete(std::move(j), std::move(r));
-        return;
+  // One connection's thread: takes jobs until the provider stops.
+  void Run(size_t n) {
+    pthread_setname_np(pthread_self(), absl::StrCat("smtp-", n).c_str());
+    CURL* easy = NewEasy();
+    for (;;) {
+      std::unique_ptr<Job> j;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_.wait(lock, [this] { return stopping_ || !queued_.empty(); });
+        if (stopping_) break;
+        j = std::move(queued_.front());
+        queued_.pop_front();
+        --idle_;
       }
-      // Everything that is the same for every message, set once per
-      // handle; what differs is set in each use below.
-      curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-      curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-      curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-      curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
-      curl_easy_setopt(easy, CURLOPT_MAIL_FROM, mail_from_.c_str());
-      curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Job::OnRead);
-      curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Job::OnReply);
-      curl_easy_setopt(easy, CURLOPT_USE_SSL,
-                       options_.starttls == StartTls::kRequired ? CURLUSESSL_ALL
-                       : options_.starttls == StartTls::kTry    ? CURLUSESSL_TRY
-                                                             : CURLUSESSL_NONE);
-      if (!options_.ca_file.empty()) {
-        curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
+      SendResult r = Transact(easy, j.get());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++idle_;
       }
-      if (!options_.username.empty()) {
-        curl_easy_setopt(easy, CURLOPT_USERNAME, options_.username.c_str());
-        curl_easy_setopt(easy, CURLOPT_PASSWORD, options_.password.c_str());
-        // AUTH PLAIN with its initial response: one round trip fewer.
-        curl_easy_setopt(easy, CURLOPT_SASL_IR, 1L);
-      }
-      curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
-                       static_cast<long>(std::max<int64_t>(
-                           1, absl::ToInt64Milliseconds(options_.timeout))));
-      curl_easy_setopt(easy, CURLOPT_FORBID_REUSE,
-                       options_.forbid_reuse ? 1L : 0L);
+      Complete(std::move(j), std::move(r));
+    }
+    // Closing the connection sends QUIT and waits (at most `timeout`).
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+
+  // A handle with everything that is the same for every message.
+  CURL* NewEasy() {
+    CURL* easy = curl_easy_init();
+    if (easy == nullptr) return nullptr;
+    const long timeout_ms = static_cast<long>(
+        std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.timeout)));
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(easy, CURLOPT_MAIL_FROM, mail_from_.c_str());
+    curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Job::OnRead);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Job::OnReply);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &Job::OnProgress);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(easy, CURLOPT_USE_SSL,
+                     options_.starttls == StartTls::kRequired ? CURLUSESSL_ALL
+                     : options_.starttls == StartTls::kTry    ? CURLUSESSL_TRY
+                                                           : CURLUSESSL_NONE);
+    if (!options_.ca_file.empty()) {
+      curl_easy_setopt(easy, CURLOPT_CAINFO, options_.ca_file.c_str());
+    }
+    if (!options_.username.empty()) {
+      curl_easy_setopt(easy, CURLOPT_USERNAME, options_.username.c_str());
+      curl_easy_setopt(easy, CURLOPT_PASSWORD, options_.password.c_str());
+      // AUTH PLAIN with its initial response: one round trip fewer.
+      curl_easy_setopt(easy, CURLOPT_SASL_IR, 1L);
+    }
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    // Also bounds each wait for a reply outside a transfer (QUIT).
+    curl_easy_setopt(easy, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+                     std::max<long>(1, timeout_ms / 1000));
+    curl_easy_setopt(easy, CURLOPT_FORBID_REUSE,
+                     options_.forbid_reuse ? 1L : 0L);
+    return easy;
+  }
+
+  // One SMTP transaction for `j` on `easy` (its connection reused when
+  // still open). Blocks this thread for at most `timeout`.
+  SendResult Transact(CURL* easy, Job* j) {
+    if (easy == nullptr) {
+      SendResult r;
+      r.status = SendStatus::kTransient;
+      r.error_code = "connection_failed";
+      r.error_desc = "libcurl: no easy handle";
+      return r;
     }
     j->message_id =
         absl::StrCat("<", RandomHex(16), ".", absl::ToUnixSeconds(absl::Now()),
                      "@", Domain(), ">");
     j->data = BuildSmtpMessage(j->message, from_, j->message_id,
                                options_.unsubscribe_url, absl::Now());
-    j->offset = 0;
-    j->rcpt = absl::StrCat("<", j->message.address, ">");
-    j->rcpt_list = curl_slist_append(nullptr, j->rcpt.c_str());
-    curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, j->rcpt_list);
+    j->stopping = &stopping_flag_;
+    const std::string rcpt = absl::StrCat("<", j->message.address, ">");
+    curl_slist* rcpts = curl_slist_append(nullptr, rcpt.c_str());
+    char error[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, rcpts);
     curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE,
                      static_cast<curl_off_t>(j->data.size()));
-    curl_easy_setopt(easy, CURLOPT_READDATA, j.get());
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, j.get());
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, j->error);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, j.get());
-    const CURLMcode added = curl_multi_add_handle(multi_, easy);
-    if (added != CURLM_OK) {
-      idle_.push_back(easy);
-      SendResult r;
-      r.status = SendStatus::kTransient;
-      r.error_code = "connection_failed";
-      r.error_desc = curl_multi_strerror(added);
-      Complete(std::move(j), std::move(r));
-      return;
-    }
-    active_.insert(j.release());
-    active_easy_.insert(easy);
-  }
-
-  void Finish(CURL* easy, CURLcode code) {
-    Job* raw = nullptr;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, reinterpret_cast<char**>(&raw));
-    std::unique_ptr<Job> j(raw);
-    active_.erase(raw);
-    active_easy_.erase(easy);
+    curl_easy_setopt(easy, CURLOPT_READDATA, j);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, j);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, j);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
+    const CURLcode code = curl_easy_perform(easy);
     long smtp_code = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &smtp_code);
-    curl_multi_remove_handle(multi_, easy);
-    idle_.push_back(easy);
+    curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, nullptr);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
+    curl_slist_free_all(rcpts);
+    if (code == CURLE_ABORTED_BY_CALLBACK) return ShuttingDown();
     SendResult r = SmtpResult(code, static_cast<int>(smtp_code), j->last_reply,
-                              j->error, {options_.password, options_.username});
+                              error, {options_.password, options_.username});
     if (r.status == SendStatus::kAccepted) {
       r.provider_message_id = j->message_id;
     } else {
       spdlog::warn(
-          "smtp provider {}: message {} to {} not sent ({}): {} "
-          "[curl: {}]",
+          "smtp provider {}: message {} to {} not sent ({}): {} [libcurl: {}]",
           options_.name, j->message.idempotency_key,
           MaskAddress(j->message.address), r.error_code, r.error_desc,
-          Redact(j->error[0] != '\0' ? std::string(j->error)
-                                     : std::string(curl_easy_strerror(code)),
+          Redact(error[0] != '\0' ? std::string(error)
+                                  : std::string(curl_easy_strerror(code)),
                  {options_.password}));
     }
-    Complete(std::move(j), std::move(r));
+    return r;
   }
 
   const SmtpOptions options_;
   const Mailbox from_;
   std::string url_;
   std::string mail_from_;
-  CURLM* multi_ = nullptr;
-  std::thread thread_;
+  // Set once, when the provider stops: aborts transactions on the wire.
+  std::atomic<bool> stopping_flag_{false};
 
   std::mutex mu_;
+  std::condition_variable work_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<std::unique_ptr<Job>> queued_ ABSL_GUARDED_BY(mu_);
-
-  // The thread's own: transfers on the wire and free easy handles.
-  std::set<Job*> active_;
-  std::set<CURL*> active_easy_;
-  std::vector<CURL*> idle_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  // Threads waiting for a job (or about to).
+  size_t idle_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 absl::StatusOr<std::unique_ptr<SmtpProvider>> SmtpProvider::Create(
     SmtpOptions options) {
   absl::StatusOr<Mailbox> from = ParseMailbox(options.from);
   if (!from.ok()) return from.status();
+  if (absl::Status s = Engine::GlobalInit(); !s.ok()) return s;
   auto engine = std::make_unique<Engine>(std::move(options), *std::move(from));
-  if (absl::Status s = engine->Start(); !s.ok()) return s;
   return std::unique_ptr<SmtpProvider>(new SmtpProvider(std::move(engine)));
 }
 

@@ -9,13 +9,13 @@
 //   o.password = "...";
 //   o.from = "Acme <news@acme.com>";
 //   auto p = SmtpProvider::Create(std::move(o));
-//   (*p)->Send(batch, done);  // returns at once; done runs on its thread
+//   (*p)->Send(batch, done);  // returns at once; done runs on its threads
 //
-// The provider owns one I/O thread driving a libcurl multi handle: at most
-// `max_in_flight` transactions run at once, on at most that many
-// connections, which are kept open and reused by later messages (no
-// handshake per email). The rest wait in order. Each transaction must end
-// within `timeout`.
+// The provider owns up to `max_in_flight` connection threads, started as
+// work needs them: at most that many transactions run at once, on at most
+// that many connections, which are kept open and reused by later messages
+// (no handshake per email). The rest wait in order. Each transaction must
+// end within `timeout`.
 //
 // Answers: 250 after DATA accepted (the provider message id is the
 // Message-ID we wrote, e.g. "<3f2a…@acme.com>"); 4xx, timeouts, refused or
@@ -110,14 +110,15 @@ SendResult SmtpResult(int curl_code, int smtp_code,
 
 class SmtpProvider : public Provider {
  public:
-  // Starts the I/O thread. INVALID_ARGUMENT for a bad `from`; INTERNAL
+  // INVALID_ARGUMENT for a bad `from`; INTERNAL
   // when libcurl cannot be set up.
   static absl::StatusOr<std::unique_ptr<SmtpProvider>> Create(
       SmtpOptions options);
-  // Stops the thread: messages not answered yet complete as transient.
+  // Stops the threads: transactions on the wire are aborted and they and
+  // the queued messages complete as transient (shutting_down).
   ~SmtpProvider() override;
 
-  // Never blocks: the batch is queued and the I/O thread woken. Messages
+  // Never blocks: the batch is queued and a connection thread woken. Messages
   // with an invalid address are answered without a transaction.
   void Send(std::vector<OutgoingMessage> batch, SendDone done) override;
   int MaxInFlight() const override;
