@@ -403,7 +403,9 @@ class SmtpProvider::Engine {
     std::string data;        // the whole message
     size_t offset = 0;       // how much of `data` libcurl has read
     std::string reply;       // the reply being read (multi-line)
-    std::string last_reply;  // the last complete reply
+    // The last complete 4xx or 5xx reply: what the transaction failed on
+    // (libcurl may close the connection after it, and QUIT's 221 follows).
+    std::string error_reply;
     const std::atomic<bool>* stopping = nullptr;
 
     static size_t OnRead(char* buf, size_t size, size_t n, void* self) {
@@ -415,7 +417,7 @@ class SmtpProvider::Engine {
     }
 
     // libcurl hands each server reply line to the header callback (SMTP
-    // is a "pingpong" protocol): keeps the last complete reply.
+    // is a "pingpong" protocol): keeps the last error reply.
     static size_t OnReply(char* data, size_t size, size_t n, void* self) {
       auto* j = static_cast<Job*>(self);
       absl::string_view line(data, size * n);
@@ -426,7 +428,9 @@ class SmtpProvider::Engine {
       }
       // "250-..." continues a reply; "250 ..." (or "250") ends it.
       if (line.size() <= 3 || line[3] != '-') {
-        j->last_reply = std::move(j->reply);
+        if (!j->reply.empty() && (j->reply[0] == '4' || j->reply[0] == '5')) {
+          j->error_reply = std::move(j->reply);
+        }
         j->reply.clear();
       }
       return size * n;
@@ -605,6 +609,8 @@ class SmtpProvider::Engine {
     j->data = BuildSmtpMessage(j->message, from_, j->message_id,
                                options_.unsubscribe_url, absl::Now());
     j->stopping = &stopping_flag_;
+    j->reply.clear();
+    j->error_reply.clear();
     const std::string rcpt = absl::StrCat("<", j->message.address, ">");
     curl_slist* rcpts = curl_slist_append(nullptr, rcpt.c_str());
     char error[CURL_ERROR_SIZE] = {0};
@@ -622,15 +628,23 @@ class SmtpProvider::Engine {
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
     curl_slist_free_all(rcpts);
     if (code == CURLE_ABORTED_BY_CALLBACK) return ShuttingDown();
-    SendResult r = SmtpResult(code, static_cast<int>(smtp_code), j->last_reply,
-                              error, {options_.password, options_.username});
+    // The error reply is the one the code came from only when it starts
+    // with that code.
+    const std::string code_text = std::to_string(smtp_code);
+    const std::string reply =
+        absl::StartsWith(j->error_reply, code_text) ? j->error_reply : "";
+    SendResult r = SmtpResult(code, static_cast<int>(smtp_code), reply, error,
+                              {options_.password, options_.username});
     if (r.status == SendStatus::kAccepted) {
       r.provider_message_id = j->message_id;
     } else {
       spdlog::warn(
           "smtp provider {}: message {} to {} not sent ({}): {} [libcurl: {}]",
           options_.name, j->message.idempotency_key,
-          MaskAddress(j->message.address), r.error_code, r.error_desc,
+          MaskAddress(j->message.address), r.error_code,
+          absl::StrReplaceAll(
+              r.error_desc,
+              {{j->message.address, MaskAddress(j->message.address)}}),
           Redact(error[0] != '\0' ? std::string(error)
                                   : std::string(curl_easy_strerror(code)),
                  {options_.password}));
