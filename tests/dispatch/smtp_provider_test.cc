@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 #include <string>
@@ -99,6 +100,7 @@ class SmtpSink {
     return absl::StrCat(scheme, "://127.0.0.1:", port_);
   }
   std::string cert() const { return dir_ + "/cert.pem"; }
+  bool hanging() const { return !ReadFile(dir_ + "/hanging").empty(); }
   int connections() const { return std::stoi(ReadFile(dir_ + "/connections")); }
 
   // What Python's email parser reads in each message received, in order.
@@ -395,6 +397,26 @@ TEST(SmtpProviderTest, AServerThatHangsInDataTimesOutAsTransient) {
   const SendResult r = SendOneAndWait(*p, Email("slow@example.com", "rcp_1"));
   EXPECT_EQ(r.status, SendStatus::kTransient);
   EXPECT_EQ(r.error_code, "timeout");
+}
+
+TEST(SmtpProviderTest, StoppingAbortsATransactionOnTheWire) {
+  SmtpSink sink({"--hang", "slow@example.com"});
+  SmtpOptions o = Options(sink);
+  o.timeout = absl::Seconds(60);
+  auto p = Make(o);
+  std::promise<std::vector<SendResult>> got;
+  p->Send(
+      {Email("slow@example.com", "rcp_1"), Email("ann@example.com", "rcp_2")},
+      [&](std::vector<SendResult> r) { got.set_value(std::move(r)); });
+  // Waits until the server holds the message (it answers the other one).
+  while (!sink.hanging()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  p.reset();  // the provider stops: nothing waits for the 60 s timeout
+  const std::vector<SendResult> r = got.get_future().get();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].status, SendStatus::kTransient);
+  EXPECT_EQ(r[0].error_code, "shutting_down");
 }
 
 TEST(SmtpProviderTest, ARefusedConnectionIsTransient) {

@@ -13,7 +13,7 @@ accepted connection adds one to D/connections; each message is saved as
 D/msg-N.eml (raw bytes) with its envelope in D/msg-N.json. RCPT of a
 --reject550 address is answered "550 5.1.1 user unknown", of a --reject451
 address "451 4.3.0 try again later"; DATA for a --hang address never gets
-an answer. Runs until killed.
+an answer (D/hanging appears once one waits). Runs until killed.
 
 Summarize:
   smtp_sink.py summarize D
@@ -53,6 +53,7 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         if any(r.lower() in self.hang for r in envelope.rcpt_tos):
+            write_atomically(os.path.join(self.dir, "hanging"), "1")
             await asyncio.sleep(3600)
         n = self.count
         self.count += 1

@@ -3,6 +3,8 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -443,6 +446,37 @@ class SmtpProvider::Engine {
     }
   };
 
+  // The sockets of one connection thread's handle, so that stopping can
+  // shut them down: libcurl's blocking waits (the reply to the final ".",
+  // QUIT) look at no progress callback, but a shut-down socket ends them.
+  struct Sockets {
+    std::mutex mu;
+    std::set<curl_socket_t> fds ABSL_GUARDED_BY(mu);
+    bool stopping ABSL_GUARDED_BY(mu) = false;
+
+    static curl_socket_t OnOpen(void* self, curlsocktype /*purpose*/,
+                                curl_sockaddr* a) {
+      auto* s = static_cast<Sockets*>(self);
+      std::lock_guard<std::mutex> lock(s->mu);
+      if (s->stopping) return CURL_SOCKET_BAD;
+      const curl_socket_t fd =
+          socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+      if (fd != CURL_SOCKET_BAD) s->fds.insert(fd);
+      return fd;
+    }
+    static int OnClose(void* self, curl_socket_t fd) {
+      auto* s = static_cast<Sockets*>(self);
+      std::lock_guard<std::mutex> lock(s->mu);
+      s->fds.erase(fd);
+      return close(fd);
+    }
+    void ShutDown() {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+      for (curl_socket_t fd : fds) shutdown(fd, SHUT_RDWR);
+    }
+  };
+
   Engine(SmtpOptions options, Mailbox from)
       : options_(std::move(options)), from_(std::move(from)) {
     url_ = options_.url;
@@ -462,6 +496,7 @@ class SmtpProvider::Engine {
       stopping_ = true;
       stopping_flag_ = true;
       threads.swap(threads_);
+      for (auto& sockets : sockets_) sockets->ShutDown();
     }
     work_.notify_all();
     for (std::thread& t : threads) t.join();
@@ -502,7 +537,11 @@ class SmtpProvider::Engine {
           static_cast<size_t>(std::max(1, options_.max_in_flight));
       while (!stopping_ && threads_.size() < max && idle_ < queued_.size()) {
         ++idle_;  // counted idle until it takes its first job
-        threads_.emplace_back([this, n = threads_.size()] { Run(n); });
+        sockets_.push_back(std::make_unique<Sockets>());
+        threads_.emplace_back(
+            [this, n = threads_.size(), sockets = sockets_.back().get()] {
+              Run(n, sockets);
+            });
       }
     }
     work_.notify_all();
@@ -531,9 +570,9 @@ class SmtpProvider::Engine {
   }
 
   // One connection's thread: takes jobs until the provider stops.
-  void Run(size_t n) {
+  void Run(size_t n, Sockets* sockets) {
     pthread_setname_np(pthread_self(), absl::StrCat("smtp-", n).c_str());
-    CURL* easy = NewEasy();
+    CURL* easy = NewEasy(sockets);
     for (;;) {
       std::unique_ptr<Job> j;
       {
@@ -556,9 +595,13 @@ class SmtpProvider::Engine {
   }
 
   // A handle with everything that is the same for every message.
-  CURL* NewEasy() {
+  CURL* NewEasy(Sockets* sockets) {
     CURL* easy = curl_easy_init();
     if (easy == nullptr) return nullptr;
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &Sockets::OnOpen);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, sockets);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &Sockets::OnClose);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, sockets);
     const long timeout_ms = static_cast<long>(
         std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.timeout)));
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
@@ -627,7 +670,11 @@ class SmtpProvider::Engine {
     curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, nullptr);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
     curl_slist_free_all(rcpts);
-    if (code == CURLE_ABORTED_BY_CALLBACK) return ShuttingDown();
+    // Stopping aborts (the progress callback) or shuts the socket down.
+    if (code == CURLE_ABORTED_BY_CALLBACK ||
+        (code != CURLE_OK && stopping_flag_.load())) {
+      return ShuttingDown();
+    }
     // The error reply is the one the code came from only when it starts
     // with that code.
     const std::string code_text = std::to_string(smtp_code);
@@ -664,6 +711,8 @@ class SmtpProvider::Engine {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<std::unique_ptr<Job>> queued_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  // One per thread (outlives it: destroyed with the engine).
+  std::vector<std::unique_ptr<Sockets>> sockets_ ABSL_GUARDED_BY(mu_);
   // Threads waiting for a job (or about to).
   size_t idle_ ABSL_GUARDED_BY(mu_) = 0;
 };
