@@ -680,8 +680,10 @@ class SmtpProvider::Engine {
     const std::string code_text = std::to_string(smtp_code);
     const std::string reply =
         absl::StartsWith(j->error_reply, code_text) ? j->error_reply : "";
+    // Only the password is secret: redacting the username too would
+    // mangle replies such as "550 user unknown" for a username "user".
     SendResult r = SmtpResult(code, static_cast<int>(smtp_code), reply, error,
-                              {options_.password, options_.username});
+                              {options_.password});
     if (r.status == SendStatus::kAccepted) {
       r.provider_message_id = j->message_id;
     } else {
