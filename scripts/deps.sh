@@ -13,7 +13,7 @@ PACKAGES=(
   golang-google-protobuf-dev golang-goprotobuf-dev
   grpc-proto python3 python3-grpcio python3-grpc-tools curl
   libtomlplusplus-dev libcurl4-openssl-dev libmicrohttpd-dev libjemalloc-dev
-  libsmpp34-dev nodejs
+  libsmpp34-dev nodejs python3-aiosmtpd openssl
 )
 
 missing=()

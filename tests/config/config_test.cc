@@ -250,6 +250,7 @@ name = "mail"
 type = "smtp"
 url = "smtps://mail.example.com:465"
 from = "news@example.com"
+ca_file = "/etc/ssl/private-ca.pem"
 
 [[providers]]
 name = "tw"
@@ -266,6 +267,7 @@ fallback = "smpp-1"
   EXPECT_EQ(s.providers[0].GetInt("window"), 10);
   EXPECT_EQ(s.providers[0].GetDuration("enquire_link"), absl::Seconds(15));
   EXPECT_EQ(s.providers[1].Get("starttls"), "required");
+  EXPECT_EQ(s.providers[1].Get("ca_file"), "/etc/ssl/private-ca.pem");
   EXPECT_EQ(s.providers[1].channels, std::vector<Channel>{Channel::kEmail});
   EXPECT_EQ(s.providers[2].Get("base_url"), "https://api.twilio.com");
   EXPECT_EQ(s.providers[2].Get("public_url"), "https://hooks.example.com");

@@ -1075,6 +1075,137 @@ window = 5
             "stats")["stats"]["unbinds"] == 1)
 
 
+class SmtpE2ETest(GatewayCase):
+    """An email campaign through the `smtp` provider into aiosmtpd
+    (tests/peers/smtp_sink.py, Debian's python3-aiosmtpd): every recipient
+    gets exactly one message, its MIME read back with Python's email parser;
+    a 550 "user unknown" fails its recipient and suppresses the address as a
+    bounce; the campaign completes (SMTP has no receipts)."""
+
+    SINK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "peers", "smtp_sink.py")
+    COUNT = 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="smtp-", dir=harness.RUN_DIR)
+        cls.sink_dir = os.path.join(cls.dir, "sink")
+        os.mkdir(cls.sink_dir)
+        cls.sink = subprocess.Popen(
+            ["/usr/bin/python3", cls.SINK, "serve", "--dir", cls.sink_dir,
+             "--reject550", "gone@example.com"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = os.path.join(cls.sink_dir, "port")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(port_file):
+            if cls.sink.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the SMTP sink did not start")
+            time.sleep(0.05)
+        with open(port_file) as f:
+            port = int(f.read())
+        config = """
+[[providers]]
+name = "mail"
+type = "smtp"
+url = "smtp://127.0.0.1:%d"
+from = "Acme Störe <news@acme.test>"
+starttls = "never"
+unsubscribe_url = "https://acme.test/u/{recipient_id}"
+max_in_flight = 2
+""" % port
+        cls.config_path = os.path.join(cls.dir, "campaignd.toml")
+        with open(cls.config_path, "w", encoding="utf-8") as f:
+            f.write(config)
+        cls.server_args = ("--key-rate", "0", "--config", cls.config_path)
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.sink.kill()
+            cls.sink.wait()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.sink.terminate()
+            cls.sink.wait()
+
+    def received(self):
+        out = subprocess.run(
+            ["/usr/bin/python3", self.SINK, "summarize", self.sink_dir],
+            check=True, capture_output=True).stdout
+        return json.loads(out)
+
+    def test_email_campaign_through_smtp(self):
+        self.ok("POST", "/api/v1/senders", {
+            "sender_id": "news@acme.test", "channel": "email",
+            "tier": "unlimited", "provider": "mail"}, status=201)
+        c = self.ok("POST", "/api/v1/campaigns", {
+            "name": "e2e smtp", "channel": "email",
+            "sender_id": "news@acme.test", "body": "Hi {{name}} — 50% off",
+            "subject": "{{name}}, Frühlingsangebote 🎉",
+            "html_body": "<p>Hi <b>{{name}}</b></p>"}, status=201)
+        rows = [{"address": "user%d@example.com" % i, "name": "N%d" % i}
+                for i in range(self.COUNT)]
+        rows.append({"address": "gone@example.com", "name": "Gone"})
+        r = self.call("POST", "/api/v1/campaigns/%s/recipients" % c["id"],
+                      {"recipients": rows})
+        self.assertIn(r.status, (200, 201), r)
+        self.ok("POST", "/api/v1/campaigns/%s/start" % c["id"], {})
+        deadline = time.monotonic() + 60
+        while True:
+            done = self.ok("GET", "/api/v1/campaigns/%s" % c["id"])
+            if done["status"] == "completed":
+                break
+            if time.monotonic() > deadline:
+                self.fail("campaign not completed: %s" % done)
+            time.sleep(0.1)
+        stats = done.get("stats", {})
+        self.assertEqual(int(stats.get("sent", 0)), self.COUNT, done)
+        self.assertEqual(int(stats.get("failed", 0)), 1, done)
+
+        got = self.ok("GET", "/api/v1/campaigns/%s/recipients?limit=100"
+                      % c["id"])
+        by_address = {x["address"]: x for x in got["items"]}
+        gone = by_address["gone@example.com"]
+        self.assertEqual(gone.get("errorCode"), "550", gone)
+        ids = {a: x.get("providerMessageId") for a, x in by_address.items()
+               if a != "gone@example.com"}
+
+        msgs = self.received()
+        # Exactly once: one message per recipient, none for the bounce.
+        self.assertEqual(sorted(m["rcpt_tos"][0] for m in msgs),
+                         sorted(r["address"] for r in rows[:-1]))
+        for m in msgs:
+            to = m["rcpt_tos"][0]
+            n = to[len("user"):-len("@example.com")]
+            self.assertEqual(m["mail_from"], "news@acme.test")
+            self.assertEqual(m["to"], to)
+            self.assertEqual(m["from_name"], "Acme Störe")
+            self.assertEqual(m["subject"],
+                             "N%s, Frühlingsangebote 🎉" % n)
+            self.assertEqual(m["message_id"], ids[to])
+            self.assertEqual(m["content_type"], "multipart/alternative")
+            self.assertEqual([p["content_type"] for p in m["parts"]],
+                             ["text/plain", "text/html"])
+            self.assertEqual(m["parts"][0]["content"],
+                             "Hi N%s — 50%% off" % n)
+            self.assertEqual(m["parts"][1]["content"],
+                             "<p>Hi <b>N%s</b></p>" % n)
+            self.assertEqual(m["list_unsubscribe_post"],
+                             "List-Unsubscribe=One-Click")
+            self.assertTrue(m["list_unsubscribe"].startswith(
+                "<https://acme.test/u/rcp_"), m)
+            self.assertEqual(m["defects"], 0, m)
+
+        sup = self.ok("GET", "/api/v1/suppressions?limit=100")
+        reasons = {s["address"]: s.get("reason") for s in sup.get("items", [])}
+        self.assertEqual(reasons.get("gone@example.com"), "bounce", sup)
+
+
 if __name__ == "__main__":
     raise SystemExit(harness.main(__doc__, [ProvidersE2ETest,
-                                            ProviderCrashTest, SmppE2ETest]))
+                                            ProviderCrashTest, SmppE2ETest,
+                                            SmtpE2ETest]))

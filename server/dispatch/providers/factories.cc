@@ -10,6 +10,7 @@
 #include "server/dispatch/providers/signatures.h"
 #include "server/dispatch/providers/slack.h"
 #include "server/dispatch/providers/smpp.h"
+#include "server/dispatch/providers/smtp.h"
 #include "server/dispatch/providers/telegram.h"
 #include "server/dispatch/providers/twilio.h"
 #include "server/dispatch/providers/webhook.h"
@@ -179,6 +180,29 @@ absl::StatusOr<std::unique_ptr<Provider>> MakeSmpp(
   return Wrap(*std::move(p), c);
 }
 
+absl::StatusOr<std::unique_ptr<Provider>> MakeSmtp(
+    const config::ProviderConfig& c, const ProviderEnv& /*env*/) {
+  SmtpOptions o;
+  o.name = c.name;
+  o.url = c.Get("url");
+  o.username = c.Get("username");
+  o.password = c.GetSecret("password").Reveal();
+  o.from = c.Get("from");
+  const std::string starttls = c.Get("starttls");
+  o.starttls = starttls == "never" ? StartTls::kNever
+               : starttls == "try" ? StartTls::kTry
+                                   : StartTls::kRequired;
+  o.unsubscribe_url = c.Get("unsubscribe_url");
+  o.ca_file = c.Get("ca_file");
+  o.max_in_flight = c.max_in_flight;
+  o.timeout = c.timeout;
+  absl::StatusOr<std::unique_ptr<SmtpProvider>> p =
+      SmtpProvider::Create(std::move(o));
+  if (!p.ok()) return p.status();
+  // SMTP gives no delivery receipts: sent is final.
+  return Wrap(*std::move(p), c, /*receipts=*/false);
+}
+
 }  // namespace
 
 ProviderFactories BuiltInProviderFactories() {
@@ -189,6 +213,7 @@ ProviderFactories BuiltInProviderFactories() {
       {"slack", &MakeSlack},
       {"webhook", &MakeWebhook},
       {"smpp", &MakeSmpp},
+      {"smtp", &MakeSmtp},
   };
 }
 
