@@ -366,11 +366,12 @@ class CampaignctlTest(ServerCase):
         self.assertEqual(providers["providers"][0]["state"], "ok", providers)
         table = self.ok("senders", "providers").stdout.splitlines()
         self.assertEqual(table[0].split(),
-                         ["NAME", "TYPE", "CHANNELS", "STATE", "REASON"], table)
+                         ["NAME", "TYPE", "CHANNELS", "FALLBACK", "STATE",
+                          "REASON"], table)
         self.assertEqual(table[1].split(),
                          ["simulator", "simulator",
-                          "sms,whatsapp,telegram,email,slack,rcs", "ok", "-"],
-                         table)
+                          "sms,whatsapp,telegram,email,slack,rcs", "-", "ok",
+                          "-"], table)
 
         sender = self.json("senders", "register", "--sender-id", "+15550001",
                            "--channel", "sms", "--tier", "tier_10k",
