@@ -54,6 +54,9 @@ class Failover final : public Provider {
   // kept) must outlive this; `timer` may be null (then the system clock).
   Failover(std::unique_ptr<Provider> provider, FailoverOptions options,
            ProviderRegistry* registry, Timer* timer);
+  // Ends the provider first: what it answers while it ends still finds
+  // this object whole.
+  ~Failover() override { provider_.reset(); }
 
   void Send(std::vector<OutgoingMessage> batch, SendDone done) override;
   // Marking and in-doubt handling must suit both ends: a message may go
@@ -86,7 +89,7 @@ class Failover final : public Provider {
   // Reports the circuit's state to the registry (outside mu_).
   void Publish(Circuit circuit, const std::string& reason);
 
-  const std::unique_ptr<Provider> provider_;
+  std::unique_ptr<Provider> provider_;  // reset first (destructor)
   const FailoverOptions options_;
   ProviderRegistry* const registry_;
   Timer* const timer_;

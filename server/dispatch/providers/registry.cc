@@ -102,7 +102,30 @@ void ProviderRegistry::StopAdapters() {
   // Lookup answers null first, so that what an adapter answers while it
   // ends (a Failover looks up its fallback) reaches no adapter ended before.
   if (stopped_.exchange(true)) return;
-  for (Entry& e : entries_) e.owned.reset();
+  // Each provider ends before its fallback: once it has ended (its threads
+  // joined, its pending messages answered), nothing hands the fallback
+  // more. Chains are acyclic (config::Load checks), so every round ends
+  // one at least.
+  std::vector<bool> ended(entries_.size(), false);
+  for (size_t left = entries_.size(); left > 0;) {
+    const size_t before = left;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (ended[i]) continue;
+      bool needed = false;  // a live provider falls back on it
+      for (size_t j = 0; j < entries_.size() && !needed; ++j) {
+        needed =
+            !ended[j] && j != i && entries_[j].fallback == entries_[i].name;
+      }
+      if (needed) continue;
+      entries_[i].owned.reset();
+      ended[i] = true;
+      --left;
+    }
+    if (left == before) {  // a cycle after all: end the rest anyway
+      for (Entry& e : entries_) e.owned.reset();
+      break;
+    }
+  }
 }
 
 absl::Status ProviderRegistry::SetState(absl::string_view name,

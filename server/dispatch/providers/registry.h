@@ -95,6 +95,9 @@ class ProviderRegistry final : public ProviderDirectory {
   // hand receipts to it). Idempotent.
   void StopAdapters();
 
+  // Stops the adapters (StopAdapters) before anything they may call into.
+  ~ProviderRegistry() override { StopAdapters(); }
+
   // Sets a provider's state and reason (reason "" when ok); NOT_FOUND for
   // an unknown name. The reason is shown to API callers: no secrets.
   absl::Status SetState(absl::string_view name, ProviderState state,
