@@ -529,7 +529,13 @@ class SmtpProvider::Engine {
 
   void Enqueue(std::vector<std::unique_ptr<Job>> jobs) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopping_) {
+        // Stopped: no thread would take them.
+        lock.unlock();
+        for (auto& j : jobs) Complete(std::move(j), ShuttingDown());
+        return;
+      }
       for (auto& j : jobs) queued_.push_back(std::move(j));
       // A thread more for each message no idle thread will take, up to
       // max_in_flight threads (= connections).
@@ -670,6 +676,24 @@ class SmtpProvider::Engine {
     curl_easy_setopt(easy, CURLOPT_MAIL_RCPT, nullptr);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
     curl_slist_free_all(rcpts);
+    // The whole message went out but no reply to it came (a timeout, or
+    // the provider stopping): the server may have queued it. Not sent
+    // again silently (RFC 1047's duplicate): failed as outcome_unknown,
+    // which RetryFailed sends on request.
+    if (code != CURLE_OK && j->offset == j->data.size() &&
+        j->error_reply.empty()) {
+      SendResult r;
+      r.status = SendStatus::kPermanent;
+      r.error_code = "outcome_unknown";
+      r.error_desc = absl::StrCat(
+          "the SMTP server got the whole message but did not answer it (",
+          code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "stopped",
+          "); it may have been delivered, so it is not sent again");
+      spdlog::warn("smtp provider {}: message {} to {}: {}", options_.name,
+                   j->message.idempotency_key, MaskAddress(j->message.address),
+                   r.error_desc);
+      return r;
+    }
     // Stopping aborts (the progress callback) or shuts the socket down.
     if (code == CURLE_ABORTED_BY_CALLBACK ||
         (code != CURLE_OK && stopping_flag_.load())) {
