@@ -583,6 +583,31 @@ TEST_F(SmppProviderTest, ThrottlingIsTransientOtherStatusesPermanent) {
   EXPECT_EQ(r[1].error_code, "encoding");
 }
 
+// A long text whose first part was accepted and whose second was not: a
+// retry would send the first part again, so it fails as partially_sent.
+TEST_F(SmppProviderTest, APartlyAcceptedLongTextIsNeverResent) {
+  Smsc smsc({"--no-dlr"});
+  auto p = Start(smsc, /*window=*/1);
+  const std::string three_parts(400, 'g');
+  // Throttled before any part was accepted: transient, retried whole.
+  smsc.Command("throttle 1");
+  std::vector<SendResult> r = SendAll(*p, {Sms("+15551230001", three_parts)});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, SendStatus::kTransient);
+  EXPECT_EQ(smsc.Stat("submits"), 1);  // the other parts were not written
+  // The connection lost after the first part was accepted.
+  smsc.Command("drop_after 1");
+  r = SendAll(*p, {Sms("+15551230002", three_parts)});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, SendStatus::kPermanent);
+  EXPECT_EQ(r[0].error_code, "partially_sent");
+  EXPECT_NE(r[0].error_desc.find("1 of 3 parts accepted"), std::string::npos)
+      << r[0].error_desc;
+  std::map<std::string, int> parts;
+  for (const json& j : smsc.Records()) ++parts[j["destination_addr"]];
+  EXPECT_EQ(parts["15551230002"], 1);  // and never again
+}
+
 TEST_F(SmppProviderTest, AnUnansweredSubmitEndsTransientlyAfterTheTimeout) {
   Smsc smsc({"--no-dlr", "--delay-ms", "5000"});
   auto p = Start(smsc, 10, "secret", absl::Seconds(30), absl::Seconds(1));

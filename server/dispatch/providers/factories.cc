@@ -57,11 +57,13 @@ class Configured final : public Provider {
   const int max_in_flight_;
 };
 
+// `max_in_flight` < 0: the config's.
 std::unique_ptr<Provider> Wrap(std::unique_ptr<Provider> p,
                                const config::ProviderConfig& c,
-                               bool receipts = true) {
-  return std::make_unique<Configured>(std::move(p), c.resend_unknown, receipts,
-                                      c.max_in_flight);
+                               bool receipts = true, int max_in_flight = -1) {
+  return std::make_unique<Configured>(
+      std::move(p), c.resend_unknown, receipts,
+      max_in_flight < 0 ? c.max_in_flight : max_in_flight);
 }
 
 absl::StatusOr<std::unique_ptr<Provider>> MakeWhatsAppCloud(
@@ -173,11 +175,13 @@ absl::StatusOr<std::unique_ptr<Provider>> MakeSmpp(
   if (o.system_type.size() > 12) {
     return absl::InvalidArgumentError("system_type: at most 12 characters");
   }
+  const int window = o.window;
   absl::StatusOr<std::unique_ptr<SmppProvider>> p =
       SmppProvider::Create(std::move(o), env.timer, env.events);
   if (!p.ok()) return p.status();
-  // The SMSC sends delivery receipts (registered_delivery=1).
-  return Wrap(*std::move(p), c);
+  // The SMSC sends delivery receipts (registered_delivery=1). On the wire
+  // at once: `window` submit_sm (the engine marks little more than that).
+  return Wrap(*std::move(p), c, /*receipts=*/true, window);
 }
 
 absl::StatusOr<std::unique_ptr<Provider>> MakeSmtp(

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -378,13 +379,16 @@ class SmppProvider::Session
 
   bool ok() const { return wake_fd_ >= 0; }
 
-  // Runs `fn` on the I/O thread. Any thread; never blocks for long.
-  void Post(std::function<void()> fn) {
+  // Runs `fn` on the I/O thread. Any thread; never blocks for long. False
+  // (and `fn` dropped) once the session has shut down.
+  bool Post(std::function<void()> fn) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return false;
       inbox_.push_back(std::move(fn));
     }
     Wake();
+    return true;
   }
 
   void Stop() {
@@ -406,9 +410,15 @@ class SmppProvider::Session
       b->done({});
       return;
     }
+    const size_t n = batch.size();
     auto msgs =
         std::make_shared<std::vector<OutgoingMessage>>(std::move(batch));
-    Post([this, b, msgs] { Enqueue(b, std::move(*msgs)); });
+    if (!Post([this, b, msgs] { Enqueue(b, std::move(*msgs)); })) {
+      // Shut down: answered here, once.
+      b->done(
+          std::vector<SendResult>(n, Failure(SendStatus::kTransient, "shutdown",
+                                             "the provider is shutting down")));
+    }
   }
 
   // The I/O thread's loop; returns after Stop() once the session unbound.
@@ -456,7 +466,11 @@ class SmppProvider::Session
     std::string masked_to;
     std::vector<std::string> pdus;  // packed submit_sm, sequence 1
     size_t next = 0;                // next part to write
+    size_t answered = 0;            // parts answered (or failed) so far
     size_t acked = 0;
+    // The first part that failed: no further part is written, and the
+    // message ends once the parts in flight are answered (PartFailed).
+    std::optional<SendResult> failure;
     std::vector<std::string> ids;  // by part
     bool finished = false;
     absl::Time queued_at;
@@ -520,6 +534,31 @@ class SmppProvider::Session
       after.swap(b.after_done);
       for (auto& fn : after) fn();
     }
+  }
+
+  // A part of `m` failed with `r` (answered counts it already). Once no
+  // part of `m` is in flight, `m` ends: with `r` when no part was accepted
+  // (the engine may retry it whole); else as partially_sent, permanent,
+  // since a retry would send the accepted parts a second time.
+  void PartFailed(const std::shared_ptr<Message>& m, SendResult r) {
+    if (m->finished) return;
+    if (!m->failure.has_value()) m->failure = std::move(r);
+    if (m->next > m->answered) return;  // parts still in flight
+    if (m->acked == 0) {
+      Finish(m, *m->failure);
+      return;
+    }
+    spdlog::warn(
+        "smpp {}: message to {} partially sent: {} of {} parts "
+        "accepted, then {}",
+        o_.name, m->masked_to, m->acked, m->pdus.size(),
+        m->failure->error_code);
+    Finish(m, Failure(SendStatus::kPermanent, "partially_sent",
+                      absl::StrCat(
+                          m->acked, " of ", m->pdus.size(),
+                          " parts accepted, then: ", m->failure->error_desc,
+                          "; not sent again (RetryFailed sends "
+                          "every part)")));
   }
 
   void RememberPart(const std::string& part_id, const std::string& first) {
@@ -628,7 +667,7 @@ class SmppProvider::Session
     if (state_ != State::kBound) return;
     while (!queue_.empty() && outstanding_submits_ < o_.window) {
       std::shared_ptr<Message> m = queue_.front();
-      if (m->finished) {
+      if (m->finished || m->failure.has_value()) {
         queue_.pop_front();
         continue;
       }
@@ -700,9 +739,16 @@ class SmppProvider::Session
       if (p.kind == Kind::kSubmit) {
         --outstanding_submits_;
         Count([](SmppStats& s) { ++s.transient; });
-        Finish(p.msg, Failure(SendStatus::kTransient, "timeout",
-                              absl::StrCat("no submit_sm_resp within ",
-                                           absl::FormatDuration(o_.timeout))));
+        ++p.msg->answered;
+        PartFailed(p.msg,
+                   Failure(SendStatus::kTransient, "timeout",
+                           absl::StrCat("no submit_sm_resp within ",
+                                        absl::FormatDuration(o_.timeout))));
+        // The SMSC may still answer it: a new connection keeps the window
+        // true and no late answer is mistaken.
+        spdlog::warn("smpp {}: no submit_sm_resp within {}: reconnecting",
+                     o_.name, absl::FormatDuration(o_.timeout));
+        drop = true;
       } else {
         spdlog::warn(
             "smpp {}: no answer to {} within {}: reconnecting", o_.name,
@@ -873,15 +919,16 @@ class SmppProvider::Session
     for (auto& [seq, p] : pending) {
       if (p.kind != Kind::kSubmit) continue;
       Count([](SmppStats& s) { ++s.transient; });
-      Finish(p.msg, Failure(SendStatus::kTransient, "connection_reset",
-                            "connection to the SMSC lost before "
-                            "submit_sm_resp"));
+      ++p.msg->answered;
+      PartFailed(p.msg, Failure(SendStatus::kTransient, "connection_reset",
+                                "connection to the SMSC lost before "
+                                "submit_sm_resp"));
     }
     // A message with parts written cannot go on on another connection.
     for (auto it = queue_.begin(); it != queue_.end();) {
       if ((*it)->next > 0) {
-        Finish(*it, Failure(SendStatus::kTransient, "connection_reset",
-                            "connection to the SMSC lost between parts"));
+        PartFailed(*it, Failure(SendStatus::kTransient, "connection_reset",
+                                "connection to the SMSC lost between parts"));
         it = queue_.erase(it);
       } else {
         ++it;
@@ -1074,6 +1121,7 @@ class SmppProvider::Session
     pending_.erase(it);
     --outstanding_submits_;
     Message& m = *p.msg;
+    ++m.answered;
     if (status == 0) {
       Count([](SmppStats& s) { ++s.accepted; });
       m.ids[p.part] = msg_id;
@@ -1086,6 +1134,8 @@ class SmppProvider::Session
         r.status = SendStatus::kAccepted;
         r.provider_message_id = m.ids[0];
         Finish(p.msg, std::move(r));
+      } else if (m.failure.has_value()) {
+        PartFailed(p.msg, *m.failure);  // the last in flight: it ends now
       }
       return;
     }
@@ -1096,15 +1146,15 @@ class SmppProvider::Session
                                  ? "SMSC throttled (ESME_RTHROTTLED)"
                                  : "SMSC queue full (ESME_RMSGQFUL)");
       r.retry_after = o_.throttled_retry_after;
-      Finish(p.msg, std::move(r));
+      PartFailed(p.msg, std::move(r));
       return;
     }
     Count([](SmppStats& s) { ++s.permanent; });
     spdlog::info("smpp {}: submit_sm to {} refused: {}", o_.name, m.masked_to,
                  SmppStatusCode(status));
-    Finish(p.msg, Failure(SendStatus::kPermanent, SmppStatusCode(status),
-                          absl::StrCat("SMSC refused submit_sm: ",
-                                       SmppStatusCode(status))));
+    PartFailed(p.msg, Failure(SendStatus::kPermanent, SmppStatusCode(status),
+                              absl::StrCat("SMSC refused submit_sm: ",
+                                           SmppStatusCode(status))));
   }
 
   void OnSubmitResp(const uint8_t* p, uint32_t len, uint32_t status,
@@ -1395,7 +1445,16 @@ class SmppProvider::Session
       }
     }
     CloseSocket();
-    RunInbox();  // Sends that raced the stop
+    for (;;) {  // Sends that raced the stop; after these, Post refuses
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (inbox_.empty()) {
+          closed_ = true;
+          break;
+        }
+      }
+      RunInbox();
+    }
     std::deque<std::shared_ptr<Message>> queued;
     queued.swap(queue_);
     for (auto& m : queued) {
@@ -1412,6 +1471,7 @@ class SmppProvider::Session
 
   std::mutex mu_;
   std::vector<std::function<void()>> inbox_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;  // Shutdown has run the last
   std::mutex stats_mu_;
   SmppStats stats_ ABSL_GUARDED_BY(stats_mu_);
 
