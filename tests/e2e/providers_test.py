@@ -244,6 +244,21 @@ class VendorHandler(http.server.BaseHTTPRequestHandler):
         return self.answer(404, {"error": "not found"})
 
 
+def wait_until(case, what, check, timeout=30):
+    """Polls `check` until it returns something true (returned), failing
+    `case` after `timeout` seconds; `what` (a text, or a callable giving
+    one when it is needed) says what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            case.fail("gave up waiting for " +
+                      (what() if callable(what) else what))
+        time.sleep(0.05)
+
+
 def closed_port():
     """A port nothing listens on (connections to it are refused)."""
     with socket.socket() as s:
@@ -721,14 +736,7 @@ timeout = "60s"
             timeout=harness.RPC_TIMEOUT)
 
     def wait_until(self, what, check, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            got = check()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                self.fail("gave up waiting for " + what())
-            time.sleep(0.05)
+        return wait_until(self, what, check, timeout)
 
     def wait_status(self, cid, status):
         last = []
@@ -1008,14 +1016,7 @@ window = 5
         return json.loads(self.smsc.stdout.readline())
 
     def wait_until(self, what, check, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            got = check()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                self.fail("gave up waiting for " + what)
-            time.sleep(0.05)
+        return wait_until(self, what, check, timeout)
 
     def test_campaign_delivered_through_smpp_and_stop_suppresses(self):
         pb["sender_grpc"].SenderServiceStub(self.srv.channel).RegisterSender(
