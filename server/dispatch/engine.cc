@@ -109,37 +109,69 @@ struct Engine::Pump {
     kRunning,  // a step runs; it arms `step_at` when it ends, if not future
   };
 
-  Campaign campaign;  // settings, and status/stats as last recorded
-  Phase phase = Phase::kSettingUp;
-  Scan scan = Scan::kAhead;
-  Stepper stepper = Stepper::kIdle;
-  absl::Time step_at = absl::InfiniteFuture();
+  Pump(Mutex& engine_mu, const Campaign& c)
+      : mu(engine_mu), account_id(c.account_id), id(c.id), campaign(c) {}
 
-  std::optional<Setup> setup;
-  std::optional<TokenBucket> own_bucket;  // the campaign's rate override
+  // The engine's mu_, which guards the fields below. The analysis knows it
+  // here as `p->mu`, apart from the engine's `mu_` (clang sees no
+  // aliases); Held, Unlock and Lock tell it the two are one lock.
+  Mutex& mu;
+  // With the engine's lock held: the pump's fields may be used.
+  void Held(const Mutex& engine_mu) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(engine_mu) ABSL_ASSERT_EXCLUSIVE_LOCK(mu) {
+    (void)engine_mu;
+  }
+  // Drops and retakes the engine's lock. Not analysed: the analysis cannot
+  // see that releasing `engine_mu` releases `mu`, which is what these say.
+  void Unlock(Mutex& engine_mu)
+      ABSL_UNLOCK_FUNCTION(engine_mu, mu) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    engine_mu.Unlock();
+  }
+  void Lock(Mutex& engine_mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(engine_mu)
+      ABSL_ASSERT_EXCLUSIVE_LOCK(mu) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    engine_mu.Lock();
+  }
 
-  int64_t cursor = 0;  // last leased seq
-  absl::Time next_batch_at = absl::InfinitePast();
-  std::deque<Item> ready;
-  std::multimap<absl::Time, Item> retries;
+  // The campaign's, never changed: read without the lock.
+  const std::string account_id, id;
+
+  Campaign campaign ABSL_GUARDED_BY(mu);  // settings, status/stats as recorded
+  Phase phase ABSL_GUARDED_BY(mu) = Phase::kSettingUp;
+  Scan scan ABSL_GUARDED_BY(mu) = Scan::kAhead;
+  Stepper stepper ABSL_GUARDED_BY(mu) = Stepper::kIdle;
+  absl::Time step_at ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
+
+  std::optional<Setup> setup ABSL_GUARDED_BY(mu);
+  // The campaign's rate override.
+  std::optional<TokenBucket> own_bucket ABSL_GUARDED_BY(mu);
+
+  int64_t cursor ABSL_GUARDED_BY(mu) = 0;  // last leased seq
+  absl::Time next_batch_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  std::deque<Item> ready ABSL_GUARDED_BY(mu);
+  std::multimap<absl::Time, Item> retries ABSL_GUARDED_BY(mu);
   // Messages handed to the provider or settled, not recorded yet.
-  int64_t in_flight = 0;
-  int starting = 0;  // provider calls being started right now
+  int64_t in_flight ABSL_GUARDED_BY(mu) = 0;
+  // Provider calls being started right now.
+  int starting ABSL_GUARDED_BY(mu) = 0;
   // Batches marked handed (durably) whose provider call is still to start.
-  std::deque<std::vector<Item>> marked;
-  std::vector<std::function<void()>> on_quiet;  // when starting is 0
-  std::vector<std::function<void()>> on_idle;   // ... and in_flight is 0
+  std::deque<std::vector<Item>> marked ABSL_GUARDED_BY(mu);
+  // When starting is 0.
+  std::vector<std::function<void()>> on_quiet ABSL_GUARDED_BY(mu);
+  // ... and in_flight is 0.
+  std::vector<std::function<void()>> on_idle ABSL_GUARDED_BY(mu);
 
-  std::deque<bool> window;  // recent final outcomes: true = failed
-  int window_failures = 0;
-  std::string auto_pause;  // the error threshold's pause reason, to store
+  // Recent final outcomes: true = failed.
+  std::deque<bool> window ABSL_GUARDED_BY(mu);
+  int window_failures ABSL_GUARDED_BY(mu) = 0;
+  // The error threshold's pause reason, to store.
+  std::string auto_pause ABSL_GUARDED_BY(mu);
 
   // A queued recipient may be behind the cursor: scan again before ending.
-  void NeedRescan() {
+  void NeedRescan() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (scan == Scan::kRescanning) scan = Scan::kAhead;
     if (scan == Scan::kDrained) scan = Scan::kEnd;
   }
-  bool Leasing() const {
+  bool Leasing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return scan == Scan::kAhead || scan == Scan::kRescanning;
   }
 };
@@ -154,18 +186,20 @@ Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
 Engine::~Engine() { Stop(); }
 
 void Engine::Stop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stopped_) return;
   stopped_ = true;
   std::vector<PumpPtr> pumps;
   for (auto& [id, p] : pumps_) pumps.push_back(p);
-  for (const PumpPtr& p : pumps) HaltAndRelease(p, lock);
-  quiet_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  for (const PumpPtr& p : pumps) HaltAndRelease(p);
+  auto quiet = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const auto& [id, p] : pumps_) {
+      p->Held(mu_);
       if (p->starting > 0) return false;
     }
     return true;
-  });
+  };
+  while (!quiet()) quiet_cv_.Wait(&mu_);
 }
 
 absl::Status Engine::Recover() {
@@ -185,7 +219,7 @@ absl::Status Engine::Recover() {
     Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
     const bool receipts = provider == nullptr || provider->SendsReceipts();
     progress_.Publish(c, timer_->Now());
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!stopped_) ArmReceiptTimeout(c, receipts);
   }
   return absl::OkStatus();
@@ -211,7 +245,7 @@ void Engine::Transition(const std::string& account_id, const std::string& id,
 
 void Engine::Apply(const Campaign& c) {
   progress_.Publish(c, timer_->Now());
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stopped_) return;
   auto it = pumps_.find(c.id);
   PumpPtr p = it == pumps_.end() ? nullptr : it->second;
@@ -220,17 +254,18 @@ void Engine::Apply(const Campaign& c) {
       EnsurePump(c);
       return;
     case CampaignStatus::kPaused:
-      if (p) HaltAndRelease(p, lock);
+      if (p) HaltAndRelease(p);
       return;
     case CampaignStatus::kScheduled:
-      if (p) HaltAndRelease(p, lock);
+      if (p) HaltAndRelease(p);
       ArmSchedule(c);
       return;
     case CampaignStatus::kSent: {
       // A vendor without receipts (Telegram, Slack): sent is final.
       bool receipts = true;
       if (p) {
-        HaltAndRelease(p, lock);
+        p->Held(mu_);
+        HaltAndRelease(p);
         if (p->setup) receipts = p->setup->provider->SendsReceipts();
         pumps_.erase(c.id);
       }
@@ -239,7 +274,8 @@ void Engine::Apply(const Campaign& c) {
     }
     default:
       if (p) {
-        HaltAndRelease(p, lock);
+        p->Held(mu_);
+        HaltAndRelease(p);
         // A cancel waiting for in-flight outcomes keeps the pump until then.
         if (p->on_idle.empty()) pumps_.erase(c.id);
       }
@@ -250,9 +286,10 @@ void Engine::Apply(const Campaign& c) {
 void Engine::EnsurePump(const Campaign& c) {
   PumpPtr& p = pumps_[c.id];
   if (!p) {
-    p = std::make_shared<Pump>();
-    p->campaign = c;
+    p = std::make_shared<Pump>(mu_, c);
+    p->Held(mu_);
   } else {
+    p->Held(mu_);
     // Resumed (or re-read): new settings, same place in the list.
     p->campaign = c;
     p->window.clear();
@@ -261,35 +298,42 @@ void Engine::EnsurePump(const Campaign& c) {
   Unhalt(p);
 }
 
-void Engine::Halt(Pump& p) { p.phase = Pump::Phase::kHalted; }
+void Engine::Halt(Pump& p) {
+  p.Held(mu_);
+  p.phase = Pump::Phase::kHalted;
+}
 
-void Engine::HaltAndRelease(const PumpPtr& p,
-                            std::unique_lock<std::mutex>& lock) {
+void Engine::HaltAndRelease(const PumpPtr& p) {
+  p->Held(mu_);
   Halt(*p);
   while (!p->marked.empty()) {
     std::vector<Item> batch = std::move(p->marked.back());
     p->marked.pop_back();
-    Unmark(p, std::move(batch), /*stored=*/true, lock);
-    if (!lock.owns_lock()) lock.lock();
+    Unmark(p, std::move(batch), /*stored=*/true);
   }
 }
 
 void Engine::Unhalt(const PumpPtr& p) {
+  p->Held(mu_);
   p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
   ScheduleStep(p, timer_->Now());
 }
 
-void Engine::WhenQuiet(const PumpPtr& p, std::unique_lock<std::mutex>& lock,
-                       std::function<void()> fn) {
-  if (p && p->starting > 0) {
-    p->on_quiet.push_back(std::move(fn));
-    return;
+void Engine::WhenQuiet(const PumpPtr& p, std::function<void()> fn) {
+  if (p) {
+    p->Held(mu_);
+    if (p->starting > 0) {
+      p->on_quiet.push_back(std::move(fn));
+      return;
+    }
   }
-  lock.unlock();
+  mu_.Unlock();
   fn();
+  mu_.Lock();
 }
 
 void Engine::ScheduleStep(const PumpPtr& p, absl::Time when) {
+  p->Held(mu_);
   switch (p->stepper) {
     case Pump::Stepper::kRunning:
       p->step_at = std::min(p->step_at, when);
@@ -306,24 +350,24 @@ void Engine::ScheduleStep(const PumpPtr& p, absl::Time when) {
 }
 
 void Engine::OnAlarm(const PumpPtr& p, absl::Time at) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
+  p->Held(mu_);
   if (p->stepper != Pump::Stepper::kArmed || p->step_at != at) return;
   p->stepper = Pump::Stepper::kRunning;
   p->step_at = absl::InfiniteFuture();
   if (!stopped_) {
     switch (p->phase) {
       case Pump::Phase::kSettingUp:
-        SetUp(p, lock);
+        SetUp(p);
         break;
       case Pump::Phase::kSending:
-        Dispatch(p, lock);
+        Dispatch(p);
         break;
       case Pump::Phase::kHalted:
       case Pump::Phase::kFinishing:
         break;
     }
   }
-  if (!lock.owns_lock()) lock.lock();
   p->stepper = Pump::Stepper::kIdle;
   if (p->step_at != absl::InfiniteFuture() && !stopped_) {
     const absl::Time when = p->step_at;
@@ -371,11 +415,11 @@ void Engine::Start(const std::string& account_id, const std::string& id,
 void Engine::Pause(const std::string& account_id, const std::string& id,
                    std::string reason, Done<Campaign> done) {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = pumps_.find(id);
     // Halted before the write: nothing starts once the pause is stored.
-    if (it != pumps_.end() && it->second->campaign.account_id == account_id) {
-      HaltAndRelease(PumpPtr(it->second), lock);
+    if (it != pumps_.end() && it->second->account_id == account_id) {
+      HaltAndRelease(PumpPtr(it->second));
     }
   }
   LifecycleChange change;
@@ -384,17 +428,19 @@ void Engine::Pause(const std::string& account_id, const std::string& id,
   change.reason = std::move(reason);
   Transition(account_id, id, std::move(change),
              [this, id, done = std::move(done)](absl::StatusOr<Campaign> c) {
-               std::unique_lock<std::mutex> lock(mu_);
+               MutexLock lock(&mu_);
                auto it = pumps_.find(id);
                PumpPtr p = it == pumps_.end() ? nullptr : it->second;
-               if (!c.ok() && p && !stopped_ &&
-                   p->phase == Pump::Phase::kHalted &&
-                   p->campaign.status == CampaignStatus::kSending) {
-                 // Not paused after all: a sending campaign runs on.
-                 Unhalt(p);
+               if (!c.ok() && p && !stopped_) {
+                 p->Held(mu_);
+                 if (p->phase == Pump::Phase::kHalted &&
+                     p->campaign.status == CampaignStatus::kSending) {
+                   // Not paused after all: a sending campaign runs on.
+                   Unhalt(p);
+                 }
                }
                // Answered once nothing that was starting can still start.
-               WhenQuiet(p, lock,
+               WhenQuiet(p,
                          [done = std::move(done), c = std::move(c)]() mutable {
                            done(std::move(c));
                          });
@@ -417,9 +463,10 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
     change.now = timer_->Now();
     Transition(account_id, id, std::move(change),
                [this, id, done = std::move(done)](absl::StatusOr<Campaign> c) {
-                 std::unique_lock<std::mutex> lock(mu_);
+                 ReleasableMutexLock lock(&mu_);
                  auto it = pumps_.find(id);
                  if (it != pumps_.end()) {
+                   it->second->Held(mu_);
                    if (c.ok() || it->second->campaign.status !=
                                      CampaignStatus::kSending) {
                      pumps_.erase(it);
@@ -427,16 +474,17 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
                      Unhalt(it->second);
                    }
                  }
-                 lock.unlock();
+                 lock.Unlock();
                  done(std::move(c));
                });
   };
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = pumps_.find(id);
-    if (it != pumps_.end() && it->second->campaign.account_id == account_id) {
+    if (it != pumps_.end() && it->second->account_id == account_id) {
       const PumpPtr p = it->second;
-      HaltAndRelease(p, lock);
+      p->Held(mu_);
+      HaltAndRelease(p);
       // Messages with the provider keep their real outcome: cancel once
       // they are recorded and no call is being started.
       if (p->in_flight > 0 || p->starting > 0) {
@@ -456,10 +504,13 @@ void Engine::RetryFailed(const std::string& account_id, const std::string& id,
       [this, done = std::move(done)](absl::StatusOr<RetryResult> r) {
         if (r.ok()) {
           {
-            std::lock_guard<std::mutex> lock(mu_);
+            MutexLock lock(&mu_);
             auto it = pumps_.find(r->campaign.id);
             // A running pump finds them on its rescan before finishing.
-            if (it != pumps_.end()) it->second->NeedRescan();
+            if (it != pumps_.end()) {
+              it->second->Held(mu_);
+              it->second->NeedRescan();
+            }
           }
           Apply(r->campaign);
         }
@@ -506,6 +557,7 @@ void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
 }
 
 int64_t Engine::TakePermits(Pump& p, absl::Time now, absl::Time* ready_at) {
+  p.Held(mu_);
   const int64_t rate = RateOf(p.campaign, p.setup->tier_rate);
   if (rate <= 0) return p.campaign.batch_size;
   TokenBucket* sender = nullptr;
@@ -549,6 +601,7 @@ int64_t Engine::TakePermits(Pump& p, absl::Time now, absl::Time* ready_at) {
 }
 
 int64_t Engine::ChunkSize(const Pump& p) const {
+  p.Held(mu_);
   const int64_t tier = p.setup ? p.setup->tier_rate : 0;
   if (RateOf(p.campaign, tier) <= 0) return p.campaign.batch_size;
   int64_t n = std::numeric_limits<int64_t>::max();
@@ -574,14 +627,15 @@ absl::Duration Engine::Backoff(const Recipient& r, int attempt) const {
   return d * jitter;
 }
 
-void Engine::SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
+void Engine::SetUp(const PumpPtr& p) {
+  p->Held(mu_);
   const Campaign c = p->campaign;
-  lock.unlock();
+  p->Unlock(mu_);
   absl::StatusOr<Sender> sender = store_->SenderOf(c);
   absl::StatusOr<MessageContent> text =
       sender.ok() ? store_->MessageContentOf(c) : sender.status();
   Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
-  lock.lock();
+  p->Lock(mu_);
   if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile
   if (IsStorageFailure(text.status())) {
     spdlog::error("campaign {}: reading its sender and template failed: {}",
@@ -598,13 +652,14 @@ void Engine::SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
   }
   if (!fatal.empty()) {
     Halt(*p);
-    lock.unlock();
+    p->Unlock(mu_);
     spdlog::warn("campaign {}: cannot send: {}", c.id, fatal);
     LifecycleChange change;
     change.event = CampaignEvent::kFatal;
     change.now = timer_->Now();
     change.reason = fatal;
     Transition(c.account_id, c.id, std::move(change), nullptr);
+    p->Lock(mu_);
     return;
   }
   const bool mark_handed =
@@ -627,7 +682,8 @@ void Engine::SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
   ScheduleStep(p, timer_->Now());
 }
 
-void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
+void Engine::Dispatch(const PumpPtr& p) {
+  p->Held(mu_);
   // Permits granted in this step: a rate chunk is spent at once (in calls
   // of at most batch_size), never carried into a later step.
   int64_t permits = 0;
@@ -641,7 +697,7 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       std::vector<Item> batch = std::move(p->marked.front());
       p->marked.pop_front();
       p->in_flight -= static_cast<int64_t>(batch.size());
-      StartCall(p, std::move(batch), lock);
+      StartCall(p, std::move(batch));
     }
     if (p->phase != Pump::Phase::kSending || stopped_) return;
     const absl::Time now = timer_->Now();
@@ -667,7 +723,7 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
         return;
       }
       if (!window_open) return;  // recorded outcomes step again
-      Refill(p, lock);
+      Refill(p);
       continue;
     }
     if (p->ready.empty()) {
@@ -684,9 +740,9 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
         continue;
       }
       p->phase = Pump::Phase::kFinishing;
-      lock.unlock();
+      p->Unlock(mu_);
       FinishDispatch(p);
-      lock.lock();
+      p->Lock(mu_);
       return;
     }
     if (permits == 0 && !window_open) return;  // recorded outcomes step
@@ -697,9 +753,9 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       for (Item& item : p->ready) expired.push_back(Expired(item.r.seq));
       p->ready.clear();
       p->in_flight += static_cast<int64_t>(expired.size());
-      lock.unlock();
+      p->Unlock(mu_);
       Record(p, std::move(expired));
-      lock.lock();
+      p->Lock(mu_);
       continue;
     }
     if (permits == 0) {
@@ -725,26 +781,26 @@ void Engine::Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
       p->next_batch_at = now + p->campaign.batch_delay;
     }
     if (p->setup->mark_handed) {
-      MarkThenCall(p, std::move(batch), lock);
+      MarkThenCall(p, std::move(batch));
     } else {
-      StartCall(p, std::move(batch), lock);
+      StartCall(p, std::move(batch));
     }
   }
 }
 
-void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch,
-                          std::unique_lock<std::mutex>& lock) {
+void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch) {
+  p->Held(mu_);
   const int64_t n = static_cast<int64_t>(batch.size());
   std::vector<int64_t> seqs;
   seqs.reserve(batch.size());
   for (const Item& item : batch) seqs.push_back(item.r.seq);
   p->in_flight += n;  // counted from the mark on (the window, a cancel)
-  const std::string account = p->campaign.account_id, id = p->campaign.id;
-  lock.unlock();
+  p->Unlock(mu_);
   store_->MarkHanded(
-      account, id, std::move(seqs), true,
+      p->account_id, p->id, std::move(seqs), true,
       [this, p, n, batch = std::move(batch)](absl::Status marked) mutable {
-        std::unique_lock<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
+        p->Held(mu_);
         if (marked.ok() && p->phase == Pump::Phase::kSending && !stopped_) {
           // The call starts from the pump's next step, on a timer thread:
           // never on the storage writer's.
@@ -756,21 +812,19 @@ void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch,
           spdlog::error(
               "campaign {}: marking {} messages before the provider call "
               "failed (retrying in {}): {}",
-              p->campaign.id, n, absl::FormatDuration(kErrorRetry),
-              marked.ToString());
+              p->id, n, absl::FormatDuration(kErrorRetry), marked.ToString());
           p->next_batch_at = timer_->Now() + kErrorRetry;
         }
-        Unmark(p, std::move(batch), /*stored=*/marked.ok(), lock);
-        if (!lock.owns_lock()) lock.lock();
+        Unmark(p, std::move(batch), /*stored=*/marked.ok());
         if (p->phase == Pump::Phase::kSending && !stopped_) {
           ScheduleStep(p, p->next_batch_at);
         }
       });
-  lock.lock();
+  p->Lock(mu_);
 }
 
-void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored,
-                    std::unique_lock<std::mutex>& lock) {
+void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored) {
+  p->Held(mu_);
   std::vector<int64_t> seqs;
   p->in_flight -= static_cast<int64_t>(batch.size());
   for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
@@ -779,13 +833,12 @@ void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored,
   }
   std::vector<std::function<void()>> idle;
   if (p->in_flight == 0 && p->starting == 0) idle.swap(p->on_idle);
-  const std::string account = p->campaign.account_id, id = p->campaign.id;
   if (!stored && idle.empty()) return;
-  lock.unlock();
+  p->Unlock(mu_);
   if (stored) {
     // Not sent after all: a crash now must not make them outcome_unknown.
-    store_->MarkHanded(account, id, std::move(seqs), false,
-                       [id](absl::Status s) {
+    store_->MarkHanded(p->account_id, p->id, std::move(seqs), false,
+                       [id = p->id](absl::Status s) {
                          if (!s.ok()) {
                            spdlog::error(
                                "campaign {}: clearing the marks of unsent "
@@ -795,10 +848,11 @@ void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored,
                        });
   }
   for (auto& fn : idle) fn();
+  p->Lock(mu_);
 }
 
-void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch,
-                       std::unique_lock<std::mutex>& lock) {
+void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch) {
+  p->Held(mu_);
   std::vector<OutgoingMessage> messages;
   messages.reserve(batch.size());
   for (const Item& item : batch) {
@@ -828,13 +882,13 @@ void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch,
   p->in_flight += static_cast<int64_t>(batch.size());
   ++p->starting;
   Provider* provider = p->setup->provider;
-  lock.unlock();
+  p->Unlock(mu_);
   provider->Send(std::move(messages),
                  [this, p, batch = std::move(batch)](
                      std::vector<SendResult> results) mutable {
                    OnSent(p, std::move(batch), std::move(results));
                  });
-  lock.lock();
+  p->Lock(mu_);
   if (--p->starting > 0) return;
   std::vector<std::function<void()>> ready;
   ready.swap(p->on_quiet);
@@ -842,17 +896,18 @@ void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch,
     for (auto& fn : p->on_idle) ready.push_back(std::move(fn));
     p->on_idle.clear();
   }
-  if (stopped_) quiet_cv_.notify_all();
+  if (stopped_) quiet_cv_.SignalAll();
   if (ready.empty()) return;
-  lock.unlock();
+  p->Unlock(mu_);
   for (auto& fn : ready) fn();
-  lock.lock();
+  p->Lock(mu_);
 }
 
-void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
+void Engine::Refill(const PumpPtr& p) {
+  p->Held(mu_);
   const Campaign c = p->campaign;
   const int64_t after = p->cursor;
-  lock.unlock();
+  p->Unlock(mu_);
   absl::StatusOr<std::vector<Recipient>> leased =
       store_->LeaseRecipients(c, after, c.batch_size);
   absl::StatusOr<std::vector<bool>> suppressed = std::vector<bool>();
@@ -868,7 +923,7 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
         absl::FormatDuration(kErrorRetry),
         (leased.ok() ? suppressed.status() : leased.status()).ToString());
   }
-  lock.lock();
+  p->Lock(mu_);
   const absl::Time now = timer_->Now();
   if (!leased.ok() || !suppressed.ok()) {
     p->next_batch_at = now + kErrorRetry;
@@ -922,9 +977,9 @@ void Engine::Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock) {
   }
   if (!settled.empty()) {
     p->in_flight += static_cast<int64_t>(settled.size());
-    lock.unlock();
+    p->Unlock(mu_);
     Record(p, std::move(settled));
-    lock.lock();
+    p->Lock(mu_);
   }
 }
 
@@ -937,7 +992,8 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
   bool usable_again = false;
   std::string provider_name;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
+    p->Held(mu_);
     provider_name = p->setup->provider_name;
     const absl::Time now = timer_->Now();
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -1049,8 +1105,7 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
 
 void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes) {
   const int64_t messages = static_cast<int64_t>(outcomes.size());
-  store_->RecordOutcomes(p->campaign.account_id, p->campaign.id,
-                         std::move(outcomes),
+  store_->RecordOutcomes(p->account_id, p->id, std::move(outcomes),
                          [this, p, messages](absl::StatusOr<Campaign> c) {
                            OnRecorded(p, messages, std::move(c));
                          });
@@ -1062,12 +1117,13 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
     spdlog::error(
         "campaign {}: recording {} outcomes failed (they stay queued and are "
         "sent again with the same keys): {}",
-        p->campaign.id, messages, c.status().ToString());
+        p->id, messages, c.status().ToString());
   }
   std::vector<std::function<void()>> idle;
   std::string pause_reason;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
+    p->Held(mu_);
     p->in_flight -= messages;
     const absl::Time now = timer_->Now();
     if (!c.ok()) {
@@ -1085,13 +1141,12 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
   }
   if (c.ok()) progress_.Publish(*c, timer_->Now());
   if (!pause_reason.empty()) {
-    spdlog::warn("campaign {}: {}", p->campaign.id, pause_reason);
+    spdlog::warn("campaign {}: {}", p->id, pause_reason);
     LifecycleChange change;
     change.event = CampaignEvent::kPause;
     change.now = timer_->Now();
     change.reason = std::move(pause_reason);
-    Transition(p->campaign.account_id, p->campaign.id, std::move(change),
-               nullptr);
+    Transition(p->account_id, p->id, std::move(change), nullptr);
   }
   for (auto& fn : idle) fn();
 }
@@ -1101,7 +1156,7 @@ void Engine::FinishDispatch(const PumpPtr& p) {
   change.event = CampaignEvent::kAllDispatched;
   change.now = timer_->Now();
   store_->TransitionCampaign(
-      p->campaign.account_id, p->campaign.id, std::move(change),
+      p->account_id, p->id, std::move(change),
       [this, p](absl::StatusOr<Campaign> c) {
         if (c.ok()) {
           Apply(*c);
@@ -1109,10 +1164,11 @@ void Engine::FinishDispatch(const PumpPtr& p) {
         }
         if (IsStorageFailure(c.status())) {
           spdlog::error("campaign {}: storing the end of dispatch failed: {}",
-                        p->campaign.id, c.status().ToString());
+                        p->id, c.status().ToString());
         }
         // Something is queued after all (or the campaign left sending).
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
+        p->Held(mu_);
         if (p->phase != Pump::Phase::kFinishing || stopped_) return;
         p->phase = Pump::Phase::kSending;
         p->scan = Pump::Scan::kEnd;  // rescan from the start

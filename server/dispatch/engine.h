@@ -31,12 +31,10 @@
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 #define CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +45,7 @@
 #include "server/dispatch/provider.h"
 #include "server/dispatch/timer.h"
 #include "server/domain/dispatch_store.h"
+#include "server/domain/mutex.h"
 #include "server/domain/render.h"
 #include "server/domain/token_bucket.h"
 
@@ -145,49 +144,49 @@ class Engine {
   // started right now finish on their own thread (see WhenQuiet).
   void Halt(Pump& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Halt, and puts batches marked but not started back (unmarked): a
-  // halted pump holds no durable mark it will not act on. May drop the lock.
-  void HaltAndRelease(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // halted pump holds no durable mark it will not act on. May drop the lock
+  // meanwhile; returns with it held.
+  void HaltAndRelease(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a halted pump of a sending campaign back to work.
   void Unhalt(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `fn` (without the lock) once no provider call of `p` is being
-  // started: now, or when the last such call returns. `p` may be null.
-  void WhenQuiet(const PumpPtr& p, std::unique_lock<std::mutex>& lock,
-                 std::function<void()> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // started: now (dropping the lock meanwhile; returns with it held), or
+  // when the last such call returns. `p` may be null.
+  void WhenQuiet(const PumpPtr& p, std::function<void()> fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks for one step of `p` at `when` (or earlier, if one is asked for
   // already): one alarm per pump, one step running at a time.
   void ScheduleStep(const PumpPtr& p, absl::Time when)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The alarm of a step asked for at `at`; stale alarms do nothing.
   void OnAlarm(const PumpPtr& p, absl::Time at) ABSL_LOCKS_EXCLUDED(mu_);
-  // The named steps. Each may drop the lock around storage and provider
-  // calls and re-checks the pump's phase when it takes it back.
+  // The named steps. Each is called with the lock held and returns with it
+  // held, drops it around storage and provider calls and re-checks the
+  // pump's phase when it takes it back.
   //   SetUp:    looks up the sender, template and provider (kSettingUp).
   //   Dispatch: hands batches to the provider within rate, window and
   //             batch delay; ends in FinishDispatch once nothing is left.
-  //   Refill:   leases the next recipients and settles what needs no
-  //             provider (missing variables, suppressed, expired).
-  void SetUp(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Dispatch(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Refill(const PumpPtr& p, std::unique_lock<std::mutex>& lock)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  //   Refill:   leases the next recipients (the lock dropped around the
+  //             reads) and settles what needs no provider (missing
+  //             variables, suppressed, expired).
+  void SetUp(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Dispatch(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Refill(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `batch` to the provider with the lock dropped; runs what waited
   // for the pump to be quiet when the last call being started returns.
-  void StartCall(const PumpPtr& p, std::vector<Item> batch,
-                 std::unique_lock<std::mutex>& lock)
+  // Returns with the lock held.
+  void StartCall(const PumpPtr& p, std::vector<Item> batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // For a provider that does not de-duplicate: marks `batch` durably; once
   // the mark commits, the pump's next step starts the call (halted
-  // meanwhile: the batch goes back, unmarked).
-  void MarkThenCall(const PumpPtr& p, std::vector<Item> batch,
-                    std::unique_lock<std::mutex>& lock)
+  // meanwhile: the batch goes back, unmarked). Drops the lock meanwhile;
+  // returns with it held.
+  void MarkThenCall(const PumpPtr& p, std::vector<Item> batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a batch that was not sent back at the front of `p`'s queue and
-  // (when its mark was `stored`) clears its mark; may drop the lock.
-  void Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored,
-              std::unique_lock<std::mutex>& lock)
+  // (when its mark was `stored`) clears its mark. May drop the lock
+  // meanwhile; returns with it held.
+  void Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnSent(const PumpPtr& p, std::vector<Item> batch,
               std::vector<SendResult> results) ABSL_LOCKS_EXCLUDED(mu_);
@@ -217,7 +216,7 @@ class Engine {
   // The messages `p` hands over at once: its batch size, or for a
   // rate-limited campaign a tenth of a second's worth (the buckets'
   // capacity), in provider calls of at most batch size each.
-  int64_t ChunkSize(const Pump& p) const;
+  int64_t ChunkSize(const Pump& p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   DispatchStore* const store_;
   Timer* const timer_;
@@ -225,8 +224,9 @@ class Engine {
   const EngineOptions options_;
   ProgressHub progress_;
 
-  std::mutex mu_;
-  std::condition_variable quiet_cv_;  // after Stop: some pump's calls started
+  // Guards the fields below and every Pump's (Pump::mu is this mutex).
+  Mutex mu_;
+  CondVar quiet_cv_;  // after Stop: some pump's calls started
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, PumpPtr> pumps_ ABSL_GUARDED_BY(mu_);  // by id
   // Sender buckets by the sender's snd_ id.

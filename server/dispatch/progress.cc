@@ -52,7 +52,7 @@ void ProgressHub::PublishLocked(Entry& e, const Campaign& c, absl::Time now) {
 void ProgressHub::Publish(const Campaign& c, absl::Time now) {
   std::vector<std::function<void()>> wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     Entry& e = entries_[c.id];
     PublishLocked(e, c, now);
     for (auto& [id, fn] : e.watchers) wake.push_back(fn);
@@ -65,13 +65,13 @@ void ProgressHub::Publish(const Campaign& c, absl::Time now) {
 }
 
 void ProgressHub::PublishIfNew(const Campaign& c, absl::Time now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Entry& e = entries_[c.id];
   if (!e.published) PublishLocked(e, c, now);
 }
 
 std::optional<Progress> ProgressHub::Latest(const std::string& campaign_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(campaign_id);
   if (it == entries_.end() || !it->second.published) return std::nullopt;
   return it->second.latest;
@@ -79,7 +79,7 @@ std::optional<Progress> ProgressHub::Latest(const std::string& campaign_id) {
 
 uint64_t ProgressHub::Subscribe(const std::string& campaign_id,
                                 std::function<void()> wake) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t id = next_subscription_++;
   entries_[campaign_id].watchers.emplace(id, std::move(wake));
   return id;
@@ -87,7 +87,7 @@ uint64_t ProgressHub::Subscribe(const std::string& campaign_id,
 
 void ProgressHub::Unsubscribe(const std::string& campaign_id,
                               uint64_t subscription) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(campaign_id);
   if (it == entries_.end()) return;
   it->second.watchers.erase(subscription);
@@ -99,7 +99,7 @@ void ProgressHub::Unsubscribe(const std::string& campaign_id,
 }
 
 size_t ProgressHub::campaigns() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return entries_.size();
 }
 

@@ -17,7 +17,6 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -25,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "server/domain/model.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::dispatch {
 
@@ -71,7 +71,7 @@ class ProgressHub {
   void PublishLocked(Entry& e, const Campaign& c, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   uint64_t next_subscription_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };
