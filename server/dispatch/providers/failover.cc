@@ -1,13 +1,13 @@
 #include "server/dispatch/providers/failover.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "fmt/format.h"
 #include "server/dispatch/providers/registry.h"
+#include "server/log/log.h"
 
 namespace campaigns::dispatch {
 namespace {
@@ -258,10 +258,11 @@ void Failover::Learn(const std::vector<SendResult>& results, bool probe) {
   }
   if (after == before && !(probe && after != Circuit::kClosed)) return;
   if (after == Circuit::kClosed) {
-    spdlog::info("provider {}: probe succeeded, sending through it again",
-                 options_.name);
+    logging::Info(
+        fmt::format("provider {}: probe succeeded, sending through it again",
+                    options_.name));
   } else if (after != before) {
-    spdlog::warn("provider {}: {}", options_.name, reason);
+    logging::Warn(fmt::format("provider {}: {}", options_.name, reason));
   }
   Publish(after, reason);
 }

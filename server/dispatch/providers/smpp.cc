@@ -25,8 +25,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "fmt/format.h"
 #include "server/domain/sms_segments.h"
-#include "spdlog/spdlog.h"
+#include "server/log/log.h"
 
 // libsmpp34's headers need these first, and smpp34_structs.h before
 // smpp34_params.h.
@@ -60,13 +61,6 @@ std::mutex& LibMutex() {
 uint32_t ReadBe32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
          (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
-// "+*******123": enough to tell numbers apart in logs, not to dial them.
-std::string Mask(absl::string_view address) {
-  if (address.size() <= 3) return std::string(address.size(), '*');
-  return absl::StrCat(std::string(address.size() - 3, '*'),
-                      address.substr(address.size() - 3));
 }
 
 // Copies `s` into a C_OCTET field of `size` bytes (NUL included).
@@ -118,7 +112,8 @@ std::string Pack(uint32_t type, T* pdu) {
   int len = 0;
   std::lock_guard<std::mutex> lock(LibMutex());
   if (smpp34_pack(type, buf, sizeof(buf), &len, pdu) != 0) {
-    spdlog::error("smpp: cannot pack PDU 0x{:08X}: {}", type, LibError());
+    logging::Error(
+        fmt::format("smpp: cannot pack PDU 0x{:08X}: {}", type, LibError()));
     return "";
   }
   return std::string(reinterpret_cast<char*>(buf), len);
@@ -434,7 +429,8 @@ class SmppProvider::Session
       }
       if (poll(fds, n, -1) < 0) {
         if (errno == EINTR) continue;
-        spdlog::error("smpp {}: poll: {}", o_.name, strerror(errno));
+        logging::Error(
+            fmt::format("smpp {}: poll: {}", o_.name, strerror(errno)));
         break;
       }
       if (fds[0].revents & POLLIN) {
@@ -548,11 +544,11 @@ class SmppProvider::Session
       Finish(m, *m->failure);
       return;
     }
-    spdlog::warn(
-        "smpp {}: message to {} partially sent: {} of {} parts "
-        "accepted, then {}",
-        o_.name, m->masked_to, m->acked, m->pdus.size(),
-        m->failure->error_code);
+    logging::Warn(
+        fmt::format("smpp {}: message to {} partially sent: {} of {} parts "
+                    "accepted, then {}",
+                    o_.name, m->masked_to, m->acked, m->pdus.size(),
+                    m->failure->error_code));
     Finish(m, Failure(SendStatus::kPermanent, "partially_sent",
                       absl::StrCat(
                           m->acked, " of ", m->pdus.size(),
@@ -649,7 +645,7 @@ class SmppProvider::Session
       auto m = std::make_shared<Message>();
       m->batch = b;
       m->index = i;
-      m->masked_to = Mask(batch[i].address);
+      m->masked_to = logging::MaskAddress(batch[i].address);
       m->queued_at = now;
       if (!unusable_.empty()) {
         Finish(m, Failure(SendStatus::kUnusable, "bind_refused", unusable_));
@@ -746,14 +742,15 @@ class SmppProvider::Session
                                         absl::FormatDuration(o_.timeout))));
         // The SMSC may still answer it: a new connection keeps the window
         // true and no late answer is mistaken.
-        spdlog::warn("smpp {}: no submit_sm_resp within {}: reconnecting",
-                     o_.name, absl::FormatDuration(o_.timeout));
+        logging::Warn(
+            fmt::format("smpp {}: no submit_sm_resp within {}: reconnecting",
+                        o_.name, absl::FormatDuration(o_.timeout)));
         drop = true;
       } else {
-        spdlog::warn(
+        logging::Warn(fmt::format(
             "smpp {}: no answer to {} within {}: reconnecting", o_.name,
             p.kind == Kind::kBind ? "bind_transceiver" : "enquire_link",
-            absl::FormatDuration(o_.timeout));
+            absl::FormatDuration(o_.timeout)));
         drop = true;
       }
     }
@@ -862,8 +859,8 @@ class SmppProvider::Session
   // The connection failed before binding: retry after the backoff.
   void Failed(const std::string& why) {
     last_error_ = why;
-    spdlog::warn("smpp {}: {}; retrying in {}", o_.name, why,
-                 absl::FormatDuration(backoff_));
+    logging::Warn(fmt::format("smpp {}: {}; retrying in {}", o_.name, why,
+                              absl::FormatDuration(backoff_)));
     CloseSocket();
     Backoff();
   }
@@ -878,8 +875,9 @@ class SmppProvider::Session
   void Refused(const std::string& why) {
     Count([](SmppStats& s) { ++s.binds_refused; });
     unusable_ = absl::StrCat("bind refused: ", why);
-    spdlog::error("smpp {}: {} (system_id {}); retrying in {}", o_.name,
-                  unusable_, o_.system_id, absl::FormatDuration(backoff_));
+    logging::Error(fmt::format("smpp {}: {} (system_id {}); retrying in {}",
+                               o_.name, unusable_, o_.system_id,
+                               absl::FormatDuration(backoff_)));
     last_error_ = unusable_;
     CloseSocket();
     std::deque<std::shared_ptr<Message>> queued;
@@ -897,8 +895,9 @@ class SmppProvider::Session
     const bool was_bound = state_ == State::kBound;
     Count([](SmppStats& s) { ++s.drops; });
     last_error_ = absl::StrCat("connection lost: ", why);
-    spdlog::warn("smpp {}: {} ({} submit_sm unanswered); reconnecting", o_.name,
-                 last_error_, outstanding_submits_);
+    logging::Warn(
+        fmt::format("smpp {}: {} ({} submit_sm unanswered); reconnecting",
+                    o_.name, last_error_, outstanding_submits_));
     CloseSocket();
     if (was_bound) backoff_ = o_.reconnect_min;
     Backoff();
@@ -998,10 +997,10 @@ class SmppProvider::Session
       const uint32_t len = ReadBe32(p);
       if (len < kHeaderSize || len > kMaxPduSize) {
         Count([](SmppStats& s) { ++s.bad_pdus; });
-        spdlog::error(
-            "smpp {}: PDU with command_length {}: dropping the "
-            "connection",
-            o_.name, len);
+        logging::Error(
+            fmt::format("smpp {}: PDU with command_length {}: dropping the "
+                        "connection",
+                        o_.name, len));
         Drop("a PDU with a wrong length");
         return false;
       }
@@ -1053,8 +1052,9 @@ class SmppProvider::Session
         return;
       default:
         Count([](SmppStats& s) { ++s.bad_pdus; });
-        spdlog::warn("smpp {}: unexpected command_id 0x{:08X} (seq {})",
-                     o_.name, id, seq);
+        logging::Warn(
+            fmt::format("smpp {}: unexpected command_id 0x{:08X} (seq {})",
+                        o_.name, id, seq));
         if ((id & 0x80000000u) == 0) {
           out_ += HeaderOnly(GENERIC_NACK, ESME_RINVCMDID, seq);
           Flush();
@@ -1068,8 +1068,8 @@ class SmppProvider::Session
     auto it = pending_.find(seq);
     if (it == pending_.end() || it->second.kind != kind) {
       Count([](SmppStats& s) { ++s.unknown_responses; });
-      spdlog::warn("smpp {}: a response to no request of ours (seq {})",
-                   o_.name, seq);
+      logging::Warn(fmt::format(
+          "smpp {}: a response to no request of ours (seq {})", o_.name, seq));
       return false;
     }
     pending_.erase(it);
@@ -1084,7 +1084,8 @@ class SmppProvider::Session
     }
     Count([](SmppStats& s) { ++s.binds_ok; });
     if (!unusable_.empty()) {
-      spdlog::info("smpp {}: bound again after \"{}\"", o_.name, unusable_);
+      logging::Info(
+          fmt::format("smpp {}: bound again after \"{}\"", o_.name, unusable_));
     }
     unusable_.clear();
     last_error_.clear();
@@ -1111,10 +1112,10 @@ class SmppProvider::Session
     auto it = pending_.find(seq);
     if (it == pending_.end() || it->second.kind != Kind::kSubmit) {
       Count([](SmppStats& s) { ++s.unknown_responses; });
-      spdlog::warn(
-          "smpp {}: submit_sm_resp for no submit_sm of ours "
-          "(seq {}, status {})",
-          o_.name, seq, SmppStatusCode(status));
+      logging::Warn(
+          fmt::format("smpp {}: submit_sm_resp for no submit_sm of ours "
+                      "(seq {}, status {})",
+                      o_.name, seq, SmppStatusCode(status)));
       return;
     }
     Pending p = std::move(it->second);
@@ -1150,8 +1151,8 @@ class SmppProvider::Session
       return;
     }
     Count([](SmppStats& s) { ++s.permanent; });
-    spdlog::info("smpp {}: submit_sm to {} refused: {}", o_.name, m.masked_to,
-                 SmppStatusCode(status));
+    logging::Info(fmt::format("smpp {}: submit_sm to {} refused: {}", o_.name,
+                              m.masked_to, SmppStatusCode(status)));
     PartFailed(p.msg, Failure(SendStatus::kPermanent, SmppStatusCode(status),
                               absl::StrCat("SMSC refused submit_sm: ",
                                            SmppStatusCode(status))));
@@ -1171,10 +1172,10 @@ class SmppProvider::Session
       msg_id = COctet(r.message_id, sizeof(r.message_id));
       if (rc != 0 || msg_id.empty()) {
         Count([](SmppStats& s) { ++s.bad_pdus; });
-        spdlog::error(
-            "smpp {}: submit_sm_resp (seq {}) without a readable "
-            "message_id",
-            o_.name, seq);
+        logging::Error(
+            fmt::format("smpp {}: submit_sm_resp (seq {}) without a readable "
+                        "message_id",
+                        o_.name, seq));
         // Taken, but unmatchable: as after a crash, not retried.
         auto it = pending_.find(seq);
         if (it != pending_.end() && it->second.kind == Kind::kSubmit) {
@@ -1198,8 +1199,8 @@ class SmppProvider::Session
       return;
     }
     Count([](SmppStats& s) { ++s.unknown_responses; });
-    spdlog::warn("smpp {}: generic_nack {} (seq {})", o_.name,
-                 SmppStatusCode(status), seq);
+    logging::Warn(fmt::format("smpp {}: generic_nack {} (seq {})", o_.name,
+                              SmppStatusCode(status), seq));
     if (it != pending_.end()) Drop("generic_nack to a session PDU");
   }
 
@@ -1227,10 +1228,10 @@ class SmppProvider::Session
     }
     if (rc != 0) {
       Count([](SmppStats& s) { ++s.bad_pdus; });
-      spdlog::error(
+      logging::Error(fmt::format(
           "smpp {}: cannot unpack deliver_sm (seq {}, {} bytes): {}; "
           "answered ESME_RX_P_APPN",
-          o_.name, seq, len, why);
+          o_.name, seq, len, why));
       destroy_tlv(d.tlv);
       // Permanent: delivering the same bytes again would not help.
       AnswerDeliver(seq, ESME_RX_P_APPN);
@@ -1257,10 +1258,11 @@ class SmppProvider::Session
       absl::StatusOr<ReceiptUpdate> r = Receipt(text, receipted_id, state);
       if (!r.ok()) {
         Count([](SmppStats& s) { ++s.malformed_receipts; });
-        spdlog::warn(
+        logging::Warn(fmt::format(
             "smpp {}: unreadable delivery receipt (seq {}) from {}: "
             "{}; acknowledged and ignored",
-            o_.name, seq, Mask(from), std::string(r.status().message()));
+            o_.name, seq, logging::MaskAddress(from),
+            std::string(r.status().message())));
         AnswerDeliver(seq, ESME_ROK);
         return;
       }
@@ -1322,10 +1324,10 @@ class SmppProvider::Session
       self->Post([self = self.get(), gen, seq, s] {
         if (gen != self->conn_gen_ || self->fd_ < 0) return;  // redelivered
         if (!s.ok()) {
-          spdlog::warn(
-              "smpp {}: deliver_sm (seq {}) not stored: {}; "
-              "answering ESME_RSYSERR",
-              self->o_.name, seq, std::string(s.message()));
+          logging::Warn(
+              fmt::format("smpp {}: deliver_sm (seq {}) not stored: {}; "
+                          "answering ESME_RSYSERR",
+                          self->o_.name, seq, std::string(s.message())));
         }
         self->AnswerDeliver(seq, s.ok() ? ESME_ROK : ESME_RSYSERR);
       });

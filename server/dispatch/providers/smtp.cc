@@ -24,8 +24,9 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "fmt/format.h"
 #include "server/dispatch/providers/adapter_util.h"
-#include "spdlog/spdlog.h"
+#include "server/log/log.h"
 
 namespace campaigns::dispatch {
 namespace {
@@ -123,14 +124,6 @@ std::string RandomHex(size_t bytes) {
     return raw;
   }
   return absl::BytesToHexString(raw);
-}
-
-// "ne…@example.com": enough to tell addresses apart in logs, not the whole.
-std::string MaskAddress(absl::string_view address) {
-  const size_t at = address.rfind('@');
-  if (at == absl::string_view::npos) return "…";
-  return absl::StrCat(address.substr(0, std::min<size_t>(2, at)), "…",
-                      address.substr(at));
 }
 
 bool IsAtext(char c) {
@@ -689,9 +682,10 @@ class SmtpProvider::Engine {
           "the SMTP server got the whole message but did not answer it (",
           code == CURLE_OPERATION_TIMEDOUT ? "timeout" : "stopped",
           "); it may have been delivered, so it is not sent again");
-      spdlog::warn("smtp provider {}: message {} to {}: {}", options_.name,
-                   j->message.idempotency_key, MaskAddress(j->message.address),
-                   r.error_desc);
+      logging::Warn(fmt::format("smtp provider {}: message {} to {}: {}",
+                                options_.name, j->message.idempotency_key,
+                                logging::MaskAddress(j->message.address),
+                                r.error_desc));
       return r;
     }
     // Stopping aborts (the progress callback) or shuts the socket down.
@@ -711,16 +705,16 @@ class SmtpProvider::Engine {
     if (r.status == SendStatus::kAccepted) {
       r.provider_message_id = j->message_id;
     } else {
-      spdlog::warn(
+      logging::Warn(fmt::format(
           "smtp provider {}: message {} to {} not sent ({}): {} [libcurl: {}]",
           options_.name, j->message.idempotency_key,
-          MaskAddress(j->message.address), r.error_code,
+          logging::MaskAddress(j->message.address), r.error_code,
           absl::StrReplaceAll(
               r.error_desc,
-              {{j->message.address, MaskAddress(j->message.address)}}),
+              {{j->message.address, logging::MaskAddress(j->message.address)}}),
           Redact(error[0] != '\0' ? std::string(error)
                                   : std::string(curl_easy_strerror(code)),
-                 {options_.password}));
+                 {options_.password})));
     }
     return r;
   }
