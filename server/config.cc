@@ -605,6 +605,33 @@ const std::map<std::string, Apply>& TopLevelKeys() {
          ASSIGN_OR_RETURN(s->sync_full, r.Bool(n, k));
          return absl::OkStatus();
        }},
+      {"log_format",
+       [](const Reader& r, const toml::node& n, const std::string& k,
+          Settings* s) -> absl::Status {
+         ASSIGN_OR_RETURN(s->log_format, r.NonEmptyString(n, k));
+         if (s->log_format != "text" && s->log_format != "json") {
+           return r.Error(n, k, "expected \"text\" or \"json\"");
+         }
+         return absl::OkStatus();
+       }},
+      {"log_level",
+       [](const Reader& r, const toml::node& n, const std::string& k,
+          Settings* s) -> absl::Status {
+         ASSIGN_OR_RETURN(s->log_level, r.NonEmptyString(n, k));
+         static const std::set<std::string> kLevels = {"debug", "info", "warn",
+                                                       "error", "critical"};
+         if (kLevels.count(s->log_level) == 0) {
+           return r.Error(n, k,
+                          "expected debug, info, warn, error or critical");
+         }
+         return absl::OkStatus();
+       }},
+      {"metrics",
+       [](const Reader& r, const toml::node& n, const std::string& k,
+          Settings* s) -> absl::Status {
+         ASSIGN_OR_RETURN(s->metrics, r.Bool(n, k));
+         return absl::OkStatus();
+       }},
       {"tls_cert",
        [](const Reader& r, const toml::node& n, const std::string& k,
           Settings* s) -> absl::Status {
@@ -763,6 +790,16 @@ void AddFlags(CLI::App& app, Settings* s, std::string* config_file) {
       ->check(CLI::Range(0, 1024));
   app.add_flag("--sync-full", s->sync_full,
                "SQLite synchronous=FULL (survives power loss; slower)");
+  app.add_option("--log-format", s->log_format,
+                 "log lines as text or json (one object per line)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", s->log_level,
+                 "lowest level logged: debug, info, warn, error, critical")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "critical"}));
+  app.add_flag("--metrics,!--no-metrics", s->metrics,
+               "count and serve Prometheus metrics at /metrics (default on)");
   app.add_option("--tls-cert", s->tls_cert, "PEM certificate chain")
       ->check(CLI::ExistingFile);
   app.add_option("--tls-key", s->tls_key, "PEM private key")

@@ -118,6 +118,11 @@ struct Settings {
   std::string http_listen = "127.0.0.1:9090";
   int threads = 0;
   bool sync_full = false;
+  // Log lines: "text" or "json"; the lowest level written.
+  std::string log_format = "text";
+  std::string log_level = "info";
+  // Prometheus metrics at /metrics (off: nothing is counted).
+  bool metrics = true;
   std::string tls_cert;
   std::string tls_key;
   absl::Duration shutdown_timeout = absl::Seconds(10);

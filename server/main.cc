@@ -11,10 +11,11 @@
 #include <iostream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/config.h"
+#include "server/log/log.h"
 #include "server/server.h"
-#include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
   campaigns::config::Settings settings;
@@ -36,7 +37,13 @@ int main(int argc, char** argv) {
     }
   }
 
+  namespace logging = campaigns::logging;
+  logging::Configure(*logging::ParseFormat(settings.log_format),
+                     *logging::ParseLevel(settings.log_level));
+  logging::RouteLibraryLogs();
+
   campaigns::ServerOptions options;
+  options.metrics = settings.metrics;
   options.listen = settings.listen;
   options.http_listen = settings.http_listen;
   options.db_path = settings.db;
@@ -98,7 +105,9 @@ int main(int argc, char** argv) {
 
   auto server = campaigns::CampaignServer::Start(options);
   if (!server.ok()) {
-    spdlog::critical("cannot start: {}", server.status().ToString());
+    logging::Critical("cannot start", {{"error", server.status()},
+                                       {"db", options.db_path},
+                                       {"listen", options.listen}});
     return 1;
   }
   if (!(*server)->bootstrap_secret().empty()) {
@@ -106,27 +115,37 @@ int main(int argc, char** argv) {
               << "Admin API key (shown once, keep it safe):\n  "
               << (*server)->bootstrap_secret() << "\n\n";
   }
-  spdlog::info("campaignd listening on {} (port {}), database {}",
-               options.listen, (*server)->port(), options.db_path);
+  // Tests and scripts find the ports in these two messages.
+  logging::Info(absl::StrCat("campaignd listening on ", options.listen,
+                             " (port ", (*server)->port(), ")"),
+                {{"port", (*server)->port()},
+                 {"db", options.db_path},
+                 {"log_format", settings.log_format},
+                 {"metrics", settings.metrics}});
   if ((*server)->http_port() > 0) {
-    spdlog::info("http (webhooks, /healthz, /readyz) on {} (port {})",
-                 options.http_listen, (*server)->http_port());
+    logging::Info(
+        absl::StrCat("http (webhooks, /metrics, /healthz, /readyz) on ",
+                     options.http_listen, " (port ", (*server)->http_port(),
+                     ")"),
+        {{"port", (*server)->http_port()}});
   }
   for (const campaigns::dispatch::ProviderInfo& p :
        (*server)->providers()->List()) {
     if (p.state == campaigns::dispatch::ProviderState::kOk) {
-      spdlog::info("provider {} ({}): ok", p.name, p.type);
+      logging::Info("provider ok", {{"provider", p.name}, {"type", p.type}});
     } else {
-      spdlog::warn("provider {} ({}): {}: {}", p.name, p.type,
-                   std::string(campaigns::dispatch::ProviderStateName(p.state)),
-                   p.reason);
+      logging::Warn("provider unusable at start",
+                    {{"provider", p.name},
+                     {"type", p.type},
+                     {"state", campaigns::dispatch::ProviderStateName(p.state)},
+                     {"error", p.reason}});
     }
   }
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("signal {} received: shutting down", sig);
+  logging::Info("shutdown: signal received", {{"signal", sig}});
   (*server)->Shutdown(settings.shutdown_timeout);
-  spdlog::info("shutdown complete");
+  logging::Info("shutdown complete");
   return 0;
 }

@@ -1,3 +1,5 @@
+// CampaignServer: builds campaignd from its parts (database, providers,
+// engine, API, HTTP listener, metrics) and takes it down in order.
 #include "server/server.h"
 
 #include <grpcpp/health_check_service_interface.h>
@@ -14,7 +16,7 @@
 #include "server/domain/address.h"
 #include "server/domain/ids.h"
 #include "server/domain/rules.h"
-#include "spdlog/spdlog.h"
+#include "server/log/log.h"
 
 namespace campaigns {
 namespace {
@@ -32,10 +34,26 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
     const ServerOptions& options) {
   std::unique_ptr<CampaignServer> s(new CampaignServer());
+  Metrics* metrics = Metrics::None();
+  if (options.metrics) {
+    s->metrics_ = std::make_unique<metrics::PrometheusMetrics>(options.version,
+                                                               options.commit);
+    metrics = s->metrics_.get();
+  }
 
   storage::DatabaseOptions db_options;
   db_options.path = options.db_path;
   db_options.synchronous_full = options.synchronous_full;
+  db_options.metrics = metrics;
+  db_options.on_writable = [raw = s.get()](bool writable) {
+    if (writable) {
+      logging::Info("storage writable again", {{"db", raw->db_->path()}});
+    } else {
+      logging::Error("storage not writable: readiness and health say so",
+                     {{"db", raw->db_->path()}});
+    }
+    raw->UpdateHealth();
+  };
   absl::StatusOr<std::unique_ptr<storage::Database>> db =
       storage::Database::Open(db_options);
   if (!db.ok()) return db.status();
@@ -114,6 +132,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   s->providers_ = *std::move(providers);
   dispatch::ProviderRegistry* registry = s->providers_.get();
   dispatch::EngineOptions engine_options = options.engine;
+  engine_options.metrics = metrics;
   engine_options.provider_state = [registry](const std::string& provider,
                                              const std::string& unusable) {
     (void)registry->SetState(provider,
@@ -131,6 +150,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get(),
                                        s->providers_.get(), options.key_limit);
   api::Api* api_ptr = s->api_.get();
+  s->env_.metrics = metrics;
   s->env_.authenticate = [api_ptr](const grpc::ServerContext& ctx) {
     return api_ptr->Authenticate(ctx);
   };
@@ -196,7 +216,8 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   // Like a vendor after our downtime, the simulator reports the receipts it
   // still owes for messages it accepted before the restart.
   if (const int owed = s->simulator_->DeliverOwedReceipts(); owed > 0) {
-    spdlog::info("simulator: {} receipts owed from before the restart", owed);
+    logging::Info("simulator: receipts owed from before the restart",
+                  {{"receipts", owed}});
   }
   for (auto& cq : s->cqs_) {
     for (const auto& method : s->registrar_->methods()) method->Arm(cq.get());
@@ -218,7 +239,11 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
                                    std::function<void(absl::Status)> done) {
       raw->DeliverWebhook(provider, std::move(events), std::move(done));
     };
-    deps.ready = [raw = s.get()] { return raw->serving_.load(); };
+    deps.ready = [raw = s.get()] { return raw->Readiness(); };
+    if (s->metrics_) {
+      deps.metrics_text = [raw = s.get()] { return raw->MetricsText(); };
+      deps.metrics = metrics;
+    }
     absl::StatusOr<std::unique_ptr<http::OperatorHttp>> http =
         http::OperatorHttp::Start(options.http_listen, std::move(deps));
     if (!http.ok()) {
@@ -227,14 +252,61 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
     }
     s->operator_http_ = *std::move(http);
   }
-  grpc::HealthCheckServiceInterface* health =
-      s->server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  s->serving_ = true;
-  for (const std::string& name : services) {
-    health->SetServingStatus(name, true);
+  if (s->metrics_) {
+    s->metrics_->SetScrapeSource([raw = s.get()] {
+      metrics::ScrapeState state;
+      for (const dispatch::ProviderInfo& p : raw->providers_->List()) {
+        state.providers.emplace_back(p.name,
+                                     p.state == dispatch::ProviderState::kOk);
+      }
+      // A read connection: never waits for the writer.
+      absl::StatusOr<storage::Store::CampaignTotals> totals =
+          raw->store_->CountCampaigns();
+      if (totals.ok()) {
+        state.campaigns_by_status = std::move(totals->by_status);
+        state.recipients_queued = totals->queued;
+      } else {
+        static logging::RateLimited limit(1, absl::Minutes(1));
+        int64_t suppressed = 0;
+        if (limit.Allow(&suppressed)) {
+          logging::Error("metrics: reading campaign totals failed",
+                         {{"error", totals.status()}});
+        }
+      }
+      state.storage_queue_depth = raw->db_->queue_depth();
+      return state;
+    });
   }
+  s->service_names_ = services;
+  s->serving_ = true;
+  s->health_ = s->server_->GetHealthCheckService();
+  s->UpdateHealth();
   return s;
+}
+
+absl::Status CampaignServer::Readiness() const {
+  if (!serving_.load()) {
+    return absl::UnavailableError("not serving: starting or shutting down");
+  }
+  if (!db_->writable()) {
+    return absl::UnavailableError(
+        "storage not writable: the last transaction failed (see the log)");
+  }
+  return absl::OkStatus();
+}
+
+std::string CampaignServer::MetricsText() const {
+  return metrics_ ? metrics_->Exposition() : std::string();
+}
+
+void CampaignServer::UpdateHealth() {
+  grpc::HealthCheckServiceInterface* health = health_.load();
+  if (health == nullptr) return;
+  const bool ready = Readiness().ok();
+  health->SetServingStatus(ready);
+  for (const std::string& name : service_names_) {
+    health->SetServingStatus(name, ready);
+  }
 }
 
 void CampaignServer::DeliverWebhook(const std::string& provider,
@@ -291,15 +363,7 @@ void CampaignServer::DeliverWebhook(const std::string& provider,
   }
   engine_->IngestProviderReceipts(
       provider, std::move(events.receipts),
-      [finish, provider](absl::StatusOr<ReceiptResult> r) {
-        if (r.ok() && r->unmatched > 0) {
-          spdlog::info(
-              "webhook for provider {}: {} receipts matched, {} "
-              "unmatched, {} ignored",
-              provider, r->matched, r->unmatched, r->ignored);
-        }
-        finish(r.status());
-      });
+      [finish](absl::StatusOr<ReceiptResult> r) { finish(r.status()); });
 }
 
 void CampaignServer::Poll(grpc::ServerCompletionQueue* cq) {
@@ -335,14 +399,17 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   }
   shut_down_ = true;
   serving_ = false;
+  health_ = nullptr;
   server_->GetHealthCheckService()->Shutdown();
   env_.shutting_down.store(true);
+  logging::Info("shutdown: health NOT_SERVING, no new calls");
   // Vendors' webhooks stop first: they would reach the engine. A vendor
   // retries what was not answered.
   if (operator_http_) operator_http_->Stop();
   // No provider call starts from here on; what is with the provider is
   // recorded by the writes below (or sent again, same key, after restart).
   engine_->Stop();
+  logging::Info("shutdown: webhooks and dispatch stopped");
   // Requests still with vendors end now (as transient failures, recorded
   // below; marked ones become outcome_unknown only after a crash).
   http_client_.reset();
@@ -356,6 +423,7 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   // Streams cancelled by the shutdown finish once their consumers settle
   // (e.g. an import rolling back); they need the queues until then.
   env_.WaitForStreams();
+  logging::Info("shutdown: calls and streams finished");
   // Writes of finished calls have completed; later ones would post to queues
   // that are about to close.
   db_->Flush();
@@ -366,6 +434,7 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   db_->Close();
+  logging::Info("shutdown: writes flushed, database closed");
 }
 
 CampaignServer::~CampaignServer() { Shutdown(); }

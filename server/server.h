@@ -15,6 +15,7 @@
 #define CAMPAIGND_SERVER_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include <atomic>
 #include <memory>
@@ -33,6 +34,7 @@
 #include "server/dispatch/providers/registry.h"
 #include "server/dispatch/simulator.h"
 #include "server/http/operator_http.h"
+#include "server/metrics/prometheus_metrics.h"
 #include "storage/database.h"
 #include "storage/store.h"
 
@@ -62,6 +64,11 @@ struct ServerOptions {
   std::string http_listen;
   // The configured providers (besides the built-in simulator), validated.
   std::vector<config::ProviderConfig> providers;
+  // Prometheus metrics (served at /metrics on http_listen); off = none
+  // counted. `version` and `commit` label campaignd_build_info.
+  bool metrics = true;
+  std::string version = "unknown";
+  std::string commit = "unknown";
   // The adapters by type; types without one are listed as unusable.
   dispatch::ProviderFactories provider_factories =
       dispatch::BuiltInProviderFactories();
@@ -94,6 +101,14 @@ class CampaignServer {
   // Every provider by name (the simulator and the configured ones).
   dispatch::ProviderRegistry* providers() const { return providers_.get(); }
 
+  // Ready to serve: started, not shutting down, and the database's last
+  // transaction committed (else UNAVAILABLE saying why). The gRPC health
+  // service follows it.
+  absl::Status Readiness() const;
+
+  // The metrics exposition (empty when metrics are off).
+  std::string MetricsText() const;
+
   // Health -> NOT_SERVING; stop the engine (no provider call starts after
   // this); stop accepting; let in-flight calls finish until
   // `deadline` (then cancel them); flush the writer; shut down and drain the
@@ -110,7 +125,11 @@ class CampaignServer {
                       std::function<void(absl::Status)> done);
   // Undoes a Start that failed before any method was armed.
   void AbortStart();
+  // Sets the gRPC health service to Readiness().
+  void UpdateHealth();
 
+  // First: everything below reports to it.
+  std::unique_ptr<metrics::PrometheusMetrics> metrics_;
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<dispatch::AlarmTimer> timer_;
@@ -120,6 +139,10 @@ class CampaignServer {
   std::unique_ptr<dispatch::Engine> engine_;
   std::unique_ptr<http::OperatorHttp> operator_http_;
   std::atomic<bool> serving_{false};
+  // Set once the health service is configured; UpdateHealth does nothing
+  // before.
+  std::atomic<grpc::HealthCheckServiceInterface*> health_{nullptr};
+  std::vector<std::string> service_names_;
   std::unique_ptr<api::Api> api_;
   api::CallEnv env_;
   std::unique_ptr<api::Registrar> registrar_;

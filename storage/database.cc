@@ -8,6 +8,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "server/log/log.h"
 #include "storage/migrations.h"
 
 namespace campaigns::storage {
@@ -45,7 +46,14 @@ void ConfigureConnection(SQLite::Database& db, const DatabaseOptions& options) {
 
 }  // namespace
 
-Database::Database(const DatabaseOptions& options) : options_(options) {}
+Database::Database(const DatabaseOptions& options)
+    : options_(options),
+      metrics_(options.metrics ? options.metrics : Metrics::None()) {}
+
+int64_t Database::queue_depth() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(enqueued_ - completed_);
+}
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(
     const DatabaseOptions& options) {
@@ -237,7 +245,8 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   std::vector<absl::Status> results(batch.size());
   absl::Status commit_status;
   SQLite::Database& db = *writer_db_;
-  const absl::Time deadline = absl::Now() + options_.max_commit_time;
+  const absl::Time began = absl::Now();
+  const absl::Time deadline = began + options_.max_commit_time;
   size_t ran = 0;      // ops that finished inside the transaction
   bool in_op = false;  // an op (or its savepoint handling) was running
   try {
@@ -265,6 +274,25 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
       if (sqlite3_get_autocommit(db.getHandle()) == 0) db.exec("ROLLBACK");
     } catch (const std::exception&) {
       // The transaction is gone already.
+    }
+  }
+  metrics_->StorageCommit(absl::Now() - began, static_cast<int64_t>(ran));
+  if (writable_.exchange(commit_status.ok()) != commit_status.ok() &&
+      options_.on_writable) {
+    options_.on_writable(commit_status.ok());
+  }
+  if (!commit_status.ok()) {
+    // Once per failure of the writer, at most a few a second: a full disk
+    // fails every transaction until space is freed.
+    static logging::RateLimited limit(5, absl::Seconds(10));
+    int64_t suppressed = 0;
+    if (limit.Allow(&suppressed)) {
+      logging::Error("storage transaction failed",
+                     {{"ops", static_cast<int64_t>(batch.size())},
+                      {"in_op", in_op},
+                      {"error", commit_status},
+                      {"db", options_.path},
+                      {"suppressed", suppressed}});
     }
   }
   // Which ops this attempt settles: all that ran, plus the one whose failure

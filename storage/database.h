@@ -25,6 +25,7 @@
 
 #include <SQLiteCpp/Database.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -40,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/domain/metrics.h"
 
 struct sqlite3;
 
@@ -58,6 +60,11 @@ struct DatabaseOptions {
   // WAL pages after which the checkpointer thread copies the WAL into the
   // database. Checkpoints (and their fsyncs) run there, never on the writer.
   int checkpoint_pages = 1000;
+  // Told of every transaction's duration and size; null = none. Must
+  // outlive the database.
+  Metrics* metrics = nullptr;
+  // Called on the writer thread when writable() changes; may be null.
+  std::function<void(bool writable)> on_writable;
 };
 
 // Converts a SQLiteCpp / std exception to a status: BUSY/LOCKED ->
@@ -155,6 +162,13 @@ class Database {
   // Flushes, stops the writer thread and refuses further writes. Idempotent.
   void Close();
 
+  // Writes queued and not yet committed.
+  int64_t queue_depth();
+
+  // False from a transaction that failed to commit (a full disk, an I/O
+  // error, a read-only or corrupt file) until the next one commits.
+  bool writable() const { return writable_.load(); }
+
   // Schema version after migrations (PRAGMA user_version).
   int schema_version() const { return schema_version_; }
   const std::string& path() const { return options_.path; }
@@ -189,6 +203,8 @@ class Database {
   const DatabaseOptions options_;
   int schema_version_ = 0;
   std::unique_ptr<SQLite::Database> writer_db_;  // writer thread only
+  Metrics* const metrics_;
+  std::atomic<bool> writable_{true};
 
   // std::mutex rather than absl::Mutex: Debian's Abseil is a shared library
   // built without ThreadSanitizer, which then cannot see its locking.

@@ -287,6 +287,14 @@ class Store : public DispatchStore {
   absl::StatusOr<Page<Campaign>> ListCampaigns(const std::string& account_id,
                                                const CampaignFilter& filter,
                                                const PageRequest& page);
+  // Every account's campaigns by status name, and their queued recipients,
+  // from the campaigns' own counters (one pass over campaigns, none over
+  // recipients). For metrics.
+  struct CampaignTotals {
+    std::map<std::string, int64_t> by_status;
+    int64_t queued = 0;
+  };
+  absl::StatusOr<CampaignTotals> CountCampaigns();
   // Draft or scheduled campaigns only (else ILLEGAL_TRANSITION). Applies
   // `mutate`, validates, re-resolves sender and template, stores.
   void UpdateCampaign(const std::string& account_id, const std::string& id,

@@ -251,6 +251,21 @@ absl::StatusOr<Campaign> Store::GetCampaign(const std::string& account_id,
       [&](SQLite::Database& db) { return LoadCampaign(db, account_id, id); });
 }
 
+absl::StatusOr<Store::CampaignTotals> Store::CountCampaigns() {
+  return db_->Read([](SQLite::Database& db) -> absl::StatusOr<CampaignTotals> {
+    CampaignTotals totals;
+    SQLite::Statement st(db,
+                         "SELECT status, COUNT(*), TOTAL(queued) FROM "
+                         "campaigns WHERE deleting=0 GROUP BY status");
+    while (st.executeStep()) {
+      totals.by_status[st.getColumn(0).getString()] =
+          st.getColumn(1).getInt64();
+      totals.queued += static_cast<int64_t>(st.getColumn(2).getDouble());
+    }
+    return totals;
+  });
+}
+
 absl::StatusOr<Page<Campaign>> Store::ListCampaigns(
     const std::string& account_id, const CampaignFilter& filter,
     const PageRequest& page) {

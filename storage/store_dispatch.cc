@@ -555,6 +555,13 @@ void Store::ApplyReceiptsIn(ReceiptScope scope, const std::string& owner,
           --*Counter(d, from);
           ++*Counter(d, r.status);
           ++result.matched;
+          if (r.status == RecipientStatus::kRead) {
+            ++result.read;
+          } else if (r.status == RecipientStatus::kFailed) {
+            ++result.failed;
+          } else {
+            ++result.delivered;
+          }
         }
         for (const auto& [campaign_seq, delta] : deltas) {
           AddToCounters(db, campaign_seq, delta, now);

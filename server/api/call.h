@@ -42,8 +42,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/api/status.h"
 #include "server/dispatch/cq_tag.h"
+#include "server/domain/metrics.h"
 #include "server/domain/model.h"
 
 namespace campaigns::api {
@@ -52,6 +55,7 @@ namespace campaigns::api {
 struct RpcContext {
   Principal principal;
   grpc::ServerContext* server_context = nullptr;
+  Metrics* metrics = Metrics::None();
 };
 
 // Completes a call: an OK value or a status. Call exactly once.
@@ -80,6 +84,8 @@ class Method {
 struct CallEnv {
   Authenticator authenticate;
   std::atomic<bool> shutting_down{false};
+  // Told of every answered call; never null.
+  Metrics* metrics = Metrics::None();
 
   // What every call does when it arrives: re-arm its method on the same
   // queue (unless the server is shutting down), then authenticate the caller.
@@ -180,10 +186,11 @@ grpc::ByteBuffer SerializeResponse(const google::protobuf::Message& response);
 template <typename Req, typename Resp>
 class UnaryMethod final : public Method {
  public:
-  UnaryMethod(RawService* service, int index, UnaryHandler<Req, Resp> handler,
-              CallEnv* env)
+  UnaryMethod(RawService* service, int index, std::string name,
+              UnaryHandler<Req, Resp> handler, CallEnv* env)
       : service_(service),
         index_(index),
+        name_(std::move(name)),
         handler_(std::move(handler)),
         env_(env) {}
 
@@ -204,6 +211,7 @@ class UnaryMethod final : public Method {
         return;
       }
       finishing_ = true;
+      arrived_at_ = absl::Now();
       absl::StatusOr<Principal> principal =
           method_->env_->Arrive(method_, cq_, ctx_);
       if (!principal.ok()) {
@@ -214,7 +222,7 @@ class UnaryMethod final : public Method {
         Finish(parsed);
         return;
       }
-      RpcContext rpc{*std::move(principal), &ctx_};
+      RpcContext rpc{*std::move(principal), &ctx_, method_->env_->metrics};
       // After this call `this` may already be gone: Finish may have run.
       method_->handler_(rpc, request_, [this](absl::StatusOr<Resp> r) {
         Finish(std::move(r));
@@ -223,6 +231,8 @@ class UnaryMethod final : public Method {
 
    private:
     void Finish(absl::StatusOr<Resp> result) {
+      method_->env_->metrics->RpcHandled(method_->name_, result.status().code(),
+                                         absl::Now() - arrived_at_);
       if (result.ok()) {
         responder_.Finish(SerializeResponse(*result), grpc::Status::OK, this);
       } else {
@@ -237,10 +247,12 @@ class UnaryMethod final : public Method {
     Req request_;
     grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
     bool finishing_ = false;
+    absl::Time arrived_at_;
   };
 
   RawService* const service_;
   const int index_;
+  const std::string name_;
   const UnaryHandler<Req, Resp> handler_;
   CallEnv* const env_;
 };
@@ -279,10 +291,11 @@ using StreamFactory = std::function<std::shared_ptr<StreamConsumer<Req, Resp>>(
 template <typename Req, typename Resp>
 class ClientStreamMethod final : public Method {
  public:
-  ClientStreamMethod(RawService* service, int index,
+  ClientStreamMethod(RawService* service, int index, std::string name,
                      StreamFactory<Req, Resp> factory, CallEnv* env)
       : service_(service),
         index_(index),
+        name_(std::move(name)),
         factory_(std::move(factory)),
         env_(env) {}
 
@@ -308,6 +321,7 @@ class ClientStreamMethod final : public Method {
             return;
           }
           arrived_ = true;
+          arrived_at_ = absl::Now();
           method_->env_->StreamBegan();
           absl::StatusOr<Principal> principal =
               method_->env_->Arrive(method_, cq_, ctx_);
@@ -315,7 +329,8 @@ class ClientStreamMethod final : public Method {
             FinishError(principal.status());
             return;
           }
-          rpc_ = RpcContext{*std::move(principal), &ctx_};
+          rpc_ =
+              RpcContext{*std::move(principal), &ctx_, method_->env_->metrics};
           consumer_ = method_->factory_(rpc_);
           Read();
           return;
@@ -352,6 +367,7 @@ class ClientStreamMethod final : public Method {
           state_ = State::kEnding;
           consumer_->OnEnd([this](absl::StatusOr<Resp> result) {
             state_ = State::kFinishing;
+            Record(result.status().code());
             if (result.ok()) {
               reader_.Finish(SerializeResponse(*result), grpc::Status::OK,
                              this);
@@ -384,8 +400,13 @@ class ClientStreamMethod final : public Method {
       state_ = State::kReading;
       reader_.Read(&raw_, this);
     }
+    void Record(absl::StatusCode code) {
+      method_->env_->metrics->RpcHandled(method_->name_, code,
+                                         absl::Now() - arrived_at_);
+    }
     void FinishError(const absl::Status& status) {
       state_ = State::kFinishing;
+      Record(status.code());
       reader_.FinishWithError(ToGrpcStatus(status, &ctx_), this);
     }
     void FailAndAbort(const absl::Status& status) {
@@ -403,10 +424,12 @@ class ClientStreamMethod final : public Method {
     std::shared_ptr<StreamConsumer<Req, Resp>> consumer_;
     State state_ = State::kRequested;
     bool arrived_ = false;
+    absl::Time arrived_at_;
   };
 
   RawService* const service_;
   const int index_;
+  const std::string name_;
   const StreamFactory<Req, Resp> factory_;
   CallEnv* const env_;
 };
@@ -424,7 +447,7 @@ class Registrar {
     const google::protobuf::MethodDescriptor* m =
         Find(service, name, Req::descriptor(), Resp::descriptor());
     methods_.push_back(std::make_unique<UnaryMethod<Req, Resp>>(
-        service, m->index(), std::move(handler), env_));
+        service, m->index(), m->name(), std::move(handler), env_));
   }
 
   template <typename Req, typename Resp>
@@ -434,7 +457,7 @@ class Registrar {
         Find(service, name, Req::descriptor(), Resp::descriptor(),
              /*client_streaming=*/true);
     methods_.push_back(std::make_unique<ClientStreamMethod<Req, Resp>>(
-        service, m->index(), std::move(factory), env_));
+        service, m->index(), m->name(), std::move(factory), env_));
   }
 
   // A method with a hand-written call state machine (a server stream):

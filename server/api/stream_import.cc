@@ -12,6 +12,7 @@
 #include "server/domain/address.h"
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
+#include "server/log/log.h"
 
 namespace campaigns::api {
 namespace {}  // namespace
@@ -427,6 +428,11 @@ void StreamImport<Req, Resp>::CommitNow() {
              std::lock_guard<std::mutex> lock(self->mu_);
              self->committing_ = false;
              if (response.ok()) {
+               Metrics* m = self->ctx_.metrics;
+               m->ImportRows(ImportRowResult::kImported, self->imported_);
+               m->ImportRows(ImportRowResult::kDuplicate, self->duplicates_);
+               m->ImportRows(ImportRowResult::kInvalid, self->invalid_);
+               m->ImportRows(ImportRowResult::kSuppressed, self->suppressed_);
                self->committed_ = true;
                self->phase_ = Phase::kDone;
                reply = std::move(self->reply_);
@@ -445,6 +451,21 @@ template <typename Req, typename Resp>
 void StreamImport<Req, Resp>::RollBackOnce() {
   if (!began_ || rolled_back_ || committed_) return;
   rolled_back_ = true;
+  // The client's own mistakes (a bad row, a cancel) are its answer; a
+  // failure of ours is what an operator needs to see.
+  const bool ours = !failure_.ok() &&
+                    (failure_.code() == absl::StatusCode::kInternal ||
+                     failure_.code() == absl::StatusCode::kUnavailable ||
+                     failure_.code() == absl::StatusCode::kResourceExhausted ||
+                     failure_.code() == absl::StatusCode::kDataLoss);
+  logging::Log(ours ? logging::Level::kError : logging::Level::kInfo,
+               "import rolled back",
+               {{"rpc", MethodName()},
+                {"resource", Resource()},
+                {"account_id", ctx_.principal.account_id},
+                {"rows_received", received_},
+                {"error", failure_.ok() ? std::string("the client cancelled")
+                                        : failure_.ToString()}});
   RollBack();
 }
 

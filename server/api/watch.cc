@@ -49,6 +49,8 @@ class WatchMethod::Call {
       return;
     }
     method_->env_->StreamBegan();
+    method_->env_->metrics->WatchStreams(1);
+    arrived_at_ = absl::Now();
     {
       std::lock_guard<std::mutex> lock(method_->mu_);
       method_->live_.insert(this);
@@ -126,6 +128,7 @@ class WatchMethod::Call {
   }
 
   void FinishLocked(const grpc::Status& status) {
+    finish_code_ = static_cast<absl::StatusCode>(status.error_code());
     finishing_ = true;
     finish_pending_ = true;
     writer_.Finish(status, &finish_tag_);
@@ -179,12 +182,16 @@ class WatchMethod::Call {
 
   void MaybeDelete(std::unique_lock<std::mutex>& lock) {
     if (!done_ || write_pending_ || alarm_pending_ || finish_pending_) return;
+    const absl::StatusCode code = finish_code_;
     lock.unlock();
     {
       std::lock_guard<std::mutex> l(method_->mu_);
       method_->live_.erase(this);
     }
     CallEnv* env = method_->env_;
+    // A stream the client left (or the server cancelled) never finished.
+    env->metrics->RpcHandled("WatchCampaign", code, absl::Now() - arrived_at_);
+    env->metrics->WatchStreams(-1);
     delete this;
     env->StreamEnded();
   }
@@ -204,6 +211,8 @@ class WatchMethod::Call {
   OpTag finish_tag_{this, &Call::OnFinished};
   OpTag done_tag_{this, &Call::OnDone};
 
+  absl::Time arrived_at_;
+  absl::StatusCode finish_code_ = absl::StatusCode::kCancelled;
   std::mutex mu_;
   std::string campaign_id_;
   uint64_t subscription_ = 0;

@@ -7,10 +7,38 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/domain/rules.h"
-#include "spdlog/spdlog.h"
+#include "server/log/log.h"
 
 namespace campaigns::dispatch {
 namespace {
+
+// Messages of one provider answer by (provider, outcome), for metrics: a
+// batch has one or two providers (a fallback's) and few outcomes.
+class OutcomeTally {
+ public:
+  void Add(const std::string& provider, MessageOutcome outcome) {
+    for (Entry& e : entries_) {
+      if (e.outcome == outcome && e.provider == provider) {
+        ++e.count;
+        return;
+      }
+    }
+    entries_.push_back(Entry{provider, outcome, 1});
+  }
+  void Report(Metrics* metrics, Channel channel) const {
+    for (const Entry& e : entries_) {
+      metrics->Messages(e.provider, channel, e.outcome, e.count);
+    }
+  }
+
+ private:
+  struct Entry {
+    std::string provider;
+    MessageOutcome outcome;
+    int64_t count;
+  };
+  std::vector<Entry> entries_;
+};
 
 // A pump hands at most this many batches to the provider per step before
 // it yields its thread to others.
@@ -181,7 +209,8 @@ Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
     : store_(store),
       timer_(timer),
       providers_(std::move(providers)),
-      options_(options) {}
+      options_(options),
+      metrics_(options_.metrics ? options_.metrics : Metrics::None()) {}
 
 Engine::~Engine() { Stop(); }
 
@@ -236,8 +265,10 @@ void Engine::Transition(const std::string& account_id, const std::string& id,
         } else if (!done && IsStorageFailure(c.status())) {
           // The engine's own moves (alarms, auto-pause, fatal errors) have
           // nobody to answer: say what failed.
-          spdlog::error("campaign {}: storing lifecycle event {} failed: {}",
-                        id, static_cast<int>(event), c.status().ToString());
+          logging::Error("storing a lifecycle event failed",
+                         {{"campaign_id", id},
+                          {"event", static_cast<int>(event)},
+                          {"error", c.status()}});
         }
         if (done) done(std::move(c));
       });
@@ -541,6 +572,22 @@ void Engine::IngestProviderReceipts(const std::string& provider,
 void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
                            Done<ReceiptResult> done) {
   if (r.ok()) {
+    metrics_->Receipts(ReceiptOutcome::kDelivered, r->delivered);
+    metrics_->Receipts(ReceiptOutcome::kRead, r->read);
+    metrics_->Receipts(ReceiptOutcome::kFailed, r->failed);
+    metrics_->Receipts(ReceiptOutcome::kUnmatched, r->unmatched);
+    metrics_->Receipts(ReceiptOutcome::kIgnored, r->ignored);
+    if (r->unmatched > 0) {
+      // Unmatched receipts come in bulk (another system's ids, a wrong
+      // webhook URL): one line a minute with the count since the last.
+      unmatched_receipts_.fetch_add(r->unmatched);
+      static logging::RateLimited limit(1, absl::Minutes(1));
+      int64_t suppressed = 0;
+      if (limit.Allow(&suppressed)) {
+        logging::Warn("receipts matched no message",
+                      {{"receipts", unmatched_receipts_.exchange(0)}});
+      }
+    }
     for (const Campaign& c : r->campaigns) {
       progress_.Publish(c, timer_->Now());
       if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
@@ -551,7 +598,8 @@ void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
       }
     }
   } else if (IsStorageFailure(r.status())) {
-    spdlog::error("storing receipts failed: {}", r.status().ToString());
+    logging::Error("storing receipts failed (not acknowledged)",
+                   {{"error", r.status()}});
   }
   if (done) done(std::move(r));
 }
@@ -638,8 +686,10 @@ void Engine::SetUp(const PumpPtr& p) {
   p->Lock(mu_);
   if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile
   if (IsStorageFailure(text.status())) {
-    spdlog::error("campaign {}: reading its sender and template failed: {}",
-                  c.id, text.status().ToString());
+    logging::Error("reading a campaign's sender and template failed",
+                   {{"campaign_id", c.id},
+                    {"retry_in", kErrorRetry},
+                    {"error", text.status()}});
     ScheduleStep(p, timer_->Now() + kErrorRetry);
     return;
   }
@@ -653,7 +703,8 @@ void Engine::SetUp(const PumpPtr& p) {
   if (!fatal.empty()) {
     Halt(*p);
     p->Unlock(mu_);
-    spdlog::warn("campaign {}: cannot send: {}", c.id, fatal);
+    logging::Warn("campaign cannot send: failing it",
+                  {{"campaign_id", c.id}, {"error", fatal}});
     LifecycleChange change;
     change.event = CampaignEvent::kFatal;
     change.now = timer_->Now();
@@ -809,10 +860,11 @@ void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch) {
           return;
         }
         if (!marked.ok()) {
-          spdlog::error(
-              "campaign {}: marking {} messages before the provider call "
-              "failed (retrying in {}): {}",
-              p->id, n, absl::FormatDuration(kErrorRetry), marked.ToString());
+          logging::Error("marking messages before the provider call failed",
+                         {{"campaign_id", p->id},
+                          {"messages", static_cast<int64_t>(n)},
+                          {"retry_in", kErrorRetry},
+                          {"error", marked}});
           p->next_batch_at = timer_->Now() + kErrorRetry;
         }
         Unmark(p, std::move(batch), /*stored=*/marked.ok());
@@ -840,10 +892,9 @@ void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored) {
     store_->MarkHanded(p->account_id, p->id, std::move(seqs), false,
                        [id = p->id](absl::Status s) {
                          if (!s.ok()) {
-                           spdlog::error(
-                               "campaign {}: clearing the marks of unsent "
-                               "messages failed: {}",
-                               id, s.ToString());
+                           logging::Error(
+                               "clearing the marks of unsent messages failed",
+                               {{"campaign_id", id}, {"error", s}});
                          }
                        });
   }
@@ -882,10 +933,13 @@ void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch) {
   p->in_flight += static_cast<int64_t>(batch.size());
   ++p->starting;
   Provider* provider = p->setup->provider;
+  std::string provider_name = p->setup->provider_name;
   p->Unlock(mu_);
   provider->Send(std::move(messages),
-                 [this, p, batch = std::move(batch)](
+                 [this, p, batch = std::move(batch), sent_at = absl::Now(),
+                  provider_name = std::move(provider_name)](
                      std::vector<SendResult> results) mutable {
+                   metrics_->ProviderCall(provider_name, absl::Now() - sent_at);
                    OnSent(p, std::move(batch), std::move(results));
                  });
   p->Lock(mu_);
@@ -918,10 +972,11 @@ void Engine::Refill(const PumpPtr& p) {
     suppressed = store_->SuppressedAmong(c.account_id, c.channel, addresses);
   }
   if (!leased.ok() || !suppressed.ok()) {
-    spdlog::error(
-        "campaign {}: leasing recipients failed (retrying in {}): {}", c.id,
-        absl::FormatDuration(kErrorRetry),
-        (leased.ok() ? suppressed.status() : leased.status()).ToString());
+    logging::Error(
+        "leasing recipients failed",
+        {{"campaign_id", c.id},
+         {"retry_in", kErrorRetry},
+         {"error", leased.ok() ? suppressed.status() : leased.status()}});
   }
   p->Lock(mu_);
   const absl::Time now = timer_->Now();
@@ -977,7 +1032,16 @@ void Engine::Refill(const PumpPtr& p) {
   }
   if (!settled.empty()) {
     p->in_flight += static_cast<int64_t>(settled.size());
+    int64_t skipped = 0;
+    for (const DispatchOutcome& o : settled) {
+      skipped += o.status == RecipientStatus::kSkipped ? 1 : 0;
+    }
+    const std::string provider_name = p->setup->provider_name;
     p->Unlock(mu_);
+    metrics_->Messages(provider_name, c.channel, MessageOutcome::kSkipped,
+                       skipped);
+    metrics_->Messages(provider_name, c.channel, MessageOutcome::kPermanent,
+                       static_cast<int64_t>(settled.size()) - skipped);
     Record(p, std::move(settled));
     p->Lock(mu_);
   }
@@ -991,10 +1055,13 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
   std::string unusable_provider;  // whose state it is
   bool usable_again = false;
   std::string provider_name;
+  OutcomeTally tally;
+  Channel channel;
   {
     MutexLock lock(&mu_);
     p->Held(mu_);
     provider_name = p->setup->provider_name;
+    channel = p->campaign.channel;
     const absl::Time now = timer_->Now();
     for (size_t i = 0; i < batch.size(); ++i) {
       Item& item = batch[i];
@@ -1007,12 +1074,19 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
                            "the provider gave no result for this message",
                            absl::ZeroDuration(),
                            /*suppress=*/"",
-                           /*provider=*/""};
+                           /*provider=*/"",
+                           /*duplicate=*/false};
       // Who answered: the sender's provider, or a fallback that took over.
       const bool by_fallback = !res.provider.empty();
       DispatchOutcome o;
       o.seq = item.r.seq;
       o.provider = by_fallback ? std::move(res.provider) : provider_name;
+      tally.Add(o.provider, res.status == SendStatus::kAccepted
+                                ? (res.duplicate ? MessageOutcome::kDuplicate
+                                                 : MessageOutcome::kAccepted)
+                            : res.status == SendStatus::kPermanent
+                                ? MessageOutcome::kPermanent
+                                : MessageOutcome::kTransient);
       const int attempt = item.r.attempts + 1;
       bool failed = false;
       switch (res.status) {
@@ -1091,10 +1165,13 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
           static_cast<int>(p->window.size()));
     }
   }
+  tally.Report(metrics_, channel);
   if (options_.provider_state && (usable_again || !state_change.empty())) {
     if (!state_change.empty()) {
-      spdlog::error("provider {} is unusable: {}", unusable_provider,
-                    state_change);
+      logging::Error("provider unusable: its campaigns pause",
+                     {{"provider", unusable_provider},
+                      {"campaign_id", p->id},
+                      {"error", state_change}});
       options_.provider_state(unusable_provider, state_change);
     } else {
       options_.provider_state(provider_name, "");
@@ -1114,10 +1191,12 @@ void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes) {
 void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
                         absl::StatusOr<Campaign> c) {
   if (!c.ok()) {
-    spdlog::error(
-        "campaign {}: recording {} outcomes failed (they stay queued and are "
-        "sent again with the same keys): {}",
-        p->id, messages, c.status().ToString());
+    logging::Error(
+        "recording outcomes failed: they stay queued and are sent again with "
+        "the same keys",
+        {{"campaign_id", p->id},
+         {"messages", messages},
+         {"error", c.status()}});
   }
   std::vector<std::function<void()>> idle;
   std::string pause_reason;
@@ -1141,7 +1220,8 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
   }
   if (c.ok()) progress_.Publish(*c, timer_->Now());
   if (!pause_reason.empty()) {
-    spdlog::warn("campaign {}: {}", p->id, pause_reason);
+    logging::Warn("campaign auto-paused",
+                  {{"campaign_id", p->id}, {"reason", pause_reason}});
     LifecycleChange change;
     change.event = CampaignEvent::kPause;
     change.now = timer_->Now();
@@ -1163,8 +1243,8 @@ void Engine::FinishDispatch(const PumpPtr& p) {
           return;
         }
         if (IsStorageFailure(c.status())) {
-          spdlog::error("campaign {}: storing the end of dispatch failed: {}",
-                        p->id, c.status().ToString());
+          logging::Error("storing the end of dispatch failed",
+                         {{"campaign_id", p->id}, {"error", c.status()}});
         }
         // Something is queued after all (or the campaign left sending).
         MutexLock lock(&mu_);

@@ -31,6 +31,7 @@
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 #define CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -45,6 +46,7 @@
 #include "server/dispatch/provider.h"
 #include "server/dispatch/timer.h"
 #include "server/domain/dispatch_store.h"
+#include "server/domain/metrics.h"
 #include "server/domain/mutex.h"
 #include "server/domain/render.h"
 #include "server/domain/token_bucket.h"
@@ -74,6 +76,9 @@ struct EngineOptions {
   // one) whose outcomes are not recorded yet. A pump starts no new batch
   // (or rate chunk) while this many are out.
   int max_in_flight = 2000;
+  // Told of messages, provider calls and receipts; null = none. Must
+  // outlive the engine.
+  Metrics* metrics = nullptr;
 };
 
 // The provider that sends for a sender's `provider` name; null if none.
@@ -222,6 +227,9 @@ class Engine {
   Timer* const timer_;
   const ProviderLookup providers_;
   const EngineOptions options_;
+  Metrics* const metrics_;
+  // Unmatched receipts not logged yet (logged at most once a minute).
+  std::atomic<int64_t> unmatched_receipts_{0};
   ProgressHub progress_;
 
   // Guards the fields below and every Pump's (Pump::mu is this mutex).

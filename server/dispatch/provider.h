@@ -74,6 +74,9 @@ struct SendResult {
   // engine called (a fallback took it over), else "". The recipient row
   // records it, and its receipts are matched there.
   std::string provider;
+  // Accepted before: the provider already had this idempotency key and
+  // answered with the first message's id (counted apart in metrics).
+  bool duplicate = false;
 };
 
 using SendDone = std::function<void(std::vector<SendResult>)>;

@@ -279,6 +279,7 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
       };
       if (auto known = accepted_.find(h); known != accepted_.end()) {
         r.provider_message_id = MessageId(known->second);
+        r.duplicate = true;
         e.outcome = "duplicate";
         owe_receipts();
       } else {

@@ -68,6 +68,10 @@ struct ReceiptResult {
   int64_t matched = 0;    // changed a recipient
   int64_t unmatched = 0;  // no recipient of the account has that id
   int64_t ignored = 0;    // matched, but not newer than what is recorded
+  // The matched ones by the status they set.
+  int64_t delivered = 0;
+  int64_t read = 0;
+  int64_t failed = 0;
   // The campaigns whose recipients changed, as they are afterwards.
   std::vector<Campaign> campaigns;
 };

@@ -1,3 +1,5 @@
+// OperatorHttp: the routes of the operator's HTTP listener (webhooks,
+// health, metrics) and their answers.
 #include "server/http/operator_http.h"
 
 #include <utility>
@@ -6,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "spdlog/spdlog.h"
+#include "server/log/log.h"
 
 namespace campaigns::http {
 namespace {
@@ -72,13 +74,69 @@ absl::StatusOr<std::unique_ptr<OperatorHttp>> OperatorHttp::Start(
 }
 
 void OperatorHttp::Handle(HttpServerRequest req, HttpReply reply) {
-  if (req.path == "/healthz") {
-    reply(Text(200, "ok"));
+  if (deps_.metrics == nullptr) {
+    Route(std::move(req), std::move(reply));
     return;
   }
-  if (req.path == "/readyz") {
-    const bool ready = deps_.ready && deps_.ready();
-    reply(Text(ready ? 200 : 503, ready ? "ready" : "not ready"));
+  // The route label: fixed paths, webhooks of a configured provider, else
+  // "other" (a scanner's random paths must not grow the label set).
+  std::string route = "other";
+  absl::string_view name = req.path;
+  if (req.path == "/healthz" || req.path == "/readyz" ||
+      req.path == "/metrics") {
+    route = req.path;
+  } else if (absl::ConsumePrefix(&name, "/webhooks/") && !name.empty() &&
+             !absl::StrContains(name, '/') &&
+             deps_.provider(std::string(name)) != nullptr) {
+    route = req.path;
+  }
+  Route(std::move(req), [reply = std::move(reply), route = std::move(route),
+                         metrics = deps_.metrics](HttpServerResponse r) {
+    metrics->HttpHandled(route, r.status);
+    reply(std::move(r));
+  });
+}
+
+void OperatorHttp::Route(HttpServerRequest req, HttpReply reply) {
+  if (req.path == "/healthz" || req.path == "/readyz" ||
+      req.path == "/metrics") {
+    if (req.method != "GET" && req.method != "HEAD") {
+      HttpServerResponse r = Json(
+          405, absl::StrCat("{\"error\":\"method_not_allowed\",\"message\":"
+                            "\"",
+                            req.path, " answers GET only\"}"));
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      reply(std::move(r));
+      return;
+    }
+    if (req.path == "/healthz") {
+      reply(Json(200, "{\"status\":\"ok\"}"));
+      return;
+    }
+    if (req.path == "/readyz") {
+      const absl::Status ready =
+          deps_.ready ? deps_.ready() : absl::UnavailableError("starting");
+      if (ready.ok()) {
+        reply(Json(200, "{\"status\":\"ready\"}"));
+      } else {
+        std::string reason;
+        for (char c : ready.message()) {
+          if (c == '"' || c == '\\') reason.push_back('\\');
+          if (static_cast<unsigned char>(c) >= 0x20) reason.push_back(c);
+        }
+        reply(Json(503, absl::StrCat("{\"status\":\"not ready\",\"reason\":\"",
+                                     reason, "\"}")));
+      }
+      return;
+    }
+    if (!deps_.metrics_text) {
+      reply(Text(404, "not found"));
+      return;
+    }
+    HttpServerResponse r;
+    r.body = deps_.metrics_text();
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    reply(std::move(r));
     return;
   }
   absl::string_view name = req.path;
@@ -110,8 +168,16 @@ void OperatorHttp::Handle(HttpServerRequest req, HttpReply reply) {
   if (!events.ok()) {
     const int status = HttpStatusOf(events.status());
     if (status == 401) {
-      spdlog::warn("webhook for provider {} from {} refused: {}", provider_name,
-                   req.remote, std::string(events.status().message()));
+      // A forger (or a misconfigured secret) can send these without end.
+      static logging::RateLimited limit(10, absl::Seconds(10));
+      int64_t suppressed = 0;
+      if (limit.Allow(&suppressed)) {
+        logging::Warn("webhook refused: signature",
+                      {{"provider", provider_name},
+                       {"remote", req.remote},
+                       {"error", events.status().message()},
+                       {"suppressed", suppressed}});
+      }
     }
     reply(Text(status, std::string(events.status().message())));
     return;
@@ -127,10 +193,11 @@ void OperatorHttp::Handle(HttpServerRequest req, HttpReply reply) {
       [reply = std::move(reply), answer = std::move(answer), provider_name,
        receipts](absl::Status committed) {
         if (!committed.ok()) {
-          spdlog::error(
-              "webhook for provider {}: storing {} receipts failed (the "
-              "vendor will retry): {}",
-              provider_name, receipts, committed.ToString());
+          logging::Error(
+              "webhook not stored: answered 503, the vendor will retry",
+              {{"provider", provider_name},
+               {"receipts", static_cast<int64_t>(receipts)},
+               {"error", committed}});
           reply(Text(503, "not stored, try again"));
           return;
         }

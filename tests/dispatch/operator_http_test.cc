@@ -55,7 +55,10 @@ class OperatorHttpTest : public ::testing::Test {
       delivered_.emplace_back(provider, e.receipts.size());
       pending_.push_back(std::move(done));
     };
-    deps.ready = [this] { return ready_.load(); };
+    deps.ready = [this] {
+      return ready_.load() ? absl::OkStatus()
+                           : absl::UnavailableError("shutting down");
+    };
     auto http = OperatorHttp::Start("127.0.0.1:0", deps);
     ASSERT_TRUE(http.ok()) << http.status();
     http_ = *std::move(http);
@@ -109,11 +112,21 @@ class OperatorHttpTest : public ::testing::Test {
 
 TEST_F(OperatorHttpTest, HealthAndReadiness) {
   EXPECT_EQ(Get("GET", "/healthz").status, 200);
+  EXPECT_EQ(Get("GET", "/healthz").body, "{\"status\":\"ok\"}");
   EXPECT_EQ(Get("GET", "/readyz").status, 200);
+  EXPECT_EQ(Get("GET", "/readyz").body, "{\"status\":\"ready\"}");
   ready_ = false;
-  EXPECT_EQ(Get("GET", "/readyz").status, 503);
+  HttpResponse not_ready = Get("GET", "/readyz?verbose=1");
+  EXPECT_EQ(not_ready.status, 503);
+  EXPECT_EQ(not_ready.body,
+            "{\"status\":\"not ready\",\"reason\":\"shutting down\"}");
   EXPECT_EQ(Get("GET", "/healthz").status, 200);
   EXPECT_EQ(Get("GET", "/nothing").status, 404);
+  // Health answers GET only; /metrics is not served without a source.
+  HttpResponse post = Get("POST", "/healthz", "x");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_NE(post.body.find("method_not_allowed"), std::string::npos);
+  EXPECT_EQ(Get("GET", "/metrics").status, 404);
 }
 
 TEST_F(OperatorHttpTest, AWebhookIsAnsweredOnlyOnceCommitted) {
