@@ -8,16 +8,17 @@
 #include "client/commands.h"
 #include "client/proto_flags.h"
 #include "client/rpc_status.h"
-
-#ifndef CAMPAIGNCTL_VERSION
-#define CAMPAIGNCTL_VERSION "dev"
-#endif
+#include "version.h"
 
 namespace campaigns::client {
 namespace {
 
-constexpr char kVersion[] =
-    "campaignctl " CAMPAIGNCTL_VERSION " (API campaigns.v1)";
+// What --version and the version command print, e.g.
+// "campaignctl 0.1.0 (commit 2b73bcb1f0aa, API campaigns.v1)".
+std::string VersionLine() {
+  return std::string("campaignctl ") + kVersion + " (commit " + kGitCommit +
+         ", API campaigns.v1)";
+}
 
 constexpr char kCommandFooter[] =
     "Global options (--server, --api-key, --json, --timeout, --tls, "
@@ -139,13 +140,13 @@ int RunCampaignctl(int argc, const char* const* argv, std::ostream& out,
       ->needs(tls)
       ->check(CLI::Validator(CLI::ExistingFile).description(""))
       ->type_name("FILE");
-  app.set_version_flag("--version", kVersion);
+  app.set_version_flag("--version", VersionLine());
   app.set_help_all_flag("--help-all", "Print help for every command and exit");
 
   CommandSet commands(&app);
   commands.AddCommand(&app, "version", "Print campaignctl's version",
                       [](Env& env) {
-                        env.out() << kVersion << "\n";
+                        env.out() << VersionLine() << "\n";
                         return static_cast<int>(kExitOk);
                       });
   AddAccountCommands(&commands);

@@ -3,6 +3,7 @@
 // starts the server, waits for SIGINT/SIGTERM and shuts down in order (see
 // CampaignServer::Shutdown). A bad flag or config file exits 2 with one
 // message naming the key (and the file's line); a failed start exits 1.
+// --version prints "campaignd 0.1.0 (commit 2b73bcb1f0aa)" and exits 0.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -16,12 +17,16 @@
 #include "server/config.h"
 #include "server/log/log.h"
 #include "server/server.h"
+#include "version.h"
 
 int main(int argc, char** argv) {
   campaigns::config::Settings settings;
   std::string config_file;
   CLI::App app{"campaignd: self-hosted bulk-messaging campaign service"};
   campaigns::config::AddFlags(app, &settings, &config_file);
+  app.set_version_flag("--version", std::string("campaignd ") +
+                                        campaigns::kVersion + " (commit " +
+                                        campaigns::kGitCommit + ")");
   CLI11_PARSE(app, argc, argv);
   if (!config_file.empty()) {
     campaigns::config::LoadOptions load;
@@ -44,6 +49,8 @@ int main(int argc, char** argv) {
 
   campaigns::ServerOptions options;
   options.metrics = settings.metrics;
+  options.version = campaigns::kVersion;
+  options.commit = campaigns::kGitCommit;
   options.listen = settings.listen;
   options.http_listen = settings.http_listen;
   options.db_path = settings.db;
