@@ -581,6 +581,53 @@ TEST_F(DatabaseTest, OpThatBreaksTheTransactionFailsOnceAndOthersCommit) {
   EXPECT_EQ(Keys(*db), std::vector<std::string>{"kept"});
 }
 
+// A transaction that fails to commit makes the database unwritable (for
+// readiness) until the next one commits; both changes are told once, and
+// every transaction is reported to the metrics with its size.
+TEST_F(DatabaseTest, WritableFollowsTheLastCommitAndMetricsSeeEveryOne) {
+  struct Counting : Metrics {
+    void StorageCommit(absl::Duration took, int64_t ops) override {
+      EXPECT_GE(took, absl::ZeroDuration());
+      commits.fetch_add(1);
+      total_ops.fetch_add(ops);
+    }
+    std::atomic<int> commits{0};
+    std::atomic<int64_t> total_ops{0};
+  } metrics;
+  std::vector<bool> changes;  // written on the writer thread only
+  DatabaseOptions options = Options();
+  options.metrics = &metrics;
+  options.on_writable = [&](bool writable) { changes.push_back(writable); };
+  std::unique_ptr<Database> db = OpenOrDie(options);
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  EXPECT_TRUE(db->writable());
+  EXPECT_EQ(metrics.commits.load(), 1);
+  EXPECT_EQ(metrics.total_ops.load(), 1);
+  EXPECT_FALSE(AwaitStatus([&](std::function<void(absl::Status)> done) {
+                 db->WriteRaw(
+                     [](SQLite::Database& w) {
+                       w.exec("ROLLBACK");
+                       return absl::OkStatus();
+                     },
+                     done);
+               }).ok());
+  EXPECT_FALSE(db->writable());
+  EXPECT_EQ(db->queue_depth(), 0);
+  ASSERT_TRUE(AwaitStatus([&](std::function<void(absl::Status)> done) {
+                db->WriteRaw(
+                    [](SQLite::Database& w) {
+                      Insert(w, "a");
+                      return absl::OkStatus();
+                    },
+                    done);
+              }).ok());
+  EXPECT_TRUE(db->writable());
+  db->Flush();
+  EXPECT_EQ(changes, (std::vector<bool>{false, true}));
+  EXPECT_EQ(metrics.commits.load(), 3);
+}
+
 TEST_F(DatabaseTest, WriteAfterCloseIsUnavailable) {
   std::unique_ptr<Database> db = OpenOrDie(Options());
   ASSERT_NE(db, nullptr);
