@@ -1,6 +1,6 @@
 // Helpers shared by the benchmarks in tools/bench: a free loopback port, a
-// process's peak resident set, and seconds since a time point. Linux only; not
-// thread-safe concerns (no state).
+// process's peak resident set, seconds since a time point, and a Prometheus
+// scraper. Linux only. The functions keep no state; Scraper is thread-safe.
 #ifndef CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
 #define CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
 
@@ -10,12 +10,15 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -70,6 +73,65 @@ inline double CpuSeconds(pid_t pid) {
   }
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
+
+// GETs http://127.0.0.1:port/metrics every `every` on a thread of its own,
+// as Prometheus would, until destroyed: how many scrapes answered 200 and
+// the slowest.
+class Scraper {
+ public:
+  Scraper(int port, std::chrono::milliseconds every)
+      : thread_([this, port, every] {
+          while (!stop_.load()) {
+            const auto t = Clock::now();
+            if (Get(port)) {
+              ++ok_;
+              const int64_t us =
+                  std::chrono::duration_cast<std::chrono::microseconds>(
+                      Clock::now() - t)
+                      .count();
+              worst_us_.store(std::max(worst_us_.load(), us));
+            }
+            std::this_thread::sleep_for(every);
+          }
+        }) {}
+  ~Scraper() {
+    stop_.store(true);
+    thread_.join();
+  }
+  int64_t ok() const { return ok_.load(); }
+  double worst_ms() const { return static_cast<double>(worst_us_) / 1000.0; }
+
+ private:
+  // One GET /metrics; true on a 200 read to the end.
+  static bool Get(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = false;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      const std::string req =
+          "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+          "close\r\n\r\n";
+      if (write(fd, req.data(), req.size()) ==
+          static_cast<ssize_t>(req.size())) {
+        std::string answer;
+        char buf[16384];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0) answer.append(buf, n);
+        ok = answer.rfind("HTTP/1.1 200", 0) == 0;
+      }
+    }
+    close(fd);
+    return ok;
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> ok_{0};
+  std::atomic<int64_t> worst_us_{0};
+  std::thread thread_;
+};
 
 }  // namespace campaigns::bench
 

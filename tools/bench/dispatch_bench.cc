@@ -22,6 +22,10 @@
 // local HTTP sink in this process (every message a signed POST, every
 // outcome durable), printed beside the simulator path of the same run.
 //
+// Ops cost (--ops-cost): the throughput run with metrics and JSON logs off,
+// then on with /metrics scraped every 100 ms, alternating --rounds times;
+// the on/off ratio of the rates.
+//
 // Run by hand, not in CI.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -39,6 +43,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -245,6 +250,83 @@ double RawUpdates(const std::string& db_path, int32_t batch) {
     txn.commit();
   }
   return static_cast<double>(seqs.size()) / Seconds(start);
+}
+
+// One campaign of `n` recipients sent through the simulator (no latency,
+// no failures, no receipts) on a fresh campaignd run with `flags`; with
+// `scrape`, /metrics is scraped every 100 ms meanwhile. Start -> sent in
+// msg/s, or 0 on failure.
+double SendOnce(const std::string& binary, const std::string& db,
+                std::vector<std::string> flags, int64_t n, int32_t batch,
+                bool scrape, std::string* scrape_note) {
+  const int http_port = FreePort();
+  flags.insert(flags.end(),
+               {"--error-threshold", "0", "--simulator", "default:delivered=0",
+                "--http-listen", absl::StrCat("127.0.0.1:", http_port)});
+  Server server(binary, db, flags);
+  std::string id;
+  if (!server.up() || !NewCampaign(server, "+15550001", v1::Sender::unlimited,
+                                   n, batch, 0, &id)) {
+    std::cerr << "set-up failed\n";
+    return 0;
+  }
+  std::optional<campaigns::bench::Scraper> scraper;
+  if (scrape) scraper.emplace(http_port, std::chrono::milliseconds(100));
+  const auto start = Clock::now();
+  if (!Start(server, id)) return 0;
+  const v1::Campaign c =
+      WaitWhileSending(server, id, std::chrono::milliseconds(20));
+  const double secs = Seconds(start);
+  if (scraper) {
+    *scrape_note = absl::StrFormat("%d scrapes, slowest %.1f ms", scraper->ok(),
+                                   scraper->worst_ms());
+  }
+  if (c.stats().sent() != n) {
+    std::cerr << "ended with " << c.stats().sent() << " sent\n";
+    return 0;
+  }
+  return static_cast<double>(n) / secs;
+}
+
+// The cost of metrics and JSON logs: the same campaign sent with both off
+// (--no-metrics, text logs) and on (metrics, --log-format json, /metrics
+// scraped every 100 ms), alternating, `rounds` times each.
+int OpsCost(const std::string& binary, const std::string& work, int64_t n,
+            int32_t batch, int rounds) {
+  double off_sum = 0, on_sum = 0;
+  for (int i = 0; i < rounds; ++i) {
+    std::string note;
+    // Alternate which runs first: the second run of a pair finds a warmer
+    // page cache.
+    auto run_off = [&] {
+      return SendOnce(binary, work + "/ops_off.db",
+                      {"--no-metrics", "--log-format", "text"}, n, batch, false,
+                      &note);
+    };
+    auto run_on = [&] {
+      return SendOnce(binary, work + "/ops_on.db",
+                      {"--metrics", "--log-format", "json"}, n, batch, true,
+                      &note);
+    };
+    double off = 0, on = 0;
+    if (i % 2 == 0) {
+      off = run_off();
+      on = run_on();
+    } else {
+      on = run_on();
+      off = run_off();
+    }
+    if (off <= 0 || on <= 0) return 1;
+    off_sum += off;
+    on_sum += on;
+    std::cout << absl::StrFormat(
+        "  round %d: off %9.0f msg/s, on %9.0f msg/s (%s): on/off %.3f\n",
+        i + 1, off, on, note, on / off);
+  }
+  std::cout << absl::StrFormat(
+      "  metrics + JSON logs + scrapes, on/off over %d rounds: %.3f\n", rounds,
+      on_sum / off_sum);
+  return 0;
 }
 
 int Throughput(const std::string& binary, const std::string& work, int64_t n,
@@ -592,6 +674,8 @@ int main(int argc, char** argv) {
   bool money = true;
   bool webhook = true;
   bool receipts = false;
+  bool ops_cost = false;
+  int rounds = 3;
   int max_in_flight = 64;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -610,6 +694,11 @@ int main(int argc, char** argv) {
       max_in_flight = std::stoi(argv[++i]);
     } else if (flag == "--receipts") {
       receipts = true;
+    } else if (flag == "--ops-cost") {
+      ops_cost = true;
+      throughput = accuracy = money = webhook = false;
+    } else if (flag == "--rounds" && has_value) {
+      rounds = std::stoi(argv[++i]);
     } else if (flag == "--throughput-only") {
       accuracy = money = webhook = false;
     } else if (flag == "--webhook-only") {
@@ -626,7 +715,7 @@ int main(int argc, char** argv) {
                    "[--max-in-flight M] [--receipts] "
                    "[--throughput-only | --webhook-only "
                    "| --throughput-and-webhook | --accuracy-only | "
-                   "--money-only]\n";
+                   "--money-only | --ops-cost [--rounds R]]\n";
       return 2;
     }
   }
@@ -640,6 +729,11 @@ int main(int argc, char** argv) {
     if (int rc = Throughput(binary, work, n, batch, receipts); rc != 0) {
       return rc;
     }
+  }
+  if (ops_cost) {
+    std::cout << "ops cost: " << n << " recipients, unlimited sender, batch "
+              << "size " << batch << ", metrics and JSON logs off vs on\n";
+    if (int rc = OpsCost(binary, work, n, batch, rounds); rc != 0) return rc;
   }
   if (webhook) {
     std::cout << "webhook: " << n << " recipients, unlimited sender, batch "

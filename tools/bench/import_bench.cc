@@ -22,6 +22,9 @@
 //   6. DeleteCampaign of it: the answer, the time until its recipients are
 //      gone (read from the database file), and the latency of unrelated
 //      writes meanwhile.
+// With --ops-cost R, only the end-to-end import instead, with metrics and
+// JSON logs off and then on (/metrics scraped every 100 ms), R times each,
+// and the on/off ratio.
 // Run by hand, not in CI.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -40,6 +43,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -228,15 +232,151 @@ std::unique_ptr<grpc::ClientContext> Ctx() {
   return ctx;
 }
 
+// `csv` through ImportRecipients into a new campaign of a campaignd started
+// on a fresh database with `flags`; with `scrape`, /metrics is scraped every
+// 100 ms meanwhile. Rows/s, or 0 on failure.
+double ImportOnce(const std::string& campaignd, const std::string& db,
+                  std::vector<std::string> flags, const std::string& csv,
+                  int64_t n, bool scrape, std::string* scrape_note) {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(db + suffix);
+  }
+  const int port = FreePort();
+  const int http_port = FreePort();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
+    std::vector<std::string> args = {campaignd,
+                                     "--listen",
+                                     absl::StrCat("127.0.0.1:", port),
+                                     "--http-listen",
+                                     absl::StrCat("127.0.0.1:", http_port),
+                                     "--db",
+                                     db,
+                                     "--key-rate",
+                                     "0"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(campaignd.c_str(), argv.data());
+    std::perror("exec campaignd");
+    _exit(127);
+  }
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  double rate = 0;
+  if (channel->WaitForConnected(std::chrono::system_clock::now() +
+                                std::chrono::seconds(20))) {
+    auto senders = v1::SenderService::NewStub(channel);
+    auto campaigns_stub = v1::CampaignService::NewStub(channel);
+    v1::RegisterSenderRequest sreq;
+    sreq.set_sender_id("+15550001");
+    sreq.set_channel(v1::sms);
+    sreq.set_tier(v1::Sender::tier_100k);
+    v1::Sender sender;
+    grpc::Status s = senders->RegisterSender(Ctx().get(), sreq, &sender);
+    v1::CreateCampaignRequest creq;
+    creq.set_name("bench");
+    creq.set_channel(v1::sms);
+    creq.set_sender_id("+15550001");
+    creq.set_body("Hi {{name}}, {{code}}");
+    v1::Campaign campaign;
+    if (s.ok()) {
+      s = campaigns_stub->CreateCampaign(Ctx().get(), creq, &campaign);
+    }
+    std::optional<campaigns::bench::Scraper> scraper;
+    if (scrape) scraper.emplace(http_port, std::chrono::milliseconds(100));
+    const auto start = Clock::now();
+    if (s.ok()) {
+      v1::ImportRecipientsResponse response;
+      grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
+      auto writer = campaigns_stub->ImportRecipients(&ctx, &response);
+      v1::ImportRecipientsRequest first;
+      first.set_campaign_id(campaign.id());
+      first.set_format(v1::ImportRecipientsRequest::csv);
+      first.set_default_region("US");
+      writer->Write(first);
+      constexpr size_t kChunk = 64 * 1024;
+      for (size_t off = 0; off < csv.size(); off += kChunk) {
+        v1::ImportRecipientsRequest chunk;
+        chunk.set_csv_chunk(csv.substr(off, kChunk));
+        if (!writer->Write(chunk)) break;
+      }
+      writer->WritesDone();
+      s = writer->Finish();
+    }
+    if (s.ok()) {
+      rate = static_cast<double>(n) / Seconds(start);
+    } else {
+      std::cerr << "import failed: " << s.error_message() << "\n";
+    }
+    if (scraper) {
+      *scrape_note = absl::StrFormat("%d scrapes, slowest %.1f ms",
+                                     scraper->ok(), scraper->worst_ms());
+    }
+  } else {
+    std::cerr << "campaignd did not come up\n";
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  return rate;
+}
+
+// The cost of metrics and JSON logs on an import: off (--no-metrics, text
+// logs) and on (metrics, JSON logs, /metrics scraped every 100 ms),
+// alternating `rounds` times.
+int OpsCost(const std::string& campaignd, const std::string& work,
+            const std::string& csv, int64_t n, int rounds) {
+  double off_sum = 0, on_sum = 0;
+  for (int i = 0; i < rounds; ++i) {
+    std::string note;
+    // Alternate which runs first: the second run of a pair finds a warmer
+    // page cache.
+    auto run_off = [&] {
+      return ImportOnce(campaignd, work + "/ops_off.db",
+                        {"--no-metrics", "--log-format", "text"}, csv, n, false,
+                        &note);
+    };
+    auto run_on = [&] {
+      return ImportOnce(campaignd, work + "/ops_on.db",
+                        {"--metrics", "--log-format", "json"}, csv, n, true,
+                        &note);
+    };
+    double off = 0, on = 0;
+    if (i % 2 == 0) {
+      off = run_off();
+      on = run_on();
+    } else {
+      on = run_on();
+      off = run_off();
+    }
+    if (off <= 0 || on <= 0) return 1;
+    off_sum += off;
+    on_sum += on;
+    std::cout << absl::StrFormat(
+        "  round %d: off %9.0f rows/s, on %9.0f rows/s (%s): on/off %.3f\n",
+        i + 1, off, on, note, on / off);
+  }
+  std::cout << absl::StrFormat(
+      "  metrics + JSON logs + scrapes, on/off over %d rounds: %.3f\n", rounds,
+      on_sum / off_sum);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string campaignd = "build/server/campaignd";
   int64_t n = 1000000;
   std::string work = "/tmp/campaignd-import-bench";
+  int ops_rounds = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--campaignd") {
+    if (flag == "--ops-cost") {
+      ops_rounds = std::stoi(argv[i + 1]);
+    } else if (flag == "--campaignd") {
       campaignd = argv[i + 1];
     } else if (flag == "--rows") {
       n = std::stoll(argv[i + 1]);
@@ -244,7 +384,7 @@ int main(int argc, char** argv) {
       work = argv[i + 1];
     } else {
       std::cerr << "usage: import_bench [--campaignd PATH] [--rows N] "
-                   "[--work-dir DIR]\n";
+                   "[--work-dir DIR] [--ops-cost ROUNDS]\n";
       return 2;
     }
   }
@@ -255,6 +395,11 @@ int main(int argc, char** argv) {
   const std::string csv = Csv(rows);
   int64_t to_suppress = 0;
   for (const Row& r : rows) to_suppress += r.suppressed;
+  if (ops_rounds > 0) {
+    std::cout << "ops cost: metrics and JSON logs off vs on, " << ops_rounds
+              << " rounds\n";
+    return OpsCost(campaignd, work, csv, n, ops_rounds);
+  }
 
   auto line = [](const char* what, double rate) {
     std::cout << absl::StrFormat("  %-56s %9.0f rows/s\n", what, rate);
