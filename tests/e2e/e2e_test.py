@@ -597,7 +597,7 @@ class LifecycleTest(E2ECase):
         watch.cancel()
         self.assertEqual(after, "NOT_SERVING")
         self.stop(srv, STOP_TIMEOUT - (time.monotonic() - t0))
-        self.assertIn("shutdown complete", srv.stdout())
+        self.assertIn("shutdown complete", srv.stderr())
 
         # Restart on the same database. CAMPAIGND_BOOTSTRAP_KEY only seeds a
         # new database, so another value now must not become a key.
