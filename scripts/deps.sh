@@ -14,7 +14,7 @@ PACKAGES=(
   grpc-proto python3 python3-grpcio python3-grpc-tools curl
   libtomlplusplus-dev libcurl4-openssl-dev libmicrohttpd-dev libjemalloc-dev
   libsmpp34-dev nodejs python3-aiosmtpd openssl
-  dpkg-dev lintian
+  dpkg-dev lintian systemd prometheus-cpp-dev prometheus
 )
 
 missing=()

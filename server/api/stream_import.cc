@@ -428,11 +428,17 @@ void StreamImport<Req, Resp>::CommitNow() {
              std::lock_guard<std::mutex> lock(self->mu_);
              self->committing_ = false;
              if (response.ok()) {
-               Metrics* m = self->ctx_.metrics;
-               m->ImportRows(ImportRowResult::kImported, self->imported_);
-               m->ImportRows(ImportRowResult::kDuplicate, self->duplicates_);
-               m->ImportRows(ImportRowResult::kInvalid, self->invalid_);
-               m->ImportRows(ImportRowResult::kSuppressed, self->suppressed_);
+               // Recipients only: a contact import's rows (created or
+               // updated contacts) are another kind of row.
+               if (absl::string_view(self->MethodName()) ==
+                   "ImportRecipients") {
+                 Metrics* m = self->ctx_.metrics;
+                 m->ImportRows(ImportRowResult::kImported, self->imported_);
+                 m->ImportRows(ImportRowResult::kDuplicate, self->duplicates_);
+                 m->ImportRows(ImportRowResult::kInvalid, self->invalid_);
+                 m->ImportRows(ImportRowResult::kSuppressed,
+                               self->suppressed_);
+               }
                self->committed_ = true;
                self->phase_ = Phase::kDone;
                reply = std::move(self->reply_);

@@ -803,6 +803,9 @@ void Engine::Dispatch(const PumpPtr& p) {
       std::vector<DispatchOutcome> expired;
       for (Item& item : p->ready) expired.push_back(Expired(item.r.seq));
       p->ready.clear();
+      metrics_->Messages(p->setup->provider_name, p->campaign.channel,
+                         MessageOutcome::kSkipped,
+                         static_cast<int64_t>(expired.size()));
       p->in_flight += static_cast<int64_t>(expired.size());
       p->Unlock(mu_);
       Record(p, std::move(expired));
@@ -1032,16 +1035,12 @@ void Engine::Refill(const PumpPtr& p) {
   }
   if (!settled.empty()) {
     p->in_flight += static_cast<int64_t>(settled.size());
-    int64_t skipped = 0;
-    for (const DispatchOutcome& o : settled) {
-      skipped += o.status == RecipientStatus::kSkipped ? 1 : 0;
-    }
-    const std::string provider_name = p->setup->provider_name;
+    // Settled without a provider call (suppressed, missing variable,
+    // expired, outcome unknown after a restart): skipped, not attempts.
+    metrics_->Messages(p->setup->provider_name, c.channel,
+                       MessageOutcome::kSkipped,
+                       static_cast<int64_t>(settled.size()));
     p->Unlock(mu_);
-    metrics_->Messages(provider_name, c.channel, MessageOutcome::kSkipped,
-                       skipped);
-    metrics_->Messages(provider_name, c.channel, MessageOutcome::kPermanent,
-                       static_cast<int64_t>(settled.size()) - skipped);
     Record(p, std::move(settled));
     p->Lock(mu_);
   }
@@ -1081,12 +1080,16 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
       DispatchOutcome o;
       o.seq = item.r.seq;
       o.provider = by_fallback ? std::move(res.provider) : provider_name;
-      tally.Add(o.provider, res.status == SendStatus::kAccepted
-                                ? (res.duplicate ? MessageOutcome::kDuplicate
-                                                 : MessageOutcome::kAccepted)
-                            : res.status == SendStatus::kPermanent
-                                ? MessageOutcome::kPermanent
-                                : MessageOutcome::kTransient);
+      // An unusable provider made no attempt: not counted (the message
+      // is counted when it is sent after the resume).
+      if (res.status != SendStatus::kUnusable) {
+        tally.Add(o.provider, res.status == SendStatus::kAccepted
+                                  ? (res.duplicate ? MessageOutcome::kDuplicate
+                                                   : MessageOutcome::kAccepted)
+                              : res.status == SendStatus::kPermanent
+                                  ? MessageOutcome::kPermanent
+                                  : MessageOutcome::kTransient);
+      }
       const int attempt = item.r.attempts + 1;
       bool failed = false;
       switch (res.status) {

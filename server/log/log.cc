@@ -254,8 +254,11 @@ std::string MaskAddress(absl::string_view a) {
 
 bool RateLimited::Allow(int64_t* suppressed) {
   std::lock_guard<std::mutex> lock(mu_);
-  const absl::Time now = absl::Now();
-  if (now - window_start_ >= per_) {
+  // Monotonic: a wall clock stepped back must not silence the log.
+  const std::chrono::steady_clock::time_point now =
+      std::chrono::steady_clock::now();
+  if (!started_ || now - window_start_ >= absl::ToChronoNanoseconds(per_)) {
+    started_ = true;
     window_start_ = now;
     used_ = 0;
   }
@@ -271,22 +274,24 @@ bool RateLimited::Allow(int64_t* suppressed) {
 
 namespace {
 
-RateLimited& LibraryLimit() {
-  // One budget for every library line: the log's share that a client's
-  // bad requests can take.
-  static RateLimited* limit = new RateLimited(10, absl::Seconds(10));
-  return *limit;
+// The budgets of library lines: what a client's bad requests can take of
+// the log (protobuf's warnings), and a separate one for errors, so that
+// such a flood never hides a real error.
+RateLimited& LibraryLimit(Level level) {
+  static RateLimited* noise = new RateLimited(10, absl::Seconds(10));
+  static RateLimited* errors = new RateLimited(20, absl::Seconds(10));
+  return level >= Level::kError ? *errors : *noise;
 }
 
 void OnProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
                    const std::string& message) {
-  int64_t suppressed = 0;
-  if (!LibraryLimit().Allow(&suppressed)) return;
   // Protobuf's errors at run time are parse errors of a peer's bytes.
   const Level ours =
       level >= google::protobuf::LOGLEVEL_FATAL     ? Level::kCritical
       : level >= google::protobuf::LOGLEVEL_WARNING ? Level::kWarn
                                                     : Level::kDebug;
+  int64_t suppressed = 0;
+  if (!Enabled(ours) || !LibraryLimit(ours).Allow(&suppressed)) return;
   Log(ours, message,
       {{"source", "protobuf"},
        {"at", absl::StrCat(file, ":", line)},
@@ -294,11 +299,11 @@ void OnProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
 }
 
 void OnGrpcLog(gpr_log_func_args* args) {
-  int64_t suppressed = 0;
-  if (!LibraryLimit().Allow(&suppressed)) return;
   const Level ours = args->severity == GPR_LOG_SEVERITY_ERROR  ? Level::kError
                      : args->severity == GPR_LOG_SEVERITY_INFO ? Level::kInfo
                                                                : Level::kDebug;
+  int64_t suppressed = 0;
+  if (!Enabled(ours) || !LibraryLimit(ours).Allow(&suppressed)) return;
   Log(ours, args->message,
       {{"source", "grpc"},
        {"at", absl::StrCat(args->file, ":", args->line)},

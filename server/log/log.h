@@ -19,6 +19,8 @@
 #ifndef CAMPAIGND_SERVER_LOG_LOG_H_
 #define CAMPAIGND_SERVER_LOG_LOG_H_
 
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <mutex>
@@ -55,8 +57,9 @@ struct Field {
       : key(k), value(std::to_string(v)), number(true) {}
   Field(absl::string_view k, bool v)
       : key(k), value(v ? "true" : "false"), number(true) {}
+  // A JSON number when finite ("nan" and "inf" are strings).
   Field(absl::string_view k, double v)
-      : key(k), value(absl::StrCat(v)), number(true) {}
+      : key(k), value(absl::StrCat(v)), number(std::isfinite(v)) {}
   Field(absl::string_view k, absl::Duration d)
       : key(k), value(absl::FormatDuration(d)) {}
 
@@ -115,7 +118,8 @@ class RateLimited {
   const int burst_;
   const absl::Duration per_;
   std::mutex mu_;
-  absl::Time window_start_ = absl::InfinitePast();
+  bool started_ = false;
+  std::chrono::steady_clock::time_point window_start_;
   int used_ = 0;
   int64_t suppressed_ = 0;
 };

@@ -13,12 +13,15 @@ completed, then
   * the log: every line is one JSON object with ts, level and msg; a flood
     of requests with invalid UTF-8 adds at most the library-log budget of
     lines, not one per request; SIGTERM logs each shutdown step;
+  * the alert rules the README shows pass `promtool check rules` and their
+    unit tests (`promtool test rules`: each fires on what it describes);
   * --no-metrics: /metrics is 404 and nothing is counted.
 
 Same command line as e2e_test.py (harness.main).
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -202,6 +205,24 @@ class OpsTest(GatewayCase):
             self.assertNotIn("+14155550003", line)
 
 
+class AlertRulesTest(harness.E2ECase):
+    """The README's alert rules (packaging/prometheus/campaignd.rules.yml)
+    are valid and fire on what they describe (tests/ops/alerts_test.yml)."""
+
+    def test_rules_check_and_their_unit_tests_pass(self):
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool (scripts/deps.sh installs "
+                             "Debian's prometheus)")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        for args in (["check", "rules",
+                      "packaging/prometheus/campaignd.rules.yml"],
+                     ["test", "rules", "tests/ops/alerts_test.yml"]):
+            r = subprocess.run([promtool] + args, cwd=root,
+                               capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
 class OpsShutdownTest(harness.E2ECase):
     def test_shutdown_steps_are_logged_and_no_metrics_is_off(self):
         srv = CampaignD("OpsShutdown", new_db("OpsShutdown"), BOOTSTRAP_KEY,
@@ -226,4 +247,5 @@ class OpsShutdownTest(harness.E2ECase):
 
 
 if __name__ == "__main__":
-    raise SystemExit(harness.main(__doc__, [OpsTest, OpsShutdownTest]))
+    raise SystemExit(harness.main(__doc__, [OpsTest, AlertRulesTest,
+                                            OpsShutdownTest]))
