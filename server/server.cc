@@ -1,3 +1,4 @@
+// CampaignServer: the gRPC server on completion queues, wired to storage.
 #include "server/server.h"
 
 #include <grpcpp/health_check_service_interface.h>

@@ -1,3 +1,4 @@
+// Database: SQLite with one group-committing writer and a reader pool.
 #include "storage/database.h"
 
 #include <SQLiteCpp/Exception.h>

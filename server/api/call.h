@@ -8,13 +8,12 @@
 // Reply exactly once, from any thread; the call then finishes and deletes
 // itself when its completion tag comes back. `this` is the tag.
 //
-//   RawAsyncService<v1::CampaignService> campaign_service;
-//   registrar.Unary(&campaign_service, "GetCampaign",
-//                   Bind(this, &CampaignApi::GetCampaign));
+//   // In Api::RegisterCampaigns (campaign_api.cc):
+//   r.Unary(&campaign_service_, "GetCampaign", Bind(this, &Api::GetCampaign));
 //
-//   void CampaignApi::GetCampaign(const RpcContext& ctx,
-//                                 const v1::GetCampaignRequest& req,
-//                                 Reply<v1::Campaign> reply) {...}
+//   void Api::GetCampaign(const RpcContext& ctx,
+//                         const v1::GetCampaignRequest& req,
+//                         Reply<v1::Campaign> reply) {...}
 //
 // Every method is "raw": gRPC hands over the request bytes and the call
 // parses them, so a malformed request (bad wire format, invalid UTF-8 in a

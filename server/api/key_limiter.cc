@@ -1,3 +1,4 @@
+// KeyLimiter: the per-API-key token buckets that refuse calls over limit.
 #include "server/api/key_limiter.h"
 
 #include <algorithm>

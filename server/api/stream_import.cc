@@ -1,3 +1,4 @@
+// StreamImport: the client-stream pipeline shared by the audience imports.
 #include "server/api/stream_import.h"
 
 #include <malloc.h>

@@ -1,3 +1,4 @@
+// WatchMethod: the WatchCampaign server stream of a campaign's progress.
 #include "server/api/watch.h"
 
 #include <grpcpp/alarm.h>

@@ -1,3 +1,4 @@
+// AlarmTimer: the production Timer, grpc::Alarms on the completion queues.
 #include "server/dispatch/alarm_timer.h"
 
 namespace campaigns::dispatch {

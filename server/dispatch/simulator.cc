@@ -1,3 +1,4 @@
+// Simulator: a provider that sends nothing but behaves like one.
 #include "server/dispatch/simulator.h"
 
 #include <fstream>

@@ -1,3 +1,4 @@
+// HttpServer: a small HTTP/1.1 server on GNU libmicrohttpd.
 #include "server/http/http_server.h"
 
 #include <arpa/inet.h>

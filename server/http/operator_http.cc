@@ -1,3 +1,4 @@
+// OperatorHttp: the operator's HTTP listener (webhooks, health endpoints).
 #include "server/http/operator_http.h"
 
 #include <utility>

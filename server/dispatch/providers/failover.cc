@@ -1,3 +1,4 @@
+// Failover: a provider with a fallback behind a circuit breaker.
 #include "server/dispatch/providers/failover.h"
 
 #include <spdlog/spdlog.h>

@@ -1,3 +1,4 @@
+// HttpClient: the libcurl multi engine every HTTP provider sends through.
 #include "server/dispatch/providers/http_client.h"
 
 #include <curl/curl.h>

@@ -1,3 +1,4 @@
+// ProviderRegistry: the configured providers by name, and their state.
 #include "server/dispatch/providers/registry.h"
 
 #include "absl/strings/str_cat.h"

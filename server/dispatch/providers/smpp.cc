@@ -1,3 +1,4 @@
+// The `smpp` provider: an SMPP 3.4 transceiver session to an SMSC.
 #include "server/dispatch/providers/smpp.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SmtpProvider: the `smtp` provider, one SMTP transaction per recipient.
 #include "server/dispatch/providers/smtp.h"
 
 #include <curl/curl.h>
