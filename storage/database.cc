@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   std::unique_ptr<Database> db(new Database(options));
   absl::Status status = db->Init();
   if (!status.ok()) return status;
-  std::lock_guard<std::mutex> lock(db->close_mu_);
+  MutexLock lock(&db->close_mu_);
   // Named so that top -H and perf show which thread is busy.
   db->writer_ = std::thread([raw = db.get()] {
     pthread_setname_np(pthread_self(), "db-writer");
@@ -94,7 +94,7 @@ absl::Status Database::Init() {
       auto reader = std::make_unique<SQLite::Database>(
           options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX);
       ConfigureConnection(*reader, options_);
-      std::lock_guard<std::mutex> lock(pool_mu_);
+      MutexLock lock(&pool_mu_);
       free_readers_.push_back(reader.get());
       all_readers_.push_back(std::move(reader));
     }
@@ -107,33 +107,33 @@ absl::Status Database::Init() {
 
 Database::~Database() {
   Close();
-  std::lock_guard<std::mutex> lock(pool_mu_);
+  MutexLock lock(&pool_mu_);
   free_readers_.clear();
 }
 
 Database::ReadLease::ReadLease(Database* o) : owner(o), db(nullptr) {
-  std::unique_lock<std::mutex> lock(owner->pool_mu_);
-  owner->pool_cv_.wait(lock, [this] { return !owner->free_readers_.empty(); });
+  MutexLock lock(&owner->pool_mu_);
+  while (owner->free_readers_.empty()) owner->pool_cv_.Wait(&owner->pool_mu_);
   db = owner->free_readers_.back();
   owner->free_readers_.pop_back();
 }
 
 Database::ReadLease::~ReadLease() {
   {
-    std::lock_guard<std::mutex> lock(owner->pool_mu_);
+    MutexLock lock(&owner->pool_mu_);
     owner->free_readers_.push_back(db);
   }
-  owner->pool_cv_.notify_one();
+  owner->pool_cv_.Signal();
 }
 
 void Database::WriteRaw(WriteOp op, WriteDone done, bool bulk) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!closing_) {
       (bulk ? bulk_queue_ : queue_)
           .push_back({std::move(op), std::move(done), bulk});
       ++enqueued_;
-      work_cv_.notify_one();
+      work_cv_.Signal();
       return;
     }
   }
@@ -150,24 +150,24 @@ absl::Status Database::WriteSync(WriteOp op) {
 }
 
 void Database::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
-  done_cv_.wait(lock, [this, target] { return completed_ >= target; });
+  while (completed_ < target) done_cv_.Wait(&mu_);
 }
 
 void Database::Close() {
-  std::lock_guard<std::mutex> close_lock(close_mu_);
+  MutexLock close_lock(&close_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     closing_ = true;
   }
-  work_cv_.notify_all();
+  work_cv_.SignalAll();
   if (writer_.joinable()) writer_.join();
   {
-    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    MutexLock lock(&checkpoint_mu_);
     checkpoint_stop_ = true;
   }
-  checkpoint_cv_.notify_all();
+  checkpoint_cv_.SignalAll();
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
@@ -176,10 +176,10 @@ int Database::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/,
   auto* d = static_cast<Database*>(self);
   if (pages >= d->options_.checkpoint_pages) {
     {
-      std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
+      MutexLock lock(&d->checkpoint_mu_);
       d->checkpoint_wanted_ = true;
     }
-    d->checkpoint_cv_.notify_one();
+    d->checkpoint_cv_.Signal();
   }
   return SQLITE_OK;
 }
@@ -187,9 +187,10 @@ int Database::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/,
 void Database::CheckpointLoop() {
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(checkpoint_mu_);
-      checkpoint_cv_.wait(
-          lock, [this] { return checkpoint_wanted_ || checkpoint_stop_; });
+      MutexLock lock(&checkpoint_mu_);
+      while (!checkpoint_wanted_ && !checkpoint_stop_) {
+        checkpoint_cv_.Wait(&checkpoint_mu_);
+      }
       if (checkpoint_stop_) return;
       checkpoint_wanted_ = false;
     }
@@ -205,10 +206,10 @@ void Database::WriterLoop() {
   std::vector<Pending> batch;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [this] {
-        return !queue_.empty() || !bulk_queue_.empty() || closing_;
-      });
+      MutexLock lock(&mu_);
+      while (queue_.empty() && bulk_queue_.empty() && !closing_) {
+        work_cv_.Wait(&mu_);
+      }
       if (queue_.empty() && bulk_queue_.empty() && closing_) return;
       // Alternate: a batch of ordinary ops, then one bulk op alone.
       if (!bulk_queue_.empty() && (bulk_turn_ || queue_.empty())) {
@@ -226,10 +227,10 @@ void Database::WriterLoop() {
     }
     CommitBatch(batch);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       completed_ += batch.size();
     }
-    done_cv_.notify_all();
+    done_cv_.SignalAll();
     batch.clear();
   }
 }
@@ -277,7 +278,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   }
   if (settled < batch.size()) {
     // Re-queue what did not fit, at the front and in order.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (size_t i = batch.size(); i-- > settled;) {
       (batch[i].bulk ? bulk_queue_ : queue_).push_front(std::move(batch[i]));
     }

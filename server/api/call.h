@@ -33,10 +33,8 @@
 #include <grpcpp/support/byte_buffer.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,6 +42,7 @@
 #include "server/api/status.h"
 #include "server/dispatch/cq_tag.h"
 #include "server/domain/model.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::api {
 
@@ -93,22 +92,22 @@ struct CallEnv {
   // still post to the queues from other threads, so shutdown waits for them
   // before closing the queues.
   void StreamBegan() {
-    std::lock_guard<std::mutex> lock(streams_mu_);
+    MutexLock lock(&streams_mu_);
     ++live_streams_;
   }
   void StreamEnded() {
-    std::lock_guard<std::mutex> lock(streams_mu_);
-    if (--live_streams_ == 0) streams_cv_.notify_all();
+    MutexLock lock(&streams_mu_);
+    if (--live_streams_ == 0) streams_cv_.SignalAll();
   }
   void WaitForStreams() {
-    std::unique_lock<std::mutex> lock(streams_mu_);
-    streams_cv_.wait(lock, [this] { return live_streams_ == 0; });
+    MutexLock lock(&streams_mu_);
+    while (live_streams_ != 0) streams_cv_.Wait(&streams_mu_);
   }
 
  private:
-  std::mutex streams_mu_;
-  std::condition_variable streams_cv_;
-  int live_streams_ = 0;
+  Mutex streams_mu_;
+  CondVar streams_cv_;
+  int live_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };
 
 // The raw face of a generated async service: requests arrive as bytes.

@@ -12,7 +12,7 @@ absl::Status KeyRateLimiter::Admit(absl::string_view key, absl::Time now) {
   if (limit_.rate <= 0) return absl::OkStatus();
   absl::Duration retry_after;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     TokenBucket& bucket =
         buckets_.try_emplace(key, limit_.rate, std::max(1, limit_.burst), now)
             .first->second;

@@ -37,7 +37,7 @@ void StreamImport<Req, Resp>::OnMessage(const Req& message, Next next) {
   absl::Status result;
   bool withhold = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!failure_.ok()) {
       result = failure_;
     } else if (phase_ == Phase::kFirst) {
@@ -51,7 +51,7 @@ void StreamImport<Req, Resp>::OnMessage(const Req& message, Next next) {
           absl::Status status;
           bool hold = false;
           {
-            std::lock_guard<std::mutex> lock(self->mu_);
+            MutexLock lock(&self->mu_);
             if (!channel.ok()) {
               self->phase_ = Phase::kDone;
               status = channel.status();
@@ -198,7 +198,7 @@ template <typename Req, typename Resp>
 void StreamImport<Req, Resp>::OnChecked(int64_t seq, CheckedBatch batch) {
   std::vector<std::function<void()>> later;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (aborted_ || !failure_.ok()) {
       --in_flight_;
     } else if (!batch.status.ok()) {
@@ -269,7 +269,7 @@ void StreamImport<Req, Resp>::OnStaged(
     absl::StatusOr<std::vector<int32_t>> duplicates) {
   std::vector<std::function<void()>> later;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     in_flight_ -= batch.batches;
     if (!duplicates.ok()) {
       Fail(duplicates.status());
@@ -315,7 +315,7 @@ void StreamImport<Req, Resp>::OnEnd(Reply<Resp> reply) {
   absl::StatusOr<Resp> immediate = absl::InternalError("unset");
   bool answer_now = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!failure_.ok()) {
       reply_ = std::move(reply);
     } else if (phase_ == Phase::kFirst) {
@@ -366,7 +366,7 @@ template <typename Req, typename Resp>
 void StreamImport<Req, Resp>::OnAbort() {
   std::vector<std::function<void()>> later;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     aborted_ = true;
     pending_next_ = nullptr;  // the call is over: nothing to resume
     reply_ = nullptr;
@@ -425,7 +425,7 @@ void StreamImport<Req, Resp>::CommitNow() {
            std::vector<std::function<void()>> later;
            Reply<Resp> reply;
            {
-             std::lock_guard<std::mutex> lock(self->mu_);
+             MutexLock lock(&self->mu_);
              self->committing_ = false;
              if (response.ok()) {
                self->committed_ = true;
