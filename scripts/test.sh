@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs what is missing, checks formatting,
-# builds and runs the whole suite (unit, integration, end-to-end), then does
+# builds and runs the whole suite (unit, integration, end-to-end), checks the
+# lock annotations with clang's thread safety analysis, then does
 # the same under AddressSanitizer + UndefinedBehaviorSanitizer, and the
 # domain, storage, dispatch, config and provider-registry suites (our own
 # threads and locks) under ThreadSanitizer. The gRPC-facing suites are not
@@ -44,6 +45,8 @@ run_suite() {  # $1 = build dir, rest = cmake args
 
 echo "== build and test (${SECONDS}s so far)"
 run_suite "$root/build"
+echo "== lock annotations: clang -Wthread-safety (${SECONDS}s so far)"
+scripts/thread_safety.sh "$root/build"
 if [ $quick -eq 0 ]; then
   echo "== build and test under ASan + UBSan (${SECONDS}s so far)"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
