@@ -1,3 +1,4 @@
+// campaignctl account and keys: the AccountService commands.
 #include "campaigns/v1/account.grpc.pb.h"
 #include "client/commands.h"
 

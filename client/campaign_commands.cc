@@ -1,3 +1,4 @@
+// campaignctl campaigns: create, get, list, update, delete and the lifecycle.
 #include "campaigns/v1/campaign.grpc.pb.h"
 #include "client/commands.h"
 

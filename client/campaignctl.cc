@@ -1,3 +1,4 @@
+// campaignctl's command line (campaignctl.h): parses and runs one command.
 #include "client/campaignctl.h"
 
 #include <string>

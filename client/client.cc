@@ -1,3 +1,4 @@
+// Client: unary RPCs to campaignd with the API key and a deadline attached.
 #include "client/client.h"
 
 #include <chrono>

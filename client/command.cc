@@ -1,3 +1,4 @@
+// The plumbing of campaignctl's commands: global options, Env, CommandSet.
 #include "client/command.h"
 
 #include <google/protobuf/descriptor.h>

@@ -1,3 +1,4 @@
+// campaignctl contacts and lists: the ContactService commands.
 #include <memory>
 #include <string>
 #include <utility>

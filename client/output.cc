@@ -1,3 +1,4 @@
+// campaignctl's output: JSON, `field: value` blocks and tables by reflection.
 #include "client/output.h"
 
 #include <google/protobuf/descriptor.h>

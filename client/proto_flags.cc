@@ -1,3 +1,4 @@
+// Command-line strings into protobuf request fields, by reflection.
 #include "client/proto_flags.h"
 
 #include <google/protobuf/timestamp.pb.h>

@@ -1,3 +1,4 @@
+// RpcStatus: a gRPC call's status with campaignd's error details decoded.
 #include "client/rpc_status.h"
 
 #include <google/protobuf/any.pb.h>

@@ -1,3 +1,4 @@
+// campaignctl senders and providers: the SenderService commands.
 #include <algorithm>
 #include <string>
 #include <vector>

@@ -1,3 +1,4 @@
+// campaignctl suppressions: the SuppressionService commands.
 #include "campaigns/v1/suppression.grpc.pb.h"
 #include "client/commands.h"
 

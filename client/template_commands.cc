@@ -1,3 +1,4 @@
+// campaignctl templates: the TemplateService commands.
 #include <string>
 
 #include "campaigns/v1/template.grpc.pb.h"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs what is missing, checks formatting,
 # builds and runs the whole suite (unit, integration, end-to-end), builds the
-# Debian package and checks it (scripts/check_deb.sh, lintian), then does
+# Debian package and checks it (scripts/check_deb.sh, lintian), checks the
+# lock annotations with clang's thread safety analysis, then does
 # the same under AddressSanitizer + UndefinedBehaviorSanitizer, and the
 # domain, storage, dispatch, config and provider-registry suites (our own
 # threads and locks) under ThreadSanitizer. The gRPC-facing suites are not
@@ -48,14 +49,17 @@ run_suite "$root/build"
 echo "== the Debian package: cpack -G DEB, scripts/check_deb.sh (${SECONDS}s so far)"
 (cd "$root/build" && cpack -G DEB >/dev/null)
 scripts/check_deb.sh "$root/build"
+echo "== lock annotations: clang -Wthread-safety (${SECONDS}s so far)"
+scripts/thread_safety.sh "$root/build"
 if [ $quick -eq 0 ]; then
   echo "== build and test under ASan + UBSan (${SECONDS}s so far)"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   # -O1 -g1 (line tables), as the sanitizers' docs advise: stack traces
   # keep their lines, and it compiles faster than -O2 -g.
+  # The benchmarks are not run here: not built either.
   run_suite "$root/build-asan" -DCAMPAIGND_SANITIZE=address \
-    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" -DCAMPAIGND_BENCH=OFF
 
   echo "== domain, storage, dispatch, config and provider tests under TSan (${SECONDS}s so far)"
   BUILD_DIR=$root/build-tsan scripts/build.sh -DBUILD_TESTING=ON \

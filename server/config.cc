@@ -1,3 +1,4 @@
+// campaignd's settings: command-line flags and the TOML config file.
 #include "server/config.h"
 
 #include <toml++/toml.h>

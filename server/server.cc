@@ -6,7 +6,6 @@
 #include <pthread.h>
 
 #include <fstream>
-#include <mutex>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +14,7 @@
 #include "server/api/reflection.h"
 #include "server/domain/address.h"
 #include "server/domain/ids.h"
+#include "server/domain/mutex.h"
 #include "server/domain/rules.h"
 #include "server/log/log.h"
 
@@ -300,6 +300,9 @@ std::string CampaignServer::MetricsText() const {
 }
 
 void CampaignServer::UpdateHealth() {
+  // One at a time: the start thread and the writer thread may both call
+  // this, and a stale answer must not land after a newer one.
+  MutexLock lock(&health_mu_);
   grpc::HealthCheckServiceInterface* health = health_.load();
   if (health == nullptr) return;
   const bool ready = Readiness().ok();
@@ -314,18 +317,21 @@ void CampaignServer::DeliverWebhook(const std::string& provider,
                                     std::function<void(absl::Status)> done) {
   // One answer once every write is committed: the first failure wins.
   struct Pending {
-    std::mutex mu;
-    int left = 0;
-    absl::Status status;
-    std::function<void(absl::Status)> done;
+    Mutex mu;
+    int left ABSL_GUARDED_BY(mu) = 0;
+    absl::Status status ABSL_GUARDED_BY(mu);
+    std::function<void(absl::Status)> done ABSL_GUARDED_BY(mu);
   };
   auto pending = std::make_shared<Pending>();
-  pending->done = std::move(done);
+  {
+    MutexLock lock(&pending->mu);  // not shared yet: for the analysis
+    pending->done = std::move(done);
+  }
   auto finish = [pending](absl::Status s) {
     std::function<void(absl::Status)> done;
     absl::Status status;
     {
-      std::lock_guard<std::mutex> lock(pending->mu);
+      MutexLock lock(&pending->mu);
       if (!s.ok() && pending->status.ok()) pending->status = s;
       if (--pending->left > 0) return;
       done = std::move(pending->done);
@@ -351,7 +357,10 @@ void CampaignServer::DeliverWebhook(const std::string& provider,
     opt_outs.push_back(std::move(s));
     to.push_back(m.to);
   }
-  pending->left = 1 + static_cast<int>(opt_outs.size());  // +1: receipts
+  {
+    MutexLock lock(&pending->mu);  // before the first write starts
+    pending->left = 1 + static_cast<int>(opt_outs.size());  // +1: receipts
+  }
   for (size_t i = 0; i < opt_outs.size(); ++i) {
     store_->AddProviderSuppression(
         providers_->SendingThrough(provider), to[i], std::move(opt_outs[i]),

@@ -33,6 +33,7 @@
 #include "server/dispatch/providers/http_client.h"
 #include "server/dispatch/providers/registry.h"
 #include "server/dispatch/simulator.h"
+#include "server/domain/mutex.h"
 #include "server/http/operator_http.h"
 #include "server/metrics/prometheus_metrics.h"
 #include "storage/database.h"
@@ -142,6 +143,7 @@ class CampaignServer {
   // Set once the health service is configured; UpdateHealth does nothing
   // before.
   std::atomic<grpc::HealthCheckServiceInterface*> health_{nullptr};
+  Mutex health_mu_;  // serialises UpdateHealth
   std::vector<std::string> service_names_;
   std::unique_ptr<api::Api> api_;
   api::CallEnv env_;

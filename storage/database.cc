@@ -1,3 +1,4 @@
+// Database: SQLite with one group-committing writer and a reader pool.
 #include "storage/database.h"
 
 #include <SQLiteCpp/Exception.h>
@@ -51,7 +52,7 @@ Database::Database(const DatabaseOptions& options)
       metrics_(options.metrics ? options.metrics : Metrics::None()) {}
 
 int64_t Database::queue_depth() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(enqueued_ - completed_);
 }
 
@@ -60,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
   std::unique_ptr<Database> db(new Database(options));
   absl::Status status = db->Init();
   if (!status.ok()) return status;
-  std::lock_guard<std::mutex> lock(db->close_mu_);
+  MutexLock lock(&db->close_mu_);
   // Named so that top -H and perf show which thread is busy.
   db->writer_ = std::thread([raw = db.get()] {
     pthread_setname_np(pthread_self(), "db-writer");
@@ -101,7 +102,7 @@ absl::Status Database::Init() {
       auto reader = std::make_unique<SQLite::Database>(
           options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX);
       ConfigureConnection(*reader, options_);
-      std::lock_guard<std::mutex> lock(pool_mu_);
+      MutexLock lock(&pool_mu_);
       free_readers_.push_back(reader.get());
       all_readers_.push_back(std::move(reader));
     }
@@ -114,33 +115,33 @@ absl::Status Database::Init() {
 
 Database::~Database() {
   Close();
-  std::lock_guard<std::mutex> lock(pool_mu_);
+  MutexLock lock(&pool_mu_);
   free_readers_.clear();
 }
 
 Database::ReadLease::ReadLease(Database* o) : owner(o), db(nullptr) {
-  std::unique_lock<std::mutex> lock(owner->pool_mu_);
-  owner->pool_cv_.wait(lock, [this] { return !owner->free_readers_.empty(); });
+  MutexLock lock(&owner->pool_mu_);
+  while (owner->free_readers_.empty()) owner->pool_cv_.Wait(&owner->pool_mu_);
   db = owner->free_readers_.back();
   owner->free_readers_.pop_back();
 }
 
 Database::ReadLease::~ReadLease() {
   {
-    std::lock_guard<std::mutex> lock(owner->pool_mu_);
+    MutexLock lock(&owner->pool_mu_);
     owner->free_readers_.push_back(db);
   }
-  owner->pool_cv_.notify_one();
+  owner->pool_cv_.Signal();
 }
 
 void Database::WriteRaw(WriteOp op, WriteDone done, bool bulk) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!closing_) {
       (bulk ? bulk_queue_ : queue_)
           .push_back({std::move(op), std::move(done), bulk});
       ++enqueued_;
-      work_cv_.notify_one();
+      work_cv_.Signal();
       return;
     }
   }
@@ -157,24 +158,24 @@ absl::Status Database::WriteSync(WriteOp op) {
 }
 
 void Database::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
-  done_cv_.wait(lock, [this, target] { return completed_ >= target; });
+  while (completed_ < target) done_cv_.Wait(&mu_);
 }
 
 void Database::Close() {
-  std::lock_guard<std::mutex> close_lock(close_mu_);
+  MutexLock close_lock(&close_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     closing_ = true;
   }
-  work_cv_.notify_all();
+  work_cv_.SignalAll();
   if (writer_.joinable()) writer_.join();
   {
-    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    MutexLock lock(&checkpoint_mu_);
     checkpoint_stop_ = true;
   }
-  checkpoint_cv_.notify_all();
+  checkpoint_cv_.SignalAll();
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
@@ -183,10 +184,10 @@ int Database::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/,
   auto* d = static_cast<Database*>(self);
   if (pages >= d->options_.checkpoint_pages) {
     {
-      std::lock_guard<std::mutex> lock(d->checkpoint_mu_);
+      MutexLock lock(&d->checkpoint_mu_);
       d->checkpoint_wanted_ = true;
     }
-    d->checkpoint_cv_.notify_one();
+    d->checkpoint_cv_.Signal();
   }
   return SQLITE_OK;
 }
@@ -194,9 +195,10 @@ int Database::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/,
 void Database::CheckpointLoop() {
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(checkpoint_mu_);
-      checkpoint_cv_.wait(
-          lock, [this] { return checkpoint_wanted_ || checkpoint_stop_; });
+      MutexLock lock(&checkpoint_mu_);
+      while (!checkpoint_wanted_ && !checkpoint_stop_) {
+        checkpoint_cv_.Wait(&checkpoint_mu_);
+      }
       if (checkpoint_stop_) return;
       checkpoint_wanted_ = false;
     }
@@ -212,13 +214,32 @@ void Database::WriterLoop() {
   std::vector<Pending> batch;
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [this] {
-        return !queue_.empty() || !bulk_queue_.empty() || closing_;
-      });
-      if (queue_.empty() && bulk_queue_.empty() && closing_) return;
-      // Alternate: a batch of ordinary ops, then one bulk op alone.
-      if (!bulk_queue_.empty() && (bulk_turn_ || queue_.empty())) {
+      MutexLock lock(&mu_);
+      bool probe = false;
+      while (queue_.empty() && bulk_queue_.empty() && !closing_) {
+        if (writable_.load()) {
+          work_cv_.Wait(&mu_);
+        } else if (work_cv_.WaitWithTimeout(&mu_,
+                                            options_.writable_probe_every) &&
+                   queue_.empty() && bulk_queue_.empty() && !closing_) {
+          // Idle after a failed commit: a write of our own finds out when
+          // the disk is back, so readiness returns without client traffic.
+          probe = true;
+          break;
+        }
+      }
+      if (probe) {
+        batch.push_back(Pending{[this](SQLite::Database& db) {
+                                  db.exec(absl::StrCat("PRAGMA user_version=",
+                                                       schema_version_));
+                                  return absl::OkStatus();
+                                },
+                                nullptr, false});
+        ++enqueued_;
+      } else if (queue_.empty() && bulk_queue_.empty() && closing_) {
+        return;
+      } else if (!bulk_queue_.empty() && (bulk_turn_ || queue_.empty())) {
+        // Alternate: a batch of ordinary ops, then one bulk op alone.
         batch.push_back(std::move(bulk_queue_.front()));
         bulk_queue_.pop_front();
         bulk_turn_ = false;
@@ -233,10 +254,10 @@ void Database::WriterLoop() {
     }
     CommitBatch(batch);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       completed_ += batch.size();
     }
-    done_cv_.notify_all();
+    done_cv_.SignalAll();
     batch.clear();
   }
 }
@@ -304,7 +325,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   }
   if (settled < batch.size()) {
     // Re-queue what did not fit, at the front and in order.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (size_t i = batch.size(); i-- > settled;) {
       (batch[i].bulk ? bulk_queue_ : queue_).push_front(std::move(batch[i]));
     }

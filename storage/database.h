@@ -26,7 +26,6 @@
 #include <SQLiteCpp/Database.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -42,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/domain/metrics.h"
+#include "server/domain/mutex.h"
 
 struct sqlite3;
 
@@ -63,6 +63,10 @@ struct DatabaseOptions {
   // Told of every transaction's duration and size; null = none. Must
   // outlive the database.
   Metrics* metrics = nullptr;
+  // While writable() is false and no write is queued, the writer commits a
+  // write of its own this often (it rewrites the schema version) to find
+  // out when writes succeed again.
+  absl::Duration writable_probe_every = absl::Seconds(2);
   // Called on the writer thread when writable() changes; may be null.
   std::function<void(bool writable)> on_writable;
 };
@@ -166,7 +170,8 @@ class Database {
   int64_t queue_depth();
 
   // False from a transaction that failed to commit (a full disk, an I/O
-  // error, a read-only or corrupt file) until the next one commits.
+  // error, a read-only or corrupt file) until the next one commits (the
+  // writer probes while idle; see writable_probe_every).
   bool writable() const { return writable_.load(); }
 
   // Schema version after migrations (PRAGMA user_version).
@@ -206,30 +211,31 @@ class Database {
   Metrics* const metrics_;
   std::atomic<bool> writable_{true};
 
-  // std::mutex rather than absl::Mutex: Debian's Abseil is a shared library
-  // built without ThreadSanitizer, which then cannot see its locking.
-  std::mutex mu_;
-  std::condition_variable work_cv_;  // queue_ non-empty or closing_
-  std::condition_variable done_cv_;  // completed_ advanced
+  // campaigns::Mutex (a std::mutex) rather than absl::Mutex: Debian's
+  // Abseil is a shared library built without ThreadSanitizer, which then
+  // cannot see its locking.
+  Mutex mu_;
+  CondVar work_cv_;  // queue_ non-empty or closing_
+  CondVar done_cv_;  // completed_ advanced
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<Pending> bulk_queue_ ABSL_GUARDED_BY(mu_);
   bool bulk_turn_ ABSL_GUARDED_BY(mu_) = false;  // next batch: a bulk op
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
-  std::mutex close_mu_;  // serialises Close()
+  Mutex close_mu_;  // serialises Close()
   std::thread writer_ ABSL_GUARDED_BY(close_mu_);
 
   // The checkpointer: woken when the WAL grew past checkpoint_pages.
   std::unique_ptr<SQLite::Database> checkpoint_db_;
-  std::mutex checkpoint_mu_;
-  std::condition_variable checkpoint_cv_;
+  Mutex checkpoint_mu_;
+  CondVar checkpoint_cv_;
   bool checkpoint_wanted_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
   bool checkpoint_stop_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
   std::thread checkpointer_ ABSL_GUARDED_BY(close_mu_);
 
-  std::mutex pool_mu_;
-  std::condition_variable pool_cv_;  // a reader was returned
+  Mutex pool_mu_;
+  CondVar pool_cv_;  // a reader was returned
   std::vector<std::unique_ptr<SQLite::Database>> all_readers_;
   std::vector<SQLite::Database*> free_readers_ ABSL_GUARDED_BY(pool_mu_);
 };

@@ -1,3 +1,4 @@
+// Forward-only schema migrations keyed on PRAGMA user_version.
 #include "storage/migrations.h"
 
 #include <SQLiteCpp/Transaction.h>

@@ -1,3 +1,4 @@
+// Conversions between SQLite rows and domain values, private to storage/.
 #include "storage/rows.h"
 
 #include <nlohmann/json.hpp>

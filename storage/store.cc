@@ -1,3 +1,4 @@
+// Store: campaignd's data as domain values; the shared parts (store.h).
 #include "storage/store.h"
 
 #include <SQLiteCpp/Statement.h>

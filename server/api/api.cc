@@ -1,3 +1,4 @@
+// Api: builds the services and registers every RPC handler (api.h).
 #include "server/api/api.h"
 
 #include <optional>

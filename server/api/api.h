@@ -183,8 +183,8 @@ class Api {
                         const v1::CheckSuppressionRequest& req,
                         Reply<v1::CheckSuppressionResponse> reply);
 
-  // contact_api.cc: contacts and contact lists (ImportContacts is in
-  // later_api.cc until the import pipeline serves it).
+  // contact_api.cc: contacts and contact lists (ImportContacts is a
+  // ContactImport stream, contact_import.h).
   void RegisterContacts(Registrar& r);
   void CreateContact(const RpcContext& ctx, const v1::CreateContactRequest& req,
                      Reply<v1::Contact> reply);

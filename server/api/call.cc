@@ -1,3 +1,4 @@
+// The per-call state machines of the async server and the Registrar.
 #include "server/api/call.h"
 
 #include <google/protobuf/stubs/common.h>

@@ -8,13 +8,12 @@
 // Reply exactly once, from any thread; the call then finishes and deletes
 // itself when its completion tag comes back. `this` is the tag.
 //
-//   RawAsyncService<v1::CampaignService> campaign_service;
-//   registrar.Unary(&campaign_service, "GetCampaign",
-//                   Bind(this, &CampaignApi::GetCampaign));
+//   // In Api::RegisterCampaigns (campaign_api.cc):
+//   r.Unary(&campaign_service_, "GetCampaign", Bind(this, &Api::GetCampaign));
 //
-//   void CampaignApi::GetCampaign(const RpcContext& ctx,
-//                                 const v1::GetCampaignRequest& req,
-//                                 Reply<v1::Campaign> reply) {...}
+//   void Api::GetCampaign(const RpcContext& ctx,
+//                         const v1::GetCampaignRequest& req,
+//                         Reply<v1::Campaign> reply) {...}
 //
 // Every method is "raw": gRPC hands over the request bytes and the call
 // parses them, so a malformed request (bad wire format, invalid UTF-8 in a
@@ -34,10 +33,8 @@
 #include <grpcpp/support/byte_buffer.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,6 +45,7 @@
 #include "server/dispatch/cq_tag.h"
 #include "server/domain/metrics.h"
 #include "server/domain/model.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::api {
 
@@ -100,22 +98,22 @@ struct CallEnv {
   // still post to the queues from other threads, so shutdown waits for them
   // before closing the queues.
   void StreamBegan() {
-    std::lock_guard<std::mutex> lock(streams_mu_);
+    MutexLock lock(&streams_mu_);
     ++live_streams_;
   }
   void StreamEnded() {
-    std::lock_guard<std::mutex> lock(streams_mu_);
-    if (--live_streams_ == 0) streams_cv_.notify_all();
+    MutexLock lock(&streams_mu_);
+    if (--live_streams_ == 0) streams_cv_.SignalAll();
   }
   void WaitForStreams() {
-    std::unique_lock<std::mutex> lock(streams_mu_);
-    streams_cv_.wait(lock, [this] { return live_streams_ == 0; });
+    MutexLock lock(&streams_mu_);
+    while (live_streams_ != 0) streams_cv_.Wait(&streams_mu_);
   }
 
  private:
-  std::mutex streams_mu_;
-  std::condition_variable streams_cv_;
-  int live_streams_ = 0;
+  Mutex streams_mu_;
+  CondVar streams_cv_;
+  int live_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };
 
 // The raw face of a generated async service: requests arrive as bytes.

@@ -1,3 +1,4 @@
+// ContactImport: the ImportContacts stream, contacts into an account.
 #include "server/api/contact_import.h"
 
 #include <algorithm>

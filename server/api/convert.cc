@@ -1,3 +1,4 @@
+// Conversions between campaigns.v1 protos and domain values (convert.h).
 #include "server/api/convert.h"
 
 #include <google/protobuf/io/coded_stream.h>

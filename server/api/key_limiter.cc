@@ -1,3 +1,4 @@
+// KeyLimiter: the per-API-key token buckets that refuse calls over limit.
 #include "server/api/key_limiter.h"
 
 #include <algorithm>
@@ -11,7 +12,7 @@ absl::Status KeyRateLimiter::Admit(absl::string_view key, absl::Time now) {
   if (limit_.rate <= 0) return absl::OkStatus();
   absl::Duration retry_after;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     TokenBucket& bucket =
         buckets_.try_emplace(key, limit_.rate, std::max(1, limit_.burst), now)
             .first->second;

@@ -10,13 +10,13 @@
 #ifndef CAMPAIGND_SERVER_API_KEY_LIMITER_H_
 #define CAMPAIGND_SERVER_API_KEY_LIMITER_H_
 
-#include <mutex>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/domain/mutex.h"
 #include "server/domain/token_bucket.h"
 
 namespace campaigns::api {
@@ -37,8 +37,8 @@ class KeyRateLimiter {
 
  private:
   const KeyRateLimit limit_;
-  std::mutex mu_;
-  absl::flat_hash_map<std::string, TokenBucket> buckets_;  // guarded by mu_
+  Mutex mu_;
+  absl::flat_hash_map<std::string, TokenBucket> buckets_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace campaigns::api

@@ -1,3 +1,4 @@
+// RecipientImport: the ImportRecipients stream, recipients into a campaign.
 #include "server/api/recipient_import.h"
 
 #include <map>

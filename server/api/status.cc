@@ -1,3 +1,4 @@
+// absl::Status to grpc::Status with google.rpc error details (status.h).
 #include "server/api/status.h"
 
 #include <algorithm>

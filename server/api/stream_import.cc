@@ -1,3 +1,4 @@
+// StreamImport: the client-stream pipeline shared by the audience imports.
 #include "server/api/stream_import.h"
 
 #include <malloc.h>
@@ -37,7 +38,7 @@ void StreamImport<Req, Resp>::OnMessage(const Req& message, Next next) {
   absl::Status result;
   bool withhold = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!failure_.ok()) {
       result = failure_;
     } else if (phase_ == Phase::kFirst) {
@@ -51,7 +52,7 @@ void StreamImport<Req, Resp>::OnMessage(const Req& message, Next next) {
           absl::Status status;
           bool hold = false;
           {
-            std::lock_guard<std::mutex> lock(self->mu_);
+            MutexLock lock(&self->mu_);
             if (!channel.ok()) {
               self->phase_ = Phase::kDone;
               status = channel.status();
@@ -198,7 +199,7 @@ template <typename Req, typename Resp>
 void StreamImport<Req, Resp>::OnChecked(int64_t seq, CheckedBatch batch) {
   std::vector<std::function<void()>> later;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (aborted_ || !failure_.ok()) {
       --in_flight_;
     } else if (!batch.status.ok()) {
@@ -269,7 +270,7 @@ void StreamImport<Req, Resp>::OnStaged(
     absl::StatusOr<std::vector<int32_t>> duplicates) {
   std::vector<std::function<void()>> later;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     in_flight_ -= batch.batches;
     if (!duplicates.ok()) {
       Fail(duplicates.status());
@@ -315,7 +316,7 @@ void StreamImport<Req, Resp>::OnEnd(Reply<Resp> reply) {
   absl::StatusOr<Resp> immediate = absl::InternalError("unset");
   bool answer_now = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!failure_.ok()) {
       reply_ = std::move(reply);
     } else if (phase_ == Phase::kFirst) {
@@ -366,7 +367,7 @@ template <typename Req, typename Resp>
 void StreamImport<Req, Resp>::OnAbort() {
   std::vector<std::function<void()>> later;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     aborted_ = true;
     pending_next_ = nullptr;  // the call is over: nothing to resume
     reply_ = nullptr;
@@ -420,37 +421,36 @@ void StreamImport<Req, Resp>::CommitNow() {
   storage::ImportRecord record;
   record.body_hash = hasher_.HexDigest();
   record.campaign_id = Resource();
-  Commit(Response(), std::move(record),
-         [self = this->shared_from_this()](absl::StatusOr<Resp> response) {
-           std::vector<std::function<void()>> later;
-           Reply<Resp> reply;
-           {
-             std::lock_guard<std::mutex> lock(self->mu_);
-             self->committing_ = false;
-             if (response.ok()) {
-               // Recipients only: a contact import's rows (created or
-               // updated contacts) are another kind of row.
-               if (absl::string_view(self->MethodName()) ==
-                   "ImportRecipients") {
-                 Metrics* m = self->ctx_.metrics;
-                 m->ImportRows(ImportRowResult::kImported, self->imported_);
-                 m->ImportRows(ImportRowResult::kDuplicate, self->duplicates_);
-                 m->ImportRows(ImportRowResult::kInvalid, self->invalid_);
-                 m->ImportRows(ImportRowResult::kSuppressed,
-                               self->suppressed_);
-               }
-               self->committed_ = true;
-               self->phase_ = Phase::kDone;
-               reply = std::move(self->reply_);
-               self->reply_ = nullptr;
-             } else {
-               self->Fail(response.status());
-               later = self->Advance();
-             }
-           }
-           for (auto& fn : later) fn();
-           if (reply) reply(std::move(response));
-         });
+  Commit(
+      Response(), std::move(record),
+      [self = this->shared_from_this()](absl::StatusOr<Resp> response) {
+        std::vector<std::function<void()>> later;
+        Reply<Resp> reply;
+        {
+          MutexLock lock(&self->mu_);
+          self->committing_ = false;
+          if (response.ok()) {
+            // Recipients only: a contact import's rows (created or
+            // updated contacts) are another kind of row.
+            if (absl::string_view(self->MethodName()) == "ImportRecipients") {
+              Metrics* m = self->ctx_.metrics;
+              m->ImportRows(ImportRowResult::kImported, self->imported_);
+              m->ImportRows(ImportRowResult::kDuplicate, self->duplicates_);
+              m->ImportRows(ImportRowResult::kInvalid, self->invalid_);
+              m->ImportRows(ImportRowResult::kSuppressed, self->suppressed_);
+            }
+            self->committed_ = true;
+            self->phase_ = Phase::kDone;
+            reply = std::move(self->reply_);
+            self->reply_ = nullptr;
+          } else {
+            self->Fail(response.status());
+            later = self->Advance();
+          }
+        }
+        for (auto& fn : later) fn();
+        if (reply) reply(std::move(response));
+      });
 }
 
 template <typename Req, typename Resp>

@@ -34,7 +34,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +43,7 @@
 #include "server/api/worker_pool.h"
 #include "server/domain/ids.h"
 #include "server/domain/import_rows.h"
+#include "server/domain/mutex.h"
 #include "storage/store.h"
 
 namespace campaigns::api {
@@ -179,7 +179,7 @@ class StreamImport
 
   WorkerPool* const pool_;
 
-  std::mutex mu_;
+  Mutex mu_;
   Phase phase_ = Phase::kFirst;
   int format_ = 0;  // Req's Format
   bool began_ = false;

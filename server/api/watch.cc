@@ -1,3 +1,4 @@
+// WatchMethod: the WatchCampaign server stream of a campaign's progress.
 #include "server/api/watch.h"
 
 #include <grpcpp/alarm.h>
@@ -19,8 +20,8 @@ constexpr double kMaxRateHz = 100;
 // The hub's handle on a call: cleared when the call is done, so a wake that
 // races with the call's end finds nothing.
 struct Waker {
-  std::mutex mu;
-  std::function<void()> wake;  // empty once the call is done
+  Mutex mu;
+  std::function<void()> wake ABSL_GUARDED_BY(mu);  // empty once done
 };
 
 }  // namespace
@@ -52,7 +53,7 @@ class WatchMethod::Call {
     method_->env_->metrics->WatchStreams(1);
     arrived_at_ = absl::Now();
     {
-      std::lock_guard<std::mutex> lock(method_->mu_);
+      MutexLock lock(&method_->mu_);
       method_->live_.insert(this);
     }
     absl::StatusOr<Principal> principal =
@@ -75,16 +76,19 @@ class WatchMethod::Call {
       c = method_->store_->GetCampaign(principal->account_id, req.id());
       status = c.status();
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!status.ok()) {
       FinishLocked(ToGrpcStatus(status, &ctx_));
       return;
     }
     campaign_id_ = c->id;
     waker_ = std::make_shared<Waker>();
-    waker_->wake = [this] { Wake(); };
+    {
+      MutexLock wl(&waker_->mu);  // not shared yet: for the analysis
+      waker_->wake = [this] { Wake(); };
+    }
     subscription_ = method_->hub_->Subscribe(campaign_id_, [w = waker_] {
-      std::lock_guard<std::mutex> wl(w->mu);
+      MutexLock wl(&w->mu);
       if (w->wake) w->wake();
     });
     method_->hub_->PublishIfNew(*c, absl::Now());
@@ -93,7 +97,7 @@ class WatchMethod::Call {
 
   // Sends the newest snapshot if there is one the client has not seen and
   // nothing is outstanding; else waits (rate limit) or stays idle.
-  void SendLocked() {
+  void SendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finishing_ || done_ || write_pending_ || alarm_pending_) return;
     std::optional<dispatch::Progress> p = method_->hub_->Latest(campaign_id_);
     if (!p || p->version == sent_version_) {
@@ -121,13 +125,14 @@ class WatchMethod::Call {
     writer_.Write(SerializeResponse(out), &write_tag_);
   }
 
-  void SetAlarmLocked(absl::Time when) {
+  void SetAlarmLocked(absl::Time when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     alarm_pending_ = true;
     alarm_ = std::make_unique<grpc::Alarm>();
     alarm_->Set(cq_, absl::ToChronoTime(when), &alarm_tag_);
   }
 
-  void FinishLocked(const grpc::Status& status) {
+  void FinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     finish_code_ = static_cast<absl::StatusCode>(status.error_code());
     finishing_ = true;
     finish_pending_ = true;
@@ -136,13 +141,13 @@ class WatchMethod::Call {
 
   // From the hub, any thread: an idle call hops onto its queue.
   void Wake() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (finishing_ || done_ || write_pending_ || alarm_pending_) return;
     SetAlarmLocked(absl::Now());
   }
 
   void OnWritten(bool ok) {
-    std::unique_lock<std::mutex> lock(mu_);
+    ReleasableMutexLock lock(&mu_);
     write_pending_ = false;
     if (ok) {
       sent_version_ = pending_version_;
@@ -150,42 +155,56 @@ class WatchMethod::Call {
       SendLocked();
     }
     // A failed write: the client is gone; the done tag follows.
-    MaybeDelete(lock);
+    if (!Finished()) return;
+    lock.Unlock();
+    Delete();
   }
 
   void OnAlarm(bool ok) {
-    std::unique_lock<std::mutex> lock(mu_);
+    ReleasableMutexLock lock(&mu_);
     alarm_pending_ = false;
     if (ok) SendLocked();
-    MaybeDelete(lock);
+    if (!Finished()) return;
+    lock.Unlock();
+    Delete();
   }
 
   void OnFinished(bool) {
-    std::unique_lock<std::mutex> lock(mu_);
+    ReleasableMutexLock lock(&mu_);
     finish_pending_ = false;
-    MaybeDelete(lock);
+    if (!Finished()) return;
+    lock.Unlock();
+    Delete();
   }
 
   void OnDone(bool) {
     if (waker_) {
-      std::lock_guard<std::mutex> wl(waker_->mu);
+      MutexLock wl(&waker_->mu);
       waker_->wake = nullptr;
     }
     if (!campaign_id_.empty()) {
       method_->hub_->Unsubscribe(campaign_id_, subscription_);
     }
-    std::unique_lock<std::mutex> lock(mu_);
+    ReleasableMutexLock lock(&mu_);
     done_ = true;
     if (alarm_pending_) alarm_->Cancel();
-    MaybeDelete(lock);
+    if (!Finished()) return;
+    lock.Unlock();
+    Delete();
   }
 
-  void MaybeDelete(std::unique_lock<std::mutex>& lock) {
-    if (!done_ || write_pending_ || alarm_pending_ || finish_pending_) return;
-    const absl::StatusCode code = finish_code_;
-    lock.unlock();
+  // Nothing more will come for this call: Delete() it (without the lock).
+  bool Finished() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return done_ && !write_pending_ && !alarm_pending_ && !finish_pending_;
+  }
+  void Delete() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::StatusCode code;
     {
-      std::lock_guard<std::mutex> l(method_->mu_);
+      MutexLock l(&mu_);
+      code = finish_code_;
+    }
+    {
+      MutexLock l(&method_->mu_);
       method_->live_.erase(this);
     }
     CallEnv* env = method_->env_;
@@ -211,30 +230,36 @@ class WatchMethod::Call {
   OpTag finish_tag_{this, &Call::OnFinished};
   OpTag done_tag_{this, &Call::OnDone};
 
+  Mutex mu_;
+  // The answer's code for the metrics; a call the client left ends
+  // cancelled.
+  absl::StatusCode finish_code_ ABSL_GUARDED_BY(mu_) =
+      absl::StatusCode::kCancelled;
+  // Not guarded: written by OnRequest before the call subscribes to the
+  // hub (so before Wake can run), then only read; OnDone reads them on the
+  // call's CQ thread, which runs its tags one at a time.
   absl::Time arrived_at_;
-  absl::StatusCode finish_code_ = absl::StatusCode::kCancelled;
-  std::mutex mu_;
   std::string campaign_id_;
   uint64_t subscription_ = 0;
   std::shared_ptr<Waker> waker_;
-  std::unique_ptr<grpc::Alarm> alarm_;
   absl::Duration min_interval_ = absl::Seconds(1.0 / kDefaultRateHz);
-  absl::Time last_write_ = absl::InfinitePast();
-  uint64_t sent_version_ = 0;
-  uint64_t pending_version_ = 0;
-  bool sent_final_ = false;
-  bool pending_final_ = false;
-  bool write_pending_ = false;
-  bool alarm_pending_ = false;
-  bool finishing_ = false;
-  bool finish_pending_ = false;
-  bool done_ = false;
+  std::unique_ptr<grpc::Alarm> alarm_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t sent_version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t pending_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool sent_final_ ABSL_GUARDED_BY(mu_) = false;
+  bool pending_final_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool alarm_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 void WatchMethod::Arm(grpc::ServerCompletionQueue* cq) { new Call(this, cq); }
 
 void WatchMethod::CancelAll() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (Call* c : live_) c->Cancel();
 }
 

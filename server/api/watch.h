@@ -17,11 +17,11 @@
 #ifndef CAMPAIGND_SERVER_API_WATCH_H_
 #define CAMPAIGND_SERVER_API_WATCH_H_
 
-#include <mutex>
 #include <set>
 
 #include "server/api/call.h"
 #include "server/dispatch/progress.h"
+#include "server/domain/mutex.h"
 #include "storage/store.h"
 
 namespace campaigns::api {
@@ -47,8 +47,8 @@ class WatchMethod final : public Method {
   CallEnv* const env_;
   storage::Store* const store_;
   dispatch::ProgressHub* const hub_;
-  std::mutex mu_;
-  std::set<Call*> live_;
+  Mutex mu_;
+  std::set<Call*> live_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace campaigns::api

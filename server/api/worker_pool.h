@@ -9,12 +9,12 @@
 #ifndef CAMPAIGND_SERVER_API_WORKER_POOL_H_
 #define CAMPAIGND_SERVER_API_WORKER_POOL_H_
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "server/domain/mutex.h"
 
 namespace campaigns::api {
 
@@ -28,10 +28,10 @@ class WorkerPool {
 
   ~WorkerPool() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (std::thread& t : threads_) t.join();
   }
 
@@ -40,10 +40,10 @@ class WorkerPool {
 
   void Submit(std::function<void()> task) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       tasks_.push_back(std::move(task));
     }
-    cv_.notify_one();
+    cv_.Signal();
   }
 
   int size() const { return static_cast<int>(threads_.size()); }
@@ -53,8 +53,8 @@ class WorkerPool {
     for (;;) {
       std::function<void()> task;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+        MutexLock lock(&mu_);
+        while (!stopping_ && tasks_.empty()) cv_.Wait(&mu_);
         if (tasks_.empty()) return;  // stopping, and nothing left to run
         task = std::move(tasks_.front());
         tasks_.pop_front();
@@ -63,10 +63,10 @@ class WorkerPool {
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

@@ -1,3 +1,4 @@
+// AlarmTimer: the production Timer, grpc::Alarms on the completion queues.
 #include "server/dispatch/alarm_timer.h"
 
 namespace campaigns::dispatch {
@@ -19,7 +20,7 @@ class AlarmTimer::Pending final : public CqTag {
 };
 
 void AlarmTimer::SetQueues(std::vector<grpc::CompletionQueue*> queues) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   queues_ = std::move(queues);
   if (stopped_ || queues_.empty()) return;
   for (auto& [when, fn] : early_) SetLocked(when, std::move(fn));
@@ -27,7 +28,7 @@ void AlarmTimer::SetQueues(std::vector<grpc::CompletionQueue*> queues) {
 }
 
 void AlarmTimer::At(absl::Time when, std::function<void()> fn) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stopped_) return;
   if (queues_.empty()) {
     early_.emplace_back(when, std::move(fn));
@@ -45,13 +46,13 @@ void AlarmTimer::SetLocked(absl::Time when, std::function<void()> fn) {
 }
 
 bool AlarmTimer::Fired(Pending* p) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   pending_.erase(p);
   return !stopped_;
 }
 
 void AlarmTimer::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stopped_) return;
   stopped_ = true;
   early_.clear();

@@ -16,13 +16,13 @@
 #include <grpcpp/completion_queue.h>
 
 #include <atomic>
-#include <mutex>
 #include <unordered_set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "server/dispatch/cq_tag.h"
 #include "server/dispatch/timer.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::dispatch {
 
@@ -50,7 +50,7 @@ class AlarmTimer final : public Timer {
   void SetLocked(absl::Time when, std::function<void()> fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::mutex mu_;
+  Mutex mu_;
   std::vector<grpc::CompletionQueue*> queues_ ABSL_GUARDED_BY(mu_);
   size_t next_queue_ ABSL_GUARDED_BY(mu_) = 0;
   // Callbacks set before the queues were known.

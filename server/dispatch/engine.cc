@@ -1,3 +1,4 @@
+// Engine: the pumps that send campaigns, their steps and outcomes (engine.h).
 #include "server/dispatch/engine.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// ProgressHub: each campaign's latest progress and its watchers.
 #include "server/dispatch/progress.h"
 
 #include <vector>

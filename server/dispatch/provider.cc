@@ -1,3 +1,4 @@
+// Provider: the default ParseWebhook, for providers that take no webhooks.
 #include "server/dispatch/provider.h"
 
 namespace campaigns::dispatch {

@@ -1,3 +1,4 @@
+// Simulator: a provider that sends nothing but behaves like one.
 #include "server/dispatch/simulator.h"
 
 #include <fstream>
@@ -141,7 +142,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
   std::unique_ptr<Simulator> sim(
       new Simulator(std::move(options), timer, std::move(receipts)));
   if (sim->options_.log_path.empty()) return sim;
-  std::lock_guard<std::mutex> lock(sim->mu_);
+  MutexLock lock(&sim->mu_);
   {
     std::ifstream in(sim->options_.log_path);
     std::string line;
@@ -222,7 +223,7 @@ Simulator::Simulator(SimulatorOptions options, Timer* timer,
       receipts_(std::move(receipts)) {}
 
 Simulator::~Simulator() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (log_file_ != nullptr) std::fclose(log_file_);
 }
 
@@ -250,7 +251,7 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
   const absl::Time delivered_at = now + s.latency + s.delivered_delay;
   const absl::Time read_at = delivered_at + s.read_delay;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     std::string lines;
     for (size_t i = 0; i < batch.size(); ++i) {
       const OutgoingMessage& m = batch[i];
@@ -365,7 +366,7 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
 
 void Simulator::LogReceipts(const std::vector<ReceiptUpdate>& receipts,
                             const std::string& account) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (log_file_ == nullptr) return;
   std::string lines;
   for (ReceiptUpdate r : receipts) {
@@ -394,7 +395,7 @@ void Simulator::Report(const std::string& account,
 int Simulator::DeliverOwedReceipts() {
   std::map<std::string, std::vector<ReceiptUpdate>> owed;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     owed.swap(owed_);
   }
   int n = 0;
@@ -406,7 +407,7 @@ int Simulator::DeliverOwedReceipts() {
 }
 
 std::vector<SimulatorLogEntry> Simulator::Log() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return log_;
 }
 

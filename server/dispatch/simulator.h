@@ -28,7 +28,6 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -39,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "server/dispatch/provider.h"
 #include "server/dispatch/timer.h"
+#include "server/domain/mutex.h"
 #include "server/domain/token_bucket.h"
 
 namespace campaigns::dispatch {
@@ -118,7 +118,7 @@ class Simulator final : public Provider {
   const SimulatorOptions options_;
   Timer* const timer_;
   const ReceiptSink receipts_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // The message id number of every accepted key (by the key's hash).
   absl::flat_hash_map<uint64_t, uint64_t> accepted_ ABSL_GUARDED_BY(mu_);
   // The last message id number handed out.

@@ -1,3 +1,4 @@
+// Recipient addresses: normalisation and checks per channel.
 #include "server/domain/address.h"
 
 #include <phonenumbers/phonenumber.pb.h>

@@ -1,3 +1,4 @@
+// Money: prices, billable units and costs in micro-credits.
 #include "server/domain/billing.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// CsvParser: an incremental RFC 4180 CSV parser over chunks of bytes.
 #include "server/domain/csv.h"
 
 #include "absl/strings/str_cat.h"

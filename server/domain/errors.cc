@@ -1,3 +1,4 @@
+// Status constructors carrying the API's error reason and field.
 #include "server/domain/errors.h"
 
 #include "absl/strings/cord.h"

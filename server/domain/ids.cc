@@ -1,3 +1,4 @@
+// Random identifiers and secret hashing.
 #include "server/domain/ids.h"
 
 #include <openssl/evp.h>

@@ -1,3 +1,4 @@
+// Rows of an audience import (recipients or contacts) read from CSV.
 #include "server/domain/import_rows.h"
 
 #include <algorithm>

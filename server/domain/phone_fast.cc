@@ -1,3 +1,4 @@
+// A fast, exact path for common phone numbers ahead of libphonenumber.
 #include "server/domain/phone_fast.h"
 
 #include <phonenumbers/phonemetadata.pb.h>

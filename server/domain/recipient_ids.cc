@@ -1,3 +1,4 @@
+// Public recipient ids from storage sequence numbers.
 #include "server/domain/recipient_ids.h"
 
 #include "absl/strings/ascii.h"

@@ -1,3 +1,4 @@
+// Validation and lifecycle rules that need no storage.
 #include "server/domain/rules.h"
 
 #include <algorithm>

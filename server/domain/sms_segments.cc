@@ -1,3 +1,4 @@
+// How many SMS segments a text takes, as carriers bill them.
 #include "server/domain/sms_segments.h"
 
 #include <vector>

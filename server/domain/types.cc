@@ -1,3 +1,4 @@
+// The shared enumerations and their canonical lowercase spellings.
 #include "server/domain/types.h"
 
 #include <array>

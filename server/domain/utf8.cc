@@ -1,3 +1,4 @@
+// UTF-8 validity of raw text.
 #include "server/domain/utf8.h"
 
 #include <cstddef>

@@ -1,3 +1,4 @@
+// HttpServer: a small HTTP/1.1 server on GNU libmicrohttpd.
 #include "server/http/http_server.h"
 
 #include <arpa/inet.h>
@@ -5,7 +6,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <mutex>
 #include <optional>
 #include <set>
 
@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::http {
 namespace {
@@ -57,9 +58,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpServerOptions options;
   MHD_Daemon* daemon = nullptr;
 
-  std::mutex mu;  // guards every Exchange's state and the fields below
-  bool stopped = false;
-  std::set<Exchange*> live;
+  Mutex mu;  // guards every Exchange's state and the fields below
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+  std::set<Exchange*> live ABSL_GUARDED_BY(mu);
 
   static MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url,
                               const char* method, const char* /*version*/,
@@ -74,7 +75,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (holder == nullptr) return;
     Impl* impl = static_cast<Impl*>(cls);
     {
-      std::lock_guard<std::mutex> lock(impl->mu);
+      MutexLock lock(&impl->mu);
       (*holder)->closed = true;
       impl->live.erase(holder->get());
     }
@@ -110,7 +111,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         ex->too_large = true;
       }
       {
-        std::lock_guard<std::mutex> lock(mu);
+        MutexLock lock(&mu);
         live.insert(ex.get());
       }
       *con_cls = new ExchangePtr(std::move(ex));
@@ -127,7 +128,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       *size = 0;
       return MHD_YES;
     }
-    std::unique_lock<std::mutex> lock(mu);
+    ReleasableMutexLock lock(&mu);
     if (!ex->response && (ex->too_large || stopped)) {
       HttpServerResponse r;
       r.status = ex->too_large ? 413 : 503;
@@ -137,7 +138,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     if (ex->response) {
       const HttpServerResponse r = std::move(*ex->response);
       ex->response.reset();
-      lock.unlock();
+      lock.Unlock();
       return Queue(conn, r);
     }
     if (ex->dispatched) {  // resumed early: wait for the answer
@@ -147,7 +148,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
     ex->dispatched = true;
     HttpServerRequest request = std::move(ex->request);
-    lock.unlock();
+    lock.Unlock();
     // The reply keeps the server's state (not the connection) alive: it may
     // come after the server stopped, and then does nothing.
     std::weak_ptr<Exchange> weak = ex;
@@ -155,7 +156,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             [self = shared_from_this(), weak](HttpServerResponse r) {
               ExchangePtr ex = weak.lock();
               if (!ex) return;
-              std::lock_guard<std::mutex> lock(self->mu);
+              MutexLock lock(&self->mu);
               if (ex->closed || self->stopped) return;
               ex->response = std::move(r);
               if (ex->suspended) {
@@ -165,15 +166,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
             });
     // Answered already (inline): no suspend/resume round trip. Otherwise
     // the connection waits, suspended, for the reply from any thread.
-    lock.lock();
+    lock.Lock();
     if (ex->response) {
       const HttpServerResponse r = std::move(*ex->response);
       ex->response.reset();
-      lock.unlock();
+      lock.Unlock();
       return Queue(conn, r);
     }
     if (stopped) {  // Stop() resumed the suspended already: do not wait
-      lock.unlock();
+      lock.Unlock();
       HttpServerResponse r;
       r.status = 503;
       r.body = "shutting down\n";
@@ -248,7 +249,7 @@ HttpServer::~HttpServer() { Stop(); }
 void HttpServer::Stop() {
   if (!impl_ || impl_->daemon == nullptr) return;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->stopped = true;
     // MHD must not be stopped with suspended connections: wake them; they
     // are answered 503 or simply closed.

@@ -253,7 +253,7 @@ std::string MaskAddress(absl::string_view a) {
 }
 
 bool RateLimited::Allow(int64_t* suppressed) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // Monotonic: a wall clock stepped back must not silence the log.
   const std::chrono::steady_clock::time_point now =
       std::chrono::steady_clock::now();

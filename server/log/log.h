@@ -23,7 +23,6 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
-#include <mutex>
 #include <string>
 #include <type_traits>
 
@@ -32,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::logging {
 
@@ -117,11 +117,11 @@ class RateLimited {
  private:
   const int burst_;
   const absl::Duration per_;
-  std::mutex mu_;
-  bool started_ = false;
-  std::chrono::steady_clock::time_point window_start_;
-  int used_ = 0;
-  int64_t suppressed_ = 0;
+  Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point window_start_ ABSL_GUARDED_BY(mu_);
+  int used_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t suppressed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Routes protobuf's and gRPC's own log lines into this logger: protobuf's

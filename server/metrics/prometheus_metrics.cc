@@ -7,12 +7,12 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <mutex>
 #include <sstream>
 
 #include "absl/strings/str_split.h"
 #include "prometheus/collectable.h"
 #include "prometheus/text_serializer.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::metrics {
 namespace {
@@ -127,7 +127,7 @@ class PrometheusMetrics::ScrapeCollector final
       : version_(std::move(version)), commit_(std::move(commit)) {}
 
   void SetSource(std::function<ScrapeState()> source) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     source_ = std::move(source);
   }
 
@@ -142,7 +142,7 @@ class PrometheusMetrics::ScrapeCollector final
 
     std::function<ScrapeState()> source;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       source = source_;
     }
     if (source) {
@@ -193,8 +193,8 @@ class PrometheusMetrics::ScrapeCollector final
  private:
   const std::string version_;
   const std::string commit_;
-  mutable std::mutex mu_;
-  std::function<ScrapeState()> source_;
+  mutable Mutex mu_;
+  std::function<ScrapeState()> source_ ABSL_GUARDED_BY(mu_);
 };
 
 PrometheusMetrics::PrometheusMetrics(const std::string& version,

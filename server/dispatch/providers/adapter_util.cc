@@ -1,3 +1,4 @@
+// What the HTTP vendor adapters share: a request per message, answers mapped.
 #include "server/dispatch/providers/adapter_util.h"
 
 #include <atomic>

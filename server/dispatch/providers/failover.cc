@@ -1,3 +1,4 @@
+// Failover: a provider with a fallback behind a circuit breaker.
 #include "server/dispatch/providers/failover.h"
 
 #include <algorithm>
@@ -32,7 +33,7 @@ class Joiner {
     SendDone done;
     std::vector<SendResult> all;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       for (size_t k = 0; k < at.size(); ++k) {
         results_[at[k]] =
             k < results.size() ? std::move(results[k]) : NoResult();
@@ -45,7 +46,7 @@ class Joiner {
   }
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::vector<SendResult> results_;
   int parts_;
   SendDone done_;
@@ -91,7 +92,7 @@ absl::Time Failover::Now() const {
 
 Failover::Route Failover::Choose() {
   if (FallbackProvider() == nullptr) return Route::kProvider;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (circuit_ == Circuit::kClosed) return Route::kProvider;
   if (!probing_ && Now() >= probe_at_) {
     probing_ = true;
@@ -123,7 +124,7 @@ void Failover::Send(std::vector<OutgoingMessage> batch, SendDone done) {
     }
   }
   if (route == Route::kProbe && !probe) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     probing_ = false;  // nothing to probe with this time
   }
   auto joiner = std::make_shared<Joiner>(
@@ -206,7 +207,7 @@ void Failover::Learn(const std::vector<SendResult>& results, bool probe) {
   Circuit after;
   std::string reason;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     before = circuit_;
     bool answered = false;  // the provider took or refused a message
     bool unusable = false;

@@ -27,7 +27,6 @@
 #define CAMPAIGND_SERVER_DISPATCH_PROVIDERS_FAILOVER_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +35,7 @@
 #include "server/dispatch/provider.h"
 #include "server/dispatch/provider_directory.h"
 #include "server/dispatch/timer.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::dispatch {
 
@@ -95,7 +95,7 @@ class Failover final : public Provider {
   Timer* const timer_;
   std::vector<Channel> fallback_channels_;  // fixed at construction
 
-  std::mutex mu_;
+  Mutex mu_;
   Circuit circuit_ ABSL_GUARDED_BY(mu_) = Circuit::kClosed;
   int failures_ ABSL_GUARDED_BY(mu_) = 0;  // transient answers in a row
   absl::Time probe_at_ ABSL_GUARDED_BY(mu_);

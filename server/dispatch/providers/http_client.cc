@@ -1,3 +1,4 @@
+// HttpClient: the libcurl multi engine every HTTP provider sends through.
 #include "server/dispatch/providers/http_client.h"
 
 #include <curl/curl.h>
@@ -218,7 +219,7 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(int threads) {
 
 HttpClient::~HttpClient() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   for (auto& w : workers_) {
@@ -239,13 +240,13 @@ void HttpClient::Wake(Worker* w) {
 
 std::shared_ptr<HttpClient::Lane> HttpClient::NewLane(int max_in_flight) {
   auto lane = std::make_shared<Lane>(max_in_flight);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   lanes_.push_back(lane);
   return lane;
 }
 
 size_t HttpClient::pending() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return pending_;
 }
 
@@ -256,7 +257,7 @@ void HttpClient::Send(const std::shared_ptr<Lane>& lane, HttpRequest request,
   t->done = std::move(done);
   t->lane = lane;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++pending_;
     lane->queued_.push_back(std::move(t));
   }
@@ -270,7 +271,7 @@ void HttpClient::Run(Worker* w) {
   int running = 0;
   for (;;) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (stopping_) break;
     }
     // Adding a transfer sets libcurl's timer to "now": it is started by the
@@ -310,7 +311,7 @@ void HttpClient::Run(Worker* w) {
   // Stopping: whatever was not answered gets an error, once.
   std::vector<std::unique_ptr<Transfer>> abandoned;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& lane : lanes_) {
       for (auto& t : lane->queued_) abandoned.push_back(std::move(t));
       lane->queued_.clear();
@@ -350,7 +351,7 @@ void HttpClient::StartQueued(Worker* w) {
   std::vector<std::unique_ptr<Transfer>> ready;
   bool left_over = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& lane : lanes_) {
       while (!lane->queued_.empty() &&
              lane->in_flight_ < lane->max_in_flight_) {
@@ -465,7 +466,7 @@ void HttpClient::Finish(Worker* w, void* handle, int curl_code) {
   }
   t->easy = nullptr;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     --t->lane->in_flight_;
     --pending_;
   }

@@ -1,3 +1,4 @@
+// ProviderRegistry: the configured providers by name, and their state.
 #include "server/dispatch/providers/registry.h"
 
 #include "absl/strings/str_cat.h"
@@ -43,7 +44,7 @@ absl::StatusOr<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Create(
     states.push_back(std::move(state));
   }
   {
-    std::lock_guard<std::mutex> lock(r->mu_);
+    MutexLock lock(&r->mu_);
     r->states_ = std::move(states);
   }
   // Adapters are built once every entry exists, so one may report its state
@@ -135,7 +136,7 @@ absl::Status ProviderRegistry::SetState(absl::string_view name,
   if (it == by_name_.end()) {
     return absl::NotFoundError(absl::StrCat("no provider \"", name, "\""));
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   states_[it->second] = State{state, std::move(reason)};
   return absl::OkStatus();
 }
@@ -155,13 +156,13 @@ std::optional<ProviderInfo> ProviderRegistry::Find(
     absl::string_view name) const {
   auto it = by_name_.find(name);
   if (it == by_name_.end()) return std::nullopt;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return InfoOf(it->second);
 }
 
 std::vector<ProviderInfo> ProviderRegistry::List() const {
   std::vector<ProviderInfo> out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   out.reserve(entries_.size());
   for (size_t i = 0; i < entries_.size(); ++i) out.push_back(InfoOf(i));
   return out;

@@ -25,7 +25,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +38,7 @@
 #include "server/dispatch/providers/http_client.h"
 #include "server/dispatch/providers/smpp.h"
 #include "server/dispatch/timer.h"
+#include "server/domain/mutex.h"
 
 namespace campaigns::dispatch {
 
@@ -132,7 +132,7 @@ class ProviderRegistry final : public ProviderDirectory {
   std::vector<Entry> entries_;  // `owned` is reset by StopAdapters
   std::atomic<bool> stopped_{false};
   absl::flat_hash_map<std::string, size_t> by_name_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::vector<State> states_ ABSL_GUARDED_BY(mu_);  // by entries_ index
 };
 

@@ -1,3 +1,4 @@
+// Webhook signatures: HMAC over the raw bytes in each scheme's encoding.
 #include "server/dispatch/providers/signatures.h"
 
 #include <openssl/crypto.h>

@@ -1,3 +1,4 @@
+// SlackProvider: the `slack` provider, chat.postMessage on Slack's Web API.
 #include "server/dispatch/providers/slack.h"
 
 #include <utility>

@@ -1,3 +1,4 @@
+// The `smpp` provider: an SMPP 3.4 transceiver session to an SMSC.
 #include "server/dispatch/providers/smpp.h"
 
 #include <arpa/inet.h>
@@ -16,7 +17,6 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "fmt/format.h"
+#include "server/domain/mutex.h"
 #include "server/domain/sms_segments.h"
 #include "server/log/log.h"
 
@@ -53,8 +54,8 @@ constexpr uint8_t kEsmReceipt = 0x04;
 
 // libsmpp34 reports errors through process-wide globals (smpp34_errno,
 // smpp34_strerror): every call into it takes this lock.
-std::mutex& LibMutex() {
-  static std::mutex* mu = new std::mutex;
+Mutex& LibMutex() {
+  static Mutex* mu = new Mutex;
   return *mu;
 }
 
@@ -110,7 +111,7 @@ template <typename T>
 std::string Pack(uint32_t type, T* pdu) {
   uint8_t buf[2048];
   int len = 0;
-  std::lock_guard<std::mutex> lock(LibMutex());
+  MutexLock lock(&LibMutex());
   if (smpp34_pack(type, buf, sizeof(buf), &len, pdu) != 0) {
     logging::Error(
         fmt::format("smpp: cannot pack PDU 0x{:08X}: {}", type, LibError()));
@@ -378,7 +379,7 @@ class SmppProvider::Session
   // (and `fn` dropped) once the session has shut down.
   bool Post(std::function<void()> fn) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (closed_) return false;
       inbox_.push_back(std::move(fn));
     }
@@ -392,7 +393,7 @@ class SmppProvider::Session
   }
 
   SmppStats Stats() {
-    std::lock_guard<std::mutex> lock(stats_mu_);
+    MutexLock lock(&stats_mu_);
     return stats_;
   }
 
@@ -486,14 +487,14 @@ class SmppProvider::Session
 
   template <typename F>
   void Count(F f) {
-    std::lock_guard<std::mutex> lock(stats_mu_);
+    MutexLock lock(&stats_mu_);
     f(stats_);
   }
 
   void RunInbox() {
     std::vector<std::function<void()>> work;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       work.swap(inbox_);
     }
     for (auto& fn : work) fn();
@@ -1166,7 +1167,7 @@ class SmppProvider::Session
       memset(&r, 0, sizeof(r));
       int rc;
       {
-        std::lock_guard<std::mutex> lock(LibMutex());
+        MutexLock lock(&LibMutex());
         rc = smpp34_unpack(SUBMIT_SM_RESP, &r, p, len);
       }
       msg_id = COctet(r.message_id, sizeof(r.message_id));
@@ -1222,7 +1223,7 @@ class SmppProvider::Session
     int rc;
     std::string why;
     {
-      std::lock_guard<std::mutex> lock(LibMutex());
+      MutexLock lock(&LibMutex());
       rc = smpp34_unpack(DELIVER_SM, &d, p, len);
       if (rc != 0) why = LibError();
     }
@@ -1449,7 +1450,7 @@ class SmppProvider::Session
     CloseSocket();
     for (;;) {  // Sends that raced the stop; after these, Post refuses
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         if (inbox_.empty()) {
           closed_ = true;
           break;
@@ -1471,10 +1472,10 @@ class SmppProvider::Session
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
 
-  std::mutex mu_;
+  Mutex mu_;
   std::vector<std::function<void()>> inbox_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;  // Shutdown has run the last
-  std::mutex stats_mu_;
+  Mutex stats_mu_;
   SmppStats stats_ ABSL_GUARDED_BY(stats_mu_);
 
   // The I/O thread's.

@@ -1,3 +1,4 @@
+// SmtpProvider: the `smtp` provider, one SMTP transaction per recipient.
 #include "server/dispatch/providers/smtp.h"
 
 #include <curl/curl.h>
@@ -8,7 +9,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "fmt/format.h"
 #include "server/dispatch/providers/adapter_util.h"
+#include "server/domain/mutex.h"
 #include "server/log/log.h"
 
 namespace campaigns::dispatch {
@@ -387,7 +388,7 @@ class SmtpProvider::Engine {
   struct Job {
     // One Send's results, filled in as its messages finish.
     struct Batch {
-      std::mutex mu;
+      Mutex mu;
       std::vector<SendResult> results;
       size_t left = 0;
       SendDone done;
@@ -443,14 +444,14 @@ class SmtpProvider::Engine {
   // shut them down: libcurl's blocking waits (the reply to the final ".",
   // QUIT) look at no progress callback, but a shut-down socket ends them.
   struct Sockets {
-    std::mutex mu;
+    Mutex mu;
     std::set<curl_socket_t> fds ABSL_GUARDED_BY(mu);
     bool stopping ABSL_GUARDED_BY(mu) = false;
 
     static curl_socket_t OnOpen(void* self, curlsocktype /*purpose*/,
                                 curl_sockaddr* a) {
       auto* s = static_cast<Sockets*>(self);
-      std::lock_guard<std::mutex> lock(s->mu);
+      MutexLock lock(&s->mu);
       if (s->stopping) return CURL_SOCKET_BAD;
       const curl_socket_t fd =
           socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
@@ -459,12 +460,12 @@ class SmtpProvider::Engine {
     }
     static int OnClose(void* self, curl_socket_t fd) {
       auto* s = static_cast<Sockets*>(self);
-      std::lock_guard<std::mutex> lock(s->mu);
+      MutexLock lock(&s->mu);
       s->fds.erase(fd);
       return close(fd);
     }
     void ShutDown() {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       stopping = true;
       for (curl_socket_t fd : fds) shutdown(fd, SHUT_RDWR);
     }
@@ -485,18 +486,18 @@ class SmtpProvider::Engine {
   ~Engine() {
     std::vector<std::thread> threads;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
       stopping_flag_ = true;
       threads.swap(threads_);
       for (auto& sockets : sockets_) sockets->ShutDown();
     }
-    work_.notify_all();
+    work_.SignalAll();
     for (std::thread& t : threads) t.join();
     // Whatever no thread took completes as transient, once.
     std::deque<std::unique_ptr<Job>> abandoned;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       abandoned.swap(queued_);
     }
     for (auto& j : abandoned) Complete(std::move(j), ShuttingDown());
@@ -522,10 +523,10 @@ class SmtpProvider::Engine {
 
   void Enqueue(std::vector<std::unique_ptr<Job>> jobs) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      ReleasableMutexLock lock(&mu_);
       if (stopping_) {
         // Stopped: no thread would take them.
-        lock.unlock();
+        lock.Unlock();
         for (auto& j : jobs) Complete(std::move(j), ShuttingDown());
         return;
       }
@@ -543,7 +544,7 @@ class SmtpProvider::Engine {
             });
       }
     }
-    work_.notify_all();
+    work_.SignalAll();
   }
 
   static void Complete(std::unique_ptr<Job> j, SendResult r) {
@@ -552,7 +553,7 @@ class SmtpProvider::Engine {
     j.reset();
     bool last = false;
     {
-      std::lock_guard<std::mutex> lock(b->mu);
+      MutexLock lock(&b->mu);
       b->results[index] = std::move(r);
       last = --b->left == 0;
     }
@@ -575,8 +576,8 @@ class SmtpProvider::Engine {
     for (;;) {
       std::unique_ptr<Job> j;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        work_.wait(lock, [this] { return stopping_ || !queued_.empty(); });
+        MutexLock lock(&mu_);
+        while (!stopping_ && queued_.empty()) work_.Wait(&mu_);
         if (stopping_) break;
         j = std::move(queued_.front());
         queued_.pop_front();
@@ -584,7 +585,7 @@ class SmtpProvider::Engine {
       }
       SendResult r = Transact(easy, j.get());
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         ++idle_;
       }
       Complete(std::move(j), std::move(r));
@@ -726,8 +727,8 @@ class SmtpProvider::Engine {
   // Set once, when the provider stops: aborts transactions on the wire.
   std::atomic<bool> stopping_flag_{false};
 
-  std::mutex mu_;
-  std::condition_variable work_;
+  Mutex mu_;
+  CondVar work_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<std::unique_ptr<Job>> queued_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);

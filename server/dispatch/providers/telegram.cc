@@ -1,3 +1,4 @@
+// TelegramProvider: the `telegram` provider, the Telegram Bot API.
 #include "server/dispatch/providers/telegram.h"
 
 #include <utility>

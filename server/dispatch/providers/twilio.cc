@@ -1,3 +1,4 @@
+// TwilioProvider: the `twilio` provider, Twilio's Messaging REST API.
 #include "server/dispatch/providers/twilio.h"
 
 #include <algorithm>

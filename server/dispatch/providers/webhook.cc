@@ -1,3 +1,4 @@
+// WebhookProvider: the generic `webhook` provider, signed JSON POSTs.
 #include "server/dispatch/providers/webhook.h"
 
 #include <utility>

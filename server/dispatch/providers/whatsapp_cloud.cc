@@ -1,3 +1,4 @@
+// WhatsAppCloudProvider: the `whatsapp_cloud` provider, Meta's Cloud API.
 #include "server/dispatch/providers/whatsapp_cloud.h"
 
 #include <utility>
