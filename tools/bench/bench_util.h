@@ -14,11 +14,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -132,6 +135,44 @@ class Scraper {
   std::atomic<int64_t> worst_us_{0};
   std::thread thread_;
 };
+
+// The cost of metrics and JSON logs: `run(on, &note)` runs the same work on
+// a fresh campaignd with both off (--no-metrics, text logs) or on (metrics,
+// JSON logs, /metrics scraped) and returns its rate (0 = failed; `note` says
+// how the scrapes went). Alternates which runs first (the second run of a
+// pair finds a warmer page cache), `rounds` times; prints each pair and the
+// on/off ratio of the summed rates. 0, or 1 when a run failed.
+inline int OpsCost(
+    int rounds, const char* unit,
+    const std::function<double(bool on, std::string* note)>& run) {
+  double off_sum = 0, on_sum = 0;
+  for (int i = 0; i < rounds; ++i) {
+    std::string note;
+    double off = 0, on = 0;
+    if (i % 2 == 0) {
+      off = run(false, &note);
+      on = run(true, &note);
+    } else {
+      on = run(true, &note);
+      off = run(false, &note);
+    }
+    if (off <= 0 || on <= 0) return 1;
+    off_sum += off;
+    on_sum += on;
+    std::printf("  round %d: off %9.0f %s, on %9.0f %s (%s): on/off %.3f\n",
+                i + 1, off, unit, on, unit, note.c_str(), on / off);
+  }
+  std::printf("  metrics + JSON logs + scrapes, on/off over %d rounds: %.3f\n",
+              rounds, on_sum / off_sum);
+  std::fflush(stdout);
+  return 0;
+}
+
+// The campaignd flags of OpsCost's two settings.
+inline std::vector<std::string> OpsFlags(bool on) {
+  return on ? std::vector<std::string>{"--metrics", "--log-format", "json"}
+            : std::vector<std::string>{"--no-metrics", "--log-format", "text"};
+}
 
 }  // namespace campaigns::bench
 

@@ -293,40 +293,11 @@ double SendOnce(const std::string& binary, const std::string& db,
 // scraped every 100 ms), alternating, `rounds` times each.
 int OpsCost(const std::string& binary, const std::string& work, int64_t n,
             int32_t batch, int rounds) {
-  double off_sum = 0, on_sum = 0;
-  for (int i = 0; i < rounds; ++i) {
-    std::string note;
-    // Alternate which runs first: the second run of a pair finds a warmer
-    // page cache.
-    auto run_off = [&] {
-      return SendOnce(binary, work + "/ops_off.db",
-                      {"--no-metrics", "--log-format", "text"}, n, batch, false,
-                      &note);
-    };
-    auto run_on = [&] {
-      return SendOnce(binary, work + "/ops_on.db",
-                      {"--metrics", "--log-format", "json"}, n, batch, true,
-                      &note);
-    };
-    double off = 0, on = 0;
-    if (i % 2 == 0) {
-      off = run_off();
-      on = run_on();
-    } else {
-      on = run_on();
-      off = run_off();
-    }
-    if (off <= 0 || on <= 0) return 1;
-    off_sum += off;
-    on_sum += on;
-    std::cout << absl::StrFormat(
-        "  round %d: off %9.0f msg/s, on %9.0f msg/s (%s): on/off %.3f\n",
-        i + 1, off, on, note, on / off);
-  }
-  std::cout << absl::StrFormat(
-      "  metrics + JSON logs + scrapes, on/off over %d rounds: %.3f\n", rounds,
-      on_sum / off_sum);
-  return 0;
+  return campaigns::bench::OpsCost(
+      rounds, "msg/s", [&](bool on, std::string* note) {
+        return SendOnce(binary, work + (on ? "/ops_on.db" : "/ops_off.db"),
+                        campaigns::bench::OpsFlags(on), n, batch, on, note);
+      });
 }
 
 int Throughput(const std::string& binary, const std::string& work, int64_t n,

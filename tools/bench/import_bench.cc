@@ -329,40 +329,11 @@ double ImportOnce(const std::string& campaignd, const std::string& db,
 // alternating `rounds` times.
 int OpsCost(const std::string& campaignd, const std::string& work,
             const std::string& csv, int64_t n, int rounds) {
-  double off_sum = 0, on_sum = 0;
-  for (int i = 0; i < rounds; ++i) {
-    std::string note;
-    // Alternate which runs first: the second run of a pair finds a warmer
-    // page cache.
-    auto run_off = [&] {
-      return ImportOnce(campaignd, work + "/ops_off.db",
-                        {"--no-metrics", "--log-format", "text"}, csv, n, false,
-                        &note);
-    };
-    auto run_on = [&] {
-      return ImportOnce(campaignd, work + "/ops_on.db",
-                        {"--metrics", "--log-format", "json"}, csv, n, true,
-                        &note);
-    };
-    double off = 0, on = 0;
-    if (i % 2 == 0) {
-      off = run_off();
-      on = run_on();
-    } else {
-      on = run_on();
-      off = run_off();
-    }
-    if (off <= 0 || on <= 0) return 1;
-    off_sum += off;
-    on_sum += on;
-    std::cout << absl::StrFormat(
-        "  round %d: off %9.0f rows/s, on %9.0f rows/s (%s): on/off %.3f\n",
-        i + 1, off, on, note, on / off);
-  }
-  std::cout << absl::StrFormat(
-      "  metrics + JSON logs + scrapes, on/off over %d rounds: %.3f\n", rounds,
-      on_sum / off_sum);
-  return 0;
+  return campaigns::bench::OpsCost(
+      rounds, "rows/s", [&](bool on, std::string* note) {
+        return ImportOnce(campaignd, work + (on ? "/ops_on.db" : "/ops_off.db"),
+                          campaigns::bench::OpsFlags(on), csv, n, on, note);
+      });
 }
 
 }  // namespace
