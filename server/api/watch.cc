@@ -49,7 +49,7 @@ class WatchMethod::Call {
       delete this;
       return;
     }
-    method_->env_->StreamBegan();
+    method_->env_->CallBegan();
     method_->env_->metrics->WatchStreams(1);
     arrived_at_ = absl::Now();
     {
@@ -212,7 +212,7 @@ class WatchMethod::Call {
     env->metrics->RpcHandled("WatchCampaign", code, absl::Now() - arrived_at_);
     env->metrics->WatchStreams(-1);
     delete this;
-    env->StreamEnded();
+    env->CallEnded();
   }
 
  public:
