@@ -2,6 +2,7 @@
 #include "absl/strings/ascii.h"
 #include "server/api/api.h"
 #include "server/api/handler_util.h"
+#include "server/api/watch.h"
 #include "server/domain/ids.h"
 
 namespace campaigns::api {
@@ -166,8 +167,16 @@ void Api::RevokeApiKey(const RpcContext& ctx,
                        const v1::RevokeApiKeyRequest& req,
                        Reply<v1::ApiKey> reply) {
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  // Once committed, the key's open Watch streams end (its unary calls are
+  // refused from then on by Authenticate, which reads the store).
   store_->RevokeApiKey(ctx.principal.account_id, req.id(),
-                       Convert<v1::ApiKey, ApiKey>(std::move(reply)));
+                       [this, reply = Convert<v1::ApiKey, ApiKey>(std::move(
+                                  reply))](absl::StatusOr<ApiKey> key) {
+                         if (key.ok() && key->revoked_at && watch_ != nullptr) {
+                           watch_->KeyRevoked(key->id);
+                         }
+                         reply(std::move(key));
+                       });
 }
 
 void Api::AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
