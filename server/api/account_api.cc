@@ -156,10 +156,10 @@ void Api::CreateApiKey(const RpcContext& ctx,
 
 void Api::ListApiKeys(const RpcContext& ctx, const v1::ListApiKeysRequest& req,
                       Reply<v1::ListApiKeysResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
-  ReplyPage(store_->ListApiKeys(ctx.principal.account_id, *page), reply,
+  ReplyPage(store_->ListApiKeys(ctx.principal.account_id, *page), query, reply,
             [](v1::ListApiKeysResponse& r) { return r.add_items(); });
 }
 
@@ -238,10 +238,10 @@ void Api::ListTransactions(const RpcContext& ctx,
                            Reply<v1::ListTransactionsResponse> reply) {
   absl::StatusOr<std::string> id = ReadableAccount(ctx, req.account_id());
   if (!id.ok()) return reply(id.status());
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
-  ReplyPage(store_->ListTransactions(*id, *page), reply,
+  ReplyPage(store_->ListTransactions(*id, *page), query, reply,
             [](v1::ListTransactionsResponse& r) { return r.add_items(); });
 }
 

@@ -904,5 +904,78 @@ TEST_F(WatchTest, AThousandWatchersIncludingStalledOnes) {
   EXPECT_EQ(server_->progress_campaigns(), 0u);
 }
 
+using PageTokenTest = DispatchTest;
+
+// A page token continues the query that returned it and no other: another
+// campaign's list, another filter, another limit, another account, an
+// altered token or one of the old format is INVALID_ARGUMENT naming
+// page_token.
+TEST_F(PageTokenTest, ATokenServesOnlyTheQueryThatIssuedIt) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550140");
+  const std::string a = CampaignWith(3, sender);
+  const std::string b = CampaignWith(3, sender);
+  v1::ListRecipientsRequest req;
+  req.set_campaign_id(a);
+  req.set_limit(2);
+  v1::ListRecipientsResponse page;
+  ASSERT_TRUE(
+      campaigns_->ListRecipients(Ctx(kAdminKey).get(), req, &page).ok());
+  ASSERT_TRUE(page.has_more());
+  const std::string token = page.next_page_token();
+  ASSERT_FALSE(token.empty());
+
+  auto list = [&](v1::ListRecipientsRequest r, const std::string& key) {
+    v1::ListRecipientsResponse out;
+    return Details(campaigns_->ListRecipients(Ctx(key).get(), r, &out));
+  };
+  auto refused = [&](v1::ListRecipientsRequest r, const std::string& why,
+                     const std::string& key = kAdminKey) {
+    ErrorDetails d = list(std::move(r), key);
+    EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT) << why;
+    EXPECT_EQ(d.fields, std::vector<std::string>{"page_token"}) << why;
+  };
+  // The same query (with or without its limit) takes the next page.
+  v1::ListRecipientsRequest next = req;
+  next.set_page_token(token);
+  v1::ListRecipientsResponse page2;
+  ASSERT_TRUE(
+      campaigns_->ListRecipients(Ctx(kAdminKey).get(), next, &page2).ok());
+  EXPECT_EQ(page2.items_size(), 1);
+  next.clear_limit();
+  EXPECT_EQ(list(next, kAdminKey).code, grpc::StatusCode::OK);
+
+  v1::ListRecipientsRequest other = next;
+  other.set_campaign_id(b);
+  refused(other, "another campaign");
+  other = next;
+  other.set_status(v1::Recipient::queued);
+  refused(other, "another filter");
+  other = next;
+  other.set_limit(1);
+  refused(other, "another limit");
+  other = next;
+  std::string changed = token;
+  changed[changed.size() / 2] = changed[changed.size() / 2] == 'A' ? 'B' : 'A';
+  other.set_page_token(changed);
+  refused(other, "an altered token");
+  other.set_page_token("cDE6Mg");  // base64url("p1:2"), the old format
+  refused(other, "an old token");
+
+  // Another account's query, though the same request.
+  const std::string tenant = NewAccount("tenant");
+  v1::ListCampaignsRequest campaigns;
+  campaigns.set_limit(1);
+  v1::ListCampaignsResponse mine;
+  ASSERT_TRUE(
+      campaigns_->ListCampaigns(Ctx(kAdminKey).get(), campaigns, &mine).ok());
+  ASSERT_TRUE(mine.has_more());
+  campaigns.set_page_token(mine.next_page_token());
+  v1::ListCampaignsResponse theirs;
+  ErrorDetails d =
+      Details(campaigns_->ListCampaigns(Ctx(tenant).get(), campaigns, &theirs));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(d.fields, std::vector<std::string>{"page_token"});
+}
+
 }  // namespace
 }  // namespace campaigns::testing
