@@ -434,9 +434,11 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   // GOAWAY sent, no new call), wait for the calls in flight (until the
   // deadline), then close what is left: idle connections, and calls still
   // running at the deadline (cancelled).
-  grpc::CompletionQueue shutdown_cq;
-  grpc_server_shutdown_and_notify(server_->c_server(), shutdown_cq.cq(),
-                                  &shutdown_cq);
+  // Core API, core queue: a grpc::CompletionQueue would take the tag for a
+  // C++ CompletionQueueTag.
+  grpc_completion_queue* shutdown_cq =
+      grpc_completion_queue_create_for_next(nullptr);
+  grpc_server_shutdown_and_notify(server_->c_server(), shutdown_cq, nullptr);
   if (!env_.WaitForCalls(absl::Now() + deadline)) {
     logging::Warn("shutdown: calls still running at the deadline are cancelled",
                   {{"deadline", absl::FormatDuration(deadline)}});
@@ -446,13 +448,13 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   // Streams cancelled above finish once their consumers settle (e.g. an
   // import rolling back); they need the queues until then.
   env_.WaitForCalls();
-  shutdown_cq.Shutdown();
-  {
-    void* tag;
-    bool ok;
-    while (shutdown_cq.Next(&tag, &ok)) {
-    }
+  // Its one event (the shutdown done) came when server_->Shutdown did.
+  grpc_completion_queue_shutdown(shutdown_cq);
+  while (grpc_completion_queue_next(shutdown_cq,
+                                    gpr_inf_future(GPR_CLOCK_REALTIME), nullptr)
+             .type != GRPC_QUEUE_SHUTDOWN) {
   }
+  grpc_completion_queue_destroy(shutdown_cq);
   logging::Info("shutdown: calls and streams finished");
   // Writes of finished calls have completed; later ones would post to queues
   // that are about to close.
