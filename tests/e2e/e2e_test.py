@@ -625,13 +625,18 @@ class LifecycleTest(E2ECase):
         # The shutdown deadline is an hour: an exit before it means nothing
         # waited for the idle connections. Open while the process exits: the
         # harness's gRPC channel (idle after its health checks), a TCP
-        # connection to the gRPC port that never sends a byte, and an HTTP
+        # connection to the gRPC port that never sends a byte, one that sent
+        # the HTTP/2 preface and SETTINGS and nothing since (not even the
+        # answers a gRPC client gives to GOAWAY and PING), and an HTTP
         # keep-alive connection idle after one answer.
         srv = CampaignD("idle-conns", new_db("idle-conns"), BOOTSTRAP_KEY,
-                        ("--shutdown-timeout", "1h"))
+                        shutdown_timeout="1h")
         self.servers.append(srv)
         srv.start()
         silent = socket.create_connection(("127.0.0.1", srv.port))
+        http2 = socket.create_connection(("127.0.0.1", srv.port))
+        http2.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                      b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         keep_alive = socket.create_connection(("127.0.0.1", srv.http_port))
         keep_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         answer = b""
@@ -651,7 +656,7 @@ class LifecycleTest(E2ECase):
                          "connections were open:\n" + srv.stderr()[-2000:])
         # The connections were still the client's when the process exited:
         # the server's side of each is closed now.
-        for sock in (silent, keep_alive):
+        for sock in (silent, http2, keep_alive):
             sock.settimeout(RPC_TIMEOUT)
             try:
                 rest = sock.recv(4096)
