@@ -2,6 +2,7 @@
 // engine, API, HTTP listener, metrics) and takes it down in order.
 #include "server/server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <pthread.h>
 
@@ -427,11 +428,33 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   providers_->StopAdapters();
   // Watch streams would otherwise hold the shutdown until its deadline.
   api_->CancelWatches();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(deadline));
-  // Streams cancelled by the shutdown finish once their consumers settle
-  // (e.g. an import rolling back); they need the queues until then.
-  env_.WaitForStreams();
+  // gRPC's Server::Shutdown returns only once every connection is gone, so
+  // one idle client connection (or one that never sent a byte) would hold
+  // it until the deadline. Hence: begin gRPC's shutdown (listeners closed,
+  // GOAWAY sent, no new call), wait for the calls in flight (until the
+  // deadline), then close what is left: idle connections, and calls still
+  // running at the deadline (cancelled).
+  // Core API, core queue: a grpc::CompletionQueue would take the tag for a
+  // C++ CompletionQueueTag.
+  grpc_completion_queue* shutdown_cq =
+      grpc_completion_queue_create_for_next(nullptr);
+  grpc_server_shutdown_and_notify(server_->c_server(), shutdown_cq, nullptr);
+  if (!env_.WaitForCalls(absl::Now() + deadline)) {
+    logging::Warn("shutdown: calls still running at the deadline are cancelled",
+                  {{"deadline", absl::FormatDuration(deadline)}});
+  }
+  grpc_server_cancel_all_calls(server_->c_server());
+  server_->Shutdown();
+  // Streams cancelled above finish once their consumers settle (e.g. an
+  // import rolling back); they need the queues until then.
+  env_.WaitForCalls();
+  // Its one event (the shutdown done) came when server_->Shutdown did.
+  grpc_completion_queue_shutdown(shutdown_cq);
+  while (grpc_completion_queue_next(shutdown_cq,
+                                    gpr_inf_future(GPR_CLOCK_REALTIME), nullptr)
+             .type != GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_completion_queue_destroy(shutdown_cq);
   logging::Info("shutdown: calls and streams finished");
   // Writes of finished calls have completed; later ones would post to queues
   // that are about to close.

@@ -111,9 +111,11 @@ class CampaignServer {
   std::string MetricsText() const;
 
   // Health -> NOT_SERVING; stop the engine (no provider call starts after
-  // this); stop accepting; let in-flight calls finish until
-  // `deadline` (then cancel them); flush the writer; shut down and drain the
-  // completion queues; close the database. Idempotent.
+  // this); stop accepting; let in-flight calls finish until `deadline`
+  // (then cancel them), and close client connections as soon as no call is
+  // in flight (an idle connection does not hold the shutdown); flush the
+  // writer; shut down and drain the completion queues; close the database.
+  // Idempotent.
   void Shutdown(absl::Duration deadline = absl::Seconds(10));
 
  private:

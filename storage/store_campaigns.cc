@@ -89,7 +89,9 @@ absl::Status CheckRecipientVariableContacts(SQLite::Database& db,
 // id), the template must exist, be of the same channel and be approved, the
 // email fields must suit the channel (ValidateEmailFields: a subject, its own
 // or the template's, for email; none elsewhere), a contact list must exist,
-// and recipient_variables must name its contacts.
+// contact_ids must be the account's contacts (NOT_FOUND naming the first
+// that is not; one query for up to kMaxListEntries ids) and
+// recipient_variables must name its contacts.
 absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
   RETURN_IF_ERROR(InferChannel(db, c));
   SQLite::Statement sender(db,
@@ -141,6 +143,10 @@ absl::Status ResolveReferences(SQLite::Database& db, Campaign& c) {
     if (!list.executeStep()) {
       return errors::NotFound("contact list", c.contact_list_id);
     }
+  }
+  if (!c.contact_ids.empty()) {
+    RETURN_IF_ERROR(internal::CheckContactsExist(db, c.account_id,
+                                                 ListToJson(c.contact_ids)));
   }
   return CheckRecipientVariableContacts(db, c);
 }

@@ -93,8 +93,10 @@ void WriteTags(SQLite::Database& db, const std::string& account_id, int64_t seq,
   }
 }
 
-// The first of `contact_ids` (a JSON array) that is not a contact of
-// `account_id`, as NOT_FOUND; OK when all are.
+}  // namespace
+
+namespace internal {
+
 absl::Status CheckContactsExist(SQLite::Database& db,
                                 const std::string& account_id,
                                 const std::string& contact_ids_json) {
@@ -110,6 +112,10 @@ absl::Status CheckContactsExist(SQLite::Database& db,
   return absl::OkStatus();
 }
 
+}  // namespace internal
+
+namespace {
+
 // Adds (or removes) the memberships of `contact_ids` in list `list_id` of
 // `account_id` and returns the change and the list afterwards.
 absl::StatusOr<ListMembershipChange> ChangeMembership(
@@ -118,7 +124,7 @@ absl::StatusOr<ListMembershipChange> ChangeMembership(
     bool add) {
   RETURN_IF_ERROR(LoadContactList(db, account_id, list_id).status());
   const std::string ids_json = ListToJson(contact_ids);
-  RETURN_IF_ERROR(CheckContactsExist(db, account_id, ids_json));
+  RETURN_IF_ERROR(internal::CheckContactsExist(db, account_id, ids_json));
   const int64_t now = ToMicros(NowMicros());
   SQLite::Statement st(
       db, add ? "INSERT OR IGNORE INTO contact_list_members(list_id, "

@@ -24,6 +24,13 @@ namespace campaigns::storage::internal {
 
 using Binder = std::function<void(SQLite::Statement&)>;
 
+// The first of `contact_ids_json` (a JSON array of ids) that is not a
+// contact of `account_id`, as NOT_FOUND naming it; OK when all are. One
+// query, whatever the number of ids.
+absl::Status CheckContactsExist(SQLite::Database& db,
+                                const std::string& account_id,
+                                const std::string& contact_ids_json);
+
 // Runs `SELECT COUNT(*) FROM <from_where>` and
 // `SELECT * FROM <from_where> ORDER BY <order> LIMIT ? OFFSET ?`, binding the
 // filter parameters with `bind` (positions 1..n) in both.

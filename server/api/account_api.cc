@@ -2,6 +2,7 @@
 #include "absl/strings/ascii.h"
 #include "server/api/api.h"
 #include "server/api/handler_util.h"
+#include "server/api/watch.h"
 #include "server/domain/ids.h"
 
 namespace campaigns::api {
@@ -155,10 +156,10 @@ void Api::CreateApiKey(const RpcContext& ctx,
 
 void Api::ListApiKeys(const RpcContext& ctx, const v1::ListApiKeysRequest& req,
                       Reply<v1::ListApiKeysResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
-  ReplyPage(store_->ListApiKeys(ctx.principal.account_id, *page), reply,
+  ReplyPage(store_->ListApiKeys(ctx.principal.account_id, *page), query, reply,
             [](v1::ListApiKeysResponse& r) { return r.add_items(); });
 }
 
@@ -166,8 +167,16 @@ void Api::RevokeApiKey(const RpcContext& ctx,
                        const v1::RevokeApiKeyRequest& req,
                        Reply<v1::ApiKey> reply) {
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
+  // Once committed, the key's open Watch streams end (its unary calls are
+  // refused from then on by Authenticate, which reads the store).
   store_->RevokeApiKey(ctx.principal.account_id, req.id(),
-                       Convert<v1::ApiKey, ApiKey>(std::move(reply)));
+                       [this, reply = Convert<v1::ApiKey, ApiKey>(std::move(
+                                  reply))](absl::StatusOr<ApiKey> key) {
+                         if (key.ok() && key->revoked_at && watch_ != nullptr) {
+                           watch_->KeyRevoked(key->id);
+                         }
+                         reply(std::move(key));
+                       });
 }
 
 void Api::AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
@@ -229,10 +238,10 @@ void Api::ListTransactions(const RpcContext& ctx,
                            Reply<v1::ListTransactionsResponse> reply) {
   absl::StatusOr<std::string> id = ReadableAccount(ctx, req.account_id());
   if (!id.ok()) return reply(id.status());
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
-  ReplyPage(store_->ListTransactions(*id, *page), reply,
+  ReplyPage(store_->ListTransactions(*id, *page), query, reply,
             [](v1::ListTransactionsResponse& r) { return r.add_items(); });
 }
 

@@ -94,26 +94,33 @@ struct CallEnv {
     return authenticate(ctx);
   }
 
-  // Streaming calls that arrived and have not finished. Their consumers may
-  // still post to the queues from other threads, so shutdown waits for them
-  // before closing the queues.
-  void StreamBegan() {
-    MutexLock lock(&streams_mu_);
-    ++live_streams_;
+  // Calls (unary and streaming) that arrived and have not finished. Shutdown
+  // waits for them: to let them finish before it closes the connections
+  // (gRPC's own shutdown would also wait for idle connections), and because
+  // streams' consumers may still post to the queues from other threads.
+  void CallBegan() {
+    MutexLock lock(&calls_mu_);
+    ++live_calls_;
   }
-  void StreamEnded() {
-    MutexLock lock(&streams_mu_);
-    if (--live_streams_ == 0) streams_cv_.SignalAll();
+  void CallEnded() {
+    MutexLock lock(&calls_mu_);
+    if (--live_calls_ == 0) calls_cv_.SignalAll();
   }
-  void WaitForStreams() {
-    MutexLock lock(&streams_mu_);
-    while (live_streams_ != 0) streams_cv_.Wait(&streams_mu_);
+  // True once no call is live; false if some still are at `deadline`.
+  bool WaitForCalls(absl::Time deadline = absl::InfiniteFuture()) {
+    MutexLock lock(&calls_mu_);
+    while (live_calls_ != 0) {
+      const absl::Time now = absl::Now();
+      if (now >= deadline) return false;
+      calls_cv_.WaitWithTimeout(&calls_mu_, deadline - now);
+    }
+    return true;
   }
 
  private:
-  Mutex streams_mu_;
-  CondVar streams_cv_;
-  int live_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
+  Mutex calls_mu_;
+  CondVar calls_cv_;
+  int live_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
 };
 
 // The raw face of a generated async service: requests arrive as bytes.
@@ -202,13 +209,17 @@ class UnaryMethod final : public Method {
       method_->service_->RequestUnary(method_->index_, &ctx_, &raw_,
                                       &responder_, cq_, this);
     }
+    ~Call() override {
+      if (finishing_) method_->env_->CallEnded();
+    }
 
     void Proceed(bool ok) override {
       if (finishing_ || !ok) {
         delete this;
         return;
       }
-      finishing_ = true;
+      finishing_ = true;  // the call arrived
+      method_->env_->CallBegan();
       arrived_at_ = absl::Now();
       absl::StatusOr<Principal> principal =
           method_->env_->Arrive(method_, cq_, ctx_);
@@ -308,7 +319,7 @@ class ClientStreamMethod final : public Method {
                                              cq_, this);
     }
     ~Call() override {
-      if (arrived_) method_->env_->StreamEnded();
+      if (arrived_) method_->env_->CallEnded();
     }
 
     void Proceed(bool ok) override {
@@ -320,7 +331,7 @@ class ClientStreamMethod final : public Method {
           }
           arrived_ = true;
           arrived_at_ = absl::Now();
-          method_->env_->StreamBegan();
+          method_->env_->CallBegan();
           absl::StatusOr<Principal> principal =
               method_->env_->Arrive(method_, cq_, ctx_);
           if (!principal.ok()) {

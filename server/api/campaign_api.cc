@@ -183,8 +183,8 @@ void Api::GetCampaign(const RpcContext& ctx, const v1::GetCampaignRequest& req,
 void Api::ListCampaigns(const RpcContext& ctx,
                         const v1::ListCampaignsRequest& req,
                         Reply<v1::ListCampaignsResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
   absl::StatusOr<CampaignStatus> status =
       CampaignStatusFromProto(req.status(), "status");
@@ -196,7 +196,8 @@ void Api::ListCampaigns(const RpcContext& ctx,
   filter.channel = *channel;
   filter.sender_id = req.sender_id();
   ReplyPage(store_->ListCampaigns(ctx.principal.account_id, filter, *page),
-            reply, [](v1::ListCampaignsResponse& r) { return r.add_items(); });
+            query, reply,
+            [](v1::ListCampaignsResponse& r) { return r.add_items(); });
 }
 
 void Api::UpdateCampaign(const RpcContext& ctx,
@@ -252,13 +253,13 @@ void Api::ListRecipients(const RpcContext& ctx,
       filter = static_cast<RecipientStatus>(req.status());
     }
   }
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!status.ok()) return reply(status);
   if (!page.ok()) return reply(page.status());
   ReplyPage(store_->ListRecipients(ctx.principal.account_id, req.campaign_id(),
                                    filter, *page),
-            reply,
+            query, reply,
             [](v1::ListRecipientsResponse& out) { return out.add_items(); });
 }
 

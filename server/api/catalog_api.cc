@@ -59,8 +59,8 @@ void Api::GetTemplate(const RpcContext& ctx, const v1::GetTemplateRequest& req,
 void Api::ListTemplates(const RpcContext& ctx,
                         const v1::ListTemplatesRequest& req,
                         Reply<v1::ListTemplatesResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
   storage::TemplateFilter filter;
   absl::StatusOr<TemplateStatus> status =
@@ -72,7 +72,8 @@ void Api::ListTemplates(const RpcContext& ctx,
   filter.channel = *channel;
   filter.name = req.name();
   ReplyPage(store_->ListTemplates(ctx.principal.account_id, filter, *page),
-            reply, [](v1::ListTemplatesResponse& r) { return r.add_items(); });
+            query, reply,
+            [](v1::ListTemplatesResponse& r) { return r.add_items(); });
 }
 
 void Api::UpdateTemplate(const RpcContext& ctx,
@@ -213,13 +214,14 @@ void Api::GetSender(const RpcContext& ctx, const v1::GetSenderRequest& req,
 
 void Api::ListSenders(const RpcContext& ctx, const v1::ListSendersRequest& req,
                       Reply<v1::ListSendersResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
   absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
   if (!channel.ok()) return reply(channel.status());
   ReplyPage(store_->ListSenders(ctx.principal.account_id, *channel, *page),
-            reply, [](v1::ListSendersResponse& r) { return r.add_items(); });
+            query, reply,
+            [](v1::ListSendersResponse& r) { return r.add_items(); });
 }
 
 void Api::DeleteSender(const RpcContext& ctx,

@@ -149,8 +149,8 @@ void Api::GetContact(const RpcContext& ctx, const v1::GetContactRequest& req,
 void Api::ListContacts(const RpcContext& ctx,
                        const v1::ListContactsRequest& req,
                        Reply<v1::ListContactsResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
   absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
   if (!channel.ok()) return reply(channel.status());
@@ -163,7 +163,8 @@ void Api::ListContacts(const RpcContext& ctx,
   filter.list_id = req.list_id();
   filter.channel = *channel;
   ReplyPage(store_->ListContacts(ctx.principal.account_id, filter, *page),
-            reply, [](v1::ListContactsResponse& r) { return r.add_items(); });
+            query, reply,
+            [](v1::ListContactsResponse& r) { return r.add_items(); });
 }
 
 void Api::UpdateContact(const RpcContext& ctx,
@@ -259,10 +260,11 @@ void Api::GetContactList(const RpcContext& ctx,
 void Api::ListContactLists(const RpcContext& ctx,
                            const v1::ListContactListsRequest& req,
                            Reply<v1::ListContactListsResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
-  ReplyPage(store_->ListContactLists(ctx.principal.account_id, *page), reply,
+  ReplyPage(store_->ListContactLists(ctx.principal.account_id, *page), query,
+            reply,
             [](v1::ListContactListsResponse& r) { return r.add_items(); });
 }
 

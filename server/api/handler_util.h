@@ -4,7 +4,10 @@
 
 #include <google/protobuf/empty.pb.h>
 #include <google/protobuf/field_mask.pb.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <memory>
 #include <set>
 #include <string>
 
@@ -14,6 +17,7 @@
 #include "server/api/call.h"
 #include "server/api/convert.h"
 #include "server/domain/errors.h"
+#include "server/domain/ids.h"
 #include "server/domain/rules.h"
 #include "storage/store.h"
 
@@ -45,11 +49,50 @@ inline std::function<void(absl::Status)> ReplyEmpty(
   };
 }
 
+// The identity of a list query, which its page tokens are bound to: a digest
+// of the caller's account, the request's type and every field of the
+// request but page, limit and page_token (its filters and parent ids, such
+// as campaign_id).
+inline std::string QueryDigest(const RpcContext& ctx,
+                               const google::protobuf::Message& req) {
+  std::unique_ptr<google::protobuf::Message> query(req.New());
+  query->CopyFrom(req);
+  const google::protobuf::Reflection* reflection = query->GetReflection();
+  for (const char* paging : {"page", "limit", "page_token"}) {
+    const google::protobuf::FieldDescriptor* field =
+        query->GetDescriptor()->FindFieldByName(paging);
+    if (field != nullptr) reflection->ClearField(query.get(), field);
+  }
+  query->DiscardUnknownFields();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.SetSerializationDeterministic(true);
+    query->SerializeToCodedStream(&out);
+  }
+  Sha256Hasher hasher;
+  hasher.UpdateField(ctx.principal.account_id);
+  hasher.UpdateField(query->GetDescriptor()->full_name());
+  hasher.UpdateField(bytes);
+  return hasher.HexDigest();
+}
+
+// The page a list request asks for (page, limit, page_token), its token
+// checked against the request's QueryDigest (kept in `query`).
+template <typename Req>
+absl::StatusOr<PageRequest> PageOf(const RpcContext& ctx, const Req& req,
+                                   std::string* query) {
+  *query = QueryDigest(ctx, req);
+  return MakePageRequest(req.page(), req.limit(), req.page_token(), *query);
+}
+
 // Fills a list response (items, total, page, limit, has_more,
-// next_page_token) from a page of domain values.
+// next_page_token) from a page of domain values of the query `query` (see
+// PageOf).
 template <typename Resp, typename T, typename AddFn>
-void ReplyPage(const absl::StatusOr<Page<T>>& page, const Reply<Resp>& reply,
-               AddFn add) {
+void ReplyPage(const absl::StatusOr<Page<T>>& page, const std::string& query,
+               const Reply<Resp>& reply, AddFn add) {
   if (!page.ok()) return reply(page.status());
   Resp out;
   for (const T& item : page->items) ToProto(item, add(out));
@@ -61,9 +104,7 @@ void ReplyPage(const absl::StatusOr<Page<T>>& page, const Reply<Resp>& reply,
     PageRequest current;
     current.page = page->page;
     current.limit = page->limit;
-    out.set_next_page_token(page->next_key > 0
-                                ? EncodeKeysetToken(current, page->next_key)
-                                : EncodePageToken(current));
+    out.set_next_page_token(EncodePageToken(current, query, page->next_key));
   }
   reply(std::move(out));
 }

@@ -60,8 +60,8 @@ void Api::RemoveSuppression(const RpcContext& ctx,
 void Api::ListSuppressions(const RpcContext& ctx,
                            const v1::ListSuppressionsRequest& req,
                            Reply<v1::ListSuppressionsResponse> reply) {
-  absl::StatusOr<PageRequest> page =
-      MakePageRequest(req.page(), req.limit(), req.page_token());
+  std::string query;
+  absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
   absl::StatusOr<Channel> channel = ChannelFromProto(req.channel(), "channel");
   if (!channel.ok()) return reply(channel.status());
@@ -72,7 +72,7 @@ void Api::ListSuppressions(const RpcContext& ctx,
   filter.channel = *channel;
   filter.reason = *reason;
   ReplyPage(store_->ListSuppressions(ctx.principal.account_id, filter, *page),
-            reply,
+            query, reply,
             [](v1::ListSuppressionsResponse& r) { return r.add_items(); });
 }
 

@@ -15,7 +15,6 @@ namespace campaigns::api {
 namespace {
 
 constexpr double kDefaultRateHz = 10;
-constexpr double kMaxRateHz = 100;
 
 // The hub's handle on a call: cleared when the call is done, so a wake that
 // races with the call's end finds nothing.
@@ -49,26 +48,45 @@ class WatchMethod::Call {
       delete this;
       return;
     }
-    method_->env_->StreamBegan();
+    method_->env_->CallBegan();
     method_->env_->metrics->WatchStreams(1);
     arrived_at_ = absl::Now();
+    uint64_t revocations;
     {
       MutexLock lock(&method_->mu_);
       method_->live_.insert(this);
+      revocations = method_->revocations_;
     }
     absl::StatusOr<Principal> principal =
         method_->env_->Arrive(method_, cq_, ctx_);
+    if (principal.ok()) {
+      {
+        MutexLock lock(&mu_);
+        key_id_ = principal->key_id;
+      }
+      // A key revoked between the authentication and the line above was
+      // not seen by KeyRevoked: authenticate again.
+      bool again;
+      {
+        MutexLock lock(&method_->mu_);
+        again = method_->revocations_ != revocations;
+      }
+      if (again) principal = method_->env_->authenticate(ctx_);
+    }
     absl::Status status = principal.status();
     v1::WatchCampaignRequest req;
     if (status.ok()) status = ParseRequest(&raw_, &req);
     if (status.ok()) status = RequireId(req.id());
     if (status.ok()) {
       const double hz = req.max_rate_hz();
-      if (std::isnan(hz) || hz < 0) {
-        status = errors::InvalidField("max_rate_hz", "must not be negative");
+      // `!(a <= hz && hz <= b)` also refuses NaN.
+      if (hz != 0 && !(kMinRateHz <= hz && hz <= kMaxRateHz)) {
+        status = errors::InvalidField(
+            "max_rate_hz",
+            absl::StrCat("must be between ", kMinRateHz, " and ", kMaxRateHz,
+                         " (or 0 for the default, ", kDefaultRateHz, ")"));
       } else {
-        min_interval_ = absl::Seconds(
-            1.0 / (hz == 0 ? kDefaultRateHz : std::min(hz, kMaxRateHz)));
+        min_interval_ = absl::Seconds(1.0 / (hz == 0 ? kDefaultRateHz : hz));
       }
     }
     absl::StatusOr<Campaign> c = absl::InternalError("unset");
@@ -97,15 +115,22 @@ class WatchMethod::Call {
 
   // Sends the newest snapshot if there is one the client has not seen and
   // nothing is outstanding; else waits (rate limit) or stays idle.
+  // A final state goes out at once, whatever the rate; a revoked key ends
+  // the stream UNAUTHENTICATED instead.
   void SendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finishing_ || done_ || write_pending_ || alarm_pending_) return;
+    if (revoked_) {
+      FinishLocked(ToGrpcStatus(
+          errors::Unauthenticated("the API key was revoked"), &ctx_));
+      return;
+    }
     std::optional<dispatch::Progress> p = method_->hub_->Latest(campaign_id_);
     if (!p || p->version == sent_version_) {
       if (sent_final_) FinishLocked(grpc::Status::OK);
       return;
     }
     const absl::Time now = absl::Now();
-    if (now < last_write_ + min_interval_) {
+    if (!IsFinal(p->status) && now < last_write_ + min_interval_) {
       SetAlarmLocked(last_write_ + min_interval_);
       return;
     }
@@ -139,13 +164,35 @@ class WatchMethod::Call {
     writer_.Finish(status, &finish_tag_);
   }
 
-  // From the hub, any thread: an idle call hops onto its queue.
+  // From the hub, any thread: an idle call hops onto its queue. A call
+  // waiting out its rate limit cuts the wait short when the news is a final
+  // state (the cancelled alarm comes back at once, see OnAlarm).
   void Wake() {
     MutexLock lock(&mu_);
-    if (finishing_ || done_ || write_pending_ || alarm_pending_) return;
+    if (finishing_ || done_ || write_pending_) return;
+    if (alarm_pending_) {
+      std::optional<dispatch::Progress> p = method_->hub_->Latest(campaign_id_);
+      if (p && IsFinal(p->status)) alarm_->Cancel();
+      return;
+    }
     SetAlarmLocked(absl::Now());
   }
 
+ public:
+  // Any thread: ends the stream UNAUTHENTICATED if its key is `key_id`.
+  void KeyRevoked(const std::string& key_id) {
+    MutexLock lock(&mu_);
+    if (key_id != key_id_ || revoked_) return;
+    revoked_ = true;
+    if (finishing_ || done_ || write_pending_) return;  // OnWritten ends it
+    if (alarm_pending_) {
+      alarm_->Cancel();
+    } else if (!campaign_id_.empty()) {  // else OnRequest has yet to send
+      SetAlarmLocked(absl::Now());
+    }
+  }
+
+ private:
   void OnWritten(bool ok) {
     ReleasableMutexLock lock(&mu_);
     write_pending_ = false;
@@ -160,10 +207,12 @@ class WatchMethod::Call {
     Delete();
   }
 
-  void OnAlarm(bool ok) {
+  // `ok` is false for a cancelled alarm: by OnDone (SendLocked then does
+  // nothing), or by Wake or KeyRevoked to send or end now.
+  void OnAlarm(bool) {
     ReleasableMutexLock lock(&mu_);
     alarm_pending_ = false;
-    if (ok) SendLocked();
+    SendLocked();
     if (!Finished()) return;
     lock.Unlock();
     Delete();
@@ -212,7 +261,7 @@ class WatchMethod::Call {
     env->metrics->RpcHandled("WatchCampaign", code, absl::Now() - arrived_at_);
     env->metrics->WatchStreams(-1);
     delete this;
-    env->StreamEnded();
+    env->CallEnded();
   }
 
  public:
@@ -244,6 +293,9 @@ class WatchMethod::Call {
   std::shared_ptr<Waker> waker_;
   absl::Duration min_interval_ = absl::Seconds(1.0 / kDefaultRateHz);
   std::unique_ptr<grpc::Alarm> alarm_ ABSL_GUARDED_BY(mu_);
+  // The caller's key ("" until authenticated), and whether it was revoked.
+  std::string key_id_ ABSL_GUARDED_BY(mu_);
+  bool revoked_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t sent_version_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pending_version_ ABSL_GUARDED_BY(mu_) = 0;
@@ -261,6 +313,12 @@ void WatchMethod::Arm(grpc::ServerCompletionQueue* cq) { new Call(this, cq); }
 void WatchMethod::CancelAll() {
   MutexLock lock(&mu_);
   for (Call* c : live_) c->Cancel();
+}
+
+void WatchMethod::KeyRevoked(const std::string& key_id) {
+  MutexLock lock(&mu_);
+  ++revocations_;
+  for (Call* c : live_) c->KeyRevoked(key_id);
 }
 
 }  // namespace campaigns::api

@@ -2,10 +2,13 @@
 //
 // The first message goes out at once; then, whenever the engine publishes a
 // change, the newest snapshot — at most `max_rate_hz` messages a second
-// (default 10), and never more than one write outstanding, so a slow or
-// stalled reader costs one snapshot of memory, not a queue. The stream ends
-// (OK) after the message that shows a final state (completed, cancelled,
-// failed).
+// (kMinRateHz to kMaxRateHz; 0 is the default, 10; else INVALID_ARGUMENT),
+// and never more than one write outstanding, so a slow or stalled reader
+// costs one snapshot of memory, not a queue. A final state (completed,
+// cancelled, failed) is sent as soon as it is published, whatever the rate;
+// the stream then ends OK. A stream whose API key is revoked ends
+// UNAUTHENTICATED (RevokeApiKey calls KeyRevoked once the revocation is
+// committed).
 //
 //   auto watch = std::make_unique<WatchMethod>(service, index, env, store,
 //                                              &engine->progress());
@@ -17,7 +20,9 @@
 #ifndef CAMPAIGND_SERVER_API_WATCH_H_
 #define CAMPAIGND_SERVER_API_WATCH_H_
 
+#include <cstdint>
 #include <set>
+#include <string>
 
 #include "server/api/call.h"
 #include "server/dispatch/progress.h"
@@ -34,9 +39,18 @@ class WatchMethod final : public Method {
 
   void Arm(grpc::ServerCompletionQueue* cq) override;
 
+  static constexpr double kMinRateHz = 0.1;
+  static constexpr double kMaxRateHz = 50;
+
   // Cancels every live watch (their streams end at once). New ones are not
   // accepted once the server is shutting down.
   void CancelAll();
+
+  // Ends the streams of the API key `key_id` with UNAUTHENTICATED, at once
+  // (an idle stream hops onto its queue; one with a write outstanding ends
+  // when that write completes). Call after the revocation is committed: a
+  // stream authenticating meanwhile authenticates again. Any thread.
+  void KeyRevoked(const std::string& key_id);
 
  private:
   class Call;
@@ -49,6 +63,9 @@ class WatchMethod final : public Method {
   dispatch::ProgressHub* const hub_;
   Mutex mu_;
   std::set<Call*> live_ ABSL_GUARDED_BY(mu_);
+  // KeyRevoked calls so far: a call that sees it change while it
+  // authenticates authenticates again.
+  uint64_t revocations_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace campaigns::api

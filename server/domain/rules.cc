@@ -17,8 +17,25 @@
 namespace campaigns {
 namespace {
 
-constexpr absl::string_view kPageTokenPrefix = "p1:";
-constexpr absl::string_view kKeysetTokenPrefix = "k1:";
+// Page tokens are "p2:<page>:<limit>:<after_key>:<check>", URL-safe base64.
+// Earlier prefixes ("p1:", "k1:") were not bound to their query and are
+// refused.
+constexpr absl::string_view kPageTokenPrefix = "p2:";
+constexpr size_t kPageTokenCheckLength = 32;  // hex digits: 128 bits
+
+// The check of a page token: an unkeyed digest over (query, cursor). It
+// binds the token to the query that issued it and refuses a token altered
+// in transit or by hand. It is not a secret (a keyed MAC would need a key
+// kept across restarts, or tokens would break at each one): a caller who
+// computes a check for a cursor of their choosing reaches only what the
+// query returns to them anyway, since every listing is scoped to the
+// caller's account.
+std::string PageTokenCheck(absl::string_view query, absl::string_view cursor) {
+  Sha256Hasher hasher;
+  hasher.UpdateField(query);
+  hasher.UpdateField(cursor);
+  return hasher.HexDigest().substr(0, kPageTokenCheckLength);
+}
 
 bool IsValidEnum(int value, int max) { return value > 0 && value <= max; }
 
@@ -33,7 +50,8 @@ absl::Status CheckIdLength(absl::string_view field, absl::string_view id) {
 }
 
 absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
-                                            const std::string& page_token) {
+                                            const std::string& page_token,
+                                            absl::string_view query) {
   PageRequest req;
   if (limit < 0) return errors::InvalidField("limit", "must not be negative");
   if (limit > kMaxPageLimit) {
@@ -44,26 +62,43 @@ absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
   req.limit = limit == 0 ? kDefaultPageLimit : limit;
   req.page = page == 0 ? 1 : page;
   if (!page_token.empty()) {
+    const absl::Status invalid =
+        errors::InvalidField("page_token",
+                             "is not a page token of this query (a token is "
+                             "valid only for the listing and filters that "
+                             "returned it)");
     std::string decoded;
-    int32_t token_page = 0;
-    if (!absl::WebSafeBase64Unescape(page_token, &decoded)) {
-      return errors::InvalidField("page_token", "is not a valid page token");
+    if (!absl::WebSafeBase64Unescape(page_token, &decoded)) return invalid;
+    absl::string_view body(decoded);
+    const size_t colon = body.rfind(':');
+    if (!absl::StartsWith(body, kPageTokenPrefix) ||
+        colon == absl::string_view::npos ||
+        body.substr(colon + 1) !=
+            PageTokenCheck(query, body.substr(0, colon))) {
+      return invalid;
     }
-    absl::string_view rest(decoded);
-    if (absl::ConsumePrefix(&rest, kKeysetTokenPrefix)) {
-      // "k1:<page>:<key>"
-      std::vector<absl::string_view> parts = absl::StrSplit(rest, ':');
-      int64_t key = 0;
-      if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &token_page) ||
-          token_page < 1 || !absl::SimpleAtoi(parts[1], &key) || key < 1) {
-        return errors::InvalidField("page_token", "is not a valid page token");
-      }
-      req.after_key = key;
-    } else if (!absl::ConsumePrefix(&rest, kPageTokenPrefix) ||
-               !absl::SimpleAtoi(rest, &token_page) || token_page < 1) {
-      return errors::InvalidField("page_token", "is not a valid page token");
+    // "<page>:<limit>:<after_key>", checked above: malformed only if issued
+    // so, but parsed with care all the same.
+    std::vector<absl::string_view> parts = absl::StrSplit(
+        body.substr(kPageTokenPrefix.size(), colon - kPageTokenPrefix.size()),
+        ':');
+    int32_t token_page = 0;
+    int32_t token_limit = 0;
+    int64_t key = 0;
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &token_page) ||
+        token_page < 1 || !absl::SimpleAtoi(parts[1], &token_limit) ||
+        token_limit < 1 || token_limit > kMaxPageLimit ||
+        !absl::SimpleAtoi(parts[2], &key) || key < 0) {
+      return invalid;
+    }
+    if (limit != 0 && limit != token_limit) {
+      return errors::InvalidField(
+          "page_token", absl::StrCat("was issued for limit ", token_limit,
+                                     "; send that limit or none"));
     }
     req.page = token_page;
+    req.limit = token_limit;
+    req.after_key = key;
   }
   if (req.offset() > int64_t{1} << 40) {
     return errors::InvalidField("page", "is too large");
@@ -71,14 +106,12 @@ absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
   return req;
 }
 
-std::string EncodePageToken(const PageRequest& page) {
+std::string EncodePageToken(const PageRequest& page, absl::string_view query,
+                            int64_t last_key) {
+  const std::string cursor = absl::StrCat(kPageTokenPrefix, page.page + 1, ":",
+                                          page.limit, ":", last_key);
   return absl::WebSafeBase64Escape(
-      absl::StrCat(kPageTokenPrefix, page.page + 1));
-}
-
-std::string EncodeKeysetToken(const PageRequest& page, int64_t last_key) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(kKeysetTokenPrefix, page.page + 1, ":", last_key));
+      absl::StrCat(cursor, ":", PageTokenCheck(query, cursor)));
 }
 
 std::vector<std::string> ExtractPlaceholders(const std::string& text) {

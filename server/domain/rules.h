@@ -3,7 +3,7 @@
 //
 //   RETURN_IF_ERROR(ValidateCampaignSpec(campaign));
 //   ASSIGN_OR_RETURN(PageRequest page, MakePageRequest(req_page, req_limit,
-//                                                      req_token));
+//                                                      req_token, query));
 //   ASSIGN_OR_RETURN(CampaignStatus next,
 //                    NextStatus(c.status, CampaignEvent::kPause, now, c));
 //
@@ -42,15 +42,20 @@ inline constexpr size_t kMaxRecipientVariables = 10000;   // contacts of them
 absl::Status CheckIdLength(absl::string_view field, absl::string_view id);
 
 // page 0 = 1, limit 0 = 20; page < 0, limit < 0 or limit > 100 is
-// INVALID_ARGUMENT naming the field. A non-empty `page_token` (issued as
-// EncodePageToken) overrides `page`.
+// INVALID_ARGUMENT naming the field. A non-empty `page_token` (issued by
+// EncodePageToken for the same `query`) overrides `page` and gives the
+// limit (a different non-zero `limit` is refused). `query` identifies the
+// listing (its caller, method and filters; see QueryDigest in
+// server/api/handler_util.h): a token of another query, an altered one or
+// one of an older format is INVALID_ARGUMENT naming `page_token`.
 absl::StatusOr<PageRequest> MakePageRequest(int32_t page, int32_t limit,
-                                            const std::string& page_token);
-// Opaque token for the page after `page` with the same limit.
-std::string EncodePageToken(const PageRequest& page);
-// Opaque keyset token for the page after `page`, continuing after the item
-// with key `last_key` (> 0); MakePageRequest turns it into `after_key`.
-std::string EncodeKeysetToken(const PageRequest& page, int64_t last_key);
+                                            const std::string& page_token,
+                                            absl::string_view query);
+// Opaque URL-safe token for the page after `page` (same limit) of `query`;
+// with `last_key` > 0 a keyset token continuing after the item with that
+// key (MakePageRequest turns it into `after_key`).
+std::string EncodePageToken(const PageRequest& page, absl::string_view query,
+                            int64_t last_key = 0);
 
 // Fills has_more/page/limit of a listing from its total.
 template <typename T>

@@ -685,7 +685,8 @@ class MakePageRequestTest : public ::testing::TestWithParam<PageCase> {};
 
 TEST_P(MakePageRequestTest, Makes) {
   const PageCase& c = GetParam();
-  absl::StatusOr<PageRequest> req = MakePageRequest(c.page, c.limit, c.token);
+  absl::StatusOr<PageRequest> req =
+      MakePageRequest(c.page, c.limit, c.token, "query-a");
   ExpectStatus(req.status(), c.want);
   if (req.ok()) {
     EXPECT_EQ(req->page, c.want_page);
@@ -694,6 +695,25 @@ TEST_P(MakePageRequestTest, Makes) {
 }
 
 std::string Token(const std::string& raw) {
+  return absl::WebSafeBase64Escape(raw);
+}
+
+// The token for the page after `page` (limit `limit`) of `query`.
+std::string TokenAfter(int32_t page, int32_t limit,
+                       const std::string& query = "query-a",
+                       int64_t last_key = 0) {
+  PageRequest req;
+  req.page = page;
+  req.limit = limit;
+  return EncodePageToken(req, query, last_key);
+}
+
+// A valid token with its decoded text changed by `edit`.
+std::string Tampered(const std::string& token,
+                     const std::function<void(std::string&)>& edit) {
+  std::string raw;
+  EXPECT_TRUE(absl::WebSafeBase64Unescape(token, &raw));
+  edit(raw);
   return absl::WebSafeBase64Escape(raw);
 }
 
@@ -707,15 +727,30 @@ INSTANTIATE_TEST_SUITE_P(
         PageCase{"LimitOverMax", 0, 101, "", Invalid("limit")},
         PageCase{"LimitNegative", 0, -1, "", Invalid("limit")},
         PageCase{"PageNegative", -1, 0, "", Invalid("page")},
-        PageCase{"TokenOverridesPage", 7, 10, Token("p1:4"), Ok(), 4, 10},
+        PageCase{"TokenOverridesPage", 7, 10, TokenAfter(3, 10), Ok(), 4, 10},
+        PageCase{"TokenGivesItsLimit", 0, 0, TokenAfter(3, 10), Ok(), 4, 10},
+        PageCase{"TokenOfAnotherLimit", 0, 20, TokenAfter(3, 10),
+                 Invalid("page_token")},
+        PageCase{"TokenOfAnotherQuery", 0, 0, TokenAfter(3, 10, "query-b"),
+                 Invalid("page_token")},
+        PageCase{
+            "TokenPageChanged", 0, 0,
+            Tampered(TokenAfter(3, 10), [](std::string& raw) { raw[3] = '9'; }),
+            Invalid("page_token")},
+        PageCase{"TokenCheckChanged", 0, 0,
+                 Tampered(TokenAfter(3, 10),
+                          [](std::string& raw) {
+                            raw.back() = raw.back() == '0' ? '1' : '0';
+                          }),
+                 Invalid("page_token")},
+        PageCase{"TokenCheckCut", 0, 0,
+                 Tampered(TokenAfter(3, 10),
+                          [](std::string& raw) { raw.pop_back(); }),
+                 Invalid("page_token")},
         PageCase{"TokenNotBase64", 0, 0, "!!not base64!!",
                  Invalid("page_token")},
-        PageCase{"TokenWrongPrefix", 0, 0, Token("p2:4"),
-                 Invalid("page_token")},
-        PageCase{"TokenNotNumber", 0, 0, Token("p1:abc"),
-                 Invalid("page_token")},
-        PageCase{"TokenPageZero", 0, 0, Token("p1:0"), Invalid("page_token")},
-        PageCase{"TokenPageNegative", 0, 0, Token("p1:-3"),
+        PageCase{"OldPageToken", 0, 0, Token("p1:4"), Invalid("page_token")},
+        PageCase{"OldKeysetToken", 0, 0, Token("k1:4:99"),
                  Invalid("page_token")},
         PageCase{"TokenGarbage", 0, 0, Token("garbage"),
                  Invalid("page_token")}),
@@ -727,25 +762,50 @@ TEST(PageTokenTest, RoundTripGivesNextPage) {
   PageRequest first;
   first.page = 1;
   first.limit = 25;
-  std::string token = EncodePageToken(first);
+  std::string token = EncodePageToken(first, "q");
   EXPECT_FALSE(token.empty());
-  absl::StatusOr<PageRequest> next = MakePageRequest(0, 25, token);
+  absl::StatusOr<PageRequest> next = MakePageRequest(0, 25, token, "q");
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(next->page, 2);
   EXPECT_EQ(next->limit, 25);
   EXPECT_EQ(next->offset(), 25);
+  EXPECT_EQ(next->after_key, 0);
 
   absl::StatusOr<PageRequest> third =
-      MakePageRequest(0, 25, EncodePageToken(*next));
+      MakePageRequest(0, 25, EncodePageToken(*next, "q"), "q");
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(third->page, 3);
   EXPECT_EQ(third->offset(), 50);
 }
 
+TEST(PageTokenTest, KeysetTokenRoundTrips) {
+  absl::StatusOr<PageRequest> next =
+      MakePageRequest(0, 0, TokenAfter(2, 100, "q", 12345), "q");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->page, 3);
+  EXPECT_EQ(next->limit, 100);
+  EXPECT_EQ(next->after_key, 12345);
+}
+
+// Every single-byte change of a token's text is refused.
+TEST(PageTokenTest, AnyFlippedByteIsRefused) {
+  const std::string token = TokenAfter(3, 10, "q", 777);
+  std::string raw;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(token, &raw));
+  for (size_t i = 0; i < raw.size(); ++i) {
+    std::string changed = raw;
+    changed[i] ^= 0x01;
+    absl::StatusOr<PageRequest> req =
+        MakePageRequest(0, 0, absl::WebSafeBase64Escape(changed), "q");
+    EXPECT_FALSE(req.ok()) << "byte " << i << ": " << changed;
+  }
+}
+
 TEST(PageTokenTest, TokenIsUrlSafe) {
   PageRequest req;
   req.page = 123456;
-  EXPECT_THAT(EncodePageToken(req), ::testing::MatchesRegex("[A-Za-z0-9_-]+"));
+  EXPECT_THAT(EncodePageToken(req, "q", 99),
+              ::testing::MatchesRegex("[A-Za-z0-9_-]+"));
 }
 
 TEST(PageRequestTest, Offset) {

@@ -32,6 +32,8 @@ any failure.
 import json
 import os
 import re
+import socket
+import subprocess
 import sys
 import time
 
@@ -618,6 +620,53 @@ class LifecycleTest(E2ECase):
                         grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED")
         self.assertNotIn("Admin API key", srv2.stderr())
         self.stop(srv2)
+
+    def test_idle_connections_do_not_hold_the_shutdown(self):
+        # The shutdown deadline is an hour: an exit before it means nothing
+        # waited for the idle connections. Open while the process exits: the
+        # harness's gRPC channel (idle after its health checks), a TCP
+        # connection to the gRPC port that never sends a byte, one that sent
+        # the HTTP/2 preface and SETTINGS and nothing since (not even the
+        # answers a gRPC client gives to GOAWAY and PING), and an HTTP
+        # keep-alive connection idle after one answer.
+        srv = CampaignD("idle-conns", new_db("idle-conns"), BOOTSTRAP_KEY,
+                        shutdown_timeout="1h")
+        self.servers.append(srv)
+        srv.start()
+        silent = socket.create_connection(("127.0.0.1", srv.port))
+        http2 = socket.create_connection(("127.0.0.1", srv.port))
+        http2.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                      b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        keep_alive = socket.create_connection(("127.0.0.1", srv.http_port))
+        keep_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = keep_alive.recv(4096)
+            self.assertTrue(chunk, "the HTTP connection closed before answering")
+            answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer)
+        self.assertNotIn(b"connection: close", answer.lower())
+        srv.sigterm()
+        # STOP_TIMEOUT only keeps a failing run from hanging.
+        try:
+            code = srv.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.assertEqual(code, 0, "campaignd did not exit while idle "
+                         "connections were open:\n" + srv.stderr()[-2000:])
+        # The connections were still the client's when the process exited:
+        # the server's side of each is closed now.
+        for sock in (silent, http2, keep_alive):
+            sock.settimeout(RPC_TIMEOUT)
+            try:
+                rest = sock.recv(4096)
+                while rest:
+                    rest = sock.recv(4096)
+            except ConnectionResetError:
+                pass
+            sock.close()
+        self.assertNotIn("calls still running at the deadline", srv.stderr())
+        self.assertIn("shutdown complete", srv.stderr())
 
     def test_generated_bootstrap_key(self):
         srv = self.start("generated-key", new_db("generated"), None)

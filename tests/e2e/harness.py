@@ -175,9 +175,11 @@ def log_paths(name):
 class CampaignD:
     """One campaignd process: stdout and stderr go to files under RUN_DIR."""
 
-    def __init__(self, name, db_path, bootstrap_key, extra_args=()):
+    def __init__(self, name, db_path, bootstrap_key, extra_args=(),
+                 shutdown_timeout="5"):
         self.name = name
         self.extra_args = list(extra_args)
+        self.shutdown_timeout = shutdown_timeout
         self.db_path = db_path
         self.bootstrap_key = bootstrap_key
         self.proc = None
@@ -209,7 +211,8 @@ class CampaignD:
             self.proc = subprocess.Popen(
                 [ARGS.campaignd, "--listen", "127.0.0.1:0",
                  "--http-listen", "127.0.0.1:0", "--db",
-                 self.db_path, "--shutdown-timeout", "5"] + self.extra_args,
+                 self.db_path, "--shutdown-timeout", self.shutdown_timeout]
+                + self.extra_args,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         deadline = time.monotonic() + START_TIMEOUT
         pattern = re.compile(r"campaignd listening on \S+ \(port (\d+)\)")

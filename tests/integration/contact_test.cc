@@ -1,5 +1,6 @@
 // ContactService: contacts (normalised addresses, attributes, tags), contact
 // lists and their members, validation naming fields, tenancy.
+#include "gmock/gmock.h"
 #include "tests/integration/fixture.h"
 
 namespace campaigns::testing {
@@ -311,6 +312,53 @@ TEST_F(ContactTest, AnotherAccountsContactsAndListsAreNotFound) {
   tagged.set_tag("vip");
   EXPECT_EQ(ListedIds(other, tagged), std::vector<std::string>{theirs.id()});
   EXPECT_EQ(ListedIds(kAdminKey, tagged), std::vector<std::string>{mine.id()});
+}
+
+// A campaign's contact_ids are checked when it is created or updated, as
+// every other id is: an unknown id or another account's contact is
+// NOT_FOUND naming it, and nothing is stored.
+TEST_F(ContactTest, CampaignContactIdsMustBeTheAccountsContacts) {
+  const std::string other = NewAccount("other");
+  v1::Contact mine = MustCreate(kAdminKey, "+12025550111");
+  v1::Contact theirs = MustCreate(other, "+12025550112");
+  const std::string sender = RegisterSmsSender(kAdminKey);
+  for (const std::string& bad : {theirs.id(), std::string("ct_nope")}) {
+    v1::CreateCampaignRequest req = CampaignRequest(sender);
+    req.add_contact_ids(mine.id());
+    req.add_contact_ids(bad);
+    v1::Campaign c;
+    ErrorDetails d =
+        Details(campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c));
+    EXPECT_EQ(d.code, grpc::StatusCode::NOT_FOUND) << d.message;
+    EXPECT_EQ(d.reason, "NOT_FOUND") << d.message;
+    EXPECT_THAT(d.message, ::testing::HasSubstr(bad));
+  }
+  v1::ListCampaignsResponse listed;
+  ASSERT_TRUE(
+      campaigns_->ListCampaigns(Ctx(kAdminKey).get(), {}, &listed).ok());
+  EXPECT_EQ(listed.total(), 0);
+
+  v1::CreateCampaignRequest req = CampaignRequest(sender);
+  req.add_contact_ids(mine.id());
+  v1::Campaign c;
+  ASSERT_TRUE(campaigns_->CreateCampaign(Ctx(kAdminKey).get(), req, &c).ok());
+  v1::UpdateCampaignRequest update;
+  update.set_id(c.id());
+  update.add_contact_ids(mine.id());
+  update.add_contact_ids(theirs.id());
+  update.mutable_update_mask()->add_paths("contact_ids");
+  v1::Campaign updated;
+  ErrorDetails d = Details(
+      campaigns_->UpdateCampaign(Ctx(kAdminKey).get(), update, &updated));
+  EXPECT_EQ(d.code, grpc::StatusCode::NOT_FOUND) << d.message;
+  EXPECT_THAT(d.message, ::testing::HasSubstr(theirs.id()));
+  v1::GetCampaignRequest get;
+  get.set_id(c.id());
+  v1::Campaign got;
+  ASSERT_TRUE(campaigns_->GetCampaign(Ctx(kAdminKey).get(), get, &got).ok());
+  EXPECT_EQ(std::vector<std::string>(got.contact_ids().begin(),
+                                     got.contact_ids().end()),
+            std::vector<std::string>{mine.id()});
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // log of provider calls.
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -684,6 +685,148 @@ TEST_F(WatchTest, UnknownIdsAndBadRatesAreRefused) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// The documented range is 0.1 to 50 a second (0: the default); the rest,
+// including tiny positive rates, NaN and infinity, is refused.
+TEST_F(WatchTest, RatesOutsideTheRangeAreRefused) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550133");
+  v1::Campaign c;
+  ASSERT_TRUE(
+      campaigns_
+          ->CreateCampaign(Ctx(kAdminKey).get(), CampaignRequest(sender), &c)
+          .ok());
+  for (double hz :
+       {0.09, 1e-300, 50.5, 1e9, -0.1, std::numeric_limits<double>::quiet_NaN(),
+        std::numeric_limits<double>::infinity()}) {
+    auto ctx = Ctx(kAdminKey);
+    v1::WatchCampaignRequest req;
+    req.set_id(c.id());
+    req.set_max_rate_hz(hz);
+    auto reader = campaigns_->WatchCampaign(ctx.get(), req);
+    v1::CampaignProgress p;
+    EXPECT_FALSE(reader->Read(&p)) << hz;
+    ErrorDetails d = Details(reader->Finish());
+    EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT) << hz;
+    EXPECT_EQ(d.fields, std::vector<std::string>{"max_rate_hz"}) << hz;
+  }
+  for (double hz : {0.0, 0.1, 50.0}) {
+    auto ctx = Ctx(kAdminKey);
+    v1::WatchCampaignRequest req;
+    req.set_id(c.id());
+    req.set_max_rate_hz(hz);
+    auto reader = campaigns_->WatchCampaign(ctx.get(), req);
+    v1::CampaignProgress p;
+    ASSERT_TRUE(reader->Read(&p)) << hz;
+    EXPECT_EQ(p.status(), v1::Campaign::draft);
+    ctx->TryCancel();
+  }
+}
+
+// At the slowest rate a stream may wait 10 s between messages; a final
+// state does not wait. The reference event is the rate limit's next slot:
+// the final message must come before it (the call's deadline, well before
+// 10 s after the first message, stands for it).
+TEST_F(WatchTest, TheFinalStateIsSentAtOnceWhateverTheRate) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550134");
+  v1::Campaign c;
+  ASSERT_TRUE(
+      campaigns_
+          ->CreateCampaign(Ctx(kAdminKey).get(), CampaignRequest(sender), &c)
+          .ok());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kAdminKey);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(7));
+  v1::WatchCampaignRequest req;
+  req.set_id(c.id());
+  req.set_max_rate_hz(0.1);
+  auto reader = campaigns_->WatchCampaign(&ctx, req);
+  v1::CampaignProgress p;
+  ASSERT_TRUE(reader->Read(&p));
+  EXPECT_EQ(p.status(), v1::Campaign::draft);
+  v1::CancelCampaignRequest cancel;
+  cancel.set_id(c.id());
+  ASSERT_TRUE(
+      campaigns_->CancelCampaign(Ctx(kAdminKey).get(), cancel, &c).ok());
+  ASSERT_TRUE(reader->Read(&p)) << reader->Finish().error_message();
+  EXPECT_EQ(p.status(), v1::Campaign::cancelled);
+  EXPECT_FALSE(reader->Read(&p));
+  grpc::Status s = reader->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+}
+
+// Revoking a key ends its open streams UNAUTHENTICATED, whether the stream
+// is idle or waiting out its rate limit; other keys' streams go on.
+TEST_F(WatchTest, RevokingTheKeyEndsItsStreams) {
+  v1::Campaign c;
+  c.set_id(CampaignWith(2, Sender(v1::Sender::unlimited, "+15550135")));
+  {
+    // Scheduled an hour ahead: starting it is a news that is not final.
+    v1::UpdateCampaignRequest update;
+    update.set_id(c.id());
+    update.mutable_schedule_at()->set_seconds(
+        absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
+    update.mutable_update_mask()->add_paths("schedule_at");
+    grpc::Status s =
+        campaigns_->UpdateCampaign(Ctx(kAdminKey).get(), update, &c);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  v1::ApiKey key;
+  v1::CreateApiKeyRequest create;
+  create.set_name("watcher");
+  ASSERT_TRUE(accounts_->CreateApiKey(Ctx(kAdminKey).get(), create, &key).ok());
+  // The deadlines only keep a failing test from hanging.
+  auto open = [&](const std::string& secret, double hz,
+                  std::unique_ptr<grpc::ClientContext>* ctx) {
+    *ctx = Ctx(secret);
+    (*ctx)->set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+    v1::WatchCampaignRequest req;
+    req.set_id(c.id());
+    req.set_max_rate_hz(hz);
+    auto reader = campaigns_->WatchCampaign(ctx->get(), req);
+    v1::CampaignProgress p;
+    EXPECT_TRUE(reader->Read(&p));
+    return reader;
+  };
+  std::unique_ptr<grpc::ClientContext> idle_ctx, slow_ctx, other_ctx;
+  auto idle = open(key.secret(), 0, &idle_ctx);
+  auto slow = open(key.secret(), 0.1, &slow_ctx);
+  auto other = open(kAdminKey, 0, &other_ctx);
+  // News the slow stream must wait 10 s to send: it waits on its rate
+  // limit when the key is revoked. The idle one sends it and is idle again.
+  v1::StartCampaignRequest start;
+  start.set_id(c.id());
+  v1::Campaign started;
+  ASSERT_TRUE(
+      campaigns_->StartCampaign(Ctx(kAdminKey).get(), start, &started).ok());
+  ASSERT_EQ(started.status(), v1::Campaign::scheduled);
+  {
+    v1::CampaignProgress p;
+    ASSERT_TRUE(idle->Read(&p));
+    EXPECT_EQ(p.status(), v1::Campaign::scheduled);
+  }
+  v1::RevokeApiKeyRequest revoke;
+  revoke.set_id(key.id());
+  v1::ApiKey revoked;
+  ASSERT_TRUE(
+      accounts_->RevokeApiKey(Ctx(kAdminKey).get(), revoke, &revoked).ok());
+  v1::CampaignProgress p;
+  for (auto* reader : {idle.get(), slow.get()}) {
+    while (reader->Read(&p)) {
+    }
+    ErrorDetails d = Details(reader->Finish());
+    EXPECT_EQ(d.code, grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // The admin's stream is still open: it sees the cancellation and ends OK.
+  v1::CancelCampaignRequest cancel;
+  cancel.set_id(c.id());
+  ASSERT_TRUE(
+      campaigns_->CancelCampaign(Ctx(kAdminKey).get(), cancel, &c).ok());
+  v1::Campaign::Status last = v1::Campaign::draft;
+  while (other->Read(&p)) last = p.status();
+  EXPECT_EQ(last, v1::Campaign::cancelled);
+  EXPECT_TRUE(other->Finish().ok());
+}
+
 // 1,000 watchers on one campaign, 200 of which never read: the campaign is
 // sent completely, every reader sees the end, and once the streams are gone
 // the server keeps no state for them.
@@ -759,6 +902,79 @@ TEST_F(WatchTest, AThousandWatchersIncludingStalledOnes) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(server_->progress_campaigns(), 0u);
+}
+
+using PageTokenTest = DispatchTest;
+
+// A page token continues the query that returned it and no other: another
+// campaign's list, another filter, another limit, another account, an
+// altered token or one of the old format is INVALID_ARGUMENT naming
+// page_token.
+TEST_F(PageTokenTest, ATokenServesOnlyTheQueryThatIssuedIt) {
+  const std::string sender = Sender(v1::Sender::unlimited, "+15550140");
+  const std::string a = CampaignWith(3, sender);
+  const std::string b = CampaignWith(3, sender);
+  v1::ListRecipientsRequest req;
+  req.set_campaign_id(a);
+  req.set_limit(2);
+  v1::ListRecipientsResponse page;
+  ASSERT_TRUE(
+      campaigns_->ListRecipients(Ctx(kAdminKey).get(), req, &page).ok());
+  ASSERT_TRUE(page.has_more());
+  const std::string token = page.next_page_token();
+  ASSERT_FALSE(token.empty());
+
+  auto list = [&](v1::ListRecipientsRequest r, const std::string& key) {
+    v1::ListRecipientsResponse out;
+    return Details(campaigns_->ListRecipients(Ctx(key).get(), r, &out));
+  };
+  auto refused = [&](v1::ListRecipientsRequest r, const std::string& why,
+                     const std::string& key = kAdminKey) {
+    ErrorDetails d = list(std::move(r), key);
+    EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT) << why;
+    EXPECT_EQ(d.fields, std::vector<std::string>{"page_token"}) << why;
+  };
+  // The same query (with or without its limit) takes the next page.
+  v1::ListRecipientsRequest next = req;
+  next.set_page_token(token);
+  v1::ListRecipientsResponse page2;
+  ASSERT_TRUE(
+      campaigns_->ListRecipients(Ctx(kAdminKey).get(), next, &page2).ok());
+  EXPECT_EQ(page2.items_size(), 1);
+  next.clear_limit();
+  EXPECT_EQ(list(next, kAdminKey).code, grpc::StatusCode::OK);
+
+  v1::ListRecipientsRequest other = next;
+  other.set_campaign_id(b);
+  refused(other, "another campaign");
+  other = next;
+  other.set_status(v1::Recipient::queued);
+  refused(other, "another filter");
+  other = next;
+  other.set_limit(1);
+  refused(other, "another limit");
+  other = next;
+  std::string changed = token;
+  changed[changed.size() / 2] = changed[changed.size() / 2] == 'A' ? 'B' : 'A';
+  other.set_page_token(changed);
+  refused(other, "an altered token");
+  other.set_page_token("cDE6Mg");  // base64url("p1:2"), the old format
+  refused(other, "an old token");
+
+  // Another account's query, though the same request.
+  const std::string tenant = NewAccount("tenant");
+  v1::ListCampaignsRequest campaigns;
+  campaigns.set_limit(1);
+  v1::ListCampaignsResponse mine;
+  ASSERT_TRUE(
+      campaigns_->ListCampaigns(Ctx(kAdminKey).get(), campaigns, &mine).ok());
+  ASSERT_TRUE(mine.has_more());
+  campaigns.set_page_token(mine.next_page_token());
+  v1::ListCampaignsResponse theirs;
+  ErrorDetails d =
+      Details(campaigns_->ListCampaigns(Ctx(tenant).get(), campaigns, &theirs));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(d.fields, std::vector<std::string>{"page_token"});
 }
 
 }  // namespace
