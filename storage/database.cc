@@ -4,6 +4,7 @@
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -105,6 +106,20 @@ absl::Status CheckPath(const std::string& path) {
     }
   }
   return absl::OkStatus();
+}
+
+// Reads `path` from start to end, so that PRAGMA quick_check, which visits
+// pages in b-tree order, finds them in the page cache: on a cold cache that
+// turned a 92 s check of a 1.5 GB file into a few seconds (README).
+// Best effort: an error only means the check reads from disk.
+void ReadAhead(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> buf(1 << 20);
+  while (read(fd, buf.data(), buf.size()) > 0) {
+  }
+  close(fd);
 }
 
 void ConfigureConnection(SQLite::Database& db, const DatabaseOptions& options) {
@@ -212,6 +227,7 @@ absl::Status Database::CheckFile() {
   }
   if (options_.check_on_open) {
     std::vector<std::string> problems;
+    ReadAhead(options_.path);
     try {
       SQLite::Statement check(*writer_db_, "PRAGMA quick_check(5)");
       while (check.executeStep()) {
