@@ -606,6 +606,12 @@ const std::map<std::string, Apply>& TopLevelKeys() {
          ASSIGN_OR_RETURN(s->sync_full, r.Bool(n, k));
          return absl::OkStatus();
        }},
+      {"skip_check",
+       [](const Reader& r, const toml::node& n, const std::string& k,
+          Settings* s) -> absl::Status {
+         ASSIGN_OR_RETURN(s->skip_check, r.Bool(n, k));
+         return absl::OkStatus();
+       }},
       {"log_format",
        [](const Reader& r, const toml::node& n, const std::string& k,
           Settings* s) -> absl::Status {
@@ -791,6 +797,8 @@ void AddFlags(CLI::App& app, Settings* s, std::string* config_file) {
       ->check(CLI::Range(0, 1024));
   app.add_flag("--sync-full", s->sync_full,
                "SQLite synchronous=FULL (survives power loss; slower)");
+  app.add_flag("--skip-check", s->skip_check,
+               "start without checking the database (PRAGMA quick_check)");
   app.add_option("--log-format", s->log_format,
                  "log lines as text or json (one object per line)")
       ->capture_default_str()

@@ -118,6 +118,8 @@ struct Settings {
   std::string http_listen = "127.0.0.1:9090";
   int threads = 0;
   bool sync_full = false;
+  // Start without checking the database (PRAGMA quick_check).
+  bool skip_check = false;
   // Log lines: "text" or "json"; the lowest level written.
   std::string log_format = "text";
   std::string log_level = "info";

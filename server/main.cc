@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   options.db_path = settings.db;
   options.cq_threads = settings.threads;
   options.synchronous_full = settings.sync_full;
+  options.skip_check = settings.skip_check;
   options.tls_cert_file = settings.tls_cert;
   options.tls_key_file = settings.tls_key;
   options.engine.receipt_timeout = settings.receipt_timeout;

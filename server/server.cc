@@ -45,11 +45,12 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   storage::DatabaseOptions db_options;
   db_options.path = options.db_path;
   db_options.synchronous_full = options.synchronous_full;
+  db_options.check_on_open = !options.skip_check;
   db_options.metrics = metrics;
   db_options.on_writable = [raw = s.get()](bool writable) {
     if (writable) {
       logging::Info("storage writable again", {{"db", raw->db_->path()}});
-    } else {
+    } else if (!raw->db_->corrupt()) {  // corrupt: logged as critical
       logging::Error("storage not writable: readiness and health say so",
                      {{"db", raw->db_->path()}});
     }
@@ -288,6 +289,10 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
 absl::Status CampaignServer::Readiness() const {
   if (!serving_.load()) {
     return absl::UnavailableError("not serving: starting or shutting down");
+  }
+  if (db_->corrupt()) {
+    return absl::UnavailableError(
+        "storage stopped: the database file is corrupt (see the log)");
   }
   if (!db_->writable()) {
     return absl::UnavailableError(

@@ -49,6 +49,8 @@ struct ServerOptions {
   int cq_threads = 0;
   // SQLite synchronous=FULL instead of NORMAL.
   bool synchronous_full = false;
+  // Start without PRAGMA quick_check of the database (see DatabaseOptions).
+  bool skip_check = false;
   // The bootstrap admin key of a new database; empty = generate one.
   std::string bootstrap_key;
   // PEM files; both set = TLS, both empty = plaintext.

@@ -67,13 +67,17 @@ struct DatabaseOptions {
   // write of its own this often (it rewrites the schema version) to find
   // out when writes succeed again.
   absl::Duration writable_probe_every = absl::Seconds(2);
-  // Called on the writer thread when writable() changes; may be null.
+  // Called when writable() changes (on the writer thread, or on the thread
+  // whose read found the file corrupt); may be null.
   std::function<void(bool writable)> on_writable;
+  // Open runs PRAGMA quick_check and refuses a database that fails it. It
+  // reads every page: seconds on a large file (see the README).
+  bool check_on_open = true;
 };
 
 // Converts a SQLiteCpp / std exception to a status: BUSY/LOCKED ->
-// UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, else INTERNAL. Messages never
-// contain SQL text.
+// UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, else INTERNAL (a corrupt file
+// says so). Messages never contain SQL text.
 absl::Status StatusFromException(const std::exception& e);
 
 class Database {
@@ -82,7 +86,11 @@ class Database {
   using WriteDone = std::function<void(absl::Status)>;
 
   // Opens (creating if needed) and migrates the database, then starts the
-  // writer thread.
+  // writer thread. Refuses (FAILED_PRECONDITION, the message naming the
+  // cause) what it cannot safely run: a missing or unwritable directory, an
+  // unwritable file or -wal/-shm file, a file SQLite opens read-only or
+  // cannot write, one that fails PRAGMA quick_check (unless
+  // !check_on_open), and a schema newer than this build.
   static absl::StatusOr<std::unique_ptr<Database>> Open(
       const DatabaseOptions& options);
 
@@ -155,7 +163,7 @@ class Database {
     try {
       return fn(*lease.db);
     } catch (const std::exception& e) {
-      return StatusFromException(e);
+      return StatusOf(e);
     }
   }
 
@@ -173,6 +181,12 @@ class Database {
   // error, a read-only or corrupt file) until the next one commits (the
   // writer probes while idle; see writable_probe_every).
   bool writable() const { return writable_.load(); }
+
+  // True from the first read or write that found the file corrupt
+  // (SQLITE_CORRUPT / SQLITE_NOTADB), for the life of this object: from then
+  // on writable() is false, no write is attempted (each fails with
+  // UNAVAILABLE) and no probe runs. Reads still run.
+  bool corrupt() const { return corrupt_.load(); }
 
   // Schema version after migrations (PRAGMA user_version).
   int schema_version() const { return schema_version_; }
@@ -195,6 +209,13 @@ class Database {
 
   explicit Database(const DatabaseOptions& options);
   absl::Status Init();
+  // Init's checks of the opened file before migrating (read-only,
+  // quick_check) and after (one committed write).
+  absl::Status CheckFile();
+  absl::Status TestWrite();
+  // StatusFromException, noting a corrupt file first (see corrupt()).
+  absl::Status StatusOf(const std::exception& e);
+  void MarkCorrupt(const std::string& what);
   void WriterLoop();
   void CheckpointLoop();
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int pages);
@@ -210,6 +231,7 @@ class Database {
   std::unique_ptr<SQLite::Database> writer_db_;  // writer thread only
   Metrics* const metrics_;
   std::atomic<bool> writable_{true};
+  std::atomic<bool> corrupt_{false};
 
   // campaigns::Mutex (a std::mutex) rather than absl::Mutex: Debian's
   // Abseil is a shared library built without ThreadSanitizer, which then

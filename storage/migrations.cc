@@ -373,9 +373,9 @@ absl::StatusOr<int> MigrateTo(SQLite::Database& db, int target) {
   }
   int version = db.execAndGet("PRAGMA user_version").getInt();
   if (version > latest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("database schema version ", version,
-                     " is newer than this build (", latest, ")"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database schema version ", version, " is newer than this build (",
+        latest, "): run the campaignd that wrote it, or a newer one"));
   }
   for (; version < target; ++version) {
     SQLite::Transaction txn(db, SQLite::TransactionBehavior::IMMEDIATE);

@@ -97,6 +97,7 @@ db = "/var/lib/campaignd.db"
 http_listen = "0.0.0.0:9091"
 threads = 3
 sync_full = true
+skip_check = true
 tls_cert = "/etc/campaignd/cert.pem"
 tls_key = "/etc/campaignd/key.pem"
 shutdown_timeout = "500ms"
@@ -116,6 +117,7 @@ simulator = ["default:latency=5ms", "sms:permanent=0.1"]
   EXPECT_EQ(s.http_listen, "0.0.0.0:9091");
   EXPECT_EQ(s.threads, 3);
   EXPECT_TRUE(s.sync_full);
+  EXPECT_TRUE(s.skip_check);
   EXPECT_EQ(s.tls_cert, "/etc/campaignd/cert.pem");
   EXPECT_EQ(s.tls_key, "/etc/campaignd/key.pem");
   EXPECT_EQ(s.shutdown_timeout, absl::Milliseconds(500));

@@ -15,7 +15,10 @@ completed, then
     lines, not one per request; SIGTERM logs each shutdown step;
   * the alert rules the README shows pass `promtool check rules` and their
     unit tests (`promtool test rules`: each fires on what it describes);
-  * --no-metrics: /metrics is 404 and nothing is counted.
+  * --no-metrics: /metrics is 404 and nothing is counted;
+  * a damaged database: refused at start; with --skip-check, stopped (no
+    writes, not ready, health NOT_SERVING, a critical log line) by the
+    first read that meets the damage.
 
 Same command line as e2e_test.py (harness.main).
 """
@@ -246,6 +249,95 @@ class OpsShutdownTest(harness.E2ECase):
                         msgs.index("shutdown complete"))
 
 
+class OpsDamagedDatabaseTest(harness.E2ECase):
+    """A database file damaged in the middle (its recipient pages
+    overwritten) is refused at start with a message naming the check;
+    started anyway with --skip-check, the first read that meets the damage
+    stops writes and turns readiness and the health service off."""
+
+    def test_damaged_database_is_refused_and_found_while_running(self):
+        pb = harness.pb
+        md = harness.bearer(BOOTSTRAP_KEY)
+        db = new_db("OpsDamaged")
+        srv = CampaignD("OpsDamaged", db, BOOTSTRAP_KEY)
+        srv.start()
+        pb["sender_grpc"].SenderServiceStub(srv.channel).RegisterSender(
+            pb["sender"].RegisterSenderRequest(
+                sender_id="+15550909", channel=pb["common"].sms,
+                tier=pb["sender"].Sender.unlimited),
+            metadata=md, timeout=harness.RPC_TIMEOUT)
+        campaigns = pb["campaign_grpc"].CampaignServiceStub(srv.channel)
+        c = campaigns.CreateCampaign(pb["campaign"].CreateCampaignRequest(
+            name="damaged", channel=pb["common"].sms, sender_id="+15550909",
+            body="Hi {{name}}"), metadata=md, timeout=harness.RPC_TIMEOUT)
+        rows = "phone,name\n" + "".join(
+            "+1202%07d,%s\n" % (5000000 + i, "n" * 200) for i in range(4000))
+        req = pb["campaign"].ImportRecipientsRequest
+        imported = campaigns.ImportRecipients(iter([
+            req(campaign_id=c.id, format=req.csv, default_region="US"),
+            req(csv_chunk=rows.encode())]), metadata=md, timeout=60)
+        self.assertEqual(imported.imported, 4000, imported)
+        self.assertEqual(srv.terminate(), 0)
+        # A clean stop leaves everything in the file itself.
+        self.assertFalse(os.path.exists(db + "-wal"))
+        size = os.path.getsize(db)
+        with open(db, "r+b") as f:
+            f.seek(size // 3)
+            f.write(b"\xa5" * (size // 3))
+
+        r = subprocess.run(
+            [harness.ARGS.campaignd, "--listen", "127.0.0.1:0",
+             "--http-listen", "127.0.0.1:0", "--db", db],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+            env=harness.clean_env(CAMPAIGND_BOOTSTRAP_KEY=BOOTSTRAP_KEY))
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertIn(b"failed its integrity check (PRAGMA quick_check",
+                      r.stderr)
+        self.assertIn(b"--skip-check", r.stderr)
+
+        srv = CampaignD("OpsDamagedSkip", db, BOOTSTRAP_KEY,
+                        ("--skip-check", "--log-format", "json"))
+        srv.start()
+        try:
+            base = "http://127.0.0.1:%d" % srv.http_port
+            self.assertEqual(http_request("GET", base + "/readyz").status, 200)
+            campaigns = pb["campaign_grpc"].CampaignServiceStub(srv.channel)
+            lreq = pb["campaign"].ListRecipientsRequest(campaign_id=c.id,
+                                                        limit=100)
+            with self.assertRaises(grpc.RpcError) as err:
+                while True:
+                    page = campaigns.ListRecipients(
+                        lreq, metadata=md, timeout=harness.RPC_TIMEOUT)
+                    if not page.has_more:
+                        break
+                    lreq.page_token = page.next_page_token
+            self.assertEqual(err.exception.code(), grpc.StatusCode.INTERNAL)
+            self.assertIn("corrupt", err.exception.details())
+
+            ready = http_request("GET", base + "/readyz")
+            self.assertEqual(ready.status, 503, ready)
+            self.assertIn("corrupt", json.loads(ready.raw)["reason"])
+            health = pb["health_grpc"].HealthStub(srv.channel).Check(
+                pb["health"].HealthCheckRequest(service=""),
+                timeout=harness.RPC_TIMEOUT)
+            self.assertEqual(health.status,
+                             pb["health"].HealthCheckResponse.NOT_SERVING)
+            with self.assertRaises(grpc.RpcError) as err:
+                campaigns.CreateCampaign(pb["campaign"].CreateCampaignRequest(
+                    name="after", channel=pb["common"].sms,
+                    sender_id="+15550909", body="b"),
+                    metadata=md, timeout=harness.RPC_TIMEOUT)
+            self.assertEqual(err.exception.code(),
+                             grpc.StatusCode.UNAVAILABLE)
+        finally:
+            srv.terminate()
+        critical = [json.loads(l) for l in srv.stderr().splitlines()
+                    if '"critical"' in l]
+        self.assertTrue(any("corrupt" in e["msg"] for e in critical),
+                        srv.stderr())
+
+
 if __name__ == "__main__":
     raise SystemExit(harness.main(__doc__, [OpsTest, AlertRulesTest,
-                                            OpsShutdownTest]))
+                                            OpsShutdownTest,
+                                            OpsDamagedDatabaseTest]))

@@ -81,6 +81,7 @@ class FakeVendors(http.server.ThreadingHTTPServer):
         self.counter = 0
         self.hold_vendor = None
         self.hold_after = 0
+        self.hold_index = None
         self.release = threading.Event()
         self.epoch = 0
         self.webhook_ids = {}  # webhook-id -> message_id (de-duplication)
@@ -90,10 +91,15 @@ class FakeVendors(http.server.ThreadingHTTPServer):
             self.counter += 1
             return self.counter
 
-    def hold(self, vendor, n):
+    def hold(self, vendor, n, index=None):
+        """Holds `vendor`'s requests from the n-th on, unanswered until
+        `release`; with `index` (request body -> position of its recipient
+        in the campaign), those whose recipient is at position n or later,
+        whatever order the requests arrive in."""
         with self.lock:
             self.hold_vendor = vendor
             self.hold_after = n
+            self.hold_index = index
             self.release.clear()
 
     def record(self, vendor, body, problem=None, webhook_id=None):
@@ -102,7 +108,11 @@ class FakeVendors(http.server.ThreadingHTTPServer):
         with self.lock:
             held = False
             if vendor == self.hold_vendor and not self.release.is_set():
-                seen = sum(1 for r in self.requests if r["vendor"] == vendor)
+                if self.hold_index:
+                    seen = self.hold_index(body)
+                else:
+                    seen = sum(1 for r in self.requests
+                               if r["vendor"] == vendor)
                 held = seen >= self.hold_after
             entry = {"vendor": vendor, "body": body, "webhook_id": webhook_id,
                      "epoch": self.epoch, "held": held, "answer_id": None}
@@ -625,9 +635,11 @@ class ProviderCrashTest(harness.E2ECase):
     """kill -9 while campaignd dispatches through a real provider type, then
     a restart on the same database.
 
-    The fake answers a vendor's first ANSWERED requests at once and holds
-    every later one unanswered, so campaignd fills its max_in_flight with
-    held requests and stops there. The kill comes once exactly IN_FLIGHT
+    The fake answers the requests for the campaign's first ANSWERED
+    recipients at once and holds every later one unanswered, so campaignd
+    fills its max_in_flight with held requests and stops there. It holds by
+    the recipient's position, not by arrival: the requests of the next
+    batch may reach the vendor before the last of the previous batch's. The kill comes once exactly IN_FLIGHT
     are held (nothing else can be on the wire) and the first whole batches'
     outcomes are recorded: the same kill point every run. ANSWERED is not
     a whole number of batches, so the batch after the recorded ones was
@@ -704,6 +716,12 @@ timeout = "60s"
         self.srv = srv
         self.campaigns = pb["campaign_grpc"].CampaignServiceStub(srv.channel)
         return srv
+
+    @staticmethod
+    def position(body):
+        """The recipient's position in start_campaign's addresses, from a
+        request's `to` (with or without the +)."""
+        return int(body["to"][-7:]) - 5000000
 
     def start_campaign(self, sender_id, channel, provider, count):
         pb["sender_grpc"].SenderServiceStub(self.srv.channel).RegisterSender(
@@ -850,7 +868,7 @@ timeout = "60s"
         count = 1000
         Recipient = pb["campaign"].Recipient
         self.start()
-        self.fake.hold("webhook", self.ANSWERED)
+        self.fake.hold("webhook", self.ANSWERED, self.position)
         cid, addresses = self.start_campaign(
             "+15550701", pb["common"].sms, "hooks", count)
         self.kill_while_held("webhook", cid)
@@ -903,7 +921,7 @@ timeout = "60s"
         count = 3000
         Recipient = pb["campaign"].Recipient
         self.start()
-        self.fake.hold("whatsapp", self.ANSWERED)
+        self.fake.hold("whatsapp", self.ANSWERED, self.position)
         cid, addresses = self.start_campaign(
             "+15550703", pb["common"].whatsapp, "meta", count)
         self.kill_while_held("whatsapp", cid)

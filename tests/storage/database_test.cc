@@ -7,8 +7,13 @@
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <ostream>
 #include <stdexcept>
@@ -212,12 +217,183 @@ INSERT INTO campaigns(id, account_id, name, channel, sender_id, sender_ref,
   EXPECT_EQ(c->html_body, "");
 }
 
-TEST_F(DatabaseTest, UnopenablePathIsUnavailable) {
+// --- What Open refuses ------------------------------------------------------
+
+TEST_F(DatabaseTest, MissingDirectoryIsRefusedNamingIt) {
   DatabaseOptions options = Options();
   options.path = dir_.File("no/such/dir/test.db");
   absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
   ASSERT_FALSE(db.ok());
-  EXPECT_EQ(db.status().code(), absl::StatusCode::kUnavailable) << db.status();
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition)
+      << db.status();
+  EXPECT_THAT(std::string(db.status().message()),
+              HasSubstr(dir_.File("no/such/dir") + ": No such file"));
+}
+
+TEST_F(DatabaseTest, ADirectoryInPlaceOfTheFileIsRefused) {
+  DatabaseOptions options = Options();
+  ASSERT_EQ(mkdir(options.path.c_str(), 0700), 0);
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(db.status().message()),
+              HasSubstr("it is a directory"));
+}
+
+TEST_F(DatabaseTest, NewerSchemaIsRefusedSayingWhatToRun) {
+  {
+    SQLite::Database raw(Options().path,
+                         SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec(absl::StrCat("PRAGMA user_version=", LatestSchemaVersion() + 7));
+  }
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(Options());
+  ASSERT_FALSE(db.ok());
+  EXPECT_THAT(
+      std::string(db.status().message()),
+      HasSubstr(absl::StrCat("schema version ", LatestSchemaVersion() + 7,
+                             " is newer than this build")));
+}
+
+TEST_F(DatabaseTest, AFileThatIsNotADatabaseIsRefused) {
+  {
+    std::ofstream out(Options().path, std::ios::binary);
+    out << std::string(8192, 'x');
+  }
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(Options());
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition)
+      << db.status();
+  EXPECT_THAT(std::string(db.status().message()),
+              HasSubstr("not a SQLite database or is damaged"));
+}
+
+// Opens `options` in a child process running as `nobody` (root passes every
+// permission check) and returns the status message, or "ok".
+std::string OpenAsNobody(const DatabaseOptions& options) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    std::string answer;
+    if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+      answer = "setuid failed";
+    } else {
+      absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+      answer = db.ok() ? "ok" : std::string(db.status().message());
+    }
+    (void)!write(pipe_fds[1], answer.data(), answer.size());
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  std::string answer;
+  char buf[512];
+  for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;) {
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  close(pipe_fds[0]);
+  int wstatus = 0;
+  waitpid(pid, &wstatus, 0);
+  return answer;
+}
+
+TEST_F(DatabaseTest, AReadOnlyFileInAWritableDirectoryIsRefused) {
+  { ASSERT_NE(OpenOrDie(Options()), nullptr); }
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0777), 0);
+  ASSERT_EQ(chmod(Options().path.c_str(), 0444), 0);
+  EXPECT_THAT(OpenAsNobody(Options()),
+              HasSubstr("the file is not readable and writable"));
+  // The same file, writable by all: opened.
+  ASSERT_EQ(chmod(Options().path.c_str(), 0666), 0);
+  EXPECT_EQ(OpenAsNobody(Options()), "ok");
+}
+
+TEST_F(DatabaseTest, AnUnwritableDirectoryIsRefused) {
+  { ASSERT_NE(OpenOrDie(Options()), nullptr); }
+  ASSERT_EQ(chmod(Options().path.c_str(), 0666), 0);
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  EXPECT_THAT(OpenAsNobody(Options()),
+              HasSubstr("directory " + dir_.path() + " is not writable"));
+}
+
+// Fills kv with rows spread over many pages, closes the database (the WAL
+// is checkpointed into the file), and overwrites the middle third of the
+// file: kv's pages, created after the schema's.
+void WriteAndDamage(const DatabaseOptions& options) {
+  {
+    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)
+                    ->WriteSync([](SQLite::Database& w) {
+                      w.exec("CREATE TABLE kv(k TEXT PRIMARY KEY)");
+                      SQLite::Statement st(w, "INSERT INTO kv(k) VALUES(?)");
+                      for (int i = 0; i < 3000; ++i) {
+                        st.bind(1, absl::StrCat(i, std::string(400, 'k')));
+                        st.exec();
+                        st.reset();
+                      }
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+  ASSERT_FALSE(std::filesystem::exists(options.path + "-wal"));
+  const auto size = std::filesystem::file_size(options.path);
+  std::fstream f(options.path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(size / 3));
+  f << std::string(size / 3, '\xa5');
+}
+
+TEST_F(DatabaseTest, ADamagedFileFailsTheCheckAtOpen) {
+  WriteAndDamage(Options());
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(Options());
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition)
+      << db.status();
+  EXPECT_THAT(std::string(db.status().message()),
+              HasSubstr("failed its integrity check (PRAGMA quick_check"));
+  EXPECT_THAT(std::string(db.status().message()), HasSubstr("--skip-check"));
+}
+
+TEST_F(DatabaseTest, CorruptionFoundWhileRunningStopsWrites) {
+  WriteAndDamage(Options());
+  DatabaseOptions options = Options();
+  options.check_on_open = false;
+  std::atomic<int> unwritable_calls{0};
+  options.on_writable = [&](bool writable) {
+    if (!writable) ++unwritable_calls;
+  };
+  std::unique_ptr<Database> db = OpenOrDie(options);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(db->corrupt());
+  EXPECT_TRUE(db->writable());
+
+  absl::StatusOr<int64_t> scanned =
+      db->Read([](SQLite::Database& r) -> absl::StatusOr<int64_t> {
+        SQLite::Statement st(r, "SELECT k FROM kv");
+        int64_t n = 0;
+        while (st.executeStep()) ++n;
+        return n;
+      });
+  ASSERT_FALSE(scanned.ok());
+  EXPECT_EQ(scanned.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(scanned.status().message()),
+              HasSubstr("database file is corrupt"));
+  EXPECT_TRUE(db->corrupt());
+  EXPECT_FALSE(db->writable());
+  EXPECT_EQ(unwritable_calls.load(), 1);
+
+  // No write is attempted from now on, not even one elsewhere in the file.
+  absl::Status write = db->WriteSync([](SQLite::Database& w) {
+    w.exec("CREATE TABLE other(x)");
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(write.code(), absl::StatusCode::kUnavailable) << write;
+  EXPECT_THAT(std::string(write.message()), HasSubstr("corrupt"));
+  EXPECT_FALSE(db->writable());
+  EXPECT_EQ(QueryInt(*db,
+                     "SELECT COUNT(*) FROM sqlite_master WHERE "
+                     "name='other'"),
+            0);
 }
 
 // --- The writer
