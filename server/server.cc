@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   storage::DatabaseOptions db_options;
   db_options.path = options.db_path;
   db_options.synchronous_full = options.synchronous_full;
+  db_options.vfs = options.sqlite_vfs;
   db_options.metrics = metrics;
   db_options.on_writable = [raw = s.get()](bool writable) {
     if (writable) {

@@ -49,6 +49,9 @@ struct ServerOptions {
   int cq_threads = 0;
   // SQLite synchronous=FULL instead of NORMAL.
   bool synchronous_full = false;
+  // The SQLite VFS the database opens through; empty = the default (tests
+  // name a fault-injecting one, see storage::DatabaseOptions::vfs).
+  std::string sqlite_vfs;
   // The bootstrap admin key of a new database; empty = generate one.
   std::string bootstrap_key;
   // PEM files; both set = TLS, both empty = plaintext.

@@ -69,10 +69,19 @@ struct DatabaseOptions {
   absl::Duration writable_probe_every = absl::Seconds(2);
   // Called on the writer thread when writable() changes; may be null.
   std::function<void(bool writable)> on_writable;
+  // The SQLite VFS every connection opens through (sqlite3_vfs_register);
+  // empty = SQLite's default. Tests name a fault-injecting one.
+  std::string vfs;
 };
 
+// How long a caller told "disk full" (errors::StorageFull) is asked to wait
+// before retrying: a few of the writer's writable probes (every 2 s by
+// default), time for an operator to free space.
+inline constexpr absl::Duration kStorageFullRetryAfter = absl::Seconds(10);
+
 // Converts a SQLiteCpp / std exception to a status: BUSY/LOCKED ->
-// UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, else INTERNAL. Messages never
+// UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, FULL -> RESOURCE_EXHAUSTED /
+// STORAGE_FULL with kStorageFullRetryAfter, else INTERNAL. Messages never
 // contain SQL text.
 absl::Status StatusFromException(const std::exception& e);
 
@@ -159,6 +168,14 @@ class Database {
     }
   }
 
+  // Calls `retry(true)` on the writer thread once a writable probe period
+  // (writable_probe_every) has passed, so that a chain of writes that failed
+  // on storage (a full disk, an I/O error) can try again later without
+  // spinning; or `retry(false)` once if the database closes first (on the
+  // thread closing it). `retry(true)` runs even while writes still fail: it
+  // decides itself whether to wait again.
+  void RetryLater(std::function<void(bool open)> retry);
+
   // Blocks until every write queued before the call has committed and its
   // completion has run.
   void Flush();
@@ -221,6 +238,12 @@ class Database {
   std::deque<Pending> bulk_queue_ ABSL_GUARDED_BY(mu_);
   bool bulk_turn_ ABSL_GUARDED_BY(mu_) = false;  // next batch: a bulk op
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // RetryLater's callbacks and when each is due.
+  struct Retry {
+    absl::Time due;
+    std::function<void(bool)> fn;
+  };
+  std::deque<Retry> retries_ ABSL_GUARDED_BY(mu_);
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   Mutex close_mu_;  // serialises Close()
