@@ -51,6 +51,9 @@ struct ServerOptions {
   bool synchronous_full = false;
   // Start without PRAGMA quick_check of the database (see DatabaseOptions).
   bool skip_check = false;
+  // The SQLite VFS the database opens through; empty = the default (tests
+  // name a fault-injecting one, see storage::DatabaseOptions::vfs).
+  std::string sqlite_vfs;
   // The bootstrap admin key of a new database; empty = generate one.
   std::string bootstrap_key;
   // PEM files; both set = TLS, both empty = plaintext.

@@ -10,13 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/domain/errors.h"
 #include "server/log/log.h"
 #include "storage/migrations.h"
 
@@ -32,7 +35,12 @@ absl::Status StatusFromException(const std::exception& e) {
       return absl::AlreadyExistsError(
           "a unique or foreign-key constraint failed");
     }
-    if (code == SQLITE_FULL) return absl::ResourceExhaustedError("disk full");
+    if (code == SQLITE_FULL) {
+      return errors::StorageFull(
+          "the server's disk is full: nothing was written; retry once space "
+          "is freed",
+          kStorageFullRetryAfter);
+    }
     if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
       return absl::InternalError(
           "the database file is corrupt: writes are stopped (see the log)");
@@ -122,6 +130,17 @@ void ReadAhead(const std::string& path) {
   close(fd);
 }
 
+// A copy of `status` sharing nothing with it (its payloads copied flat): the
+// writer thread hands each caller a status of its own.
+absl::Status DeepCopy(const absl::Status& status) {
+  absl::Status out(status.code(), status.message());
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) {
+        out.SetPayload(url, absl::Cord(std::string(payload)));
+      });
+  return out;
+}
+
 void ConfigureConnection(SQLite::Database& db, const DatabaseOptions& options) {
   db.setBusyTimeout(
       static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
@@ -177,7 +196,8 @@ absl::Status Database::Init() {
     // the writer thread): no per-call mutex (OPEN_NOMUTEX).
     writer_db_ = std::make_unique<SQLite::Database>(
         options_.path,
-        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);
+        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX, 0,
+        options_.vfs);
     writer_db_->exec("PRAGMA journal_mode=WAL");
     ConfigureConnection(*writer_db_, options_);
     if (absl::Status usable = CheckFile(); !usable.ok()) return usable;
@@ -190,11 +210,13 @@ absl::Status Database::Init() {
     writer_db_->exec("PRAGMA cache_size=-65536");
     sqlite3_wal_hook(writer_db_->getHandle(), &Database::OnWalCommit, this);
     checkpoint_db_ = std::make_unique<SQLite::Database>(
-        options_.path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX);
+        options_.path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX, 0,
+        options_.vfs);
     ConfigureConnection(*checkpoint_db_, options_);
     for (int i = 0; i < options_.read_connections; ++i) {
       auto reader = std::make_unique<SQLite::Database>(
-          options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX);
+          options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX, 0,
+          options_.vfs);
       ConfigureConnection(*reader, options_);
       MutexLock lock(&pool_mu_);
       free_readers_.push_back(reader.get());
@@ -323,6 +345,19 @@ absl::Status Database::WriteSync(WriteOp op) {
   return future.get();
 }
 
+void Database::RetryLater(std::function<void(bool open)> retry) {
+  {
+    MutexLock lock(&mu_);
+    if (!closing_) {
+      retries_.push_back(
+          {absl::Now() + options_.writable_probe_every, std::move(retry)});
+      work_cv_.Signal();
+      return;
+    }
+  }
+  retry(false);
+}
+
 void Database::Flush() {
   MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
@@ -343,6 +378,14 @@ void Database::Close() {
   }
   checkpoint_cv_.SignalAll();
   if (checkpointer_.joinable()) checkpointer_.join();
+  // Retries not yet due give up: what they would have written (an import's
+  // rollback, a deletion) is resumed at the next start-up.
+  std::deque<Retry> retries;
+  {
+    MutexLock lock(&mu_);
+    retries.swap(retries_);
+  }
+  for (Retry& r : retries) r.fn(false);
 }
 
 int Database::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/,
@@ -378,23 +421,40 @@ void Database::CheckpointLoop() {
 
 void Database::WriterLoop() {
   std::vector<Pending> batch;
+  std::vector<std::function<void(bool)>> due;  // RetryLater's, to call now
   for (;;) {
     {
       MutexLock lock(&mu_);
       bool probe = false;
-      while (queue_.empty() && bulk_queue_.empty() && !closing_) {
-        if (writable_.load() || corrupt_.load()) {
+      auto retry_due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !retries_.empty() && retries_.front().due <= absl::Now();
+      };
+      while (queue_.empty() && bulk_queue_.empty() && !closing_ &&
+             !retry_due()) {
+        absl::Duration wait = writable_.load() || corrupt_.load()
+                                  ? absl::InfiniteDuration()
+                                  : options_.writable_probe_every;
+        if (!retries_.empty()) {
+          wait = std::min(wait, retries_.front().due - absl::Now());
+        }
+        if (wait == absl::InfiniteDuration()) {
           work_cv_.Wait(&mu_);
-        } else if (work_cv_.WaitWithTimeout(&mu_,
-                                            options_.writable_probe_every) &&
-                   queue_.empty() && bulk_queue_.empty() && !closing_) {
+        } else if (work_cv_.WaitWithTimeout(&mu_, wait) && !writable_.load() &&
+                   !corrupt_.load() && queue_.empty() && bulk_queue_.empty() &&
+                   !closing_ && !retry_due()) {
           // Idle after a failed commit: a write of our own finds out when
           // the disk is back, so readiness returns without client traffic.
           probe = true;
           break;
         }
       }
-      if (probe) {
+      while (retry_due()) {
+        due.push_back(std::move(retries_.front().fn));
+        retries_.pop_front();
+      }
+      if (!due.empty()) {
+        // Called below, unlocked: they queue writes.
+      } else if (probe) {
         batch.push_back(Pending{[this](SQLite::Database& db) {
                                   db.exec(absl::StrCat("PRAGMA user_version=",
                                                        schema_version_));
@@ -418,6 +478,11 @@ void Database::WriterLoop() {
         bulk_turn_ = true;
       }
     }
+    if (!due.empty()) {
+      for (auto& fn : due) fn(true);
+      due.clear();
+      continue;
+    }
     CommitBatch(batch);
     {
       MutexLock lock(&mu_);
@@ -440,8 +505,9 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   SQLite::Database& db = *writer_db_;
   const absl::Time began = absl::Now();
   const absl::Time deadline = began + options_.max_commit_time;
-  size_t ran = 0;      // ops that finished inside the transaction
-  bool in_op = false;  // an op (or its savepoint handling) was running
+  size_t ran = 0;         // ops that finished inside the transaction
+  bool in_op = false;     // an op (or its savepoint handling) was running
+  absl::Status op_error;  // the running op's failure, while rolling it back
   try {
     db.exec("BEGIN IMMEDIATE");
     for (; ran < batch.size(); ++ran) {
@@ -455,7 +521,14 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
       } catch (const std::exception& e) {
         status = StatusOf(e);
       }
-      if (!status.ok()) db.exec("ROLLBACK TO op");
+      if (!status.ok()) {
+        // SQLite may have rolled the whole transaction back itself (a full
+        // disk, an I/O error): then ROLLBACK TO throws, and the op's own
+        // error is the cause to report.
+        op_error = status;
+        db.exec("ROLLBACK TO op");
+        op_error = absl::OkStatus();
+      }
       db.exec("RELEASE op");
       in_op = false;
       results[ran] = std::move(status);
@@ -463,6 +536,10 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
     db.exec("COMMIT");
   } catch (const std::exception& e) {
     commit_status = StatusOf(e);
+    if (in_op && !op_error.ok() &&
+        sqlite3_get_autocommit(db.getHandle()) != 0) {
+      commit_status = op_error;
+    }
     try {
       if (sqlite3_get_autocommit(db.getHandle()) == 0) db.exec("ROLLBACK");
     } catch (const std::exception&) {
@@ -507,8 +584,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
     if (batch[i].done) {
       // A fresh status per caller: none shares a reference with this thread.
       batch[i].done(commit_status.ok() ? std::move(results[i])
-                                       : absl::Status(commit_status.code(),
-                                                      commit_status.message()));
+                                       : DeepCopy(commit_status));
     }
   }
   batch.resize(settled);

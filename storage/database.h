@@ -73,10 +73,19 @@ struct DatabaseOptions {
   // Open runs PRAGMA quick_check and refuses a database that fails it. It
   // reads every page: seconds on a large file (see the README).
   bool check_on_open = true;
+  // The SQLite VFS every connection opens through (sqlite3_vfs_register);
+  // empty = SQLite's default. Tests name a fault-injecting one.
+  std::string vfs;
 };
 
+// How long a caller told "disk full" (errors::StorageFull) is asked to wait
+// before retrying: a few of the writer's writable probes (every 2 s by
+// default), time for an operator to free space.
+inline constexpr absl::Duration kStorageFullRetryAfter = absl::Seconds(10);
+
 // Converts a SQLiteCpp / std exception to a status: BUSY/LOCKED ->
-// UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, else INTERNAL (a corrupt file
+// UNAVAILABLE, CONSTRAINT -> ALREADY_EXISTS, FULL -> RESOURCE_EXHAUSTED /
+// STORAGE_FULL with kStorageFullRetryAfter, else INTERNAL (a corrupt file
 // says so). Messages never contain SQL text.
 absl::Status StatusFromException(const std::exception& e);
 
@@ -167,6 +176,14 @@ class Database {
     }
   }
 
+  // Calls `retry(true)` on the writer thread once a writable probe period
+  // (writable_probe_every) has passed, so that a chain of writes that failed
+  // on storage (a full disk, an I/O error) can try again later without
+  // spinning; or `retry(false)` once if the database closes first (on the
+  // thread closing it). `retry(true)` runs even while writes still fail: it
+  // decides itself whether to wait again.
+  void RetryLater(std::function<void(bool open)> retry);
+
   // Blocks until every write queued before the call has committed and its
   // completion has run.
   void Flush();
@@ -243,6 +260,12 @@ class Database {
   std::deque<Pending> bulk_queue_ ABSL_GUARDED_BY(mu_);
   bool bulk_turn_ ABSL_GUARDED_BY(mu_) = false;  // next batch: a bulk op
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // RetryLater's callbacks and when each is due.
+  struct Retry {
+    absl::Time due;
+    std::function<void(bool)> fn;
+  };
+  std::deque<Retry> retries_ ABSL_GUARDED_BY(mu_);
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   Mutex close_mu_;  // serialises Close()

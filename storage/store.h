@@ -514,8 +514,17 @@ class Store : public DispatchStore {
   void ApplyReceiptsIn(ReceiptScope scope, const std::string& owner,
                        std::vector<ReceiptUpdate> receipts,
                        Callback<ReceiptResult> done);
+  // Calls `again` after the database's probe period: a background chain of
+  // writes (a rollback, a deletion, an import being applied) whose write
+  // failed on storage tries again rather than stopping, so that what it
+  // holds (an import floor, a deleting campaign) is released once writes
+  // succeed again, without a restart. If the database closes first,
+  // `closed` is called instead (the next start-up resumes the chain).
+  void AgainLater(const char* chain, const absl::Status& error,
+                  std::function<void()> again,
+                  std::function<void()> closed = nullptr);
   // Deletes one chunk of `lease`'s staged rows and re-queues itself until
-  // none are left.
+  // none are left; a failed write is tried again (AgainLater).
   void AbortChunk(ImportLease lease, StatusCallback done);
   // Applies the next chunk of a committed contact import, re-queueing itself
   // until all is applied.

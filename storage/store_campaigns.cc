@@ -372,8 +372,12 @@ void Store::PurgeCampaignChunk(const std::string& id) {
         return true;
       },
       [this, id](absl::StatusOr<bool> finished) {
-        // On an error (the database closing) the next start resumes.
-        if (finished.ok() && !*finished) PurgeCampaignChunk(id);
+        if (!finished.ok()) {
+          AgainLater("campaign deletion", finished.status(),
+                     [this, id] { PurgeCampaignChunk(id); });
+        } else if (!*finished) {
+          PurgeCampaignChunk(id);
+        }
       },
       /*bulk=*/true);
 }

@@ -302,7 +302,14 @@ void Store::ApplyContactChunk(ContactImportLease lease,
       [this, lease, finish,
        done = std::move(done)](absl::StatusOr<ApplyStep> step) mutable {
         if (!step.ok()) {
+          // Committed: it must finish applying. The caller hears of the
+          // failure; the rest of the import is applied once writes succeed.
           if (done) done(step.status());
+          if (step.status().code() == absl::StatusCode::kAborted) return;
+          AgainLater("contact import apply", step.status(),
+                     [this, lease, finish] {
+                       ApplyContactChunk(lease, finish, nullptr);
+                     });
         } else if (!step->finished) {
           ApplyContactChunk(std::move(lease), std::move(finish),
                             std::move(done));
@@ -343,10 +350,19 @@ void Store::AbortContactChunk(int64_t import_id, StatusCallback done) {
       },
       [this, import_id,
        done = std::move(done)](absl::StatusOr<bool> finished) mutable {
-        if (finished.ok() && !*finished) {
+        if (!finished.ok()) {
+          // Staged rows and the import's row stay until the rollback ends.
+          absl::Status error = finished.status();
+          AgainLater(
+              "contact import rollback", error,
+              [this, import_id, done] { AbortContactChunk(import_id, done); },
+              [done, error] {
+                if (done) done(error);
+              });
+        } else if (!*finished) {
           AbortContactChunk(import_id, std::move(done));
         } else if (done) {
-          done(finished.status());
+          done(absl::OkStatus());
         }
       });
 }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/domain/errors.h"
+#include "server/log/log.h"
 #include "storage/rows.h"
 #include "storage/store.h"
 #include "storage/store_internal.h"
@@ -254,10 +255,42 @@ void Store::AbortChunk(ImportLease lease, StatusCallback done) {
       },
       [this, lease = std::move(lease),
        done = std::move(done)](absl::StatusOr<bool> finished) mutable {
-        if (finished.ok() && !*finished) {
+        if (!finished.ok()) {
+          // The import floor stays set until the rollback ends: try again
+          // rather than leave the campaign refusing imports until a restart.
+          absl::Status error = finished.status();
+          AgainLater(
+              "import rollback", error,
+              [this, lease, done] { AbortChunk(lease, done); },
+              [done, error] {
+                if (done) done(error);
+              });
+        } else if (!*finished) {
           AbortChunk(std::move(lease), std::move(done));
         } else if (done) {
-          done(finished.status());
+          done(absl::OkStatus());
+        }
+      });
+}
+
+void Store::AgainLater(const char* chain, const absl::Status& error,
+                       std::function<void()> again,
+                       std::function<void()> closed) {
+  // At most a few lines a second: a full disk fails every attempt.
+  static logging::RateLimited limit(5, absl::Seconds(10));
+  int64_t suppressed = 0;
+  if (limit.Allow(&suppressed)) {
+    logging::Warn("storage write failed; trying again",
+                  {{"chain", chain},
+                   {"error", error.ToString()},
+                   {"suppressed", suppressed}});
+  }
+  db_->RetryLater(
+      [again = std::move(again), closed = std::move(closed)](bool open) {
+        if (open) {
+          again();
+        } else if (closed) {
+          closed();
         }
       });
 }

@@ -12,6 +12,7 @@
 #include "server/api/handler_util.h"
 #include "server/domain/address.h"
 #include "server/domain/errors.h"
+#include "server/log/log.h"
 
 namespace campaigns::api {
 
@@ -22,6 +23,14 @@ std::string FinishContactImportResponse(
   response.set_imported(result.created);
   response.set_updated(result.updated);
   return response.SerializeAsString();
+}
+
+ContactImport::~ContactImport() {
+  if (lease_.id != 0 && !settled_) {
+    logging::Error("import neither committed nor rolled back: rolling back",
+                   {{"import_id", lease_.id}});
+    store_->AbortContactImport(lease_, nullptr);
+  }
 }
 
 absl::Status ContactImport::Configure(const Req& first) {
@@ -129,16 +138,20 @@ void ContactImport::Commit(Resp response, storage::ImportRecord record,
   record.response = response.SerializeAsString();
   store_->CommitContactImport(
       lease_, request_id_, record, FinishContactImportResponse,
-      [response = std::move(response), done = std::move(done)](
+      [this, response = std::move(response), done = std::move(done)](
           absl::StatusOr<storage::ContactImportResult> result) mutable {
         if (!result.ok()) return done(result.status());
+        settled_ = true;
         response.set_imported(result->created);
         response.set_updated(result->updated);
         done(std::move(response));
       });
 }
 
-void ContactImport::RollBack() { store_->AbortContactImport(lease_, nullptr); }
+void ContactImport::RollBack() {
+  settled_ = true;
+  store_->AbortContactImport(lease_, nullptr);
+}
 
 absl::string_view ContactImport::DuplicateReason() const {
   return "duplicate: the address came earlier in this import";

@@ -33,6 +33,9 @@ class ContactImport final : public StreamImport<v1::ImportContactsRequest,
  public:
   ContactImport(const RpcContext& ctx, storage::Store* store, WorkerPool* pool)
       : StreamImport(ctx, store, pool) {}
+  // As RecipientImport's: an import begun and neither committed nor rolled
+  // back when its last reference goes is rolled back here.
+  ~ContactImport() override;
 
  private:
   using Req = v1::ImportContactsRequest;
@@ -53,6 +56,9 @@ class ContactImport final : public StreamImport<v1::ImportContactsRequest,
 
   storage::ContactImportLease lease_;  // id set by Begin's callback
   int64_t next_row_ = 1;               // number of the next staged row
+  // Committed or rolled back. Written by Commit's callback and RollBack
+  // (which StreamImport never runs concurrently), read by the destructor.
+  bool settled_ = false;
 };
 
 }  // namespace campaigns::api

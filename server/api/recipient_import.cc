@@ -8,8 +8,17 @@
 #include "server/api/handler_util.h"
 #include "server/domain/address.h"
 #include "server/domain/errors.h"
+#include "server/log/log.h"
 
 namespace campaigns::api {
+
+RecipientImport::~RecipientImport() {
+  if (lease_.has_value() && !settled_) {
+    logging::Error("import neither committed nor rolled back: rolling back",
+                   {{"campaign_id", campaign_id_}});
+    store_->AbortRecipientImport(*lease_, nullptr);
+  }
+}
 
 absl::Status RecipientImport::Configure(const Req& first) {
   RETURN_IF_ERROR(RequireId(first.campaign_id(), "campaign_id"));
@@ -135,9 +144,10 @@ void RecipientImport::Commit(Resp response, storage::ImportRecord record,
                  done = std::move(done)](absl::Status) mutable {
     store_->CommitRecipientImport(
         *lease_, imported, request_id_, record,
-        [response = std::move(response),
+        [this, response = std::move(response),
          done = std::move(done)](absl::StatusOr<Campaign> campaign) {
           if (!campaign.ok()) return done(campaign.status());
+          settled_ = true;
           done(response);
         });
   };
@@ -152,6 +162,7 @@ void RecipientImport::Commit(Resp response, storage::ImportRecord record,
 }
 
 void RecipientImport::RollBack() {
+  settled_ = true;
   store_->AbortRecipientImport(*lease_, nullptr);
 }
 

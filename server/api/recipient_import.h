@@ -29,6 +29,10 @@ class RecipientImport final
   RecipientImport(const RpcContext& ctx, storage::Store* store,
                   WorkerPool* pool)
       : StreamImport(ctx, store, pool) {}
+  // The safety net of the campaign's import slot: an import begun and
+  // neither committed nor rolled back when its last reference goes is
+  // rolled back here, so no path can leave the campaign refusing imports.
+  ~RecipientImport() override;
 
  private:
   using Req = v1::ImportRecipientsRequest;
@@ -51,6 +55,9 @@ class RecipientImport final
   std::string campaign_id_;  // fixed by Configure
   // Set by Begin's callback before any batch is staged.
   std::optional<storage::ImportLease> lease_;
+  // Committed or rolled back. Written by Commit's callback and RollBack
+  // (which StreamImport never runs concurrently), read by the destructor.
+  bool settled_ = false;
 };
 
 }  // namespace campaigns::api

@@ -65,6 +65,16 @@ absl::Status RateLimited(absl::string_view message,
   return status;
 }
 
+absl::Status StorageFull(absl::string_view message,
+                         absl::Duration retry_after) {
+  absl::Status status =
+      Make(absl::StatusCode::kResourceExhausted, kStorageFull, message);
+  status.SetPayload(
+      kRetryUrl,
+      absl::Cord(absl::StrCat(absl::ToInt64Microseconds(retry_after))));
+  return status;
+}
+
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status) {
   auto payload = status.GetPayload(kRetryUrl);
   int64_t us = 0;

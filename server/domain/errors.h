@@ -31,6 +31,7 @@ inline constexpr absl::string_view kInsufficientCredits =
     "INSUFFICIENT_CREDITS";
 inline constexpr absl::string_view kIllegalTransition = "ILLEGAL_TRANSITION";
 inline constexpr absl::string_view kRateLimitExceeded = "RATE_LIMIT_EXCEEDED";
+inline constexpr absl::string_view kStorageFull = "STORAGE_FULL";
 inline constexpr absl::string_view kIdempotencyConflict =
     "IDEMPOTENCY_CONFLICT";
 inline constexpr absl::string_view kAlreadyExists = "ALREADY_EXISTS";
@@ -80,7 +81,12 @@ absl::Status InsufficientCredits(absl::string_view message);
 // `retry_after` (see RetryAfterOf).
 absl::Status RateLimited(absl::string_view message, absl::Duration retry_after);
 
-// The retry delay a status carries (RateLimited), if any.
+// RESOURCE_EXHAUSTED / STORAGE_FULL: the server's disk is full; nothing was
+// written, and the same call may succeed after `retry_after` (see
+// RetryAfterOf) once space is freed.
+absl::Status StorageFull(absl::string_view message, absl::Duration retry_after);
+
+// The retry delay a status carries (RateLimited, StorageFull), if any.
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status);
 
 // UNIMPLEMENTED / UNIMPLEMENTED.
