@@ -80,7 +80,11 @@ absl::Status InsufficientCredits(absl::string_view message);
 // `retry_after` (see RetryAfterOf).
 absl::Status RateLimited(absl::string_view message, absl::Duration retry_after);
 
-// The retry delay a status carries (RateLimited), if any.
+// `status` telling the caller to try again after `retry_after` (RetryInfo and
+// the retry-after trailer over gRPC).
+absl::Status WithRetryAfter(absl::Status status, absl::Duration retry_after);
+
+// The retry delay a status carries (RateLimited, WithRetryAfter), if any.
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status);
 
 // UNIMPLEMENTED / UNIMPLEMENTED.
