@@ -30,13 +30,11 @@ v1::ImportError MakeImportError(int64_t row, std::string reason) {
 template <typename Req, typename Resp>
 StreamImport<Req, Resp>::StreamImport(const RpcContext& ctx,
                                       storage::Store* store, WorkerPool* pool)
-    : ctx_(ctx), store_(store), pool_(pool) {}
+    : ctx_(ctx), store_(store), pool_(pool), parse_queue_(pool) {}
 
 template <typename Req, typename Resp>
 void StreamImport<Req, Resp>::OnMessage(const Req& message, Next next) {
-  std::vector<std::function<void()>> later;
   absl::Status result;
-  bool withhold = false;
   {
     MutexLock lock(&mu_);
     if (!failure_.ok()) {
@@ -44,50 +42,38 @@ void StreamImport<Req, Resp>::OnMessage(const Req& message, Next next) {
     } else if (phase_ == Phase::kFirst) {
       result = Start(message);
       if (result.ok() && phase_ == Phase::kStarting) {
-        // Begin's callback takes the data of this message and calls `next`.
+        // Begin's callback queues the data of this message.
         auto self = this->shared_from_this();
-        auto first = std::make_shared<Req>(message);
+        auto first = std::make_shared<const Req>(message);
         Begin([self, first, next](absl::StatusOr<Channel> channel) {
-          std::vector<std::function<void()>> after;
-          absl::Status status;
-          bool hold = false;
           {
             MutexLock lock(&self->mu_);
             if (!channel.ok()) {
               self->phase_ = Phase::kDone;
-              status = channel.status();
             } else {
               self->began_ = true;
               self->channel_ = *channel;
               self->csv_ = std::make_unique<CsvRowReader>(self->channel_);
               self->phase_ = Phase::kRunning;
-              status = self->TakeData(*first, /*first=*/true);
-              if (!status.ok()) self->Fail(status);
-              hold = status.ok() && self->in_flight_ >= kMaxBatchesInFlight;
-              if (hold) self->pending_next_ = next;
-              after = self->Advance();
             }
           }
-          for (auto& fn : after) fn();
-          if (!hold) next(status);
+          if (!channel.ok()) return next(channel.status());
+          self->Parse(first, /*first=*/true, next);
         });
         return;
       }
-    } else if (phase_ == Phase::kRunning || phase_ == Phase::kReplay) {
-      result = TakeData(message, /*first=*/false);
-      if (!result.ok()) {
-        Fail(result);
-        later = Advance();
-      } else if (in_flight_ >= kMaxBatchesInFlight) {
-        pending_next_ = next;
-        withhold = true;
+      if (result.ok()) {  // kReplay: only hashing
+        Parse(std::make_shared<const Req>(message), /*first=*/true, next);
+        return;
       }
+    } else if (phase_ == Phase::kRunning || phase_ == Phase::kReplay) {
+      Parse(std::make_shared<const Req>(message), /*first=*/false, next);
+      return;
     } else {
       result = absl::InternalError("import stream out of order");
     }
   }
-  for (auto& fn : later) fn();
-  if (!withhold) next(result);
+  next(result);
 }
 
 template <typename Req, typename Resp>
@@ -119,7 +105,7 @@ absl::Status StreamImport<Req, Resp>::Start(const Req& first) {
       // A repeat: read the stream only to compare its hash.
       previous_ = **previous;
       phase_ = Phase::kReplay;
-      return TakeData(first, /*first=*/true);
+      return absl::OkStatus();
     }
   }
   phase_ = Phase::kStarting;
@@ -127,51 +113,95 @@ absl::Status StreamImport<Req, Resp>::Start(const Req& first) {
 }
 
 template <typename Req, typename Resp>
-absl::Status StreamImport<Req, Resp>::TakeData(const Req& message, bool first) {
-  if (!first && phase_ != Phase::kReplay) {
-    RETURN_IF_ERROR(CheckLater(message));
-  }
+void StreamImport<Req, Resp>::Parse(std::shared_ptr<const Req> message,
+                                    bool first, Next next) {
+  parse_queue_.Submit([self = this->shared_from_this(),
+                       message = std::move(message), first,
+                       next = std::move(next)]() mutable {
+    bool replay = false;
+    absl::Status status;
+    {
+      MutexLock lock(&self->mu_);
+      if (self->aborted_) return;  // the call is over: nothing to resume
+      replay = self->phase_ == Phase::kReplay;
+      if (!self->failure_.ok()) {
+        status = self->failure_;
+      } else if (!first && !replay) {
+        status = self->CheckLater(*message);
+      }
+    }
+    std::vector<ImportRow> rows;
+    if (status.ok()) status = self->TakeData(*message, replay, &rows);
+    message.reset();
+    std::vector<std::function<void()>> later;
+    bool withhold = false;
+    {
+      MutexLock lock(&self->mu_);
+      if (self->aborted_) return;
+      if (!self->failure_.ok()) {
+        status = self->failure_;
+      } else if (!status.ok()) {
+        self->Fail(status);
+        later = self->Advance();
+      } else {
+        for (ImportRow& row : rows) {
+          self->open_batch_.push_back(std::move(row));
+        }
+        while (self->open_batch_.size() >= kBatchRows) self->SubmitBatch();
+        if (self->in_flight_ >= kMaxBatchesInFlight) {
+          self->pending_next_ = std::move(next);
+          withhold = true;
+        }
+      }
+    }
+    for (auto& fn : later) fn();
+    if (!withhold) next(status);
+  });
+}
+
+template <typename Req, typename Resp>
+absl::Status StreamImport<Req, Resp>::TakeData(const Req& message, bool replay,
+                                               std::vector<ImportRow>* rows) {
   if (format_ == v1::ImportRecipientsRequest::csv) {
     if (message.rows_size() > 0) {
       return errors::InvalidField("rows", "the format is csv: send csv_chunk");
     }
     hasher_.Update(message.csv_chunk());
-    if (phase_ == Phase::kReplay || message.csv_chunk().empty()) {
-      return absl::OkStatus();
-    }
-    RETURN_IF_ERROR(csv_->Feed(message.csv_chunk(), &open_batch_));
-  } else {
-    if (!message.csv_chunk().empty()) {
-      return errors::InvalidField("csv_chunk",
-                                  "the format is json_rows: send rows");
-    }
-    for (const v1::RecipientRow& in : message.rows()) {
-      hasher_.UpdateField(in.address());
-      hasher_.UpdateField(in.contact_id());
-      // Map order is unspecified on the wire; hash it sorted.
-      std::map<std::string, std::string> vars(in.variables().begin(),
-                                              in.variables().end());
-      hasher_.UpdateField(absl::StrCat(vars.size()));
-      for (const auto& [k, v] : vars) {
-        hasher_.UpdateField(k);
-        hasher_.UpdateField(v);
-      }
-      if (phase_ == Phase::kReplay) continue;
-      ImportRow row;
-      row.row = ++json_rows_;
-      row.address = std::string(absl::StripAsciiWhitespace(in.address()));
-      row.contact_id = in.contact_id();
-      row.variables = std::move(vars);
-      if (row.address.empty() && row.contact_id.empty()) {
-        row.error = "the address is empty";
-      } else if (row.contact_id.size() > kMaxIdLength) {
-        row.error = "contact_id is too long";
-      }
-      open_batch_.push_back(std::move(row));
-      if (open_batch_.size() >= kBatchRows) SubmitBatch();
-    }
+    if (replay || message.csv_chunk().empty()) return absl::OkStatus();
+    return csv_->Feed(message.csv_chunk(), rows);
   }
-  while (open_batch_.size() >= kBatchRows) SubmitBatch();
+  if (!message.csv_chunk().empty()) {
+    return errors::InvalidField("csv_chunk",
+                                "the format is json_rows: send rows");
+  }
+  for (const v1::RecipientRow& in : message.rows()) {
+    hasher_.UpdateField(in.address());
+    hasher_.UpdateField(in.contact_id());
+    // Map order is unspecified on the wire; hash it sorted.
+    std::map<std::string, std::string> vars(in.variables().begin(),
+                                            in.variables().end());
+    hasher_.UpdateField(absl::StrCat(vars.size()));
+    for (const auto& [k, v] : vars) {
+      hasher_.UpdateField(k);
+      hasher_.UpdateField(v);
+    }
+    if (replay) continue;
+    ImportRow row;
+    row.row = ++json_rows_;
+    row.address = std::string(absl::StripAsciiWhitespace(in.address()));
+    row.contact_id = in.contact_id();
+    row.variables = std::move(vars);
+    if (std::string why = JsonRowLimitProblem(row.address, row.variables);
+        !why.empty()) {
+      row.error = std::move(why);
+      row.variables.clear();
+    } else if (row.address.empty() && row.contact_id.empty()) {
+      row.error = "the address is empty";
+    } else if (row.contact_id.size() > kMaxIdLength) {
+      row.error = "contact_id is too long";
+    }
+    rows->push_back(std::move(row));
+  }
   return absl::OkStatus();
 }
 
@@ -319,6 +349,7 @@ void StreamImport<Req, Resp>::OnEnd(Reply<Resp> reply) {
     MutexLock lock(&mu_);
     if (!failure_.ok()) {
       reply_ = std::move(reply);
+      later = Advance();
     } else if (phase_ == Phase::kFirst) {
       phase_ = Phase::kDone;
       answer_now = true;
@@ -329,7 +360,43 @@ void StreamImport<Req, Resp>::OnEnd(Reply<Resp> reply) {
                                     "format",
                                     "the stream was empty: its first message "
                                     "must carry the import's settings");
-    } else if (phase_ == Phase::kReplay) {
+    } else if (phase_ == Phase::kReplay || phase_ == Phase::kRunning) {
+      // After the last message's parse, which may still be finishing.
+      parse_queue_.Submit(
+          [self = this->shared_from_this(), reply = std::move(reply)]() {
+            self->End(std::move(reply));
+          });
+    } else {
+      answer_now = true;
+      immediate = absl::InternalError("import stream ended out of order");
+    }
+  }
+  for (auto& fn : later) fn();
+  if (answer_now) reply(std::move(immediate));
+}
+
+template <typename Req, typename Resp>
+void StreamImport<Req, Resp>::End(Reply<Resp> reply) {
+  std::vector<std::function<void()>> later;
+  absl::StatusOr<Resp> immediate = absl::InternalError("unset");
+  bool answer_now = false;
+  std::vector<ImportRow> rows;
+  absl::Status finished = absl::OkStatus();
+  bool replay = false;
+  {
+    MutexLock lock(&mu_);
+    if (aborted_) return;
+    replay = phase_ == Phase::kReplay;
+  }
+  if (!replay && format_ == v1::ImportRecipientsRequest::csv) {
+    finished = csv_->Finish(&rows);
+  }
+  {
+    MutexLock lock(&mu_);
+    if (aborted_) return;
+    if (!failure_.ok()) {
+      reply_ = std::move(reply);
+    } else if (replay) {
       phase_ = Phase::kDone;
       answer_now = true;
       Resp first;
@@ -340,22 +407,16 @@ void StreamImport<Req, Resp>::OnEnd(Reply<Resp> reply) {
       } else {
         immediate = errors::IdempotencyConflict(request_id_);
       }
-    } else if (phase_ == Phase::kRunning) {
+    } else {
       reply_ = std::move(reply);
-      absl::Status finished = absl::OkStatus();
-      if (format_ == v1::ImportRecipientsRequest::csv) {
-        finished = csv_->Finish(&open_batch_);
-      }
       if (!finished.ok()) {
         Fail(finished);
       } else {
+        for (ImportRow& row : rows) open_batch_.push_back(std::move(row));
         while (!open_batch_.empty()) SubmitBatch();
         phase_ = Phase::kEnding;
         StageReady();  // rows already checked but still buffered
       }
-    } else {
-      answer_now = true;
-      immediate = absl::InternalError("import stream ended out of order");
     }
     if (!answer_now) later = Advance();
   }

@@ -3,7 +3,12 @@
 // JSON rows, all or nothing.
 //
 // The pipeline, per stream:
-//   CQ thread:    parse the chunk (CsvRowReader) into batches of rows
+//   CQ thread:    hand each message to the stream's SerialQueue (only
+//                 moves bytes, so no stream can hold other calls up)
+//   serial queue: on the worker pool, one message at a time: hash it, parse
+//                 it (CsvRowReader, or the JSON rows, both checked against
+//                 ImportRowLimits) into batches of rows, then ask for the
+//                 next message
 //   worker pool:  Check: normalise and check addresses and the rest of each
 //                 row (both cores, batches in parallel)
 //   writer:       Stage: batches in row order, merged into bulk writes of
@@ -157,10 +162,16 @@ class StreamImport
   };
 
   absl::Status Start(const Req& first);
-  // Hashes and parses the data of `message` into the open batch, submitting
-  // full batches; messages after the `first` must pass CheckLater. Called
-  // with mu_ held.
-  absl::Status TakeData(const Req& message, bool first);
+  // Queues `message` on parse_queue_: TakeData, then its rows into the open
+  // batch, then `next` (or withheld while too much is in flight). Messages
+  // after the `first` must pass CheckLater.
+  void Parse(std::shared_ptr<const Req> message, bool first, Next next);
+  // Hashes `message` and, unless `replay`, parses its data into `rows`.
+  // Runs on parse_queue_, without mu_.
+  absl::Status TakeData(const Req& message, bool replay,
+                        std::vector<ImportRow>* rows);
+  // The client half-closed: on parse_queue_, after the last message.
+  void End(Reply<Resp> reply);
   void SubmitBatch();  // mu_ held
   void OnChecked(int64_t seq, CheckedBatch batch);
   void StageReady();  // mu_ held: stages checked batches in order
@@ -178,6 +189,9 @@ class StreamImport
   Resp Response() const;  // mu_ held
 
   WorkerPool* const pool_;
+  // Hashing and parsing, in message order; csv_, json_rows_ and hasher_
+  // (after Configure) are touched only by its tasks.
+  SerialQueue parse_queue_;
 
   Mutex mu_;
   Phase phase_ = Phase::kFirst;

@@ -1,8 +1,11 @@
 // A fixed pool of threads for CPU-bound work that must not run on a
-// completion-queue thread (e.g. validating the rows of an import).
+// completion-queue thread (e.g. parsing and validating the rows of an
+// import), and SerialQueue: tasks that share state run on it one at a time.
 //
 //   WorkerPool pool(2);
 //   pool.Submit([] { ... });
+//   SerialQueue queue(&pool);        // e.g. one per import stream
+//   queue.Submit([] { ... });        // runs after the previous one ended
 //
 // Tasks run in submission order as threads free up. The destructor runs the
 // tasks already queued, then joins. Thread-safe.
@@ -11,6 +14,7 @@
 
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -68,6 +72,64 @@ class WorkerPool {
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
+};
+
+// Runs its tasks on a WorkerPool one at a time, in submission order, each
+// after the previous one returned: work on state of its own (a stream's
+// parser) needs no lock, and other work on the pool interleaves between the
+// tasks. The tasks must not block on each other. Thread-safe; its tasks may
+// outlive it (their bookkeeping is shared with them), the pool must not.
+class SerialQueue {
+ public:
+  explicit SerialQueue(WorkerPool* pool) : state_(std::make_shared<State>()) {
+    state_->pool = pool;
+  }
+
+  SerialQueue(const SerialQueue&) = delete;
+  SerialQueue& operator=(const SerialQueue&) = delete;
+
+  void Submit(std::function<void()> task) {
+    bool start = false;
+    {
+      MutexLock lock(&state_->mu);
+      state_->tasks.push_back(std::move(task));
+      start = !state_->running;
+      state_->running = true;
+    }
+    if (start) RunNext(state_);
+  }
+
+ private:
+  struct State {
+    WorkerPool* pool = nullptr;
+    Mutex mu;
+    std::deque<std::function<void()>> tasks ABSL_GUARDED_BY(mu);
+    bool running ABSL_GUARDED_BY(mu) = false;  // a task is on the pool
+  };
+
+  // Puts the first task on the pool; it puts the next one there when done.
+  static void RunNext(std::shared_ptr<State> state) {
+    WorkerPool* pool = state->pool;
+    pool->Submit([state = std::move(state)] {
+      std::function<void()> task;
+      {
+        MutexLock lock(&state->mu);
+        task = std::move(state->tasks.front());
+        state->tasks.pop_front();
+      }
+      task();
+      task = nullptr;  // what it holds goes before the next task starts
+      bool more = false;
+      {
+        MutexLock lock(&state->mu);
+        more = !state->tasks.empty();
+        if (!more) state->running = false;
+      }
+      if (more) RunNext(state);
+    });
+  }
+
+  const std::shared_ptr<State> state_;
 };
 
 }  // namespace campaigns::api

@@ -37,11 +37,45 @@ size_t FirstInvalidUtf8(const std::vector<std::string>& fields) {
   return fields.size();
 }
 
+// The index of the first field longer than `max_bytes`, or fields.size().
+size_t FirstOver(const std::vector<std::string>& fields, size_t max_bytes) {
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i].size() > max_bytes) return i;
+  }
+  return fields.size();
+}
+
 }  // namespace
 
 std::string RowErrorReason(int64_t line, absl::string_view why) {
   if (line > 0) return absl::StrCat("line ", line, ": ", why);
   return std::string(why);
+}
+
+std::string JsonRowLimitProblem(
+    absl::string_view address,
+    const std::map<std::string, std::string>& variables,
+    const ImportRowLimits& limits) {
+  if (variables.size() > limits.max_variables) {
+    return absl::StrCat(variables.size(), " variables, at most ",
+                        limits.max_variables);
+  }
+  if (address.size() > limits.max_field_bytes) {
+    return absl::StrCat("the address has ", address.size(), " bytes, at most ",
+                        limits.max_field_bytes);
+  }
+  for (const auto& [name, value] : variables) {
+    if (name.size() > limits.max_name_bytes) {
+      return absl::StrCat("a variable name has ", name.size(),
+                          " bytes, at most ", limits.max_name_bytes);
+    }
+    if (value.size() > limits.max_field_bytes) {
+      return absl::StrCat("variable \"", errors::Quote(name), "\" has ",
+                          value.size(), " bytes, at most ",
+                          limits.max_field_bytes);
+    }
+  }
+  return "";
 }
 
 absl::Status CsvRowReader::Feed(absl::string_view chunk,
@@ -75,9 +109,17 @@ absl::Status CsvRowReader::ReadHeader(const CsvRecord& record) {
                                 absl::StrCat("header row (line ", record.line,
                                              ") is malformed: ", record.error));
   }
+  if (record.fields.size() > limits_.max_columns) {
+    return errors::InvalidField(
+        kField, absl::StrCat("the header (line ", record.line, ") has ",
+                             record.fields.size(), " columns, at most ",
+                             limits_.max_columns, " (the address and ",
+                             limits_.max_columns - 1, " variables)"));
+  }
   int best_rank = 0;
   int best_count = 0;
   std::vector<std::string> candidates;
+  columns_.reserve(record.fields.size());
   for (size_t i = 0; i < record.fields.size(); ++i) {
     if (!IsValidUtf8(record.fields[i])) {
       return errors::InvalidField(
@@ -89,9 +131,11 @@ absl::Status CsvRowReader::ReadHeader(const CsvRecord& record) {
       return errors::InvalidField(
           kField, absl::StrCat("header column ", i + 1, " has no name"));
     }
-    if (std::find(columns_.begin(), columns_.end(), name) != columns_.end()) {
+    if (name.size() > limits_.max_name_bytes) {
       return errors::InvalidField(
-          kField, absl::StrCat("header column \"", name, "\" appears twice"));
+          kField,
+          absl::StrCat("header column ", i + 1, " has a name of ", name.size(),
+                       " bytes, at most ", limits_.max_name_bytes));
     }
     const int rank = AddressRank(absl::AsciiStrToLower(name), channel_);
     if (rank > 0) candidates.push_back(name);
@@ -103,6 +147,20 @@ absl::Status CsvRowReader::ReadHeader(const CsvRecord& record) {
       ++best_count;
     }
     columns_.push_back(std::move(name));
+  }
+  // Sorted by name once: repeated names sit side by side, and rows build
+  // their variables in order.
+  std::vector<size_t> order(columns_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [this](size_t a, size_t b) {
+    return columns_[a] != columns_[b] ? columns_[a] < columns_[b] : a < b;
+  });
+  for (size_t k = 1; k < order.size(); ++k) {
+    if (columns_[order[k]] == columns_[order[k - 1]]) {
+      return errors::InvalidField(
+          kField, absl::StrCat("header column \"", columns_[order[k]],
+                               "\" appears twice"));
+    }
   }
   if (best_rank == 0) {
     return errors::InvalidField(
@@ -116,6 +174,10 @@ absl::Status CsvRowReader::ReadHeader(const CsvRecord& record) {
                              absl::StrJoin(candidates, ", "),
                              "); keep one or name it \"address\""));
   }
+  variable_order_.clear();
+  for (size_t i : order) {
+    if (i != address_column_) variable_order_.push_back(i);
+  }
   have_header_ = true;
   return absl::OkStatus();
 }
@@ -128,6 +190,19 @@ absl::Status CsvRowReader::OnRecord(const CsvRecord& record,
   row.line = record.line;
   if (!record.error.empty()) {
     row.error = RowErrorReason(row.line, record.error);
+  } else if (record.fields.size() > limits_.max_columns) {
+    row.error = RowErrorReason(
+        row.line, absl::StrCat(record.fields.size(), " columns, at most ",
+                               limits_.max_columns));
+  } else if (size_t big = FirstOver(record.fields, limits_.max_field_bytes);
+             big < record.fields.size()) {
+    row.error = RowErrorReason(
+        row.line, absl::StrCat("column ",
+                               big < columns_.size()
+                                   ? absl::StrCat("\"", columns_[big], "\"")
+                                   : absl::StrCat(big + 1),
+                               " has ", record.fields[big].size(),
+                               " bytes, at most ", limits_.max_field_bytes));
   } else if (record.fields.size() != columns_.size()) {
     row.error = RowErrorReason(
         row.line, absl::StrCat("has ", record.fields.size(),
@@ -139,12 +214,11 @@ absl::Status CsvRowReader::OnRecord(const CsvRecord& record,
                                "\" is not valid UTF-8 (save the file as "
                                "UTF-8)"));
   } else {
-    for (size_t i = 0; i < columns_.size(); ++i) {
-      if (i == address_column_) {
-        row.address = std::string(absl::StripAsciiWhitespace(record.fields[i]));
-      } else {
-        row.variables.emplace(columns_[i], record.fields[i]);
-      }
+    row.address =
+        std::string(absl::StripAsciiWhitespace(record.fields[address_column_]));
+    for (size_t i : variable_order_) {
+      row.variables.emplace_hint(row.variables.end(), columns_[i],
+                                 record.fields[i]);
     }
     if (row.address.empty()) {
       row.error = RowErrorReason(

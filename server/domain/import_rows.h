@@ -13,11 +13,15 @@
 // variables. Every other column becomes a variable named by its header.
 // Fatal (INVALID_ARGUMENT on `csv_chunk`): no address column, an ambiguous
 // one, an empty or repeated column name, a malformed header or one that is
-// not UTF-8, a quote left open, a field or record over the parser's limits.
-// A malformed data row, one with a different number of fields than the
-// header, one with a field that is not UTF-8 (the reason names the column,
-// never echoes the bytes) or one with an empty address is delivered with
-// `error` set, and counts as a row.
+// not UTF-8, a header over the row limits (more than max_columns columns, a
+// name over max_name_bytes), a quote left open, a field or record over the
+// parser's limits. A malformed data row, one over the row limits (more than
+// max_columns fields, a field over max_field_bytes), one with a different
+// number of fields than the header, one with a field that is not UTF-8 (the
+// reason names the column, never echoes the bytes) or one with an empty
+// address is delivered with `error` set, and counts as a row.
+//
+// Cost: linear in the bytes read, whatever the number of columns.
 //
 // Not thread-safe: one reader per stream.
 #ifndef CAMPAIGND_SERVER_DOMAIN_IMPORT_ROWS_H_
@@ -32,9 +36,28 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "server/domain/csv.h"
+#include "server/domain/rules.h"
 #include "server/domain/types.h"
 
 namespace campaigns {
+
+// The limits of one import row, CSV or JSON: the caps CreateContact puts on
+// attributes and CreateCampaign on recipient_variables (rules.h), so that
+// whatever an import accepts can be stored and rendered.
+inline constexpr size_t kMaxRowVariables = kMaxListEntries;  // 1000
+// The address column and one column per variable.
+inline constexpr size_t kMaxRowColumns = kMaxRowVariables + 1;
+// A field (CSV) or an address or variable value (JSON).
+inline constexpr size_t kMaxRowFieldBytes = kMaxAttributeValueLength;  // 1000
+// A CSV header column or a JSON variable name.
+inline constexpr size_t kMaxRowNameBytes = kMaxShortText;  // 200
+
+struct ImportRowLimits {
+  size_t max_columns = kMaxRowColumns;
+  size_t max_variables = kMaxRowVariables;
+  size_t max_field_bytes = kMaxRowFieldBytes;
+  size_t max_name_bytes = kMaxRowNameBytes;
+};
 
 // One data row of an import, before its address is checked.
 struct ImportRow {
@@ -50,9 +73,18 @@ struct ImportRow {
 // starting on line N (> 0); just `why` for JSON rows (line 0).
 std::string RowErrorReason(int64_t line, absl::string_view why);
 
+// Why a JSON row (`address`, `variables`) is over `limits`, naming the limit
+// (e.g. "100000 variables, at most 1000"); empty when it is within them.
+// Linear in the size of the row.
+std::string JsonRowLimitProblem(
+    absl::string_view address,
+    const std::map<std::string, std::string>& variables,
+    const ImportRowLimits& limits = {});
+
 class CsvRowReader {
  public:
-  explicit CsvRowReader(Channel channel) : channel_(channel) {}
+  explicit CsvRowReader(Channel channel, ImportRowLimits limits = {})
+      : channel_(channel), limits_(limits) {}
 
   // Parses `chunk`; appends the rows it completes to `out`.
   absl::Status Feed(absl::string_view chunk, std::vector<ImportRow>* out);
@@ -67,10 +99,14 @@ class CsvRowReader {
   absl::Status ReadHeader(const CsvRecord& record);
 
   const Channel channel_;
+  const ImportRowLimits limits_;
   CsvParser parser_;
   bool have_header_ = false;
   std::vector<std::string> columns_;
   size_t address_column_ = 0;
+  // The variable columns (all but the address) in the order of their names,
+  // so a row's variables are built in order, each in constant time.
+  std::vector<size_t> variable_order_;
   int64_t rows_ = 0;
   absl::Status fatal_;
 };

@@ -5,10 +5,13 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <future>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "server/domain/import_rows.h"
+#include "server/domain/mutex.h"
 #include "tests/integration/fixture.h"
 
 namespace campaigns::testing {
@@ -23,6 +26,13 @@ std::string ManyRows(int n, int base = 0) {
     absl::StrAppend(&text, "+1202", 2000000 + base + i, ",n", i, "\n");
   }
   return text;
+}
+
+// A CSV row of `columns` fields: a US number, then one-byte fields.
+std::string WideRow(int columns) {
+  std::string row = "+12025550199";
+  for (int i = 1; i < columns; ++i) row += ",x";
+  return row + "\n";
 }
 
 class ImportTest : public ServerTest {
@@ -531,6 +541,130 @@ TEST_F(ImportTest, DeleteCampaignDeletesItsRecipients) {
       Details(campaigns_->ListRecipients(Ctx(kAdminKey).get(), req, &page))
           .code,
       grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ImportTest, RowLimitsNameTheLimitForCsvAndJsonRows) {
+  // CSV: a row of 100,000 columns and one with a field over the byte limit
+  // are row errors; the rows around them are imported.
+  v1::ImportRecipientsResponse out;
+  grpc::Status s = ImportCsv(
+      "phone,name\n+12025550143,Ann\n" + WideRow(100000) + "+12025550144," +
+          std::string(kMaxRowFieldBytes + 1, 'n') + "\n+12025550145,Bob\n",
+      65536, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.received(), 4);
+  EXPECT_EQ(out.imported(), 2);
+  EXPECT_EQ(out.invalid(), 2);
+  ASSERT_EQ(out.errors_size(), 2);
+  EXPECT_EQ(out.errors(0).row(), 2);
+  EXPECT_EQ(out.errors(0).reason(),
+            absl::StrCat("line 3: 100000 columns, at most ", kMaxRowColumns));
+  EXPECT_EQ(out.errors(1).row(), 3);
+  EXPECT_EQ(out.errors(1).reason(),
+            absl::StrCat("line 4: column \"name\" has ", kMaxRowFieldBytes + 1,
+                         " bytes, at most ", kMaxRowFieldBytes));
+
+  // A header of 100,000 columns is fatal: nothing is imported.
+  std::string header = "phone";
+  for (int i = 1; i < 100000; ++i) absl::StrAppend(&header, ",v", i);
+  const std::string wide_campaign = NewCampaign(kAdminKey);
+  ErrorDetails d = Details(
+      ImportCsv(header + "\n" + WideRow(100000), 65536, &out, wide_campaign));
+  EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(d.fields, std::vector<std::string>{"csv_chunk"});
+  EXPECT_THAT(d.message, ::testing::HasSubstr(absl::StrCat(
+                             "has 100000 columns, at most ", kMaxRowColumns)));
+  EXPECT_EQ(Get(wide_campaign).stats().total(), 0);
+
+  // JSON rows: the same limits. 100,000 variables is a row error; the
+  // limit itself is fine.
+  const std::string json_campaign = NewCampaign(kAdminKey);
+  Request rows;
+  v1::RecipientRow* over = rows.add_rows();
+  over->set_address("+12025550143");
+  for (int i = 0; i < 100000; ++i) {
+    (*over->mutable_variables())[absl::StrCat("v", i)] = "x";
+  }
+  v1::RecipientRow* at = rows.add_rows();
+  at->set_address("+12025550144");
+  for (size_t i = 0; i < kMaxRowVariables; ++i) {
+    (*at->mutable_variables())[absl::StrCat("v", i)] = "x";
+  }
+  v1::RecipientRow* long_value = rows.add_rows();
+  long_value->set_address("+12025550145");
+  (*long_value->mutable_variables())["note"] =
+      std::string(kMaxRowFieldBytes + 1, 'n');
+  s = Import({First(json_campaign, Request::json_rows), rows}, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.received(), 3);
+  EXPECT_EQ(out.imported(), 1);
+  EXPECT_EQ(out.invalid(), 2);
+  ASSERT_EQ(out.errors_size(), 2);
+  EXPECT_EQ(out.errors(0).row(), 1);
+  EXPECT_EQ(out.errors(0).reason(),
+            absl::StrCat("100000 variables, at most ", kMaxRowVariables));
+  EXPECT_EQ(out.errors(1).row(), 3);
+  EXPECT_EQ(out.errors(1).reason(),
+            absl::StrCat("variable \"note\" has ", kMaxRowFieldBytes + 1,
+                         " bytes, at most ", kMaxRowFieldBytes));
+  std::vector<v1::Recipient> stored = ListAll(json_campaign);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].variables_size(), static_cast<int>(kMaxRowVariables));
+}
+
+// One completion-queue thread: whatever runs on it holds up every call.
+class ImportOneCqThreadTest : public ImportTest {
+ protected:
+  void Configure(ServerOptions& options) override { options.cq_threads = 1; }
+};
+
+TEST_F(ImportOneCqThreadTest, ParsingWideRowsHoldsNoOtherCallUp) {
+  // After the header, one message just under gRPC's 4 MB cap of rows of
+  // 100,000 columns (row errors all), which takes the parser a while; then
+  // a message the import refuses (rows in a CSV import), which ends the
+  // call once the server has parsed the one before.
+  std::string csv;
+  const std::string wide = WideRow(100000);
+  while (csv.size() + wide.size() < 4000000) csv += wide;
+  Request header = First(campaign_);
+  header.set_csv_chunk("phone,name\n");
+  const Request big = Chunk(csv);
+  Request refused;
+  refused.add_rows()->set_address("+12025550143");
+
+  Mutex mu;
+  std::vector<std::string> events;
+  auto note = [&](std::string event) {
+    MutexLock lock(&mu);
+    events.push_back(std::move(event));
+  };
+  std::promise<bool> big_written;
+  std::thread import([&] {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminKey));
+    v1::ImportRecipientsResponse out;
+    auto writer = campaigns_->ImportRecipients(&ctx, &out);
+    const bool written = writer->Write(header) && writer->Write(big);
+    big_written.set_value(written);
+    writer->Write(refused);  // false if the call already ended
+    ErrorDetails d = Details(writer->Finish());
+    note(absl::StrCat("import ended: ",
+                      d.fields.empty() ? "no field" : d.fields[0]));
+  });
+  // Once the server has the whole big message (it is parsing it or about
+  // to), three GetCampaign calls one after another: each answered while
+  // the import still runs.
+  const bool written = big_written.get_future().get();
+  EXPECT_TRUE(written);
+  for (int i = 0; written && i < 3; ++i) {
+    EXPECT_EQ(Get().id(), campaign_);
+    note("get answered");
+  }
+  import.join();
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"get answered", "get answered",
+                                      "get answered", "import ended: rows"}));
+  EXPECT_EQ(Get().stats().total(), 0);
 }
 
 }  // namespace
