@@ -145,9 +145,6 @@ class CampaignServer {
   std::unique_ptr<dispatch::HttpClient> http_client_;
   std::unique_ptr<dispatch::ProviderRegistry> providers_;
   std::unique_ptr<dispatch::Engine> engine_;
-  // engine_ once it exists: the database's writer thread tells it when
-  // storage writes again (it may fail before the engine is built).
-  std::atomic<dispatch::Engine*> engine_for_storage_{nullptr};
   std::unique_ptr<http::OperatorHttp> operator_http_;
   std::atomic<bool> serving_{false};
   // Set once the health service is configured; UpdateHealth does nothing

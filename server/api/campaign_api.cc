@@ -177,11 +177,7 @@ void Api::CreateCampaign(const RpcContext& ctx,
 void Api::GetCampaign(const RpcContext& ctx, const v1::GetCampaignRequest& req,
                       Reply<v1::Campaign> reply) {
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
-  absl::StatusOr<Campaign> c =
-      store_->GetCampaign(ctx.principal.account_id, req.id());
-  // A pause for storage that could not be stored yet is shown all the same.
-  if (c.ok()) engine_->ShowUnstoredPause(&*c);
-  ReplyWith(std::move(c), reply);
+  ReplyWith(store_->GetCampaign(ctx.principal.account_id, req.id()), reply);
 }
 
 void Api::ListCampaigns(const RpcContext& ctx,

@@ -5,10 +5,8 @@
 #include <limits>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/domain/errors.h"
 #include "server/domain/rules.h"
 #include "server/log/log.h"
 
@@ -48,11 +46,6 @@ class OutcomeTally {
 constexpr int kRoundsPerStep = 16;
 // How long a pump waits before trying again after a storage error.
 constexpr absl::Duration kErrorRetry = absl::Seconds(1);
-// How often a campaign paused because storage cannot write tries again (as
-// often as the database's own probe, DatabaseOptions::writable_probe_every).
-constexpr absl::Duration kStorageRetry = absl::Seconds(2);
-// How the pause_reason of a storage pause starts (a restart resumes them).
-constexpr absl::string_view kStoragePause = "storage cannot write";
 
 // When a campaign's messages stop being worth sending, if ever.
 std::optional<absl::Time> ExpiresAt(const Campaign& c) {
@@ -202,21 +195,6 @@ struct Engine::Pump {
   // The error threshold's pause reason, to store.
   std::string auto_pause ABSL_GUARDED_BY(mu);
 
-  // Paused because storage cannot write: the pause_reason ("" = not), and
-  // whether that pause is stored (else it is shown from memory).
-  std::string storage_pause ABSL_GUARDED_BY(mu);
-  bool storage_pause_stored ABSL_GUARDED_BY(mu) = false;
-  // Outcomes whose write failed, recorded again before anything is sent
-  // (counted in in_flight, so no rescan leases them again meanwhile).
-  std::vector<DispatchOutcome> unrecorded ABSL_GUARDED_BY(mu);
-  bool storage_retrying ABSL_GUARDED_BY(mu) = false;  // a retry write is out
-  bool storage_retry_armed ABSL_GUARDED_BY(mu) = false;
-  absl::Time storage_retry_at ABSL_GUARDED_BY(mu);
-  // Storage is owed a retry (a pause or outcomes to record).
-  bool StorageOwed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return !storage_pause.empty() || !unrecorded.empty();
-  }
-
   // A queued recipient may be behind the cursor: scan again before ending.
   void NeedRescan() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (scan == Scan::kRescanning) scan = Scan::kAhead;
@@ -259,20 +237,9 @@ absl::Status Engine::Recover() {
   if (!cancelling.ok()) return cancelling.status();
   absl::StatusOr<std::vector<Campaign>> live = store_->CampaignsInStatus(
       {CampaignStatus::kSending, CampaignStatus::kScheduled,
-       CampaignStatus::kSent, CampaignStatus::kPaused});
+       CampaignStatus::kSent});
   if (!live.ok()) return live.status();
   for (const Campaign& c : *live) {
-    if (c.status == CampaignStatus::kPaused) {
-      // Paused because storage could not write, stopped before it could
-      // resume: it resumes now (a failure is logged; it stays paused).
-      if (absl::StartsWith(c.pause_reason, kStoragePause)) {
-        LifecycleChange change;
-        change.event = CampaignEvent::kResume;
-        change.now = timer_->Now();
-        Transition(c.account_id, c.id, std::move(change), nullptr);
-      }
-      continue;
-    }
     if (c.status != CampaignStatus::kSent) {
       Apply(c);
       continue;
@@ -281,7 +248,7 @@ absl::Status Engine::Recover() {
     absl::StatusOr<Sender> sender = store_->SenderOf(c);
     Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
     const bool receipts = provider == nullptr || provider->SendsReceipts();
-    Publish(c);
+    progress_.Publish(c, timer_->Now());
     MutexLock lock(&mu_);
     if (!stopped_) ArmReceiptTimeout(c, receipts);
   }
@@ -309,35 +276,17 @@ void Engine::Transition(const std::string& account_id, const std::string& id,
 }
 
 void Engine::Apply(const Campaign& c) {
-  Publish(c);
+  progress_.Publish(c, timer_->Now());
   MutexLock lock(&mu_);
   if (stopped_) return;
   auto it = pumps_.find(c.id);
   PumpPtr p = it == pumps_.end() ? nullptr : it->second;
-  if (p) {
-    p->Held(mu_);
-    p->campaign.status = c.status;
-    p->campaign.pause_reason = c.pause_reason;
-  }
   switch (c.status) {
     case CampaignStatus::kSending:
       EnsurePump(c);
       return;
     case CampaignStatus::kPaused:
-      if (p) {
-        p->Held(mu_);
-        if (!p->storage_pause.empty()) {
-          // Ours, now stored; or someone else's pause, which a storage
-          // retry must not resume.
-          if (c.pause_reason == p->storage_pause) {
-            p->storage_pause_stored = true;
-          } else {
-            p->storage_pause.clear();
-            p->storage_pause_stored = false;
-          }
-        }
-        HaltAndRelease(p);
-      }
+      if (p) HaltAndRelease(p);
       return;
     case CampaignStatus::kScheduled:
       if (p) HaltAndRelease(p);
@@ -378,9 +327,6 @@ void Engine::EnsurePump(const Campaign& c) {
     p->window.clear();
     p->window_failures = 0;
   }
-  // A committed write made it sending: storage writes, whoever resumed.
-  p->storage_pause.clear();
-  p->storage_pause_stored = false;
   Unhalt(p);
 }
 
@@ -401,13 +347,6 @@ void Engine::HaltAndRelease(const PumpPtr& p) {
 
 void Engine::Unhalt(const PumpPtr& p) {
   p->Held(mu_);
-  if (p->StorageOwed()) {
-    // Outcomes to record (their recipients are still queued in storage) or
-    // storage still failing: RetryStorage unhalts once it is done.
-    Halt(*p);
-    if (!p->storage_retrying) ArmStorageRetry(p, timer_->Now());
-    return;
-  }
   p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
   ScheduleStep(p, timer_->Now());
 }
@@ -611,29 +550,9 @@ void Engine::RetryFailed(const std::string& account_id, const std::string& id,
       });
 }
 
-absl::Status Engine::ReceiptsRefused() {
-  MutexLock lock(&mu_);
-  for (const auto& [id, p] : pumps_) {
-    p->Held(mu_);
-    if (p->unrecorded.empty()) continue;
-    // They could be for those messages, and would match nothing yet.
-    return errors::WithRetryAfter(
-        absl::UnavailableError(absl::StrCat(
-            "receipts refused: outcomes of campaign ", id,
-            " are not recorded yet (storage could not write); send them "
-            "again")),
-        kStorageRetry);
-  }
-  return absl::OkStatus();
-}
-
 void Engine::IngestReceipts(const std::string& account_id,
                             std::vector<ReceiptUpdate> receipts,
                             Done<ReceiptResult> done) {
-  if (absl::Status refused = ReceiptsRefused(); !refused.ok()) {
-    if (done) done(std::move(refused));
-    return;
-  }
   store_->ApplyReceipts(
       account_id, std::move(receipts),
       [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
@@ -644,10 +563,6 @@ void Engine::IngestReceipts(const std::string& account_id,
 void Engine::IngestProviderReceipts(const std::string& provider,
                                     std::vector<ReceiptUpdate> receipts,
                                     Done<ReceiptResult> done) {
-  if (absl::Status refused = ReceiptsRefused(); !refused.ok()) {
-    if (done) done(std::move(refused));
-    return;
-  }
   store_->ApplyProviderReceipts(
       provider, std::move(receipts),
       [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
@@ -675,7 +590,7 @@ void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
       }
     }
     for (const Campaign& c : r->campaigns) {
-      Publish(c);
+      progress_.Publish(c, timer_->Now());
       if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
         LifecycleChange change;
         change.event = CampaignEvent::kAllFinal;
@@ -684,20 +599,8 @@ void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
       }
     }
   } else if (IsStorageFailure(r.status())) {
-    // Refused, never acknowledged and dropped: every intake answers its
-    // sender "try again" (gRPC UNAVAILABLE, HTTP 503, a temporary SMPP
-    // error), and the sender keeps them until then.
-    static logging::RateLimited limit(10, absl::Seconds(10));
-    int64_t suppressed = 0;
-    if (limit.Allow(&suppressed)) {
-      logging::Error("receipts not stored: refused, the sender retries",
-                     {{"error", r.status()}, {"suppressed", suppressed}});
-    }
-    r = errors::WithRetryAfter(
-        absl::UnavailableError(
-            absl::StrCat("receipts not stored (", r.status().ToString(),
-                         "); none of this batch was applied, send it again")),
-        kStorageRetry);
+    logging::Error("storing receipts failed (not acknowledged)",
+                   {{"error", r.status()}});
   }
   if (done) done(std::move(r));
 }
@@ -951,31 +854,27 @@ void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch) {
   store_->MarkHanded(
       p->account_id, p->id, std::move(seqs), true,
       [this, p, n, batch = std::move(batch)](absl::Status marked) mutable {
-        {
-          MutexLock lock(&mu_);
-          p->Held(mu_);
-          if (marked.ok() && p->phase == Pump::Phase::kSending && !stopped_) {
-            // The call starts from the pump's next step, on a timer thread:
-            // never on the storage writer's.
-            p->marked.push_back(std::move(batch));
-            ScheduleStep(p, timer_->Now());
-            return;
-          }
-          if (!marked.ok()) {
-            logging::Error("marking messages before the provider call failed",
-                           {{"campaign_id", p->id},
-                            {"messages", static_cast<int64_t>(n)},
-                            {"error", marked}});
-            p->next_batch_at = timer_->Now() + kErrorRetry;
-          }
-          Unmark(p, std::move(batch), /*stored=*/marked.ok());
-          if (p->phase == Pump::Phase::kSending && !stopped_ &&
-              (marked.ok() || !IsStorageFailure(marked))) {
-            ScheduleStep(p, p->next_batch_at);
-          }
+        MutexLock lock(&mu_);
+        p->Held(mu_);
+        if (marked.ok() && p->phase == Pump::Phase::kSending && !stopped_) {
+          // The call starts from the pump's next step, on a timer thread:
+          // never on the storage writer's.
+          p->marked.push_back(std::move(batch));
+          ScheduleStep(p, timer_->Now());
+          return;
         }
-        // The batch is back at the front, unsent.
-        if (IsStorageFailure(marked)) StoragePause(p, marked, {});
+        if (!marked.ok()) {
+          logging::Error("marking messages before the provider call failed",
+                         {{"campaign_id", p->id},
+                          {"messages", static_cast<int64_t>(n)},
+                          {"retry_in", kErrorRetry},
+                          {"error", marked}});
+          p->next_batch_at = timer_->Now() + kErrorRetry;
+        }
+        Unmark(p, std::move(batch), /*stored=*/marked.ok());
+        if (p->phase == Pump::Phase::kSending && !stopped_) {
+          ScheduleStep(p, p->next_batch_at);
+        }
       });
   p->Lock(mu_);
 }
@@ -1287,15 +1186,8 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
 
 void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes) {
   const int64_t messages = static_cast<int64_t>(outcomes.size());
-  // Kept until committed: if storage cannot write them, they are recorded
-  // again later rather than sent again.
-  auto kept = std::make_shared<std::vector<DispatchOutcome>>(outcomes);
   store_->RecordOutcomes(p->account_id, p->id, std::move(outcomes),
-                         [this, p, messages, kept](absl::StatusOr<Campaign> c) {
-                           if (!c.ok() && IsStorageFailure(c.status())) {
-                             StoragePause(p, c.status(), std::move(*kept));
-                             return;
-                           }
+                         [this, p, messages](absl::StatusOr<Campaign> c) {
                            OnRecorded(p, messages, std::move(c));
                          });
 }
@@ -1330,7 +1222,7 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
       ScheduleStep(p, now);
     }
   }
-  if (c.ok()) Publish(*c);
+  if (c.ok()) progress_.Publish(*c, timer_->Now());
   if (!pause_reason.empty()) {
     logging::Warn("campaign auto-paused",
                   {{"campaign_id", p->id}, {"reason", pause_reason}});
@@ -1354,289 +1246,18 @@ void Engine::FinishDispatch(const PumpPtr& p) {
           Apply(*c);
           return;
         }
-        const bool storage = IsStorageFailure(c.status());
-        if (storage) {
+        if (IsStorageFailure(c.status())) {
           logging::Error("storing the end of dispatch failed",
                          {{"campaign_id", p->id}, {"error", c.status()}});
         }
-        {
-          // Something is queued after all (or the campaign left sending).
-          MutexLock lock(&mu_);
-          p->Held(mu_);
-          if (p->phase != Pump::Phase::kFinishing || stopped_) return;
-          p->phase = Pump::Phase::kSending;
-          p->scan = Pump::Scan::kEnd;  // rescan from the start
-          if (!storage) {
-            ScheduleStep(p, timer_->Now() + kErrorRetry / 10);
-            return;
-          }
-        }
-        StoragePause(p, c.status(), {});
-      });
-}
-
-void Engine::Publish(Campaign c) {
-  ShowUnstoredPause(&c);
-  progress_.Publish(c, timer_->Now());
-}
-
-void Engine::ShowUnstoredPause(Campaign* c) {
-  MutexLock lock(&mu_);
-  auto it = pumps_.find(c->id);
-  if (it == pumps_.end() || it->second->account_id != c->account_id) return;
-  Pump& p = *it->second;
-  p.Held(mu_);
-  if (p.storage_pause.empty() || p.storage_pause_stored ||
-      c->status != CampaignStatus::kSending) {
-    return;
-  }
-  c->status = CampaignStatus::kPaused;
-  c->pause_reason = p.storage_pause;
-}
-
-void Engine::StorageWritable(bool writable) {
-  if (!writable) return;  // each campaign learns it from its own write
-  std::vector<PumpPtr> owed;
-  {
-    MutexLock lock(&mu_);
-    if (stopped_) return;
-    for (const auto& [id, p] : pumps_) {
-      p->Held(mu_);
-      if (p->StorageOwed()) owed.push_back(p);
-    }
-  }
-  for (const PumpPtr& p : owed) RetryStorage(p);
-}
-
-void Engine::StoragePause(const PumpPtr& p, const absl::Status& error,
-                          std::vector<DispatchOutcome> unrecorded) {
-  Campaign shown;
-  LifecycleChange change;
-  int64_t unrecorded_count = 0;
-  {
-    MutexLock lock(&mu_);
-    p->Held(mu_);
-    unrecorded_count = static_cast<int64_t>(unrecorded.size());
-    for (DispatchOutcome& o : unrecorded) p->unrecorded.push_back(std::move(o));
-    if (!p->storage_pause.empty() || stopped_) {
-      // Paused already (logged once): the retry in progress covers these.
-      if (!p->storage_retrying && !stopped_) {
-        ArmStorageRetry(p, timer_->Now() + kStorageRetry);
-      }
-      return;
-    }
-    p->storage_pause = absl::StrCat(kStoragePause, " (", error.ToString(),
-                                    "); resumes by itself once writes succeed");
-    p->storage_pause_stored = false;
-    HaltAndRelease(p);
-    shown = p->campaign;
-    change.reason = p->storage_pause;
-  }
-  logging::Error("campaign paused: storage cannot write",
-                 {{"campaign_id", p->id},
-                  {"unrecorded_outcomes", unrecorded_count},
-                  {"error", error}});
-  Publish(shown);
-  // Stored if storage takes it; shown from memory until then.
-  change.event = CampaignEvent::kPause;
-  change.now = timer_->Now();
-  store_->TransitionCampaign(
-      p->account_id, p->id, std::move(change),
-      [this, p](absl::StatusOr<Campaign> c) {
-        if (c.ok()) Apply(*c);  // stored: Apply notes it
+        // Something is queued after all (or the campaign left sending).
         MutexLock lock(&mu_);
         p->Held(mu_);
-        if (p->StorageOwed() && !p->storage_retrying && !stopped_) {
-          ArmStorageRetry(p, timer_->Now() + kStorageRetry);
-        }
+        if (p->phase != Pump::Phase::kFinishing || stopped_) return;
+        p->phase = Pump::Phase::kSending;
+        p->scan = Pump::Scan::kEnd;  // rescan from the start
+        ScheduleStep(p, timer_->Now() + kErrorRetry / 10);
       });
-}
-
-void Engine::ArmStorageRetry(const PumpPtr& p, absl::Time when) {
-  p->Held(mu_);
-  if (p->storage_retry_armed && p->storage_retry_at <= when) return;
-  p->storage_retry_armed = true;
-  p->storage_retry_at = when;
-  timer_->At(when, [this, p, when] {
-    {
-      MutexLock lock(&mu_);
-      p->Held(mu_);
-      if (!p->storage_retry_armed || p->storage_retry_at != when) return;
-      p->storage_retry_armed = false;
-    }
-    RetryStorage(p);
-  });
-}
-
-void Engine::RetryStorage(const PumpPtr& p) {
-  std::vector<DispatchOutcome> outcomes;
-  {
-    MutexLock lock(&mu_);
-    p->Held(mu_);
-    if (!p->StorageOwed() || p->storage_retrying || stopped_) return;
-    p->storage_retrying = true;
-    outcomes = p->unrecorded;  // kept until committed
-  }
-  if (outcomes.empty()) {
-    EndStoragePause(p, /*wrote=*/false);
-    return;
-  }
-  const size_t n = outcomes.size();
-  store_->RecordOutcomes(
-      p->account_id, p->id, std::move(outcomes),
-      [this, p, n](absl::StatusOr<Campaign> c) {
-        if (!c.ok() && IsStorageFailure(c.status())) {
-          StorageRetryFailed(p, c.status());
-          return;
-        }
-        if (!c.ok()) {
-          // Not storage's fault (the campaign is gone): nothing to keep.
-          logging::Error(
-              "recording outcomes kept across a storage pause failed",
-              {{"campaign_id", p->id}, {"error", c.status()}});
-        }
-        std::vector<std::function<void()>> idle;
-        {
-          MutexLock lock(&mu_);
-          p->Held(mu_);
-          p->unrecorded.erase(p->unrecorded.begin(),
-                              p->unrecorded.begin() + static_cast<long>(n));
-          p->in_flight -= static_cast<int64_t>(n);
-          if (c.ok()) p->campaign.stats = c->stats;
-          if (p->in_flight == 0 && p->starting == 0) idle.swap(p->on_idle);
-        }
-        if (c.ok()) Publish(*c);
-        if (!idle.empty()) {
-          // A cancel waited for these outcomes: it goes ahead now, and the
-          // pump never sends again.
-          {
-            MutexLock lock(&mu_);
-            p->Held(mu_);
-            p->storage_retrying = false;
-            p->storage_pause.clear();
-            p->storage_pause_stored = false;
-          }
-          for (auto& fn : idle) fn();
-          return;
-        }
-        EndStoragePause(p, /*wrote=*/c.ok());
-      });
-}
-
-void Engine::EndStoragePause(const PumpPtr& p, bool wrote) {
-  enum class Next { kNothing, kResumed, kStorePause, kStoreResume };
-  Next next = Next::kNothing;
-  std::string reason;
-  Campaign resumed;
-  {
-    MutexLock lock(&mu_);
-    p->Held(mu_);
-    reason = p->storage_pause;
-    auto it = pumps_.find(p->id);
-    const bool sending = it != pumps_.end() && it->second == p &&
-                         p->campaign.status == CampaignStatus::kSending;
-    if (stopped_) {
-      p->storage_retrying = false;
-      return;
-    }
-    if (!p->unrecorded.empty()) {  // more failed meanwhile: record them too
-      p->storage_retrying = false;
-      ArmStorageRetry(p, timer_->Now());
-      return;
-    }
-    if (reason.empty()) {
-      // Someone else's pause, resume or cancel took over meanwhile: a
-      // resumed campaign waited only for its outcomes to be recorded.
-      p->storage_retrying = false;
-      if (sending && p->phase == Pump::Phase::kHalted) Unhalt(p);
-      return;
-    }
-    if (wrote && !p->storage_pause_stored) {
-      // Writes succeed and the pause never reached storage: go on.
-      p->storage_retrying = false;
-      p->storage_pause.clear();
-      if (sending) Unhalt(p);
-      resumed = p->campaign;
-      next = Next::kResumed;
-    } else {
-      next = p->storage_pause_stored ? Next::kStoreResume : Next::kStorePause;
-    }
-  }
-  if (next == Next::kResumed) {
-    logging::Info("campaign resumed: storage writes again",
-                  {{"campaign_id", p->id}});
-    Publish(resumed);
-    return;
-  }
-  LifecycleChange change;
-  change.now = timer_->Now();
-  if (next == Next::kStorePause) {
-    // Nothing else to write: storing the pause is the probe write (and
-    // puts the pause in the campaign's history); the resume follows.
-    change.event = CampaignEvent::kPause;
-    change.reason = reason;
-    store_->TransitionCampaign(p->account_id, p->id, std::move(change),
-                               [this, p](absl::StatusOr<Campaign> c) {
-                                 if (!c.ok() && IsStorageFailure(c.status())) {
-                                   StorageRetryFailed(p, c.status());
-                                   return;
-                                 }
-                                 // Not ok: no longer sending (cancelled,
-                                 // deleted): EndStoragePause clears it.
-                                 if (c.ok()) {
-                                   Apply(*c);
-                                 } else {
-                                   MutexLock lock(&mu_);
-                                   p->Held(mu_);
-                                   p->storage_pause.clear();
-                                 }
-                                 EndStoragePause(p, /*wrote=*/true);
-                               });
-    return;
-  }
-  change.event = CampaignEvent::kResume;
-  store_->TransitionCampaign(p->account_id, p->id, std::move(change),
-                             [this, p](absl::StatusOr<Campaign> c) {
-                               if (!c.ok() && IsStorageFailure(c.status())) {
-                                 StorageRetryFailed(p, c.status());
-                                 return;
-                               }
-                               {
-                                 MutexLock lock(&mu_);
-                                 p->Held(mu_);
-                                 p->storage_retrying = false;
-                                 // Resumed here, or moved on meanwhile (a
-                                 // user's resume, cancel or delete): either way
-                                 // no longer this pause.
-                                 p->storage_pause.clear();
-                                 p->storage_pause_stored = false;
-                               }
-                               if (c.ok()) {
-                                 logging::Info(
-                                     "campaign resumed: storage writes again",
-                                     {{"campaign_id", p->id}});
-                                 Apply(*c);
-                               }
-                             });
-}
-
-void Engine::StorageRetryFailed(const PumpPtr& p, const absl::Status& error) {
-  // Logged at most once a minute over all campaigns: the pause was logged.
-  static logging::RateLimited limit(1, absl::Minutes(1));
-  int64_t suppressed = 0;
-  if (limit.Allow(&suppressed)) {
-    logging::Warn("storage still cannot write: paused campaigns wait",
-                  {{"campaign_id", p->id},
-                   {"retry_in", kStorageRetry},
-                   {"error", error},
-                   {"suppressed", suppressed}});
-  }
-  MutexLock lock(&mu_);
-  p->Held(mu_);
-  p->storage_retrying = false;
-  if (!stopped_ && p->StorageOwed()) {
-    ArmStorageRetry(p, timer_->Now() + kStorageRetry);
-  }
 }
 
 }  // namespace campaigns::dispatch

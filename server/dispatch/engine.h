@@ -23,15 +23,9 @@
 // their `done` waits (as a callback, not a thread) for calls that were being
 // started at that moment to return from Provider::Send.
 //
-// Storage errors never lose or repeat a message: a failed lease is retried;
-// a dispatch write that fails (outcomes, marks, the end of dispatch: the
-// disk is full, I/O fails) pauses the campaign with a pause_reason naming
-// the error. That pause is stored if storage takes it and shown from memory
-// (GetCampaign through ShowUnstoredPause, WatchCampaign) until then; the
-// outcomes that failed to record are kept and recorded first when writes
-// succeed again (every 2 s, or at once on StorageWritable), so nothing a
-// provider accepted goes out twice; then the campaign resumes by itself.
-// A failed lifecycle write is logged and retried by the next step.
+// Storage errors never lose or repeat a message: a failed lease or outcome
+// write is retried (the message keeps its idempotency key), a failed
+// lifecycle write is logged and retried by the next step.
 //
 // Thread-safe.
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
@@ -116,9 +110,7 @@ class Engine {
                    std::vector<std::string> error_codes,
                    Done<RetryResult> done);
   // Receipts from DeliveryService or a provider; completes campaigns whose
-  // last awaited receipt arrived. UNAVAILABLE with a retry delay (nothing
-  // applied) when storage cannot write, or while outcomes a failed write
-  // left in memory are not recorded yet: the sender must send them again.
+  // last awaited receipt arrived.
   void IngestReceipts(const std::string& account_id,
                       std::vector<ReceiptUpdate> receipts,
                       Done<ReceiptResult> done);
@@ -132,16 +124,6 @@ class Engine {
   // A campaign created (perhaps started) or updated (e.g. a new
   // schedule_at) outside the engine: pumps and timers follow it.
   void Updated(const Campaign& c) { Apply(c); }
-
-  // Told by the database when its writes start failing or succeed again
-  // (DatabaseOptions::on_writable): campaigns paused because storage could
-  // not write try again at once. Any thread; never blocks.
-  void StorageWritable(bool writable) ABSL_LOCKS_EXCLUDED(mu_);
-
-  // `c` as a reader should see it: a campaign the engine paused because
-  // storage cannot write, whose pause is not stored yet, shows as paused
-  // with that reason.
-  void ShowUnstoredPause(Campaign* c) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Live progress of campaigns (WatchCampaign).
   ProgressHub& progress() { return progress_; }
@@ -219,32 +201,6 @@ class Engine {
   void OnRecorded(const PumpPtr& p, int64_t messages,
                   absl::StatusOr<Campaign> c) ABSL_LOCKS_EXCLUDED(mu_);
   void FinishDispatch(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
-  // A dispatch write of `p` failed with `error`: keeps `unrecorded` (counted
-  // in in_flight) to record again, halts the pump and pauses the campaign
-  // with a reason naming the error (stored if storage takes it). Logged once
-  // per pause.
-  void StoragePause(const PumpPtr& p, const absl::Status& error,
-                    std::vector<DispatchOutcome> unrecorded)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Tries storage again for `p`: records what is unrecorded, then ends the
-  // storage pause (storing the pause first when nothing else proved that
-  // writes succeed, then the resume). On failure, tries again later.
-  void RetryStorage(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
-  // Ends `p`'s storage pause once a write succeeded (`wrote`) or after
-  // storing it as the probe write.
-  void EndStoragePause(const PumpPtr& p, bool wrote) ABSL_LOCKS_EXCLUDED(mu_);
-  // A RetryStorage write failed: arms the next try.
-  void StorageRetryFailed(const PumpPtr& p, const absl::Status& error)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Runs RetryStorage(p) at `when` (or earlier, if armed already).
-  void ArmStorageRetry(const PumpPtr& p, absl::Time when)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // progress_.Publish of `c` as readers should see it (ShowUnstoredPause).
-  void Publish(Campaign c) ABSL_LOCKS_EXCLUDED(mu_);
-  // UNAVAILABLE (with a retry delay) while outcomes whose write failed are
-  // kept in memory: a receipt for one of those messages would match nothing
-  // until they are recorded, so every receipt waits (its sender retries).
-  absl::Status ReceiptsRefused() ABSL_LOCKS_EXCLUDED(mu_);
   // Publishes and completes the campaigns receipts changed.
   void AfterReceipts(absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -14,10 +14,6 @@
 namespace campaigns::dispatch {
 namespace {
 
-// How long a receipt the sink refused (storage could not write) waits before
-// it is reported again.
-constexpr absl::Duration kReceiptRetry = absl::Seconds(2);
-
 // FNV-1a with a final mix: stable across runs and builds (absl::Hash is
 // not), so outcomes and message ids repeat.
 uint64_t StableHash(absl::string_view s, uint64_t salt) {
@@ -392,12 +388,7 @@ void Simulator::Report(const std::string& account,
   auto logged = std::make_shared<std::vector<ReceiptUpdate>>(receipts);
   receipts_(account, std::move(receipts),
             [this, account, logged](absl::Status committed) {
-              if (committed.ok()) {
-                LogReceipts(*logged, account);
-                return;
-              }
-              timer_->At(timer_->Now() + kReceiptRetry,
-                         [this, account, logged] { Report(account, *logged); });
+              if (committed.ok()) LogReceipts(*logged, account);
             });
 }
 

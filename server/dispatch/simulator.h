@@ -129,9 +129,7 @@ class Simulator final : public Provider {
   FILE* log_file_ ABSL_GUARDED_BY(mu_) = nullptr;
   // From the log at start: receipts owed, by account.
   std::map<std::string, std::vector<ReceiptUpdate>> owed_ ABSL_GUARDED_BY(mu_);
-  // Hands receipts to the sink; logs them as reported once stored, and
-  // reports them again a little later when the sink refused them (as a
-  // vendor retries a webhook answered 503).
+  // Hands receipts to the sink; logs them as reported once stored.
   void Report(const std::string& account, std::vector<ReceiptUpdate> receipts);
   // Appends a receipt-reported line (with a log file).
   void LogReceipts(const std::vector<ReceiptUpdate>& receipts,

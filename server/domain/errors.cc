@@ -57,12 +57,8 @@ absl::Status InsufficientCredits(absl::string_view message) {
 
 absl::Status RateLimited(absl::string_view message,
                          absl::Duration retry_after) {
-  return WithRetryAfter(
-      Make(absl::StatusCode::kResourceExhausted, kRateLimitExceeded, message),
-      retry_after);
-}
-
-absl::Status WithRetryAfter(absl::Status status, absl::Duration retry_after) {
+  absl::Status status =
+      Make(absl::StatusCode::kResourceExhausted, kRateLimitExceeded, message);
   status.SetPayload(
       kRetryUrl,
       absl::Cord(absl::StrCat(absl::ToInt64Microseconds(retry_after))));
@@ -71,9 +67,12 @@ absl::Status WithRetryAfter(absl::Status status, absl::Duration retry_after) {
 
 absl::Status StorageFull(absl::string_view message,
                          absl::Duration retry_after) {
-  return WithRetryAfter(
-      Make(absl::StatusCode::kResourceExhausted, kStorageFull, message),
-      retry_after);
+  absl::Status status =
+      Make(absl::StatusCode::kResourceExhausted, kStorageFull, message);
+  status.SetPayload(
+      kRetryUrl,
+      absl::Cord(absl::StrCat(absl::ToInt64Microseconds(retry_after))));
+  return status;
 }
 
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status) {

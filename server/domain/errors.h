@@ -86,12 +86,7 @@ absl::Status RateLimited(absl::string_view message, absl::Duration retry_after);
 // RetryAfterOf) once space is freed.
 absl::Status StorageFull(absl::string_view message, absl::Duration retry_after);
 
-// `status` telling the caller to try again after `retry_after` (RetryInfo and
-// the retry-after trailer over gRPC).
-absl::Status WithRetryAfter(absl::Status status, absl::Duration retry_after);
-
-// The retry delay a status carries (RateLimited, StorageFull,
-// WithRetryAfter), if any.
+// The retry delay a status carries (RateLimited, StorageFull), if any.
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status);
 
 // UNIMPLEMENTED / UNIMPLEMENTED.
