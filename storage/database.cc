@@ -552,6 +552,9 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
       options_.on_writable) {
     options_.on_writable(now_writable);
   }
+  // A reader's MarkCorrupt between the load and the exchange above: once
+  // corrupt, writable() stays false (readiness reads corrupt() first).
+  if (now_writable && corrupt_.load()) writable_.store(false);
   if (!commit_status.ok()) {
     // Once per failure of the writer, at most a few a second: a full disk
     // fails every transaction until space is freed.
