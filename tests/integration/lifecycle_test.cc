@@ -71,7 +71,11 @@ TEST_F(StartTest, BadDatabasePathFailsCleanly) {
   options.db_path = db_dir_ + "/no/such/dir/campaignd.db";
   auto server = CampaignServer::Start(options);
   ASSERT_FALSE(server.ok());
-  EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable);
+  // Refused before SQLite is asked, naming the missing directory.
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(server.status().message().find(db_dir_ + "/no/such/dir: No such"),
+            absl::string_view::npos)
+      << server.status();
 }
 
 // A start that cannot bind its port commits nothing: a generated admin key

@@ -605,13 +605,31 @@ TEST_F(ContactStoreTest, MaterializesContactsWithAnyTagOfTheAccountOnly) {
   EXPECT_THAT(RecipientAddresses(mail.id), ElementsAre("bob@example.com"));
 }
 
-TEST_F(ContactStoreTest, MaterializesContactIdsIgnoringOtherAccounts) {
+TEST_F(ContactStoreTest, MaterializesContactIdsAndRefusesOtherAccounts) {
   Contact one = MustCreate(NewContact(a_, "+12025550101"));
   Contact two = MustCreate(NewContact(a_, "+12025550102"));
   Contact of_b = MustCreate(NewContact(b_, "+12025550103"));
   Suppress(a_, "+12025550102", Channel::kUnspecified);
+  // Another account's contact is NOT_FOUND at create, naming it.
+  Campaign foreign;
+  foreign.id = NewId(kCampaignPrefix);
+  foreign.account_id = a_;
+  foreign.name = "foreign";
+  foreign.channel = Channel::kSms;
+  foreign.sender_id = "+15550100";
+  foreign.body = "Hi";
+  foreign.created_at = foreign.updated_at = NowMicros();
+  foreign.contact_ids = {one.id, of_b.id};
+  absl::StatusOr<Campaign> refused =
+      AwaitResult<Campaign>([&](Callback<Campaign> done) {
+        store_->CreateCampaign(foreign, {}, std::move(done));
+      });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(refused.status().message(), HasSubstr(of_b.id));
+
   Campaign campaign = MustCreateCampaign(a_, Channel::kSms, [&](Campaign& x) {
-    x.contact_ids = {one.id, two.id, of_b.id};
+    x.contact_ids = {one.id, two.id};
   });
 
   absl::StatusOr<MaterializeResult> r = Materialize(a_, campaign.id);
