@@ -117,9 +117,15 @@ class CondVar {
     cv_.wait(lock);
     lock.release();
   }
-  // As Wait, for at most `timeout`; true if it timed out.
+  // As Wait, for at most `timeout` (an infinite one waits as Wait does);
+  // true if it timed out.
   bool WaitWithTimeout(Mutex* mu, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    // now + an infinite (or huge) timeout overflows steady_clock.
+    if (timeout > absl::Hours(24 * 365)) {
+      Wait(mu);
+      return false;
+    }
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
     const bool timed_out =
         cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout)) ==
