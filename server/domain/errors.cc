@@ -55,24 +55,30 @@ absl::Status InsufficientCredits(absl::string_view message) {
               message);
 }
 
-absl::Status RateLimited(absl::string_view message,
-                         absl::Duration retry_after) {
+namespace {
+
+// RESOURCE_EXHAUSTED / `reason`, carrying the delay RetryAfterOf reads.
+absl::Status ExhaustedRetryAfter(absl::string_view reason,
+                                 absl::string_view message,
+                                 absl::Duration retry_after) {
   absl::Status status =
-      Make(absl::StatusCode::kResourceExhausted, kRateLimitExceeded, message);
+      Make(absl::StatusCode::kResourceExhausted, reason, message);
   status.SetPayload(
       kRetryUrl,
       absl::Cord(absl::StrCat(absl::ToInt64Microseconds(retry_after))));
   return status;
 }
 
+}  // namespace
+
+absl::Status RateLimited(absl::string_view message,
+                         absl::Duration retry_after) {
+  return ExhaustedRetryAfter(kRateLimitExceeded, message, retry_after);
+}
+
 absl::Status StorageFull(absl::string_view message,
                          absl::Duration retry_after) {
-  absl::Status status =
-      Make(absl::StatusCode::kResourceExhausted, kStorageFull, message);
-  status.SetPayload(
-      kRetryUrl,
-      absl::Cord(absl::StrCat(absl::ToInt64Microseconds(retry_after))));
-  return status;
+  return ExhaustedRetryAfter(kStorageFull, message, retry_after);
 }
 
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status) {
