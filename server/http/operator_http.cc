@@ -198,7 +198,10 @@ void OperatorHttp::Route(HttpServerRequest req, HttpReply reply) {
               {{"provider", provider_name},
                {"receipts", static_cast<int64_t>(receipts)},
                {"error", committed}});
-          reply(Text(503, "not stored, try again"));
+          HttpServerResponse r = Text(503, "not stored, try again");
+          // Storage tries a write again every 2 s (writable_probe_every).
+          r.headers.emplace_back("Retry-After", "2");
+          reply(std::move(r));
           return;
         }
         reply(answer.empty() ? Json(200, "{}") : Exact(answer));

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "server/dispatch/engine.h"
+#include "server/domain/errors.h"
 #include "tests/dispatch/engine_fixture.h"
 
 namespace campaigns::dispatch {
@@ -33,6 +34,11 @@ class FaultyStore : public DispatchStore {
   std::atomic<int> fail_sender_reads{0};
   std::atomic<int> fail_finishes{0};  // kAllDispatched transitions
   std::atomic<int> records{0};        // RecordOutcomes calls that wrote
+  // The disk is full: every write fails as SQLITE_FULL answers (reads work).
+  std::atomic<bool> full{false};
+  // When > 0: the disk fills after this many more RecordOutcomes writes.
+  std::atomic<int> records_until_full{0};
+  std::atomic<int> refused_writes{0};
 
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change,
@@ -41,6 +47,7 @@ class FaultyStore : public DispatchStore {
       done(absl::InternalError("storage error (injected)"));
       return;
     }
+    if (Full()) return done(DiskFull());
     real_->TransitionCampaign(account_id, id, std::move(change),
                               std::move(done));
   }
@@ -58,30 +65,38 @@ class FaultyStore : public DispatchStore {
       done(absl::InternalError("disk I/O error (injected)"));
       return;
     }
+    if (Full()) return done(DiskFull());
     ++records;
     real_->RecordOutcomes(account_id, campaign_id, std::move(outcomes),
                           std::move(done));
+    if (Take(records_until_full) && records_until_full.load() == 0) {
+      full = true;
+    }
   }
   void ApplyReceipts(const std::string& account_id,
                      std::vector<ReceiptUpdate> receipts,
                      Done<ReceiptResult> done) override {
+    if (Full()) return done(DiskFull());
     real_->ApplyReceipts(account_id, std::move(receipts), std::move(done));
   }
   void MarkHanded(const std::string& account_id, const std::string& campaign_id,
                   std::vector<int64_t> seqs, bool handed,
                   std::function<void(absl::Status)> done) override {
+    if (Full()) return done(DiskFull());
     real_->MarkHanded(account_id, campaign_id, std::move(seqs), handed,
                       std::move(done));
   }
   void ApplyProviderReceipts(const std::string& provider,
                              std::vector<ReceiptUpdate> receipts,
                              Done<ReceiptResult> done) override {
+    if (Full()) return done(DiskFull());
     real_->ApplyProviderReceipts(provider, std::move(receipts),
                                  std::move(done));
   }
   void RetryFailed(const std::string& account_id, const std::string& id,
                    std::vector<std::string> error_codes,
                    Done<RetryResult> done) override {
+    if (Full()) return done(DiskFull());
     real_->RetryFailed(account_id, id, std::move(error_codes), std::move(done));
   }
   absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
@@ -107,6 +122,15 @@ class FaultyStore : public DispatchStore {
   }
 
  private:
+  bool Full() {
+    if (!full.load()) return false;
+    ++refused_writes;
+    return true;
+  }
+  // What storage::Database answers for SQLITE_FULL.
+  static absl::Status DiskFull() {
+    return absl::ResourceExhaustedError("disk full");
+  }
   static bool Take(std::atomic<int>& n) {
     int left = n.load();
     while (left > 0) {
@@ -152,30 +176,148 @@ TEST_F(EngineFaultsTest, FailedLeasesAreRetriedAndLoseNothing) {
   for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
 }
 
-// A batch whose outcomes failed to record stays queued and goes out again
-// under the same keys: the provider answers `duplicate`, nothing is counted
-// twice and nothing is lost.
-TEST_F(EngineFaultsTest, AFailedOutcomeWriteResendsUnderTheSameKeys) {
+// A batch whose outcomes failed to record is not sent again: the campaign
+// pauses with a reason naming the error (stored, since only that write
+// failed), the outcomes are recorded when writes succeed, and it resumes.
+TEST_F(EngineFaultsTest, AFailedOutcomeWritePausesAndIsRecordedNotResent) {
   UseFaultyStore();
   faulty_->fail_records = 1;
   StartEngine();
   const std::string sender = NewSender(SenderTier::kUnlimited, "+15550402");
   Campaign c = NewCampaign(sender, 40, 0, /*batch_size=*/10);
   StartCampaign(c);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kPaused));
+  EXPECT_NE(Get(c.id).pause_reason.find("disk I/O error (injected)"),
+            std::string::npos)
+      << Get(c.id).pause_reason;
   ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
   const Campaign done = Get(c.id);
+  // The failed batch's receipts were refused until its outcomes were
+  // recorded (they would have matched nothing), then taken.
   EXPECT_EQ(done.stats.delivered, 40);
   EXPECT_EQ(done.stats.failed + done.stats.skipped + done.stats.queued, 0);
+  EXPECT_TRUE(done.pause_reason.empty());
   const auto calls = CallsPerKey();
   EXPECT_EQ(calls.size(), 40u);
-  int repeated = 0;
-  for (const auto& [key, n] : calls) repeated += n > 1 ? 1 : 0;
-  EXPECT_EQ(repeated, 10);  // the one batch, once more
-  int duplicates = 0;
-  for (const SimulatorLogEntry& e : sim_->Log()) {
-    duplicates += e.outcome == "duplicate" ? 1 : 0;
-  }
-  EXPECT_EQ(duplicates, 10);
+  for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
+}
+
+// The disk fills while a campaign sends. The pause cannot be stored (that is
+// a write too): it is shown from memory by WatchCampaign and GetCampaign.
+// Nothing is sent meanwhile and nothing twice; once there is room again the
+// outcomes kept in memory are recorded and the campaign resumes by itself.
+TEST_F(EngineFaultsTest, ADiskFullPausesWithTheReasonAndResumesWhenWritesWork) {
+  UseFaultyStore();
+  faulty_->records_until_full = 1;     // the first batch's outcomes are stored
+  engine_options_.max_in_flight = 10;  // one batch out at a time
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550406");
+  Campaign c = NewCampaign(sender, 100, 0, /*batch_size=*/10);
+  // Watched, as WatchCampaign does (unwatched, only sending ones are kept).
+  engine_->progress().Subscribe(c.id, [] {});
+  StartCampaign(c);
+  auto shown_paused = [&] {
+    std::optional<Progress> p = engine_->progress().Latest(c.id);
+    return p && p->status == CampaignStatus::kPaused;
+  };
+  ASSERT_TRUE(RunUntil(shown_paused));
+  const std::string reason = engine_->progress().Latest(c.id)->pause_reason;
+  EXPECT_NE(reason.find("disk full"), std::string::npos) << reason;
+  Campaign read = Get(c.id);
+  EXPECT_EQ(read.status, CampaignStatus::kSending);  // not stored
+  EXPECT_EQ(read.stats.queued, 90);  // the second batch is not recorded
+  engine_->ShowUnstoredPause(&read);
+  EXPECT_EQ(read.status, CampaignStatus::kPaused);
+  EXPECT_EQ(read.pause_reason, reason);
+
+  const size_t calls_when_paused = sim_->Log().size();
+  EXPECT_EQ(calls_when_paused, 20u);
+  const int refused = faulty_->refused_writes.load();
+  RunFor(absl::Seconds(30));
+  EXPECT_EQ(sim_->Log().size(), calls_when_paused) << "sent while paused";
+  EXPECT_GT(faulty_->refused_writes.load(), refused) << "never tried again";
+  EXPECT_TRUE(shown_paused());
+
+  faulty_->full = false;
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.delivered, 100);
+  EXPECT_EQ(done.stats.failed + done.stats.skipped + done.stats.queued, 0);
+  EXPECT_TRUE(done.pause_reason.empty());
+  const auto calls = CallsPerKey();
+  EXPECT_EQ(calls.size(), 100u);
+  for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
+}
+
+// For a provider that does not de-duplicate, the mark written before each
+// call is the write that fails: the batch goes back unsent, the campaign
+// pauses, and resumes once the mark can be written.
+TEST_F(EngineFaultsTest, AMarkThatCannotBeWrittenPausesAndSendsNothing) {
+  RecordingProvider recording;  // marked: no idempotency keys
+  provider_ = &recording;
+  UseFaultyStore();
+  faulty_->records_until_full = 1;
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550407");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  engine_->progress().Subscribe(c.id, [] {});
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] {
+    std::optional<Progress> p = engine_->progress().Latest(c.id);
+    return p && p->status == CampaignStatus::kPaused;
+  }));
+  EXPECT_EQ(recording.sent().size(), 10u);
+  RunFor(absl::Seconds(20));
+  EXPECT_EQ(recording.sent().size(), 10u) << "sent while paused";
+  faulty_->full = false;
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kSent));
+  EXPECT_EQ(Get(c.id).stats.sent, 30);
+  std::map<std::string, int> per_recipient;
+  for (const OutgoingMessage& m : recording.sent())
+    ++per_recipient[m.recipient_id];
+  EXPECT_EQ(per_recipient.size(), 30u);
+  for (const auto& [id, n] : per_recipient) EXPECT_EQ(n, 1) << id;
+}
+
+// Receipts that cannot be committed are refused as UNAVAILABLE with a retry
+// delay (never acknowledged and dropped), and taken once writes work.
+TEST_F(EngineFaultsTest, ReceiptsAreRefusedWhileStorageCannotWrite) {
+  RecordingProvider recording;
+  provider_ = &recording;
+  UseFaultyStore();
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550408");
+  Campaign c = NewCampaign(sender, 2, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kSent));
+  ASSERT_EQ(recording.sent().size(), 2u);
+  ReceiptUpdate r;
+  r.provider_message_id = "pm_" + recording.sent()[0].recipient_id;
+  r.status = RecipientStatus::kDelivered;
+  r.occurred_at = timer_.Now();
+  ReceiptUpdate by_provider = r;
+  by_provider.provider_message_id = "pm_" + recording.sent()[1].recipient_id;
+
+  faulty_->full = true;
+  auto refused = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable)
+      << refused.status();
+  EXPECT_TRUE(errors::RetryAfterOf(refused.status()).has_value());
+  auto refused_webhook = AwaitResult<ReceiptResult>([&](auto done) {
+    engine_->IngestProviderReceipts("sim", {by_provider}, done);
+  });
+  EXPECT_EQ(refused_webhook.status().code(), absl::StatusCode::kUnavailable)
+      << refused_webhook.status();
+  EXPECT_EQ(Get(c.id).stats.delivered, 0);
+
+  faulty_->full = false;
+  auto taken = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->matched, 1);
+  EXPECT_EQ(Get(c.id).stats.delivered, 1);
 }
 
 // A busy database while a pump sets up is not the campaign's fault: it is
