@@ -141,6 +141,38 @@ class FaultyStore : public DispatchStore {
   DispatchStore* const real_;
 };
 
+// Every state of a campaign WatchCampaign would have shown: the pause
+// reasons of the paused ones, in order, each run of them once.
+class ShownStates {
+ public:
+  ShownStates(Engine* engine, const std::string& id)
+      : engine_(engine), id_(id) {
+    subscription_ = engine->progress().Subscribe(id, [this, engine, id] {
+      std::optional<Progress> p = engine->progress().Latest(id);
+      if (!p) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      const bool paused = p->status == CampaignStatus::kPaused;
+      if (paused && (!last_paused_ || reasons_.back() != p->pause_reason)) {
+        reasons_.push_back(p->pause_reason);
+      }
+      last_paused_ = paused;
+    });
+  }
+  ~ShownStates() { engine_->progress().Unsubscribe(id_, subscription_); }
+  std::vector<std::string> PauseReasons() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reasons_;
+  }
+
+ private:
+  Engine* const engine_;
+  const std::string id_;
+  uint64_t subscription_ = 0;
+  std::mutex mu_;
+  bool last_paused_ = false;
+  std::vector<std::string> reasons_;
+};
+
 class EngineFaultsTest : public EngineTest {
  protected:
   void UseFaultyStore() {
@@ -176,24 +208,23 @@ TEST_F(EngineFaultsTest, FailedLeasesAreRetriedAndLoseNothing) {
   for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
 }
 
-// A batch whose outcomes failed to record is not sent again: the campaign
-// pauses with a reason naming the error (stored, since only that write
-// failed), the outcomes are recorded when writes succeed, and it resumes.
+// A batch whose outcomes failed to record is not sent again: its outcomes
+// are kept, the campaign shows paused with the error meanwhile, they are
+// recorded once a write succeeds, and the campaign sends on by itself.
 TEST_F(EngineFaultsTest, AFailedOutcomeWritePausesAndIsRecordedNotResent) {
   UseFaultyStore();
   faulty_->fail_records = 1;
+  engine_options_.max_in_flight = 10;  // one batch out at a time
   StartEngine();
   const std::string sender = NewSender(SenderTier::kUnlimited, "+15550402");
   Campaign c = NewCampaign(sender, 40, 0, /*batch_size=*/10);
+  ShownStates shown(engine_.get(), c.id);
   StartCampaign(c);
-  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kPaused));
-  EXPECT_NE(Get(c.id).pause_reason.find("disk I/O error (injected)"),
-            std::string::npos)
-      << Get(c.id).pause_reason;
   ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  const std::vector<std::string> reasons = shown.PauseReasons();
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_EQ(reasons[0], "storage cannot write: disk I/O error (injected)");
   const Campaign done = Get(c.id);
-  // The failed batch's receipts were refused until its outcomes were
-  // recorded (they would have matched nothing), then taken.
   EXPECT_EQ(done.stats.delivered, 40);
   EXPECT_EQ(done.stats.failed + done.stats.skipped + done.stats.queued, 0);
   EXPECT_TRUE(done.pause_reason.empty());
@@ -222,13 +253,27 @@ TEST_F(EngineFaultsTest, ADiskFullPausesWithTheReasonAndResumesWhenWritesWork) {
   };
   ASSERT_TRUE(RunUntil(shown_paused));
   const std::string reason = engine_->progress().Latest(c.id)->pause_reason;
-  EXPECT_NE(reason.find("disk full"), std::string::npos) << reason;
+  EXPECT_EQ(reason, "storage cannot write: disk full");
   Campaign read = Get(c.id);
   EXPECT_EQ(read.status, CampaignStatus::kSending);  // not stored
   EXPECT_EQ(read.stats.queued, 90);  // the second batch is not recorded
   engine_->ShowUnstoredPause(&read);
   EXPECT_EQ(read.status, CampaignStatus::kPaused);
   EXPECT_EQ(read.pause_reason, reason);
+
+  // Receipts of this account wait (one could be for the batch whose
+  // outcomes are kept, and would match nothing yet); its sender retries.
+  ReceiptUpdate early;
+  early.provider_message_id = "sim_early";
+  early.status = RecipientStatus::kDelivered;
+  early.occurred_at = timer_.Now();
+  auto waits = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {early}, done); });
+  EXPECT_EQ(waits.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(waits.status().message().find("not recorded yet"),
+            std::string::npos)
+      << waits.status();
+  EXPECT_EQ(errors::RetryAfterOf(waits.status()), absl::Seconds(2));
 
   const size_t calls_when_paused = sim_->Log().size();
   EXPECT_EQ(calls_when_paused, 20u);
@@ -267,6 +312,8 @@ TEST_F(EngineFaultsTest, AMarkThatCannotBeWrittenPausesAndSendsNothing) {
     std::optional<Progress> p = engine_->progress().Latest(c.id);
     return p && p->status == CampaignStatus::kPaused;
   }));
+  EXPECT_EQ(engine_->progress().Latest(c.id)->pause_reason,
+            "storage cannot write: disk full");
   EXPECT_EQ(recording.sent().size(), 10u);
   RunFor(absl::Seconds(20));
   EXPECT_EQ(recording.sent().size(), 10u) << "sent while paused";
@@ -640,6 +687,160 @@ TEST_F(EngineFaultsTest, APauseBetweenMarkAndCallSendsNothing) {
               }).ok());
   ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
   EXPECT_EQ(vendor.sent().size(), 5u);
+}
+
+// A user's pause stored before the disk filled stays: the outcomes that
+// failed to record meanwhile are recorded once writes work, and the
+// campaign is neither shown as paused for storage nor resumed by itself.
+TEST_F(EngineFaultsTest, AUsersPauseIsNeitherOverriddenNorResumedByStorage) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550411");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  ShownStates shown(engine_.get(), c.id);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Pause(account_, c.id, "by hand", d);
+              }).ok());
+  faulty_->full = true;
+  vendor.ReleaseAll();  // their outcomes cannot be written
+  RunFor(absl::Seconds(10));
+  Campaign read = Get(c.id);
+  engine_->ShowUnstoredPause(&read);
+  EXPECT_EQ(read.status, CampaignStatus::kPaused);
+  EXPECT_EQ(read.pause_reason, "by hand");
+  EXPECT_EQ(read.stats.queued, 30);  // not recorded yet
+
+  faulty_->full = false;
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 20; }));
+  RunFor(absl::Seconds(10));
+  read = Get(c.id);
+  EXPECT_EQ(read.status, CampaignStatus::kPaused);
+  EXPECT_EQ(read.pause_reason, "by hand");
+  EXPECT_EQ(read.stats.sent, 10);
+  EXPECT_EQ(vendor.held_messages(), 0) << "sent while paused";
+  for (const std::string& r : shown.PauseReasons()) EXPECT_EQ(r, "by hand");
+}
+
+// A cancel waits for outcomes storage could not record yet; once they are,
+// it goes ahead and those messages keep their real outcome.
+TEST_F(EngineFaultsTest, ACancelWaitsForOutcomesKeptThroughADiskFull) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550412");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  RunFor(absl::Seconds(5));
+  // Answered on the storage writer's thread.
+  std::promise<absl::StatusOr<Campaign>> answer;
+  std::future<absl::StatusOr<Campaign>> cancelled = answer.get_future();
+  engine_->Cancel(account_, c.id, [&](absl::StatusOr<Campaign> r) {
+    answer.set_value(std::move(r));
+  });
+  RunFor(absl::Seconds(10));
+  EXPECT_EQ(cancelled.wait_for(std::chrono::milliseconds(0)),
+            std::future_status::timeout)
+      << "cancelled before they were recorded";
+  faulty_->full = false;
+  // The cancel is written from the callback of the outcomes' write: step
+  // until it is answered (the fake clock has nothing due meanwhile).
+  for (int i = 0;
+       i < 1000 && cancelled.wait_for(std::chrono::milliseconds(1)) ==
+                       std::future_status::timeout;
+       ++i) {
+    RunFor(absl::Seconds(1));
+  }
+  ASSERT_EQ(cancelled.wait_for(std::chrono::seconds(5)),
+            std::future_status::ready);
+  const absl::StatusOr<Campaign> result = cancelled.get();
+  ASSERT_TRUE(result.ok()) << result.status();
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.status, CampaignStatus::kCancelled);
+  EXPECT_EQ(done.stats.sent, 10);
+  EXPECT_EQ(done.stats.skipped, 20);
+}
+
+// Stopping while a cancel waits for outcomes storage cannot record answers
+// the cancel (UNAVAILABLE, not cancelled) rather than leaving it hanging.
+TEST_F(EngineFaultsTest, StopAnswersACancelWaitingForUnrecordedOutcomes) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550413");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  RunFor(absl::Seconds(5));
+  std::promise<absl::StatusOr<Campaign>> answer;
+  std::future<absl::StatusOr<Campaign>> cancelled = answer.get_future();
+  engine_->Cancel(account_, c.id, [&](absl::StatusOr<Campaign> r) {
+    answer.set_value(std::move(r));
+  });
+  RunFor(absl::Seconds(5));
+  ASSERT_EQ(cancelled.wait_for(std::chrono::milliseconds(0)),
+            std::future_status::timeout);
+  engine_->Stop();
+  ASSERT_EQ(cancelled.wait_for(std::chrono::seconds(0)),
+            std::future_status::ready)
+      << "Stop left the cancel unanswered";
+  const absl::Status status = cancelled.get().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  faulty_->full = false;
+  db_->Flush();
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kSending);  // nothing changed
+}
+
+// Receipts for one account wait while another account's outcomes are kept
+// unrecorded only if they are its own: other accounts are not held up.
+TEST_F(EngineFaultsTest, OnlyTheAccountWithUnrecordedOutcomesWaitsForReceipts) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550414");
+  Campaign c = NewCampaign(sender, 20, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  RunFor(absl::Seconds(1));
+  faulty_->full = false;  // writes work; the retry is up to 2 s away
+  ReceiptUpdate r;
+  r.provider_message_id = "pm_unknown";
+  r.status = RecipientStatus::kDelivered;
+  r.occurred_at = timer_.Now();
+  auto other = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts("acc_other", {r}, done); });
+  EXPECT_TRUE(other.ok()) << other.status();
+  auto own = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  EXPECT_EQ(own.status().code(), absl::StatusCode::kUnavailable);
+  auto by_provider = AwaitResult<ReceiptResult>([&](auto done) {
+    engine_->IngestProviderReceipts("simulator", {r}, done);
+  });
+  EXPECT_EQ(by_provider.status().code(), absl::StatusCode::kUnavailable);
+  auto other_provider = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestProviderReceipts("smpp1", {r}, done); });
+  EXPECT_TRUE(other_provider.ok()) << other_provider.status();
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 10; }));
+  own = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  EXPECT_TRUE(own.ok()) << own.status();
 }
 
 }  // namespace
