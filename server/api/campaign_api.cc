@@ -130,8 +130,8 @@ void Api::RegisterCampaigns(Registrar& r) {
   r.Unary(s, "RetryFailed", Bind(this, &Api::RetryFailed));
   r.Unary(s, "EstimateCost", Bind(this, &Api::EstimateCost));
   r.Custom(s, "WatchCampaign", [this, &r](int index) {
-    auto watch = std::make_unique<WatchMethod>(
-        &campaign_service_, index, r.env(), store_, &engine_->progress());
+    auto watch = std::make_unique<WatchMethod>(&campaign_service_, index,
+                                               r.env(), store_, engine_);
     watch_ = watch.get();
     return watch;
   });

@@ -54,6 +54,14 @@ constexpr absl::Duration kStorageRetry = absl::Seconds(2);
 // How the pause_reason shown while a pump waits for storage starts.
 constexpr absl::string_view kStoragePause = "storage cannot write: ";
 
+// A cancel that waited for outcomes storage could not record, answered
+// when campaignd stops: cancelling would settle those messages as unsent.
+absl::Status NotCancelled() {
+  return absl::UnavailableError(
+      "not cancelled: campaignd is stopping and storage could not record the "
+      "outcomes of messages already sent; cancel again once it runs");
+}
+
 // When a campaign's messages stop being worth sending, if ever.
 std::optional<absl::Time> ExpiresAt(const Campaign& c) {
   if (!c.validity_period || !c.started_at) return std::nullopt;
@@ -214,6 +222,9 @@ struct Engine::Pump {
   std::vector<DispatchOutcome> unrecorded ABSL_GUARDED_BY(mu);
   // Of those, how many are out to the store again right now.
   int64_t rerecording ABSL_GUARDED_BY(mu) = 0;
+  // An automatic pause (error threshold, unusable provider) whose write
+  // failed for storage: written again before anything else ("" = none).
+  std::string unstored_pause ABSL_GUARDED_BY(mu);
   bool OutcomesOwed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return !unrecorded.empty() || rerecording > 0;
   }
@@ -271,11 +282,7 @@ void Engine::Stop() {
     };
     while (!quiet()) quiet_cv_.Wait(&mu_);
   }
-  for (auto& fn : refused) {
-    fn(absl::UnavailableError(
-        "not cancelled: the server is stopping and storage could not record "
-        "the outcomes of messages already sent; cancel again once it runs"));
-  }
+  for (auto& fn : refused) fn(NotCancelled());
 }
 
 absl::Status Engine::Recover() {
@@ -327,6 +334,13 @@ void Engine::Apply(const Campaign& c) {
   if (stopped_) return;
   auto it = pumps_.find(c.id);
   PumpPtr p = it == pumps_.end() ? nullptr : it->second;
+  if (p) {
+    // The stored state: a failed pause or cancel restarts the pump only if
+    // it is still sending.
+    p->Held(mu_);
+    p->campaign.status = c.status;
+    p->campaign.pause_reason = c.pause_reason;
+  }
   switch (c.status) {
     case CampaignStatus::kSending:
       EnsurePump(c);
@@ -442,7 +456,8 @@ void Engine::OnAlarm(const PumpPtr& p, absl::Time at) {
   p->stepper = Pump::Stepper::kRunning;
   p->step_at = absl::InfiniteFuture();
   if (!stopped_) {
-    if (!p->unrecorded.empty() || p->phase == Pump::Phase::kStorageWait) {
+    if (!p->unrecorded.empty() || !p->unstored_pause.empty() ||
+        p->phase == Pump::Phase::kStorageWait) {
       // Halted or not: outcomes kept after a failed write are recorded.
       RetryStorage(p);
     } else {
@@ -564,11 +579,13 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
                  auto it = pumps_.find(id);
                  if (it != pumps_.end()) {
                    it->second->Held(mu_);
-                   if (c.ok() || it->second->campaign.status !=
-                                     CampaignStatus::kSending) {
+                   const CampaignStatus stored = it->second->campaign.status;
+                   if (c.ok() || (stored != CampaignStatus::kSending &&
+                                  stored != CampaignStatus::kPaused &&
+                                  stored != CampaignStatus::kScheduled)) {
                      pumps_.erase(it);
-                   } else if (!stopped_) {  // still sending: run on
-                     Unhalt(it->second);
+                   } else if (stored == CampaignStatus::kSending && !stopped_) {
+                     Unhalt(it->second);  // still sending: run on
                    }
                  }
                  lock.Unlock();
@@ -586,9 +603,7 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
       if (stopped_ && p->OutcomesOwed()) {
         // Outcomes kept unrecorded will not be recorded now: cancelling
         // would settle those messages as never sent.
-        go = absl::UnavailableError(
-            "not cancelled: the server is stopping and storage could not "
-            "record the outcomes of messages already sent");
+        go = NotCancelled();
       } else if (p->in_flight > 0 || p->starting > 0) {
         // Messages with the provider keep their real outcome: cancel once
         // they are recorded and no call is being started.
@@ -631,8 +646,9 @@ void Engine::IngestReceipts(const std::string& account_id,
   }
   store_->ApplyReceipts(
       account_id, std::move(receipts),
-      [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
-        AfterReceipts(std::move(r), std::move(done));
+      [this, account_id,
+       done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
+        AfterReceipts(account_id, "", std::move(r), std::move(done));
       });
 }
 
@@ -645,13 +661,25 @@ void Engine::IngestProviderReceipts(const std::string& provider,
   }
   store_->ApplyProviderReceipts(
       provider, std::move(receipts),
-      [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
-        AfterReceipts(std::move(r), std::move(done));
+      [this, provider,
+       done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
+        AfterReceipts("", provider, std::move(r), std::move(done));
       });
 }
 
-void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
+void Engine::AfterReceipts(const std::string& account_id,
+                           const std::string& provider,
+                           absl::StatusOr<ReceiptResult> r,
                            Done<ReceiptResult> done) {
+  // Checked again after the write: outcomes whose write failed after the
+  // check before it (the disk filled, or was freed, in between) would leave
+  // these unmatched for good. The sender sends them again; what matched now
+  // is ignored then as a repeat.
+  absl::Status again = absl::OkStatus();
+  if (r.ok() && r->unmatched > 0) {
+    again = ReceiptsWait(account_id, provider);
+    if (!again.ok()) r->unmatched = 0;  // not counted: they come back
+  }
   if (r.ok()) {
     metrics_->Receipts(ReceiptOutcome::kDelivered, r->delivered);
     metrics_->Receipts(ReceiptOutcome::kRead, r->read);
@@ -693,6 +721,7 @@ void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
                      "); none of this batch was applied: send it again"),
         kStorageRetry);
   }
+  if (!again.ok()) r = std::move(again);
   if (done) done(std::move(r));
 }
 
@@ -1322,21 +1351,20 @@ void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes,
   store_->RecordOutcomes(
       p->account_id, p->id, std::move(outcomes),
       [this, p, messages, again, kept](absl::StatusOr<Campaign> c) {
-        if (again) {
-          MutexLock lock(&mu_);
-          p->Held(mu_);
-          p->rerecording -= messages;
-        }
+        // Out again: no longer counted as such in the same critical section
+        // that keeps them again or counts them recorded, so they are owed
+        // throughout.
+        const int64_t rerecorded = again ? messages : 0;
         if (!c.ok() && IsStorageFailure(c.status())) {
-          StorageWait(p, c.status(), std::move(*kept));
+          StorageWait(p, c.status(), std::move(*kept), rerecorded);
           return;
         }
-        OnRecorded(p, messages, std::move(c));
+        OnRecorded(p, messages, std::move(c), rerecorded);
       });
 }
 
 void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
-                        absl::StatusOr<Campaign> c) {
+                        absl::StatusOr<Campaign> c, int64_t rerecorded) {
   if (!c.ok()) {
     // Not storage's failure (StorageWait keeps those): the request's.
     logging::Error(
@@ -1352,18 +1380,22 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
     MutexLock lock(&mu_);
     p->Held(mu_);
     p->in_flight -= messages;
+    p->rerecording -= rerecorded;
     const absl::Time now = timer_->Now();
     if (!c.ok()) {
       p->NeedRescan();
       p->next_batch_at = now + kErrorRetry;
     } else {
       p->campaign.stats = c->stats;
-      if (StorageWrote(p)) {
-        logging::Info("storage writes again: the campaign's storage pause ends",
-                      {{"campaign_id", p->id}});
-      }
-      // Writes work: what else failed meanwhile is written at once.
-      if (!p->unrecorded.empty() && !stopped_) ScheduleStep(p, now);
+    }
+    // Storage answered (a refusal of the request is no storage failure).
+    if (StorageWrote(p)) {
+      logging::Info("storage writes again: the campaign's storage pause ends",
+                    {{"campaign_id", p->id}});
+    }
+    // What else failed meanwhile is written at once.
+    if ((!p->unrecorded.empty() || !p->unstored_pause.empty()) && !stopped_) {
+      ScheduleStep(p, now);
     }
     pause_reason.swap(p->auto_pause);
     if (p->in_flight == 0 && p->starting == 0 && !p->on_idle.empty()) {
@@ -1376,13 +1408,29 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
   if (!pause_reason.empty()) {
     logging::Warn("campaign auto-paused",
                   {{"campaign_id", p->id}, {"reason", pause_reason}});
-    LifecycleChange change;
-    change.event = CampaignEvent::kPause;
-    change.now = timer_->Now();
-    change.reason = std::move(pause_reason);
-    Transition(p->account_id, p->id, std::move(change), nullptr);
+    StoreAutoPause(p, std::move(pause_reason));
   }
   for (auto& fn : idle) fn(absl::OkStatus());
+}
+
+void Engine::StoreAutoPause(const PumpPtr& p, std::string reason) {
+  LifecycleChange change;
+  change.event = CampaignEvent::kPause;
+  change.now = timer_->Now();
+  change.reason = reason;
+  Transition(p->account_id, p->id, std::move(change),
+             [this, p, reason](absl::StatusOr<Campaign> c) {
+               if (c.ok() || !IsStorageFailure(c.status())) {
+                 // Stored, or moot (cancelled, paused by hand meanwhile).
+                 return;
+               }
+               {
+                 MutexLock lock(&mu_);
+                 p->Held(mu_);
+                 p->unstored_pause = reason;  // RetryStorage writes it
+               }
+               StorageWait(p, c.status(), {});
+             });
 }
 
 void Engine::FinishDispatch(const PumpPtr& p) {
@@ -1414,17 +1462,28 @@ void Engine::FinishDispatch(const PumpPtr& p) {
 }
 
 void Engine::StorageWait(const PumpPtr& p, const absl::Status& error,
-                         std::vector<DispatchOutcome> unrecorded) {
+                         std::vector<DispatchOutcome> unrecorded,
+                         int64_t rerecorded) {
   const int64_t n = static_cast<int64_t>(unrecorded.size());
   bool paused = false;  // the campaign is shown paused from now on
   bool first = false;   // the first failure since writes last succeeded
+  bool stopped = false;
+  int64_t lost = 0;
   Campaign shown;
+  std::vector<std::function<void(absl::Status)>> refused;
   {
     MutexLock lock(&mu_);
     p->Held(mu_);
+    p->rerecording -= rerecorded;
     first = p->storage_pause.empty() && !p->OutcomesOwed();
     for (DispatchOutcome& o : unrecorded) {
       p->unrecorded.push_back(std::move(o));
+    }
+    if (stopped_) {
+      // Nothing tries again: a cancel waiting for them is answered now.
+      stopped = true;
+      lost = static_cast<int64_t>(p->unrecorded.size());
+      refused.swap(p->on_idle);
     }
     switch (p->phase) {
       case Pump::Phase::kSettingUp:
@@ -1445,6 +1504,16 @@ void Engine::StorageWait(const PumpPtr& p, const absl::Status& error,
     }
     if (!stopped_) ScheduleStep(p, timer_->Now() + kStorageRetry);
   }
+  if (stopped) {
+    logging::Error(
+        "storage cannot write and campaignd is stopping: outcomes not "
+        "recorded are lost to this run (after a restart these messages go "
+        "out again under the same keys, or fail outcome_unknown if their "
+        "provider does not de-duplicate)",
+        {{"campaign_id", p->id}, {"messages", lost}, {"error", error}});
+    for (auto& fn : refused) fn(NotCancelled());
+    return;
+  }
   // Once per wait, and at most 10 lines in 10 s over all campaigns.
   static logging::RateLimited limit(10, absl::Seconds(10));
   int64_t suppressed = 0;
@@ -1463,10 +1532,13 @@ void Engine::StorageWait(const PumpPtr& p, const absl::Status& error,
 
 bool Engine::StorageWrote(const PumpPtr& p) {
   p->Held(mu_);
-  if (p->storage_pause.empty() || p->OutcomesOwed()) return false;
+  if (p->OutcomesOwed()) return false;
+  const bool ended = !p->storage_pause.empty();
   p->storage_pause.clear();
+  // However it came to wait (its own failed write, or a resume while
+  // outcomes were owed), it sends on.
   if (p->phase == Pump::Phase::kStorageWait && !stopped_) Unhalt(p);
-  return true;
+  return ended;
 }
 
 void Engine::RetryStorage(const PumpPtr& p) {
@@ -1478,6 +1550,15 @@ void Engine::RetryStorage(const PumpPtr& p) {
     p->rerecording = static_cast<int64_t>(again.size());
     p->Unlock(mu_);
     Record(p, std::move(again), /*again=*/true);
+    p->Lock(mu_);
+    return;
+  }
+  if (!p->unstored_pause.empty()) {
+    // An automatic pause whose write failed: the campaign stays halted.
+    std::string reason;
+    reason.swap(p->unstored_pause);
+    p->Unlock(mu_);
+    StoreAutoPause(p, std::move(reason));
     p->Lock(mu_);
     return;
   }
@@ -1494,7 +1575,8 @@ void Engine::StorageWritable(bool writable) {
   if (stopped_) return;
   for (const auto& [id, p] : pumps_) {
     p->Held(mu_);
-    if (p->OutcomesOwed() || p->phase == Pump::Phase::kStorageWait) {
+    if (p->OutcomesOwed() || !p->unstored_pause.empty() ||
+        p->phase == Pump::Phase::kStorageWait) {
       ScheduleStep(p, timer_->Now());
     }
   }
@@ -1512,9 +1594,13 @@ void Engine::ShowUnstoredPause(Campaign* c) {
   if (it == pumps_.end() || it->second->account_id != c->account_id) return;
   const Pump& p = *it->second;
   p.Held(mu_);
-  if (p.storage_pause.empty()) return;
-  c->status = CampaignStatus::kPaused;
-  c->pause_reason = p.storage_pause;
+  if (!p.storage_pause.empty()) {
+    c->status = CampaignStatus::kPaused;
+    c->pause_reason = p.storage_pause;
+  } else if (!p.unstored_pause.empty()) {
+    c->status = CampaignStatus::kPaused;  // halted; stored once it can be
+    c->pause_reason = p.unstored_pause;
+  }
 }
 
 }  // namespace campaigns::dispatch

@@ -228,22 +228,31 @@ class Engine {
   // storage cannot write them they are kept (StorageWait).
   void Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes,
               bool again = false) ABSL_LOCKS_EXCLUDED(mu_);
+  // `rerecorded`: of `messages`, those that were out again (Record).
   void OnRecorded(const PumpPtr& p, int64_t messages,
-                  absl::StatusOr<Campaign> c) ABSL_LOCKS_EXCLUDED(mu_);
+                  absl::StatusOr<Campaign> c, int64_t rerecorded = 0)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores an automatic pause of `p` (its pump is halted already); if
+  // storage cannot write it, it is kept and written again (RetryStorage).
+  void StoreAutoPause(const PumpPtr& p, std::string reason)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void FinishDispatch(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
   // A dispatch write of `p` failed with `error`, a storage failure: keeps
   // `unrecorded` (still counted in in_flight) to write again, and a pump
   // that was sending waits (kStorageWait) with the campaign shown paused.
-  // Logged once per wait. The retry is a step 2 s later.
+  // Logged once per wait. The retry is a step 2 s later. After Stop
+  // nothing retries: a cancel waiting for them is answered UNAVAILABLE.
+  // `rerecorded`: of `unrecorded`, those that were out again (Record).
   void StorageWait(const PumpPtr& p, const absl::Status& error,
-                   std::vector<DispatchOutcome> unrecorded)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // A write of `p` succeeded: with nothing left to record, its storage
-  // pause ends (true; publish it) and a waiting pump sends on.
+                   std::vector<DispatchOutcome> unrecorded,
+                   int64_t rerecorded = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  // Storage answered a write of `p`: with nothing left to record, a
+  // waiting pump sends on, and its storage pause ends (true: publish it).
   bool StorageWrote(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The storage step: writes `p`'s unrecorded outcomes again (whatever the
   // phase: a paused or cancelling campaign's outcomes are recorded too),
-  // or, with none left, lets a waiting pump try its failed write again.
+  // then an automatic pause that could not be stored; with neither left,
+  // lets a waiting pump try its failed write again.
   void RetryStorage(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // progress_.Publish of `c` as readers should see it (ShowUnstoredPause).
   void Publish(Campaign c) ABSL_LOCKS_EXCLUDED(mu_);
@@ -254,7 +263,9 @@ class Engine {
                             absl::string_view provider)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Publishes and completes the campaigns receipts changed.
-  void AfterReceipts(absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
+  // (For the receipts of `account_id` or of `provider`.)
+  void AfterReceipts(const std::string& account_id, const std::string& provider,
+                     absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Runs a store transition and Apply()s its result before `done`.
   void Transition(const std::string& account_id, const std::string& id,

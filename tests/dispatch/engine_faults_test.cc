@@ -39,6 +39,7 @@ class FaultyStore : public DispatchStore {
   // When > 0: the disk fills after this many more RecordOutcomes writes.
   std::atomic<int> records_until_full{0};
   std::atomic<int> refused_writes{0};
+  std::atomic<int> fail_pauses{0};  // kPause transitions, as a full disk
 
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change,
@@ -46,6 +47,9 @@ class FaultyStore : public DispatchStore {
     if (change.event == CampaignEvent::kAllDispatched && Take(fail_finishes)) {
       done(absl::InternalError("storage error (injected)"));
       return;
+    }
+    if (change.event == CampaignEvent::kPause && Take(fail_pauses)) {
+      return done(DiskFull());
     }
     if (Full()) return done(DiskFull());
     real_->TransitionCampaign(account_id, id, std::move(change),
@@ -841,6 +845,93 @@ TEST_F(EngineFaultsTest, OnlyTheAccountWithUnrecordedOutcomesWaitsForReceipts) {
   own = AwaitResult<ReceiptResult>(
       [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
   EXPECT_TRUE(own.ok()) << own.status();
+}
+
+// Paused by hand, outcomes kept through a disk full, then resumed by hand
+// once writes work but before the storage retry came: the pump records them
+// and sends on (it does not wait for a storage pause it never showed).
+TEST_F(EngineFaultsTest, AResumeWhileOutcomesAreOwedSendsOnOnceRecorded) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550415");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Pause(account_, c.id, "by hand", d);
+              }).ok());
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  db_->Flush();
+  faulty_->full = false;
+  auto resumed = AwaitResult<Campaign>(
+      [&](auto d) { engine_->Resume(account_, c.id, d); });
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  for (int i = 0; i < 100 && Get(c.id).stats.queued > 0; ++i) {
+    RunFor(absl::Seconds(1));
+    vendor.ReleaseAll();
+  }
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.queued, 0);
+  EXPECT_EQ(done.stats.sent, 30);
+}
+
+// A campaign paused by hand whose cancel cannot be written (the disk is
+// full) stays paused: the failed cancel does not set it sending.
+TEST_F(EngineFaultsTest, AFailedCancelOfAPausedCampaignSendsNothing) {
+  RecordingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550416");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.sent().size() >= 10; }));
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Pause(account_, c.id, "by hand", d);
+              }).ok());
+  RunFor(absl::Seconds(2));
+  const size_t sent = vendor.sent().size();
+  faulty_->full = true;
+  auto cancelled = AwaitResult<Campaign>(
+      [&](auto d) { engine_->Cancel(account_, c.id, d); });
+  EXPECT_FALSE(cancelled.ok());
+  faulty_->full = false;
+  RunFor(absl::Seconds(30));
+  EXPECT_EQ(vendor.sent().size(), sent) << "sent while paused";
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kPaused);
+}
+
+// The error threshold's pause cannot be written: the campaign stays halted,
+// shown paused with that reason, and the pause is stored once it can be.
+TEST_F(EngineFaultsTest, AnAutoPauseThatCannotBeStoredIsStoredLater) {
+  UseFaultyStore();
+  faulty_->fail_pauses = 3;
+  sim_options_.defaults.permanent_failure_rate = 1.0;
+  engine_options_.error_window = 10;
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550417");
+  Campaign c = NewCampaign(sender, 50, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] {
+    Campaign shown = Get(c.id);
+    engine_->ShowUnstoredPause(&shown);
+    return shown.status == CampaignStatus::kPaused;
+  }));
+  Campaign shown = Get(c.id);
+  EXPECT_EQ(shown.status, CampaignStatus::kSending);  // not stored yet
+  engine_->ShowUnstoredPause(&shown);
+  EXPECT_NE(shown.pause_reason.find("auto-paused"), std::string::npos)
+      << shown.pause_reason;
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kPaused));
+  EXPECT_EQ(faulty_->fail_pauses.load(), 0);
+  EXPECT_NE(Get(c.id).pause_reason.find("auto-paused"), std::string::npos);
+  EXPECT_EQ(Get(c.id).stats.failed, 10);  // nothing sent meanwhile
 }
 
 }  // namespace
