@@ -56,6 +56,10 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
                      {{"db", raw->db_->path()}});
     }
     raw->UpdateHealth();
+    // Campaigns waiting for storage to write try again now.
+    if (dispatch::Engine* engine = raw->engine_for_storage_.load()) {
+      engine->StorageWritable(writable);
+    }
   };
   absl::StatusOr<std::unique_ptr<storage::Database>> db =
       storage::Database::Open(db_options);
@@ -150,6 +154,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
         return registry->Lookup(provider);
       },
       engine_options);
+  s->engine_for_storage_ = s->engine_.get();
   s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get(),
                                        s->providers_.get(), options.key_limit);
   api::Api* api_ptr = s->api_.get();

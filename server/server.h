@@ -145,6 +145,9 @@ class CampaignServer {
   std::unique_ptr<dispatch::HttpClient> http_client_;
   std::unique_ptr<dispatch::ProviderRegistry> providers_;
   std::unique_ptr<dispatch::Engine> engine_;
+  // engine_ once built, for DatabaseOptions::on_writable (the writer's
+  // thread); the database is closed before engine_ is destroyed.
+  std::atomic<dispatch::Engine*> engine_for_storage_{nullptr};
   std::unique_ptr<http::OperatorHttp> operator_http_;
   std::atomic<bool> serving_{false};
   // Set once the health service is configured; UpdateHealth does nothing

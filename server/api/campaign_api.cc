@@ -130,8 +130,8 @@ void Api::RegisterCampaigns(Registrar& r) {
   r.Unary(s, "RetryFailed", Bind(this, &Api::RetryFailed));
   r.Unary(s, "EstimateCost", Bind(this, &Api::EstimateCost));
   r.Custom(s, "WatchCampaign", [this, &r](int index) {
-    auto watch = std::make_unique<WatchMethod>(
-        &campaign_service_, index, r.env(), store_, &engine_->progress());
+    auto watch = std::make_unique<WatchMethod>(&campaign_service_, index,
+                                               r.env(), store_, engine_);
     watch_ = watch.get();
     return watch;
   });
@@ -177,7 +177,11 @@ void Api::CreateCampaign(const RpcContext& ctx,
 void Api::GetCampaign(const RpcContext& ctx, const v1::GetCampaignRequest& req,
                       Reply<v1::Campaign> reply) {
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
-  ReplyWith(store_->GetCampaign(ctx.principal.account_id, req.id()), reply);
+  absl::StatusOr<Campaign> c =
+      store_->GetCampaign(ctx.principal.account_id, req.id());
+  // A campaign waiting for storage to write shows as paused, with why.
+  if (c.ok()) engine_->ShowUnstoredPause(&*c);
+  ReplyWith(std::move(c), reply);
 }
 
 void Api::ListCampaigns(const RpcContext& ctx,
@@ -195,8 +199,12 @@ void Api::ListCampaigns(const RpcContext& ctx,
   filter.status = *status;
   filter.channel = *channel;
   filter.sender_id = req.sender_id();
-  ReplyPage(store_->ListCampaigns(ctx.principal.account_id, filter, *page),
-            query, reply,
+  absl::StatusOr<Page<Campaign>> found =
+      store_->ListCampaigns(ctx.principal.account_id, filter, *page);
+  if (found.ok()) {
+    for (Campaign& c : found->items) engine_->ShowUnstoredPause(&c);
+  }
+  ReplyPage(std::move(found), query, reply,
             [](v1::ListCampaignsResponse& r) { return r.add_items(); });
 }
 

@@ -93,6 +93,8 @@ class WatchMethod::Call {
     if (status.ok()) {
       c = method_->store_->GetCampaign(principal->account_id, req.id());
       status = c.status();
+      // Waiting for storage to write: shown paused from the first message.
+      if (c.ok()) method_->engine_->ShowUnstoredPause(&*c);
     }
     MutexLock lock(&mu_);
     if (!status.ok()) {

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "server/api/call.h"
+#include "server/dispatch/engine.h"
 #include "server/dispatch/progress.h"
 #include "server/domain/mutex.h"
 #include "storage/store.h"
@@ -34,8 +35,13 @@ namespace campaigns::api {
 class WatchMethod final : public Method {
  public:
   WatchMethod(RawService* service, int index, CallEnv* env,
-              storage::Store* store, dispatch::ProgressHub* hub)
-      : service_(service), index_(index), env_(env), store_(store), hub_(hub) {}
+              storage::Store* store, dispatch::Engine* engine)
+      : service_(service),
+        index_(index),
+        env_(env),
+        store_(store),
+        engine_(engine),
+        hub_(&engine->progress()) {}
 
   void Arm(grpc::ServerCompletionQueue* cq) override;
 
@@ -60,6 +66,7 @@ class WatchMethod final : public Method {
   const int index_;
   CallEnv* const env_;
   storage::Store* const store_;
+  dispatch::Engine* const engine_;  // ShowUnstoredPause
   dispatch::ProgressHub* const hub_;
   Mutex mu_;
   std::set<Call*> live_ ABSL_GUARDED_BY(mu_);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/domain/errors.h"
 #include "server/domain/rules.h"
 #include "server/log/log.h"
 
@@ -46,6 +47,20 @@ class OutcomeTally {
 constexpr int kRoundsPerStep = 16;
 // How long a pump waits before trying again after a storage error.
 constexpr absl::Duration kErrorRetry = absl::Seconds(1);
+// How often a pump waiting for storage to write tries again (as often as the
+// database's own probe, DatabaseOptions::writable_probe_every); receipts
+// refused meanwhile ask their sender to wait as long.
+constexpr absl::Duration kStorageRetry = absl::Seconds(2);
+// How the pause_reason shown while a pump waits for storage starts.
+constexpr absl::string_view kStoragePause = "storage cannot write: ";
+
+// A cancel that waited for outcomes storage could not record, answered
+// when campaignd stops: cancelling would settle those messages as unsent.
+absl::Status NotCancelled() {
+  return absl::UnavailableError(
+      "not cancelled: campaignd is stopping and storage could not record the "
+      "outcomes of messages already sent; cancel again once it runs");
+}
 
 // When a campaign's messages stop being worth sending, if ever.
 std::optional<absl::Time> ExpiresAt(const Campaign& c) {
@@ -119,6 +134,9 @@ struct Engine::Pump {
     kSending,    // Dispatch: leasing recipients, starting provider calls
     kHalted,     // paused, rescheduled, cancelling or stopped: nothing starts
     kFinishing,  // nothing left to send; the kAllDispatched write is out
+    // A dispatch write failed for storage: nothing starts until a write
+    // succeeds (RetryStorage, every kStorageRetry).
+    kStorageWait,
   };
   // How far the leases got through the campaign's queued recipients.
   // Recipients can be queued again behind the cursor (a retried failure, a
@@ -186,14 +204,30 @@ struct Engine::Pump {
   std::deque<std::vector<Item>> marked ABSL_GUARDED_BY(mu);
   // When starting is 0.
   std::vector<std::function<void()>> on_quiet ABSL_GUARDED_BY(mu);
-  // ... and in_flight is 0.
-  std::vector<std::function<void()>> on_idle ABSL_GUARDED_BY(mu);
+  // ... and in_flight is 0; told an error instead if the engine stops while
+  // outcomes are kept unrecorded (they would never be).
+  std::vector<std::function<void(absl::Status)>> on_idle ABSL_GUARDED_BY(mu);
 
   // Recent final outcomes: true = failed.
   std::deque<bool> window ABSL_GUARDED_BY(mu);
   int window_failures ABSL_GUARDED_BY(mu) = 0;
   // The error threshold's pause reason, to store.
   std::string auto_pause ABSL_GUARDED_BY(mu);
+
+  // Storage could not write for this pump: the pause_reason shown until one
+  // of its writes succeeds ("" = none).
+  std::string storage_pause ABSL_GUARDED_BY(mu);
+  // Outcomes whose write failed for storage (counted in in_flight): written
+  // again before the pump sends anything.
+  std::vector<DispatchOutcome> unrecorded ABSL_GUARDED_BY(mu);
+  // Of those, how many are out to the store again right now.
+  int64_t rerecording ABSL_GUARDED_BY(mu) = 0;
+  // An automatic pause (error threshold, unusable provider) whose write
+  // failed for storage: written again before anything else ("" = none).
+  std::string unstored_pause ABSL_GUARDED_BY(mu);
+  bool OutcomesOwed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return !unrecorded.empty() || rerecording > 0;
+  }
 
   // A queued recipient may be behind the cursor: scan again before ending.
   void NeedRescan() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -216,20 +250,39 @@ Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
 Engine::~Engine() { Stop(); }
 
 void Engine::Stop() {
-  MutexLock lock(&mu_);
-  if (stopped_) return;
-  stopped_ = true;
-  std::vector<PumpPtr> pumps;
-  for (auto& [id, p] : pumps_) pumps.push_back(p);
-  for (const PumpPtr& p : pumps) HaltAndRelease(p);
-  auto quiet = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (const auto& [id, p] : pumps_) {
+  // Cancels that waited for outcomes storage could not record.
+  std::vector<std::function<void(absl::Status)>> refused;
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    std::vector<PumpPtr> pumps;
+    for (auto& [id, p] : pumps_) pumps.push_back(p);
+    for (const PumpPtr& p : pumps) {
+      HaltAndRelease(p);
       p->Held(mu_);
-      if (p->starting > 0) return false;
+      if (!p->OutcomesOwed()) continue;
+      logging::Error(
+          "stopping with outcomes storage could not record: after a restart "
+          "these messages go out again under the same keys (or fail "
+          "outcome_unknown if their provider does not de-duplicate)",
+          {{"campaign_id", p->id},
+           {"messages",
+            static_cast<int64_t>(p->unrecorded.size()) + p->rerecording},
+           {"error", p->storage_pause}});
+      for (auto& fn : p->on_idle) refused.push_back(std::move(fn));
+      p->on_idle.clear();
     }
-    return true;
-  };
-  while (!quiet()) quiet_cv_.Wait(&mu_);
+    auto quiet = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const auto& [id, p] : pumps_) {
+        p->Held(mu_);
+        if (p->starting > 0) return false;
+      }
+      return true;
+    };
+    while (!quiet()) quiet_cv_.Wait(&mu_);
+  }
+  for (auto& fn : refused) fn(NotCancelled());
 }
 
 absl::Status Engine::Recover() {
@@ -248,7 +301,7 @@ absl::Status Engine::Recover() {
     absl::StatusOr<Sender> sender = store_->SenderOf(c);
     Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
     const bool receipts = provider == nullptr || provider->SendsReceipts();
-    progress_.Publish(c, timer_->Now());
+    Publish(c);
     MutexLock lock(&mu_);
     if (!stopped_) ArmReceiptTimeout(c, receipts);
   }
@@ -276,11 +329,18 @@ void Engine::Transition(const std::string& account_id, const std::string& id,
 }
 
 void Engine::Apply(const Campaign& c) {
-  progress_.Publish(c, timer_->Now());
+  Publish(c);
   MutexLock lock(&mu_);
   if (stopped_) return;
   auto it = pumps_.find(c.id);
   PumpPtr p = it == pumps_.end() ? nullptr : it->second;
+  if (p) {
+    // The stored state: a failed pause or cancel restarts the pump only if
+    // it is still sending.
+    p->Held(mu_);
+    p->campaign.status = c.status;
+    p->campaign.pause_reason = c.pause_reason;
+  }
   switch (c.status) {
     case CampaignStatus::kSending:
       EnsurePump(c);
@@ -327,6 +387,8 @@ void Engine::EnsurePump(const Campaign& c) {
     p->window.clear();
     p->window_failures = 0;
   }
+  // A write committed (the start, resume or update): storage writes.
+  if (!p->OutcomesOwed()) p->storage_pause.clear();
   Unhalt(p);
 }
 
@@ -347,6 +409,12 @@ void Engine::HaltAndRelease(const PumpPtr& p) {
 
 void Engine::Unhalt(const PumpPtr& p) {
   p->Held(mu_);
+  if (p->OutcomesOwed()) {
+    // Nothing is sent before they are recorded: try that now.
+    p->phase = Pump::Phase::kStorageWait;
+    ScheduleStep(p, timer_->Now());
+    return;
+  }
   p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
   ScheduleStep(p, timer_->Now());
 }
@@ -388,16 +456,23 @@ void Engine::OnAlarm(const PumpPtr& p, absl::Time at) {
   p->stepper = Pump::Stepper::kRunning;
   p->step_at = absl::InfiniteFuture();
   if (!stopped_) {
-    switch (p->phase) {
-      case Pump::Phase::kSettingUp:
-        SetUp(p);
-        break;
-      case Pump::Phase::kSending:
-        Dispatch(p);
-        break;
-      case Pump::Phase::kHalted:
-      case Pump::Phase::kFinishing:
-        break;
+    if (!p->unrecorded.empty() || !p->unstored_pause.empty() ||
+        p->phase == Pump::Phase::kStorageWait) {
+      // Halted or not: outcomes kept after a failed write are recorded.
+      RetryStorage(p);
+    } else {
+      switch (p->phase) {
+        case Pump::Phase::kSettingUp:
+          SetUp(p);
+          break;
+        case Pump::Phase::kSending:
+          Dispatch(p);
+          break;
+        case Pump::Phase::kHalted:
+        case Pump::Phase::kFinishing:
+        case Pump::Phase::kStorageWait:
+          break;
+      }
     }
   }
   p->stepper = Pump::Stepper::kIdle;
@@ -489,7 +564,12 @@ void Engine::Resume(const std::string& account_id, const std::string& id,
 
 void Engine::Cancel(const std::string& account_id, const std::string& id,
                     Done<Campaign> done) {
-  auto cancel = [this, account_id, id, done = std::move(done)]() mutable {
+  auto cancel = [this, account_id, id,
+                 done = std::move(done)](absl::Status go) mutable {
+    if (!go.ok()) {
+      done(std::move(go));
+      return;
+    }
     LifecycleChange change;
     change.event = CampaignEvent::kCancel;
     change.now = timer_->Now();
@@ -499,17 +579,20 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
                  auto it = pumps_.find(id);
                  if (it != pumps_.end()) {
                    it->second->Held(mu_);
-                   if (c.ok() || it->second->campaign.status !=
-                                     CampaignStatus::kSending) {
+                   const CampaignStatus stored = it->second->campaign.status;
+                   if (c.ok() || (stored != CampaignStatus::kSending &&
+                                  stored != CampaignStatus::kPaused &&
+                                  stored != CampaignStatus::kScheduled)) {
                      pumps_.erase(it);
-                   } else if (!stopped_) {  // still sending: run on
-                     Unhalt(it->second);
+                   } else if (stored == CampaignStatus::kSending && !stopped_) {
+                     Unhalt(it->second);  // still sending: run on
                    }
                  }
                  lock.Unlock();
                  done(std::move(c));
                });
   };
+  absl::Status go = absl::OkStatus();
   {
     MutexLock lock(&mu_);
     auto it = pumps_.find(id);
@@ -517,15 +600,19 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
       const PumpPtr p = it->second;
       p->Held(mu_);
       HaltAndRelease(p);
-      // Messages with the provider keep their real outcome: cancel once
-      // they are recorded and no call is being started.
-      if (p->in_flight > 0 || p->starting > 0) {
+      if (stopped_ && p->OutcomesOwed()) {
+        // Outcomes kept unrecorded will not be recorded now: cancelling
+        // would settle those messages as never sent.
+        go = NotCancelled();
+      } else if (p->in_flight > 0 || p->starting > 0) {
+        // Messages with the provider keep their real outcome: cancel once
+        // they are recorded and no call is being started.
         p->on_idle.push_back(std::move(cancel));
         return;
       }
     }
   }
-  cancel();
+  cancel(std::move(go));
 }
 
 void Engine::RetryFailed(const std::string& account_id, const std::string& id,
@@ -553,25 +640,46 @@ void Engine::RetryFailed(const std::string& account_id, const std::string& id,
 void Engine::IngestReceipts(const std::string& account_id,
                             std::vector<ReceiptUpdate> receipts,
                             Done<ReceiptResult> done) {
+  if (absl::Status wait = ReceiptsWait(account_id, ""); !wait.ok()) {
+    if (done) done(std::move(wait));
+    return;
+  }
   store_->ApplyReceipts(
       account_id, std::move(receipts),
-      [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
-        AfterReceipts(std::move(r), std::move(done));
+      [this, account_id,
+       done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
+        AfterReceipts(account_id, "", std::move(r), std::move(done));
       });
 }
 
 void Engine::IngestProviderReceipts(const std::string& provider,
                                     std::vector<ReceiptUpdate> receipts,
                                     Done<ReceiptResult> done) {
+  if (absl::Status wait = ReceiptsWait("", provider); !wait.ok()) {
+    if (done) done(std::move(wait));
+    return;
+  }
   store_->ApplyProviderReceipts(
       provider, std::move(receipts),
-      [this, done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
-        AfterReceipts(std::move(r), std::move(done));
+      [this, provider,
+       done = std::move(done)](absl::StatusOr<ReceiptResult> r) mutable {
+        AfterReceipts("", provider, std::move(r), std::move(done));
       });
 }
 
-void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
+void Engine::AfterReceipts(const std::string& account_id,
+                           const std::string& provider,
+                           absl::StatusOr<ReceiptResult> r,
                            Done<ReceiptResult> done) {
+  // Checked again after the write: outcomes whose write failed after the
+  // check before it (the disk filled, or was freed, in between) would leave
+  // these unmatched for good. The sender sends them again; what matched now
+  // is ignored then as a repeat.
+  absl::Status again = absl::OkStatus();
+  if (r.ok() && r->unmatched > 0) {
+    again = ReceiptsWait(account_id, provider);
+    if (!again.ok()) r->unmatched = 0;  // not counted: they come back
+  }
   if (r.ok()) {
     metrics_->Receipts(ReceiptOutcome::kDelivered, r->delivered);
     metrics_->Receipts(ReceiptOutcome::kRead, r->read);
@@ -590,7 +698,7 @@ void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
       }
     }
     for (const Campaign& c : r->campaigns) {
-      progress_.Publish(c, timer_->Now());
+      Publish(c);
       if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
         LifecycleChange change;
         change.event = CampaignEvent::kAllFinal;
@@ -599,10 +707,48 @@ void Engine::AfterReceipts(absl::StatusOr<ReceiptResult> r,
       }
     }
   } else if (IsStorageFailure(r.status())) {
-    logging::Error("storing receipts failed (not acknowledged)",
-                   {{"error", r.status()}});
+    // Refused, never acknowledged and dropped: every intake answers its
+    // sender "try again" (gRPC UNAVAILABLE, HTTP 503, a temporary SMPP
+    // error), and the sender keeps them until then.
+    static logging::RateLimited limit(10, absl::Seconds(10));
+    int64_t suppressed = 0;
+    if (limit.Allow(&suppressed)) {
+      logging::Error("receipts not stored: refused, their sender retries",
+                     {{"error", r.status()}, {"suppressed", suppressed}});
+    }
+    r = errors::Unavailable(
+        absl::StrCat("receipts not stored (", r.status().message(),
+                     "); none of this batch was applied: send it again"),
+        kStorageRetry);
   }
+  if (!again.ok()) r = std::move(again);
   if (done) done(std::move(r));
+}
+
+absl::Status Engine::ReceiptsWait(absl::string_view account_id,
+                                  absl::string_view provider) {
+  MutexLock lock(&mu_);
+  for (const auto& [id, p] : pumps_) {
+    p->Held(mu_);
+    if (!p->OutcomesOwed()) continue;
+    bool owns = !account_id.empty() && p->account_id == account_id;
+    if (!owns && !provider.empty()) {
+      owns = p->setup && p->setup->provider_name == provider;
+      // A fallback provider may have sent some of them.
+      for (const DispatchOutcome& o : p->unrecorded) {
+        owns = owns || o.provider == provider;
+      }
+      owns = owns || p->rerecording > 0;  // out again: not known here
+    }
+    if (!owns) continue;
+    return errors::Unavailable(
+        absl::StrCat("receipts refused for now: outcomes of campaign ", id,
+                     " are not recorded yet (storage could not write), so "
+                     "a receipt for one of them would match nothing; send "
+                     "them again"),
+        kStorageRetry);
+  }
+  return absl::OkStatus();
 }
 
 int64_t Engine::TakePermits(Pump& p, absl::Time now, absl::Time* ready_at) {
@@ -854,27 +1000,37 @@ void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch) {
   store_->MarkHanded(
       p->account_id, p->id, std::move(seqs), true,
       [this, p, n, batch = std::move(batch)](absl::Status marked) mutable {
-        MutexLock lock(&mu_);
-        p->Held(mu_);
-        if (marked.ok() && p->phase == Pump::Phase::kSending && !stopped_) {
-          // The call starts from the pump's next step, on a timer thread:
-          // never on the storage writer's.
-          p->marked.push_back(std::move(batch));
-          ScheduleStep(p, timer_->Now());
-          return;
+        const bool storage = IsStorageFailure(marked);
+        bool wrote_again = false;
+        Campaign shown;
+        {
+          MutexLock lock(&mu_);
+          p->Held(mu_);
+          if (marked.ok()) wrote_again = StorageWrote(p);
+          if (wrote_again) shown = p->campaign;
+          if (marked.ok() && p->phase == Pump::Phase::kSending && !stopped_) {
+            // The call starts from the pump's next step, on a timer thread:
+            // never on the storage writer's.
+            p->marked.push_back(std::move(batch));
+            ScheduleStep(p, timer_->Now());
+          } else {
+            if (!marked.ok() && !storage) {
+              logging::Error("marking messages before the provider call failed",
+                             {{"campaign_id", p->id},
+                              {"messages", static_cast<int64_t>(n)},
+                              {"retry_in", kErrorRetry},
+                              {"error", marked}});
+              p->next_batch_at = timer_->Now() + kErrorRetry;
+            }
+            // Back at the front, unsent.
+            Unmark(p, std::move(batch), /*stored=*/marked.ok());
+            if (p->phase == Pump::Phase::kSending && !stopped_ && !storage) {
+              ScheduleStep(p, p->next_batch_at);
+            }
+          }
         }
-        if (!marked.ok()) {
-          logging::Error("marking messages before the provider call failed",
-                         {{"campaign_id", p->id},
-                          {"messages", static_cast<int64_t>(n)},
-                          {"retry_in", kErrorRetry},
-                          {"error", marked}});
-          p->next_batch_at = timer_->Now() + kErrorRetry;
-        }
-        Unmark(p, std::move(batch), /*stored=*/marked.ok());
-        if (p->phase == Pump::Phase::kSending && !stopped_) {
-          ScheduleStep(p, p->next_batch_at);
-        }
+        if (wrote_again) Publish(shown);
+        if (storage) StorageWait(p, marked, {});
       });
   p->Lock(mu_);
 }
@@ -887,7 +1043,7 @@ void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored) {
     seqs.push_back(it->r.seq);
     p->ready.push_front(std::move(*it));
   }
-  std::vector<std::function<void()>> idle;
+  std::vector<std::function<void(absl::Status)>> idle;
   if (p->in_flight == 0 && p->starting == 0) idle.swap(p->on_idle);
   if (!stored && idle.empty()) return;
   p->Unlock(mu_);
@@ -902,7 +1058,7 @@ void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored) {
                          }
                        });
   }
-  for (auto& fn : idle) fn();
+  for (auto& fn : idle) fn(absl::OkStatus());
   p->Lock(mu_);
 }
 
@@ -951,7 +1107,9 @@ void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch) {
   std::vector<std::function<void()>> ready;
   ready.swap(p->on_quiet);
   if (p->in_flight == 0) {
-    for (auto& fn : p->on_idle) ready.push_back(std::move(fn));
+    for (auto& fn : p->on_idle) {
+      ready.push_back([fn = std::move(fn)]() mutable { fn(absl::OkStatus()); });
+    }
     p->on_idle.clear();
   }
   if (stopped_) quiet_cv_.SignalAll();
@@ -1184,17 +1342,31 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
   Record(p, std::move(outcomes));
 }
 
-void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes) {
+void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes,
+                    bool again) {
   const int64_t messages = static_cast<int64_t>(outcomes.size());
-  store_->RecordOutcomes(p->account_id, p->id, std::move(outcomes),
-                         [this, p, messages](absl::StatusOr<Campaign> c) {
-                           OnRecorded(p, messages, std::move(c));
-                         });
+  // Kept until committed: if storage cannot write them, they are written
+  // again later, never sent again.
+  auto kept = std::make_shared<std::vector<DispatchOutcome>>(outcomes);
+  store_->RecordOutcomes(
+      p->account_id, p->id, std::move(outcomes),
+      [this, p, messages, again, kept](absl::StatusOr<Campaign> c) {
+        // Out again: no longer counted as such in the same critical section
+        // that keeps them again or counts them recorded, so they are owed
+        // throughout.
+        const int64_t rerecorded = again ? messages : 0;
+        if (!c.ok() && IsStorageFailure(c.status())) {
+          StorageWait(p, c.status(), std::move(*kept), rerecorded);
+          return;
+        }
+        OnRecorded(p, messages, std::move(c), rerecorded);
+      });
 }
 
 void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
-                        absl::StatusOr<Campaign> c) {
+                        absl::StatusOr<Campaign> c, int64_t rerecorded) {
   if (!c.ok()) {
+    // Not storage's failure (StorageWait keeps those): the request's.
     logging::Error(
         "recording outcomes failed: they stay queued and are sent again with "
         "the same keys",
@@ -1202,18 +1374,28 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
          {"messages", messages},
          {"error", c.status()}});
   }
-  std::vector<std::function<void()>> idle;
+  std::vector<std::function<void(absl::Status)>> idle;
   std::string pause_reason;
   {
     MutexLock lock(&mu_);
     p->Held(mu_);
     p->in_flight -= messages;
+    p->rerecording -= rerecorded;
     const absl::Time now = timer_->Now();
     if (!c.ok()) {
       p->NeedRescan();
       p->next_batch_at = now + kErrorRetry;
     } else {
       p->campaign.stats = c->stats;
+    }
+    // Storage answered (a refusal of the request is no storage failure).
+    if (StorageWrote(p)) {
+      logging::Info("storage writes again: the campaign's storage pause ends",
+                    {{"campaign_id", p->id}});
+    }
+    // What else failed meanwhile is written at once.
+    if ((!p->unrecorded.empty() || !p->unstored_pause.empty()) && !stopped_) {
+      ScheduleStep(p, now);
     }
     pause_reason.swap(p->auto_pause);
     if (p->in_flight == 0 && p->starting == 0 && !p->on_idle.empty()) {
@@ -1222,17 +1404,33 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
       ScheduleStep(p, now);
     }
   }
-  if (c.ok()) progress_.Publish(*c, timer_->Now());
+  if (c.ok()) Publish(*c);
   if (!pause_reason.empty()) {
     logging::Warn("campaign auto-paused",
                   {{"campaign_id", p->id}, {"reason", pause_reason}});
-    LifecycleChange change;
-    change.event = CampaignEvent::kPause;
-    change.now = timer_->Now();
-    change.reason = std::move(pause_reason);
-    Transition(p->account_id, p->id, std::move(change), nullptr);
+    StoreAutoPause(p, std::move(pause_reason));
   }
-  for (auto& fn : idle) fn();
+  for (auto& fn : idle) fn(absl::OkStatus());
+}
+
+void Engine::StoreAutoPause(const PumpPtr& p, std::string reason) {
+  LifecycleChange change;
+  change.event = CampaignEvent::kPause;
+  change.now = timer_->Now();
+  change.reason = reason;
+  Transition(p->account_id, p->id, std::move(change),
+             [this, p, reason](absl::StatusOr<Campaign> c) {
+               if (c.ok() || !IsStorageFailure(c.status())) {
+                 // Stored, or moot (cancelled, paused by hand meanwhile).
+                 return;
+               }
+               {
+                 MutexLock lock(&mu_);
+                 p->Held(mu_);
+                 p->unstored_pause = reason;  // RetryStorage writes it
+               }
+               StorageWait(p, c.status(), {});
+             });
 }
 
 void Engine::FinishDispatch(const PumpPtr& p) {
@@ -1246,18 +1444,163 @@ void Engine::FinishDispatch(const PumpPtr& p) {
           Apply(*c);
           return;
         }
-        if (IsStorageFailure(c.status())) {
-          logging::Error("storing the end of dispatch failed",
-                         {{"campaign_id", p->id}, {"error", c.status()}});
+        const bool storage = IsStorageFailure(c.status());
+        {
+          // Something is queued after all (or the campaign left sending).
+          MutexLock lock(&mu_);
+          p->Held(mu_);
+          if (p->phase != Pump::Phase::kFinishing || stopped_) return;
+          p->phase = Pump::Phase::kSending;
+          p->scan = Pump::Scan::kEnd;  // rescan from the start
+          if (!storage) {
+            ScheduleStep(p, timer_->Now() + kErrorRetry / 10);
+            return;
+          }
         }
-        // Something is queued after all (or the campaign left sending).
-        MutexLock lock(&mu_);
-        p->Held(mu_);
-        if (p->phase != Pump::Phase::kFinishing || stopped_) return;
-        p->phase = Pump::Phase::kSending;
-        p->scan = Pump::Scan::kEnd;  // rescan from the start
-        ScheduleStep(p, timer_->Now() + kErrorRetry / 10);
+        StorageWait(p, c.status(), {});
       });
+}
+
+void Engine::StorageWait(const PumpPtr& p, const absl::Status& error,
+                         std::vector<DispatchOutcome> unrecorded,
+                         int64_t rerecorded) {
+  const int64_t n = static_cast<int64_t>(unrecorded.size());
+  bool paused = false;  // the campaign is shown paused from now on
+  bool first = false;   // the first failure since writes last succeeded
+  bool stopped = false;
+  int64_t lost = 0;
+  Campaign shown;
+  std::vector<std::function<void(absl::Status)>> refused;
+  {
+    MutexLock lock(&mu_);
+    p->Held(mu_);
+    p->rerecording -= rerecorded;
+    first = p->storage_pause.empty() && !p->OutcomesOwed();
+    for (DispatchOutcome& o : unrecorded) {
+      p->unrecorded.push_back(std::move(o));
+    }
+    if (stopped_) {
+      // Nothing tries again: a cancel waiting for them is answered now.
+      stopped = true;
+      lost = static_cast<int64_t>(p->unrecorded.size());
+      refused.swap(p->on_idle);
+    }
+    switch (p->phase) {
+      case Pump::Phase::kSettingUp:
+      case Pump::Phase::kSending:
+      case Pump::Phase::kFinishing:
+      case Pump::Phase::kStorageWait:
+        p->phase = Pump::Phase::kStorageWait;
+        if (p->storage_pause.empty()) {
+          p->storage_pause = absl::StrCat(kStoragePause, error.message());
+          paused = true;
+          shown = p->campaign;
+        }
+        break;
+      case Pump::Phase::kHalted:
+        // Paused, cancelling or stopped by someone else: that stays; the
+        // outcomes are recorded all the same.
+        break;
+    }
+    if (!stopped_) ScheduleStep(p, timer_->Now() + kStorageRetry);
+  }
+  if (stopped) {
+    logging::Error(
+        "storage cannot write and campaignd is stopping: outcomes not "
+        "recorded are lost to this run (after a restart these messages go "
+        "out again under the same keys, or fail outcome_unknown if their "
+        "provider does not de-duplicate)",
+        {{"campaign_id", p->id}, {"messages", lost}, {"error", error}});
+    for (auto& fn : refused) fn(NotCancelled());
+    return;
+  }
+  // Once per wait, and at most 10 lines in 10 s over all campaigns.
+  static logging::RateLimited limit(10, absl::Seconds(10));
+  int64_t suppressed = 0;
+  if (first && limit.Allow(&suppressed)) {
+    logging::Error(
+        "storage cannot write: the campaign waits, sending nothing, and "
+        "tries again every 2 s; outcomes not recorded are kept",
+        {{"campaign_id", p->id},
+         {"unrecorded", n},
+         {"retry_in", kStorageRetry},
+         {"error", error},
+         {"suppressed", suppressed}});
+  }
+  if (paused) Publish(shown);
+}
+
+bool Engine::StorageWrote(const PumpPtr& p) {
+  p->Held(mu_);
+  if (p->OutcomesOwed()) return false;
+  const bool ended = !p->storage_pause.empty();
+  p->storage_pause.clear();
+  // However it came to wait (its own failed write, or a resume while
+  // outcomes were owed), it sends on.
+  if (p->phase == Pump::Phase::kStorageWait && !stopped_) Unhalt(p);
+  return ended;
+}
+
+void Engine::RetryStorage(const PumpPtr& p) {
+  p->Held(mu_);
+  if (p->rerecording > 0) return;  // out already: its answer steps again
+  if (!p->unrecorded.empty()) {
+    std::vector<DispatchOutcome> again = std::move(p->unrecorded);
+    p->unrecorded.clear();
+    p->rerecording = static_cast<int64_t>(again.size());
+    p->Unlock(mu_);
+    Record(p, std::move(again), /*again=*/true);
+    p->Lock(mu_);
+    return;
+  }
+  if (!p->unstored_pause.empty()) {
+    // An automatic pause whose write failed: the campaign stays halted.
+    std::string reason;
+    reason.swap(p->unstored_pause);
+    p->Unlock(mu_);
+    StoreAutoPause(p, std::move(reason));
+    p->Lock(mu_);
+    return;
+  }
+  if (p->phase != Pump::Phase::kStorageWait) return;
+  // Nothing kept: the write that failed (a mark, the end of dispatch) is
+  // tried again by sending on; the campaign shows paused until it works.
+  p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
+  ScheduleStep(p, timer_->Now());
+}
+
+void Engine::StorageWritable(bool writable) {
+  if (!writable) return;  // each pump learns it from its own write
+  MutexLock lock(&mu_);
+  if (stopped_) return;
+  for (const auto& [id, p] : pumps_) {
+    p->Held(mu_);
+    if (p->OutcomesOwed() || !p->unstored_pause.empty() ||
+        p->phase == Pump::Phase::kStorageWait) {
+      ScheduleStep(p, timer_->Now());
+    }
+  }
+}
+
+void Engine::Publish(Campaign c) {
+  ShowUnstoredPause(&c);
+  progress_.Publish(c, timer_->Now());
+}
+
+void Engine::ShowUnstoredPause(Campaign* c) {
+  if (c->status != CampaignStatus::kSending) return;  // stored states win
+  MutexLock lock(&mu_);
+  auto it = pumps_.find(c->id);
+  if (it == pumps_.end() || it->second->account_id != c->account_id) return;
+  const Pump& p = *it->second;
+  p.Held(mu_);
+  if (!p.storage_pause.empty()) {
+    c->status = CampaignStatus::kPaused;
+    c->pause_reason = p.storage_pause;
+  } else if (!p.unstored_pause.empty()) {
+    c->status = CampaignStatus::kPaused;  // halted; stored once it can be
+    c->pause_reason = p.unstored_pause;
+  }
 }
 
 }  // namespace campaigns::dispatch

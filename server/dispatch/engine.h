@@ -23,9 +23,19 @@
 // their `done` waits (as a callback, not a thread) for calls that were being
 // started at that moment to return from Provider::Send.
 //
-// Storage errors never lose or repeat a message: a failed lease or outcome
-// write is retried (the message keeps its idempotency key), a failed
-// lifecycle write is logged and retried by the next step.
+// Storage errors never lose or repeat a message. A failed lease is retried
+// after a second. A dispatch write that fails because storage cannot write
+// (the disk is full, I/O fails: the outcomes of a batch, the mark before a
+// call, the end of dispatch) halts the pump and shows the campaign paused,
+// with a pause_reason "storage cannot write: <error>", to GetCampaign,
+// ListCampaigns (ShowUnstoredPause) and WatchCampaign. That pause is kept in
+// memory only (storing it would be a write too) and never overrides a
+// stored status: a user's pause, resume or cancel wins. Outcomes whose write
+// failed are kept and written again first, every 2 s or at once when the
+// database says it writes again (StorageWritable); nothing is handed to a
+// provider meanwhile, so nothing a provider accepted goes out twice. The
+// first write that succeeds ends the pause and the campaign sends on by
+// itself. A failed lifecycle write is logged and retried by the next step.
 //
 // Thread-safe.
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
@@ -110,13 +120,17 @@ class Engine {
                    std::vector<std::string> error_codes,
                    Done<RetryResult> done);
   // Receipts from DeliveryService or a provider; completes campaigns whose
-  // last awaited receipt arrived.
+  // last awaited receipt arrived. UNAVAILABLE with a retry delay, nothing
+  // applied, when storage cannot write them, or while outcomes of the
+  // account's messages are kept unrecorded after a failed write (a receipt
+  // for one of them would match nothing yet): the sender sends them again.
   void IngestReceipts(const std::string& account_id,
                       std::vector<ReceiptUpdate> receipts,
                       Done<ReceiptResult> done);
 
   // Receipts a provider's webhook brought (matched by provider and
-  // provider message id, in any account).
+  // provider message id, in any account); refused as IngestReceipts's are,
+  // while outcomes of that provider's messages are kept unrecorded.
   void IngestProviderReceipts(const std::string& provider,
                               std::vector<ReceiptUpdate> receipts,
                               Done<ReceiptResult> done);
@@ -125,12 +139,26 @@ class Engine {
   // schedule_at) outside the engine: pumps and timers follow it.
   void Updated(const Campaign& c) { Apply(c); }
 
+  // Told by the database when its writes start failing or succeed again
+  // (DatabaseOptions::on_writable): pumps waiting for storage try again at
+  // once rather than at their next 2 s retry. Any thread; never blocks.
+  void StorageWritable(bool writable) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // `c` (as read from the store) as readers should see it: a sending
+  // campaign whose pump waits for storage to write shows as paused with
+  // the storage error as its pause_reason.
+  void ShowUnstoredPause(Campaign* c) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Live progress of campaigns (WatchCampaign).
   ProgressHub& progress() { return progress_; }
 
   // Stops every pump: no provider call starts afterwards. Waits for calls
   // being started right now to return from Provider::Send, so call it from
   // a thread of its own (shutdown), never from a timer or storage callback.
+  // A cancel still waiting for outcomes that storage could not record is
+  // answered UNAVAILABLE (not cancelled); those outcomes are logged as lost
+  // to this run (after a restart they are sent again under the same keys,
+  // or fail outcome_unknown for providers that do not de-duplicate).
   // Idempotent.
   void Stop();
 
@@ -195,14 +223,49 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnSent(const PumpPtr& p, std::vector<Item> batch,
               std::vector<SendResult> results) ABSL_LOCKS_EXCLUDED(mu_);
-  // Writes outcomes of messages counted in `p`'s in_flight.
-  void Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes outcomes of messages counted in `p`'s in_flight; `again`: they
+  // are `p`'s unrecorded ones, out again (counted in `rerecording`). If
+  // storage cannot write them they are kept (StorageWait).
+  void Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes,
+              bool again = false) ABSL_LOCKS_EXCLUDED(mu_);
+  // `rerecorded`: of `messages`, those that were out again (Record).
   void OnRecorded(const PumpPtr& p, int64_t messages,
-                  absl::StatusOr<Campaign> c) ABSL_LOCKS_EXCLUDED(mu_);
+                  absl::StatusOr<Campaign> c, int64_t rerecorded = 0)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores an automatic pause of `p` (its pump is halted already); if
+  // storage cannot write it, it is kept and written again (RetryStorage).
+  void StoreAutoPause(const PumpPtr& p, std::string reason)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void FinishDispatch(const PumpPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
+  // A dispatch write of `p` failed with `error`, a storage failure: keeps
+  // `unrecorded` (still counted in in_flight) to write again, and a pump
+  // that was sending waits (kStorageWait) with the campaign shown paused.
+  // Logged once per wait. The retry is a step 2 s later. After Stop
+  // nothing retries: a cancel waiting for them is answered UNAVAILABLE.
+  // `rerecorded`: of `unrecorded`, those that were out again (Record).
+  void StorageWait(const PumpPtr& p, const absl::Status& error,
+                   std::vector<DispatchOutcome> unrecorded,
+                   int64_t rerecorded = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  // Storage answered a write of `p`: with nothing left to record, a
+  // waiting pump sends on, and its storage pause ends (true: publish it).
+  bool StorageWrote(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The storage step: writes `p`'s unrecorded outcomes again (whatever the
+  // phase: a paused or cancelling campaign's outcomes are recorded too),
+  // then an automatic pause that could not be stored; with neither left,
+  // lets a waiting pump try its failed write again.
+  void RetryStorage(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // progress_.Publish of `c` as readers should see it (ShowUnstoredPause).
+  void Publish(Campaign c) ABSL_LOCKS_EXCLUDED(mu_);
+  // UNAVAILABLE (with a retry delay) while outcomes of a campaign of
+  // `account_id`, or of messages of `provider`, are kept unrecorded (""
+  // matches no account or provider).
+  absl::Status ReceiptsWait(absl::string_view account_id,
+                            absl::string_view provider)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Publishes and completes the campaigns receipts changed.
-  void AfterReceipts(absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
+  // (For the receipts of `account_id` or of `provider`.)
+  void AfterReceipts(const std::string& account_id, const std::string& provider,
+                     absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Runs a store transition and Apply()s its result before `done`.
   void Transition(const std::string& account_id, const std::string& id,

@@ -388,7 +388,17 @@ void Simulator::Report(const std::string& account,
   auto logged = std::make_shared<std::vector<ReceiptUpdate>>(receipts);
   receipts_(account, std::move(receipts),
             [this, account, logged](absl::Status committed) {
-              if (committed.ok()) LogReceipts(*logged, account);
+              if (committed.ok()) {
+                LogReceipts(*logged, account);
+                return;
+              }
+              // As a vendor does: "not now" (storage cannot write) is sent
+              // again after the delay asked for; any other refusal is final.
+              if (committed.code() != absl::StatusCode::kUnavailable) return;
+              const absl::Duration wait =
+                  errors::RetryAfterOf(committed).value_or(absl::Seconds(2));
+              timer_->At(timer_->Now() + wait,
+                         [this, account, logged] { Report(account, *logged); });
             });
 }
 

@@ -57,12 +57,11 @@ absl::Status InsufficientCredits(absl::string_view message) {
 
 namespace {
 
-// RESOURCE_EXHAUSTED / `reason`, carrying the delay RetryAfterOf reads.
-absl::Status ExhaustedRetryAfter(absl::string_view reason,
-                                 absl::string_view message,
-                                 absl::Duration retry_after) {
-  absl::Status status =
-      Make(absl::StatusCode::kResourceExhausted, reason, message);
+// `code` / `reason`, carrying the delay RetryAfterOf reads.
+absl::Status WithRetryAfter(absl::StatusCode code, absl::string_view reason,
+                            absl::string_view message,
+                            absl::Duration retry_after) {
+  absl::Status status = Make(code, reason, message);
   status.SetPayload(
       kRetryUrl,
       absl::Cord(absl::StrCat(absl::ToInt64Microseconds(retry_after))));
@@ -73,12 +72,20 @@ absl::Status ExhaustedRetryAfter(absl::string_view reason,
 
 absl::Status RateLimited(absl::string_view message,
                          absl::Duration retry_after) {
-  return ExhaustedRetryAfter(kRateLimitExceeded, message, retry_after);
+  return WithRetryAfter(absl::StatusCode::kResourceExhausted,
+                        kRateLimitExceeded, message, retry_after);
 }
 
 absl::Status StorageFull(absl::string_view message,
                          absl::Duration retry_after) {
-  return ExhaustedRetryAfter(kStorageFull, message, retry_after);
+  return WithRetryAfter(absl::StatusCode::kResourceExhausted, kStorageFull,
+                        message, retry_after);
+}
+
+absl::Status Unavailable(absl::string_view message,
+                         absl::Duration retry_after) {
+  return WithRetryAfter(absl::StatusCode::kUnavailable, kUnavailable, message,
+                        retry_after);
 }
 
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status) {

@@ -86,7 +86,12 @@ absl::Status RateLimited(absl::string_view message, absl::Duration retry_after);
 // RetryAfterOf) once space is freed.
 absl::Status StorageFull(absl::string_view message, absl::Duration retry_after);
 
-// The retry delay a status carries (RateLimited, StorageFull), if any.
+// UNAVAILABLE / UNAVAILABLE: nothing was done, and the same call may
+// succeed after `retry_after` (see RetryAfterOf).
+absl::Status Unavailable(absl::string_view message, absl::Duration retry_after);
+
+// The retry delay a status carries (RateLimited, StorageFull, Unavailable),
+// if any.
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status);
 
 // UNIMPLEMENTED / UNIMPLEMENTED.

@@ -2,12 +2,14 @@
 // health, metrics) and their answers.
 #include "server/http/operator_http.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "server/domain/errors.h"
 #include "server/log/log.h"
 
 namespace campaigns::http {
@@ -198,7 +200,16 @@ void OperatorHttp::Route(HttpServerRequest req, HttpReply reply) {
               {{"provider", provider_name},
                {"receipts", static_cast<int64_t>(receipts)},
                {"error", committed}});
-          reply(Text(503, "not stored, try again"));
+          HttpServerResponse r = Text(503, "not stored, try again");
+          // The delay the refusal asked for; else storage's own retry
+          // period (writable_probe_every, 2 s).
+          const absl::Duration wait =
+              errors::RetryAfterOf(committed).value_or(absl::Seconds(2));
+          r.headers.emplace_back(
+              "Retry-After",
+              absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(
+                                                    wait, absl::Seconds(1))))));
+          reply(std::move(r));
           return;
         }
         reply(answer.empty() ? Json(200, "{}") : Exact(answer));

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "server/dispatch/engine.h"
+#include "server/domain/errors.h"
 #include "tests/dispatch/engine_fixture.h"
 
 namespace campaigns::dispatch {
@@ -33,6 +34,12 @@ class FaultyStore : public DispatchStore {
   std::atomic<int> fail_sender_reads{0};
   std::atomic<int> fail_finishes{0};  // kAllDispatched transitions
   std::atomic<int> records{0};        // RecordOutcomes calls that wrote
+  // The disk is full: every write fails as SQLITE_FULL answers (reads work).
+  std::atomic<bool> full{false};
+  // When > 0: the disk fills after this many more RecordOutcomes writes.
+  std::atomic<int> records_until_full{0};
+  std::atomic<int> refused_writes{0};
+  std::atomic<int> fail_pauses{0};  // kPause transitions, as a full disk
 
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change,
@@ -41,6 +48,10 @@ class FaultyStore : public DispatchStore {
       done(absl::InternalError("storage error (injected)"));
       return;
     }
+    if (change.event == CampaignEvent::kPause && Take(fail_pauses)) {
+      return done(DiskFull());
+    }
+    if (Full()) return done(DiskFull());
     real_->TransitionCampaign(account_id, id, std::move(change),
                               std::move(done));
   }
@@ -58,30 +69,38 @@ class FaultyStore : public DispatchStore {
       done(absl::InternalError("disk I/O error (injected)"));
       return;
     }
+    if (Full()) return done(DiskFull());
     ++records;
     real_->RecordOutcomes(account_id, campaign_id, std::move(outcomes),
                           std::move(done));
+    if (Take(records_until_full) && records_until_full.load() == 0) {
+      full = true;
+    }
   }
   void ApplyReceipts(const std::string& account_id,
                      std::vector<ReceiptUpdate> receipts,
                      Done<ReceiptResult> done) override {
+    if (Full()) return done(DiskFull());
     real_->ApplyReceipts(account_id, std::move(receipts), std::move(done));
   }
   void MarkHanded(const std::string& account_id, const std::string& campaign_id,
                   std::vector<int64_t> seqs, bool handed,
                   std::function<void(absl::Status)> done) override {
+    if (Full()) return done(DiskFull());
     real_->MarkHanded(account_id, campaign_id, std::move(seqs), handed,
                       std::move(done));
   }
   void ApplyProviderReceipts(const std::string& provider,
                              std::vector<ReceiptUpdate> receipts,
                              Done<ReceiptResult> done) override {
+    if (Full()) return done(DiskFull());
     real_->ApplyProviderReceipts(provider, std::move(receipts),
                                  std::move(done));
   }
   void RetryFailed(const std::string& account_id, const std::string& id,
                    std::vector<std::string> error_codes,
                    Done<RetryResult> done) override {
+    if (Full()) return done(DiskFull());
     real_->RetryFailed(account_id, id, std::move(error_codes), std::move(done));
   }
   absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
@@ -107,6 +126,15 @@ class FaultyStore : public DispatchStore {
   }
 
  private:
+  bool Full() {
+    if (!full.load()) return false;
+    ++refused_writes;
+    return true;
+  }
+  // What storage::Database answers for SQLITE_FULL.
+  static absl::Status DiskFull() {
+    return absl::ResourceExhaustedError("disk full");
+  }
   static bool Take(std::atomic<int>& n) {
     int left = n.load();
     while (left > 0) {
@@ -115,6 +143,38 @@ class FaultyStore : public DispatchStore {
     return false;
   }
   DispatchStore* const real_;
+};
+
+// Every state of a campaign WatchCampaign would have shown: the pause
+// reasons of the paused ones, in order, each run of them once.
+class ShownStates {
+ public:
+  ShownStates(Engine* engine, const std::string& id)
+      : engine_(engine), id_(id) {
+    subscription_ = engine->progress().Subscribe(id, [this, engine, id] {
+      std::optional<Progress> p = engine->progress().Latest(id);
+      if (!p) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      const bool paused = p->status == CampaignStatus::kPaused;
+      if (paused && (!last_paused_ || reasons_.back() != p->pause_reason)) {
+        reasons_.push_back(p->pause_reason);
+      }
+      last_paused_ = paused;
+    });
+  }
+  ~ShownStates() { engine_->progress().Unsubscribe(id_, subscription_); }
+  std::vector<std::string> PauseReasons() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reasons_;
+  }
+
+ private:
+  Engine* const engine_;
+  const std::string id_;
+  uint64_t subscription_ = 0;
+  std::mutex mu_;
+  bool last_paused_ = false;
+  std::vector<std::string> reasons_;
 };
 
 class EngineFaultsTest : public EngineTest {
@@ -152,30 +212,163 @@ TEST_F(EngineFaultsTest, FailedLeasesAreRetriedAndLoseNothing) {
   for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
 }
 
-// A batch whose outcomes failed to record stays queued and goes out again
-// under the same keys: the provider answers `duplicate`, nothing is counted
-// twice and nothing is lost.
-TEST_F(EngineFaultsTest, AFailedOutcomeWriteResendsUnderTheSameKeys) {
+// A batch whose outcomes failed to record is not sent again: its outcomes
+// are kept, the campaign shows paused with the error meanwhile, they are
+// recorded once a write succeeds, and the campaign sends on by itself.
+TEST_F(EngineFaultsTest, AFailedOutcomeWritePausesAndIsRecordedNotResent) {
   UseFaultyStore();
   faulty_->fail_records = 1;
+  engine_options_.max_in_flight = 10;  // one batch out at a time
   StartEngine();
   const std::string sender = NewSender(SenderTier::kUnlimited, "+15550402");
   Campaign c = NewCampaign(sender, 40, 0, /*batch_size=*/10);
+  ShownStates shown(engine_.get(), c.id);
   StartCampaign(c);
   ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  const std::vector<std::string> reasons = shown.PauseReasons();
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_EQ(reasons[0], "storage cannot write: disk I/O error (injected)");
   const Campaign done = Get(c.id);
   EXPECT_EQ(done.stats.delivered, 40);
   EXPECT_EQ(done.stats.failed + done.stats.skipped + done.stats.queued, 0);
+  EXPECT_TRUE(done.pause_reason.empty());
   const auto calls = CallsPerKey();
   EXPECT_EQ(calls.size(), 40u);
-  int repeated = 0;
-  for (const auto& [key, n] : calls) repeated += n > 1 ? 1 : 0;
-  EXPECT_EQ(repeated, 10);  // the one batch, once more
-  int duplicates = 0;
-  for (const SimulatorLogEntry& e : sim_->Log()) {
-    duplicates += e.outcome == "duplicate" ? 1 : 0;
-  }
-  EXPECT_EQ(duplicates, 10);
+  for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
+}
+
+// The disk fills while a campaign sends. The pause cannot be stored (that is
+// a write too): it is shown from memory by WatchCampaign and GetCampaign.
+// Nothing is sent meanwhile and nothing twice; once there is room again the
+// outcomes kept in memory are recorded and the campaign resumes by itself.
+TEST_F(EngineFaultsTest, ADiskFullPausesWithTheReasonAndResumesWhenWritesWork) {
+  UseFaultyStore();
+  faulty_->records_until_full = 1;     // the first batch's outcomes are stored
+  engine_options_.max_in_flight = 10;  // one batch out at a time
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550406");
+  Campaign c = NewCampaign(sender, 100, 0, /*batch_size=*/10);
+  // Watched, as WatchCampaign does (unwatched, only sending ones are kept).
+  engine_->progress().Subscribe(c.id, [] {});
+  StartCampaign(c);
+  auto shown_paused = [&] {
+    std::optional<Progress> p = engine_->progress().Latest(c.id);
+    return p && p->status == CampaignStatus::kPaused;
+  };
+  ASSERT_TRUE(RunUntil(shown_paused));
+  const std::string reason = engine_->progress().Latest(c.id)->pause_reason;
+  EXPECT_EQ(reason, "storage cannot write: disk full");
+  Campaign read = Get(c.id);
+  EXPECT_EQ(read.status, CampaignStatus::kSending);  // not stored
+  EXPECT_EQ(read.stats.queued, 90);  // the second batch is not recorded
+  engine_->ShowUnstoredPause(&read);
+  EXPECT_EQ(read.status, CampaignStatus::kPaused);
+  EXPECT_EQ(read.pause_reason, reason);
+
+  // Receipts of this account wait (one could be for the batch whose
+  // outcomes are kept, and would match nothing yet); its sender retries.
+  ReceiptUpdate early;
+  early.provider_message_id = "sim_early";
+  early.status = RecipientStatus::kDelivered;
+  early.occurred_at = timer_.Now();
+  auto waits = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {early}, done); });
+  EXPECT_EQ(waits.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(waits.status().message().find("not recorded yet"),
+            std::string::npos)
+      << waits.status();
+  EXPECT_EQ(errors::RetryAfterOf(waits.status()), absl::Seconds(2));
+
+  const size_t calls_when_paused = sim_->Log().size();
+  EXPECT_EQ(calls_when_paused, 20u);
+  const int refused = faulty_->refused_writes.load();
+  RunFor(absl::Seconds(30));
+  EXPECT_EQ(sim_->Log().size(), calls_when_paused) << "sent while paused";
+  EXPECT_GT(faulty_->refused_writes.load(), refused) << "never tried again";
+  EXPECT_TRUE(shown_paused());
+
+  faulty_->full = false;
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.delivered, 100);
+  EXPECT_EQ(done.stats.failed + done.stats.skipped + done.stats.queued, 0);
+  EXPECT_TRUE(done.pause_reason.empty());
+  const auto calls = CallsPerKey();
+  EXPECT_EQ(calls.size(), 100u);
+  for (const auto& [key, n] : calls) EXPECT_EQ(n, 1) << key;
+}
+
+// For a provider that does not de-duplicate, the mark written before each
+// call is the write that fails: the batch goes back unsent, the campaign
+// pauses, and resumes once the mark can be written.
+TEST_F(EngineFaultsTest, AMarkThatCannotBeWrittenPausesAndSendsNothing) {
+  RecordingProvider recording;  // marked: no idempotency keys
+  provider_ = &recording;
+  UseFaultyStore();
+  faulty_->records_until_full = 1;
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550407");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  engine_->progress().Subscribe(c.id, [] {});
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] {
+    std::optional<Progress> p = engine_->progress().Latest(c.id);
+    return p && p->status == CampaignStatus::kPaused;
+  }));
+  EXPECT_EQ(engine_->progress().Latest(c.id)->pause_reason,
+            "storage cannot write: disk full");
+  EXPECT_EQ(recording.sent().size(), 10u);
+  RunFor(absl::Seconds(20));
+  EXPECT_EQ(recording.sent().size(), 10u) << "sent while paused";
+  faulty_->full = false;
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kSent));
+  EXPECT_EQ(Get(c.id).stats.sent, 30);
+  std::map<std::string, int> per_recipient;
+  for (const OutgoingMessage& m : recording.sent())
+    ++per_recipient[m.recipient_id];
+  EXPECT_EQ(per_recipient.size(), 30u);
+  for (const auto& [id, n] : per_recipient) EXPECT_EQ(n, 1) << id;
+}
+
+// Receipts that cannot be committed are refused as UNAVAILABLE with a retry
+// delay (never acknowledged and dropped), and taken once writes work.
+TEST_F(EngineFaultsTest, ReceiptsAreRefusedWhileStorageCannotWrite) {
+  RecordingProvider recording;
+  provider_ = &recording;
+  UseFaultyStore();
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550408");
+  Campaign c = NewCampaign(sender, 2, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kSent));
+  ASSERT_EQ(recording.sent().size(), 2u);
+  ReceiptUpdate r;
+  r.provider_message_id = "pm_" + recording.sent()[0].recipient_id;
+  r.status = RecipientStatus::kDelivered;
+  r.occurred_at = timer_.Now();
+  ReceiptUpdate by_provider = r;
+  by_provider.provider_message_id = "pm_" + recording.sent()[1].recipient_id;
+
+  faulty_->full = true;
+  auto refused = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable)
+      << refused.status();
+  EXPECT_TRUE(errors::RetryAfterOf(refused.status()).has_value());
+  auto refused_webhook = AwaitResult<ReceiptResult>([&](auto done) {
+    engine_->IngestProviderReceipts("sim", {by_provider}, done);
+  });
+  EXPECT_EQ(refused_webhook.status().code(), absl::StatusCode::kUnavailable)
+      << refused_webhook.status();
+  EXPECT_EQ(Get(c.id).stats.delivered, 0);
+
+  faulty_->full = false;
+  auto taken = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->matched, 1);
+  EXPECT_EQ(Get(c.id).stats.delivered, 1);
 }
 
 // A busy database while a pump sets up is not the campaign's fault: it is
@@ -498,6 +691,247 @@ TEST_F(EngineFaultsTest, APauseBetweenMarkAndCallSendsNothing) {
               }).ok());
   ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
   EXPECT_EQ(vendor.sent().size(), 5u);
+}
+
+// A user's pause stored before the disk filled stays: the outcomes that
+// failed to record meanwhile are recorded once writes work, and the
+// campaign is neither shown as paused for storage nor resumed by itself.
+TEST_F(EngineFaultsTest, AUsersPauseIsNeitherOverriddenNorResumedByStorage) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550411");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  ShownStates shown(engine_.get(), c.id);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Pause(account_, c.id, "by hand", d);
+              }).ok());
+  faulty_->full = true;
+  vendor.ReleaseAll();  // their outcomes cannot be written
+  RunFor(absl::Seconds(10));
+  Campaign read = Get(c.id);
+  engine_->ShowUnstoredPause(&read);
+  EXPECT_EQ(read.status, CampaignStatus::kPaused);
+  EXPECT_EQ(read.pause_reason, "by hand");
+  EXPECT_EQ(read.stats.queued, 30);  // not recorded yet
+
+  faulty_->full = false;
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 20; }));
+  RunFor(absl::Seconds(10));
+  read = Get(c.id);
+  EXPECT_EQ(read.status, CampaignStatus::kPaused);
+  EXPECT_EQ(read.pause_reason, "by hand");
+  EXPECT_EQ(read.stats.sent, 10);
+  EXPECT_EQ(vendor.held_messages(), 0) << "sent while paused";
+  for (const std::string& r : shown.PauseReasons()) EXPECT_EQ(r, "by hand");
+}
+
+// A cancel waits for outcomes storage could not record yet; once they are,
+// it goes ahead and those messages keep their real outcome.
+TEST_F(EngineFaultsTest, ACancelWaitsForOutcomesKeptThroughADiskFull) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550412");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  RunFor(absl::Seconds(5));
+  // Answered on the storage writer's thread.
+  std::promise<absl::StatusOr<Campaign>> answer;
+  std::future<absl::StatusOr<Campaign>> cancelled = answer.get_future();
+  engine_->Cancel(account_, c.id, [&](absl::StatusOr<Campaign> r) {
+    answer.set_value(std::move(r));
+  });
+  RunFor(absl::Seconds(10));
+  EXPECT_EQ(cancelled.wait_for(std::chrono::milliseconds(0)),
+            std::future_status::timeout)
+      << "cancelled before they were recorded";
+  faulty_->full = false;
+  // The cancel is written from the callback of the outcomes' write: step
+  // until it is answered (the fake clock has nothing due meanwhile).
+  for (int i = 0;
+       i < 1000 && cancelled.wait_for(std::chrono::milliseconds(1)) ==
+                       std::future_status::timeout;
+       ++i) {
+    RunFor(absl::Seconds(1));
+  }
+  ASSERT_EQ(cancelled.wait_for(std::chrono::seconds(5)),
+            std::future_status::ready);
+  const absl::StatusOr<Campaign> result = cancelled.get();
+  ASSERT_TRUE(result.ok()) << result.status();
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.status, CampaignStatus::kCancelled);
+  EXPECT_EQ(done.stats.sent, 10);
+  EXPECT_EQ(done.stats.skipped, 20);
+}
+
+// Stopping while a cancel waits for outcomes storage cannot record answers
+// the cancel (UNAVAILABLE, not cancelled) rather than leaving it hanging.
+TEST_F(EngineFaultsTest, StopAnswersACancelWaitingForUnrecordedOutcomes) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550413");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  RunFor(absl::Seconds(5));
+  std::promise<absl::StatusOr<Campaign>> answer;
+  std::future<absl::StatusOr<Campaign>> cancelled = answer.get_future();
+  engine_->Cancel(account_, c.id, [&](absl::StatusOr<Campaign> r) {
+    answer.set_value(std::move(r));
+  });
+  RunFor(absl::Seconds(5));
+  ASSERT_EQ(cancelled.wait_for(std::chrono::milliseconds(0)),
+            std::future_status::timeout);
+  engine_->Stop();
+  ASSERT_EQ(cancelled.wait_for(std::chrono::seconds(0)),
+            std::future_status::ready)
+      << "Stop left the cancel unanswered";
+  const absl::Status status = cancelled.get().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  faulty_->full = false;
+  db_->Flush();
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kSending);  // nothing changed
+}
+
+// Receipts for one account wait while another account's outcomes are kept
+// unrecorded only if they are its own: other accounts are not held up.
+TEST_F(EngineFaultsTest, OnlyTheAccountWithUnrecordedOutcomesWaitsForReceipts) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550414");
+  Campaign c = NewCampaign(sender, 20, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  RunFor(absl::Seconds(1));
+  faulty_->full = false;  // writes work; the retry is up to 2 s away
+  ReceiptUpdate r;
+  r.provider_message_id = "pm_unknown";
+  r.status = RecipientStatus::kDelivered;
+  r.occurred_at = timer_.Now();
+  auto other = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts("acc_other", {r}, done); });
+  EXPECT_TRUE(other.ok()) << other.status();
+  auto own = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  EXPECT_EQ(own.status().code(), absl::StatusCode::kUnavailable);
+  auto by_provider = AwaitResult<ReceiptResult>([&](auto done) {
+    engine_->IngestProviderReceipts("simulator", {r}, done);
+  });
+  EXPECT_EQ(by_provider.status().code(), absl::StatusCode::kUnavailable);
+  auto other_provider = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestProviderReceipts("smpp1", {r}, done); });
+  EXPECT_TRUE(other_provider.ok()) << other_provider.status();
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 10; }));
+  own = AwaitResult<ReceiptResult>(
+      [&](auto done) { engine_->IngestReceipts(account_, {r}, done); });
+  EXPECT_TRUE(own.ok()) << own.status();
+}
+
+// Paused by hand, outcomes kept through a disk full, then resumed by hand
+// once writes work but before the storage retry came: the pump records them
+// and sends on (it does not wait for a storage pause it never showed).
+TEST_F(EngineFaultsTest, AResumeWhileOutcomesAreOwedSendsOnOnceRecorded) {
+  HoldingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550415");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Pause(account_, c.id, "by hand", d);
+              }).ok());
+  faulty_->full = true;
+  vendor.ReleaseAll();
+  db_->Flush();
+  faulty_->full = false;
+  auto resumed = AwaitResult<Campaign>(
+      [&](auto d) { engine_->Resume(account_, c.id, d); });
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  for (int i = 0; i < 100 && Get(c.id).stats.queued > 0; ++i) {
+    RunFor(absl::Seconds(1));
+    vendor.ReleaseAll();
+  }
+  const Campaign done = Get(c.id);
+  EXPECT_EQ(done.stats.queued, 0);
+  EXPECT_EQ(done.stats.sent, 30);
+}
+
+// A campaign paused by hand whose cancel cannot be written (the disk is
+// full) stays paused: the failed cancel does not set it sending.
+TEST_F(EngineFaultsTest, AFailedCancelOfAPausedCampaignSendsNothing) {
+  RecordingProvider vendor;
+  provider_ = &vendor;
+  UseFaultyStore();
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550416");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] { return vendor.sent().size() >= 10; }));
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Pause(account_, c.id, "by hand", d);
+              }).ok());
+  RunFor(absl::Seconds(2));
+  const size_t sent = vendor.sent().size();
+  faulty_->full = true;
+  auto cancelled = AwaitResult<Campaign>(
+      [&](auto d) { engine_->Cancel(account_, c.id, d); });
+  EXPECT_FALSE(cancelled.ok());
+  faulty_->full = false;
+  RunFor(absl::Seconds(30));
+  EXPECT_EQ(vendor.sent().size(), sent) << "sent while paused";
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kPaused);
+}
+
+// The error threshold's pause cannot be written: the campaign stays halted,
+// shown paused with that reason, and the pause is stored once it can be.
+TEST_F(EngineFaultsTest, AnAutoPauseThatCannotBeStoredIsStoredLater) {
+  UseFaultyStore();
+  faulty_->fail_pauses = 3;
+  sim_options_.defaults.permanent_failure_rate = 1.0;
+  engine_options_.error_window = 10;
+  engine_options_.max_in_flight = 10;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550417");
+  Campaign c = NewCampaign(sender, 50, 0, /*batch_size=*/10);
+  StartCampaign(c);
+  ASSERT_TRUE(RunUntil([&] {
+    Campaign shown = Get(c.id);
+    engine_->ShowUnstoredPause(&shown);
+    return shown.status == CampaignStatus::kPaused;
+  }));
+  Campaign shown = Get(c.id);
+  EXPECT_EQ(shown.status, CampaignStatus::kSending);  // not stored yet
+  engine_->ShowUnstoredPause(&shown);
+  EXPECT_NE(shown.pause_reason.find("auto-paused"), std::string::npos)
+      << shown.pause_reason;
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kPaused));
+  EXPECT_EQ(faulty_->fail_pauses.load(), 0);
+  EXPECT_NE(Get(c.id).pause_reason.find("auto-paused"), std::string::npos);
+  EXPECT_EQ(Get(c.id).stats.failed, 10);  // nothing sent meanwhile
 }
 
 }  // namespace

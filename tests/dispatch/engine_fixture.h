@@ -31,6 +31,7 @@ class EngineTest : public ::testing::Test {
   void SetUp() override {
     storage::DatabaseOptions options;
     options.path = dir_.File("engine.db");
+    ConfigureDatabase(options);
     auto db = storage::Database::Open(options);
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);
@@ -46,6 +47,11 @@ class EngineTest : public ::testing::Test {
     db_->Flush();
     engine_.reset();
     db_->Close();
+  }
+
+  // Adjusts the database's options before it opens (e.g. a test VFS).
+  virtual void ConfigureDatabase(storage::DatabaseOptions& options) {
+    (void)options;
   }
 
   // Builds the simulator and the engine (after the test set their options).

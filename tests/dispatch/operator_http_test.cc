@@ -149,7 +149,9 @@ TEST_F(OperatorHttpTest, AFailedCommitAsksTheVendorToRetry) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   CommitAll(absl::UnavailableError("disk full"));
-  EXPECT_EQ(answer.get().status, 503);
+  const HttpResponse r = answer.get();
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.retry_after, absl::Seconds(2));  // when storage tries again
 }
 
 TEST_F(OperatorHttpTest, RefusedWebhooksChangeNothing) {

@@ -513,11 +513,13 @@ TEST_F(SmppProviderTest, ReceiptsAreAnsweredOnlyOnceCommitted) {
   EXPECT_EQ(u.status, RecipientStatus::kDelivered);
   EXPECT_TRUE(Eventually([&] { return smsc.Stat("deliver_resp_ok") == 1; }));
 
-  // Not stored: ESME_RSYSERR, so that the SMSC delivers it again.
+  // Not stored: ESME_RX_T_APPN (a temporary error), so that the SMSC
+  // delivers it again.
   events_.Answer(absl::UnavailableError("store down"));
   smsc.Command("dlr_stat UNDELIV");
   r = SendAll(*p, {Sms("+15551230002", "Hello")});
   ASSERT_TRUE(Eventually([&] { return smsc.Stat("deliver_resp_error") == 1; }));
+  EXPECT_EQ(smsc.Stat("deliver_resp_last_error"), 0x64);
   const ReceiptUpdate f = events_.receipts()[1];
   EXPECT_EQ(f.status, RecipientStatus::kFailed);
   EXPECT_EQ(f.error_code, "001");

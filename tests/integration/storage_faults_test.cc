@@ -6,6 +6,8 @@
 // (imports and DeleteCampaign accepted again, without a restart).
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -173,6 +175,94 @@ TEST_F(StorageFaultsTest, ImportFailingAtAnyWriteReleasesItsCampaign) {
     EXPECT_TRUE(deleted.ok()) << deleted.error_message();
   }
   EXPECT_GT(failed, 0);
+}
+
+class DispatchStorageFaultsTest : public StorageFaultsTest {
+ protected:
+  void Configure(ServerOptions& options) override {
+    StorageFaultsTest::Configure(options);
+    options.simulator.keep_log = true;
+    options.simulator.defaults.delivered_delay = absl::ZeroDuration();
+  }
+  v1::Campaign Get(const std::string& id) {
+    v1::GetCampaignRequest req;
+    req.set_id(id);
+    v1::Campaign c;
+    grpc::Status s = campaigns_->GetCampaign(Ctx(kAdminKey).get(), req, &c);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return c;
+  }
+  // Polls (10 ms apart, at most 60 s) until `done(campaign)`.
+  v1::Campaign WaitUntil(const std::string& id,
+                         const std::function<bool(const v1::Campaign&)>& done) {
+    v1::Campaign c;
+    for (int i = 0; i < 6000; ++i) {
+      c = Get(id);
+      if (done(c)) return c;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "never reached; the campaign is " << c.DebugString();
+    return c;
+  }
+};
+
+// The disk fills while a campaign sends (its sender's tier: 10 msg/s): it
+// shows paused with the storage error, nothing more goes out, receipts are
+// refused with a retry delay; once there is room it sends on by itself and
+// every recipient was sent exactly once.
+TEST_F(DispatchStorageFaultsTest, ADiskFullPausesDispatchUntilWritesWork) {
+  const std::string id = NewCampaign();
+  ASSERT_TRUE(Import(id).status.ok());
+  v1::StartCampaignRequest start;
+  start.set_id(id);
+  v1::Campaign c;
+  ASSERT_TRUE(campaigns_->StartCampaign(Ctx(kAdminKey).get(), start, &c).ok());
+  WaitUntil(id, [](const v1::Campaign& c) {
+    return c.stats().queued() <= kRows - 10;
+  });
+  FaultVfs::Get().Arm({.op = FaultOp::kWrite, .nth = 1});
+  const v1::Campaign paused = WaitUntil(id, [](const v1::Campaign& c) {
+    return c.status() == v1::Campaign::paused;
+  });
+  EXPECT_EQ(paused.pause_reason().rfind("storage cannot write: ", 0), 0u)
+      << paused.pause_reason();
+  const size_t calls = server_->simulator()->Log().size();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(server_->simulator()->Log().size(), calls) << "sent while paused";
+  EXPECT_EQ(Get(id).status(), v1::Campaign::paused);
+
+  // A receipt cannot be stored: refused, with when to try again.
+  Answer a;
+  {
+    auto ctx = Ctx(kAdminKey);
+    v1::ReportDeliveryReceiptsResponse out;
+    auto writer = delivery_->ReportDeliveryReceipts(ctx.get(), &out);
+    v1::DeliveryReceipt r;
+    r.set_provider_message_id("sim_unknown");
+    r.set_status(v1::Recipient::delivered);
+    writer->Write(r);
+    writer->WritesDone();
+    a.status = writer->Finish();
+    ReadRetry(*ctx, &a);
+  }
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << a.status.error_message();
+  EXPECT_TRUE(a.retry_info);
+  EXPECT_FALSE(a.retry_after.empty());
+
+  FaultVfs::Get().Clear();
+  const v1::Campaign done = WaitUntil(id, [](const v1::Campaign& c) {
+    return c.status() == v1::Campaign::completed;
+  });
+  EXPECT_TRUE(done.pause_reason().empty()) << done.pause_reason();
+  EXPECT_EQ(done.stats().delivered(), kRows);
+  EXPECT_EQ(done.stats().failed() + done.stats().skipped(), 0);
+  std::map<std::string, int> accepted;
+  for (const dispatch::SimulatorLogEntry& e : server_->simulator()->Log()) {
+    if (e.outcome == "accepted" || e.outcome == "duplicate") ++accepted[e.key];
+  }
+  EXPECT_EQ(accepted.size(), static_cast<size_t>(kRows));
+  for (const auto& [key, n] : accepted) EXPECT_EQ(n, 1) << key;
 }
 
 }  // namespace

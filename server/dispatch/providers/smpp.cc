@@ -1324,13 +1324,15 @@ class SmppProvider::Session
       if (!self) return;
       self->Post([self = self.get(), gen, seq, s] {
         if (gen != self->conn_gen_ || self->fd_ < 0) return;  // redelivered
+        // Not stored: a temporary error, so the SMSC delivers it again
+        // later (SMPP 3.4 5.1.3: ESME_RX_T_APPN asks for a retry).
         if (!s.ok()) {
           logging::Warn(
               fmt::format("smpp {}: deliver_sm (seq {}) not stored: {}; "
-                          "answering ESME_RSYSERR",
+                          "answering ESME_RX_T_APPN (the SMSC retries)",
                           self->o_.name, seq, std::string(s.message())));
         }
-        self->AnswerDeliver(seq, s.ok() ? ESME_ROK : ESME_RSYSERR);
+        self->AnswerDeliver(seq, s.ok() ? ESME_ROK : ESME_RX_T_APPN);
       });
     });
   }

@@ -70,6 +70,7 @@ const stats = {
   dlrs_sent: 0,
   deliver_resp_ok: 0,
   deliver_resp_error: 0,
+  deliver_resp_last_error: 0,  // the command_status of the last error
   enquire_links: 0,     // received from the client
   enquire_link_resps: 0,  // the client's answers to ours
   unbinds: 0,
@@ -104,6 +105,7 @@ function deliver(session, fields) {
       stats.deliver_resp_ok++;
     } else {
       stats.deliver_resp_error++;
+      stats.deliver_resp_last_error = resp.command_status;
     }
   });
 }
