@@ -193,21 +193,23 @@ absl::StatusOr<bool> Store::BootstrapAdmin(const std::string& secret) {
 
 absl::StatusOr<Principal> Store::Authenticate(absl::string_view secret) {
   const std::string hash = Sha256Hex(secret);
-  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<Principal> {
-    SQLite::Statement st(db,
-                         "SELECT k.id, k.account_id, a.admin FROM api_keys k "
-                         "JOIN accounts a ON a.id = k.account_id "
-                         "WHERE k.key_hash=? AND k.revoked_at IS NULL");
-    st.bind(1, hash);
-    if (!st.executeStep()) {
-      return errors::Unauthenticated("missing, unknown or revoked API key");
-    }
-    Principal p;
-    p.key_id = st.getColumn(0).getString();
-    p.account_id = st.getColumn(1).getString();
-    p.admin = st.getColumn(2).getInt() != 0;
-    return p;
-  });
+  return db_->ReadPrepared(
+      [&](SQLite::Database&,
+          StatementCache& statements) -> absl::StatusOr<Principal> {
+        StatementCache::Use st = statements.Get(
+            "SELECT k.id, k.account_id, a.admin FROM api_keys k "
+            "JOIN accounts a ON a.id = k.account_id "
+            "WHERE k.key_hash=? AND k.revoked_at IS NULL");
+        st->bind(1, hash);
+        if (!st->executeStep()) {
+          return errors::Unauthenticated("missing, unknown or revoked API key");
+        }
+        Principal p;
+        p.key_id = st->getColumn(0).getString();
+        p.account_id = st->getColumn(1).getString();
+        p.admin = st->getColumn(2).getInt() != 0;
+        return p;
+      });
 }
 
 absl::StatusOr<Account> Store::GetAccount(const std::string& account_id) {
