@@ -66,7 +66,7 @@
 namespace {
 
 namespace v1 = campaigns::v1;
-using campaigns::bench::Campaignd;
+using Server = campaigns::bench::Campaignd;  // Campaignd() is the normaliser
 using campaigns::bench::Clock;
 using campaigns::bench::Csv;
 using campaigns::bench::Generate;
@@ -180,10 +180,10 @@ double ImportOnce(const std::string& campaignd, const std::string& db,
                   std::vector<std::string> flags, const std::string& csv,
                   int64_t n, bool scrape, std::string* scrape_note) {
   flags.insert(flags.begin(), {"--key-rate", "0"});
-  Campaignd server({.binary = campaignd,
-                    .db = db,
-                    .bootstrap_key = kKey,
-                    .flags = std::move(flags)});
+  Server server({.binary = campaignd,
+                 .db = db,
+                 .bootstrap_key = kKey,
+                 .flags = std::move(flags)});
   auto channel =
       grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
   double rate = 0;
@@ -248,11 +248,11 @@ int OpsCost(const std::string& campaignd, const std::string& work,
 double StartupSeconds(const std::string& campaignd, const std::string& db,
                       const std::vector<std::string>& flags) {
   const auto start = Clock::now();
-  Campaignd server({.binary = campaignd,
-                    .db = db,
-                    .keep_db = true,
-                    .bootstrap_key = kKey,
-                    .flags = flags});
+  Server server({.binary = campaignd,
+                 .db = db,
+                 .keep_db = true,
+                 .bootstrap_key = kKey,
+                 .flags = flags});
   if (!server.WaitUntilServing(std::chrono::minutes(10))) return -1;
   return Seconds(start);
 }
@@ -355,10 +355,10 @@ int main(int argc, char** argv) {
 
   // End to end against a campaignd of our own.
   const std::string db = work + "/campaignd.db";
-  Campaignd server({.binary = campaignd,
-                    .db = db,
-                    .bootstrap_key = kKey,
-                    .flags = {"--key-rate", "0"}});
+  Server server({.binary = campaignd,
+                 .db = db,
+                 .bootstrap_key = kKey,
+                 .flags = {"--key-rate", "0"}});
   auto channel =
       grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
