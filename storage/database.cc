@@ -219,7 +219,9 @@ absl::Status Database::Init() {
           options_.vfs);
       ConfigureConnection(*reader, options_);
       MutexLock lock(&pool_mu_);
-      free_readers_.push_back(reader.get());
+      free_readers_.push_back(all_readers_.size());
+      reader_statements_.push_back(
+          std::make_unique<StatementCache>(reader.get()));
       all_readers_.push_back(std::move(reader));
     }
   } catch (const std::exception& e) {
@@ -307,17 +309,33 @@ Database::~Database() {
   free_readers_.clear();
 }
 
-Database::ReadLease::ReadLease(Database* o) : owner(o), db(nullptr) {
+StatementCache::Use StatementCache::Get(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    it =
+        statements_.emplace(sql, std::make_unique<SQLite::Statement>(*db_, sql))
+            .first;
+  } else {
+    it->second->tryReset();
+    it->second->clearBindings();
+  }
+  return Use(it->second.get());
+}
+
+Database::ReadLease::ReadLease(Database* o)
+    : owner(o), index(0), db(nullptr), statements(nullptr) {
   MutexLock lock(&owner->pool_mu_);
   while (owner->free_readers_.empty()) owner->pool_cv_.Wait(&owner->pool_mu_);
-  db = owner->free_readers_.back();
+  index = owner->free_readers_.back();
   owner->free_readers_.pop_back();
+  db = owner->all_readers_[index].get();
+  statements = owner->reader_statements_[index].get();
 }
 
 Database::ReadLease::~ReadLease() {
   {
     MutexLock lock(&owner->pool_mu_);
-    owner->free_readers_.push_back(db);
+    owner->free_readers_.push_back(index);
   }
   owner->pool_cv_.Signal();
 }

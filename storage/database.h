@@ -13,6 +13,15 @@
 //       [](absl::StatusOr<int64_t> r) { ... });       // after COMMIT
 //   int64_t n = (*db)->Read([](SQLite::Database& r) { ... });
 //
+// Reads that run often keep their prepared statements (ReadPrepared,
+// StatementCache) instead of parsing their SQL on every call:
+//
+//   db->ReadPrepared([&](SQLite::Database&, StatementCache& statements) {
+//     StatementCache::Use st = statements.Get("SELECT ... WHERE id=?");
+//     st->bind(1, id);
+//     ...
+//   });
+//
 // Checkpoints run on a thread of their own (PASSIVE, on their own
 // connection), woken by the writer's WAL hook, so a slow fsync never holds up
 // the writer.
@@ -24,6 +33,7 @@
 #define CAMPAIGND_STORAGE_DATABASE_H_
 
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
 
 #include <atomic>
 #include <cstdint>
@@ -34,6 +44,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -88,6 +99,39 @@ inline constexpr absl::Duration kStorageFullRetryAfter = absl::Seconds(10);
 // STORAGE_FULL with kStorageFullRetryAfter, else INTERNAL (a corrupt file
 // says so). Messages never contain SQL text.
 absl::Status StatusFromException(const std::exception& e);
+
+// The prepared statements of one connection, by SQL text, kept until the
+// connection closes. Callers use fixed SQL texts (values are bound, never
+// spliced in), so it stays small. Used only by whoever holds the connection
+// (a read lease), so it has no lock: not thread-safe.
+class StatementCache {
+ public:
+  // A statement in use; reset when it goes out of scope, so that the
+  // connection holds no read snapshot while idle.
+  class Use {
+   public:
+    explicit Use(SQLite::Statement* st) : st_(st) {}
+    ~Use() { st_->tryReset(); }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    SQLite::Statement& operator*() const { return *st_; }
+    SQLite::Statement* operator->() const { return st_; }
+
+   private:
+    SQLite::Statement* const st_;
+  };
+
+  explicit StatementCache(SQLite::Database* db) : db_(db) {}
+
+  // The statement of `sql`, prepared on first use, reset and with no
+  // bindings. Throws as SQLite::Statement's constructor does.
+  Use Get(const std::string& sql);
+
+ private:
+  SQLite::Database* const db_;
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>>
+      statements_;
+};
 
 class Database {
  public:
@@ -176,6 +220,19 @@ class Database {
     }
   }
 
+  // Read, with `fn(connection, statements)`: `statements` are the
+  // connection's cached prepared statements (StatementCache).
+  template <typename Fn>
+  auto ReadPrepared(Fn&& fn) -> decltype(fn(std::declval<SQLite::Database&>(),
+                                            std::declval<StatementCache&>())) {
+    ReadLease lease(this);
+    try {
+      return fn(*lease.db, *lease.statements);
+    } catch (const std::exception& e) {
+      return StatusOf(e);
+    }
+  }
+
   // Calls `retry(true)` on the writer thread once a writable probe period
   // (writable_probe_every) has passed, so that a chain of writes that failed
   // on storage (a full disk, an I/O error) can try again later without
@@ -221,7 +278,9 @@ class Database {
     explicit ReadLease(Database* owner);
     ~ReadLease();
     Database* owner;
+    size_t index;  // into all_readers_ and reader_statements_
     SQLite::Database* db;
+    StatementCache* statements;
   };
 
   explicit Database(const DatabaseOptions& options);
@@ -282,7 +341,10 @@ class Database {
   Mutex pool_mu_;
   CondVar pool_cv_;  // a reader was returned
   std::vector<std::unique_ptr<SQLite::Database>> all_readers_;
-  std::vector<SQLite::Database*> free_readers_ ABSL_GUARDED_BY(pool_mu_);
+  // Each reader's statements; declared after all_readers_ so that they are
+  // finalized before their connections close.
+  std::vector<std::unique_ptr<StatementCache>> reader_statements_;
+  std::vector<size_t> free_readers_ ABSL_GUARDED_BY(pool_mu_);
 };
 
 }  // namespace campaigns::storage

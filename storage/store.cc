@@ -193,21 +193,29 @@ absl::StatusOr<bool> Store::BootstrapAdmin(const std::string& secret) {
 
 absl::StatusOr<Principal> Store::Authenticate(absl::string_view secret) {
   const std::string hash = Sha256Hex(secret);
-  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<Principal> {
-    SQLite::Statement st(db,
-                         "SELECT k.id, k.account_id, a.admin FROM api_keys k "
-                         "JOIN accounts a ON a.id = k.account_id "
-                         "WHERE k.key_hash=? AND k.revoked_at IS NULL");
-    st.bind(1, hash);
-    if (!st.executeStep()) {
-      return errors::Unauthenticated("missing, unknown or revoked API key");
-    }
-    Principal p;
-    p.key_id = st.getColumn(0).getString();
-    p.account_id = st.getColumn(1).getString();
-    p.admin = st.getColumn(2).getInt() != 0;
-    return p;
-  });
+  if (std::optional<Principal> cached = principals_.Get(hash)) return *cached;
+  // Read before the database: if a revocation invalidates the cache after
+  // this point, what we read may predate it and Put will not cache it.
+  const uint64_t generation = principals_.Generation();
+  absl::StatusOr<Principal> principal = db_->ReadPrepared(
+      [&](SQLite::Database&,
+          StatementCache& statements) -> absl::StatusOr<Principal> {
+        StatementCache::Use st = statements.Get(
+            "SELECT k.id, k.account_id, a.admin FROM api_keys k "
+            "JOIN accounts a ON a.id = k.account_id "
+            "WHERE k.key_hash=? AND k.revoked_at IS NULL");
+        st->bind(1, hash);
+        if (!st->executeStep()) {
+          return errors::Unauthenticated("missing, unknown or revoked API key");
+        }
+        Principal p;
+        p.key_id = st->getColumn(0).getString();
+        p.account_id = st->getColumn(1).getString();
+        p.admin = st->getColumn(2).getInt() != 0;
+        return p;
+      });
+  if (principal.ok()) principals_.Put(hash, *principal, generation);
+  return principal;
 }
 
 absl::StatusOr<Account> Store::GetAccount(const std::string& account_id) {
@@ -290,7 +298,14 @@ void Store::RevokeApiKey(const std::string& account_id,
         return LoadById<ApiKey>(db, "api_keys", "api key", account_id, key_id,
                                 &ReadApiKey);
       },
-      std::move(done));
+      [this, key_id, done = std::move(done)](absl::StatusOr<ApiKey> key) {
+        // Committed (or failed; forgetting is harmless then): from here on
+        // Authenticate reads the database, which has the revocation, and
+        // no lookup that read it earlier can cache it again. Before anyone
+        // is told.
+        principals_.InvalidateKey(key_id);
+        done(std::move(key));
+      });
 }
 
 // --- Templates ---------------------------------------------------------------

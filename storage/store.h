@@ -36,6 +36,7 @@
 #include "server/domain/model.h"
 #include "server/domain/recipient_ids.h"
 #include "storage/database.h"
+#include "storage/principal_cache.h"
 
 namespace campaigns::storage {
 
@@ -156,6 +157,10 @@ class Store : public DispatchStore {
   absl::StatusOr<bool> BootstrapAdmin(const std::string& secret);
 
   // The principal of a non-revoked key with this secret, or UNAUTHENTICATED.
+  // Keys that authenticated are remembered (PrincipalCache, by the secret's
+  // SHA-256) so that their next calls read no database; RevokeApiKey
+  // forgets the key before it calls back, so from its answer on the key is
+  // refused. Unknown keys are read every time.
   absl::StatusOr<Principal> Authenticate(absl::string_view secret);
 
   absl::StatusOr<Account> GetAccount(const std::string& account_id);
@@ -166,7 +171,8 @@ class Store : public DispatchStore {
   void CreateApiKey(ApiKey key, IdempotencyKey idem, Callback<ApiKey> done);
   absl::StatusOr<Page<ApiKey>> ListApiKeys(const std::string& account_id,
                                            const PageRequest& page);
-  // Revoking a revoked key returns it unchanged.
+  // Revoking a revoked key returns it unchanged. Once `done` runs, the key
+  // no longer authenticates (Authenticate's cache has forgotten it).
   void RevokeApiKey(const std::string& account_id, const std::string& key_id,
                     Callback<ApiKey> done);
 
@@ -553,6 +559,8 @@ class Store : public DispatchStore {
   absl::StatusOr<int> RecoverContactImports(ImportResponseFinisher finish);
 
   Database* const db_;
+  // The principals of keys that authenticated (see Authenticate).
+  PrincipalCache principals_;
   std::once_flag codec_once_;
   absl::StatusOr<std::unique_ptr<RecipientIdCodec>> codec_ =
       absl::InternalError("recipient id key not loaded");

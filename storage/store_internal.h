@@ -31,6 +31,29 @@ absl::Status CheckContactsExist(SQLite::Database& db,
                                 const std::string& account_id,
                                 const std::string& contact_ids_json);
 
+// ListPage with statements from `prepare(sql)` (anything that dereferences
+// to a SQLite::Statement).
+template <typename T, typename Prepare>
+absl::StatusOr<Page<T>> ListPageWith(const Prepare& prepare,
+                                     const std::string& from_where,
+                                     const std::string& order, int params,
+                                     const Binder& bind,
+                                     T (*read)(SQLite::Statement&),
+                                     const PageRequest& page) {
+  auto count = prepare("SELECT COUNT(*) FROM " + from_where);
+  bind(*count);
+  count->executeStep();
+  const int64_t total = count->getColumn(0).getInt64();
+  auto select = prepare("SELECT * FROM " + from_where + " ORDER BY " + order +
+                        " LIMIT ? OFFSET ?");
+  bind(*select);
+  select->bind(params + 1, page.limit);
+  select->bind(params + 2, static_cast<int64_t>(page.offset()));
+  std::vector<T> items;
+  while (select->executeStep()) items.push_back(read(*select));
+  return MakePage(std::move(items), total, page);
+}
+
 // Runs `SELECT COUNT(*) FROM <from_where>` and
 // `SELECT * FROM <from_where> ORDER BY <order> LIMIT ? OFFSET ?`, binding the
 // filter parameters with `bind` (positions 1..n) in both.
@@ -41,18 +64,25 @@ absl::StatusOr<Page<T>> ListPage(SQLite::Database& db,
                                  const Binder& bind,
                                  T (*read)(SQLite::Statement&),
                                  const PageRequest& page) {
-  SQLite::Statement count(db, "SELECT COUNT(*) FROM " + from_where);
-  bind(count);
-  count.executeStep();
-  const int64_t total = count.getColumn(0).getInt64();
-  SQLite::Statement select(db, "SELECT * FROM " + from_where + " ORDER BY " +
-                                   order + " LIMIT ? OFFSET ?");
-  bind(select);
-  select.bind(params + 1, page.limit);
-  select.bind(params + 2, static_cast<int64_t>(page.offset()));
-  std::vector<T> items;
-  while (select.executeStep()) items.push_back(read(select));
-  return MakePage(std::move(items), total, page);
+  return ListPageWith<T>(
+      [&db](const std::string& sql) {
+        return std::make_unique<SQLite::Statement>(db, sql);
+      },
+      from_where, order, params, bind, read, page);
+}
+
+// ListPage with the read connection's cached statements (a list served
+// often; `from_where` and `order` must be fixed texts).
+template <typename T>
+absl::StatusOr<Page<T>> ListPage(StatementCache& statements,
+                                 const std::string& from_where,
+                                 const std::string& order, int params,
+                                 const Binder& bind,
+                                 T (*read)(SQLite::Statement&),
+                                 const PageRequest& page) {
+  return ListPageWith<T>(
+      [&statements](const std::string& sql) { return statements.Get(sql); },
+      from_where, order, params, bind, read, page);
 }
 
 // Runs a create under an idempotency key inside the current write
@@ -99,13 +129,15 @@ absl::StatusOr<T> LoadById(SQLite::Database& db, const char* table,
 
 // The campaign `id` of `account_id`, or NOT_FOUND (also while it is being
 // deleted).
+// A visible campaign by id (1) and account (2).
+inline constexpr char kSelectCampaign[] =
+    "SELECT * FROM campaigns WHERE id=? AND account_id=? AND deleting=0";
+
 inline absl::StatusOr<Campaign> LoadCampaign(SQLite::Database& db,
                                              const std::string& account_id,
                                              const std::string& id) {
   if (account_id.empty()) return errors::NotFound("campaign", id);
-  SQLite::Statement st(db,
-                       "SELECT * FROM campaigns WHERE id=? AND account_id=? "
-                       "AND deleting=0");
+  SQLite::Statement st(db, kSelectCampaign);
   st.bind(1, id);
   st.bind(2, account_id);
   if (!st.executeStep()) return errors::NotFound("campaign", id);

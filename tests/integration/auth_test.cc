@@ -76,6 +76,30 @@ TEST_F(AuthTest, RevokedKeyRefusedAtOnceEvenOnItsOwnNextCall) {
             grpc::StatusCode::UNAUTHENTICATED);
 }
 
+TEST_F(AuthTest, KeyInUseRefusedOnTheCallAfterAnotherKeyRevokesIt) {
+  v1::CreateApiKeyRequest create;
+  create.set_name("busy");
+  v1::ApiKey key;
+  ASSERT_TRUE(accounts_->CreateApiKey(Ctx(kAdminKey).get(), create, &key).ok());
+  // Used again and again first (the server remembers keys that worked).
+  v1::Account account;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(
+        accounts_->GetAccount(Ctx(key.secret()).get(), {}, &account).ok());
+  }
+  v1::RevokeApiKeyRequest revoke;
+  revoke.set_id(key.id());
+  v1::ApiKey out;
+  ASSERT_TRUE(accounts_->RevokeApiKey(Ctx(kAdminKey).get(), revoke, &out).ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(accounts_->GetAccount(Ctx(key.secret()).get(), {}, &account)
+                  .error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // The revoking key itself still works.
+  EXPECT_TRUE(accounts_->GetAccount(Ctx(kAdminKey).get(), {}, &account).ok());
+}
+
 TEST_F(AuthTest, LifecycleAndStreamingRpcsRequireAKey) {
   v1::Campaign c;
   v1::StartCampaignRequest start;

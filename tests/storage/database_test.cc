@@ -94,6 +94,57 @@ class DatabaseTest : public ::testing::Test {
   TempDir dir_;
 };
 
+// --- Prepared reads ---------------------------------------------------------
+
+// True when a statement of connection `db` is between its first step and
+// its reset (and so holds a read snapshot open).
+bool AnyStatementBusy(sqlite3* db) {
+  for (sqlite3_stmt* st = sqlite3_next_stmt(db, nullptr); st != nullptr;
+       st = sqlite3_next_stmt(db, st)) {
+    if (sqlite3_stmt_busy(st)) return true;
+  }
+  return false;
+}
+
+TEST_F(DatabaseTest, ReadPreparedReusesStatementsAndLeavesThemReset) {
+  DatabaseOptions options = Options();
+  options.read_connections = 1;  // every read on the same connection
+  std::unique_ptr<Database> db = OpenOrDie(options);
+  ASSERT_NE(db, nullptr);
+  CreateKvTable(*db);
+  sqlite3* connection = nullptr;
+  auto count = [&](SQLite::Statement** used) {
+    absl::StatusOr<int64_t> n = db->ReadPrepared(
+        [&](SQLite::Database& r,
+            StatementCache& statements) -> absl::StatusOr<int64_t> {
+          connection = r.getHandle();
+          StatementCache::Use st =
+              statements.Get("SELECT COUNT(*) FROM kv WHERE k >= ?");
+          st->bind(1, "");
+          *used = &*st;
+          // One step and no more: the statement is still busy here.
+          st->executeStep();
+          EXPECT_TRUE(AnyStatementBusy(connection));
+          return st->getColumn(0).getInt64();
+        });
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *n : -1;
+  };
+  SQLite::Statement* first = nullptr;
+  SQLite::Statement* second = nullptr;
+  EXPECT_EQ(count(&first), 0);
+  // Reset once the read returned: the idle connection holds no snapshot...
+  EXPECT_FALSE(AnyStatementBusy(connection));
+  ASSERT_TRUE(db->WriteSync([](SQLite::Database& w) {
+                  Insert(w, "a");
+                  return absl::OkStatus();
+                }).ok());
+  // ...so the same statement, used again, sees the later write.
+  EXPECT_EQ(count(&second), 1);
+  EXPECT_EQ(first, second);
+  EXPECT_FALSE(AnyStatementBusy(connection));
+}
+
 // --- Open and migrations ----------------------------------------------------
 
 TEST_F(DatabaseTest, FreshDatabaseIsMigratedToLatestVersionInWalMode) {

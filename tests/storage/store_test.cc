@@ -380,6 +380,65 @@ TEST_F(TwoAccountsTest, RevokedKeyNoLongerAuthenticates) {
   EXPECT_EQ(again->revoked_at, revoked->revoked_at);
 }
 
+TEST_F(TwoAccountsTest, RepeatedAuthenticationIsAnsweredFromTheCache) {
+  absl::StatusOr<Principal> first = store_->Authenticate(kSecretA);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Revoked behind the Store's back (another connection): the Store does
+  // not read the database again, so the key still authenticates...
+  {
+    SQLite::Database other(dir_.File("store.db"), SQLite::OPEN_READWRITE);
+    other.setBusyTimeout(5000);
+    SQLite::Statement st(other, "UPDATE api_keys SET revoked_at=1 WHERE id=?");
+    st.bind(1, key_a_);
+    ASSERT_EQ(st.exec(), 1);
+  }
+  absl::StatusOr<Principal> again = store_->Authenticate(kSecretA);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->key_id, first->key_id);
+  EXPECT_EQ(again->account_id, a_);
+  EXPECT_FALSE(again->admin);
+  // ...until a revocation through the Store (here of the already revoked
+  // key, which answers it unchanged) makes it forget.
+  ASSERT_TRUE(RevokeApiKey(a_, key_a_).ok());
+  ExpectError(store_->Authenticate(kSecretA).status(),
+              absl::StatusCode::kUnauthenticated, "UNAUTHORIZED");
+}
+
+TEST_F(TwoAccountsTest, CachedKeyRefusedOnTheCallAfterItsRevocation) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_->Authenticate(kSecretA).ok());
+  ASSERT_TRUE(store_->Authenticate(kSecretB).ok());
+  // The callback is where the API answers RevokeApiKey: the key must be
+  // refused already there, and on every later call.
+  absl::Status inside = absl::OkStatus();
+  absl::StatusOr<ApiKey> revoked =
+      AwaitResult<ApiKey>([&](Callback<ApiKey> done) {
+        store_->RevokeApiKey(
+            a_, key_a_,
+            [&, done = std::move(done)](absl::StatusOr<ApiKey> key) {
+              inside = store_->Authenticate(kSecretA).status();
+              done(std::move(key));
+            });
+      });
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  ExpectError(inside, absl::StatusCode::kUnauthenticated, "UNAUTHORIZED");
+  ExpectError(store_->Authenticate(kSecretA).status(),
+              absl::StatusCode::kUnauthenticated, "UNAUTHORIZED");
+  // The other account's cached key is untouched.
+  EXPECT_TRUE(store_->Authenticate(kSecretB).ok());
+}
+
+TEST_F(TwoAccountsTest, UnknownKeyIsNotCachedAsRefused) {
+  // A secret refused once works as soon as a key with it exists.
+  const std::string secret = "ck_created_after_a_refusal";
+  ExpectError(store_->Authenticate(secret).status(),
+              absl::StatusCode::kUnauthenticated, "UNAUTHORIZED");
+  ApiKey key = NewKey(a_, secret);
+  ASSERT_TRUE(CreateApiKey(key).ok());
+  absl::StatusOr<Principal> p = store_->Authenticate(secret);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->key_id, key.id);
+}
+
 TEST_F(TwoAccountsTest, RevokeApiKeyOfAnotherAccountIsNotFound) {
   ExpectNotFound(RevokeApiKey(b_, key_a_).status());
   ExpectNotFound(RevokeApiKey(a_, "key_missing").status());

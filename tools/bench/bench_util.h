@@ -1,13 +1,22 @@
 // Helpers shared by the benchmarks in tools/bench: a free loopback port, a
-// process's peak resident set, seconds since a time point, and a Prometheus
-// scraper. Linux only. The functions keep no state; Scraper is thread-safe.
+// process's peak resident set, seconds since a time point, a Prometheus
+// scraper, and a campaignd child process (Campaignd). Linux only. The
+// functions keep no state; Scraper is thread-safe, Campaignd is not.
+//
+//   campaigns::bench::Campaignd server({.binary = "build/server/campaignd",
+//                                       .db = "/tmp/bench.db",
+//                                       .bootstrap_key = kKey});
+//   auto channel = grpc::CreateChannel(server.target(), ...);
 #ifndef CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
 #define CAMPAIGND_TOOLS_BENCH_BENCH_UTIL_H_
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -47,6 +57,129 @@ inline int FreePort() {
   close(fd);
   return port;
 }
+
+// True when something accepts TCP connections on 127.0.0.1:port.
+inline bool Accepts(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool up =
+      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return up;
+}
+
+// How to start a campaignd child (Campaignd).
+struct CampaigndOptions {
+  std::string binary = "build/server/campaignd";
+  // The database file. Unless `keep_db`, it is removed first (with its -wal
+  // and -shm files): a fresh database.
+  std::string db;
+  bool keep_db = false;
+  // CAMPAIGND_BOOTSTRAP_KEY: the admin key of a fresh database.
+  std::string bootstrap_key;
+  // Flags after --listen, --http-listen (when `http`) and --db, e.g.
+  // {"--key-rate", "0"}.
+  std::vector<std::string> flags;
+  // Also serve the operator's HTTP listener on a free port.
+  bool http = true;
+  // Its stdout and stderr go to /dev/null (its log lines would break up a
+  // table).
+  bool quiet = false;
+};
+
+// A campaignd child process listening on free ports of 127.0.0.1 only;
+// stopped (SIGTERM, then reaped) when destroyed unless already stopped. Not
+// thread-safe.
+class Campaignd {
+ public:
+  // Forks and execs at once; see WaitUntilServing.
+  explicit Campaignd(CampaigndOptions options)
+      : port_(FreePort()), http_port_(options.http ? FreePort() : 0) {
+    if (!options.keep_db) {
+      for (const char* suffix : {"", "-wal", "-shm"}) {
+        std::filesystem::remove(options.db + suffix);
+      }
+    }
+    std::vector<std::string> args = {options.binary, "--listen", target()};
+    if (options.http) {
+      args.insert(args.end(),
+                  {"--http-listen", absl::StrCat("127.0.0.1:", http_port_)});
+    }
+    args.insert(args.end(), {"--db", options.db});
+    args.insert(args.end(), options.flags.begin(), options.flags.end());
+    // Everything the child needs is built before the fork: between fork and
+    // exec it calls only async-signal-safe functions (the parent may have
+    // threads, e.g. gRPC's).
+    std::vector<std::string> env = {
+        absl::StrCat("CAMPAIGND_BOOTSTRAP_KEY=", options.bootstrap_key)};
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (std::string(*e).rfind("CAMPAIGND_BOOTSTRAP_KEY=", 0) != 0) {
+        env.push_back(*e);
+      }
+    }
+    std::vector<char*> argv, envp;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (options.quiet) {
+        const int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+      }
+      execve(argv[0], argv.data(), envp.data());
+      constexpr char kFailed[] = "exec campaignd failed\n";
+      (void)!write(STDERR_FILENO, kFailed, sizeof(kFailed) - 1);
+      _exit(127);
+    }
+  }
+  ~Campaignd() { Stop(); }
+  Campaignd(const Campaignd&) = delete;
+  Campaignd& operator=(const Campaignd&) = delete;
+
+  // Polls (every 5 ms) until the gRPC port accepts connections: true, or
+  // false when the child exited first or `timeout` passed.
+  bool WaitUntilServing(
+      std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (pid_ <= 0 || waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      if (Accepts(port_)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+
+  // Sends `sig` and reaps the child; its wait status, or -1 when it was
+  // already stopped. Stop() is SIGTERM, an orderly shutdown.
+  int Stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+  pid_t pid() const { return pid_; }
+  int port() const { return port_; }
+  int http_port() const { return http_port_; }
+  // "127.0.0.1:<port>", for grpc::CreateChannel.
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  const int port_;
+  const int http_port_;
+  pid_t pid_ = -1;
+};
 
 // Peak resident set (VmHWM) of `pid` in KiB; -1 when unknown.
 inline int64_t PeakRssKb(pid_t pid) {

@@ -18,10 +18,8 @@
 // ns/byte, and the slowest of the GetCampaign calls made one after another
 // meanwhile. Run it against an older campaignd binary to compare. Run by hand,
 // not in CI.
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,7 +45,6 @@ using campaigns::CsvRowReader;
 using campaigns::ImportRow;
 using campaigns::ImportRowLimits;
 using campaigns::bench::Clock;
-using campaigns::bench::FreePort;
 using campaigns::bench::Seconds;
 namespace v1 = campaigns::v1;
 
@@ -120,33 +117,19 @@ std::unique_ptr<grpc::ClientContext> Ctx() {
 // One import of `csv` into a fresh campaignd (--threads 1); prints a line.
 void EndToEnd(const std::string& campaignd, const std::string& db, int columns,
               const std::string& csv) {
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::filesystem::remove(db + suffix);
-  }
-  const int port = FreePort();
-  const int http_port = FreePort();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
-    const std::string listen = absl::StrCat("127.0.0.1:", port);
-    const std::string http = absl::StrCat("127.0.0.1:", http_port);
-    // Its log lines would break up the table.
-    const int null = open("/dev/null", O_WRONLY);
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
-    execl(campaignd.c_str(), campaignd.c_str(), "--listen", listen.c_str(),
-          "--http-listen", http.c_str(), "--db", db.c_str(), "--key-rate", "0",
-          "--threads", "1", static_cast<char*>(nullptr));
-    std::perror("exec campaignd");
-    _exit(127);
-  }
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
+  // Quiet: its log lines would break up the table.
+  campaigns::bench::Campaignd server(
+      {.binary = campaignd,
+       .db = db,
+       .bootstrap_key = kKey,
+       .flags = {"--key-rate", "0", "--threads", "1"},
+       .quiet = true});
+  auto channel =
+      grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::seconds(20))) {
     std::cerr << "campaignd did not come up\n";
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    server.Stop(SIGKILL);
     return;
   }
   auto senders = v1::SenderService::NewStub(channel);
@@ -166,8 +149,7 @@ void EndToEnd(const std::string& campaignd, const std::string& db, int columns,
   if (s.ok()) s = stub->CreateCampaign(Ctx().get(), creq, &campaign);
   if (!s.ok()) {
     std::cerr << "set-up failed: " << s.error_message() << "\n";
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    server.Stop(SIGKILL);
     return;
   }
 
@@ -217,8 +199,6 @@ void EndToEnd(const std::string& campaignd, const std::string& db, int columns,
       columns, csv.size(), seconds * 1e9 / csv.size(), seconds, gets, worst_ms,
       answer.c_str());
   std::fflush(stdout);
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
 }
 
 }  // namespace

@@ -32,7 +32,6 @@
 #include <SQLiteCpp/Transaction.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,48 +80,32 @@ std::unique_ptr<grpc::ClientContext> Ctx(const std::string& key = kKey) {
 class Server {
  public:
   Server(const std::string& binary, const std::string& db,
-         std::vector<std::string> flags) {
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-      std::filesystem::remove(db + suffix);
-    }
-    port_ = FreePort();
-    pid_ = fork();
-    if (pid_ == 0) {
-      setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
-      std::vector<std::string> args = {
-          binary, "--listen", absl::StrCat("127.0.0.1:", port_), "--db", db,
-          // A load test of the pipeline, not of the per-key limit.
-          "--key-rate", "0"};
-      args.insert(args.end(), flags.begin(), flags.end());
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(binary.c_str(), argv.data());
-      std::perror("exec campaignd");
-      _exit(127);
-    }
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+         std::vector<std::string> flags)
+      : process_({.binary = binary,
+                  .db = db,
+                  .bootstrap_key = kKey,
+                  // A load test of the pipeline, not of the per-key limit.
+                  .flags = WithKeyRateOff(std::move(flags))}) {
+    channel_ = grpc::CreateChannel(process_.target(),
                                    grpc::InsecureChannelCredentials());
     up_ = channel_->WaitForConnected(std::chrono::system_clock::now() +
                                      std::chrono::seconds(20));
   }
-  ~Server() { Stop(); }
 
   bool up() const { return up_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_.pid(); }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void Stop() { process_.Stop(); }
 
  private:
-  int port_ = 0;
-  pid_t pid_ = -1;
+  static std::vector<std::string> WithKeyRateOff(
+      std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"--key-rate", "0"});
+    return flags;
+  }
+
+  campaigns::bench::Campaignd process_;
   bool up_ = false;
   std::shared_ptr<grpc::Channel> channel_;
 };

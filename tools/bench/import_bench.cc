@@ -32,13 +32,9 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <phonenumbers/phonenumberutil.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -65,82 +61,21 @@
 #include "storage/migrations.h"
 #include "storage/store.h"
 #include "tools/bench/bench_util.h"
+#include "tools/bench/import_load.h"
 
 namespace {
 
 namespace v1 = campaigns::v1;
+using Server = campaigns::bench::Campaignd;  // Campaignd() is the normaliser
 using campaigns::bench::Clock;
-using campaigns::bench::FreePort;
+using campaigns::bench::Csv;
+using campaigns::bench::Generate;
 using campaigns::bench::PeakRssKb;
+using campaigns::bench::Row;
 using campaigns::bench::Seconds;
+using campaigns::bench::StreamImport;
 
 constexpr char kKey[] = "ck_import_bench_admin_key_000000";
-
-struct Row {
-  std::string raw;  // as written in the CSV
-  std::string name;
-  bool suppressed = false;
-};
-
-// National-format prefixes of valid numbers, per region, and how many
-// digits follow. Written without a country code they are parsed with the
-// default region US only for US rows; other rows carry their +CC.
-struct Plan {
-  const char* prefix;  // E.164 prefix or US national prefix
-  int digits;
-};
-
-std::vector<Row> Generate(int64_t n, uint32_t seed) {
-  const std::vector<Plan> plans = {
-      {"(202) 3", 6},    // US national form, region US
-      {"+1 415 2", 6},   // US
-      {"+44 7911 ", 6},  // GB mobile
-      {"+49 151 2", 7},  // DE mobile
-      {"+33 6 12 ", 6},  // FR mobile
-      {"+91 98", 8},     // IN mobile
-      {"+55 11 9", 8},   // BR mobile
-      {"+61 4 12 ", 6},  // AU mobile
-  };
-  std::mt19937 rng(seed);
-  std::vector<Row> rows;
-  rows.reserve(n);
-  std::vector<int64_t> counters(plans.size(), 0);
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t dice = rng() % 100;
-    Row r;
-    r.name = absl::StrCat("user", i);
-    if (dice < 2 && i > 0) {
-      r.raw = rows[rng() % rows.size()].raw;  // duplicate
-    } else if (dice < 3) {
-      r.raw = absl::StrCat("+1 555 ", rng() % 1000);  // invalid
-    } else {
-      const size_t p = i % plans.size();
-      const Plan& plan = plans[p];
-      int64_t mod = 1;
-      for (int d = 0; d < plan.digits; ++d) mod *= 10;
-      // The digits after the prefix, spread so neighbours differ; skip the
-      // few the region's numbering plan does not allow.
-      do {
-        const int64_t value = (counters[p]++ * 7919) % mod;
-        r.raw = absl::StrFormat("%s%0*d", plan.prefix, plan.digits, value);
-      } while (
-          !campaigns::NormalizeAddress(campaigns::Channel::kSms, r.raw, "US")
-               .ok());
-      r.suppressed = dice < 4;
-    }
-    rows.push_back(std::move(r));
-  }
-  return rows;
-}
-
-std::string Csv(const std::vector<Row>& rows) {
-  std::string out = "phone,name,code\n";
-  for (const Row& r : rows) {
-    absl::StrAppend(&out, "\"", r.raw, "\",", r.name, ",C", r.name.size(),
-                    "\n");
-  }
-  return out;
-}
 
 // libphonenumber alone: Parse, IsValidNumber, Format(E164).
 absl::StatusOr<std::string> Libphonenumber(const std::string& raw) {
@@ -244,33 +179,13 @@ std::unique_ptr<grpc::ClientContext> Ctx() {
 double ImportOnce(const std::string& campaignd, const std::string& db,
                   std::vector<std::string> flags, const std::string& csv,
                   int64_t n, bool scrape, std::string* scrape_note) {
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::filesystem::remove(db + suffix);
-  }
-  const int port = FreePort();
-  const int http_port = FreePort();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
-    std::vector<std::string> args = {campaignd,
-                                     "--listen",
-                                     absl::StrCat("127.0.0.1:", port),
-                                     "--http-listen",
-                                     absl::StrCat("127.0.0.1:", http_port),
-                                     "--db",
-                                     db,
-                                     "--key-rate",
-                                     "0"};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(campaignd.c_str(), argv.data());
-    std::perror("exec campaignd");
-    _exit(127);
-  }
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
+  flags.insert(flags.begin(), {"--key-rate", "0"});
+  Server server({.binary = campaignd,
+                 .db = db,
+                 .bootstrap_key = kKey,
+                 .flags = std::move(flags)});
+  auto channel =
+      grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
   double rate = 0;
   if (channel->WaitForConnected(std::chrono::system_clock::now() +
                                 std::chrono::seconds(20))) {
@@ -292,26 +207,14 @@ double ImportOnce(const std::string& campaignd, const std::string& db,
       s = campaigns_stub->CreateCampaign(Ctx().get(), creq, &campaign);
     }
     std::optional<campaigns::bench::Scraper> scraper;
-    if (scrape) scraper.emplace(http_port, std::chrono::milliseconds(100));
+    if (scrape) {
+      scraper.emplace(server.http_port(), std::chrono::milliseconds(100));
+    }
     const auto start = Clock::now();
     if (s.ok()) {
       v1::ImportRecipientsResponse response;
-      grpc::ClientContext ctx;
-      ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
-      auto writer = campaigns_stub->ImportRecipients(&ctx, &response);
-      v1::ImportRecipientsRequest first;
-      first.set_campaign_id(campaign.id());
-      first.set_format(v1::ImportRecipientsRequest::csv);
-      first.set_default_region("US");
-      writer->Write(first);
-      constexpr size_t kChunk = 64 * 1024;
-      for (size_t off = 0; off < csv.size(); off += kChunk) {
-        v1::ImportRecipientsRequest chunk;
-        chunk.set_csv_chunk(csv.substr(off, kChunk));
-        if (!writer->Write(chunk)) break;
-      }
-      writer->WritesDone();
-      s = writer->Finish();
+      s = StreamImport(campaigns_stub.get(), kKey, campaign.id(), csv,
+                       &response);
     }
     if (s.ok()) {
       rate = static_cast<double>(n) / Seconds(start);
@@ -325,8 +228,6 @@ double ImportOnce(const std::string& campaignd, const std::string& db,
   } else {
     std::cerr << "campaignd did not come up\n";
   }
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
   return rate;
 }
 
@@ -346,47 +247,14 @@ int OpsCost(const std::string& campaignd, const std::string& work,
 // port accepts a connection (polled every 5 ms), or -1 if it exited first.
 double StartupSeconds(const std::string& campaignd, const std::string& db,
                       const std::vector<std::string>& flags) {
-  const int port = FreePort();
-  const int http_port = FreePort();
   const auto start = Clock::now();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
-    std::vector<std::string> args = {campaignd,
-                                     "--listen",
-                                     absl::StrCat("127.0.0.1:", port),
-                                     "--db",
-                                     db,
-                                     "--http-listen",
-                                     absl::StrCat("127.0.0.1:", http_port)};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(campaignd.c_str(), argv.data());
-    std::perror("exec campaignd");
-    _exit(127);
-  }
-  double secs = -1;
-  for (;;) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return -1;
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool up =
-        connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(fd);
-    if (up) {
-      secs = Seconds(start);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
-  return secs;
+  Server server({.binary = campaignd,
+                 .db = db,
+                 .keep_db = true,
+                 .bootstrap_key = kKey,
+                 .flags = flags});
+  if (!server.WaitUntilServing(std::chrono::minutes(10))) return -1;
+  return Seconds(start);
 }
 
 // The start-up check's cost on the database of an n-row import.
@@ -486,26 +354,17 @@ int main(int argc, char** argv) {
   line("campaignd normaliser + insert in one thread:", both_fast);
 
   // End to end against a campaignd of our own.
-  const int port = FreePort();
   const std::string db = work + "/campaignd.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::filesystem::remove(db + suffix);
-  }
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setenv("CAMPAIGND_BOOTSTRAP_KEY", kKey, 1);
-    const std::string listen = absl::StrCat("127.0.0.1:", port);
-    execl(campaignd.c_str(), campaignd.c_str(), "--listen", listen.c_str(),
-          "--db", db.c_str(), "--key-rate", "0", static_cast<char*>(nullptr));
-    std::perror("exec campaignd");
-    _exit(127);
-  }
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                     grpc::InsecureChannelCredentials());
+  Server server({.binary = campaignd,
+                 .db = db,
+                 .bootstrap_key = kKey,
+                 .flags = {"--key-rate", "0"}});
+  auto channel =
+      grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::seconds(20))) {
     std::cerr << "campaignd did not come up\n";
-    kill(pid, SIGKILL);
+    server.Stop(SIGKILL);
     return 1;
   }
   auto senders = v1::SenderService::NewStub(channel);
@@ -536,7 +395,7 @@ int main(int argc, char** argv) {
   }
   if (!s.ok()) {
     std::cerr << "set-up failed: " << s.error_message() << "\n";
-    kill(pid, SIGKILL);
+    server.Stop(SIGKILL);
     return 1;
   }
 
@@ -576,33 +435,17 @@ int main(int argc, char** argv) {
     std::cerr << why << "\n";
     probing.store(false);
     prober.join();
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    server.Stop(SIGKILL);
     return 1;
   };
 
   take_probes();
   const auto start = Clock::now();
   v1::ImportRecipientsResponse response;
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
-  auto writer = campaigns_stub->ImportRecipients(&ctx, &response);
-  v1::ImportRecipientsRequest first;
-  first.set_campaign_id(campaign.id());
-  first.set_format(v1::ImportRecipientsRequest::csv);
-  first.set_default_region("US");
-  writer->Write(first);
-  constexpr size_t kChunk = 64 * 1024;
-  for (size_t off = 0; off < csv.size(); off += kChunk) {
-    v1::ImportRecipientsRequest chunk;
-    chunk.set_csv_chunk(csv.substr(off, kChunk));
-    if (!writer->Write(chunk)) break;
-  }
-  writer->WritesDone();
-  s = writer->Finish();
+  s = StreamImport(campaigns_stub.get(), kKey, campaign.id(), csv, &response);
   const double secs = Seconds(start);
   const auto [import_writes, import_worst_us] = take_probes();
-  const int64_t rss_kb = PeakRssKb(pid);
+  const int64_t rss_kb = PeakRssKb(server.pid());
   if (!s.ok()) return stop("import failed: " + s.error_message());
 
   // ListRecipients over the imported campaign: every page by page_token
@@ -663,9 +506,7 @@ int main(int argc, char** argv) {
 
   probing.store(false);
   prober.join();
-  kill(pid, SIGTERM);
-  int wstatus = 0;
-  waitpid(pid, &wstatus, 0);
+  server.Stop();
   const double e2e = static_cast<double>(response.received()) / secs;
   std::cout << absl::StrFormat(
       "  end to end (ImportRecipients):    %9.0f rows/s  (%.2f s)\n", e2e,
