@@ -7,8 +7,10 @@
 # domain, storage, dispatch, config and provider-registry suites (our own
 # threads and locks) under ThreadSanitizer. The gRPC-facing suites are not
 # run under TSan: Debian's gRPC and Abseil libraries are not built for it,
-# so it cannot see their synchronisation. Last, the libFuzzer targets are built and replay their
-# seed corpus.
+# so it cannot see their synchronisation. The fuzz targets' corpora
+# (tests/fuzz/) are replayed as ctests of the normal and the ASan + UBSan
+# builds (tools/fuzz/CMakeLists.txt); the clang libFuzzer build
+# (tools/fuzz/build.sh) is for fuzzing by hand and not run here.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    skip the sanitizer builds
 set -euo pipefail
@@ -70,9 +72,5 @@ if [ $quick -eq 0 ]; then
            provider_tests; do
     TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" "$root/build-tsan/tests/$t" --gtest_brief=1
   done
-
-  echo "== fuzz targets (clang, libFuzzer, ASan + UBSan): replay the corpus (${SECONDS}s so far)"
-  tools/fuzz/build.sh "$root/build-fuzz"
-  "$root/build-fuzz/csv_fuzzer" -runs=0 tests/fuzz/csv_corpus
 fi
 echo "== all tests passed in ${SECONDS}s"

@@ -186,20 +186,8 @@ absl::Status StreamImport<Req, Resp>::TakeData(const Req& message, bool replay,
       hasher_.UpdateField(v);
     }
     if (replay) continue;
-    ImportRow row;
-    row.row = ++json_rows_;
-    row.address = std::string(absl::StripAsciiWhitespace(in.address()));
-    row.contact_id = in.contact_id();
-    row.variables = std::move(vars);
-    if (std::string why = JsonRowLimitProblem(row.address, row.variables);
-        !why.empty()) {
-      row.error = std::move(why);
-      row.variables.clear();
-    } else if (row.address.empty() && row.contact_id.empty()) {
-      row.error = "the address is empty";
-    } else if (row.contact_id.size() > kMaxIdLength) {
-      row.error = "contact_id is too long";
-    }
+    ImportRow row = ReadJsonRow(++json_rows_, in.address(), in.contact_id(),
+                                std::move(vars));
     rows->push_back(std::move(row));
   }
   return absl::OkStatus();

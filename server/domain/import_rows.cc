@@ -78,6 +78,27 @@ std::string JsonRowLimitProblem(
   return "";
 }
 
+ImportRow ReadJsonRow(int64_t row, absl::string_view address,
+                      absl::string_view contact_id,
+                      std::map<std::string, std::string> variables,
+                      const ImportRowLimits& limits) {
+  ImportRow out;
+  out.row = row;
+  out.address = std::string(absl::StripAsciiWhitespace(address));
+  out.contact_id = std::string(contact_id);
+  out.variables = std::move(variables);
+  if (std::string why = JsonRowLimitProblem(out.address, out.variables, limits);
+      !why.empty()) {
+    out.error = std::move(why);
+    out.variables.clear();
+  } else if (out.address.empty() && out.contact_id.empty()) {
+    out.error = "the address is empty";
+  } else if (out.contact_id.size() > kMaxIdLength) {
+    out.error = "contact_id is too long";
+  }
+  return out;
+}
+
 absl::Status CsvRowReader::Feed(absl::string_view chunk,
                                 std::vector<ImportRow>* out) {
   if (!fatal_.ok()) return fatal_;

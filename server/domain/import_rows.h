@@ -81,6 +81,16 @@ std::string JsonRowLimitProblem(
     const std::map<std::string, std::string>& variables,
     const ImportRowLimits& limits = {});
 
+// Reads one JSON row (a RecipientRow of an import in the json_rows format):
+// the `row`th, its address trimmed of surrounding ASCII blanks. A row over
+// `limits` (its variables dropped), one with neither address nor contact_id
+// or one with a contact_id over kMaxIdLength is returned with `error` set.
+// Linear in the size of the row.
+ImportRow ReadJsonRow(int64_t row, absl::string_view address,
+                      absl::string_view contact_id,
+                      std::map<std::string, std::string> variables,
+                      const ImportRowLimits& limits = {});
+
 class CsvRowReader {
  public:
   explicit CsvRowReader(Channel channel, ImportRowLimits limits = {})

@@ -454,5 +454,35 @@ TEST_F(TwilioWebhookTest, RefusesSignedNonsense) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Found by tools/fuzz/webhook_fuzzer: bytes that are not UTF-8 (raw or
+// %-escaped) went into receipts and inbound texts, and from there into
+// protos that no client could parse.
+TEST_F(TwilioWebhookTest, RefusesAFormThatIsNotUtf8) {
+  const std::string bad = "\xC2";
+  const std::vector<std::pair<std::string, Params>> cases = {
+      {"MessageSid=SM1&MessageStatus=failed&ErrorMessage=%C2",
+       {{"MessageSid", "SM1"},
+        {"MessageStatus", "failed"},
+        {"ErrorMessage", bad}}},
+      {"From=%2B14155550100&To=w\xC2x&Body=STOP",
+       {{"From", "+14155550100"}, {"To", "w" + bad + "x"}, {"Body", "STOP"}}},
+      {"From=%2B14155550100&Body=%FF%FE",
+       {{"From", "+14155550100"}, {"Body", "\xFF\xFE"}}},
+      {"From=%2B14155550100&Body=hi&%C0%80=x",
+       {{"From", "+14155550100"}, {"Body", "hi"}, {"\xC0\x80", "x"}}},
+  };
+  for (const auto& [body, params] : cases) {
+    EXPECT_EQ(provider_->ParseWebhook(Signed(body, params)).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << body;
+  }
+  auto ok = provider_->ParseWebhook(
+      Signed("From=%2B14155550100&Body=%C3%A9t%C3%A9",
+             {{"From", "+14155550100"}, {"Body", "\xC3\xA9t\xC3\xA9"}}));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  ASSERT_EQ(ok->inbound.size(), 1u);
+  EXPECT_EQ(ok->inbound[0].text, "\xC3\xA9t\xC3\xA9");
+}
+
 }  // namespace
 }  // namespace campaigns::dispatch

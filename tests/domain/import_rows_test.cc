@@ -1,5 +1,6 @@
-// CsvRowReader and JsonRowLimitProblem: the row limits of an import (columns,
-// bytes per field, variables, name length), each error naming its limit.
+// CsvRowReader, ReadJsonRow and JsonRowLimitProblem: the row limits of an
+// import (columns, bytes per field, variables, name length), each error naming
+// its limit.
 #include "server/domain/import_rows.h"
 
 #include <gmock/gmock.h>
@@ -166,6 +167,33 @@ TEST(ImportRowLimitsTest, JsonRowLimitsNameTheLimit) {
   EXPECT_EQ(JsonRowLimitProblem(std::string(kMaxRowFieldBytes + 1, '1'), {}),
             absl::StrCat("the address has ", kMaxRowFieldBytes + 1,
                          " bytes, at most ", kMaxRowFieldBytes));
+}
+
+TEST(ReadJsonRowTest, TrimsTheAddressAndKeepsTheRest) {
+  ImportRow row =
+      ReadJsonRow(7, " \t+12025550143\n", "ct_1", {{"name", "Ann"}});
+  EXPECT_EQ(row.row, 7);
+  EXPECT_EQ(row.line, 0);
+  EXPECT_EQ(row.address, "+12025550143");
+  EXPECT_EQ(row.contact_id, "ct_1");
+  EXPECT_EQ(row.variables.at("name"), "Ann");
+  EXPECT_THAT(row.error, IsEmpty());
+  // A contact alone is a row: its address comes from the contact.
+  EXPECT_THAT(ReadJsonRow(1, "  ", "ct_1", {}).error, IsEmpty());
+}
+
+TEST(ReadJsonRowTest, RefusedRowsSayWhyAndDropTheirVariables) {
+  EXPECT_EQ(ReadJsonRow(1, " ", "", {{"a", "b"}}).error,
+            "the address is empty");
+  EXPECT_EQ(ReadJsonRow(1, "", std::string(kMaxIdLength + 1, 'c'), {}).error,
+            "contact_id is too long");
+  ImportRow over =
+      ReadJsonRow(1, "+12025550143", "",
+                  {{"note", std::string(kMaxRowFieldBytes + 1, 'a')}});
+  EXPECT_EQ(over.error,
+            absl::StrCat("variable \"note\" has ", kMaxRowFieldBytes + 1,
+                         " bytes, at most ", kMaxRowFieldBytes));
+  EXPECT_THAT(over.variables, IsEmpty());
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 // errors.
 //
 //   tools/fuzz/build.sh build-fuzz
-//   build-fuzz/csv_fuzzer -max_total_time=600 tests/fuzz/csv_corpus
+//   build-fuzz/tools/fuzz/csv_fuzzer -max_total_time=600 tests/fuzz/csv_corpus
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

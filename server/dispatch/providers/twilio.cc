@@ -11,6 +11,7 @@
 #include "nlohmann/json.hpp"
 #include "server/dispatch/providers/adapter_util.h"
 #include "server/dispatch/providers/signatures.h"
+#include "server/domain/utf8.h"
 
 namespace campaigns::dispatch {
 namespace {
@@ -166,8 +167,16 @@ absl::StatusOr<WebhookEvents> TwilioProvider::ParseWebhook(
     return absl::UnauthenticatedError("X-Twilio-Signature does not match");
   }
 
+  // Twilio sends UTF-8. What a form carries ends up in the store and in
+  // protos (error descriptions, inbound texts, suppression notes), where
+  // other bytes would break every answer that shows them.
   std::map<std::string, std::string> form;
-  for (const auto& [name, value] : *params) form.emplace(name, value);
+  for (const auto& [name, value] : *params) {
+    if (!IsValidUtf8(name) || !IsValidUtf8(value)) {
+      return absl::InvalidArgumentError("the form is not valid UTF-8");
+    }
+    form.emplace(name, value);
+  }
   auto get = [&form](const char* name) -> const std::string* {
     auto it = form.find(name);
     return it == form.end() ? nullptr : &it->second;

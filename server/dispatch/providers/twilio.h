@@ -84,7 +84,8 @@ class TwilioProvider : public Provider {
   // delivered, read, failed, undelivered; others are skipped) become
   // receipts keyed by `MessageSid`; incoming messages (`From`, `Body`, no
   // `MessageStatus`) inbound texts, on whatsapp when `From` has the
-  // `whatsapp:` prefix, else sms.
+  // `whatsapp:` prefix, else sms. A form with a name or value that is not
+  // UTF-8 is INVALID_ARGUMENT.
   absl::StatusOr<WebhookEvents> ParseWebhook(
       const WebhookRequest& request) override;
 
