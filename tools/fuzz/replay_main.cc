@@ -23,6 +23,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 // Optional, as with libFuzzer.
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv)
     __attribute__((weak));
+// Optional, ours: called once every input ran, before main returns, so a
+// target can stop what it runs while the statics it uses still exist (exit
+// handlers run in an order no target controls).
+extern "C" void CampaigndFuzzerCleanup() __attribute__((weak));
 
 int main(int argc, char** argv) {
   if (LLVMFuzzerInitialize != nullptr) LLVMFuzzerInitialize(&argc, &argv);
@@ -57,5 +61,6 @@ int main(int argc, char** argv) {
                            bytes.size());
   }
   std::fprintf(stderr, "replay: %zu inputs ran\n", inputs.size());
+  if (CampaigndFuzzerCleanup != nullptr) CampaigndFuzzerCleanup();
   return 0;
 }

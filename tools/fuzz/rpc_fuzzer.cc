@@ -327,6 +327,12 @@ extern "C" const char* __lsan_default_suppressions() {
   return "leak:libcrypto.so\n";
 }
 
+// The replay main (gcc builds) stops the server here, before main returns:
+// by the exit handlers, spdlog's sinks may be gone already.
+extern "C" void CampaigndFuzzerCleanup() {
+  campaigns::TheState()->fixture.reset();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using campaigns::RpcInfo;
   if (size < 2) return 0;
