@@ -5,6 +5,7 @@
 # tests) in BUILD_DIR's compile_commands.json (a gcc build) is parsed again
 # by clang, -fsyntax-only -Wthread-safety -Wthread-safety-beta, these as
 # errors, as many at once as there are cores. Exits non-zero on any.
+# A unity build's unit (several sources in one) is parsed as gcc compiled it.
 #   scripts/thread_safety.sh BUILD_DIR [FILE...]   (FILE: only these sources)
 # Env: CLANGXX (default clang++), JOBS (default: number of cores).
 set -euo pipefail
@@ -59,10 +60,22 @@ def may_lock(source, cwd, depfile):
             return True
     return False
 
+def sources_of(f):
+    """The sources a unit compiles: a unity build's unit (CMake's
+    Unity/unity_N_cxx.cxx) #includes several by absolute path."""
+    if os.sep + "Unity" + os.sep not in f:
+        return [f]
+    inc = re.compile(r'^#include "(/[^"]+)"', re.M)
+    try:
+        return inc.findall(open(f).read())
+    except OSError:
+        return []
+
 units, skipped = [], 0
 for entry in json.load(open(db)):
     f = os.path.abspath(os.path.join(entry["directory"], entry["file"]))
-    if not f.startswith(ours) or (only and f not in only):
+    sources = [s for s in sources_of(f) if s.startswith(ours)]
+    if not sources or (only and not only.intersection(sources)):
         continue
     args = entry.get("arguments") or shlex.split(entry["command"])
     # The compiler, perhaps behind a launcher (ccache): drop up to it.

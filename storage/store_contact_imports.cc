@@ -14,10 +14,9 @@
 namespace campaigns::storage {
 namespace {
 
-// Rows applied or deleted per write: small enough that one chunk never
-// holds the writer for long.
+// Rows applied per write: small enough that one chunk never holds the
+// writer for long.
 constexpr int kApplyChunkRows = 4000;
-constexpr int kAbortChunkRows = 5000;
 
 constexpr char kStaging[] = "staging";
 constexpr char kApplying[] = "applying";
@@ -341,8 +340,8 @@ void Store::AbortContactChunk(int64_t import_id, StatusCallback done) {
             "(SELECT row FROM contact_import_rows WHERE import_id=?1 LIMIT "
             "?2)");
         del.bind(1, static_cast<int64_t>(import_id));
-        del.bind(2, kAbortChunkRows);
-        if (del.exec() == kAbortChunkRows) return false;
+        del.bind(2, internal::kAbortChunkRows);
+        if (del.exec() == internal::kAbortChunkRows) return false;
         SQLite::Statement drop(db, "DELETE FROM contact_imports WHERE id=?");
         drop.bind(1, static_cast<int64_t>(import_id));
         drop.exec();

@@ -181,6 +181,10 @@ absl::Status Transition(SQLite::Database& db, Campaign& c,
 // An import floor for "no import running": every row is below it.
 inline constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
 
+// Staged rows deleted per write when an import is rolled back: small enough
+// that one chunk never holds the writer for long.
+inline constexpr int kAbortChunkRows = 5000;
+
 // The counter of `stats` that counts recipients in status `s`; null for
 // kUnspecified.
 inline int64_t* Counter(CampaignStats& stats, RecipientStatus s) {

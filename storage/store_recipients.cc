@@ -14,12 +14,9 @@
 namespace campaigns::storage {
 namespace {
 
+using internal::kAbortChunkRows;
 using internal::kNoFloor;
 using internal::LoadCampaign;
-
-// Staged rows deleted per write when an import is rolled back: small enough
-// that one chunk never holds the writer for long.
-constexpr int kAbortChunkRows = 5000;
 
 bool AcceptsImports(CampaignStatus s) {
   return s == CampaignStatus::kDraft || s == CampaignStatus::kScheduled ||

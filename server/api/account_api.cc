@@ -9,7 +9,7 @@ namespace campaigns::api {
 namespace {
 
 // The longest AddCredits description.
-constexpr size_t kMaxDescriptionLength = 500;
+constexpr size_t kMaxCreditDescriptionLength = 500;
 
 absl::Status RequireAdmin(const RpcContext& ctx, absl::string_view what) {
   if (!ctx.principal.admin) {
@@ -189,10 +189,10 @@ void Api::AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
         "amount", absl::StrCat("must be between 1 and ", kMaxCreditAmount,
                                " micro-credits (1 credit = 1000000)")));
   }
-  if (req.description().size() > kMaxDescriptionLength) {
+  if (req.description().size() > kMaxCreditDescriptionLength) {
     return reply(errors::InvalidField(
-        "description",
-        absl::StrCat("is longer than ", kMaxDescriptionLength, " bytes")));
+        "description", absl::StrCat("is longer than ",
+                                    kMaxCreditDescriptionLength, " bytes")));
   }
   absl::StatusOr<storage::IdempotencyKey> idem =
       IdempotencyOf("AddCredits", req);

@@ -15,7 +15,7 @@
 namespace campaigns::api {
 namespace {
 
-constexpr size_t kMaxDescriptionLength = 1000;
+constexpr size_t kMaxListDescriptionLength = 1000;
 
 // A single tag filter, checked like TagsFromProto's entries ("" = none).
 absl::Status CheckTagFilter(const std::string& tag) {
@@ -231,10 +231,10 @@ void Api::CreateContactList(const RpcContext& ctx,
         "name",
         absl::StrCat("is longer than ", kMaxNameLength, " characters")));
   }
-  if (req.description().size() > kMaxDescriptionLength) {
+  if (req.description().size() > kMaxListDescriptionLength) {
     return reply(errors::InvalidField(
-        "description",
-        absl::StrCat("is longer than ", kMaxDescriptionLength, " characters")));
+        "description", absl::StrCat("is longer than ",
+                                    kMaxListDescriptionLength, " characters")));
   }
   absl::StatusOr<storage::IdempotencyKey> idem =
       IdempotencyOf("CreateContactList", req);

@@ -16,13 +16,6 @@ namespace {
 
 constexpr double kDefaultRateHz = 10;
 
-// The hub's handle on a call: cleared when the call is done, so a wake that
-// races with the call's end finds nothing.
-struct Waker {
-  Mutex mu;
-  std::function<void()> wake ABSL_GUARDED_BY(mu);  // empty once done
-};
-
 }  // namespace
 
 class WatchMethod::Call {
@@ -35,6 +28,13 @@ class WatchMethod::Call {
   }
 
  private:
+  // The hub's handle on a call: cleared when the call is done, so a wake that
+  // races with the call's end finds nothing.
+  struct Waker {
+    Mutex mu;
+    std::function<void()> wake ABSL_GUARDED_BY(mu);  // empty once done
+  };
+
   // One tag per kind of operation; each routes to its handler.
   struct OpTag final : public Tag {
     OpTag(Call* c, void (Call::*fn)(bool)) : call(c), handler(fn) {}

@@ -16,7 +16,8 @@
 #include "server/domain/mutex.h"
 
 namespace campaigns::http {
-namespace {
+// Outside the anonymous namespace: HttpServer::Impl holds them.
+namespace server_internal {
 
 // One request and its answer, shared by the connection and the reply.
 struct Exchange {
@@ -30,6 +31,13 @@ struct Exchange {
 };
 
 using ExchangePtr = std::shared_ptr<Exchange>;
+
+}  // namespace server_internal
+
+namespace {
+
+using server_internal::Exchange;
+using server_internal::ExchangePtr;
 
 MHD_Result AddHeader(void* cls, MHD_ValueKind, const char* key,
                      const char* value) {

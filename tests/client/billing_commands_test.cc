@@ -20,7 +20,7 @@ namespace campaigns::client {
 namespace {
 
 // Keeps the last request of each kind as text. Thread-safe.
-class Recorder {
+class BillingRecorder {
  public:
   void Set(const google::protobuf::Message& m) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -36,9 +36,9 @@ class Recorder {
   std::string last_;
 };
 
-class FakeCampaigns final : public v1::CampaignService::Service {
+class BillingFakeCampaigns final : public v1::CampaignService::Service {
  public:
-  explicit FakeCampaigns(Recorder* r) : r_(r) {}
+  explicit BillingFakeCampaigns(BillingRecorder* r) : r_(r) {}
   grpc::Status EstimateCost(grpc::ServerContext*,
                             const v1::EstimateCostRequest* req,
                             v1::CostEstimate* out) override {
@@ -70,12 +70,12 @@ class FakeCampaigns final : public v1::CampaignService::Service {
   }
 
  private:
-  Recorder* r_;
+  BillingRecorder* r_;
 };
 
-class FakeAccounts final : public v1::AccountService::Service {
+class BillingFakeAccounts final : public v1::AccountService::Service {
  public:
-  explicit FakeAccounts(Recorder* r) : r_(r) {}
+  explicit BillingFakeAccounts(BillingRecorder* r) : r_(r) {}
   grpc::Status GetAccount(grpc::ServerContext*,
                           const v1::GetAccountRequest* req,
                           v1::Account* out) override {
@@ -116,7 +116,7 @@ class FakeAccounts final : public v1::AccountService::Service {
   }
 
  private:
-  Recorder* r_;
+  BillingRecorder* r_;
 };
 
 using Result = test_util::CliResult;
@@ -136,9 +136,9 @@ class BillingCommandsTest : public ::testing::Test {
     return text.find(part) != std::string::npos;
   }
 
-  Recorder recorder_;
-  FakeCampaigns campaigns_{&recorder_};
-  FakeAccounts accounts_{&recorder_};
+  BillingRecorder recorder_;
+  BillingFakeCampaigns campaigns_{&recorder_};
+  BillingFakeAccounts accounts_{&recorder_};
   std::unique_ptr<test_util::FakeServer> server_;
 };
 

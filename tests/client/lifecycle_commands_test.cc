@@ -20,7 +20,7 @@ namespace {
 
 // Records the last lifecycle request; Watch streams a scripted sequence.
 // Thread-safe.
-class FakeCampaigns final : public v1::CampaignService::Service {
+class LifecycleFakeCampaigns final : public v1::CampaignService::Service {
  public:
   grpc::Status StartCampaign(grpc::ServerContext*,
                              const v1::StartCampaignRequest* req,
@@ -118,7 +118,7 @@ class LifecycleCommandsTest : public ::testing::Test {
     return server_->Run(std::move(args));
   }
 
-  FakeCampaigns campaigns_;
+  LifecycleFakeCampaigns campaigns_;
   std::unique_ptr<test_util::FakeServer> server_;
 };
 

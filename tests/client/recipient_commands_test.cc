@@ -21,7 +21,7 @@ namespace campaigns::client {
 namespace {
 
 // Keeps what an import streamed; answers with counts. Thread-safe.
-class FakeCampaigns final : public v1::CampaignService::Service {
+class RecipientFakeCampaigns final : public v1::CampaignService::Service {
  public:
   grpc::Status ImportRecipients(
       grpc::ServerContext*,
@@ -99,7 +99,7 @@ class RecipientCommandsTest : public ::testing::Test {
     return server_->Run(std::move(args));
   }
 
-  FakeCampaigns campaigns_;
+  RecipientFakeCampaigns campaigns_;
   std::unique_ptr<test_util::FakeServer> server_;
   std::filesystem::path dir_;
 };

@@ -17,11 +17,13 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "server/dispatch/provider.h"
 #include "server/http/http_server.h"
 
@@ -135,6 +137,39 @@ inline int ClosedPort() {
       "127.0.0.1:0", [](HttpServerRequest, HttpReply reply) { reply({}); });
   EXPECT_TRUE(server.ok());
   return (*server)->port();
+}
+
+// One vendor answer and the SendResult an adapter must make of it, for the
+// adapters' table-driven answer tests (TEST_P over AnswerCase values).
+struct AnswerCase {
+  const char* name;
+  int status;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  SendStatus want;
+  std::string want_code;
+  std::string want_id = "";
+  absl::Duration want_retry_after = absl::ZeroDuration();
+  std::string want_suppress = "";
+};
+
+inline void PrintTo(const AnswerCase& c, std::ostream* os) { *os << c.name; }
+
+// Expects `r` to be what `c` wants, with an error_desc on every failure that
+// shows none of `secrets` (the credentials the adapter sent).
+inline void ExpectAnswer(const SendResult& r, const AnswerCase& c,
+                         const std::vector<std::string>& secrets) {
+  EXPECT_EQ(r.status, c.want) << r.error_desc;
+  EXPECT_EQ(r.error_code, c.want_code);
+  EXPECT_EQ(r.provider_message_id, c.want_id);
+  EXPECT_EQ(r.retry_after, c.want_retry_after);
+  EXPECT_EQ(r.suppress, c.want_suppress);
+  if (c.want != SendStatus::kAccepted) {
+    EXPECT_FALSE(r.error_desc.empty());
+  }
+  for (const std::string& secret : secrets) {
+    EXPECT_EQ(r.error_desc.find(secret), std::string::npos) << r.error_desc;
+  }
 }
 
 }  // namespace campaigns::dispatch::testing

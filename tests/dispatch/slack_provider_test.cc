@@ -13,14 +13,16 @@
 namespace campaigns::dispatch {
 namespace {
 
+using testing::AnswerCase;
 using testing::AnswerWith;
 using testing::Dropping;
+using testing::ExpectAnswer;
 using testing::FakeVendor;
 using testing::HttpServerRequest;
 using testing::SendOneAndWait;
 using testing::Slowly;
 
-constexpr char kToken[] = "xoxb-1234-5678-abcdefSECRET";
+constexpr char kSlackToken[] = "xoxb-1234-5678-abcdefSECRET";
 
 OutgoingMessage ToChannel() {
   OutgoingMessage m;
@@ -43,7 +45,7 @@ class SlackTest : public ::testing::Test {
     SlackOptions o;
     o.name = "slack";
     o.base_url = base;
-    o.bot_token = kToken;
+    o.bot_token = kSlackToken;
     o.max_in_flight = 4;
     o.timeout = timeout;
     return std::make_unique<SlackProvider>(o, http_.get());
@@ -66,36 +68,11 @@ TEST_F(SlackTest, PostsChatPostMessage) {
   const HttpServerRequest& req = requests[0];
   EXPECT_EQ(req.method, "POST");
   EXPECT_EQ(req.path, "/api/chat.postMessage");
-  EXPECT_EQ(req.Header("authorization"), std::string("Bearer ") + kToken);
+  EXPECT_EQ(req.Header("authorization"), std::string("Bearer ") + kSlackToken);
   EXPECT_EQ(req.Header("content-type"), "application/json; charset=utf-8");
   EXPECT_EQ(
       nlohmann::json::parse(req.body),
       nlohmann::json::parse(R"({"channel": "C123ABC456", "text": "Hi team"})"));
-}
-
-struct AnswerCase {
-  const char* name;
-  int status;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  SendStatus want;
-  std::string want_code;
-  std::string want_id = "";
-  absl::Duration want_retry_after = absl::ZeroDuration();
-};
-
-void PrintTo(const AnswerCase& c, std::ostream* os) { *os << c.name; }
-
-void ExpectMatches(const SendResult& r, const AnswerCase& c) {
-  EXPECT_EQ(r.status, c.want) << r.error_desc;
-  EXPECT_EQ(r.error_code, c.want_code);
-  EXPECT_EQ(r.provider_message_id, c.want_id);
-  EXPECT_EQ(r.retry_after, c.want_retry_after);
-  EXPECT_EQ(r.suppress, "");
-  if (c.want != SendStatus::kAccepted) {
-    EXPECT_FALSE(r.error_desc.empty());
-  }
-  EXPECT_EQ(r.error_desc.find(kToken), std::string::npos) << r.error_desc;
 }
 
 class SlackAnswerTest : public SlackTest,
@@ -111,11 +88,11 @@ TEST_P(SlackAnswerTest, MapsTheAnswer) {
       direct.retry_after = absl::Seconds(std::stoi(value));
     }
   }
-  ExpectMatches(SlackResult(direct, kToken), c);
+  ExpectAnswer(SlackResult(direct, kSlackToken), c, {kSlackToken});
 
   FakeVendor slack(AnswerWith(c.status, c.body, c.headers));
   auto p = Provider(slack.base_url());
-  ExpectMatches(SendOneAndWait(*p, ToChannel()), c);
+  ExpectAnswer(SendOneAndWait(*p, ToChannel()), c, {kSlackToken});
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -14,9 +14,11 @@
 namespace campaigns::dispatch {
 namespace {
 
+using testing::AnswerCase;
 using testing::AnswerWith;
 using testing::ClosedPort;
 using testing::Dropping;
+using testing::ExpectAnswer;
 using testing::FakeVendor;
 using testing::HttpServerRequest;
 using testing::SendOneAndWait;
@@ -92,33 +94,6 @@ std::string BotError(int code, const std::string& description,
   return j.dump();
 }
 
-struct AnswerCase {
-  const char* name;
-  int status;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  SendStatus want;
-  std::string want_code;
-  std::string want_id = "";
-  absl::Duration want_retry_after = absl::ZeroDuration();
-  std::string want_suppress = "";
-};
-
-void PrintTo(const AnswerCase& c, std::ostream* os) { *os << c.name; }
-
-void ExpectMatches(const SendResult& r, const AnswerCase& c) {
-  EXPECT_EQ(r.status, c.want) << r.error_desc;
-  EXPECT_EQ(r.error_code, c.want_code);
-  EXPECT_EQ(r.provider_message_id, c.want_id);
-  EXPECT_EQ(r.retry_after, c.want_retry_after);
-  EXPECT_EQ(r.suppress, c.want_suppress);
-  if (c.want != SendStatus::kAccepted) {
-    EXPECT_FALSE(r.error_desc.empty());
-  }
-  EXPECT_EQ(r.error_desc.find(kBotToken), std::string::npos) << r.error_desc;
-  EXPECT_EQ(r.error_desc.find("ABC-DEF"), std::string::npos) << r.error_desc;
-}
-
 class TelegramAnswerTest : public TelegramTest,
                            public ::testing::WithParamInterface<AnswerCase> {};
 
@@ -127,11 +102,13 @@ TEST_P(TelegramAnswerTest, MapsTheAnswer) {
   HttpResponse direct;
   direct.status = c.status;
   direct.body = c.body;
-  ExpectMatches(TelegramResult(direct, "987654321", kBotToken), c);
+  ExpectAnswer(TelegramResult(direct, "987654321", kBotToken), c,
+               {kBotToken, "ABC-DEF"});
 
   FakeVendor tg(AnswerWith(c.status, c.body, c.headers));
   auto p = Provider(tg.base_url());
-  ExpectMatches(SendOneAndWait(*p, ToChat("987654321")), c);
+  ExpectAnswer(SendOneAndWait(*p, ToChat("987654321")), c,
+               {kBotToken, "ABC-DEF"});
 }
 
 INSTANTIATE_TEST_SUITE_P(

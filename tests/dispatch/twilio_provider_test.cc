@@ -17,8 +17,10 @@
 namespace campaigns::dispatch {
 namespace {
 
+using testing::AnswerCase;
 using testing::AnswerWith;
 using testing::Dropping;
+using testing::ExpectAnswer;
 using testing::FakeVendor;
 using testing::HttpServerRequest;
 using testing::SendOneAndWait;
@@ -26,7 +28,7 @@ using testing::Slowly;
 using Params = std::vector<std::pair<std::string, std::string>>;
 
 constexpr char kSid[] = "AC0123456789abcdef0123456789abcdef";
-constexpr char kToken[] = "twilio-auth-token-42";
+constexpr char kTwilioToken[] = "twilio-auth-token-42";
 
 OutgoingMessage Sms() {
   OutgoingMessage m;
@@ -51,7 +53,7 @@ class TwilioTest : public ::testing::Test {
     o.name = "twilio";
     o.base_url = base;
     o.account_sid = kSid;
-    o.auth_token = kToken;
+    o.auth_token = kTwilioToken;
     o.public_url = "https://campaignd.example.com";
     o.max_in_flight = 4;
     o.timeout = absl::Seconds(5);
@@ -83,8 +85,9 @@ TEST_F(TwilioTest, SendsAFormWithBasicAuth) {
   EXPECT_EQ(req.method, "POST");
   EXPECT_EQ(req.path,
             std::string("/2010-04-01/Accounts/") + kSid + "/Messages.json");
-  EXPECT_EQ(req.Header("authorization"),
-            "Basic " + absl::Base64Escape(std::string(kSid) + ":" + kToken));
+  EXPECT_EQ(
+      req.Header("authorization"),
+      "Basic " + absl::Base64Escape(std::string(kSid) + ":" + kTwilioToken));
   EXPECT_EQ(req.Header("content-type"), "application/x-www-form-urlencoded");
   EXPECT_EQ(req.body,
             "To=%2B14155550100&From=%2B15550100"
@@ -121,32 +124,6 @@ std::string TwilioError(int code, const std::string& message, int status) {
       .dump();
 }
 
-struct AnswerCase {
-  const char* name;
-  int status;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  SendStatus want;
-  std::string want_code;
-  std::string want_id = "";
-  absl::Duration want_retry_after = absl::ZeroDuration();
-  std::string want_suppress = "";
-};
-
-void PrintTo(const AnswerCase& c, std::ostream* os) { *os << c.name; }
-
-void ExpectMatches(const SendResult& r, const AnswerCase& c) {
-  EXPECT_EQ(r.status, c.want) << r.error_desc;
-  EXPECT_EQ(r.error_code, c.want_code);
-  EXPECT_EQ(r.provider_message_id, c.want_id);
-  EXPECT_EQ(r.retry_after, c.want_retry_after);
-  EXPECT_EQ(r.suppress, c.want_suppress);
-  if (c.want != SendStatus::kAccepted) {
-    EXPECT_FALSE(r.error_desc.empty());
-  }
-  EXPECT_EQ(r.error_desc.find(kToken), std::string::npos) << r.error_desc;
-}
-
 class TwilioAnswerTest : public TwilioTest,
                          public ::testing::WithParamInterface<AnswerCase> {};
 
@@ -160,11 +137,11 @@ TEST_P(TwilioAnswerTest, MapsTheAnswer) {
       direct.retry_after = absl::Seconds(std::stoi(value));
     }
   }
-  ExpectMatches(TwilioResult(direct, kToken), c);
+  ExpectAnswer(TwilioResult(direct, kTwilioToken), c, {kTwilioToken});
 
   FakeVendor twilio(AnswerWith(c.status, c.body, c.headers));
   auto p = Provider(Options(twilio.base_url()));
-  ExpectMatches(SendOneAndWait(*p, Sms()), c);
+  ExpectAnswer(SendOneAndWait(*p, Sms()), c, {kTwilioToken});
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -236,7 +213,8 @@ INSTANTIATE_TEST_SUITE_P(
         AnswerCase{
             "auth_20003",
             401,
-            TwilioError(20003, std::string("Authenticate ") + kToken, 401),
+            TwilioError(20003, std::string("Authenticate ") + kTwilioToken,
+                        401),
             {},
             SendStatus::kUnusable,
             "20003"},
@@ -333,7 +311,7 @@ class TwilioWebhookTest : public TwilioTest {
     r.now = now_;
     r.headers["content-type"] = "application/x-www-form-urlencoded";
     r.headers["x-twilio-signature"] = ReferenceSignature(
-        kToken, "https://campaignd.example.com/webhooks/twilio", params);
+        kTwilioToken, "https://campaignd.example.com/webhooks/twilio", params);
     return r;
   }
   const absl::Time now_ = absl::FromUnixSeconds(1800000000);
@@ -436,7 +414,7 @@ TEST_F(TwilioWebhookTest, SignsTheQueryStringToo) {
   WebhookRequest r = Signed("MessageSid=SM1&MessageStatus=read", params);
   r.query = {{"a", "1"}, {"b", "x y"}};
   r.headers["x-twilio-signature"] = ReferenceSignature(
-      kToken, "https://campaignd.example.com/webhooks/twilio?a=1&b=x+y",
+      kTwilioToken, "https://campaignd.example.com/webhooks/twilio?a=1&b=x+y",
       params);
   EXPECT_TRUE(provider_->ParseWebhook(r).ok());
 }

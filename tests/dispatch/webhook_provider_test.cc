@@ -19,6 +19,7 @@
 #include "server/dispatch/providers/signatures.h"
 #include "server/dispatch/providers/webhook.h"
 #include "server/http/http_server.h"
+#include "tests/dispatch/fake_vendor.h"
 
 namespace campaigns::dispatch {
 namespace {
@@ -27,6 +28,8 @@ using http::HttpReply;
 using http::HttpServer;
 using http::HttpServerRequest;
 using http::HttpServerResponse;
+using testing::AnswerCase;
+using testing::ExpectAnswer;
 
 // The Standard Webhooks specification's published test vector.
 constexpr char kSpecSecret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -263,33 +266,13 @@ TEST_F(WebhookProviderTest, SubjectAndHtmlAreForEmailOnly) {
   EXPECT_FALSE(sms_body.contains("html"));
 }
 
-struct AnswerCase {
-  const char* name;
-  int status;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  SendStatus want;
-  std::string want_code;
-  std::string want_id;
-  absl::Duration want_retry_after;
-};
-
-void PrintTo(const AnswerCase& c, std::ostream* os) { *os << c.name; }
-
 class WebhookAnswerTest : public WebhookProviderTest,
                           public ::testing::WithParamInterface<AnswerCase> {};
 
 TEST_P(WebhookAnswerTest, MapsTheAnswer) {
   const AnswerCase& c = GetParam();
   FakeReceiver receiver(Always(c.status, c.body, c.headers));
-  const SendResult r = SendOne(receiver.url());
-  EXPECT_EQ(r.status, c.want);
-  EXPECT_EQ(r.error_code, c.want_code);
-  EXPECT_EQ(r.provider_message_id, c.want_id);
-  EXPECT_EQ(r.retry_after, c.want_retry_after);
-  if (c.want != SendStatus::kAccepted) {
-    EXPECT_FALSE(r.error_desc.empty());
-  }
+  ExpectAnswer(SendOne(receiver.url()), c, {});
 }
 
 INSTANTIATE_TEST_SUITE_P(Answers, WebhookAnswerTest,

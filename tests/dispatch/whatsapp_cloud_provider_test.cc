@@ -16,15 +16,17 @@
 namespace campaigns::dispatch {
 namespace {
 
+using testing::AnswerCase;
 using testing::AnswerWith;
 using testing::ClosedPort;
 using testing::Dropping;
+using testing::ExpectAnswer;
 using testing::FakeVendor;
 using testing::HttpServerRequest;
 using testing::SendOneAndWait;
 using testing::Slowly;
 
-constexpr char kToken[] = "EAAGtestTOKEN123";
+constexpr char kMetaToken[] = "EAAGtestTOKEN123";
 constexpr char kAppSecret[] = "meta-app-secret";
 constexpr char kVerifyToken[] = "verify-me";
 constexpr char kWamid[] =
@@ -71,7 +73,7 @@ class WhatsAppCloudTest : public ::testing::Test {
     o.name = "meta";
     o.base_url = base + "/v21.0";
     o.phone_number_id = "106540352242922";
-    o.access_token = kToken;
+    o.access_token = kMetaToken;
     o.app_secret = kAppSecret;
     o.verify_token = kVerifyToken;
     o.max_in_flight = 4;
@@ -108,7 +110,7 @@ TEST_F(WhatsAppCloudTest, SendsATextMessage) {
   const HttpServerRequest& req = requests[0];
   EXPECT_EQ(req.method, "POST");
   EXPECT_EQ(req.path, "/v21.0/106540352242922/messages");
-  EXPECT_EQ(req.Header("authorization"), std::string("Bearer ") + kToken);
+  EXPECT_EQ(req.Header("authorization"), std::string("Bearer ") + kMetaToken);
   EXPECT_EQ(req.Header("content-type"), "application/json");
   EXPECT_EQ(nlohmann::json::parse(req.body), nlohmann::json::parse(R"({
     "messaging_product": "whatsapp", "recipient_type": "individual",
@@ -156,35 +158,9 @@ std::string MetaError(int code, const std::string& message) {
       .dump();
 }
 
-struct AnswerCase {
-  const char* name;
-  int status;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  SendStatus want;
-  std::string want_code;
-  std::string want_id = "";
-  absl::Duration want_retry_after = absl::ZeroDuration();
-  std::string want_suppress = "";
-};
-
-void PrintTo(const AnswerCase& c, std::ostream* os) { *os << c.name; }
-
 class WhatsAppCloudAnswerTest
     : public WhatsAppCloudTest,
       public ::testing::WithParamInterface<AnswerCase> {};
-
-void ExpectMatches(const SendResult& r, const AnswerCase& c) {
-  EXPECT_EQ(r.status, c.want) << r.error_desc;
-  EXPECT_EQ(r.error_code, c.want_code);
-  EXPECT_EQ(r.provider_message_id, c.want_id);
-  EXPECT_EQ(r.retry_after, c.want_retry_after);
-  EXPECT_EQ(r.suppress, c.want_suppress);
-  if (c.want != SendStatus::kAccepted) {
-    EXPECT_FALSE(r.error_desc.empty());
-  }
-  EXPECT_EQ(r.error_desc.find(kToken), std::string::npos) << r.error_desc;
-}
 
 // The pure mapping, and the same answer through a real exchange.
 TEST_P(WhatsAppCloudAnswerTest, MapsTheAnswer) {
@@ -196,11 +172,11 @@ TEST_P(WhatsAppCloudAnswerTest, MapsTheAnswer) {
     if (name == "Retry-After")
       direct.retry_after = absl::Seconds(std::stoi(value));
   }
-  ExpectMatches(WhatsAppCloudResult(direct, kToken), c);
+  ExpectAnswer(WhatsAppCloudResult(direct, kMetaToken), c, {kMetaToken});
 
   FakeVendor meta(AnswerWith(c.status, c.body, c.headers));
   auto p = Provider(meta.base_url());
-  ExpectMatches(SendOneAndWait(*p, TextMessage()), c);
+  ExpectAnswer(SendOneAndWait(*p, TextMessage()), c, {kMetaToken});
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -316,7 +292,7 @@ INSTANTIATE_TEST_SUITE_P(
                    401,
                    MetaError(190, std::string("Error validating access "
                                               "token ") +
-                                      kToken),
+                                      kMetaToken),
                    {},
                    SendStatus::kUnusable,
                    "190"},

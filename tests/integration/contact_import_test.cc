@@ -12,18 +12,18 @@
 namespace campaigns::testing {
 namespace {
 
-using Request = v1::ImportContactsRequest;
+using ContactsRequest = v1::ImportContactsRequest;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
 class ContactImportTest : public ServerTest {
  protected:
-  static Request First(v1::Channel channel = v1::sms,
-                       const std::string& list_id = "",
-                       std::vector<std::string> tags = {},
-                       const std::string& request_id = "") {
-    Request r;
+  static ContactsRequest First(v1::Channel channel = v1::sms,
+                               const std::string& list_id = "",
+                               std::vector<std::string> tags = {},
+                               const std::string& request_id = "") {
+    ContactsRequest r;
     r.set_format(v1::ImportRecipientsRequest::csv);
     r.set_channel(channel);
     r.set_default_region("US");
@@ -33,18 +33,18 @@ class ContactImportTest : public ServerTest {
     return r;
   }
 
-  static Request Chunk(const std::string& bytes) {
-    Request r;
+  static ContactsRequest Chunk(const std::string& bytes) {
+    ContactsRequest r;
     r.set_csv_chunk(bytes);
     return r;
   }
 
-  grpc::Status Import(const std::vector<Request>& messages,
+  grpc::Status Import(const std::vector<ContactsRequest>& messages,
                       v1::ImportContactsResponse* out,
                       const std::string& key = kAdminKey) {
     auto ctx = Ctx(key);
     auto writer = contacts_->ImportContacts(ctx.get(), out);
-    for (const Request& m : messages) {
+    for (const ContactsRequest& m : messages) {
       if (!writer->Write(m)) break;
     }
     writer->WritesDone();
@@ -168,9 +168,9 @@ TEST_F(ContactImportTest, CreatesNewContactsAndMergesIntoExistingOnes) {
 }
 
 TEST_F(ContactImportTest, JsonRowsOnEmailRefuseContactIds) {
-  Request first = First(v1::email);
+  ContactsRequest first = First(v1::email);
   first.set_format(v1::ImportRecipientsRequest::json_rows);
-  Request rows;
+  ContactsRequest rows;
   v1::RecipientRow* r = rows.add_rows();
   r->set_address("Ann@Example.COM");
   (*r->mutable_variables())["plan"] = "gold";
@@ -216,7 +216,7 @@ TEST_F(ContactImportTest, BadSettingsNameTheFieldAndStoreNothing) {
   EXPECT_EQ(d.fields.size(), 1u);
   EXPECT_THAT(d.fields[0], HasSubstr("tags"));
 
-  Request later = Chunk("2025550102\n");
+  ContactsRequest later = Chunk("2025550102\n");
   later.add_tags("late");
   d = Details(Import({First(), Chunk("phone\n2025550101\n"), later}, &out));
   EXPECT_EQ(d.code, grpc::StatusCode::INVALID_ARGUMENT);
@@ -262,7 +262,7 @@ TEST_F(ContactImportTest,
 
 TEST_F(ContactImportTest, FatalErrorOrCancelledStreamChangesNothing) {
   const std::string text = ManyRows(20000);
-  std::vector<Request> messages = {First(v1::sms, "", {"x"})};
+  std::vector<ContactsRequest> messages = {First(v1::sms, "", {"x"})};
   for (size_t i = 0; i < text.size(); i += 8192) {
     messages.push_back(Chunk(text.substr(i, 8192)));
   }
@@ -289,7 +289,7 @@ TEST_F(ContactImportTest, FatalErrorOrCancelledStreamChangesNothing) {
 TEST_F(ContactImportTest, ImportLargerThanOneApplyChunk) {
   v1::ContactList list = MustCreateList("big");
   const std::string text = ManyRows(10001);
-  std::vector<Request> messages = {First(v1::sms, list.id(), {"bulk"})};
+  std::vector<ContactsRequest> messages = {First(v1::sms, list.id(), {"bulk"})};
   for (size_t i = 0; i < text.size(); i += 4096) {
     messages.push_back(Chunk(text.substr(i, 4096)));
   }

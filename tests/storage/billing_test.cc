@@ -23,7 +23,7 @@ using test_util::AwaitResult;
 using test_util::AwaitStatus;
 using test_util::TempDir;
 
-constexpr char kSecret[] = "ck_billing_test_admin_secret";
+constexpr char kBillingSecret[] = "ck_billing_test_admin_secret";
 
 class BillingTest : public ::testing::Test {
  protected:
@@ -34,8 +34,8 @@ class BillingTest : public ::testing::Test {
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);
     store_ = std::make_unique<Store>(db_.get());
-    ASSERT_TRUE(store_->BootstrapAdmin(kSecret).ok());
-    account_ = store_->Authenticate(kSecret)->account_id;
+    ASSERT_TRUE(store_->BootstrapAdmin(kBillingSecret).ok());
+    account_ = store_->Authenticate(kBillingSecret)->account_id;
     Sender s;
     s.id = "snd_billing";
     s.account_id = account_;
