@@ -66,7 +66,7 @@ struct SimulatorOptions {
   bool keep_log = false;  // keep every attempt in memory (tests)
   // Accepted keys remembered for de-duplication, the most recent ones
   // (about 40 bytes each): a key older than these is accepted again.
-  size_t remembered_keys = 1'000'000;
+  size_t remembered_keys = 100'000;
 };
 
 // Parses "key=value,key=value" settings (latency=50ms, transient=0.1,

@@ -196,9 +196,6 @@ inline int64_t ProcStatusKb(pid_t pid, const std::string& field) {
 // Peak resident set (VmHWM) of `pid` in KiB; -1 when unknown.
 inline int64_t PeakRssKb(pid_t pid) { return ProcStatusKb(pid, "VmHWM"); }
 
-// Resident set now (VmRSS) of `pid` in KiB; -1 when unknown.
-inline int64_t RssKb(pid_t pid) { return ProcStatusKb(pid, "VmRSS"); }
-
 // Starts a new peak: VmHWM of `pid` becomes its current resident set
 // (Linux: "5" to /proc/PID/clear_refs), so a later PeakRssKb is the peak of
 // what ran after this. False when it cannot.

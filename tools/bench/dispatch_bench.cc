@@ -64,8 +64,8 @@ using campaigns::bench::Clock;
 using campaigns::bench::CpuSeconds;
 using campaigns::bench::FreePort;
 using campaigns::bench::PeakRssKb;
+using campaigns::bench::ProcStatusKb;
 using campaigns::bench::ResetPeakRss;
-using campaigns::bench::RssKb;
 using campaigns::bench::Seconds;
 
 constexpr char kKey[] = "ck_dispatch_bench_admin_key_0000";
@@ -312,9 +312,13 @@ int Throughput(const std::string& binary, const std::string& work, int64_t n,
         static_cast<double>(import_rss_kb) / 1024.0);
     // The dispatch's own peak, apart from the import's.
     const bool dispatch_peak = ResetPeakRss(server.pid());
+    const auto mb = [&server](const char* field) {
+      return static_cast<double>(ProcStatusKb(server.pid(), field)) / 1024;
+    };
     std::cout << absl::StrFormat(
-        "  campaignd RSS at Start: %.1f MB\n",
-        static_cast<double>(RssKb(server.pid())) / 1024.0);
+        "  campaignd RSS at Start: %.1f MB (anonymous %.1f, files %.1f, "
+        "shared memory %.1f)\n",
+        mb("VmRSS"), mb("RssAnon"), mb("RssFile"), mb("RssShmem"));
     const double cpu_before = CpuSeconds(server.pid());
     const auto start = Clock::now();
     if (!Start(server, id)) return 1;
