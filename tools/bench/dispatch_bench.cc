@@ -40,6 +40,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -154,10 +155,15 @@ bool NewCampaign(Server& server, const std::string& sender_id,
   first.set_default_region("US");
   writer->Write(first);
   std::string chunk = "phone,name,code\n";
+  // Valid US numbers, all distinct: +1, an area code, then 2000000 and up,
+  // 8,000,000 of them per area code.
+  constexpr int kAreas[] = {202, 212, 312, 415, 617, 713};
+  constexpr int64_t kPerArea = 8'000'000;
   for (int64_t i = 0; i < n; ++i) {
-    // +1 202 2xx xxxx: valid US numbers, all distinct.
-    absl::StrAppend(&chunk, "+1202", 2000000 + base + i, ",n", i, ",c", i,
-                    "\n");
+    const int64_t k = base + i;
+    const int area = kAreas[(k / kPerArea) % std::size(kAreas)];
+    absl::StrAppend(&chunk, "+1", area, 2000000 + k % kPerArea, ",n", i, ",c",
+                    i, "\n");
     if (chunk.size() > (1 << 20) || i + 1 == n) {
       v1::ImportRecipientsRequest m;
       m.set_csv_chunk(chunk);
