@@ -1,6 +1,7 @@
 // Simulator: a provider that sends nothing but behaves like one.
 #include "server/dispatch/simulator.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -165,7 +166,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
       const uint64_t h = StableHash(key, 0);
       const uint64_t id = IdNumber(j.value("message_id", ""));
       if (outcome == "accepted" && id != 0) {
-        sim->accepted_[h] = id;
+        sim->Remember(h, id);
         sim->last_id_ = std::max(sim->last_id_, id);
         sim->attempts_.erase(h);
         Accepted& a = accepted[id];
@@ -236,6 +237,15 @@ double Simulator::Draw(const std::string& key, uint64_t salt) const {
   return static_cast<double>(StableHash(key, options_.seed * 1000003 + salt) >>
                              11) *
          0x1.0p-53;
+}
+
+void Simulator::Remember(uint64_t h, uint64_t id) {
+  if (!accepted_.insert_or_assign(h, id).second) return;  // known already
+  accepted_order_.push_back(h);
+  if (accepted_order_.size() > std::max<size_t>(1, options_.remembered_keys)) {
+    accepted_.erase(accepted_order_.front());
+    accepted_order_.pop_front();
+  }
 }
 
 void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
@@ -321,7 +331,7 @@ void Simulator::Send(std::vector<OutgoingMessage> batch, SendDone done) {
           last_id_ = std::max<uint64_t>(
               last_id_ + 1,
               static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())));
-          accepted_[h] = last_id_;
+          Remember(h, last_id_);
           attempts_.erase(h);
           r.provider_message_id = MessageId(last_id_);
           e.outcome = "accepted";

@@ -10,7 +10,9 @@
 // max(now in microseconds, previous + 1), unique across restarts. It
 // de-duplicates on the idempotency key: a key it accepted before is
 // answered with the same message id and is not delivered again (logged as
-// "duplicate"). Every
+// "duplicate"), within a window of the last `remembered_keys` keys it
+// accepted (as real receivers de-duplicate within a window), so its memory
+// stays bounded however many messages it takes. Every
 // attempt is logged (in memory when `keep_log`, and as JSON lines
 // {"key","address","time","outcome","message_id"} to `log_path`); on
 // creation the file's accepted keys are loaded back, so the simulator
@@ -26,6 +28,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -61,6 +64,9 @@ struct SimulatorOptions {
   std::map<Channel, SimulatorChannel> channels;
   std::string log_path;   // "" = no file
   bool keep_log = false;  // keep every attempt in memory (tests)
+  // Accepted keys remembered for de-duplication, the most recent ones
+  // (about 40 bytes each): a key older than these is accepted again.
+  size_t remembered_keys = 100'000;
 };
 
 // Parses "key=value,key=value" settings (latency=50ms, transient=0.1,
@@ -119,8 +125,13 @@ class Simulator final : public Provider {
   Timer* const timer_;
   const ReceiptSink receipts_;
   mutable Mutex mu_;
-  // The message id number of every accepted key (by the key's hash).
+  // Remembers that the key of hash `h` was accepted as message id number
+  // `id`, forgetting the oldest key beyond options_.remembered_keys.
+  void Remember(uint64_t h, uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The message id number of each remembered accepted key (by the key's
+  // hash), and those hashes oldest first.
   absl::flat_hash_map<uint64_t, uint64_t> accepted_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> accepted_order_ ABSL_GUARDED_BY(mu_);
   // The last message id number handed out.
   uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
   std::unordered_map<uint64_t, int> attempts_ ABSL_GUARDED_BY(mu_);

@@ -129,5 +129,41 @@ TEST_F(SimulatorRestartTest, AttemptCountsSurviveARestart) {
   EXPECT_EQ(restarted, straight);
 }
 
+// Memory stays bounded: only the last remembered_keys accepted keys are
+// de-duplicated, in this life and when loaded back from the log.
+TEST_F(SimulatorRestartTest, RemembersOnlyTheLastAcceptedKeys) {
+  SimulatorOptions o;
+  o.defaults.delivered_rate = 0;
+  o.remembered_keys = 2;
+  std::map<std::string, std::string> first;  // key -> first message id
+  for (int life = 0; life < 2; ++life) {
+    auto sim = Start(o);
+    if (life == 0) {
+      for (const char* key : {"k1", "k2", "k3"}) {
+        auto r = Send(*sim, {Message(key)});
+        ASSERT_EQ(r.size(), 1u);
+        ASSERT_EQ(r[0].status, SendStatus::kAccepted);
+        EXPECT_FALSE(r[0].duplicate);
+        first[key] = r[0].provider_message_id;
+      }
+    }
+    // k2 and k3 are remembered (a duplicate with the first id); k1, the
+    // oldest, is forgotten and accepted again as a new message.
+    for (const char* key : {"k3", "k2"}) {
+      auto r = Send(*sim, {Message(key)});
+      ASSERT_EQ(r.size(), 1u);
+      EXPECT_TRUE(r[0].duplicate) << key << " in life " << life;
+      EXPECT_EQ(r[0].provider_message_id, first[key]);
+    }
+    if (life == 1) {
+      auto r = Send(*sim, {Message("k1")});
+      ASSERT_EQ(r.size(), 1u);
+      EXPECT_EQ(r[0].status, SendStatus::kAccepted);
+      EXPECT_FALSE(r[0].duplicate);
+      EXPECT_NE(r[0].provider_message_id, first["k1"]);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace campaigns::dispatch

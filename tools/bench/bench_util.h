@@ -181,14 +181,29 @@ class Campaignd {
   pid_t pid_ = -1;
 };
 
-// Peak resident set (VmHWM) of `pid` in KiB; -1 when unknown.
-inline int64_t PeakRssKb(pid_t pid) {
+// A "Name:  N kB" field of /proc/PID/status in KiB; -1 when unknown.
+inline int64_t ProcStatusKb(pid_t pid, const std::string& field) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+    if (line.rfind(field + ":", 0) == 0) {
+      return std::stoll(line.substr(field.size() + 1));
+    }
   }
   return -1;
+}
+
+// Peak resident set (VmHWM) of `pid` in KiB; -1 when unknown.
+inline int64_t PeakRssKb(pid_t pid) { return ProcStatusKb(pid, "VmHWM"); }
+
+// Starts a new peak: VmHWM of `pid` becomes its current resident set
+// (Linux: "5" to /proc/PID/clear_refs), so a later PeakRssKb is the peak of
+// what ran after this. False when it cannot.
+inline bool ResetPeakRss(pid_t pid) {
+  std::ofstream clear(absl::StrCat("/proc/", pid, "/clear_refs"));
+  clear << "5";
+  clear.flush();
+  return clear.good();
 }
 
 // The CPU time (user + system) process `pid` has used so far, in seconds;
