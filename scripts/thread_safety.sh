@@ -45,8 +45,9 @@ def mentions_locks(path):
 
 def may_lock(source, cwd, depfile):
     try:
-        if os.path.getmtime(depfile) < os.path.getmtime(source):
-            return True  # stale: the source changed since the build
+        built = os.path.getmtime(depfile)
+        if any(built < os.path.getmtime(s) for s in [source] + sources_of(source)):
+            return True  # stale: a source changed since the build
         deps = open(depfile).read().replace("\\\n", " ").split()
     except (OSError, TypeError):
         return True
@@ -69,7 +70,7 @@ def sources_of(f):
     try:
         return inc.findall(open(f).read())
     except OSError:
-        return []
+        sys.exit("cannot read the unity unit %s: rebuild first" % f)
 
 units, skipped = [], 0
 for entry in json.load(open(db)):

@@ -240,7 +240,8 @@ double Simulator::Draw(const std::string& key, uint64_t salt) const {
 }
 
 void Simulator::Remember(uint64_t h, uint64_t id) {
-  if (!accepted_.insert_or_assign(h, id).second) return;  // known already
+  // A key still remembered keeps its first id and its place.
+  if (!accepted_.try_emplace(h, id).second) return;
   accepted_order_.push_back(h);
   if (accepted_order_.size() > std::max<size_t>(1, options_.remembered_keys)) {
     accepted_.erase(accepted_order_.front());

@@ -15,14 +15,13 @@
 #include "absl/strings/strip.h"
 #include "server/domain/errors.h"
 #include "server/domain/phone_fast.h"
+#include "server/domain/rules.h"
 
 namespace campaigns {
 namespace {
 
 using i18n::phonenumbers::PhoneNumber;
 using i18n::phonenumbers::PhoneNumberUtil;
-
-constexpr size_t kMaxAddressLength = 320;
 
 absl::Status Invalid(absl::string_view reason) {
   return errors::InvalidField("address", reason);

@@ -34,7 +34,7 @@ Parsed Parse(const std::string& input, const std::vector<size_t>& cuts = {},
   return out;
 }
 
-std::vector<std::vector<std::string>> Fields(const Parsed& p) {
+std::vector<std::vector<std::string>> CsvFields(const Parsed& p) {
   std::vector<std::vector<std::string>> out;
   for (const CsvRecord& r : p.records) out.push_back(r.fields);
   return out;
@@ -43,9 +43,9 @@ std::vector<std::vector<std::string>> Fields(const Parsed& p) {
 TEST(CsvParserTest, PlainRecordsWithAndWithoutTrailingNewline) {
   Parsed p = Parse("phone,name\n+1234567890,John\n+9876543210,Jane");
   ASSERT_TRUE(p.status.ok()) << p.status;
-  EXPECT_THAT(Fields(p), ElementsAre(ElementsAre("phone", "name"),
-                                     ElementsAre("+1234567890", "John"),
-                                     ElementsAre("+9876543210", "Jane")));
+  EXPECT_THAT(CsvFields(p), ElementsAre(ElementsAre("phone", "name"),
+                                        ElementsAre("+1234567890", "John"),
+                                        ElementsAre("+9876543210", "Jane")));
   EXPECT_EQ(p.records[2].line, 3);
 }
 
@@ -54,7 +54,7 @@ TEST(CsvParserTest, QuotedCommasNewlinesAndEscapedQuotes) {
       "a,b,c\r\n\"x, y\",\"line1\nline2\",\"say "
       "\"\"hi\"\"\"\r\nlast,\"\",\r\n");
   ASSERT_TRUE(p.status.ok()) << p.status;
-  EXPECT_THAT(Fields(p),
+  EXPECT_THAT(CsvFields(p),
               ElementsAre(ElementsAre("a", "b", "c"),
                           ElementsAre("x, y", "line1\nline2", "say \"hi\""),
                           ElementsAre("last", "", "")));
@@ -65,8 +65,8 @@ TEST(CsvParserTest, QuotedCommasNewlinesAndEscapedQuotes) {
 TEST(CsvParserTest, BomBlankLinesAndLoneCarriageReturns) {
   Parsed p = Parse("\xEF\xBB\xBFphone\r\n\r\n+1\r+2\n\n");
   ASSERT_TRUE(p.status.ok()) << p.status;
-  EXPECT_THAT(Fields(p), ElementsAre(ElementsAre("phone"), ElementsAre("+1"),
-                                     ElementsAre("+2")));
+  EXPECT_THAT(CsvFields(p), ElementsAre(ElementsAre("phone"), ElementsAre("+1"),
+                                        ElementsAre("+2")));
   EXPECT_EQ(p.records[1].line, 3);
   EXPECT_EQ(p.records[2].line, 4);
 }
@@ -74,10 +74,10 @@ TEST(CsvParserTest, BomBlankLinesAndLoneCarriageReturns) {
 TEST(CsvParserTest, PartialBomIsData) {
   Parsed p = Parse("\xEF\xBBx,y\n");
   ASSERT_TRUE(p.status.ok());
-  EXPECT_THAT(Fields(p), ElementsAre(ElementsAre("\xEF\xBBx", "y")));
+  EXPECT_THAT(CsvFields(p), ElementsAre(ElementsAre("\xEF\xBBx", "y")));
   Parsed tiny = Parse("\xEF");
   ASSERT_TRUE(tiny.status.ok());
-  EXPECT_THAT(Fields(tiny), ElementsAre(ElementsAre("\xEF")));
+  EXPECT_THAT(CsvFields(tiny), ElementsAre(ElementsAre("\xEF")));
 }
 
 // Every split of the input into two and into single bytes parses the same
@@ -93,11 +93,11 @@ TEST(CsvParserTest, ChunkBoundariesAnywhereGiveTheSameRecords) {
   for (size_t cut = 0; cut <= input.size(); ++cut) {
     Parsed p = Parse(input, {cut});
     ASSERT_TRUE(p.status.ok()) << cut;
-    EXPECT_EQ(Fields(p), Fields(whole)) << "cut at " << cut;
+    EXPECT_EQ(CsvFields(p), CsvFields(whole)) << "cut at " << cut;
   }
   std::vector<size_t> every_byte;
   for (size_t i = 1; i < input.size(); ++i) every_byte.push_back(i);
-  EXPECT_EQ(Fields(Parse(input, every_byte)), Fields(whole));
+  EXPECT_EQ(CsvFields(Parse(input, every_byte)), CsvFields(whole));
 }
 
 TEST(CsvParserTest, StrayQuotesMarkOnlyThatRecord) {
@@ -139,7 +139,7 @@ TEST(CsvParserTest, OneMegabyteFieldIsFineAndLimitsAreEnforced) {
 TEST(CsvParserTest, EmptyInputHasNoRecords) {
   EXPECT_THAT(Parse("").records, IsEmpty());
   EXPECT_THAT(Parse("\n\r\n").records, IsEmpty());
-  EXPECT_THAT(Fields(Parse(",")), ElementsAre(ElementsAre("", "")));
+  EXPECT_THAT(CsvFields(Parse(",")), ElementsAre(ElementsAre("", "")));
 }
 
 }  // namespace

@@ -96,7 +96,7 @@ class ContactImportTest : public ServerTest {
 };
 
 // `n` distinct valid US numbers with a `name` column.
-std::string ManyRows(int n) {
+std::string ManyContactRows(int n) {
   std::string text = "phone,name\n";
   for (int i = 0; i < n; ++i) {
     absl::StrAppend(&text, "+1202", 3000000 + i, ",n", i, "\n");
@@ -261,7 +261,7 @@ TEST_F(ContactImportTest,
 }
 
 TEST_F(ContactImportTest, FatalErrorOrCancelledStreamChangesNothing) {
-  const std::string text = ManyRows(20000);
+  const std::string text = ManyContactRows(20000);
   std::vector<ContactsRequest> messages = {First(v1::sms, "", {"x"})};
   for (size_t i = 0; i < text.size(); i += 8192) {
     messages.push_back(Chunk(text.substr(i, 8192)));
@@ -288,7 +288,7 @@ TEST_F(ContactImportTest, FatalErrorOrCancelledStreamChangesNothing) {
 
 TEST_F(ContactImportTest, ImportLargerThanOneApplyChunk) {
   v1::ContactList list = MustCreateList("big");
-  const std::string text = ManyRows(10001);
+  const std::string text = ManyContactRows(10001);
   std::vector<ContactsRequest> messages = {First(v1::sms, list.id(), {"bulk"})};
   for (size_t i = 0; i < text.size(); i += 4096) {
     messages.push_back(Chunk(text.substr(i, 4096)));
