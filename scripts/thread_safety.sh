@@ -43,10 +43,10 @@ def mentions_locks(path):
             seen[path] = True
     return seen[path]
 
-def may_lock(source, cwd, depfile):
+def may_lock(source, sources, cwd, depfile):
     try:
         built = os.path.getmtime(depfile)
-        if any(built < os.path.getmtime(s) for s in [source] + sources_of(source)):
+        if any(built < os.path.getmtime(s) for s in [source] + sources):
             return True  # stale: a source changed since the build
         deps = open(depfile).read().replace("\\\n", " ").split()
     except (OSError, TypeError):
@@ -98,7 +98,7 @@ for entry in json.load(open(db)):
             "-Werror=thread-safety", "-Werror=thread-safety-beta"]
     obj = args[args.index("-o") + 1] if "-o" in args else None
     depfile = os.path.join(entry["directory"], obj + ".d") if obj else None
-    if not only and not may_lock(f, entry["directory"], depfile):
+    if not only and not may_lock(f, sources, entry["directory"], depfile):
         skipped += 1
         continue
     units.append((f, entry["directory"], cmd))
