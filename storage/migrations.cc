@@ -353,6 +353,72 @@ ALTER TABLE campaigns ADD COLUMN html_body TEXT NOT NULL DEFAULT '';
       R"sql(
 ALTER TABLE recipients ADD COLUMN provider TEXT NOT NULL DEFAULT '';
 )sql",
+      // 13: imports that stay linear in their size. A UNIQUE(campaign_seq,
+      // address) index filled in a file's order rewrites most of its pages
+      // at every commit once it outgrows the cache (at 5M rows, ~2 KB of
+      // WAL per row). Recipients are now appended in row order with no
+      // address index, and each campaign's addresses are kept apart in
+      // recipient_addresses, filled in address order when an import has
+      // been staged and checked for duplicates (SettleRecipientImport).
+      // import_row / import_line: where an imported recipient came from in
+      // its file (row number; CSV line, 0 for JSON rows), which names a
+      // duplicate found then. NULL for contact audiences and older rows.
+      R"sql(
+CREATE TABLE recipients_v13 (
+  seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+  campaign_seq         INTEGER NOT NULL REFERENCES campaigns(seq),
+  contact_id           TEXT NOT NULL DEFAULT '',
+  address              TEXT NOT NULL,
+  variables            TEXT NOT NULL DEFAULT '{}',
+  status               TEXT NOT NULL,
+  skip_reason          TEXT NOT NULL DEFAULT '',
+  provider_message_id  TEXT NOT NULL DEFAULT '',
+  error_code           TEXT NOT NULL DEFAULT '',
+  error_desc           TEXT NOT NULL DEFAULT '',
+  attempts             INTEGER NOT NULL DEFAULT 0,
+  sent_at              INTEGER,
+  delivered_at         INTEGER,
+  read_at              INTEGER,
+  created_at           INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL,
+  retries              INTEGER NOT NULL DEFAULT 0,
+  country              TEXT,
+  units                INTEGER,
+  handed               INTEGER NOT NULL DEFAULT 0,
+  provider             TEXT NOT NULL DEFAULT '',
+  import_row           INTEGER,
+  import_line          INTEGER
+);
+INSERT INTO recipients_v13(seq, campaign_seq, contact_id, address, variables,
+  status, skip_reason, provider_message_id, error_code, error_desc, attempts,
+  sent_at, delivered_at, read_at, created_at, updated_at, retries, country,
+  units, handed, provider)
+SELECT seq, campaign_seq, contact_id, address, variables, status,
+  skip_reason, provider_message_id, error_code, error_desc, attempts,
+  sent_at, delivered_at, read_at, created_at, updated_at, retries, country,
+  units, handed, provider
+FROM recipients ORDER BY seq;
+INSERT INTO sqlite_sequence(name, seq) SELECT 'recipients_v13', 0
+  WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence
+                    WHERE name = 'recipients_v13');
+UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT seq
+  FROM sqlite_sequence WHERE name = 'recipients'), 0))
+  WHERE name = 'recipients_v13';
+CREATE TABLE recipient_addresses (
+  campaign_seq  INTEGER NOT NULL REFERENCES campaigns(seq),
+  address       TEXT NOT NULL,
+  seq           INTEGER NOT NULL,
+  PRIMARY KEY (campaign_seq, address)
+) WITHOUT ROWID;
+INSERT INTO recipient_addresses(campaign_seq, address, seq)
+SELECT campaign_seq, address, seq FROM recipients
+  ORDER BY campaign_seq, address;
+DROP TABLE recipients;
+ALTER TABLE recipients_v13 RENAME TO recipients;
+CREATE INDEX recipients_by_status ON recipients(campaign_seq, status, seq);
+CREATE INDEX recipients_by_provider_id ON recipients(provider_message_id)
+  WHERE provider_message_id <> '';
+)sql",
   };
   return *kMigrations;
 }

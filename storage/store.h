@@ -69,6 +69,22 @@ struct StagedRecipient {
   // Recipient imports: the destination country of a phone number
   // (RegionOfPhoneNumber), which prices it; unset = found when needed.
   std::optional<std::string> country;
+  // Recipient imports: where the row was in the file (its row number, and
+  // its CSV line or 0), to name it if it turns out to be a duplicate.
+  int64_t row = 0;
+  int64_t line = 0;
+};
+
+// What SettleRecipientImport found: how many staged rows were duplicates
+// (and were deleted), and the first of them by row.
+struct ImportDuplicates {
+  struct Row {
+    int64_t row = 0;
+    int64_t line = 0;
+    std::string address;
+  };
+  int64_t count = 0;
+  std::vector<Row> first;  // by row, at most the number asked for
 };
 
 // What an import with a request id answered, kept for its repeats.
@@ -333,14 +349,29 @@ class Store : public DispatchStore {
   void BeginRecipientImport(const std::string& account_id,
                             const std::string& campaign_id,
                             Callback<ImportLease> done);
-  // Inserts `rows` in order as staged recipients of `lease`'s campaign. The
-  // result lists the indexes (into `rows`) of duplicates: addresses already
-  // on the campaign or earlier in this import; those are not inserted.
+  // Appends `rows` in order as staged recipients of `lease`'s campaign.
+  // Duplicates are not looked for here (the result is always empty): an
+  // address index filled in file order costs a page write per row once it
+  // outgrows the cache. SettleRecipientImport finds them, in address order.
   void StageRecipients(const ImportLease& lease,
                        std::vector<StagedRecipient> rows,
                        Callback<std::vector<int32_t>> done);
+  // After the last StageRecipients and before the commit: sorts the staged
+  // rows by address (on a read connection, SQLite's external sort: memory
+  // bounded whatever their number), deletes every staged row whose address
+  // is already on the campaign or on an earlier row of this import, and
+  // records the others' addresses in the campaign's address set, in
+  // address order and in bounded bulk writes, so the cost is linear in the
+  // rows and no other write waits behind more than one chunk. Returns the
+  // duplicates, the first `max_listed` by row. Rows that remain are still
+  // staged (invisible) until CommitRecipientImport. Blocks for as long as
+  // that takes: call it from a worker thread, never from a completion-queue
+  // thread or the writer. On failure the import must be aborted.
+  absl::StatusOr<ImportDuplicates> SettleRecipientImport(
+      const ImportLease& lease, size_t max_listed);
   // Makes the staged rows part of the campaign: `imported` (the number
-  // staged) is added to its total and queued counters. The campaign must
+  // staged, less the duplicates) is added to its total and queued counters.
+  // The campaign must
   // still be draft, scheduled or paused with this lease's floor; otherwise
   // the import is refused and the caller must abort it. With a request id,
   // `record` is remembered for repeats (see FindImportRecord).
@@ -529,6 +560,12 @@ class Store : public DispatchStore {
   void AgainLater(const char* chain, const absl::Status& error,
                   std::function<void()> again,
                   std::function<void()> closed = nullptr);
+  // Deletes one chunk of the addresses a settled import of `lease` added
+  // to its campaign's address set (those after `after`, in address order)
+  // and re-queues itself until none are left, then goes on with AbortChunk;
+  // a failed write is tried again (AgainLater).
+  void AbortAddressChunk(ImportLease lease, std::string after,
+                         StatusCallback done);
   // Deletes one chunk of `lease`'s staged rows and re-queues itself until
   // none are left; a failed write is tried again (AgainLater).
   void AbortChunk(ImportLease lease, StatusCallback done);

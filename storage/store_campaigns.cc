@@ -367,6 +367,17 @@ void Store::DeleteCampaign(const std::string& account_id, const std::string& id,
 void Store::PurgeCampaignChunk(const std::string& id) {
   db_->Write<bool>(
       [id](SQLite::Database& db) -> absl::StatusOr<bool> {
+        // The campaign's address set first, from its start: what a chunk
+        // deleted is gone, so each one reads only what it deletes.
+        SQLite::Statement addresses(
+            db,
+            "DELETE FROM recipient_addresses WHERE campaign_seq=(SELECT seq "
+            "FROM campaigns WHERE id=?1) AND address IN (SELECT address FROM "
+            "recipient_addresses WHERE campaign_seq=(SELECT seq FROM "
+            "campaigns WHERE id=?1) ORDER BY address LIMIT ?2)");
+        addresses.bind(1, id);
+        addresses.bind(2, kPurgeChunkRows);
+        if (addresses.exec() == kPurgeChunkRows) return false;
         SQLite::Statement del(
             db,
             "DELETE FROM recipients WHERE seq IN (SELECT seq FROM recipients "

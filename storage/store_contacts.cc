@@ -434,6 +434,11 @@ absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
   {
     // A contact's recipient_variables (?9) override its attributes of the
     // same name.
+    // Rows inserted below get seqs above the last one so far.
+    SQLite::Statement last(
+        db, "SELECT seq FROM sqlite_sequence WHERE name='recipients'");
+    const int64_t last_seq =
+        last.executeStep() ? last.getColumn(0).getInt64() : 0;
     const bool overrides = !c.recipient_variables.empty();
     const char* variables =
         overrides ? "COALESCE(json_patch(e.attributes, json_extract(?9, "
@@ -447,13 +452,25 @@ absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
                 "SELECT ?6, e.id, e.address, ",
                 variables,
                 ", ?8, ?7, ?7 "
-                "FROM eligible e ORDER BY e.seq"));
+                "FROM eligible e WHERE NOT EXISTS (SELECT 1 FROM "
+                "recipient_addresses a WHERE a.campaign_seq=?6 AND "
+                "a.address=e.address) ORDER BY e.seq"));
     bind(insert);
     insert.bind(6, static_cast<int64_t>(c.seq));
     insert.bind(7, static_cast<int64_t>(now));
     insert.bind(8, std::string(RecipientStatusName(RecipientStatus::kQueued)));
     if (overrides) insert.bind(9, NestedMapToJson(c.recipient_variables));
     result.inserted = insert.exec();
+    // Contacts are unique by address on a channel, so the new rows' addresses
+    // are distinct: add them to the campaign's address set, in its order.
+    SQLite::Statement addresses(
+        db,
+        "INSERT INTO recipient_addresses(campaign_seq, address, seq) SELECT "
+        "campaign_seq, address, seq FROM recipients WHERE seq>?1 AND "
+        "campaign_seq=?2 ORDER BY address");
+    addresses.bind(1, static_cast<int64_t>(last_seq));
+    addresses.bind(2, static_cast<int64_t>(c.seq));
+    addresses.exec();
   }
   c.stats.total += result.inserted;
   c.stats.queued += result.inserted;

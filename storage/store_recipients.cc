@@ -1,11 +1,17 @@
 // Store: recipients and their imports.
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "server/domain/errors.h"
+#include "server/domain/mutex.h"
 #include "server/log/log.h"
 #include "storage/rows.h"
 #include "storage/store.h"
@@ -136,14 +142,12 @@ void Store::StageRecipients(const ImportLease& lease,
         const int64_t now = ToMicros(NowMicros());
         SQLite::Statement st(
             db,
-            "INSERT OR IGNORE INTO recipients(campaign_seq, contact_id, "
-            "address, variables, status, created_at, updated_at, country) "
-            "VALUES(?1,?2,?3,?4,'queued',?5,?5,?6)");
+            "INSERT INTO recipients(campaign_seq, contact_id, address, "
+            "variables, status, created_at, updated_at, country, import_row, "
+            "import_line) VALUES(?1,?2,?3,?4,'queued',?5,?5,?6,?7,?8)");
         st.bind(1, static_cast<int64_t>(campaign_seq));
         st.bind(5, static_cast<int64_t>(now));
-        std::vector<int32_t> duplicates;
-        for (size_t i = 0; i < rows.size(); ++i) {
-          const StagedRecipient& r = rows[i];
+        for (const StagedRecipient& r : rows) {
           st.bindNoCopy(2, r.contact_id);
           st.bindNoCopy(3, r.address);
           st.bindNoCopy(4, r.variables_json);
@@ -152,12 +156,186 @@ void Store::StageRecipients(const ImportLease& lease,
           } else {
             st.bind(6);
           }
-          if (st.exec() == 0) duplicates.push_back(static_cast<int32_t>(i));
+          st.bind(7, static_cast<int64_t>(r.row));
+          st.bind(8, static_cast<int64_t>(r.line));
+          st.exec();
           st.reset();
         }
-        return duplicates;
+        return std::vector<int32_t>();
       },
       std::move(done), /*bulk=*/true);
+}
+
+namespace {
+
+// SettleRecipientImport's writes: chunks of the address set to add and of
+// duplicate rows to delete, each one bulk op of the writer, at most
+// kMaxInFlight queued at once so that memory stays bounded while the sort
+// streams. Thread-safe.
+class SettleWrites {
+ public:
+  static constexpr size_t kChunkRows = 16384;
+  static constexpr int kMaxInFlight = 2;
+
+  SettleWrites(Database* db, int64_t campaign_seq)
+      : db_(db), campaign_seq_(campaign_seq) {}
+  // Waits for the writes still queued (they hold only shared state).
+  ~SettleWrites() { Wait(0); }
+
+  // False once a write failed: stop reading, the import is aborted.
+  bool Add(std::string address, int64_t seq) {
+    adds_.emplace_back(std::move(address), seq);
+    return adds_.size() < kChunkRows || Flush();
+  }
+  bool Drop(int64_t seq) {
+    drops_.push_back(seq);
+    return drops_.size() < kChunkRows || Flush();
+  }
+  // Queues what is buffered; false once a write failed.
+  bool Flush() {
+    if (!adds_.empty() || !drops_.empty()) {
+      Wait(kMaxInFlight - 1);
+      {
+        MutexLock lock(&state_->mu);
+        if (!state_->error.ok()) return false;
+        ++state_->in_flight;
+      }
+      std::sort(drops_.begin(), drops_.end());
+      db_->WriteRaw(
+          [campaign_seq = campaign_seq_, adds = std::move(adds_),
+           drops = std::move(drops_)](SQLite::Database& db) -> absl::Status {
+            SQLite::Statement add(db,
+                                  "INSERT INTO recipient_addresses("
+                                  "campaign_seq, address, seq) VALUES(?,?,?)");
+            add.bind(1, static_cast<int64_t>(campaign_seq));
+            for (const auto& [address, seq] : adds) {
+              add.bindNoCopy(2, address);
+              add.bind(3, static_cast<int64_t>(seq));
+              add.exec();
+              add.reset();
+            }
+            SQLite::Statement drop(db, "DELETE FROM recipients WHERE seq=?");
+            for (int64_t seq : drops) {
+              drop.bind(1, static_cast<int64_t>(seq));
+              drop.exec();
+              drop.reset();
+            }
+            return absl::OkStatus();
+          },
+          [state = state_](absl::Status status) {
+            MutexLock lock(&state->mu);
+            if (state->error.ok()) state->error = std::move(status);
+            --state->in_flight;
+            state->cv.SignalAll();
+          },
+          /*bulk=*/true);
+      adds_.clear();
+      drops_.clear();
+    }
+    MutexLock lock(&state_->mu);
+    return state_->error.ok();
+  }
+  // Flushes and waits for every write; the first failure, if any.
+  absl::Status Finish() {
+    Flush();
+    Wait(0);
+    MutexLock lock(&state_->mu);
+    return state_->error;
+  }
+
+ private:
+  struct State {
+    Mutex mu;
+    CondVar cv;
+    int in_flight ABSL_GUARDED_BY(mu) = 0;
+    absl::Status error ABSL_GUARDED_BY(mu);
+  };
+  void Wait(int at_most) {
+    MutexLock lock(&state_->mu);
+    while (state_->in_flight > at_most) state_->cv.Wait(&state_->mu);
+  }
+
+  Database* const db_;
+  const int64_t campaign_seq_;
+  const std::shared_ptr<State> state_ = std::make_shared<State>();
+  std::vector<std::pair<std::string, int64_t>> adds_;
+  std::vector<int64_t> drops_;
+};
+
+}  // namespace
+
+absl::StatusOr<ImportDuplicates> Store::SettleRecipientImport(
+    const ImportLease& lease, size_t max_listed) {
+  const int64_t campaign_seq = lease.campaign.seq;
+  ImportDuplicates out;
+  // The first duplicates by row: a max-heap of at most max_listed.
+  auto later_row = [](const ImportDuplicates::Row& a,
+                      const ImportDuplicates::Row& b) { return a.row < b.row; };
+  SettleWrites writes(db_, campaign_seq);
+  absl::Status read = db_->Read([&](SQLite::Database& db) -> absl::Status {
+    // One snapshot for both cursors: the address set as it was before this
+    // import added to it (its own additions come after, in the writer).
+    SQLite::Transaction snapshot(db, SQLite::TransactionBehavior::DEFERRED);
+    SQLite::Statement known(db,
+                            "SELECT address FROM recipient_addresses WHERE "
+                            "campaign_seq=? ORDER BY address");
+    known.bind(1, static_cast<int64_t>(campaign_seq));
+    bool more_known = known.executeStep();
+    SQLite::Statement staged(
+        db,
+        "SELECT address, seq, import_row, import_line FROM recipients WHERE "
+        "seq>=?2 AND campaign_seq=?1 ORDER BY address, seq");
+    staged.bind(1, static_cast<int64_t>(campaign_seq));
+    staged.bind(2, static_cast<int64_t>(lease.floor));
+    std::string previous;
+    bool first = true;
+    while (staged.executeStep()) {
+      const char* text = staged.getColumn(0).getText();
+      const size_t size = static_cast<size_t>(staged.getColumn(0).getBytes());
+      absl::string_view address(text, size);
+      const int64_t seq = staged.getColumn(1).getInt64();
+      while (more_known &&
+             absl::string_view(known.getColumn(0).getText(),
+                               static_cast<size_t>(
+                                   known.getColumn(0).getBytes())) < address) {
+        more_known = known.executeStep();
+      }
+      const bool duplicate =
+          (!first && address == previous) ||
+          (more_known &&
+           absl::string_view(
+               known.getColumn(0).getText(),
+               static_cast<size_t>(known.getColumn(0).getBytes())) == address);
+      first = false;
+      if (address != previous) previous.assign(address.data(), address.size());
+      if (!duplicate) {
+        if (!writes.Add(std::string(address), seq)) break;
+        continue;
+      }
+      ++out.count;
+      if (max_listed > 0) {
+        ImportDuplicates::Row row;
+        row.row = staged.getColumn(2).getInt64();
+        row.line = staged.getColumn(3).getInt64();
+        if (out.first.size() < max_listed || row.row < out.first.front().row) {
+          row.address = std::string(address);
+          out.first.push_back(std::move(row));
+          std::push_heap(out.first.begin(), out.first.end(), later_row);
+          if (out.first.size() > max_listed) {
+            std::pop_heap(out.first.begin(), out.first.end(), later_row);
+            out.first.pop_back();
+          }
+        }
+      }
+      if (!writes.Drop(seq)) break;
+    }
+    return absl::OkStatus();
+  });
+  absl::Status written = writes.Finish();
+  if (!read.ok()) return read;
+  if (!written.ok()) return written;
+  std::sort_heap(out.first.begin(), out.first.end(), later_row);
+  return out;
 }
 
 void Store::CommitRecipientImport(const ImportLease& lease, int64_t imported,
@@ -222,7 +400,62 @@ void Store::CommitRecipientImport(const ImportLease& lease, int64_t imported,
 
 void Store::AbortRecipientImport(const ImportLease& lease,
                                  StatusCallback done) {
-  AbortChunk(lease, std::move(done));
+  AbortAddressChunk(lease, std::string(), std::move(done));
+}
+
+void Store::AbortAddressChunk(ImportLease lease, std::string after,
+                              StatusCallback done) {
+  const int64_t campaign_seq = lease.campaign.seq;
+  const int64_t floor = lease.floor;
+  // The addresses a settled import added (seq >= floor), in address order
+  // after `after`: a chunk never scans what an earlier one passed.
+  db_->Write<std::optional<std::string>>(
+      [campaign_seq, floor, after](
+          SQLite::Database& db) -> absl::StatusOr<std::optional<std::string>> {
+        SQLite::Statement find(
+            db,
+            "SELECT address FROM recipient_addresses WHERE campaign_seq=?1 "
+            "AND address>?2 AND seq>=?3 ORDER BY address LIMIT ?4");
+        find.bind(1, static_cast<int64_t>(campaign_seq));
+        find.bind(2, after);
+        find.bind(3, static_cast<int64_t>(floor));
+        find.bind(4, kAbortChunkRows);
+        std::vector<std::string> found;
+        while (find.executeStep())
+          found.push_back(find.getColumn(0).getString());
+        SQLite::Statement del(db,
+                              "DELETE FROM recipient_addresses WHERE "
+                              "campaign_seq=? AND address=?");
+        del.bind(1, static_cast<int64_t>(campaign_seq));
+        for (const std::string& address : found) {
+          del.bindNoCopy(2, address);
+          del.exec();
+          del.reset();
+        }
+        if (found.size() < static_cast<size_t>(kAbortChunkRows)) {
+          return std::optional<std::string>();
+        }
+        return std::optional<std::string>(found.back());
+      },
+      [this, lease = std::move(lease), after, done = std::move(done)](
+          absl::StatusOr<std::optional<std::string>> next) mutable {
+        if (!next.ok()) {
+          absl::Status error = next.status();
+          AgainLater(
+              "import rollback", error,
+              [this, lease, after, done] {
+                AbortAddressChunk(lease, after, done);
+              },
+              [done, error] {
+                if (done) done(error);
+              });
+        } else if (next->has_value()) {
+          AbortAddressChunk(std::move(lease), **next, std::move(done));
+        } else {
+          AbortChunk(std::move(lease), std::move(done));
+        }
+      },
+      /*bulk=*/true);
 }
 
 void Store::AbortChunk(ImportLease lease, StatusCallback done) {
@@ -308,7 +541,9 @@ absl::StatusOr<int> Store::RecoverInterruptedImports(
         return out;
       });
   if (!leases.ok()) return leases.status();
-  for (const ImportLease& lease : *leases) AbortChunk(lease, nullptr);
+  for (const ImportLease& lease : *leases) {
+    AbortRecipientImport(lease, nullptr);
+  }
   ASSIGN_OR_RETURN(int contact_imports,
                    RecoverContactImports(std::move(finish)));
   return static_cast<int>(leases->size()) + contact_imports;

@@ -117,6 +117,8 @@ CheckedBatch RecipientImport::Check(std::vector<ImportRow> rows) const {
       continue;
     }
     storage::StagedRecipient staged;
+    staged.row = r.row;
+    staged.line = r.line;
     staged.address = std::move(addresses[j]);
     staged.contact_id = std::move(r.contact_id);
     staged.variables_json = storage::VariablesToJson(r.variables);
@@ -137,6 +139,30 @@ void RecipientImport::Stage(std::vector<storage::StagedRecipient> rows,
 
 void RecipientImport::Commit(Resp response, storage::ImportRecord record,
                              Reply<Resp> done) {
+  // Duplicates are found once every row is staged, in address order: a
+  // sort on a read connection that may take seconds for millions of rows,
+  // so on the pool rather than here (mu_ held, maybe a CQ thread).
+  pool()->Submit([self = shared_from_this(), this,
+                  response = std::move(response), record = std::move(record),
+                  done = std::move(done)]() mutable {
+    absl::StatusOr<storage::ImportDuplicates> duplicates =
+        store_->SettleRecipientImport(*lease_, kMaxErrors);
+    if (!duplicates.ok()) return done(duplicates.status());
+    if (duplicates->count > 0) {
+      response.set_imported(response.imported() - duplicates->count);
+      response.set_duplicates(response.duplicates() + duplicates->count);
+      for (const storage::ImportDuplicates::Row& d : duplicates->first) {
+        *response.add_errors() =
+            MakeImportError(d.row, RowErrorReason(d.line, DuplicateReason()));
+      }
+      SortAndTrimErrors(response.mutable_errors());
+    }
+    CommitSettled(std::move(response), std::move(record), std::move(done));
+  });
+}
+
+void RecipientImport::CommitSettled(Resp response, storage::ImportRecord record,
+                                    Reply<Resp> done) {
   record.response = response.SerializeAsString();
   const int64_t imported = response.imported();
   auto commit = [this, imported, record = std::move(record),

@@ -5,9 +5,11 @@
 // channel), their contact (a row naming a contact takes its address when it
 // has none) and the account's suppression list, then staged as invisible
 // recipients at or above the campaign's import floor
-// (Store::StageRecipients). Commit makes them part of the campaign in one
-// small write (Store::CommitRecipientImport); rollback deletes them in
-// chunks (Store::AbortRecipientImport).
+// (Store::StageRecipients) in file order. Commit first settles them on the
+// pool (Store::SettleRecipientImport: duplicates found in address order and
+// deleted, listed by row in the response), then makes the rest part of the
+// campaign in one small write (Store::CommitRecipientImport); rollback
+// deletes them in chunks (Store::AbortRecipientImport).
 //
 // Thread-safe, as StreamImport.
 #ifndef CAMPAIGND_SERVER_API_RECIPIENT_IMPORT_H_
@@ -48,6 +50,9 @@ class RecipientImport final
              storage::Callback<std::vector<int32_t>> done) override;
   void Commit(Resp response, storage::ImportRecord record,
               Reply<Resp> done) override;
+  // Commit, once the duplicates are out of `response`'s counts.
+  void CommitSettled(Resp response, storage::ImportRecord record,
+                     Reply<Resp> done);
   void RollBack() override;
   absl::string_view DuplicateReason() const override;
   void FillResponse(Resp* out) const override;

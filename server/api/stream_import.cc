@@ -27,6 +27,17 @@ v1::ImportError MakeImportError(int64_t row, std::string reason) {
   return e;
 }
 
+void SortAndTrimErrors(
+    google::protobuf::RepeatedPtrField<v1::ImportError>* errors) {
+  std::stable_sort(errors->begin(), errors->end(),
+                   [](const v1::ImportError& a, const v1::ImportError& b) {
+                     return a.row() < b.row();
+                   });
+  while (static_cast<size_t>(errors->size()) > kMaxImportErrors) {
+    errors->RemoveLast();
+  }
+}
+
 template <typename Req, typename Resp>
 StreamImport<Req, Resp>::StreamImport(const RpcContext& ctx,
                                       storage::Store* store, WorkerPool* pool)
@@ -483,8 +494,9 @@ void StreamImport<Req, Resp>::CommitNow() {
             // updated contacts) are another kind of row.
             if (absl::string_view(self->MethodName()) == "ImportRecipients") {
               Metrics* m = self->ctx_.metrics;
-              m->ImportRows(ImportRowResult::kImported, self->imported_);
-              m->ImportRows(ImportRowResult::kDuplicate, self->duplicates_);
+              m->ImportRows(ImportRowResult::kImported, response->imported());
+              m->ImportRows(ImportRowResult::kDuplicate,
+                            response->duplicates());
               m->ImportRows(ImportRowResult::kInvalid, self->invalid_);
               m->ImportRows(ImportRowResult::kSuppressed, self->suppressed_);
             }

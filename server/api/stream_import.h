@@ -13,7 +13,7 @@
 //                 row (both cores, batches in parallel)
 //   writer:       Stage: batches in row order, merged into bulk writes of
 //                 kStageBatches, as rows no reader sees yet (duplicates come
-//                 back)
+//                 back, or are found by the target's Commit)
 // At most kMaxBatchesInFlight batches are between the CQ thread and the
 // writer; beyond that the stream stops reading (gRPC flow control holds the
 // client back), so memory stays bounded whatever the file size. When the
@@ -68,6 +68,13 @@ struct CheckedBatch {
 
 v1::ImportError MakeImportError(int64_t row, std::string reason);
 
+// Row errors listed in an import's response: the first ones by row.
+inline constexpr size_t kMaxImportErrors = 100;
+
+// Sorts `errors` by row and keeps the first kMaxImportErrors.
+void SortAndTrimErrors(
+    google::protobuf::RepeatedPtrField<v1::ImportError>* errors);
+
 // Returns memory the allocator holds but no longer uses to the system. An
 // import frees its buffers (hundreds of MB for millions of rows) at once;
 // without this the process keeps them mapped for good.
@@ -89,7 +96,7 @@ class StreamImport
   // the writer never waits for checked rows.
   static constexpr int kMaxBatchesInFlight = 3 * kStageBatches;
   // Row errors listed in the response.
-  static constexpr size_t kMaxErrors = 100;
+  static constexpr size_t kMaxErrors = kMaxImportErrors;
 
   ~StreamImport() override { ReleaseFreedMemory(); }
 
@@ -125,7 +132,9 @@ class StreamImport
   virtual void Stage(std::vector<storage::StagedRecipient> rows,
                      storage::Callback<std::vector<int32_t>> done) = 0;
   // Makes the staged rows take effect and remembers `record` under the
-  // request id; `done` gets the final response (`response` completed).
+  // request id; `done` gets the final response (`response` completed, its
+  // counts corrected if the target finds more duplicates). Called with mu_
+  // held: must not block.
   virtual void Commit(Resp response, storage::ImportRecord record,
                       Reply<Resp> done) = 0;
   // Deletes the staged rows. Called at most once, after Begin succeeded and
@@ -135,6 +144,8 @@ class StreamImport
   virtual absl::string_view DuplicateReason() const = 0;
   // Sets the target's own response fields. mu_ held.
   virtual void FillResponse(Resp* /*out*/) const {}
+
+  WorkerPool* pool() const { return pool_; }
 
   const RpcContext ctx_;
   storage::Store* const store_;

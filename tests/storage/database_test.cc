@@ -268,6 +268,71 @@ INSERT INTO campaigns(id, account_id, name, channel, sender_id, sender_ref,
   EXPECT_EQ(c->html_body, "");
 }
 
+TEST_F(DatabaseTest, TheAddressSetMigrationKeepsRecipientsAndTheirNumbers) {
+  {
+    SQLite::Database raw(Options().path,
+                         SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    absl::StatusOr<int> v = MigrateTo(raw, 12);
+    ASSERT_TRUE(v.ok()) << v.status();
+    raw.exec(R"sql(
+INSERT INTO accounts(id, name, currency, created_at, updated_at)
+  VALUES('acct_old', 'old', 'EUR', 1, 1);
+INSERT INTO campaigns(id, account_id, name, channel, sender_id, sender_ref,
+                      status, batch_size, created_at, updated_at, seq)
+  VALUES('cmp_old', 'acct_old', 'spring', 'sms', '+15550100', 'snd_old',
+         'sending', 250, 3, 4, 1);
+INSERT INTO recipients(seq, campaign_seq, address, status, provider,
+                       provider_message_id, retries, handed, country, units,
+                       created_at, updated_at)
+  VALUES(7, 1, '+15551000002', 'sent', 'sim', 'm-7', 1, 0, 'US', 1, 5, 6),
+        (9, 1, '+15551000001', 'queued', '', '', 0, 1, NULL, NULL, 5, 6);
+DELETE FROM recipients WHERE seq=9;
+INSERT INTO recipients(seq, campaign_seq, address, status, created_at,
+                       updated_at)
+  VALUES(8, 1, '+15551000001', 'queued', 5, 6);
+)sql");
+  }
+  std::unique_ptr<Database> db = OpenOrDie(Options());
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->schema_version(), LatestSchemaVersion());
+  absl::StatusOr<std::string> rows =
+      db->Read([](SQLite::Database& c) -> absl::StatusOr<std::string> {
+        SQLite::Statement st(
+            c,
+            "SELECT group_concat(seq || ':' || address || ':' || status || "
+            "':' || provider || ':' || provider_message_id || ':' || retries "
+            "|| ':' || handed || ':' || IFNULL(country, '-') || ':' || "
+            "IFNULL(import_row, '-'), ' ') FROM (SELECT * FROM recipients "
+            "ORDER BY seq)");
+        st.executeStep();
+        std::string out = st.getColumn(0).getString();
+        SQLite::Statement set(c,
+                              "SELECT group_concat(address || '=' || seq, ' ') "
+                              "FROM recipient_addresses WHERE campaign_seq=1");
+        set.executeStep();
+        return out + " | " + set.getColumn(0).getString();
+      });
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(*rows,
+            "7:+15551000002:sent:sim:m-7:1:0:US:- "
+            "8:+15551000001:queued:::0:0:-:- | "
+            "+15551000001=8 +15551000002=7");
+  // Numbers are never reused: the next row comes after the deleted 9.
+  absl::Status added = db->WriteSync([](SQLite::Database& c) {
+    c.exec(
+        "INSERT INTO recipients(campaign_seq, address, status, created_at, "
+        "updated_at) VALUES(1, '+15551000003', 'queued', 7, 7)");
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(added.ok()) << added;
+  absl::StatusOr<int64_t> last =
+      db->Read([](SQLite::Database& c) -> absl::StatusOr<int64_t> {
+        return c.execAndGet("SELECT MAX(seq) FROM recipients").getInt64();
+      });
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(*last, 10);
+}
+
 // --- What Open refuses ------------------------------------------------------
 
 TEST_F(DatabaseTest, MissingDirectoryIsRefusedNamingIt) {

@@ -115,8 +115,8 @@ class World {
     return options;
   }
 
-  // An import as StreamImport runs one: begin, stage in two writes, commit;
-  // any failure rolls it back. Returns the commit's answer.
+  // An import as StreamImport runs one: begin, stage in two writes, settle,
+  // commit; any failure rolls it back. Returns the commit's answer.
   absl::StatusOr<Campaign> ImportRecipients(int base, int n) {
     auto lease = AwaitResult<ImportLease>([&](auto done) {
       store_->BeginRecipientImport(account_, "cmp_fault", done);
@@ -135,6 +135,15 @@ class World {
       failed = AwaitResult<std::vector<int32_t>>([&](auto done) {
                  store_->StageRecipients(*lease, rows, done);
                }).status();
+    }
+    if (failed.ok()) {
+      absl::StatusOr<ImportDuplicates> settled =
+          store_->SettleRecipientImport(*lease, 10);
+      if (!settled.ok()) {
+        failed = settled.status();
+      } else {
+        EXPECT_EQ(settled->count, 0);
+      }
     }
     absl::StatusOr<Campaign> committed = absl::UnknownError("not committed");
     if (!failed.ok()) {

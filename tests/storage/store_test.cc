@@ -1251,6 +1251,110 @@ TEST_F(TwoAccountsTest, DeleteHidesAtOncePurgesInChunksAndResumes) {
   EXPECT_TRUE(store_->GetCampaign(a_, kept.id).ok());
 }
 
+// Imports stage rows in file order with no address index; settling finds
+// the duplicates in address order (within the import and against the
+// campaign's earlier rows), lists the first by row and deletes them; a
+// rollback forgets the addresses it added; deletion removes the rest.
+TEST_F(TwoAccountsTest, SettledImportsKeepFileOrderAndOneRowPerAddress) {
+  Campaign c = MustCreate(NewCampaign(a_, "+15550100"));
+  const int64_t campaign_seq = test_util::QueryInt(
+      *db_, "SELECT seq FROM campaigns WHERE id='" + c.id + "'");
+  auto addresses_of = [&](int64_t seq) {
+    return test_util::QueryInt(
+        *db_, "SELECT COUNT(*) FROM recipient_addresses WHERE campaign_seq=" +
+                  std::to_string(seq));
+  };
+  // Begins an import and stages `batches` (addresses, rows numbered from 1
+  // across them, CSV lines one below).
+  auto stage = [&](const std::vector<std::vector<std::string>>& batches) {
+    absl::StatusOr<ImportLease> lease =
+        AwaitResult<ImportLease>([&](Callback<ImportLease> done) {
+          store_->BeginRecipientImport(a_, c.id, std::move(done));
+        });
+    EXPECT_TRUE(lease.ok()) << lease.status();
+    int64_t row = 0;
+    for (const std::vector<std::string>& batch : batches) {
+      std::vector<StagedRecipient> rows;
+      for (const std::string& address : batch) {
+        StagedRecipient r;
+        r.address = address;
+        r.variables_json = "{}";
+        r.row = ++row;
+        r.line = row + 1;
+        rows.push_back(std::move(r));
+      }
+      absl::StatusOr<std::vector<int32_t>> staged =
+          AwaitResult<std::vector<int32_t>>(
+              [&](Callback<std::vector<int32_t>> done) {
+                store_->StageRecipients(*lease, rows, std::move(done));
+              });
+      EXPECT_TRUE(staged.ok() && staged->empty()) << staged.status();
+    }
+    return *lease;
+  };
+  auto commit = [&](const ImportLease& lease, int64_t imported) {
+    absl::StatusOr<Campaign> done =
+        AwaitResult<Campaign>([&](Callback<Campaign> cb) {
+          store_->CommitRecipientImport(lease, imported, "", {}, std::move(cb));
+        });
+    EXPECT_TRUE(done.ok()) << done.status();
+    return done.ok() ? done->stats.total : -1;
+  };
+
+  ImportLease first =
+      stage({{"+15551000001", "+15551000002", "+15551000001", "+15551000003"},
+             {"+15551000002", "+15551000004"}});
+  absl::StatusOr<ImportDuplicates> dups =
+      store_->SettleRecipientImport(first, 1);
+  ASSERT_TRUE(dups.ok()) << dups.status();
+  EXPECT_EQ(dups->count, 2);  // rows 3 and 5
+  ASSERT_EQ(dups->first.size(), 1u);
+  EXPECT_EQ(dups->first[0].row, 3);
+  EXPECT_EQ(dups->first[0].line, 4);
+  EXPECT_EQ(dups->first[0].address, "+15551000001");
+  EXPECT_EQ(commit(first, 4), 4);
+  absl::StatusOr<Page<Recipient>> listed =
+      store_->ListRecipients(a_, c.id, RecipientStatus::kUnspecified, {});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  std::vector<std::string> order;
+  for (const Recipient& r : listed->items) order.push_back(r.address);
+  EXPECT_THAT(order, ElementsAre("+15551000001", "+15551000002", "+15551000003",
+                                 "+15551000004"));
+  EXPECT_EQ(addresses_of(campaign_seq), 4);
+
+  // Against the campaign's rows; rolled back: its new address is forgotten.
+  ImportLease second =
+      stage({{"+15551000004", "+15551000005", "+15551000001"}});
+  dups = store_->SettleRecipientImport(second, 10);
+  ASSERT_TRUE(dups.ok()) << dups.status();
+  EXPECT_EQ(dups->count, 2);
+  ASSERT_EQ(dups->first.size(), 2u);
+  EXPECT_EQ(dups->first[0].row, 1);
+  EXPECT_EQ(dups->first[1].row, 3);
+  EXPECT_EQ(addresses_of(campaign_seq), 5);
+  ASSERT_TRUE(AwaitStatus([&](StatusCallback done) {
+                store_->AbortRecipientImport(second, std::move(done));
+              }).ok());
+  EXPECT_EQ(addresses_of(campaign_seq), 4);
+  EXPECT_EQ(test_util::QueryInt(*db_, "SELECT COUNT(*) FROM recipients"), 4);
+
+  ImportLease third = stage({{"+15551000005"}});
+  dups = store_->SettleRecipientImport(third, 10);
+  ASSERT_TRUE(dups.ok()) << dups.status();
+  EXPECT_EQ(dups->count, 0);
+  EXPECT_EQ(commit(third, 1), 5);
+
+  ASSERT_TRUE(DeleteCampaign(a_, c.id).ok());
+  const std::string rows_left =
+      "SELECT COUNT(*) FROM campaigns WHERE id='" + c.id + "'";
+  for (int i = 0; i < 500 && test_util::QueryInt(*db_, rows_left) > 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(test_util::QueryInt(*db_, rows_left), 0);
+  EXPECT_EQ(addresses_of(campaign_seq), 0);
+  EXPECT_EQ(test_util::QueryInt(*db_, "SELECT COUNT(*) FROM recipients"), 0);
+}
+
 TEST_F(TwoAccountsTest, DeleteCampaignRefusesSendingOnly) {
   Campaign sending = MustCreate(NewCampaign(a_, "+15550100"));
   ForceStatus(a_, sending.id, CampaignStatus::kSending);
