@@ -366,9 +366,12 @@ class Store : public DispatchStore {
   // duplicates, the first `max_listed` by row. Rows that remain are still
   // staged (invisible) until CommitRecipientImport. Blocks for as long as
   // that takes: call it from a worker thread, never from a completion-queue
-  // thread or the writer. On failure the import must be aborted.
+  // thread or the writer. `cancelled` (may be null) is asked now and then;
+  // true stops it with CANCELLED. Holds one read snapshot throughout, so
+  // the WAL grows until it returns. On failure the import must be aborted.
   absl::StatusOr<ImportDuplicates> SettleRecipientImport(
-      const ImportLease& lease, size_t max_listed);
+      const ImportLease& lease, size_t max_listed,
+      const std::function<bool()>& cancelled = nullptr);
   // Makes the staged rows part of the campaign: `imported` (the number
   // staged, less the duplicates) is added to its total and queued counters.
   // The campaign must

@@ -466,8 +466,9 @@ absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
     SQLite::Statement addresses(
         db,
         "INSERT INTO recipient_addresses(campaign_seq, address, seq) SELECT "
-        "campaign_seq, address, seq FROM recipients WHERE seq>?1 AND "
-        "campaign_seq=?2 ORDER BY address");
+        "campaign_seq, address, seq FROM recipients INDEXED BY "
+        "recipients_by_status WHERE campaign_seq=?2 AND status='queued' AND "
+        "seq>?1 ORDER BY address");
     addresses.bind(1, static_cast<int64_t>(last_seq));
     addresses.bind(2, static_cast<int64_t>(c.seq));
     addresses.exec();

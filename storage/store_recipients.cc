@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/domain/errors.h"
 #include "server/domain/mutex.h"
 #include "server/log/log.h"
@@ -168,13 +170,21 @@ void Store::StageRecipients(const ImportLease& lease,
 
 namespace {
 
-// SettleRecipientImport's writes: chunks of the address set to add and of
-// duplicate rows to delete, each one bulk op of the writer, at most
+// SettleRecipientImport's writes, each one bulk op of the writer, at most
 // kMaxInFlight queued at once so that memory stays bounded while the sort
-// streams. Thread-safe.
+// streams: the new addresses, in address order as they come; the
+// duplicates to delete, kept back (up to kMaxKeptDrops) and deleted in seq
+// order, so that a page holding several is written once rather than once
+// per chunk that met one. Not thread-safe (one settle's thread); the
+// writes' completions share only State.
 class SettleWrites {
  public:
-  static constexpr size_t kChunkRows = 16384;
+  // Rows per write: addresses are added in order (a few pages each), but
+  // each deleted duplicate rewrites a page of its own, so its chunks are
+  // smaller to keep other writes' wait behind one short.
+  static constexpr size_t kAddRows = 8192;
+  static constexpr size_t kDropRows = 1024;
+  static constexpr size_t kMaxKeptDrops = size_t{1} << 20;  // 8 MiB
   static constexpr int kMaxInFlight = 2;
 
   SettleWrites(Database* db, int64_t campaign_seq)
@@ -182,66 +192,26 @@ class SettleWrites {
   // Waits for the writes still queued (they hold only shared state).
   ~SettleWrites() { Wait(0); }
 
-  // False once a write failed: stop reading, the import is aborted.
+  // Each returns false once a write failed: stop reading, the import is
+  // aborted.
   bool Add(std::string address, int64_t seq) {
     adds_.emplace_back(std::move(address), seq);
-    return adds_.size() < kChunkRows || Flush();
+    return adds_.size() < kAddRows || FlushAdds();
   }
   bool Drop(int64_t seq) {
     drops_.push_back(seq);
-    return drops_.size() < kChunkRows || Flush();
+    return drops_.size() < kMaxKeptDrops || FlushDrops();
   }
-  // Queues what is buffered; false once a write failed.
-  bool Flush() {
-    if (!adds_.empty() || !drops_.empty()) {
-      Wait(kMaxInFlight - 1);
-      {
-        MutexLock lock(&state_->mu);
-        if (!state_->error.ok()) return false;
-        ++state_->in_flight;
-      }
-      std::sort(drops_.begin(), drops_.end());
-      db_->WriteRaw(
-          [campaign_seq = campaign_seq_, adds = std::move(adds_),
-           drops = std::move(drops_)](SQLite::Database& db) -> absl::Status {
-            SQLite::Statement add(db,
-                                  "INSERT INTO recipient_addresses("
-                                  "campaign_seq, address, seq) VALUES(?,?,?)");
-            add.bind(1, static_cast<int64_t>(campaign_seq));
-            for (const auto& [address, seq] : adds) {
-              add.bindNoCopy(2, address);
-              add.bind(3, static_cast<int64_t>(seq));
-              add.exec();
-              add.reset();
-            }
-            SQLite::Statement drop(db, "DELETE FROM recipients WHERE seq=?");
-            for (int64_t seq : drops) {
-              drop.bind(1, static_cast<int64_t>(seq));
-              drop.exec();
-              drop.reset();
-            }
-            return absl::OkStatus();
-          },
-          [state = state_](absl::Status status) {
-            MutexLock lock(&state->mu);
-            if (state->error.ok()) state->error = std::move(status);
-            --state->in_flight;
-            state->cv.SignalAll();
-          },
-          /*bulk=*/true);
-      adds_.clear();
-      drops_.clear();
-    }
-    MutexLock lock(&state_->mu);
-    return state_->error.ok();
-  }
-  // Flushes and waits for every write; the first failure, if any.
-  absl::Status Finish() {
-    Flush();
+  // Queues what is buffered (unless !flush) and waits for every write; the
+  // first failure.
+  absl::Status Finish(bool flush) {
+    if (flush && FlushAdds()) FlushDrops();
     Wait(0);
     MutexLock lock(&state_->mu);
     return state_->error;
   }
+  // Time spent waiting for the writer (it was the bottleneck then).
+  absl::Duration waited() const { return waited_; }
 
  private:
   struct State {
@@ -250,6 +220,72 @@ class SettleWrites {
     int in_flight ABSL_GUARDED_BY(mu) = 0;
     absl::Status error ABSL_GUARDED_BY(mu);
   };
+
+  bool FlushAdds() {
+    if (adds_.empty()) return Ok();
+    std::vector<std::pair<std::string, int64_t>> adds;
+    adds.swap(adds_);
+    adds_.reserve(kAddRows);
+    return Queue([campaign_seq = campaign_seq_, adds = std::move(adds)](
+                     SQLite::Database& db) -> absl::Status {
+      SQLite::Statement add(db,
+                            "INSERT INTO recipient_addresses(campaign_seq, "
+                            "address, seq) VALUES(?,?,?)");
+      add.bind(1, static_cast<int64_t>(campaign_seq));
+      for (const auto& [address, seq] : adds) {
+        add.bindNoCopy(2, address);
+        add.bind(3, static_cast<int64_t>(seq));
+        add.exec();
+        add.reset();
+      }
+      return absl::OkStatus();
+    });
+  }
+  bool FlushDrops() {
+    std::sort(drops_.begin(), drops_.end());
+    for (size_t i = 0; i < drops_.size(); i += kDropRows) {
+      std::vector<int64_t> chunk(
+          drops_.begin() + i,
+          drops_.begin() + std::min(drops_.size(), i + kDropRows));
+      const bool queued =
+          Queue([chunk = std::move(chunk)](SQLite::Database& db) {
+            SQLite::Statement drop(db, "DELETE FROM recipients WHERE seq=?");
+            for (int64_t seq : chunk) {
+              drop.bind(1, static_cast<int64_t>(seq));
+              drop.exec();
+              drop.reset();
+            }
+            return absl::OkStatus();
+          });
+      if (!queued) return false;
+    }
+    drops_.clear();
+    return Ok();
+  }
+  bool Queue(Database::WriteOp op) {
+    const absl::Time start = absl::Now();
+    Wait(kMaxInFlight - 1);
+    waited_ += absl::Now() - start;
+    {
+      MutexLock lock(&state_->mu);
+      if (!state_->error.ok()) return false;
+      ++state_->in_flight;
+    }
+    db_->WriteRaw(
+        std::move(op),
+        [state = state_](absl::Status status) {
+          MutexLock lock(&state->mu);
+          if (state->error.ok()) state->error = std::move(status);
+          --state->in_flight;
+          state->cv.SignalAll();
+        },
+        /*bulk=*/true);
+    return true;
+  }
+  bool Ok() {
+    MutexLock lock(&state_->mu);
+    return state_->error.ok();
+  }
   void Wait(int at_most) {
     MutexLock lock(&state_->mu);
     while (state_->in_flight > at_most) state_->cv.Wait(&state_->mu);
@@ -260,81 +296,134 @@ class SettleWrites {
   const std::shared_ptr<State> state_ = std::make_shared<State>();
   std::vector<std::pair<std::string, int64_t>> adds_;
   std::vector<int64_t> drops_;
+  absl::Duration waited_;
 };
 
 }  // namespace
 
 absl::StatusOr<ImportDuplicates> Store::SettleRecipientImport(
-    const ImportLease& lease, size_t max_listed) {
+    const ImportLease& lease, size_t max_listed,
+    const std::function<bool()>& cancelled) {
   const int64_t campaign_seq = lease.campaign.seq;
   ImportDuplicates out;
-  // The first duplicates by row: a max-heap of at most max_listed.
-  auto later_row = [](const ImportDuplicates::Row& a,
-                      const ImportDuplicates::Row& b) { return a.row < b.row; };
+  // The first duplicates: a max-heap by seq (staged in row order, so seq
+  // order is row order) of at most max_listed.
+  std::vector<std::pair<int64_t, std::string>> first;
   SettleWrites writes(db_, campaign_seq);
+  const absl::Time start = absl::Now();
+  absl::Duration sorting;
+  int64_t kept = 0;
   absl::Status read = db_->Read([&](SQLite::Database& db) -> absl::Status {
-    // One snapshot for both cursors: the address set as it was before this
-    // import added to it (its own additions come after, in the writer).
+    // The sort spills to temporary files: with the connections' usual
+    // temp_store=MEMORY it would hold every staged address in memory.
+    db.exec("PRAGMA temp_store=FILE");
+    struct Restore {
+      SQLite::Database& db;
+      ~Restore() { db.tryExec("PRAGMA temp_store=MEMORY"); }
+    } restore{db};
+    // One snapshot throughout: the address set as it was before this
+    // import added to it, and the staged rows before any was deleted.
     SQLite::Transaction snapshot(db, SQLite::TransactionBehavior::DEFERRED);
+    // The campaign's addresses from ?2 on, in order. The merge steps along
+    // them, and seeks (a B-tree descent) when the next staged address is
+    // far ahead, so a small import into a large campaign reads only around
+    // its own addresses.
     SQLite::Statement known(db,
                             "SELECT address FROM recipient_addresses WHERE "
-                            "campaign_seq=? ORDER BY address");
+                            "campaign_seq=?1 AND address>=?2 ORDER BY address");
     known.bind(1, static_cast<int64_t>(campaign_seq));
+    known.bind(2, "");
     bool more_known = known.executeStep();
-    SQLite::Statement staged(
-        db,
-        "SELECT address, seq, import_row, import_line FROM recipients WHERE "
-        "seq>=?2 AND campaign_seq=?1 ORDER BY address, seq");
+    auto known_address = [&known] {
+      return absl::string_view(
+          known.getColumn(0).getText(),
+          static_cast<size_t>(known.getColumn(0).getBytes()));
+    };
+    auto advance_known_to = [&](absl::string_view address) {
+      constexpr int kStepsBeforeSeek = 16;
+      for (int steps = 0; more_known && known_address() < address; ++steps) {
+        if (steps == kStepsBeforeSeek) {
+          known.reset();
+          known.bind(2, std::string(address));
+          more_known = known.executeStep();
+          return;
+        }
+        more_known = known.executeStep();
+      }
+    };
+    // Staged rows are queued and at seq >= floor: a range of the status
+    // index, whatever the campaign held before.
+    SQLite::Statement staged(db,
+                             "SELECT address, seq FROM recipients INDEXED BY "
+                             "recipients_by_status WHERE campaign_seq=?1 AND "
+                             "status='queued' AND seq>=?2 ORDER BY address, "
+                             "seq");
     staged.bind(1, static_cast<int64_t>(campaign_seq));
     staged.bind(2, static_cast<int64_t>(lease.floor));
     std::string previous;
-    bool first = true;
+    bool any = false;
+    const absl::Time sort_start = absl::Now();
     while (staged.executeStep()) {
-      const char* text = staged.getColumn(0).getText();
-      const size_t size = static_cast<size_t>(staged.getColumn(0).getBytes());
-      absl::string_view address(text, size);
+      if (!any) sorting = absl::Now() - sort_start;
+      absl::string_view address(
+          staged.getColumn(0).getText(),
+          static_cast<size_t>(staged.getColumn(0).getBytes()));
       const int64_t seq = staged.getColumn(1).getInt64();
-      while (more_known &&
-             absl::string_view(known.getColumn(0).getText(),
-                               static_cast<size_t>(
-                                   known.getColumn(0).getBytes())) < address) {
-        more_known = known.executeStep();
+      if ((kept + out.count) % 4096 == 0 && cancelled && cancelled()) {
+        return absl::CancelledError(
+            "the import was cancelled while its duplicates were looked for");
       }
-      const bool duplicate =
-          (!first && address == previous) ||
-          (more_known &&
-           absl::string_view(
-               known.getColumn(0).getText(),
-               static_cast<size_t>(known.getColumn(0).getBytes())) == address);
-      first = false;
+      advance_known_to(address);
+      const bool duplicate = (any && address == previous) ||
+                             (more_known && known_address() == address);
+      any = true;
       if (address != previous) previous.assign(address.data(), address.size());
       if (!duplicate) {
+        ++kept;
         if (!writes.Add(std::string(address), seq)) break;
         continue;
       }
       ++out.count;
-      if (max_listed > 0) {
-        ImportDuplicates::Row row;
-        row.row = staged.getColumn(2).getInt64();
-        row.line = staged.getColumn(3).getInt64();
-        if (out.first.size() < max_listed || row.row < out.first.front().row) {
-          row.address = std::string(address);
-          out.first.push_back(std::move(row));
-          std::push_heap(out.first.begin(), out.first.end(), later_row);
-          if (out.first.size() > max_listed) {
-            std::pop_heap(out.first.begin(), out.first.end(), later_row);
-            out.first.pop_back();
-          }
+      if (max_listed > 0 &&
+          (first.size() < max_listed || seq < first.front().first)) {
+        first.emplace_back(seq, std::string(address));
+        std::push_heap(first.begin(), first.end());
+        if (first.size() > max_listed) {
+          std::pop_heap(first.begin(), first.end());
+          first.pop_back();
         }
       }
       if (!writes.Drop(seq)) break;
     }
+    // Where the listed ones were in the file (still there in this snapshot).
+    std::sort(first.begin(), first.end());
+    SQLite::Statement where(
+        db, "SELECT import_row, import_line FROM recipients WHERE seq=?");
+    for (auto& [seq, address] : first) {
+      where.bind(1, static_cast<int64_t>(seq));
+      ImportDuplicates::Row row;
+      if (where.executeStep()) {
+        row.row = where.getColumn(0).getInt64();
+        row.line = where.getColumn(1).getInt64();
+      }
+      where.reset();
+      row.address = std::move(address);
+      out.first.push_back(std::move(row));
+    }
     return absl::OkStatus();
   });
-  absl::Status written = writes.Finish();
+  // Nothing more is queued after a failure (the import is rolled back).
+  absl::Status written = writes.Finish(/*flush=*/read.ok());
   if (!read.ok()) return read;
   if (!written.ok()) return written;
-  std::sort_heap(out.first.begin(), out.first.end(), later_row);
+  logging::Info("import settled",
+                {{"campaign_id", lease.campaign.id},
+                 {"rows", kept + out.count},
+                 {"duplicates", out.count},
+                 {"seconds", absl::ToDoubleSeconds(absl::Now() - start)},
+                 {"sort_seconds", absl::ToDoubleSeconds(sorting)},
+                 {"writer_wait_seconds",
+                  absl::ToDoubleSeconds(writes.waited())}});
   return out;
 }
 
@@ -407,22 +496,29 @@ void Store::AbortAddressChunk(ImportLease lease, std::string after,
                               StatusCallback done) {
   const int64_t campaign_seq = lease.campaign.seq;
   const int64_t floor = lease.floor;
-  // The addresses a settled import added (seq >= floor), in address order
-  // after `after`: a chunk never scans what an earlier one passed.
+  // The addresses a settled import added (seq >= floor). seq is not
+  // indexed, so each chunk examines the next kAbortAddressRows of the set in
+  // address order after `after`, whatever it finds: one pass over the set
+  // in all, and no chunk longer than that many rows.
   db_->Write<std::optional<std::string>>(
       [campaign_seq, floor, after](
           SQLite::Database& db) -> absl::StatusOr<std::optional<std::string>> {
+        constexpr int kAbortAddressRows = 20000;
         SQLite::Statement find(
             db,
-            "SELECT address FROM recipient_addresses WHERE campaign_seq=?1 "
-            "AND address>?2 AND seq>=?3 ORDER BY address LIMIT ?4");
+            "SELECT address, seq FROM recipient_addresses WHERE "
+            "campaign_seq=?1 AND address>?2 ORDER BY address LIMIT ?3");
         find.bind(1, static_cast<int64_t>(campaign_seq));
         find.bind(2, after);
-        find.bind(3, static_cast<int64_t>(floor));
-        find.bind(4, kAbortChunkRows);
+        find.bind(3, kAbortAddressRows);
         std::vector<std::string> found;
-        while (find.executeStep())
-          found.push_back(find.getColumn(0).getString());
+        std::string last;
+        int examined = 0;
+        while (find.executeStep()) {
+          ++examined;
+          last = find.getColumn(0).getString();
+          if (find.getColumn(1).getInt64() >= floor) found.push_back(last);
+        }
         SQLite::Statement del(db,
                               "DELETE FROM recipient_addresses WHERE "
                               "campaign_seq=? AND address=?");
@@ -432,10 +528,8 @@ void Store::AbortAddressChunk(ImportLease lease, std::string after,
           del.exec();
           del.reset();
         }
-        if (found.size() < static_cast<size_t>(kAbortChunkRows)) {
-          return std::optional<std::string>();
-        }
-        return std::optional<std::string>(found.back());
+        if (examined < kAbortAddressRows) return std::optional<std::string>();
+        return std::optional<std::string>(last);
       },
       [this, lease = std::move(lease), after, done = std::move(done)](
           absl::StatusOr<std::optional<std::string>> next) mutable {

@@ -146,7 +146,8 @@ void RecipientImport::Commit(Resp response, storage::ImportRecord record,
                   response = std::move(response), record = std::move(record),
                   done = std::move(done)]() mutable {
     absl::StatusOr<storage::ImportDuplicates> duplicates =
-        store_->SettleRecipientImport(*lease_, kMaxErrors);
+        store_->SettleRecipientImport(*lease_, kMaxErrors,
+                                      [this] { return Aborted(); });
     if (!duplicates.ok()) return done(duplicates.status());
     if (duplicates->count > 0) {
       response.set_imported(response.imported() - duplicates->count);

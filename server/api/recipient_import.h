@@ -46,6 +46,9 @@ class RecipientImport final
   std::string Resource() const override { return campaign_id_; }
   void Begin(std::function<void(absl::StatusOr<Channel>)> done) override;
   CheckedBatch Check(std::vector<ImportRow> rows) const override;
+  // Staging only appends: one batch per write keeps other writes' wait
+  // short.
+  int StageBatches() const override { return 1; }
   void Stage(std::vector<storage::StagedRecipient> rows,
              storage::Callback<std::vector<int32_t>> done) override;
   void Commit(Resp response, storage::ImportRecord record,

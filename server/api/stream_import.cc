@@ -267,11 +267,10 @@ void StreamImport<Req, Resp>::StageReady() {
                                batch.line_numbers.end());
     for (auto& e : batch.refused) buffer.refused.push_back(std::move(e));
   }
-  // Stage in large writes (each a bulk op of the writer): a random-order
-  // index costs about one page write per touched page per commit, so fewer,
-  // larger commits write far less. The last rows go when the stream ended.
+  // Stage in writes of StageBatches() batches (each a bulk op of the
+  // writer). The last rows go when the stream ended.
   if (!stage_buffer_ ||
-      (stage_buffer_->batches < kStageBatches &&
+      (stage_buffer_->batches < StageBatches() &&
        !(phase_ == Phase::kEnding && next_stage_ == next_submit_))) {
     return;
   }

@@ -12,8 +12,8 @@
 //   worker pool:  Check: normalise and check addresses and the rest of each
 //                 row (both cores, batches in parallel)
 //   writer:       Stage: batches in row order, merged into bulk writes of
-//                 kStageBatches, as rows no reader sees yet (duplicates come
-//                 back, or are found by the target's Commit)
+//                 StageBatches(), as rows no reader sees yet (duplicates
+//                 come back, or are found by the target's Commit)
 // At most kMaxBatchesInFlight batches are between the CQ thread and the
 // writer; beyond that the stream stops reading (gRPC flow control holds the
 // client back), so memory stays bounded whatever the file size. When the
@@ -89,12 +89,10 @@ class StreamImport
 
   // Rows validated and staged per batch.
   static constexpr size_t kBatchRows = 8192;
-  // Batches per staging write (one bulk op of the writer).
-  static constexpr int kStageBatches = 4;
-  // Batches read but not yet staged before the stream stops reading: one
-  // staging write running, the next one queued behind it, one filling, so
-  // the writer never waits for checked rows.
-  static constexpr int kMaxBatchesInFlight = 3 * kStageBatches;
+  // Batches read but not yet staged before the stream stops reading: at
+  // least three staging writes' worth (one running, the next one queued
+  // behind it, one filling), so the writer never waits for checked rows.
+  static constexpr int kMaxBatchesInFlight = 12;
   // Row errors listed in the response.
   static constexpr size_t kMaxErrors = kMaxImportErrors;
 
@@ -127,6 +125,11 @@ class StreamImport
   // may not. Uses only what is fixed before the first batch (channel_,
   // default_region_, ctx_).
   virtual CheckedBatch Check(std::vector<ImportRow> rows) const = 0;
+  // Checked batches per staging write (one bulk op of the writer, which
+  // every other write may wait behind). An index filled in file order
+  // wants few large commits (each rewrites the pages it touched); rows only
+  // appended want small ones.
+  virtual int StageBatches() const { return 4; }
   // Stages rows in row order (called with mu_ held, so calls keep order);
   // `done` gets the indexes of duplicates.
   virtual void Stage(std::vector<storage::StagedRecipient> rows,
@@ -146,6 +149,12 @@ class StreamImport
   virtual void FillResponse(Resp* /*out*/) const {}
 
   WorkerPool* pool() const { return pool_; }
+  // Whether the client cancelled (or the server is shutting down). Takes
+  // mu_: not for code that holds it.
+  bool Aborted() {
+    MutexLock lock(&mu_);
+    return aborted_;
+  }
 
   const RpcContext ctx_;
   storage::Store* const store_;

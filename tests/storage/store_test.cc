@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -1343,6 +1344,55 @@ TEST_F(TwoAccountsTest, SettledImportsKeepFileOrderAndOneRowPerAddress) {
   ASSERT_TRUE(dups.ok()) << dups.status();
   EXPECT_EQ(dups->count, 0);
   EXPECT_EQ(commit(third, 1), 5);
+
+  // Cancelled while settling: stops with CANCELLED, then rolls back.
+  ImportLease fourth = stage({{"+15551000006", "+15551000001"}});
+  EXPECT_EQ(store_->SettleRecipientImport(fourth, 10, [] { return true; })
+                .status()
+                .code(),
+            absl::StatusCode::kCancelled);
+  ASSERT_TRUE(AwaitStatus([&](StatusCallback done) {
+                store_->AbortRecipientImport(fourth, std::move(done));
+              }).ok());
+  EXPECT_EQ(addresses_of(campaign_seq), 5);
+
+  // Settled but never committed (the server stopped): the next start rolls
+  // it back, its addresses with it, and the campaign takes imports again.
+  ImportLease fifth = stage({{"+15551000007"}});
+  ASSERT_TRUE(store_->SettleRecipientImport(fifth, 10).ok());
+  EXPECT_EQ(addresses_of(campaign_seq), 6);
+  absl::StatusOr<int> recovered = store_->RecoverInterruptedImports(
+      [](const std::string&, const ContactImportResult&) {
+        return std::string();
+      });
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_EQ(*recovered, 1);
+  const std::string floor_set = "SELECT COUNT(*) FROM campaigns WHERE id='" +
+                                c.id + "' AND import_floor IS NOT NULL";
+  for (int i = 0; i < 500 && test_util::QueryInt(*db_, floor_set) > 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(test_util::QueryInt(*db_, floor_set), 0);
+  EXPECT_EQ(addresses_of(campaign_seq), 5);
+  EXPECT_EQ(test_util::QueryInt(*db_, "SELECT COUNT(*) FROM recipients"), 5);
+
+  // Against a larger set, where the merge seeks past what it need not read.
+  std::vector<std::string> many;
+  for (int i = 0; i < 200; ++i) many.push_back(absl::StrCat("+1555300", 1000 + i));
+  ImportLease sixth = stage({many});
+  ASSERT_TRUE(store_->SettleRecipientImport(sixth, 0).ok());
+  EXPECT_EQ(commit(sixth, 200), 205);
+  ImportLease seventh = stage({{"+15553001150", "+15553001199",
+                                "+15559999999", "+15553001000"}});
+  dups = store_->SettleRecipientImport(seventh, 10);
+  ASSERT_TRUE(dups.ok()) << dups.status();
+  EXPECT_EQ(dups->count, 3);
+  ASSERT_EQ(dups->first.size(), 3u);
+  EXPECT_EQ(dups->first[0].row, 1);
+  EXPECT_EQ(dups->first[1].row, 2);
+  EXPECT_EQ(dups->first[2].row, 4);
+  EXPECT_EQ(commit(seventh, 1), 206);
+  EXPECT_EQ(addresses_of(campaign_seq), 206);
 
   ASSERT_TRUE(DeleteCampaign(a_, c.id).ok());
   const std::string rows_left =
