@@ -432,8 +432,24 @@ void Database::CheckpointLoop() {
     // PASSIVE: copies what it can without waiting for readers or the
     // writer; the writer restarts the WAL from its start once all of it is
     // in the database. Failures (e.g. BUSY) only mean "try next time".
+    int wal_pages = 0;
     sqlite3_wal_checkpoint_v2(checkpoint_db_->getHandle(), nullptr,
-                              SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+                              SQLITE_CHECKPOINT_PASSIVE, &wal_pages, nullptr);
+    if (wal_pages >= options_.restart_pages) {
+      // What the passive pass left is small; the restart copies it with
+      // writes held back, then lets the next write start the WAL afresh.
+      // Its wait is short (restart_wait): when the writer or a long read
+      // stays busy it ends as a passive checkpoint, and the next one tries
+      // again.
+      sqlite3_busy_timeout(
+          checkpoint_db_->getHandle(),
+          static_cast<int>(absl::ToInt64Milliseconds(options_.restart_wait)));
+      sqlite3_wal_checkpoint_v2(checkpoint_db_->getHandle(), nullptr,
+                                SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+      sqlite3_busy_timeout(checkpoint_db_->getHandle(),
+                           static_cast<int>(absl::ToInt64Milliseconds(
+                               options_.busy_timeout)));
+    }
   }
 }
 

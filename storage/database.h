@@ -71,6 +71,15 @@ struct DatabaseOptions {
   // WAL pages after which the checkpointer thread copies the WAL into the
   // database. Checkpoints (and their fsyncs) run there, never on the writer.
   int checkpoint_pages = 1000;
+  // WAL pages beyond which the checkpointer also makes the next write start
+  // the WAL afresh (SQLITE_CHECKPOINT_RESTART): under writes that never
+  // pause, passive checkpoints never let it restart, and a WAL of gigabytes
+  // makes every page lookup slower (the cost of an import grew faster than
+  // its rows). The restart waits at most restart_wait for the writer and
+  // readers, holding new writes back meanwhile; if they are still busy it
+  // gives up until the next time.
+  int restart_pages = 16384;  // 64 MiB of 4 KiB pages
+  absl::Duration restart_wait = absl::Milliseconds(20);
   // Told of every transaction's duration and size; null = none. Must
   // outlive the database.
   Metrics* metrics = nullptr;
