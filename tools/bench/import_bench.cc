@@ -1,27 +1,34 @@
 // import_bench: how fast ImportRecipients is, next to the parts that bound it.
 //
 //   build/tools/bench/import_bench --campaignd build/server/campaignd
-//                                  --rows 1000000
+//                                  --rows 1000000[,5000000,10000000]
 //
-// Generates N synthetic recipients (numbers of several countries, written
-// in national or international form; 2 % duplicates, 1 % invalid, 1 %
-// suppressed), then prints, in one run:
+// For each size N: generates N synthetic recipients (numbers of several
+// countries, written in national or international form; 2 % duplicates,
+// 1 % invalid, 1 % suppressed), then prints, in one run:
 //   1. libphonenumber parse + validate alone, one thread (and campaignd's
-//      normaliser, whose RE2 fast path answers for most rows);
+//      normaliser, whose RE2 fast path answers for most rows); first size
+//      only;
 //   2. raw SQLite insert of the same rows into the same schema alone (one
-//      prepared statement, one transaction);
+//      prepared statement, one transaction, then the campaign's address set
+//      in one sorted INSERT ... SELECT);
 //   3. both together in one thread (the single-thread baseline; also with
-//      campaignd's normaliser);
+//      campaignd's normaliser); first size only;
 //   4. end to end: the rows streamed as CSV through ImportRecipients into a
 //      campaignd it starts on a fresh database (127.0.0.1, a free port),
-//      with the ratio to (3), campaignd's peak RSS, and the worst latency of
-//      unrelated writes (AddSuppression) made while the import runs;
+//      with the ratios to (2) and (3), campaignd's peak RSS, and the p99
+//      and worst latency of unrelated writes (AddSuppression, one every
+//      20 ms) made while the import runs;
 //   5. ListRecipients over the imported campaign, page by page with
 //      page_token (first, last and worst page), and the last page by page
 //      number;
 //   6. DeleteCampaign of it: the answer, the time until its recipients are
 //      gone (read from the database file), and the latency of unrelated
 //      writes meanwhile.
+// With several sizes, a table of them side by side follows: rows/s, its
+// ratio to the same size's raw insert and to the first size's rate, peak
+// RSS, and the unrelated writes' p99 / worst during the import and the
+// delete.
 // With --ops-cost R, only the end-to-end import instead, with metrics and
 // JSON logs off and then on (/metrics scraped every 100 ms), R times each,
 // and the on/off ratio.
