@@ -58,6 +58,11 @@ struct IdempotencyKey {
 struct ImportLease {
   Campaign campaign;
   int64_t floor = 0;
+  // Whether SettleRecipientImport may have run for it (set by its caller
+  // before the call): only then does a rollback look for the addresses it
+  // added. BeginRecipientImport answers false; a lease found at start-up is
+  // true.
+  bool settled = true;
 };
 
 // One row to stage: a normalised address and its variables as a JSON object
@@ -563,15 +568,14 @@ class Store : public DispatchStore {
   void AgainLater(const char* chain, const absl::Status& error,
                   std::function<void()> again,
                   std::function<void()> closed = nullptr);
-  // Deletes one chunk of the addresses a settled import of `lease` added
-  // to its campaign's address set (those after `after`, in address order)
-  // and re-queues itself until none are left, then goes on with AbortChunk;
-  // a failed write is tried again (AgainLater).
-  void AbortAddressChunk(ImportLease lease, std::string after,
-                         StatusCallback done);
-  // Deletes one chunk of `lease`'s staged rows and re-queues itself until
-  // none are left; a failed write is tried again (AgainLater).
-  void AbortChunk(ImportLease lease, StatusCallback done);
+  // Deletes one chunk of what `lease`'s import left, and re-queues itself
+  // until nothing is left: first (while `addresses_after` is set) the
+  // addresses a settled import added to its campaign's set, passing over
+  // the set in address order after `addresses_after`; then the staged rows;
+  // then the floor is cleared. A small import takes one write. A failed
+  // write is tried again (AgainLater).
+  void AbortChunk(ImportLease lease, std::optional<std::string> addresses_after,
+                  StatusCallback done);
   // Applies the next chunk of a committed contact import, re-queueing itself
   // until all is applied.
   void ApplyContactChunk(ContactImportLease lease,

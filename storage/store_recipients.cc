@@ -130,7 +130,7 @@ void Store::BeginRecipientImport(const std::string& account_id,
         mark.bind(1, static_cast<int64_t>(floor));
         mark.bind(2, campaign_id);
         mark.exec();
-        return ImportLease{std::move(c), floor};
+        return ImportLease{std::move(c), floor, /*settled=*/false};
       },
       std::move(done));
 }
@@ -416,14 +416,14 @@ absl::StatusOr<ImportDuplicates> Store::SettleRecipientImport(
   absl::Status written = writes.Finish(/*flush=*/read.ok());
   if (!read.ok()) return read;
   if (!written.ok()) return written;
-  logging::Info("import settled",
-                {{"campaign_id", lease.campaign.id},
-                 {"rows", kept + out.count},
-                 {"duplicates", out.count},
-                 {"seconds", absl::ToDoubleSeconds(absl::Now() - start)},
-                 {"sort_seconds", absl::ToDoubleSeconds(sorting)},
-                 {"writer_wait_seconds",
-                  absl::ToDoubleSeconds(writes.waited())}});
+  logging::Info(
+      "import settled",
+      {{"campaign_id", lease.campaign.id},
+       {"rows", kept + out.count},
+       {"duplicates", out.count},
+       {"seconds", absl::ToDoubleSeconds(absl::Now() - start)},
+       {"sort_seconds", absl::ToDoubleSeconds(sorting)},
+       {"writer_wait_seconds", absl::ToDoubleSeconds(writes.waited())}});
   return out;
 }
 
@@ -489,76 +489,65 @@ void Store::CommitRecipientImport(const ImportLease& lease, int64_t imported,
 
 void Store::AbortRecipientImport(const ImportLease& lease,
                                  StatusCallback done) {
-  AbortAddressChunk(lease, std::string(), std::move(done));
+  AbortChunk(
+      lease,
+      lease.settled ? std::optional<std::string>(std::string()) : std::nullopt,
+      std::move(done));
 }
 
-void Store::AbortAddressChunk(ImportLease lease, std::string after,
-                              StatusCallback done) {
-  const int64_t campaign_seq = lease.campaign.seq;
-  const int64_t floor = lease.floor;
-  // The addresses a settled import added (seq >= floor). seq is not
-  // indexed, so each chunk examines the next kAbortAddressRows of the set in
-  // address order after `after`, whatever it finds: one pass over the set
-  // in all, and no chunk longer than that many rows.
-  db_->Write<std::optional<std::string>>(
-      [campaign_seq, floor, after](
-          SQLite::Database& db) -> absl::StatusOr<std::optional<std::string>> {
-        constexpr int kAbortAddressRows = 20000;
-        SQLite::Statement find(
-            db,
-            "SELECT address, seq FROM recipient_addresses WHERE "
-            "campaign_seq=?1 AND address>?2 ORDER BY address LIMIT ?3");
-        find.bind(1, static_cast<int64_t>(campaign_seq));
-        find.bind(2, after);
-        find.bind(3, kAbortAddressRows);
-        std::vector<std::string> found;
-        std::string last;
-        int examined = 0;
-        while (find.executeStep()) {
-          ++examined;
-          last = find.getColumn(0).getString();
-          if (find.getColumn(1).getInt64() >= floor) found.push_back(last);
-        }
-        SQLite::Statement del(db,
-                              "DELETE FROM recipient_addresses WHERE "
-                              "campaign_seq=? AND address=?");
-        del.bind(1, static_cast<int64_t>(campaign_seq));
-        for (const std::string& address : found) {
-          del.bindNoCopy(2, address);
-          del.exec();
-          del.reset();
-        }
-        if (examined < kAbortAddressRows) return std::optional<std::string>();
-        return std::optional<std::string>(last);
-      },
-      [this, lease = std::move(lease), after, done = std::move(done)](
-          absl::StatusOr<std::optional<std::string>> next) mutable {
-        if (!next.ok()) {
-          absl::Status error = next.status();
-          AgainLater(
-              "import rollback", error,
-              [this, lease, after, done] {
-                AbortAddressChunk(lease, after, done);
-              },
-              [done, error] {
-                if (done) done(error);
-              });
-        } else if (next->has_value()) {
-          AbortAddressChunk(std::move(lease), **next, std::move(done));
-        } else {
-          AbortChunk(std::move(lease), std::move(done));
-        }
-      },
-      /*bulk=*/true);
-}
-
-void Store::AbortChunk(ImportLease lease, StatusCallback done) {
+void Store::AbortChunk(ImportLease lease,
+                       std::optional<std::string> addresses_after,
+                       StatusCallback done) {
   const std::string campaign_id = lease.campaign.id;
   const int64_t campaign_seq = lease.campaign.seq;
   const int64_t floor = lease.floor;
-  db_->Write<bool>(
-      [campaign_id, campaign_seq,
-       floor](SQLite::Database& db) -> absl::StatusOr<bool> {
+  // Not a bulk write: an import that failed early is rolled back in this
+  // one write, queued before the client hears of the failure, so its retry
+  // finds the campaign free.
+  struct Next {
+    std::optional<std::string> addresses_after;
+    bool finished = false;
+  };
+  db_->Write<Next>(
+      [campaign_id, campaign_seq, floor,
+       addresses_after](SQLite::Database& db) -> absl::StatusOr<Next> {
+        Next next;
+        if (addresses_after.has_value()) {
+          // The addresses a settled import added (seq >= floor). seq is not
+          // indexed, so a chunk examines the next kAbortAddressRows of the
+          // set in address order, whatever it finds: one pass over the set
+          // in all, and no chunk longer than that.
+          constexpr int kAbortAddressRows = 20000;
+          SQLite::Statement find(
+              db,
+              "SELECT address, seq FROM recipient_addresses WHERE "
+              "campaign_seq=?1 AND address>?2 ORDER BY address LIMIT ?3");
+          find.bind(1, static_cast<int64_t>(campaign_seq));
+          find.bind(2, *addresses_after);
+          find.bind(3, kAbortAddressRows);
+          std::vector<std::string> found;
+          std::string last;
+          int examined = 0;
+          while (find.executeStep()) {
+            ++examined;
+            last = find.getColumn(0).getString();
+            if (find.getColumn(1).getInt64() >= floor) found.push_back(last);
+          }
+          SQLite::Statement del(db,
+                                "DELETE FROM recipient_addresses WHERE "
+                                "campaign_seq=? AND address=?");
+          del.bind(1, static_cast<int64_t>(campaign_seq));
+          for (const std::string& address : found) {
+            del.bindNoCopy(2, address);
+            del.exec();
+            del.reset();
+          }
+          if (examined == kAbortAddressRows) {
+            next.addresses_after = std::move(last);
+            return next;
+          }
+        }
+        // Then the staged rows.
         SQLite::Statement del(
             db,
             "DELETE FROM recipients WHERE seq IN (SELECT seq FROM recipients "
@@ -567,7 +556,7 @@ void Store::AbortChunk(ImportLease lease, StatusCallback done) {
         del.bind(1, static_cast<int64_t>(campaign_seq));
         del.bind(2, static_cast<int64_t>(floor));
         del.bind(3, kAbortChunkRows);
-        if (del.exec() == kAbortChunkRows) return false;
+        if (del.exec() == kAbortChunkRows) return next;
         SQLite::Statement clear(
             db,
             "UPDATE campaigns SET import_floor=NULL WHERE id=? AND "
@@ -575,22 +564,26 @@ void Store::AbortChunk(ImportLease lease, StatusCallback done) {
         clear.bind(1, campaign_id);
         clear.bind(2, static_cast<int64_t>(floor));
         clear.exec();
-        return true;
+        next.finished = true;
+        return next;
       },
-      [this, lease = std::move(lease),
-       done = std::move(done)](absl::StatusOr<bool> finished) mutable {
-        if (!finished.ok()) {
+      [this, lease = std::move(lease), addresses_after,
+       done = std::move(done)](absl::StatusOr<Next> next) mutable {
+        if (!next.ok()) {
           // The import floor stays set until the rollback ends: try again
           // rather than leave the campaign refusing imports until a restart.
-          absl::Status error = finished.status();
+          absl::Status error = next.status();
           AgainLater(
               "import rollback", error,
-              [this, lease, done] { AbortChunk(lease, done); },
+              [this, lease, addresses_after, done] {
+                AbortChunk(lease, addresses_after, done);
+              },
               [done, error] {
                 if (done) done(error);
               });
-        } else if (!*finished) {
-          AbortChunk(std::move(lease), std::move(done));
+        } else if (!next->finished) {
+          AbortChunk(std::move(lease), std::move(next->addresses_after),
+                     std::move(done));
         } else if (done) {
           done(absl::OkStatus());
         }

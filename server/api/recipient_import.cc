@@ -142,6 +142,7 @@ void RecipientImport::Commit(Resp response, storage::ImportRecord record,
   // Duplicates are found once every row is staged, in address order: a
   // sort on a read connection that may take seconds for millions of rows,
   // so on the pool rather than here (mu_ held, maybe a CQ thread).
+  lease_->settled = true;  // a rollback from now on looks for addresses
   pool()->Submit([self = shared_from_this(), this,
                   response = std::move(response), record = std::move(record),
                   done = std::move(done)]() mutable {

@@ -127,6 +127,7 @@ class EngineTest : public ::testing::Test {
     auto dup = AwaitResult<std::vector<int32_t>>(
         [&](auto done) { store_->StageRecipients(*lease, rows, done); });
     EXPECT_TRUE(dup.ok() && dup->empty());
+    lease->settled = true;
     auto settled = store_->SettleRecipientImport(*lease, 0);
     EXPECT_TRUE(settled.ok() && settled->count == 0) << settled.status();
     auto committed = AwaitResult<Campaign>([&](auto done) {

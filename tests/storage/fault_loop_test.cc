@@ -137,6 +137,7 @@ class World {
                }).status();
     }
     if (failed.ok()) {
+      lease->settled = true;
       absl::StatusOr<ImportDuplicates> settled =
           store_->SettleRecipientImport(*lease, 10);
       if (!settled.ok()) {

@@ -1326,6 +1326,7 @@ TEST_F(TwoAccountsTest, SettledImportsKeepFileOrderAndOneRowPerAddress) {
   // Against the campaign's rows; rolled back: its new address is forgotten.
   ImportLease second =
       stage({{"+15551000004", "+15551000005", "+15551000001"}});
+  second.settled = true;
   dups = store_->SettleRecipientImport(second, 10);
   ASSERT_TRUE(dups.ok()) << dups.status();
   EXPECT_EQ(dups->count, 2);
@@ -1347,6 +1348,7 @@ TEST_F(TwoAccountsTest, SettledImportsKeepFileOrderAndOneRowPerAddress) {
 
   // Cancelled while settling: stops with CANCELLED, then rolls back.
   ImportLease fourth = stage({{"+15551000006", "+15551000001"}});
+  fourth.settled = true;
   EXPECT_EQ(store_->SettleRecipientImport(fourth, 10, [] { return true; })
                 .status()
                 .code(),
@@ -1378,12 +1380,13 @@ TEST_F(TwoAccountsTest, SettledImportsKeepFileOrderAndOneRowPerAddress) {
 
   // Against a larger set, where the merge seeks past what it need not read.
   std::vector<std::string> many;
-  for (int i = 0; i < 200; ++i) many.push_back(absl::StrCat("+1555300", 1000 + i));
+  for (int i = 0; i < 200; ++i)
+    many.push_back(absl::StrCat("+1555300", 1000 + i));
   ImportLease sixth = stage({many});
   ASSERT_TRUE(store_->SettleRecipientImport(sixth, 0).ok());
   EXPECT_EQ(commit(sixth, 200), 205);
-  ImportLease seventh = stage({{"+15553001150", "+15553001199",
-                                "+15559999999", "+15553001000"}});
+  ImportLease seventh =
+      stage({{"+15553001150", "+15553001199", "+15559999999", "+15553001000"}});
   dups = store_->SettleRecipientImport(seventh, 10);
   ASSERT_TRUE(dups.ok()) << dups.status();
   EXPECT_EQ(dups->count, 3);
