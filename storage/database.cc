@@ -446,9 +446,9 @@ void Database::CheckpointLoop() {
           static_cast<int>(absl::ToInt64Milliseconds(options_.restart_wait)));
       sqlite3_wal_checkpoint_v2(checkpoint_db_->getHandle(), nullptr,
                                 SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
-      sqlite3_busy_timeout(checkpoint_db_->getHandle(),
-                           static_cast<int>(absl::ToInt64Milliseconds(
-                               options_.busy_timeout)));
+      sqlite3_busy_timeout(
+          checkpoint_db_->getHandle(),
+          static_cast<int>(absl::ToInt64Milliseconds(options_.busy_timeout)));
     }
   }
 }
