@@ -435,10 +435,7 @@ absl::StatusOr<MaterializeResult> Materialize(SQLite::Database& db,
     // A contact's recipient_variables (?9) override its attributes of the
     // same name.
     // Rows inserted below get seqs above the last one so far.
-    SQLite::Statement last(
-        db, "SELECT seq FROM sqlite_sequence WHERE name='recipients'");
-    const int64_t last_seq =
-        last.executeStep() ? last.getColumn(0).getInt64() : 0;
+    const int64_t last_seq = internal::LastRecipientSeq(db);
     const bool overrides = !c.recipient_variables.empty();
     const char* variables =
         overrides ? "COALESCE(json_patch(e.attributes, json_extract(?9, "

@@ -185,6 +185,14 @@ inline constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
 // that one chunk never holds the writer for long.
 inline constexpr int kAbortChunkRows = 5000;
 
+// The highest recipient seq ever given (AUTOINCREMENT: every later row gets
+// a larger one), 0 before the first.
+inline int64_t LastRecipientSeq(SQLite::Database& db) {
+  SQLite::Statement last(
+      db, "SELECT seq FROM sqlite_sequence WHERE name='recipients'");
+  return last.executeStep() ? last.getColumn(0).getInt64() : 0;
+}
+
 // The counter of `stats` that counts recipients in status `s`; null for
 // kUnspecified.
 inline int64_t* Counter(CampaignStats& stats, RecipientStatus s) {

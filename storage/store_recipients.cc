@@ -1,4 +1,5 @@
 // Store: recipients and their imports.
+#include <SQLiteCpp/Column.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 
@@ -120,11 +121,7 @@ void Store::BeginRecipientImport(const std::string& account_id,
                            " is running or being rolled back; retry when it "
                            "has finished"));
         }
-        // AUTOINCREMENT: every later row gets a larger seq than any so far.
-        int64_t floor = 1;
-        SQLite::Statement last(
-            db, "SELECT seq FROM sqlite_sequence WHERE name='recipients'");
-        if (last.executeStep()) floor = last.getColumn(0).getInt64() + 1;
+        const int64_t floor = internal::LastRecipientSeq(db) + 1;
         SQLite::Statement mark(
             db, "UPDATE campaigns SET import_floor=? WHERE id=?");
         mark.bind(1, static_cast<int64_t>(floor));
@@ -169,6 +166,12 @@ void Store::StageRecipients(const ImportLease& lease,
 }
 
 namespace {
+
+// A text column's bytes, valid until the statement steps or resets.
+absl::string_view TextOf(const SQLite::Column& column) {
+  return absl::string_view(column.getText(),
+                           static_cast<size_t>(column.getBytes()));
+}
 
 // SettleRecipientImport's writes, each one bulk op of the writer, at most
 // kMaxInFlight queued at once so that memory stays bounded while the sort
@@ -334,11 +337,7 @@ absl::StatusOr<ImportDuplicates> Store::SettleRecipientImport(
     known.bind(1, static_cast<int64_t>(campaign_seq));
     known.bind(2, "");
     bool more_known = known.executeStep();
-    auto known_address = [&known] {
-      return absl::string_view(
-          known.getColumn(0).getText(),
-          static_cast<size_t>(known.getColumn(0).getBytes()));
-    };
+    auto known_address = [&known] { return TextOf(known.getColumn(0)); };
     auto advance_known_to = [&](absl::string_view address) {
       constexpr int kStepsBeforeSeek = 16;
       for (int steps = 0; more_known && known_address() < address; ++steps) {
@@ -365,9 +364,7 @@ absl::StatusOr<ImportDuplicates> Store::SettleRecipientImport(
     const absl::Time sort_start = absl::Now();
     while (staged.executeStep()) {
       if (!any) sorting = absl::Now() - sort_start;
-      absl::string_view address(
-          staged.getColumn(0).getText(),
-          static_cast<size_t>(staged.getColumn(0).getBytes()));
+      const absl::string_view address = TextOf(staged.getColumn(0));
       const int64_t seq = staged.getColumn(1).getInt64();
       if ((kept + out.count) % 4096 == 0 && cancelled && cancelled()) {
         return absl::CancelledError(

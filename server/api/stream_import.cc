@@ -27,12 +27,13 @@ v1::ImportError MakeImportError(int64_t row, std::string reason) {
   return e;
 }
 
+bool ErrorRowLess(const v1::ImportError& a, const v1::ImportError& b) {
+  return a.row() < b.row();
+}
+
 void SortAndTrimErrors(
     google::protobuf::RepeatedPtrField<v1::ImportError>* errors) {
-  std::stable_sort(errors->begin(), errors->end(),
-                   [](const v1::ImportError& a, const v1::ImportError& b) {
-                     return a.row() < b.row();
-                   });
+  std::stable_sort(errors->begin(), errors->end(), ErrorRowLess);
   while (static_cast<size_t>(errors->size()) > kMaxImportErrors) {
     errors->RemoveLast();
   }
@@ -324,17 +325,11 @@ void StreamImport<Req, Resp>::AddErrors(std::vector<v1::ImportError> errors) {
   if (errors.empty()) return;
   if (errors_.size() >= kMaxErrors &&
       errors.front().row() > errors_.back().row() &&
-      std::is_sorted(errors.begin(), errors.end(),
-                     [](const v1::ImportError& a, const v1::ImportError& b) {
-                       return a.row() < b.row();
-                     })) {
+      std::is_sorted(errors.begin(), errors.end(), ErrorRowLess)) {
     return;  // all later than the ones kept
   }
   for (v1::ImportError& e : errors) errors_.push_back(std::move(e));
-  std::sort(errors_.begin(), errors_.end(),
-            [](const v1::ImportError& a, const v1::ImportError& b) {
-              return a.row() < b.row();
-            });
+  std::sort(errors_.begin(), errors_.end(), ErrorRowLess);
   if (errors_.size() > kMaxErrors) errors_.resize(kMaxErrors);
 }
 

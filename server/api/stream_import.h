@@ -71,6 +71,9 @@ v1::ImportError MakeImportError(int64_t row, std::string reason);
 // Row errors listed in an import's response: the first ones by row.
 inline constexpr size_t kMaxImportErrors = 100;
 
+// Orders row errors by row.
+bool ErrorRowLess(const v1::ImportError& a, const v1::ImportError& b);
+
 // Sorts `errors` by row and keeps the first kMaxImportErrors.
 void SortAndTrimErrors(
     google::protobuf::RepeatedPtrField<v1::ImportError>* errors);
