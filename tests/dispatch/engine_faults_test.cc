@@ -6,10 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "server/dispatch/engine.h"
@@ -40,6 +42,24 @@ class FaultyStore : public DispatchStore {
   std::atomic<int> records_until_full{0};
   std::atomic<int> refused_writes{0};
   std::atomic<int> fail_pauses{0};  // kPause transitions, as a full disk
+  // While set, MarkHanded writes go through but their answers wait for
+  // ReleaseMarks (the mark is durable, its caller not yet told).
+  std::atomic<bool> hold_marks{false};
+
+  int HeldMarks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(held_marks_.size());
+  }
+  // Stops holding and delivers the held answers, on the caller's thread.
+  void ReleaseMarks() {
+    hold_marks = false;
+    std::vector<std::function<void()>> held;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held.swap(held_marks_);
+    }
+    for (auto& answer : held) answer();
+  }
 
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change,
@@ -87,6 +107,12 @@ class FaultyStore : public DispatchStore {
                   std::vector<int64_t> seqs, bool handed,
                   std::function<void(absl::Status)> done) override {
     if (Full()) return done(DiskFull());
+    if (hold_marks.load()) {
+      done = [this, done = std::move(done)](absl::Status s) {
+        std::lock_guard<std::mutex> lock(mu_);
+        held_marks_.push_back([done, s] { done(s); });
+      };
+    }
     real_->MarkHanded(account_id, campaign_id, std::move(seqs), handed,
                       std::move(done));
   }
@@ -143,6 +169,8 @@ class FaultyStore : public DispatchStore {
     return false;
   }
   DispatchStore* const real_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> held_marks_;
 };
 
 // Every state of a campaign WatchCampaign would have shown: the pause
@@ -672,13 +700,21 @@ TEST_F(EngineFaultsTest, ResendUnknownSendsInDoubtMessagesAgain) {
 TEST_F(EngineFaultsTest, APauseBetweenMarkAndCallSendsNothing) {
   RecordingProvider vendor;
   provider_ = &vendor;
+  UseFaultyStore();
   StartEngine();
   const std::string sender = NewSender(SenderTier::kUnlimited, "+15550410");
   Campaign c = NewCampaign(sender, 5, 0, /*batch_size=*/5);
   StartCampaign(c);
-  timer_.RunDue();  // set up, lease, mark queued (not yet committed)
-  auto paused = AwaitResult<Campaign>(
-      [&](auto d) { engine_->Pause(account_, c.id, "now", d); });
+  faulty_->hold_marks = true;
+  timer_.RunDue();  // set up, lease, mark
+  db_->Flush();     // the mark is durable; the engine is not yet told
+  ASSERT_EQ(faulty_->HeldMarks(), 1);
+  std::promise<absl::StatusOr<Campaign>> answer;
+  engine_->Pause(account_, c.id, "now", [&](absl::StatusOr<Campaign> r) {
+    answer.set_value(std::move(r));
+  });
+  faulty_->ReleaseMarks();  // after the pause halted the pump
+  absl::StatusOr<Campaign> paused = answer.get_future().get();
   ASSERT_TRUE(paused.ok()) << paused.status();
   RunFor(absl::Seconds(2));
   EXPECT_EQ(vendor.sent().size(), 0u);
