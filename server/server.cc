@@ -3,7 +3,6 @@
 #include "server/server.h"
 
 #include <grpc/grpc.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <pthread.h>
 
 #include <fstream>
@@ -164,6 +163,9 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   };
   s->registrar_ = std::make_unique<api::Registrar>(&s->env_);
   s->api_->Register(*s->registrar_);
+  // Health knows every service of ours; it also answers for "" (the server).
+  s->health_service_ = std::make_unique<api::Health>(s->api_->service_names());
+  s->health_service_->Register(*s->registrar_);
   s->registrar_->CheckComplete();
 
   // Reflection resolves what it promises: each of these names is in the
@@ -179,7 +181,6 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   s->reflection_.push_back(api::MakeReflectionV1(services));
   s->reflection_.push_back(api::MakeReflectionV1Alpha(services));
 
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   // gRPC enables SO_REUSEPORT by default: a second campaignd on the same
   // port would then start and silently take part of the traffic. Fail.
@@ -189,6 +190,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
     builder.RegisterService(service);
   }
   for (auto& service : s->reflection_) builder.RegisterService(service.get());
+  builder.RegisterService(s->health_service_->service());
   int threads = options.cq_threads > 0
                     ? options.cq_threads
                     : std::max(1u, std::thread::hardware_concurrency());
@@ -285,9 +287,8 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
       return state;
     });
   }
-  s->service_names_ = services;
   s->serving_ = true;
-  s->health_ = s->server_->GetHealthCheckService();
+  s->health_ = s->health_service_.get();
   s->UpdateHealth();
   return s;
 }
@@ -315,13 +316,9 @@ void CampaignServer::UpdateHealth() {
   // One at a time: the start thread and the writer thread may both call
   // this, and a stale answer must not land after a newer one.
   MutexLock lock(&health_mu_);
-  grpc::HealthCheckServiceInterface* health = health_.load();
+  api::Health* health = health_.load();
   if (health == nullptr) return;
-  const bool ready = Readiness().ok();
-  health->SetServingStatus(ready);
-  for (const std::string& name : service_names_) {
-    health->SetServingStatus(name, ready);
-  }
+  health->Set(Readiness().ok());
 }
 
 void CampaignServer::DeliverWebhook(const std::string& provider,
@@ -421,7 +418,7 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   shut_down_ = true;
   serving_ = false;
   health_ = nullptr;
-  server_->GetHealthCheckService()->Shutdown();
+  health_service_->Shutdown();
   env_.shutting_down.store(true);
   logging::Info("shutdown: health NOT_SERVING, no new calls");
   // Vendors' webhooks stop first: they would reach the engine. A vendor

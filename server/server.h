@@ -15,7 +15,6 @@
 #define CAMPAIGND_SERVER_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <atomic>
 #include <memory>
@@ -27,6 +26,7 @@
 #include "absl/time/time.h"
 #include "server/api/api.h"
 #include "server/api/call.h"
+#include "server/api/health.h"
 #include "server/config.h"
 #include "server/dispatch/alarm_timer.h"
 #include "server/dispatch/engine.h"
@@ -150,11 +150,12 @@ class CampaignServer {
   std::atomic<dispatch::Engine*> engine_for_storage_{nullptr};
   std::unique_ptr<http::OperatorHttp> operator_http_;
   std::atomic<bool> serving_{false};
-  // Set once the health service is configured; UpdateHealth does nothing
-  // before.
-  std::atomic<grpc::HealthCheckServiceInterface*> health_{nullptr};
+  // grpc.health.v1 (on the CQs, registered like the API's methods).
+  std::unique_ptr<api::Health> health_service_;
+  // health_service_ once the server serves; UpdateHealth does nothing
+  // before, nor after Shutdown.
+  std::atomic<api::Health*> health_{nullptr};
   Mutex health_mu_;  // serialises UpdateHealth
-  std::vector<std::string> service_names_;
   std::unique_ptr<api::Api> api_;
   api::CallEnv env_;
   std::unique_ptr<api::Registrar> registrar_;

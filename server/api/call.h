@@ -71,6 +71,11 @@ using Authenticator =
 // A completion-queue tag.
 using Tag = dispatch::CqTag;
 
+// Who may call a method: API-key holders (the caller is authenticated
+// before the handler runs), or anyone (grpc.health.v1; the handler gets an
+// empty Principal).
+enum class Access { kApiKey, kPublic };
+
 // A method that can post a request for its next call on a queue.
 class Method {
  public:
@@ -86,11 +91,14 @@ struct CallEnv {
   Metrics* metrics = Metrics::None();
 
   // What every call does when it arrives: re-arm its method on the same
-  // queue (unless the server is shutting down), then authenticate the caller.
+  // queue (unless the server is shutting down), then authenticate the caller
+  // (unless the method is public).
   absl::StatusOr<Principal> Arrive(Method* method,
                                    grpc::ServerCompletionQueue* cq,
-                                   const grpc::ServerContext& ctx) {
+                                   const grpc::ServerContext& ctx,
+                                   Access access = Access::kApiKey) {
     if (!shutting_down.load()) method->Arm(cq);
+    if (access == Access::kPublic) return Principal();
     return authenticate(ctx);
   }
 
@@ -98,18 +106,21 @@ struct CallEnv {
   // waits for them: to let them finish before it closes the connections
   // (gRPC's own shutdown would also wait for idle connections), and because
   // streams' consumers may still post to the queues from other threads.
-  void CallBegan() {
-    MutexLock lock(&calls_mu_);
-    ++live_calls_;
-  }
+  // Counted without a lock (two per call, from every CQ thread); the lock
+  // is taken only when the count reaches zero, to wake WaitForCalls (which
+  // checks the count under it, so the wake cannot fall between its check
+  // and its wait).
+  void CallBegan() { live_calls_.fetch_add(1, std::memory_order_relaxed); }
   void CallEnded() {
-    MutexLock lock(&calls_mu_);
-    if (--live_calls_ == 0) calls_cv_.SignalAll();
+    if (live_calls_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      MutexLock lock(&calls_mu_);
+      calls_cv_.SignalAll();
+    }
   }
   // True once no call is live; false if some still are at `deadline`.
   bool WaitForCalls(absl::Time deadline = absl::InfiniteFuture()) {
     MutexLock lock(&calls_mu_);
-    while (live_calls_ != 0) {
+    while (live_calls_.load(std::memory_order_acquire) != 0) {
       const absl::Time now = absl::Now();
       if (now >= deadline) return false;
       calls_cv_.WaitWithTimeout(&calls_mu_, deadline - now);
@@ -120,7 +131,7 @@ struct CallEnv {
  private:
   Mutex calls_mu_;
   CondVar calls_cv_;
-  int live_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
+  std::atomic<int64_t> live_calls_{0};
 };
 
 // The raw face of a generated async service: requests arrive as bytes.
@@ -192,12 +203,13 @@ template <typename Req, typename Resp>
 class UnaryMethod final : public Method {
  public:
   UnaryMethod(RawService* service, int index, std::string name,
-              UnaryHandler<Req, Resp> handler, CallEnv* env)
+              UnaryHandler<Req, Resp> handler, CallEnv* env, Access access)
       : service_(service),
         index_(index),
         name_(std::move(name)),
         handler_(std::move(handler)),
-        env_(env) {}
+        env_(env),
+        access_(access) {}
 
   void Arm(grpc::ServerCompletionQueue* cq) override { new Call(this, cq); }
 
@@ -222,7 +234,7 @@ class UnaryMethod final : public Method {
       method_->env_->CallBegan();
       arrived_at_ = absl::Now();
       absl::StatusOr<Principal> principal =
-          method_->env_->Arrive(method_, cq_, ctx_);
+          method_->env_->Arrive(method_, cq_, ctx_, method_->access_);
       if (!principal.ok()) {
         Finish(principal.status());
         return;
@@ -264,6 +276,7 @@ class UnaryMethod final : public Method {
   const std::string name_;
   const UnaryHandler<Req, Resp> handler_;
   CallEnv* const env_;
+  const Access access_;
 };
 
 // The consumer of one client-streaming call. The call hands it messages one
@@ -452,11 +465,11 @@ class Registrar {
 
   template <typename Req, typename Resp>
   void Unary(RawService* service, const std::string& name,
-             UnaryHandler<Req, Resp> handler) {
+             UnaryHandler<Req, Resp> handler, Access access = Access::kApiKey) {
     const google::protobuf::MethodDescriptor* m =
         Find(service, name, Req::descriptor(), Resp::descriptor());
     methods_.push_back(std::make_unique<UnaryMethod<Req, Resp>>(
-        service, m->index(), m->name(), std::move(handler), env_));
+        service, m->index(), m->name(), std::move(handler), env_, access));
   }
 
   template <typename Req, typename Resp>
