@@ -213,9 +213,11 @@ absl::Status Database::Init() {
         options_.path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX, 0,
         options_.vfs);
     ConfigureConnection(*checkpoint_db_, options_);
+    // A reader serves one thread at a time (a ReadLease; the pool's mutex
+    // orders the hand-overs): no per-call mutex either.
     for (int i = 0; i < options_.read_connections; ++i) {
       auto reader = std::make_unique<SQLite::Database>(
-          options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_FULLMUTEX, 0,
+          options_.path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX, 0,
           options_.vfs);
       ConfigureConnection(*reader, options_);
       MutexLock lock(&pool_mu_);

@@ -1,9 +1,26 @@
 // Conversions between SQLite rows and domain values, private to storage/.
 #include "storage/rows.h"
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "absl/container/flat_hash_map.h"
+
 namespace campaigns::storage {
+
+SQLite::Column Col(SQLite::Statement& st, const char* name) {
+  thread_local absl::flat_hash_map<const char*, int> last_found;
+  auto [it, added] = last_found.try_emplace(name, -1);
+  const int i = it->second;
+  if (i >= 0 && i < st.getColumnCount()) {
+    const char* actual = st.getColumnName(i);
+    if (actual != nullptr && std::strcmp(actual, name) == 0) {
+      return st.getColumn(i);
+    }
+  }
+  it->second = st.getColumnIndex(name);  // throws for an unknown name
+  return st.getColumn(it->second);
+}
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
@@ -41,7 +58,18 @@ std::string MapToJson(const std::map<std::string, std::string>& m) {
                                 nlohmann::json::error_handler_t::replace);
 }
 
+namespace {
+
+// The empty values most rows hold, recognised without a parse (they are
+// read on every campaign and recipient read).
+bool EmptyJson(const std::string& json) {
+  return json.empty() || json == "{}" || json == "[]" || json == "null";
+}
+
+}  // namespace
+
 std::map<std::string, std::string> MapFromJson(const std::string& json) {
+  if (EmptyJson(json)) return {};
   nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
   if (!j.is_object()) return {};
   return j.get<std::map<std::string, std::string>>();
@@ -53,6 +81,7 @@ std::string ListToJson(const std::vector<std::string>& v) {
 }
 
 std::vector<std::string> ListFromJson(const std::string& json) {
+  if (EmptyJson(json)) return {};
   nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
   if (!j.is_array()) return {};
   return j.get<std::vector<std::string>>();
@@ -80,6 +109,7 @@ std::string ComponentsToJson(const std::vector<TemplateComponent>& comps) {
 
 std::vector<TemplateComponent> ComponentsFromJson(const std::string& json) {
   std::vector<TemplateComponent> out;
+  if (EmptyJson(json)) return out;
   nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
   if (!j.is_array()) return out;
   for (const nlohmann::json& c : j) {
@@ -109,6 +139,7 @@ std::string NestedMapToJson(
 std::map<std::string, std::map<std::string, std::string>> NestedMapFromJson(
     const std::string& json) {
   std::map<std::string, std::map<std::string, std::string>> out;
+  if (EmptyJson(json)) return out;
   nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
   if (!j.is_object()) return out;
   for (const auto& [key, inner] : j.items()) {
@@ -123,19 +154,19 @@ std::map<std::string, std::map<std::string, std::string>> NestedMapFromJson(
 namespace {
 
 std::string Text(SQLite::Statement& st, const char* name) {
-  return st.getColumn(name).getString();
+  return Col(st, name).getString();
 }
 int64_t Int(SQLite::Statement& st, const char* name) {
-  return st.getColumn(name).getInt64();
+  return Col(st, name).getInt64();
 }
 absl::Time Time(SQLite::Statement& st, const char* name) {
-  return FromMicros(st.getColumn(name).getInt64());
+  return FromMicros(Col(st, name).getInt64());
 }
 template <typename E>
 E Enum(SQLite::Statement& st, const char* name,
        bool (*parse)(absl::string_view, E*)) {
   E e{};
-  parse(st.getColumn(name).getString(), &e);
+  parse(Col(st, name).getString(), &e);
   return e;
 }
 
@@ -162,7 +193,7 @@ ApiKey ReadApiKey(SQLite::Statement& st) {
   k.prefix = Text(st, "prefix");
   k.key_hash = Text(st, "key_hash");
   k.created_at = Time(st, "created_at");
-  k.revoked_at = OptionalTime(st.getColumn("revoked_at"));
+  k.revoked_at = OptionalTime(Col(st, "revoked_at"));
   return k;
 }
 
@@ -232,17 +263,17 @@ Campaign ReadCampaign(SQLite::Statement& st) {
   c.batch_delay = absl::Microseconds(Int(st, "batch_delay_us"));
   c.rate_limit_per_second =
       static_cast<int32_t>(Int(st, "rate_limit_per_second"));
-  c.validity_period = OptionalDuration(st.getColumn("validity_period_us"));
-  c.max_lateness = OptionalDuration(st.getColumn("max_lateness_us"));
-  c.schedule_at = OptionalTime(st.getColumn("schedule_at"));
-  c.started_at = OptionalTime(st.getColumn("started_at"));
-  c.sent_at = OptionalTime(st.getColumn("sent_at"));
-  c.completed_at = OptionalTime(st.getColumn("completed_at"));
-  c.cancelled_at = OptionalTime(st.getColumn("cancelled_at"));
-  if (!st.getColumn("import_floor").isNull()) {
-    c.import_floor = st.getColumn("import_floor").getInt64();
+  c.validity_period = OptionalDuration(Col(st, "validity_period_us"));
+  c.max_lateness = OptionalDuration(Col(st, "max_lateness_us"));
+  c.schedule_at = OptionalTime(Col(st, "schedule_at"));
+  c.started_at = OptionalTime(Col(st, "started_at"));
+  c.sent_at = OptionalTime(Col(st, "sent_at"));
+  c.completed_at = OptionalTime(Col(st, "completed_at"));
+  c.cancelled_at = OptionalTime(Col(st, "cancelled_at"));
+  if (!Col(st, "import_floor").isNull()) {
+    c.import_floor = Col(st, "import_floor").getInt64();
   }
-  c.seq = st.getColumn("seq").getInt64();
+  c.seq = Col(st, "seq").getInt64();
   c.credits_reserved = Int(st, "credits_reserved");
   c.credits_debited = Int(st, "credits_debited");
   c.created_at = Time(st, "created_at");

@@ -46,20 +46,20 @@ constexpr absl::string_view TypeName(Transaction::Type t) {
 
 Transaction ReadTransaction(SQLite::Statement& st) {
   Transaction t;
-  t.seq = st.getColumn("seq").getInt64();
-  t.account_id = st.getColumn("account_id").getString();
-  const std::string type = st.getColumn("type").getString();
+  t.seq = Col(st, "seq").getInt64();
+  t.account_id = Col(st, "account_id").getString();
+  const std::string type = Col(st, "type").getString();
   for (Transaction::Type candidate :
        {Transaction::Type::kCredit, Transaction::Type::kReservation,
         Transaction::Type::kDebit, Transaction::Type::kRelease}) {
     if (type == TypeName(candidate)) t.type = candidate;
   }
-  t.amount = st.getColumn("amount").getInt64();
-  t.campaign_id = st.getColumn("campaign_id").getString();
-  t.description = st.getColumn("description").getString();
-  t.balance_after = st.getColumn("balance_after").getInt64();
-  t.reserved_after = st.getColumn("reserved_after").getInt64();
-  t.created_at = FromMicros(st.getColumn("created_at").getInt64());
+  t.amount = Col(st, "amount").getInt64();
+  t.campaign_id = Col(st, "campaign_id").getString();
+  t.description = Col(st, "description").getString();
+  t.balance_after = Col(st, "balance_after").getInt64();
+  t.reserved_after = Col(st, "reserved_after").getInt64();
+  t.created_at = FromMicros(Col(st, "created_at").getInt64());
   return t;
 }
 

@@ -33,11 +33,11 @@ bool ListExists(SQLite::Database& db, const std::string& account_id,
 
 ContactImportLease ReadLease(SQLite::Statement& st) {
   ContactImportLease lease;
-  lease.id = st.getColumn("id").getInt64();
-  lease.account_id = st.getColumn("account_id").getString();
-  ParseChannel(st.getColumn("channel").getString(), &lease.channel);
-  lease.list_id = st.getColumn("list_id").getString();
-  lease.tags = ListFromJson(st.getColumn("tags").getString());
+  lease.id = Col(st, "id").getInt64();
+  lease.account_id = Col(st, "account_id").getString();
+  ParseChannel(Col(st, "channel").getString(), &lease.channel);
+  lease.list_id = Col(st, "list_id").getString();
+  lease.tags = ListFromJson(Col(st, "tags").getString());
   return lease;
 }
 
@@ -382,7 +382,7 @@ absl::StatusOr<int> Store::RecoverContactImports(
             while (st.executeStep()) {
               Interrupted i;
               i.lease = ReadLease(st);
-              i.applying = st.getColumn("state").getString() == kApplying;
+              i.applying = Col(st, "state").getString() == kApplying;
               out.push_back(std::move(i));
             }
             return out;

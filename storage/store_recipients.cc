@@ -43,25 +43,25 @@ namespace internal {
 
 Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
   Recipient r;
-  r.seq = st.getColumn("seq").getInt64();
+  r.seq = Col(st, "seq").getInt64();
   r.id = codec.Encode(r.seq);
-  r.contact_id = st.getColumn("contact_id").getString();
-  r.address = st.getColumn("address").getString();
-  r.variables = MapFromJson(st.getColumn("variables").getString());
-  ParseRecipientStatus(st.getColumn("status").getString(), &r.status);
-  r.skip_reason = st.getColumn("skip_reason").getString();
-  r.provider_message_id = st.getColumn("provider_message_id").getString();
-  r.provider = st.getColumn("provider").getString();
-  r.error_code = st.getColumn("error_code").getString();
-  r.error_desc = st.getColumn("error_desc").getString();
-  r.attempts = st.getColumn("attempts").getInt();
-  r.retries = st.getColumn("retries").getInt();
-  r.in_doubt = st.getColumn("handed").getInt() != 0;
-  r.sent_at = OptionalTime(st.getColumn("sent_at"));
-  r.delivered_at = OptionalTime(st.getColumn("delivered_at"));
-  r.read_at = OptionalTime(st.getColumn("read_at"));
-  r.created_at = FromMicros(st.getColumn("created_at").getInt64());
-  r.updated_at = FromMicros(st.getColumn("updated_at").getInt64());
+  r.contact_id = Col(st, "contact_id").getString();
+  r.address = Col(st, "address").getString();
+  r.variables = MapFromJson(Col(st, "variables").getString());
+  ParseRecipientStatus(Col(st, "status").getString(), &r.status);
+  r.skip_reason = Col(st, "skip_reason").getString();
+  r.provider_message_id = Col(st, "provider_message_id").getString();
+  r.provider = Col(st, "provider").getString();
+  r.error_code = Col(st, "error_code").getString();
+  r.error_desc = Col(st, "error_desc").getString();
+  r.attempts = Col(st, "attempts").getInt();
+  r.retries = Col(st, "retries").getInt();
+  r.in_doubt = Col(st, "handed").getInt() != 0;
+  r.sent_at = OptionalTime(Col(st, "sent_at"));
+  r.delivered_at = OptionalTime(Col(st, "delivered_at"));
+  r.read_at = OptionalTime(Col(st, "read_at"));
+  r.created_at = FromMicros(Col(st, "created_at").getInt64());
+  r.updated_at = FromMicros(Col(st, "updated_at").getInt64());
   return r;
 }
 
