@@ -2,27 +2,34 @@
 // against campaignd and against gRPC's own floor on the same machine.
 //
 //   build/tools/bench/rpc_bench --campaignd build/server/campaignd
-//                               [--in-flight 64] [--seconds 5]
-//                               [--under-import] [--rows 1000000]
+//                               [--in-flight 64] [--seconds 5] [--rounds 3]
+//                               [--server-threads N] [--under-import]
+//                               [--rows 1000000]
 //
 // One asynchronous client (one completion queue, one thread, `--in-flight`
 // calls outstanding on one channel: each answer starts the next call) is run
-// for `--seconds` (after a second of warm-up) against, in one run:
+// for `--seconds` (after a second of warm-up) against:
 //   1. an echo service hosted in this binary (raw unary method answering
-//      the request's bytes; completion-queue server with one CQ and thread
-//      per core, as campaignd): what gRPC itself costs here;
-//   2. GetCampaign and ListCampaigns (a page of 20) of a campaignd it starts
-//      on a fresh database (127.0.0.1, free ports; stopped at the end).
-// Each prints req/s, p50/p99/p999 latency and the ratio to the echo rate.
+//      the request's bytes; completion-queue server with `--server-threads`
+//      CQs and threads, default one per core, as campaignd): what gRPC
+//      itself costs here;
+//   2. GetCampaign of a campaignd it starts on a fresh database (127.0.0.1,
+//      free ports, `--threads` as above; stopped at the end).
+// 1 and 2 alternate `--rounds` times (the machine is shared: a change in
+// its load then falls on both); each round prints req/s, p50/p99/p999, the
+// ratio to that round's echo and the CPU per call of campaignd and of the
+// echo server (this process's CPU per call with the echo, less without).
+// The targets are checked on the medians. Then ListCampaigns (a page of 20)
+// once.
 // With --under-import, then also while a `--rows` import (import_bench's
 // rows, import_load.h) streams into another campaign of the same campaignd:
 //   3. unrelated writes (UpdateCampaign and CreateCampaign alternately,
 //      every 20 ms, one at a time) during an import with no other load:
-//      count, p99 and max;
-//   4. GetCampaign, then ListCampaigns, as in (2) each inside an import of
-//      its own (from half a second in, for at most 60 % of the time the
-//      first import took), with the ratios to the idle figures and to the
-//      echo rate.
+//      count, p50, p99 and max;
+//   4. the echo, GetCampaign and ListCampaigns, each inside an import of its
+//      own (from half a second in, for at most 60 % of the time the first
+//      import took), with GetCampaign's ratio to the echo under the same load
+//      and to the idle echo.
 // Run by hand, not in CI.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -115,13 +122,11 @@ class EchoCall {
 // per core; shut down (and drained) when destroyed.
 class EchoServer {
  public:
-  EchoServer() {
+  explicit EchoServer(int threads) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port_);
     builder.RegisterService(&service_);
-    const int threads =
-        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     for (int i = 0; i < threads; ++i)
       cqs_.push_back(builder.AddCompletionQueue());
     server_ = builder.BuildAndStart();
@@ -160,6 +165,8 @@ struct Result {
   int64_t failed = 0;
   std::string first_error;
   std::vector<int64_t> latency_us;  // of the OK calls, sorted
+  double server_cpu_us = 0;  // campaignd's CPU per OK call (0: not measured)
+  double self_cpu_us = 0;    // this process's (the client, and any echo)
 
   double rate() const { return seconds > 0 ? ok / seconds : 0; }
   // The q-quantile (0..1) of the latencies, in ms.
@@ -235,7 +242,18 @@ Result Run(const std::shared_ptr<grpc::Channel>& channel,
 struct Settings {
   int in_flight = 64;
   double seconds = 5;
+  int rounds = 3;
+  // CQs and threads of the echo server and of campaignd (--threads).
+  int server_threads =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 };
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2]
+                           : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
 
 // Run() for `seconds` after `warmup` seconds (not counted); prints a line
 // (with the ratio to `echo_rate` unless 0, and the CPU time process
@@ -248,12 +266,16 @@ Result Measure(const char* what, const Settings& settings,
   Run(channel, method, request, settings.in_flight,
       std::chrono::duration<double>(warmup));
   const double cpu_before = server > 0 ? CpuSeconds(server) : 0;
+  const double self_before = CpuSeconds(getpid());
   Result r = Run(channel, method, request, settings.in_flight,
                  std::chrono::duration<double>(seconds));
   std::string cpu;
-  if (server > 0 && r.ok > 0) {
-    cpu = absl::StrFormat("  campaignd CPU %.1f us/call",
-                          (CpuSeconds(server) - cpu_before) * 1e6 / r.ok);
+  if (r.ok > 0) {
+    r.self_cpu_us = (CpuSeconds(getpid()) - self_before) * 1e6 / r.ok;
+    if (server > 0) {
+      r.server_cpu_us = (CpuSeconds(server) - cpu_before) * 1e6 / r.ok;
+      cpu = absl::StrFormat("  campaignd CPU %.1f us/call", r.server_cpu_us);
+    }
   }
   std::string ratio;
   if (echo_rate > 0) {
@@ -417,47 +439,45 @@ int main(int argc, char** argv) {
       settings.in_flight = std::max(1, std::stoi(argv[i + 1]));
     } else if (flag == "--seconds") {
       settings.seconds = std::stod(argv[i + 1]);
+    } else if (flag == "--rounds") {
+      settings.rounds = std::max(1, std::stoi(argv[i + 1]));
+    } else if (flag == "--server-threads") {
+      settings.server_threads = std::max(1, std::stoi(argv[i + 1]));
     } else if (flag == "--rows") {
       rows = std::stoll(argv[i + 1]);
     } else if (flag == "--work-dir") {
       work = argv[i + 1];
     } else {
       std::cerr << "usage: rpc_bench [--campaignd PATH] [--in-flight N] "
-                   "[--seconds S] [--under-import] [--rows N] "
-                   "[--work-dir DIR]\n";
+                   "[--seconds S] [--rounds N] [--server-threads N] "
+                   "[--under-import] "
+                   "[--rows N] [--work-dir DIR]\n";
       return 2;
     }
   }
   std::filesystem::create_directories(work);
   std::cout << absl::StrFormat(
-      "rpc_bench: %d calls in flight, %.1f s per run, %d cores\n",
-      settings.in_flight, settings.seconds,
-      std::thread::hardware_concurrency());
+      "rpc_bench: %d calls in flight, %.1f s per run, %d cores, %d server "
+      "threads\n",
+      settings.in_flight, settings.seconds, std::thread::hardware_concurrency(),
+      settings.server_threads);
 
   v1::GetCampaignRequest get;
   v1::ListCampaignsRequest list;
   list.set_limit(20);
 
-  // 1. gRPC's floor: the same client against an echo in this process,
-  // sending GetCampaign's request bytes.
-  double echo_rate = 0;
-  {
-    EchoServer echo;
-    auto channel =
-        grpc::CreateChannel(echo.target(), grpc::InsecureChannelCredentials());
-    get.set_id("cmp_0123456789abcdef");
-    echo_rate = Measure("echo (in-process, gRPC's floor):", settings, channel,
-                        kEchoMethod, Bytes(get), 0, settings.seconds)
-                    .rate();
-  }
-  if (echo_rate <= 0) return 1;
-
-  // 2. campaignd on a fresh database.
-  campaigns::bench::Campaignd server({.binary = campaignd_path,
-                                      .db = work + "/campaignd.db",
-                                      .bootstrap_key = kKey,
-                                      .flags = {"--key-rate", "0"},
-                                      .quiet = true});
+  // gRPC's floor (an echo in this process, sent GetCampaign's request
+  // bytes) and campaignd on a fresh database, both up for the whole run.
+  EchoServer echo(settings.server_threads);
+  auto echo_channel =
+      grpc::CreateChannel(echo.target(), grpc::InsecureChannelCredentials());
+  campaigns::bench::Campaignd server(
+      {.binary = campaignd_path,
+       .db = work + "/campaignd.db",
+       .bootstrap_key = kKey,
+       .flags = {"--key-rate", "0", "--threads",
+                 absl::StrCat(settings.server_threads)},
+       .quiet = true});
   if (!server.WaitUntilServing()) {
     std::cerr << "campaignd did not come up\n";
     return 1;
@@ -485,19 +505,45 @@ int main(int argc, char** argv) {
   get.set_id(target.id());
   const std::string kGet = "/campaigns.v1.CampaignService/GetCampaign";
   const std::string kList = "/campaigns.v1.CampaignService/ListCampaigns";
-  const Result idle_get =
-      Measure("GetCampaign:", settings, channel, kGet, Bytes(get), echo_rate,
-              settings.seconds, server.pid());
+
+  // Echo and GetCampaign alternate, `--rounds` times, so that a change in
+  // the machine's load (it is shared) falls on both; each round's ratio is
+  // of figures measured seconds apart.
+  std::vector<double> ratios, p99s, echo_rates, get_rates;
+  for (int round = 1; round <= settings.rounds; ++round) {
+    const Result e = Measure(
+        absl::StrFormat("round %d: echo (gRPC's floor):", round).c_str(),
+        settings, echo_channel, kEchoMethod, Bytes(get), 0, settings.seconds);
+    const Result g = Measure(
+        absl::StrFormat("round %d: GetCampaign:", round).c_str(), settings,
+        channel, kGet, Bytes(get), e.rate(), settings.seconds, server.pid());
+    if (e.rate() <= 0) return 1;
+    ratios.push_back(g.rate() / e.rate());
+    p99s.push_back(g.ms(0.99));
+    // The client's own CPU per call is about the same whichever server
+    // answers; what the echo run used beyond it is the echo server's.
+    std::cout << absl::StrFormat(
+        "    server CPU per call: echo about %.1f us (this process %.1f with "
+        "the echo, %.1f without), campaignd %.1f us\n",
+        e.self_cpu_us - g.self_cpu_us, e.self_cpu_us, g.self_cpu_us,
+        g.server_cpu_us);
+    echo_rates.push_back(e.rate());
+    get_rates.push_back(g.rate());
+  }
+  const double echo_rate = Median(echo_rates);
+  const double idle_get_rate = Median(get_rates);
   const Result idle_list =
       Measure("ListCampaigns (20 per page):", settings, channel, kList,
               Bytes(list), echo_rate, settings.seconds, server.pid());
+  const double ratio = Median(ratios);
+  const double p99 = Median(p99s);
   std::cout << absl::StrFormat(
-      "  GetCampaign / echo: %.2f (target >= 0.50: %s); p99 %.2f ms "
-      "(target <= 5 ms: %s)\n",
-      idle_get.rate() / echo_rate,
-      idle_get.rate() / echo_rate >= 0.5 ? "met" : "NOT met", idle_get.ms(0.99),
-      idle_get.ms(0.99) <= 5 ? "met" : "NOT met");
-  if (!under_import) return 0;
+      "  GetCampaign / echo, median of %d rounds: %.2f (target >= 0.50: %s); "
+      "p99 %.2f ms (target <= 5 ms: %s)\n",
+      settings.rounds, ratio, ratio >= 0.5 ? "met" : "NOT met", p99,
+      p99 <= 5 ? "met" : "NOT met");
+  std::cout.flush();
+  if (!under_import) return server.Stop() == 0 ? 0 : 1;
 
   // 3 and 4: the same campaignd while imports run.
   std::cout << absl::StrFormat(
@@ -530,33 +576,41 @@ int main(int argc, char** argv) {
       std::min(settings.seconds, std::max(0.5, 0.6 * import_seconds - 0.5));
   std::cout << absl::StrFormat(
       "  reads measured for %.1f s inside each import\n", window);
-  auto during_import = [&](const char* what, const std::string& method,
-                           const grpc::ByteBuffer& request, Result* out) {
-    v1::Campaign c;
-    if (!next_campaign(&c)) return false;
-    Import import(stub.get(), c.id(), csv);
-    *out = Measure(what, settings, channel, method, request, echo_rate, window,
-                   server.pid(), /*warmup=*/0.5);
-    const bool overran = import.done();
-    if (!import.Wait()) return false;
-    if (overran) {
-      std::cout << "  NOTE: the import ended before the measurement did\n";
-    }
-    return true;
-  };
-  Result get_busy, list_busy;
-  if (!during_import("GetCampaign during an import:", kGet, Bytes(get),
-                     &get_busy) ||
-      !during_import("ListCampaigns during an import:", kList, Bytes(list),
-                     &list_busy)) {
+  auto during_import =
+      [&](const char* what, const std::shared_ptr<grpc::Channel>& to,
+          const std::string& method, const grpc::ByteBuffer& request,
+          double floor, pid_t measured, Result* out) {
+        v1::Campaign c;
+        if (!next_campaign(&c)) return false;
+        Import import(stub.get(), c.id(), csv);
+        *out = Measure(what, settings, to, method, request, floor, window,
+                       measured, /*warmup=*/0.5);
+        const bool overran = import.done();
+        if (!import.Wait()) return false;
+        if (overran) {
+          std::cout << "  NOTE: the import ended before the measurement did\n";
+        }
+        return true;
+      };
+  // The echo inside an import too: gRPC's floor on the machine as loaded.
+  Result echo_busy, get_busy, list_busy;
+  if (!during_import("echo during an import:", echo_channel, kEchoMethod,
+                     Bytes(get), 0, 0, &echo_busy) ||
+      !during_import("GetCampaign during an import:", channel, kGet, Bytes(get),
+                     echo_busy.rate(), server.pid(), &get_busy) ||
+      !during_import("ListCampaigns during an import:", channel, kList,
+                     Bytes(list), echo_busy.rate(), server.pid(), &list_busy)) {
     return 1;
   }
+  const double busy_ratio =
+      echo_busy.rate() > 0 ? get_busy.rate() / echo_busy.rate() : 0;
   std::cout << absl::StrFormat(
-      "  during / idle: GetCampaign %.2f, ListCampaigns %.2f; GetCampaign / "
-      "echo %.2f (target >= 0.50: %s), p99 %.2f ms (target <= 5 ms: %s)\n",
-      get_busy.rate() / idle_get.rate(), list_busy.rate() / idle_list.rate(),
-      get_busy.rate() / echo_rate,
-      get_busy.rate() / echo_rate >= 0.5 ? "met" : "NOT met", get_busy.ms(0.99),
-      get_busy.ms(0.99) <= 5 ? "met" : "NOT met");
+      "  during / idle: GetCampaign %.2f, ListCampaigns %.2f, echo %.2f\n"
+      "  GetCampaign during an import / echo during an import: %.2f (target "
+      ">= 0.50: %s); / idle echo: %.2f; p99 %.2f ms (target <= 5 ms: %s)\n",
+      get_busy.rate() / idle_get_rate, list_busy.rate() / idle_list.rate(),
+      echo_busy.rate() / echo_rate, busy_ratio,
+      busy_ratio >= 0.5 ? "met" : "NOT met", get_busy.rate() / echo_rate,
+      get_busy.ms(0.99), get_busy.ms(0.99) <= 5 ? "met" : "NOT met");
   return server.Stop() == 0 ? 0 : 1;
 }
