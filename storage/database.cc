@@ -209,6 +209,7 @@ absl::Status Database::Init() {
     writer_db_->exec("PRAGMA wal_autocheckpoint=0");
     writer_db_->exec("PRAGMA cache_size=-65536");
     sqlite3_wal_hook(writer_db_->getHandle(), &Database::OnWalCommit, this);
+    sqlite3_update_hook(writer_db_->getHandle(), &Database::OnRowChange, this);
     checkpoint_db_ = std::make_unique<SQLite::Database>(
         options_.path, SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX, 0,
         options_.vfs);
@@ -529,6 +530,32 @@ void Database::WriterLoop() {
   }
 }
 
+void Database::ObserveTable(const std::string& table,
+                            std::function<void()> changed) {
+  MutexLock lock(&observer_mu_);
+  if (!observing_.load(std::memory_order_acquire)) {
+    observed_table_ = table;
+    observing_.store(true, std::memory_order_release);
+  }
+  observer_ = std::move(changed);
+}
+
+void Database::OnRowChange(void* self, int, const char*, const char* table,
+                           long long) {  // NOLINT
+  auto* d = static_cast<Database*>(self);
+  if (d->table_touched_ || !d->observing_.load(std::memory_order_acquire) ||
+      d->observed_table_ != table) {
+    return;
+  }
+  d->table_touched_ = true;
+  d->TableChanged();
+}
+
+void Database::TableChanged() {
+  MutexLock lock(&observer_mu_);
+  if (observer_) observer_();
+}
+
 void Database::CommitBatch(std::vector<Pending>& batch) {
   if (corrupt_.load()) {
     for (Pending& p : batch) {
@@ -581,6 +608,10 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
     } catch (const std::exception&) {
       // The transaction is gone already.
     }
+  }
+  if (table_touched_) {  // committed or rolled back: caches drop again
+    table_touched_ = false;
+    TableChanged();
   }
   metrics_->StorageCommit(absl::Now() - began, static_cast<int64_t>(ran));
   const bool now_writable = commit_status.ok() && !corrupt_.load();

@@ -257,6 +257,16 @@ class Database {
   // Flushes, stops the writer thread and refuses further writes. Idempotent.
   void Close();
 
+  // Calls `changed` on the writer thread when a row of `table` changes:
+  // at the first change inside a transaction, and again once that
+  // transaction has committed or rolled back, before its ops' callbacks
+  // run. A cache of that table's rows (RowCache) invalidates both times: a
+  // read between the change and the commit sees the old row, and what it
+  // would store is voided by the second call. One table per Database;
+  // `changed` null stops the calls (returning once none is running). Any
+  // thread; the table cannot change once set.
+  void ObserveTable(const std::string& table, std::function<void()> changed);
+
   // Writes queued and not yet committed.
   int64_t queue_depth();
 
@@ -304,6 +314,11 @@ class Database {
   void WriterLoop();
   void CheckpointLoop();
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int pages);
+  // sqlite3_update_hook of the writer connection (`rowid` is sqlite3_int64).
+  static void OnRowChange(void* self, int op, const char* db, const char* table,
+                          long long rowid);  // NOLINT
+  // Calls the ObserveTable observer, if any.
+  void TableChanged() ABSL_LOCKS_EXCLUDED(observer_mu_);
   void CommitBatch(std::vector<Pending>& batch);
   // What Write<T>'s wrapper returns to WriteRaw when its op failed; the error
   // itself travels in the wrapper's result.
@@ -317,6 +332,14 @@ class Database {
   Metrics* const metrics_;
   std::atomic<bool> writable_{true};
   std::atomic<bool> corrupt_{false};
+  // ObserveTable: the table (set once, before observing_ turns true) and
+  // the observer. table_touched_: a row of it changed in the transaction
+  // now running (writer thread only).
+  std::atomic<bool> observing_{false};
+  std::string observed_table_;
+  Mutex observer_mu_;
+  std::function<void()> observer_ ABSL_GUARDED_BY(observer_mu_);
+  bool table_touched_ = false;
 
   // campaigns::Mutex (a std::mutex) rather than absl::Mutex: Debian's
   // Abseil is a shared library built without ThreadSanitizer, which then

@@ -25,76 +25,34 @@
 //   // After the revocation committed, before anyone is told of it:
 //   cache.InvalidateKey(key_id);
 //
-// Thread-safe.
+// A RowCache (row_cache.h) with the principal's key id as what a
+// revocation matches. Thread-safe.
 #ifndef CAMPAIGND_STORAGE_PRINCIPAL_CACHE_H_
 #define CAMPAIGND_STORAGE_PRINCIPAL_CACHE_H_
 
 #include <cstddef>
-#include <cstdint>
-#include <list>
-#include <optional>
 #include <string>
-#include <unordered_map>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/domain/model.h"
-#include "server/domain/mutex.h"
+#include "storage/row_cache.h"
 
 namespace campaigns::storage {
 
-class PrincipalCache {
+class PrincipalCache : public RowCache<Principal> {
  public:
   static constexpr size_t kDefaultCapacity = 10000;
   static constexpr absl::Duration kDefaultMaxAge = absl::Minutes(1);
 
-  // `capacity` 0 caches nothing.
   explicit PrincipalCache(size_t capacity = kDefaultCapacity,
                           absl::Duration max_age = kDefaultMaxAge)
-      : capacity_(capacity), max_age_(max_age) {}
-  PrincipalCache(const PrincipalCache&) = delete;
-  PrincipalCache& operator=(const PrincipalCache&) = delete;
-
-  // The cached principal of the key whose secret hashes to `key_hash`, if
-  // any and not older than max_age at `now`.
-  std::optional<Principal> Get(const std::string& key_hash,
-                               absl::Time now = absl::Now())
-      ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Changes with every invalidation. Read it before reading the database.
-  uint64_t Generation() ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Caches `principal` for `key_hash` as read at `now`, unless an
-  // invalidation happened after `generation` was read.
-  void Put(const std::string& key_hash, const Principal& principal,
-           uint64_t generation, absl::Time now = absl::Now())
-      ABSL_LOCKS_EXCLUDED(mu_);
+      : RowCache<Principal>(capacity, max_age) {}
 
   // Forgets key `key_id` (a revocation) and voids every Put of an earlier
   // generation. Returns when no Get can answer it any more.
-  void InvalidateKey(const std::string& key_id) ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Forgets every key, and voids every Put of an earlier generation.
-  void InvalidateAll() ABSL_LOCKS_EXCLUDED(mu_);
-
-  // Keys cached.
-  size_t size() ABSL_LOCKS_EXCLUDED(mu_);
-
- private:
-  struct Entry {
-    std::string key_hash;
-    Principal principal;
-    absl::Time stored;
-  };
-  using Lru = std::list<Entry>;  // most recently used first
-
-  const size_t capacity_;
-  const absl::Duration max_age_;
-  Mutex mu_;
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
-  Lru lru_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<std::string, Lru::iterator> by_hash_ ABSL_GUARDED_BY(mu_);
+  void InvalidateKey(const std::string& key_id) {
+    InvalidateIf([&](const Principal& p) { return p.key_id == key_id; });
+  }
 };
 
 }  // namespace campaigns::storage

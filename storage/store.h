@@ -37,6 +37,7 @@
 #include "server/domain/recipient_ids.h"
 #include "storage/database.h"
 #include "storage/principal_cache.h"
+#include "storage/row_cache.h"
 
 namespace campaigns::storage {
 
@@ -167,7 +168,9 @@ using ImportResponseFinisher = std::function<std::string(
 class Store : public DispatchStore {
  public:
   // `db` must outlive the Store.
-  explicit Store(Database* db) : db_(db) {}
+  // Observes `db`'s campaigns table for the campaign cache (GetCampaign)
+  // until destroyed.
+  explicit Store(Database* db);
   ~Store();
 
   // --- Accounts and keys -------------------------------------------------
@@ -605,6 +608,13 @@ class Store : public DispatchStore {
   Database* const db_;
   // The principals of keys that authenticated (see Authenticate).
   PrincipalCache principals_;
+  // Campaigns GetCampaign read, by account and id; every write of the
+  // campaigns table invalidates them all (Database::ObserveTable), so what
+  // is served is what a read would see. Small campaigns only (their texts
+  // up to kCachedCampaignText bytes), so the cache stays within a few MB.
+  static constexpr size_t kCachedCampaigns = 1024;
+  static constexpr size_t kCachedCampaignText = 16 * 1024;
+  RowCache<Campaign> campaigns_{kCachedCampaigns, absl::Seconds(1)};
   std::once_flag codec_once_;
   absl::StatusOr<std::unique_ptr<RecipientIdCodec>> codec_ =
       absl::InternalError("recipient id key not loaded");

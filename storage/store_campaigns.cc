@@ -251,12 +251,39 @@ void Store::CreateCampaign(Campaign c, IdempotencyKey idem,
       std::move(done));
 }
 
+namespace {
+
+// About how many bytes a campaign's variable-size fields hold: what the
+// campaign cache bounds.
+size_t CampaignBytes(const Campaign& c) {
+  size_t n =
+      c.name.size() + c.body.size() + c.subject.size() + c.html_body.size();
+  for (const auto& [k, v] : c.variable_mapping) n += k.size() + v.size();
+  for (const TemplateComponent& t : c.template_components) {
+    n += t.text.size() + 64 * (1 + t.parameters.size());
+  }
+  for (const auto& [name, vars] : c.recipient_variables) {
+    n += name.size();
+    for (const auto& [k, v] : vars) n += k.size() + v.size();
+  }
+  for (const std::string& t : c.tags) n += t.size();
+  for (const std::string& id : c.contact_ids) n += id.size();
+  return n;
+}
+
+}  // namespace
+
 absl::StatusOr<Campaign> Store::GetCampaign(const std::string& account_id,
                                             const std::string& id) {
   if (account_id.empty()) return errors::NotFound("campaign", id);
+  // The generation before the read: a write committed meanwhile voids the
+  // Put below (RowCache).
+  const uint64_t generation = campaigns_.Generation();
+  const std::string key = absl::StrCat(account_id, "\n", id);
+  if (std::optional<Campaign> cached = campaigns_.Get(key)) return *cached;
   // LoadCampaign with the read connection's prepared statement (served
   // often: its parse cost more than its run).
-  return db_->ReadPrepared(
+  absl::StatusOr<Campaign> c = db_->ReadPrepared(
       [&](SQLite::Database&,
           StatementCache& statements) -> absl::StatusOr<Campaign> {
         StatementCache::Use st = statements.Get(internal::kSelectCampaign);
@@ -265,6 +292,10 @@ absl::StatusOr<Campaign> Store::GetCampaign(const std::string& account_id,
         if (!st->executeStep()) return errors::NotFound("campaign", id);
         return ReadCampaign(*st);
       });
+  if (c.ok() && CampaignBytes(*c) <= kCachedCampaignText) {
+    campaigns_.Put(key, *c, generation);
+  }
+  return c;
 }
 
 absl::StatusOr<Store::CampaignTotals> Store::CountCampaigns() {

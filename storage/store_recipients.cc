@@ -71,7 +71,11 @@ std::string VariablesToJson(const std::map<std::string, std::string>& vars) {
   return MapToJson(vars);
 }
 
-Store::~Store() = default;
+Store::Store(Database* db) : db_(db) {
+  db_->ObserveTable("campaigns", [this] { campaigns_.InvalidateAll(); });
+}
+
+Store::~Store() { db_->ObserveTable("campaigns", nullptr); }
 
 absl::StatusOr<const RecipientIdCodec*> Store::Codec() {
   std::call_once(codec_once_, [this] {

@@ -721,6 +721,77 @@ TEST_F(TwoAccountsTest, SendersOfAnotherAccountAreNotFound) {
 // --- Campaigns: create and references
 // -----------------------------------------
 
+// GetCampaign answers from a cache that every write of the campaigns table
+// invalidates, whoever makes it: a raw UPDATE through the writer; a read
+// made between a change and its commit (it sees, and would cache, the old
+// row); a change rolled back.
+TEST_F(TwoAccountsTest, GetCampaignNeverServesARowOlderThanTheLastCommit) {
+  Campaign c = MustCreate(NewCampaign(a_, "+15550100"));
+  auto name_of = [&] {
+    absl::StatusOr<Campaign> got = store_->GetCampaign(a_, c.id);
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? got->name : std::string("(none)");
+  };
+  EXPECT_EQ(name_of(), "Spring sale");
+  EXPECT_EQ(name_of(), "Spring sale");  // cached
+  ExpectError(store_->GetCampaign(b_, c.id).status(),
+              absl::StatusCode::kNotFound, "NOT_FOUND");
+
+  // Not through the Store at all.
+  ASSERT_TRUE(AwaitStatus([&](StatusCallback done) {
+                db_->WriteRaw(
+                    [&](SQLite::Database& db) {
+                      SQLite::Statement st(
+                          db, "UPDATE campaigns SET name='raw' WHERE id=?");
+                      st.bind(1, c.id);
+                      st.exec();
+                      return absl::OkStatus();
+                    },
+                    done);
+              }).ok());
+  EXPECT_EQ(name_of(), "raw");
+
+  // Read between the change and the commit: the old row, and not kept.
+  std::string seen_inside;
+  ASSERT_TRUE(AwaitStatus([&](StatusCallback done) {
+                db_->WriteRaw(
+                    [&](SQLite::Database& db) {
+                      SQLite::Statement st(
+                          db, "UPDATE campaigns SET name='mid' WHERE id=?");
+                      st.bind(1, c.id);
+                      st.exec();
+                      seen_inside = name_of();
+                      return absl::OkStatus();
+                    },
+                    done);
+              }).ok());
+  EXPECT_EQ(seen_inside, "raw");
+  EXPECT_EQ(name_of(), "mid");
+
+  // Rolled back: the committed row stays what is served.
+  absl::Status failed = AwaitStatus([&](StatusCallback done) {
+    db_->WriteRaw(
+        [&](SQLite::Database& db) {
+          SQLite::Statement st(db,
+                               "UPDATE campaigns SET name='never' WHERE id=?");
+          st.bind(1, c.id);
+          st.exec();
+          EXPECT_EQ(name_of(), "mid");
+          return absl::AbortedError("changed my mind");
+        },
+        done);
+  });
+  EXPECT_EQ(failed.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(name_of(), "mid");
+
+  // Deleted: gone at once.
+  ASSERT_TRUE(AwaitStatus([&](StatusCallback done) {
+                store_->DeleteCampaign(a_, c.id, done);
+              }).ok());
+  ExpectError(store_->GetCampaign(a_, c.id).status(),
+              absl::StatusCode::kNotFound, "NOT_FOUND");
+}
+
 TEST_F(TwoAccountsTest, CreateCampaignResolvesSenderByVisibleId) {
   Campaign c = NewCampaign(a_, "+15550100");
   c.variable_mapping = {{"name", "first_name"}};
