@@ -419,6 +419,11 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   serving_ = false;
   health_ = nullptr;
   health_service_->Shutdown();
+  // Watchers see NOT_SERVING before their streams are cancelled below
+  // (bounded: a watcher that does not read cannot hold the shutdown).
+  if (!health_service_->AwaitDelivered(absl::Now() + absl::Seconds(1))) {
+    logging::Warn("shutdown: a health watcher was not sent NOT_SERVING");
+  }
   env_.shutting_down.store(true);
   logging::Info("shutdown: health NOT_SERVING, no new calls");
   // Vendors' webhooks stop first: they would reach the engine. A vendor

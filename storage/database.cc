@@ -12,8 +12,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <future>
+#include <iostream>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
@@ -531,8 +533,12 @@ void Database::WriterLoop() {
 }
 
 void Database::ObserveTable(const std::string& table,
-                            std::function<void()> changed) {
+                            std::function<void(bool ended)> changed) {
   MutexLock lock(&observer_mu_);
+  if (changed && observer_) {
+    std::cerr << "campaignd: a second observer of table " << table << "\n";
+    std::abort();
+  }
   if (!observing_.load(std::memory_order_acquire)) {
     observed_table_ = table;
     observing_.store(true, std::memory_order_release);
@@ -548,12 +554,12 @@ void Database::OnRowChange(void* self, int, const char*, const char* table,
     return;
   }
   d->table_touched_ = true;
-  d->TableChanged();
+  d->TableChanged(/*ended=*/false);
 }
 
-void Database::TableChanged() {
+void Database::TableChanged(bool ended) {
   MutexLock lock(&observer_mu_);
-  if (observer_) observer_();
+  if (observer_) observer_(ended);
 }
 
 void Database::CommitBatch(std::vector<Pending>& batch) {
@@ -611,7 +617,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   }
   if (table_touched_) {  // committed or rolled back: caches drop again
     table_touched_ = false;
-    TableChanged();
+    TableChanged(/*ended=*/true);
   }
   metrics_->StorageCommit(absl::Now() - began, static_cast<int64_t>(ran));
   const bool now_writable = commit_status.ok() && !corrupt_.load();

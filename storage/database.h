@@ -258,14 +258,17 @@ class Database {
   void Close();
 
   // Calls `changed` on the writer thread when a row of `table` changes:
-  // at the first change inside a transaction, and again once that
-  // transaction has committed or rolled back, before its ops' callbacks
-  // run. A cache of that table's rows (RowCache) invalidates both times: a
-  // read between the change and the commit sees the old row, and what it
-  // would store is voided by the second call. One table per Database;
-  // `changed` null stops the calls (returning once none is running). Any
-  // thread; the table cannot change once set.
-  void ObserveTable(const std::string& table, std::function<void()> changed);
+  // changed(false) at the first change inside a transaction, and
+  // changed(true) once that transaction has committed or rolled back,
+  // before its ops' callbacks run. A cache of that table's rows (RowCache)
+  // invalidates both times, and serves nothing in between: a read between
+  // the change and the commit sees the old row, and what it would store is
+  // voided by the second call. One observer per Database (a second while
+  // one is set is a programming error and aborts); `changed` null stops the
+  // calls (returning once none is running). Any thread; the table cannot
+  // change once set.
+  void ObserveTable(const std::string& table,
+                    std::function<void(bool ended)> changed);
 
   // Writes queued and not yet committed.
   int64_t queue_depth();
@@ -318,7 +321,7 @@ class Database {
   static void OnRowChange(void* self, int op, const char* db, const char* table,
                           long long rowid);  // NOLINT
   // Calls the ObserveTable observer, if any.
-  void TableChanged() ABSL_LOCKS_EXCLUDED(observer_mu_);
+  void TableChanged(bool ended) ABSL_LOCKS_EXCLUDED(observer_mu_);
   void CommitBatch(std::vector<Pending>& batch);
   // What Write<T>'s wrapper returns to WriteRaw when its op failed; the error
   // itself travels in the wrapper's result.
@@ -338,7 +341,7 @@ class Database {
   std::atomic<bool> observing_{false};
   std::string observed_table_;
   Mutex observer_mu_;
-  std::function<void()> observer_ ABSL_GUARDED_BY(observer_mu_);
+  std::function<void(bool ended)> observer_ ABSL_GUARDED_BY(observer_mu_);
   bool table_touched_ = false;
 
   // campaigns::Mutex (a std::mutex) rather than absl::Mutex: Debian's

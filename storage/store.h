@@ -19,6 +19,7 @@
 #ifndef CAMPAIGND_STORAGE_STORE_H_
 #define CAMPAIGND_STORAGE_STORE_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -615,6 +616,10 @@ class Store : public DispatchStore {
   static constexpr size_t kCachedCampaigns = 1024;
   static constexpr size_t kCachedCampaignText = 16 * 1024;
   RowCache<Campaign> campaigns_{kCachedCampaigns, absl::Seconds(1)};
+  // A transaction changed the campaigns table and has not ended: the cache
+  // is bypassed, so that nothing older than what a read sees is served
+  // between its commit and the invalidation after it.
+  std::atomic<bool> campaigns_changing_{false};
   std::once_flag codec_once_;
   absl::StatusOr<std::unique_ptr<RecipientIdCodec>> codec_ =
       absl::InternalError("recipient id key not loaded");

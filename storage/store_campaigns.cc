@@ -280,7 +280,9 @@ absl::StatusOr<Campaign> Store::GetCampaign(const std::string& account_id,
   // Put below (RowCache).
   const uint64_t generation = campaigns_.Generation();
   const std::string key = absl::StrCat(account_id, "\n", id);
-  if (std::optional<Campaign> cached = campaigns_.Get(key)) return *cached;
+  if (!campaigns_changing_.load(std::memory_order_acquire)) {
+    if (std::optional<Campaign> cached = campaigns_.Get(key)) return *cached;
+  }
   // LoadCampaign with the read connection's prepared statement (served
   // often: its parse cost more than its run).
   absl::StatusOr<Campaign> c = db_->ReadPrepared(

@@ -72,7 +72,11 @@ std::string VariablesToJson(const std::map<std::string, std::string>& vars) {
 }
 
 Store::Store(Database* db) : db_(db) {
-  db_->ObserveTable("campaigns", [this] { campaigns_.InvalidateAll(); });
+  db_->ObserveTable("campaigns", [this](bool ended) {
+    if (!ended) campaigns_changing_.store(true, std::memory_order_release);
+    campaigns_.InvalidateAll();
+    if (ended) campaigns_changing_.store(false, std::memory_order_release);
+  });
 }
 
 Store::~Store() { db_->ObserveTable("campaigns", nullptr); }

@@ -39,6 +39,14 @@ class Health::WatchCall {
     SendLocked();
   }
 
+  // The watcher has been sent the current status (or is gone, or never
+  // started watching).
+  bool Delivered() {
+    MutexLock lock(&mu_);
+    return done_ || !watching_ ||
+           (!write_pending_ && sent_any_ && sent_ == health_->StatusOf(name_));
+  }
+
  private:
   struct OpTag final : public Tag {
     OpTag(WatchCall* c, void (WatchCall::*fn)(bool)) : call(c), handler(fn) {}
@@ -52,6 +60,15 @@ class Health::WatchCall {
       delete this;
       return;
     }
+    // Counted while it arrives (not while it streams): a shutdown waits for
+    // this to finish before it shuts the queues down.
+    CallEnv* const env = health_->env_;
+    env->CallBegan();
+    Arrived();
+    env->CallEnded();
+  }
+
+  void Arrived() {
     // Re-arms the method; a public method has no caller to authenticate.
     static_cast<void>(
         health_->env_->Arrive(method_, cq_, ctx_, Access::kPublic));
@@ -95,6 +112,7 @@ class Health::WatchCall {
       if (ok) SendLocked();  // else the client is gone; the done tag follows
       finished = FinishedLocked();
     }
+    health_->Delivering();
     if (finished) Delete();
   }
 
@@ -115,6 +133,7 @@ class Health::WatchCall {
       done_ = true;
       finished = FinishedLocked();
     }
+    health_->Delivering();
     if (finished) Delete();
   }
 
@@ -202,6 +221,23 @@ void Health::Shutdown() {
 void Health::Changed() {
   MutexLock lock(&mu_);
   for (WatchCall* w : watchers_) w->Changed();
+}
+
+void Health::Delivering() {
+  MutexLock lock(&mu_);
+  delivered_.SignalAll();
+}
+
+bool Health::AwaitDelivered(absl::Time deadline) {
+  MutexLock lock(&mu_);
+  for (;;) {
+    bool all = true;
+    for (WatchCall* w : watchers_) all = all && w->Delivered();
+    if (all) return true;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) return false;
+    delivered_.WaitWithTimeout(&mu_, deadline - now);
+  }
 }
 
 }  // namespace campaigns::api

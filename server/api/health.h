@@ -52,6 +52,12 @@ class Health {
   // NOT_SERVING from now on; watchers are told.
   void Shutdown();
 
+  // Waits until every watcher has been sent the current status (its write
+  // completed) or has gone, or until `deadline`; false at the deadline. At
+  // shutdown: before the server cancels its calls, so that the NOT_SERVING
+  // is not dropped with them.
+  bool AwaitDelivered(absl::Time deadline);
+
   // What Check and Watch answer for `service` now.
   Status StatusOf(const std::string& service) const;
 
@@ -61,6 +67,8 @@ class Health {
 
   // Tells every live watcher that the status may have changed.
   void Changed();
+  // A watcher's write completed or it ended: wakes AwaitDelivered.
+  void Delivering();
 
   const std::set<std::string> services_;
   std::atomic<bool> serving_{false};
@@ -69,6 +77,7 @@ class Health {
   CallEnv* env_ = nullptr;  // set by Register
   Mutex mu_;                // before any WatchCall's own
   std::set<WatchCall*> watchers_ ABSL_GUARDED_BY(mu_);
+  CondVar delivered_;  // with mu_: see Delivering
 };
 
 }  // namespace campaigns::api
