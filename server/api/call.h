@@ -71,6 +71,16 @@ using Authenticator =
 // A completion-queue tag.
 using Tag = dispatch::CqTag;
 
+// A tag of a call with several operations in flight (a server stream):
+// routes the completion to the call's member function for that operation.
+template <typename Call>
+struct MemberTag final : public Tag {
+  MemberTag(Call* c, void (Call::*fn)(bool)) : call(c), handler(fn) {}
+  void Proceed(bool ok) override { (call->*handler)(ok); }
+  Call* call;
+  void (Call::*handler)(bool);
+};
+
 // Who may call a method: API-key holders (the caller is authenticated
 // before the handler runs), or anyone (grpc.health.v1; the handler gets an
 // empty Principal).

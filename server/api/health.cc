@@ -48,12 +48,7 @@ class Health::WatchCall {
   }
 
  private:
-  struct OpTag final : public Tag {
-    OpTag(WatchCall* c, void (WatchCall::*fn)(bool)) : call(c), handler(fn) {}
-    void Proceed(bool ok) override { (call->*handler)(ok); }
-    WatchCall* call;
-    void (WatchCall::*handler)(bool);
-  };
+  using OpTag = MemberTag<WatchCall>;
 
   void OnRequest(bool ok) {
     if (!ok) {  // the server is shutting down; the call never started

@@ -36,12 +36,7 @@ class WatchMethod::Call {
   };
 
   // One tag per kind of operation; each routes to its handler.
-  struct OpTag final : public Tag {
-    OpTag(Call* c, void (Call::*fn)(bool)) : call(c), handler(fn) {}
-    void Proceed(bool ok) override { (call->*handler)(ok); }
-    Call* call;
-    void (Call::*handler)(bool);
-  };
+  using OpTag = MemberTag<Call>;
 
   void OnRequest(bool ok) {
     if (!ok) {  // the server is shutting down; the call never started
