@@ -96,6 +96,8 @@ class Server {
   }
 
   bool up() const { return up_; }
+  // The operator HTTP port (metrics, webhooks) the process listens on.
+  int http_port() const { return process_.http_port(); }
   pid_t pid() const { return process_.pid(); }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
@@ -250,10 +252,8 @@ double RawUpdates(const std::string& db_path, int32_t batch) {
 double SendOnce(const std::string& binary, const std::string& db,
                 std::vector<std::string> flags, int64_t n, int32_t batch,
                 bool scrape, std::string* scrape_note) {
-  const int http_port = FreePort();
-  flags.insert(flags.end(),
-               {"--error-threshold", "0", "--simulator", "default:delivered=0",
-                "--http-listen", absl::StrCat("127.0.0.1:", http_port)});
+  flags.insert(flags.end(), {"--error-threshold", "0", "--simulator",
+                             "default:delivered=0"});
   Server server(binary, db, flags);
   std::string id;
   if (!server.up() || !NewCampaign(server, "+15550001", v1::Sender::unlimited,
@@ -262,7 +262,9 @@ double SendOnce(const std::string& binary, const std::string& db,
     return 0;
   }
   std::optional<campaigns::bench::Scraper> scraper;
-  if (scrape) scraper.emplace(http_port, std::chrono::milliseconds(100));
+  if (scrape) {
+    scraper.emplace(server.http_port(), std::chrono::milliseconds(100));
+  }
   const auto start = Clock::now();
   if (!Start(server, id)) return 0;
   const v1::Campaign c =
@@ -399,7 +401,7 @@ int Webhook(const std::string& binary, const std::string& work, int64_t n,
   const std::string db = work + "/webhook.db";
   Server server(binary, db,
                 {"--simulator", "default:delivered=0", "--error-threshold", "0",
-                 "--config", config, "--http-listen", "127.0.0.1:0"});
+                 "--config", config});
   if (!server.up()) {
     std::cerr << "campaignd did not come up\n";
     return 1;
