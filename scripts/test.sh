@@ -38,6 +38,23 @@ if [ -n "$unformatted_go" ]; then
   exit 1
 fi
 
+# ARCHITECTURE.md's one-way links: api -> dispatch -> domain <- storage.
+# api/ and dispatch/ reach storage only through domain's interfaces
+# (server/domain/repository.h), so another storage engine can stand behind
+# them; domain/ and storage/ never see proto types.
+echo "== layers"
+layer_breaks=$(
+  grep -rnE '#include "(server/api|server/dispatch|server/http|storage|campaigns/v1)/' server/domain
+  grep -rnE '#include "(server/api|storage)/' server/dispatch server/http
+  grep -rnE '#include "storage/' server/api
+  grep -rnE '#include "(server/api|server/dispatch|server/http|campaigns/v1)/' storage
+) || true
+if [ -n "$layer_breaks" ]; then
+  echo "includes against the layers (ARCHITECTURE.md):"
+  echo "$layer_breaks"
+  exit 1
+fi
+
 run_suite() {  # $1 = build dir, rest = cmake args
   local dir=$1
   shift

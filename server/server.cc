@@ -17,6 +17,7 @@
 #include "server/domain/mutex.h"
 #include "server/domain/rules.h"
 #include "server/log/log.h"
+#include "storage/store.h"
 
 namespace campaigns {
 namespace {
@@ -270,8 +271,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
                                      p.state == dispatch::ProviderState::kOk);
       }
       // A read connection: never waits for the writer.
-      absl::StatusOr<storage::Store::CampaignTotals> totals =
-          raw->store_->CountCampaigns();
+      absl::StatusOr<CampaignTotals> totals = raw->store_->CountCampaigns();
       if (totals.ok()) {
         state.campaigns_by_status = std::move(totals->by_status);
         state.recipients_queued = totals->queued;

@@ -34,10 +34,10 @@
 #include "server/dispatch/providers/registry.h"
 #include "server/dispatch/simulator.h"
 #include "server/domain/mutex.h"
+#include "server/domain/repository.h"
 #include "server/http/operator_http.h"
 #include "server/metrics/prometheus_metrics.h"
 #include "storage/database.h"
-#include "storage/store.h"
 
 namespace campaigns {
 
@@ -139,7 +139,7 @@ class CampaignServer {
   // First: everything below reports to it.
   std::unique_ptr<metrics::PrometheusMetrics> metrics_;
   std::unique_ptr<storage::Database> db_;
-  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<Repository> store_;
   std::unique_ptr<dispatch::AlarmTimer> timer_;
   std::unique_ptr<dispatch::Simulator> simulator_;
   std::unique_ptr<dispatch::HttpClient> http_client_;

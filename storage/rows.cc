@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
+#include "server/domain/import_rows.h"
 
 namespace campaigns::storage {
 
@@ -54,8 +55,7 @@ std::optional<absl::Duration> OptionalDuration(const SQLite::Column& c) {
 }
 
 std::string MapToJson(const std::map<std::string, std::string>& m) {
-  return nlohmann::json(m).dump(-1, ' ', false,
-                                nlohmann::json::error_handler_t::replace);
+  return VariablesToJson(m);
 }
 
 namespace {

@@ -1,19 +1,15 @@
-// Store: campaignd's data, as domain values, on top of Database.
+// Store: the Repository (server/domain/repository.h) on SQLite, on top of
+// Database.
 //
 // Reads run synchronously on the caller's thread with a pooled read
 // connection. Writes are queued to the writer thread; their callback runs on
-// the writer thread after the commit, with the committed value or a status
-// (never an exception). Each write re-checks what it depends on (tenancy,
-// references, state) inside its own transaction, so concurrent requests
-// cannot slip past a check.
+// the writer thread after the commit.
 //
-// Tenancy: every method takes the caller's account id, and an object of
-// another account is NOT_FOUND exactly like a missing one; so is every object
-// for an empty account id. Only methods named for it (GetTemplateForReview,
-// GetAccount) look across accounts, for admin paths.
-//
-//   store.CreateCampaign(campaign, idem, [](absl::StatusOr<Campaign> c) {...});
-//   absl::StatusOr<Campaign> c = store.GetCampaign(account_id, "cmp_...");
+// Caches: keys that authenticated are remembered (PrincipalCache, by the
+// secret's SHA-256) so that their next calls read no database; RevokeApiKey
+// forgets the key before it calls back. Unknown keys are read every time.
+// Small campaigns GetCampaign read are remembered until the next write of
+// the campaigns table (see campaigns_).
 //
 // Thread-safe.
 #ifndef CAMPAIGND_STORAGE_STORE_H_
@@ -36,137 +32,19 @@
 #include "server/domain/dispatch_store.h"
 #include "server/domain/model.h"
 #include "server/domain/recipient_ids.h"
+#include "server/domain/repository.h"
 #include "storage/database.h"
 #include "storage/principal_cache.h"
 #include "storage/row_cache.h"
 
 namespace campaigns::storage {
 
+// The names the storage code used before the repositories moved to domain/.
 template <typename T>
-using Callback = std::function<void(absl::StatusOr<T>)>;
-using StatusCallback = std::function<void(absl::Status)>;
+using Callback = Done<T>;
+using StatusCallback = StatusDone;
 
-// Idempotency of a create: the same (account, method, request_id) with the
-// same body_hash returns the first result; with another body_hash it is
-// ALREADY_EXISTS / IDEMPOTENCY_CONFLICT. An empty request_id disables it.
-struct IdempotencyKey {
-  std::string method;
-  std::string request_id;
-  std::string body_hash;
-};
-
-// An import in progress: its campaign and the first sequence number its
-// staged rows may have.
-struct ImportLease {
-  Campaign campaign;
-  int64_t floor = 0;
-  // Whether SettleRecipientImport may have run for it (set by its caller
-  // before the call): only then does a rollback look for the addresses it
-  // added. BeginRecipientImport answers false; a lease found at start-up is
-  // true.
-  bool settled = true;
-};
-
-// One row to stage: a normalised address and its variables as a JSON object
-// of strings (VariablesToJson).
-struct StagedRecipient {
-  std::string address;
-  std::string contact_id;
-  std::string variables_json;
-  // Recipient imports: the destination country of a phone number
-  // (RegionOfPhoneNumber), which prices it; unset = found when needed.
-  std::optional<std::string> country;
-  // Recipient imports: where the row was in the file (its row number, and
-  // its CSV line or 0), to name it if it turns out to be a duplicate.
-  int64_t row = 0;
-  int64_t line = 0;
-};
-
-// What SettleRecipientImport found: how many staged rows were duplicates
-// (and were deleted), and the first of them by row.
-struct ImportDuplicates {
-  struct Row {
-    int64_t row = 0;
-    int64_t line = 0;
-    std::string address;
-  };
-  int64_t count = 0;
-  std::vector<Row> first;  // by row, at most the number asked for
-};
-
-// What an import with a request id answered, kept for its repeats.
-struct ImportRecord {
-  std::string body_hash;
-  std::string campaign_id;
-  std::string response;  // opaque to storage
-};
-
-// `vars` as the JSON text recipients and contacts store.
-std::string VariablesToJson(const std::map<std::string, std::string>& vars);
-
-struct TemplateFilter {
-  TemplateStatus status = TemplateStatus::kUnspecified;
-  Channel channel = Channel::kUnspecified;
-  std::string name;
-};
-
-// A new account with its first API key.
-struct AccountWithKey {
-  Account account;
-  ApiKey key;  // key_hash set; the secret is the caller's
-};
-
-// --- Contacts and contact lists (types) ------------------------------------
-
-// Filters of ListContacts; empty members do not filter.
-struct ContactFilter {
-  std::string tag;      // contacts having this tag
-  std::string list_id;  // members of this contact list (NOT_FOUND if unknown)
-  Channel channel = Channel::kUnspecified;
-};
-
-// What AddContactsToList / RemoveContactsFromList did.
-struct ListMembershipChange {
-  int64_t changed = 0;  // memberships added or removed
-  ContactList list;     // the list afterwards (contact_count updated)
-};
-
-// What MaterializeAudience did. `matched` contacts are on the campaign's
-// channel and in its audience; `suppressed` of them were skipped (their
-// address is on the do-not-contact list); `inserted` recipients are new
-// (matched - suppressed - those the campaign already had).
-struct MaterializeResult {
-  int64_t matched = 0;
-  int64_t inserted = 0;
-  int64_t suppressed = 0;
-};
-
-// A contact import: its id (0 until BeginContactImport) and what every row
-// gets besides its own address and attributes.
-struct ContactImportLease {
-  int64_t id = 0;
-  std::string account_id;
-  Channel channel = Channel::kUnspecified;
-  std::string list_id;            // "" = no list
-  std::vector<std::string> tags;  // sorted and unique
-};
-
-// What applying a contact import did: contacts created, and existing
-// contacts it matched (attributes merged, tags and list added).
-struct ContactImportResult {
-  int64_t created = 0;
-  int64_t updated = 0;
-};
-
-// Completes the response an import recorded at commit (ImportRecord.response,
-// opaque to storage) with the counts only applying knows. Must be pure: it
-// may run at start-up for an import a restart interrupted.
-using ImportResponseFinisher = std::function<std::string(
-    const std::string& recorded, const ContactImportResult& result)>;
-
-// --- End of contacts and contact lists (types) -----------------------------
-
-class Store : public DispatchStore {
+class Store : public Repository {
  public:
   // `db` must outlive the Store.
   // Observes `db`'s campaigns table for the campaign cache (GetCampaign)
@@ -174,352 +52,161 @@ class Store : public DispatchStore {
   explicit Store(Database* db);
   ~Store();
 
-  // --- Accounts and keys -------------------------------------------------
+  // Repository (see server/domain/repository.h for the contracts).
 
-  // On a database with no account: creates the admin account and a key whose
-  // secret is `secret` and returns true. Otherwise does nothing and returns
-  // false. Synchronous; call once at start-up.
-  absl::StatusOr<bool> BootstrapAdmin(const std::string& secret);
-
-  // The principal of a non-revoked key with this secret, or UNAUTHENTICATED.
-  // Keys that authenticated are remembered (PrincipalCache, by the secret's
-  // SHA-256) so that their next calls read no database; RevokeApiKey
-  // forgets the key before it calls back, so from its answer on the key is
-  // refused. Unknown keys are read every time.
-  absl::StatusOr<Principal> Authenticate(absl::string_view secret);
-
-  absl::StatusOr<Account> GetAccount(const std::string& account_id);
-
+  absl::StatusOr<bool> BootstrapAdmin(const std::string& secret) override;
+  absl::StatusOr<Principal> Authenticate(absl::string_view secret) override;
+  absl::StatusOr<Account> GetAccount(const std::string& account_id) override;
   void CreateAccount(AccountWithKey created, IdempotencyKey idem,
-                     Callback<AccountWithKey> done);
-  // `key.account_id` must exist (else NOT_FOUND).
-  void CreateApiKey(ApiKey key, IdempotencyKey idem, Callback<ApiKey> done);
+                     Callback<AccountWithKey> done) override;
+  void CreateApiKey(ApiKey key, IdempotencyKey idem,
+                    Callback<ApiKey> done) override;
   absl::StatusOr<Page<ApiKey>> ListApiKeys(const std::string& account_id,
-                                           const PageRequest& page);
-  // Revoking a revoked key returns it unchanged. Once `done` runs, the key
-  // no longer authenticates (Authenticate's cache has forgotten it).
+                                           const PageRequest& page) override;
   void RevokeApiKey(const std::string& account_id, const std::string& key_id,
-                    Callback<ApiKey> done);
+                    Callback<ApiKey> done) override;
 
-  // --- Money -------------------------------------------------------------
-  //
-  // Amounts are micro-credits. Every change of a balance or reservation is a
-  // ledger row (ListTransactions), written with it: at every row
-  // balance + reserved = credits added - debited. Start reserves a
-  // campaign's cost (see DispatchStore::TransitionCampaign), outcomes turn
-  // it into debits or release it.
-
-  // Replaces the account's price table with `prices` (NormalizePrices'd);
-  // returns what is stored. NOT_FOUND for an unknown account. Campaigns
-  // already started keep the prices they reserved with.
   void SetPrices(const std::string& account_id, std::vector<Price> prices,
-                 Callback<std::vector<Price>> done);
-  absl::StatusOr<std::vector<Price>> GetPrices(const std::string& account_id);
-  // Adds `amount` (> 0) to the account's balance with a credit row.
-  // Idempotent under `idem`. NOT_FOUND for an unknown account.
+                 Callback<std::vector<Price>> done) override;
+  absl::StatusOr<std::vector<Price>> GetPrices(
+      const std::string& account_id) override;
   void AddCredits(const std::string& account_id, int64_t amount,
                   std::string description, IdempotencyKey idem,
-                  Callback<Account> done);
-  // The account's ledger, newest first; keyset paging by `after_key`.
+                  Callback<Account> done) override;
   absl::StatusOr<Page<Transaction>> ListTransactions(
-      const std::string& account_id, const PageRequest& page);
-  // Counts what the cost of campaign `campaign_id`'s queued recipients
-  // needs: their destination countries and, when the message has
-  // placeholders, the SMS segments of each one's rendered message. A draft
-  // with a contact audience has it materialised first (as Start would). Per-row
-  // work once per recipient and message, in bulk-lane chunks, so that a
-  // million recipients never hold the writer for long. Then `then` (always
-  // OK: a problem is the next call's to report). With `only_if_priced`,
-  // nothing for a campaign its account sends for free.
+      const std::string& account_id, const PageRequest& page) override;
   void PrepareCosts(const std::string& account_id,
                     const std::string& campaign_id, bool only_if_priced,
-                    StatusCallback then);
-  // What the campaign's queued recipients cost: at the account's prices, or
-  // at the campaign's own once started. One pass over the campaign's queued
-  // rows on a read connection, aggregated per destination country; nullopt
-  // when the rows are not all counted (PrepareCosts, then ask again).
+                    StatusCallback then) override;
   absl::StatusOr<std::optional<CostEstimateValue>> ReadEstimate(
-      const std::string& account_id, const std::string& campaign_id);
-  // Counters (and cost) summed over the account's campaigns created in
-  // [filter.from, filter.to) on filter.channel, per channel.
-  absl::StatusOr<AccountStats> CampaignStatsOf(const std::string& account_id,
-                                               const StatsFilter& filter);
+      const std::string& account_id, const std::string& campaign_id) override;
+  absl::StatusOr<AccountStats> CampaignStatsOf(
+      const std::string& account_id, const StatsFilter& filter) override;
 
-  // --- Templates ---------------------------------------------------------
-
-  void CreateTemplate(Template t, IdempotencyKey idem, Callback<Template> done);
+  void CreateTemplate(Template t, IdempotencyKey idem,
+                      Callback<Template> done) override;
   absl::StatusOr<Template> GetTemplate(const std::string& account_id,
-                                       const std::string& id);
-  // Any account's template: for admins (and provider sync) reviewing it.
-  absl::StatusOr<Template> GetTemplateForReview(const std::string& id);
-  absl::StatusOr<Page<Template>> ListTemplates(const std::string& account_id,
-                                               const TemplateFilter& filter,
-                                               const PageRequest& page);
-  // Applies `mutate` to the stored template inside the write transaction and
-  // stores the result (after ValidateTemplate).
+                                       const std::string& id) override;
+  absl::StatusOr<Template> GetTemplateForReview(const std::string& id) override;
+  absl::StatusOr<Page<Template>> ListTemplates(
+      const std::string& account_id, const TemplateFilter& filter,
+      const PageRequest& page) override;
   void UpdateTemplate(const std::string& account_id, const std::string& id,
                       std::function<absl::Status(Template&)> mutate,
-                      Callback<Template> done);
-  // Refused (FAILED_PRECONDITION) while a campaign that is not final uses it.
+                      Callback<Template> done) override;
   void DeleteTemplate(const std::string& account_id, const std::string& id,
-                      StatusCallback done);
+                      StatusCallback done) override;
 
-  // --- Senders -----------------------------------------------------------
-
-  void RegisterSender(Sender s, IdempotencyKey idem, Callback<Sender> done);
+  void RegisterSender(Sender s, IdempotencyKey idem,
+                      Callback<Sender> done) override;
   absl::StatusOr<Sender> GetSender(const std::string& account_id,
-                                   const std::string& id);
+                                   const std::string& id) override;
   absl::StatusOr<Page<Sender>> ListSenders(const std::string& account_id,
                                            Channel channel,
-                                           const PageRequest& page);
-  // Refused (FAILED_PRECONDITION) while a campaign that is not final uses it.
+                                           const PageRequest& page) override;
   void DeleteSender(const std::string& account_id, const std::string& id,
-                    StatusCallback done);
+                    StatusCallback done) override;
 
-  // --- Suppressions (do-not-contact list) -------------------------------
-
-  // Adds the entry, or replaces reason and note of an existing one (same
-  // account, address and channel); returns what is stored.
-  void AddSuppression(Suppression s, Callback<Suppression> done);
-  // An opt-out a provider's webhook brought: adds (or replaces) the
-  // suppression of `s.address` on `s.channel` in every account that has a
-  // sender with sender_id `to` on that channel whose provider is one of
-  // `providers` (the one that received it, and those it is a fallback of);
-  // every such sender when `to` is empty. `s.account_id` is ignored.
-  // Returns how many accounts it was added to.
+  void AddSuppression(Suppression s, Callback<Suppression> done) override;
   void AddProviderSuppression(const std::vector<std::string>& providers,
                               const std::string& to, Suppression s,
-                              Callback<int> done);
-  // NOT_FOUND when there is no such entry.
+                              Callback<int> done) override;
   void RemoveSuppression(const std::string& account_id,
                          const std::string& address, Channel channel,
-                         StatusCallback done);
+                         StatusCallback done) override;
   absl::StatusOr<Page<Suppression>> ListSuppressions(
       const std::string& account_id, const SuppressionFilter& filter,
-      const PageRequest& page);
-  // The entries that suppress `address` on `channel`: its own and the
-  // every-channel one. With Channel::kUnspecified, every entry of the address.
+      const PageRequest& page) override;
   absl::StatusOr<std::vector<Suppression>> FindSuppressions(
       const std::string& account_id, const std::string& address,
-      Channel channel);
+      Channel channel) override;
 
-  // --- Campaigns ---------------------------------------------------------
-
-  // Validates the campaign (ValidateCampaignSpec), resolves the sender
-  // (registered for the campaign's channel, by visible id or snd_ id) and
-  // template (exists, same channel, approved) and stores it with the status
-  // the caller set (draft for a new campaign).
-  // With `then` (a kStart), the new campaign is also started in the same
-  // transaction: if the start is refused, nothing is stored.
-  void CreateCampaign(Campaign c, IdempotencyKey idem, Callback<Campaign> done,
-                      std::optional<LifecycleChange> then = std::nullopt);
+  void CreateCampaign(
+      Campaign c, IdempotencyKey idem, Callback<Campaign> done,
+      std::optional<LifecycleChange> then = std::nullopt) override;
   absl::StatusOr<Campaign> GetCampaign(const std::string& account_id,
-                                       const std::string& id);
-  absl::StatusOr<Page<Campaign>> ListCampaigns(const std::string& account_id,
-                                               const CampaignFilter& filter,
-                                               const PageRequest& page);
-  // Every account's campaigns by status name, and their queued recipients,
-  // from the campaigns' own counters (one pass over campaigns, none over
-  // recipients). For metrics.
-  struct CampaignTotals {
-    std::map<std::string, int64_t> by_status;
-    int64_t queued = 0;
-  };
-  absl::StatusOr<CampaignTotals> CountCampaigns();
-  // Draft or scheduled campaigns only (else ILLEGAL_TRANSITION). Applies
-  // `mutate`, validates, re-resolves sender and template, stores.
+                                       const std::string& id) override;
+  absl::StatusOr<Page<Campaign>> ListCampaigns(
+      const std::string& account_id, const CampaignFilter& filter,
+      const PageRequest& page) override;
+  absl::StatusOr<CampaignTotals> CountCampaigns() override;
   void UpdateCampaign(const std::string& account_id, const std::string& id,
                       std::function<absl::Status(Campaign&)> mutate,
-                      Callback<Campaign> done);
-  // Refused (ILLEGAL_TRANSITION) while sending, and (VALIDATION_ERROR) while
-  // an import into it runs. Once `done` is called with OK the campaign is
-  // gone for every read; its recipients, then its row, are deleted in the
-  // background in chunks (no write waits for a large campaign's delete).
+                      Callback<Campaign> done) override;
   void DeleteCampaign(const std::string& account_id, const std::string& id,
-                      StatusCallback done);
-  // At start-up: resumes the deletions a crash or shutdown cut off. Returns
-  // how many there were.
-  absl::StatusOr<int> ResumeCampaignDeletions();
+                      StatusCallback done) override;
+  absl::StatusOr<int> ResumeCampaignDeletions() override;
 
-  // --- Recipients and imports --------------------------------------------
-  //
-  // An import stages its rows in the recipients table at sequence numbers
-  // from the campaign's import floor on. Staged rows are invisible: lists,
-  // counters and leases only see a campaign's rows below its floor. Commit
-  // clears the floor and adds the rows to the counters in one small write;
-  // abort deletes the staged rows in bounded chunks, so neither stalls other
-  // writes however large the import. One import per campaign at a time.
-
-  // Marks the start of an import into a draft, scheduled or paused campaign
-  // whose audience is imported recipients. FAILED_PRECONDITION
-  // (ILLEGAL_TRANSITION) in another status; VALIDATION_ERROR when the
-  // campaign's audience is contacts, or another import is running or being
-  // rolled back.
   void BeginRecipientImport(const std::string& account_id,
                             const std::string& campaign_id,
-                            Callback<ImportLease> done);
-  // Appends `rows` in order as staged recipients of `lease`'s campaign.
-  // Duplicates are not looked for here (the result is always empty): an
-  // address index filled in file order costs a page write per row once it
-  // outgrows the cache. SettleRecipientImport finds them, in address order.
+                            Callback<ImportLease> done) override;
   void StageRecipients(const ImportLease& lease,
                        std::vector<StagedRecipient> rows,
-                       Callback<std::vector<int32_t>> done);
-  // After the last StageRecipients and before the commit: sorts the staged
-  // rows by address (on a read connection, SQLite's external sort: memory
-  // bounded whatever their number), deletes every staged row whose address
-  // is already on the campaign or on an earlier row of this import, and
-  // records the others' addresses in the campaign's address set, in
-  // address order and in bounded bulk writes, so the cost is linear in the
-  // rows and no other write waits behind more than one chunk. Returns the
-  // duplicates, the first `max_listed` by row. Rows that remain are still
-  // staged (invisible) until CommitRecipientImport. Blocks for as long as
-  // that takes: call it from a worker thread, never from a completion-queue
-  // thread or the writer. `cancelled` (may be null) is asked now and then;
-  // true stops it with CANCELLED. Holds one read snapshot throughout, so
-  // the WAL grows until it returns. On failure the import must be aborted.
+                       Callback<std::vector<int32_t>> done) override;
   absl::StatusOr<ImportDuplicates> SettleRecipientImport(
       const ImportLease& lease, size_t max_listed,
-      const std::function<bool()>& cancelled = nullptr);
-  // Makes the staged rows part of the campaign: `imported` (the number
-  // staged, less the duplicates) is added to its total and queued counters.
-  // The campaign must
-  // still be draft, scheduled or paused with this lease's floor; otherwise
-  // the import is refused and the caller must abort it. With a request id,
-  // `record` is remembered for repeats (see FindImportRecord).
+      const std::function<bool()>& cancelled = nullptr) override;
   void CommitRecipientImport(const ImportLease& lease, int64_t imported,
                              const std::string& request_id,
                              const ImportRecord& record,
-                             Callback<Campaign> done);
-  // Deletes the staged rows of `lease` in chunks, then clears the floor.
-  // `done` (may be null) runs after the last chunk.
-  void AbortRecipientImport(const ImportLease& lease, StatusCallback done);
-  // At start-up: aborts every recipient import and every contact import
-  // still staging that a crash or shutdown left behind (their rows are
-  // deleted in the background), and finishes applying committed contact
-  // imports (their idempotency records completed by `finish`). Returns how
-  // many imports there were.
-  absl::StatusOr<int> RecoverInterruptedImports(ImportResponseFinisher finish);
-
-  // The import remembered under `request_id`, if any.
+                             Callback<Campaign> done) override;
+  void AbortRecipientImport(const ImportLease& lease,
+                            StatusCallback done) override;
+  absl::StatusOr<int> RecoverInterruptedImports(
+      ImportResponseFinisher finish) override;
   absl::StatusOr<std::optional<ImportRecord>> FindImportRecord(
       const std::string& account_id, const std::string& method,
-      const std::string& request_id);
-
-  // SuppressedAmong: see DispatchStore.
-
-  // The addresses of those of `contact_ids` that are contacts of the
-  // account on `channel`, by id. Runs on a read connection.
+      const std::string& request_id) override;
   absl::StatusOr<std::map<std::string, std::string>> ContactAddresses(
       const std::string& account_id, Channel channel,
-      const std::vector<std::string>& contact_ids);
+      const std::vector<std::string>& contact_ids) override;
+  absl::StatusOr<Page<Recipient>> ListRecipients(
+      const std::string& account_id, const std::string& campaign_id,
+      RecipientStatus status, const PageRequest& page) override;
 
-  // A campaign's recipients in storage order; `status` kUnspecified lists
-  // all. A page request with `after_key` (a keyset token) continues after
-  // that recipient at index speed, whatever the page number.
-  absl::StatusOr<Page<Recipient>> ListRecipients(const std::string& account_id,
-                                                 const std::string& campaign_id,
-                                                 RecipientStatus status,
-                                                 const PageRequest& page);
-
-  // --- Contacts and contact lists ----------------------------------------
-  //
-  // A contact is unique per (account, channel, address); its tags are kept
-  // sorted and unique. Contact lists hold contacts of their own account only.
-
-  // Stores `c` (address already normalised, tags sorted and unique).
-  // ALREADY_EXISTS naming `address` when the account has a contact with the
-  // same channel and address.
-  void CreateContact(Contact c, IdempotencyKey idem, Callback<Contact> done);
+  void CreateContact(Contact c, IdempotencyKey idem,
+                     Callback<Contact> done) override;
   absl::StatusOr<Contact> GetContact(const std::string& account_id,
-                                     const std::string& id);
-  // Newest first. A `filter.list_id` that is not a list of the account is
-  // NOT_FOUND.
+                                     const std::string& id) override;
   absl::StatusOr<Page<Contact>> ListContacts(const std::string& account_id,
                                              const ContactFilter& filter,
-                                             const PageRequest& page);
-  // Applies `mutate` to the stored contact inside the write transaction and
-  // stores address, attributes and tags (id, account and channel are kept).
-  // ALREADY_EXISTS naming `address` if the new address is taken.
+                                             const PageRequest& page) override;
   void UpdateContact(const std::string& account_id, const std::string& id,
                      std::function<absl::Status(Contact&)> mutate,
-                     Callback<Contact> done);
-  // Deletes the contact with its tags and list memberships. Recipients
-  // already materialised from it stay.
+                     Callback<Contact> done) override;
   void DeleteContact(const std::string& account_id, const std::string& id,
-                     StatusCallback done);
-
+                     StatusCallback done) override;
   void CreateContactList(ContactList l, IdempotencyKey idem,
-                         Callback<ContactList> done);
-  // With contact_count.
+                         Callback<ContactList> done) override;
   absl::StatusOr<ContactList> GetContactList(const std::string& account_id,
-                                             const std::string& id);
+                                             const std::string& id) override;
   absl::StatusOr<Page<ContactList>> ListContactLists(
-      const std::string& account_id, const PageRequest& page);
-  // Deletes the list and its memberships (not the contacts). Refused
-  // (FAILED_PRECONDITION / VALIDATION_ERROR) while a campaign that is not
-  // final uses it as its audience.
+      const std::string& account_id, const PageRequest& page) override;
   void DeleteContactList(const std::string& account_id, const std::string& id,
-                         StatusCallback done);
-  // Adds the contacts (ids of the account's contacts; duplicates allowed) to
-  // the list; `changed` counts only new memberships. An unknown contact id is
-  // NOT_FOUND naming it, and nothing changes.
+                         StatusCallback done) override;
   void AddContactsToList(const std::string& account_id,
                          const std::string& list_id,
                          std::vector<std::string> contact_ids,
-                         Callback<ListMembershipChange> done);
-  // Removes the contacts from the list; `changed` counts memberships that
-  // existed. Unknown contact ids as for AddContactsToList.
+                         Callback<ListMembershipChange> done) override;
   void RemoveContactsFromList(const std::string& account_id,
                               const std::string& list_id,
                               std::vector<std::string> contact_ids,
-                              Callback<ListMembershipChange> done);
-
-  // Turns a campaign's contact audience (contact_list_id, tags: contacts with
-  // any of them, or contact_ids) into recipients, in one write: one queued
-  // recipient per matching contact of the account on the campaign's channel
-  // (variables = the contact's attributes), except contacts whose address is
-  // suppressed on that channel or on every channel, and except addresses the
-  // campaign already has (so a re-run inserts nothing new). Adds the number
-  // inserted to the campaign's total and queued counters in the same
-  // transaction. FAILED_PRECONDITION / VALIDATION_ERROR for a campaign
-  // without a contact audience or while an import into it is running;
-  // ILLEGAL_TRANSITION for a final campaign.
+                              Callback<ListMembershipChange> done) override;
   void MaterializeAudience(const std::string& account_id,
                            const std::string& campaign_id,
-                           Callback<MaterializeResult> done);
-
-  // Contact imports stage rows (normalised address, attributes JSON) out of
-  // every reader's sight, then commit: from then on the import is certain
-  // to take effect and is applied in chunks of bounded size, so a large
-  // import never stalls other writes. A stream that fails before commit
-  // leaves the contacts exactly as they were. Applying a row creates the
-  // contact or merges its attributes into the existing one (the row's keys
-  // win), and adds the lease's tags and list.
-
-  // Opens an import of `lease` (id ignored). NOT_FOUND naming the list if
-  // `lease.list_id` is not a contact list of the account.
+                           Callback<MaterializeResult> done) override;
   void BeginContactImport(ContactImportLease lease,
-                          Callback<ContactImportLease> done);
-  // Stages `rows` (numbered from `first_row`, in order). The result lists
-  // the indexes of duplicates: addresses earlier in this import.
+                          Callback<ContactImportLease> done) override;
   void StageContacts(const ContactImportLease& lease, int64_t first_row,
                      std::vector<StagedRecipient> rows,
-                     Callback<std::vector<int32_t>> done);
-  // Commits the import and applies it; `done` after the last chunk. With a
-  // request id, the record (its response completed by `finish`) is kept
-  // for repeats; IDEMPOTENCY_CONFLICT (and nothing committed) if another
-  // import holds that request id.
+                     Callback<std::vector<int32_t>> done) override;
   void CommitContactImport(const ContactImportLease& lease,
                            const std::string& request_id,
                            const ImportRecord& record,
                            ImportResponseFinisher finish,
-                           Callback<ContactImportResult> done);
-  // Deletes a staging import's rows in chunks; nothing for an import
-  // already committed. `done` may be null.
-  void AbortContactImport(const ContactImportLease& lease, StatusCallback done);
-
-  // --- End of contacts and contact lists ---------------------------------
+                           Callback<ContactImportResult> done) override;
+  void AbortContactImport(const ContactImportLease& lease,
+                          StatusCallback done) override;
 
   // --- Dispatch (DispatchStore; see there) ---------------------------------
 

@@ -300,7 +300,7 @@ absl::StatusOr<Campaign> Store::GetCampaign(const std::string& account_id,
   return c;
 }
 
-absl::StatusOr<Store::CampaignTotals> Store::CountCampaigns() {
+absl::StatusOr<CampaignTotals> Store::CountCampaigns() {
   return db_->Read([](SQLite::Database& db) -> absl::StatusOr<CampaignTotals> {
     CampaignTotals totals;
     SQLite::Statement st(db,

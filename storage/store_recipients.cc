@@ -67,10 +67,6 @@ Recipient ReadRecipient(SQLite::Statement& st, const RecipientIdCodec& codec) {
 
 }  // namespace internal
 
-std::string VariablesToJson(const std::map<std::string, std::string>& vars) {
-  return MapToJson(vars);
-}
-
 Store::Store(Database* db) : db_(db) {
   db_->ObserveTable("campaigns", [this](bool ended) {
     if (!ended) campaigns_changing_.store(true, std::memory_order_release);

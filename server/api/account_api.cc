@@ -95,7 +95,7 @@ void Api::CreateAccount(const RpcContext& ctx,
     return reply(errors::InvalidField(
         "currency", "must be a three-letter upper-case code like EUR"));
   }
-  storage::AccountWithKey created;
+  AccountWithKey created;
   created.account.id = NewId(kAccountPrefix);
   created.account.name = req.name();
   created.account.admin = req.admin();
@@ -103,12 +103,12 @@ void Api::CreateAccount(const RpcContext& ctx,
   created.account.created_at = created.account.updated_at = NowMicros();
   std::string secret;
   created.key = NewKey(created.account.id, "initial", &secret);
-  absl::StatusOr<storage::IdempotencyKey> idem =
+  absl::StatusOr<IdempotencyKey> idem =
       IdempotencyOf("CreateAccount:" + ctx.principal.account_id, req);
   if (!idem.ok()) return reply(idem.status());
   store_->CreateAccount(std::move(created), *std::move(idem),
-                        [reply = std::move(reply), secret](
-                            absl::StatusOr<storage::AccountWithKey> result) {
+                        [reply = std::move(reply),
+                         secret](absl::StatusOr<AccountWithKey> result) {
                           if (!result.ok()) return reply(result.status());
                           v1::Account out;
                           ToProto(result->account, &out);
@@ -139,8 +139,7 @@ void Api::CreateApiKey(const RpcContext& ctx,
   ApiKey key = NewKey(account_id, req.name(), &secret);
   // Copied before the call: argument evaluation order is unspecified.
   std::string key_id = key.id;
-  absl::StatusOr<storage::IdempotencyKey> idem =
-      IdempotencyOf("CreateApiKey", req);
+  absl::StatusOr<IdempotencyKey> idem = IdempotencyOf("CreateApiKey", req);
   if (!idem.ok()) return reply(idem.status());
   store_->CreateApiKey(
       std::move(key), *std::move(idem),
@@ -194,8 +193,7 @@ void Api::AddCredits(const RpcContext& ctx, const v1::AddCreditsRequest& req,
         "description", absl::StrCat("is longer than ",
                                     kMaxCreditDescriptionLength, " bytes")));
   }
-  absl::StatusOr<storage::IdempotencyKey> idem =
-      IdempotencyOf("AddCredits", req);
+  absl::StatusOr<IdempotencyKey> idem = IdempotencyOf("AddCredits", req);
   if (!idem.ok()) return reply(idem.status());
   store_->AddCredits(*account_id, req.amount(), req.description(),
                      *std::move(idem),

@@ -33,7 +33,7 @@
 #include "server/api/worker_pool.h"
 #include "server/dispatch/engine.h"
 #include "server/dispatch/provider_directory.h"
-#include "storage/store.h"
+#include "server/domain/repository.h"
 
 namespace campaigns::api {
 
@@ -44,7 +44,7 @@ class Api {
   // `store`, `engine` and `providers` must outlive the Api. `providers`
   // says which provider names senders may use (and ListProviders lists
   // them). `key_limit` limits each API key's calls (see key_limiter.h).
-  Api(storage::Store* store, dispatch::Engine* engine,
+  Api(Repository* store, dispatch::Engine* engine,
       const dispatch::ProviderDirectory* providers, KeyRateLimit key_limit = {})
       : store_(store),
         engine_(engine),
@@ -219,7 +219,7 @@ class Api {
   // delivery_api.cc: receipts and inbound messages (client streams).
   void RegisterDelivery(Registrar& r);
 
-  storage::Store* const store_;
+  Repository* const store_;
   dispatch::Engine* const engine_;
   const dispatch::ProviderDirectory* const providers_;
   KeyRateLimiter key_limiter_;

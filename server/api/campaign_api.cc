@@ -154,8 +154,7 @@ void Api::CreateCampaign(const RpcContext& ctx,
       req, [](const char*, bool present) { return present; }, c);
   if (status.ok()) status = ValidateCampaignSpec(c);
   if (!status.ok()) return reply(status);
-  absl::StatusOr<storage::IdempotencyKey> idem =
-      IdempotencyOf("CreateCampaign", req);
+  absl::StatusOr<IdempotencyKey> idem = IdempotencyOf("CreateCampaign", req);
   if (!idem.ok()) return reply(idem.status());
   std::optional<LifecycleChange> start;
   if (req.start()) {

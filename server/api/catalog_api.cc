@@ -43,8 +43,7 @@ void Api::CreateTemplate(const RpcContext& ctx,
   t.status = TemplateStatus::kPending;
   t.created_at = t.updated_at = NowMicros();
   if (absl::Status s = ValidateTemplate(t); !s.ok()) return reply(s);
-  absl::StatusOr<storage::IdempotencyKey> idem =
-      IdempotencyOf("CreateTemplate", req);
+  absl::StatusOr<IdempotencyKey> idem = IdempotencyOf("CreateTemplate", req);
   if (!idem.ok()) return reply(idem.status());
   store_->CreateTemplate(std::move(t), *std::move(idem),
                          Convert<v1::Template, Template>(std::move(reply)));
@@ -62,7 +61,7 @@ void Api::ListTemplates(const RpcContext& ctx,
   std::string query;
   absl::StatusOr<PageRequest> page = PageOf(ctx, req, &query);
   if (!page.ok()) return reply(page.status());
-  storage::TemplateFilter filter;
+  TemplateFilter filter;
   absl::StatusOr<TemplateStatus> status =
       TemplateStatusFromProto(req.status(), "status");
   if (!status.ok()) return reply(status.status());
@@ -199,8 +198,7 @@ void Api::RegisterSender(const RpcContext& ctx,
     return reply(errors::InvalidField(
         "sender_id", "an email sender must be an email address"));
   }
-  absl::StatusOr<storage::IdempotencyKey> idem =
-      IdempotencyOf("RegisterSender", req);
+  absl::StatusOr<IdempotencyKey> idem = IdempotencyOf("RegisterSender", req);
   if (!idem.ok()) return reply(idem.status());
   store_->RegisterSender(std::move(s), *std::move(idem),
                          Convert<v1::Sender, Sender>(std::move(reply)));

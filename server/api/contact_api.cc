@@ -69,16 +69,16 @@ absl::StatusOr<std::vector<std::string>> MemberIds(
 }
 
 // A Store callback answering a membership request.
-std::function<void(absl::StatusOr<storage::ListMembershipChange>)>
-ReplyMembership(Reply<v1::ContactListMembershipResponse> reply) {
-  return [reply = std::move(reply)](
-             absl::StatusOr<storage::ListMembershipChange> change) {
-    if (!change.ok()) return reply(change.status());
-    v1::ContactListMembershipResponse out;
-    out.set_changed(change->changed);
-    ToProto(change->list, out.mutable_list());
-    reply(std::move(out));
-  };
+std::function<void(absl::StatusOr<ListMembershipChange>)> ReplyMembership(
+    Reply<v1::ContactListMembershipResponse> reply) {
+  return
+      [reply = std::move(reply)](absl::StatusOr<ListMembershipChange> change) {
+        if (!change.ok()) return reply(change.status());
+        v1::ContactListMembershipResponse out;
+        out.set_changed(change->changed);
+        ToProto(change->list, out.mutable_list());
+        reply(std::move(out));
+      };
 }
 
 }  // namespace
@@ -125,8 +125,7 @@ void Api::CreateContact(const RpcContext& ctx,
   absl::StatusOr<std::vector<std::string>> tags =
       TagsFromProto(req.tags(), "tags");
   if (!tags.ok()) return reply(tags.status());
-  absl::StatusOr<storage::IdempotencyKey> idem =
-      IdempotencyOf("CreateContact", req);
+  absl::StatusOr<IdempotencyKey> idem = IdempotencyOf("CreateContact", req);
   if (!idem.ok()) return reply(idem.status());
   Contact c;
   c.id = NewId(kContactPrefix);
@@ -158,7 +157,7 @@ void Api::ListContacts(const RpcContext& ctx,
   if (absl::Status s = CheckIdLength("list_id", req.list_id()); !s.ok()) {
     return reply(s);
   }
-  storage::ContactFilter filter;
+  ContactFilter filter;
   filter.tag = req.tag();
   filter.list_id = req.list_id();
   filter.channel = *channel;
@@ -236,8 +235,7 @@ void Api::CreateContactList(const RpcContext& ctx,
         "description", absl::StrCat("is longer than ",
                                     kMaxListDescriptionLength, " characters")));
   }
-  absl::StatusOr<storage::IdempotencyKey> idem =
-      IdempotencyOf("CreateContactList", req);
+  absl::StatusOr<IdempotencyKey> idem = IdempotencyOf("CreateContactList", req);
   if (!idem.ok()) return reply(idem.status());
   ContactList l;
   l.id = NewId(kContactListPrefix);

@@ -16,8 +16,8 @@
 
 namespace campaigns::api {
 
-std::string FinishContactImportResponse(
-    const std::string& recorded, const storage::ContactImportResult& result) {
+std::string FinishContactImportResponse(const std::string& recorded,
+                                        const ContactImportResult& result) {
   v1::ImportContactsResponse response;
   response.ParseFromString(recorded);
   response.set_imported(result.created);
@@ -72,8 +72,8 @@ absl::Status ContactImport::CheckLater(const Req& message) const {
 
 void ContactImport::Begin(std::function<void(absl::StatusOr<Channel>)> done) {
   store_->BeginContactImport(
-      lease_, [this, done = std::move(done)](
-                  absl::StatusOr<storage::ContactImportLease> lease) {
+      lease_,
+      [this, done = std::move(done)](absl::StatusOr<ContactImportLease> lease) {
         if (!lease.ok()) return done(lease.status());
         lease_.id = lease->id;
         done(lease_.channel);
@@ -114,9 +114,9 @@ CheckedBatch ContactImport::Check(std::vector<ImportRow> rows) const {
           r.row, RowErrorReason(r.line, address.status().message())));
       continue;
     }
-    storage::StagedRecipient staged;
+    StagedRecipient staged;
     staged.address = *std::move(address);
-    staged.variables_json = storage::VariablesToJson(attributes);
+    staged.variables_json = VariablesToJson(attributes);
     out.rows.push_back(std::move(staged));
     out.row_numbers.push_back(r.row);
     out.line_numbers.push_back(r.line);
@@ -124,14 +124,14 @@ CheckedBatch ContactImport::Check(std::vector<ImportRow> rows) const {
   return out;
 }
 
-void ContactImport::Stage(std::vector<storage::StagedRecipient> rows,
-                          storage::Callback<std::vector<int32_t>> done) {
+void ContactImport::Stage(std::vector<StagedRecipient> rows,
+                          Done<std::vector<int32_t>> done) {
   const int64_t first = next_row_;
   next_row_ += static_cast<int64_t>(rows.size());
   store_->StageContacts(lease_, first, std::move(rows), std::move(done));
 }
 
-void ContactImport::Commit(Resp response, storage::ImportRecord record,
+void ContactImport::Commit(Resp response, ImportRecord record,
                            Reply<Resp> done) {
   // `imported` and `updated` are known once applied.
   response.clear_imported();
@@ -139,7 +139,7 @@ void ContactImport::Commit(Resp response, storage::ImportRecord record,
   store_->CommitContactImport(
       lease_, request_id_, record, FinishContactImportResponse,
       [this, response = std::move(response), done = std::move(done)](
-          absl::StatusOr<storage::ContactImportResult> result) mutable {
+          absl::StatusOr<ContactImportResult> result) mutable {
         if (!result.ok()) return done(result.status());
         settled_ = true;
         response.set_imported(result->created);

@@ -25,13 +25,13 @@ namespace campaigns::api {
 
 // ImportResponseFinisher of ImportContacts: the recorded response with
 // `imported` and `updated` set.
-std::string FinishContactImportResponse(
-    const std::string& recorded, const storage::ContactImportResult& result);
+std::string FinishContactImportResponse(const std::string& recorded,
+                                        const ContactImportResult& result);
 
 class ContactImport final : public StreamImport<v1::ImportContactsRequest,
                                                 v1::ImportContactsResponse> {
  public:
-  ContactImport(const RpcContext& ctx, storage::Store* store, WorkerPool* pool)
+  ContactImport(const RpcContext& ctx, Repository* store, WorkerPool* pool)
       : StreamImport(ctx, store, pool) {}
   // As RecipientImport's: an import begun and neither committed nor rolled
   // back when its last reference goes is rolled back here.
@@ -47,15 +47,14 @@ class ContactImport final : public StreamImport<v1::ImportContactsRequest,
   std::string Resource() const override { return ""; }
   void Begin(std::function<void(absl::StatusOr<Channel>)> done) override;
   CheckedBatch Check(std::vector<ImportRow> rows) const override;
-  void Stage(std::vector<storage::StagedRecipient> rows,
-             storage::Callback<std::vector<int32_t>> done) override;
-  void Commit(Resp response, storage::ImportRecord record,
-              Reply<Resp> done) override;
+  void Stage(std::vector<StagedRecipient> rows,
+             Done<std::vector<int32_t>> done) override;
+  void Commit(Resp response, ImportRecord record, Reply<Resp> done) override;
   void RollBack() override;
   absl::string_view DuplicateReason() const override;
 
-  storage::ContactImportLease lease_;  // id set by Begin's callback
-  int64_t next_row_ = 1;               // number of the next staged row
+  ContactImportLease lease_;  // id set by Begin's callback
+  int64_t next_row_ = 1;      // number of the next staged row
   // Committed or rolled back. Written by Commit's callback and RollBack
   // (which StreamImport never runs concurrently), read by the destructor.
   bool settled_ = false;

@@ -106,7 +106,7 @@ class InboundStream final
     : public StreamConsumer<v1::InboundMessage,
                             v1::ReportInboundMessagesResponse> {
  public:
-  InboundStream(const RpcContext& ctx, storage::Store* store)
+  InboundStream(const RpcContext& ctx, Repository* store)
       : account_id_(ctx.principal.account_id), store_(store) {}
 
   void OnMessage(const v1::InboundMessage& m, Next next) override {
@@ -149,7 +149,7 @@ class InboundStream final
 
  private:
   const std::string account_id_;
-  storage::Store* const store_;
+  Repository* const store_;
   int64_t received_ = 0;
   int64_t opt_outs_ = 0;
 };

@@ -18,8 +18,8 @@
 #include "server/api/convert.h"
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
+#include "server/domain/repository.h"
 #include "server/domain/rules.h"
-#include "storage/store.h"
 
 namespace campaigns::api {
 
@@ -112,11 +112,10 @@ void ReplyPage(const absl::StatusOr<Page<T>>& page, const std::string& query,
 // The idempotency key of a create request: its request_id (checked for
 // length) and the hash of the rest of its body.
 template <typename Req>
-absl::StatusOr<storage::IdempotencyKey> IdempotencyOf(std::string method,
-                                                      const Req& req) {
+absl::StatusOr<IdempotencyKey> IdempotencyOf(std::string method,
+                                             const Req& req) {
   RETURN_IF_ERROR(CheckIdLength("request_id", req.request_id()));
-  return storage::IdempotencyKey{std::move(method), req.request_id(),
-                                 RequestHash(req)};
+  return IdempotencyKey{std::move(method), req.request_id(), RequestHash(req)};
 }
 
 inline absl::Status RequireId(const std::string& id, const char* field = "id") {

@@ -36,13 +36,13 @@ absl::Status RecipientImport::CheckLater(const Req& message) const {
 }
 
 void RecipientImport::Begin(std::function<void(absl::StatusOr<Channel>)> done) {
-  store_->BeginRecipientImport(ctx_.principal.account_id, campaign_id_,
-                               [this, done = std::move(done)](
-                                   absl::StatusOr<storage::ImportLease> lease) {
-                                 if (!lease.ok()) return done(lease.status());
-                                 lease_ = *std::move(lease);
-                                 done(lease_->campaign.channel);
-                               });
+  store_->BeginRecipientImport(
+      ctx_.principal.account_id, campaign_id_,
+      [this, done = std::move(done)](absl::StatusOr<ImportLease> lease) {
+        if (!lease.ok()) return done(lease.status());
+        lease_ = *std::move(lease);
+        done(lease_->campaign.channel);
+      });
 }
 
 CheckedBatch RecipientImport::Check(std::vector<ImportRow> rows) const {
@@ -116,12 +116,12 @@ CheckedBatch RecipientImport::Check(std::vector<ImportRow> rows) const {
                                               " is on the suppression list"))));
       continue;
     }
-    storage::StagedRecipient staged;
+    StagedRecipient staged;
     staged.row = r.row;
     staged.line = r.line;
     staged.address = std::move(addresses[j]);
     staged.contact_id = std::move(r.contact_id);
-    staged.variables_json = storage::VariablesToJson(r.variables);
+    staged.variables_json = VariablesToJson(r.variables);
     if (IsPhoneChannel(channel_)) {
       staged.country = RegionOfPhoneNumber(staged.address);
     }
@@ -132,12 +132,12 @@ CheckedBatch RecipientImport::Check(std::vector<ImportRow> rows) const {
   return out;
 }
 
-void RecipientImport::Stage(std::vector<storage::StagedRecipient> rows,
-                            storage::Callback<std::vector<int32_t>> done) {
+void RecipientImport::Stage(std::vector<StagedRecipient> rows,
+                            Done<std::vector<int32_t>> done) {
   store_->StageRecipients(*lease_, std::move(rows), std::move(done));
 }
 
-void RecipientImport::Commit(Resp response, storage::ImportRecord record,
+void RecipientImport::Commit(Resp response, ImportRecord record,
                              Reply<Resp> done) {
   // Duplicates are found once every row is staged, in address order: a
   // sort on a read connection that may take seconds for millions of rows,
@@ -146,14 +146,13 @@ void RecipientImport::Commit(Resp response, storage::ImportRecord record,
   pool()->Submit([self = shared_from_this(), this,
                   response = std::move(response), record = std::move(record),
                   done = std::move(done)]() mutable {
-    absl::StatusOr<storage::ImportDuplicates> duplicates =
-        store_->SettleRecipientImport(*lease_, kMaxErrors,
-                                      [this] { return Aborted(); });
+    absl::StatusOr<ImportDuplicates> duplicates = store_->SettleRecipientImport(
+        *lease_, kMaxErrors, [this] { return Aborted(); });
     if (!duplicates.ok()) return done(duplicates.status());
     if (duplicates->count > 0) {
       response.set_imported(response.imported() - duplicates->count);
       response.set_duplicates(response.duplicates() + duplicates->count);
-      for (const storage::ImportDuplicates::Row& d : duplicates->first) {
+      for (const ImportDuplicates::Row& d : duplicates->first) {
         *response.add_errors() =
             MakeImportError(d.row, RowErrorReason(d.line, DuplicateReason()));
       }
@@ -163,7 +162,7 @@ void RecipientImport::Commit(Resp response, storage::ImportRecord record,
   });
 }
 
-void RecipientImport::CommitSettled(Resp response, storage::ImportRecord record,
+void RecipientImport::CommitSettled(Resp response, ImportRecord record,
                                     Reply<Resp> done) {
   record.response = response.SerializeAsString();
   const int64_t imported = response.imported();

@@ -28,8 +28,7 @@ class RecipientImport final
     : public StreamImport<v1::ImportRecipientsRequest,
                           v1::ImportRecipientsResponse> {
  public:
-  RecipientImport(const RpcContext& ctx, storage::Store* store,
-                  WorkerPool* pool)
+  RecipientImport(const RpcContext& ctx, Repository* store, WorkerPool* pool)
       : StreamImport(ctx, store, pool) {}
   // The safety net of the campaign's import slot: an import begun and
   // neither committed nor rolled back when its last reference goes is
@@ -49,20 +48,18 @@ class RecipientImport final
   // Staging only appends: one batch per write keeps other writes' wait
   // short.
   int StageBatches() const override { return 1; }
-  void Stage(std::vector<storage::StagedRecipient> rows,
-             storage::Callback<std::vector<int32_t>> done) override;
-  void Commit(Resp response, storage::ImportRecord record,
-              Reply<Resp> done) override;
+  void Stage(std::vector<StagedRecipient> rows,
+             Done<std::vector<int32_t>> done) override;
+  void Commit(Resp response, ImportRecord record, Reply<Resp> done) override;
   // Commit, once the duplicates are out of `response`'s counts.
-  void CommitSettled(Resp response, storage::ImportRecord record,
-                     Reply<Resp> done);
+  void CommitSettled(Resp response, ImportRecord record, Reply<Resp> done);
   void RollBack() override;
   absl::string_view DuplicateReason() const override;
   void FillResponse(Resp* out) const override;
 
   std::string campaign_id_;  // fixed by Configure
   // Set by Begin's callback before any batch is staged.
-  std::optional<storage::ImportLease> lease_;
+  std::optional<ImportLease> lease_;
   // Committed or rolled back. Written by Commit's callback and RollBack
   // (which StreamImport never runs concurrently), read by the destructor.
   bool settled_ = false;

@@ -40,8 +40,8 @@ void SortAndTrimErrors(
 }
 
 template <typename Req, typename Resp>
-StreamImport<Req, Resp>::StreamImport(const RpcContext& ctx,
-                                      storage::Store* store, WorkerPool* pool)
+StreamImport<Req, Resp>::StreamImport(const RpcContext& ctx, Repository* store,
+                                      WorkerPool* pool)
     : ctx_(ctx), store_(store), pool_(pool), parse_queue_(pool) {}
 
 template <typename Req, typename Resp>
@@ -109,7 +109,7 @@ absl::Status StreamImport<Req, Resp>::Start(const Req& first) {
   hasher_.UpdateField(absl::StrCat(static_cast<int>(format_)));
   hasher_.UpdateField(default_region_);
   if (!request_id_.empty()) {
-    absl::StatusOr<std::optional<storage::ImportRecord>> previous =
+    absl::StatusOr<std::optional<ImportRecord>> previous =
         store_->FindImportRecord(ctx_.principal.account_id, MethodName(),
                                  request_id_);
     if (!previous.ok()) return previous.status();
@@ -282,7 +282,7 @@ void StreamImport<Req, Resp>::StageReady() {
     in_flight_ -= batch->batches;
     return;
   }
-  std::vector<storage::StagedRecipient> rows = std::move(batch->rows);
+  std::vector<StagedRecipient> rows = std::move(batch->rows);
   batch->rows.clear();
   batch->staged = static_cast<int64_t>(rows.size());
   // Under mu_, so batches reach the writer in row order: the first of two
@@ -472,7 +472,7 @@ std::vector<std::function<void()>> StreamImport<Req, Resp>::Advance() {
 template <typename Req, typename Resp>
 void StreamImport<Req, Resp>::CommitNow() {
   committing_ = true;
-  storage::ImportRecord record;
+  ImportRecord record;
   record.body_hash = hasher_.HexDigest();
   record.campaign_id = Resource();
   Commit(

@@ -49,13 +49,13 @@
 #include "server/domain/ids.h"
 #include "server/domain/import_rows.h"
 #include "server/domain/mutex.h"
-#include "storage/store.h"
+#include "server/domain/repository.h"
 
 namespace campaigns::api {
 
 // A batch after Check: rows to stage and rows refused.
 struct CheckedBatch {
-  std::vector<storage::StagedRecipient> rows;
+  std::vector<StagedRecipient> rows;
   std::vector<int64_t> row_numbers;  // of `rows`, for duplicate errors
   std::vector<int64_t> line_numbers;
   std::vector<v1::ImportError> refused;  // invalid or suppressed
@@ -106,7 +106,7 @@ class StreamImport
   void OnAbort() final;
 
  protected:
-  StreamImport(const RpcContext& ctx, storage::Store* store, WorkerPool* pool);
+  StreamImport(const RpcContext& ctx, Repository* store, WorkerPool* pool);
 
   // --- The target ------------------------------------------------------
   // The method name idempotency records are kept under.
@@ -135,14 +135,13 @@ class StreamImport
   virtual int StageBatches() const { return 4; }
   // Stages rows in row order (called with mu_ held, so calls keep order);
   // `done` gets the indexes of duplicates.
-  virtual void Stage(std::vector<storage::StagedRecipient> rows,
-                     storage::Callback<std::vector<int32_t>> done) = 0;
+  virtual void Stage(std::vector<StagedRecipient> rows,
+                     Done<std::vector<int32_t>> done) = 0;
   // Makes the staged rows take effect and remembers `record` under the
   // request id; `done` gets the final response (`response` completed, its
   // counts corrected if the target finds more duplicates). Called with mu_
   // held: must not block.
-  virtual void Commit(Resp response, storage::ImportRecord record,
-                      Reply<Resp> done) = 0;
+  virtual void Commit(Resp response, ImportRecord record, Reply<Resp> done) = 0;
   // Deletes the staged rows. Called at most once, after Begin succeeded and
   // unless Commit succeeded.
   virtual void RollBack() = 0;
@@ -160,7 +159,7 @@ class StreamImport
   }
 
   const RpcContext ctx_;
-  storage::Store* const store_;
+  Repository* const store_;
   Sha256Hasher hasher_;
   // Fixed before the first batch is checked.
   Channel channel_ = Channel::kUnspecified;
@@ -220,7 +219,7 @@ class StreamImport
   Phase phase_ = Phase::kFirst;
   int format_ = 0;  // Req's Format
   bool began_ = false;
-  std::optional<storage::ImportRecord> previous_;  // kReplay
+  std::optional<ImportRecord> previous_;  // kReplay
   std::unique_ptr<CsvRowReader> csv_;
   int64_t json_rows_ = 0;
   std::vector<ImportRow> open_batch_;

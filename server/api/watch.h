@@ -28,14 +28,14 @@
 #include "server/dispatch/engine.h"
 #include "server/dispatch/progress.h"
 #include "server/domain/mutex.h"
-#include "storage/store.h"
+#include "server/domain/repository.h"
 
 namespace campaigns::api {
 
 class WatchMethod final : public Method {
  public:
-  WatchMethod(RawService* service, int index, CallEnv* env,
-              storage::Store* store, dispatch::Engine* engine)
+  WatchMethod(RawService* service, int index, CallEnv* env, Repository* store,
+              dispatch::Engine* engine)
       : service_(service),
         index_(index),
         env_(env),
@@ -65,7 +65,7 @@ class WatchMethod final : public Method {
   RawService* const service_;
   const int index_;
   CallEnv* const env_;
-  storage::Store* const store_;
+  Repository* const store_;
   dispatch::Engine* const engine_;  // ShowUnstoredPause
   dispatch::ProgressHub* const hub_;
   Mutex mu_;

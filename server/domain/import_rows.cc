@@ -2,6 +2,7 @@
 #include "server/domain/import_rows.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -46,6 +47,11 @@ size_t FirstOver(const std::vector<std::string>& fields, size_t max_bytes) {
 }
 
 }  // namespace
+
+std::string VariablesToJson(const std::map<std::string, std::string>& vars) {
+  return nlohmann::json(vars).dump(-1, ' ', false,
+                                   nlohmann::json::error_handler_t::replace);
+}
 
 std::string RowErrorReason(int64_t line, absl::string_view why) {
   if (line > 0) return absl::StrCat("line ", line, ": ", why);

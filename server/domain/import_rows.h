@@ -69,6 +69,11 @@ struct ImportRow {
   std::string error;  // non-empty: the row is invalid, for this reason
 };
 
+// A row's variables as the JSON object of strings staged rows carry
+// (StagedRecipient::variables_json) and recipients and contacts store. Bytes
+// that are not UTF-8 become U+FFFD; never throws.
+std::string VariablesToJson(const std::map<std::string, std::string>& vars);
+
 // Error text of a row for ImportError.reason: "line N: <why>" for a CSV row
 // starting on line N (> 0); just `why` for JSON rows (line 0).
 std::string RowErrorReason(int64_t line, absl::string_view why);

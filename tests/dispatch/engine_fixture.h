@@ -86,9 +86,8 @@ class EngineTest : public ::testing::Test {
     s.channel = Channel::kSms;
     s.tier = tier;
     s.created_at = s.updated_at = NowMicros();
-    auto r = AwaitResult<Sender>([&](storage::Callback<Sender> done) {
-      store_->RegisterSender(s, {}, done);
-    });
+    auto r = AwaitResult<Sender>(
+        [&](Done<Sender> done) { store_->RegisterSender(s, {}, done); });
     EXPECT_TRUE(r.ok()) << r.status();
     return id;
   }
@@ -105,11 +104,10 @@ class EngineTest : public ::testing::Test {
     c.body = "Hi {{name}}";
     c.batch_size = batch_size;
     c.created_at = c.updated_at = NowMicros();
-    auto created = AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
-      store_->CreateCampaign(c, {}, done);
-    });
+    auto created = AwaitResult<Campaign>(
+        [&](Done<Campaign> done) { store_->CreateCampaign(c, {}, done); });
     EXPECT_TRUE(created.ok()) << created.status();
-    std::vector<storage::StagedRecipient> rows;
+    std::vector<StagedRecipient> rows;
     for (int i = 0; i < n; ++i) {
       rows.push_back({absl::StrCat("+1202", 4000000 + base + i), "",
                       absl::StrCat("{\"name\":\"n", i, "\"}"), "US"});
@@ -120,8 +118,8 @@ class EngineTest : public ::testing::Test {
   // Imports `rows` (none a duplicate) into draft campaign `id`; returns the
   // campaign after the commit.
   Campaign ImportRows(const std::string& id,
-                      const std::vector<storage::StagedRecipient>& rows) {
-    auto lease = AwaitResult<storage::ImportLease>(
+                      const std::vector<StagedRecipient>& rows) {
+    auto lease = AwaitResult<ImportLease>(
         [&](auto done) { store_->BeginRecipientImport(account_, id, done); });
     EXPECT_TRUE(lease.ok()) << lease.status();
     auto dup = AwaitResult<std::vector<int32_t>>(

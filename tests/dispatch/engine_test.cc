@@ -68,7 +68,7 @@ TEST_F(EngineTest, TemplateComponentsAreRenderedForEachRecipient) {
   s.channel = Channel::kWhatsapp;
   s.tier = SenderTier::kUnlimited;
   s.created_at = s.updated_at = NowMicros();
-  ASSERT_TRUE(AwaitResult<Sender>([&](storage::Callback<Sender> done) {
+  ASSERT_TRUE(AwaitResult<Sender>([&](Done<Sender> done) {
                 store_->RegisterSender(s, {}, done);
               }).ok());
   Template t;
@@ -80,7 +80,7 @@ TEST_F(EngineTest, TemplateComponentsAreRenderedForEachRecipient) {
   t.body = "Hi {{1}}, your code is {{2}}";
   t.status = TemplateStatus::kApproved;
   t.created_at = t.updated_at = NowMicros();
-  ASSERT_TRUE(AwaitResult<Template>([&](storage::Callback<Template> done) {
+  ASSERT_TRUE(AwaitResult<Template>([&](Done<Template> done) {
                 store_->CreateTemplate(t, {}, done);
               }).ok());
   Campaign c;
@@ -98,10 +98,10 @@ TEST_F(EngineTest, TemplateComponentsAreRenderedForEachRecipient) {
        "",
        0}};
   c.created_at = c.updated_at = NowMicros();
-  ASSERT_TRUE(AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
+  ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
                 store_->CreateCampaign(c, {}, done);
               }).ok());
-  std::vector<storage::StagedRecipient> rows = {
+  std::vector<StagedRecipient> rows = {
       {"+12024000001", "", R"({"first":"Asha","code":"A1"})", "US"},
       {"+12024000002", "", R"({"first":"Ben"})", "US"}};  // lacks code
   ImportRows(c.id, rows);
@@ -139,7 +139,7 @@ TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {
   s.channel = Channel::kEmail;
   s.tier = SenderTier::kUnlimited;
   s.created_at = s.updated_at = NowMicros();
-  ASSERT_TRUE(AwaitResult<Sender>([&](storage::Callback<Sender> done) {
+  ASSERT_TRUE(AwaitResult<Sender>([&](Done<Sender> done) {
                 store_->RegisterSender(s, {}, done);
               }).ok());
   // The template gives the HTML body; the campaign its own subject.
@@ -154,7 +154,7 @@ TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {
   t.html_body = "<p>Hi <b>{{name}}</b>, {{note}}</p>";
   t.status = TemplateStatus::kApproved;
   t.created_at = t.updated_at = NowMicros();
-  ASSERT_TRUE(AwaitResult<Template>([&](storage::Callback<Template> done) {
+  ASSERT_TRUE(AwaitResult<Template>([&](Done<Template> done) {
                 store_->CreateTemplate(t, {}, done);
               }).ok());
   Campaign c;
@@ -166,10 +166,10 @@ TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {
   c.template_id = t.id;
   c.subject = "{{name}}: your {{item}}";
   c.created_at = c.updated_at = NowMicros();
-  ASSERT_TRUE(AwaitResult<Campaign>([&](storage::Callback<Campaign> done) {
+  ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
                 store_->CreateCampaign(c, {}, done);
               }).ok());
-  std::vector<storage::StagedRecipient> rows = {
+  std::vector<StagedRecipient> rows = {
       {"ann@example.com", "",
        R"({"name":"Ann <ann@x>","note":"5 > 3 & 'yes'",)"
        R"("item":"order\r\nBcc: x@y"})",

@@ -27,9 +27,8 @@ class ProviderReceiptsTest : public EngineTest {
     s.tier = SenderTier::kUnlimited;
     s.provider = provider;
     s.created_at = s.updated_at = NowMicros();
-    auto r = AwaitResult<Sender>([&](storage::Callback<Sender> done) {
-      store_->RegisterSender(s, {}, done);
-    });
+    auto r = AwaitResult<Sender>(
+        [&](Done<Sender> done) { store_->RegisterSender(s, {}, done); });
     EXPECT_TRUE(r.ok()) << r.status();
     return id;
   }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/domain/address.h"
 #include "server/domain/errors.h"
+#include "server/domain/import_rows.h"
 #include "storage/store.h"
 #include "tests/storage/temp_db.h"
 

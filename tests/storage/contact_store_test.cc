@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
+#include "server/domain/import_rows.h"
 #include "server/domain/model.h"
 #include "storage/database.h"
 #include "storage/store.h"

@@ -69,6 +69,7 @@
 #include "campaigns/v1/sender.grpc.pb.h"
 #include "campaigns/v1/suppression.grpc.pb.h"
 #include "server/domain/address.h"
+#include "server/domain/import_rows.h"
 #include "storage/migrations.h"
 #include "storage/store.h"
 #include "tools/bench/bench_util.h"
@@ -168,7 +169,7 @@ double BenchInsert(const std::vector<Row>& rows, const std::string& path,
       address = addresses[i];
     }
     st.bind(1, address);
-    st.bind(2, campaigns::storage::VariablesToJson(
+    st.bind(2, campaigns::VariablesToJson(
                    {{"name", rows[i].name},
                     {"code", absl::StrCat("C", rows[i].name.size())}}));
     st.exec();

@@ -27,7 +27,6 @@
 #include "campaigns/v1/campaign.pb.h"
 #include "server/domain/import_rows.h"
 #include "server/domain/utf8.h"
-#include "storage/store.h"
 
 namespace {
 
@@ -95,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     try {
-      (void)campaigns::storage::VariablesToJson(row.variables);
+      (void)campaigns::VariablesToJson(row.variables);
     } catch (const std::exception&) {
       Fail("VariablesToJson threw");
     }
