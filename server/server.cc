@@ -17,7 +17,7 @@
 #include "server/domain/mutex.h"
 #include "server/domain/rules.h"
 #include "server/log/log.h"
-#include "storage/store.h"
+#include "storage/sqlite/store.h"
 
 namespace campaigns {
 namespace {

@@ -37,7 +37,7 @@
 #include "server/domain/repository.h"
 #include "server/http/operator_http.h"
 #include "server/metrics/prometheus_metrics.h"
-#include "storage/database.h"
+#include "storage/sqlite/database.h"
 
 namespace campaigns {
 

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/dispatch/simulator.h"
 #include "server/domain/errors.h"
-#include "storage/store.h"
+#include "storage/sqlite/store.h"
 #include "tests/dispatch/engine_fixture.h"
 #include "tests/dispatch/fake_timer.h"
 #include "tests/storage/temp_db.h"

@@ -2,8 +2,8 @@
 #include <atomic>
 #include <thread>
 
-#include "storage/database.h"
-#include "storage/store.h"
+#include "storage/sqlite/database.h"
+#include "storage/sqlite/store.h"
 #include "tests/integration/fixture.h"
 
 namespace campaigns::testing {

@@ -14,7 +14,7 @@
 #include "server/domain/address.h"
 #include "server/domain/errors.h"
 #include "server/domain/import_rows.h"
-#include "storage/store.h"
+#include "storage/sqlite/store.h"
 #include "tests/storage/temp_db.h"
 
 namespace campaigns::storage {

@@ -1,5 +1,5 @@
 // Tests of the contacts, contact lists and MaterializeAudience parts of
-// storage/store.h on a temporary database file.
+// storage/sqlite/store.h on a temporary database file.
 #include <SQLiteCpp/Statement.h>
 
 #include <functional>
@@ -19,8 +19,8 @@
 #include "server/domain/ids.h"
 #include "server/domain/import_rows.h"
 #include "server/domain/model.h"
-#include "storage/database.h"
-#include "storage/store.h"
+#include "storage/sqlite/database.h"
+#include "storage/sqlite/store.h"
 #include "tests/storage/temp_db.h"
 
 namespace campaigns::storage {

@@ -1,7 +1,7 @@
-// Tests of storage/database.h and storage/migrations.h: opening and
-// migrating, the group-committing writer thread, reads, and the mapping of
+// Tests of storage/sqlite/database.h and storage/sqlite/migrations.h: opening
+// and migrating, the group-committing writer thread, reads, and the mapping of
 // SQLite exceptions to statuses.
-#include "storage/database.h"
+#include "storage/sqlite/database.h"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
@@ -29,8 +29,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/domain/mutex.h"
-#include "storage/migrations.h"
-#include "storage/store.h"
+#include "storage/sqlite/migrations.h"
+#include "storage/sqlite/store.h"
 #include "tests/storage/temp_db.h"
 
 namespace campaigns::storage {

@@ -18,7 +18,7 @@
 #include "absl/time/clock.h"
 #include "server/domain/billing.h"
 #include "server/domain/errors.h"
-#include "storage/store.h"
+#include "storage/sqlite/store.h"
 #include "tests/storage/temp_db.h"
 #include "tests/support/fault_vfs.h"
 

@@ -1,6 +1,6 @@
-// Tests of storage/store.h on a temporary database file: accounts and keys,
-// templates, senders, campaigns, tenancy and idempotency.
-#include "storage/store.h"
+// Tests of storage/sqlite/store.h on a temporary database file: accounts and
+// keys, templates, senders, campaigns, tenancy and idempotency.
+#include "storage/sqlite/store.h"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -21,7 +21,7 @@
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
 #include "server/domain/model.h"
-#include "storage/database.h"
+#include "storage/sqlite/database.h"
 #include "tests/storage/temp_db.h"
 
 namespace campaigns::storage {

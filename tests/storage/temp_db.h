@@ -25,7 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
-#include "storage/database.h"
+#include "storage/sqlite/database.h"
 
 namespace campaigns::storage::test_util {
 

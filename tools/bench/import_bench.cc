@@ -70,8 +70,8 @@
 #include "campaigns/v1/suppression.grpc.pb.h"
 #include "server/domain/address.h"
 #include "server/domain/import_rows.h"
-#include "storage/migrations.h"
-#include "storage/store.h"
+#include "storage/sqlite/migrations.h"
+#include "storage/sqlite/store.h"
 #include "tools/bench/bench_util.h"
 #include "tools/bench/import_load.h"
 

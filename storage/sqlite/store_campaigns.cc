@@ -7,9 +7,9 @@
 #include "absl/strings/str_join.h"
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
-#include "storage/rows.h"
-#include "storage/store.h"
-#include "storage/store_internal.h"
+#include "storage/sqlite/rows.h"
+#include "storage/sqlite/store.h"
+#include "storage/sqlite/store_internal.h"
 
 namespace campaigns::storage {
 namespace {

@@ -3,8 +3,8 @@
 // Times are stored as INTEGER microseconds since the epoch; optional times
 // and durations as NULL when unset; maps, lists and components as JSON text.
 // All functions are stateless and thread-safe.
-#ifndef CAMPAIGND_STORAGE_ROWS_H_
-#define CAMPAIGND_STORAGE_ROWS_H_
+#ifndef CAMPAIGND_STORAGE_SQLITE_ROWS_H_
+#define CAMPAIGND_STORAGE_SQLITE_ROWS_H_
 
 #include <SQLiteCpp/Column.h>
 #include <SQLiteCpp/Statement.h>
@@ -69,4 +69,4 @@ ContactList ReadContactList(SQLite::Statement& st);
 
 }  // namespace campaigns::storage
 
-#endif  // CAMPAIGND_STORAGE_ROWS_H_
+#endif  // CAMPAIGND_STORAGE_SQLITE_ROWS_H_

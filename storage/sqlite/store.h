@@ -12,8 +12,8 @@
 // the campaigns table (see campaigns_).
 //
 // Thread-safe.
-#ifndef CAMPAIGND_STORAGE_STORE_H_
-#define CAMPAIGND_STORAGE_STORE_H_
+#ifndef CAMPAIGND_STORAGE_SQLITE_STORE_H_
+#define CAMPAIGND_STORAGE_SQLITE_STORE_H_
 
 #include <atomic>
 #include <functional>
@@ -33,9 +33,9 @@
 #include "server/domain/model.h"
 #include "server/domain/recipient_ids.h"
 #include "server/domain/repository.h"
-#include "storage/database.h"
 #include "storage/principal_cache.h"
 #include "storage/row_cache.h"
+#include "storage/sqlite/database.h"
 
 namespace campaigns::storage {
 
@@ -314,4 +314,4 @@ class Store : public Repository {
 
 }  // namespace campaigns::storage
 
-#endif  // CAMPAIGND_STORAGE_STORE_H_
+#endif  // CAMPAIGND_STORAGE_SQLITE_STORE_H_

@@ -1,5 +1,5 @@
 // Database: SQLite with one group-committing writer and a reader pool.
-#include "storage/database.h"
+#include "storage/sqlite/database.h"
 
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
@@ -23,7 +23,7 @@
 #include "absl/strings/str_join.h"
 #include "server/domain/errors.h"
 #include "server/log/log.h"
-#include "storage/migrations.h"
+#include "storage/sqlite/migrations.h"
 
 namespace campaigns::storage {
 

@@ -3,8 +3,8 @@
 // Migration N (1-based) takes the schema from version N-1 to N. Each runs in
 // its own transaction together with the user_version bump, so a crash leaves
 // the database at a whole version.
-#ifndef CAMPAIGND_STORAGE_MIGRATIONS_H_
-#define CAMPAIGND_STORAGE_MIGRATIONS_H_
+#ifndef CAMPAIGND_STORAGE_SQLITE_MIGRATIONS_H_
+#define CAMPAIGND_STORAGE_SQLITE_MIGRATIONS_H_
 
 #include <SQLiteCpp/Database.h>
 
@@ -25,4 +25,4 @@ absl::StatusOr<int> MigrateTo(SQLite::Database& db, int target);
 
 }  // namespace campaigns::storage
 
-#endif  // CAMPAIGND_STORAGE_MIGRATIONS_H_
+#endif  // CAMPAIGND_STORAGE_SQLITE_MIGRATIONS_H_

@@ -1,5 +1,5 @@
 // Store: campaignd's data as domain values; the shared parts (store.h).
-#include "storage/store.h"
+#include "storage/sqlite/store.h"
 
 #include <SQLiteCpp/Statement.h>
 
@@ -7,8 +7,8 @@
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
 #include "server/domain/rules.h"
-#include "storage/rows.h"
-#include "storage/store_internal.h"
+#include "storage/sqlite/rows.h"
+#include "storage/sqlite/store_internal.h"
 
 namespace campaigns::storage {
 namespace internal {

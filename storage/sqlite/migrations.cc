@@ -1,5 +1,5 @@
 // Forward-only schema migrations keyed on PRAGMA user_version.
-#include "storage/migrations.h"
+#include "storage/sqlite/migrations.h"
 
 #include <SQLiteCpp/Transaction.h>
 

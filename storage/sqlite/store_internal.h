@@ -1,6 +1,6 @@
 // Helpers shared by the store_*.cc files. Private to storage/.
-#ifndef CAMPAIGND_STORAGE_STORE_INTERNAL_H_
-#define CAMPAIGND_STORAGE_STORE_INTERNAL_H_
+#ifndef CAMPAIGND_STORAGE_SQLITE_STORE_INTERNAL_H_
+#define CAMPAIGND_STORAGE_SQLITE_STORE_INTERNAL_H_
 
 #include <SQLiteCpp/Column.h>
 #include <SQLiteCpp/Database.h>
@@ -17,8 +17,8 @@
 #include "server/domain/errors.h"
 #include "server/domain/model.h"
 #include "server/domain/rules.h"
-#include "storage/rows.h"
-#include "storage/store.h"
+#include "storage/sqlite/rows.h"
+#include "storage/sqlite/store.h"
 
 namespace campaigns::storage::internal {
 
@@ -332,4 +332,4 @@ absl::Status ReleaseAll(SQLite::Database& db, Campaign& c,
 
 }  // namespace campaigns::storage::internal
 
-#endif  // CAMPAIGND_STORAGE_STORE_INTERNAL_H_
+#endif  // CAMPAIGND_STORAGE_SQLITE_STORE_INTERNAL_H_

@@ -1,5 +1,5 @@
 // Conversions between SQLite rows and domain values, private to storage/.
-#include "storage/rows.h"
+#include "storage/sqlite/rows.h"
 
 #include <cstring>
 #include <nlohmann/json.hpp>

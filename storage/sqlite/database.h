@@ -29,8 +29,8 @@
 // Thread-safe: Write, WriteSync, Read and Flush may be called from any thread
 // (WriteSync and Flush not from the writer thread itself). Exceptions thrown by
 // SQLiteCpp inside operations are caught here and become statuses.
-#ifndef CAMPAIGND_STORAGE_DATABASE_H_
-#define CAMPAIGND_STORAGE_DATABASE_H_
+#ifndef CAMPAIGND_STORAGE_SQLITE_DATABASE_H_
+#define CAMPAIGND_STORAGE_SQLITE_DATABASE_H_
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -384,4 +384,4 @@ class Database {
 
 }  // namespace campaigns::storage
 
-#endif  // CAMPAIGND_STORAGE_DATABASE_H_
+#endif  // CAMPAIGND_STORAGE_SQLITE_DATABASE_H_
