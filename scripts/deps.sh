@@ -15,6 +15,7 @@ PACKAGES=(
   libtomlplusplus-dev libcurl4-openssl-dev libmicrohttpd-dev libjemalloc-dev
   libsmpp34-dev nodejs python3-aiosmtpd openssl
   dpkg-dev lintian systemd prometheus-cpp-dev prometheus
+  postgresql-15 libpq-dev
 )
 
 missing=()

@@ -1,0 +1,243 @@
+#include "storage/postgres/connection.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace campaigns::storage::postgres {
+namespace {
+
+// libpq's messages end in a newline and may span lines; one line, trimmed.
+std::string OneLine(const char* message) {
+  std::string out = message == nullptr ? "" : message;
+  std::replace(out.begin(), out.end(), '\n', ' ');
+  std::replace(out.begin(), out.end(), '\t', ' ');
+  return std::string(absl::StripAsciiWhitespace(out));
+}
+
+// The code for a failure the server reported with SQLSTATE `state`.
+absl::StatusCode CodeOfSqlState(absl::string_view state) {
+  if (absl::StartsWith(state, "08")) {  // connection exception
+    return absl::StatusCode::kUnavailable;
+  }
+  if (state == "57P01" || state == "57P02" || state == "57P03") {
+    // admin_shutdown, crash_shutdown, cannot_connect_now
+    return absl::StatusCode::kUnavailable;
+  }
+  if (state == "40001" || state == "40P01") {
+    // serialization_failure, deadlock_detected
+    return absl::StatusCode::kAborted;
+  }
+  if (state == "23505") return absl::StatusCode::kAlreadyExists;
+  if (absl::StartsWith(state, "53")) {  // disk full, out of memory, ...
+    return absl::StatusCode::kResourceExhausted;
+  }
+  if (absl::StartsWith(state, "28")) return absl::StatusCode::kUnauthenticated;
+  if (state == "3D000") return absl::StatusCode::kNotFound;  // no database
+  if (state == "XX001" || state == "XX002") {  // data or index corrupted
+    return absl::StatusCode::kDataLoss;
+  }
+  return absl::StatusCode::kInternal;
+}
+
+// The code for a connection attempt that failed with `message`. libpq
+// exposes no SQLSTATE for these, so the server's FATAL text decides.
+absl::StatusCode CodeOfConnectFailure(PGconn* conn,
+                                      const std::string& message) {
+  if (PQconnectionNeedsPassword(conn) ||
+      absl::StrContains(message, "password authentication failed") ||
+      absl::StrContains(message, "no pg_hba.conf entry") ||
+      absl::StrContains(message, "authentication failed")) {
+    return absl::StatusCode::kUnauthenticated;
+  }
+  if (absl::StrContains(message, "does not exist")) {
+    // database "x" does not exist; role "x" does not exist
+    return absl::StrContains(message, "role \"")
+               ? absl::StatusCode::kUnauthenticated
+               : absl::StatusCode::kNotFound;
+  }
+  if (absl::StrContains(message, "invalid ") ||
+      absl::StrContains(message, "missing ")) {
+    return absl::StatusCode::kInvalidArgument;
+  }
+  return absl::StatusCode::kUnavailable;
+}
+
+void IgnoreNotice(void*, const char*) {}
+
+}  // namespace
+
+absl::StatusOr<std::string> DescribeDsn(const std::string& dsn) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (options == nullptr) {
+    std::string why = OneLine(error);
+    PQfreemem(error);
+    return absl::InvalidArgumentError(
+        absl::StrCat("--db: not a PostgreSQL connection string: ",
+                     why.empty() ? "out of memory" : why));
+  }
+  std::string host = "localhost", port = "5432", dbname, user;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    const absl::string_view k = o->keyword;
+    if (k == "host" || k == "hostaddr") host = o->val;
+    if (k == "port") port = o->val;
+    if (k == "dbname") dbname = o->val;
+    if (k == "user") user = o->val;
+  }
+  PQconninfoFree(options);
+  if (user.empty()) {
+    const char* env = std::getenv("PGUSER");
+    user = env != nullptr ? env : "(the login user)";
+  }
+  if (dbname.empty()) dbname = user;
+  return absl::StrCat(host, ":", port, "/", dbname, " as ", user);
+}
+
+Rows::Rows(pg_result* result) : result_(result) {}
+
+Rows::Rows(Rows&& other) noexcept
+    : result_(std::exchange(other.result_, nullptr)) {}
+
+Rows& Rows::operator=(Rows&& other) noexcept {
+  if (this != &other) {
+    if (result_ != nullptr) PQclear(result_);
+    result_ = std::exchange(other.result_, nullptr);
+  }
+  return *this;
+}
+
+Rows::~Rows() {
+  if (result_ != nullptr) PQclear(result_);
+}
+
+int Rows::size() const { return result_ == nullptr ? 0 : PQntuples(result_); }
+
+std::optional<std::string> Rows::Get(int row, int col) const {
+  if (PQgetisnull(result_, row, col)) return std::nullopt;
+  return std::string(PQgetvalue(result_, row, col),
+                     static_cast<size_t>(PQgetlength(result_, row, col)));
+}
+
+std::string Rows::Text(int row, int col) const {
+  return Get(row, col).value_or("");
+}
+
+int64_t Rows::affected() const {
+  int64_t n = 0;
+  if (result_ != nullptr) (void)absl::SimpleAtoi(PQcmdTuples(result_), &n);
+  return n;
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
+    const std::string& dsn, absl::Duration connect_timeout) {
+  absl::StatusOr<std::string> where = DescribeDsn(dsn);
+  if (!where.ok()) return where.status();
+  const std::string timeout =
+      absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
+  // expand_dbname: `dsn` (the last keyword) is parsed as a connection
+  // string, and what it sets wins over the defaults before it.
+  const char* keywords[] = {"connect_timeout", "application_name", "dbname",
+                            nullptr};
+  const char* values[] = {timeout.c_str(), "campaignd", dsn.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  if (conn == nullptr) {
+    return absl::ResourceExhaustedError("libpq: out of memory");
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    const std::string message = OneLine(PQerrorMessage(conn));
+    const absl::StatusCode code = CodeOfConnectFailure(conn, message);
+    PQfinish(conn);
+    const char* what =
+        code == absl::StatusCode::kUnauthenticated ? "refused the credentials"
+        : code == absl::StatusCode::kNotFound      ? "has no such database"
+        : code == absl::StatusCode::kInvalidArgument
+            ? "cannot be connected to with these settings"
+            : "cannot be reached";
+    return absl::Status(
+        code, absl::StrCat("PostgreSQL at ", *where, " ", what, ": ", message));
+  }
+  PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
+  std::unique_ptr<Connection> c(new Connection(conn, *std::move(where)));
+  c->server_version_ = PQserverVersion(conn);
+  if (c->server_version_ < kMinimumServerVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "PostgreSQL at ", c->where_, " is version ", c->server_version_ / 10000,
+        ".", c->server_version_ % 10000, "; campaignd needs ",
+        kMinimumServerVersion / 10000, " or newer"));
+  }
+  return c;
+}
+
+Connection::Connection(pg_conn* conn, std::string where)
+    : conn_(conn), where_(std::move(where)) {}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+absl::Status Connection::Failure(pg_result* result,
+                                 absl::string_view what) const {
+  const char* state = result == nullptr
+                          ? nullptr
+                          : PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  std::string message = OneLine(
+      result == nullptr ? PQerrorMessage(conn_) : PQresultErrorMessage(result));
+  absl::StatusCode code = state != nullptr ? CodeOfSqlState(state)
+                          : ok()           ? absl::StatusCode::kInternal
+                                           : absl::StatusCode::kUnavailable;
+  if (code == absl::StatusCode::kInternal && !ok()) {
+    code = absl::StatusCode::kUnavailable;
+  }
+  return absl::Status(
+      code, absl::StrCat("PostgreSQL at ", where_, ": ", what, ": ",
+                         state != nullptr ? absl::StrCat("[", state, "] ") : "",
+                         message));
+}
+
+absl::Status Connection::Exec(absl::string_view sql) {
+  const std::string text(sql);
+  PGresult* result = PQexec(conn_, text.c_str());
+  const ExecStatusType status =
+      result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result);
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    PQclear(result);
+    return absl::OkStatus();
+  }
+  absl::Status failed = Failure(result, "statement failed");
+  if (result != nullptr) PQclear(result);
+  return failed;
+}
+
+absl::StatusOr<Rows> Connection::Query(
+    absl::string_view sql,
+    const std::vector<std::optional<std::string>>& params) {
+  const std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const std::optional<std::string>& p : params) {
+    values.push_back(p.has_value() ? p->c_str() : nullptr);
+  }
+  PGresult* result =
+      PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()),
+                   nullptr, values.data(), nullptr, nullptr, 0);
+  const ExecStatusType status =
+      result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result);
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    return Rows(result);
+  }
+  absl::Status failed = Failure(result, "query failed");
+  if (result != nullptr) PQclear(result);
+  return failed;
+}
+
+}  // namespace campaigns::storage::postgres

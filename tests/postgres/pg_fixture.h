@@ -1,0 +1,59 @@
+// PgTest: a fixture for tests against a real PostgreSQL. The test process
+// starts one throwaway cluster (PostgresServer) before its first test and
+// stops it after its last (a gtest environment, pg_env_util.cc); each test gets
+// a database of its own (CREATE DATABASE), so tests neither see nor disturb
+// each other's rows.
+#ifndef CAMPAIGND_TESTS_POSTGRES_PG_FIXTURE_H_
+#define CAMPAIGND_TESTS_POSTGRES_PG_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "storage/postgres/connection.h"
+#include "tests/support/postgres_server.h"
+
+namespace campaigns::storage::postgres::testing {
+
+class PgTest : public ::testing::Test {
+ protected:
+  // The process's cluster (pg_env_util.cc); null if it did not start.
+  static campaigns::testing::PostgresServer* Server();
+
+  void SetUp() override {
+    ASSERT_NE(Server(), nullptr);
+    const ::testing::TestInfo* info =
+        ::testing::UnitTest::GetInstance()->current_test_info();
+    db_ = absl::AsciiStrToLower(
+        absl::StrCat("t_", info->test_suite_name(), "_", info->name()));
+    for (char& c : db_) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    db_ = db_.substr(0, 63);
+    absl::StatusOr<std::unique_ptr<Connection>> admin =
+        Connection::Open(Server()->Dsn());
+    ASSERT_TRUE(admin.ok()) << admin.status();
+    ASSERT_TRUE((*admin)->Exec("DROP DATABASE IF EXISTS " + db_).ok());
+    ASSERT_TRUE((*admin)->Exec("CREATE DATABASE " + db_).ok());
+  }
+
+  // A DSN of this test's database.
+  std::string Dsn() const { return Server()->Dsn(db_); }
+
+  std::unique_ptr<Connection> Connect() {
+    absl::StatusOr<std::unique_ptr<Connection>> c = Connection::Open(Dsn());
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  }
+
+  std::string db_;
+};
+
+}  // namespace campaigns::storage::postgres::testing
+
+#endif  // CAMPAIGND_TESTS_POSTGRES_PG_FIXTURE_H_
