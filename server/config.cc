@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -586,6 +587,11 @@ const std::map<std::string, Apply>& TopLevelKeys() {
        [](const Reader& r, const toml::node& n, const std::string& k,
           Settings* s) -> absl::Status {
          ASSIGN_OR_RETURN(s->db, r.NonEmptyString(n, k));
+         if (absl::StatusOr<DatabaseLocation> where =
+                 ParseDatabaseLocation(s->db);
+             !where.ok()) {
+           return r.Error(n, k, where.status().message());
+         }
          return absl::OkStatus();
        }},
       {"http_listen",
@@ -762,6 +768,34 @@ const Secret& ProviderConfig::GetSecret(absl::string_view key) const {
   return it == secrets.end() ? *kEmpty : it->second;
 }
 
+absl::StatusOr<DatabaseLocation> ParseDatabaseLocation(absl::string_view db) {
+  DatabaseLocation where;
+  if (absl::StartsWith(db, "postgresql://") ||
+      absl::StartsWith(db, "postgres://")) {
+    where.engine = DatabaseLocation::Engine::kPostgres;
+    where.target = std::string(db);
+    return where;
+  }
+  absl::string_view path = db;
+  if (absl::ConsumePrefix(&path, "sqlite:")) {
+    // sqlite:PATH; PATH as given (relative, or absolute).
+  } else if (const size_t scheme = db.find("://");
+             scheme != absl::string_view::npos && scheme > 0 &&
+             std::all_of(db.begin(), db.begin() + scheme, [](char c) {
+               return absl::ascii_isalnum(c) || c == '+' || c == '-' ||
+                      c == '.';
+             })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown scheme \"", db.substr(0, scheme),
+                     "\": give a file path, sqlite:PATH or postgresql://..."));
+  }
+  if (path.empty()) {
+    return absl::InvalidArgumentError("empty SQLite file path");
+  }
+  where.target = std::string(path);
+  return where;
+}
+
 std::optional<absl::Duration> ParseDurationText(absl::string_view text) {
   text = absl::StripAsciiWhitespace(text);
   if (text.empty()) return std::nullopt;
@@ -789,7 +823,18 @@ void AddFlags(CLI::App& app, Settings* s, std::string* config_file) {
                  "address of the HTTP listener (webhooks, /metrics, "
                  "/healthz, /readyz)")
       ->capture_default_str();
-  app.add_option("--db", s->db, "SQLite database file")->capture_default_str();
+  app.add_option("--db", s->db,
+                 "the database: a SQLite file (a path or sqlite:PATH); "
+                 "PostgreSQL URIs (postgresql://...) are not accepted yet")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            absl::StatusOr<DatabaseLocation> where =
+                ParseDatabaseLocation(text);
+            return where.ok() ? std::string()
+                              : std::string(where.status().message());
+          },
+          "DB"));
   app.add_option(
          "--threads", s->threads,
          "completion queues (one polling thread each); 0 = one per core")

@@ -180,6 +180,20 @@ absl::Status LoadFile(const std::string& path,
                       const std::set<std::string>& given,
                       const LoadOptions& options, Settings* settings);
 
+// What --db (the file's `db`) names: a SQLite file, as a path or
+// `sqlite:PATH`, or a PostgreSQL server, as a libpq URI (`postgresql://...`
+// or `postgres://...`).
+struct DatabaseLocation {
+  enum class Engine { kSqlite, kPostgres };
+  Engine engine = Engine::kSqlite;
+  std::string target;  // the path, or the whole URI
+};
+
+// INVALID_ARGUMENT for an empty path or an unknown scheme (`name://...`);
+// the caller names the flag or key. Messages never repeat a URI (it may
+// hold a password).
+absl::StatusOr<DatabaseLocation> ParseDatabaseLocation(absl::string_view db);
+
 // Parses a duration as the flags and the file take it: a number of seconds
 // ("10", "0.5") or an absl duration ("10s", "500ms", "1m30s"); not negative.
 std::optional<absl::Duration> ParseDurationText(absl::string_view text);

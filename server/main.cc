@@ -58,7 +58,6 @@ int main(int argc, char** argv) {
   options.commit = campaigns::kGitCommit;
   options.listen = settings.listen;
   options.http_listen = settings.http_listen;
-  options.db_path = settings.db;
   options.cq_threads = settings.threads;
   options.synchronous_full = settings.sync_full;
   options.skip_check = settings.skip_check;
@@ -95,6 +94,20 @@ int main(int argc, char** argv) {
     }
   }
 
+  absl::StatusOr<campaigns::config::DatabaseLocation> db =
+      campaigns::config::ParseDatabaseLocation(settings.db);
+  if (!db.ok()) {
+    std::cerr << "--db: " << db.status().message() << "\n";
+    return 2;
+  }
+  if (db->engine == campaigns::config::DatabaseLocation::Engine::kPostgres) {
+    // The engine exists in part (storage/postgres/); its Repository does
+    // not yet, and a URI must never be taken for a file name.
+    std::cerr << "--db: PostgreSQL is not supported by this build yet; give "
+                 "a SQLite file (a path or sqlite:PATH)\n";
+    return 2;
+  }
+  options.db_path = db->target;
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     std::cerr << "--tls-cert and --tls-key (tls_cert and tls_key) go "
                  "together\n";

@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
@@ -298,6 +299,10 @@ TEST(ConfigTest, ErrorsNameKeyAndLine) {
        "campaignd.toml:1: receipt_timeout: expected a duration"},
       {"bool", "sync_full = \"yes\"\n",
        "campaignd.toml:1: sync_full: expected true or false"},
+      {"db with an unknown scheme", "db = \"mysql://u:pw@h/db\"\n",
+       "campaignd.toml:1: db: unknown scheme \"mysql\""},
+      {"empty sqlite: path", "db = \"sqlite:\"\n",
+       "campaignd.toml:1: db: empty SQLite file path"},
       {"missing tls file", "tls_cert = \"/nope.pem\"\n",
        "campaignd.toml:1: tls_cert: cannot read file /nope.pem"},
       {"simulator spec", "simulator = [\"sms:latency=1ms\", \"bogus\"]\n",
@@ -479,6 +484,44 @@ simulator = ["sms:latency=9ms"]
 
   Settings bad;
   EXPECT_FALSE(Load("listen = 5\n", &bad, given).ok());
+}
+
+TEST(ConfigTest, DatabaseLocations) {
+  using Engine = DatabaseLocation::Engine;
+  struct Case {
+    std::string db;
+    Engine engine;
+    std::string target;
+  } cases[] = {
+      {"./campaignd.db", Engine::kSqlite, "./campaignd.db"},
+      {"/var/lib/campaignd/c.db", Engine::kSqlite, "/var/lib/campaignd/c.db"},
+      {"sqlite:/var/lib/c.db", Engine::kSqlite, "/var/lib/c.db"},
+      {"sqlite:rel/c.db", Engine::kSqlite, "rel/c.db"},
+      {"dir:with/colon.db", Engine::kSqlite, "dir:with/colon.db"},
+      {"postgresql://u:pw@db:5432/c", Engine::kPostgres,
+       "postgresql://u:pw@db:5432/c"},
+      {"postgres://db/c", Engine::kPostgres, "postgres://db/c"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<DatabaseLocation> where = ParseDatabaseLocation(c.db);
+    ASSERT_TRUE(where.ok()) << c.db << ": " << where.status();
+    EXPECT_EQ(where->engine, c.engine) << c.db;
+    EXPECT_EQ(where->target, c.target) << c.db;
+  }
+  for (const std::string bad : {"", "sqlite:", "mysql://u:secret@h/db"}) {
+    absl::StatusOr<DatabaseLocation> where = ParseDatabaseLocation(bad);
+    ASSERT_FALSE(where.ok()) << bad;
+    EXPECT_EQ(where.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_FALSE(absl::StrContains(where.status().message(), "secret"));
+  }
+
+  Settings s;
+  std::string config_file;
+  CLI::App app;
+  AddFlags(app, &s, &config_file);
+  std::vector<std::string> args = {"--db", "redis://h/0"};
+  std::reverse(args.begin(), args.end());
+  EXPECT_THROW(app.parse(args), CLI::ValidationError);
 }
 
 TEST(ConfigTest, DurationFlags) {
