@@ -1,0 +1,296 @@
+#include "storage/postgres/database.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/log/log.h"
+#include "storage/postgres/migrations.h"
+
+namespace campaigns::storage::postgres {
+namespace {
+
+bool Lost(const absl::Status& s, const Connection& c) {
+  return !c.ok() || s.code() == absl::StatusCode::kUnavailable;
+}
+
+}  // namespace
+
+absl::StatusOr<TransactionOutcome> OutcomeOf(Connection& conn,
+                                             const std::string& xid) {
+  absl::StatusOr<Rows> r = conn.Query("SELECT pg_xact_status($1::xid8)", {xid});
+  if (!r.ok()) return r.status();
+  const std::optional<std::string> status = r->Get(0, 0);
+  if (!status.has_value()) return TransactionOutcome::kUnknown;  // too old
+  if (*status == "committed") return TransactionOutcome::kCommitted;
+  if (*status == "aborted") return TransactionOutcome::kAborted;
+  if (*status == "in progress") return TransactionOutcome::kInProgress;
+  return TransactionOutcome::kUnknown;
+}
+
+Database::Database(const DatabaseOptions& options) : options_(options) {}
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(
+    const DatabaseOptions& options) {
+  std::unique_ptr<Database> db(new Database(options));
+  absl::StatusOr<std::unique_ptr<Connection>> conn =
+      Connection::Open(options.dsn, options.connect_timeout);
+  if (!conn.ok()) return conn.status();
+  db->where_ = (*conn)->where();
+  if (options.migrate) {
+    absl::StatusOr<int> version = Migrate(**conn);
+    if (!version.ok()) return version.status();
+    db->schema_version_ = *version;
+  } else {
+    absl::StatusOr<int> version = SchemaVersion(**conn);
+    if (!version.ok()) return version.status();
+    db->schema_version_ = *version;
+  }
+  db->writer_conn_ = *std::move(conn);
+  MutexLock lock(&db->close_mu_);
+  db->writer_ = std::thread([raw = db.get()] { raw->WriterLoop(); });
+  return db;
+}
+
+Database::~Database() { Close(); }
+
+void Database::WriteRaw(WriteOp op, WriteDone done) {
+  {
+    MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back({std::move(op), std::move(done)});
+      ++enqueued_;
+      work_cv_.Signal();
+      return;
+    }
+  }
+  if (done) done(absl::UnavailableError("database closed"));
+}
+
+absl::Status Database::WriteSync(WriteOp op) {
+  Mutex mu;
+  CondVar cv;
+  bool finished = false;
+  absl::Status result;
+  WriteRaw(std::move(op), [&](absl::Status s) {
+    MutexLock lock(&mu);
+    result = std::move(s);
+    finished = true;
+    cv.SignalAll();
+  });
+  MutexLock lock(&mu);
+  while (!finished) cv.Wait(&mu);
+  return result;
+}
+
+void Database::Flush() {
+  MutexLock lock(&mu_);
+  const uint64_t target = enqueued_;
+  while (completed_ < target) done_cv_.Wait(&mu_);
+}
+
+void Database::Close() {
+  MutexLock close(&close_mu_);
+  {
+    MutexLock lock(&mu_);
+    closing_ = true;
+    work_cv_.SignalAll();
+  }
+  if (writer_.joinable()) writer_.join();
+  MutexLock pool(&pool_mu_);
+  idle_readers_.clear();
+}
+
+void Database::WriterLoop() {
+  for (;;) {
+    std::vector<Pending> batch;
+    {
+      MutexLock lock(&mu_);
+      while (queue_.empty() && !closing_) work_cv_.Wait(&mu_);
+      if (queue_.empty()) break;  // closing, and everything is done
+      while (!queue_.empty() &&
+             batch.size() < static_cast<size_t>(options_.max_ops_per_commit)) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitBatch(batch);
+    MutexLock lock(&mu_);
+    completed_ += batch.size();
+    done_cv_.SignalAll();
+  }
+  writer_conn_.reset();
+}
+
+absl::StatusOr<Connection*> Database::WriterConnection() {
+  if (writer_conn_ != nullptr && writer_conn_->ok()) return writer_conn_.get();
+  writer_conn_.reset();
+  absl::StatusOr<std::unique_ptr<Connection>> conn =
+      Connection::Open(options_.dsn, options_.connect_timeout);
+  if (!conn.ok()) {
+    if (available_.exchange(false)) {
+      logging::Error("PostgreSQL unreachable: writes answer UNAVAILABLE",
+                     {{"db", where_}, {"error", conn.status()}});
+    }
+    return absl::UnavailableError(conn.status().message());
+  }
+  writer_conn_ = *std::move(conn);
+  if (!available_.exchange(true)) {
+    logging::Info("PostgreSQL reachable again", {{"db", where_}});
+  }
+  return writer_conn_.get();
+}
+
+void Database::CommitBatch(std::vector<Pending>& batch) {
+  std::vector<absl::Status> results(batch.size());
+  const auto finish = [&](const absl::Status& all) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(all.ok() ? results[i] : all);
+    }
+  };
+  absl::StatusOr<Connection*> conn = WriterConnection();
+  if (!conn.ok()) {
+    finish(conn.status());
+    return;
+  }
+  Connection& c = **conn;
+  const auto not_written = [&](const absl::Status& why) {
+    // writer_conn_, not `c`: after a lost COMMIT it is another connection.
+    if (writer_conn_ == nullptr || !writer_conn_->ok()) available_ = false;
+    logging::Warn("PostgreSQL transaction lost before its commit",
+                  {{"db", where_},
+                   {"ops", static_cast<int64_t>(batch.size())},
+                   {"error", why}});
+    finish(absl::UnavailableError(absl::StrCat(
+        "PostgreSQL connection lost; nothing was written: ", why.message())));
+  };
+  absl::StatusOr<Rows> begun = c.Query("BEGIN");
+  if (begun.ok()) begun = c.Query("SELECT pg_current_xact_id()::text");
+  if (!begun.ok()) {
+    (void)c.Exec("ROLLBACK");
+    not_written(begun.status());
+    return;
+  }
+  const std::string xid = begun->Text(0, 0);
+  const bool savepoints = batch.size() > 1;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (savepoints) {
+      if (absl::Status s = c.Exec("SAVEPOINT op"); !s.ok()) {
+        (void)c.Exec("ROLLBACK");
+        not_written(s);
+        return;
+      }
+    }
+    results[i] = batch[i].op(c);
+    if (!c.ok()) {
+      not_written(results[i]);
+      return;
+    }
+    if (results[i].ok()) {
+      if (savepoints) {
+        if (absl::Status s = c.Exec("RELEASE SAVEPOINT op"); !s.ok()) {
+          (void)c.Exec("ROLLBACK");
+          not_written(s);
+          return;
+        }
+      }
+      continue;
+    }
+    // The op failed: undo what it did, and only that.
+    const absl::Status undo =
+        savepoints ? c.Exec("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")
+                   : c.Exec("ROLLBACK");
+    if (!undo.ok()) {
+      (void)c.Exec("ROLLBACK");
+      if (Lost(undo, c)) {
+        not_written(undo);
+      } else {
+        finish(undo);
+      }
+      return;
+    }
+    if (!savepoints) {  // the only op failed: nothing to commit
+      finish(absl::OkStatus());
+      return;
+    }
+  }
+  if (options_.before_commit) options_.before_commit(c);
+  const absl::Status committed = c.Exec("COMMIT");
+  if (committed.ok()) {
+    finish(absl::OkStatus());
+    return;
+  }
+  if (!Lost(committed, c)) {  // e.g. a deferred constraint: rolled back
+    finish(committed);
+    return;
+  }
+  // No answer to the COMMIT: ask the server what became of it. `c` is
+  // gone from here on.
+  writer_conn_.reset();
+  absl::StatusOr<Connection*> again = WriterConnection();
+  absl::StatusOr<TransactionOutcome> outcome =
+      again.ok() ? OutcomeOf(**again, xid)
+                 : absl::StatusOr<TransactionOutcome>(again.status());
+  if (outcome.ok() && *outcome == TransactionOutcome::kCommitted) {
+    logging::Warn("PostgreSQL commit confirmed after its connection was lost",
+                  {{"db", where_}, {"xid", xid}});
+    finish(absl::OkStatus());
+    return;
+  }
+  if (outcome.ok() && *outcome == TransactionOutcome::kAborted) {
+    not_written(committed);
+    return;
+  }
+  logging::Error("PostgreSQL commit outcome unknown",
+                 {{"db", where_},
+                  {"xid", xid},
+                  {"error", outcome.ok() ? committed : outcome.status()}});
+  finish(absl::UnavailableError(absl::StrCat(
+      "PostgreSQL connection lost during the commit of transaction ", xid,
+      "; whether it was written is unknown")));
+}
+
+absl::Status Database::WithReader(
+    const std::function<absl::Status(Connection&)>& fn) {
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<Connection> conn;
+    {
+      MutexLock lock(&pool_mu_);
+      while (idle_readers_.empty() &&
+             readers_out_ >= options_.read_connections) {
+        pool_cv_.Wait(&pool_mu_);
+      }
+      if (!idle_readers_.empty()) {
+        conn = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+      }
+      ++readers_out_;
+    }
+    const auto give_back = [&] {
+      MutexLock lock(&pool_mu_);
+      --readers_out_;
+      if (conn != nullptr && conn->ok()) {
+        idle_readers_.push_back(std::move(conn));
+      }
+      pool_cv_.Signal();
+    };
+    if (conn == nullptr) {
+      absl::StatusOr<std::unique_ptr<Connection>> opened =
+          Connection::Open(options_.dsn, options_.connect_timeout);
+      if (!opened.ok()) {
+        give_back();
+        return absl::UnavailableError(opened.status().message());
+      }
+      conn = *std::move(opened);
+    }
+    absl::Status s = fn(*conn);
+    const bool lost = !conn->ok();
+    give_back();
+    if (!lost || attempt > 0) {
+      return lost ? absl::UnavailableError(s.message()) : s;
+    }
+    // The connection was lost (e.g. the server restarted since it was
+    // last used): once more, on a new one.
+  }
+}
+
+}  // namespace campaigns::storage::postgres

@@ -1,0 +1,194 @@
+// The PostgreSQL database: one writer thread that group-commits, and a pool
+// of read connections; the counterpart of storage/sqlite/database.h with
+// the same contract for writes.
+//
+// Every write is an operation run on the writer thread inside the current
+// group transaction (BEGIN ... COMMIT), each in its own SAVEPOINT when the
+// group has several, so a failing operation rolls back alone. After the
+// COMMIT, each operation's completion runs on the writer thread with the
+// operation's status (or the commit's error). A completion must not block:
+// it may queue further writes.
+//
+//   auto db = Database::Open({.dsn = "postgresql://..."});
+//   (*db)->Write<int64_t>(
+//       [](Connection& c) -> absl::StatusOr<int64_t> { ... },
+//       [](absl::StatusOr<int64_t> r) { ... });      // after COMMIT
+//   absl::StatusOr<int64_t> n = (*db)->Read(
+//       [](Connection& c) -> absl::StatusOr<int64_t> { ... });
+//
+// When the server goes away: nothing is half-written (a transaction the
+// server did not commit is rolled back by it). The operations of a group
+// whose connection was lost before its COMMIT get UNAVAILABLE ("not
+// written"); they are never run twice. If the connection is lost during the
+// COMMIT itself, the writer reconnects and asks the server what became of
+// the transaction (pg_xact_status of its id): committed groups complete as
+// committed, aborted ones with UNAVAILABLE. Only if the server cannot be
+// reached to ask does an operation get UNAVAILABLE saying the outcome is
+// unknown (logged as an error). Meanwhile writes and reads answer
+// UNAVAILABLE at once, and the next write or read after the server is back
+// reconnects: no restart of campaignd is needed.
+//
+// Thread-safe: Write, WriteSync, Read and Flush may be called from any
+// thread (WriteSync and Flush not from the writer thread itself).
+#ifndef CAMPAIGND_STORAGE_POSTGRES_DATABASE_H_
+#define CAMPAIGND_STORAGE_POSTGRES_DATABASE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/domain/mutex.h"
+#include "storage/postgres/connection.h"
+
+namespace campaigns::storage::postgres {
+
+struct DatabaseOptions {
+  std::string dsn;
+  int read_connections = 8;
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Group-commit bound: at most this many operations in one transaction.
+  int max_ops_per_commit = 1000;
+  // Open migrates the schema (migrations.h) unless false.
+  bool migrate = true;
+  // Tests only: called on the writer thread with the writer's connection
+  // just before each COMMIT (e.g. to cut the connection there).
+  std::function<void(Connection&)> before_commit;
+};
+
+// What became of a transaction whose COMMIT got no answer.
+enum class TransactionOutcome { kCommitted, kAborted, kInProgress, kUnknown };
+
+// Asks the server (on `conn`, another session) about transaction `xid`
+// (pg_current_xact_id() of that transaction, as text).
+absl::StatusOr<TransactionOutcome> OutcomeOf(Connection& conn,
+                                             const std::string& xid);
+
+class Database {
+ public:
+  using WriteOp = std::function<absl::Status(Connection&)>;
+  using WriteDone = std::function<void(absl::Status)>;
+
+  // Connects (the error names the server and the cause; see Connection::
+  // Open), migrates unless !options.migrate, and starts the writer thread.
+  static absl::StatusOr<std::unique_ptr<Database>> Open(
+      const DatabaseOptions& options);
+
+  // Flushes and stops the writer; closes every connection.
+  ~Database();
+
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Queues `op`; `done` (may be null) runs on the writer thread after the
+  // transaction holding `op` committed or rolled back. After Close(), `done`
+  // is called at once with UNAVAILABLE.
+  void WriteRaw(WriteOp op, WriteDone done);
+
+  // Typed form of WriteRaw: `done` receives the value `op` returned, or the
+  // status that stopped it.
+  template <typename T>
+  void Write(std::function<absl::StatusOr<T>(Connection&)> op,
+             std::function<void(absl::StatusOr<T>)> done) {
+    auto result = std::make_shared<std::optional<absl::StatusOr<T>>>();
+    WriteRaw(
+        [op = std::move(op), result](Connection& c) {
+          *result = op(c);
+          return (*result)->status();
+        },
+        [done = std::move(done), result](absl::Status status) {
+          if (status.ok() && result->has_value()) {
+            absl::StatusOr<T> out = std::move(**result);
+            result->reset();
+            done(std::move(out));
+            return;
+          }
+          result->reset();
+          done(std::move(status));
+        });
+  }
+
+  // Runs `op` on the writer and waits for its commit.
+  absl::Status WriteSync(WriteOp op);
+
+  // Runs `fn(connection)` on a pooled read connection on the calling thread
+  // and returns its status or value. A connection found lost is replaced and
+  // `fn` run once more on the new one (reads change nothing); if the server
+  // cannot be reached, UNAVAILABLE.
+  template <typename T>
+  absl::StatusOr<T> Read(
+      const std::function<absl::StatusOr<T>(Connection&)>& fn) {
+    std::optional<absl::StatusOr<T>> out;
+    absl::Status leased = WithReader([&](Connection& c) {
+      out = fn(c);
+      return out->status();
+    });
+    if (!out.has_value()) return leased;
+    return *std::move(out);
+  }
+
+  // Blocks until every write queued before the call has completed.
+  void Flush();
+
+  // Flushes, stops the writer thread and refuses further writes. Idempotent.
+  void Close();
+
+  // False from a write that found the server unreachable until one reaches
+  // it again.
+  bool available() const { return available_.load(); }
+  int schema_version() const { return schema_version_; }
+  // "host:port/database as user", for messages.
+  const std::string& where() const { return where_; }
+
+ private:
+  struct Pending {
+    WriteOp op;
+    WriteDone done;
+  };
+
+  explicit Database(const DatabaseOptions& options);
+  void WriterLoop();
+  // Runs `batch` in one transaction and calls each op's done.
+  void CommitBatch(std::vector<Pending>& batch);
+  // The writer's connection, reconnecting if it is lost; UNAVAILABLE (and
+  // available_ false) when the server cannot be reached.
+  absl::StatusOr<Connection*> WriterConnection();
+  // Leases a read connection for `fn`, with WithReader's retry.
+  absl::Status WithReader(const std::function<absl::Status(Connection&)>& fn);
+
+  const DatabaseOptions options_;
+  std::string where_;
+  int schema_version_ = 0;
+  std::atomic<bool> available_{true};
+  std::unique_ptr<Connection> writer_conn_;  // writer thread only
+
+  Mutex mu_;
+  CondVar work_cv_;  // queue_ non-empty or closing_
+  CondVar done_cv_;  // completed_ advanced
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  Mutex close_mu_;  // serialises Close()
+  std::thread writer_ ABSL_GUARDED_BY(close_mu_);
+
+  Mutex pool_mu_;
+  CondVar pool_cv_;  // a reader slot was returned
+  // Idle read connections; `readers_out_` are leased.
+  std::vector<std::unique_ptr<Connection>> idle_readers_
+      ABSL_GUARDED_BY(pool_mu_);
+  int readers_out_ ABSL_GUARDED_BY(pool_mu_) = 0;
+};
+
+}  // namespace campaigns::storage::postgres
+
+#endif  // CAMPAIGND_STORAGE_POSTGRES_DATABASE_H_

@@ -1,0 +1,263 @@
+// Tests of storage/postgres/database.h against a real PostgreSQL: group
+// commits, a failing op rolled back alone, and what happens when the
+// connection or the server goes away: nothing half-written, UNAVAILABLE
+// while it is away, and back without a restart.
+#include "storage/postgres/database.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "storage/postgres/migrations.h"
+#include "tests/postgres/pg_fixture.h"
+
+namespace campaigns::storage::postgres::testing {
+namespace {
+
+class DatabaseTest : public PgTest {
+ protected:
+  std::unique_ptr<Database> OpenDb(DatabaseOptions options = {}) {
+    options.dsn = Dsn();
+    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+    EXPECT_TRUE(db.ok()) << db.status();
+    if (!db.ok()) return nullptr;
+    EXPECT_TRUE((*db)
+                    ->WriteSync([](Connection& c) {
+                      return c.Exec(
+                          "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)");
+                    })
+                    .ok());
+    return *std::move(db);
+  }
+
+  static Database::WriteOp Insert(const std::string& k) {
+    return [k](Connection& c) {
+      return c.Query("INSERT INTO t VALUES ($1)", {k}).status();
+    };
+  }
+
+  // The keys in t, from a connection of their own.
+  std::string Keys() {
+    std::unique_ptr<Connection> c = Connect();
+    if (c == nullptr) return "?";
+    absl::StatusOr<Rows> r =
+        c->Query("SELECT coalesce(string_agg(k, ',' ORDER BY k), '') FROM t");
+    return r.ok() ? r->Text(0, 0) : r.status().ToString();
+  }
+
+  // Terminates every other session of this test's database.
+  void CutConnections() {
+    std::unique_ptr<Connection> c = Connect();
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(c->Query("SELECT pg_terminate_backend(pid) FROM "
+                         "pg_stat_activity WHERE datname = $1 AND pid <> "
+                         "pg_backend_pid()",
+                         {db_})
+                    .ok());
+  }
+};
+
+TEST_F(DatabaseTest, OpenMigratesAndWritesCommitBeforeTheirCompletion) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->schema_version(), LatestSchemaVersion());
+  std::atomic<int> seen{0};
+  for (int i = 0; i < 50; ++i) {
+    db->WriteRaw(Insert(absl::StrCat("k", i)), [&, i](absl::Status s) {
+      ASSERT_TRUE(s.ok()) << s;
+      // Committed: another session sees it.
+      std::unique_ptr<Connection> c = Connection::Open(Dsn()).value();
+      absl::StatusOr<Rows> r = c->Query("SELECT count(*) FROM t WHERE k = $1",
+                                        {absl::StrCat("k", i)});
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->Text(0, 0), "1") << i;
+      ++seen;
+    });
+  }
+  db->Flush();
+  EXPECT_EQ(seen.load(), 50);
+  absl::StatusOr<int64_t> n =
+      db->Read<int64_t>([](Connection& c) -> absl::StatusOr<int64_t> {
+        absl::StatusOr<Rows> r = c.Query("SELECT count(*) FROM t");
+        if (!r.ok()) return r.status();
+        return std::stoll(r->Text(0, 0));
+      });
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 50);
+}
+
+TEST_F(DatabaseTest, AFailingOpRollsBackAloneInItsGroup) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  // Hold the writer so that the next ops form one group.
+  absl::Notification release;
+  db->WriteRaw(
+      [&](Connection&) {
+        release.WaitForNotification();
+        return absl::OkStatus();
+      },
+      nullptr);
+  std::vector<absl::Status> results(4);
+  db->WriteRaw(Insert("a"), [&](absl::Status s) { results[0] = s; });
+  // Writes a row, then fails: the row must not stay.
+  db->WriteRaw(
+      [](Connection& c) {
+        absl::Status s = c.Query("INSERT INTO t VALUES ('half')").status();
+        if (!s.ok()) return s;
+        return c.Exec("INSERT INTO no_such_table VALUES (1)");
+      },
+      [&](absl::Status s) { results[1] = s; });
+  db->WriteRaw(Insert("a"), [&](absl::Status s) { results[2] = s; });  // dup
+  db->WriteRaw(Insert("b"), [&](absl::Status s) { results[3] = s; });
+  release.Notify();
+  db->Flush();
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_EQ(results[1].code(), absl::StatusCode::kInternal) << results[1];
+  EXPECT_EQ(results[2].code(), absl::StatusCode::kAlreadyExists) << results[2];
+  EXPECT_TRUE(results[3].ok()) << results[3];
+  EXPECT_EQ(Keys(), "a,b");
+}
+
+TEST_F(DatabaseTest, AConnectionLostMidTransactionWritesNothingAndRecovers) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  absl::Notification release;
+  db->WriteRaw(
+      [&](Connection&) {
+        release.WaitForNotification();
+        return absl::OkStatus();
+      },
+      nullptr);
+  std::vector<absl::Status> results(3);
+  db->WriteRaw(Insert("x"), [&](absl::Status s) { results[0] = s; });
+  db->WriteRaw(
+      [](Connection& c) {
+        // The server ends this very session in the middle of the group.
+        (void)c.Exec("SELECT pg_terminate_backend(pg_backend_pid())");
+        return c.Exec("SELECT 1");
+      },
+      [&](absl::Status s) { results[1] = s; });
+  db->WriteRaw(Insert("y"), [&](absl::Status s) { results[2] = s; });
+  release.Notify();
+  db->Flush();
+  for (const absl::Status& s : results) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "nothing was written")) << s;
+  }
+  EXPECT_EQ(Keys(), "");
+  // The next write reconnects.
+  EXPECT_TRUE(db->WriteSync(Insert("z")).ok());
+  EXPECT_EQ(Keys(), "z");
+  EXPECT_TRUE(db->available());
+}
+
+TEST_F(DatabaseTest, ACommitWithoutAnAnswerIsResolvedByAskingTheServer) {
+  // The connection is cut just before COMMIT: the server never commits,
+  // and the writer, once reconnected, learns so from pg_xact_status.
+  DatabaseOptions options;
+  std::atomic<bool> cut{false};
+  options.before_commit = [&](Connection& c) {
+    if (cut.exchange(false)) {
+      (void)c.Exec("SELECT pg_terminate_backend(pg_backend_pid())");
+    }
+  };
+  std::unique_ptr<Database> db = OpenDb(options);
+  ASSERT_NE(db, nullptr);
+  cut = true;
+  absl::Status s = db->WriteSync(Insert("lost"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "nothing was written")) << s;
+  EXPECT_EQ(Keys(), "");
+  EXPECT_TRUE(db->WriteSync(Insert("kept")).ok());
+  EXPECT_EQ(Keys(), "kept");
+}
+
+TEST_F(DatabaseTest, OutcomeOfTellsCommittedFromAborted) {
+  std::unique_ptr<Connection> a = Connect();
+  std::unique_ptr<Connection> b = Connect();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(a->Exec("CREATE TABLE t (k TEXT)").ok());
+  const auto xid_of = [&](const char* end) {
+    EXPECT_TRUE(a->Exec("BEGIN").ok());
+    absl::StatusOr<Rows> x = a->Query("SELECT pg_current_xact_id()::text");
+    EXPECT_TRUE(a->Exec("INSERT INTO t VALUES ('v')").ok());
+    EXPECT_TRUE(a->Exec(end).ok());
+    return x.ok() ? x->Text(0, 0) : "";
+  };
+  const std::string committed = xid_of("COMMIT");
+  const std::string aborted = xid_of("ROLLBACK");
+  EXPECT_EQ(OutcomeOf(*b, committed).value(), TransactionOutcome::kCommitted);
+  EXPECT_EQ(OutcomeOf(*b, aborted).value(), TransactionOutcome::kAborted);
+  ASSERT_TRUE(a->Exec("BEGIN").ok());
+  absl::StatusOr<Rows> open = a->Query("SELECT pg_current_xact_id()::text");
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(OutcomeOf(*b, open->Text(0, 0)).value(),
+            TransactionOutcome::kInProgress);
+  ASSERT_TRUE(a->Exec("ROLLBACK").ok());
+}
+
+TEST_F(DatabaseTest, WhileTheServerIsAwayCallsAreUnavailableAndThenWorkAgain) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(db->WriteSync(Insert("before")).ok());
+  ASSERT_TRUE(Server()->Stop().ok());
+  const absl::Time start = absl::Now();
+  absl::Status w = db->WriteSync(Insert("during"));
+  EXPECT_EQ(w.code(), absl::StatusCode::kUnavailable) << w;
+  EXPECT_FALSE(db->available());
+  absl::StatusOr<int64_t> r =
+      db->Read<int64_t>([](Connection& c) -> absl::StatusOr<int64_t> {
+        return c.Query("SELECT 1").status();
+      });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  // Refused, not hung: well within the connect timeout of each attempt.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  ASSERT_TRUE(Server()->StartAgain().ok());
+  EXPECT_TRUE(db->WriteSync(Insert("after")).ok());
+  EXPECT_TRUE(db->available());
+  r = db->Read<int64_t>([](Connection& c) -> absl::StatusOr<int64_t> {
+    absl::StatusOr<Rows> rows = c.Query("SELECT count(*) FROM t");
+    if (!rows.ok()) return rows.status();
+    return std::stoll(rows->Text(0, 0));
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 2);
+  EXPECT_EQ(Keys(), "after,before");
+}
+
+TEST_F(DatabaseTest, AReadOnALostConnectionRetriesOnANewOne) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  const auto count = [&] {
+    return db->Read<int64_t>([](Connection& c) -> absl::StatusOr<int64_t> {
+      absl::StatusOr<Rows> rows = c.Query("SELECT count(*) FROM t");
+      if (!rows.ok()) return rows.status();
+      return std::stoll(rows->Text(0, 0));
+    });
+  };
+  ASSERT_TRUE(count().ok());  // a pooled reader now exists
+  CutConnections();
+  absl::StatusOr<int64_t> n = count();
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0);
+}
+
+TEST_F(DatabaseTest, AfterCloseWritesAreUnavailable) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  db->Close();
+  EXPECT_EQ(db->WriteSync(Insert("late")).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace campaigns::storage::postgres::testing
