@@ -132,6 +132,10 @@ std::string Rows::Text(int row, int col) const {
   return Get(row, col).value_or("");
 }
 
+int Rows::Column(const char* name) const {
+  return result_ == nullptr ? -1 : PQfnumber(result_, name);
+}
+
 int64_t Rows::affected() const {
   int64_t n = 0;
   if (result_ != nullptr) (void)absl::SimpleAtoi(PQcmdTuples(result_), &n);

@@ -60,6 +60,15 @@ class Rows {
   std::optional<std::string> Get(int row, int col) const;
   // The same, with NULL as "".
   std::string Text(int row, int col) const;
+  // The index of the column named `name`; -1 if there is none.
+  int Column(const char* name) const;
+  // Get and Text by column name (a column the query has).
+  std::optional<std::string> Get(int row, const char* name) const {
+    return Get(row, Column(name));
+  }
+  std::string Text(int row, const char* name) const {
+    return Text(row, Column(name));
+  }
   // Rows changed by an INSERT, UPDATE or DELETE.
   int64_t affected() const;
 

@@ -119,6 +119,17 @@ class Database {
 
   // Runs `op` on the writer and waits for its commit.
   absl::Status WriteSync(WriteOp op);
+  template <typename T>
+  absl::StatusOr<T> WriteSync(
+      std::function<absl::StatusOr<T>(Connection&)> op) {
+    absl::StatusOr<T> result = absl::InternalError("write did not run");
+    absl::Status status = WriteSync([&](Connection& c) {
+      result = op(c);
+      return result.status();
+    });
+    if (!status.ok()) return status;
+    return result;
+  }
 
   // Runs `fn(connection)` on a pooled read connection on the calling thread
   // and returns its status or value. A connection found lost is replaced and

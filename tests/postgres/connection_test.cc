@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "tests/postgres/pg_fixture.h"
+#include "tests/support/pg_fixture.h"
 
 namespace campaigns::storage::postgres::testing {
 namespace {

@@ -17,7 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "storage/postgres/migrations.h"
-#include "tests/postgres/pg_fixture.h"
+#include "tests/support/pg_fixture.h"
 
 namespace campaigns::storage::postgres::testing {
 namespace {

@@ -1,10 +1,10 @@
 // PgTest: a fixture for tests against a real PostgreSQL. The test process
 // starts one throwaway cluster (PostgresServer) before its first test and
-// stops it after its last (a gtest environment, pg_env_util.cc); each test gets
+// stops it after its last (a gtest environment, pg_fixture.cc); each test gets
 // a database of its own (CREATE DATABASE), so tests neither see nor disturb
 // each other's rows.
-#ifndef CAMPAIGND_TESTS_POSTGRES_PG_FIXTURE_H_
-#define CAMPAIGND_TESTS_POSTGRES_PG_FIXTURE_H_
+#ifndef CAMPAIGND_TESTS_SUPPORT_PG_FIXTURE_H_
+#define CAMPAIGND_TESTS_SUPPORT_PG_FIXTURE_H_
 
 #include <gtest/gtest.h>
 
@@ -22,7 +22,7 @@ namespace campaigns::storage::postgres::testing {
 
 class PgTest : public ::testing::Test {
  protected:
-  // The process's cluster (pg_env_util.cc); null if it did not start.
+  // The process's cluster (pg_fixture.cc); null if it did not start.
   static campaigns::testing::PostgresServer* Server();
 
   void SetUp() override {
@@ -56,4 +56,4 @@ class PgTest : public ::testing::Test {
 
 }  // namespace campaigns::storage::postgres::testing
 
-#endif  // CAMPAIGND_TESTS_POSTGRES_PG_FIXTURE_H_
+#endif  // CAMPAIGND_TESTS_SUPPORT_PG_FIXTURE_H_

@@ -1,10 +1,11 @@
 // The test process's PostgreSQL cluster, as a gtest environment: started
 // before the first test, stopped after the last.
+#include "tests/support/pg_fixture.h"
+
 #include <gtest/gtest.h>
 
 #include <memory>
 
-#include "tests/postgres/pg_fixture.h"
 #include "tests/support/postgres_server.h"
 
 namespace campaigns::storage::postgres::testing {
