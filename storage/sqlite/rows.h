@@ -1,7 +1,8 @@
 // Conversions between SQLite rows and domain values, private to storage/.
 //
 // Times are stored as INTEGER microseconds since the epoch; optional times
-// and durations as NULL when unset; maps, lists and components as JSON text.
+// and durations as NULL when unset; maps, lists and components as JSON text
+// (storage/json.h).
 // All functions are stateless and thread-safe.
 #ifndef CAMPAIGND_STORAGE_SQLITE_ROWS_H_
 #define CAMPAIGND_STORAGE_SQLITE_ROWS_H_
@@ -16,6 +17,7 @@
 
 #include "absl/time/time.h"
 #include "server/domain/model.h"
+#include "storage/json.h"
 
 namespace campaigns::storage {
 
@@ -39,20 +41,6 @@ SQLite::Column Col(SQLite::Statement& st, const char* name);
 
 std::optional<absl::Time> OptionalTime(const SQLite::Column& c);
 std::optional<absl::Duration> OptionalDuration(const SQLite::Column& c);
-
-// Callers pass UTF-8 (validated where it enters); a bad byte anyway becomes
-// U+FFFD rather than an exception on the writer thread.
-std::string MapToJson(const std::map<std::string, std::string>& m);
-std::map<std::string, std::string> MapFromJson(const std::string& json);
-std::string ListToJson(const std::vector<std::string>& v);
-std::vector<std::string> ListFromJson(const std::string& json);
-std::string ComponentsToJson(const std::vector<TemplateComponent>& c);
-std::vector<TemplateComponent> ComponentsFromJson(const std::string& json);
-// {"key": {"k": "v"}}: a campaign's recipient_variables.
-std::string NestedMapToJson(
-    const std::map<std::string, std::map<std::string, std::string>>& m);
-std::map<std::string, std::map<std::string, std::string>> NestedMapFromJson(
-    const std::string& json);
 
 // Row readers for `SELECT * FROM <table>` statements.
 Account ReadAccount(SQLite::Statement& st);
