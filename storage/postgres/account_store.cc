@@ -39,22 +39,13 @@ absl::Status InsertApiKey(Connection& c, const ApiKey& k) {
 }
 
 absl::StatusOr<Account> LoadAccount(Connection& c, const std::string& id) {
-  absl::StatusOr<Rows> rows =
-      c.Query("SELECT * FROM accounts WHERE id = $1", {id});
-  if (!rows.ok()) return rows.status();
-  if (rows->size() == 0) return errors::NotFound("account", id);
-  return ReadAccount(*rows, 0);
+  return LoadRow<Account>(c, "accounts", "account", std::nullopt, id,
+                          &ReadAccount);
 }
 
 absl::StatusOr<ApiKey> LoadApiKey(Connection& c, const std::string& account_id,
                                   const std::string& id) {
-  if (account_id.empty()) return errors::NotFound("api key", id);
-  absl::StatusOr<Rows> rows =
-      c.Query("SELECT * FROM api_keys WHERE id = $1 AND account_id = $2",
-              {id, account_id});
-  if (!rows.ok()) return rows.status();
-  if (rows->size() == 0) return errors::NotFound("api key", id);
-  return ReadApiKey(*rows, 0);
+  return LoadRow<ApiKey>(c, "api_keys", "api key", account_id, id, &ReadApiKey);
 }
 
 }  // namespace
@@ -158,21 +149,10 @@ void AccountStore::CreateApiKey(ApiKey key, IdempotencyKey idem,
 
 absl::StatusOr<Page<ApiKey>> AccountStore::ListApiKeys(
     const std::string& account_id, const PageRequest& page) {
-  return db_->Read<Page<ApiKey>>([&](Connection& c)
-                                     -> absl::StatusOr<Page<ApiKey>> {
-    absl::StatusOr<Rows> total = c.Query(
-        "SELECT count(*) FROM api_keys WHERE account_id = $1", {account_id});
-    if (!total.ok()) return total.status();
-    absl::StatusOr<Rows> rows = c.Query(
-        "SELECT * FROM api_keys WHERE account_id = $1 "
-        "ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-        {account_id, absl::StrCat(page.limit), absl::StrCat(page.offset())});
-    if (!rows.ok()) return rows.status();
-    std::vector<ApiKey> items;
-    for (int i = 0; i < rows->size(); ++i) {
-      items.push_back(ReadApiKey(*rows, i));
-    }
-    return MakePage(std::move(items), IntAt(*total, 0, "count"), page);
+  return db_->Read<Page<ApiKey>>([&](Connection& c) {
+    return ListPage<ApiKey>(c, "api_keys WHERE account_id = $1",
+                            "created_at DESC, id DESC", {account_id},
+                            &ReadApiKey, page);
   });
 }
 

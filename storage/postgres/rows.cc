@@ -1,6 +1,8 @@
 #include "storage/postgres/rows.h"
 
 #include "absl/strings/numbers.h"
+#include "server/domain/types.h"
+#include "storage/json.h"
 
 namespace campaigns::storage::postgres {
 
@@ -49,6 +51,70 @@ ApiKey ReadApiKey(const Rows& rows, int row) {
   k.created_at = TimeAt(rows, row, "created_at");
   k.revoked_at = OptionalTimeAt(rows, row, "revoked_at");
   return k;
+}
+
+namespace {
+
+template <typename E>
+E EnumAt(const Rows& rows, int row, const char* column,
+         bool (*parse)(absl::string_view, E*)) {
+  E e{};
+  parse(rows.Text(row, column), &e);
+  return e;
+}
+
+}  // namespace
+
+Template ReadTemplate(const Rows& rows, int row) {
+  Template t;
+  t.id = rows.Text(row, "id");
+  t.account_id = rows.Text(row, "account_id");
+  t.name = rows.Text(row, "name");
+  t.language = rows.Text(row, "language");
+  t.channel = EnumAt(rows, row, "channel", &ParseChannel);
+  t.body = rows.Text(row, "body");
+  t.subject = rows.Text(row, "subject");
+  t.html_body = rows.Text(row, "html_body");
+  t.components = ComponentsFromJson(rows.Text(row, "components"));
+  t.status = EnumAt(rows, row, "status", &ParseTemplateStatus);
+  t.rejection_reason = rows.Text(row, "rejection_reason");
+  t.created_at = TimeAt(rows, row, "created_at");
+  t.updated_at = TimeAt(rows, row, "updated_at");
+  return t;
+}
+
+Sender ReadSender(const Rows& rows, int row) {
+  Sender s;
+  s.id = rows.Text(row, "id");
+  s.account_id = rows.Text(row, "account_id");
+  s.sender_id = rows.Text(row, "sender_id");
+  s.channel = EnumAt(rows, row, "channel", &ParseChannel);
+  s.tier = EnumAt(rows, row, "tier", &ParseSenderTier);
+  s.verified = BoolAt(rows, row, "verified");
+  s.provider = rows.Text(row, "provider");
+  s.created_at = TimeAt(rows, row, "created_at");
+  s.updated_at = TimeAt(rows, row, "updated_at");
+  return s;
+}
+
+absl::Status CheckUnusedByLiveCampaign(Connection& c,
+                                       const std::string& account_id,
+                                       const char* column,
+                                       const std::string& id,
+                                       absl::string_view what) {
+  absl::StatusOr<Rows> rows =
+      c.Query(absl::StrCat(
+                  "SELECT id FROM campaigns WHERE account_id = $1 AND ", column,
+                  " = $2 AND NOT deleting AND status NOT IN "
+                  "('completed', 'cancelled', 'failed') LIMIT 1"),
+              {account_id, id});
+  if (!rows.ok()) return rows.status();
+  if (rows->size() > 0) {
+    return errors::Validation(
+        "id", absl::StrCat(what, " ", id, " is used by campaign ",
+                           rows->Text(0, 0), ", which is not finished"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace campaigns::storage::postgres

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "server/domain/errors.h"
 #include "server/domain/model.h"
 #include "server/domain/repository.h"
+#include "server/domain/rules.h"
 #include "storage/postgres/connection.h"
 
 namespace campaigns::storage::postgres {
@@ -26,8 +28,65 @@ std::optional<absl::Time> OptionalTimeAt(const Rows& rows, int row,
 int64_t IntAt(const Rows& rows, int row, const char* column);
 bool BoolAt(const Rows& rows, int row, const char* column);
 
+// Row readers for `SELECT * FROM <table>` results.
 Account ReadAccount(const Rows& rows, int row);
 ApiKey ReadApiKey(const Rows& rows, int row);
+Template ReadTemplate(const Rows& rows, int row);
+Sender ReadSender(const Rows& rows, int row);
+
+// Loads the row `id` of `table` if it belongs to `account_id` (NOT_FOUND
+// "<what> <id> not found" otherwise, and always for an empty account id),
+// or whatever its account with `account_id` nullopt (admin paths only).
+template <typename T>
+absl::StatusOr<T> LoadRow(Connection& c, const char* table, const char* what,
+                          const std::optional<std::string>& account_id,
+                          const std::string& id, T (*read)(const Rows&, int)) {
+  if (account_id.has_value() && account_id->empty()) {
+    return errors::NotFound(what, id);
+  }
+  absl::StatusOr<Rows> rows =
+      account_id.has_value()
+          ? c.Query(absl::StrCat("SELECT * FROM ", table,
+                                 " WHERE id = $1 AND account_id = $2"),
+                    {id, *account_id})
+          : c.Query(absl::StrCat("SELECT * FROM ", table, " WHERE id = $1"),
+                    {id});
+  if (!rows.ok()) return rows.status();
+  if (rows->size() == 0) return errors::NotFound(what, id);
+  return read(*rows, 0);
+}
+
+// `SELECT count(*) FROM <from_where>` and `SELECT * FROM <from_where> ORDER
+// BY <order> LIMIT .. OFFSET ..` with `params` as $1..$n, as a page.
+template <typename T>
+absl::StatusOr<Page<T>> ListPage(Connection& c, const std::string& from_where,
+                                 const std::string& order,
+                                 std::vector<std::optional<std::string>> params,
+                                 T (*read)(const Rows&, int),
+                                 const PageRequest& page) {
+  absl::StatusOr<Rows> total =
+      c.Query(absl::StrCat("SELECT count(*) FROM ", from_where), params);
+  if (!total.ok()) return total.status();
+  const size_t n = params.size();
+  params.push_back(absl::StrCat(page.limit));
+  params.push_back(absl::StrCat(page.offset()));
+  absl::StatusOr<Rows> rows =
+      c.Query(absl::StrCat("SELECT * FROM ", from_where, " ORDER BY ", order,
+                           " LIMIT $", n + 1, " OFFSET $", n + 2),
+              params);
+  if (!rows.ok()) return rows.status();
+  std::vector<T> items;
+  for (int i = 0; i < rows->size(); ++i) items.push_back(read(*rows, i));
+  return MakePage(std::move(items), IntAt(*total, 0, "count"), page);
+}
+
+// FAILED_PRECONDITION / VALIDATION_ERROR naming the campaign when `column`
+// = `id` is used by a campaign of the account that is not final.
+absl::Status CheckUnusedByLiveCampaign(Connection& c,
+                                       const std::string& account_id,
+                                       const char* column,
+                                       const std::string& id,
+                                       absl::string_view what);
 
 // Runs a create under an idempotency key inside the current transaction:
 // a repeat with the same body returns `load(first_id)`, another body is

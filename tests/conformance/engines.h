@@ -16,6 +16,7 @@
 
 #include "server/domain/repository.h"
 #include "storage/postgres/account_store.h"
+#include "storage/postgres/catalog_store.h"
 #include "storage/postgres/database.h"
 #include "storage/sqlite/database.h"
 #include "storage/sqlite/store.h"
@@ -42,6 +43,8 @@ class EngineTest : public storage::postgres::testing::PgTest,
       sqlite_db_ = *std::move(db);
       sqlite_store_ = std::make_unique<storage::Store>(sqlite_db_.get());
       accounts_ = sqlite_store_.get();
+      templates_ = sqlite_store_.get();
+      senders_ = sqlite_store_.get();
     } else {
       storage::postgres::DatabaseOptions options;
       options.dsn = Dsn();
@@ -52,6 +55,10 @@ class EngineTest : public storage::postgres::testing::PgTest,
       pg_accounts_ =
           std::make_unique<storage::postgres::AccountStore>(pg_db_.get());
       accounts_ = pg_accounts_.get();
+      pg_catalog_ =
+          std::make_unique<storage::postgres::CatalogStore>(pg_db_.get());
+      templates_ = pg_catalog_.get();
+      senders_ = pg_catalog_.get();
     }
   }
 
@@ -60,10 +67,13 @@ class EngineTest : public storage::postgres::testing::PgTest,
     sqlite_store_.reset();
     sqlite_db_.reset();
     pg_accounts_.reset();
+    pg_catalog_.reset();
     pg_db_.reset();
   }
 
   AccountRepository& accounts() { return *accounts_; }
+  TemplateRepository& templates() { return *templates_; }
+  SenderRepository& senders() { return *senders_; }
 
  private:
   storage::test_util::TempDir dir_;
@@ -71,7 +81,10 @@ class EngineTest : public storage::postgres::testing::PgTest,
   std::unique_ptr<storage::Store> sqlite_store_;
   std::unique_ptr<storage::postgres::Database> pg_db_;
   std::unique_ptr<storage::postgres::AccountStore> pg_accounts_;
+  std::unique_ptr<storage::postgres::CatalogStore> pg_catalog_;
   AccountRepository* accounts_ = nullptr;
+  TemplateRepository* templates_ = nullptr;
+  SenderRepository* senders_ = nullptr;
 };
 
 // "sqlite" / "postgres" as the test name's suffix.
