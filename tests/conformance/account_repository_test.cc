@@ -12,36 +12,17 @@
 #include "server/domain/ids.h"
 #include "tests/conformance/engines.h"
 #include "tests/storage/temp_db.h"
+#include "tests/support/builders.h"
 
 namespace campaigns::conformance {
 namespace {
 
 using storage::test_util::AwaitResult;
+using test_builders::NewAccount;
+using test_builders::NewKey;
 
 class AccountRepositoryTest : public EngineTest {
  protected:
-  static AccountWithKey NewAccount(const std::string& name,
-                                   const std::string& secret) {
-    AccountWithKey a;
-    a.account.id = NewId(kAccountPrefix);
-    a.account.name = name;
-    a.account.created_at = a.account.updated_at = absl::Now();
-    a.key = NewKey(a.account.id, secret);
-    return a;
-  }
-
-  static ApiKey NewKey(const std::string& account_id,
-                       const std::string& secret) {
-    ApiKey k;
-    k.id = NewId(kApiKeyPrefix);
-    k.account_id = account_id;
-    k.name = "test";
-    k.prefix = secret.substr(0, 8);
-    k.key_hash = Sha256Hex(secret);
-    k.created_at = absl::Now();
-    return k;
-  }
-
   absl::StatusOr<AccountWithKey> Create(AccountWithKey a,
                                         IdempotencyKey idem = {}) {
     return AwaitResult<AccountWithKey>([&](Done<AccountWithKey> done) {

@@ -16,34 +16,22 @@
 #include "server/domain/ids.h"
 #include "tests/conformance/engines.h"
 #include "tests/storage/temp_db.h"
+#include "tests/support/builders.h"
 
 namespace campaigns::conformance {
 namespace {
 
 using storage::test_util::AwaitResult;
 using storage::test_util::AwaitStatus;
+using test_builders::ExpectError;
+using test_builders::ExpectNotFound;
+using test_builders::NewSender;
+using test_builders::NewTemplate;
 using ::testing::_;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-void ExpectError(const absl::Status& status, absl::StatusCode code,
-                 const std::string& reason, const std::string& field = "") {
-  EXPECT_EQ(status.code(), code) << status;
-  EXPECT_EQ(errors::ReasonOf(status), reason) << status;
-  if (!field.empty()) {
-    std::vector<std::pair<std::string, std::string>> fields;
-    for (const errors::FieldViolation& v : errors::FieldViolationsOf(status)) {
-      fields.emplace_back(v.field, v.description);
-    }
-    EXPECT_THAT(fields, ElementsAre(Pair(field, _))) << status;
-  }
-}
-
-void ExpectNotFound(const absl::Status& status) {
-  ExpectError(status, absl::StatusCode::kNotFound, "NOT_FOUND");
-}
 
 // Two accounts, alpha (a_) and beta (b_), each with an SMS sender.
 class CatalogRepositoryTest : public EngineTest {
@@ -71,37 +59,6 @@ class CatalogRepositoryTest : public EngineTest {
     }
     sender_a_ = MustRegister(NewSender(a_, "+15550100"));
     sender_b_ = MustRegister(NewSender(b_, "+15550199"));
-  }
-
-  static Template NewTemplate(const std::string& account,
-                              const std::string& name,
-                              Channel channel = Channel::kSms,
-                              TemplateStatus status = TemplateStatus::kApproved,
-                              const std::string& language = "en") {
-    Template t;
-    t.id = NewId(kTemplatePrefix);
-    t.account_id = account;
-    t.name = name;
-    t.language = language;
-    t.channel = channel;
-    t.body = "Hello {{name}}";
-    t.status = status;
-    t.created_at = t.updated_at = absl::Now();
-    return t;
-  }
-
-  static Sender NewSender(const std::string& account,
-                          const std::string& sender_id,
-                          Channel channel = Channel::kSms) {
-    Sender s;
-    s.id = NewId(kSenderPrefix);
-    s.account_id = account;
-    s.sender_id = sender_id;
-    s.channel = channel;
-    s.tier = SenderTier::kTier10k;
-    s.provider = "simulator";
-    s.created_at = s.updated_at = absl::Now();
-    return s;
   }
 
   absl::StatusOr<Template> CreateTemplate(Template t,

@@ -23,10 +23,17 @@
 #include "server/domain/model.h"
 #include "storage/sqlite/database.h"
 #include "tests/storage/temp_db.h"
+#include "tests/support/builders.h"
 
 namespace campaigns::storage {
 namespace {
 
+using test_builders::ExpectError;
+using test_builders::ExpectNotFound;
+using test_builders::NewAccount;
+using test_builders::NewKey;
+using test_builders::NewSender;
+using test_builders::NewTemplate;
 using test_util::AwaitResult;
 using test_util::AwaitStatus;
 using test_util::TempDir;
@@ -36,24 +43,6 @@ using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 using ::testing::UnorderedElementsAreArray;
-
-// Asserts code, reason and (if non-empty) the single offending field.
-void ExpectError(const absl::Status& status, absl::StatusCode code,
-                 const std::string& reason, const std::string& field = "") {
-  EXPECT_EQ(status.code(), code) << status;
-  EXPECT_EQ(errors::ReasonOf(status), reason) << status;
-  if (!field.empty()) {
-    std::vector<std::pair<std::string, std::string>> fields;
-    for (const errors::FieldViolation& v : errors::FieldViolationsOf(status)) {
-      fields.emplace_back(v.field, v.description);
-    }
-    EXPECT_THAT(fields, ElementsAre(Pair(field, _))) << status;
-  }
-}
-
-void ExpectNotFound(const absl::Status& status) {
-  ExpectError(status, absl::StatusCode::kNotFound, "NOT_FOUND");
-}
 
 // A Store on a fresh database file, with synchronous wrappers around its
 // asynchronous writes.
@@ -156,61 +145,6 @@ class StoreTest : public ::testing::Test {
   }
 
   // --- Builders -------------------------------------------------------------
-
-  // A new account and its first key, with `secret` as the key's secret.
-  static AccountWithKey NewAccount(const std::string& name,
-                                   const std::string& secret) {
-    const absl::Time now = absl::Now();
-    AccountWithKey a;
-    a.account.id = NewId(kAccountPrefix);
-    a.account.name = name;
-    a.account.created_at = a.account.updated_at = now;
-    a.key = NewKey(a.account.id, secret);
-    return a;
-  }
-
-  static ApiKey NewKey(const std::string& account_id,
-                       const std::string& secret) {
-    ApiKey k;
-    k.id = NewId(kApiKeyPrefix);
-    k.account_id = account_id;
-    k.name = "test";
-    k.prefix = secret.substr(0, 8);
-    k.key_hash = Sha256Hex(secret);
-    k.created_at = absl::Now();
-    return k;
-  }
-
-  static Template NewTemplate(const std::string& account,
-                              const std::string& name,
-                              Channel channel = Channel::kSms,
-                              TemplateStatus status = TemplateStatus::kApproved,
-                              const std::string& language = "en") {
-    Template t;
-    t.id = NewId(kTemplatePrefix);
-    t.account_id = account;
-    t.name = name;
-    t.language = language;
-    t.channel = channel;
-    t.body = "Hello {{name}}";
-    t.status = status;
-    t.created_at = t.updated_at = absl::Now();
-    return t;
-  }
-
-  static Sender NewSender(const std::string& account,
-                          const std::string& sender_id,
-                          Channel channel = Channel::kSms) {
-    Sender s;
-    s.id = NewId(kSenderPrefix);
-    s.account_id = account;
-    s.sender_id = sender_id;
-    s.channel = channel;
-    s.tier = SenderTier::kTier10k;
-    s.provider = "simulator";
-    s.created_at = s.updated_at = absl::Now();
-    return s;
-  }
 
   static Campaign NewCampaign(const std::string& account,
                               const std::string& sender_id,
