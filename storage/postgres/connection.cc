@@ -79,11 +79,12 @@ absl::StatusOr<std::string> DescribeDsn(const std::string& dsn) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
   if (options == nullptr) {
-    std::string why = OneLine(error);
+    // libpq's text can quote the password (e.g. a bad percent-encoding in
+    // it), so it is never passed on.
     PQfreemem(error);
     return absl::InvalidArgumentError(
-        absl::StrCat("--db: not a PostgreSQL connection string: ",
-                     why.empty() ? "out of memory" : why));
+        "--db: not a valid PostgreSQL connection string (check its syntax "
+        "and the percent-encoding of the user and password)");
   }
   std::string host = "localhost", port = "5432", dbname, user;
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {

@@ -1,5 +1,6 @@
 #include "storage/postgres/database.h"
 
+#include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -180,7 +181,12 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
         return;
       }
     }
-    results[i] = batch[i].op(c);
+    try {
+      results[i] = batch[i].op(c);
+    } catch (const std::exception& e) {
+      results[i] = absl::InternalError(
+          absl::StrCat("storage operation failed: ", e.what()));
+    }
     if (!c.ok()) {
       not_written(results[i]);
       return;
@@ -282,7 +288,12 @@ absl::Status Database::WithReader(
       }
       conn = *std::move(opened);
     }
-    absl::Status s = fn(*conn);
+    absl::Status s;
+    try {
+      s = fn(*conn);
+    } catch (const std::exception& e) {
+      s = absl::InternalError(absl::StrCat("storage read failed: ", e.what()));
+    }
     const bool lost = !conn->ok();
     give_back();
     if (!lost || attempt > 0) {

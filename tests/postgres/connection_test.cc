@@ -95,6 +95,12 @@ TEST_F(ConnectionTest, AMalformedDsnIsInvalidArgument) {
   }
   EXPECT_EQ(DescribeDsn("host=127.0.0.1 port").status().code(),
             absl::StatusCode::kInvalidArgument);
+  // libpq's own message would quote the bad percent-encoding: the password.
+  absl::StatusOr<std::string> bad =
+      DescribeDsn("postgresql://u:s3cr%zzet@h/db");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_FALSE(absl::StrContains(bad.status().message(), "s3cr"))
+      << bad.status();
 }
 
 TEST_F(ConnectionTest, DescribeDsnNamesWhereButNeverThePassword) {

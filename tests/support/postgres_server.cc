@@ -84,6 +84,9 @@ absl::StatusOr<std::pair<int, std::string>> Run(
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
+  // In /: as the postgres user, initdb and pg_ctl fail if they cannot
+  // enter the directory they were started in (e.g. a clone under /root).
+  posix_spawn_file_actions_addchdir_np(&fa, "/");
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
@@ -195,6 +198,9 @@ absl::Status PostgresServer::StartWatchdog() {
                    "/data -m immediate stop >/dev/null 2>&1; rm -rf ", dir_);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
+  // In /: as the postgres user, initdb and pg_ctl fail if they cannot
+  // enter the directory they were started in (e.g. a clone under /root).
+  posix_spawn_file_actions_addchdir_np(&fa, "/");
   posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
