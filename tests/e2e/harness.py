@@ -232,9 +232,18 @@ class CampaignD:
             time.sleep(0.05)
         if self.port <= 0:
             raise AssertionError("%s logged port %d" % (self.name, self.port))
-        m = re.search(r"http \(webhooks[^)]*\) on \S+ \(port (\d+)\)",
-                      self.stdout() + self.stderr())
-        self.http_port = int(m.group(1)) if m else None
+        # campaignd logs its HTTP listener just after the gRPC one: wait for
+        # that line too (reading the log between the two gave no port).
+        http_pattern = re.compile(
+            r"http \(webhooks[^)]*\) on \S+ \(port (\d+)\)")
+        while self.http_port is None:
+            m = http_pattern.search(self.stdout() + self.stderr())
+            if m:
+                self.http_port = int(m.group(1))
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         self.channel = grpc.insecure_channel(
             self.address, options=[("grpc.enable_http_proxy", 0)])
         health = pb["health_grpc"].HealthStub(self.channel)
