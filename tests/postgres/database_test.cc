@@ -38,6 +38,17 @@ class DatabaseTest : public PgTest {
     return *std::move(db);
   }
 
+  // Keeps the writer busy until `release` is notified, so that the ops
+  // queued meanwhile form one group.
+  static void HoldWriter(Database& db, absl::Notification* release) {
+    db.WriteRaw(
+        [release](Connection&) {
+          release->WaitForNotification();
+          return absl::OkStatus();
+        },
+        nullptr);
+  }
+
   static Database::WriteOp Insert(const std::string& k) {
     return [k](Connection& c) {
       return c.Query("INSERT INTO t VALUES ($1)", {k}).status();
@@ -97,14 +108,8 @@ TEST_F(DatabaseTest, OpenMigratesAndWritesCommitBeforeTheirCompletion) {
 TEST_F(DatabaseTest, AFailingOpRollsBackAloneInItsGroup) {
   std::unique_ptr<Database> db = OpenDb();
   ASSERT_NE(db, nullptr);
-  // Hold the writer so that the next ops form one group.
   absl::Notification release;
-  db->WriteRaw(
-      [&](Connection&) {
-        release.WaitForNotification();
-        return absl::OkStatus();
-      },
-      nullptr);
+  HoldWriter(*db, &release);
   std::vector<absl::Status> results(4);
   db->WriteRaw(Insert("a"), [&](absl::Status s) { results[0] = s; });
   // Writes a row, then fails: the row must not stay.
@@ -130,12 +135,7 @@ TEST_F(DatabaseTest, AConnectionLostMidTransactionWritesNothingAndRecovers) {
   std::unique_ptr<Database> db = OpenDb();
   ASSERT_NE(db, nullptr);
   absl::Notification release;
-  db->WriteRaw(
-      [&](Connection&) {
-        release.WaitForNotification();
-        return absl::OkStatus();
-      },
-      nullptr);
+  HoldWriter(*db, &release);
   std::vector<absl::Status> results(3);
   db->WriteRaw(Insert("x"), [&](absl::Status s) { results[0] = s; });
   db->WriteRaw(
