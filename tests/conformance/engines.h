@@ -32,8 +32,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
                    public ::testing::WithParamInterface<const char*> {
  protected:
   void SetUp() override {
-    PgTest::SetUp();
-    if (HasFatalFailure()) return;
+    // Not PgTest::SetUp: the SQLite runs need no PostgreSQL cluster.
     if (std::string(GetParam()) == "sqlite") {
       storage::DatabaseOptions options;
       options.path = dir_.File("conformance.db");
@@ -46,6 +45,8 @@ class EngineTest : public storage::postgres::testing::PgTest,
       templates_ = sqlite_store_.get();
       senders_ = sqlite_store_.get();
     } else {
+      CreateDatabase();
+      if (HasFatalFailure()) return;
       storage::postgres::DatabaseOptions options;
       options.dsn = Dsn();
       absl::StatusOr<std::unique_ptr<storage::postgres::Database>> db =

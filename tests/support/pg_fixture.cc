@@ -1,11 +1,15 @@
-// The test process's PostgreSQL cluster, as a gtest environment: started
-// before the first test, stopped after the last.
+// The test process's PostgreSQL cluster, as a gtest environment: started on
+// the first test that asks for it (a process whose tests never do, e.g. the
+// SQLite runs of the conformance suite, starts none), stopped after the last
+// test.
 #include "tests/support/pg_fixture.h"
 
 #include <gtest/gtest.h>
 
 #include <memory>
 
+#include "absl/base/thread_annotations.h"
+#include "server/domain/mutex.h"
 #include "tests/support/postgres_server.h"
 
 namespace campaigns::storage::postgres::testing {
@@ -15,17 +19,32 @@ using ::campaigns::testing::PostgresServer;
 
 class PgEnvironment : public ::testing::Environment {
  public:
-  void SetUp() override {
-    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start();
-    ASSERT_TRUE(s.ok()) << "cannot start PostgreSQL: " << s.status();
-    server_ = *std::move(s);
+  void TearDown() override {
+    MutexLock lock(&mu_);
+    server_.reset();
   }
-  void TearDown() override { server_.reset(); }
 
-  PostgresServer* server() const { return server_.get(); }
+  // Starts the cluster the first time; null (with the failure logged once)
+  // if it cannot start.
+  PostgresServer* server() {
+    MutexLock lock(&mu_);
+    if (server_ == nullptr && !tried_) {
+      tried_ = true;
+      absl::StatusOr<std::unique_ptr<PostgresServer>> s =
+          PostgresServer::Start();
+      if (s.ok()) {
+        server_ = *std::move(s);
+      } else {
+        ADD_FAILURE() << "cannot start PostgreSQL: " << s.status();
+      }
+    }
+    return server_.get();
+  }
 
  private:
-  std::unique_ptr<PostgresServer> server_;
+  Mutex mu_;
+  bool tried_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<PostgresServer> server_ ABSL_GUARDED_BY(mu_);
 };
 
 PgEnvironment* const kEnvironment = static_cast<PgEnvironment*>(

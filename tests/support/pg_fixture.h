@@ -1,8 +1,8 @@
 // PgTest: a fixture for tests against a real PostgreSQL. The test process
-// starts one throwaway cluster (PostgresServer) before its first test and
-// stops it after its last (a gtest environment, pg_fixture.cc); each test gets
-// a database of its own (CREATE DATABASE), so tests neither see nor disturb
-// each other's rows.
+// starts one throwaway cluster (PostgresServer) for the first test that needs
+// it and stops it after its last test (a gtest environment, pg_fixture.cc);
+// each test gets a database of its own (CREATE DATABASE), so tests neither
+// see nor disturb each other's rows.
 #ifndef CAMPAIGND_TESTS_SUPPORT_PG_FIXTURE_H_
 #define CAMPAIGND_TESTS_SUPPORT_PG_FIXTURE_H_
 
@@ -25,7 +25,11 @@ class PgTest : public ::testing::Test {
   // The process's cluster (pg_fixture.cc); null if it did not start.
   static campaigns::testing::PostgresServer* Server();
 
-  void SetUp() override {
+  void SetUp() override { CreateDatabase(); }
+
+  // Creates this test's database (db_) in the process's cluster, starting
+  // the cluster if this is the first test to need it.
+  void CreateDatabase() {
     ASSERT_NE(Server(), nullptr);
     const ::testing::TestInfo* info =
         ::testing::UnitTest::GetInstance()->current_test_info();
