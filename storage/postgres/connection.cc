@@ -36,6 +36,12 @@ absl::StatusCode CodeOfSqlState(absl::string_view state) {
     // serialization_failure, deadlock_detected
     return absl::StatusCode::kAborted;
   }
+  if (state == "55P03") {  // lock_not_available (lock_timeout)
+    return absl::StatusCode::kAborted;
+  }
+  if (state == "25P03") {  // idle_in_transaction_session_timeout
+    return absl::StatusCode::kUnavailable;
+  }
   if (state == "23505") return absl::StatusCode::kAlreadyExists;
   if (absl::StartsWith(state, "53")) {  // disk full, out of memory, ...
     return absl::StatusCode::kResourceExhausted;
@@ -137,6 +143,10 @@ int Rows::Column(const char* name) const {
   return result_ == nullptr ? -1 : PQfnumber(result_, name);
 }
 
+std::string Rows::command() const {
+  return result_ == nullptr ? "" : PQcmdStatus(result_);
+}
+
 int64_t Rows::affected() const {
   int64_t n = 0;
   if (result_ != nullptr) (void)absl::SimpleAtoi(PQcmdTuples(result_), &n);
@@ -151,9 +161,20 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
       absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
   // expand_dbname: `dsn` (the last keyword) is parsed as a connection
   // string, and what it sets wins over the defaults before it.
-  const char* keywords[] = {"connect_timeout", "application_name", "dbname",
+  // TCP keepalives and a user timeout: a connection whose peer vanished
+  // (cable cut, host gone) is found dead in about 30 s instead of hanging a
+  // call for the kernel's 2 hours. A DSN may override each.
+  const char* keywords[] = {"connect_timeout",
+                            "application_name",
+                            "keepalives",
+                            "keepalives_idle",
+                            "keepalives_interval",
+                            "keepalives_count",
+                            "tcp_user_timeout",
+                            "dbname",
                             nullptr};
-  const char* values[] = {timeout.c_str(), "campaignd", dsn.c_str(), nullptr};
+  const char* values[] = {timeout.c_str(), "campaignd", "1",    "10", "5", "3",
+                          "30000",         dsn.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr) {
     return absl::ResourceExhaustedError("libpq: out of memory");
@@ -180,6 +201,18 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
         ".", c->server_version_ % 10000, "; campaignd needs ",
         kMinimumServerVersion / 10000, " or newer"));
   }
+  // A session this process lost (network cut) must not keep its locks and
+  // its transaction "in progress" for ever: the server ends it after
+  // kIdleInTransaction. A statement waiting for a lock gives up after
+  // kLockTimeout (ABORTED: retry) rather than stall the writer behind
+  // another instance.
+  if (absl::Status set = c->Exec(absl::StrCat(
+          "SET idle_in_transaction_session_timeout = ",
+          absl::ToInt64Milliseconds(kIdleInTransaction),
+          "; SET lock_timeout = ", absl::ToInt64Milliseconds(kLockTimeout)));
+      !set.ok()) {
+    return set;
+  }
   return c;
 }
 
@@ -190,13 +223,24 @@ Connection::~Connection() { PQfinish(conn_); }
 
 bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
 
+int Connection::backend_pid() const { return PQbackendPID(conn_); }
+
+int Connection::socket() const { return PQsocket(conn_); }
+
 absl::Status Connection::Failure(pg_result* result,
                                  absl::string_view what) const {
   const char* state = result == nullptr
                           ? nullptr
                           : PQresultErrorField(result, PG_DIAG_SQLSTATE);
-  std::string message = OneLine(
-      result == nullptr ? PQerrorMessage(conn_) : PQresultErrorMessage(result));
+  // The primary message only: the server's DETAIL can quote row values
+  // (addresses, names), which must not travel in a status.
+  const char* primary =
+      result == nullptr ? nullptr
+                        : PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  std::string message =
+      OneLine(primary != nullptr  ? primary
+              : result == nullptr ? PQerrorMessage(conn_)
+                                  : PQresultErrorMessage(result));
   absl::StatusCode code = state != nullptr ? CodeOfSqlState(state)
                           : ok()           ? absl::StatusCode::kInternal
                                            : absl::StatusCode::kUnavailable;

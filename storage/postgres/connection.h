@@ -15,7 +15,9 @@
 // kMinimumServerVersion; ABORTED for a serialization failure or a deadlock
 // (retry the transaction); ALREADY_EXISTS for a unique violation;
 // RESOURCE_EXHAUSTED when the server is out of disk or memory; DATA_LOSS
-// for corruption it reports; INTERNAL for the rest.
+// for corruption it reports; INTERNAL for the rest. A lock wait longer than
+// kLockTimeout is ABORTED too. Messages carry the server's primary message
+// and SQLSTATE, never its DETAIL (which can quote row values).
 //
 // Not thread-safe: one thread at a time (libpq's rule for a PGconn).
 #ifndef CAMPAIGND_STORAGE_POSTGRES_CONNECTION_H_
@@ -39,6 +41,10 @@ namespace campaigns::storage::postgres {
 // PostgreSQL 15 (PQserverVersion's 150000): MERGE, NULLS NOT DISTINCT and
 // the jsonb functions the schema relies on.
 inline constexpr int kMinimumServerVersion = 150000;
+
+// Every connection's session settings (Connection::Open).
+inline constexpr absl::Duration kIdleInTransaction = absl::Seconds(30);
+inline constexpr absl::Duration kLockTimeout = absl::Seconds(10);
 
 // Where a DSN points, for messages: "host:port/database as user". Never the
 // password. INVALID_ARGUMENT when the DSN does not parse.
@@ -69,6 +75,8 @@ class Rows {
   std::string Text(int row, const char* name) const {
     return Text(row, Column(name));
   }
+  // The command tag ("COMMIT", "ROLLBACK", "INSERT 0 1", ...).
+  std::string command() const;
   // Rows changed by an INSERT, UPDATE or DELETE.
   int64_t affected() const;
 
@@ -101,6 +109,10 @@ class Connection {
   const std::string& where() const { return where_; }
   // False once the connection is known to be lost.
   bool ok() const;
+  // The server process of this session (pg_backend_pid()).
+  int backend_pid() const;
+  // The socket's file descriptor (PQsocket), for tests that cut it.
+  int socket() const;
 
  private:
   Connection(pg_conn* conn, std::string where);

@@ -1,9 +1,11 @@
 #include "storage/postgres/database.h"
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/log/log.h"
 #include "storage/postgres/migrations.h"
 
@@ -122,23 +124,99 @@ void Database::WriterLoop() {
   writer_conn_.reset();
 }
 
-absl::StatusOr<Connection*> Database::WriterConnection() {
-  if (writer_conn_ != nullptr && writer_conn_->ok()) return writer_conn_.get();
-  writer_conn_.reset();
+absl::StatusOr<std::unique_ptr<Connection>> Database::Connect() {
+  {
+    MutexLock lock(&retry_mu_);
+    const absl::Time now = absl::Now();
+    if (now < retry_at_) {
+      return absl::UnavailableError(absl::StrCat(
+          "PostgreSQL at ", where_, " is unreachable; next attempt in ",
+          absl::FormatDuration(
+              absl::Ceil(retry_at_ - now, absl::Milliseconds(1)))));
+    }
+  }
   absl::StatusOr<std::unique_ptr<Connection>> conn =
       Connection::Open(options_.dsn, options_.connect_timeout);
+  MutexLock lock(&retry_mu_);
   if (!conn.ok()) {
+    backoff_ = std::clamp(backoff_ * 2, options_.min_reconnect_backoff,
+                          options_.max_reconnect_backoff);
+    retry_at_ = absl::Now() + backoff_;
     if (available_.exchange(false)) {
-      logging::Error("PostgreSQL unreachable: writes answer UNAVAILABLE",
+      logging::Error("PostgreSQL unreachable: calls answer UNAVAILABLE",
                      {{"db", where_}, {"error", conn.status()}});
     }
     return absl::UnavailableError(conn.status().message());
   }
-  writer_conn_ = *std::move(conn);
+  backoff_ = absl::ZeroDuration();
+  retry_at_ = absl::InfinitePast();
   if (!available_.exchange(true)) {
     logging::Info("PostgreSQL reachable again", {{"db", where_}});
   }
+  return conn;
+}
+
+absl::StatusOr<Connection*> Database::WriterConnection() {
+  if (writer_conn_ != nullptr && writer_conn_->ok()) return writer_conn_.get();
+  writer_conn_.reset();
+  absl::StatusOr<std::unique_ptr<Connection>> conn = Connect();
+  if (!conn.ok()) return conn.status();
+  writer_conn_ = *std::move(conn);
   return writer_conn_.get();
+}
+
+absl::StatusOr<std::string> Database::Begin() {
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<Connection*> conn = WriterConnection();
+    if (!conn.ok()) return conn.status();
+    Connection& c = **conn;
+    absl::StatusOr<Rows> begun = c.Query("BEGIN");
+    if (begun.ok()) begun = c.Query("SELECT pg_current_xact_id()::text");
+    if (begun.ok()) return begun->Text(0, 0);
+    (void)c.Exec("ROLLBACK");
+    // A connection that went stale while idle (e.g. the server restarted)
+    // is only found out here; no op has run yet, so once more on a new one.
+    if (attempt > 0 || !Lost(begun.status(), c)) return begun.status();
+    writer_conn_.reset();
+  }
+}
+
+absl::Status Database::RunOps(Connection& c, std::vector<Pending>& batch,
+                              std::vector<absl::Status>& results) {
+  const bool savepoints = batch.size() > 1;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (savepoints) {
+      if (absl::Status s = c.Exec("SAVEPOINT op"); !s.ok()) return s;
+    }
+    try {
+      results[i] = batch[i].op(c);
+    } catch (const std::exception& e) {
+      results[i] = absl::InternalError(
+          absl::StrCat("storage operation failed: ", e.what()));
+    }
+    if (!c.ok()) return results[i];
+    if (results[i].ok()) {
+      if (!savepoints) continue;
+      const absl::Status released = c.Exec("RELEASE SAVEPOINT op");
+      if (released.ok()) continue;
+      if (Lost(released, c)) return released;
+      // The op reported success over a statement that failed (the
+      // transaction is aborted since): it failed, and only it is undone.
+      logging::Error("PostgreSQL operation ignored a failed statement",
+                     {{"db", where_}, {"error", released}});
+      results[i] = absl::InternalError(
+          "a statement of the operation failed; nothing of it was written");
+    }
+    // The op failed: undo what it did, and only that. With one op there is
+    // nothing left to commit; the caller sees no savepoints and rolls back.
+    if (!savepoints) return absl::OkStatus();
+    if (absl::Status undo =
+            c.Exec("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op");
+        !undo.ok()) {
+      return undo;
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Database::CommitBatch(std::vector<Pending>& batch) {
@@ -148,14 +226,9 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
       if (batch[i].done) batch[i].done(all.ok() ? results[i] : all);
     }
   };
-  absl::StatusOr<Connection*> conn = WriterConnection();
-  if (!conn.ok()) {
-    finish(conn.status());
-    return;
-  }
-  Connection& c = **conn;
   const auto not_written = [&](const absl::Status& why) {
-    // writer_conn_, not `c`: after a lost COMMIT it is another connection.
+    // writer_conn_, not the group's connection: after a lost COMMIT it is
+    // another one.
     if (writer_conn_ == nullptr || !writer_conn_->ok()) available_ = false;
     logging::Warn("PostgreSQL transaction lost before its commit",
                   {{"db", where_},
@@ -164,78 +237,80 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
     finish(absl::UnavailableError(absl::StrCat(
         "PostgreSQL connection lost; nothing was written: ", why.message())));
   };
-  absl::StatusOr<Rows> begun = c.Query("BEGIN");
-  if (begun.ok()) begun = c.Query("SELECT pg_current_xact_id()::text");
-  if (!begun.ok()) {
-    (void)c.Exec("ROLLBACK");
-    not_written(begun.status());
+  absl::StatusOr<std::string> xid = Begin();
+  if (!xid.ok()) {
+    if (writer_conn_ != nullptr && Lost(xid.status(), *writer_conn_)) {
+      not_written(xid.status());
+    } else {  // not connected (Connect's UNAVAILABLE), or BEGIN refused
+      finish(xid.status());
+    }
     return;
   }
-  const std::string xid = begun->Text(0, 0);
-  const bool savepoints = batch.size() > 1;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (savepoints) {
-      if (absl::Status s = c.Exec("SAVEPOINT op"); !s.ok()) {
-        (void)c.Exec("ROLLBACK");
-        not_written(s);
-        return;
-      }
+  Connection& c = *writer_conn_;
+  if (absl::Status ran = RunOps(c, batch, results); !ran.ok()) {
+    (void)c.Exec("ROLLBACK");
+    if (Lost(ran, c)) {
+      not_written(ran);
+    } else {
+      finish(ran);
     }
-    try {
-      results[i] = batch[i].op(c);
-    } catch (const std::exception& e) {
-      results[i] = absl::InternalError(
-          absl::StrCat("storage operation failed: ", e.what()));
-    }
-    if (!c.ok()) {
-      not_written(results[i]);
-      return;
-    }
-    if (results[i].ok()) {
-      if (savepoints) {
-        if (absl::Status s = c.Exec("RELEASE SAVEPOINT op"); !s.ok()) {
-          (void)c.Exec("ROLLBACK");
-          not_written(s);
-          return;
-        }
-      }
-      continue;
-    }
-    // The op failed: undo what it did, and only that.
-    const absl::Status undo =
-        savepoints ? c.Exec("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")
-                   : c.Exec("ROLLBACK");
-    if (!undo.ok()) {
-      (void)c.Exec("ROLLBACK");
-      if (Lost(undo, c)) {
-        not_written(undo);
-      } else {
-        finish(undo);
-      }
-      return;
-    }
-    if (!savepoints) {  // the only op failed: nothing to commit
-      finish(absl::OkStatus());
-      return;
-    }
+    return;
   }
-  if (options_.before_commit) options_.before_commit(c);
-  const absl::Status committed = c.Exec("COMMIT");
-  if (committed.ok()) {
+  if (batch.size() == 1 && !results[0].ok()) {
+    // The only op failed: nothing to commit, and its status stands.
+    (void)c.Exec("ROLLBACK");
     finish(absl::OkStatus());
     return;
   }
-  if (!Lost(committed, c)) {  // e.g. a deferred constraint: rolled back
-    finish(committed);
+  if (options_.before_commit) options_.before_commit(c);
+  const int backend = c.backend_pid();
+  absl::StatusOr<Rows> committed = c.Query("COMMIT");
+  if (committed.ok() && committed->command() == "COMMIT") {
+    finish(absl::OkStatus());
     return;
   }
-  // No answer to the COMMIT: ask the server what became of it. `c` is
-  // gone from here on.
+  if (committed.ok()) {
+    // The server answered ROLLBACK: a statement failed inside an op that
+    // still reported success. Nothing of the group was written.
+    logging::Error("PostgreSQL rolled back a group at its COMMIT",
+                   {{"db", where_},
+                    {"ops", static_cast<int64_t>(batch.size())},
+                    {"answer", committed->command()}});
+    finish(absl::InternalError(
+        "the transaction was rolled back at its commit (a statement in it "
+        "failed); nothing was written"));
+    return;
+  }
+  if (!Lost(committed.status(), c)) {  // e.g. a deferred constraint
+    finish(committed.status());
+    return;
+  }
+  ResolveLostCommit(*xid, backend, committed.status(), finish, not_written);
+}
+
+void Database::ResolveLostCommit(
+    const std::string& xid, int backend, const absl::Status& committed,
+    const std::function<void(const absl::Status&)>& finish,
+    const std::function<void(const absl::Status&)>& not_written) {
+  // No answer to the COMMIT: ask the server what became of it, on a new
+  // connection.
   writer_conn_.reset();
   absl::StatusOr<Connection*> again = WriterConnection();
   absl::StatusOr<TransactionOutcome> outcome =
       again.ok() ? OutcomeOf(**again, xid)
                  : absl::StatusOr<TransactionOutcome>(again.status());
+  if (outcome.ok() && *outcome == TransactionOutcome::kInProgress) {
+    // The old session lives on (a network cut the server has not noticed):
+    // end it, which aborts the transaction unless its COMMIT is under way,
+    // and ask again once it is gone.
+    absl::StatusOr<Rows> ended = (*again)->Query(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+        "WHERE pid = $1 AND backend_xid = "
+        "(($2::xid8)::text::numeric % 4294967296)::text::xid",
+        {absl::StrCat(backend), xid});
+    outcome = ended.ok() ? OutcomeOf(**again, xid)
+                         : absl::StatusOr<TransactionOutcome>(ended.status());
+  }
   if (outcome.ok() && *outcome == TransactionOutcome::kCommitted) {
     logging::Warn("PostgreSQL commit confirmed after its connection was lost",
                   {{"db", where_}, {"xid", xid}});
@@ -280,11 +355,10 @@ absl::Status Database::WithReader(
       pool_cv_.Signal();
     };
     if (conn == nullptr) {
-      absl::StatusOr<std::unique_ptr<Connection>> opened =
-          Connection::Open(options_.dsn, options_.connect_timeout);
+      absl::StatusOr<std::unique_ptr<Connection>> opened = Connect();
       if (!opened.ok()) {
         give_back();
-        return absl::UnavailableError(opened.status().message());
+        return opened.status();
       }
       conn = *std::move(opened);
     }

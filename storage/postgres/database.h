@@ -24,9 +24,15 @@
 // the transaction (pg_xact_status of its id): committed groups complete as
 // committed, aborted ones with UNAVAILABLE. Only if the server cannot be
 // reached to ask does an operation get UNAVAILABLE saying the outcome is
-// unknown (logged as an error). Meanwhile writes and reads answer
-// UNAVAILABLE at once, and the next write or read after the server is back
-// reconnects: no restart of campaignd is needed.
+// unknown (logged as an error); a session the server still thinks alive
+// holding it is ended first. Meanwhile writes and reads answer UNAVAILABLE
+// at once (one connection attempt per backoff interval), and the first
+// write or read after the server is back reconnects: no restart of
+// campaignd is needed. A stale connection found at BEGIN is replaced before
+// any op runs.
+//
+// A group whose COMMIT is answered ROLLBACK (an op swallowed a failed
+// statement) completes with INTERNAL for every op: nothing was written.
 //
 // Thread-safe: Write, WriteSync, Read and Flush may be called from any
 // thread (WriteSync and Flush not from the writer thread itself).
@@ -56,8 +62,15 @@ struct DatabaseOptions {
   std::string dsn;
   int read_connections = 8;
   absl::Duration connect_timeout = absl::Seconds(5);
-  // Group-commit bound: at most this many operations in one transaction.
-  int max_ops_per_commit = 1000;
+  // Group-commit bound: at most this many operations in one transaction
+  // (each in a savepoint; PostgreSQL keeps 64 subtransactions per backend in
+  // shared memory and slows down past that).
+  int max_ops_per_commit = 64;
+  // After a failed connection attempt, calls answer UNAVAILABLE at once
+  // until the next attempt is due: min_reconnect_backoff after the first
+  // failure, doubling up to max_reconnect_backoff.
+  absl::Duration min_reconnect_backoff = absl::Milliseconds(100);
+  absl::Duration max_reconnect_backoff = absl::Seconds(2);
   // Open migrates the schema (migrations.h) unless false.
   bool migrate = true;
   // Tests only: called on the writer thread with the writer's connection
@@ -170,6 +183,25 @@ class Database {
   void WriterLoop();
   // Runs `batch` in one transaction and calls each op's done.
   void CommitBatch(std::vector<Pending>& batch);
+  // BEGIN on the writer's connection (reconnecting once if it turns out
+  // stale); the transaction's id.
+  absl::StatusOr<std::string> Begin();
+  // Runs the ops of `batch` into `results`, each in a savepoint when there
+  // are several. Not OK when the transaction cannot go on (it must be
+  // rolled back; lost if the connection is).
+  absl::Status RunOps(Connection& c, std::vector<Pending>& batch,
+                      std::vector<absl::Status>& results);
+  // After a COMMIT without an answer (`committed`): asks the server what
+  // became of transaction `xid` of session `backend`, and completes the
+  // group by `finish` (committed, or unknown) or `not_written` (aborted).
+  void ResolveLostCommit(
+      const std::string& xid, int backend, const absl::Status& committed,
+      const std::function<void(const absl::Status&)>& finish,
+      const std::function<void(const absl::Status&)>& not_written);
+  // A new connection, unless the last attempt failed and the next is not
+  // due yet (then UNAVAILABLE at once). Keeps available_ and logs its
+  // changes.
+  absl::StatusOr<std::unique_ptr<Connection>> Connect();
   // The writer's connection, reconnecting if it is lost; UNAVAILABLE (and
   // available_ false) when the server cannot be reached.
   absl::StatusOr<Connection*> WriterConnection();
@@ -191,6 +223,10 @@ class Database {
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   Mutex close_mu_;  // serialises Close()
   std::thread writer_ ABSL_GUARDED_BY(close_mu_);
+
+  Mutex retry_mu_;
+  absl::Time retry_at_ ABSL_GUARDED_BY(retry_mu_) = absl::InfinitePast();
+  absl::Duration backoff_ ABSL_GUARDED_BY(retry_mu_) = absl::ZeroDuration();
 
   Mutex pool_mu_;
   CondVar pool_cv_;  // a reader slot was returned

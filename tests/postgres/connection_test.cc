@@ -4,6 +4,9 @@
 #include "storage/postgres/connection.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <memory>
 #include <optional>
@@ -26,6 +29,22 @@ TEST_F(ConnectionTest, OpensAndReportsAVersionOfAtLeast15) {
   EXPECT_TRUE(c->ok());
   EXPECT_EQ(c->where(), absl::StrCat("127.0.0.1:", Server()->port(), "/", db_,
                                      " as ", Server()->user()));
+}
+
+TEST_F(ConnectionTest, SessionsEndIdleTransactionsAndBoundLockWaits) {
+  std::unique_ptr<Connection> c = Connect();
+  ASSERT_NE(c, nullptr);
+  const auto show = [&](const char* setting) {
+    absl::StatusOr<Rows> r = c->Query(absl::StrCat("SHOW ", setting));
+    return r.ok() ? r->Text(0, 0) : r.status().ToString();
+  };
+  EXPECT_EQ(show("idle_in_transaction_session_timeout"), "30s");
+  EXPECT_EQ(show("lock_timeout"), "10s");
+  // Client-side TCP keepalives: a vanished server is noticed in seconds.
+  int idle = 0;
+  socklen_t len = sizeof(idle);
+  ASSERT_EQ(getsockopt(c->socket(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len), 0);
+  EXPECT_EQ(idle, 10);
 }
 
 TEST_F(ConnectionTest, RefusedCredentialsAreUnauthenticatedWithoutThePassword) {
@@ -140,6 +159,17 @@ TEST_F(ConnectionTest, FailuresMapToCodesACallerCanActOn) {
       << dup.status();
   EXPECT_TRUE(absl::StrContains(dup.status().message(), "[23505]"))
       << dup.status();
+  // Only the primary message: the DETAIL quotes the row's value.
+  EXPECT_FALSE(absl::StrContains(dup.status().message(), "(a)"))
+      << dup.status();
+  // A lock held elsewhere past lock_timeout is ABORTED: retry later.
+  std::unique_ptr<Connection> other = Connect();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->Exec("BEGIN; SELECT * FROM t FOR UPDATE").ok());
+  ASSERT_TRUE(c->Exec("SET lock_timeout = '50ms'").ok());
+  absl::Status locked = c->Exec("UPDATE t SET k = 'b'");
+  EXPECT_EQ(locked.code(), absl::StatusCode::kAborted) << locked;
+  ASSERT_TRUE(other->Exec("ROLLBACK").ok());
   absl::Status bad = c->Exec("SELECT * FROM no_such_table");
   EXPECT_EQ(bad.code(), absl::StatusCode::kInternal) << bad;
   EXPECT_TRUE(absl::StrContains(bad.message(), "no_such_table")) << bad;

@@ -5,6 +5,8 @@
 #include "storage/postgres/database.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -178,6 +180,94 @@ TEST_F(DatabaseTest, ACommitWithoutAnAnswerIsResolvedByAskingTheServer) {
   EXPECT_EQ(Keys(), "");
   EXPECT_TRUE(db->WriteSync(Insert("kept")).ok());
   EXPECT_EQ(Keys(), "kept");
+}
+
+TEST_F(DatabaseTest, ACommitLostWhileTheSessionLivesOnEndsItAndWritesNothing) {
+  // Just before COMMIT the client's socket is swapped for one end of a
+  // socket pair whose other end reads nothing and says EOF: the COMMIT never
+  // reaches the server, whose session stays idle in the transaction,
+  // holding its row lock (a network cut the server has not noticed yet).
+  // The writer ends that session and learns the transaction was aborted,
+  // instead of answering "unknown".
+  DatabaseOptions options;
+  std::atomic<bool> cut{false};
+  int kept = -1, peer = -1;
+  options.before_commit = [&](Connection& c) {
+    if (!cut.exchange(false)) return;
+    int pair[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    kept = dup(c.socket());  // the server's session stays connected
+    dup2(pair[0], c.socket());
+    close(pair[0]);
+    peer = pair[1];
+    shutdown(peer, SHUT_WR);
+  };
+  std::unique_ptr<Database> db = OpenDb(options);
+  ASSERT_NE(db, nullptr);
+  cut = true;
+  absl::Status s = db->WriteSync(Insert("lost"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "nothing was written")) << s;
+  EXPECT_EQ(Keys(), "");
+  // The old session's lock on "lost" is gone: the same key is written.
+  EXPECT_TRUE(db->WriteSync(Insert("lost")).ok());
+  EXPECT_EQ(Keys(), "lost");
+  if (kept >= 0) close(kept);
+  if (peer >= 0) close(peer);
+}
+
+TEST_F(DatabaseTest, AnOpThatIgnoresAFailedStatementIsNotReportedWritten) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  const Database::WriteOp sloppy = [](Connection& c) {
+    (void)c.Query("INSERT INTO t VALUES ('sloppy')").status();
+    (void)c.Exec("INSERT INTO no_such_table VALUES (1)");
+    return absl::OkStatus();
+  };
+  // Alone in its group: the server answers the COMMIT with ROLLBACK.
+  absl::Status alone = db->WriteSync(sloppy);
+  EXPECT_EQ(alone.code(), absl::StatusCode::kInternal) << alone;
+  // In a group: it alone fails, the others are written.
+  absl::Notification release;
+  HoldWriter(*db, &release);
+  std::vector<absl::Status> results(3);
+  db->WriteRaw(Insert("a"), [&](absl::Status s) { results[0] = s; });
+  db->WriteRaw(sloppy, [&](absl::Status s) { results[1] = s; });
+  db->WriteRaw(Insert("b"), [&](absl::Status s) { results[2] = s; });
+  release.Notify();
+  db->Flush();
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_EQ(results[1].code(), absl::StatusCode::kInternal) << results[1];
+  EXPECT_TRUE(results[2].ok()) << results[2];
+  EXPECT_EQ(Keys(), "a,b");
+}
+
+TEST_F(DatabaseTest, AConnectionGoneStaleWhileIdleIsReplacedBeforeTheWrite) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  CutConnections();  // the writer's idle session ends; it does not know yet
+  EXPECT_TRUE(db->WriteSync(Insert("fresh")).ok());
+  EXPECT_EQ(Keys(), "fresh");
+  EXPECT_TRUE(db->available());
+}
+
+TEST_F(DatabaseTest, WhileUnreachableCallsFailAtOnceUntilTheNextAttemptIsDue) {
+  DatabaseOptions options;
+  options.min_reconnect_backoff = absl::Hours(1);
+  std::unique_ptr<Database> db = OpenDb(options);
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(Server()->Stop().ok());
+  absl::Status first = db->WriteSync(Insert("a"));
+  EXPECT_EQ(first.code(), absl::StatusCode::kUnavailable) << first;
+  // The server is back, but the next attempt is not due: no new attempt.
+  ASSERT_TRUE(Server()->StartAgain().ok());
+  absl::Status second = db->WriteSync(Insert("b"));
+  EXPECT_EQ(second.code(), absl::StatusCode::kUnavailable) << second;
+  EXPECT_TRUE(absl::StrContains(second.message(), "next attempt in")) << second;
+  absl::StatusOr<int64_t> r = db->Read<int64_t>(
+      [](Connection&) -> absl::StatusOr<int64_t> { return 1; });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_EQ(Keys(), "");
 }
 
 TEST_F(DatabaseTest, OutcomeOfTellsCommittedFromAborted) {
