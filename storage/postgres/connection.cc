@@ -273,7 +273,15 @@ absl::StatusOr<Rows> Connection::Query(
   const std::string text(sql);
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (const std::optional<std::string>& p : params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::optional<std::string>& p = params[i];
+    // libpq's text parameters end at the first NUL; PostgreSQL's text type
+    // cannot hold one either. Refused rather than stored cut short.
+    if (p.has_value() && p->find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("text contains U+0000 (parameter ", i + 1,
+                       "), which PostgreSQL cannot store"));
+    }
     values.push_back(p.has_value() ? p->c_str() : nullptr);
   }
   PGresult* result =

@@ -147,6 +147,14 @@ TEST_F(ConnectionTest, QueriesTakeParametersAndNulls) {
   EXPECT_EQ(rows->Text(0, 1), "it's \"quoted\"; DROP TABLE t");
   EXPECT_EQ(rows->Get(1, 1), std::nullopt);
   EXPECT_EQ(rows->Text(1, 1), "");
+  // A NUL would be cut short by libpq: refused, nothing stored.
+  absl::StatusOr<Rows> nul =
+      c->Query("INSERT INTO t VALUES ('n', $1)", {std::string("ab\0cd", 5)});
+  EXPECT_EQ(nul.status().code(), absl::StatusCode::kInvalidArgument)
+      << nul.status();
+  rows = c->Query("SELECT count(*) FROM t");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->Text(0, 0), "2");
 }
 
 TEST_F(ConnectionTest, FailuresMapToCodesACallerCanActOn) {
