@@ -160,6 +160,16 @@ class Database {
     return *std::move(out);
   }
 
+  // Runs `fn(connection)` like Read, but for small writes that must not
+  // queue behind the writer's group commits (lease heartbeats): each
+  // statement commits on its own (autocommit). `fn` must be idempotent: it
+  // runs once more on a new connection if the first turned out lost.
+  template <typename T>
+  absl::StatusOr<T> Autocommit(
+      const std::function<absl::StatusOr<T>(Connection&)>& fn) {
+    return Read<T>(fn);
+  }
+
   // Blocks until every write queued before the call has completed.
   void Flush();
 

@@ -282,6 +282,15 @@ CREATE TABLE leases (
 );
 CREATE INDEX leases_by_owner ON leases(owner);
 )sql",
+      // 2: what work sharing needs besides: a lease's epoch (raised at each
+      // change of owner, to fence a former owner's writes) and each
+      // instance's provider fingerprints (to detect two instances that
+      // configure one provider name differently).
+      R"sql(
+ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE instances ADD COLUMN providers TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX instances_by_heartbeat ON instances(heartbeat_at);
+)sql",
   };
   return *kMigrations;
 }
