@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   db_options.synchronous_full = options.synchronous_full;
   db_options.check_on_open = !options.skip_check;
   db_options.vfs = options.sqlite_vfs;
+  db_options.single_instance = true;
   db_options.metrics = metrics;
   db_options.on_writable = [raw = s.get()](bool writable) {
     if (writable) {

@@ -193,6 +193,13 @@ absl::Status Database::Init() {
   if (absl::Status path_ok = CheckPath(options_.path); !path_ok.ok()) {
     return path_ok;
   }
+  const std::string& path = options_.path;
+  if (options_.single_instance && !path.empty() && path[0] != ':' &&
+      !absl::StartsWith(path, "file:")) {
+    absl::StatusOr<InstanceLock> lock = InstanceLock::Acquire(path);
+    if (!lock.ok()) return lock.status();
+    instance_lock_ = *std::move(lock);
+  }
   try {
     // The writer connection is used by one thread at a time (this one, then
     // the writer thread): no per-call mutex (OPEN_NOMUTEX).

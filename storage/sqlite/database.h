@@ -53,6 +53,7 @@
 #include "absl/time/time.h"
 #include "server/domain/metrics.h"
 #include "server/domain/mutex.h"
+#include "storage/sqlite/instance_lock.h"
 
 struct sqlite3;
 
@@ -96,6 +97,10 @@ struct DatabaseOptions {
   // The SQLite VFS every connection opens through (sqlite3_vfs_register);
   // empty = SQLite's default. Tests name a fault-injecting one.
   std::string vfs;
+  // Refuse to open a database file another process opened with this set
+  // (InstanceLock): the server sets it, so two campaignd never dispatch
+  // from one file. In-memory and URI paths are not locked.
+  bool single_instance = false;
 };
 
 // How long a caller told "disk full" (errors::StorageFull) is asked to wait
@@ -330,6 +335,7 @@ class Database {
   }
 
   const DatabaseOptions options_;
+  std::optional<InstanceLock> instance_lock_;  // with single_instance
   int schema_version_ = 0;
   std::unique_ptr<SQLite::Database> writer_db_;  // writer thread only
   Metrics* const metrics_;

@@ -1,7 +1,10 @@
 // The server shuts down in order without losing writes.
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "storage/sqlite/database.h"
 #include "storage/sqlite/store.h"
 #include "tests/integration/fixture.h"
@@ -97,6 +100,27 @@ TEST_F(StartTest, PortInUseFailsWithoutBootstrappingTheDatabase) {
   auto created = store.BootstrapAdmin("ck_a_new_admin_key_for_this_database");
   ASSERT_TRUE(created.ok());
   EXPECT_TRUE(*created) << "the failed start must not have bootstrapped";
+}
+
+// SQLite keeps no record of which process sends what: a second campaignd on
+// the same file would send every campaign again. It is refused, naming the
+// first; once the first is gone, a start succeeds.
+TEST_F(StartTest, ASecondServerOnTheSameDatabaseIsRefused) {
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.db_path = db_path_;
+  auto second = CampaignServer::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(
+                absl::StrCat("another campaignd (pid ", getpid(), ")")),
+            absl::string_view::npos)
+      << second.status();
+  server_->Shutdown();
+  server_.reset();
+  auto third = CampaignServer::Start(options);
+  ASSERT_TRUE(third.ok()) << third.status();
+  (*third)->Shutdown();
 }
 
 TEST_F(StartTest, OversizedIdsAreInvalidArgumentNotEchoed) {
