@@ -97,6 +97,18 @@ Sender ReadSender(const Rows& rows, int row) {
   return s;
 }
 
+Suppression ReadSuppression(const Rows& rows, int row) {
+  Suppression s;
+  s.account_id = rows.Text(row, "account_id");
+  s.address = rows.Text(row, "address");
+  const std::string channel = rows.Text(row, "channel");
+  if (!channel.empty()) ParseChannel(channel, &s.channel);
+  s.reason = EnumAt(rows, row, "reason", &ParseSuppressionReason);
+  s.note = rows.Text(row, "note");
+  s.created_at = TimeAt(rows, row, "created_at");
+  return s;
+}
+
 absl::Status CheckUnusedByLiveCampaign(Connection& c,
                                        const std::string& account_id,
                                        const char* column,

@@ -33,6 +33,8 @@ Account ReadAccount(const Rows& rows, int row);
 ApiKey ReadApiKey(const Rows& rows, int row);
 Template ReadTemplate(const Rows& rows, int row);
 Sender ReadSender(const Rows& rows, int row);
+// channel '' (every channel) reads as Channel::kUnspecified.
+Suppression ReadSuppression(const Rows& rows, int row);
 
 // Loads the row `id` of `table` if it belongs to `account_id` (NOT_FOUND
 // "<what> <id> not found" otherwise, and always for an empty account id),
