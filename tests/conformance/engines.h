@@ -18,6 +18,7 @@
 #include "storage/postgres/account_store.h"
 #include "storage/postgres/catalog_store.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/suppression_store.h"
 #include "storage/sqlite/database.h"
 #include "storage/sqlite/store.h"
 #include "tests/storage/temp_db.h"
@@ -44,6 +45,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
       accounts_ = sqlite_store_.get();
       templates_ = sqlite_store_.get();
       senders_ = sqlite_store_.get();
+      suppressions_ = sqlite_store_.get();
     } else {
       CreateDatabase();
       if (HasFatalFailure()) return;
@@ -60,6 +62,9 @@ class EngineTest : public storage::postgres::testing::PgTest,
           std::make_unique<storage::postgres::CatalogStore>(pg_db_.get());
       templates_ = pg_catalog_.get();
       senders_ = pg_catalog_.get();
+      pg_suppressions_ =
+          std::make_unique<storage::postgres::SuppressionStore>(pg_db_.get());
+      suppressions_ = pg_suppressions_.get();
     }
   }
 
@@ -69,12 +74,14 @@ class EngineTest : public storage::postgres::testing::PgTest,
     sqlite_db_.reset();
     pg_accounts_.reset();
     pg_catalog_.reset();
+    pg_suppressions_.reset();
     pg_db_.reset();
   }
 
   AccountRepository& accounts() { return *accounts_; }
   TemplateRepository& templates() { return *templates_; }
   SenderRepository& senders() { return *senders_; }
+  SuppressionRepository& suppressions() { return *suppressions_; }
 
  private:
   storage::test_util::TempDir dir_;
@@ -83,9 +90,11 @@ class EngineTest : public storage::postgres::testing::PgTest,
   std::unique_ptr<storage::postgres::Database> pg_db_;
   std::unique_ptr<storage::postgres::AccountStore> pg_accounts_;
   std::unique_ptr<storage::postgres::CatalogStore> pg_catalog_;
+  std::unique_ptr<storage::postgres::SuppressionStore> pg_suppressions_;
   AccountRepository* accounts_ = nullptr;
   TemplateRepository* templates_ = nullptr;
   SenderRepository* senders_ = nullptr;
+  SuppressionRepository* suppressions_ = nullptr;
 };
 
 // "sqlite" / "postgres" as the test name's suffix.
