@@ -16,6 +16,13 @@ bool Lost(const absl::Status& s, const Connection& c) {
   return !c.ok() || s.code() == absl::StatusCode::kUnavailable;
 }
 
+// A failure that running the op again may not meet: a deadlock, a
+// serialization failure, a lock wait past lock_timeout (Connection: all
+// ABORTED).
+bool Retryable(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kAborted;
+}
+
 }  // namespace
 
 absl::StatusOr<TransactionOutcome> OutcomeOf(Connection& conn,
@@ -181,6 +188,15 @@ absl::StatusOr<std::string> Database::Begin() {
   }
 }
 
+absl::Status Database::RunOp(Connection& c, Pending& pending) {
+  try {
+    return pending.op(c);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("storage operation failed: ", e.what()));
+  }
+}
+
 absl::Status Database::RunOps(Connection& c, std::vector<Pending>& batch,
                               std::vector<absl::Status>& results) {
   const bool savepoints = batch.size() > 1;
@@ -188,11 +204,15 @@ absl::Status Database::RunOps(Connection& c, std::vector<Pending>& batch,
     if (savepoints) {
       if (absl::Status s = c.Exec("SAVEPOINT op"); !s.ok()) return s;
     }
-    try {
-      results[i] = batch[i].op(c);
-    } catch (const std::exception& e) {
-      results[i] = absl::InternalError(
-          absl::StrCat("storage operation failed: ", e.what()));
+    results[i] = RunOp(c, batch[i]);
+    if (savepoints && Retryable(results[i]) && c.ok()) {
+      // A deadlock victim or a lock wait that timed out: undone to its
+      // savepoint and run once more (the other transaction has usually
+      // finished by then).
+      if (absl::Status s = c.Exec("ROLLBACK TO SAVEPOINT op"); !s.ok()) {
+        return s;
+      }
+      results[i] = RunOp(c, batch[i]);
     }
     if (!c.ok()) return results[i];
     if (results[i].ok()) {
@@ -237,31 +257,36 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
     finish(absl::UnavailableError(absl::StrCat(
         "PostgreSQL connection lost; nothing was written: ", why.message())));
   };
-  absl::StatusOr<std::string> xid = Begin();
-  if (!xid.ok()) {
-    if (writer_conn_ != nullptr && Lost(xid.status(), *writer_conn_)) {
-      not_written(xid.status());
-    } else {  // not connected (Connect's UNAVAILABLE), or BEGIN refused
-      finish(xid.status());
+  absl::StatusOr<std::string> xid;
+  for (int attempt = 0;; ++attempt) {
+    xid = Begin();
+    if (!xid.ok()) {
+      if (writer_conn_ != nullptr && Lost(xid.status(), *writer_conn_)) {
+        not_written(xid.status());
+      } else {  // not connected (Connect's UNAVAILABLE), or BEGIN refused
+        finish(xid.status());
+      }
+      return;
     }
-    return;
-  }
-  Connection& c = *writer_conn_;
-  if (absl::Status ran = RunOps(c, batch, results); !ran.ok()) {
-    (void)c.Exec("ROLLBACK");
-    if (Lost(ran, c)) {
-      not_written(ran);
-    } else {
-      finish(ran);
+    Connection& c = *writer_conn_;
+    if (absl::Status ran = RunOps(c, batch, results); !ran.ok()) {
+      (void)c.Exec("ROLLBACK");
+      if (Lost(ran, c)) {
+        not_written(ran);
+      } else {
+        finish(ran);
+      }
+      return;
     }
-    return;
-  }
-  if (batch.size() == 1 && !results[0].ok()) {
-    // The only op failed: nothing to commit, and its status stands.
+    if (batch.size() > 1 || results[0].ok()) break;
+    // The only op failed: nothing to commit. A deadlock victim runs once
+    // more in a new transaction; otherwise its status stands.
     (void)c.Exec("ROLLBACK");
+    if (attempt == 0 && Retryable(results[0]) && c.ok()) continue;
     finish(absl::OkStatus());
     return;
   }
+  Connection& c = *writer_conn_;
   if (options_.before_commit) options_.before_commit(c);
   const int backend = c.backend_pid();
   absl::StatusOr<Rows> committed = c.Query("COMMIT");

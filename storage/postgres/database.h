@@ -31,6 +31,11 @@
 // campaignd is needed. A stale connection found at BEGIN is replaced before
 // any op runs.
 //
+// An op the server picks as a deadlock victim (or that waits for a lock
+// past kLockTimeout, or meets a serialization failure) is undone and run
+// once more before its ABORTED is reported: an op may therefore run twice
+// and must not consume what it captured.
+//
 // A group whose COMMIT is answered ROLLBACK (an op swallowed a failed
 // statement) completes with INTERNAL for every op: nothing was written.
 //
@@ -196,6 +201,8 @@ class Database {
   // BEGIN on the writer's connection (reconnecting once if it turns out
   // stale); the transaction's id.
   absl::StatusOr<std::string> Begin();
+  // Runs one op, an exception becoming INTERNAL.
+  static absl::Status RunOp(Connection& c, Pending& pending);
   // Runs the ops of `batch` into `results`, each in a savepoint when there
   // are several. Not OK when the transaction cannot go on (it must be
   // rolled back; lost if the connection is).

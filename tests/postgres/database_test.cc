@@ -216,6 +216,49 @@ TEST_F(DatabaseTest, ACommitLostWhileTheSessionLivesOnEndsItAndWritesNothing) {
   if (peer >= 0) close(peer);
 }
 
+TEST_F(DatabaseTest, ADeadlockVictimRunsOnceMoreAndItsFirstTryLeavesNothing) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  // Inserts its key, then fails as a serialization failure would on its
+  // first `failures` runs.
+  const auto flaky = [](const std::string& key, int failures,
+                        std::shared_ptr<std::atomic<int>> runs) {
+    return [key, failures, runs](Connection& c) -> absl::Status {
+      absl::Status s = c.Query("INSERT INTO t VALUES ($1)", {key}).status();
+      if (!s.ok()) return s;
+      if (runs->fetch_add(1) < failures) {
+        return c.Exec(
+            "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; "
+            "END $$");
+      }
+      return absl::OkStatus();
+    };
+  };
+  auto alone = std::make_shared<std::atomic<int>>(0);
+  EXPECT_TRUE(db->WriteSync(flaky("alone", 1, alone)).ok());
+  EXPECT_EQ(alone->load(), 2);
+  // In a group, in its savepoint; and one that keeps failing gives up
+  // after its second run.
+  absl::Notification release;
+  HoldWriter(*db, &release);
+  auto grouped = std::make_shared<std::atomic<int>>(0);
+  auto doomed = std::make_shared<std::atomic<int>>(0);
+  std::vector<absl::Status> results(3);
+  db->WriteRaw(flaky("grouped", 1, grouped),
+               [&](absl::Status s) { results[0] = s; });
+  db->WriteRaw(flaky("doomed", 5, doomed),
+               [&](absl::Status s) { results[1] = s; });
+  db->WriteRaw(Insert("plain"), [&](absl::Status s) { results[2] = s; });
+  release.Notify();
+  db->Flush();
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_EQ(grouped->load(), 2);
+  EXPECT_EQ(results[1].code(), absl::StatusCode::kAborted) << results[1];
+  EXPECT_EQ(doomed->load(), 2);
+  EXPECT_TRUE(results[2].ok()) << results[2];
+  EXPECT_EQ(Keys(), "alone,grouped,plain");
+}
+
 TEST_F(DatabaseTest, AnOpThatIgnoresAFailedStatementIsNotReportedWritten) {
   std::unique_ptr<Database> db = OpenDb();
   ASSERT_NE(db, nullptr);
