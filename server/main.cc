@@ -4,12 +4,15 @@
 // CampaignServer::Shutdown). A bad flag or config file exits 2 with one
 // message naming the key (and the file's line); a failed start exits 1.
 // --version prints "campaignd 0.1.0 (commit 2b73bcb1f0aa)" and exits 0.
+// `campaignd migrate --from sqlite:PATH --to postgresql://...` copies a
+// database and exits (RunMigrate).
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -18,7 +21,52 @@
 #include "server/config.h"
 #include "server/log/log.h"
 #include "server/server.h"
+#include "storage/migrate/sqlite_to_postgres.h"
 #include "version.h"
+
+namespace {
+
+// `campaignd migrate --from sqlite:PATH --to postgresql://...`: exit 0 once
+// every row is copied, 2 for a bad argument, 1 when the copy is refused or
+// fails (then nothing was kept in PostgreSQL).
+int RunMigrate(const std::string& from, const std::string& to) {
+  using campaigns::config::DatabaseLocation;
+  absl::StatusOr<DatabaseLocation> source =
+      campaigns::config::ParseDatabaseLocation(from);
+  if (!source.ok() || source->engine != DatabaseLocation::Engine::kSqlite) {
+    std::cerr << "--from: "
+              << (source.ok() ? "give the SQLite database (sqlite:PATH or a "
+                                "path)"
+                              : source.status().message())
+              << "\n";
+    return 2;
+  }
+  absl::StatusOr<DatabaseLocation> target =
+      campaigns::config::ParseDatabaseLocation(to);
+  if (!target.ok() || target->engine != DatabaseLocation::Engine::kPostgres) {
+    std::cerr << "--to: "
+              << (target.ok() ? "give the PostgreSQL database "
+                                "(postgresql://...)"
+                              : target.status().message())
+              << "\n";
+    return 2;
+  }
+  absl::StatusOr<campaigns::storage::MigrationReport> report =
+      campaigns::storage::MigrateSqliteToPostgres(source->target,
+                                                  target->target);
+  if (!report.ok()) {
+    std::cerr << "campaignd migrate: " << report.status().message() << "\n";
+    return 1;
+  }
+  for (const auto& [table, rows] : report->tables) {
+    std::cout << table << "\t" << rows << "\n";
+  }
+  std::cout << "migrated " << report->total_rows << " rows from "
+            << source->target << "\n";
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Debian's Abseil is built without NDEBUG, so every Mutex::Lock would
@@ -32,7 +80,21 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("campaignd ") +
                                         campaigns::kVersion + " (commit " +
                                         campaigns::kGitCommit + ")");
+  std::string migrate_from, migrate_to;
+  CLI::App* migrate = app.add_subcommand(
+      "migrate",
+      "copy an SQLite database into an empty PostgreSQL one, then exit "
+      "(campaignd must not be running on the SQLite file)");
+  migrate
+      ->add_option("--from", migrate_from,
+                   "the SQLite database (sqlite:PATH or a path)")
+      ->required();
+  migrate
+      ->add_option("--to", migrate_to,
+                   "the PostgreSQL database (postgresql://...)")
+      ->required();
   CLI11_PARSE(app, argc, argv);
+  if (migrate->parsed()) return RunMigrate(migrate_from, migrate_to);
   if (!config_file.empty()) {
     campaigns::config::LoadOptions load;
     load.check_simulator_spec = [](absl::string_view spec) {

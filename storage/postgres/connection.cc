@@ -267,6 +267,46 @@ absl::Status Connection::Exec(absl::string_view sql) {
   return failed;
 }
 
+absl::StatusOr<int64_t> Connection::CopyIn(
+    absl::string_view copy_sql,
+    const std::function<bool(std::string& chunk, absl::Status* stop)>& next) {
+  const std::string text(copy_sql);
+  PGresult* started = PQexec(conn_, text.c_str());
+  if (started == nullptr || PQresultStatus(started) != PGRES_COPY_IN) {
+    absl::Status failed = Failure(started, "COPY failed");
+    if (started != nullptr) PQclear(started);
+    return failed;
+  }
+  PQclear(started);
+  std::string chunk;
+  absl::Status stop;
+  bool sent = true;
+  while (sent) {
+    chunk.clear();
+    if (!next(chunk, &stop)) break;
+    sent = chunk.empty() || PQputCopyData(conn_, chunk.data(),
+                                          static_cast<int>(chunk.size())) == 1;
+  }
+  const std::string why = stop.ok() ? "" : std::string(stop.message());
+  PQputCopyEnd(conn_, stop.ok() && sent ? nullptr
+                      : why.empty()     ? "the copy was cut short"
+                                        : why.c_str());
+  absl::Status result;
+  int64_t rows = 0;
+  while (PGresult* r = PQgetResult(conn_)) {
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+      (void)absl::SimpleAtoi(PQcmdTuples(r), &rows);
+    } else if (result.ok()) {
+      result = Failure(r, "COPY failed");
+    }
+    PQclear(r);
+  }
+  if (!stop.ok()) return stop;
+  if (!sent && result.ok()) result = Failure(nullptr, "COPY failed");
+  if (!result.ok()) return result;
+  return rows;
+}
+
 absl::StatusOr<Rows> Connection::Query(
     absl::string_view sql,
     const std::vector<std::optional<std::string>>& params) {

@@ -23,6 +23,8 @@
 #ifndef CAMPAIGND_STORAGE_POSTGRES_CONNECTION_H_
 #define CAMPAIGND_STORAGE_POSTGRES_CONNECTION_H_
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,6 +104,14 @@ class Connection {
   absl::StatusOr<Rows> Query(
       absl::string_view sql,
       const std::vector<std::optional<std::string>>& params = {});
+
+  // Runs `copy_sql` (a COPY ... FROM STDIN) and sends it what `next`
+  // produces, chunk by chunk in COPY's format, until `next` returns false.
+  // A failing `next` (its status set in `*stop`) ends the COPY with an
+  // error, so the server keeps none of it. Returns the rows copied.
+  absl::StatusOr<int64_t> CopyIn(
+      absl::string_view copy_sql,
+      const std::function<bool(std::string& chunk, absl::Status* stop)>& next);
 
   // PQserverVersion: e.g. 150018 for 15.18.
   int server_version() const { return server_version_; }
