@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -43,6 +44,9 @@ absl::StatusCode CodeOfSqlState(absl::string_view state) {
     return absl::StatusCode::kUnavailable;
   }
   if (state == "23505") return absl::StatusCode::kAlreadyExists;
+  if (state == "23503") {  // foreign_key_violation: a row it needs is gone
+    return absl::StatusCode::kFailedPrecondition;
+  }
   if (absl::StartsWith(state, "53")) {  // disk full, out of memory, ...
     return absl::StatusCode::kResourceExhausted;
   }
@@ -247,10 +251,17 @@ absl::Status Connection::Failure(pg_result* result,
   if (code == absl::StatusCode::kInternal && !ok()) {
     code = absl::StatusCode::kUnavailable;
   }
-  return absl::Status(
+  absl::Status status(
       code, absl::StrCat("PostgreSQL at ", where_, ": ", what, ": ",
                          state != nullptr ? absl::StrCat("[", state, "] ") : "",
                          message));
+  if (state != nullptr) status.SetPayload(kSqlStatePayload, absl::Cord(state));
+  return status;
+}
+
+std::string SqlStateOf(const absl::Status& status) {
+  const auto state = status.GetPayload(kSqlStatePayload);
+  return state.has_value() ? std::string(*state) : std::string();
 }
 
 absl::Status Connection::Exec(absl::string_view sql) {

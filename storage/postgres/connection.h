@@ -15,7 +15,8 @@
 // kMinimumServerVersion; ABORTED for a serialization failure or a deadlock
 // (retry the transaction); ALREADY_EXISTS for a unique violation;
 // RESOURCE_EXHAUSTED when the server is out of disk or memory; DATA_LOSS
-// for corruption it reports; INTERNAL for the rest. A lock wait longer than
+// for corruption it reports; FAILED_PRECONDITION for a foreign-key
+// violation; INTERNAL for the rest. A lock wait longer than
 // kLockTimeout is ABORTED too. Messages carry the server's primary message
 // and SQLSTATE, never its DETAIL (which can quote row values).
 //
@@ -47,6 +48,11 @@ inline constexpr int kMinimumServerVersion = 150000;
 // Every connection's session settings (Connection::Open).
 inline constexpr absl::Duration kIdleInTransaction = absl::Seconds(30);
 inline constexpr absl::Duration kLockTimeout = absl::Seconds(10);
+
+// The SQLSTATE of a failure the server reported rides on its status as
+// this payload ("40P01", ...); SqlStateOf reads it ("" when there is none).
+inline constexpr absl::string_view kSqlStatePayload = "campaignd/sqlstate";
+std::string SqlStateOf(const absl::Status& status);
 
 // Where a DSN points, for messages: "host:port/database as user". Never the
 // password. INVALID_ARGUMENT when the DSN does not parse.

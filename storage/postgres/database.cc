@@ -12,15 +12,21 @@
 namespace campaigns::storage::postgres {
 namespace {
 
+// How long the writer keeps trying to learn the outcome of a COMMIT that
+// got no answer (a restart of the server, crash recovery included, fits).
+constexpr absl::Duration kResolveFor = absl::Seconds(30);
+
 bool Lost(const absl::Status& s, const Connection& c) {
   return !c.ok() || s.code() == absl::StatusCode::kUnavailable;
 }
 
-// A failure that running the op again may not meet: a deadlock, a
-// serialization failure, a lock wait past lock_timeout (Connection: all
-// ABORTED).
+// A failure that running the op again, in a new transaction, may not
+// meet: the server chose it as a deadlock victim or found a serialization
+// failure. (Not any ABORTED: stores answer ABORTED for outcomes of their
+// own, and a lock wait that timed out would only wait again.)
 bool Retryable(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kAborted;
+  const std::string state = SqlStateOf(s);
+  return state == "40P01" || state == "40001";
 }
 
 }  // namespace
@@ -131,11 +137,11 @@ void Database::WriterLoop() {
   writer_conn_.reset();
 }
 
-absl::StatusOr<std::unique_ptr<Connection>> Database::Connect() {
+absl::StatusOr<std::unique_ptr<Connection>> Database::Connect(bool now_anyway) {
   {
     MutexLock lock(&retry_mu_);
     const absl::Time now = absl::Now();
-    if (now < retry_at_) {
+    if (now < retry_at_ && !now_anyway) {
       return absl::UnavailableError(absl::StrCat(
           "PostgreSQL at ", where_, " is unreachable; next attempt in ",
           absl::FormatDuration(
@@ -205,15 +211,6 @@ absl::Status Database::RunOps(Connection& c, std::vector<Pending>& batch,
       if (absl::Status s = c.Exec("SAVEPOINT op"); !s.ok()) return s;
     }
     results[i] = RunOp(c, batch[i]);
-    if (savepoints && Retryable(results[i]) && c.ok()) {
-      // A deadlock victim or a lock wait that timed out: undone to its
-      // savepoint and run once more (the other transaction has usually
-      // finished by then).
-      if (absl::Status s = c.Exec("ROLLBACK TO SAVEPOINT op"); !s.ok()) {
-        return s;
-      }
-      results[i] = RunOp(c, batch[i]);
-    }
     if (!c.ok()) return results[i];
     if (results[i].ok()) {
       if (!savepoints) continue;
@@ -241,8 +238,12 @@ absl::Status Database::RunOps(Connection& c, std::vector<Pending>& batch,
 
 void Database::CommitBatch(std::vector<Pending>& batch) {
   std::vector<absl::Status> results(batch.size());
+  // Deadlock victims of a committed group run again alone (below), not
+  // in this group, whose locks are what they were waiting for.
+  std::vector<bool> again(batch.size(), false);
   const auto finish = [&](const absl::Status& all) {
     for (size_t i = 0; i < batch.size(); ++i) {
+      if (all.ok() && again[i]) continue;
       if (batch[i].done) batch[i].done(all.ok() ? results[i] : all);
     }
   };
@@ -291,7 +292,17 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   const int backend = c.backend_pid();
   absl::StatusOr<Rows> committed = c.Query("COMMIT");
   if (committed.ok() && committed->command() == "COMMIT") {
+    if (batch.size() > 1) {
+      for (size_t i = 0; i < batch.size(); ++i)
+        again[i] = Retryable(results[i]);
+    }
     finish(absl::OkStatus());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!again[i]) continue;
+      std::vector<Pending> alone;
+      alone.push_back(std::move(batch[i]));
+      CommitBatch(alone);  // one op: retried once more if a victim again
+    }
     return;
   }
   if (committed.ok()) {
@@ -318,9 +329,24 @@ void Database::ResolveLostCommit(
     const std::function<void(const absl::Status&)>& finish,
     const std::function<void(const absl::Status&)>& not_written) {
   // No answer to the COMMIT: ask the server what became of it, on a new
-  // connection.
+  // connection. Whatever the reconnect backoff says (a reader's failed
+  // attempt must not leave the group unresolved), and for as long as a
+  // server restart takes (kResolveFor), since the answer decides whether
+  // callers retry.
   writer_conn_.reset();
-  absl::StatusOr<Connection*> again = WriterConnection();
+  const absl::Time give_up = absl::Now() + kResolveFor;
+  absl::StatusOr<std::unique_ptr<Connection>> fresh = Connect(true);
+  while (!fresh.ok() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(250));
+    fresh = Connect(true);
+  }
+  absl::StatusOr<Connection*> again = absl::UnavailableError("not reconnected");
+  if (fresh.ok()) {
+    writer_conn_ = *std::move(fresh);
+    again = writer_conn_.get();
+  } else {
+    again = fresh.status();
+  }
   absl::StatusOr<TransactionOutcome> outcome =
       again.ok() ? OutcomeOf(**again, xid)
                  : absl::StatusOr<TransactionOutcome>(again.status());

@@ -24,23 +24,26 @@
 // the transaction (pg_xact_status of its id): committed groups complete as
 // committed, aborted ones with UNAVAILABLE. Only if the server cannot be
 // reached to ask does an operation get UNAVAILABLE saying the outcome is
-// unknown (logged as an error); a session the server still thinks alive
+// unknown (logged as an error; the writer tries for up to 30 s, long enough
+// for a server restart); a session the server still thinks alive
 // holding it is ended first. Meanwhile writes and reads answer UNAVAILABLE
 // at once (one connection attempt per backoff interval), and the first
 // write or read after the server is back reconnects: no restart of
 // campaignd is needed. A stale connection found at BEGIN is replaced before
 // any op runs.
 //
-// An op the server picks as a deadlock victim (or that waits for a lock
-// past kLockTimeout, or meets a serialization failure) is undone and run
-// once more before its ABORTED is reported: an op may therefore run twice
-// and must not consume what it captured.
+// An op the server picks as a deadlock victim or fails with a
+// serialization failure is undone and run once more, alone in a new
+// transaction after its group's COMMIT (whose locks it may have waited
+// for), before its ABORTED is reported: an op may therefore run twice and
+// must not consume what it captured. A lock wait past kLockTimeout is
+// reported as ABORTED at once.
 //
 // A group whose COMMIT is answered ROLLBACK (an op swallowed a failed
 // statement) completes with INTERNAL for every op: nothing was written.
 //
-// Thread-safe: Write, WriteSync, Read and Flush may be called from any
-// thread (WriteSync and Flush not from the writer thread itself).
+// Thread-safe: Write, WriteSync, Read, Autocommit and Flush may be called
+// from any thread (WriteSync and Flush not from the writer thread itself).
 #ifndef CAMPAIGND_STORAGE_POSTGRES_DATABASE_H_
 #define CAMPAIGND_STORAGE_POSTGRES_DATABASE_H_
 
@@ -216,9 +219,9 @@ class Database {
       const std::function<void(const absl::Status&)>& finish,
       const std::function<void(const absl::Status&)>& not_written);
   // A new connection, unless the last attempt failed and the next is not
-  // due yet (then UNAVAILABLE at once). Keeps available_ and logs its
-  // changes.
-  absl::StatusOr<std::unique_ptr<Connection>> Connect();
+  // due yet (then UNAVAILABLE at once; `now_anyway` tries regardless). Keeps
+  // available_ and logs its changes.
+  absl::StatusOr<std::unique_ptr<Connection>> Connect(bool now_anyway = false);
   // The writer's connection, reconnecting if it is lost; UNAVAILABLE (and
   // available_ false) when the server cannot be reached.
   absl::StatusOr<Connection*> WriterConnection();

@@ -326,8 +326,12 @@ absl::StatusOr<int> MigrateTo(Connection& conn, int target) {
   }
   // Session-level: held across the migrations' own transactions, released
   // below or, if this process dies, by the server when the session ends.
+  // Without the session's lock_timeout: an instance starting while another
+  // migrates waits for it however long it takes, and so does DDL waiting
+  // for the locks of instances still running an older build.
   if (absl::Status locked = conn.Exec(
-          absl::StrCat("SELECT pg_advisory_lock(", kMigrationLock, ")"));
+          absl::StrCat("SET lock_timeout = 0; SELECT pg_advisory_lock(",
+                       kMigrationLock, ")"));
       !locked.ok()) {
     return locked;
   }
@@ -360,8 +364,9 @@ absl::StatusOr<int> MigrateTo(Connection& conn, int target) {
     }
     return std::max(*version, target);
   }();
-  absl::Status unlocked = conn.Exec(
-      absl::StrCat("SELECT pg_advisory_unlock(", kMigrationLock, ")"));
+  absl::Status unlocked = conn.Exec(absl::StrCat(
+      "SELECT pg_advisory_unlock(", kMigrationLock,
+      "); SET lock_timeout = ", absl::ToInt64Milliseconds(kLockTimeout)));
   if (result.ok() && !unlocked.ok()) return unlocked;
   return result;
 }

@@ -170,6 +170,13 @@ TEST_F(ConnectionTest, FailuresMapToCodesACallerCanActOn) {
   // Only the primary message: the DETAIL quotes the row's value.
   EXPECT_FALSE(absl::StrContains(dup.status().message(), "(a)"))
       << dup.status();
+  // A row another needs is missing: FAILED_PRECONDITION, with its SQLSTATE.
+  ASSERT_TRUE(c->Exec("CREATE TABLE child (k TEXT REFERENCES t(k))").ok());
+  absl::StatusOr<Rows> orphan =
+      c->Query("INSERT INTO child VALUES ($1)", {"nobody"});
+  EXPECT_EQ(orphan.status().code(), absl::StatusCode::kFailedPrecondition)
+      << orphan.status();
+  EXPECT_EQ(SqlStateOf(orphan.status()), "23503");
   // A lock held elsewhere past lock_timeout is ABORTED: retry later.
   std::unique_ptr<Connection> other = Connect();
   ASSERT_NE(other, nullptr);
