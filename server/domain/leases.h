@@ -12,9 +12,10 @@
 // it is sent), because an owner may learn it lost a lease only at its next
 // heartbeat.
 //
-// Every call blocks for a round trip to the database (never queued behind
-// the writer's group commits, so a long import cannot starve heartbeats);
-// call it from a worker thread, not a completion-queue thread.
+// Every call blocks for a round trip to the database. Calls are not queued
+// behind the writer's group commits (a long import cannot starve
+// heartbeats); they share the read connections. Call them from a worker
+// thread, not a completion-queue thread.
 // Implementations are thread-safe.
 #ifndef CAMPAIGND_SERVER_DOMAIN_LEASES_H_
 #define CAMPAIGND_SERVER_DOMAIN_LEASES_H_
@@ -45,7 +46,13 @@ struct Lease {
   std::string owner;
   // 1 for the first owner; +1 at each change of owner.
   int64_t epoch = 0;
+  // On the database's clock: for reading, not for comparing with
+  // absl::Now().
   absl::Time expires_at;
+  // On this process's clock: the call's start + ttl. The owner must treat
+  // the lease as gone from then on unless a later Heartbeat succeeded (a
+  // partitioned owner cannot learn that another took it over).
+  absl::Time held_until;
 };
 
 // A provider name that two live instances configure differently.
@@ -59,6 +66,9 @@ struct HeartbeatResult {
   // (another instance acquired them after they expired, or they were
   // released): the caller must stop that work now.
   std::vector<std::string> lost;
+  // On this process's clock: the call's start + ttl, until when the leases
+  // in `held` and not in `lost` may be taken as held (see Lease).
+  absl::Time held_until;
   // Live instances other than the caller (heartbeat within the ttl).
   int other_instances = 0;
   std::vector<ProviderMismatch> mismatches;
@@ -68,9 +78,11 @@ class LeaseRepository {
  public:
   virtual ~LeaseRepository() = default;
 
-  // Records that `me` is alive, extends every lease it owns to now + ttl,
-  // and compares its provider fingerprints with the other live instances'.
-  // `held`: the resources the caller believes it owns.
+  // Records that `me` is alive, extends the leases of `held` (the resources
+  // the caller believes it owns) that it still owns to now + ttl, releases
+  // any other lease it owns (e.g. one whose Acquire committed but whose
+  // answer was lost), and compares its provider fingerprints with the other
+  // live instances'.
   virtual absl::StatusOr<HeartbeatResult> Heartbeat(
       const InstanceInfo& me, const std::vector<std::string>& held,
       absl::Duration ttl) = 0;

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "storage/json.h"
 #include "storage/postgres/rows.h"
 
@@ -19,6 +20,21 @@ constexpr const char* kNow =
 // Dead instances' rows are kept this long (for an operator looking at
 // the table), then removed by any heartbeat.
 constexpr absl::Duration kForgetInstancesAfter = absl::Hours(24);
+
+// `items` as a PostgreSQL text[] literal.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char ch : items[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
 
 std::string Us(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Microseconds(d));
@@ -38,6 +54,7 @@ Lease ReadLease(const Rows& rows, int row) {
 absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
     const InstanceInfo& me, const std::vector<std::string>& held,
     absl::Duration ttl) {
+  const absl::Time start = absl::Now();
   return db_->Autocommit<HeartbeatResult>(
       [&](Connection& c) -> absl::StatusOr<HeartbeatResult> {
         absl::StatusOr<Rows> rows =
@@ -51,16 +68,26 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
                     {me.id, MapToJson(me.provider_fingerprints)});
         if (!rows.ok()) return rows.status();
         const std::string now = rows->Text(0, 0);
-        // Every lease still ours, whether or not it expired meanwhile: no
-        // one took it (that would have made it theirs).
+        // Every lease of `held` still ours, whether or not it expired
+        // meanwhile: no one took it (that would have made it theirs).
+        const std::string held_array = TextArray(held);
         rows = c.Query(
             "UPDATE leases SET expires_at = $2::bigint + $3::bigint "
-            "WHERE owner = $1 RETURNING resource",
-            {me.id, now, Us(ttl)});
+            "WHERE owner = $1 AND resource = ANY($4::text[]) "
+            "RETURNING resource",
+            {me.id, now, Us(ttl), held_array});
         if (!rows.ok()) return rows.status();
         std::set<std::string> kept;
         for (int i = 0; i < rows->size(); ++i) kept.insert(rows->Text(i, 0));
+        // Ours but unknown to the caller: no one works on it, so no one
+        // should hold it.
+        absl::StatusOr<Rows> stray = c.Query(
+            "UPDATE leases SET owner = '', expires_at = 0 WHERE owner = $1 "
+            "AND NOT (resource = ANY($2::text[]))",
+            {me.id, held_array});
+        if (!stray.ok()) return stray.status();
         HeartbeatResult result;
+        result.held_until = start + ttl;
         for (const std::string& r : held) {
           if (kept.count(r) == 0) result.lost.push_back(r);
         }
@@ -94,6 +121,7 @@ absl::StatusOr<std::optional<Lease>> LeaseStore::Acquire(
   // One statement: the row lock ON CONFLICT takes makes two instances'
   // attempts on one resource apply one after the other, and the second
   // sees the first's unexpired lease.
+  const absl::Time start = absl::Now();
   return db_->Autocommit<std::optional<Lease>>(
       [&](Connection& c) -> absl::StatusOr<std::optional<Lease>> {
         absl::StatusOr<Rows> rows = c.Query(
@@ -111,7 +139,9 @@ absl::StatusOr<std::optional<Lease>> LeaseStore::Acquire(
             {resource, owner, Us(ttl)});
         if (!rows.ok()) return rows.status();
         if (rows->size() == 0) return std::nullopt;
-        return ReadLease(*rows, 0);
+        Lease lease = ReadLease(*rows, 0);
+        lease.held_until = start + ttl;
+        return lease;
       });
 }
 

@@ -43,6 +43,27 @@ class LeaseStoreTest : public PgTest {
     return i;
   }
 
+  // Ends the lease on `resource` now, on the database's clock, as if its
+  // owner had stopped heartbeating a ttl ago.
+  void Expire(const std::string& resource) {
+    std::unique_ptr<Connection> c = Connect();
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(c->Query("UPDATE leases SET expires_at = 0 WHERE resource = "
+                         "$1",
+                         {resource})
+                    .ok());
+  }
+
+  // The owner of `resource` ("" when released, "?" when there is no row).
+  std::string Owner(const std::string& resource) {
+    std::unique_ptr<Connection> c = Connect();
+    if (c == nullptr) return "?";
+    absl::StatusOr<Rows> r =
+        c->Query("SELECT owner FROM leases WHERE resource = $1", {resource});
+    if (!r.ok() || r->size() == 0) return "?";
+    return r->Text(0, 0);
+  }
+
   // Acquires `resource` for `who` with `ttl`; the lease's owner and epoch as
   // "owner/epoch", or "-" when someone else holds it.
   static std::string Take(Instance& who, const std::string& resource,
@@ -60,50 +81,53 @@ TEST_F(LeaseStoreTest, OneOwnerAtATimeAndAnExpiredLeaseIsTakenOver) {
   Instance b = Start("ins_b");
   ASSERT_NE(a.leases, nullptr);
   ASSERT_NE(b.leases, nullptr);
-  EXPECT_EQ(Take(a, "campaign:c1", absl::Milliseconds(300)), "ins_a/1");
-  EXPECT_EQ(Take(b, "campaign:c1", absl::Milliseconds(300)), "-");
+  const absl::Duration ttl = absl::Hours(1);
+  EXPECT_EQ(Take(a, "campaign:c1", ttl), "ins_a/1");
+  EXPECT_EQ(Take(b, "campaign:c1", ttl), "-");
   // Its owner may take it again: extended, same epoch.
-  EXPECT_EQ(Take(a, "campaign:c1", absl::Milliseconds(300)), "ins_a/1");
-  // A stops heartbeating: once the lease expires, B takes it.
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  std::string got = "-";
-  while (got == "-" && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-    got = Take(b, "campaign:c1", absl::Milliseconds(300));
-  }
-  EXPECT_EQ(got, "ins_b/2");
-  // A's next heartbeat tells it the lease is gone.
+  EXPECT_EQ(Take(a, "campaign:c1", ttl), "ins_a/1");
+  // A stops heartbeating and the lease runs out (on the database's clock):
+  // B takes it, one epoch up.
+  Expire("campaign:c1");
+  EXPECT_EQ(Take(b, "campaign:c1", ttl), "ins_b/2");
+  // A's next heartbeat tells it the lease is gone, and leaves it to B.
   absl::StatusOr<HeartbeatResult> hb =
-      a.leases->Heartbeat(a.info, {"campaign:c1"}, absl::Seconds(10));
+      a.leases->Heartbeat(a.info, {"campaign:c1"}, ttl);
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_EQ(hb->lost, std::vector<std::string>{"campaign:c1"});
-  EXPECT_EQ(Take(a, "campaign:c1", absl::Seconds(10)), "-");
+  EXPECT_EQ(Take(a, "campaign:c1", ttl), "-");
+  EXPECT_EQ(Owner("campaign:c1"), "ins_b");
 }
 
-TEST_F(LeaseStoreTest, HeartbeatsKeepTheLeases) {
+TEST_F(LeaseStoreTest, HeartbeatsExtendTheLeasesHeldAndReleaseStrayOnes) {
   Instance a = Start("ins_a");
-  Instance b = Start("ins_b");
   ASSERT_NE(a.leases, nullptr);
-  ASSERT_NE(b.leases, nullptr);
-  const absl::Duration ttl = absl::Seconds(1);
-  ASSERT_EQ(Take(a, "campaign:c1", ttl), "ins_a/1");
+  const absl::Duration ttl = absl::Seconds(30);
+  const absl::Time before = absl::Now();
+  absl::StatusOr<std::optional<Lease>> l1 =
+      a.leases->Acquire("ins_a", "campaign:c1", ttl);
+  ASSERT_TRUE(l1.ok() && l1->has_value());
+  EXPECT_GE((*l1)->held_until, before + ttl);
+  EXPECT_LE((*l1)->held_until, absl::Now() + ttl);
+  // c2's Acquire committed, but the caller never learned it (a lost
+  // answer): it is not in `held`.
   ASSERT_EQ(Take(a, "campaign:c2", ttl), "ins_a/1");
-  // For three ttls, A heartbeats every 100 ms and B keeps trying.
-  const absl::Time until = absl::Now() + 3 * ttl;
-  while (absl::Now() < until) {
-    absl::StatusOr<HeartbeatResult> hb =
-        a.leases->Heartbeat(a.info, {"campaign:c1", "campaign:c2"}, ttl);
-    ASSERT_TRUE(hb.ok()) << hb.status();
-    EXPECT_TRUE(hb->lost.empty());
-    EXPECT_EQ(Take(b, "campaign:c1", ttl), "-");
-    EXPECT_EQ(Take(b, "campaign:c2", ttl), "-");
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  absl::StatusOr<std::optional<Lease>> held = b.leases->Holder("campaign:c2");
-  ASSERT_TRUE(held.ok()) << held.status();
-  ASSERT_TRUE(held->has_value());
-  EXPECT_EQ((*held)->owner, "ins_a");
-  EXPECT_EQ((*held)->epoch, 1);
+  Expire("campaign:c1");
+  absl::StatusOr<HeartbeatResult> hb =
+      a.leases->Heartbeat(a.info, {"campaign:c1"}, absl::Hours(1));
+  ASSERT_TRUE(hb.ok()) << hb.status();
+  EXPECT_TRUE(hb->lost.empty());
+  EXPECT_GE(hb->held_until, before + absl::Hours(1));
+  // c1 runs for another hour on the database's clock; c2 is free again.
+  absl::StatusOr<std::optional<Lease>> c1 = a.leases->Holder("campaign:c1");
+  ASSERT_TRUE(c1.ok() && c1->has_value());
+  EXPECT_EQ((*c1)->owner, "ins_a");
+  EXPECT_GT((*c1)->expires_at, (*l1)->expires_at + absl::Minutes(30));
+  EXPECT_EQ(Owner("campaign:c2"), "");
+  Instance b = Start("ins_b");
+  ASSERT_NE(b.leases, nullptr);
+  EXPECT_EQ(Take(b, "campaign:c1", ttl), "-");
+  EXPECT_EQ(Take(b, "campaign:c2", ttl), "ins_b/2");
 }
 
 TEST_F(LeaseStoreTest, InstancesRacingForOneResourceLeaveExactlyOneOwner) {
@@ -145,21 +169,29 @@ TEST_F(LeaseStoreTest, AReleaseOrACleanLeaveHandsOverAtOnce) {
   ASSERT_EQ(Take(a, "campaign:c1", ttl), "ins_a/1");
   ASSERT_EQ(Take(a, "campaign:c2", ttl), "ins_a/1");
   ASSERT_EQ(Take(a, "campaign:c3", ttl), "ins_a/1");
-  ASSERT_TRUE(a.leases->Heartbeat(a.info, {}, ttl).ok());
+  ASSERT_TRUE(a.leases
+                  ->Heartbeat(a.info,
+                              {"campaign:c1", "campaign:c2", "campaign:c3"},
+                              ttl)
+                  .ok());
   // B cannot release what it does not hold.
   ASSERT_TRUE(b.leases->Release("ins_b", "campaign:c1").ok());
   EXPECT_EQ(Take(b, "campaign:c1", ttl), "-");
   ASSERT_TRUE(a.leases->Release("ins_a", "campaign:c1").ok());
   EXPECT_EQ(Take(b, "campaign:c1", ttl), "ins_b/2");
-  // A heartbeat does not bring a released lease back.
+  // A heartbeat does not bring back a lease released with no one taking
+  // it over, even one the caller still lists.
+  ASSERT_TRUE(a.leases->Release("ins_a", "campaign:c3").ok());
   absl::StatusOr<HeartbeatResult> hb =
       a.leases->Heartbeat(a.info, {"campaign:c2", "campaign:c3"}, ttl);
   ASSERT_TRUE(hb.ok()) << hb.status();
-  EXPECT_TRUE(hb->lost.empty());
+  EXPECT_EQ(hb->lost, std::vector<std::string>{"campaign:c3"});
+  EXPECT_EQ(Owner("campaign:c3"), "");
+  ASSERT_EQ(Take(a, "campaign:c3", ttl), "ins_a/2");
   EXPECT_EQ(hb->other_instances, 0);  // B has not heartbeaten
   ASSERT_TRUE(a.leases->Leave("ins_a").ok());
   EXPECT_EQ(Take(b, "campaign:c2", ttl), "ins_b/2");
-  EXPECT_EQ(Take(b, "campaign:c3", ttl), "ins_b/2");
+  EXPECT_EQ(Take(b, "campaign:c3", ttl), "ins_b/3");
   // And A's instance row is gone.
   hb = b.leases->Heartbeat(b.info, {}, ttl);
   ASSERT_TRUE(hb.ok()) << hb.status();
@@ -186,8 +218,12 @@ TEST_F(LeaseStoreTest, InstancesConfiguringAProviderDifferentlySeeEachOther) {
   ASSERT_EQ(hb->mismatches.size(), 1u);
   EXPECT_EQ(hb->mismatches[0].other_instance, "ins_b");
   // An instance whose heartbeat is older than the ttl is not live.
-  absl::SleepFor(absl::Milliseconds(300));
-  hb = a.leases->Heartbeat(a.info, {}, absl::Milliseconds(200));
+  std::unique_ptr<Connection> c = Connect();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Query("UPDATE instances SET heartbeat_at = heartbeat_at - "
+                       "60000000 WHERE id = 'ins_b'")
+                  .ok());
+  hb = a.leases->Heartbeat(a.info, {}, absl::Seconds(30));
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_EQ(hb->other_instances, 0);
   EXPECT_TRUE(hb->mismatches.empty());
