@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -14,8 +15,34 @@
 
 namespace campaigns::storage {
 
+namespace {
+
+// `path` with symlinks and relative parts resolved (so two spellings of one
+// file share one lock); `path` itself if it cannot be resolved.
+std::string Canonical(const std::string& path) {
+  if (char* real = realpath(path.c_str(), nullptr)) {
+    std::string out = real;
+    free(real);
+    return out;
+  }
+  // Not created yet: resolve its directory.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  const std::string base =
+      slash == std::string::npos ? path : path.substr(slash + 1);
+  if (char* real = realpath(dir.c_str(), nullptr)) {
+    std::string out = absl::StrCat(real, "/", base);
+    free(real);
+    return out;
+  }
+  return path;
+}
+
+}  // namespace
+
 absl::StatusOr<InstanceLock> InstanceLock::Acquire(const std::string& db_path) {
-  const std::string path = db_path + "-instance";
+  const std::string path = Canonical(db_path) + "-instance";
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::FailedPreconditionError(

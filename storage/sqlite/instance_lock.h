@@ -3,9 +3,11 @@
 // dispatch the same campaigns; the second start is refused instead. (Several
 // instances share work through PostgreSQL.)
 //
-// The lock is an flock(2) on "<database>-instance", which holds the pid of
-// its owner for the message. The kernel releases it when the process ends,
-// however it ends (kill -9 included): no stale lock outlives its process.
+// The lock is an flock(2) on "<database>-instance" (the database's path with
+// symlinks resolved, so two spellings of one file meet; a hard link does
+// not), which holds the pid of its owner for the message. The kernel releases
+// it when the process ends, however it ends (kill -9 included): no stale lock
+// outlives its process.
 //
 // Not thread-safe; move-only. Released by the destructor.
 #ifndef CAMPAIGND_STORAGE_SQLITE_INSTANCE_LOCK_H_

@@ -116,6 +116,15 @@ TEST_F(StartTest, ASecondServerOnTheSameDatabaseIsRefused) {
                 absl::StrCat("another campaignd (pid ", getpid(), ")")),
             absl::string_view::npos)
       << second.status();
+  // Another spelling of the same file (a symlink to its directory) too.
+  const std::string link = db_dir_ + "-link";
+  ASSERT_EQ(symlink(db_dir_.c_str(), link.c_str()), 0);
+  options.db_path = link + db_path_.substr(db_dir_.size());
+  auto aliased = CampaignServer::Start(options);
+  unlink(link.c_str());
+  ASSERT_FALSE(aliased.ok());
+  EXPECT_EQ(aliased.status().code(), absl::StatusCode::kFailedPrecondition);
+  options.db_path = db_path_;
   server_->Shutdown();
   server_.reset();
   auto third = CampaignServer::Start(options);
