@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/log/log.h"
 #include "storage/postgres/connection.h"
 #include "storage/postgres/migrations.h"
 #include "storage/sqlite/database.h"
