@@ -20,6 +20,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "server/domain/errors.h"
+#include "server/domain/ids.h"
 
 namespace campaigns::config {
 namespace {
@@ -766,6 +767,31 @@ const Secret& ProviderConfig::GetSecret(absl::string_view key) const {
   static const Secret* const kEmpty = new Secret();
   auto it = secrets.find(std::string(key));
   return it == secrets.end() ? *kEmpty : it->second;
+}
+
+std::string ProviderFingerprint(const ProviderConfig& p) {
+  // One "key=value" line each, in a fixed order (maps are ordered); values
+  // are length-prefixed so no choice of values can forge another's lines.
+  std::string canonical;
+  const auto add = [&canonical](absl::string_view key, absl::string_view v) {
+    absl::StrAppend(&canonical, key, "=", v.size(), ":", v, "\n");
+  };
+  add("name", p.name);
+  add("type", p.type);
+  std::vector<std::string> channels;
+  for (Channel c : p.channels) channels.emplace_back(ChannelName(c));
+  add("channels", absl::StrJoin(channels, ","));
+  add("max_in_flight", absl::StrCat(p.max_in_flight));
+  add("timeout", absl::FormatDuration(p.timeout));
+  add("fallback", p.fallback);
+  add("circuit_failures", absl::StrCat(p.circuit_failures));
+  add("circuit_probe", absl::FormatDuration(p.circuit_probe));
+  add("resend_unknown", p.resend_unknown ? "true" : "false");
+  for (const auto& [key, value] : p.settings) add("setting." + key, value);
+  for (const auto& [key, secret] : p.secrets) {
+    add("secret." + key, secret.source());
+  }
+  return Sha256Hex(canonical).substr(0, 16);
 }
 
 absl::StatusOr<DatabaseLocation> ParseDatabaseLocation(absl::string_view db) {

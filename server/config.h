@@ -110,6 +110,13 @@ struct ProviderConfig {
   const Secret& GetSecret(absl::string_view key) const;
 };
 
+// A fingerprint of what `p` configures (16 hex digits of a SHA-256): equal
+// for two instances that configure the provider alike, whatever the order
+// of keys in their files. Secrets count by where they come from (`env:NAME`,
+// `file:/path`), never by their value, so the fingerprint, which instances
+// share through the database, says nothing about a secret.
+std::string ProviderFingerprint(const ProviderConfig& p);
+
 // Everything the flags and the file set. Defaults are campaignd's.
 struct Settings {
   std::string listen = "127.0.0.1:50051";

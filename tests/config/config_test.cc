@@ -187,6 +187,39 @@ TEST(ConfigTest, ProviderWithSecretsAndDefaults) {
   EXPECT_TRUE(p.fallback.empty());
 }
 
+// Two instances configuring one provider name: alike whatever the order of
+// keys, different when any setting differs; a secret counts by its source,
+// never its value.
+TEST(ConfigTest, ProviderFingerprintTellsConfigurationsApart) {
+  Settings s;
+  ASSERT_TRUE(Load(kWhatsapp, &s).ok());
+  const ProviderConfig p = s.providers[0];
+  const std::string f = ProviderFingerprint(p);
+  EXPECT_EQ(f.size(), 16u);
+  EXPECT_EQ(ProviderFingerprint(p), f);
+  ProviderConfig other = p;
+  other.settings["phone_number_id"] = "999";
+  EXPECT_NE(ProviderFingerprint(other), f);
+  other = p;
+  other.timeout = absl::Seconds(6);
+  EXPECT_NE(ProviderFingerprint(other), f);
+  other = p;
+  other.secrets["access_token"] = Secret("env:WA_TOKEN", "another-value");
+  EXPECT_EQ(ProviderFingerprint(other), f);
+  other.secrets["access_token"] = Secret("env:OTHER", "wa-token-value");
+  EXPECT_NE(ProviderFingerprint(other), f);
+  // A value cannot pass for a key: length-prefixed.
+  other = p;
+  other.settings.clear();
+  other.settings["a"] = "1\nsetting.b=1:2";
+  ProviderConfig forged = p;
+  forged.settings.clear();
+  forged.settings["a"] = "1";
+  forged.settings["b"] = "2";
+  EXPECT_NE(ProviderFingerprint(other), ProviderFingerprint(forged));
+  EXPECT_EQ(f.find("wa-token-value"), std::string::npos);
+}
+
 TEST(ConfigTest, SecretNeverPrints) {
   Settings s;
   ASSERT_TRUE(Load(kWhatsapp, &s).ok());
