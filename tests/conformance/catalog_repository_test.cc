@@ -40,22 +40,8 @@ class CatalogRepositoryTest : public EngineTest {
     EngineTest::SetUp();
     if (HasFatalFailure()) return;
     for (std::string* id : {&a_, &b_}) {
-      AccountWithKey a;
-      a.account.id = NewId(kAccountPrefix);
-      a.account.name = id == &a_ ? "alpha" : "beta";
-      a.account.created_at = a.account.updated_at = absl::Now();
-      a.key.id = NewId(kApiKeyPrefix);
-      a.key.account_id = a.account.id;
-      a.key.name = "k";
-      a.key.prefix = "ck_";
-      a.key.key_hash = Sha256Hex(a.account.id);
-      a.key.created_at = absl::Now();
-      absl::StatusOr<AccountWithKey> made =
-          AwaitResult<AccountWithKey>([&](Done<AccountWithKey> done) {
-            accounts().CreateAccount(std::move(a), {}, std::move(done));
-          });
-      ASSERT_TRUE(made.ok()) << made.status();
-      *id = made->account.id;
+      *id = MustCreateAccount(id == &a_ ? "alpha" : "beta");
+      ASSERT_FALSE(id->empty());
     }
     sender_a_ = MustRegister(NewSender(a_, "+15550100"));
     sender_b_ = MustRegister(NewSender(b_, "+15550199"));

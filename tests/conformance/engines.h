@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "server/domain/ids.h"
 #include "server/domain/repository.h"
 #include "storage/postgres/account_store.h"
 #include "storage/postgres/catalog_store.h"
@@ -22,6 +23,7 @@
 #include "storage/sqlite/database.h"
 #include "storage/sqlite/store.h"
 #include "tests/storage/temp_db.h"
+#include "tests/support/builders.h"
 #include "tests/support/pg_fixture.h"
 
 namespace campaigns::conformance {
@@ -76,6 +78,20 @@ class EngineTest : public storage::postgres::testing::PgTest,
     pg_catalog_.reset();
     pg_suppressions_.reset();
     pg_db_.reset();
+  }
+
+  // Creates an account named `name` (with a key of its own) through
+  // accounts(); its id, or "" after a test failure.
+  std::string MustCreateAccount(const std::string& name) {
+    absl::StatusOr<AccountWithKey> made =
+        storage::test_util::AwaitResult<AccountWithKey>(
+            [&](Done<AccountWithKey> done) {
+              accounts().CreateAccount(
+                  test_builders::NewAccount(name, "ck_test_" + NewId("k")), {},
+                  std::move(done));
+            });
+    EXPECT_TRUE(made.ok()) << made.status();
+    return made.ok() ? made->account.id : "";
   }
 
   AccountRepository& accounts() { return *accounts_; }

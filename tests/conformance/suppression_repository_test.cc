@@ -65,22 +65,8 @@ class SuppressionRepositoryTest : public EngineTest {
     EngineTest::SetUp();
     if (HasFatalFailure()) return;
     for (std::string* id : {&a_, &b_, &c_}) {
-      AccountWithKey a;
-      a.account.id = NewId(kAccountPrefix);
-      a.account.name = "acme";
-      a.account.created_at = a.account.updated_at = absl::Now();
-      a.key.id = NewId(kApiKeyPrefix);
-      a.key.account_id = a.account.id;
-      a.key.name = "k";
-      a.key.prefix = "ck_";
-      a.key.key_hash = Sha256Hex(a.account.id);
-      a.key.created_at = absl::Now();
-      absl::StatusOr<AccountWithKey> made =
-          AwaitResult<AccountWithKey>([&](Done<AccountWithKey> done) {
-            accounts().CreateAccount(std::move(a), {}, std::move(done));
-          });
-      ASSERT_TRUE(made.ok()) << made.status();
-      *id = made->account.id;
+      *id = MustCreateAccount("acme");
+      ASSERT_FALSE(id->empty());
     }
   }
 
