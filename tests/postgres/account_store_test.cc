@@ -33,14 +33,11 @@ class AccountStoreInstancesTest : public PgTest {
   };
 
   Instance Start() {
-    DatabaseOptions options;
-    options.dsn = Dsn();
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
-    EXPECT_TRUE(db.ok()) << db.status();
     Instance i;
-    if (!db.ok()) return i;
-    i.db = *std::move(db);
-    i.accounts = std::make_unique<AccountStore>(i.db.get());
+    i.db = OpenDatabase();
+    if (i.db != nullptr) {
+      i.accounts = std::make_unique<AccountStore>(i.db.get());
+    }
     return i;
   }
 

@@ -27,17 +27,13 @@ namespace {
 class DatabaseTest : public PgTest {
  protected:
   std::unique_ptr<Database> OpenDb(DatabaseOptions options = {}) {
-    options.dsn = Dsn();
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
-    EXPECT_TRUE(db.ok()) << db.status();
-    if (!db.ok()) return nullptr;
-    EXPECT_TRUE((*db)
-                    ->WriteSync([](Connection& c) {
-                      return c.Exec(
-                          "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)");
-                    })
-                    .ok());
-    return *std::move(db);
+    std::unique_ptr<Database> db = OpenDatabase(std::move(options));
+    if (db == nullptr) return nullptr;
+    EXPECT_TRUE(db->WriteSync([](Connection& c) {
+                    return c.Exec(
+                        "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)");
+                  }).ok());
+    return db;
   }
 
   // Keeps the writer busy until `release` is notified, so that the ops

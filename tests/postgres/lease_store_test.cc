@@ -30,13 +30,9 @@ class LeaseStoreTest : public PgTest {
  protected:
   Instance Start(const std::string& id,
                  std::map<std::string, std::string> providers = {}) {
-    DatabaseOptions options;
-    options.dsn = Dsn();
-    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
-    EXPECT_TRUE(db.ok()) << db.status();
     Instance i;
-    if (!db.ok()) return i;
-    i.db = *std::move(db);
+    i.db = OpenDatabase();
+    if (i.db == nullptr) return i;
     i.leases = std::make_unique<LeaseStore>(i.db.get());
     i.info.id = id;
     i.info.provider_fingerprints = std::move(providers);

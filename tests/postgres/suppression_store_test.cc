@@ -44,12 +44,9 @@ class SuppressionStoreInstancesTest : public PgTest {
     PgTest::SetUp();
     if (HasFatalFailure()) return;
     for (int i = 0; i < kInstances; ++i) {
-      DatabaseOptions options;
-      options.dsn = Dsn();
-      absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
-      ASSERT_TRUE(db.ok()) << db.status();
       Instance in;
-      in.db = *std::move(db);
+      in.db = OpenDatabase();
+      ASSERT_NE(in.db, nullptr);
       in.suppressions = std::make_unique<SuppressionStore>(in.db.get());
       instances_.push_back(std::move(in));
     }

@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "storage/postgres/connection.h"
+#include "storage/postgres/database.h"
 #include "tests/support/postgres_server.h"
 
 namespace campaigns::storage::postgres::testing {
@@ -48,6 +49,15 @@ class PgTest : public ::testing::Test {
 
   // A DSN of this test's database.
   std::string Dsn() const { return Server()->Dsn(db_); }
+
+  // A Database on this test's database (one campaignd instance's view of
+  // it); null after a test failure.
+  std::unique_ptr<Database> OpenDatabase(DatabaseOptions options = {}) {
+    options.dsn = Dsn();
+    absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+    EXPECT_TRUE(db.ok()) << db.status();
+    return db.ok() ? *std::move(db) : nullptr;
+  }
 
   std::unique_ptr<Connection> Connect() {
     absl::StatusOr<std::unique_ptr<Connection>> c = Connection::Open(Dsn());
