@@ -18,11 +18,11 @@ namespace {
 using postgres::Connection;
 using postgres::Rows;
 
-// PostgreSQL tables that are not SQLite's: work sharing between instances
-// and the schema's own bookkeeping.
+// PostgreSQL tables that are not SQLite's: work sharing between instances,
+// the writer's commit markers and the schema's own bookkeeping.
 const std::set<std::string>& PostgresOnly() {
-  static const auto* const kTables =
-      new std::set<std::string>{"campaignd_schema", "instances", "leases"};
+  static const auto* const kTables = new std::set<std::string>{
+      "campaignd_schema", "commit_markers", "instances", "leases"};
   return *kTables;
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/domain/ids.h"
 #include "server/log/log.h"
 #include "storage/postgres/migrations.h"
 
@@ -15,6 +16,10 @@ namespace {
 // How long the writer keeps trying to learn the outcome of a COMMIT that
 // got no answer (a restart of the server, crash recovery included, fits).
 constexpr absl::Duration kResolveFor = absl::Seconds(30);
+
+// Every this many groups, one also deletes the commit markers older than
+// an hour.
+constexpr uint64_t kMarkerCleanupEvery = 1000;
 
 bool Lost(const absl::Status& s, const Connection& c) {
   return !c.ok() || s.code() == absl::StatusCode::kUnavailable;
@@ -178,14 +183,32 @@ absl::StatusOr<Connection*> Database::WriterConnection() {
   return writer_conn_.get();
 }
 
-absl::StatusOr<std::string> Database::Begin() {
+absl::StatusOr<Database::Group> Database::Begin() {
+  Group group;
+  group.marker = NewId("cm", 26);
+  const absl::Time now = absl::Now();
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<Connection*> conn = WriterConnection();
     if (!conn.ok()) return conn.status();
     Connection& c = **conn;
     absl::StatusOr<Rows> begun = c.Query("BEGIN");
-    if (begun.ok()) begun = c.Query("SELECT pg_current_xact_id()::text");
-    if (begun.ok()) return begun->Text(0, 0);
+    if (begun.ok()) {
+      begun = c.Query(
+          "INSERT INTO commit_markers(token, at) VALUES ($1, $2) "
+          "RETURNING pg_current_xact_id()::text",
+          {group.marker, absl::StrCat(absl::ToUnixMicros(now))});
+    }
+    if (begun.ok() && ++groups_ % kMarkerCleanupEvery == 0) {
+      // Markers are only read within kResolveFor of their commit.
+      absl::StatusOr<Rows> old =
+          c.Query("DELETE FROM commit_markers WHERE at < $1",
+                  {absl::StrCat(absl::ToUnixMicros(now - absl::Hours(1)))});
+      if (!old.ok()) begun = old.status();
+    }
+    if (begun.ok()) {
+      group.xid = begun->Text(0, 0);
+      return group;
+    }
     (void)c.Exec("ROLLBACK");
     // A connection that went stale while idle (e.g. the server restarted)
     // is only found out here; no op has run yet, so once more on a new one.
@@ -258,7 +281,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
     finish(absl::UnavailableError(absl::StrCat(
         "PostgreSQL connection lost; nothing was written: ", why.message())));
   };
-  absl::StatusOr<std::string> xid;
+  absl::StatusOr<Group> xid;
   for (int attempt = 0;; ++attempt) {
     xid = Begin();
     if (!xid.ok()) {
@@ -325,7 +348,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
 }
 
 void Database::ResolveLostCommit(
-    const std::string& xid, int backend, const absl::Status& committed,
+    const Group& group, int backend, const absl::Status& committed,
     const std::function<void(const absl::Status&)>& finish,
     const std::function<void(const absl::Status&)>& not_written) {
   // No answer to the COMMIT: ask the server what became of it, on a new
@@ -347,6 +370,7 @@ void Database::ResolveLostCommit(
   } else {
     again = fresh.status();
   }
+  const std::string& xid = group.xid;
   absl::StatusOr<TransactionOutcome> outcome =
       again.ok() ? OutcomeOf(**again, xid)
                  : absl::StatusOr<TransactionOutcome>(again.status());
@@ -362,20 +386,39 @@ void Database::ResolveLostCommit(
     outcome = ended.ok() ? OutcomeOf(**again, xid)
                          : absl::StatusOr<TransactionOutcome>(ended.status());
   }
-  if (outcome.ok() && *outcome == TransactionOutcome::kCommitted) {
+  // Once no session holds the transaction any more, its marker row says
+  // what became of it, even if the server reused its id after a crash
+  // (then pg_xact_status describes another transaction, or fails with "in
+  // the future").
+  const bool over = again.ok() && (!outcome.ok() ||
+                                   *outcome != TransactionOutcome::kInProgress);
+  absl::StatusOr<Rows> marked =
+      over ? (*again)->Query(
+                 "SELECT count(*) FROM commit_markers WHERE token = $1",
+                 {group.marker})
+           : absl::StatusOr<Rows>(absl::UnavailableError("not asked"));
+  if (marked.ok() && marked->Text(0, 0) != "0") {
     logging::Warn("PostgreSQL commit confirmed after its connection was lost",
                   {{"db", where_}, {"xid", xid}});
     finish(absl::OkStatus());
     return;
   }
-  if (outcome.ok() && *outcome == TransactionOutcome::kAborted) {
+  if (marked.ok()) {
+    if (outcome.ok() && *outcome == TransactionOutcome::kCommitted) {
+      logging::Warn(
+          "PostgreSQL reused the id of a lost transaction: judged by its "
+          "marker, not written",
+          {{"db", where_}, {"xid", xid}});
+    }
     not_written(committed);
     return;
   }
   logging::Error("PostgreSQL commit outcome unknown",
                  {{"db", where_},
                   {"xid", xid},
-                  {"error", outcome.ok() ? committed : outcome.status()}});
+                  {"error", !marked.ok() && over ? marked.status()
+                            : outcome.ok()       ? committed
+                                                 : outcome.status()}});
   finish(absl::UnavailableError(absl::StrCat(
       "PostgreSQL connection lost during the commit of transaction ", xid,
       "; whether it was written is unknown")));

@@ -21,9 +21,10 @@
 // whose connection was lost before its COMMIT get UNAVAILABLE ("not
 // written"); they are never run twice. If the connection is lost during the
 // COMMIT itself, the writer reconnects and asks the server what became of
-// the transaction (pg_xact_status of its id): committed groups complete as
-// committed, aborted ones with UNAVAILABLE. Only if the server cannot be
-// reached to ask does an operation get UNAVAILABLE saying the outcome is
+// the transaction: once no session holds it (pg_xact_status of its id), the
+// marker row each group writes (commit_markers) decides; committed groups
+// complete as committed, the others with UNAVAILABLE. Only if the server cannot
+// be reached to ask does an operation get UNAVAILABLE saying the outcome is
 // unknown (logged as an error; the writer tries for up to 30 s, long enough
 // for a server restart); a session the server still thinks alive
 // holding it is ended first. Meanwhile writes and reads answer UNAVAILABLE
@@ -201,9 +202,15 @@ class Database {
   void WriterLoop();
   // Runs `batch` in one transaction and calls each op's done.
   void CommitBatch(std::vector<Pending>& batch);
+  // A group's transaction: its id, and the token of the marker row it
+  // writes (commit_markers), by which a lost COMMIT is judged.
+  struct Group {
+    std::string xid;
+    std::string marker;
+  };
   // BEGIN on the writer's connection (reconnecting once if it turns out
-  // stale); the transaction's id.
-  absl::StatusOr<std::string> Begin();
+  // stale), and the group's marker row.
+  absl::StatusOr<Group> Begin();
   // Runs one op, an exception becoming INTERNAL.
   static absl::Status RunOp(Connection& c, Pending& pending);
   // Runs the ops of `batch` into `results`, each in a savepoint when there
@@ -215,7 +222,7 @@ class Database {
   // became of transaction `xid` of session `backend`, and completes the
   // group by `finish` (committed, or unknown) or `not_written` (aborted).
   void ResolveLostCommit(
-      const std::string& xid, int backend, const absl::Status& committed,
+      const Group& group, int backend, const absl::Status& committed,
       const std::function<void(const absl::Status&)>& finish,
       const std::function<void(const absl::Status&)>& not_written);
   // A new connection, unless the last attempt failed and the next is not
@@ -233,6 +240,7 @@ class Database {
   int schema_version_ = 0;
   std::atomic<bool> available_{true};
   std::unique_ptr<Connection> writer_conn_;  // writer thread only
+  uint64_t groups_ = 0;                      // writer thread only
 
   Mutex mu_;
   CondVar work_cv_;  // queue_ non-empty or closing_

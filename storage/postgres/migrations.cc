@@ -291,6 +291,16 @@ ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE instances ADD COLUMN providers TEXT NOT NULL DEFAULT '{}';
 CREATE INDEX instances_by_heartbeat ON instances(heartbeat_at);
 )sql",
+      // 3: a marker row per group commit (Database), so a COMMIT whose answer
+      // was lost is judged by its own row, not by a transaction id the
+      // server may hand out again after a crash.
+      R"sql(
+CREATE TABLE commit_markers (
+  token  TEXT PRIMARY KEY,
+  at     BIGINT NOT NULL
+);
+CREATE INDEX commit_markers_by_time ON commit_markers(at);
+)sql",
   };
   return *kMigrations;
 }

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -176,6 +177,61 @@ TEST_F(DatabaseTest, ACommitWithoutAnAnswerIsResolvedByAskingTheServer) {
   EXPECT_EQ(Keys(), "");
   EXPECT_TRUE(db->WriteSync(Insert("kept")).ok());
   EXPECT_EQ(Keys(), "kept");
+}
+
+TEST_F(DatabaseTest, ACommitWhoseAnswerIsLostIsReportedWritten) {
+  // The COMMIT reaches the server and commits; its answer never reaches
+  // the writer (a forwarder passes the request on, drops the answer and
+  // closes). The writer, reconnected, finds the group's marker: written.
+  DatabaseOptions options;
+  std::atomic<bool> cut{false};
+  int kept = -1;
+  std::thread forwarder;
+  options.before_commit = [&](Connection& c) {
+    if (!cut.exchange(false)) return;
+    int pair[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    kept = dup(c.socket());
+    dup2(pair[0], c.socket());
+    close(pair[0]);
+    forwarder = std::thread([peer = pair[1], server = kept] {
+      char buf[8192];
+      const ssize_t n = read(peer, buf, sizeof(buf));  // the COMMIT
+      if (n > 0 && write(server, buf, static_cast<size_t>(n)) == n) {
+        (void)read(server, buf, sizeof(buf));  // its answer, dropped
+      }
+      shutdown(peer, SHUT_RDWR);
+      close(peer);
+    });
+  };
+  std::unique_ptr<Database> db = OpenDb(options);
+  ASSERT_NE(db, nullptr);
+  cut = true;
+  absl::Status s = db->WriteSync(Insert("kept"));
+  if (forwarder.joinable()) forwarder.join();
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Keys(), "kept");
+  if (kept >= 0) close(kept);
+}
+
+TEST_F(DatabaseTest, OldCommitMarkersAreCleanedUp) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  std::unique_ptr<Connection> c = Connect();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(
+      c->Exec("INSERT INTO commit_markers(token, at) VALUES ('old', 0)").ok());
+  // The cleanup runs once every 1000 groups.
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(
+        db->WriteSync([](Connection&) { return absl::OkStatus(); }).ok());
+  }
+  absl::StatusOr<Rows> r = c->Query(
+      "SELECT count(*) FILTER (WHERE token = 'old'), count(*) FROM "
+      "commit_markers");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->Text(0, 0), "0");
+  EXPECT_GE(std::stoi(r->Text(0, 1)), 1000);
 }
 
 TEST_F(DatabaseTest, ACommitLostWhileTheSessionLivesOnEndsItAndWritesNothing) {
