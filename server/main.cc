@@ -93,7 +93,12 @@ int main(int argc, char** argv) {
       ->add_option("--to", migrate_to,
                    "the PostgreSQL database (postgresql://...)")
       ->required();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every bad flag exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (migrate->parsed()) return RunMigrate(migrate_from, migrate_to);
   if (!config_file.empty()) {
     campaigns::config::LoadOptions load;
