@@ -1,0 +1,99 @@
+// ContactStore: ContactRepository (server/domain/repository.h) on
+// PostgreSQL, through Database (storage/postgres/database.h): contacts,
+// contact lists, contact imports and MaterializeAudience.
+//
+// Several instances may share the database. What two of them could race on
+// is settled by the database, not by a check before a write: a contact's
+// (account, channel, address) by INSERT ... ON CONFLICT, list memberships by
+// ON CONFLICT DO NOTHING under a lock of the list's row, an import's request
+// id by a transaction advisory lock on it, the application of an import by
+// a lock of its row (so two instances resuming it apply each chunk once),
+// and MaterializeAudience by a lock of the campaign's row.
+//
+//   ContactStore contacts(db);
+//   contacts.CreateContact(c, {}, [](absl::StatusOr<Contact> c) {...});
+//
+// Thread-safe.
+#ifndef CAMPAIGND_STORAGE_POSTGRES_CONTACT_STORE_H_
+#define CAMPAIGND_STORAGE_POSTGRES_CONTACT_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/domain/repository.h"
+#include "storage/postgres/database.h"
+
+namespace campaigns::storage::postgres {
+
+class ContactStore : public ContactRepository {
+ public:
+  // `db` must outlive the store.
+  explicit ContactStore(Database* db) : db_(db) {}
+
+  void CreateContact(Contact c, IdempotencyKey idem,
+                     Done<Contact> done) override;
+  absl::StatusOr<Contact> GetContact(const std::string& account_id,
+                                     const std::string& id) override;
+  absl::StatusOr<Page<Contact>> ListContacts(const std::string& account_id,
+                                             const ContactFilter& filter,
+                                             const PageRequest& page) override;
+  void UpdateContact(const std::string& account_id, const std::string& id,
+                     std::function<absl::Status(Contact&)> mutate,
+                     Done<Contact> done) override;
+  void DeleteContact(const std::string& account_id, const std::string& id,
+                     StatusDone done) override;
+
+  void CreateContactList(ContactList l, IdempotencyKey idem,
+                         Done<ContactList> done) override;
+  absl::StatusOr<ContactList> GetContactList(const std::string& account_id,
+                                             const std::string& id) override;
+  absl::StatusOr<Page<ContactList>> ListContactLists(
+      const std::string& account_id, const PageRequest& page) override;
+  void DeleteContactList(const std::string& account_id, const std::string& id,
+                         StatusDone done) override;
+  void AddContactsToList(const std::string& account_id,
+                         const std::string& list_id,
+                         std::vector<std::string> contact_ids,
+                         Done<ListMembershipChange> done) override;
+  void RemoveContactsFromList(const std::string& account_id,
+                              const std::string& list_id,
+                              std::vector<std::string> contact_ids,
+                              Done<ListMembershipChange> done) override;
+
+  void MaterializeAudience(const std::string& account_id,
+                           const std::string& campaign_id,
+                           Done<MaterializeResult> done) override;
+
+  void BeginContactImport(ContactImportLease lease,
+                          Done<ContactImportLease> done) override;
+  void StageContacts(const ContactImportLease& lease, int64_t first_row,
+                     std::vector<StagedRecipient> rows,
+                     Done<std::vector<int32_t>> done) override;
+  void CommitContactImport(const ContactImportLease& lease,
+                           const std::string& request_id,
+                           const ImportRecord& record,
+                           ImportResponseFinisher finish,
+                           Done<ContactImportResult> done) override;
+  void AbortContactImport(const ContactImportLease& lease,
+                          StatusDone done) override;
+
+ private:
+  // Applies the next chunk of a committed import, re-queueing itself until
+  // all is applied; then `done` (may be null) with the counts. A failed
+  // chunk is reported to `done` and leaves the import applying (the rest is
+  // applied when the import is resumed).
+  void ApplyChunk(ContactImportLease lease, ImportResponseFinisher finish,
+                  Done<ContactImportResult> done);
+  // Deletes the next chunk of a staging import's rows, re-queueing itself
+  // until none is left, then the import.
+  void AbortChunk(int64_t import_id, StatusDone done);
+
+  Database* const db_;
+};
+
+}  // namespace campaigns::storage::postgres
+
+#endif  // CAMPAIGND_STORAGE_POSTGRES_CONTACT_STORE_H_
