@@ -18,6 +18,7 @@
 #include "server/domain/repository.h"
 #include "storage/postgres/account_store.h"
 #include "storage/postgres/catalog_store.h"
+#include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
 #include "storage/postgres/suppression_store.h"
 #include "storage/sqlite/database.h"
@@ -48,6 +49,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
       templates_ = sqlite_store_.get();
       senders_ = sqlite_store_.get();
       suppressions_ = sqlite_store_.get();
+      contacts_ = sqlite_store_.get();
     } else {
       CreateDatabase();
       if (HasFatalFailure()) return;
@@ -67,6 +69,9 @@ class EngineTest : public storage::postgres::testing::PgTest,
       pg_suppressions_ =
           std::make_unique<storage::postgres::SuppressionStore>(pg_db_.get());
       suppressions_ = pg_suppressions_.get();
+      pg_contacts_ =
+          std::make_unique<storage::postgres::ContactStore>(pg_db_.get());
+      contacts_ = pg_contacts_.get();
     }
   }
 
@@ -77,6 +82,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
     pg_accounts_.reset();
     pg_catalog_.reset();
     pg_suppressions_.reset();
+    pg_contacts_.reset();
     pg_db_.reset();
   }
 
@@ -98,6 +104,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
   TemplateRepository& templates() { return *templates_; }
   SenderRepository& senders() { return *senders_; }
   SuppressionRepository& suppressions() { return *suppressions_; }
+  ContactRepository& contacts() { return *contacts_; }
 
  private:
   storage::test_util::TempDir dir_;
@@ -107,10 +114,12 @@ class EngineTest : public storage::postgres::testing::PgTest,
   std::unique_ptr<storage::postgres::AccountStore> pg_accounts_;
   std::unique_ptr<storage::postgres::CatalogStore> pg_catalog_;
   std::unique_ptr<storage::postgres::SuppressionStore> pg_suppressions_;
+  std::unique_ptr<storage::postgres::ContactStore> pg_contacts_;
   AccountRepository* accounts_ = nullptr;
   TemplateRepository* templates_ = nullptr;
   SenderRepository* senders_ = nullptr;
   SuppressionRepository* suppressions_ = nullptr;
+  ContactRepository* contacts_ = nullptr;
 };
 
 // "sqlite" / "postgres" as the test name's suffix.
