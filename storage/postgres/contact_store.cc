@@ -369,15 +369,19 @@ absl::StatusOr<ApplyStep> ApplyNext(Connection& c,
     with_list = locked.ok();  // a list deleted meanwhile is left out
   }
 
+  // The next rows by row number, taken in address order: every instance
+  // applying an import locks the contacts of a chunk in one order, so
+  // overlapping imports wait for each other rather than deadlock.
   absl::StatusOr<Rows> rows = c.Query(
-      "SELECT row, address, attributes FROM contact_import_rows WHERE "
-      "import_id = $1 AND row > $2 ORDER BY row LIMIT $3",
+      "SELECT row, address, attributes FROM (SELECT row, address, "
+      "attributes FROM contact_import_rows WHERE import_id = $1 AND row > $2 "
+      "ORDER BY row LIMIT $3) AS chunk ORDER BY address COLLATE \"C\"",
       {id, absl::StrCat(applied_through), absl::StrCat(kApplyChunkRows)});
   if (!rows.ok()) return rows.status();
   std::vector<int64_t> seqs;
   int64_t last_row = applied_through;
   for (int i = 0; i < rows->size(); ++i) {
-    last_row = IntAt(*rows, i, "row");
+    last_row = std::max(last_row, IntAt(*rows, i, "row"));
     const std::string address = rows->Text(i, "address");
     const std::string attributes = rows->Text(i, "attributes");
     // Creates the contact, or locks the existing one (also one another

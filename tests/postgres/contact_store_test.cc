@@ -253,7 +253,8 @@ TEST_F(ContactStoreInstancesTest, OverlappingImportsOnEveryInstanceAllApply) {
     std::vector<StagedRecipient> rows;
     for (int r = 0; r < kRows; ++r) {
       StagedRecipient s;
-      s.address = absl::StrCat("+1555050", 1000 + r);
+      // Each instance in another order.
+      s.address = absl::StrCat("+1555050", 1000 + (r + i * 577) % kRows);
       s.variables_json = VariablesToJson({{absl::StrCat("k", i), "v"}});
       rows.push_back(std::move(s));
     }
