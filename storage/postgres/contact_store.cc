@@ -878,4 +878,33 @@ void ContactStore::AbortChunk(int64_t import_id, StatusDone done) {
       });
 }
 
+absl::StatusOr<int> ContactStore::ResumeContactImports(
+    ImportResponseFinisher finish) {
+  ASSIGN_OR_RETURN(
+      std::vector<ContactImportLease> applying,
+      db_->Read<std::vector<ContactImportLease>>(
+          [](Connection& c) -> absl::StatusOr<std::vector<ContactImportLease>> {
+            absl::StatusOr<Rows> rows = c.Query(
+                "SELECT id, account_id, channel, list_id, tags FROM "
+                "contact_imports WHERE state = $1 ORDER BY id",
+                {kApplying});
+            if (!rows.ok()) return rows.status();
+            std::vector<ContactImportLease> out;
+            for (int i = 0; i < rows->size(); ++i) {
+              ContactImportLease lease;
+              lease.id = IntAt(*rows, i, "id");
+              lease.account_id = rows->Text(i, "account_id");
+              ParseChannel(rows->Text(i, "channel"), &lease.channel);
+              lease.list_id = rows->Text(i, "list_id");
+              lease.tags = ListFromJson(rows->Text(i, "tags"));
+              out.push_back(std::move(lease));
+            }
+            return out;
+          }));
+  for (ContactImportLease& lease : applying) {
+    ApplyChunk(std::move(lease), finish, nullptr);
+  }
+  return static_cast<int>(applying.size());
+}
+
 }  // namespace campaigns::storage::postgres

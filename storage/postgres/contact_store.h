@@ -80,6 +80,15 @@ class ContactStore : public ContactRepository {
   void AbortContactImport(const ContactImportLease& lease,
                           StatusDone done) override;
 
+  // Finishes applying, in the background, every committed contact import a
+  // stopped instance left half-applied (their idempotency records
+  // completed by `finish`); returns how many it found. Safe on several
+  // instances at once: each chunk is applied once. Imports still staging
+  // are left alone (their stream may be live on another instance).
+  // The PostgreSQL half of RecipientRepository::RecoverInterruptedImports's
+  // contact imports.
+  absl::StatusOr<int> ResumeContactImports(ImportResponseFinisher finish);
+
  private:
   // Applies the next chunk of a committed import, re-queueing itself until
   // all is applied; then `done` (may be null) with the counts. A failed

@@ -299,6 +299,83 @@ TEST_F(ContactStoreInstancesTest, OverlappingImportsOnEveryInstanceAllApply) {
   EXPECT_THAT(merged->tags, ElementsAre("from0", "from1", "from2", "old"));
 }
 
+// A committed import a stopped instance left half-applied is finished by
+// every instance resuming it at once, each chunk once, with its
+// idempotency record completed by the finisher.
+TEST_F(ContactStoreInstancesTest,
+       ResumingAnImportOnEveryInstanceAppliesItOnce) {
+  constexpr int kRows = 2500;  // several apply chunks
+  ContactList list = MustCreateList();
+  Contact existing = MustCreate(NewContact("+15550801000", {"old"}));
+  ContactImportLease lease;
+  lease.account_id = a_;
+  lease.channel = Channel::kSms;
+  lease.list_id = list.id;
+  lease.tags = {"imported"};
+  absl::StatusOr<ContactImportLease> begun =
+      AwaitResult<ContactImportLease>([&](Done<ContactImportLease> d) {
+        store(0).BeginContactImport(lease, std::move(d));
+      });
+  ASSERT_TRUE(begun.ok()) << begun.status();
+  std::vector<StagedRecipient> rows;
+  for (int r = 0; r < kRows; ++r) {
+    StagedRecipient s;
+    s.address = absl::StrCat("+1555080", 1000 + r);
+    s.variables_json = VariablesToJson({{"city", "c"}});
+    rows.push_back(std::move(s));
+  }
+  ASSERT_TRUE(
+      AwaitResult<std::vector<int32_t>>([&](Done<std::vector<int32_t>> d) {
+        store(0).StageContacts(*begun, 1, std::move(rows), std::move(d));
+      }).ok());
+  // As if the instance died just after committing: applying, nothing
+  // applied. A staging import is left alone.
+  {
+    std::unique_ptr<Connection> c = Connect();
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(c->Query("UPDATE contact_imports SET state = 'applying', "
+                         "request_id = 'req-1', body_hash = 'h', response = "
+                         "'\\x00ff'::bytea WHERE id = $1",
+                         {absl::StrCat(begun->id)})
+                    .ok());
+  }
+  lease.list_id = "";
+  ASSERT_TRUE(AwaitResult<ContactImportLease>([&](Done<ContactImportLease> d) {
+                store(1).BeginContactImport(lease, std::move(d));
+              }).ok());
+
+  std::vector<absl::Status> statuses = AllAtOnce([&](int i) -> absl::Status {
+    absl::StatusOr<int> found = store(i).ResumeContactImports(
+        [](const std::string& recorded, const ContactImportResult& r) {
+          return absl::StrCat(recorded.size(), ":", r.created, ":", r.updated);
+        });
+    if (!found.ok()) return found.status();
+    // Another instance may have finished it before this one looked.
+    if (*found > 1) return absl::InternalError(absl::StrCat(*found));
+    return absl::OkStatus();
+  });
+  for (const absl::Status& s : statuses) EXPECT_TRUE(s.ok()) << s;
+  for (int i = 0; i < 500 && Count("SELECT count(*) FROM contact_imports "
+                                   "WHERE state = 'applying'") > 0;
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  for (Instance& in : instances_) in.db->Flush();
+  EXPECT_EQ(Count("SELECT count(*) FROM contact_imports"), 1);  // staging
+  EXPECT_EQ(Count("SELECT count(*) FROM contacts"), kRows);
+  EXPECT_EQ(Count("SELECT count(*) FROM contact_list_members"), kRows);
+  EXPECT_EQ(Count("SELECT count(*) FROM contact_tags WHERE tag = 'imported'"),
+            kRows);
+  EXPECT_THAT(Column("SELECT convert_from(response, 'UTF8') FROM "
+                     "idempotency_keys WHERE method = 'ImportContacts' AND "
+                     "request_id = 'req-1'"),
+              ElementsAre(absl::StrCat("2:", kRows - 1, ":1")));
+  absl::StatusOr<Contact> merged = store(2).GetContact(a_, existing.id);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->attributes.at("city"), "c");
+  EXPECT_THAT(merged->tags, ElementsAre("imported", "old"));
+}
+
 TEST_F(ContactStoreInstancesTest, OneRequestIdCommitsOneImport) {
   for (int round = 0; round < 10; ++round) {
     std::vector<ContactImportLease> leases(kContactInstances);
