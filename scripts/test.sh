@@ -80,13 +80,13 @@ if [ $quick -eq 0 ]; then
   run_suite "$root/build-asan" -DCAMPAIGND_SANITIZE=address \
     "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" -DCAMPAIGND_BENCH=OFF
 
-  echo "== domain, storage, dispatch, config and provider tests under TSan (${SECONDS}s so far)"
+  echo "== domain, storage, postgres, dispatch, config and provider tests under TSan (${SECONDS}s so far)"
   BUILD_DIR=$root/build-tsan scripts/build.sh -DBUILD_TESTING=ON \
     -DCAMPAIGND_SANITIZE=thread "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
-    --target domain_tests --target storage_tests \
+    --target domain_tests --target storage_tests --target postgres_tests \
     --target dispatch_tests --target config_tests --target provider_tests
-  for t in domain_tests storage_tests dispatch_tests config_tests \
-           provider_tests; do
+  for t in domain_tests storage_tests postgres_tests dispatch_tests \
+           config_tests provider_tests; do
     TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" "$root/build-tsan/tests/$t" --gtest_brief=1
   done
 fi
