@@ -5,8 +5,7 @@
 # lock annotations with clang's thread safety analysis, then does
 # the same under AddressSanitizer + UndefinedBehaviorSanitizer, and the
 # domain, storage, PostgreSQL storage, dispatch, config and provider-registry
-# suites (our own
-# threads and locks) under ThreadSanitizer. The gRPC-facing suites are not
+# suites (our own threads and locks) under ThreadSanitizer. The gRPC-facing suites are not
 # run under TSan: Debian's gRPC and Abseil libraries are not built for it,
 # so it cannot see their synchronisation. The fuzz targets' corpora
 # (tests/fuzz/) are replayed as ctests of the normal and the ASan + UBSan
