@@ -805,19 +805,19 @@ void ContactStore::CommitContactImport(const ContactImportLease& lease,
         }
         return true;
       },
-      [this, lease, finish = std::move(finish),
+      [db = db_, lease, finish = std::move(finish),
        done = std::move(done)](absl::StatusOr<bool> committed) mutable {
         if (!committed.ok()) return done(committed.status());
-        ApplyChunk(std::move(lease), std::move(finish), std::move(done));
+        ApplyChunk(db, std::move(lease), std::move(finish), std::move(done));
       });
 }
 
-void ContactStore::ApplyChunk(ContactImportLease lease,
+void ContactStore::ApplyChunk(Database* db, ContactImportLease lease,
                               ImportResponseFinisher finish,
                               Done<ContactImportResult> done) {
-  db_->Write<ApplyStep>(
+  db->Write<ApplyStep>(
       [lease, finish](Connection& c) { return ApplyNext(c, lease, finish); },
-      [this, lease, finish,
+      [db, lease, finish,
        done = std::move(done)](absl::StatusOr<ApplyStep> step) mutable {
         if (!step.ok()) {
           // Committed: the import stays applying, and is finished when it is
@@ -829,7 +829,7 @@ void ContactStore::ApplyChunk(ContactImportLease lease,
                                                  " is no longer applying")));
           }
         } else if (!step->finished) {
-          ApplyChunk(std::move(lease), std::move(finish), std::move(done));
+          ApplyChunk(db, std::move(lease), std::move(finish), std::move(done));
         } else if (done) {
           done(step->total);
         }
@@ -838,11 +838,12 @@ void ContactStore::ApplyChunk(ContactImportLease lease,
 
 void ContactStore::AbortContactImport(const ContactImportLease& lease,
                                       StatusDone done) {
-  AbortChunk(lease.id, std::move(done));
+  AbortChunk(db_, lease.id, std::move(done));
 }
 
-void ContactStore::AbortChunk(int64_t import_id, StatusDone done) {
-  db_->Write<bool>(
+void ContactStore::AbortChunk(Database* db, int64_t import_id,
+                              StatusDone done) {
+  db->Write<bool>(
       [import_id](Connection& c) -> absl::StatusOr<bool> {
         const std::string id = absl::StrCat(import_id);
         // FOR UPDATE: a commit of the import waits for this chunk (and then
@@ -865,13 +866,13 @@ void ContactStore::AbortChunk(int64_t import_id, StatusDone done) {
                 .status());
         return true;
       },
-      [this, import_id,
+      [db, import_id,
        done = std::move(done)](absl::StatusOr<bool> finished) mutable {
         if (!finished.ok()) {
           // Staged rows and the import's row stay until a later rollback.
           if (done) done(finished.status());
         } else if (!*finished) {
-          AbortChunk(import_id, std::move(done));
+          AbortChunk(db, import_id, std::move(done));
         } else if (done) {
           done(absl::OkStatus());
         }
@@ -902,7 +903,7 @@ absl::StatusOr<int> ContactStore::ResumeContactImports(
             return out;
           }));
   for (ContactImportLease& lease : applying) {
-    ApplyChunk(std::move(lease), finish, nullptr);
+    ApplyChunk(db_, std::move(lease), finish, nullptr);
   }
   return static_cast<int>(applying.size());
 }

@@ -93,12 +93,14 @@ class ContactStore : public ContactRepository {
   // Applies the next chunk of a committed import, re-queueing itself until
   // all is applied; then `done` (may be null) with the counts. A failed
   // chunk is reported to `done` and leaves the import applying (the rest is
-  // applied when the import is resumed).
-  void ApplyChunk(ContactImportLease lease, ImportResponseFinisher finish,
-                  Done<ContactImportResult> done);
+  // applied when the import is resumed). Static, on `db`: a chain may
+  // outlive the store (it ends when `db` closes).
+  static void ApplyChunk(Database* db, ContactImportLease lease,
+                         ImportResponseFinisher finish,
+                         Done<ContactImportResult> done);
   // Deletes the next chunk of a staging import's rows, re-queueing itself
   // until none is left, then the import.
-  void AbortChunk(int64_t import_id, StatusDone done);
+  static void AbortChunk(Database* db, int64_t import_id, StatusDone done);
 
   Database* const db_;
 };

@@ -554,13 +554,16 @@ TEST_P(ContactRepositoryTest, ImportCreatesAndMergesWithTagsAndList) {
                                                 {"name", "N+15550000000"}}));
   EXPECT_THAT(merged->tags, ElementsAre("imported", "old", "spring"));
   // The first row of an address wins; the other account is untouched.
+  int found = 0;
   for (const Contact& c : List(a_, Tagged("imported")).items) {
     if (c.address == "+15550000001") {
+      ++found;
       EXPECT_EQ(c.attributes.at("city"), "Oslo");
       EXPECT_EQ(c.channel, Channel::kSms);
       EXPECT_THAT(c.id, HasSubstr(std::string(kContactPrefix)));
     }
   }
+  EXPECT_EQ(found, 1);
   EXPECT_EQ(contacts().GetContact(b_, of_b.id)->attributes.count("city"), 0u);
 
   // Another import under the same request id commits nothing.
