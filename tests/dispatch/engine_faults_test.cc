@@ -918,7 +918,8 @@ TEST_F(EngineFaultsTest, AResumeWhileOutcomesAreOwedSendsOnOnceRecorded) {
 // A campaign paused by hand whose cancel cannot be written (the disk is
 // full) stays paused: the failed cancel does not set it sending.
 TEST_F(EngineFaultsTest, AFailedCancelOfAPausedCampaignSendsNothing) {
-  RecordingProvider vendor;
+  // Answers are held so the campaign cannot finish before it is paused.
+  HoldingProvider vendor;
   provider_ = &vendor;
   UseFaultyStore();
   engine_options_.max_in_flight = 10;
@@ -926,19 +927,20 @@ TEST_F(EngineFaultsTest, AFailedCancelOfAPausedCampaignSendsNothing) {
   const std::string sender = NewSender(SenderTier::kUnlimited, "+15550416");
   Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
   StartCampaign(c);
-  ASSERT_TRUE(RunUntil([&] { return vendor.sent().size() >= 10; }));
-  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
-                engine_->Pause(account_, c.id, "by hand", d);
-              }).ok());
+  ASSERT_TRUE(RunUntil([&] { return vendor.held_messages() == 10; }));
+  auto paused = AwaitResult<Campaign>(
+      [&](auto d) { engine_->Pause(account_, c.id, "by hand", d); });
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  vendor.ReleaseAll();
   RunFor(absl::Seconds(2));
-  const size_t sent = vendor.sent().size();
+  ASSERT_EQ(vendor.held_messages(), 0) << "sent while paused";
   faulty_->full = true;
   auto cancelled = AwaitResult<Campaign>(
       [&](auto d) { engine_->Cancel(account_, c.id, d); });
   EXPECT_FALSE(cancelled.ok());
   faulty_->full = false;
   RunFor(absl::Seconds(30));
-  EXPECT_EQ(vendor.sent().size(), sent) << "sent while paused";
+  EXPECT_EQ(vendor.held_messages(), 0) << "sent while paused";
   EXPECT_EQ(Get(c.id).status, CampaignStatus::kPaused);
 }
 
