@@ -117,8 +117,12 @@ void Database::Close() {
     work_cv_.SignalAll();
   }
   if (writer_.joinable()) writer_.join();
-  MutexLock pool(&pool_mu_);
-  idle_readers_.clear();
+  {
+    MutexLock pool(&pool_mu_);
+    idle_readers_.clear();
+  }
+  MutexLock autocommit(&autocommit_mu_);
+  autocommit_conn_.reset();
 }
 
 void Database::WriterLoop() {
@@ -456,12 +460,7 @@ absl::Status Database::WithReader(
       }
       conn = *std::move(opened);
     }
-    absl::Status s;
-    try {
-      s = fn(*conn);
-    } catch (const std::exception& e) {
-      s = absl::InternalError(absl::StrCat("storage read failed: ", e.what()));
-    }
+    const absl::Status s = RunRead(*conn, fn);
     const bool lost = !conn->ok();
     give_back();
     if (!lost || attempt > 0) {
@@ -469,6 +468,35 @@ absl::Status Database::WithReader(
     }
     // The connection was lost (e.g. the server restarted since it was
     // last used): once more, on a new one.
+  }
+}
+
+absl::Status Database::WithAutocommit(
+    const std::function<absl::Status(Connection&)>& fn) {
+  MutexLock lock(&autocommit_mu_);
+  for (int attempt = 0;; ++attempt) {
+    if (autocommit_conn_ == nullptr || !autocommit_conn_->ok()) {
+      autocommit_conn_.reset();
+      absl::StatusOr<std::unique_ptr<Connection>> opened = Connect();
+      if (!opened.ok()) return opened.status();
+      autocommit_conn_ = *std::move(opened);
+    }
+    const absl::Status s = RunRead(*autocommit_conn_, fn);
+    const bool lost = !autocommit_conn_->ok();
+    if (!lost || attempt > 0) {
+      return lost ? absl::UnavailableError(s.message()) : s;
+    }
+    // Lost: once more, on a new one (fn is idempotent).
+  }
+}
+
+absl::Status Database::RunRead(
+    Connection& conn, const std::function<absl::Status(Connection&)>& fn) {
+  try {
+    return fn(conn);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("storage read failed: ", e.what()));
   }
 }
 

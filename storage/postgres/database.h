@@ -170,13 +170,21 @@ class Database {
   }
 
   // Runs `fn(connection)` like Read, but for small writes that must not
-  // queue behind the writer's group commits (lease heartbeats): each
+  // queue behind the writer's group commits nor wait for a read connection
+  // (lease heartbeats: a busy read pool must not cost an instance its
+  // leases). It has a connection of its own, one call at a time; each
   // statement commits on its own (autocommit). `fn` must be idempotent: it
   // runs once more on a new connection if the first turned out lost.
   template <typename T>
   absl::StatusOr<T> Autocommit(
       const std::function<absl::StatusOr<T>(Connection&)>& fn) {
-    return Read<T>(fn);
+    std::optional<absl::StatusOr<T>> out;
+    absl::Status ran = WithAutocommit([&](Connection& c) {
+      out = fn(c);
+      return out->status();
+    });
+    if (!out.has_value()) return ran;
+    return *std::move(out);
   }
 
   // Blocks until every write queued before the call has completed.
@@ -232,8 +240,14 @@ class Database {
   // The writer's connection, reconnecting if it is lost; UNAVAILABLE (and
   // available_ false) when the server cannot be reached.
   absl::StatusOr<Connection*> WriterConnection();
-  // Leases a read connection for `fn`, with WithReader's retry.
+  // Leases a read connection for `fn`, with Read's retry.
   absl::Status WithReader(const std::function<absl::Status(Connection&)>& fn);
+  // Runs `fn` on the autocommit connection, with Read's retry.
+  absl::Status WithAutocommit(
+      const std::function<absl::Status(Connection&)>& fn);
+  // fn(conn), an exception becoming INTERNAL.
+  static absl::Status RunRead(
+      Connection& conn, const std::function<absl::Status(Connection&)>& fn);
 
   const DatabaseOptions options_;
   std::string where_;
@@ -262,6 +276,9 @@ class Database {
   std::vector<std::unique_ptr<Connection>> idle_readers_
       ABSL_GUARDED_BY(pool_mu_);
   int readers_out_ ABSL_GUARDED_BY(pool_mu_) = 0;
+
+  Mutex autocommit_mu_;  // held for a whole Autocommit call
+  std::unique_ptr<Connection> autocommit_conn_ ABSL_GUARDED_BY(autocommit_mu_);
 };
 
 }  // namespace campaigns::storage::postgres

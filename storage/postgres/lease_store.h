@@ -1,7 +1,8 @@
 // LeaseStore: LeaseRepository (server/domain/leases.h) on PostgreSQL, in
 // the `instances` and `leases` tables. Every statement commits on its own
 // through Database::Autocommit, so heartbeats never wait behind the
-// writer's group commits. Times are the server's clock_timestamp().
+// writer's group commits nor for a read connection. Times are the server's
+// clock_timestamp().
 //
 // Thread-safe.
 #ifndef CAMPAIGND_STORAGE_POSTGRES_LEASE_STORE_H_

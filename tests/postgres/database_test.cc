@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "server/domain/errors.h"
 #include "storage/postgres/migrations.h"
 #include "tests/support/pg_fixture.h"
 
@@ -434,6 +437,56 @@ TEST_F(DatabaseTest, AReadOnALostConnectionRetriesOnANewOne) {
   absl::StatusOr<int64_t> n = count();
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 0);
+}
+
+// Heartbeats go through Autocommit: with every read connection out (slow
+// reports), they still run at once on a connection of their own.
+TEST_F(DatabaseTest, AutocommitDoesNotWaitForABusyReadPool) {
+  DatabaseOptions options;
+  options.read_connections = 1;
+  std::unique_ptr<Database> db = OpenDb(options);
+  ASSERT_NE(db, nullptr);
+  absl::Notification reading, release;
+  std::thread reader([&] {
+    (void)db->Read<int>([&](Connection&) -> absl::StatusOr<int> {
+      reading.Notify();
+      release.WaitForNotification();
+      return 0;
+    });
+  });
+  reading.WaitForNotification();
+  auto wrote = std::async(std::launch::async, [&] {
+    return db->Autocommit<int>([](Connection& c) -> absl::StatusOr<int> {
+      RETURN_IF_ERROR(c.Query("INSERT INTO t VALUES ('beat')").status());
+      return 1;
+    });
+  });
+  const bool in_time =
+      wrote.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  release.Notify();
+  reader.join();
+  ASSERT_TRUE(in_time) << "Autocommit waited for the read pool";
+  EXPECT_TRUE(wrote.get().ok());
+  EXPECT_EQ(Keys(), "beat");
+}
+
+// The autocommit connection is replaced when found lost, like a reader.
+TEST_F(DatabaseTest, AnAutocommitOnALostConnectionRetriesOnANewOne) {
+  std::unique_ptr<Database> db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  const auto insert = [&](const std::string& k) {
+    return db->Autocommit<int>([k](Connection& c) -> absl::StatusOr<int> {
+      RETURN_IF_ERROR(
+          c.Query("INSERT INTO t VALUES ($1) ON CONFLICT DO NOTHING", {k})
+              .status());
+      return 1;
+    });
+  };
+  ASSERT_TRUE(insert("a").ok());
+  CutConnections();
+  absl::StatusOr<int> again = insert("b");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(Keys(), "a,b");
 }
 
 TEST_F(DatabaseTest, AfterCloseWritesAreUnavailable) {
