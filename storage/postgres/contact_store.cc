@@ -146,8 +146,14 @@ absl::StatusOr<ListMembershipChange> ChangeMembership(
     const std::vector<std::string>& contact_ids, bool add) {
   RETURN_IF_ERROR(LockList(c, account_id, list_id, "FOR NO KEY UPDATE"));
   const std::string ids_json = ListToJson(contact_ids);
-  // The first unknown id, in the order given. (A contact deleted after this
-  // check is met by the memberships' foreign key.)
+  // The contacts found stay until this transaction ends (a delete from
+  // another instance waits), so every id the check below passes is changed.
+  RETURN_IF_ERROR(c.Query("SELECT 1 FROM contacts WHERE account_id = $1 AND "
+                          "id IN (SELECT jsonb_array_elements_text($2::jsonb)) "
+                          "ORDER BY seq FOR KEY SHARE",
+                          {account_id, ids_json})
+                      .status());
+  // The first unknown id, in the order given.
   absl::StatusOr<Rows> missing = c.Query(
       "SELECT j.id FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY "
       "AS j(id, n) WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE "
