@@ -1,10 +1,13 @@
 #include "storage/postgres/connection.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/cord.h"
@@ -230,6 +233,43 @@ bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
 int Connection::backend_pid() const { return PQbackendPID(conn_); }
 
 int Connection::socket() const { return PQsocket(conn_); }
+
+absl::Status Connection::WaitForNotifications(absl::Duration timeout,
+                                              std::vector<Notification>& out,
+                                              int wake_fd) {
+  const auto drain = [&] {
+    const size_t before = out.size();
+    while (PGnotify* n = PQnotifies(conn_)) {
+      out.push_back({n->relname, n->extra == nullptr ? "" : n->extra});
+      PQfreemem(n);
+    }
+    return out.size() > before;
+  };
+  const auto lost = [&] {
+    return absl::UnavailableError(absl::StrCat(
+        "PostgreSQL connection to ", where_, " lost while listening: ",
+        absl::StripAsciiWhitespace(PQerrorMessage(conn_))));
+  };
+  if (!ok()) return lost();
+  if (drain()) return absl::OkStatus();
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    pollfd fds[2] = {{PQsocket(conn_), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    const int64_t wait_ms =
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
+    const int n = poll(fds, wake_fd >= 0 ? 2 : 1, static_cast<int>(wait_ms));
+    if (n < 0 && errno != EINTR) {
+      return absl::InternalError(
+          absl::StrCat("poll while listening: ", strerror(errno)));
+    }
+    if (n > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+      if (PQconsumeInput(conn_) == 0 || !ok()) return lost();
+      if (drain()) return absl::OkStatus();
+    }
+    if (n > 0 && wake_fd >= 0 && fds[1].revents != 0) return absl::OkStatus();
+    if (absl::Now() >= deadline) return absl::OkStatus();
+  }
+}
 
 absl::Status Connection::Failure(pg_result* result,
                                  absl::string_view what) const {

@@ -119,6 +119,19 @@ class Connection {
       absl::string_view copy_sql,
       const std::function<bool(std::string& chunk, absl::Status* stop)>& next);
 
+  // A NOTIFY received on a channel this session LISTENs on.
+  struct Notification {
+    std::string channel;
+    std::string payload;
+  };
+  // Appends to `out` the notifications received, waiting up to `timeout`
+  // for the first when none is buffered yet. Returns early, with none,
+  // when `wake_fd` (-1: none) becomes readable (the caller drains it).
+  // UNAVAILABLE when the connection is lost. Outside a transaction only.
+  absl::Status WaitForNotifications(absl::Duration timeout,
+                                    std::vector<Notification>& out,
+                                    int wake_fd = -1);
+
   // PQserverVersion: e.g. 150018 for 15.18.
   int server_version() const { return server_version_; }
   // "host:port/database as user", for messages.

@@ -495,8 +495,7 @@ absl::Status Database::RunRead(
   try {
     return fn(conn);
   } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("storage read failed: ", e.what()));
+    return absl::InternalError(absl::StrCat("storage read failed: ", e.what()));
   }
 }
 
