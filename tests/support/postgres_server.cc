@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +27,8 @@ namespace campaigns::testing {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr char kTemplateVariable[] = "CAMPAIGND_PG_TEMPLATE";
 
 // The newest /usr/lib/postgresql/N/bin with an initdb, and N.
 absl::Status FindBinaries(std::string* bin_dir, int* major) {
@@ -157,11 +160,15 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(
       }
     }
   }
-  absl::StatusOr<std::string> init = s->RunTool(
-      "initdb", {"-D", s->dir_ + "/data", "-U", s->user_, "--auth-local=trust",
-                 "--auth-host=scram-sha-256", "--pwfile=" + pwfile, "-E",
-                 "UTF8", "--locale=C.UTF-8", "--no-sync"});
-  if (!init.ok()) return init.status();
+  const char* template_dir = getenv(kTemplateVariable);
+  if (template_dir != nullptr && *template_dir != '\0') {
+    absl::StatusOr<std::string> password = s->CopyTemplate(template_dir);
+    if (!password.ok()) return password.status();
+    s->password_ = *password;
+  } else {
+    absl::StatusOr<std::string> init = s->InitDb(pwfile, s->dir_ + "/data");
+    if (!init.ok()) return init.status();
+  }
   std::error_code ec;
   fs::remove(pwfile, ec);
   if (absl::Status watched = s->StartWatchdog(); !watched.ok()) {
@@ -172,6 +179,79 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start(
   s->port_ = *port;
   if (absl::Status started = s->StartAgain(); !started.ok()) return started;
   return s;
+}
+
+absl::StatusOr<std::string> PostgresServer::InitDb(const std::string& pwfile,
+                                                   const std::string& data) {
+  return RunTool("initdb", {"-D", data, "-U", user_, "--auth-local=trust",
+                            "--auth-host=scram-sha-256", "--pwfile=" + pwfile,
+                            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"});
+}
+
+absl::StatusOr<std::string> PostgresServer::CopyTemplate(
+    const std::string& template_dir) {
+  std::error_code ec;
+  fs::create_directories(template_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("template ", template_dir, ": ", ec.message()));
+  }
+  // One process makes the template; the others wait for it.
+  const std::string lock_path = template_dir + "/lock";
+  const int lock = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0 || flock(lock, LOCK_EX) != 0) {
+    const int err = errno;
+    if (lock >= 0) close(lock);
+    return absl::InternalError(
+        absl::StrCat("lock ", lock_path, ": ", std::strerror(err)));
+  }
+  const auto read_file = [](const std::string& path) {
+    std::ifstream in(path);
+    std::string text;
+    std::getline(in, text);
+    return text;
+  };
+  const std::string data = template_dir + "/data";
+  const std::string password_file = template_dir + "/password";
+  // A template of other binaries (an upgrade since) is made again.
+  if (read_file(data + "/PG_VERSION") != absl::StrCat(major_version_) ||
+      read_file(password_file).empty()) {
+    fs::remove_all(data, ec);
+    fs::remove(password_file, ec);
+    // initdb writes into dir_ (ours, owned by the cluster's user), then the
+    // data moves into the template, which that user may not reach.
+    const std::string fresh = dir_ + "/template";
+    absl::StatusOr<std::string> init = InitDb(dir_ + "/pw", fresh);
+    absl::StatusOr<std::pair<int, std::string>> copied =
+        init.ok() ? Run({"/bin/cp", "-a", fresh, data})
+                  : absl::StatusOr<std::pair<int, std::string>>(init.status());
+    fs::remove_all(fresh, ec);
+    if (copied.ok() && copied->first == 0) {
+      std::ofstream out(password_file + ".new");
+      out << password_ << "\n";
+      out.close();
+      fs::permissions(password_file + ".new",
+                      fs::perms::owner_read | fs::perms::owner_write, ec);
+      fs::rename(password_file + ".new", password_file, ec);
+    }
+    if (!copied.ok() || copied->first != 0 || ec) {
+      fs::remove_all(data, ec);
+      close(lock);
+      if (!copied.ok()) return copied.status();
+      return absl::InternalError(absl::StrCat("cannot make the template ", data,
+                                              ": ", copied->second));
+    }
+  }
+  const std::string password = read_file(password_file);
+  absl::StatusOr<std::pair<int, std::string>> copied =
+      Run({"/bin/cp", "-a", data, dir_ + "/data"});
+  close(lock);
+  if (!copied.ok()) return copied.status();
+  if (copied->first != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot copy the template ", data, ": ", copied->second));
+  }
+  return password;
 }
 
 PostgresServer::~PostgresServer() {

@@ -7,6 +7,11 @@
 // kill), a watchdog process (sh, waiting for the end of a pipe only this
 // process holds) stops the cluster and removes its files.
 //
+// With CAMPAIGND_PG_TEMPLATE set to a directory (ctest sets it to one in
+// the build tree), initdb runs once per build: the cluster it made there is
+// copied for each process instead (a fraction of initdb's time), under a
+// lock so concurrent processes make it once. Each copy is its own cluster.
+//
 // initdb refuses to run as root: as root, the cluster's files and processes
 // belong to the `postgres` user (runuser); otherwise to the current user.
 // The superuser is `campaignd` with a random password, and TCP connections
@@ -72,6 +77,13 @@ class PostgresServer {
   // returns its combined output; non-zero exit is INTERNAL with the output.
   absl::StatusOr<std::string> RunTool(const std::string& tool,
                                       const std::vector<std::string>& args);
+
+  // initdb of a cluster in `data` whose superuser's password is in `pwfile`.
+  absl::StatusOr<std::string> InitDb(const std::string& pwfile,
+                                     const std::string& data);
+  // Copies the template cluster in `template_dir` (made first if missing)
+  // to dir_/data; returns its superuser's password.
+  absl::StatusOr<std::string> CopyTemplate(const std::string& template_dir);
 
   // Spawns the watchdog (see the file comment).
   absl::Status StartWatchdog();
