@@ -6,13 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/domain/mutex.h"
 #include "tests/support/pg_fixture.h"
 
 namespace campaigns::storage::postgres::testing {
@@ -24,35 +26,41 @@ constexpr char kChannel[] = "campaignd_test";
 class Received {
  public:
   void Add(const Connection::Notification& n) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     payloads_.push_back(n.channel == kChannel ? n.payload
                                               : n.channel + ":" + n.payload);
+    cv_.SignalAll();
   }
   void Resynced() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++resyncs_;
+    cv_.SignalAll();
   }
   // Waits (at most 30 s, then fails the caller's check) until `payload`
   // arrived; returns everything received so far, comma-separated.
   std::string Until(const std::string& payload) {
-    absl::MutexLock lock(&mu_);
-    const auto arrived = [&] {
-      return std::find(payloads_.begin(), payloads_.end(), payload) !=
-             payloads_.end();
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(30));
+    MutexLock lock(&mu_);
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (std::find(payloads_.begin(), payloads_.end(), payload) ==
+               payloads_.end() &&
+           absl::Now() < deadline) {
+      cv_.WaitWithTimeout(&mu_, deadline - absl::Now());
+    }
     return absl::StrJoin(payloads_, ",");
   }
   // Waits (at most 30 s) for the `n`th resync; returns how many there were.
   int UntilResyncs(int n) {
-    absl::MutexLock lock(&mu_);
-    const auto reached = [&] { return resyncs_ >= n; };
-    mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(30));
+    MutexLock lock(&mu_);
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (resyncs_ < n && absl::Now() < deadline) {
+      cv_.WaitWithTimeout(&mu_, deadline - absl::Now());
+    }
     return resyncs_;
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
+  CondVar cv_;
   std::vector<std::string> payloads_ ABSL_GUARDED_BY(mu_);
   int resyncs_ ABSL_GUARDED_BY(mu_) = 0;
 };
