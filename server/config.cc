@@ -595,6 +595,12 @@ const std::map<std::string, Apply>& TopLevelKeys() {
          }
          return absl::OkStatus();
        }},
+      {"db_password",
+       [](const Reader& r, const toml::node& n, const std::string& k,
+          Settings* s) -> absl::Status {
+         ASSIGN_OR_RETURN(s->db_password, r.SecretValue(n, k));
+         return absl::OkStatus();
+       }},
       {"http_listen",
        [](const Reader& r, const toml::node& n, const std::string& k,
           Settings* s) -> absl::Status {

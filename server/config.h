@@ -146,6 +146,10 @@ struct Settings {
   std::vector<std::string> simulator;
   // Only from the file.
   std::vector<ProviderConfig> providers;
+  // The PostgreSQL password, for a `db` URI without one (a secret:
+  // "env:NAME" or "file:/path"). Empty: the URI's, else PGPASSWORD or
+  // ~/.pgpass.
+  Secret db_password;
 };
 
 // Defines every campaignd flag on `app`, parsing into `settings` (which

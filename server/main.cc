@@ -167,6 +167,13 @@ int main(int argc, char** argv) {
     std::cerr << "--db: " << db.status().message() << "\n";
     return 2;
   }
+  if (db->engine != campaigns::config::DatabaseLocation::Engine::kPostgres &&
+      !settings.db_password.empty()) {
+    std::cerr << "db_password: only for a PostgreSQL db (postgresql://...); "
+                 "the db is the SQLite file "
+              << db->target << "\n";
+    return 2;
+  }
   if (db->engine == campaigns::config::DatabaseLocation::Engine::kPostgres) {
     // The engine exists in part (storage/postgres/); its Repository does
     // not yet, and a URI must never be taken for a file name.

@@ -88,6 +88,25 @@ void IgnoreNotice(void*, const char*) {}
 
 }  // namespace
 
+namespace {
+
+// Whether `dsn` (valid) sets a password.
+bool DsnHasPassword(const std::string& dsn) {
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), nullptr);
+  if (options == nullptr) return false;
+  bool has = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (absl::string_view(o->keyword) == "password" && o->val != nullptr &&
+        *o->val != '\0') {
+      has = true;
+    }
+  }
+  PQconninfoFree(options);
+  return has;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> DescribeDsn(const std::string& dsn) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
@@ -161,9 +180,16 @@ int64_t Rows::affected() const {
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
-    const std::string& dsn, absl::Duration connect_timeout) {
+    const std::string& dsn, absl::Duration connect_timeout,
+    const std::string& password) {
   absl::StatusOr<std::string> where = DescribeDsn(dsn);
   if (!where.ok()) return where.status();
+  if (!password.empty() && DsnHasPassword(dsn)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PostgreSQL at ", *where,
+        ": the password is given twice, in the DSN and as db_password; "
+        "keep one"));
+  }
   const std::string timeout =
       absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout)));
   // expand_dbname: `dsn` (the last keyword) is parsed as a connection
@@ -171,17 +197,15 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
   // TCP keepalives and a user timeout: a connection whose peer vanished
   // (cable cut, host gone) is found dead in about 30 s instead of hanging a
   // call for the kernel's 2 hours. A DSN may override each.
-  const char* keywords[] = {"connect_timeout",
-                            "application_name",
-                            "keepalives",
-                            "keepalives_idle",
-                            "keepalives_interval",
-                            "keepalives_count",
-                            "tcp_user_timeout",
-                            "dbname",
-                            nullptr};
-  const char* values[] = {timeout.c_str(), "campaignd", "1",    "10", "5", "3",
-                          "30000",         dsn.c_str(), nullptr};
+  const char* keywords[] = {"connect_timeout", "application_name", "keepalives",
+                            "keepalives_idle", "keepalives_interval",
+                            "keepalives_count", "tcp_user_timeout", "dbname",
+                            // Only when given: an empty one would hide
+                            // PGPASSWORD and ~/.pgpass.
+                            password.empty() ? nullptr : "password", nullptr};
+  const char* values[] = {
+      timeout.c_str(), "campaignd",      "1",    "10", "5", "3", "30000",
+      dsn.c_str(),     password.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr) {
     return absl::ResourceExhaustedError("libpq: out of memory");

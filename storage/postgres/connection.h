@@ -96,9 +96,13 @@ class Connection {
  public:
   // Connects and checks the server's version. `connect_timeout` bounds the
   // whole attempt (libpq's connect_timeout, whole seconds, at least 1).
+  // `password` (when not empty: the config's db_password) is for a DSN
+  // without one; a DSN that has one too is INVALID_ARGUMENT. Without
+  // either, libpq's PGPASSWORD and ~/.pgpass apply.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(
       const std::string& dsn,
-      absl::Duration connect_timeout = absl::Seconds(10));
+      absl::Duration connect_timeout = absl::Seconds(10),
+      const std::string& password = "");
 
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -54,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
     const DatabaseOptions& options) {
   std::unique_ptr<Database> db(new Database(options));
   absl::StatusOr<std::unique_ptr<Connection>> conn =
-      Connection::Open(options.dsn, options.connect_timeout);
+      Connection::Open(options.dsn, options.connect_timeout, options.password);
   if (!conn.ok()) return conn.status();
   db->where_ = (*conn)->where();
   if (options.migrate) {
@@ -157,8 +157,8 @@ absl::StatusOr<std::unique_ptr<Connection>> Database::Connect(bool now_anyway) {
               absl::Ceil(retry_at_ - now, absl::Milliseconds(1)))));
     }
   }
-  absl::StatusOr<std::unique_ptr<Connection>> conn =
-      Connection::Open(options_.dsn, options_.connect_timeout);
+  absl::StatusOr<std::unique_ptr<Connection>> conn = Connection::Open(
+      options_.dsn, options_.connect_timeout, options_.password);
   MutexLock lock(&retry_mu_);
   if (!conn.ok()) {
     backoff_ = std::clamp(backoff_ * 2, options_.min_reconnect_backoff,

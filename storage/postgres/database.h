@@ -69,6 +69,8 @@ namespace campaigns::storage::postgres {
 
 struct DatabaseOptions {
   std::string dsn;
+  // For a DSN without one (see Connection::Open); never logged.
+  std::string password;
   int read_connections = 8;
   absl::Duration connect_timeout = absl::Seconds(5);
   // Group-commit bound: at most this many operations in one transaction

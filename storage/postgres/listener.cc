@@ -95,7 +95,8 @@ void Listener::Stop() {
 
 absl::StatusOr<std::unique_ptr<Connection>> Listener::Connect() const {
   ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn,
-                   Connection::Open(options_.dsn, options_.connect_timeout));
+                   Connection::Open(options_.dsn, options_.connect_timeout,
+                                    options_.password));
   for (const std::string& channel : options_.channels) {
     RETURN_IF_ERROR(conn->Exec(absl::StrCat("LISTEN ", channel)));
   }

@@ -51,6 +51,8 @@ absl::Status Notify(Connection& c, const std::string& channel,
 
 struct ListenerOptions {
   std::string dsn;
+  // For a DSN without one (see Connection::Open); never logged.
+  std::string password;
   // Channel names: lower-case letters, digits and '_' (not quoted).
   std::vector<std::string> channels;
   absl::Duration connect_timeout = absl::Seconds(5);

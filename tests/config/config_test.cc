@@ -110,9 +110,12 @@ key_burst = 60
 simulator_seed = 42
 simulator_log = "/tmp/sim.log"
 simulator = ["default:latency=5ms", "sms:permanent=0.1"]
+db_password = "file:/run/secrets/tg"
 )",
                                &s);
   ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(s.db_password.source(), "file:/run/secrets/tg");
+  EXPECT_EQ(s.db_password.Reveal(), "tg-token-value");
   EXPECT_EQ(s.listen, "0.0.0.0:50052");
   EXPECT_EQ(s.db, "/var/lib/campaignd.db");
   EXPECT_EQ(s.http_listen, "0.0.0.0:9091");
@@ -336,6 +339,12 @@ TEST(ConfigTest, ErrorsNameKeyAndLine) {
        "campaignd.toml:1: db: unknown scheme \"mysql\""},
       {"empty sqlite: path", "db = \"sqlite:\"\n",
        "campaignd.toml:1: db: empty SQLite file path"},
+      {"literal db_password", "db_password = \"hunter2\"\n",
+       "campaignd.toml:1: db_password: a secret is written \"env:NAME\" or "
+       "\"file:/path\""},
+      {"unset db_password", "db_password = \"env:NOT_SET\"\n",
+       "campaignd.toml:1: db_password: environment variable NOT_SET is not "
+       "set or empty"},
       {"missing tls file", "tls_cert = \"/nope.pem\"\n",
        "campaignd.toml:1: tls_cert: cannot read file /nope.pem"},
       {"simulator spec", "simulator = [\"sms:latency=1ms\", \"bogus\"]\n",

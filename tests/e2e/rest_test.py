@@ -863,6 +863,25 @@ class ProvidersRestTest(GatewayCase):
         self.assertFalse(os.path.exists(os.path.join(self.dir, "never.db")))
 
 
+    def test_a_db_password_for_a_sqlite_db_exits_2(self):
+        path = os.path.join(self.dir, "pw.toml")
+        secret = os.path.join(self.dir, "pgpass")
+        with open(secret, "w") as f:
+            f.write("db-secret-value\n")
+        with open(path, "w") as f:
+            f.write('db_password = "file:%s"\n' % secret)
+        db = os.path.join(self.dir, "never-pw.db")
+        p = subprocess.run(
+            [harness.ARGS.campaignd, "--config", path, "--db", db],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+            env=harness.clean_env())
+        self.assertEqual(p.returncode, 2, p)
+        err = p.stderr.decode()
+        self.assertIn("db_password: only for a PostgreSQL db", err)
+        self.assertNotIn("db-secret-value", err + p.stdout.decode())
+        self.assertFalse(os.path.exists(db))
+
+
 class SeedReplayTest(EdgeCase):
     """Every request of seed_requests.json through the gateway with curl, in
     order; before each one with a field, the same request with that field

@@ -82,6 +82,28 @@ TEST_F(ConnectionTest, AMissingPasswordIsUnauthenticated) {
       << c.status();
 }
 
+// db_password: the config's secret completes a DSN without a password; a
+// wrong one is refused like a wrong password in the DSN; a DSN that has one
+// too is refused before connecting, naming both places.
+TEST_F(ConnectionTest, APasswordGivenApartFromTheDsnIsUsed) {
+  const std::string no_password =
+      absl::StrCat("postgresql://", Server()->user(), "@127.0.0.1:",
+                   Server()->port(), "/", db_, "?passfile=/nonexistent");
+  absl::StatusOr<std::unique_ptr<Connection>> c = Connection::Open(
+      no_password, absl::Seconds(10), Server()->password());
+  ASSERT_TRUE(c.ok()) << c.status();
+  c = Connection::Open(no_password, absl::Seconds(10), "wrong");
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated)
+      << c.status();
+  EXPECT_FALSE(absl::StrContains(c.status().message(), "wrong"));
+  c = Connection::Open(Dsn(), absl::Seconds(10), Server()->password());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument)
+      << c.status();
+  EXPECT_TRUE(absl::StrContains(c.status().message(), "given twice"))
+      << c.status();
+  EXPECT_FALSE(absl::StrContains(c.status().message(), Server()->password()));
+}
+
 TEST_F(ConnectionTest, AnUnknownDatabaseIsNotFoundNamingIt) {
   absl::StatusOr<std::unique_ptr<Connection>> c =
       Connection::Open(Server()->Dsn("no_such_db"));
