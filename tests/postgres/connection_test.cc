@@ -86,11 +86,11 @@ TEST_F(ConnectionTest, AMissingPasswordIsUnauthenticated) {
 // wrong one is refused like a wrong password in the DSN; a DSN that has one
 // too is refused before connecting, naming both places.
 TEST_F(ConnectionTest, APasswordGivenApartFromTheDsnIsUsed) {
-  const std::string no_password =
-      absl::StrCat("postgresql://", Server()->user(), "@127.0.0.1:",
-                   Server()->port(), "/", db_, "?passfile=/nonexistent");
-  absl::StatusOr<std::unique_ptr<Connection>> c = Connection::Open(
-      no_password, absl::Seconds(10), Server()->password());
+  const std::string no_password = absl::StrCat(
+      "postgresql://", Server()->user(), "@127.0.0.1:", Server()->port(), "/",
+      db_, "?passfile=/nonexistent");
+  absl::StatusOr<std::unique_ptr<Connection>> c =
+      Connection::Open(no_password, absl::Seconds(10), Server()->password());
   ASSERT_TRUE(c.ok()) << c.status();
   c = Connection::Open(no_password, absl::Seconds(10), "wrong");
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated)
