@@ -826,9 +826,13 @@ void ContactStore::ApplyChunk(Database* db, ContactImportLease lease,
       [db, lease, finish,
        done = std::move(done)](absl::StatusOr<ApplyStep> step) mutable {
         if (!step.ok()) {
-          // Committed: the import stays applying, and is finished when it is
-          // resumed. The caller hears of the failure.
+          // Committed: it must finish applying. The caller hears of the
+          // failure; the rest is applied once writes succeed again (or, if
+          // this process stops first, when the import is resumed).
           if (done) done(step.status());
+          db->AgainLater(
+              "contact import apply", step.status(),
+              [db, lease, finish] { ApplyChunk(db, lease, finish, nullptr); });
         } else if (step->gone) {
           if (done) {
             done(absl::AbortedError(absl::StrCat("contact import ", lease.id,
@@ -875,8 +879,14 @@ void ContactStore::AbortChunk(Database* db, int64_t import_id,
       [db, import_id,
        done = std::move(done)](absl::StatusOr<bool> finished) mutable {
         if (!finished.ok()) {
-          // Staged rows and the import's row stay until a later rollback.
-          if (done) done(finished.status());
+          // Staged rows and the import's row stay until the rollback ends.
+          absl::Status error = finished.status();
+          db->AgainLater(
+              "contact import rollback", error,
+              [db, import_id, done] { AbortChunk(db, import_id, done); },
+              [done, error] {
+                if (done) done(error);
+              });
         } else if (!*finished) {
           AbortChunk(db, import_id, std::move(done));
         } else if (done) {

@@ -103,6 +103,42 @@ absl::Status Database::WriteSync(WriteOp op) {
   return result;
 }
 
+void Database::RetryLater(std::function<void(bool open)> retry) {
+  {
+    MutexLock lock(&mu_);
+    if (!closing_) {
+      retries_.push_back(
+          {absl::Now() + options_.retry_after, std::move(retry)});
+      work_cv_.Signal();
+      return;
+    }
+  }
+  retry(false);
+}
+
+void Database::AgainLater(absl::string_view chain, const absl::Status& error,
+                          std::function<void()> again,
+                          std::function<void()> closed) {
+  // A few lines a second at most: while the server is away every attempt
+  // fails.
+  static logging::RateLimited limit(5, absl::Seconds(10));
+  int64_t suppressed = 0;
+  if (limit.Allow(&suppressed)) {
+    logging::Warn("PostgreSQL write failed; trying again",
+                  {{"chain", chain},
+                   {"retry_in", options_.retry_after},
+                   {"error", error},
+                   {"suppressed", suppressed}});
+  }
+  RetryLater([again = std::move(again), closed = std::move(closed)](bool open) {
+    if (open) {
+      again();
+    } else if (closed) {
+      closed();
+    }
+  });
+}
+
 void Database::Flush() {
   MutexLock lock(&mu_);
   const uint64_t target = enqueued_;
@@ -117,6 +153,12 @@ void Database::Close() {
     work_cv_.SignalAll();
   }
   if (writer_.joinable()) writer_.join();
+  std::deque<Retry> retries;
+  {
+    MutexLock lock(&mu_);
+    retries.swap(retries_);
+  }
+  for (Retry& retry : retries) retry.fn(false);
   {
     MutexLock pool(&pool_mu_);
     idle_readers_.clear();
@@ -128,16 +170,33 @@ void Database::Close() {
 void Database::WriterLoop() {
   for (;;) {
     std::vector<Pending> batch;
+    std::vector<std::function<void(bool)>> due;  // RetryLater's, to call now
     {
       MutexLock lock(&mu_);
-      while (queue_.empty() && !closing_) work_cv_.Wait(&mu_);
-      if (queue_.empty()) break;  // closing, and everything is done
+      const auto retry_due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !retries_.empty() && retries_.front().due <= absl::Now();
+      };
+      while (queue_.empty() && !closing_ && !retry_due()) {
+        if (retries_.empty()) {
+          work_cv_.Wait(&mu_);
+        } else {
+          work_cv_.WaitWithTimeout(&mu_, retries_.front().due - absl::Now());
+        }
+      }
+      while (retry_due()) {
+        due.push_back(std::move(retries_.front().fn));
+        retries_.pop_front();
+      }
+      if (due.empty() && queue_.empty()) break;  // closing, all done
       while (!queue_.empty() &&
              batch.size() < static_cast<size_t>(options_.max_ops_per_commit)) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
+    // Unlocked: they queue writes.
+    for (auto& retry : due) retry(true);
+    if (batch.empty()) continue;
     CommitBatch(batch);
     MutexLock lock(&mu_);
     completed_ += batch.size();

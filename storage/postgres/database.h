@@ -61,6 +61,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/domain/mutex.h"
 #include "storage/postgres/connection.h"
@@ -82,6 +83,8 @@ struct DatabaseOptions {
   // failure, doubling up to max_reconnect_backoff.
   absl::Duration min_reconnect_backoff = absl::Milliseconds(100);
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
+  // How long RetryLater waits before calling back.
+  absl::Duration retry_after = absl::Seconds(2);
   // Open migrates the schema (migrations.h) unless false.
   bool migrate = true;
   // Tests only: called on the writer thread with the writer's connection
@@ -189,6 +192,19 @@ class Database {
     return *std::move(out);
   }
 
+  // Calls `retry(true)` on the writer thread once options.retry_after has
+  // passed, so that a chain of writes (an import's apply, a rollback in
+  // chunks) that failed can try again later without spinning; or
+  // `retry(false)` once, on the closing thread, if the database closes
+  // first.
+  void RetryLater(std::function<void(bool open)> retry);
+  // RetryLater for a chain of writes named `chain` that failed with
+  // `error`: logs it (a few lines a second at most), then calls `again`
+  // later, or `closed` (may be null) if the database closes first.
+  void AgainLater(absl::string_view chain, const absl::Status& error,
+                  std::function<void()> again,
+                  std::function<void()> closed = nullptr);
+
   // Blocks until every write queued before the call has completed.
   void Flush();
 
@@ -262,6 +278,11 @@ class Database {
   CondVar work_cv_;  // queue_ non-empty or closing_
   CondVar done_cv_;  // completed_ advanced
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  struct Retry {
+    absl::Time due;
+    std::function<void(bool open)> fn;
+  };
+  std::deque<Retry> retries_ ABSL_GUARDED_BY(mu_);  // by due time
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -297,6 +298,60 @@ TEST_F(ContactStoreInstancesTest, OverlappingImportsOnEveryInstanceAllApply) {
   ASSERT_TRUE(merged.ok()) << merged.status();
   EXPECT_EQ(merged->attributes.size(), 4u);
   EXPECT_THAT(merged->tags, ElementsAre("from0", "from1", "from2", "old"));
+}
+
+// An apply chunk whose commit fails (here the server rolls it back) is
+// tried again later by the same instance: the import does not stall until
+// the next start. The caller hears of the failure.
+TEST_F(ContactStoreInstancesTest, AFailedApplyChunkIsTriedAgainLater) {
+  constexpr int kRows = 1500;  // two apply chunks
+  std::atomic<int> commits{0};
+  std::atomic<int> fail_at{-1};
+  DatabaseOptions options;
+  options.dsn = Dsn();
+  options.retry_after = absl::Milliseconds(50);
+  options.before_commit = [&](Connection& c) {
+    if (++commits == fail_at.load()) {
+      (void)c.Exec("SELECT 1/0");  // the COMMIT becomes a ROLLBACK
+    }
+  };
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(options);
+  ASSERT_TRUE(db.ok()) << db.status();
+  ContactStore contacts(db->get());
+  ContactImportLease lease;
+  lease.account_id = a_;
+  lease.channel = Channel::kSms;
+  absl::StatusOr<ContactImportLease> begun =
+      AwaitResult<ContactImportLease>([&](Done<ContactImportLease> d) {
+        contacts.BeginContactImport(lease, std::move(d));
+      });
+  ASSERT_TRUE(begun.ok()) << begun.status();
+  std::vector<StagedRecipient> rows;
+  for (int r = 0; r < kRows; ++r) {
+    StagedRecipient staged;
+    staged.address = absl::StrCat("+1555060", 1000 + r);
+    rows.push_back(std::move(staged));
+  }
+  ASSERT_TRUE(
+      AwaitResult<std::vector<int32_t>>([&](Done<std::vector<int32_t>> d) {
+        contacts.StageContacts(*begun, 1, std::move(rows), std::move(d));
+      }).ok());
+  fail_at = commits.load() + 2;  // the commit's write, then the first chunk
+  absl::StatusOr<ContactImportResult> result =
+      AwaitResult<ContactImportResult>([&](Done<ContactImportResult> d) {
+        contacts.CommitContactImport(
+            *begun, "", ImportRecord{},
+            [](const std::string& r, const ContactImportResult&) { return r; },
+            std::move(d));
+      });
+  EXPECT_FALSE(result.ok());
+  for (int i = 0; i < 600 && Count("SELECT count(*) FROM contact_imports") > 0;
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM contacts"), kRows);
+  EXPECT_EQ(Count("SELECT count(*) FROM contact_imports"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM contact_import_rows"), 0);
 }
 
 // A committed import a stopped instance left half-applied is finished by

@@ -489,6 +489,32 @@ TEST_F(DatabaseTest, AnAutocommitOnALostConnectionRetriesOnANewOne) {
   EXPECT_EQ(Keys(), "a,b");
 }
 
+TEST_F(DatabaseTest, RetryLaterCallsBackOnTheWriterOrOnceAtClose) {
+  DatabaseOptions options;
+  options.retry_after = absl::Milliseconds(20);
+  std::unique_ptr<Database> db = OpenDb(options);
+  ASSERT_NE(db, nullptr);
+  std::promise<bool> first;
+  db->RetryLater([&](bool open) {
+    // On the writer thread: a write queued from here is not waited for.
+    db->WriteRaw(Insert("again"), nullptr);
+    first.set_value(open);
+  });
+  EXPECT_TRUE(first.get_future().get());
+  db->Flush();
+  EXPECT_EQ(Keys(), "again");
+
+  options.retry_after = absl::Hours(1);
+  std::unique_ptr<Database> slow = OpenDb(options);
+  ASSERT_NE(slow, nullptr);
+  std::vector<bool> calls;
+  slow->RetryLater([&](bool open) { calls.push_back(open); });
+  slow->Close();
+  EXPECT_EQ(calls, std::vector<bool>{false});
+  slow->RetryLater([&](bool open) { calls.push_back(open); });
+  EXPECT_EQ(calls, (std::vector<bool>{false, false}));
+}
+
 TEST_F(DatabaseTest, AfterCloseWritesAreUnavailable) {
   std::unique_ptr<Database> db = OpenDb();
   ASSERT_NE(db, nullptr);
