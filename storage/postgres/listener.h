@@ -44,6 +44,12 @@
 
 namespace campaigns::storage::postgres {
 
+// What the schema itself announces (migration 4's triggers), committed
+// with the change, as "ACCOUNT_ID ID": a campaign row inserted, updated
+// (status, counters, settings) or deleted; an API key created or revoked.
+inline constexpr char kCampaignsChanged[] = "campaignd_campaigns";
+inline constexpr char kApiKeysChanged[] = "campaignd_api_keys";
+
 // Sends `payload` (at most 7,999 bytes) on `channel` when the transaction
 // `c` is in commits; at once outside a transaction.
 absl::Status Notify(Connection& c, const std::string& channel,

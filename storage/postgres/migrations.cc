@@ -301,6 +301,34 @@ CREATE TABLE commit_markers (
 );
 CREATE INDEX commit_markers_by_time ON commit_markers(at);
 )sql",
+      // 4: every change of a campaign or an API key is announced to the
+      // other instances (Listener: kCampaignsChanged, kApiKeysChanged) by
+      // the transaction that makes it, whichever code path that is.
+      R"sql(
+CREATE FUNCTION campaignd_announce() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  account TEXT;
+  id TEXT;
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    account := OLD.account_id;
+    id := OLD.id;
+  ELSE
+    account := NEW.account_id;
+    id := NEW.id;
+  END IF;
+  PERFORM pg_notify(TG_ARGV[0], account || ' ' || id);
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER campaigns_announce AFTER INSERT OR UPDATE OR DELETE
+  ON campaigns FOR EACH ROW
+  EXECUTE FUNCTION campaignd_announce('campaignd_campaigns');
+CREATE TRIGGER api_keys_announce AFTER INSERT OR UPDATE OR DELETE
+  ON api_keys FOR EACH ROW
+  EXECUTE FUNCTION campaignd_announce('campaignd_api_keys');
+)sql",
   };
   return *kMigrations;
 }

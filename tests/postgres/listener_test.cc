@@ -153,6 +153,44 @@ TEST_F(ListenerTest, AfterTheServerRestartsItListensAgain) {
   listener->Stop();  // idempotent
 }
 
+// The schema announces campaign and API key changes itself, whichever
+// statement makes them; identical announcements of one transaction arrive
+// once.
+TEST_F(ListenerTest, CampaignAndApiKeyChangesAreAnnounced) {
+  ASSERT_NE(OpenDatabase(), nullptr);  // migrated
+  ListenerOptions options;
+  options.dsn = Dsn();
+  options.channels = {kCampaignsChanged, kApiKeysChanged, kChannel};
+  absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Start(
+      options, [this](const Connection::Notification& n) { got_.Add(n); },
+      nullptr);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  std::unique_ptr<Connection> c = Connect();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->Exec("INSERT INTO accounts(id, name, currency, created_at, "
+                      "updated_at) VALUES ('acc_1', 'a', 'USD', 0, 0)")
+                  .ok());
+  ASSERT_TRUE(c->Exec("INSERT INTO campaigns(id, account_id, name, channel, "
+                      "sender_id, sender_ref, status, batch_size, created_at, "
+                      "updated_at) VALUES ('cmp_1', 'acc_1', 'c', 'sms', "
+                      "'+15550100', 'snd_1', 'draft', 100, 0, 0)")
+                  .ok());
+  ASSERT_TRUE(c->Exec("BEGIN; UPDATE campaigns SET queued = 5; UPDATE "
+                      "campaigns SET queued = 6; COMMIT")
+                  .ok());
+  ASSERT_TRUE(c->Exec("INSERT INTO api_keys(id, account_id, name, prefix, "
+                      "key_hash, created_at) VALUES ('key_1', 'acc_1', 'k', "
+                      "'p', 'h', 0)")
+                  .ok());
+  ASSERT_TRUE(c->Exec("UPDATE api_keys SET revoked_at = 1").ok());
+  ASSERT_TRUE(c->Exec("DELETE FROM campaigns").ok());
+  Send(*c, "end");
+  EXPECT_EQ(got_.Until("end"),
+            "campaignd_campaigns:acc_1 cmp_1,campaignd_campaigns:acc_1 cmp_1,"
+            "campaignd_api_keys:acc_1 key_1,campaignd_api_keys:acc_1 key_1,"
+            "campaignd_campaigns:acc_1 cmp_1,end");
+}
+
 TEST_F(ListenerTest, BadChannelsAndUnreachableServersAreRefused) {
   ListenerOptions options;
   options.dsn = Dsn();
