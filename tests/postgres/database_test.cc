@@ -65,17 +65,6 @@ class DatabaseTest : public PgTest {
         c->Query("SELECT coalesce(string_agg(k, ',' ORDER BY k), '') FROM t");
     return r.ok() ? r->Text(0, 0) : r.status().ToString();
   }
-
-  // Terminates every other session of this test's database.
-  void CutConnections() {
-    std::unique_ptr<Connection> c = Connect();
-    ASSERT_NE(c, nullptr);
-    ASSERT_TRUE(c->Query("SELECT pg_terminate_backend(pid) FROM "
-                         "pg_stat_activity WHERE datname = $1 AND pid <> "
-                         "pg_backend_pid()",
-                         {db_})
-                    .ok());
-  }
 };
 
 TEST_F(DatabaseTest, OpenMigratesAndWritesCommitBeforeTheirCompletion) {

@@ -65,6 +65,18 @@ class PgTest : public ::testing::Test {
     return c.ok() ? *std::move(c) : nullptr;
   }
 
+  // Terminates every other session of this test's database (as a network
+  // cut or a server-side kill would).
+  void CutConnections() {
+    std::unique_ptr<Connection> c = Connect();
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(c->Query("SELECT pg_terminate_backend(pid) FROM "
+                         "pg_stat_activity WHERE datname = $1 AND pid <> "
+                         "pg_backend_pid()",
+                         {db_})
+                    .ok());
+  }
+
   std::string db_;
 };
 
