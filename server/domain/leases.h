@@ -14,8 +14,8 @@
 //
 // Every call blocks for a round trip to the database. Calls are not queued
 // behind the writer's group commits (a long import cannot starve
-// heartbeats); they share the read connections. Call them from a worker
-// thread, not a completion-queue thread.
+// heartbeats), nor wait for a read connection: they have one of their own.
+// server/dispatch/lease_keeper.h keeps an instance's leases.
 // Implementations are thread-safe.
 #ifndef CAMPAIGND_SERVER_DOMAIN_LEASES_H_
 #define CAMPAIGND_SERVER_DOMAIN_LEASES_H_

@@ -1,0 +1,122 @@
+// LeaseKeeper: this instance's leases (server/domain/leases.h), kept by a
+// heartbeat every `heartbeat_every` on the Timer. What the engine asks for
+// it acquires (Acquire); what a heartbeat reports lost, or what could not be
+// renewed before its held_until passed (the database unreachable, or this
+// process partitioned from it), it drops and reports to `on_lost` once, so
+// that the work it guards stops before another instance may take it over.
+//
+//   LeaseKeeper keeper(&leases, timer, {.id = NewId("ins")}, {},
+//                      [&](const std::string& r) { engine.LeaseLost(r); });
+//   keeper.Start();
+//   if (auto lease = keeper.Acquire("campaign:cmp_1"); lease.ok() && *lease)
+//     ...work fenced by (*lease)->epoch...
+//   keeper.Stop(/*leave=*/true);  // hands everything over at once
+//
+// Heartbeats and Acquire block for a round trip to the database: the
+// heartbeat runs on a timer thread (lease calls do not queue behind the
+// writer and have a connection of their own, so this is short; while the
+// server is unreachable, calls fail at once between reconnection attempts).
+//
+// Thread-safe. `on_lost` runs on a timer thread, without the keeper's lock,
+// and may call the keeper.
+#ifndef CAMPAIGND_SERVER_DISPATCH_LEASE_KEEPER_H_
+#define CAMPAIGND_SERVER_DISPATCH_LEASE_KEEPER_H_
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/dispatch/timer.h"
+#include "server/domain/leases.h"
+#include "server/domain/mutex.h"
+
+namespace campaigns::dispatch {
+
+struct LeaseKeeperOptions {
+  // How long a lease outlives this instance's last heartbeat: the longest
+  // another instance waits to take over work of a dead one.
+  absl::Duration ttl = absl::Seconds(10);
+  // Shorter than ttl, so that one failed heartbeat loses nothing.
+  absl::Duration heartbeat_every = absl::Seconds(3);
+};
+
+class LeaseKeeper {
+ public:
+  using OnLost = std::function<void(const std::string& resource)>;
+
+  // `leases` and `timer` must outlive the keeper.
+  LeaseKeeper(LeaseRepository* leases, Timer* timer, InstanceInfo me,
+              LeaseKeeperOptions options, OnLost on_lost);
+  ~LeaseKeeper();
+  LeaseKeeper(const LeaseKeeper&) = delete;
+  LeaseKeeper& operator=(const LeaseKeeper&) = delete;
+
+  // Registers the instance (a first heartbeat, whose failure is returned)
+  // and schedules the next ones.
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_, call_mu_);
+  // No more heartbeats; with `leave`, every lease is released and the
+  // instance removed, so others take over now rather than after the ttl.
+  // Leases are not reported lost. Idempotent.
+  void Stop(bool leave) ABSL_LOCKS_EXCLUDED(mu_, call_mu_);
+
+  // Takes `resource` if it is free or expired (or already ours). The lease
+  // when this instance holds it now; nullopt when another live instance
+  // does; an error when the database cannot say.
+  absl::StatusOr<std::optional<Lease>> Acquire(const std::string& resource)
+      ABSL_LOCKS_EXCLUDED(mu_, call_mu_);
+  // Gives `resource` up (its work is done). Not reported lost.
+  absl::Status Release(const std::string& resource)
+      ABSL_LOCKS_EXCLUDED(mu_, call_mu_);
+
+  // The lease on `resource` if this instance holds it now: acquired, not
+  // reported lost, and its held_until not passed on the timer's clock.
+  std::optional<Lease> Held(const std::string& resource)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Live instances other than this one, at the last heartbeat.
+  int other_instances() ABSL_LOCKS_EXCLUDED(mu_);
+  const std::string& id() const { return me_.id; }
+
+ private:
+  void ScheduleHeartbeat(uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
+  // The heartbeat itself, with call_mu_ held; the leases lost.
+  std::set<std::string> HeartbeatLocked(absl::Status* status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_) ABSL_LOCKS_EXCLUDED(mu_);
+  // One heartbeat; then reports what was lost.
+  void Beat(uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_, call_mu_);
+  // Drops every lease whose held_until has passed; returns them.
+  std::set<std::string> DropExpired(absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Report(const std::set<std::string>& lost) ABSL_LOCKS_EXCLUDED(mu_);
+
+  LeaseRepository* const leases_;
+  Timer* const timer_;
+  const InstanceInfo me_;
+  const LeaseKeeperOptions options_;
+  const OnLost on_lost_;
+
+  // Held across each call to `leases_` that changes what this instance
+  // holds (heartbeat, acquire, release, leave), in that order with mu_: a
+  // heartbeat releases the leases it is not told of, so an Acquire must not
+  // commit between its snapshot of held_ and its call.
+  Mutex call_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  Mutex mu_;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  // A generation per Start, so that the heartbeats of an earlier one stop.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, Lease> held_ ABSL_GUARDED_BY(mu_);
+  int other_instances_ ABSL_GUARDED_BY(mu_) = 0;
+  // Provider mismatches already logged (provider, other instance).
+  std::set<std::pair<std::string, std::string>> logged_mismatches_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace campaigns::dispatch
+
+#endif  // CAMPAIGND_SERVER_DISPATCH_LEASE_KEEPER_H_
