@@ -4,13 +4,13 @@
 // store_campaigns.cc): the same validation, references, errors and
 // listing order.
 //
-// Several instances may share the database. A read-modify-write of a
-// campaign (UpdateCampaign, DeleteCampaign, a start) locks the campaign's
-// row first (SELECT ... FOR UPDATE), so an instance's write of it waits for
+// Several instances may share the database. A read-modify-write of a campaign
+// (UpdateCampaign, DeleteCampaign, a start) locks the campaign's row first
+// (SELECT ... FOR NO KEY UPDATE), so an instance's write of it waits for
 // another's rather than overwriting it; money moves with the account's row
-// locked (ledger.h); a create's request id is held by a transaction
-// advisory lock (Idempotent, rows.h); and a deletion's chunks lock the
-// campaign's row, so two instances resuming one deletion take turns.
+// locked (ledger.h); a create's request id is held by a transaction advisory
+// lock (Idempotent, rows.h); and a deletion's chunks lock the campaign's row,
+// so two instances resuming one deletion take turns.
 //
 //   CampaignStore campaigns(db);
 //   campaigns.CreateCampaign(c, idem, [](absl::StatusOr<Campaign> c) {...});

@@ -174,11 +174,14 @@ absl::StatusOr<Transaction> AppendLedger(Connection& c,
                                          const std::string& description,
                                          bool allow_negative) {
   if (amount <= 0) return absl::InternalError("ledger amount must be > 0");
-  // FOR UPDATE: another instance moving this account's money waits until
-  // this transaction ends, then reads what it wrote.
+  // Locked: another instance moving this account's money waits until this
+  // transaction ends, then reads what it wrote. FOR NO KEY UPDATE, not FOR
+  // UPDATE: a transaction that inserted a row referring to the account (a
+  // campaign, a ledger row) holds FOR KEY SHARE on it, which FOR UPDATE
+  // would wait for; two such transactions then deadlock.
   absl::StatusOr<Rows> got = c.Query(
       "SELECT credits_balance, credits_reserved FROM accounts WHERE id = $1 "
-      "FOR UPDATE",
+      "FOR NO KEY UPDATE",
       {account_id});
   if (!got.ok()) return got.status();
   if (got->size() == 0) return errors::NotFound("account", account_id);

@@ -6,10 +6,10 @@
 // they are ported). Internal to storage/postgres.
 //
 // Every movement is one ledger row written in the same transaction as the
-// account's balance and reservation it changes, with the account's row
-// locked (FOR UPDATE) while it is read and written: two instances moving
-// one account's money take turns, so at every row
-// balance + reserved = credits added - debited.
+// account's balance and reservation it changes, with the account's row locked
+// (FOR NO KEY UPDATE) while it is read and written: two instances moving one
+// account's money take turns, so at every row balance + reserved = credits
+// added - debited.
 //
 //   RETURN_IF_ERROR(ReserveForStart(conn, campaign));  // in a Write op
 #ifndef CAMPAIGND_STORAGE_POSTGRES_LEDGER_H_

@@ -190,7 +190,7 @@ absl::StatusOr<Campaign> LoadCampaign(Connection& c,
   absl::StatusOr<Rows> rows =
       c.Query(absl::StrCat("SELECT * FROM campaigns WHERE id = $1 AND "
                            "account_id = $2 AND NOT deleting",
-                           lock ? " FOR UPDATE" : ""),
+                           lock ? " FOR NO KEY UPDATE" : ""),
               {id, account_id});
   if (!rows.ok()) return rows.status();
   if (rows->size() == 0) return errors::NotFound("campaign", id);

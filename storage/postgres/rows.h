@@ -43,9 +43,11 @@ inline constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
 
 // The campaign `id` of `account_id`, or NOT_FOUND (also while it is being
 // deleted, and always for an empty account id). With `lock`, its row is
-// locked (FOR UPDATE) until the transaction ends: what a read-modify-write
-// of the row needs, so that another instance's write of it waits rather
-// than being lost.
+// locked until the transaction ends: what a read-modify-write of the row
+// needs, so that another instance's write of it waits rather than being
+// lost. FOR NO KEY UPDATE: it excludes every other writer of the row, but
+// not the FOR KEY SHARE an insert of one of its recipients takes (which
+// FOR UPDATE would wait for, and deadlock with).
 absl::StatusOr<Campaign> LoadCampaign(Connection& c,
                                       const std::string& account_id,
                                       const std::string& id, bool lock);
