@@ -46,13 +46,17 @@ absl::StatusOr<MaterializeResult> MaterializeAudienceIn(
     Connection& c, const std::string& account_id,
     const std::string& campaign_id) {
   if (account_id.empty()) return errors::NotFound("campaign", campaign_id);
-  // FOR UPDATE: materialisations of one campaign (from any instance) run
-  // one after the other, each seeing the recipients the last one added.
+  // Locked: materialisations of one campaign (from any instance) run one
+  // after the other, each seeing the recipients the last one added. FOR NO
+  // KEY UPDATE, as LoadCampaign locks it: a start that locked the row so
+  // and then materialises would otherwise wait for the FOR KEY SHARE of
+  // another transaction's recipient insert (and deadlock with it, should
+  // that one then update the row).
   absl::StatusOr<Rows> rows = c.Query(
       "SELECT seq, channel, status, contact_list_id, tags, contact_ids, "
       "recipient_variables, import_floor IS NOT NULL AS importing FROM "
       "campaigns WHERE id = $1 AND account_id = $2 AND NOT deleting "
-      "FOR UPDATE",
+      "FOR NO KEY UPDATE",
       {campaign_id, account_id});
   if (!rows.ok()) return rows.status();
   if (rows->size() == 0) return errors::NotFound("campaign", campaign_id);

@@ -24,9 +24,9 @@ absl::Status LockList(Connection& c, const std::string& account_id,
 // Inserts the recipients of campaign `campaign_id`'s contact audience in
 // the current transaction and adds them to its row's total and queued
 // counters (see ContactRepository::MaterializeAudience for what is
-// inserted and refused). Locks the campaign's row (FOR UPDATE) first, so
-// materialisations of one campaign from any instance run one after the
-// other.
+// inserted and refused). Locks the campaign's row (FOR NO KEY UPDATE)
+// first, so materialisations of one campaign from any instance run one
+// after the other.
 absl::StatusOr<MaterializeResult> MaterializeAudienceIn(
     Connection& c, const std::string& account_id,
     const std::string& campaign_id);
