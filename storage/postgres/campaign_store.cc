@@ -112,15 +112,17 @@ absl::Status CheckContactsExist(Connection& conn, const std::string& account_id,
 // id), the template must exist, be of the same channel and be approved, the
 // email fields must suit the channel (ValidateEmailFields), a contact list
 // must exist, contact_ids must be the account's contacts and
-// recipient_variables must name its contacts. The list's row is locked
-// FOR KEY SHARE: DeleteContactList (which locks it FOR UPDATE before it
-// looks for campaigns using it) waits for this transaction, then sees the
-// campaign.
+// recipient_variables must name its contacts. The sender's, template's and
+// list's rows are locked FOR KEY SHARE: their deletes (which lock the row
+// FOR UPDATE before they look for campaigns using it) wait for this
+// transaction, then see the campaign; a delete that came first leaves
+// nothing to find.
 absl::Status ResolveReferences(Connection& conn, Campaign& c) {
   RETURN_IF_ERROR(InferChannel(conn, c));
   absl::StatusOr<Rows> sender = conn.Query(
       "SELECT * FROM senders WHERE account_id = $1 AND channel = $2 AND "
-      "(sender_id = $3 OR id = $3) ORDER BY id COLLATE \"C\" LIMIT 1",
+      "(sender_id = $3 OR id = $3) ORDER BY id COLLATE \"C\" LIMIT 1 FOR KEY "
+      "SHARE",
       {c.account_id, std::string(ChannelName(c.channel)), c.sender_id});
   if (!sender.ok()) return sender.status();
   if (sender->size() == 0) {
@@ -137,7 +139,15 @@ absl::Status ResolveReferences(Connection& conn, Campaign& c) {
   c.template_lang.clear();
   std::optional<Template> tmpl;
   if (!c.template_id.empty()) {
-    ASSIGN_OR_RETURN(tmpl, LoadTemplateOf(conn, c.account_id, c.template_id));
+    absl::StatusOr<Rows> locked = conn.Query(
+        "SELECT * FROM templates WHERE id = $1 AND account_id = $2 "
+        "FOR KEY SHARE",
+        {c.template_id, c.account_id});
+    if (!locked.ok()) return locked.status();
+    if (locked->size() == 0) {
+      return errors::NotFound("template", c.template_id);
+    }
+    tmpl = ReadTemplate(*locked, 0);
     const Template& t = *tmpl;
     if (t.channel != c.channel) {
       return errors::Validation(
