@@ -5,13 +5,16 @@
 // instance at once never reserve more than the balance and keep
 // balance + reserved = credits - debited (the account's row is locked);
 // and a deletion's purge, in chunks, resumed on every instance at once,
-// deletes everything once. The contract on one instance:
+// deletes everything once; a sender deleted on one instance while a
+// campaign using it is being created on another is refused. The contract
+// on one instance:
 // tests/conformance/campaign_repository_test.cc.
 #include "storage/postgres/campaign_store.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,6 +27,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
@@ -364,6 +368,63 @@ TEST_F(CampaignStoreInstancesTest, DeleteHidesAtOnceAndPurgesBehind) {
   EXPECT_EQ(Count("SELECT count(*) FROM transactions WHERE type = 'release' "
                   "AND amount = 30000"),
             1);
+}
+
+// A campaign is being created on one instance (held just before its
+// COMMIT) with a sender another instance is deleting: the delete waits for
+// the create (the create holds the sender's row FOR KEY SHARE, the delete
+// locks it FOR UPDATE first), then sees the campaign and is refused. Before
+// the locks the delete found no campaign and went through, leaving the
+// campaign with a sender that no longer exists.
+TEST_F(CampaignStoreInstancesTest, ASenderInUseOnAnotherInstanceIsNotDeleted) {
+  CatalogStore catalog(instances_[1].db.get());
+  Sender s = test_builders::NewSender(a_, "+15550122");
+  ASSERT_TRUE(AwaitResult<Sender>([&](Done<Sender> done) {
+                catalog.RegisterSender(s, {}, std::move(done));
+              }).ok());
+
+  absl::Notification paused;
+  absl::Notification release;
+  std::atomic<bool> armed{false};
+  DatabaseOptions options;
+  options.before_commit = [&](Connection&) {
+    if (armed.exchange(false)) {
+      paused.Notify();
+      release.WaitForNotification();
+    }
+  };
+  std::unique_ptr<Database> held = OpenDatabase(options);
+  ASSERT_NE(held, nullptr);
+  CampaignStore creating(held.get());
+
+  Campaign c = NewCampaign();
+  c.sender_id = "+15550122";
+  absl::Notification created_done;
+  absl::StatusOr<Campaign> created = absl::UnknownError("not run");
+  armed = true;
+  creating.CreateCampaign(c, {}, [&](absl::StatusOr<Campaign> out) {
+    created = std::move(out);
+    created_done.Notify();
+  });
+  paused.WaitForNotification();
+
+  absl::Notification deleted_done;
+  absl::Status deleted = absl::UnknownError("not run");
+  catalog.DeleteSender(a_, s.id, [&](absl::Status status) {
+    deleted = std::move(status);
+    deleted_done.Notify();
+  });
+  // It waits for the create's lock however long that is held.
+  EXPECT_FALSE(
+      deleted_done.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  release.Notify();
+  created_done.WaitForNotification();
+  deleted_done.WaitForNotification();
+  ASSERT_TRUE(created.ok()) << created.status();
+  test_builders::ExpectError(deleted, absl::StatusCode::kFailedPrecondition,
+                             "VALIDATION_ERROR");
+  EXPECT_TRUE(catalog.GetSender(a_, s.id).ok());
+  held.reset();
 }
 
 }  // namespace
