@@ -15,8 +15,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,9 +28,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/barrier.h"
-#include "absl/synchronization/blocking_counter.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
@@ -47,6 +47,32 @@ using storage::test_util::AwaitResult;
 using storage::test_util::AwaitStatus;
 
 constexpr int kCampaignInstances = 2;
+
+// Counts down to zero once; Wait blocks until it has. On std::mutex, which
+// ThreadSanitizer sees (Debian's Abseil is not built for it, so its
+// BlockingCounter and Notification would look like no synchronisation).
+class Latch {
+ public:
+  explicit Latch(int count) : count_(count) {}
+  void CountDown() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--count_ == 0) cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return count_ <= 0; });
+  }
+  // False if it did not reach zero within `timeout`.
+  bool WaitFor(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return count_ <= 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int count_;
+};
 
 class CampaignStoreInstancesTest : public PgTest {
  protected:
@@ -187,14 +213,14 @@ TEST_F(CampaignStoreInstancesTest, UpdatesOfOneCampaignOnEveryInstanceAllLand) {
   c.batch_size = 100;
   c = MustCreate(c);
   absl::Barrier* start = new absl::Barrier(kCampaignInstances);
-  absl::Mutex mu;
+  std::mutex mu;
   int failed = 0;
   std::vector<std::thread> threads;
   for (int i = 0; i < kCampaignInstances; ++i) {
     threads.emplace_back([&, i] {
       if (start->Block()) delete start;
       std::vector<absl::Status> statuses(kUpdatesPerInstance);
-      absl::BlockingCounter pending(kUpdatesPerInstance);
+      Latch pending(kUpdatesPerInstance);
       for (int k = 0; k < kUpdatesPerInstance; ++k) {
         campaigns(i).UpdateCampaign(
             a_, c.id,
@@ -204,14 +230,14 @@ TEST_F(CampaignStoreInstancesTest, UpdatesOfOneCampaignOnEveryInstanceAllLand) {
             },
             [&, k](absl::StatusOr<Campaign> updated) {
               statuses[k] = updated.status();
-              pending.DecrementCount();
+              pending.CountDown();
             });
       }
       pending.Wait();
       for (const absl::Status& s : statuses) {
         EXPECT_TRUE(s.ok()) << s;
         if (!s.ok()) {
-          absl::MutexLock lock(&mu);
+          std::lock_guard<std::mutex> lock(mu);
           ++failed;
         }
       }
@@ -234,7 +260,7 @@ TEST_F(CampaignStoreInstancesTest, StartsOnEveryInstanceKeepTheLedger) {
   if (HasFatalFailure()) return;
   const std::vector<std::string> contacts = MustCreateContacts(30);
   absl::Barrier* start = new absl::Barrier(kCampaignInstances);
-  absl::Mutex mu;
+  std::mutex mu;
   int started = 0;
   int refused = 0;
   std::vector<std::thread> threads;
@@ -247,7 +273,7 @@ TEST_F(CampaignStoreInstancesTest, StartsOnEveryInstanceKeepTheLedger) {
     }
     threads.emplace_back([&, i, mine] {
       if (start->Block()) delete start;
-      absl::BlockingCounter pending(kCampaignsPerInstance);
+      Latch pending(kCampaignsPerInstance);
       for (const Campaign& c : mine) {
         LifecycleChange change;
         change.event = CampaignEvent::kStart;
@@ -256,7 +282,7 @@ TEST_F(CampaignStoreInstancesTest, StartsOnEveryInstanceKeepTheLedger) {
             c, {},
             [&](absl::StatusOr<Campaign> out) {
               {
-                absl::MutexLock lock(&mu);
+                std::lock_guard<std::mutex> lock(mu);
                 if (out.ok()) {
                   ++started;
                   EXPECT_EQ(out->credits_reserved, 300000);
@@ -267,7 +293,7 @@ TEST_F(CampaignStoreInstancesTest, StartsOnEveryInstanceKeepTheLedger) {
                   ++refused;
                 }
               }
-              pending.DecrementCount();
+              pending.CountDown();
             },
             change);
       }
@@ -383,14 +409,14 @@ TEST_F(CampaignStoreInstancesTest, ASenderInUseOnAnotherInstanceIsNotDeleted) {
                 catalog.RegisterSender(s, {}, std::move(done));
               }).ok());
 
-  absl::Notification paused;
-  absl::Notification release;
+  Latch paused(1);
+  Latch release(1);
   std::atomic<bool> armed{false};
   DatabaseOptions options;
   options.before_commit = [&](Connection&) {
     if (armed.exchange(false)) {
-      paused.Notify();
-      release.WaitForNotification();
+      paused.CountDown();
+      release.Wait();
     }
   };
   std::unique_ptr<Database> held = OpenDatabase(options);
@@ -399,27 +425,26 @@ TEST_F(CampaignStoreInstancesTest, ASenderInUseOnAnotherInstanceIsNotDeleted) {
 
   Campaign c = NewCampaign();
   c.sender_id = "+15550122";
-  absl::Notification created_done;
+  Latch created_done(1);
   absl::StatusOr<Campaign> created = absl::UnknownError("not run");
   armed = true;
   creating.CreateCampaign(c, {}, [&](absl::StatusOr<Campaign> out) {
     created = std::move(out);
-    created_done.Notify();
+    created_done.CountDown();
   });
-  paused.WaitForNotification();
+  paused.Wait();
 
-  absl::Notification deleted_done;
+  Latch deleted_done(1);
   absl::Status deleted = absl::UnknownError("not run");
   catalog.DeleteSender(a_, s.id, [&](absl::Status status) {
     deleted = std::move(status);
-    deleted_done.Notify();
+    deleted_done.CountDown();
   });
   // It waits for the create's lock however long that is held.
-  EXPECT_FALSE(
-      deleted_done.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
-  release.Notify();
-  created_done.WaitForNotification();
-  deleted_done.WaitForNotification();
+  EXPECT_FALSE(deleted_done.WaitFor(std::chrono::milliseconds(300)));
+  release.CountDown();
+  created_done.Wait();
+  deleted_done.Wait();
   ASSERT_TRUE(created.ok()) << created.status();
   test_builders::ExpectError(deleted, absl::StatusCode::kFailedPrecondition,
                              "VALIDATION_ERROR");
