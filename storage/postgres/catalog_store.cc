@@ -67,6 +67,24 @@ absl::StatusOr<Template> LoadTemplate(Connection& c,
                            &ReadTemplate);
 }
 
+// Locks the row `id` of `account_id` in `table` (FOR UPDATE) before a
+// delete looks for the campaigns that use it: a campaign being created or
+// updated on another instance holds FOR KEY SHARE on the row it refers to
+// (CampaignStore), so the delete waits for it and then sees it. NOT_FOUND
+// "<what> <id> not found" if there is no such row.
+absl::Status LockForDelete(Connection& c, const char* table, const char* what,
+                           const std::string& account_id,
+                           const std::string& id) {
+  if (account_id.empty()) return errors::NotFound(what, id);
+  absl::StatusOr<Rows> rows =
+      c.Query(absl::StrCat("SELECT 1 FROM ", table,
+                           " WHERE id = $1 AND account_id = $2 FOR UPDATE"),
+              {id, account_id});
+  if (!rows.ok()) return rows.status();
+  if (rows->size() == 0) return errors::NotFound(what, id);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Sender> LoadSender(Connection& c, const std::string& account,
                                   const std::string& id) {
   return LoadRow<Sender>(c, "senders", "sender", account, id, &ReadSender);
@@ -170,7 +188,8 @@ void CatalogStore::DeleteTemplate(const std::string& account_id,
                                   const std::string& id, StatusDone done) {
   db_->WriteRaw(
       [account_id, id](Connection& c) -> absl::Status {
-        RETURN_IF_ERROR(LoadTemplate(c, account_id, id).status());
+        RETURN_IF_ERROR(
+            LockForDelete(c, "templates", "template", account_id, id));
         RETURN_IF_ERROR(CheckUnusedByLiveCampaign(c, account_id, "template_id",
                                                   id, "template"));
         return DeleteRow(c, "templates", "template", account_id, id);
@@ -241,7 +260,7 @@ void CatalogStore::DeleteSender(const std::string& account_id,
                                 const std::string& id, StatusDone done) {
   db_->WriteRaw(
       [account_id, id](Connection& c) -> absl::Status {
-        RETURN_IF_ERROR(LoadSender(c, account_id, id).status());
+        RETURN_IF_ERROR(LockForDelete(c, "senders", "sender", account_id, id));
         RETURN_IF_ERROR(CheckUnusedByLiveCampaign(c, account_id, "sender_ref",
                                                   id, "sender"));
         return DeleteRow(c, "senders", "sender", account_id, id);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,39 @@ Template ReadTemplate(const Rows& rows, int row);
 Sender ReadSender(const Rows& rows, int row);
 // channel '' (every channel) reads as Channel::kUnspecified.
 Suppression ReadSuppression(const Rows& rows, int row);
+Campaign ReadCampaign(const Rows& rows, int row);
+
+// An import floor for "no import running": every recipient is below it.
+inline constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
+
+// The campaign `id` of `account_id`, or NOT_FOUND (also while it is being
+// deleted, and always for an empty account id). With `lock`, its row is
+// locked until the transaction ends: what a read-modify-write of the row
+// needs, so that another instance's write of it waits rather than being
+// lost. FOR NO KEY UPDATE: it excludes every other writer of the row, but
+// not the FOR KEY SHARE an insert of one of its recipients takes (which
+// FOR UPDATE would wait for, and deadlock with).
+absl::StatusOr<Campaign> LoadCampaign(Connection& c,
+                                      const std::string& account_id,
+                                      const std::string& id, bool lock);
+
+// Stores every column of `campaign` that its owner edits and its lifecycle
+// moves (not its money, import floor, units or deleting flag): insert, a new
+// row (its seq, given by the database, is set in `campaign`); else the row
+// `campaign.id`, which the caller has locked (LoadCampaign with lock).
+absl::Status WriteCampaign(Connection& c, Campaign& campaign, bool insert);
+
+// Whether the campaign's audience is contacts (a list, tags or contact
+// ids) rather than imported recipients.
+inline bool HasContactAudience(const Campaign& c) {
+  return !c.contact_list_id.empty() || !c.tags.empty() ||
+         !c.contact_ids.empty();
+}
+
+// What `campaign` sends (EffectiveContent): its body, subject and HTML body,
+// or its template's (NOT_FOUND when the template is gone).
+absl::StatusOr<MessageContent> MessageOf(Connection& c,
+                                         const Campaign& campaign);
 
 // Loads the row `id` of `table` if it belongs to `account_id` (NOT_FOUND
 // "<what> <id> not found" otherwise, and always for an empty account id),

@@ -2,9 +2,10 @@
 // sorted, unique addresses, idempotent creates, tenancy, list filters,
 // updates, deletes), contact lists and their memberships, and contact
 // imports (staging, duplicates, commit with merge, request ids, abort).
-// What needs campaigns (MaterializeAudience into a campaign, a list a
-// campaign uses) is tested in tests/storage/contact_store_test.cc until
-// every engine has campaigns; several instances at once in
+// With campaigns (CampaignRepository): a list a live campaign uses cannot
+// be deleted, and MaterializeAudience's refusals. What looks at the
+// recipients it inserts is tested in tests/storage/contact_store_test.cc
+// until every engine has RecipientRepository; several instances at once in
 // tests/postgres/contact_store_test.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -217,6 +218,43 @@ class ContactRepositoryTest : public EngineTest {
   absl::Status Abort(const ContactImportLease& lease) {
     return AwaitStatus([&](StatusDone done) {
       contacts().AbortContactImport(lease, std::move(done));
+    });
+  }
+
+  // A draft campaign of `account` on `channel` (its sender registered
+  // first) whose audience `set_audience` sets.
+  Campaign MustCreateCampaign(const std::string& account, Channel channel,
+                              std::function<void(Campaign&)> set_audience) {
+    Campaign c;
+    c.id = NewId(kCampaignPrefix);
+    c.account_id = account;
+    c.name = "audience";
+    c.channel = channel;
+    c.sender_id = channel == Channel::kEmail ? "news@example.com" : "+15550100";
+    c.body = "Hi {{name}}";
+    if (channel == Channel::kEmail) c.subject = "News for {{name}}";
+    c.created_at = c.updated_at = NowMicros();
+    set_audience(c);
+    absl::StatusOr<Sender> registered =
+        AwaitResult<Sender>([&](Done<Sender> done) {
+          senders().RegisterSender(
+              test_builders::NewSender(account, c.sender_id, channel), {},
+              std::move(done));
+        });
+    EXPECT_TRUE(registered.ok() ||
+                registered.status().code() == absl::StatusCode::kAlreadyExists)
+        << registered.status();
+    absl::StatusOr<Campaign> out =
+        AwaitResult<Campaign>([&](Done<Campaign> done) {
+          campaigns().CreateCampaign(c, {}, std::move(done));
+        });
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : Campaign{};
+  }
+  absl::StatusOr<MaterializeResult> Materialize(const std::string& account,
+                                                const std::string& campaign) {
+    return AwaitResult<MaterializeResult>([&](Done<MaterializeResult> done) {
+      contacts().MaterializeAudience(account, campaign, std::move(done));
     });
   }
 
@@ -499,7 +537,101 @@ TEST_P(ContactRepositoryTest, DeleteListKeepsItsContacts) {
   ExpectNotFound(contacts().ListContacts(a_, f, PageRequest{}).status());
 }
 
-// --- MaterializeAudience (without campaigns) ---------------------------------
+TEST_P(ContactRepositoryTest, DeleteListRefusedWhileALiveCampaignUsesIt) {
+  Contact c = MustCreate(NewContact(a_, "+12025550101"));
+  ContactList list = MustCreateList(a_, "friends");
+  ASSERT_TRUE(AddToList(a_, list.id, {c.id}).ok());
+  Campaign campaign = MustCreateCampaign(
+      a_, Channel::kSms, [&](Campaign& x) { x.contact_list_id = list.id; });
+  absl::Status refused = DeleteList(a_, list.id);
+  ExpectError(refused, absl::StatusCode::kFailedPrecondition,
+              "VALIDATION_ERROR");
+  EXPECT_THAT(refused.message(), HasSubstr(campaign.id));
+
+  ASSERT_TRUE(AwaitStatus([&](StatusDone done) {
+                campaigns().DeleteCampaign(a_, campaign.id, std::move(done));
+              }).ok());
+  ASSERT_TRUE(DeleteList(a_, list.id).ok());
+  ExpectNotFound(contacts().GetContactList(a_, list.id).status());
+  EXPECT_TRUE(contacts().GetContact(a_, c.id).ok());
+}
+
+// --- MaterializeAudience
+// ------------------------------------------------------
+
+TEST_P(ContactRepositoryTest,
+       MaterializeRefusesWithoutAudienceAndAcrossAccounts) {
+  Campaign imported = MustCreateCampaign(a_, Channel::kSms, [](Campaign&) {});
+  absl::Status none = Materialize(a_, imported.id).status();
+  ExpectError(none, absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR");
+  EXPECT_THAT(none.message(), HasSubstr("no contact audience"));
+
+  MustCreate(NewContact(a_, "+12025550101", {"vip"}));
+  Campaign tagged = MustCreateCampaign(a_, Channel::kSms,
+                                       [](Campaign& x) { x.tags = {"vip"}; });
+  ExpectNotFound(Materialize(b_, tagged.id).status());
+  ExpectNotFound(Materialize(a_, "cmp_missing").status());
+  absl::StatusOr<Campaign> untouched = campaigns().GetCampaign(a_, tagged.id);
+  ASSERT_TRUE(untouched.ok()) << untouched.status();
+  EXPECT_EQ(untouched->stats.total, 0);
+
+  // A final campaign's audience can no longer change.
+  ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
+                campaigns().UpdateCampaign(
+                    a_, tagged.id,
+                    [](Campaign& x) {
+                      x.status = CampaignStatus::kCancelled;
+                      return absl::OkStatus();
+                    },
+                    std::move(done));
+              }).ok());
+  ExpectError(Materialize(a_, tagged.id).status(),
+              absl::StatusCode::kFailedPrecondition, "ILLEGAL_TRANSITION");
+}
+
+TEST_P(ContactRepositoryTest, MaterializeCountsWhatItInsertsOnce) {
+  Contact one = MustCreate(NewContact(a_, "+12025550101"));
+  Contact two = MustCreate(NewContact(a_, "+12025550102"));
+  Contact mail =
+      MustCreate(NewContact(a_, "ann@example.com", {}, Channel::kEmail));
+  ContactList list = MustCreateList(a_, "friends");
+  ASSERT_TRUE(AddToList(a_, list.id, {one.id, two.id, mail.id}).ok());
+  Suppression stop;
+  stop.account_id = a_;
+  stop.address = "+12025550102";
+  stop.channel = Channel::kUnspecified;  // every channel
+  stop.reason = SuppressionReason::kManual;
+  stop.created_at = NowMicros();
+  ASSERT_TRUE(AwaitResult<Suppression>([&](Done<Suppression> done) {
+                suppressions().AddSuppression(stop, std::move(done));
+              }).ok());
+  Campaign campaign = MustCreateCampaign(
+      a_, Channel::kSms, [&](Campaign& x) { x.contact_list_id = list.id; });
+
+  absl::StatusOr<MaterializeResult> r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->matched, 2);  // the email contact is on another channel
+  EXPECT_EQ(r->suppressed, 1);
+  EXPECT_EQ(r->inserted, 1);
+  absl::StatusOr<Campaign> after = campaigns().GetCampaign(a_, campaign.id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->stats.total, 1);
+  EXPECT_EQ(after->stats.queued, 1);
+
+  // A re-run inserts nothing new; a contact added since is picked up.
+  r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->inserted, 0);
+  Contact three = MustCreate(NewContact(a_, "+12025550103"));
+  ASSERT_TRUE(AddToList(a_, list.id, {three.id}).ok());
+  r = Materialize(a_, campaign.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->inserted, 1);
+  after = campaigns().GetCampaign(a_, campaign.id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->stats.total, 2);
+  EXPECT_EQ(after->stats.queued, 2);
+}
 
 TEST_P(ContactRepositoryTest, MaterializeOfAnUnknownCampaignIsNotFound) {
   ExpectNotFound(AwaitResult<MaterializeResult>([&](Done<MaterializeResult> d) {

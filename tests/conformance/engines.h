@@ -13,13 +13,18 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "server/domain/billing.h"
 #include "server/domain/ids.h"
 #include "server/domain/repository.h"
 #include "storage/postgres/account_store.h"
+#include "storage/postgres/campaign_store.h"
 #include "storage/postgres/catalog_store.h"
 #include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/ledger.h"
 #include "storage/postgres/suppression_store.h"
 #include "storage/sqlite/database.h"
 #include "storage/sqlite/store.h"
@@ -50,6 +55,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
       senders_ = sqlite_store_.get();
       suppressions_ = sqlite_store_.get();
       contacts_ = sqlite_store_.get();
+      campaigns_ = sqlite_store_.get();
     } else {
       CreateDatabase();
       if (HasFatalFailure()) return;
@@ -72,6 +78,9 @@ class EngineTest : public storage::postgres::testing::PgTest,
       pg_contacts_ =
           std::make_unique<storage::postgres::ContactStore>(pg_db_.get());
       contacts_ = pg_contacts_.get();
+      pg_campaigns_ =
+          std::make_unique<storage::postgres::CampaignStore>(pg_db_.get());
+      campaigns_ = pg_campaigns_.get();
     }
   }
 
@@ -83,6 +92,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
     pg_catalog_.reset();
     pg_suppressions_.reset();
     pg_contacts_.reset();
+    pg_campaigns_.reset();
     pg_db_.reset();
   }
 
@@ -100,11 +110,59 @@ class EngineTest : public storage::postgres::testing::PgTest,
     return made.ok() ? made->account.id : "";
   }
 
+  // Gives the account `prices` (NormalizePrices'd) and a credit of
+  // `credits` micro-credits. Through BillingRepository on SQLite; on
+  // PostgreSQL, which has no BillingRepository yet, through its ledger's
+  // own primitives (storage/postgres/ledger.h), so the ledger identity
+  // holds there too.
+  void SeedMoney(const std::string& account_id, std::vector<Price> prices,
+                 int64_t credits) {
+    absl::StatusOr<std::vector<Price>> normalized =
+        NormalizePrices(std::move(prices));
+    ASSERT_TRUE(normalized.ok()) << normalized.status();
+    if (sqlite_store_ != nullptr) {
+      absl::StatusOr<std::vector<Price>> stored =
+          storage::test_util::AwaitResult<std::vector<Price>>(
+              [&](Done<std::vector<Price>> done) {
+                sqlite_store_->SetPrices(account_id, *normalized,
+                                         std::move(done));
+              });
+      ASSERT_TRUE(stored.ok()) << stored.status();
+      absl::StatusOr<Account> credited =
+          storage::test_util::AwaitResult<Account>([&](Done<Account> done) {
+            sqlite_store_->AddCredits(account_id, credits, "test", {},
+                                      std::move(done));
+          });
+      ASSERT_TRUE(credited.ok()) << credited.status();
+      return;
+    }
+    absl::Status seeded =
+        pg_db_->WriteSync([&](storage::postgres::Connection& c) {
+          for (const Price& p : *normalized) {
+            absl::StatusOr<storage::postgres::Rows> added = c.Query(
+                "INSERT INTO prices(account_id, channel, country, amount) "
+                "VALUES ($1, $2, $3, $4)",
+                {account_id,
+                 p.channel == Channel::kUnspecified
+                     ? std::string()
+                     : std::string(ChannelName(p.channel)),
+                 p.country, absl::StrCat(p.amount)});
+            if (!added.ok()) return added.status();
+          }
+          return storage::postgres::AppendLedger(
+                     c, account_id, Transaction::Type::kCredit, credits, "",
+                     "test", /*allow_negative=*/false)
+              .status();
+        });
+    ASSERT_TRUE(seeded.ok()) << seeded;
+  }
+
   AccountRepository& accounts() { return *accounts_; }
   TemplateRepository& templates() { return *templates_; }
   SenderRepository& senders() { return *senders_; }
   SuppressionRepository& suppressions() { return *suppressions_; }
   ContactRepository& contacts() { return *contacts_; }
+  CampaignRepository& campaigns() { return *campaigns_; }
 
  private:
   storage::test_util::TempDir dir_;
@@ -115,11 +173,13 @@ class EngineTest : public storage::postgres::testing::PgTest,
   std::unique_ptr<storage::postgres::CatalogStore> pg_catalog_;
   std::unique_ptr<storage::postgres::SuppressionStore> pg_suppressions_;
   std::unique_ptr<storage::postgres::ContactStore> pg_contacts_;
+  std::unique_ptr<storage::postgres::CampaignStore> pg_campaigns_;
   AccountRepository* accounts_ = nullptr;
   TemplateRepository* templates_ = nullptr;
   SenderRepository* senders_ = nullptr;
   SuppressionRepository* suppressions_ = nullptr;
   ContactRepository* contacts_ = nullptr;
+  CampaignRepository* campaigns_ = nullptr;
 };
 
 // "sqlite" / "postgres" as the test name's suffix.
