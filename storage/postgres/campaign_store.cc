@@ -9,7 +9,6 @@
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
 #include "server/domain/types.h"
-#include "server/log/log.h"
 #include "storage/json.h"
 #include "storage/postgres/ledger.h"
 #include "storage/postgres/lifecycle.h"
@@ -363,11 +362,10 @@ void CampaignStore::PurgeChunk(Database* db, const std::string& id) {
       },
       [db, id](absl::StatusOr<bool> finished) {
         if (!finished.ok()) {
-          // Hidden already; the next ResumeCampaignDeletions finishes it.
-          logging::Warn(
-              "deleting a campaign's rows failed; resumed at the "
-              "next start",
-              {{"campaign", id}, {"error", finished.status().ToString()}});
+          // Hidden already: the rest goes once writes succeed again (or,
+          // if this process stops first, at the next start).
+          db->AgainLater(absl::StrCat("campaign deletion ", id),
+                         finished.status(), [db, id] { PurgeChunk(db, id); });
         } else if (!*finished) {
           PurgeChunk(db, id);
         }

@@ -54,9 +54,10 @@ class CampaignStore : public CampaignRepository {
  private:
   // Deletes the next chunk of campaign `id`'s address set and recipients,
   // re-queueing itself until none is left, then the campaign's row. A failed
-  // chunk is logged and ends the chain: the campaign stays hidden and
-  // ResumeCampaignDeletions (at the next start) finishes it. Static, on
-  // `db`: a chain may outlive the store (it ends when `db` closes).
+  // chunk is tried again later (Database::AgainLater); the campaign stays
+  // hidden meanwhile, and if the process stops first,
+  // ResumeCampaignDeletions finishes it. Static, on `db`: a chain may
+  // outlive the store (it ends when `db` closes).
   static void PurgeChunk(Database* db, const std::string& id);
 
   Database* const db_;
