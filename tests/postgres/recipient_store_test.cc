@@ -9,7 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <future>
 #include <map>
@@ -577,6 +580,76 @@ TEST_F(RecipientStoreTest, TwoInstancesCannotBothBeginOnOneCampaign) {
   EXPECT_EQ(errors::ReasonOf(bl.status()), errors::kValidationError);
   EXPECT_EQ(Int("SELECT import_floor FROM campaigns WHERE id = $1", {campaign}),
             a.ok() ? a->floor : -2);
+}
+
+// Not a test (tests never assert timings): the rate of a 1M-row import
+// (stage in batches of 10000, settle, commit), printed. Run with
+// --gtest_also_run_disabled_tests --gtest_filter='*ImportRate*'.
+// RECIPIENT_IMPORT_ROWS overrides the number of rows.
+TEST_F(RecipientStoreTest, DISABLED_ImportRate) {
+  int64_t n = 1000000;
+  if (const char* rows = std::getenv("RECIPIENT_IMPORT_ROWS")) {
+    n = std::atoll(rows);
+  }
+  constexpr int64_t kBatch = 10000;
+  const std::string campaign = InsertCampaign();
+  // An earlier import of 1% of the addresses, and 1% repeated in the file.
+  std::vector<std::string> earlier;
+  for (int64_t i = 0; i < n / 100; ++i) {
+    earlier.push_back(absl::StrCat("+4915", 10000000 + i * 100));
+  }
+  Import(campaign, earlier);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ImportLease> lease = Begin(campaign);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  for (int64_t from = 0; from < n; from += kBatch) {
+    std::vector<std::string> batch;
+    for (int64_t i = from; i < std::min(n, from + kBatch); ++i) {
+      // Spread over the key space (not in address order).
+      const int64_t k = (i * 7919) % n;
+      batch.push_back(
+          absl::StrCat("+4915", 10000000 + (k % 100 == 99 ? k - 1 : k)));
+    }
+    ASSERT_TRUE(Stage(*lease, batch, from + 1).ok());
+  }
+  const absl::Time staged = absl::Now();
+  absl::StatusOr<ImportDuplicates> dups =
+      store_->SettleRecipientImport(*lease, 100);
+  ASSERT_TRUE(dups.ok()) << dups.status();
+  const absl::Time settled = absl::Now();
+  absl::StatusOr<Campaign> c = Commit(*lease, n - dups->count);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const absl::Time end = absl::Now();
+  const auto rate = [n](absl::Duration d) {
+    return static_cast<int64_t>(static_cast<double>(n) /
+                                absl::ToDoubleSeconds(d));
+  };
+  std::printf(
+      "rows=%lld duplicates=%lld stage=%.2fs settle=%.2fs commit=%.3fs "
+      "total=%.2fs rate=%lld rows/s (stage %lld, settle %lld)\n",
+      static_cast<long long>(n), static_cast<long long>(dups->count),
+      absl::ToDoubleSeconds(staged - start),
+      absl::ToDoubleSeconds(settled - staged),
+      absl::ToDoubleSeconds(end - settled), absl::ToDoubleSeconds(end - start),
+      static_cast<long long>(rate(end - start)),
+      static_cast<long long>(rate(staged - start)),
+      static_cast<long long>(rate(settled - staged)));
+  // Listing the big campaign: the first page, and a keyset page deep in.
+  PageRequest page;
+  page.limit = 100;
+  absl::Time t = absl::Now();
+  absl::StatusOr<Page<Recipient>> first = store_->ListRecipients(
+      account_, campaign, RecipientStatus::kUnspecified, page);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const absl::Duration first_page = absl::Now() - t;
+  page.after_key = first->items.back().seq + n / 2;
+  t = absl::Now();
+  absl::StatusOr<Page<Recipient>> deep = store_->ListRecipients(
+      account_, campaign, RecipientStatus::kQueued, page);
+  ASSERT_TRUE(deep.ok()) << deep.status();
+  std::printf("list: first page %.1f ms, keyset page (queued) %.1f ms\n",
+              absl::ToDoubleMilliseconds(first_page),
+              absl::ToDoubleMilliseconds(absl::Now() - t));
 }
 
 }  // namespace
