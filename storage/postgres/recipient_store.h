@@ -35,12 +35,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "server/domain/mutex.h"
 #include "server/domain/recipient_ids.h"
 #include "server/domain/repository.h"
 #include "storage/postgres/contact_store.h"
@@ -93,7 +94,8 @@ class RecipientStore : public RecipientRepository {
       RecipientStatus status, const PageRequest& page) override;
 
  private:
-  // The recipient id codec, from meta.recipient_id_key (read once).
+  // The recipient id codec, from meta.recipient_id_key: read once it can
+  // be (a failure, e.g. the server unreachable, is not remembered).
   absl::StatusOr<const RecipientIdCodec*> Codec();
   // Deletes the next chunk of `lease`'s rows (its addresses first, from
   // `addresses_after` on, when it may have settled), re-queueing itself
@@ -107,9 +109,8 @@ class RecipientStore : public RecipientRepository {
 
   Database* const db_;
   ContactStore* const contacts_;
-  std::once_flag codec_once_;
-  absl::StatusOr<std::unique_ptr<RecipientIdCodec>> codec_ =
-      absl::InternalError("recipient id key not read");
+  Mutex codec_mu_;
+  std::unique_ptr<const RecipientIdCodec> codec_ ABSL_GUARDED_BY(codec_mu_);
 };
 
 }  // namespace campaigns::storage::postgres
