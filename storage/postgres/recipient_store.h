@@ -16,8 +16,11 @@
 // the writer per batch). SettleRecipientImport does not go through the
 // writer: it runs one set-based statement per chunk of kSettleChunkRows
 // staged rows (in row order) on a pooled connection of its own, each
-// committing on its own, so other writes never queue behind it; a write of
-// the same campaign's row waits for at most one chunk.
+// committing on its own, so writes of other campaigns never wait for it. A
+// write that locks the same campaign's row (a commit, a rollback, a change
+// of the campaign) waits for at most the chunk running, and the writer's
+// group with it: chunks are kept short for that (about 0.25 s each on a
+// loaded 2-core test box).
 //
 //   RecipientStore recipients(db, &contacts);
 //   recipients.BeginRecipientImport(account, "cmp_...",
