@@ -591,12 +591,21 @@ void RecipientStore::AbortChunk(Database* db, ImportLease lease,
         next.finished = true;
         return next;
       },
-      [db, lease = std::move(lease),
+      [db, lease = std::move(lease), addresses_after,
        done = std::move(done)](absl::StatusOr<Next> next) mutable {
         if (!next.ok()) {
-          // The floor stays set: the rest is rolled back when imports are
-          // next recovered.
-          if (done) done(next.status());
+          // The floor stays set until the rollback ends: try again later
+          // rather than leave the campaign refusing imports until the next
+          // recovery.
+          absl::Status error = next.status();
+          db->AgainLater(
+              "recipient import rollback", error,
+              [db, lease, addresses_after, done] {
+                AbortChunk(db, lease, addresses_after, done);
+              },
+              [done, error] {
+                if (done) done(error);
+              });
         } else if (!next->finished) {
           AbortChunk(db, std::move(lease), std::move(next->addresses_after),
                      std::move(done));

@@ -103,9 +103,10 @@ class RecipientStore : public RecipientRepository {
   // Deletes the next chunk of `lease`'s rows (its addresses first, from
   // `addresses_after` on, when it may have settled), re-queueing itself
   // until none is left, then clears the floor; then `done` (may be null).
-  // A failed chunk is reported to `done` and leaves the floor set (the
+  // A failed chunk is tried again later (Database::AgainLater); if `db`
+  // closes first, `done` gets the failure and the floor stays set (the
   // rest is rolled back at the next RecoverInterruptedImports). Static, on
-  // `db`: a chain may outlive the store (it ends when `db` closes).
+  // `db`: a chain may outlive the store.
   static void AbortChunk(Database* db, ImportLease lease,
                          std::optional<std::string> addresses_after,
                          StatusDone done);

@@ -328,6 +328,42 @@ TEST_F(RecipientStoreTest, AbortDeletesStagedRowsAndAddressesAndFreesCampaign) {
   EXPECT_EQ(Int("SELECT total FROM campaigns WHERE id = $1", {campaign}), 4);
 }
 
+// A rollback chunk that fails is tried again later (the floor would
+// otherwise keep the campaign refusing imports until the next recovery).
+// The failure: a trigger refusing deletes from recipients, counting its
+// refusals in a sequence (which a rollback does not undo).
+TEST_F(RecipientStoreTest, RollbackTriesAgainAfterAFailure) {
+  DatabaseOptions options;
+  options.retry_after = absl::Milliseconds(20);
+  std::unique_ptr<Database> db = OpenDatabase(options);
+  ASSERT_NE(db, nullptr);
+  RecipientStore store(db.get());
+  const std::string campaign = InsertCampaign();
+  absl::StatusOr<ImportLease> lease = Begin(campaign, &store);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_TRUE(Stage(*lease, {"+1", "+2"}).ok());
+  ASSERT_TRUE(sql_->Exec("CREATE SEQUENCE refusals; "
+                         "CREATE FUNCTION refuse() RETURNS trigger "
+                         "LANGUAGE plpgsql AS $$ BEGIN "
+                         "PERFORM nextval('refusals'); "
+                         "RAISE EXCEPTION 'injected'; END $$; "
+                         "CREATE TRIGGER refuse BEFORE DELETE ON recipients "
+                         "FOR EACH STATEMENT EXECUTE FUNCTION refuse()")
+                  .ok());
+  std::promise<absl::Status> rolled_back;
+  store.AbortRecipientImport(
+      *lease, [&](absl::Status s) { rolled_back.set_value(std::move(s)); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (Int("SELECT last_value FROM refusals") < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_GE(Int("SELECT last_value FROM refusals"), 2);
+  Exec("DROP TRIGGER refuse ON recipients");
+  EXPECT_TRUE(rolled_back.get_future().get().ok());
+  EXPECT_FALSE(Importing(campaign));
+  EXPECT_EQ(Int("SELECT count(*) FROM recipients"), 0);
+}
+
 TEST_F(RecipientStoreTest, OneImportAtATime) {
   const std::string campaign = InsertCampaign();
   absl::StatusOr<ImportLease> lease = Begin(campaign);
