@@ -39,72 +39,8 @@ bool AcceptsRecipientImports(CampaignStatus s) {
          s == CampaignStatus::kPaused;
 }
 
-std::optional<absl::Duration> OptionalMicrosAt(const Rows& rows, int row,
-                                               const char* column) {
-  std::optional<std::string> v = rows.Get(row, column);
-  int64_t us = 0;
-  if (!v.has_value() || !absl::SimpleAtoi(*v, &us)) return std::nullopt;
-  return absl::Microseconds(us);
-}
-
-// A `SELECT * FROM campaigns` row. (Until the engine has CampaignStore's
-// reader, which this should then use.)
-Campaign ReadCampaignRow(const Rows& rows, int row) {
-  Campaign c;
-  c.id = rows.Text(row, "id");
-  c.account_id = rows.Text(row, "account_id");
-  c.name = rows.Text(row, "name");
-  ParseChannel(rows.Text(row, "channel"), &c.channel);
-  c.sender_id = rows.Text(row, "sender_id");
-  c.sender_ref = rows.Text(row, "sender_ref");
-  c.body = rows.Text(row, "body");
-  c.subject = rows.Text(row, "subject");
-  c.html_body = rows.Text(row, "html_body");
-  c.template_id = rows.Text(row, "template_id");
-  c.template_name = rows.Text(row, "template_name");
-  c.template_lang = rows.Text(row, "template_lang");
-  c.variable_mapping = MapFromJson(rows.Text(row, "variable_mapping"));
-  c.template_components =
-      ComponentsFromJson(rows.Text(row, "template_components"));
-  c.recipient_variables =
-      NestedMapFromJson(rows.Text(row, "recipient_variables"));
-  c.contact_list_id = rows.Text(row, "contact_list_id");
-  c.tags = ListFromJson(rows.Text(row, "tags"));
-  c.contact_ids = ListFromJson(rows.Text(row, "contact_ids"));
-  ParseCampaignStatus(rows.Text(row, "status"), &c.status);
-  c.pause_reason = rows.Text(row, "pause_reason");
-  c.failure_reason = rows.Text(row, "failure_reason");
-  c.stats.total = IntAt(rows, row, "total");
-  c.stats.queued = IntAt(rows, row, "queued");
-  c.stats.sent = IntAt(rows, row, "sent");
-  c.stats.delivered = IntAt(rows, row, "delivered");
-  c.stats.read = IntAt(rows, row, "read");
-  c.stats.failed = IntAt(rows, row, "failed");
-  c.stats.skipped = IntAt(rows, row, "skipped");
-  c.batch_size = static_cast<int32_t>(IntAt(rows, row, "batch_size"));
-  c.batch_delay = absl::Microseconds(IntAt(rows, row, "batch_delay_us"));
-  c.rate_limit_per_second =
-      static_cast<int32_t>(IntAt(rows, row, "rate_limit_per_second"));
-  c.validity_period = OptionalMicrosAt(rows, row, "validity_period_us");
-  c.max_lateness = OptionalMicrosAt(rows, row, "max_lateness_us");
-  c.schedule_at = OptionalTimeAt(rows, row, "schedule_at");
-  c.started_at = OptionalTimeAt(rows, row, "started_at");
-  c.sent_at = OptionalTimeAt(rows, row, "sent_at");
-  c.completed_at = OptionalTimeAt(rows, row, "completed_at");
-  c.cancelled_at = OptionalTimeAt(rows, row, "cancelled_at");
-  if (rows.Get(row, "import_floor").has_value()) {
-    c.import_floor = IntAt(rows, row, "import_floor");
-  }
-  c.seq = IntAt(rows, row, "seq");
-  c.credits_reserved = IntAt(rows, row, "credits_reserved");
-  c.credits_debited = IntAt(rows, row, "credits_debited");
-  c.created_at = TimeAt(rows, row, "created_at");
-  c.updated_at = TimeAt(rows, row, "updated_at");
-  return c;
-}
-
 // The account's campaign `id` (not one being deleted); `lock` ("" or a
-// locking clause such as "FOR UPDATE") is appended to the query.
+// locking clause such as "FOR NO KEY UPDATE") is appended to the query.
 absl::StatusOr<Campaign> LoadImportCampaign(Connection& c,
                                             const std::string& account_id,
                                             const std::string& id,
@@ -117,7 +53,7 @@ absl::StatusOr<Campaign> LoadImportCampaign(Connection& c,
               {id, account_id});
   if (!rows.ok()) return rows.status();
   if (rows->size() == 0) return errors::NotFound("campaign", id);
-  return ReadCampaignRow(*rows, 0);
+  return ReadCampaign(*rows, 0);
 }
 
 absl::Status RolledBack(const std::string& campaign_id) {
@@ -290,11 +226,12 @@ void RecipientStore::BeginRecipientImport(const std::string& account_id,
                                           Done<ImportLease> done) {
   db_->Write<ImportLease>(
       [account_id, campaign_id](Connection& c) -> absl::StatusOr<ImportLease> {
-        // FOR UPDATE: of two instances beginning imports into the campaign
-        // at once, the second waits here and then sees the first's floor.
-        ASSIGN_OR_RETURN(
-            Campaign camp,
-            LoadImportCampaign(c, account_id, campaign_id, "FOR UPDATE"));
+        // FOR NO KEY UPDATE (as every read-modify-write of a campaign row,
+        // rows.h): of two instances beginning imports into the campaign at
+        // once, the second waits here and then sees the first's floor.
+        ASSIGN_OR_RETURN(Campaign camp,
+                         LoadImportCampaign(c, account_id, campaign_id,
+                                            "FOR NO KEY UPDATE"));
         if (!AcceptsRecipientImports(camp.status)) {
           return errors::IllegalTransition(absl::StrCat(
               "campaign ", campaign_id, " is ", CampaignStatusName(camp.status),
@@ -480,11 +417,11 @@ void RecipientStore::CommitRecipientImport(const ImportLease& lease,
       [lease, imported, request_id,
        record](Connection& c) -> absl::StatusOr<Campaign> {
         const Campaign& before = lease.campaign;
-        // FOR UPDATE: a rollback (from any instance) either finished before
-        // (the floor is gone) or waits and then finds it gone.
-        ASSIGN_OR_RETURN(
-            Campaign camp,
-            LoadImportCampaign(c, before.account_id, before.id, "FOR UPDATE"));
+        // FOR NO KEY UPDATE: a rollback (from any instance) either finished
+        // before (the floor is gone) or waits and then finds it gone.
+        ASSIGN_OR_RETURN(Campaign camp,
+                         LoadImportCampaign(c, before.account_id, before.id,
+                                            "FOR NO KEY UPDATE"));
         if (camp.import_floor != lease.floor) return RolledBack(camp.id);
         if (!AcceptsRecipientImports(camp.status)) {
           return errors::IllegalTransition(absl::StrCat(
@@ -544,11 +481,12 @@ void RecipientStore::AbortChunk(Database* db, ImportLease lease,
       [campaign_seq, floor,
        addresses_after](Connection& c) -> absl::StatusOr<Next> {
         Next next;
-        // FOR UPDATE: a commit of the import (or a stage into it) waits for
-        // this chunk; and nothing is deleted once the floor is gone (the
-        // import committed, or another instance rolled it back).
-        ASSIGN_OR_RETURN(bool live,
-                         LockImport(c, campaign_seq, floor, "FOR UPDATE"));
+        // FOR NO KEY UPDATE: a commit of the import (or a stage into it,
+        // FOR SHARE) waits for this chunk; and nothing is deleted once the
+        // floor is gone (the import committed, or another instance rolled it
+        // back).
+        ASSIGN_OR_RETURN(
+            bool live, LockImport(c, campaign_seq, floor, "FOR NO KEY UPDATE"));
         if (!live) {
           next.finished = true;
           return next;
@@ -628,7 +566,7 @@ absl::StatusOr<int> RecipientStore::RecoverInterruptedImports(
             std::vector<ImportLease> out;
             for (int i = 0; i < rows->size(); ++i) {
               ImportLease lease;
-              lease.campaign = ReadCampaignRow(*rows, i);
+              lease.campaign = ReadCampaign(*rows, i);
               lease.floor = *lease.campaign.import_floor;
               lease.settled = true;  // it may have added addresses
               out.push_back(std::move(lease));
