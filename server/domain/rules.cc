@@ -2,7 +2,9 @@
 #include "server/domain/rules.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -13,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
+#include "server/domain/utf8.h"
 
 namespace campaigns {
 namespace {
@@ -173,6 +176,66 @@ absl::Status CheckPlaceholders(absl::string_view field,
       }
     }
     pos = end + 2;
+  }
+  return absl::OkStatus();
+}
+
+// Text every engine stores as given: valid UTF-8 without U+0000 (which
+// PostgreSQL's text cannot hold, and C strings end at).
+absl::Status CheckStoredText(absl::string_view field, absl::string_view text) {
+  if (text.find('\0') != absl::string_view::npos) {
+    return errors::InvalidField(field, "must not contain U+0000 (NUL)");
+  }
+  if (!IsValidUtf8(text)) {
+    return errors::InvalidField(field, "is not valid UTF-8");
+  }
+  return absl::OkStatus();
+}
+
+// CheckStoredText over every text a campaign's owner gives it.
+absl::Status CheckCampaignText(const Campaign& c) {
+  for (const auto& [field, text] :
+       std::initializer_list<std::pair<absl::string_view, absl::string_view>>{
+           {"name", c.name},
+           {"sender_id", c.sender_id},
+           {"body", c.body},
+           {"subject", c.subject},
+           {"html_body", c.html_body},
+           {"template_id", c.template_id},
+           {"contact_list_id", c.contact_list_id}}) {
+    RETURN_IF_ERROR(CheckStoredText(field, text));
+  }
+  for (const std::string& tag : c.tags) {
+    RETURN_IF_ERROR(CheckStoredText("tags", tag));
+  }
+  for (const std::string& id : c.contact_ids) {
+    RETURN_IF_ERROR(CheckStoredText("contact_ids", id));
+  }
+  for (const auto& [key, value] : c.variable_mapping) {
+    RETURN_IF_ERROR(CheckStoredText("variable_mapping", key));
+    RETURN_IF_ERROR(CheckStoredText("variable_mapping", value));
+  }
+  for (const auto& [contact, vars] : c.recipient_variables) {
+    RETURN_IF_ERROR(CheckStoredText("recipient_variables", contact));
+    for (const auto& [key, value] : vars) {
+      RETURN_IF_ERROR(CheckStoredText("recipient_variables", key));
+      RETURN_IF_ERROR(CheckStoredText("recipient_variables", value));
+    }
+  }
+  for (const TemplateComponent& component : c.template_components) {
+    for (absl::string_view text : {absl::string_view(component.type),
+                                   absl::string_view(component.format),
+                                   absl::string_view(component.text),
+                                   absl::string_view(component.sub_type)}) {
+      RETURN_IF_ERROR(CheckStoredText("template_components", text));
+    }
+    for (const TemplateParameter& parameter : component.parameters) {
+      for (absl::string_view text : {absl::string_view(parameter.type),
+                                     absl::string_view(parameter.text),
+                                     absl::string_view(parameter.payload)}) {
+        RETURN_IF_ERROR(CheckStoredText("template_components", text));
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -362,6 +425,7 @@ absl::Status ValidateSender(const Sender& s) {
 }
 
 absl::Status ValidateCampaignSpec(const Campaign& c) {
+  RETURN_IF_ERROR(CheckCampaignText(c));
   RETURN_IF_ERROR(CheckName("name", c.name));
   // Unspecified: the sender or template fixes it (storage infers it).
   if (c.channel != Channel::kUnspecified) {

@@ -99,6 +99,33 @@ INSTANTIATE_TEST_SUITE_P(
         CampaignCase{"Valid", [](Campaign&) {}, Ok()},
         CampaignCase{"NameMissing", [](Campaign& c) { c.name.clear(); },
                      Invalid("name")},
+        // Text no engine can store as given: refused naming the field.
+        CampaignCase{"NameWithNul",
+                     [](Campaign& c) { c.name = std::string("a\0b", 3); },
+                     Invalid("name")},
+        CampaignCase{"BodyNotUtf8", [](Campaign& c) { c.body = "caf\xe9"; },
+                     Invalid("body")},
+        CampaignCase{"TagWithNul",
+                     [](Campaign& c) {
+                       c.body.clear();
+                       c.template_id.clear();
+                       c.tags = {std::string("v\0ip", 4)};
+                     },
+                     Invalid("tags")},
+        CampaignCase{"ContactIdWithNul",
+                     [](Campaign& c) {
+                       c.contact_ids = {std::string("ct_\0", 4)};
+                     },
+                     Invalid("contact_ids")},
+        CampaignCase{"RecipientVariableNotUtf8",
+                     [](Campaign& c) {
+                       c.tags = {"vip"};
+                       c.recipient_variables = {{"ct_1", {{"1", "\xff"}}}};
+                     },
+                     Invalid("recipient_variables")},
+        CampaignCase{"Utf8Accepted",
+                     [](Campaign& c) { c.name = "Soldes d\xc3\xa9t\xc3\xa9"; },
+                     Ok()},
         CampaignCase{"NameBlank", [](Campaign& c) { c.name = "  \t"; },
                      Invalid("name")},
         CampaignCase{"NameAtLimit",
