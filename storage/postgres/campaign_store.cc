@@ -111,11 +111,12 @@ absl::Status CheckContactsExist(Connection& conn, const std::string& account_id,
 // id), the template must exist, be of the same channel and be approved, the
 // email fields must suit the channel (ValidateEmailFields), a contact list
 // must exist, contact_ids must be the account's contacts and
-// recipient_variables must name its contacts. The sender's, template's and
-// list's rows are locked FOR KEY SHARE: their deletes (which lock the row
-// FOR UPDATE before they look for campaigns using it) wait for this
-// transaction, then see the campaign; a delete that came first leaves
-// nothing to find.
+// recipient_variables must name its contacts. The sender's and list's rows
+// are locked FOR KEY SHARE: their deletes (which lock the row FOR UPDATE
+// before they look for campaigns using it) wait for this transaction, then
+// see the campaign; a delete that came first leaves nothing to find. The
+// template's is locked FOR SHARE, which also holds off any change of its
+// status (an approval taken back) until this transaction ends.
 absl::Status ResolveReferences(Connection& conn, Campaign& c) {
   RETURN_IF_ERROR(InferChannel(conn, c));
   absl::StatusOr<Rows> sender = conn.Query(
@@ -140,7 +141,7 @@ absl::Status ResolveReferences(Connection& conn, Campaign& c) {
   if (!c.template_id.empty()) {
     absl::StatusOr<Rows> locked = conn.Query(
         "SELECT * FROM templates WHERE id = $1 AND account_id = $2 "
-        "FOR KEY SHARE",
+        "FOR SHARE",
         {c.template_id, c.account_id});
     if (!locked.ok()) return locked.status();
     if (locked->size() == 0) {

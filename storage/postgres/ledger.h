@@ -11,6 +11,13 @@
 // account's money take turns, so at every row balance + reserved = credits
 // added - debited.
 //
+// Lock order, for every op that takes more than one of these rows: the
+// campaign's first, then its sender, template and list, then recipients,
+// and the account's last. (The writer groups several ops in one
+// transaction, so an op's locks are held through the ops after it; an op
+// that takes them in another order can deadlock with another instance's
+// group. A deadlock victim runs once more on its own, see database.h.)
+//
 //   RETURN_IF_ERROR(ReserveForStart(conn, campaign));  // in a Write op
 #ifndef CAMPAIGND_STORAGE_POSTGRES_LEDGER_H_
 #define CAMPAIGND_STORAGE_POSTGRES_LEDGER_H_

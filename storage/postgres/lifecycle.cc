@@ -14,8 +14,11 @@
 namespace campaigns::storage::postgres {
 
 absl::Status CheckStartable(Connection& c, const Campaign& campaign) {
+  // Locked until the start commits: another instance can neither delete
+  // the sender nor take the template's approval back in between.
   absl::StatusOr<Rows> sender =
-      c.Query("SELECT 1 FROM senders WHERE id = $1", {campaign.sender_ref});
+      c.Query("SELECT 1 FROM senders WHERE id = $1 FOR KEY SHARE",
+              {campaign.sender_ref});
   if (!sender.ok()) return sender.status();
   if (sender->size() == 0) {
     return errors::Validation("sender_id",
@@ -24,8 +27,9 @@ absl::Status CheckStartable(Connection& c, const Campaign& campaign) {
   }
   std::optional<Template> tmpl;
   if (!campaign.template_id.empty()) {
-    absl::StatusOr<Rows> t = c.Query("SELECT * FROM templates WHERE id = $1",
-                                     {campaign.template_id});
+    absl::StatusOr<Rows> t =
+        c.Query("SELECT * FROM templates WHERE id = $1 FOR SHARE",
+                {campaign.template_id});
     if (!t.ok()) return t.status();
     if (t->size() == 0) {
       return errors::Validation(

@@ -306,7 +306,17 @@ absl::Status WriteCampaign(Connection& c, Campaign& campaign, bool insert) {
   }
   absl::StatusOr<Rows> rows = c.Query(sql, params);
   if (!rows.ok()) return rows.status();
-  if (insert && rows->size() == 1) campaign.seq = IntAt(*rows, 0, "seq");
+  if (insert) {
+    if (rows->size() != 1) {
+      return absl::InternalError("a campaign insert returned no seq");
+    }
+    campaign.seq = IntAt(*rows, 0, "seq");
+  } else if (rows->affected() != 1) {
+    // The key columns were changed, or the row is gone: nothing stored.
+    return absl::InternalError(
+        absl::StrCat("campaign ", campaign.id, " was not stored (",
+                     rows->affected(), " rows matched its key)"));
+  }
   return absl::OkStatus();
 }
 

@@ -2,7 +2,9 @@
 // per engine (TEST_P over kEngines), on a fresh database of that engine, and
 // reaches it only through the repository interfaces of
 // server/domain/repository.h, so what it asserts is the interfaces'
-// contract, not an engine's.
+// contract, not an engine's. One exception, until PostgreSQL has a
+// BillingRepository: SeedMoney sets prices and credits there through the
+// engine's own ledger primitives.
 //
 // A repository the PostgreSQL engine does not implement yet has no suite
 // here; its tests stay in tests/storage/ (SQLite) until it does.
