@@ -302,9 +302,15 @@ absl::StatusOr<bool> PrepareUnits(Connection& c, const Campaign& campaign,
 
 absl::StatusOr<UnitsPlan> PrepareUnits(Connection& c,
                                        const Campaign& campaign) {
+  // In chunks, so that a million rows never sit in this process at once;
+  // each chunk records how far it got, so the next goes on from there.
+  constexpr int64_t kChunkRows = 10000;
   UnitsPlan plan;
-  RETURN_IF_ERROR(PrepareUnits(c, campaign, &plan, kNoFloor).status());
-  return plan;
+  for (;;) {
+    ASSIGN_OR_RETURN(const bool finished,
+                     PrepareUnits(c, campaign, &plan, kChunkRows));
+    if (finished) return plan;
+  }
 }
 
 absl::StatusOr<std::vector<CostLineValue>> CostLines(

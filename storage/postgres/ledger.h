@@ -81,7 +81,7 @@ struct UnitsPlan {
 // `*plan` is set either way.
 absl::StatusOr<bool> PrepareUnits(Connection& c, const Campaign& campaign,
                                   UnitsPlan* plan, int64_t max_rows);
-// The same for every row.
+// The same for every row, in chunks of bounded memory (one transaction).
 absl::StatusOr<UnitsPlan> PrepareUnits(Connection& c, const Campaign& campaign);
 
 // Rows of a campaign whose cost to sum: in `status`, seq in [from, to), and
