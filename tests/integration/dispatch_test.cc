@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tests/integration/fixture.h"
 
 namespace campaigns::testing {
@@ -325,14 +327,17 @@ TEST_F(DispatchTest, AScheduleMissedByMoreThanMaxLatenessFails) {
       campaigns_->UpdateCampaign(Ctx(kAdminKey).get(), update, &c).ok());
   v1::ConfirmCampaignRequest confirm;
   confirm.set_id(id);
-  confirm.mutable_send_at()->set_seconds(
-      absl::ToUnixSeconds(absl::Now() + absl::Seconds(1)));
+  // Whole seconds, rounded down: at least 1 s from now, so the server is
+  // down before the start is due (with + 1 s it could be due at once).
+  const int64_t due = absl::ToUnixSeconds(absl::Now() + absl::Seconds(2));
+  confirm.mutable_send_at()->set_seconds(due);
   ASSERT_TRUE(
       campaigns_->ConfirmCampaign(Ctx(kAdminKey).get(), confirm, &c).ok());
-  // The server is down when the start is due, and comes back too late.
+  // The server is down when the start is due, and comes back too late:
+  // 3 s after it was due, max_lateness being 1 s.
   server_->Shutdown();
   server_.reset();
-  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  absl::SleepFor(absl::FromUnixSeconds(due) + absl::Seconds(3) - absl::Now());
   Restart();
   v1::Campaign failed = WaitFor(id, v1::Campaign::failed);
   EXPECT_NE(failed.failure_reason().find("max_lateness"), std::string::npos)
