@@ -39,23 +39,6 @@ bool AcceptsRecipientImports(CampaignStatus s) {
          s == CampaignStatus::kPaused;
 }
 
-// The account's campaign `id` (not one being deleted); `lock` ("" or a
-// locking clause such as "FOR NO KEY UPDATE") is appended to the query.
-absl::StatusOr<Campaign> LoadImportCampaign(Connection& c,
-                                            const std::string& account_id,
-                                            const std::string& id,
-                                            const char* lock = "") {
-  if (account_id.empty()) return errors::NotFound("campaign", id);
-  absl::StatusOr<Rows> rows =
-      c.Query(absl::StrCat("SELECT * FROM campaigns WHERE id = $1 AND "
-                           "account_id = $2 AND NOT deleting ",
-                           lock),
-              {id, account_id});
-  if (!rows.ok()) return rows.status();
-  if (rows->size() == 0) return errors::NotFound("campaign", id);
-  return ReadCampaign(*rows, 0);
-}
-
 absl::Status RolledBack(const std::string& campaign_id) {
   return absl::AbortedError(absl::StrCat("the import into campaign ",
                                          campaign_id,
@@ -229,9 +212,8 @@ void RecipientStore::BeginRecipientImport(const std::string& account_id,
         // FOR NO KEY UPDATE (as every read-modify-write of a campaign row,
         // rows.h): of two instances beginning imports into the campaign at
         // once, the second waits here and then sees the first's floor.
-        ASSIGN_OR_RETURN(Campaign camp,
-                         LoadImportCampaign(c, account_id, campaign_id,
-                                            "FOR NO KEY UPDATE"));
+        ASSIGN_OR_RETURN(Campaign camp, LoadCampaign(c, account_id, campaign_id,
+                                                     /*lock=*/true));
         if (!AcceptsRecipientImports(camp.status)) {
           return errors::IllegalTransition(absl::StrCat(
               "campaign ", campaign_id, " is ", CampaignStatusName(camp.status),
@@ -419,9 +401,8 @@ void RecipientStore::CommitRecipientImport(const ImportLease& lease,
         const Campaign& before = lease.campaign;
         // FOR NO KEY UPDATE: a rollback (from any instance) either finished
         // before (the floor is gone) or waits and then finds it gone.
-        ASSIGN_OR_RETURN(Campaign camp,
-                         LoadImportCampaign(c, before.account_id, before.id,
-                                            "FOR NO KEY UPDATE"));
+        ASSIGN_OR_RETURN(Campaign camp, LoadCampaign(c, before.account_id,
+                                                     before.id, /*lock=*/true));
         if (camp.import_floor != lease.floor) return RolledBack(camp.id);
         if (!AcceptsRecipientImports(camp.status)) {
           return errors::IllegalTransition(absl::StrCat(
@@ -452,7 +433,7 @@ void RecipientStore::CommitRecipientImport(const ImportLease& lease,
             return errors::IdempotencyConflict(request_id);
           }
         }
-        return LoadImportCampaign(c, camp.account_id, camp.id);
+        return LoadCampaign(c, camp.account_id, camp.id, /*lock=*/false);
       },
       std::move(done));
 }
@@ -631,7 +612,7 @@ absl::StatusOr<Page<Recipient>> RecipientStore::ListRecipients(
   return db_->Read<Page<Recipient>>([&](Connection& c)
                                         -> absl::StatusOr<Page<Recipient>> {
     ASSIGN_OR_RETURN(Campaign camp,
-                     LoadImportCampaign(c, account_id, campaign_id));
+                     LoadCampaign(c, account_id, campaign_id, /*lock=*/false));
     const int64_t floor = camp.import_floor.value_or(kNoImportFloor);
     const bool keyset = page.after_key > 0;
     const int64_t offset = keyset ? 0 : page.offset();

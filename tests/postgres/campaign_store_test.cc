@@ -117,14 +117,6 @@ class CampaignStoreInstancesTest : public PgTest {
 
   CampaignStore& campaigns(int i) { return *instances_[i].campaigns; }
 
-  int64_t Count(const std::string& sql) {
-    std::unique_ptr<Connection> c = Connect();
-    if (c == nullptr) return -1;
-    absl::StatusOr<Rows> r = c->Query(sql);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? std::stoll(r->Text(0, 0)) : -1;
-  }
-
   // Waits (up to 10 s) until `sql` counts 0.
   void AwaitNone(const std::string& sql) {
     for (int i = 0; i < 1000 && Count(sql) != 0; ++i) {

@@ -80,13 +80,6 @@ class ContactStoreInstancesTest : public PgTest {
 
   ContactStore& store(int i) { return *instances_[i].contacts; }
 
-  int64_t Count(const std::string& sql) {
-    std::unique_ptr<Connection> c = Connect();
-    if (c == nullptr) return -1;
-    absl::StatusOr<Rows> r = c->Query(sql);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? std::stoll(r->Text(0, 0)) : -1;
-  }
   std::vector<std::string> Column(const std::string& sql) {
     std::unique_ptr<Connection> c = Connect();
     std::vector<std::string> out;

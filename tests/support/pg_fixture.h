@@ -65,6 +65,16 @@ class PgTest : public ::testing::Test {
     return c.ok() ? *std::move(c) : nullptr;
   }
 
+  // The number the query `sql` (one row, one column) answers, from a
+  // connection of its own; -1 (and a failure) if it fails.
+  int64_t Count(const std::string& sql) {
+    std::unique_ptr<Connection> c = Connect();
+    if (c == nullptr) return -1;
+    absl::StatusOr<Rows> r = c->Query(sql);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::stoll(r->Text(0, 0)) : -1;
+  }
+
   // Terminates every other session of this test's database (as a network
   // cut or a server-side kill would).
   void CutConnections() {
