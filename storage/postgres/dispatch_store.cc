@@ -344,16 +344,15 @@ absl::Status MatchReceipts(Connection& c, bool provider_scope,
   if (!ids.empty()) {
     // One index probe per id (recipients_by_provider_id, partial on
     // provider_message_id <> ''); the first recipient by seq when several
-    // have it.
+    // have it. DISTINCT ON, not ORDER BY seq LIMIT 1 per id: the planner
+    // would walk the primary key in seq order for each id instead.
     absl::StatusOr<Rows> rows = c.Query(
-        absl::StrCat("SELECT u.ord, m.seq, m.campaign_seq, m.status FROM "
-                     "unnest($2::text[]) WITH ORDINALITY AS u(id, ord) CROSS "
-                     "JOIN LATERAL (SELECT r.seq, r.campaign_seq, r.status "
-                     "FROM recipients r JOIN campaigns c ON c.seq = "
-                     "r.campaign_seq WHERE r.provider_message_id = u.id AND "
-                     "r.provider_message_id <> '' AND ",
-                     owned_by,
-                     " AND NOT c.deleting ORDER BY r.seq LIMIT 1) AS m"),
+        absl::StrCat("SELECT DISTINCT ON (u.ord) u.ord, r.seq, "
+                     "r.campaign_seq, r.status FROM unnest($2::text[]) WITH "
+                     "ORDINALITY AS u(id, ord) JOIN recipients r ON "
+                     "r.provider_message_id = u.id AND r.provider_message_id "
+                     "<> '' JOIN campaigns c ON c.seq = r.campaign_seq WHERE ",
+                     owned_by, " AND NOT c.deleting ORDER BY u.ord, r.seq"),
         {owner, TextArray(ids)});
     if (!rows.ok()) return rows.status();
     collect(*rows, by_id);
