@@ -1,7 +1,8 @@
 // The engines the conformance suite runs against: each test of it runs once
 // per engine (TEST_P over kEngines), on a fresh database of that engine, and
 // reaches it only through the repository interfaces of
-// server/domain/repository.h, so what it asserts is the interfaces'
+// server/domain/repository.h (and DispatchStore, server/domain/
+// dispatch_store.h), so what it asserts is the interfaces'
 // contract, not an engine's. One exception, until PostgreSQL has a
 // BillingRepository: SeedMoney sets prices and credits there through the
 // engine's own ledger primitives.
@@ -26,7 +27,9 @@
 #include "storage/postgres/catalog_store.h"
 #include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/dispatch_store.h"
 #include "storage/postgres/ledger.h"
+#include "storage/postgres/recipient_store.h"
 #include "storage/postgres/suppression_store.h"
 #include "storage/sqlite/database.h"
 #include "storage/sqlite/store.h"
@@ -58,6 +61,8 @@ class EngineTest : public storage::postgres::testing::PgTest,
       suppressions_ = sqlite_store_.get();
       contacts_ = sqlite_store_.get();
       campaigns_ = sqlite_store_.get();
+      dispatch_ = sqlite_store_.get();
+      recipients_ = sqlite_store_.get();
     } else {
       CreateDatabase();
       if (HasFatalFailure()) return;
@@ -83,6 +88,12 @@ class EngineTest : public storage::postgres::testing::PgTest,
       pg_campaigns_ =
           std::make_unique<storage::postgres::CampaignStore>(pg_db_.get());
       campaigns_ = pg_campaigns_.get();
+      pg_dispatch_ =
+          std::make_unique<storage::postgres::DispatchStore>(pg_db_.get());
+      dispatch_ = pg_dispatch_.get();
+      pg_recipients_ =
+          std::make_unique<storage::postgres::RecipientStore>(pg_db_.get());
+      recipients_ = pg_recipients_.get();
     }
   }
 
@@ -95,6 +106,8 @@ class EngineTest : public storage::postgres::testing::PgTest,
     pg_suppressions_.reset();
     pg_contacts_.reset();
     pg_campaigns_.reset();
+    pg_dispatch_.reset();
+    pg_recipients_.reset();
     pg_db_.reset();
   }
 
@@ -165,6 +178,8 @@ class EngineTest : public storage::postgres::testing::PgTest,
   SuppressionRepository& suppressions() { return *suppressions_; }
   ContactRepository& contacts() { return *contacts_; }
   CampaignRepository& campaigns() { return *campaigns_; }
+  DispatchStore& dispatch() { return *dispatch_; }
+  RecipientRepository& recipients() { return *recipients_; }
 
  private:
   storage::test_util::TempDir dir_;
@@ -176,12 +191,16 @@ class EngineTest : public storage::postgres::testing::PgTest,
   std::unique_ptr<storage::postgres::SuppressionStore> pg_suppressions_;
   std::unique_ptr<storage::postgres::ContactStore> pg_contacts_;
   std::unique_ptr<storage::postgres::CampaignStore> pg_campaigns_;
+  std::unique_ptr<storage::postgres::DispatchStore> pg_dispatch_;
+  std::unique_ptr<storage::postgres::RecipientStore> pg_recipients_;
   AccountRepository* accounts_ = nullptr;
   TemplateRepository* templates_ = nullptr;
   SenderRepository* senders_ = nullptr;
   SuppressionRepository* suppressions_ = nullptr;
   ContactRepository* contacts_ = nullptr;
   CampaignRepository* campaigns_ = nullptr;
+  DispatchStore* dispatch_ = nullptr;
+  RecipientRepository* recipients_ = nullptr;
 };
 
 // "sqlite" / "postgres" as the test name's suffix.

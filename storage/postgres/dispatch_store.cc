@@ -1,0 +1,991 @@
+#include "storage/postgres/dispatch_store.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "server/domain/billing.h"
+#include "server/domain/errors.h"
+#include "server/domain/rules.h"
+#include "server/domain/types.h"
+#include "storage/postgres/ledger.h"
+#include "storage/postgres/lifecycle.h"
+#include "storage/postgres/rows.h"
+
+namespace campaigns::storage::postgres {
+namespace {
+// A namespace of its own: the unity build puts several files' anonymous
+// namespaces in one translation unit.
+namespace dispatch_detail {
+
+std::string StatusText(RecipientStatus s) {
+  return std::string(RecipientStatusName(s));
+}
+
+// The first `n` bytes of `s` (as SQLite's substr(0, n) of a note), cut
+// back to a whole UTF-8 character: PostgreSQL refuses a broken one.
+std::string Prefix(const std::string& s, size_t n) {
+  if (s.size() <= n) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+// A PostgreSQL array literal of `values` (each element quoted), for a
+// `$n::text[]` parameter.
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char ch : values[i]) {
+      if (ch == '"' || ch == '\\') out.push_back('\\');
+      out.push_back(ch);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+// The same for a `$n::bigint[]` parameter; nullopt is NULL.
+std::string IntArray(const std::vector<std::optional<int64_t>>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    if (values[i].has_value()) {
+      absl::StrAppend(&out, *values[i]);
+    } else {
+      out.append("NULL");
+    }
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string IntArray(const std::vector<int64_t>& values) {
+  return absl::StrCat("{", absl::StrJoin(values, ","), "}");
+}
+
+// The counter of `stats` that counts recipients in status `s`; null for
+// kUnspecified.
+int64_t* Counter(CampaignStats& stats, RecipientStatus s) {
+  switch (s) {
+    case RecipientStatus::kQueued:
+      return &stats.queued;
+    case RecipientStatus::kSent:
+      return &stats.sent;
+    case RecipientStatus::kDelivered:
+      return &stats.delivered;
+    case RecipientStatus::kRead:
+      return &stats.read;
+    case RecipientStatus::kFailed:
+      return &stats.failed;
+    case RecipientStatus::kSkipped:
+      return &stats.skipped;
+    case RecipientStatus::kUnspecified:
+      break;
+  }
+  return nullptr;
+}
+
+// Adds `delta` (per-status changes; total unchanged) to the counters of
+// campaign `campaign_seq`, whose row the caller has locked.
+absl::Status AddToCounters(Connection& c, int64_t campaign_seq,
+                           const CampaignStats& delta, const std::string& now) {
+  return c
+      .Query(
+          "UPDATE campaigns SET queued = queued + $1, sent = sent + $2, "
+          "delivered = delivered + $3, read = read + $4, failed = failed + "
+          "$5, skipped = skipped + $6, updated_at = $7 WHERE seq = $8",
+          {absl::StrCat(delta.queued), absl::StrCat(delta.sent),
+           absl::StrCat(delta.delivered), absl::StrCat(delta.read),
+           absl::StrCat(delta.failed), absl::StrCat(delta.skipped), now,
+           absl::StrCat(campaign_seq)})
+      .status();
+}
+
+// Moves the campaign's own money columns along with a ledger row (as
+// ledger.cc does for its movements).
+absl::Status AddToCampaignMoney(Connection& c, Campaign& campaign,
+                                int64_t reserved, int64_t debited) {
+  RETURN_IF_ERROR(
+      c.Query("UPDATE campaigns SET credits_reserved = credits_reserved + $1, "
+              "credits_debited = credits_debited + $2 WHERE seq = $3",
+              {absl::StrCat(reserved), absl::StrCat(debited),
+               absl::StrCat(campaign.seq)})
+          .status());
+  campaign.credits_reserved += reserved;
+  campaign.credits_debited += debited;
+  return absl::OkStatus();
+}
+
+// What a batch of outcomes settles: the cost of `sent` messages is
+// debited, that of `released` recipients (failed before sending, skipped)
+// released. As SQLite's internal::Settle (store_billing.cc).
+struct Settlement {
+  int64_t debit = 0;
+  int64_t sent = 0;
+  int64_t release = 0;
+  int64_t released = 0;
+  std::string why;
+};
+
+absl::Status Settle(Connection& c, Campaign& campaign, const Settlement& s) {
+  if (s.debit > 0) {
+    // A message costs what was reserved for it; should it ever cost more
+    // than the campaign still holds, the difference is reserved first (the
+    // message is already with the provider).
+    if (s.debit > campaign.credits_reserved) {
+      const int64_t extra = s.debit - campaign.credits_reserved;
+      RETURN_IF_ERROR(
+          AppendLedger(c, campaign.account_id, Transaction::Type::kReservation,
+                       extra, campaign.id,
+                       absl::StrCat("campaign ", campaign.id,
+                                    ": sent beyond its reservation"),
+                       /*allow_negative=*/true)
+              .status());
+      RETURN_IF_ERROR(AddToCampaignMoney(c, campaign, extra, 0));
+    }
+    RETURN_IF_ERROR(
+        AppendLedger(
+            c, campaign.account_id, Transaction::Type::kDebit, s.debit,
+            campaign.id,
+            absl::StrCat(s.sent, " message", s.sent == 1 ? "" : "s", " sent"),
+            /*allow_negative=*/false)
+            .status());
+    RETURN_IF_ERROR(AddToCampaignMoney(c, campaign, -s.debit, s.debit));
+  }
+  const int64_t release = std::min(s.release, campaign.credits_reserved);
+  if (release > 0) {
+    RETURN_IF_ERROR(AppendLedger(c, campaign.account_id,
+                                 Transaction::Type::kRelease, release,
+                                 campaign.id,
+                                 absl::StrCat(s.released, " recipient",
+                                              s.released == 1 ? "" : "s",
+                                              " not sent (", s.why, ")"),
+                                 /*allow_negative=*/false)
+                        .status());
+    RETURN_IF_ERROR(AddToCampaignMoney(c, campaign, -release, 0));
+  }
+  return absl::OkStatus();
+}
+
+Recipient ReadDispatchRecipient(const Rows& rows, int row,
+                                const RecipientIdCodec& codec) {
+  Recipient r;
+  r.seq = IntAt(rows, row, "seq");
+  r.id = codec.Encode(r.seq);
+  r.contact_id = rows.Text(row, "contact_id");
+  r.address = rows.Text(row, "address");
+  r.variables = MapFromJson(rows.Text(row, "variables"));
+  ParseRecipientStatus(rows.Text(row, "status"), &r.status);
+  r.skip_reason = rows.Text(row, "skip_reason");
+  r.provider_message_id = rows.Text(row, "provider_message_id");
+  r.provider = rows.Text(row, "provider");
+  r.error_code = rows.Text(row, "error_code");
+  r.error_desc = rows.Text(row, "error_desc");
+  r.attempts = static_cast<int32_t>(IntAt(rows, row, "attempts"));
+  r.retries = static_cast<int32_t>(IntAt(rows, row, "retries"));
+  r.in_doubt = BoolAt(rows, row, "handed");
+  r.sent_at = OptionalTimeAt(rows, row, "sent_at");
+  r.delivered_at = OptionalTimeAt(rows, row, "delivered_at");
+  r.read_at = OptionalTimeAt(rows, row, "read_at");
+  r.created_at = TimeAt(rows, row, "created_at");
+  r.updated_at = TimeAt(rows, row, "updated_at");
+  return r;
+}
+
+// One recipient's outcomes of a batch, merged as SQLite's one-by-one
+// updates would leave the row: retries (status queued) before its first
+// final outcome add their attempts and leave their error; the first final
+// outcome ends it (later ones find it no longer queued).
+struct MergedOutcome {
+  DispatchOutcome outcome;
+  int64_t attempts = 0;
+  bool final = false;
+};
+
+// The batch's outcomes, one per recipient, in order of first appearance.
+std::vector<MergedOutcome> MergeOutcomes(
+    const std::vector<DispatchOutcome>& outcomes) {
+  std::vector<MergedOutcome> merged;
+  std::map<int64_t, size_t> index;
+  for (const DispatchOutcome& o : outcomes) {
+    auto [it, inserted] = index.emplace(o.seq, merged.size());
+    if (inserted) {
+      MergedOutcome m;
+      m.outcome = o;
+      m.attempts = o.attempted ? 1 : 0;
+      m.final = o.status != RecipientStatus::kQueued;
+      merged.push_back(std::move(m));
+      continue;
+    }
+    MergedOutcome& m = merged[it->second];
+    if (m.final) continue;  // no longer queued: left alone
+    const std::string provider =
+        o.provider.empty() ? m.outcome.provider : o.provider;
+    m.attempts += o.attempted ? 1 : 0;
+    m.outcome = o;
+    m.outcome.provider = provider;
+    m.final = o.status != RecipientStatus::kQueued;
+  }
+  return merged;
+}
+
+// Recipients of one campaign ($1) updated from arrays (one element per
+// recipient): those still queued get their outcome ('queued' = a retry:
+// only error, attempts and provider change); suppressions the outcomes ask
+// for are added (the last for an address wins, as one-by-one upserts
+// would); the rows changed are counted by new status and destination
+// country, with their units (a row never counted as one).
+constexpr char kRecordOutcomes[] = R"sql(
+WITH u AS (
+  SELECT * FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::text[],
+                       $11::text[], $12::text[])
+    WITH ORDINALITY AS u(seq, status, attempts, provider, message_id,
+                         error_code, error_desc, skip_reason, suppress, note,
+                         ord)
+), changed AS (
+  UPDATE recipients r SET
+    status = u.status,
+    provider_message_id = CASE WHEN u.status = 'queued'
+                               THEN r.provider_message_id
+                               ELSE u.message_id END,
+    provider = CASE WHEN u.provider <> '' THEN u.provider ELSE r.provider END,
+    error_code = u.error_code,
+    error_desc = u.error_desc,
+    skip_reason = CASE WHEN u.status = 'queued' THEN r.skip_reason
+                       ELSE u.skip_reason END,
+    attempts = r.attempts + u.attempts,
+    sent_at = CASE WHEN u.status <> 'queued' AND u.message_id <> ''
+                   THEN $2::bigint ELSE r.sent_at END,
+    updated_at = $2::bigint,
+    handed = FALSE
+  FROM u
+  WHERE r.seq = u.seq AND r.campaign_seq = $1::bigint AND r.status = 'queued'
+  RETURNING r.address, r.country, r.units, u.status, u.suppress, u.note, u.ord
+), suppressed AS (
+  INSERT INTO suppressions(account_id, channel, address, reason, note,
+                           created_at)
+  SELECT DISTINCT ON (address) $13, $14, address, suppress, note, $2::bigint
+  FROM changed WHERE suppress <> '' AND status <> 'queued'
+  ORDER BY address, ord DESC
+  ON CONFLICT (account_id, address, channel)
+  DO UPDATE SET reason = excluded.reason, note = excluded.note
+)
+SELECT status, COALESCE(country, '') AS country, count(*) AS rows,
+       sum(COALESCE(units, 1)) AS units
+FROM changed GROUP BY 1, 2
+)sql";
+
+// Receipts move a recipient forward only: sent -> delivered, read or
+// failed; delivered -> read. Anything else is a repeat or arrived late.
+bool ReceiptApplies(RecipientStatus from, RecipientStatus to) {
+  if (from == RecipientStatus::kSent) return true;
+  if (from == RecipientStatus::kDelivered) return to == RecipientStatus::kRead;
+  return false;
+}
+
+// The recipient a receipt matched: its seq, campaign and current status.
+struct ReceiptMatch {
+  int64_t seq = 0;
+  int64_t campaign_seq = 0;
+  RecipientStatus status = RecipientStatus::kUnspecified;
+};
+
+// Finds, for each receipt, the recipient it matches (by provider message
+// id when it has one, else by recipient seq, which `seqs` holds, -1 for
+// none) among those `owner` may touch, in campaigns not being deleted.
+// Two set-based queries; `out` by receipt index.
+absl::Status MatchReceipts(Connection& c, bool provider_scope,
+                           const std::string& owner,
+                           const std::vector<ReceiptUpdate>& receipts,
+                           const std::vector<int64_t>& seqs,
+                           std::vector<std::optional<ReceiptMatch>>& out) {
+  // An account's receipts match its campaigns' recipients; a provider's,
+  // those it sent (rows that name no provider: those of campaigns whose
+  // sender it sends for).
+  const std::string owned_by =
+      provider_scope
+          ? "(r.provider = $1 OR (r.provider = '' AND EXISTS (SELECT 1 FROM "
+            "senders s WHERE s.id = c.sender_ref AND s.provider = $1)))"
+          : "c.account_id = $1";
+  out.assign(receipts.size(), std::nullopt);
+  std::vector<std::string> ids;
+  std::vector<int64_t> by_id;  // receipt index of each of `ids`
+  std::vector<int64_t> recipient_seqs;
+  std::vector<int64_t> by_seq;
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    if (!receipts[i].provider_message_id.empty()) {
+      ids.push_back(receipts[i].provider_message_id);
+      by_id.push_back(static_cast<int64_t>(i));
+    } else if (seqs[i] >= 0) {
+      recipient_seqs.push_back(seqs[i]);
+      by_seq.push_back(static_cast<int64_t>(i));
+    }
+  }
+  auto collect = [&](const Rows& rows, const std::vector<int64_t>& index) {
+    for (int i = 0; i < rows.size(); ++i) {
+      const int64_t ord = IntAt(rows, i, "ord");
+      ReceiptMatch m;
+      m.seq = IntAt(rows, i, "seq");
+      m.campaign_seq = IntAt(rows, i, "campaign_seq");
+      ParseRecipientStatus(rows.Text(i, "status"), &m.status);
+      out[index[ord - 1]] = m;
+    }
+  };
+  if (!ids.empty()) {
+    // One index probe per id (recipients_by_provider_id, partial on
+    // provider_message_id <> ''); the first recipient by seq when several
+    // have it. DISTINCT ON, not ORDER BY seq LIMIT 1 per id: the planner
+    // would walk the primary key in seq order for each id instead.
+    absl::StatusOr<Rows> rows = c.Query(
+        absl::StrCat("SELECT DISTINCT ON (u.ord) u.ord, r.seq, "
+                     "r.campaign_seq, r.status FROM unnest($2::text[]) WITH "
+                     "ORDINALITY AS u(id, ord) JOIN recipients r ON "
+                     "r.provider_message_id = u.id AND r.provider_message_id "
+                     "<> '' JOIN campaigns c ON c.seq = r.campaign_seq WHERE ",
+                     owned_by, " AND NOT c.deleting ORDER BY u.ord, r.seq"),
+        {owner, TextArray(ids)});
+    if (!rows.ok()) return rows.status();
+    collect(*rows, by_id);
+  }
+  if (!recipient_seqs.empty()) {
+    absl::StatusOr<Rows> rows = c.Query(
+        absl::StrCat("SELECT u.ord, r.seq, r.campaign_seq, r.status FROM "
+                     "unnest($2::bigint[]) WITH ORDINALITY AS u(seq, ord) "
+                     "JOIN recipients r ON r.seq = u.seq JOIN campaigns c ON "
+                     "c.seq = r.campaign_seq WHERE ",
+                     owned_by,
+                     " AND NOT c.deleting AND (c.import_floor IS NULL OR "
+                     "r.seq < c.import_floor)"),
+        {owner, IntArray(recipient_seqs)});
+    if (!rows.ok()) return rows.status();
+    collect(*rows, by_seq);
+  }
+  return absl::OkStatus();
+}
+
+// What the receipts of a batch leave of one recipient.
+struct ReceiptEffect {
+  RecipientStatus from = RecipientStatus::kUnspecified;  // before the batch
+  RecipientStatus to = RecipientStatus::kUnspecified;
+  int64_t campaign_seq = 0;
+  std::optional<int64_t> delivered_at;  // the first delivered/read's time
+  std::optional<int64_t> read_at;
+  std::string error_code;
+  std::string error_desc;
+};
+
+// Recipients updated from arrays ($2..$8: seq, new status, status expected,
+// delivery time (kept if the row has one), read time, error code and
+// description (for failed)); returns how many.
+constexpr char kApplyReceipts[] = R"sql(
+UPDATE recipients r SET
+  status = u.status,
+  delivered_at = CASE WHEN u.delivered_at IS NOT NULL
+                      THEN COALESCE(r.delivered_at, u.delivered_at)
+                      ELSE r.delivered_at END,
+  read_at = CASE WHEN u.read_at IS NOT NULL THEN u.read_at
+                 ELSE r.read_at END,
+  error_code = CASE WHEN u.status = 'failed' THEN u.error_code
+                    ELSE r.error_code END,
+  error_desc = CASE WHEN u.status = 'failed' THEN u.error_desc
+                    ELSE r.error_desc END,
+  updated_at = $1::bigint
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+            $7::text[], $8::text[])
+  AS u(seq, status, expected, delivered_at, read_at, error_code, error_desc)
+WHERE r.seq = u.seq AND r.status = u.expected
+)sql";
+
+// Adds per-campaign deltas in one statement and returns the campaigns
+// afterwards (SELECT *).
+constexpr char kAddCampaignDeltas[] = R"sql(
+UPDATE campaigns c SET
+  queued = c.queued + d.queued, sent = c.sent + d.sent,
+  delivered = c.delivered + d.delivered, read = c.read + d.read,
+  failed = c.failed + d.failed, skipped = c.skipped + d.skipped,
+  updated_at = $1::bigint
+FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
+            $6::bigint[], $7::bigint[], $8::bigint[])
+  AS d(seq, queued, sent, delivered, read, failed, skipped)
+WHERE c.seq = d.seq
+RETURNING c.*
+)sql";
+
+}  // namespace dispatch_detail
+}  // namespace
+
+absl::StatusOr<const RecipientIdCodec*> DispatchStore::Codec() {
+  MutexLock lock(&codec_mu_);
+  if (codec_ != nullptr) return codec_.get();
+  absl::StatusOr<RecipientIdCodec> codec = db_->Read<RecipientIdCodec>(
+      [](Connection& c) -> absl::StatusOr<RecipientIdCodec> {
+        absl::StatusOr<Rows> rows =
+            c.Query("SELECT value FROM meta WHERE key = 'recipient_id_key'");
+        if (!rows.ok()) return rows.status();
+        if (rows->size() == 0) {
+          return absl::InternalError("recipient id key missing");
+        }
+        return RecipientIdCodec::FromHexKey(rows->Text(0, 0));
+      });
+  if (!codec.ok()) return codec.status();
+  codec_ = std::make_unique<const RecipientIdCodec>(*std::move(codec));
+  return codec_.get();
+}
+
+void DispatchStore::TransitionCampaign(const std::string& account_id,
+                                       const std::string& id,
+                                       LifecycleChange change,
+                                       Done<Campaign> done) {
+  const bool cancel = change.event == CampaignEvent::kCancel;
+  db_->Write<Campaign>(
+      [account_id, id,
+       change = std::move(change)](Connection& c) -> absl::StatusOr<Campaign> {
+        // Locked until the commit (campaign first, ledger.h's order): a
+        // write of it on another instance (outcomes, receipts, a retry)
+        // waits, so the counters this writes back are current.
+        ASSIGN_OR_RETURN(Campaign camp,
+                         LoadCampaign(c, account_id, id, /*lock=*/true));
+        RETURN_IF_ERROR(Transition(c, camp, change));
+        return camp;
+      },
+      [db = db_, cancel, account_id, id,
+       done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
+        if (cancel && c.ok() && c->stats.queued > 0) {
+          SkipQueuedChunk(db, account_id, id, std::move(done));
+          return;
+        }
+        done(std::move(c));
+      });
+}
+
+void DispatchStore::SkipQueuedChunk(Database* db, const std::string& account_id,
+                                    const std::string& id,
+                                    Done<Campaign> done) {
+  struct Chunk {
+    Campaign campaign;
+    int64_t skipped = 0;
+  };
+  db->Write<Chunk>(
+      [account_id, id](Connection& c) -> absl::StatusOr<Chunk> {
+        Chunk chunk;
+        ASSIGN_OR_RETURN(chunk.campaign,
+                         LoadCampaign(c, account_id, id, /*lock=*/true));
+        Campaign& camp = chunk.campaign;
+        const std::string now = Micros(NowMicros());
+        absl::StatusOr<Rows> skipped = c.Query(
+            "UPDATE recipients SET status = 'skipped', skip_reason = "
+            "'campaign_cancelled', updated_at = $1 WHERE seq IN (SELECT seq "
+            "FROM recipients WHERE campaign_seq = $2 AND status = 'queued' "
+            "AND seq < $3 ORDER BY seq LIMIT $4)",
+            {now, absl::StrCat(camp.seq),
+             absl::StrCat(camp.import_floor.value_or(kNoFloor)),
+             absl::StrCat(kSkipChunkRows)});
+        if (!skipped.ok()) return skipped.status();
+        chunk.skipped = skipped->affected();
+        CampaignStats delta;
+        delta.queued = -chunk.skipped;
+        delta.skipped = chunk.skipped;
+        RETURN_IF_ERROR(
+            dispatch_detail::AddToCounters(c, camp.seq, delta, now));
+        camp.stats.queued -= chunk.skipped;
+        camp.stats.skipped += chunk.skipped;
+        return chunk;
+      },
+      [db, account_id, id,
+       done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
+        // A chunk that skipped none ends the chain too: the counter then
+        // counts rows that are not there to skip (it would never reach 0).
+        if (chunk.ok() && chunk->campaign.stats.queued > 0 &&
+            chunk->skipped > 0) {
+          SkipQueuedChunk(db, account_id, id, std::move(done));
+          return;
+        }
+        if (!done) return;
+        if (!chunk.ok()) {
+          done(chunk.status());
+          return;
+        }
+        done(std::move(chunk->campaign));
+      });
+}
+
+absl::StatusOr<int> DispatchStore::ResumeCancellations() {
+  // Only cancellations cut off with queued recipients left, not every
+  // campaign ever cancelled.
+  ASSIGN_OR_RETURN(
+      std::vector<Campaign> cut_off,
+      db_->Read<std::vector<Campaign>>(
+          [](Connection& c) -> absl::StatusOr<std::vector<Campaign>> {
+            absl::StatusOr<Rows> rows = c.Query(
+                "SELECT * FROM campaigns WHERE NOT deleting AND status = "
+                "'cancelled' AND queued > 0 ORDER BY seq");
+            if (!rows.ok()) return rows.status();
+            std::vector<Campaign> out;
+            for (int i = 0; i < rows->size(); ++i) {
+              out.push_back(ReadCampaign(*rows, i));
+            }
+            return out;
+          }));
+  for (const Campaign& c : cut_off) {
+    SkipQueuedChunk(db_, c.account_id, c.id, nullptr);
+  }
+  return static_cast<int>(cut_off.size());
+}
+
+absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
+    const Campaign& c, int64_t after_seq, int limit) {
+  ASSIGN_OR_RETURN(const RecipientIdCodec* codec, Codec());
+  return db_->Read<std::vector<Recipient>>(
+      [&](Connection& conn) -> absl::StatusOr<std::vector<Recipient>> {
+        absl::StatusOr<Rows> rows = conn.Query(
+            "SELECT * FROM recipients WHERE campaign_seq = $1 AND status = "
+            "'queued' AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4",
+            {absl::StrCat(c.seq), absl::StrCat(after_seq),
+             absl::StrCat(c.import_floor.value_or(kNoFloor)),
+             absl::StrCat(limit)});
+        if (!rows.ok()) return rows.status();
+        std::vector<Recipient> out;
+        for (int i = 0; i < rows->size(); ++i) {
+          out.push_back(
+              dispatch_detail::ReadDispatchRecipient(*rows, i, *codec));
+          out.back().campaign_id = c.id;
+        }
+        return out;
+      });
+}
+
+void DispatchStore::MarkHanded(const std::string& account_id,
+                               const std::string& campaign_id,
+                               std::vector<int64_t> seqs, bool handed,
+                               std::function<void(absl::Status)> done) {
+  db_->WriteRaw(
+      [account_id, campaign_id, seqs = std::move(seqs),
+       handed](Connection& c) -> absl::Status {
+        // The campaign's row first, as every write here (ledger.h's order).
+        ASSIGN_OR_RETURN(Campaign camp, LoadCampaign(c, account_id, campaign_id,
+                                                     /*lock=*/true));
+        if (seqs.empty()) return absl::OkStatus();
+        return c
+            .Query(
+                "UPDATE recipients SET handed = $1 WHERE seq = "
+                "ANY($2::bigint[]) "
+                "AND campaign_seq = $3 AND status = 'queued'",
+                {handed ? "true" : "false", dispatch_detail::IntArray(seqs),
+                 absl::StrCat(camp.seq)})
+            .status();
+      },
+      std::move(done));
+}
+
+void DispatchStore::RecordOutcomes(const std::string& account_id,
+                                   const std::string& campaign_id,
+                                   std::vector<DispatchOutcome> outcomes,
+                                   Done<Campaign> done) {
+  db_->Write<Campaign>(
+      [account_id, campaign_id, outcomes = std::move(outcomes)](
+          Connection& c) -> absl::StatusOr<Campaign> {
+        // Locked first: the counters and money this reads and adds to are
+        // this campaign's until the commit (another instance's outcomes
+        // for other recipients of it wait here).
+        ASSIGN_OR_RETURN(Campaign camp, LoadCampaign(c, account_id, campaign_id,
+                                                     /*lock=*/true));
+        for (const DispatchOutcome& o : outcomes) {
+          if (o.status != RecipientStatus::kQueued &&
+              dispatch_detail::Counter(camp.stats, o.status) == nullptr) {
+            return absl::InvalidArgumentError("outcome without a status");
+          }
+        }
+        ASSIGN_OR_RETURN(const CampaignBilling billing,
+                         LoadBilling(c, camp.seq));
+        dispatch_detail::Settlement settle;
+        settle.why = "failed or skipped";
+        const std::string now = Micros(NowMicros());
+        CampaignStats delta;
+        const std::vector<dispatch_detail::MergedOutcome> merged =
+            dispatch_detail::MergeOutcomes(outcomes);
+        if (!merged.empty()) {
+          std::vector<int64_t> seqs, attempts;
+          std::vector<std::string> statuses, providers, message_ids, codes,
+              descs, skip_reasons, suppress, notes;
+          for (const dispatch_detail::MergedOutcome& m : merged) {
+            const DispatchOutcome& o = m.outcome;
+            seqs.push_back(o.seq);
+            statuses.push_back(dispatch_detail::StatusText(o.status));
+            attempts.push_back(m.attempts);
+            providers.push_back(o.provider);
+            message_ids.push_back(o.provider_message_id);
+            codes.push_back(o.error_code);
+            descs.push_back(o.error_desc);
+            skip_reasons.push_back(o.skip_reason);
+            suppress.push_back(m.final ? o.suppress : std::string());
+            notes.push_back(
+                o.suppress.empty()
+                    ? std::string()
+                    : absl::StrCat("provider: ", o.error_code, " ",
+                                   dispatch_detail::Prefix(o.error_desc, 80)));
+          }
+          absl::StatusOr<Rows> changed = c.Query(
+              dispatch_detail::kRecordOutcomes,
+              {absl::StrCat(camp.seq), now, dispatch_detail::IntArray(seqs),
+               dispatch_detail::TextArray(statuses),
+               dispatch_detail::IntArray(attempts),
+               dispatch_detail::TextArray(providers),
+               dispatch_detail::TextArray(message_ids),
+               dispatch_detail::TextArray(codes),
+               dispatch_detail::TextArray(descs),
+               dispatch_detail::TextArray(skip_reasons),
+               dispatch_detail::TextArray(suppress),
+               dispatch_detail::TextArray(notes), camp.account_id,
+               std::string(ChannelName(camp.channel))});
+          if (!changed.ok()) return changed.status();
+          for (int i = 0; i < changed->size(); ++i) {
+            RecipientStatus status = RecipientStatus::kUnspecified;
+            ParseRecipientStatus(changed->Text(i, "status"), &status);
+            if (status == RecipientStatus::kQueued) continue;  // a retry
+            const int64_t rows = IntAt(*changed, i, "rows");
+            *dispatch_detail::Counter(delta, status) += rows;
+            delta.queued -= rows;
+            if (!billing.billed) continue;
+            int64_t units = rows * billing.units;
+            if (billing.units < 0 &&
+                !absl::SimpleAtoi(changed->Text(i, "units"), &units)) {
+              return absl::OutOfRangeError(
+                  "the units of a campaign do not fit in 64 bits");
+            }
+            ASSIGN_OR_RETURN(
+                const int64_t cost,
+                MulAdd(billing.prices.UnitPrice(changed->Text(i, "country")),
+                       units, 0));
+            if (status == RecipientStatus::kSent) {
+              settle.debit += cost;
+              settle.sent += rows;
+            } else {
+              settle.release += cost;
+              settle.released += rows;
+            }
+          }
+        }
+        RETURN_IF_ERROR(dispatch_detail::Settle(c, camp, settle));
+        RETURN_IF_ERROR(
+            dispatch_detail::AddToCounters(c, camp.seq, delta, now));
+        for (RecipientStatus s :
+             {RecipientStatus::kQueued, RecipientStatus::kSent,
+              RecipientStatus::kDelivered, RecipientStatus::kRead,
+              RecipientStatus::kFailed, RecipientStatus::kSkipped}) {
+          *dispatch_detail::Counter(camp.stats, s) +=
+              *dispatch_detail::Counter(delta, s);
+        }
+        return camp;
+      },
+      std::move(done));
+}
+
+void DispatchStore::ApplyReceipts(const std::string& account_id,
+                                  std::vector<ReceiptUpdate> receipts,
+                                  Done<ReceiptResult> done) {
+  ApplyReceiptsIn(ReceiptScope::kAccount, account_id, std::move(receipts),
+                  std::move(done));
+}
+
+void DispatchStore::ApplyProviderReceipts(const std::string& provider,
+                                          std::vector<ReceiptUpdate> receipts,
+                                          Done<ReceiptResult> done) {
+  ApplyReceiptsIn(ReceiptScope::kProvider, provider, std::move(receipts),
+                  std::move(done));
+}
+
+void DispatchStore::ApplyReceiptsIn(ReceiptScope scope,
+                                    const std::string& owner,
+                                    std::vector<ReceiptUpdate> receipts,
+                                    Done<ReceiptResult> done) {
+  absl::StatusOr<const RecipientIdCodec*> codec = Codec();
+  if (!codec.ok()) {
+    done(codec.status());
+    return;
+  }
+  // The recipient seq each receipt without a message id names (-1: none; a
+  // vendor knows its own ids only).
+  std::vector<int64_t> seqs;
+  seqs.reserve(receipts.size());
+  for (const ReceiptUpdate& r : receipts) {
+    std::optional<int64_t> seq;
+    if (r.provider_message_id.empty() && scope == ReceiptScope::kAccount) {
+      seq = (*codec)->Decode(r.recipient_id);
+    }
+    seqs.push_back(seq.value_or(-1));
+  }
+  const bool provider_scope = scope == ReceiptScope::kProvider;
+  db_->Write<ReceiptResult>(
+      [provider_scope, owner, receipts = std::move(receipts),
+       seqs = std::move(seqs)](Connection& c) -> absl::StatusOr<ReceiptResult> {
+        using dispatch_detail::ReceiptMatch;
+        // Match, lock the campaigns matched (in seq order, before any of
+        // their recipients: ledger.h's order), and match again under the
+        // locks: a recipient's status and message id change only with its
+        // campaign's row locked, so what the second match finds holds
+        // until the commit. A campaign the second match adds is locked
+        // too, and the match repeated.
+        std::set<int64_t> locked;
+        std::vector<std::optional<ReceiptMatch>> matches;
+        for (;;) {
+          RETURN_IF_ERROR(dispatch_detail::MatchReceipts(
+              c, provider_scope, owner, receipts, seqs, matches));
+          std::set<int64_t> wanted;
+          for (const std::optional<ReceiptMatch>& m : matches) {
+            if (m.has_value() && locked.count(m->campaign_seq) == 0) {
+              wanted.insert(m->campaign_seq);
+            }
+          }
+          if (wanted.empty()) break;
+          std::vector<int64_t> lock(wanted.begin(), wanted.end());
+          RETURN_IF_ERROR(
+              c.Query("SELECT seq FROM campaigns WHERE seq = ANY($1::bigint[]) "
+                      "ORDER BY seq FOR NO KEY UPDATE",
+                      {dispatch_detail::IntArray(lock)})
+                  .status());
+          locked.insert(lock.begin(), lock.end());
+        }
+        // The receipts in order, as one-by-one updates would apply them.
+        ReceiptResult result;
+        std::map<int64_t, dispatch_detail::ReceiptEffect> effects;  // by seq
+        for (size_t i = 0; i < receipts.size(); ++i) {
+          const ReceiptUpdate& r = receipts[i];
+          if (!matches[i].has_value()) {
+            ++result.unmatched;
+            continue;
+          }
+          const ReceiptMatch& m = *matches[i];
+          auto [it, inserted] = effects.try_emplace(m.seq);
+          dispatch_detail::ReceiptEffect& e = it->second;
+          if (inserted) {
+            e.from = e.to = m.status;
+            e.campaign_seq = m.campaign_seq;
+          }
+          if (!dispatch_detail::ReceiptApplies(e.to, r.status)) {
+            ++result.ignored;
+            continue;
+          }
+          e.to = r.status;
+          const int64_t at = absl::ToUnixMicros(r.occurred_at);
+          if ((r.status == RecipientStatus::kDelivered ||
+               r.status == RecipientStatus::kRead) &&
+              !e.delivered_at.has_value()) {
+            e.delivered_at = at;
+          }
+          if (r.status == RecipientStatus::kRead) e.read_at = at;
+          if (r.status == RecipientStatus::kFailed) {
+            e.error_code = r.error_code;
+            e.error_desc = r.error_desc;
+          }
+          ++result.matched;
+          if (r.status == RecipientStatus::kRead) {
+            ++result.read;
+          } else if (r.status == RecipientStatus::kFailed) {
+            ++result.failed;
+          } else {
+            ++result.delivered;
+          }
+        }
+        std::vector<int64_t> upd_seqs;
+        std::vector<std::string> statuses, expected, codes, descs;
+        std::vector<std::optional<int64_t>> delivered, read;
+        std::map<int64_t, CampaignStats> deltas;  // by campaign seq
+        for (const auto& [seq, e] : effects) {
+          if (e.to == e.from) continue;
+          upd_seqs.push_back(seq);
+          statuses.push_back(dispatch_detail::StatusText(e.to));
+          expected.push_back(dispatch_detail::StatusText(e.from));
+          delivered.push_back(e.delivered_at);
+          read.push_back(e.read_at);
+          codes.push_back(e.error_code);
+          descs.push_back(e.error_desc);
+          CampaignStats& d = deltas[e.campaign_seq];
+          --*dispatch_detail::Counter(d, e.from);
+          ++*dispatch_detail::Counter(d, e.to);
+        }
+        if (upd_seqs.empty()) return result;
+        const std::string now = Micros(NowMicros());
+        absl::StatusOr<Rows> updated = c.Query(
+            dispatch_detail::kApplyReceipts,
+            {now, dispatch_detail::IntArray(upd_seqs),
+             dispatch_detail::TextArray(statuses),
+             dispatch_detail::TextArray(expected),
+             dispatch_detail::IntArray(delivered),
+             dispatch_detail::IntArray(read), dispatch_detail::TextArray(codes),
+             dispatch_detail::TextArray(descs)});
+        if (!updated.ok()) return updated.status();
+        if (updated->affected() != static_cast<int64_t>(upd_seqs.size())) {
+          // Cannot happen while every change of a recipient's status locks
+          // its campaign's row first; should one not, nothing is counted
+          // wrong: the whole batch is undone.
+          return absl::AbortedError(
+              "recipients changed while their receipts were applied");
+        }
+        std::vector<int64_t> campaign_seqs;
+        std::vector<int64_t> dq, ds, dd, dr, df, dk;
+        for (const auto& [campaign_seq, d] : deltas) {
+          campaign_seqs.push_back(campaign_seq);
+          dq.push_back(d.queued);
+          ds.push_back(d.sent);
+          dd.push_back(d.delivered);
+          dr.push_back(d.read);
+          df.push_back(d.failed);
+          dk.push_back(d.skipped);
+        }
+        absl::StatusOr<Rows> campaigns = c.Query(
+            dispatch_detail::kAddCampaignDeltas,
+            {now, dispatch_detail::IntArray(campaign_seqs),
+             dispatch_detail::IntArray(dq), dispatch_detail::IntArray(ds),
+             dispatch_detail::IntArray(dd), dispatch_detail::IntArray(dr),
+             dispatch_detail::IntArray(df), dispatch_detail::IntArray(dk)});
+        if (!campaigns.ok()) return campaigns.status();
+        for (int i = 0; i < campaigns->size(); ++i) {
+          result.campaigns.push_back(ReadCampaign(*campaigns, i));
+        }
+        std::sort(
+            result.campaigns.begin(), result.campaigns.end(),
+            [](const Campaign& a, const Campaign& b) { return a.seq < b.seq; });
+        return result;
+      },
+      std::move(done));
+}
+
+void DispatchStore::RetryFailed(const std::string& account_id,
+                                const std::string& id,
+                                std::vector<std::string> error_codes,
+                                Done<RetryResult> done) {
+  db_->Write<RetryResult>(
+      [account_id, id, error_codes = std::move(error_codes)](
+          Connection& c) -> absl::StatusOr<RetryResult> {
+        ASSIGN_OR_RETURN(Campaign camp,
+                         LoadCampaign(c, account_id, id, /*lock=*/true));
+        using S = CampaignStatus;
+        if (camp.status != S::kSending && camp.status != S::kPaused &&
+            camp.status != S::kSent && camp.status != S::kCompleted) {
+          return errors::IllegalTransition(absl::StrCat(
+              "cannot retry the failed recipients of a campaign that is ",
+              CampaignStatusName(camp.status)));
+        }
+        // What the failed rows cost at the campaign's prices, counted before
+        // they are re-queued; reserved after (the account's row last).
+        ASSIGN_OR_RETURN(const CampaignBilling billing,
+                         LoadBilling(c, camp.seq));
+        int64_t cost = 0;
+        if (billing.billed) {
+          UnitsPlan plan;
+          plan.units = billing.units;
+          RowSet failed;
+          failed.status = RecipientStatus::kFailed;
+          failed.error_codes = error_codes;
+          ASSIGN_OR_RETURN(const std::vector<CostLineValue> lines,
+                           CostLines(c, camp, plan, billing.prices, failed));
+          ASSIGN_OR_RETURN(cost, SumLines(lines));
+        }
+        const absl::Time now_time = NowMicros();
+        const std::string now = Micros(now_time);
+        absl::StatusOr<Rows> requeued = c.Query(
+            "UPDATE recipients SET status = 'queued', retries = retries + 1, "
+            "error_code = '', error_desc = '', provider_message_id = '', "
+            "updated_at = $1 WHERE campaign_seq = $2 AND status = 'failed' "
+            "AND (cardinality($3::text[]) = 0 OR error_code = ANY($3::text[]))",
+            {now, absl::StrCat(camp.seq),
+             dispatch_detail::TextArray(error_codes)});
+        if (!requeued.ok()) return requeued.status();
+        RETURN_IF_ERROR(Reserve(
+            c, camp, cost,
+            absl::StrCat("failed recipients retried of campaign ", camp.id)));
+        RetryResult result;
+        result.requeued = requeued->affected();
+        if (result.requeued > 0) {
+          CampaignStats delta;
+          delta.failed = -result.requeued;
+          delta.queued = result.requeued;
+          RETURN_IF_ERROR(
+              dispatch_detail::AddToCounters(c, camp.seq, delta, now));
+          camp.stats.failed -= result.requeued;
+          camp.stats.queued += result.requeued;
+          if (camp.status == S::kSent || camp.status == S::kCompleted) {
+            camp.status = S::kSending;
+            camp.sent_at.reset();
+            camp.completed_at.reset();
+            camp.updated_at = now_time;
+            RETURN_IF_ERROR(WriteCampaign(c, camp, /*insert=*/false));
+          }
+        }
+        result.campaign = std::move(camp);
+        return result;
+      },
+      std::move(done));
+}
+
+absl::StatusOr<std::vector<Campaign>> DispatchStore::CampaignsInStatus(
+    const std::vector<CampaignStatus>& statuses) {
+  std::vector<std::string> names;
+  for (CampaignStatus s : statuses) {
+    names.emplace_back(CampaignStatusName(s));
+  }
+  return db_->Read<std::vector<Campaign>>(
+      [&](Connection& c) -> absl::StatusOr<std::vector<Campaign>> {
+        absl::StatusOr<Rows> rows = c.Query(
+            "SELECT * FROM campaigns WHERE NOT deleting AND status = "
+            "ANY($1::text[]) ORDER BY seq",
+            {dispatch_detail::TextArray(names)});
+        if (!rows.ok()) return rows.status();
+        std::vector<Campaign> out;
+        for (int i = 0; i < rows->size(); ++i) {
+          out.push_back(ReadCampaign(*rows, i));
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<MessageContent> DispatchStore::MessageContentOf(
+    const Campaign& c) {
+  return db_->Read<MessageContent>(
+      [&](Connection& conn) { return MessageOf(conn, c); });
+}
+
+absl::StatusOr<Sender> DispatchStore::SenderOf(const Campaign& c) {
+  return db_->Read<Sender>([&](Connection& conn) {
+    return LoadRow<Sender>(conn, "senders", "sender", c.account_id,
+                           c.sender_ref, &ReadSender);
+  });
+}
+
+absl::StatusOr<std::vector<bool>> DispatchStore::SuppressedAmong(
+    const std::string& account_id, Channel channel,
+    const std::vector<std::string>& addresses) {
+  std::vector<bool> out(addresses.size(), false);
+  if (addresses.empty()) return out;
+  absl::StatusOr<std::vector<int64_t>> hits = db_->Read<std::vector<int64_t>>(
+      [&](Connection& c) -> absl::StatusOr<std::vector<int64_t>> {
+        absl::StatusOr<Rows> rows = c.Query(
+            "SELECT a.ord FROM unnest($2::text[]) WITH ORDINALITY AS "
+            "a(address, ord) WHERE EXISTS (SELECT 1 FROM suppressions s "
+            "WHERE s.account_id = $1 AND s.address = a.address AND "
+            "s.channel IN ($3, ''))",
+            {account_id, dispatch_detail::TextArray(addresses),
+             std::string(ChannelName(channel))});
+        if (!rows.ok()) return rows.status();
+        std::vector<int64_t> ords;
+        for (int i = 0; i < rows->size(); ++i) {
+          ords.push_back(IntAt(*rows, i, "ord"));
+        }
+        return ords;
+      });
+  if (!hits.ok()) return hits.status();
+  for (int64_t ord : *hits) out[ord - 1] = true;
+  return out;
+}
+
+}  // namespace campaigns::storage::postgres
