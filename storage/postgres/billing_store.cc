@@ -17,15 +17,28 @@ namespace {
 
 // Runs `fn` on the read connection `c` inside one REPEATABLE READ READ ONLY
 // transaction, so that all its statements see the same committed state.
+// The transaction ends however `fn` does (even by an exception, which
+// Database turns into INTERNAL), so the connection goes back to the pool
+// outside any transaction.
 template <typename T>
 absl::StatusOr<T> BillingSnapshot(
     Connection& c, const std::function<absl::StatusOr<T>(Connection&)>& fn) {
   RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  class RollbackUnlessEnded {
+   public:
+    explicit RollbackUnlessEnded(Connection& conn) : conn_(conn) {}
+    ~RollbackUnlessEnded() {
+      if (!ended_) (void)conn_.Exec("ROLLBACK");
+    }
+    void Ended() { ended_ = true; }
+
+   private:
+    Connection& conn_;
+    bool ended_ = false;
+  } guard(c);
   absl::StatusOr<T> out = fn(c);
-  if (!out.ok()) {
-    (void)c.Exec("ROLLBACK");
-    return out;
-  }
+  if (!out.ok()) return out;
+  guard.Ended();
   RETURN_IF_ERROR(c.Exec("COMMIT"));
   return out;
 }

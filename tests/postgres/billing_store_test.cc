@@ -3,7 +3,8 @@
 // ledger row keeps balance + reserved = credits - debited (the account's
 // row is locked while its money moves), also while campaigns are started
 // on both; one request id given to every instance at once credits once
-// (its advisory lock); and an estimate read while another instance
+// (its advisory lock); price tables replaced on both at once take turns
+// (the account's row again); and an estimate read while another instance
 // prepares a 50,000-recipient campaign's costs is either not ready or
 // right, never half counted (one snapshot). The contract on one instance:
 // tests/conformance/billing_repository_test.cc.
@@ -338,6 +339,53 @@ TEST_F(BillingStoreInstancesTest, OneRequestIdOnEveryInstanceCreditsOnce) {
                   "'AddCredits'"),
             kRequests);
   EXPECT_EQ(Count(kLedgerRowsOff), 0);
+}
+
+// Each instance replaces the price table 20 times at once, every table
+// whole: each replacement succeeds (the account's row is locked, so they
+// take turns rather than colliding on the rows of the other's), and what
+// is left is one of them, not a mix.
+TEST_F(BillingStoreInstancesTest, PriceTablesSetOnEveryInstanceTakeTurns) {
+  constexpr int kTablesPerInstance = 20;
+  absl::Barrier* start = new absl::Barrier(kBillingInstances);
+  std::mutex mu;
+  int ok = 0;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kBillingInstances; ++i) {
+    threads.emplace_back([&, i] {
+      if (start->Block()) delete start;
+      BillingLatch pending(kTablesPerInstance);
+      for (int k = 0; k < kTablesPerInstance; ++k) {
+        // Table (i, k): the same entries, all priced i * 1000 + k.
+        const int64_t amount = (i + 1) * 1000 + k;
+        absl::StatusOr<std::vector<Price>> table =
+            NormalizePrices({Price{Channel::kUnspecified, "", amount},
+                             Price{Channel::kSms, "", amount},
+                             Price{Channel::kSms, "US", amount},
+                             Price{Channel::kEmail, "", amount}});
+        ASSERT_TRUE(table.ok()) << table.status();
+        billing(i).SetPrices(a_, *table,
+                             [&](absl::StatusOr<std::vector<Price>> stored) {
+                               {
+                                 std::lock_guard<std::mutex> lock(mu);
+                                 EXPECT_TRUE(stored.ok()) << stored.status();
+                                 if (stored.ok()) {
+                                   ++ok;
+                                   EXPECT_EQ(stored->size(), 4u);
+                                 }
+                               }
+                               pending.CountDown();
+                             });
+      }
+      pending.Wait();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(ok, kBillingInstances * kTablesPerInstance);
+  absl::StatusOr<std::vector<Price>> left = billing(1).GetPrices(a_);
+  ASSERT_TRUE(left.ok()) << left.status();
+  ASSERT_EQ(left->size(), 4u);
+  for (const Price& p : *left) EXPECT_EQ(p.amount, (*left)[0].amount);
 }
 
 // A draft whose audience is 50,000 contacts has its costs prepared by one

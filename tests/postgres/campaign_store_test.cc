@@ -32,10 +32,10 @@
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
 #include "storage/postgres/account_store.h"
+#include "storage/postgres/billing_store.h"
 #include "storage/postgres/catalog_store.h"
 #include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
-#include "storage/postgres/ledger.h"
 #include "tests/storage/temp_db.h"
 #include "tests/support/builders.h"
 #include "tests/support/pg_fixture.h"
@@ -177,19 +177,19 @@ class CampaignStoreInstancesTest : public PgTest {
     return ids;
   }
 
-  // `price` per sms unit, and a credit of `credits`, as BillingStore will
-  // (a ledger row with them).
+  // `price` per sms unit, and a credit of `credits`, through BillingStore.
   void SeedMoney(int64_t price, int64_t credits) {
-    absl::Status seeded = instances_[0].db->WriteSync([&](Connection& c) {
-      RETURN_IF_ERROR(c.Query("INSERT INTO prices(account_id, channel, "
-                              "country, amount) VALUES ($1, 'sms', '', $2)",
-                              {a_, absl::StrCat(price)})
-                          .status());
-      return AppendLedger(c, a_, Transaction::Type::kCredit, credits, "",
-                          "test", /*allow_negative=*/false)
-          .status();
-    });
-    ASSERT_TRUE(seeded.ok()) << seeded;
+    BillingStore billing(instances_[0].db.get());
+    ASSERT_TRUE(
+        AwaitResult<std::vector<Price>>([&](Done<std::vector<Price>> done) {
+          billing.SetPrices(a_, {Price{Channel::kSms, "", price}},
+                            std::move(done));
+        }).ok());
+    absl::StatusOr<Account> credited =
+        AwaitResult<Account>([&](Done<Account> done) {
+          billing.AddCredits(a_, credits, "test", {}, std::move(done));
+        });
+    ASSERT_TRUE(credited.ok()) << credited.status();
   }
 
   std::vector<Instance> instances_;
