@@ -8,9 +8,9 @@
 namespace campaigns::storage::postgres {
 namespace {
 
-// The session advisory lock's key ("campaign" in ASCII); other keys:
-// migrations.cc, account_store.cc.
-constexpr int64_t kSoleInstanceLock = 0x63616d706169676e;
+// The session advisory lock's key ("soleinst" in ASCII). The other keys,
+// which must differ: kMigrationLock (migrations.h), account_store.cc's.
+constexpr int64_t kSoleInstanceLock = 0x736f6c65696e7374;
 
 }  // namespace
 

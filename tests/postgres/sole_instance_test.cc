@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
 #include <memory>
 #include <vector>
 
@@ -75,6 +77,22 @@ TEST_F(SoleInstanceTest, ASecondInstanceIsRefusedUntilTheFirstEnds) {
   first->reset();
   second = SoleInstance::Acquire(Options());
   EXPECT_TRUE(second.ok()) << second.status();
+}
+
+TEST_F(SoleInstanceTest, TheLockHoldsUpNoMigration) {
+  absl::StatusOr<std::unique_ptr<SoleInstance>> sole =
+      SoleInstance::Acquire(Options());
+  ASSERT_TRUE(sole.ok()) << sole.status();
+  // A second campaignd opens (and migrates) the database before it asks
+  // for the instance lock: the two locks' keys must differ, or that start
+  // would hang instead of being refused.
+  std::future<bool> opened =
+      std::async(std::launch::async, [&] { return OpenDatabase() != nullptr; });
+  const bool in_time =
+      opened.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  EXPECT_TRUE(in_time) << "Database::Open waited for the instance lock";
+  sole->reset();  // ends a wait, if there was one
+  EXPECT_TRUE(opened.get());
 }
 
 TEST_F(SoleInstanceTest, ALostSessionIsReportedAndTheLockTakenAgain) {
