@@ -1,0 +1,50 @@
+// Store: the whole Repository (server/domain/repository.h) on PostgreSQL:
+// one store per interface (account_store.h ... dispatch_store.h) on one
+// Database, presented together through ComposedRepository.
+//
+//   auto db = Database::Open(options);
+//   Store store(db->get());
+//   api::Api api(&store, ...);
+//
+// Thread-safe (each part is). `db` must outlive the Store.
+#ifndef CAMPAIGND_STORAGE_POSTGRES_STORE_H_
+#define CAMPAIGND_STORAGE_POSTGRES_STORE_H_
+
+#include <memory>
+
+#include "server/domain/composed_repository.h"
+#include "storage/postgres/account_store.h"
+#include "storage/postgres/billing_store.h"
+#include "storage/postgres/campaign_store.h"
+#include "storage/postgres/catalog_store.h"
+#include "storage/postgres/contact_store.h"
+#include "storage/postgres/database.h"
+#include "storage/postgres/dispatch_store.h"
+#include "storage/postgres/recipient_store.h"
+#include "storage/postgres/suppression_store.h"
+
+namespace campaigns::storage::postgres {
+
+namespace internal {
+// The parts, built before the ComposedRepository that points at them.
+struct StoreParts {
+  explicit StoreParts(Database* db);
+  AccountStore accounts;
+  BillingStore billing;
+  CatalogStore catalog;
+  SuppressionStore suppressions;
+  CampaignStore campaigns;
+  ContactStore contacts;
+  RecipientStore recipients;
+  DispatchStore dispatch;
+};
+}  // namespace internal
+
+class Store : private internal::StoreParts, public ComposedRepository {
+ public:
+  explicit Store(Database* db);
+};
+
+}  // namespace campaigns::storage::postgres
+
+#endif  // CAMPAIGND_STORAGE_POSTGRES_STORE_H_
