@@ -174,14 +174,15 @@ int main(int argc, char** argv) {
               << db->target << "\n";
     return 2;
   }
-  if (db->engine == campaigns::config::DatabaseLocation::Engine::kPostgres) {
-    // The engine exists in part (storage/postgres/); its Repository does
-    // not yet, and a URI must never be taken for a file name.
-    std::cerr << "--db: PostgreSQL is not supported by this build yet; give "
-                 "a SQLite file (a path or sqlite:PATH)\n";
-    return 2;
-  }
-  options.db_path = db->target;
+  // The whole --db value: the server opens the engine it names.
+  options.db_path = settings.db;
+  options.db_password = settings.db_password.Reveal();
+  // For messages: the file, or PostgreSQL's host and database (a URI may
+  // hold a password, so it is never repeated).
+  const std::string db_for_logs =
+      db->engine == campaigns::config::DatabaseLocation::Engine::kPostgres
+          ? "PostgreSQL (--db postgresql://...)"
+          : db->target;
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     std::cerr << "--tls-cert and --tls-key (tls_cert and tls_key) go "
                  "together\n";
@@ -206,7 +207,7 @@ int main(int argc, char** argv) {
   auto server = campaigns::CampaignServer::Start(options);
   if (!server.ok()) {
     logging::Critical("cannot start", {{"error", server.status()},
-                                       {"db", options.db_path},
+                                       {"db", db_for_logs},
                                        {"listen", options.listen}});
     return 1;
   }
@@ -219,7 +220,7 @@ int main(int argc, char** argv) {
   logging::Info(absl::StrCat("campaignd listening on ", options.listen,
                              " (port ", (*server)->port(), ")"),
                 {{"port", (*server)->port()},
-                 {"db", options.db_path},
+                 {"db", (*server)->storage_where()},
                  {"log_format", settings.log_format},
                  {"metrics", settings.metrics}});
   if ((*server)->http_port() > 0) {

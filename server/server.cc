@@ -17,7 +17,6 @@
 #include "server/domain/mutex.h"
 #include "server/domain/rules.h"
 #include "server/log/log.h"
-#include "storage/sqlite/store.h"
 
 namespace campaigns {
 namespace {
@@ -42,31 +41,25 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
     metrics = s->metrics_.get();
   }
 
-  storage::DatabaseOptions db_options;
-  db_options.path = options.db_path;
-  db_options.synchronous_full = options.synchronous_full;
-  db_options.check_on_open = !options.skip_check;
-  db_options.vfs = options.sqlite_vfs;
-  db_options.single_instance = true;
-  db_options.metrics = metrics;
-  db_options.on_writable = [raw = s.get()](bool writable) {
-    if (writable) {
-      logging::Info("storage writable again", {{"db", raw->db_->path()}});
-    } else if (!raw->db_->corrupt()) {  // corrupt: logged as critical
-      logging::Error("storage not writable: readiness and health say so",
-                     {{"db", raw->db_->path()}});
-    }
+  StorageOptions storage_options;
+  storage_options.db = options.db_path;
+  storage_options.password = options.db_password;
+  storage_options.synchronous_full = options.synchronous_full;
+  storage_options.check_on_open = !options.skip_check;
+  storage_options.sqlite_vfs = options.sqlite_vfs;
+  storage_options.metrics = metrics;
+  storage_options.on_writable = [raw = s.get()](bool writable) {
     raw->UpdateHealth();
     // Campaigns waiting for storage to write try again now.
     if (dispatch::Engine* engine = raw->engine_for_storage_.load()) {
       engine->StorageWritable(writable);
     }
   };
-  absl::StatusOr<std::unique_ptr<storage::Database>> db =
-      storage::Database::Open(db_options);
-  if (!db.ok()) return db.status();
-  s->db_ = *std::move(db);
-  s->store_ = std::make_unique<storage::Store>(s->db_.get());
+  absl::StatusOr<std::unique_ptr<StorageEngine>> storage =
+      OpenStorage(storage_options);
+  if (!storage.ok()) return storage.status();
+  s->storage_ = *std::move(storage);
+  s->store_ = &s->storage_->repository();
   // Imports a crash or shutdown interrupted are rolled back (in the
   // background; their campaigns accept a new import once done), and
   // committed contact imports finish applying.
@@ -150,13 +143,13 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
                              unusable);
   };
   s->engine_ = std::make_unique<dispatch::Engine>(
-      s->store_.get(), s->timer_.get(),
+      s->store_, s->timer_.get(),
       [registry](const std::string& provider) -> dispatch::Provider* {
         return registry->Lookup(provider);
       },
       engine_options);
   s->engine_for_storage_ = s->engine_.get();
-  s->api_ = std::make_unique<api::Api>(s->store_.get(), s->engine_.get(),
+  s->api_ = std::make_unique<api::Api>(s->store_, s->engine_.get(),
                                        s->providers_.get(), options.key_limit);
   api::Api* api_ptr = s->api_.get();
   s->env_.metrics = metrics;
@@ -284,7 +277,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
                          {{"error", totals.status()}});
         }
       }
-      state.storage_queue_depth = raw->db_->queue_depth();
+      state.storage_queue_depth = raw->storage_->queue_depth();
       return state;
     });
   }
@@ -298,15 +291,7 @@ absl::Status CampaignServer::Readiness() const {
   if (!serving_.load()) {
     return absl::UnavailableError("not serving: starting or shutting down");
   }
-  if (db_->corrupt()) {
-    return absl::UnavailableError(
-        "storage stopped: the database file is corrupt (see the log)");
-  }
-  if (!db_->writable()) {
-    return absl::UnavailableError(
-        "storage not writable: the last transaction failed (see the log)");
-  }
-  return absl::OkStatus();
+  return storage_->Readiness();
 }
 
 std::string CampaignServer::MetricsText() const {
@@ -407,7 +392,7 @@ void CampaignServer::AbortStart() {
   }
   server_.reset();
   cqs_.clear();
-  if (db_) db_->Close();
+  if (storage_) storage_->Close();
 }
 
 void CampaignServer::Shutdown(absl::Duration deadline) {
@@ -472,14 +457,14 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   logging::Info("shutdown: calls and streams finished");
   // Writes of finished calls have completed; later ones would post to queues
   // that are about to close.
-  db_->Flush();
+  storage_->Flush();
   // Pending alarms would keep the queues from draining.
   timer_->Stop();
-  db_->Flush();
+  storage_->Flush();
   for (auto& cq : cqs_) cq->Shutdown();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
-  db_->Close();
+  storage_->Close();
   logging::Info("shutdown: writes flushed, database closed");
 }
 

@@ -1,5 +1,5 @@
-// CampaignServer: campaignd's gRPC server on completion queues, wired to the
-// SQLite store.
+// CampaignServer: campaignd's gRPC server on completion queues, wired to its
+// storage engine (storage_engine.h: SQLite or PostgreSQL).
 //
 //   ServerOptions options;
 //   options.listen = "127.0.0.1:0";
@@ -37,14 +37,17 @@
 #include "server/domain/repository.h"
 #include "server/http/operator_http.h"
 #include "server/metrics/prometheus_metrics.h"
-#include "storage/sqlite/database.h"
+#include "server/storage_engine.h"
 
 namespace campaigns {
 
 struct ServerOptions {
   // host:port; port 0 picks a free one (see port()).
   std::string listen = "127.0.0.1:50051";
+  // --db: a SQLite file (a path or sqlite:PATH) or a PostgreSQL URI.
   std::string db_path = "./campaignd.db";
+  // PostgreSQL: the password for a URI without one (db_password).
+  std::string db_password;
   // Completion queues, each with one polling thread; 0 = one per core.
   int cq_threads = 0;
   // SQLite synchronous=FULL instead of NORMAL.
@@ -92,6 +95,8 @@ class CampaignServer {
   // The port actually bound.
   int port() const { return port_; }
   // The HTTP listener's port (0 when http_listen is "").
+  // The database, for messages: the file, or "host:port/database as user".
+  const std::string& storage_where() const { return storage_->where(); }
   int http_port() const { return operator_http_ ? operator_http_->port() : 0; }
 
   // The admin key generated for a new database ("" when the database was not
@@ -138,8 +143,8 @@ class CampaignServer {
 
   // First: everything below reports to it.
   std::unique_ptr<metrics::PrometheusMetrics> metrics_;
-  std::unique_ptr<storage::Database> db_;
-  std::unique_ptr<Repository> store_;
+  std::unique_ptr<StorageEngine> storage_;
+  Repository* store_ = nullptr;  // storage_'s
   std::unique_ptr<dispatch::AlarmTimer> timer_;
   std::unique_ptr<dispatch::Simulator> simulator_;
   std::unique_ptr<dispatch::HttpClient> http_client_;

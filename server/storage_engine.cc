@@ -1,0 +1,165 @@
+#include "server/storage_engine.h"
+
+#include <atomic>
+#include <utility>
+
+#include "server/config.h"
+#include "server/log/log.h"
+#include "storage/postgres/database.h"
+#include "storage/postgres/sole_instance.h"
+#include "storage/postgres/store.h"
+#include "storage/sqlite/database.h"
+#include "storage/sqlite/store.h"
+
+namespace campaigns {
+namespace {
+
+class SqliteEngine : public StorageEngine {
+ public:
+  static absl::StatusOr<std::unique_ptr<StorageEngine>> Open(
+      const StorageOptions& options, const std::string& path) {
+    std::unique_ptr<SqliteEngine> e(new SqliteEngine());
+    storage::DatabaseOptions db_options;
+    db_options.path = path;
+    db_options.synchronous_full = options.synchronous_full;
+    db_options.check_on_open = options.check_on_open;
+    db_options.vfs = options.sqlite_vfs;
+    db_options.single_instance = true;
+    db_options.metrics = options.metrics;
+    db_options.on_writable = [raw = e.get(), path,
+                              on_writable =
+                                  options.on_writable](bool writable) {
+      if (writable) {
+        logging::Info("storage writable again", {{"db", path}});
+      } else if (!raw->corrupt()) {  // corrupt: logged as critical
+        logging::Error("storage not writable: readiness and health say so",
+                       {{"db", path}});
+      }
+      if (on_writable) on_writable(writable);
+    };
+    absl::StatusOr<std::unique_ptr<storage::Database>> db =
+        storage::Database::Open(db_options);
+    if (!db.ok()) return db.status();
+    e->db_ = *std::move(db);
+    e->store_ = std::make_unique<storage::Store>(e->db_.get());
+    e->opened_ = true;
+    return e;
+  }
+
+  Repository& repository() override { return *store_; }
+  absl::Status Readiness() override {
+    if (db_->corrupt()) {
+      return absl::UnavailableError(
+          "storage stopped: the database file is corrupt (see the log)");
+    }
+    if (!db_->writable()) {
+      return absl::UnavailableError(
+          "storage not writable: the last transaction failed (see the log)");
+    }
+    return absl::OkStatus();
+  }
+  int64_t queue_depth() override { return db_->queue_depth(); }
+  const std::string& where() const override { return db_->path(); }
+  void Flush() override { db_->Flush(); }
+  void Close() override { db_->Close(); }
+
+ private:
+  SqliteEngine() = default;
+  // For on_writable, which may run before Open returns.
+  bool corrupt() const { return opened_.load() && db_->corrupt(); }
+
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<storage::Store> store_;
+  std::atomic<bool> opened_{false};
+};
+
+class PostgresEngine : public StorageEngine {
+ public:
+  static absl::StatusOr<std::unique_ptr<StorageEngine>> Open(
+      const StorageOptions& options, const std::string& dsn) {
+    std::unique_ptr<PostgresEngine> e(new PostgresEngine());
+    e->on_writable_ = options.on_writable;
+    storage::postgres::DatabaseOptions db_options;
+    db_options.dsn = dsn;
+    db_options.password = options.password;
+    db_options.on_available = [raw = e.get()](bool) { raw->Changed(); };
+    absl::StatusOr<std::unique_ptr<storage::postgres::Database>> db =
+        storage::postgres::Database::Open(db_options);
+    if (!db.ok()) return db.status();
+    e->db_ = *std::move(db);
+    storage::postgres::SoleInstanceOptions sole;
+    sole.dsn = dsn;
+    sole.password = options.password;
+    sole.on_held = [raw = e.get()](bool) { raw->Changed(); };
+    absl::StatusOr<std::unique_ptr<storage::postgres::SoleInstance>> lock =
+        storage::postgres::SoleInstance::Acquire(std::move(sole));
+    if (!lock.ok()) return lock.status();
+    e->sole_ = *std::move(lock);
+    e->store_ = std::make_unique<storage::postgres::Store>(e->db_.get());
+    e->writable_ = e->Readiness().ok();
+    e->opened_ = true;
+    return e;
+  }
+
+  ~PostgresEngine() override {
+    Close();
+    sole_.reset();  // its thread calls Changed(): before the rest goes
+  }
+
+  Repository& repository() override { return *store_; }
+  absl::Status Readiness() override {
+    if (sole_ == nullptr || !sole_->held()) {
+      return absl::UnavailableError(
+          "storage: the PostgreSQL instance lock is not held (the server "
+          "was unreachable; see the log)");
+    }
+    if (!db_->available()) {
+      return absl::UnavailableError(
+          "storage: PostgreSQL is unreachable (see the log)");
+    }
+    return absl::OkStatus();
+  }
+  int64_t queue_depth() override { return db_->queue_depth(); }
+  const std::string& where() const override { return db_->where(); }
+  void Flush() override { db_->Flush(); }
+  void Close() override { db_->Close(); }
+
+ private:
+  PostgresEngine() = default;
+
+  // The database's reachability or the instance lock changed: tell the
+  // server when that changes whether writes may go on.
+  void Changed() {
+    if (!opened_.load()) return;  // during Open: members still being set
+    const bool writable = Readiness().ok();
+    if (writable_.exchange(writable) != writable && on_writable_) {
+      on_writable_(writable);
+    }
+  }
+
+  std::function<void(bool)> on_writable_;
+  std::unique_ptr<storage::postgres::Database> db_;
+  std::unique_ptr<storage::postgres::SoleInstance> sole_;
+  std::unique_ptr<storage::postgres::Store> store_;
+  std::atomic<bool> writable_{true};
+  std::atomic<bool> opened_{false};
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StorageEngine>> OpenStorage(
+    const StorageOptions& options) {
+  absl::StatusOr<config::DatabaseLocation> where =
+      config::ParseDatabaseLocation(options.db);
+  if (!where.ok()) return where.status();
+  if (where->engine == config::DatabaseLocation::Engine::kPostgres) {
+    return PostgresEngine::Open(options, where->target);
+  }
+  if (!options.password.empty()) {
+    return absl::InvalidArgumentError(
+        "db_password: only for a PostgreSQL db (postgresql://...)");
+  }
+  return SqliteEngine::Open(options, where->target);
+}
+
+}  // namespace campaigns
