@@ -63,6 +63,7 @@ ARGS = None             # parsed command line
 RUN_DIR = None          # fresh directory of this run, under --work-dir
 ALL_SERVERS = []        # every CampaignD started, to stop and to show logs of
 ALL_GATEWAYS = []       # every Gateway started, likewise
+PG = None               # the PostgreSQL cluster with --engine postgres
 
 # Generated modules, filled in by generate_stubs().
 pb = {}
@@ -306,9 +307,76 @@ class CampaignD:
                     self.name, self.stderr_path, tail(self.stderr_path)))
 
 
+class PgCluster:
+    """A throwaway PostgreSQL cluster: tests/support/pg_cluster_main.cc, run
+    as a child whose stdin we hold; it stops the cluster when that closes
+    (or its watchdog does, if we are killed)."""
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen(
+            [binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.port = int(self._answer("ready"))
+        self.names = set()
+
+    def _answer(self, expected):
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith(expected + " ") and line != expected:
+            raise AssertionError("PostgreSQL cluster: expected %r, got %r" % (
+                expected, line))
+        return line[len(expected) + 1:]
+
+    def _command(self, command, expected):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._answer(expected)
+
+    def db(self, name):
+        """Creates a database for `name`; returns its libpq URI."""
+        base = re.sub(r"[^a-z0-9_]", "_", name.lower())[:50] or "db"
+        name, n = base, 1
+        while name in self.names:
+            n += 1
+            name = "%s_%d" % (base, n)
+        self.names.add(name)
+        return self._command("db " + name, "dsn").split(" ", 1)[1]
+
+    def restart(self):
+        self._command("restart", "restarted")
+
+    def stop(self):
+        self._command("stop", "stopped")
+
+    def start(self):
+        self._command("start", "started")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def engine():
+    """"sqlite" or "postgres": what new_db makes (--engine)."""
+    return ARGS.engine
+
+
+def db_dir(name):
+    """The directory of new_db(name)'s test: for its other files."""
+    return os.path.join(RUN_DIR, "db-" + name)
+
+
 def new_db(name):
-    d = os.path.join(RUN_DIR, "db-" + name)
+    """A fresh database for --db: a SQLite file in db_dir(name), or a
+    database of the PostgreSQL cluster with --engine postgres."""
+    d = db_dir(name)
     os.makedirs(d, exist_ok=False)
+    if ARGS.engine == "postgres":
+        return PG.db(name)
     return os.path.join(d, "c.db")
 
 
@@ -729,6 +797,11 @@ def main(doc, test_classes):
     parser.add_argument("--proto-dir", required=True)
     parser.add_argument("--googleapis-dir", required=True)
     parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--engine", choices=("sqlite", "postgres"),
+                        default="sqlite",
+                        help="the storage engine of the servers' databases")
+    parser.add_argument("--pg-cluster",
+                        help="campaignd_test_pg (with --engine postgres)")
     parser.add_argument("--keep", action="store_true",
                         help="keep this run's directory even when all pass")
     parser.add_argument("tests", nargs="*",
@@ -749,6 +822,12 @@ def main(doc, test_classes):
 
     t0 = time.monotonic()
     generate_stubs(os.path.join(RUN_DIR, "gen"))
+    global PG
+    if ARGS.engine == "postgres":
+        if not ARGS.pg_cluster:
+            fail_setup("--engine postgres needs --pg-cluster")
+        PG = PgCluster(os.path.abspath(ARGS.pg_cluster))
+        print("e2e: PostgreSQL cluster on port %d" % PG.port, flush=True)
 
     loader = unittest.TestLoader()
     module = sys.modules[test_classes[0].__module__]
@@ -771,6 +850,8 @@ def main(doc, test_classes):
             gw.kill()
         for srv in ALL_SERVERS:
             srv.kill()
+        if PG is not None:
+            PG.close()
 
     # A test with failing subtests counts once; an error in setUpClass or
     # tearDownClass counts as one failure of its own.
