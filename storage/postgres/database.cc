@@ -20,6 +20,9 @@ constexpr absl::Duration kResolveFor = absl::Seconds(30);
 // Every this many groups, one also deletes the commit markers older than
 // an hour.
 constexpr uint64_t kMarkerCleanupEvery = 1000;
+// While the server is unreachable, the idle writer tries to connect this
+// often (Connect's backoff may make an attempt a no-op).
+constexpr absl::Duration kProbeEvery = absl::Milliseconds(500);
 
 bool Lost(const absl::Status& s, const Connection& c) {
   return !c.ok() || s.code() == absl::StatusCode::kUnavailable;
@@ -73,6 +76,19 @@ absl::StatusOr<std::unique_ptr<Database>> Database::Open(
 }
 
 Database::~Database() { Close(); }
+
+bool Database::SetAvailable(bool available) {
+  const bool was = available_.exchange(available);
+  if (was != available && options_.on_available) {
+    options_.on_available(available);
+  }
+  return was;
+}
+
+int64_t Database::queue_depth() {
+  MutexLock lock(&mu_);
+  return static_cast<int64_t>(enqueued_ - completed_);
+}
 
 void Database::WriteRaw(WriteOp op, WriteDone done) {
   {
@@ -171,28 +187,36 @@ void Database::WriterLoop() {
   for (;;) {
     std::vector<Pending> batch;
     std::vector<std::function<void(bool)>> due;  // RetryLater's, to call now
+    bool probe = false;
     {
       MutexLock lock(&mu_);
       const auto retry_due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return !retries_.empty() && retries_.front().due <= absl::Now();
       };
-      while (queue_.empty() && !closing_ && !retry_due()) {
-        if (retries_.empty()) {
-          work_cv_.Wait(&mu_);
-        } else {
-          work_cv_.WaitWithTimeout(&mu_, retries_.front().due - absl::Now());
-        }
+      while (!probe && queue_.empty() && !closing_ && !retry_due()) {
+        absl::Duration wait = retries_.empty()
+                                  ? absl::InfiniteDuration()
+                                  : retries_.front().due - absl::Now();
+        // Unreachable: look again now and then, so that available() (and
+        // on_available) say when the server is back even if nothing writes.
+        if (!available_.load()) wait = std::min(wait, kProbeEvery);
+        probe = work_cv_.WaitWithTimeout(&mu_, wait) && !available_.load() &&
+                queue_.empty() && !closing_ && !retry_due();
       }
-      while (retry_due()) {
+      while (!probe && retry_due()) {
         due.push_back(std::move(retries_.front().fn));
         retries_.pop_front();
       }
-      if (due.empty() && queue_.empty()) break;  // closing, all done
+      if (!probe && due.empty() && queue_.empty()) break;  // closing, done
       while (!queue_.empty() &&
              batch.size() < static_cast<size_t>(options_.max_ops_per_commit)) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+    }
+    if (probe) {
+      Probe();
+      continue;
     }
     // Unlocked: they queue writes.
     for (auto& retry : due) retry(true);
@@ -203,6 +227,18 @@ void Database::WriterLoop() {
     done_cv_.SignalAll();
   }
   writer_conn_.reset();
+}
+
+void Database::Probe() {
+  if (writer_conn_ != nullptr && writer_conn_->ok() &&
+      writer_conn_->Exec("SELECT 1").ok()) {
+    if (!SetAvailable(true)) {
+      logging::Info("PostgreSQL reachable again", {{"db", where_}});
+    }
+    return;
+  }
+  writer_conn_.reset();
+  (void)WriterConnection();  // Connect() logs and sets available_
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Database::Connect(bool now_anyway) {
@@ -223,7 +259,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Database::Connect(bool now_anyway) {
     backoff_ = std::clamp(backoff_ * 2, options_.min_reconnect_backoff,
                           options_.max_reconnect_backoff);
     retry_at_ = absl::Now() + backoff_;
-    if (available_.exchange(false)) {
+    if (SetAvailable(false)) {
       logging::Error("PostgreSQL unreachable: calls answer UNAVAILABLE",
                      {{"db", where_}, {"error", conn.status()}});
     }
@@ -231,7 +267,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Database::Connect(bool now_anyway) {
   }
   backoff_ = absl::ZeroDuration();
   retry_at_ = absl::InfinitePast();
-  if (!available_.exchange(true)) {
+  if (!SetAvailable(true)) {
     logging::Info("PostgreSQL reachable again", {{"db", where_}});
   }
   return conn;
@@ -336,7 +372,7 @@ void Database::CommitBatch(std::vector<Pending>& batch) {
   const auto not_written = [&](const absl::Status& why) {
     // writer_conn_, not the group's connection: after a lost COMMIT it is
     // another one.
-    if (writer_conn_ == nullptr || !writer_conn_->ok()) available_ = false;
+    if (writer_conn_ == nullptr || !writer_conn_->ok()) SetAvailable(false);
     logging::Warn("PostgreSQL transaction lost before its commit",
                   {{"db", where_},
                    {"ops", static_cast<int64_t>(batch.size())},

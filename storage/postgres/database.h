@@ -87,6 +87,9 @@ struct DatabaseOptions {
   absl::Duration retry_after = absl::Seconds(2);
   // Open migrates the schema (migrations.h) unless false.
   bool migrate = true;
+  // Called when available() changes (the server became unreachable, or
+  // reachable again), on the thread that found out; must not block.
+  std::function<void(bool available)> on_available;
   // Tests only: called on the writer thread with the writer's connection
   // just before each COMMIT (e.g. to cut the connection there).
   std::function<void(Connection&)> before_commit;
@@ -214,6 +217,8 @@ class Database {
   // False from a write that found the server unreachable until one reaches
   // it again.
   bool available() const { return available_.load(); }
+  // Writes queued and not yet completed.
+  int64_t queue_depth();
   int schema_version() const { return schema_version_; }
   // "host:port/database as user", for messages.
   const std::string& where() const { return where_; }
@@ -225,7 +230,13 @@ class Database {
   };
 
   explicit Database(const DatabaseOptions& options);
+  // Sets available_, and tells options_.on_available of a change. Returns
+  // the previous value.
+  bool SetAvailable(bool available);
   void WriterLoop();
+  // While unavailable: one attempt to reach the server on the writer's
+  // connection (writer thread).
+  void Probe();
   // Runs `batch` in one transaction and calls each op's done.
   void CommitBatch(std::vector<Pending>& batch);
   // A group's transaction: its id, and the token of the marker row it

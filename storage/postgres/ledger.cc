@@ -313,6 +313,17 @@ absl::StatusOr<UnitsPlan> PrepareUnits(Connection& c,
   }
 }
 
+absl::StatusOr<std::optional<UnitsPlan>> CountedUnits(
+    Connection& c, const Campaign& campaign) {
+  ASSIGN_OR_RETURN(const UnitsState state, LoadUnitsState(c, campaign));
+  if (state.per_row || state.phone) {
+    if (state.stored_key != state.key) return std::nullopt;
+    ASSIGN_OR_RETURN(const int64_t last, LastQueuedSeq(c, campaign.seq));
+    if (state.stored_through < last) return std::nullopt;
+  }
+  return state.plan;
+}
+
 absl::StatusOr<std::vector<CostLineValue>> CostLines(
     Connection& c, const Campaign& campaign, const UnitsPlan& plan,
     const ChannelPrices& prices, const RowSet& rows) {

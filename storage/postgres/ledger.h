@@ -23,6 +23,7 @@
 #define CAMPAIGND_STORAGE_POSTGRES_LEDGER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,13 @@ absl::StatusOr<bool> PrepareUnits(Connection& c, const Campaign& campaign,
                                   UnitsPlan* plan, int64_t max_rows);
 // The same for every row, in chunks of bounded memory (one transaction).
 absl::StatusOr<UnitsPlan> PrepareUnits(Connection& c, const Campaign& campaign);
+
+// The plan to sum `campaign`'s queued rows by when each of them has what
+// its cost needs for the campaign's current message (PrepareUnits left
+// nothing to do); nullopt when they are not (or no longer) all counted.
+// Reads only: for an estimate on a read connection.
+absl::StatusOr<std::optional<UnitsPlan>> CountedUnits(Connection& c,
+                                                      const Campaign& campaign);
 
 // Rows of a campaign whose cost to sum: in `status`, seq in [from, to), and
 // with one of `error_codes` (all when empty).

@@ -2,10 +2,8 @@
 // per engine (TEST_P over kEngines), on a fresh database of that engine, and
 // reaches it only through the repository interfaces of
 // server/domain/repository.h (and DispatchStore, server/domain/
-// dispatch_store.h), so what it asserts is the interfaces'
-// contract, not an engine's. One exception, until PostgreSQL has a
-// BillingRepository: SeedMoney sets prices and credits there through the
-// engine's own ledger primitives.
+// dispatch_store.h), so what it asserts is the interfaces' contract, not an
+// engine's.
 //
 // A repository the PostgreSQL engine does not implement yet has no suite
 // here; its tests stay in tests/storage/ (SQLite) until it does.
@@ -23,12 +21,12 @@
 #include "server/domain/ids.h"
 #include "server/domain/repository.h"
 #include "storage/postgres/account_store.h"
+#include "storage/postgres/billing_store.h"
 #include "storage/postgres/campaign_store.h"
 #include "storage/postgres/catalog_store.h"
 #include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
 #include "storage/postgres/dispatch_store.h"
-#include "storage/postgres/ledger.h"
 #include "storage/postgres/recipient_store.h"
 #include "storage/postgres/suppression_store.h"
 #include "storage/sqlite/database.h"
@@ -63,6 +61,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
       campaigns_ = sqlite_store_.get();
       dispatch_ = sqlite_store_.get();
       recipients_ = sqlite_store_.get();
+      billing_ = sqlite_store_.get();
     } else {
       CreateDatabase();
       if (HasFatalFailure()) return;
@@ -91,9 +90,12 @@ class EngineTest : public storage::postgres::testing::PgTest,
       pg_dispatch_ =
           std::make_unique<storage::postgres::DispatchStore>(pg_db_.get());
       dispatch_ = pg_dispatch_.get();
-      pg_recipients_ =
-          std::make_unique<storage::postgres::RecipientStore>(pg_db_.get());
+      pg_recipients_ = std::make_unique<storage::postgres::RecipientStore>(
+          pg_db_.get(), pg_contacts_.get());
       recipients_ = pg_recipients_.get();
+      pg_billing_ =
+          std::make_unique<storage::postgres::BillingStore>(pg_db_.get());
+      billing_ = pg_billing_.get();
     }
   }
 
@@ -108,6 +110,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
     pg_campaigns_.reset();
     pg_dispatch_.reset();
     pg_recipients_.reset();
+    pg_billing_.reset();
     pg_db_.reset();
   }
 
@@ -126,50 +129,24 @@ class EngineTest : public storage::postgres::testing::PgTest,
   }
 
   // Gives the account `prices` (NormalizePrices'd) and a credit of
-  // `credits` micro-credits. Through BillingRepository on SQLite; on
-  // PostgreSQL, which has no BillingRepository yet, through its ledger's
-  // own primitives (storage/postgres/ledger.h), so the ledger identity
-  // holds there too.
+  // `credits` micro-credits, through billing().
   void SeedMoney(const std::string& account_id, std::vector<Price> prices,
                  int64_t credits) {
     absl::StatusOr<std::vector<Price>> normalized =
         NormalizePrices(std::move(prices));
     ASSERT_TRUE(normalized.ok()) << normalized.status();
-    if (sqlite_store_ != nullptr) {
-      absl::StatusOr<std::vector<Price>> stored =
-          storage::test_util::AwaitResult<std::vector<Price>>(
-              [&](Done<std::vector<Price>> done) {
-                sqlite_store_->SetPrices(account_id, *normalized,
-                                         std::move(done));
-              });
-      ASSERT_TRUE(stored.ok()) << stored.status();
-      absl::StatusOr<Account> credited =
-          storage::test_util::AwaitResult<Account>([&](Done<Account> done) {
-            sqlite_store_->AddCredits(account_id, credits, "test", {},
-                                      std::move(done));
-          });
-      ASSERT_TRUE(credited.ok()) << credited.status();
-      return;
-    }
-    absl::Status seeded =
-        pg_db_->WriteSync([&](storage::postgres::Connection& c) {
-          for (const Price& p : *normalized) {
-            absl::StatusOr<storage::postgres::Rows> added = c.Query(
-                "INSERT INTO prices(account_id, channel, country, amount) "
-                "VALUES ($1, $2, $3, $4)",
-                {account_id,
-                 p.channel == Channel::kUnspecified
-                     ? std::string()
-                     : std::string(ChannelName(p.channel)),
-                 p.country, absl::StrCat(p.amount)});
-            if (!added.ok()) return added.status();
-          }
-          return storage::postgres::AppendLedger(
-                     c, account_id, Transaction::Type::kCredit, credits, "",
-                     "test", /*allow_negative=*/false)
-              .status();
+    absl::StatusOr<std::vector<Price>> stored =
+        storage::test_util::AwaitResult<std::vector<Price>>(
+            [&](Done<std::vector<Price>> done) {
+              billing().SetPrices(account_id, *normalized, std::move(done));
+            });
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    absl::StatusOr<Account> credited =
+        storage::test_util::AwaitResult<Account>([&](Done<Account> done) {
+          billing().AddCredits(account_id, credits, "test", {},
+                               std::move(done));
         });
-    ASSERT_TRUE(seeded.ok()) << seeded;
+    ASSERT_TRUE(credited.ok()) << credited.status();
   }
 
   AccountRepository& accounts() { return *accounts_; }
@@ -180,6 +157,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
   CampaignRepository& campaigns() { return *campaigns_; }
   DispatchStore& dispatch() { return *dispatch_; }
   RecipientRepository& recipients() { return *recipients_; }
+  BillingRepository& billing() { return *billing_; }
 
  private:
   storage::test_util::TempDir dir_;
@@ -193,6 +171,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
   std::unique_ptr<storage::postgres::CampaignStore> pg_campaigns_;
   std::unique_ptr<storage::postgres::DispatchStore> pg_dispatch_;
   std::unique_ptr<storage::postgres::RecipientStore> pg_recipients_;
+  std::unique_ptr<storage::postgres::BillingStore> pg_billing_;
   AccountRepository* accounts_ = nullptr;
   TemplateRepository* templates_ = nullptr;
   SenderRepository* senders_ = nullptr;
@@ -201,6 +180,7 @@ class EngineTest : public storage::postgres::testing::PgTest,
   CampaignRepository* campaigns_ = nullptr;
   DispatchStore* dispatch_ = nullptr;
   RecipientRepository* recipients_ = nullptr;
+  BillingRepository* billing_ = nullptr;
 };
 
 // "sqlite" / "postgres" as the test name's suffix.

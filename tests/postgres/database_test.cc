@@ -411,6 +411,31 @@ TEST_F(DatabaseTest, WhileTheServerIsAwayCallsAreUnavailableAndThenWorkAgain) {
   EXPECT_EQ(Keys(), "after,before");
 }
 
+TEST_F(DatabaseTest, AvailabilityComesBackWithoutAWriteOnceTheServerIsBack) {
+  Mutex mu;
+  std::vector<bool> changes;
+  DatabaseOptions options;
+  options.on_available = [&](bool available) {
+    MutexLock lock(&mu);
+    changes.push_back(available);
+  };
+  std::unique_ptr<Database> db = OpenDb(options);
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(Server()->Stop().ok());
+  EXPECT_EQ(db->WriteSync(Insert("during")).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(db->available());
+  ASSERT_TRUE(Server()->StartAgain().ok());
+  // Nothing writes or reads: the idle writer finds the server by itself.
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (!db->available() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(db->available());
+  MutexLock lock(&mu);
+  EXPECT_EQ(changes, (std::vector<bool>{false, true}));
+}
+
 TEST_F(DatabaseTest, AReadOnALostConnectionRetriesOnANewOne) {
   std::unique_ptr<Database> db = OpenDb();
   ASSERT_NE(db, nullptr);
