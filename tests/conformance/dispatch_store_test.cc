@@ -1,8 +1,8 @@
 // DispatchStore's contract (server/domain/dispatch_store.h), on every engine
-// (engines.h): every lifecycle move (a start re-checks, materialises the
-// contact audience and reserves its cost; cancel skips what is queued and
-// releases what is reserved), leases in seq order after a seq, outcomes
-// (sent, failed, skipped, a retry that stays queued, suppression, a
+// (engines.h): every lifecycle move (a start re-checks the template,
+// materialises the contact audience and reserves its cost; cancel skips what is
+// queued and releases what is reserved), leases in seq order after a seq,
+// outcomes (sent, failed, skipped, a retry that stays queued, suppression, a
 // recipient no longer queued left alone, the ledger's debit and release),
 // the in-doubt mark, receipts (older and repeated ones ignored, unmatched
 // ones counted, a provider's only by its message ids), retries of failed
@@ -66,14 +66,16 @@ class DispatchStoreTest : public EngineTest {
   // `n` new contacts (+1202555xxxx from `first`).
   Campaign MustCreateDraft(const std::string& account,
                            const std::string& sender_id, int n,
-                           int first = 1000) {
+                           int first = 1000,
+                           const std::string& template_id = "") {
     Campaign c;
     c.id = NewId(kCampaignPrefix);
     c.account_id = account;
     c.name = "Spring sale";
     c.channel = Channel::kSms;
     c.sender_id = sender_id;
-    c.body = "Hi {{name}}";
+    c.body = template_id.empty() ? "Hi {{name}}" : "";
+    c.template_id = template_id;
     c.created_at = c.updated_at = NowMicros();
     for (int i = 0; i < n; ++i) {
       Contact k;
@@ -264,6 +266,36 @@ TEST_P(DispatchStoreTest, StartMaterialisesTheAudienceAndRefusesAnEmptyOne) {
   ExpectNotFound(Move(b_, c.id, CampaignEvent::kPause).status());
 }
 
+TEST_P(DispatchStoreTest, StartRechecksTheTemplateAndSendsItsBody) {
+  absl::StatusOr<Template> t = AwaitResult<Template>([&](Done<Template> done) {
+    templates().CreateTemplate(test_builders::NewTemplate(a_, "welcome"), {},
+                               std::move(done));
+  });
+  ASSERT_TRUE(t.ok()) << t.status();
+  Campaign c = MustCreateDraft(a_, "+15550100", 1, 1000, t->id);
+  Campaign other = MustCreateDraft(a_, "+15550100", 1, 2000, t->id);
+  absl::StatusOr<Campaign> started = Move(a_, other.id, CampaignEvent::kStart);
+  ASSERT_TRUE(started.ok()) << started.status();
+  absl::StatusOr<MessageContent> content =
+      dispatch().MessageContentOf(*started);
+  ASSERT_TRUE(content.ok()) << content.status();
+  EXPECT_EQ(content->text, "Hello {{name}}");
+  // The approval taken back: the other draft cannot start now.
+  ASSERT_TRUE(AwaitResult<Template>([&](Done<Template> done) {
+                templates().UpdateTemplate(
+                    a_, t->id,
+                    [](Template& x) {
+                      x.status = TemplateStatus::kRejected;
+                      return absl::OkStatus();
+                    },
+                    std::move(done));
+              }).ok());
+  ExpectError(Move(a_, c.id, CampaignEvent::kStart).status(),
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
+              "template_id");
+  EXPECT_EQ(MustGet(a_, c.id).status, CampaignStatus::kDraft);
+}
+
 TEST_P(DispatchStoreTest, ScheduledStartAndItsAlarm) {
   Campaign c = MustCreateDraft(a_, "+15550100", 2);
   const absl::Time at = NowMicros() + absl::Hours(1);
@@ -340,8 +372,7 @@ TEST_P(DispatchStoreTest, AllDispatchedThenAllFinal) {
   ASSERT_TRUE(Record(a_, c.id, {Sent(r[0].seq, "m-0")}).ok());
   // One still queued.
   ExpectError(Move(a_, c.id, CampaignEvent::kAllDispatched).status(),
-              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR",
-              "id");
+              absl::StatusCode::kFailedPrecondition, "VALIDATION_ERROR", "id");
   ASSERT_TRUE(Record(a_, c.id, {Sent(r[1].seq, "m-1")}).ok());
   const absl::Time t = NowMicros();
   absl::StatusOr<Campaign> sent =
