@@ -3,6 +3,8 @@
 #ifndef CAMPAIGND_SERVER_DOMAIN_UTF8_H_
 #define CAMPAIGND_SERVER_DOMAIN_UTF8_H_
 
+#include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace campaigns {
@@ -11,6 +13,12 @@ namespace campaigns {
 // surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no truncated
 // sequence. The same bytes protobuf accepts in a string field.
 bool IsValidUtf8(absl::string_view text);
+
+// `text` as well-formed UTF-8 without U+0000: each byte that starts no
+// well-formed sequence becomes U+FFFD, and NULs are dropped. For text from
+// outside (a provider's error, a message id) stored where text must be
+// valid (PostgreSQL); `text` itself when it already is.
+std::string SanitizeUtf8(absl::string_view text);
 
 }  // namespace campaigns
 

@@ -14,6 +14,7 @@
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
 #include "server/domain/types.h"
+#include "server/domain/utf8.h"
 #include "storage/postgres/ledger.h"
 #include "storage/postgres/lifecycle.h"
 #include "storage/postgres/rows.h"
@@ -37,13 +38,16 @@ std::string Prefix(const std::string& s, size_t n) {
 }
 
 // A PostgreSQL array literal of `values` (each element quoted), for a
-// `$n::text[]` parameter.
+// `$n::text[]` parameter. Values from outside (a provider's error text or
+// message id) may hold NULs or broken UTF-8, which PostgreSQL's text
+// refuses (failing the whole batch): they are stored mended (SanitizeUtf8),
+// and looked up mended alike.
 std::string TextArray(const std::vector<std::string>& values) {
   std::string out = "{";
   for (size_t i = 0; i < values.size(); ++i) {
     if (i > 0) out.push_back(',');
     out.push_back('"');
-    for (char ch : values[i]) {
+    for (char ch : SanitizeUtf8(values[i])) {
       if (ch == '"' || ch == '\\') out.push_back('\\');
       out.push_back(ch);
     }

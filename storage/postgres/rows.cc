@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "server/domain/types.h"
+#include "server/domain/utf8.h"
 #include "storage/json.h"
 
 namespace campaigns::storage::postgres {
@@ -258,8 +259,9 @@ absl::Status WriteCampaign(Connection& c, Campaign& campaign, bool insert) {
       ListToJson(x.tags),
       ListToJson(x.contact_ids),
       std::string(CampaignStatusName(x.status)),
-      x.pause_reason,
-      x.failure_reason,
+      // The engine's words, which may quote a provider's.
+      SanitizeUtf8(x.pause_reason),
+      SanitizeUtf8(x.failure_reason),
       absl::StrCat(x.stats.total),
       absl::StrCat(x.stats.queued),
       absl::StrCat(x.stats.sent),

@@ -532,6 +532,34 @@ TEST_P(DispatchStoreTest, RecordsEveryKindOfOutcome) {
   EXPECT_EQ(queued[0].seq, r[3].seq);
 }
 
+TEST_P(DispatchStoreTest, AProvidersBrokenTextIsRecordedNotRefused) {
+  // A provider's error text and message id are bytes from outside: NULs and
+  // broken UTF-8 must not make the outcome (and so the campaign) stick.
+  Campaign c = MustStartSending(3);
+  std::vector<Recipient> r = Lease(c);
+  ASSERT_EQ(r.size(), 3u);
+  DispatchOutcome failed = Failed(r[0].seq, std::string("E\0\xFF", 3));
+  static constexpr char kBroken[] = "bad \xC3 byte and a \0 NUL";
+  failed.error_desc = std::string(kBroken, sizeof(kBroken) - 1);
+  failed.suppress = "bounce";
+  const std::string odd_id("m-\xFE\0-1", 6);
+  absl::StatusOr<Campaign> after =
+      Record(a_, c.id, {failed, Sent(r[1].seq, odd_id)});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->stats.failed, 1);
+  EXPECT_EQ(after->stats.sent, 1);
+  ExpectCountersAddUp(*after);
+  std::vector<Recipient> all = ListOf(c);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].status, RecipientStatus::kFailed);
+  EXPECT_TRUE(absl::StartsWith(all[0].error_desc, "bad ")) << all[0].error_desc;
+  // The receipt for the odd message id finds its recipient.
+  absl::StatusOr<ReceiptResult> got =
+      Receipts(a_, {Receipt(odd_id, RecipientStatus::kDelivered)});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->matched, 1);
+}
+
 TEST_P(DispatchStoreTest, ARecipientNoLongerQueuedIsLeftAlone) {
   Campaign c = MustStartSending(2);
   std::vector<Recipient> r = Lease(c);

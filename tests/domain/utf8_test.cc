@@ -54,5 +54,24 @@ TEST(Utf8Test, AgreesWithProtobuf) {
   }
 }
 
+TEST(Utf8Test, SanitizeKeepsValidTextAndMendsTheRest) {
+  EXPECT_EQ(SanitizeUtf8("plain"), "plain");
+  EXPECT_EQ(SanitizeUtf8("h\xC3\xA9 \xF0\x9F\x98\x80"),
+            "h\xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(SanitizeUtf8(std::string("a\0b", 3)), "ab");
+  EXPECT_EQ(SanitizeUtf8("a\xFF"
+                         "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  // A truncated sequence: each of its bytes is replaced.
+  EXPECT_EQ(SanitizeUtf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  // A surrogate's encoding is not UTF-8.
+  EXPECT_EQ(SanitizeUtf8("\xED\xA0\x80"),
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  for (const char* bad : {"\xC0\xAF", "\xF5\x80\x80\x80", "x\x80y"}) {
+    EXPECT_TRUE(IsValidUtf8(SanitizeUtf8(bad))) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace campaigns
