@@ -856,8 +856,8 @@ void AddFlags(CLI::App& app, Settings* s, std::string* config_file) {
                  "/healthz, /readyz)")
       ->capture_default_str();
   app.add_option("--db", s->db,
-                 "the database: a SQLite file (a path or sqlite:PATH); "
-                 "PostgreSQL URIs (postgresql://...) are not accepted yet")
+                 "the database: a SQLite file (a path or sqlite:PATH), or a "
+                 "PostgreSQL server (postgresql://...)")
       ->capture_default_str()
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
