@@ -79,6 +79,12 @@ Database::~Database() { Close(); }
 
 bool Database::SetAvailable(bool available) {
   const bool was = available_.exchange(available);
+  if (was && !available) {
+    // The idle writer waits without a timeout while available: wake it,
+    // so that it starts looking for the server (WriterLoop).
+    MutexLock lock(&mu_);
+    work_cv_.Signal();
+  }
   if (was != available && options_.on_available) {
     options_.on_available(available);
   }
@@ -229,9 +235,16 @@ void Database::WriterLoop() {
   writer_conn_.reset();
 }
 
+void Database::ResetBackoff() {
+  MutexLock lock(&retry_mu_);
+  backoff_ = absl::ZeroDuration();
+  retry_at_ = absl::InfinitePast();
+}
+
 void Database::Probe() {
   if (writer_conn_ != nullptr && writer_conn_->ok() &&
       writer_conn_->Exec("SELECT 1").ok()) {
+    ResetBackoff();  // reads need not wait for the next attempt's time
     if (!SetAvailable(true)) {
       logging::Info("PostgreSQL reachable again", {{"db", where_}});
     }
@@ -254,19 +267,21 @@ absl::StatusOr<std::unique_ptr<Connection>> Database::Connect(bool now_anyway) {
   }
   absl::StatusOr<std::unique_ptr<Connection>> conn = Connection::Open(
       options_.dsn, options_.connect_timeout, options_.password);
-  MutexLock lock(&retry_mu_);
   if (!conn.ok()) {
-    backoff_ = std::clamp(backoff_ * 2, options_.min_reconnect_backoff,
-                          options_.max_reconnect_backoff);
-    retry_at_ = absl::Now() + backoff_;
+    {
+      MutexLock lock(&retry_mu_);
+      backoff_ = std::clamp(backoff_ * 2, options_.min_reconnect_backoff,
+                            options_.max_reconnect_backoff);
+      retry_at_ = absl::Now() + backoff_;
+    }
+    // Unlocked: on_available may call back into this Database.
     if (SetAvailable(false)) {
       logging::Error("PostgreSQL unreachable: calls answer UNAVAILABLE",
                      {{"db", where_}, {"error", conn.status()}});
     }
     return absl::UnavailableError(conn.status().message());
   }
-  backoff_ = absl::ZeroDuration();
-  retry_at_ = absl::InfinitePast();
+  ResetBackoff();
   if (!SetAvailable(true)) {
     logging::Info("PostgreSQL reachable again", {{"db", where_}});
   }

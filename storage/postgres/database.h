@@ -88,7 +88,9 @@ struct DatabaseOptions {
   // Open migrates the schema (migrations.h) unless false.
   bool migrate = true;
   // Called when available() changes (the server became unreachable, or
-  // reachable again), on the thread that found out; must not block.
+  // reachable again), on the thread that found out, with no lock of the
+  // Database held; must not block. Calls from two threads may arrive out
+  // of order: read available() for the current state.
   std::function<void(bool available)> on_available;
   // Tests only: called on the writer thread with the writer's connection
   // just before each COMMIT (e.g. to cut the connection there).
@@ -237,6 +239,8 @@ class Database {
   // While unavailable: one attempt to reach the server on the writer's
   // connection (writer thread).
   void Probe();
+  // After a connection succeeded: the next attempt need not wait.
+  void ResetBackoff();
   // Runs `batch` in one transaction and calls each op's done.
   void CommitBatch(std::vector<Pending>& batch);
   // A group's transaction: its id, and the token of the marker row it

@@ -432,8 +432,24 @@ TEST_F(DatabaseTest, AvailabilityComesBackWithoutAWriteOnceTheServerIsBack) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(db->available());
+  // Again, found out by a read this time: the idle writer, which waited
+  // without a timeout while available, is woken to look.
+  ASSERT_TRUE(Server()->Stop().ok());
+  EXPECT_EQ(db->Read<int64_t>([](Connection& c) -> absl::StatusOr<int64_t> {
+                return c.Query("SELECT 1").status();
+              })
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(db->available());
+  ASSERT_TRUE(Server()->StartAgain().ok());
+  const absl::Time again = absl::Now() + absl::Seconds(15);
+  while (!db->available() && absl::Now() < again) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(db->available());
   MutexLock lock(&mu);
-  EXPECT_EQ(changes, (std::vector<bool>{false, true}));
+  EXPECT_EQ(changes, (std::vector<bool>{false, true, false, true}));
 }
 
 TEST_F(DatabaseTest, AReadOnALostConnectionRetriesOnANewOne) {
