@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/log/log.h"
 
 namespace campaigns::storage::postgres {
@@ -13,6 +14,22 @@ namespace {
 constexpr int64_t kSoleInstanceLock = 0x736f6c65696e7374;
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<Connection>> SoleInstance::Connect(
+    const SoleInstanceOptions& o) {
+  absl::StatusOr<std::unique_ptr<Connection>> conn =
+      Connection::Open(o.dsn, o.connect_timeout, o.password);
+  if (!conn.ok()) return conn.status();
+  // The server ends a session whose client vanished (a crashed host) after
+  // about 30 s instead of the kernel's two hours: the lock goes with it.
+  if (absl::Status s = (*conn)->Exec(
+          "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+          "SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000");
+      !s.ok()) {
+    return s;
+  }
+  return conn;
+}
 
 absl::StatusOr<bool> SoleInstance::TryLock(Connection& conn) {
   absl::StatusOr<Rows> rows = conn.Query(
@@ -25,31 +42,40 @@ absl::StatusOr<std::unique_ptr<SoleInstance>> SoleInstance::Acquire(
     SoleInstanceOptions options) {
   std::unique_ptr<SoleInstance> sole(new SoleInstance(std::move(options)));
   const SoleInstanceOptions& o = sole->options_;
-  absl::StatusOr<std::unique_ptr<Connection>> conn =
-      Connection::Open(o.dsn, o.connect_timeout, o.password);
+  absl::StatusOr<std::unique_ptr<Connection>> conn = Connect(o);
   if (!conn.ok()) return conn.status();
-  absl::StatusOr<bool> locked = TryLock(**conn);
-  if (!locked.ok()) return locked.status();
-  if (!*locked) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another campaignd is running on the PostgreSQL database ",
-        (*conn)->where(),
-        "; this build runs one instance per database (stop the other "
-        "first)"));
+  const absl::Time deadline = absl::Now() + o.acquire_for;
+  for (;;) {
+    absl::StatusOr<bool> locked = TryLock(**conn);
+    if (!locked.ok()) return locked.status();
+    if (*locked) break;
+    if (absl::Now() >= deadline) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "another campaignd is running on the PostgreSQL database ",
+          (*conn)->where(),
+          "; this build runs one instance per database (stop the other "
+          "first)"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
   }
   sole->conn_ = *std::move(conn);
   sole->held_ = true;
+  MutexLock lock(&sole->stop_mu_);
   sole->thread_ = std::thread([raw = sole.get()] { raw->Run(); });
   return sole;
 }
 
-SoleInstance::~SoleInstance() {
+SoleInstance::~SoleInstance() { Stop(); }
+
+void SoleInstance::Stop() {
+  MutexLock stop(&stop_mu_);
   {
     MutexLock lock(&mu_);
     stopping_ = true;
     cv_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
+  held_ = false;
   conn_.reset();  // ends the session: the server releases the lock
 }
 
@@ -75,8 +101,7 @@ void SoleInstance::Run() {
           "PostgreSQL: the instance lock's session ended; dispatch waits "
           "until it is taken again");
     }
-    absl::StatusOr<std::unique_ptr<Connection>> conn = Connection::Open(
-        options_.dsn, options_.connect_timeout, options_.password);
+    absl::StatusOr<std::unique_ptr<Connection>> conn = Connect(options_);
     if (!conn.ok()) continue;  // the Database logs the server's absence
     absl::StatusOr<bool> locked = TryLock(**conn);
     if (!locked.ok()) continue;

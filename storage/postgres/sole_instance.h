@@ -13,7 +13,12 @@
 // gap), `on_held(false)` tells the owner to stop dispatching, and
 // `on_held(true)` once it holds it again.
 //
-// Thread-safe. The destructor stops the thread and releases the lock.
+// The session asks the server to notice a vanished client within about 30 s
+// (TCP keepalives and user timeout), so a crashed host's lock does not
+// linger for the kernel's two hours.
+//
+// Thread-safe. Stop (or the destructor) stops the thread and releases the
+// lock.
 #ifndef CAMPAIGND_STORAGE_POSTGRES_SOLE_INSTANCE_H_
 #define CAMPAIGND_STORAGE_POSTGRES_SOLE_INSTANCE_H_
 
@@ -36,6 +41,10 @@ struct SoleInstanceOptions {
   std::string password;  // as DatabaseOptions::password
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration check_every = absl::Seconds(1);
+  // At start, how long a held lock is asked for again before the start is
+  // refused: a campaignd restarted at once after a kill -9 may ask before
+  // the server has ended its predecessor's session.
+  absl::Duration acquire_for = absl::Seconds(3);
   // Called on the instance's thread when held() changes; must not block.
   std::function<void(bool held)> on_held;
 };
@@ -52,11 +61,18 @@ class SoleInstance {
   SoleInstance& operator=(const SoleInstance&) = delete;
   ~SoleInstance();
 
+  // Stops the thread and ends the session (the server releases the lock);
+  // no on_held call after it returns. Idempotent.
+  void Stop();
+
   bool held() const { return held_.load(); }
 
  private:
   explicit SoleInstance(SoleInstanceOptions options)
       : options_(std::move(options)) {}
+  // Connects, with the session settings above.
+  static absl::StatusOr<std::unique_ptr<Connection>> Connect(
+      const SoleInstanceOptions& o);
   // Takes the lock on `conn`: true when taken, false when another session
   // holds it.
   static absl::StatusOr<bool> TryLock(Connection& conn);
@@ -69,7 +85,8 @@ class SoleInstance {
   Mutex mu_;
   CondVar cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  Mutex stop_mu_;  // serialises Stop()
+  std::thread thread_ ABSL_GUARDED_BY(stop_mu_);
 };
 
 }  // namespace campaigns::storage::postgres

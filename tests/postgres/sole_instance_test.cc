@@ -55,6 +55,7 @@ class SoleInstanceTest : public PgTest {
     SoleInstanceOptions o;
     o.dsn = Dsn();
     o.check_every = absl::Milliseconds(50);
+    o.acquire_for = absl::Milliseconds(200);
     if (log != nullptr) o.on_held = log->Callback();
     return o;
   }
