@@ -575,6 +575,7 @@ absl::StatusOr<int> DispatchStore::ResumeCancellations() {
 
 absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
     const Campaign& c, int64_t after_seq, int limit) {
+  if (gate_) RETURN_IF_ERROR(gate_());
   ASSIGN_OR_RETURN(const RecipientIdCodec* codec, Codec());
   return db_->Read<std::vector<Recipient>>(
       [&](Connection& conn) -> absl::StatusOr<std::vector<Recipient>> {

@@ -34,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -51,8 +52,15 @@ class DispatchStore : public campaigns::DispatchStore {
   // Queued recipients a cancelled campaign skips per write.
   static constexpr int kSkipChunkRows = 10000;
 
-  // `db` must outlive the store.
-  explicit DispatchStore(Database* db) : db_(db) {}
+  // Whether this process may hand recipients to providers now: OK, or
+  // the status LeaseRecipients answers instead (e.g. UNAVAILABLE while
+  // another campaignd may hold the database, storage/postgres/
+  // sole_instance.h). Called on every lease; must be cheap.
+  using LeaseGate = std::function<absl::Status()>;
+
+  // `db` must outlive the store. Without `gate`, leasing is always allowed.
+  explicit DispatchStore(Database* db, LeaseGate gate = nullptr)
+      : db_(db), gate_(std::move(gate)) {}
 
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change, Done<Campaign> done) override;
@@ -105,6 +113,7 @@ class DispatchStore : public campaigns::DispatchStore {
                               const std::string& id, Done<Campaign> done);
 
   Database* const db_;
+  const LeaseGate gate_;
   Mutex codec_mu_;
   std::unique_ptr<const RecipientIdCodec> codec_ ABSL_GUARDED_BY(codec_mu_);
 };

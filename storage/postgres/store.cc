@@ -1,9 +1,11 @@
 #include "storage/postgres/store.h"
 
+#include <utility>
+
 namespace campaigns::storage::postgres {
 namespace internal {
 
-StoreParts::StoreParts(Database* db)
+StoreParts::StoreParts(Database* db, postgres::DispatchStore::LeaseGate gate)
     : accounts(db),
       billing(db),
       catalog(db),
@@ -11,7 +13,7 @@ StoreParts::StoreParts(Database* db)
       campaigns(db),
       contacts(db),
       recipients(db, &contacts),
-      dispatch(db) {}
+      dispatch(db, std::move(gate)) {}
 
 }  // namespace internal
 namespace {
@@ -32,7 +34,8 @@ ComposedRepository::Parts PartsOf(internal::StoreParts& p) {
 
 }  // namespace
 
-Store::Store(Database* db)
-    : internal::StoreParts(db), ComposedRepository(PartsOf(*this)) {}
+Store::Store(Database* db, postgres::DispatchStore::LeaseGate gate)
+    : internal::StoreParts(db, std::move(gate)),
+      ComposedRepository(PartsOf(*this)) {}
 
 }  // namespace campaigns::storage::postgres

@@ -28,7 +28,7 @@ namespace campaigns::storage::postgres {
 namespace internal {
 // The parts, built before the ComposedRepository that points at them.
 struct StoreParts {
-  explicit StoreParts(Database* db);
+  StoreParts(Database* db, postgres::DispatchStore::LeaseGate gate);
   AccountStore accounts;
   BillingStore billing;
   CatalogStore catalog;
@@ -42,7 +42,9 @@ struct StoreParts {
 
 class Store : private internal::StoreParts, public ComposedRepository {
  public:
-  explicit Store(Database* db);
+  // `gate`: see postgres::DispatchStore::LeaseGate.
+  explicit Store(Database* db,
+                 postgres::DispatchStore::LeaseGate gate = nullptr);
 };
 
 }  // namespace campaigns::storage::postgres

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -475,6 +476,23 @@ TEST_F(DispatchStoreInstancesTest, CancelSkipsInChunksAndResumesOnce) {
 
 // Outcomes of 200,000 recipients in batches of 1,000 (each one UPDATE of
 // them all), queued at once on one instance; prints rows/s.
+TEST_F(DispatchStoreInstancesTest, NothingIsLeasedWhileTheGateIsShut) {
+  const Campaign c = MustStartWith(10);
+  std::atomic<bool> open{false};
+  DispatchStore gated(db(0), [&]() -> absl::Status {
+    if (open.load()) return absl::OkStatus();
+    return absl::UnavailableError("the instance lock is not held");
+  });
+  absl::StatusOr<std::vector<Recipient>> leased =
+      gated.LeaseRecipients(c, 0, 100);
+  EXPECT_EQ(leased.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(leased.status().message(), "the instance lock is not held");
+  open = true;
+  leased = gated.LeaseRecipients(c, 0, 100);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  EXPECT_EQ(leased->size(), 10u);
+}
+
 TEST_F(DispatchStoreInstancesTest, DISABLED_BenchmarkRecordOutcomes) {
   constexpr int kRecipients = 200000;
   constexpr int kBatch = 1000;
