@@ -94,9 +94,9 @@ class CampaignServer {
 
   // The port actually bound.
   int port() const { return port_; }
-  // The HTTP listener's port (0 when http_listen is "").
   // The database, for messages: the file, or "host:port/database as user".
   const std::string& storage_where() const { return storage_->where(); }
+  // The HTTP listener's port (0 when http_listen is "").
   int http_port() const { return operator_http_ ? operator_http_->port() : 0; }
 
   // The admin key generated for a new database ("" when the database was not

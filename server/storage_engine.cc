@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "server/config.h"
+#include "server/domain/mutex.h"
 #include "server/log/log.h"
 #include "storage/postgres/database.h"
 #include "storage/postgres/sole_instance.h"
@@ -79,14 +80,8 @@ class PostgresEngine : public StorageEngine {
       const StorageOptions& options, const std::string& dsn) {
     std::unique_ptr<PostgresEngine> e(new PostgresEngine());
     e->on_writable_ = options.on_writable;
-    storage::postgres::DatabaseOptions db_options;
-    db_options.dsn = dsn;
-    db_options.password = options.password;
-    db_options.on_available = [raw = e.get()](bool) { raw->Changed(); };
-    absl::StatusOr<std::unique_ptr<storage::postgres::Database>> db =
-        storage::postgres::Database::Open(db_options);
-    if (!db.ok()) return db.status();
-    e->db_ = *std::move(db);
+    // The instance lock first: a refused start (perhaps a newer build)
+    // must not migrate the database under the campaignd that runs on it.
     storage::postgres::SoleInstanceOptions sole;
     sole.dsn = dsn;
     sole.password = options.password;
@@ -95,23 +90,37 @@ class PostgresEngine : public StorageEngine {
         storage::postgres::SoleInstance::Acquire(std::move(sole));
     if (!lock.ok()) return lock.status();
     e->sole_ = *std::move(lock);
-    e->store_ = std::make_unique<storage::postgres::Store>(e->db_.get());
+    storage::postgres::DatabaseOptions db_options;
+    db_options.dsn = dsn;
+    db_options.password = options.password;
+    db_options.on_available = [raw = e.get()](bool) { raw->Changed(); };
+    absl::StatusOr<std::unique_ptr<storage::postgres::Database>> db =
+        storage::postgres::Database::Open(db_options);
+    if (!db.ok()) return db.status();
+    e->db_ = *std::move(db);
+    // Nothing is handed to a provider while the lock is not held: another
+    // campaignd may have taken it, and both would send.
+    storage::postgres::SoleInstance* held = e->sole_.get();
+    e->store_ = std::make_unique<storage::postgres::Store>(
+        e->db_.get(), [held]() -> absl::Status {
+          if (held->held()) return absl::OkStatus();
+          return absl::UnavailableError(
+              "dispatch waits: the PostgreSQL instance lock is not held");
+        });
+    MutexLock l(&e->mu_);
+    e->open_ = true;
     e->writable_ = e->Readiness().ok();
-    e->opened_ = true;
     return e;
   }
 
-  ~PostgresEngine() override {
-    Close();
-    sole_.reset();  // its thread calls Changed(): before the rest goes
-  }
+  ~PostgresEngine() override { Close(); }
 
   Repository& repository() override { return *store_; }
   absl::Status Readiness() override {
-    if (sole_ == nullptr || !sole_->held()) {
+    if (!sole_->held()) {
       return absl::UnavailableError(
-          "storage: the PostgreSQL instance lock is not held (the server "
-          "was unreachable; see the log)");
+          "storage: the PostgreSQL instance lock is not held (PostgreSQL was "
+          "unreachable, or another campaignd holds it; see the log)");
     }
     if (!db_->available()) {
       return absl::UnavailableError(
@@ -122,27 +131,39 @@ class PostgresEngine : public StorageEngine {
   int64_t queue_depth() override { return db_->queue_depth(); }
   const std::string& where() const override { return db_->where(); }
   void Flush() override { db_->Flush(); }
-  void Close() override { db_->Close(); }
+  void Close() override {
+    {
+      // Waits for a Changed() in progress; none calls on_writable after.
+      MutexLock l(&mu_);
+      open_ = false;
+    }
+    if (db_ != nullptr) db_->Close();
+    if (sole_ != nullptr) sole_->Stop();
+  }
 
  private:
   PostgresEngine() = default;
 
   // The database's reachability or the instance lock changed: tell the
-  // server when that changes whether writes may go on.
+  // server when that changes whether writes may go on. Serialised, and
+  // from the current state (calls may come in any order).
   void Changed() {
-    if (!opened_.load()) return;  // during Open: members still being set
+    MutexLock l(&mu_);
+    if (!open_) return;  // opening (members still being set) or closed
     const bool writable = Readiness().ok();
-    if (writable_.exchange(writable) != writable && on_writable_) {
-      on_writable_(writable);
+    if (writable != writable_) {
+      writable_ = writable;
+      if (on_writable_) on_writable_(writable);
     }
   }
 
   std::function<void(bool)> on_writable_;
-  std::unique_ptr<storage::postgres::Database> db_;
   std::unique_ptr<storage::postgres::SoleInstance> sole_;
+  std::unique_ptr<storage::postgres::Database> db_;
   std::unique_ptr<storage::postgres::Store> store_;
-  std::atomic<bool> writable_{true};
-  std::atomic<bool> opened_{false};
+  Mutex mu_;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+  bool writable_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 }  // namespace

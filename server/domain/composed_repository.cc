@@ -122,7 +122,8 @@ absl::StatusOr<Page<Template>> ComposedRepository::ListTemplates(
 void ComposedRepository::UpdateTemplate(
     const std::string& account_id, const std::string& id,
     std::function<absl::Status(Template&)> mutate, Done<Template> done) {
-  parts_.templates->UpdateTemplate(account_id, id, mutate, std::move(done));
+  parts_.templates->UpdateTemplate(account_id, id, std::move(mutate),
+                                   std::move(done));
 }
 
 void ComposedRepository::DeleteTemplate(const std::string& account_id,
@@ -207,7 +208,8 @@ absl::StatusOr<CampaignTotals> ComposedRepository::CountCampaigns() {
 void ComposedRepository::UpdateCampaign(
     const std::string& account_id, const std::string& id,
     std::function<absl::Status(Campaign&)> mutate, Done<Campaign> done) {
-  parts_.campaigns->UpdateCampaign(account_id, id, mutate, std::move(done));
+  parts_.campaigns->UpdateCampaign(account_id, id, std::move(mutate),
+                                   std::move(done));
 }
 
 void ComposedRepository::DeleteCampaign(const std::string& account_id,
@@ -299,7 +301,8 @@ absl::StatusOr<Page<Contact>> ComposedRepository::ListContacts(
 void ComposedRepository::UpdateContact(
     const std::string& account_id, const std::string& id,
     std::function<absl::Status(Contact&)> mutate, Done<Contact> done) {
-  parts_.contacts->UpdateContact(account_id, id, mutate, std::move(done));
+  parts_.contacts->UpdateContact(account_id, id, std::move(mutate),
+                                 std::move(done));
 }
 
 void ComposedRepository::DeleteContact(const std::string& account_id,
