@@ -846,7 +846,16 @@ class PostgresTest(CrashSafetyTest):
         md = bearer(BOOTSTRAP_KEY)
         db, sim_log, srv, c = self.start_sending("pg-restart", 10000)
         campaigns = pb["campaign_grpc"].CampaignServiceStub(srv.channel)
-        time.sleep(1)
+        deadline = time.monotonic() + 30
+        while True:  # stopped mid-dispatch: some sent, some still queued
+            got = campaigns.GetCampaign(
+                pb["campaign"].GetCampaignRequest(id=c.id), metadata=md,
+                timeout=RPC_TIMEOUT)
+            if got.stats.sent + got.stats.delivered > 0:
+                break
+            self.assertLess(time.monotonic(), deadline, got)
+            time.sleep(0.05)
+        self.assertEqual(got.status, pb["campaign"].Campaign.sending, got)
         harness.PG.stop()
         try:
             # While PostgreSQL is away, calls answer UNAVAILABLE (never
@@ -855,8 +864,24 @@ class PostgresTest(CrashSafetyTest):
                             pb["campaign"].GetCampaignRequest(id=c.id),
                             metadata=md, code=grpc.StatusCode.UNAVAILABLE)
             time.sleep(1)
+            ready = harness.http_request(
+                "GET", "http://127.0.0.1:%d/readyz" % srv.http_port)
+            self.assertEqual(ready.status, 503, ready)
         finally:
             harness.PG.start()
+        # Back within a few seconds: until campaignd's next attempt to
+        # connect, calls may still answer UNAVAILABLE (never INTERNAL).
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                campaigns.GetCampaign(
+                    pb["campaign"].GetCampaignRequest(id=c.id), metadata=md,
+                    timeout=RPC_TIMEOUT)
+                break
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE, e)
+                self.assertLess(time.monotonic(), deadline, e)
+                time.sleep(0.1)
         # Sending goes on by itself (meanwhile the campaign reads as paused
         # with the storage error as its reason).
         self.check_sent_once(srv, c, sim_log, 10000)

@@ -333,7 +333,7 @@ class PgCluster:
 
     def db(self, name):
         """Creates a database for `name`; returns its libpq URI."""
-        base = re.sub(r"[^a-z0-9_]", "_", name.lower())[:50] or "db"
+        base = "db_" + re.sub(r"[^a-z0-9_]", "_", name.lower())[:50]
         name, n = base, 1
         while name in self.names:
             n += 1

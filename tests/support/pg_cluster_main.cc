@@ -20,7 +20,10 @@
 namespace {
 
 bool ValidName(const std::string& name) {
-  if (name.empty() || name.size() > 60) return false;
+  // Unquoted in CREATE DATABASE: a letter first.
+  if (name.empty() || name.size() > 60 || name[0] < 'a' || name[0] > 'z') {
+    return false;
+  }
   for (char ch : name) {
     if (!(ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) {
       return false;
@@ -46,7 +49,8 @@ int main() {
     if (absl::StartsWith(line, "db ")) {
       const std::string name = line.substr(3);
       if (!ValidName(name)) {
-        s = absl::InvalidArgumentError("a database name is [a-z0-9_]{1,60}");
+        s = absl::InvalidArgumentError(
+            "a database name is [a-z][a-z0-9_]{0,59}");
       } else {
         absl::StatusOr<
             std::unique_ptr<campaigns::storage::postgres::Connection>>
