@@ -842,6 +842,21 @@ class PostgresTest(CrashSafetyTest):
         self.assertNotIn(password, err)
         self.assertNotIn(password, first.stdout() + first.stderr())
 
+    def test_an_unreachable_postgresql_stops_the_start_naming_it(self):
+        with socket.socket() as sock:  # a free port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        dsn = "postgresql://campaignd:pw-never-logged@127.0.0.1:%d/x" % port
+        srv = CampaignD("unreachable", dsn, BOOTSTRAP_KEY)
+        self.servers.append(srv)
+        with self.assertRaises(AssertionError):
+            srv.start()
+        self.assertEqual(srv.proc.wait(timeout=STOP_TIMEOUT), 1)
+        err = srv.stdout() + srv.stderr()
+        self.assertIn("cannot be reached", err)
+        self.assertIn("127.0.0.1:%d/x" % port, err)
+        self.assertNotIn("pw-never-logged", err)
+
     def test_a_postgresql_restart_mid_dispatch_loses_and_repeats_nothing(self):
         md = bearer(BOOTSTRAP_KEY)
         db, sim_log, srv, c = self.start_sending("pg-restart", 10000)
