@@ -180,31 +180,6 @@ absl::Status Settle(Connection& c, Campaign& campaign, const Settlement& s) {
   return absl::OkStatus();
 }
 
-Recipient ReadDispatchRecipient(const Rows& rows, int row,
-                                const RecipientIdCodec& codec) {
-  Recipient r;
-  r.seq = IntAt(rows, row, "seq");
-  r.id = codec.Encode(r.seq);
-  r.contact_id = rows.Text(row, "contact_id");
-  r.address = rows.Text(row, "address");
-  r.variables = MapFromJson(rows.Text(row, "variables"));
-  ParseRecipientStatus(rows.Text(row, "status"), &r.status);
-  r.skip_reason = rows.Text(row, "skip_reason");
-  r.provider_message_id = rows.Text(row, "provider_message_id");
-  r.provider = rows.Text(row, "provider");
-  r.error_code = rows.Text(row, "error_code");
-  r.error_desc = rows.Text(row, "error_desc");
-  r.attempts = static_cast<int32_t>(IntAt(rows, row, "attempts"));
-  r.retries = static_cast<int32_t>(IntAt(rows, row, "retries"));
-  r.in_doubt = BoolAt(rows, row, "handed");
-  r.sent_at = OptionalTimeAt(rows, row, "sent_at");
-  r.delivered_at = OptionalTimeAt(rows, row, "delivered_at");
-  r.read_at = OptionalTimeAt(rows, row, "read_at");
-  r.created_at = TimeAt(rows, row, "created_at");
-  r.updated_at = TimeAt(rows, row, "updated_at");
-  return r;
-}
-
 // One recipient's outcomes of a batch, merged as SQLite's one-by-one
 // updates would leave the row: retries (status queued) before its first
 // final outcome add their attempts and leave their error; the first final
@@ -588,8 +563,7 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
         if (!rows.ok()) return rows.status();
         std::vector<Recipient> out;
         for (int i = 0; i < rows->size(); ++i) {
-          out.push_back(
-              dispatch_detail::ReadDispatchRecipient(*rows, i, *codec));
+          out.push_back(ReadRecipient(*rows, i, *codec));
           out.back().campaign_id = c.id;
         }
         return out;

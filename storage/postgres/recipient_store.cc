@@ -80,31 +80,6 @@ void AppendCopyField(std::string& out, absl::string_view s) {
   }
 }
 
-Recipient ReadRecipientRow(const Rows& rows, int row,
-                           const RecipientIdCodec& codec) {
-  Recipient r;
-  r.seq = IntAt(rows, row, "seq");
-  r.id = codec.Encode(r.seq);
-  r.contact_id = rows.Text(row, "contact_id");
-  r.address = rows.Text(row, "address");
-  r.variables = MapFromJson(rows.Text(row, "variables"));
-  ParseRecipientStatus(rows.Text(row, "status"), &r.status);
-  r.skip_reason = rows.Text(row, "skip_reason");
-  r.provider_message_id = rows.Text(row, "provider_message_id");
-  r.provider = rows.Text(row, "provider");
-  r.error_code = rows.Text(row, "error_code");
-  r.error_desc = rows.Text(row, "error_desc");
-  r.attempts = static_cast<int32_t>(IntAt(rows, row, "attempts"));
-  r.retries = static_cast<int32_t>(IntAt(rows, row, "retries"));
-  r.in_doubt = BoolAt(rows, row, "handed");
-  r.sent_at = OptionalTimeAt(rows, row, "sent_at");
-  r.delivered_at = OptionalTimeAt(rows, row, "delivered_at");
-  r.read_at = OptionalTimeAt(rows, row, "read_at");
-  r.created_at = TimeAt(rows, row, "created_at");
-  r.updated_at = TimeAt(rows, row, "updated_at");
-  return r;
-}
-
 int64_t CounterOf(const CampaignStats& stats, RecipientStatus status) {
   switch (status) {
     case RecipientStatus::kQueued:
@@ -647,7 +622,7 @@ absl::StatusOr<Page<Recipient>> RecipientStore::ListRecipients(
     if (!rows.ok()) return rows.status();
     Page<Recipient> out;
     for (int i = 0; i < rows->size(); ++i) {
-      out.items.push_back(ReadRecipientRow(*rows, i, *codec));
+      out.items.push_back(ReadRecipient(*rows, i, *codec));
       out.items.back().campaign_id = camp.id;
     }
     out.has_more = out.items.size() > static_cast<size_t>(page.limit);

@@ -130,6 +130,31 @@ std::optional<std::string> OptionalMicros(std::optional<absl::Duration> d) {
 
 }  // namespace
 
+Recipient ReadRecipient(const Rows& rows, int row,
+                        const RecipientIdCodec& codec) {
+  Recipient r;
+  r.seq = IntAt(rows, row, "seq");
+  r.id = codec.Encode(r.seq);
+  r.contact_id = rows.Text(row, "contact_id");
+  r.address = rows.Text(row, "address");
+  r.variables = MapFromJson(rows.Text(row, "variables"));
+  ParseRecipientStatus(rows.Text(row, "status"), &r.status);
+  r.skip_reason = rows.Text(row, "skip_reason");
+  r.provider_message_id = rows.Text(row, "provider_message_id");
+  r.provider = rows.Text(row, "provider");
+  r.error_code = rows.Text(row, "error_code");
+  r.error_desc = rows.Text(row, "error_desc");
+  r.attempts = static_cast<int32_t>(IntAt(rows, row, "attempts"));
+  r.retries = static_cast<int32_t>(IntAt(rows, row, "retries"));
+  r.in_doubt = BoolAt(rows, row, "handed");
+  r.sent_at = OptionalTimeAt(rows, row, "sent_at");
+  r.delivered_at = OptionalTimeAt(rows, row, "delivered_at");
+  r.read_at = OptionalTimeAt(rows, row, "read_at");
+  r.created_at = TimeAt(rows, row, "created_at");
+  r.updated_at = TimeAt(rows, row, "updated_at");
+  return r;
+}
+
 Campaign ReadCampaign(const Rows& rows, int row) {
   Campaign c;
   c.id = rows.Text(row, "id");

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "server/domain/errors.h"
 #include "server/domain/model.h"
+#include "server/domain/recipient_ids.h"
 #include "server/domain/repository.h"
 #include "server/domain/rules.h"
 #include "storage/postgres/connection.h"
@@ -37,6 +38,10 @@ Sender ReadSender(const Rows& rows, int row);
 // channel '' (every channel) reads as Channel::kUnspecified.
 Suppression ReadSuppression(const Rows& rows, int row);
 Campaign ReadCampaign(const Rows& rows, int row);
+
+// A `recipients` row (SELECT *), its id encoded with `codec`.
+Recipient ReadRecipient(const Rows& rows, int row,
+                        const RecipientIdCodec& codec);
 
 // An import floor for "no import running": every recipient is below it.
 inline constexpr int64_t kNoFloor = std::numeric_limits<int64_t>::max();
