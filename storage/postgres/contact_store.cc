@@ -186,11 +186,6 @@ struct ApplyStep {
   bool gone = false;
 };
 
-// "{1,2,3}": a bigint[] parameter.
-std::string BigintArray(const std::vector<int64_t>& v) {
-  return absl::StrCat("{", absl::StrJoin(v, ","), "}");
-}
-
 // Applies the next chunk of rows of `lease` in the current transaction; the
 // last chunk also records the idempotency record and deletes the import.
 absl::StatusOr<ApplyStep> ApplyNext(Connection& c,
@@ -278,7 +273,7 @@ absl::StatusOr<ApplyStep> ApplyNext(Connection& c,
                 "SELECT $1, t, s FROM jsonb_array_elements_text($2::jsonb) "
                 "AS t, unnest($3::bigint[]) AS s ORDER BY s, t ON CONFLICT "
                 "DO NOTHING",
-                {lease.account_id, ListToJson(lease.tags), BigintArray(seqs)})
+                {lease.account_id, ListToJson(lease.tags), IntArray(seqs)})
             .status());
   }
   if (!seqs.empty() && with_list) {
@@ -286,7 +281,7 @@ absl::StatusOr<ApplyStep> ApplyNext(Connection& c,
         c.Query("INSERT INTO contact_list_members(list_id, contact_seq, "
                 "added_at) SELECT $1, s, $3::bigint FROM "
                 "unnest($2::bigint[]) AS s ORDER BY s ON CONFLICT DO NOTHING",
-                {lease.list_id, BigintArray(seqs), now})
+                {lease.list_id, IntArray(seqs), now})
             .status());
   }
   RETURN_IF_ERROR(c.Query("DELETE FROM contact_import_rows WHERE import_id = "

@@ -37,45 +37,6 @@ std::string Prefix(const std::string& s, size_t n) {
   return s.substr(0, n);
 }
 
-// A PostgreSQL array literal of `values` (each element quoted), for a
-// `$n::text[]` parameter. Values from outside (a provider's error text or
-// message id) may hold NULs or broken UTF-8, which PostgreSQL's text
-// refuses (failing the whole batch): they are stored mended (SanitizeUtf8),
-// and looked up mended alike.
-std::string TextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out.push_back('"');
-    for (char ch : SanitizeUtf8(values[i])) {
-      if (ch == '"' || ch == '\\') out.push_back('\\');
-      out.push_back(ch);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
-// The same for a `$n::bigint[]` parameter; nullopt is NULL.
-std::string IntArray(const std::vector<std::optional<int64_t>>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    if (values[i].has_value()) {
-      absl::StrAppend(&out, *values[i]);
-    } else {
-      out.append("NULL");
-    }
-  }
-  out.push_back('}');
-  return out;
-}
-
-std::string IntArray(const std::vector<int64_t>& values) {
-  return absl::StrCat("{", absl::StrJoin(values, ","), "}");
-}
-
 // The counter of `stats` that counts recipients in status `s`; null for
 // kUnspecified.
 int64_t* Counter(CampaignStats& stats, RecipientStatus s) {
@@ -430,24 +391,6 @@ RETURNING c.*
 }  // namespace dispatch_detail
 }  // namespace
 
-absl::StatusOr<const RecipientIdCodec*> DispatchStore::Codec() {
-  MutexLock lock(&codec_mu_);
-  if (codec_ != nullptr) return codec_.get();
-  absl::StatusOr<RecipientIdCodec> codec = db_->Read<RecipientIdCodec>(
-      [](Connection& c) -> absl::StatusOr<RecipientIdCodec> {
-        absl::StatusOr<Rows> rows =
-            c.Query("SELECT value FROM meta WHERE key = 'recipient_id_key'");
-        if (!rows.ok()) return rows.status();
-        if (rows->size() == 0) {
-          return absl::InternalError("recipient id key missing");
-        }
-        return RecipientIdCodec::FromHexKey(rows->Text(0, 0));
-      });
-  if (!codec.ok()) return codec.status();
-  codec_ = std::make_unique<const RecipientIdCodec>(*std::move(codec));
-  return codec_.get();
-}
-
 void DispatchStore::TransitionCampaign(const std::string& account_id,
                                        const std::string& id,
                                        LifecycleChange change,
@@ -586,7 +529,7 @@ void DispatchStore::MarkHanded(const std::string& account_id,
                 "UPDATE recipients SET handed = $1 WHERE seq = "
                 "ANY($2::bigint[]) AND (campaign_seq, status) IS NOT "
                 "DISTINCT FROM ($3::bigint, 'queued')",
-                {handed ? "true" : "false", dispatch_detail::IntArray(seqs),
+                {handed ? "true" : "false", IntArray(seqs),
                  absl::StrCat(camp.seq)})
             .status();
       },
@@ -642,16 +585,10 @@ void DispatchStore::RecordOutcomes(const std::string& account_id,
           }
           absl::StatusOr<Rows> changed = c.Query(
               dispatch_detail::kRecordOutcomes,
-              {absl::StrCat(camp.seq), now, dispatch_detail::IntArray(seqs),
-               dispatch_detail::TextArray(statuses),
-               dispatch_detail::IntArray(attempts),
-               dispatch_detail::TextArray(providers),
-               dispatch_detail::TextArray(message_ids),
-               dispatch_detail::TextArray(codes),
-               dispatch_detail::TextArray(descs),
-               dispatch_detail::TextArray(skip_reasons),
-               dispatch_detail::TextArray(suppress),
-               dispatch_detail::TextArray(notes), camp.account_id,
+              {absl::StrCat(camp.seq), now, IntArray(seqs), TextArray(statuses),
+               IntArray(attempts), TextArray(providers), TextArray(message_ids),
+               TextArray(codes), TextArray(descs), TextArray(skip_reasons),
+               TextArray(suppress), TextArray(notes), camp.account_id,
                std::string(ChannelName(camp.channel))});
           if (!changed.ok()) return changed.status();
           for (int i = 0; i < changed->size(); ++i) {
@@ -757,7 +694,7 @@ void DispatchStore::ApplyReceiptsIn(ReceiptScope scope,
           RETURN_IF_ERROR(
               c.Query("SELECT seq FROM campaigns WHERE seq = ANY($1::bigint[]) "
                       "ORDER BY seq FOR NO KEY UPDATE",
-                      {dispatch_detail::IntArray(lock)})
+                      {IntArray(lock)})
                   .status());
           locked.insert(lock.begin(), lock.end());
         }
@@ -821,14 +758,11 @@ void DispatchStore::ApplyReceiptsIn(ReceiptScope scope,
         }
         if (upd_seqs.empty()) return result;
         const std::string now = Micros(NowMicros());
-        absl::StatusOr<Rows> updated = c.Query(
-            dispatch_detail::kApplyReceipts,
-            {now, dispatch_detail::IntArray(upd_seqs),
-             dispatch_detail::TextArray(statuses),
-             dispatch_detail::TextArray(expected),
-             dispatch_detail::IntArray(delivered),
-             dispatch_detail::IntArray(read), dispatch_detail::TextArray(codes),
-             dispatch_detail::TextArray(descs)});
+        absl::StatusOr<Rows> updated =
+            c.Query(dispatch_detail::kApplyReceipts,
+                    {now, IntArray(upd_seqs), TextArray(statuses),
+                     TextArray(expected), IntArray(delivered), IntArray(read),
+                     TextArray(codes), TextArray(descs)});
         if (!updated.ok()) return updated.status();
         if (updated->affected() != static_cast<int64_t>(upd_seqs.size())) {
           // Cannot happen while every change of a recipient's status locks
@@ -848,12 +782,10 @@ void DispatchStore::ApplyReceiptsIn(ReceiptScope scope,
           df.push_back(d.failed);
           dk.push_back(d.skipped);
         }
-        absl::StatusOr<Rows> campaigns = c.Query(
-            dispatch_detail::kAddCampaignDeltas,
-            {now, dispatch_detail::IntArray(campaign_seqs),
-             dispatch_detail::IntArray(dq), dispatch_detail::IntArray(ds),
-             dispatch_detail::IntArray(dd), dispatch_detail::IntArray(dr),
-             dispatch_detail::IntArray(df), dispatch_detail::IntArray(dk)});
+        absl::StatusOr<Rows> campaigns =
+            c.Query(dispatch_detail::kAddCampaignDeltas,
+                    {now, IntArray(campaign_seqs), IntArray(dq), IntArray(ds),
+                     IntArray(dd), IntArray(dr), IntArray(df), IntArray(dk)});
         if (!campaigns.ok()) return campaigns.status();
         for (int i = 0; i < campaigns->size(); ++i) {
           result.campaigns.push_back(ReadCampaign(*campaigns, i));
@@ -904,8 +836,7 @@ void DispatchStore::RetryFailed(const std::string& account_id,
             "error_code = '', error_desc = '', provider_message_id = '', "
             "updated_at = $1 WHERE campaign_seq = $2 AND status = 'failed' "
             "AND (cardinality($3::text[]) = 0 OR error_code = ANY($3::text[]))",
-            {now, absl::StrCat(camp.seq),
-             dispatch_detail::TextArray(error_codes)});
+            {now, absl::StrCat(camp.seq), TextArray(error_codes)});
         if (!requeued.ok()) return requeued.status();
         RETURN_IF_ERROR(Reserve(
             c, camp, cost,
@@ -945,7 +876,7 @@ absl::StatusOr<std::vector<Campaign>> DispatchStore::CampaignsInStatus(
         absl::StatusOr<Rows> rows = c.Query(
             "SELECT * FROM campaigns WHERE NOT deleting AND status = "
             "ANY($1::text[]) ORDER BY seq",
-            {dispatch_detail::TextArray(names)});
+            {TextArray(names)});
         if (!rows.ok()) return rows.status();
         std::vector<Campaign> out;
         for (int i = 0; i < rows->size(); ++i) {
@@ -980,7 +911,7 @@ absl::StatusOr<std::vector<bool>> DispatchStore::SuppressedAmong(
             "a(address, ord) WHERE EXISTS (SELECT 1 FROM suppressions s "
             "WHERE s.account_id = $1 AND s.address = a.address AND "
             "s.channel IN ($3, ''))",
-            {account_id, dispatch_detail::TextArray(addresses),
+            {account_id, TextArray(addresses),
              std::string(ChannelName(channel))});
         if (!rows.ok()) return rows.status();
         std::vector<int64_t> ords;

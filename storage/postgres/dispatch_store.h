@@ -44,6 +44,7 @@
 #include "server/domain/mutex.h"
 #include "server/domain/recipient_ids.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
 
@@ -99,7 +100,7 @@ class DispatchStore : public campaigns::DispatchStore {
 
   // The recipient id codec, from meta.recipient_id_key: read once it can
   // be (a failure, e.g. the server unreachable, is not remembered).
-  absl::StatusOr<const RecipientIdCodec*> Codec();
+  absl::StatusOr<const RecipientIdCodec*> Codec() { return codec_.Get(db_); }
 
   void ApplyReceiptsIn(ReceiptScope scope, const std::string& owner,
                        std::vector<ReceiptUpdate> receipts,
@@ -114,8 +115,7 @@ class DispatchStore : public campaigns::DispatchStore {
 
   Database* const db_;
   const LeaseGate gate_;
-  Mutex codec_mu_;
-  std::unique_ptr<const RecipientIdCodec> codec_ ABSL_GUARDED_BY(codec_mu_);
+  RecipientIdCodecCache codec_;
 };
 
 }  // namespace campaigns::storage::postgres

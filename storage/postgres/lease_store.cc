@@ -21,21 +21,6 @@ constexpr const char* kNow =
 // the table), then removed by any heartbeat.
 constexpr absl::Duration kForgetInstancesAfter = absl::Hours(24);
 
-// `items` as a PostgreSQL text[] literal.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char ch : items[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 std::string Us(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Microseconds(d));
 }

@@ -161,24 +161,6 @@ ORDER BY d.seq
 
 }  // namespace
 
-absl::StatusOr<const RecipientIdCodec*> RecipientStore::Codec() {
-  MutexLock lock(&codec_mu_);
-  if (codec_ != nullptr) return codec_.get();
-  absl::StatusOr<RecipientIdCodec> codec = db_->Read<RecipientIdCodec>(
-      [](Connection& c) -> absl::StatusOr<RecipientIdCodec> {
-        absl::StatusOr<Rows> rows =
-            c.Query("SELECT value FROM meta WHERE key = 'recipient_id_key'");
-        if (!rows.ok()) return rows.status();
-        if (rows->size() == 0) {
-          return absl::InternalError("recipient id key missing");
-        }
-        return RecipientIdCodec::FromHexKey(rows->Text(0, 0));
-      });
-  if (!codec.ok()) return codec.status();
-  codec_ = std::make_unique<const RecipientIdCodec>(*std::move(codec));
-  return codec_.get();
-}
-
 void RecipientStore::BeginRecipientImport(const std::string& account_id,
                                           const std::string& campaign_id,
                                           Done<ImportLease> done) {

@@ -49,6 +49,7 @@
 #include "server/domain/repository.h"
 #include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
 
@@ -99,7 +100,7 @@ class RecipientStore : public RecipientRepository {
  private:
   // The recipient id codec, from meta.recipient_id_key: read once it can
   // be (a failure, e.g. the server unreachable, is not remembered).
-  absl::StatusOr<const RecipientIdCodec*> Codec();
+  absl::StatusOr<const RecipientIdCodec*> Codec() { return codec_.Get(db_); }
   // Deletes the next chunk of `lease`'s rows (its addresses first, from
   // `addresses_after` on, when it may have settled), re-queueing itself
   // until none is left, then clears the floor; then `done` (may be null).
@@ -113,8 +114,7 @@ class RecipientStore : public RecipientRepository {
 
   Database* const db_;
   ContactStore* const contacts_;
-  Mutex codec_mu_;
-  std::unique_ptr<const RecipientIdCodec> codec_ ABSL_GUARDED_BY(codec_mu_);
+  RecipientIdCodecCache codec_;
 };
 
 }  // namespace campaigns::storage::postgres

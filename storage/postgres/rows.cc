@@ -1,6 +1,7 @@
 #include "storage/postgres/rows.h"
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "server/domain/types.h"
 #include "server/domain/utf8.h"
 #include "storage/json.h"
@@ -378,6 +379,58 @@ absl::Status CheckUnusedByLiveCampaign(Connection& c,
                            rows->Text(0, 0), ", which is not finished"));
   }
   return absl::OkStatus();
+}
+
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char ch : SanitizeUtf8(values[i])) {
+      if (ch == '"' || ch == '\\') out.push_back('\\');
+      out.push_back(ch);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string IntArray(const std::vector<int64_t>& values) {
+  return absl::StrCat("{", absl::StrJoin(values, ","), "}");
+}
+
+std::string IntArray(const std::vector<std::optional<int64_t>>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    if (values[i].has_value()) {
+      absl::StrAppend(&out, *values[i]);
+    } else {
+      out.append("NULL");
+    }
+  }
+  out.push_back('}');
+  return out;
+}
+
+absl::StatusOr<const RecipientIdCodec*> RecipientIdCodecCache::Get(
+    Database* db) {
+  MutexLock lock(&mu_);
+  if (codec_ != nullptr) return codec_.get();
+  absl::StatusOr<RecipientIdCodec> codec = db->Read<RecipientIdCodec>(
+      [](Connection& c) -> absl::StatusOr<RecipientIdCodec> {
+        absl::StatusOr<Rows> rows =
+            c.Query("SELECT value FROM meta WHERE key = 'recipient_id_key'");
+        if (!rows.ok()) return rows.status();
+        if (rows->size() == 0) {
+          return absl::InternalError("recipient id key missing");
+        }
+        return RecipientIdCodec::FromHexKey(rows->Text(0, 0));
+      });
+  if (!codec.ok()) return codec.status();
+  codec_ = std::make_unique<const RecipientIdCodec>(*std::move(codec));
+  return codec_.get();
 }
 
 }  // namespace campaigns::storage::postgres

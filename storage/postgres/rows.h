@@ -6,19 +6,23 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/domain/errors.h"
 #include "server/domain/model.h"
+#include "server/domain/mutex.h"
 #include "server/domain/recipient_ids.h"
 #include "server/domain/repository.h"
 #include "server/domain/rules.h"
 #include "storage/postgres/connection.h"
+#include "storage/postgres/database.h"
 
 namespace campaigns::storage::postgres {
 
@@ -168,6 +172,27 @@ absl::StatusOr<T> Idempotent(
   if (!recorded.ok()) return recorded.status();
   return created;
 }
+
+// PostgreSQL array literals, for `$n::text[]` and `$n::bigint[]`
+// parameters (unnest, = ANY). Text values are quoted; a NUL or broken
+// UTF-8, which PostgreSQL's text refuses (failing the whole statement), is
+// mended first (SanitizeUtf8), so text from outside (a provider's error or
+// message id) is stored, and looked up, mended alike. nullopt is NULL.
+std::string TextArray(const std::vector<std::string>& values);
+std::string IntArray(const std::vector<int64_t>& values);
+std::string IntArray(const std::vector<std::optional<int64_t>>& values);
+
+// The database's recipient id codec (meta.recipient_id_key), read on a
+// read connection the first time it can be (a failure, e.g. the server
+// unreachable, is not remembered). Thread-safe.
+class RecipientIdCodecCache {
+ public:
+  absl::StatusOr<const RecipientIdCodec*> Get(Database* db);
+
+ private:
+  Mutex mu_;
+  std::unique_ptr<const RecipientIdCodec> codec_ ABSL_GUARDED_BY(mu_);
+};
 
 }  // namespace campaigns::storage::postgres
 
