@@ -4,6 +4,7 @@
 #include <limits>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -16,6 +17,7 @@
 #include "server/domain/types.h"
 #include "server/log/log.h"
 #include "storage/json.h"
+#include "storage/postgres/ledger.h"
 #include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
@@ -366,9 +368,26 @@ void RecipientStore::CommitRecipientImport(const ImportLease& lease,
               "campaign ", camp.id, " became ", CampaignStatusName(camp.status),
               " during the import; nothing was imported"));
         }
-        // TODO(billing): SQLite reserves what the new rows cost when the
-        // campaign is not a draft (ReserveRows). This engine has no billing
-        // yet, and no campaign can be scheduled or paused on it yet either.
+        if (camp.status != CampaignStatus::kDraft) {
+          // A started campaign reserves what the new rows will cost at the
+          // prices it started with, or the import is refused
+          // (INSUFFICIENT_CREDITS) and adds nothing. The account's row is
+          // locked last, after the campaign's (ledger.h).
+          ASSIGN_OR_RETURN(const CampaignBilling billing,
+                           LoadBilling(c, camp.seq));
+          if (billing.billed) {
+            ASSIGN_OR_RETURN(const UnitsPlan plan, PrepareUnits(c, camp));
+            RowSet rows;
+            rows.from_seq = lease.floor;
+            ASSIGN_OR_RETURN(const std::vector<CostLineValue> lines,
+                             CostLines(c, camp, plan, billing.prices, rows));
+            ASSIGN_OR_RETURN(const int64_t cost, SumLines(lines));
+            RETURN_IF_ERROR(Reserve(
+                c, camp, cost,
+                absl::StrCat(imported, " imported recipients of campaign ",
+                             camp.id)));
+          }
+        }
         const std::string now = Micros(NowMicros());
         RETURN_IF_ERROR(
             c.Query("UPDATE campaigns SET total = total + $1, "

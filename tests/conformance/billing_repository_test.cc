@@ -4,14 +4,17 @@
 // countries and SMS segments (only once every recipient is counted, and
 // again after the message changed), contact audiences estimated from their
 // contacts, statistics summed from stored counters, and the errors of
-// unknown accounts and campaigns. What needs a start (DispatchStore):
-// tests/storage/billing_test.cc; several instances at once:
+// unknown accounts and campaigns; what starts reserve (never more than the
+// balance, however many starts race), imports into and updates of started
+// campaigns, releases. Several instances at once:
 // tests/postgres/billing_store_test.cc.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -145,6 +148,17 @@ class BillingRepositoryTest : public EngineTest {
                         absl::StrCat("n", i));
     }
     return rows;
+  }
+
+  absl::StatusOr<Campaign> Start(const std::string& id,
+                                 std::optional<absl::Time> send_at = {}) {
+    LifecycleChange change;
+    change.event = CampaignEvent::kStart;
+    change.now = NowMicros();
+    change.send_at = send_at;
+    return AwaitResult<Campaign>([&](Done<Campaign> done) {
+      dispatch().TransitionCampaign(account_, id, change, std::move(done));
+    });
   }
 
   absl::Status Prepare(const std::string& id) {
@@ -553,6 +567,123 @@ TEST_P(BillingRepositoryTest, StatsSumStoredCountersByDateAndChannel) {
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(all->campaigns, 1);
   EXPECT_EQ(all->stats.total, 5);
+}
+
+TEST_P(BillingRepositoryTest, ConcurrentStartsNeverReserveMoreThanTheBalance) {
+  MustSetPrices({Price{Channel::kSms, "", 10000}});
+  ASSERT_TRUE(AddCredits(1000000).ok());
+  // Eight campaigns of 300,000 each against a balance of 1,000,000.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i)
+    ids.push_back(NewCampaign("Hi {{name}}", UsRows(30, i * 100)).id);
+  std::atomic<int> started{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (const std::string& id : ids) {
+    threads.emplace_back([&, id] {
+      absl::StatusOr<Campaign> c = Start(id);
+      if (c.ok()) {
+        ++started;
+      } else {
+        EXPECT_EQ(errors::ReasonOf(c.status()), "INSUFFICIENT_CREDITS")
+            << c.status();
+        EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+        ++refused;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(started.load(), 3);
+  EXPECT_EQ(refused.load(), 5);
+  const Account a = GetAccount();
+  EXPECT_EQ(a.credits_reserved, 900000);
+  EXPECT_EQ(a.credits_balance, 100000);
+  int drafts = 0;
+  for (const std::string& id : ids) {
+    const Campaign c = Get(id);
+    if (c.status == CampaignStatus::kDraft) {
+      ++drafts;
+      EXPECT_EQ(c.credits_reserved, 0);
+    } else {
+      EXPECT_EQ(c.credits_reserved, 300000);
+    }
+  }
+  EXPECT_EQ(drafts, 5);
+  ExpectLedgerIdentity();
+}
+
+TEST_P(BillingRepositoryTest,
+       AStartItsEstimateExceedsIsRefusedAndChangesNothing) {
+  MustSetPrices(
+      {Price{Channel::kSms, "", 50000}, Price{Channel::kSms, "US", 40000}});
+  ASSERT_TRUE(AddCredits(200000).ok());
+  // 1 + 2 segments in the US, 1 + 2 in France: 120,000 + 150,000.
+  const std::string gsm157(157, 'a');
+  Campaign c =
+      NewCampaign("Hi {{name}}",
+                  {{"+12025550101", gsm157},
+                   {"+12025550102", gsm157 + "b"},
+                   {"+33612345678", std::string(66, 'a') + "\xc3\xab"},
+                   {"+33612345679", std::string(67, 'a') + "\xc3\xab"}},
+                  /*with_country=*/false);
+  absl::StatusOr<CostEstimateValue> e = Estimate(c.id);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->total, 270000);
+  EXPECT_FALSE(e->sufficient);
+  // Refused at start, with nothing reserved or changed.
+  absl::StatusOr<Campaign> refused = Start(c.id);
+  EXPECT_EQ(errors::ReasonOf(refused.status()), "INSUFFICIENT_CREDITS");
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kDraft);
+  EXPECT_EQ(GetAccount().credits_balance, 200000);
+  EXPECT_EQ(GetAccount().credits_reserved, 0);
+  ExpectLedgerIdentity();
+}
+
+TEST_P(BillingRepositoryTest, ImportsIntoAStartedCampaignReserveTheirCost) {
+  MustSetPrices({Price{Channel::kSms, "", 10000}});
+  ASSERT_TRUE(AddCredits(500000).ok());
+  Campaign c = NewCampaign("Hi {{name}}", UsRows(10, 0));
+  ASSERT_TRUE(Start(c.id, NowMicros() + absl::Hours(1)).ok());
+  EXPECT_EQ(Get(c.id).status, CampaignStatus::kScheduled);
+  EXPECT_EQ(GetAccount().credits_reserved, 100000);
+  ASSERT_TRUE(Import(c.id, UsRows(20, 100)).ok());
+  EXPECT_EQ(Get(c.id).credits_reserved, 300000);
+  EXPECT_EQ(GetAccount().credits_balance, 200000);
+  // 30 more do not fit: the import is refused and nothing is added.
+  absl::StatusOr<Campaign> refused = Import(c.id, UsRows(30, 200));
+  EXPECT_EQ(errors::ReasonOf(refused.status()), "INSUFFICIENT_CREDITS");
+  const Campaign after = Get(c.id);
+  EXPECT_EQ(after.stats.total, 30);
+  EXPECT_EQ(after.stats.queued, 30);
+  EXPECT_EQ(after.credits_reserved, 300000);
+  EXPECT_EQ(GetAccount().credits_balance, 200000);
+  ExpectLedgerIdentity();
+  // The refused rows are gone: a later import that fits adds only its own.
+  ASSERT_TRUE(Import(c.id, UsRows(5, 300)).ok());
+  EXPECT_EQ(Get(c.id).stats.total, 35);
+  EXPECT_EQ(Get(c.id).credits_reserved, 350000);
+  ExpectLedgerIdentity();
+}
+
+TEST_P(BillingRepositoryTest,
+       UpdatingAScheduledCampaignReservesAnewAndDeleteReleases) {
+  MustSetPrices({Price{Channel::kSms, "", 10000}});
+  ASSERT_TRUE(AddCredits(1000000).ok());
+  Campaign c = NewCampaign("Hi {{name}}", UsRows(10, 0));
+  ASSERT_TRUE(Start(c.id, NowMicros() + absl::Hours(1)).ok());
+  EXPECT_EQ(GetAccount().credits_reserved, 100000);
+  // 315 GSM-7 characters: three segments (153 each) for everyone.
+  ASSERT_TRUE(UpdateBody(c.id, [](Campaign& x) {
+                x.body = "Hi {{name}}" + std::string(310, '.');
+              }).ok());
+  EXPECT_EQ(Get(c.id).credits_reserved, 300000);
+  EXPECT_EQ(GetAccount().credits_reserved, 300000);
+  ASSERT_TRUE(AwaitStatus([&](StatusDone done) {
+                campaigns().DeleteCampaign(account_, c.id, std::move(done));
+              }).ok());
+  EXPECT_EQ(GetAccount().credits_reserved, 0);
+  EXPECT_EQ(GetAccount().credits_balance, 1000000);
+  ExpectLedgerIdentity();
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, BillingRepositoryTest,
