@@ -745,6 +745,18 @@ const std::map<std::string, Apply>& TopLevelKeys() {
   return *kKeys;
 }
 
+// libpq's keyword/value form ("host=db dbname=c"): a keyword, then '='
+// (perhaps after blanks), at the start.
+bool LooksLikeConninfo(absl::string_view db) {
+  db = absl::StripLeadingAsciiWhitespace(db);
+  size_t i = 0;
+  while (i < db.size() && (absl::ascii_isalpha(db[i]) || db[i] == '_')) ++i;
+  if (i == 0) return false;
+  db.remove_prefix(i);
+  db = absl::StripLeadingAsciiWhitespace(db);
+  return absl::StartsWith(db, "=");
+}
+
 }  // namespace
 
 std::vector<Channel> ChannelsOfType(absl::string_view type) {
@@ -811,6 +823,12 @@ absl::StatusOr<DatabaseLocation> ParseDatabaseLocation(absl::string_view db) {
   absl::string_view path = db;
   if (absl::ConsumePrefix(&path, "sqlite:")) {
     // sqlite:PATH; PATH as given (relative, or absolute).
+  } else if (LooksLikeConninfo(db)) {
+    // Not repeated: it may hold a password.
+    return absl::InvalidArgumentError(
+        "a keyword=value connection string (host=... dbname=...) is not "
+        "taken: give PostgreSQL as a postgresql://... URI (or a file of "
+        "that name as sqlite:PATH)");
   } else if (const size_t scheme = db.find("://");
              scheme != absl::string_view::npos && scheme > 0 &&
              std::all_of(db.begin(), db.begin() + scheme, [](char c) {

@@ -540,6 +540,8 @@ TEST(ConfigTest, DatabaseLocations) {
       {"sqlite:/var/lib/c.db", Engine::kSqlite, "/var/lib/c.db"},
       {"sqlite:rel/c.db", Engine::kSqlite, "rel/c.db"},
       {"dir:with/colon.db", Engine::kSqlite, "dir:with/colon.db"},
+      {"sqlite:host=x.db", Engine::kSqlite, "host=x.db"},
+      {"./host=x.db", Engine::kSqlite, "./host=x.db"},
       {"postgresql://u:pw@db:5432/c", Engine::kPostgres,
        "postgresql://u:pw@db:5432/c"},
       {"postgres://db/c", Engine::kPostgres, "postgres://db/c"},
@@ -550,7 +552,9 @@ TEST(ConfigTest, DatabaseLocations) {
     EXPECT_EQ(where->engine, c.engine) << c.db;
     EXPECT_EQ(where->target, c.target) << c.db;
   }
-  for (const std::string bad : {"", "sqlite:", "mysql://u:secret@h/db"}) {
+  for (const std::string bad : {"", "sqlite:", "mysql://u:secret@h/db",
+                                "host=db dbname=c user=u password=secret",
+                                " password = secret host=db", "dbname=c"}) {
     absl::StatusOr<DatabaseLocation> where = ParseDatabaseLocation(bad);
     ASSERT_FALSE(where.ok()) << bad;
     EXPECT_EQ(where.status().code(), absl::StatusCode::kInvalidArgument);
