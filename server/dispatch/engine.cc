@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
+#include "server/domain/utf8.h"
 #include "server/log/log.h"
 
 namespace campaigns::dispatch {
@@ -56,6 +57,23 @@ constexpr absl::string_view kStoragePause = "storage cannot write: ";
 
 // A cancel that waited for outcomes storage could not record, answered
 // when campaignd stops: cancelling would settle those messages as unsent.
+// Text a provider made (an SMSC's message id, a vendor's error) as storage
+// and the API take text: valid UTF-8 without NUL (utf8.h). Receipts mend
+// the ids they name the same way, so they still match.
+void MendProviderText(SendResult& r) {
+  MendUtf8(&r.provider_message_id);
+  MendUtf8(&r.error_code);
+  MendUtf8(&r.error_desc);
+}
+void MendProviderText(std::vector<ReceiptUpdate>& receipts) {
+  for (ReceiptUpdate& u : receipts) {
+    MendUtf8(&u.provider_message_id);
+    MendUtf8(&u.recipient_id);
+    MendUtf8(&u.error_code);
+    MendUtf8(&u.error_desc);
+  }
+}
+
 absl::Status NotCancelled() {
   return absl::UnavailableError(
       "not cancelled: campaignd is stopping and storage could not record the "
@@ -644,6 +662,7 @@ void Engine::IngestReceipts(const std::string& account_id,
     if (done) done(std::move(wait));
     return;
   }
+  MendProviderText(receipts);
   store_->ApplyReceipts(
       account_id, std::move(receipts),
       [this, account_id,
@@ -659,6 +678,7 @@ void Engine::IngestProviderReceipts(const std::string& provider,
     if (done) done(std::move(wait));
     return;
   }
+  MendProviderText(receipts);
   store_->ApplyProviderReceipts(
       provider, std::move(receipts),
       [this, provider,
@@ -1234,6 +1254,7 @@ void Engine::OnSent(const PumpPtr& p, std::vector<Item> batch,
                            /*suppress=*/"",
                            /*provider=*/"",
                            /*duplicate=*/false};
+      MendProviderText(res);
       // Who answered: the sender's provider, or a fallback that took over.
       const bool by_fallback = !res.provider.empty();
       DispatchOutcome o;

@@ -23,6 +23,10 @@
 // their `done` waits (as a callback, not a thread) for calls that were being
 // started at that moment to return from Provider::Send.
 //
+// Text a provider returns (message ids, error codes and descriptions) and
+// the receipts that name it are stored as valid UTF-8 without NUL (mended,
+// utf8.h), as storage and the API take text.
+//
 // Storage errors never lose or repeat a message. A failed lease is retried
 // after a second. A dispatch write that fails because storage cannot write
 // (the disk is full, I/O fails: the outcomes of a batch, the mark before a

@@ -70,4 +70,9 @@ std::string SanitizeUtf8(absl::string_view text) {
   return out;
 }
 
+void MendUtf8(std::string* text) {
+  if (text->find('\0') == std::string::npos && IsValidUtf8(*text)) return;
+  *text = SanitizeUtf8(*text);
+}
+
 }  // namespace campaigns

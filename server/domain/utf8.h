@@ -20,6 +20,12 @@ bool IsValidUtf8(absl::string_view text);
 // valid (PostgreSQL); `text` itself when it already is.
 std::string SanitizeUtf8(absl::string_view text);
 
+// `*text` = SanitizeUtf8(*text), without a copy when it is already valid
+// (the common case: one scan). Deterministic, so a provider's message id
+// and the receipts that name it mend alike and still match; two ids that
+// differ only in their broken bytes would mend alike too.
+void MendUtf8(std::string* text);
+
 }  // namespace campaigns
 
 #endif  // CAMPAIGND_SERVER_DOMAIN_UTF8_H_

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/dispatch/simulator.h"
 #include "server/domain/errors.h"
+#include "server/domain/utf8.h"
 #include "storage/sqlite/store.h"
 #include "tests/dispatch/engine_fixture.h"
 #include "tests/dispatch/fake_timer.h"
@@ -126,6 +127,78 @@ TEST_F(EngineTest, TemplateComponentsAreRenderedForEachRecipient) {
   Campaign after = Get(c.id);
   EXPECT_EQ(after.stats.sent + after.stats.delivered, 1);
   EXPECT_EQ(after.stats.skipped, 1);  // Ben: missing_variable "code"
+}
+
+// Accepts every other message under an id with a broken UTF-8 byte and a
+// NUL; refuses the rest with such an error code and description.
+class BrokenTextProvider : public Provider {
+ public:
+  static std::string IdOf(const std::string& recipient_id) {
+    return std::string("pm\x80\0", 4) + recipient_id;
+  }
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    std::vector<SendResult> results;
+    for (const OutgoingMessage& m : batch) {
+      SendResult r;
+      if (n_++ % 2 == 0) {
+        r.provider_message_id = IdOf(m.recipient_id);
+      } else {
+        r.status = SendStatus::kPermanent;
+        r.error_code = "bad\xff";
+        r.error_desc = std::string("refused \xc3(\0!", 12);
+      }
+      results.push_back(std::move(r));
+    }
+    done(std::move(results));
+  }
+
+ private:
+  int n_ = 0;  // Send is called from one pump at a time here
+};
+
+TEST_F(EngineTest, ProviderTextIsStoredAsValidUtf8AndReceiptsStillMatch) {
+  BrokenTextProvider provider;
+  provider_ = &provider;
+  StartEngine();
+  Campaign c = NewCampaign(NewSender(SenderTier::kUnlimited, "+15550301"), 6);
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntil([&] { return Get(c.id).stats.queued == 0; }));
+  absl::StatusOr<Page<Recipient>> page = store_->ListRecipients(
+      account_, c.id, RecipientStatus::kUnspecified, PageRequest{1, 100, 0});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->items.size(), 6u);
+  std::vector<ReceiptUpdate> receipts;
+  for (const Recipient& r : page->items) {
+    for (const std::string* text :
+         {&r.provider_message_id, &r.error_code, &r.error_desc}) {
+      EXPECT_TRUE(IsValidUtf8(*text)) << r.id;
+      EXPECT_EQ(text->find('\0'), std::string::npos) << r.id;
+    }
+    if (r.status == RecipientStatus::kSent) {
+      EXPECT_EQ(r.provider_message_id, "pm\xEF\xBF\xBD" + r.id);
+      // As the provider will name it in its receipt: broken again.
+      ReceiptUpdate u;
+      u.provider_message_id = BrokenTextProvider::IdOf(r.id);
+      u.status = RecipientStatus::kDelivered;
+      u.occurred_at = NowMicros();
+      receipts.push_back(std::move(u));
+    } else {
+      EXPECT_EQ(r.status, RecipientStatus::kFailed);
+      EXPECT_EQ(r.error_code, "bad\xEF\xBF\xBD");
+      EXPECT_EQ(r.error_desc, "refused \xEF\xBF\xBD(!");
+    }
+  }
+  ASSERT_EQ(receipts.size(), 3u);
+  absl::StatusOr<ReceiptResult> matched =
+      AwaitResult<ReceiptResult>([&](Done<ReceiptResult> done) {
+        engine_->IngestReceipts(account_, receipts, std::move(done));
+      });
+  ASSERT_TRUE(matched.ok()) << matched.status();
+  EXPECT_EQ(matched->matched, 3);
+  EXPECT_EQ(matched->unmatched, 0);
+  EXPECT_EQ(Get(c.id).stats.delivered, 3);
 }
 
 TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {

@@ -73,5 +73,15 @@ TEST(Utf8Test, SanitizeKeepsValidTextAndMendsTheRest) {
   }
 }
 
+TEST(Utf8Test, MendInPlaceIsSanitize) {
+  for (const std::string& text :
+       {std::string("plain"), std::string("h\xC3\xA9"), std::string("a\0b", 3),
+        std::string("a\xFF"), std::string("\xE2\x82"), std::string()}) {
+    std::string mended = text;
+    MendUtf8(&mended);
+    EXPECT_EQ(mended, SanitizeUtf8(text)) << testing::PrintToString(text);
+  }
+}
+
 }  // namespace
 }  // namespace campaigns
