@@ -12,6 +12,7 @@
 #include "server/domain/ids.h"
 #include "server/domain/rules.h"
 #include "server/domain/types.h"
+#include "server/log/log.h"
 #include "storage/json.h"
 #include "storage/postgres/audience.h"
 #include "storage/postgres/rows.h"
@@ -42,6 +43,12 @@ constexpr char kImportMethod[] = "ImportContacts";
 constexpr int kApplyChunkRows = 1000;
 // Staged rows deleted per write of a rollback.
 constexpr int kAbortChunkRows = 5000;
+// An import that created or updated at least this many contacts is followed
+// by an ANALYZE of the contact tables: an audience resolved right after it
+// on statistics from before it had been planned for a few rows (over 3 min
+// for 50,000 contacts, 7 s once analyzed). Autovacuum would get there, but
+// up to a minute later.
+constexpr int64_t kAnalyzeAfterContacts = 10000;
 
 Contact ReadContact(const Rows& rows, int row) {
   Contact c;
@@ -689,9 +696,35 @@ void ContactStore::ApplyChunk(Database* db, ContactImportLease lease,
           }
         } else if (!step->finished) {
           ApplyChunk(db, std::move(lease), std::move(finish), std::move(done));
-        } else if (done) {
-          done(step->total);
+        } else if (step->total.created + step->total.updated <
+                   kAnalyzeAfterContacts) {
+          if (done) done(step->total);
+        } else {
+          Analyze(db, lease, step->total, std::move(done));
         }
+      });
+}
+
+void ContactStore::Analyze(Database* db, const ContactImportLease& lease,
+                           ContactImportResult total,
+                           Done<ContactImportResult> done) {
+  db->Write<bool>(
+      [](Connection& c) -> absl::StatusOr<bool> {
+        RETURN_IF_ERROR(
+            c.Exec("ANALYZE contacts, contact_tags, contact_list_members"));
+        return true;
+      },
+      [lease, total,
+       done = std::move(done)](absl::StatusOr<bool> analyzed) mutable {
+        // The import stands either way; only later plans may be poorer
+        // until autovacuum analyzes the tables.
+        if (!analyzed.ok()) {
+          logging::Warn("contact tables not analyzed after an import",
+                        {{"account_id", lease.account_id},
+                         {"import", lease.id},
+                         {"error", analyzed.status().ToString()}});
+        }
+        if (done) done(total);
       });
 }
 

@@ -98,6 +98,12 @@ class ContactStore : public ContactRepository {
   static void ApplyChunk(Database* db, ContactImportLease lease,
                          ImportResponseFinisher finish,
                          Done<ContactImportResult> done);
+  // After a large import: ANALYZE of the contact tables, so that audiences
+  // resolved next are planned on statistics that count its rows; then
+  // `done` (may be null) with `total`, whether or not it succeeded.
+  static void Analyze(Database* db, const ContactImportLease& lease,
+                      ContactImportResult total,
+                      Done<ContactImportResult> done);
   // Deletes the next chunk of a staging import's rows, re-queueing itself
   // until none is left, then the import.
   static void AbortChunk(Database* db, int64_t import_id, StatusDone done);

@@ -347,6 +347,50 @@ TEST_F(ContactStoreInstancesTest, AFailedApplyChunkIsTriedAgainLater) {
   EXPECT_EQ(Count("SELECT count(*) FROM contact_import_rows"), 0);
 }
 
+// A large import is followed by an ANALYZE of the contact tables (audiences
+// resolved next are planned knowing its rows); a small one is not.
+TEST_F(ContactStoreInstancesTest, ALargeImportAnalyzesTheContactTables) {
+  const std::string analyzed =
+      "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = "
+      "'contacts'";
+  auto import = [&](int rows, int base) {
+    ContactImportLease lease;
+    lease.account_id = a_;
+    lease.channel = Channel::kSms;
+    absl::StatusOr<ContactImportLease> begun =
+        AwaitResult<ContactImportLease>([&](Done<ContactImportLease> d) {
+          store(0).BeginContactImport(lease, std::move(d));
+        });
+    ASSERT_TRUE(begun.ok()) << begun.status();
+    std::vector<StagedRecipient> staged;
+    for (int r = 0; r < rows; ++r) {
+      StagedRecipient row;
+      row.address = absl::StrCat("+1555", 2000000 + base + r);
+      staged.push_back(std::move(row));
+    }
+    ASSERT_TRUE(
+        AwaitResult<std::vector<int32_t>>([&](Done<std::vector<int32_t>> d) {
+          store(0).StageContacts(*begun, 1, std::move(staged), std::move(d));
+        }).ok());
+    absl::StatusOr<ContactImportResult> result =
+        AwaitResult<ContactImportResult>([&](Done<ContactImportResult> d) {
+          store(0).CommitContactImport(
+              *begun, "", ImportRecord{},
+              [](const std::string& r, const ContactImportResult&) {
+                return r;
+              },
+              std::move(d));
+        });
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->created, rows);
+  };
+  const int64_t before = Count(analyzed);
+  import(100, 0);
+  EXPECT_EQ(Count(analyzed), before);
+  import(10000, 1000);
+  EXPECT_EQ(Count(analyzed), before + 1);
+}
+
 // A committed import a stopped instance left half-applied is finished by
 // every instance resuming it at once, each chunk once, with its
 // idempotency record completed by the finisher.
