@@ -328,6 +328,12 @@ std::string SqlStateOf(const absl::Status& status) {
   return state.has_value() ? std::string(*state) : std::string();
 }
 
+absl::Status SerializationFailure(absl::string_view message) {
+  absl::Status status(absl::StatusCode::kAborted, message);
+  status.SetPayload(kSqlStatePayload, absl::Cord("40001"));
+  return status;
+}
+
 absl::Status Connection::Exec(absl::string_view sql) {
   const std::string text(sql);
   PGresult* result = PQexec(conn_, text.c_str());

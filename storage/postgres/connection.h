@@ -53,6 +53,10 @@ inline constexpr absl::Duration kLockTimeout = absl::Seconds(10);
 // this payload ("40P01", ...); SqlStateOf reads it ("" when there is none).
 inline constexpr absl::string_view kSqlStatePayload = "campaignd/sqlstate";
 std::string SqlStateOf(const absl::Status& status);
+// ABORTED with SQLSTATE 40001 (serialization_failure): what an op returns
+// when it found the rows it read changed under it, so that the Database
+// runs it once more, alone, as it does the server's own (database.h).
+absl::Status SerializationFailure(absl::string_view message);
 
 // Where a DSN points, for messages: "host:port/database as user". Never the
 // password. INVALID_ARGUMENT when the DSN does not parse.

@@ -190,7 +190,9 @@ std::vector<MergedOutcome> MergeOutcomes(
 // otherwise hash every queued row of the campaign for each batch, five
 // times slower at 200,000 rows and worse the more there are. A row another
 // transaction changed meanwhile (none should: they lock the campaign's row
-// first) is left alone: its new version has another ctid.
+// first) is left alone, its new version having another ctid: so a last row
+// with status '' counts the rows targeted, and a batch that changed fewer
+// is undone and written again (RecordOutcomes).
 constexpr char kRecordOutcomes[] = R"sql(
 WITH u AS (
   SELECT * FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[],
@@ -235,6 +237,8 @@ WITH u AS (
 SELECT status, COALESCE(country, '') AS country, count(*) AS rows,
        sum(COALESCE(units, 1)) AS units
 FROM changed GROUP BY 1, 2
+UNION ALL
+SELECT '', '', (SELECT count(*) FROM target), 0
 )sql";
 
 // Receipts move a recipient forward only: sent -> delivered, read or
@@ -591,11 +595,18 @@ void DispatchStore::RecordOutcomes(const std::string& account_id,
                TextArray(suppress), TextArray(notes), camp.account_id,
                std::string(ChannelName(camp.channel))});
           if (!changed.ok()) return changed.status();
+          int64_t targeted = 0;
+          int64_t updated = 0;
           for (int i = 0; i < changed->size(); ++i) {
+            const int64_t rows = IntAt(*changed, i, "rows");
+            if (changed->Text(i, "status").empty()) {
+              targeted = rows;
+              continue;
+            }
+            updated += rows;
             RecipientStatus status = RecipientStatus::kUnspecified;
             ParseRecipientStatus(changed->Text(i, "status"), &status);
             if (status == RecipientStatus::kQueued) continue;  // a retry
-            const int64_t rows = IntAt(*changed, i, "rows");
             *dispatch_detail::Counter(delta, status) += rows;
             delta.queued -= rows;
             if (!billing.billed) continue;
@@ -616,6 +627,13 @@ void DispatchStore::RecordOutcomes(const std::string& account_id,
               settle.release += cost;
               settle.released += rows;
             }
+          }
+          if (updated != targeted) {
+            // A writer that changed recipients without the campaign's lock.
+            return SerializationFailure(absl::StrCat(
+                "outcomes of campaign ", camp.id, ": ", targeted - updated,
+                " of ", targeted,
+                " recipients changed during the write; written again"));
           }
         }
         RETURN_IF_ERROR(dispatch_detail::Settle(c, camp, settle));

@@ -305,6 +305,48 @@ TEST_F(DispatchStoreInstancesTest, OutcomesOnTwoInstancesAllCount) {
   ExpectLedgerIdentity();
 }
 
+// A writer that changes a recipient without the campaign's lock (none
+// does; this one stands for a future mistake) while a batch of outcomes
+// waits for that row: the batch's update skips the row's new version, finds
+// it changed fewer rows than it targeted, and is written again, so no
+// outcome is lost (which would send the recipient twice).
+TEST_F(DispatchStoreInstancesTest, AnOutcomeWriteThatMissesARowIsWrittenAgain) {
+  const Campaign c = MustStartWith(10);
+  const std::vector<int64_t> seqs = QueuedSeqs(c);
+  ASSERT_EQ(seqs.size(), 10u);
+  std::unique_ptr<Connection> rogue = Connect();
+  ASSERT_NE(rogue, nullptr);
+  ASSERT_TRUE(rogue->Exec("BEGIN").ok());
+  ASSERT_TRUE(rogue
+                  ->Query("UPDATE recipients SET updated_at = updated_at + 1 "
+                          "WHERE seq = $1",
+                          {absl::StrCat(seqs[3])})
+                  .ok());
+  std::vector<DispatchOutcome> batch;
+  for (int64_t seq : seqs) batch.push_back(SentOutcome(seq));
+  Results<Campaign> result(1);
+  dispatch(0).RecordOutcomes(
+      a_, c.id, std::move(batch),
+      [&result](absl::StatusOr<Campaign> r) { result.Add(std::move(r)); });
+  // Until the write waits for the rogue's row lock.
+  for (int i = 0; i < 400 && Count("SELECT count(*) FROM pg_stat_activity "
+                                   "WHERE wait_event_type = 'Lock'") == 0;
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  ASSERT_EQ(Count("SELECT count(*) FROM pg_stat_activity WHERE "
+                  "wait_event_type = 'Lock'"),
+            1);
+  ASSERT_TRUE(rogue->Exec("COMMIT").ok());
+  ASSERT_TRUE(result.WaitFor(std::chrono::seconds(60)));
+  std::vector<absl::StatusOr<Campaign>> got = result.Take();
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_EQ(got[0]->stats.sent, 10);
+  const Campaign stored = ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(stored.stats.sent, 10);
+  EXPECT_EQ(stored.stats.queued, 0);
+}
+
 // Receipts of a campaign's sent recipients arrive on instance 0 while
 // instance 1 pauses and resumes it and then cancels it (skipping the rest
 // in chunks). Every write completes (no deadlock: both lock the campaign's
