@@ -15,6 +15,7 @@
 #include "server/domain/rules.h"
 #include "server/domain/types.h"
 #include "server/domain/utf8.h"
+#include "server/log/log.h"
 #include "storage/postgres/ledger.h"
 #include "storage/postgres/lifecycle.h"
 #include "storage/postgres/rows.h"
@@ -456,19 +457,28 @@ void DispatchStore::SkipQueuedChunk(Database* db, const std::string& account_id,
       },
       [db, account_id, id,
        done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
-        // A chunk that skipped none ends the chain too: the counter then
-        // counts rows that are not there to skip (it would never reach 0).
-        if (chunk.ok() && chunk->campaign.stats.queued > 0 &&
-            chunk->skipped > 0) {
-          SkipQueuedChunk(db, account_id, id, std::move(done));
-          return;
-        }
-        if (!done) return;
         if (!chunk.ok()) {
-          done(chunk.status());
+          // Cancelled already: the rest is skipped once writes succeed (by
+          // this instance, or by whichever resumes cancellations first).
+          if (done) done(chunk.status());
+          db->AgainLater("cancellation", chunk.status(), [db, account_id, id] {
+            SkipQueuedChunk(db, account_id, id, nullptr);
+          });
           return;
         }
-        done(std::move(chunk->campaign));
+        if (chunk->campaign.stats.queued > 0) {
+          if (chunk->skipped > 0) {
+            SkipQueuedChunk(db, account_id, id, std::move(done));
+            return;
+          }
+          // The counter counts rows that are not there to skip: it would
+          // never reach 0, so the chain ends here rather than loop.
+          logging::Error(
+              "a cancelled campaign counts queued recipients it "
+              "does not have",
+              {{"campaign_id", id}, {"queued", chunk->campaign.stats.queued}});
+        }
+        if (done) done(std::move(chunk->campaign));
       });
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
+#include "server/log/log.h"
 #include "storage/sqlite/rows.h"
 #include "storage/sqlite/store.h"
 #include "storage/sqlite/store_internal.h"
@@ -204,9 +205,15 @@ void Store::TransitionNow(const std::string& account_id, const std::string& id,
 
 void Store::SkipQueuedChunk(const std::string& account_id,
                             const std::string& id, Callback<Campaign> done) {
-  db_->Write<Campaign>(
-      [account_id, id](SQLite::Database& db) -> absl::StatusOr<Campaign> {
-        ASSIGN_OR_RETURN(Campaign c, LoadCampaign(db, account_id, id));
+  struct Chunk {
+    Campaign campaign;
+    int skipped = 0;
+  };
+  db_->Write<Chunk>(
+      [account_id, id](SQLite::Database& db) -> absl::StatusOr<Chunk> {
+        Chunk chunk;
+        ASSIGN_OR_RETURN(chunk.campaign, LoadCampaign(db, account_id, id));
+        Campaign& c = chunk.campaign;
         const int64_t now = ToMicros(NowMicros());
         SQLite::Statement skip(
             db,
@@ -220,22 +227,38 @@ void Store::SkipQueuedChunk(const std::string& account_id,
         skip.bind(4, StatusText(RecipientStatus::kQueued));
         skip.bind(5, static_cast<int64_t>(c.import_floor.value_or(kNoFloor)));
         skip.bind(6, kSkipChunkRows);
-        const int n = skip.exec();
+        chunk.skipped = skip.exec();
         CampaignStats delta;
-        delta.queued = -n;
-        delta.skipped = n;
+        delta.queued = -chunk.skipped;
+        delta.skipped = chunk.skipped;
         AddToCounters(db, c.seq, delta, now);
-        c.stats.queued -= n;
-        c.stats.skipped += n;
-        return c;
+        c.stats.queued -= chunk.skipped;
+        c.stats.skipped += chunk.skipped;
+        return chunk;
       },
       [this, account_id, id,
-       done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
-        if (c.ok() && c->stats.queued > 0) {
-          SkipQueuedChunk(account_id, id, std::move(done));
+       done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
+        if (!chunk.ok()) {
+          // Cancelled already: the rest is skipped once writes succeed.
+          if (done) done(chunk.status());
+          AgainLater("cancellation", chunk.status(), [this, account_id, id] {
+            SkipQueuedChunk(account_id, id, nullptr);
+          });
           return;
         }
-        if (done) done(std::move(c));
+        if (chunk->campaign.stats.queued > 0) {
+          if (chunk->skipped > 0) {
+            SkipQueuedChunk(account_id, id, std::move(done));
+            return;
+          }
+          // The counter counts rows that are not there to skip: it would
+          // never reach 0, so the chain ends here rather than loop.
+          logging::Error(
+              "a cancelled campaign counts queued recipients it "
+              "does not have",
+              {{"campaign_id", id}, {"queued", chunk->campaign.stats.queued}});
+        }
+        if (done) done(std::move(chunk->campaign));
       },
       /*bulk=*/true);
 }

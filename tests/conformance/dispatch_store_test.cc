@@ -400,6 +400,23 @@ TEST_P(DispatchStoreTest, AllDispatchedWithNothingAwaitingAReceiptCompletes) {
   EXPECT_TRUE(done->completed_at.has_value());
 }
 
+// A cancelled campaign whose queued counter counts rows it does not have
+// (none should) ends its chain of skips when one skips nothing, rather than
+// loop for ever.
+TEST_P(DispatchStoreTest, ACancelWhoseCounterOvercountsEnds) {
+  Campaign c = MustStartSending(3);
+  ASSERT_TRUE(ExecBehindTheStores(
+                  absl::StrCat("UPDATE campaigns SET queued = queued + 5, "
+                               "total = total + 5 WHERE id = '",
+                               c.id, "'"))
+                  .ok());
+  absl::StatusOr<Campaign> cancelled = Move(a_, c.id, CampaignEvent::kCancel);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->status, CampaignStatus::kCancelled);
+  EXPECT_EQ(cancelled->stats.skipped, 3);
+  EXPECT_EQ(cancelled->stats.queued, 5);
+}
+
 TEST_P(DispatchStoreTest, CancelSkipsTheQueuedAndReleasesTheReservation) {
   SeedMoney(a_, {Price{Channel::kSms, "", 10000}}, 1000000);
   if (HasFatalFailure()) return;

@@ -149,6 +149,24 @@ class EngineTest : public storage::postgres::testing::PgTest,
     ASSERT_TRUE(credited.ok()) << credited.status();
   }
 
+  // Runs `sql` (text both engines take) through the engine's writer, past
+  // every repository: for tests that stand in for a writer that breaks a
+  // rule (a counter that disagrees with its rows).
+  absl::Status ExecBehindTheStores(const std::string& sql) {
+    if (sqlite_db_ != nullptr) {
+      return storage::test_util::AwaitStatus([&](StatusDone done) {
+        sqlite_db_->WriteRaw(
+            [sql](SQLite::Database& db) {
+              db.exec(sql);
+              return absl::OkStatus();
+            },
+            std::move(done));
+      });
+    }
+    return pg_db_->WriteSync(
+        [sql](storage::postgres::Connection& c) { return c.Exec(sql); });
+  }
+
   AccountRepository& accounts() { return *accounts_; }
   TemplateRepository& templates() { return *templates_; }
   SenderRepository& senders() { return *senders_; }

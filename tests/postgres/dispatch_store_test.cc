@@ -518,6 +518,45 @@ TEST_F(DispatchStoreInstancesTest, CancelSkipsInChunksAndResumesOnce) {
 
 // Outcomes of 200,000 recipients in batches of 1,000 (each one UPDATE of
 // them all), queued at once on one instance; prints rows/s.
+// A chunk of a cancel's skips that fails to commit is tried again later:
+// the campaign is cancelled already, and its queued recipients are all
+// skipped once writes succeed, without waiting for a restart.
+TEST_F(DispatchStoreInstancesTest, AFailedCancelChunkIsTriedAgainLater) {
+  const Campaign c = MustStartWith(DispatchStore::kSkipChunkRows + 10);
+  std::atomic<int> commits{0};
+  std::atomic<int> fail_at{-1};
+  DatabaseOptions options;
+  options.dsn = Dsn();
+  options.retry_after = absl::Milliseconds(50);
+  options.before_commit = [&](Connection& conn) {
+    if (++commits == fail_at.load()) {
+      (void)conn.Exec("SELECT 1/0");  // the COMMIT becomes a ROLLBACK
+    }
+  };
+  absl::StatusOr<std::unique_ptr<Database>> faulty = Database::Open(options);
+  ASSERT_TRUE(faulty.ok()) << faulty.status();
+  DispatchStore store(faulty->get());
+  fail_at = commits.load() + 2;  // the cancel itself, then its first chunk
+  LifecycleChange change;
+  change.event = CampaignEvent::kCancel;
+  change.now = NowMicros();
+  absl::StatusOr<Campaign> cancelled =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        store.TransitionCampaign(a_, c.id, change, std::move(done));
+      });
+  EXPECT_FALSE(cancelled.ok());
+  const std::string queued =
+      absl::StrCat("SELECT queued FROM campaigns WHERE seq = ", c.seq);
+  for (int i = 0; i < 600 && Count(queued) != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  (*faulty)->Flush();
+  const Campaign stored = ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(stored.status, CampaignStatus::kCancelled);
+  EXPECT_EQ(stored.stats.queued, 0);
+  EXPECT_EQ(stored.stats.skipped, DispatchStore::kSkipChunkRows + 10);
+}
+
 TEST_F(DispatchStoreInstancesTest, NothingIsLeasedWhileTheGateIsShut) {
   const Campaign c = MustStartWith(10);
   std::atomic<bool> open{false};
