@@ -13,6 +13,10 @@
 // Then, on the same database file with campaignd stopped, the raw SQLite rate
 // of updating the same rows' status in id order in batched transactions (one
 // prepared statement, batch-size rows a transaction), and the ratio of the two.
+// With --pg (a throwaway cluster, fsync on) or --pg-dsn URI, the throughput
+// run only, on a fresh PostgreSQL database, beside PostgreSQL's own batched
+// UPDATE of the same rows (one statement and durable commit per batch-size
+// rows, tools/bench/pg_bench.h).
 //
 // Accuracy: one campaign per tier (tier_1k 10/s, tier_10k 30/s, tier_100k
 // 80/s) on its own sender, all at once, each with enough recipients for
@@ -57,6 +61,7 @@
 #include "campaigns/v1/suppression.grpc.pb.h"
 #include "server/http/http_server.h"
 #include "tools/bench/bench_util.h"
+#include "tools/bench/pg_bench.h"
 
 namespace {
 
@@ -293,9 +298,19 @@ int OpsCost(const std::string& binary, const std::string& work, int64_t n,
       });
 }
 
+// With `pg`, campaignd runs on a fresh PostgreSQL database of it, and the
+// raw rate is PostgreSQL's batched UPDATE of the same rows.
 int Throughput(const std::string& binary, const std::string& work, int64_t n,
-               int32_t batch, bool receipts) {
-  const std::string db = work + "/throughput.db";
+               int32_t batch, bool receipts, campaigns::bench::PgBench* pg) {
+  std::string db = work + "/throughput.db";
+  if (pg != nullptr) {
+    absl::StatusOr<std::string> fresh = pg->FreshDatabase();
+    if (!fresh.ok()) {
+      std::cerr << "PostgreSQL: " << fresh.status() << "\n";
+      return 1;
+    }
+    db = *fresh;
+  }
   double rate = 0;
   {
     // With receipts, the simulator's defaults: each message delivered 1 s
@@ -355,10 +370,26 @@ int Throughput(const std::string& binary, const std::string& work, int64_t n,
         "(%d in %.2f s; campaignd CPU %.1f us/msg, %.2f cores)\n",
         rate, n, secs, 1e6 * cpu / static_cast<double>(n), cpu / secs);
   }
-  const double raw = RawUpdates(db, batch);
-  std::cout << absl::StrFormat(
-      "  raw SQLite status updates, id order, %d a transaction: %9.0f rows/s\n",
-      batch, raw);
+  double raw = 0;
+  if (pg != nullptr) {
+    absl::StatusOr<double> pg_raw =
+        campaigns::bench::RawBatchedUpdateRate(db, batch);
+    if (!pg_raw.ok()) {
+      std::cerr << "raw PostgreSQL updates: " << pg_raw.status() << "\n";
+      return 1;
+    }
+    raw = *pg_raw;
+    std::cout << absl::StrFormat(
+        "  raw PostgreSQL batched UPDATE, seq order, %d a statement and "
+        "commit: %9.0f rows/s\n",
+        batch, raw);
+  } else {
+    raw = RawUpdates(db, batch);
+    std::cout << absl::StrFormat(
+        "  raw SQLite status updates, id order, %d a transaction: %9.0f "
+        "rows/s\n",
+        batch, raw);
+  }
   std::cout << absl::StrFormat("  engine / raw: %.2f\n", rate / raw);
   return 0;
 }
@@ -656,6 +687,8 @@ int main(int argc, char** argv) {
   bool ops_cost = false;
   int rounds = 3;
   int max_in_flight = 64;
+  bool pg = false;
+  std::string pg_dsn;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     const bool has_value = i + 1 < argc;
@@ -673,6 +706,11 @@ int main(int argc, char** argv) {
       max_in_flight = std::stoi(argv[++i]);
     } else if (flag == "--receipts") {
       receipts = true;
+    } else if (flag == "--pg") {
+      pg = true;
+    } else if (flag == "--pg-dsn" && has_value) {
+      pg = true;
+      pg_dsn = argv[++i];
     } else if (flag == "--ops-cost") {
       ops_cost = true;
       throughput = accuracy = money = webhook = false;
@@ -691,7 +729,7 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: dispatch_bench [--campaignd PATH] [--recipients N] "
                    "[--batch-size B] [--accuracy-seconds S] [--work-dir DIR] "
-                   "[--max-in-flight M] [--receipts] "
+                   "[--max-in-flight M] [--receipts] [--pg | --pg-dsn URI] "
                    "[--throughput-only | --webhook-only "
                    "| --throughput-and-webhook | --accuracy-only | "
                    "--money-only | --ops-cost [--rounds R]]\n";
@@ -701,11 +739,25 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(work);
   std::cout << "dispatch_bench: " << std::thread::hardware_concurrency()
             << " cores\n";
+  std::unique_ptr<campaigns::bench::PgBench> postgres;
+  if (pg) {
+    // The throughput run only: the other runs read SQLite files.
+    accuracy = money = webhook = ops_cost = false;
+    absl::StatusOr<std::unique_ptr<campaigns::bench::PgBench>> opened =
+        campaigns::bench::PgBench::Open(pg_dsn);
+    if (!opened.ok()) {
+      std::cerr << "PostgreSQL: " << opened.status() << "\n";
+      return 1;
+    }
+    postgres = *std::move(opened);
+    std::cout << "on PostgreSQL at " << postgres->Describe() << "\n";
+  }
   if (throughput) {
     std::cout << "throughput: " << n << " recipients, unlimited sender, "
               << "batch size " << batch << ", receipts "
               << (receipts ? "on (simulator defaults)" : "off") << "\n";
-    if (int rc = Throughput(binary, work, n, batch, receipts); rc != 0) {
+    if (int rc = Throughput(binary, work, n, batch, receipts, postgres.get());
+        rc != 0) {
       return rc;
     }
   }

@@ -35,6 +35,10 @@
 // With --check-cost, only the end-to-end import, then the cost of the
 // start-up check on the file it left: PRAGMA quick_check alone, and
 // campaignd's start (until its port accepts) with and without --skip-check.
+// With --pg (a throwaway cluster, fsync on) or --pg-dsn URI, only the
+// end-to-end import (4) on a fresh PostgreSQL database per size, beside
+// PostgreSQL's own COPY of as many rows into the same schema in one
+// transaction (tools/bench/pg_bench.h), and the ratio of the two.
 // Run by hand, not in CI.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -74,6 +78,7 @@
 #include "storage/sqlite/store.h"
 #include "tools/bench/bench_util.h"
 #include "tools/bench/import_load.h"
+#include "tools/bench/pg_bench.h"
 
 namespace {
 
@@ -543,16 +548,59 @@ std::optional<Figures> EndToEnd(const std::string& campaignd,
   return f;
 }
 
+// The end-to-end import on a fresh PostgreSQL database per size, beside
+// PostgreSQL's own COPY of as many rows into the same schema.
+int OnPostgres(const std::string& campaignd, const std::string& dsn,
+               const std::vector<int64_t>& sizes) {
+  absl::StatusOr<std::unique_ptr<campaigns::bench::PgBench>> pg =
+      campaigns::bench::PgBench::Open(dsn);
+  if (!pg.ok()) {
+    std::cerr << "PostgreSQL: " << pg.status() << "\n";
+    return 1;
+  }
+  std::cout << "on PostgreSQL at " << (*pg)->Describe() << "\n";
+  for (const int64_t n : sizes) {
+    std::cout << n << " rows:\n";
+    const std::string csv = Csv(Generate(n, 42));
+    absl::StatusOr<std::string> raw_db = (*pg)->FreshDatabase();
+    absl::StatusOr<std::string> db = (*pg)->FreshDatabase();
+    if (!raw_db.ok() || !db.ok()) {
+      std::cerr << "PostgreSQL: "
+                << (raw_db.ok() ? db.status() : raw_db.status()) << "\n";
+      return 1;
+    }
+    absl::StatusOr<double> raw = campaigns::bench::RawCopyRate(*raw_db, n);
+    if (!raw.ok()) {
+      std::cerr << "raw COPY: " << raw.status() << "\n";
+      return 1;
+    }
+    std::cout << absl::StrFormat("  %-56s %9.0f rows/s\n",
+                                 "raw PostgreSQL COPY (1 transaction):", *raw);
+    std::string note;
+    const double e2e = ImportOnce(campaignd, *db, {}, csv, n, false, &note);
+    if (e2e <= 0) return 1;
+    std::cout << absl::StrFormat(
+        "  %-56s %9.0f rows/s  (x raw %.2f)\n",
+        "end to end: CSV -> ImportRecipients -> committed:", e2e, e2e / *raw);
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   std::string campaignd = "build/server/campaignd";
   std::vector<int64_t> sizes = {1000000};
   std::string work = "/tmp/campaignd-import-bench";
   int ops_rounds = 0;
   bool check_cost = false;
+  bool pg = false;
+  std::string pg_dsn;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--check-cost") {
       check_cost = true;
+      --i;  // takes no value
+    } else if (flag == "--pg") {
+      pg = true;
       --i;  // takes no value
     } else if (i + 1 == argc) {
       std::cerr << flag << " needs a value\n";
@@ -573,15 +621,20 @@ int main(int argc, char** argv) {
       }
     } else if (flag == "--work-dir") {
       work = argv[i + 1];
+    } else if (flag == "--pg-dsn") {
+      pg = true;
+      pg_dsn = argv[i + 1];
     } else {
       std::cerr << "usage: import_bench [--campaignd PATH] [--rows N[,N...]] "
-                   "[--work-dir DIR] [--ops-cost ROUNDS | --check-cost]\n";
+                   "[--work-dir DIR] [--ops-cost ROUNDS | --check-cost | "
+                   "--pg | --pg-dsn URI]\n";
       return 2;
     }
   }
   std::filesystem::create_directories(work);
   std::cout << "import_bench: " << absl::StrJoin(sizes, ", ") << " rows, "
             << std::thread::hardware_concurrency() << " cores\n";
+  if (pg) return OnPostgres(campaignd, pg_dsn, sizes);
   if (ops_rounds > 0 || check_cost) {
     const int64_t n = sizes.front();
     const std::vector<Row> rows = Generate(n, 42);

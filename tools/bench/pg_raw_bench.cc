@@ -30,6 +30,7 @@
 #include "storage/postgres/connection.h"
 #include "storage/postgres/migrations.h"
 #include "tests/support/postgres_server.h"
+#include "tools/bench/pg_bench.h"
 
 namespace {
 
@@ -50,12 +51,6 @@ T Must(absl::StatusOr<T> v, const std::string& what) {
 
 void Must(const absl::Status& s, const std::string& what) {
   if (!s.ok()) Die(what, s);
-}
-
-// The DSN `dsn` with its database replaced by `db` (a URI without query).
-std::string WithDatabase(const std::string& dsn, const std::string& db) {
-  const size_t slash = dsn.rfind('/');
-  return dsn.substr(0, slash + 1) + db;
 }
 
 std::string Rate(int64_t n, absl::Duration d) {
@@ -97,8 +92,8 @@ int main(int argc, char** argv) {
   const std::string db = absl::StrCat("pg_raw_bench_", getpid());
   std::unique_ptr<Connection> admin = Must(Connection::Open(dsn), "connect");
   Must(admin->Exec("CREATE DATABASE " + db), "create database");
-  std::unique_ptr<Connection> c =
-      Must(Connection::Open(WithDatabase(dsn, db)), "connect");
+  std::unique_ptr<Connection> c = Must(
+      Connection::Open(campaigns::bench::WithDatabase(dsn, db)), "connect");
   Must(campaigns::storage::postgres::Migrate(*c).status(), "migrate");
   Rows settings =
       Must(c->Query("SELECT current_setting('fsync'), "
@@ -108,59 +103,24 @@ int main(int argc, char** argv) {
               c->where().c_str(), settings.Text(0, 0).c_str(),
               settings.Text(0, 1).c_str(), settings.Text(0, 2).c_str());
 
-  Must(c->Exec("INSERT INTO accounts(id, name, currency, created_at, "
-               "updated_at) VALUES ('acc_bench', 'bench', 'EUR', 0, 0); "
-               "INSERT INTO campaigns(id, account_id, name, channel, "
-               "sender_id, sender_ref, status, batch_size, created_at, "
-               "updated_at) VALUES ('cmp_bench', 'acc_bench', 'bench', "
-               "'sms', '+15550100', 'snd_bench', 'draft', 100, 0, 0)"),
-       "campaign");
   const std::string campaign_seq =
-      Must(c->Query("SELECT seq FROM campaigns"), "seq").Text(0, 0);
+      Must(campaigns::bench::SeedCampaign(*c), "campaign");
 
   // COPY: one transaction, as an import commits.
   absl::Time start = absl::Now();
-  Must(c->Exec("BEGIN"), "begin");
-  int64_t next = 0;
   const int64_t copied =
-      Must(c->CopyIn("COPY recipients (seq, campaign_seq, address, variables, "
-                     "status, created_at, updated_at) FROM STDIN",
-                     [&](std::string& chunk, absl::Status*) {
-                       for (; next < rows && chunk.size() < (1 << 20); ++next) {
-                         absl::StrAppend(&chunk, next + 1, "\t", campaign_seq,
-                                         "\t+4915", 100000000 + next,
-                                         "\t{\"name\":\"n", next,
-                                         "\"}\tqueued\t0\t0\n");
-                       }
-                       return !chunk.empty();
-                     }),
-           "copy");
-  Must(c->Exec("COMMIT"), "commit");
+      Must(campaigns::bench::CopyRecipients(*c, campaign_seq, 1, rows), "copy");
   const absl::Duration copy_time = absl::Now() - start;
   std::printf("raw COPY into recipients, one transaction: %s\n",
               Rate(copied, copy_time).c_str());
 
   // Batched: one statement and one durable commit per `batch` rows.
   const int64_t half = rows / 2;
-  start = absl::Now();
-  for (int64_t from = 1; from <= half; from += batch) {
-    std::string seqs = "{", ids = "{";
-    for (int64_t s = from; s < from + batch && s <= half; ++s) {
-      absl::StrAppend(&seqs, s == from ? "" : ",", s);
-      absl::StrAppend(&ids, s == from ? "" : ",", "SM", s);
-    }
-    seqs += "}";
-    ids += "}";
-    Must(c->Query("UPDATE recipients AS r SET status = 'sent', "
-                  "provider_message_id = v.id, attempts = r.attempts + 1, "
-                  "handed = true, sent_at = 1, updated_at = 1 FROM "
-                  "unnest($1::bigint[], $2::text[]) AS v(seq, id) WHERE "
-                  "r.seq = v.seq",
-                  {seqs, ids})
-             .status(),
-         "batched update");
-  }
-  const absl::Duration batched_time = absl::Now() - start;
+  std::vector<int64_t> first_half;
+  for (int64_t s = 1; s <= half; ++s) first_half.push_back(s);
+  const absl::Duration batched_time =
+      Must(campaigns::bench::BatchedUpdates(*c, first_half, batch),
+           "batched update");
   std::printf("batched UPDATE, %d rows per statement and commit: %s\n",
               static_cast<int>(batch), Rate(half, batched_time).c_str());
 
