@@ -36,6 +36,11 @@ ErrorDetails Details(const grpc::Status& status);
 // A client context carrying `authorization: Bearer <key>` (none if empty).
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& key);
 
+// True in the runs on PostgreSQL (CAMPAIGND_TEST_ENGINE=postgres: ctest's
+// integration_pg), where every ServerTest's server runs on a fresh
+// PostgreSQL database (db_path_ is its DSN) instead of a SQLite file.
+bool OnPostgres();
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override;
@@ -47,6 +52,10 @@ class ServerTest : public ::testing::Test {
   // Adjusts the options of every server the test starts.
   virtual void Configure(ServerOptions& options) { (void)options; }
 
+  // Runs `sql` (text both engines take) on the test's database, past the
+  // server, as another process would: the rows it changed, or -1 (and a
+  // test failure) when it fails.
+  int64_t ExecSql(const std::string& sql);
   // A new non-admin account; returns its API key.
   std::string NewAccount(const std::string& name);
   // Registers an sms sender for `key` and returns its visible id.
@@ -63,6 +72,8 @@ class ServerTest : public ::testing::Test {
   // A valid draft sms campaign request using `sender`.
   static v1::CreateCampaignRequest CampaignRequest(const std::string& sender);
 
+  // A directory of the test's own; db_path_ is a SQLite file in it, or on
+  // PostgreSQL (OnPostgres) the DSN of the test's database.
   std::string db_dir_;
   std::string db_path_;
   std::unique_ptr<CampaignServer> server_;

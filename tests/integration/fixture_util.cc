@@ -1,12 +1,17 @@
+#include <SQLiteCpp/Database.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
+#include <string>
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/error_info.pb.h"
 #include "google/rpc/status.pb.h"
+#include "storage/postgres/connection.h"
 #include "tests/integration/fixture.h"
+#include "tests/support/pg_fixture.h"
 
 namespace campaigns::testing {
 
@@ -40,12 +45,23 @@ std::unique_ptr<grpc::ClientContext> Ctx(const std::string& key) {
   return ctx;
 }
 
+bool OnPostgres() {
+  const char* engine = getenv("CAMPAIGND_TEST_ENGINE");
+  return engine != nullptr && std::string(engine) == "postgres";
+}
+
 void ServerTest::SetUp() {
   std::string tmpl =
       (std::filesystem::temp_directory_path() / "campaignd-it-XXXXXX").string();
   ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
   db_dir_ = tmpl;
   db_path_ = db_dir_ + "/campaignd.db";
+  if (OnPostgres()) {
+    absl::StatusOr<std::string> db =
+        storage::postgres::testing::CreateTestDatabase();
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_path_ = storage::postgres::testing::TestDatabaseDsn(*db);
+  }
   StartServer();
 }
 
@@ -82,7 +98,27 @@ void ServerTest::Restart() {
 void ServerTest::TearDown() {
   if (server_) server_->Shutdown();
   server_.reset();
-  std::filesystem::remove_all(db_dir_);
+  if (!db_dir_.empty()) std::filesystem::remove_all(db_dir_);
+}
+
+int64_t ServerTest::ExecSql(const std::string& sql) {
+  if (OnPostgres()) {
+    absl::StatusOr<std::unique_ptr<storage::postgres::Connection>> c =
+        storage::postgres::Connection::Open(db_path_);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return -1;
+    absl::StatusOr<storage::postgres::Rows> r = (*c)->Query(sql);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->affected() : -1;
+  }
+  try {
+    SQLite::Database db(db_path_, SQLite::OPEN_READWRITE);
+    db.setBusyTimeout(5000);
+    return db.exec(sql);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << sql << ": " << e.what();
+    return -1;
+  }
 }
 
 std::string ServerTest::NewAccount(const std::string& name) {

@@ -2,8 +2,6 @@
 // every byte, JSON rows, normalisation, dedupe, suppressions, row errors,
 // idempotency, all-or-nothing on failure, cancellation and restart, keyset
 // paging.
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 
 #include <future>
 #include <thread>
@@ -362,12 +360,9 @@ TEST_F(ImportTest, OnlyDraftScheduledAndPausedCampaignsTakeImports) {
   // The engine that moves campaigns on is later work: set the status in
   // the database, as the engine would.
   auto set_status = [this](const std::string& id, const char* status) {
-    SQLite::Database db(db_path_, SQLite::OPEN_READWRITE);
-    db.setBusyTimeout(5000);
-    SQLite::Statement st(db, "UPDATE campaigns SET status=? WHERE id=?");
-    st.bind(1, status);
-    st.bind(2, id);
-    ASSERT_EQ(st.exec(), 1);
+    ASSERT_EQ(ExecSql(absl::StrCat("UPDATE campaigns SET status = '", status,
+                                   "' WHERE id = '", id, "'")),
+              1);
   };
   for (const char* status : {"sending", "sent", "completed", "cancelled",
                              "failed", "scheduled", "paused"}) {

@@ -6,9 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <memory>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "server/domain/mutex.h"
 #include "tests/support/postgres_server.h"
 
@@ -53,5 +57,33 @@ PgEnvironment* const kEnvironment = static_cast<PgEnvironment*>(
 }  // namespace
 
 PostgresServer* PgTest::Server() { return kEnvironment->server(); }
+
+absl::StatusOr<std::string> CreateTestDatabase() {
+  PostgresServer* server = kEnvironment->server();
+  if (server == nullptr) {
+    return absl::UnavailableError("the test cluster did not start");
+  }
+  const ::testing::TestInfo* info =
+      ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string db = absl::AsciiStrToLower(
+      absl::StrCat("t_", info->test_suite_name(), "_", info->name()));
+  for (char& c : db) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  db = db.substr(0, 63);
+  absl::StatusOr<std::unique_ptr<Connection>> admin =
+      Connection::Open(server->Dsn());
+  if (!admin.ok()) return admin.status();
+  for (const std::string& sql :
+       {"DROP DATABASE IF EXISTS " + db, "CREATE DATABASE " + db}) {
+    if (absl::Status s = (*admin)->Exec(sql); !s.ok()) return s;
+  }
+  return db;
+}
+
+std::string TestDatabaseDsn(const std::string& db) {
+  PostgresServer* server = kEnvironment->server();
+  return server != nullptr ? server->Dsn(db) : std::string();
+}
 
 }  // namespace campaigns::storage::postgres::testing

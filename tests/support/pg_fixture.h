@@ -8,18 +8,23 @@
 
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "storage/postgres/connection.h"
 #include "storage/postgres/database.h"
 #include "tests/support/postgres_server.h"
 
 namespace campaigns::storage::postgres::testing {
+
+// A fresh database named after the running test on the process's cluster
+// (started if this is the first test to need it): its name. For fixtures
+// that are not PgTests (e.g. a whole server on PostgreSQL).
+absl::StatusOr<std::string> CreateTestDatabase();
+// A DSN of database `db` on the process's cluster.
+std::string TestDatabaseDsn(const std::string& db);
 
 class PgTest : public ::testing::Test {
  protected:
@@ -31,20 +36,9 @@ class PgTest : public ::testing::Test {
   // Creates this test's database (db_) in the process's cluster, starting
   // the cluster if this is the first test to need it.
   void CreateDatabase() {
-    ASSERT_NE(Server(), nullptr);
-    const ::testing::TestInfo* info =
-        ::testing::UnitTest::GetInstance()->current_test_info();
-    db_ = absl::AsciiStrToLower(
-        absl::StrCat("t_", info->test_suite_name(), "_", info->name()));
-    for (char& c : db_) {
-      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    }
-    db_ = db_.substr(0, 63);
-    absl::StatusOr<std::unique_ptr<Connection>> admin =
-        Connection::Open(Server()->Dsn());
-    ASSERT_TRUE(admin.ok()) << admin.status();
-    ASSERT_TRUE((*admin)->Exec("DROP DATABASE IF EXISTS " + db_).ok());
-    ASSERT_TRUE((*admin)->Exec("CREATE DATABASE " + db_).ok());
+    absl::StatusOr<std::string> db = CreateTestDatabase();
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = *std::move(db);
   }
 
   // A DSN of this test's database.
