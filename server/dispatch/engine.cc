@@ -55,8 +55,6 @@ constexpr absl::Duration kStorageRetry = absl::Seconds(2);
 // How the pause_reason shown while a pump waits for storage starts.
 constexpr absl::string_view kStoragePause = "storage cannot write: ";
 
-// A cancel that waited for outcomes storage could not record, answered
-// when campaignd stops: cancelling would settle those messages as unsent.
 // Text a provider made (an SMSC's message id, a vendor's error) as storage
 // and the API take text: valid UTF-8 without NUL (utf8.h). Receipts mend
 // the ids they name the same way, so they still match.
@@ -74,6 +72,8 @@ void MendProviderText(std::vector<ReceiptUpdate>& receipts) {
   }
 }
 
+// A cancel that waited for outcomes storage could not record, answered
+// when campaignd stops: cancelling would settle those messages as unsent.
 absl::Status NotCancelled() {
   return absl::UnavailableError(
       "not cancelled: campaignd is stopping and storage could not record the "

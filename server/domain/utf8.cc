@@ -75,4 +75,11 @@ void MendUtf8(std::string* text) {
   *text = SanitizeUtf8(*text);
 }
 
+std::string Utf8Prefix(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t n = max_bytes;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return std::string(text.substr(0, n));
+}
+
 }  // namespace campaigns

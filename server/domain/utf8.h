@@ -20,6 +20,10 @@ bool IsValidUtf8(absl::string_view text);
 // valid (PostgreSQL); `text` itself when it already is.
 std::string SanitizeUtf8(absl::string_view text);
 
+// The first `max_bytes` bytes of `text`, cut back to a whole UTF-8
+// character (a note stored from the start of a provider's error).
+std::string Utf8Prefix(absl::string_view text, size_t max_bytes);
+
 // `*text` = SanitizeUtf8(*text), without a copy when it is already valid
 // (the common case: one scan). Deterministic, so a provider's message id
 // and the receipts that name it mend alike and still match; two ids that

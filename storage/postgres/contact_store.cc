@@ -711,7 +711,8 @@ void ContactStore::Analyze(Database* db, const ContactImportLease& lease,
   db->Write<bool>(
       [](Connection& c) -> absl::StatusOr<bool> {
         RETURN_IF_ERROR(
-            c.Exec("ANALYZE contacts, contact_tags, contact_list_members"));
+            c.Exec("ANALYZE (SKIP_LOCKED) contacts, contact_tags, "
+                   "contact_list_members"));
         return true;
       },
       [lease, total,

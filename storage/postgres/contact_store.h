@@ -99,7 +99,9 @@ class ContactStore : public ContactRepository {
                          ImportResponseFinisher finish,
                          Done<ContactImportResult> done);
   // After a large import: ANALYZE of the contact tables, so that audiences
-  // resolved next are planned on statistics that count its rows; then
+  // resolved next are planned on statistics that count its rows (a table
+  // another ANALYZE or autovacuum holds is skipped: this instance's writer
+  // waits for no one; it waits while the tables are sampled); then
   // `done` (may be null) with `total`, whether or not it succeeded.
   static void Analyze(Database* db, const ContactImportLease& lease,
                       ContactImportResult total,

@@ -30,14 +30,6 @@ std::string StatusText(RecipientStatus s) {
   return std::string(RecipientStatusName(s));
 }
 
-// The first `n` bytes of `s` (as SQLite's substr(0, n) of a note), cut
-// back to a whole UTF-8 character: PostgreSQL refuses a broken one.
-std::string Prefix(const std::string& s, size_t n) {
-  if (s.size() <= n) return s;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
-
 // The counter of `stats` that counts recipients in status `s`; null for
 // kUnspecified.
 int64_t* Counter(CampaignStats& stats, RecipientStatus s) {
@@ -457,6 +449,12 @@ void DispatchStore::SkipQueuedChunk(Database* db, const std::string& account_id,
       },
       [db, account_id, id,
        done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
+        if (!chunk.ok() &&
+            chunk.status().code() == absl::StatusCode::kNotFound) {
+          // Deleted meanwhile: its recipients go with it.
+          if (done) done(chunk.status());
+          return;
+        }
         if (!chunk.ok()) {
           // Cancelled already: the rest is skipped once writes succeed (by
           // this instance, or by whichever resumes cancellations first).
@@ -591,11 +589,10 @@ void DispatchStore::RecordOutcomes(const std::string& account_id,
             descs.push_back(o.error_desc);
             skip_reasons.push_back(o.skip_reason);
             suppress.push_back(m.final ? o.suppress : std::string());
-            notes.push_back(
-                o.suppress.empty()
-                    ? std::string()
-                    : absl::StrCat("provider: ", o.error_code, " ",
-                                   dispatch_detail::Prefix(o.error_desc, 80)));
+            notes.push_back(o.suppress.empty()
+                                ? std::string()
+                                : absl::StrCat("provider: ", o.error_code, " ",
+                                               Utf8Prefix(o.error_desc, 80)));
           }
           absl::StatusOr<Rows> changed = c.Query(
               dispatch_detail::kRecordOutcomes,

@@ -2,8 +2,9 @@
 // account's balance and reservation and their ledger rows, and what a
 // campaign's start reserves. The counterpart of the money half of
 // storage/sqlite/store_internal.h, for the stores that move money
-// (CampaignStore's create-and-start; DispatchStore and BillingStore when
-// they are ported). Internal to storage/postgres.
+// (CampaignStore's create-and-start and updates, DispatchStore,
+// BillingStore, and RecipientStore's imports into started campaigns).
+// Internal to storage/postgres.
 //
 // Every movement is one ledger row written in the same transaction as the
 // account's balance and reservation it changes, with the account's row locked

@@ -26,10 +26,6 @@
 //   recipients.BeginRecipientImport(account, "cmp_...",
 //                                   [](absl::StatusOr<ImportLease> l) {...});
 //
-// Not yet done on PostgreSQL (see CommitRecipientImport in the .cc): the
-// credit reservation SQLite makes when an import commits into a scheduled
-// or paused campaign (the engine has no billing yet).
-//
 // Thread-safe.
 #ifndef CAMPAIGND_STORAGE_POSTGRES_RECIPIENT_STORE_H_
 #define CAMPAIGND_STORAGE_POSTGRES_RECIPIENT_STORE_H_

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
+#include "server/domain/utf8.h"
 #include "server/log/log.h"
 #include "storage/sqlite/rows.h"
 #include "storage/sqlite/store.h"
@@ -238,6 +239,12 @@ void Store::SkipQueuedChunk(const std::string& account_id,
       },
       [this, account_id, id,
        done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
+        if (!chunk.ok() &&
+            chunk.status().code() == absl::StatusCode::kNotFound) {
+          // Deleted meanwhile: its recipients go with it.
+          if (done) done(chunk.status());
+          return;
+        }
         if (!chunk.ok()) {
           // Cancelled already: the rest is skipped once writes succeed.
           if (done) done(chunk.status());
@@ -417,7 +424,7 @@ void Store::RecordOutcomes(const std::string& account_id,
               suppress_st.bind(2, std::string(ChannelName(c.channel)));
               suppress_st.bind(3, o.suppress);
               suppress_st.bind(4, absl::StrCat("provider: ", o.error_code, " ",
-                                               o.error_desc.substr(0, 80)));
+                                               Utf8Prefix(o.error_desc, 80)));
               suppress_st.bind(5, static_cast<int64_t>(now));
               suppress_st.bind(6, static_cast<int64_t>(o.seq));
               suppress_st.exec();

@@ -73,6 +73,18 @@ TEST(Utf8Test, SanitizeKeepsValidTextAndMendsTheRest) {
   }
 }
 
+TEST(Utf8Test, PrefixCutsBackToAWholeCharacter) {
+  EXPECT_EQ(Utf8Prefix("short", 80), "short");
+  EXPECT_EQ(Utf8Prefix("abcdef", 3), "abc");
+  // "a" + U+00E9 (2 bytes) + U+1F600 (4 bytes): no cut inside either.
+  const std::string text = "a\xC3\xA9\xF0\x9F\x98\x80";
+  EXPECT_EQ(Utf8Prefix(text, 2), "a");
+  EXPECT_EQ(Utf8Prefix(text, 3), "a\xC3\xA9");
+  EXPECT_EQ(Utf8Prefix(text, 6), "a\xC3\xA9");
+  EXPECT_EQ(Utf8Prefix(text, 7), text);
+  EXPECT_EQ(Utf8Prefix(text, 0), "");
+}
+
 TEST(Utf8Test, MendInPlaceIsSanitize) {
   for (const std::string& text :
        {std::string("plain"), std::string("h\xC3\xA9"), std::string("a\0b", 3),

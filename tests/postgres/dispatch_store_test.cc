@@ -316,6 +316,8 @@ TEST_F(DispatchStoreInstancesTest, AnOutcomeWriteThatMissesARowIsWrittenAgain) {
   ASSERT_EQ(seqs.size(), 10u);
   std::unique_ptr<Connection> rogue = Connect();
   ASSERT_NE(rogue, nullptr);
+  const std::string rogue_pid =
+      rogue->Query("SELECT pg_backend_pid()").value().Text(0, 0);
   ASSERT_TRUE(rogue->Exec("BEGIN").ok());
   ASSERT_TRUE(rogue
                   ->Query("UPDATE recipients SET updated_at = updated_at + 1 "
@@ -329,14 +331,13 @@ TEST_F(DispatchStoreInstancesTest, AnOutcomeWriteThatMissesARowIsWrittenAgain) {
       a_, c.id, std::move(batch),
       [&result](absl::StatusOr<Campaign> r) { result.Add(std::move(r)); });
   // Until the write waits for the rogue's row lock.
-  for (int i = 0; i < 400 && Count("SELECT count(*) FROM pg_stat_activity "
-                                   "WHERE wait_event_type = 'Lock'") == 0;
-       ++i) {
+  const std::string blocked =
+      absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE ", rogue_pid,
+                   " = ANY(pg_blocking_pids(pid))");
+  for (int i = 0; i < 400 && Count(blocked) == 0; ++i) {
     absl::SleepFor(absl::Milliseconds(25));
   }
-  ASSERT_EQ(Count("SELECT count(*) FROM pg_stat_activity WHERE "
-                  "wait_event_type = 'Lock'"),
-            1);
+  ASSERT_EQ(Count(blocked), 1);
   ASSERT_TRUE(rogue->Exec("COMMIT").ok());
   ASSERT_TRUE(result.WaitFor(std::chrono::seconds(60)));
   std::vector<absl::StatusOr<Campaign>> got = result.Take();
@@ -516,8 +517,6 @@ TEST_F(DispatchStoreInstancesTest, CancelSkipsInChunksAndResumesOnce) {
   EXPECT_EQ(*again, 0);
 }
 
-// Outcomes of 200,000 recipients in batches of 1,000 (each one UPDATE of
-// them all), queued at once on one instance; prints rows/s.
 // A chunk of a cancel's skips that fails to commit is tried again later:
 // the campaign is cancelled already, and its queued recipients are all
 // skipped once writes succeed, without waiting for a restart.
@@ -574,6 +573,8 @@ TEST_F(DispatchStoreInstancesTest, NothingIsLeasedWhileTheGateIsShut) {
   EXPECT_EQ(leased->size(), 10u);
 }
 
+// Outcomes of 200,000 recipients in batches of 1,000 (each one UPDATE of
+// them all), queued at once on one instance; prints rows/s.
 TEST_F(DispatchStoreInstancesTest, DISABLED_BenchmarkRecordOutcomes) {
   constexpr int kRecipients = 200000;
   constexpr int kBatch = 1000;

@@ -90,6 +90,11 @@ TEST(RegistryTest, FactoryBuildsAdapterAndMaySetItsState) {
   EXPECT_NE((*r)->Lookup("down"), nullptr);
   EXPECT_EQ((*r)->Find("down")->state, ProviderState::kUnusable);
   EXPECT_EQ((*r)->Find("down")->reason, "credentials refused");
+  // A vendor's own error text as the reason is served as valid UTF-8.
+  ASSERT_TRUE((*r)->SetState("down", ProviderState::kUnusable,
+                             std::string("refused \xff\0!", 11))
+                  .ok());
+  EXPECT_EQ((*r)->Find("down")->reason, "refused \xEF\xBF\xBD!");
   ASSERT_TRUE((*r)->SetState("down", ProviderState::kOk, "").ok());
   EXPECT_EQ((*r)->Find("down")->state, ProviderState::kOk);
   EXPECT_EQ((*r)->SetState("ghost", ProviderState::kOk, "").code(),

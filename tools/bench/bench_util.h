@@ -99,7 +99,8 @@ class Campaignd {
   explicit Campaignd(CampaigndOptions options)
       : port_(FreePort()), http_port_(options.http ? FreePort() : 0) {
     if (!options.keep_db &&
-        options.db.rfind("postgresql://", 0) == std::string::npos) {
+        options.db.rfind("postgresql://", 0) == std::string::npos &&
+        options.db.rfind("postgres://", 0) == std::string::npos) {
       for (const char* suffix : {"", "-wal", "-shm"}) {
         std::filesystem::remove(options.db + suffix);
       }

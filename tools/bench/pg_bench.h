@@ -4,10 +4,10 @@
 // the engine is built on (a COPY of recipients; their statuses set by one
 // batched UPDATE per commit), to print beside campaignd's in the same run.
 //
-//   ASSIGN_OR_DIE(auto pg, PgBench::Open(""));  // its own cluster
-//   std::string dsn = pg->FreshDatabase();      // campaignd --db dsn
-//   ...campaignd runs, and stops...
-//   double raw = RawBatchedUpdateRate(dsn, 1000);
+//   absl::StatusOr<std::unique_ptr<PgBench>> pg = PgBench::Open("");
+//   absl::StatusOr<std::string> dsn = (*pg)->FreshDatabase();  // --db
+//   ...campaignd runs on *dsn, and stops...
+//   absl::StatusOr<double> raw = RawBatchedUpdateRate(*dsn, 1000);
 //
 // Not thread-safe. Header-only, like bench_util.h.
 #ifndef CAMPAIGND_TOOLS_BENCH_PG_BENCH_H_
@@ -43,6 +43,18 @@ class PgBench {
   static absl::StatusOr<std::unique_ptr<PgBench>> Open(const std::string& dsn) {
     std::unique_ptr<PgBench> pg(new PgBench());
     pg->dsn_ = dsn;
+    if (!dsn.empty()) {
+      // FreshDatabase replaces the URI's database: it needs one, and no
+      // query after it (a URI's "?sslmode=..." would be lost).
+      const size_t scheme = dsn.find("://");
+      if (scheme == std::string::npos ||
+          dsn.find('/', scheme + 3) == std::string::npos ||
+          dsn.find('?') != std::string::npos) {
+        return absl::InvalidArgumentError(
+            "--pg-dsn: give postgresql://USER@HOST:PORT/DATABASE, without "
+            "a query (libpq's PG* variables can carry the rest)");
+      }
+    }
     if (dsn.empty()) {
       testing::PostgresServer::Options options;
       options.fsync = true;  // the figures claim durability

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/dispatch/providers/failover.h"
+#include "server/domain/utf8.h"
 
 namespace campaigns::dispatch {
 
@@ -136,6 +137,9 @@ absl::Status ProviderRegistry::SetState(absl::string_view name,
   if (it == by_name_.end()) {
     return absl::NotFoundError(absl::StrCat("no provider \"", name, "\""));
   }
+  // Often a provider's own error text: ListProviders serves it, so it is
+  // mended to valid UTF-8 as every provider text is (utf8.h).
+  MendUtf8(&reason);
   MutexLock lock(&mu_);
   states_[it->second] = State{state, std::move(reason)};
   return absl::OkStatus();
