@@ -610,4 +610,14 @@ bool IsOptOutText(absl::string_view text) {
   return kWords->count(word) > 0;
 }
 
+SkipChainStep NextSkipChainStep(const absl::Status& written, int64_t queued,
+                                int64_t skipped) {
+  if (written.code() == absl::StatusCode::kNotFound) {
+    return SkipChainStep::kGone;
+  }
+  if (!written.ok()) return SkipChainStep::kRetryLater;
+  if (queued <= 0) return SkipChainStep::kDone;
+  return skipped > 0 ? SkipChainStep::kNext : SkipChainStep::kOvercounted;
+}
+
 }  // namespace campaigns

@@ -109,6 +109,22 @@ bool IsEditable(CampaignStatus s);
 // Final states: nothing happens to the campaign any more.
 bool IsFinal(CampaignStatus s);
 
+// What a cancellation's chain of skip chunks (each chunk's queued recipients
+// become skipped, in a write of its own) does after one chunk, on every
+// engine: `written` is the chunk's write, `queued` the campaign's queued
+// counter after it and `skipped` how many it skipped.
+enum class SkipChainStep {
+  kDone,        // nothing queued is left
+  kNext,        // skip the next chunk
+  kRetryLater,  // the write failed: the rest once writes succeed again
+  kGone,        // the campaign was deleted meanwhile (NOT_FOUND)
+  // Queued recipients counted, yet none skipped: the counter counts rows
+  // that are not there. The chain ends (it would never reach 0); log it.
+  kOvercounted,
+};
+SkipChainStep NextSkipChainStep(const absl::Status& written, int64_t queued,
+                                int64_t skipped);
+
 // Events of API.md's lifecycle table.
 enum class CampaignEvent {
   kStart,          // StartCampaign / ConfirmCampaign

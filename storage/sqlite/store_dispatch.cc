@@ -239,31 +239,31 @@ void Store::SkipQueuedChunk(const std::string& account_id,
       },
       [this, account_id, id,
        done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
-        if (!chunk.ok() &&
-            chunk.status().code() == absl::StatusCode::kNotFound) {
-          // Deleted meanwhile: its recipients go with it.
-          if (done) done(chunk.status());
-          return;
-        }
-        if (!chunk.ok()) {
-          // Cancelled already: the rest is skipped once writes succeed.
-          if (done) done(chunk.status());
-          AgainLater("cancellation", chunk.status(), [this, account_id, id] {
-            SkipQueuedChunk(account_id, id, nullptr);
-          });
-          return;
-        }
-        if (chunk->campaign.stats.queued > 0) {
-          if (chunk->skipped > 0) {
+        switch (NextSkipChainStep(chunk.status(),
+                                  chunk.ok() ? chunk->campaign.stats.queued : 0,
+                                  chunk.ok() ? chunk->skipped : 0)) {
+          case SkipChainStep::kNext:
             SkipQueuedChunk(account_id, id, std::move(done));
             return;
-          }
-          // The counter counts rows that are not there to skip: it would
-          // never reach 0, so the chain ends here rather than loop.
-          logging::Error(
-              "a cancelled campaign counts queued recipients it "
-              "does not have",
-              {{"campaign_id", id}, {"queued", chunk->campaign.stats.queued}});
+          case SkipChainStep::kRetryLater:
+            // Cancelled already: the rest is skipped once writes succeed.
+            if (done) done(chunk.status());
+            AgainLater("cancellation", chunk.status(), [this, account_id, id] {
+              SkipQueuedChunk(account_id, id, nullptr);
+            });
+            return;
+          case SkipChainStep::kGone:
+            if (done) done(chunk.status());
+            return;
+          case SkipChainStep::kOvercounted:
+            logging::Error(
+                "a cancelled campaign counts queued recipients it "
+                "does not have",
+                {{"campaign_id", id},
+                 {"queued", chunk->campaign.stats.queued}});
+            break;
+          case SkipChainStep::kDone:
+            break;
         }
         if (done) done(std::move(chunk->campaign));
       },
