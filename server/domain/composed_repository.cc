@@ -390,8 +390,8 @@ void ComposedRepository::TransitionCampaign(const std::string& account_id,
 }
 
 absl::StatusOr<std::vector<Recipient>> ComposedRepository::LeaseRecipients(
-    const Campaign& c, int64_t after_seq, int limit) {
-  return parts_.dispatch->LeaseRecipients(c, after_seq, limit);
+    const Campaign& c, int64_t after_seq, int limit, const Lease* fence) {
+  return parts_.dispatch->LeaseRecipients(c, after_seq, limit, fence);
 }
 
 void ComposedRepository::RecordOutcomes(const std::string& account_id,
@@ -405,9 +405,10 @@ void ComposedRepository::RecordOutcomes(const std::string& account_id,
 void ComposedRepository::MarkHanded(const std::string& account_id,
                                     const std::string& campaign_id,
                                     std::vector<int64_t> seqs, bool handed,
+                                    const Lease* fence,
                                     std::function<void(absl::Status)> done) {
   parts_.dispatch->MarkHanded(account_id, campaign_id, std::move(seqs), handed,
-                              std::move(done));
+                              fence, std::move(done));
 }
 
 void ComposedRepository::ApplyReceipts(const std::string& account_id,

@@ -207,15 +207,15 @@ class ComposedRepository : public Repository {
   // DispatchStore
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change, Done<Campaign> done) override;
-  absl::StatusOr<std::vector<Recipient>> LeaseRecipients(const Campaign& c,
-                                                         int64_t after_seq,
-                                                         int limit) override;
+  absl::StatusOr<std::vector<Recipient>> LeaseRecipients(
+      const Campaign& c, int64_t after_seq, int limit,
+      const Lease* fence) override;
   void RecordOutcomes(const std::string& account_id,
                       const std::string& campaign_id,
                       std::vector<DispatchOutcome> outcomes,
                       Done<Campaign> done) override;
   void MarkHanded(const std::string& account_id, const std::string& campaign_id,
-                  std::vector<int64_t> seqs, bool handed,
+                  std::vector<int64_t> seqs, bool handed, const Lease* fence,
                   std::function<void(absl::Status)> done) override;
   void ApplyReceipts(const std::string& account_id,
                      std::vector<ReceiptUpdate> receipts,

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/domain/leases.h"
 #include "server/domain/model.h"
 #include "server/domain/rules.h"
 
@@ -104,8 +105,15 @@ class DispatchStore {
 
   // Up to `limit` queued recipients of `c` (not staged by an import) with
   // seq > `after_seq`, in seq order; campaign_id is set. Read connection.
+  //
+  // `fence`: where several instances share the database, the lease
+  // ("campaign:<id>", leases.h) under which the caller sends `c`; null
+  // where one instance owns everything (SQLite ignores it). With a fence,
+  // nothing is leased (errors::LeaseLost) unless the lease is still the
+  // fence's owner's at its epoch, unexpired on the database's clock, and
+  // the campaign is sending.
   virtual absl::StatusOr<std::vector<Recipient>> LeaseRecipients(
-      const Campaign& c, int64_t after_seq, int limit) = 0;
+      const Campaign& c, int64_t after_seq, int limit, const Lease* fence) = 0;
 
   // Records what happened to queued recipients of campaign `campaign_id`.
   // A recipient no longer queued (e.g. cancelled meanwhile) is left alone.
@@ -119,9 +127,15 @@ class DispatchStore {
   // provider that does not de-duplicate, in one write, before the call:
   // after a crash, a recipient still queued and marked is in doubt
   // (Recipient::in_doubt). RecordOutcomes clears the mark.
+  //
+  // `fence` (null = none), when `handed`: as LeaseRecipients's, checked in
+  // the mark's transaction with the lease row share-locked, so that an
+  // instance taking the lease over commits after the mark, and finds the
+  // recipients in doubt. Clearing a mark is never fenced.
   virtual void MarkHanded(const std::string& account_id,
                           const std::string& campaign_id,
                           std::vector<int64_t> seqs, bool handed,
+                          const Lease* fence,
                           std::function<void(absl::Status)> done) = 0;
 
   // Applies receipts to the account's recipients: sent -> delivered, read or

@@ -155,6 +155,15 @@ absl::Status AlreadyExists(absl::string_view field, absl::string_view message) {
   return status;
 }
 
+absl::Status LeaseLost(absl::string_view message) {
+  return Make(absl::StatusCode::kFailedPrecondition, kLeaseLost, message);
+}
+
+bool IsLeaseLost(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kFailedPrecondition &&
+         ReasonOf(status) == kLeaseLost;
+}
+
 absl::Status Unimplemented(absl::string_view message) {
   return Make(absl::StatusCode::kUnimplemented, kUnimplemented, message);
 }

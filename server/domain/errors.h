@@ -38,6 +38,8 @@ inline constexpr absl::string_view kAlreadyExists = "ALREADY_EXISTS";
 inline constexpr absl::string_view kUnimplemented = "UNIMPLEMENTED";
 inline constexpr absl::string_view kInternal = "INTERNAL";
 inline constexpr absl::string_view kUnavailable = "UNAVAILABLE";
+// Internal only (LeaseLost): never an API answer.
+inline constexpr absl::string_view kLeaseLost = "LEASE_LOST";
 
 // A field that a request got wrong.
 struct FieldViolation {
@@ -93,6 +95,13 @@ absl::Status Unavailable(absl::string_view message, absl::Duration retry_after);
 // The retry delay a status carries (RateLimited, StorageFull, Unavailable),
 // if any.
 std::optional<absl::Duration> RetryAfterOf(const absl::Status& status);
+
+// FAILED_PRECONDITION / LEASE_LOST: the work a lease guards (leases.h) is no
+// longer this instance's (another took the lease over, or it expired), or
+// no longer to be done (the campaign stopped sending). Internal: the engine
+// stops that work; no API call answers it.
+absl::Status LeaseLost(absl::string_view message);
+bool IsLeaseLost(const absl::Status& status);
 
 // UNIMPLEMENTED / UNIMPLEMENTED.
 absl::Status Unimplemented(absl::string_view message);

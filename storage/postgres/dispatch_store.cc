@@ -385,6 +385,34 @@ WHERE c.seq = d.seq
 RETURNING c.*
 )sql";
 
+// Whether a lease row still holds for a fence (owner and epoch, unexpired
+// on the server's clock): a boolean over `leases`, with $2 the owner and $3
+// the epoch (and $1 the resource, for the WHERE clause).
+constexpr char kFenceHeld[] =
+    "owner = $2 AND epoch = $3::bigint AND expires_at > "
+    "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+
+// errors::LeaseLost unless `held` (a kFenceHeld answer: "t", "f" or "" for
+// no row) and `status` say the holder of `fence` may send campaign `id`.
+absl::Status FenceStatus(const Lease& fence, const std::string& id,
+                         const std::string& held, CampaignStatus status) {
+  if (held != "t") {
+    return errors::LeaseLost(absl::StrCat(
+        "campaign ", id, ": lease ", fence.resource, " (epoch ", fence.epoch,
+        ") is no longer held by ", fence.owner,
+        held.empty() ? " (released)" : " (expired or taken over)"));
+  }
+  if (status != CampaignStatus::kSending) {
+    return errors::LeaseLost(absl::StrCat(
+        "campaign ", id, " is ", CampaignStatusName(status), ", not sending"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::optional<std::string>> FenceParams(const Lease& fence) {
+  return {fence.resource, fence.owner, absl::StrCat(fence.epoch)};
+}
+
 }  // namespace dispatch_detail
 }  // namespace
 
@@ -505,11 +533,30 @@ absl::StatusOr<int> DispatchStore::ResumeCancellations() {
 }
 
 absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
-    const Campaign& c, int64_t after_seq, int limit) {
+    const Campaign& c, int64_t after_seq, int limit, const Lease* fence) {
   if (gate_) RETURN_IF_ERROR(gate_());
   ASSIGN_OR_RETURN(const RecipientIdCodec* codec, Codec());
   return db_->Read<std::vector<Recipient>>(
       [&](Connection& conn) -> absl::StatusOr<std::vector<Recipient>> {
+        if (fence != nullptr) {
+          // Checked before the read: a lease that ends after it ends by the
+          // caller's held_until too (Lease), and a pause or cancel after it
+          // is seen at the next lease.
+          std::vector<std::optional<std::string>> params =
+              dispatch_detail::FenceParams(*fence);
+          params.push_back(absl::StrCat(c.seq));
+          absl::StatusOr<Rows> check = conn.Query(
+              absl::StrCat("SELECT (SELECT ", dispatch_detail::kFenceHeld,
+                           " FROM leases WHERE resource = $1) AS held, "
+                           "(SELECT status FROM campaigns WHERE seq = $4 AND "
+                           "NOT deleting) AS status"),
+              params);
+          if (!check.ok()) return check.status();
+          CampaignStatus status = CampaignStatus::kUnspecified;
+          ParseCampaignStatus(check->Text(0, "status"), &status);
+          RETURN_IF_ERROR(dispatch_detail::FenceStatus(
+              *fence, c.id, check->Text(0, "held"), status));
+        }
         absl::StatusOr<Rows> rows = conn.Query(
             "SELECT * FROM recipients WHERE campaign_seq = $1 AND status = "
             "'queued' AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4",
@@ -529,13 +576,29 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
 void DispatchStore::MarkHanded(const std::string& account_id,
                                const std::string& campaign_id,
                                std::vector<int64_t> seqs, bool handed,
+                               const Lease* fence,
                                std::function<void(absl::Status)> done) {
+  std::optional<Lease> fenced;
+  if (handed && fence != nullptr) fenced = *fence;
   db_->WriteRaw(
-      [account_id, campaign_id, seqs = std::move(seqs),
-       handed](Connection& c) -> absl::Status {
+      [account_id, campaign_id, seqs = std::move(seqs), handed,
+       fenced = std::move(fenced)](Connection& c) -> absl::Status {
         // The campaign's row first, as every write here (ledger.h's order).
         ASSIGN_OR_RETURN(Campaign camp, LoadCampaign(c, account_id, campaign_id,
                                                      /*lock=*/true));
+        if (fenced) {
+          // Share-locked to the commit: an Acquire by another instance
+          // (which updates the row) waits, and then finds these marked.
+          absl::StatusOr<Rows> held =
+              c.Query(absl::StrCat("SELECT ", dispatch_detail::kFenceHeld,
+                                   " AS held FROM leases WHERE resource = $1 "
+                                   "FOR SHARE"),
+                      dispatch_detail::FenceParams(*fenced));
+          if (!held.ok()) return held.status();
+          RETURN_IF_ERROR(dispatch_detail::FenceStatus(
+              *fenced, campaign_id, held->size() == 0 ? "" : held->Text(0, 0),
+              camp.status));
+        }
         if (seqs.empty()) return absl::OkStatus();
         return c
             .Query(

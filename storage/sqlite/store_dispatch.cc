@@ -291,9 +291,10 @@ absl::StatusOr<int> Store::ResumeCancellations() {
   return static_cast<int>(cut_off.size());
 }
 
-absl::StatusOr<std::vector<Recipient>> Store::LeaseRecipients(const Campaign& c,
-                                                              int64_t after_seq,
-                                                              int limit) {
+// `fence` is ignored: an SQLite database has one instance, which owns
+// every campaign.
+absl::StatusOr<std::vector<Recipient>> Store::LeaseRecipients(
+    const Campaign& c, int64_t after_seq, int limit, const Lease* /*fence*/) {
   ASSIGN_OR_RETURN(const RecipientIdCodec* codec, Codec());
   return db_->Read(
       [&](SQLite::Database& db) -> absl::StatusOr<std::vector<Recipient>> {
@@ -319,7 +320,7 @@ absl::StatusOr<std::vector<Recipient>> Store::LeaseRecipients(const Campaign& c,
 void Store::MarkHanded(const std::string& account_id,
                        const std::string& campaign_id,
                        std::vector<int64_t> seqs, bool handed,
-                       StatusCallback done) {
+                       const Lease* /*fence*/, StatusCallback done) {
   db_->WriteRaw(
       [account_id, campaign_id, seqs = std::move(seqs),
        handed](SQLite::Database& db) -> absl::Status {

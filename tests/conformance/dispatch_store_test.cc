@@ -126,7 +126,7 @@ class DispatchStoreTest : public EngineTest {
   std::vector<Recipient> Lease(const Campaign& c, int64_t after = 0,
                                int limit = 100) {
     absl::StatusOr<std::vector<Recipient>> got =
-        dispatch().LeaseRecipients(c, after, limit);
+        dispatch().LeaseRecipients(c, after, limit, nullptr);
     EXPECT_TRUE(got.ok()) << got.status();
     return got.ok() ? *got : std::vector<Recipient>{};
   }
@@ -649,7 +649,8 @@ TEST_P(DispatchStoreTest, HandedRecipientsAreInDoubtUntilRecorded) {
   ASSERT_EQ(r.size(), 3u);
   auto mark = [&](std::vector<int64_t> seqs, bool handed) {
     return AwaitStatus([&](StatusDone done) {
-      dispatch().MarkHanded(a_, c.id, std::move(seqs), handed, std::move(done));
+      dispatch().MarkHanded(a_, c.id, std::move(seqs), handed, nullptr,
+                            std::move(done));
     });
   };
   ASSERT_TRUE(mark({r[0].seq, r[1].seq, r[2].seq}, true).ok());
@@ -665,7 +666,7 @@ TEST_P(DispatchStoreTest, HandedRecipientsAreInDoubtUntilRecorded) {
   EXPECT_FALSE(ListOf(c, RecipientStatus::kSent)[0].in_doubt);
   // Another account's campaign is not found.
   ExpectNotFound(AwaitStatus([&](StatusDone done) {
-    dispatch().MarkHanded(b_, c.id, {r[1].seq}, true, std::move(done));
+    dispatch().MarkHanded(b_, c.id, {r[1].seq}, true, nullptr, std::move(done));
   }));
 }
 

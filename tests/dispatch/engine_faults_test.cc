@@ -75,11 +75,11 @@ class FaultyStore : public DispatchStore {
     real_->TransitionCampaign(account_id, id, std::move(change),
                               std::move(done));
   }
-  absl::StatusOr<std::vector<Recipient>> LeaseRecipients(const Campaign& c,
-                                                         int64_t after_seq,
-                                                         int limit) override {
+  absl::StatusOr<std::vector<Recipient>> LeaseRecipients(
+      const Campaign& c, int64_t after_seq, int limit,
+      const Lease* fence) override {
     if (Take(fail_leases)) return absl::UnavailableError("database is busy");
-    return real_->LeaseRecipients(c, after_seq, limit);
+    return real_->LeaseRecipients(c, after_seq, limit, fence);
   }
   void RecordOutcomes(const std::string& account_id,
                       const std::string& campaign_id,
@@ -104,7 +104,7 @@ class FaultyStore : public DispatchStore {
     real_->ApplyReceipts(account_id, std::move(receipts), std::move(done));
   }
   void MarkHanded(const std::string& account_id, const std::string& campaign_id,
-                  std::vector<int64_t> seqs, bool handed,
+                  std::vector<int64_t> seqs, bool handed, const Lease* fence,
                   std::function<void(absl::Status)> done) override {
     if (Full()) return done(DiskFull());
     if (hold_marks.load()) {
@@ -113,7 +113,7 @@ class FaultyStore : public DispatchStore {
         held_marks_.push_back([done, s] { done(s); });
       };
     }
-    real_->MarkHanded(account_id, campaign_id, std::move(seqs), handed,
+    real_->MarkHanded(account_id, campaign_id, std::move(seqs), handed, fence,
                       std::move(done));
   }
   void ApplyProviderReceipts(const std::string& provider,
@@ -718,7 +718,7 @@ TEST_F(EngineFaultsTest, APauseBetweenMarkAndCallSendsNothing) {
   ASSERT_TRUE(paused.ok()) << paused.status();
   RunFor(absl::Seconds(2));
   EXPECT_EQ(vendor.sent().size(), 0u);
-  auto queued = store_->LeaseRecipients(Get(c.id), 0, 10);
+  auto queued = store_->LeaseRecipients(Get(c.id), 0, 10, nullptr);
   ASSERT_TRUE(queued.ok());
   ASSERT_EQ(queued->size(), 5u);
   for (const Recipient& r : *queued) EXPECT_FALSE(r.in_doubt) << r.id;
