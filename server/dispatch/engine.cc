@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/domain/errors.h"
@@ -52,6 +54,8 @@ constexpr absl::Duration kErrorRetry = absl::Seconds(1);
 // database's own probe, DatabaseOptions::writable_probe_every); receipts
 // refused meanwhile ask their sender to wait as long.
 constexpr absl::Duration kStorageRetry = absl::Seconds(2);
+// A campaign's lease: this + its id.
+constexpr absl::string_view kCampaignLeasePrefix = "campaign:";
 // How the pause_reason shown while a pump waits for storage starts.
 constexpr absl::string_view kStoragePause = "storage cannot write: ";
 
@@ -155,6 +159,10 @@ struct Engine::Pump {
     // A dispatch write failed for storage: nothing starts until a write
     // succeeds (RetryStorage, every kStorageRetry).
     kStorageWait,
+    // With leases: another live instance holds the campaign's lease, or
+    // this one lost it; nothing starts until SetUp acquires it (the
+    // adoption scan, or the campaign applied as sending again).
+    kUnowned,
   };
   // How far the leases got through the campaign's queued recipients.
   // Recipients can be queued again behind the cursor (a retried failure, a
@@ -207,6 +215,11 @@ struct Engine::Pump {
   absl::Time step_at ABSL_GUARDED_BY(mu) = absl::InfiniteFuture();
 
   std::optional<Setup> setup ABSL_GUARDED_BY(mu);
+  // With leases: the campaign's lease as SetUp acquired it (the fence of
+  // leases and marks); none while kUnowned.
+  std::optional<Lease> lease ABSL_GUARDED_BY(mu);
+  // Engine::applies_ when Apply last brought this pump in line.
+  uint64_t applied ABSL_GUARDED_BY(mu) = 0;
   // The campaign's rate override.
   std::optional<TokenBucket> own_bucket ABSL_GUARDED_BY(mu);
 
@@ -261,6 +274,7 @@ Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
                EngineOptions options)
     : store_(store),
       timer_(timer),
+      leases_(options.leases),
       providers_(std::move(providers)),
       options_(options),
       metrics_(options_.metrics ? options_.metrics : Metrics::None()) {}
@@ -310,20 +324,135 @@ absl::Status Engine::Recover() {
       {CampaignStatus::kSending, CampaignStatus::kScheduled,
        CampaignStatus::kSent});
   if (!live.ok()) return live.status();
+  std::vector<Campaign> sent;
   for (const Campaign& c : *live) {
     if (c.status != CampaignStatus::kSent) {
       Apply(c);
       continue;
     }
+    Publish(c);
+    sent.push_back(c);
+  }
+  AwaitReceipts(sent);
+  if (leases_ != nullptr) ScheduleAdoption();
+  return absl::OkStatus();
+}
+
+void Engine::AwaitReceipts(const std::vector<Campaign>& sent) {
+  for (const Campaign& c : sent) {
     // Awaiting receipts: unless its provider sends none.
     absl::StatusOr<Sender> sender = store_->SenderOf(c);
     Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
     const bool receipts = provider == nullptr || provider->SendsReceipts();
-    Publish(c);
     MutexLock lock(&mu_);
     if (!stopped_) ArmReceiptTimeout(c, receipts);
   }
-  return absl::OkStatus();
+}
+
+std::string CampaignLease(const std::string& id) {
+  return absl::StrCat(kCampaignLeasePrefix, id);
+}
+
+void Engine::LeaseLost(const std::string& resource) {
+  if (!absl::StartsWith(resource, kCampaignLeasePrefix)) return;
+  const std::string id = resource.substr(kCampaignLeasePrefix.size());
+  MutexLock lock(&mu_);
+  if (stopped_) return;
+  auto it = pumps_.find(id);
+  if (it == pumps_.end()) return;
+  const PumpPtr p = it->second;
+  Disown(p, absl::AbortedError("the lease keeper reported the lease lost"));
+}
+
+void Engine::ReleaseLease(const std::string& id) {
+  timer_->At(timer_->Now(), [this, id] {
+    if (absl::Status s = leases_->Release(CampaignLease(id)); !s.ok()) {
+      logging::Warn("releasing a campaign's lease failed: it expires by itself",
+                    {{"campaign_id", id}, {"error", s}});
+    }
+  });
+}
+
+void Engine::ScheduleAdoption() {
+  timer_->At(timer_->Now() + options_.adopt_every, [this] { Adopt(); });
+}
+
+void Engine::Adopt() {
+  uint64_t before;
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    before = applies_;
+  }
+  absl::StatusOr<std::vector<Campaign>> live = store_->CampaignsInStatus(
+      {CampaignStatus::kSending, CampaignStatus::kPaused,
+       CampaignStatus::kScheduled, CampaignStatus::kSent});
+  std::vector<Campaign> apply;
+  std::vector<Campaign> sent;  // awaiting receipts, with no timeout here
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    if (live.ok()) {
+      std::set<std::string> seen;
+      for (const Campaign& c : *live) {
+        if (c.status == CampaignStatus::kSent) {
+          // Sent elsewhere (or before this instance started): completed
+          // here if its owner dies before its receipt timeout.
+          if (receipt_timeouts_.count(c.id) == 0) sent.push_back(c);
+          continue;
+        }
+        seen.insert(c.id);
+        auto it = pumps_.find(c.id);
+        if (it == pumps_.end()) {
+          // Sending with no pump here: its SetUp tries the lease (free when
+          // the owner died). Scheduled elsewhere: armed here too (the
+          // store lets one alarm start it).
+          if (c.status == CampaignStatus::kSending) apply.push_back(c);
+          if (c.status == CampaignStatus::kScheduled) ArmSchedule(c);
+          continue;
+        }
+        const PumpPtr& p = it->second;
+        p->Held(mu_);
+        if (p->applied > before) continue;  // newer than this read
+        if (c.status != p->campaign.status ||
+            (p->phase == Pump::Phase::kUnowned &&
+             c.status == CampaignStatus::kSending)) {
+          // Paused or resumed elsewhere, or perhaps free to take over.
+          apply.push_back(c);
+        }
+      }
+      std::vector<PumpPtr> gone;
+      for (const auto& [id, p] : pumps_) {
+        p->Held(mu_);
+        if (seen.count(id) == 0 && p->applied <= before) gone.push_back(p);
+      }
+      for (const PumpPtr& p : gone) {
+        // Sent, cancelled, failed or deleted elsewhere: nothing to send.
+        Disown(p, absl::FailedPreconditionError(
+                      "the campaign is no longer sending"));
+        p->Held(mu_);
+        if (p->in_flight == 0 && p->starting == 0 && !p->OutcomesOwed() &&
+            p->on_idle.empty()) {
+          pumps_.erase(p->id);
+        }
+      }
+    }
+  }
+  if (!live.ok()) {
+    static logging::RateLimited limit(5, absl::Seconds(60));
+    int64_t suppressed = 0;
+    if (limit.Allow(&suppressed)) {
+      logging::Error(
+          "reading campaigns to take over failed: tried again at the next "
+          "scan",
+          {{"retry_in", options_.adopt_every},
+           {"error", live.status()},
+           {"suppressed", suppressed}});
+    }
+  }
+  for (const Campaign& c : apply) Apply(c);
+  AwaitReceipts(sent);
+  ScheduleAdoption();
 }
 
 void Engine::Transition(const std::string& account_id, const std::string& id,
@@ -352,16 +481,26 @@ void Engine::Apply(const Campaign& c) {
   if (stopped_) return;
   auto it = pumps_.find(c.id);
   PumpPtr p = it == pumps_.end() ? nullptr : it->second;
+  const uint64_t applied = ++applies_;
   if (p) {
     // The stored state: a failed pause or cancel restarts the pump only if
     // it is still sending.
     p->Held(mu_);
     p->campaign.status = c.status;
     p->campaign.pause_reason = c.pause_reason;
+    p->applied = applied;
+  }
+  if (c.status != CampaignStatus::kSending &&
+      c.status != CampaignStatus::kPaused &&
+      c.status != CampaignStatus::kScheduled && leases_ != nullptr) {
+    // Its sending ended for good (sent, or final).
+    ReleaseLease(c.id);
   }
   switch (c.status) {
     case CampaignStatus::kSending:
       EnsurePump(c);
+      pumps_[c.id]->Held(mu_);
+      pumps_[c.id]->applied = applied;
       return;
     case CampaignStatus::kPaused:
       if (p) HaltAndRelease(p);
@@ -433,8 +572,42 @@ void Engine::Unhalt(const PumpPtr& p) {
     ScheduleStep(p, timer_->Now());
     return;
   }
-  p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
+  GoOn(p);
+}
+
+void Engine::GoOn(const PumpPtr& p) {
+  p->Held(mu_);
+  p->phase =
+      p->setup && Owns(*p) ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
   ScheduleStep(p, timer_->Now());
+}
+
+bool Engine::Owns(const Pump& p) {
+  p.Held(mu_);
+  if (leases_ == nullptr) return true;
+  return p.lease.has_value() && leases_->Held(p.lease->resource).has_value();
+}
+
+void Engine::Disown(const PumpPtr& p, const absl::Status& why) {
+  p->Held(mu_);
+  if (p->phase == Pump::Phase::kUnowned) return;
+  const bool owned = p->lease.has_value();
+  HaltAndRelease(p);
+  p->Held(mu_);
+  p->phase = Pump::Phase::kUnowned;
+  p->lease.reset();
+  // What it leased may go out through the next owner: read again from
+  // storage once the lease is this instance's again.
+  p->ready.clear();
+  p->retries.clear();
+  p->cursor = 0;
+  p->scan = Pump::Scan::kAhead;
+  p->next_batch_at = absl::InfinitePast();
+  if (owned) {
+    logging::Warn(
+        "campaign no longer sent by this instance",
+        {{"campaign_id", p->id}, {"in_flight", p->in_flight}, {"why", why}});
+  }
 }
 
 void Engine::WhenQuiet(const PumpPtr& p, std::function<void()> fn) {
@@ -489,6 +662,7 @@ void Engine::OnAlarm(const PumpPtr& p, absl::Time at) {
         case Pump::Phase::kHalted:
         case Pump::Phase::kFinishing:
         case Pump::Phase::kStorageWait:
+        case Pump::Phase::kUnowned:
           break;
       }
     }
@@ -503,7 +677,18 @@ void Engine::OnAlarm(const PumpPtr& p, absl::Time at) {
 
 void Engine::ArmSchedule(const Campaign& c) {
   if (!c.schedule_at) return;
-  timer_->At(*c.schedule_at, [this, account = c.account_id, id = c.id] {
+  auto [armed, added] = schedules_.emplace(c.id, *c.schedule_at);
+  if (!added) {
+    if (armed->second == *c.schedule_at) return;  // armed already
+    armed->second = *c.schedule_at;
+  }
+  const absl::Time at = *c.schedule_at;
+  timer_->At(at, [this, at, account = c.account_id, id = c.id] {
+    {
+      MutexLock lock(&mu_);
+      auto it = schedules_.find(id);
+      if (it != schedules_.end() && it->second == at) schedules_.erase(it);
+    }
     LifecycleChange change;
     change.event = CampaignEvent::kScheduleAlarm;
     change.now = timer_->Now();
@@ -514,18 +699,27 @@ void Engine::ArmSchedule(const Campaign& c) {
 
 void Engine::ArmReceiptTimeout(const Campaign& c, bool receipts) {
   const absl::Time at =
-      (c.sent_at ? *c.sent_at : timer_->Now()) + options_.receipt_timeout;
-  auto complete = [this, account = c.account_id, id = c.id] {
+      c.stats.sent == 0 || !receipts
+          ? timer_->Now()
+          : (c.sent_at ? *c.sent_at : timer_->Now()) + options_.receipt_timeout;
+  auto [armed, added] = receipt_timeouts_.emplace(c.id, at);
+  if (!added) {
+    if (armed->second <= at) return;  // one as early is armed already
+    armed->second = at;
+  }
+  timer_->At(at, [this, at, account = c.account_id, id = c.id] {
+    {
+      MutexLock lock(&mu_);
+      auto it = receipt_timeouts_.find(id);
+      if (it != receipt_timeouts_.end() && it->second == at) {
+        receipt_timeouts_.erase(it);
+      }
+    }
     LifecycleChange change;
     change.event = CampaignEvent::kAllFinal;
     change.now = timer_->Now();
     Transition(account, id, std::move(change), nullptr);
-  };
-  if (c.stats.sent == 0 || !receipts) {
-    timer_->At(timer_->Now(), std::move(complete));
-  } else {
-    timer_->At(at, std::move(complete));
-  }
+  });
 }
 
 void Engine::Start(const std::string& account_id, const std::string& id,
@@ -845,13 +1039,62 @@ absl::Duration Engine::Backoff(const Recipient& r, int attempt) const {
 void Engine::SetUp(const PumpPtr& p) {
   p->Held(mu_);
   const Campaign c = p->campaign;
+  const bool acquire = leases_ != nullptr && !p->lease;
+  if (acquire && (p->in_flight > 0 || p->starting > 0)) {
+    // Back from a lost lease: its outcomes first, or a rescan would take
+    // the recipients they are for as still to send.
+    ScheduleStep(p, timer_->Now() + kErrorRetry);
+    return;
+  }
+  const bool look_up = !p->setup;
   p->Unlock(mu_);
-  absl::StatusOr<Sender> sender = store_->SenderOf(c);
-  absl::StatusOr<MessageContent> text =
-      sender.ok() ? store_->MessageContentOf(c) : sender.status();
-  Provider* provider = sender.ok() ? providers_(sender->provider) : nullptr;
+  absl::StatusOr<std::optional<Lease>> lease = std::optional<Lease>();
+  if (acquire) lease = leases_->Acquire(CampaignLease(c.id));
+  const bool ours = lease.ok() && (!acquire || lease->has_value());
+  // Read only when needed (set up before: not read again).
+  absl::StatusOr<Sender> sender = absl::UnknownError("not read");
+  absl::StatusOr<MessageContent> text = absl::UnknownError("not read");
+  Provider* provider = nullptr;
+  if (ours && look_up) {
+    sender = store_->SenderOf(c);
+    text = sender.ok() ? store_->MessageContentOf(c) : sender.status();
+    provider = sender.ok() ? providers_(sender->provider) : nullptr;
+  }
   p->Lock(mu_);
+  if (ours && acquire) {
+    p->lease = **lease;  // kept even if halted meanwhile
+    // Sent from storage's state only: a batch whose mark came back after
+    // the lease was lost is in `ready` again, and would go out beside its
+    // recipients leased anew (nothing is in flight, so nothing else is).
+    p->ready.clear();
+    p->retries.clear();
+    p->cursor = 0;
+    p->scan = Pump::Scan::kAhead;
+  }
   if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile
+  if (!lease.ok()) {
+    static logging::RateLimited limit(10, absl::Seconds(10));
+    int64_t suppressed = 0;
+    if (limit.Allow(&suppressed)) {
+      logging::Error("acquiring a campaign's lease failed",
+                     {{"campaign_id", c.id},
+                      {"retry_in", kErrorRetry},
+                      {"error", lease.status()},
+                      {"suppressed", suppressed}});
+    }
+    ScheduleStep(p, timer_->Now() + kErrorRetry);
+    return;
+  }
+  if (!ours) {
+    // Another live instance sends it; the adoption scan tries again.
+    p->phase = Pump::Phase::kUnowned;
+    return;
+  }
+  if (!look_up) {
+    p->phase = Pump::Phase::kSending;
+    ScheduleStep(p, timer_->Now());
+    return;
+  }
   if (IsStorageFailure(text.status())) {
     logging::Error("reading a campaign's sender and template failed",
                    {{"campaign_id", c.id},
@@ -909,6 +1152,12 @@ void Engine::Dispatch(const PumpPtr& p) {
   // alarm, an outcome); at the bound, the next step is asked for.
   for (int round = 0;; ++round) {
     if (p->phase != Pump::Phase::kSending || stopped_) return;
+    if (!Owns(*p)) {
+      // Not renewed in time: another instance may take it over now.
+      Disown(p, absl::DeadlineExceededError(
+                    "the campaign's lease was not renewed in time"));
+      return;
+    }
     // Batches whose durable mark committed go out first, in order.
     while (!p->marked.empty() && p->phase == Pump::Phase::kSending &&
            !stopped_) {
@@ -1016,9 +1265,10 @@ void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch) {
   seqs.reserve(batch.size());
   for (const Item& item : batch) seqs.push_back(item.r.seq);
   p->in_flight += n;  // counted from the mark on (the window, a cancel)
+  const std::optional<Lease> fence = p->lease;
   p->Unlock(mu_);
   store_->MarkHanded(
-      p->account_id, p->id, std::move(seqs), true,
+      p->account_id, p->id, std::move(seqs), true, fence ? &*fence : nullptr,
       [this, p, n, batch = std::move(batch)](absl::Status marked) mutable {
         const bool storage = IsStorageFailure(marked);
         bool wrote_again = false;
@@ -1026,6 +1276,12 @@ void Engine::MarkThenCall(const PumpPtr& p, std::vector<Item> batch) {
         {
           MutexLock lock(&mu_);
           p->Held(mu_);
+          if (errors::IsLeaseLost(marked)) {
+            // Nothing was marked: back unsent, and the pump stops.
+            Unmark(p, std::move(batch), /*stored=*/false);
+            if (!stopped_) Disown(p, marked);
+            return;
+          }
           if (marked.ok()) wrote_again = StorageWrote(p);
           if (wrote_again) shown = p->campaign;
           if (marked.ok() && p->phase == Pump::Phase::kSending && !stopped_) {
@@ -1070,7 +1326,7 @@ void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored) {
   if (stored) {
     // Not sent after all: a crash now must not make them outcome_unknown.
     store_->MarkHanded(p->account_id, p->id, std::move(seqs), false,
-                       [id = p->id](absl::Status s) {
+                       /*fence=*/nullptr, [id = p->id](absl::Status s) {
                          if (!s.ok()) {
                            logging::Error(
                                "clearing the marks of unsent messages failed",
@@ -1143,9 +1399,15 @@ void Engine::Refill(const PumpPtr& p) {
   p->Held(mu_);
   const Campaign c = p->campaign;
   const int64_t after = p->cursor;
+  const std::optional<Lease> fence = p->lease;
   p->Unlock(mu_);
-  absl::StatusOr<std::vector<Recipient>> leased =
-      store_->LeaseRecipients(c, after, c.batch_size);
+  absl::StatusOr<std::vector<Recipient>> leased = store_->LeaseRecipients(
+      c, after, c.batch_size, fence ? &*fence : nullptr);
+  if (errors::IsLeaseLost(leased.status())) {
+    p->Lock(mu_);
+    Disown(p, leased.status());
+    return;
+  }
   absl::StatusOr<std::vector<bool>> suppressed = std::vector<bool>();
   if (leased.ok() && !leased->empty()) {
     std::vector<std::string> addresses;
@@ -1519,7 +1781,8 @@ void Engine::StorageWait(const PumpPtr& p, const absl::Status& error,
         }
         break;
       case Pump::Phase::kHalted:
-        // Paused, cancelling or stopped by someone else: that stays; the
+      case Pump::Phase::kUnowned:
+        // Paused, cancelling, stopped or disowned: that stays; the
         // outcomes are recorded all the same.
         break;
     }
@@ -1586,8 +1849,7 @@ void Engine::RetryStorage(const PumpPtr& p) {
   if (p->phase != Pump::Phase::kStorageWait) return;
   // Nothing kept: the write that failed (a mark, the end of dispatch) is
   // tried again by sending on; the campaign shows paused until it works.
-  p->phase = p->setup ? Pump::Phase::kSending : Pump::Phase::kSettingUp;
-  ScheduleStep(p, timer_->Now());
+  GoOn(p);
 }
 
 void Engine::StorageWritable(bool writable) {

@@ -41,6 +41,19 @@
 // first write that succeeds ends the pause and the campaign sends on by
 // itself. A failed lifecycle write is logged and retried by the next step.
 //
+// Several instances on one database (EngineOptions::leases): a campaign is
+// sent by the instance holding its lease "campaign:<id>" only, acquired
+// when its pump sets up; recipients are leased and marked under that lease
+// (the store fences both with the lease's epoch and the campaign's status),
+// and no provider call starts once the lease is not held on this process's
+// clock (LeaseKeeper::Held). A pump whose lease another live instance holds,
+// or that lost it, sends nothing (kUnowned) and forgets what it had leased.
+// Every adopt_every the engine re-reads the campaigns that are sending,
+// paused or scheduled: it takes over sending campaigns whose owner died
+// (their lease expired), follows pauses and resumes made on other instances,
+// and arms schedules made there. A campaign that leaves sending for good
+// gives its lease up.
+//
 // Thread-safe.
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 #define CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
@@ -56,6 +69,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "server/dispatch/lease_keeper.h"
 #include "server/dispatch/progress.h"
 #include "server/dispatch/provider.h"
 #include "server/dispatch/timer.h"
@@ -93,7 +107,18 @@ struct EngineOptions {
   // Told of messages, provider calls and receipts; null = none. Must
   // outlive the engine.
   Metrics* metrics = nullptr;
+  // Where several instances share the database: this instance's leases
+  // (see the class comment), whose on_lost must call LeaseLost. Null: this
+  // instance owns every campaign (SQLite). Must outlive the engine.
+  LeaseKeeper* leases = nullptr;
+  // With `leases`: how often campaigns are re-read to take over those of a
+  // dead instance and follow changes made on others (half the lease ttl:
+  // a takeover within ttl + adopt_every of the owner's last heartbeat).
+  absl::Duration adopt_every = absl::Seconds(5);
 };
+
+// The lease under which campaign `id` is sent.
+std::string CampaignLease(const std::string& id);
 
 // The provider that sends for a sender's `provider` name; null if none.
 using ProviderLookup = std::function<Provider*(const std::string& provider)>;
@@ -106,8 +131,13 @@ class Engine {
   ~Engine();
 
   // At start-up: resumes sending campaigns, re-arms scheduled starts and
-  // receipt timeouts, finishes cancellations.
+  // receipt timeouts, finishes cancellations; with leases, starts the
+  // adoption scan.
   absl::Status Recover();
+
+  // The keeper's on_lost: the work of `resource` stops here (a campaign's
+  // pump sends nothing more until it holds the lease again). Any thread.
+  void LeaseLost(const std::string& resource) ABSL_LOCKS_EXCLUDED(mu_);
 
   // StartCampaign / ConfirmCampaign (`send_at`: the new schedule).
   void Start(const std::string& account_id, const std::string& id,
@@ -186,6 +216,23 @@ class Engine {
   void HaltAndRelease(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a halted pump of a sending campaign back to work.
   void Unhalt(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets a pump that may send to work now: sending when it is set up (and,
+  // with leases, holds its lease), else setting up.
+  void GoOn(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With leases: whether `p` holds its campaign's lease now.
+  bool Owns(const Pump& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `p` lost its lease (or its campaign stopped sending elsewhere): halted
+  // as HaltAndRelease, kUnowned, and what it leased is forgotten (the next
+  // owner may send it); calls out keep their real outcome. May drop the
+  // lock meanwhile; returns with it held.
+  void Disown(const PumpPtr& p, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives up the lease of campaign `id` (its sending ended here), off the
+  // caller's thread.
+  void ReleaseLease(const std::string& id);
+  // The adoption scan (EngineOptions::adopt_every) and its next run.
+  void Adopt() ABSL_LOCKS_EXCLUDED(mu_);
+  void ScheduleAdoption();
   // Runs `fn` (without the lock) once no provider call of `p` is being
   // started: now (dropping the lock meanwhile; returns with it held), or
   // when the last such call returns. `p` may be null.
@@ -274,9 +321,15 @@ class Engine {
   // Runs a store transition and Apply()s its result before `done`.
   void Transition(const std::string& account_id, const std::string& id,
                   LifecycleChange change, Done<Campaign> done);
+  // One alarm per campaign and schedule_at, however often it is asked for.
   void ArmSchedule(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ArmReceiptTimeout for each of `sent` (campaigns in sent status), once
+  // their providers say whether they send receipts (storage reads).
+  void AwaitReceipts(const std::vector<Campaign>& sent)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Completes `c` once its receipts are in or the receipt timeout passed;
-  // at once when its provider sends no receipts (`receipts` false).
+  // at once when its provider sends no receipts (`receipts` false). One
+  // alarm per campaign: an earlier one armed already stands.
   void ArmReceiptTimeout(const Campaign& c, bool receipts = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Permits for the messages `p` may hand over now: a whole chunk of every
@@ -292,6 +345,7 @@ class Engine {
 
   DispatchStore* const store_;
   Timer* const timer_;
+  LeaseKeeper* const leases_;
   const ProviderLookup providers_;
   const EngineOptions options_;
   Metrics* const metrics_;
@@ -306,6 +360,14 @@ class Engine {
   std::map<std::string, PumpPtr> pumps_ ABSL_GUARDED_BY(mu_);  // by id
   // Sender buckets by the sender's snd_ id.
   std::map<std::string, TokenBucket> senders_ ABSL_GUARDED_BY(mu_);
+  // Schedule alarms armed, by campaign id: when (one alarm per schedule,
+  // however often the adoption scan sees it).
+  std::map<std::string, absl::Time> schedules_ ABSL_GUARDED_BY(mu_);
+  // Receipt timeouts armed, by campaign id: when.
+  std::map<std::string, absl::Time> receipt_timeouts_ ABSL_GUARDED_BY(mu_);
+  // Apply()s so far: a pump applied after the adoption scan's read is not
+  // set back by it (Pump::applied).
+  uint64_t applies_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace campaigns::dispatch

@@ -31,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "server/dispatch/providers/smpp.h"
 #include "server/dispatch/timer.h"
+#include "tests/dispatch/thread_timer.h"
 
 extern char** environ;
 
@@ -38,6 +39,7 @@ namespace campaigns::dispatch {
 namespace {
 
 using nlohmann::json;
+using testing::ThreadTimer;
 
 // --- Pure parts -----------------------------------------------------------
 
@@ -125,60 +127,6 @@ TEST(SmppReceiptTextTest, MapsStatsToStatuses) {
 }
 
 // --- A real peer ----------------------------------------------------------
-
-// A Timer on real time with a thread of its own. (The production
-// AlarmTimer needs gRPC's completion queues, which TSan, running this suite,
-// cannot see into.)
-class ThreadTimer final : public Timer {
- public:
-  ThreadTimer() : thread_([this] { Loop(); }) {}
-  ~ThreadTimer() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopped_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  absl::Time Now() override { return absl::Now(); }
-  void At(absl::Time when, std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopped_) return;
-      pending_.emplace(std::make_pair(when, next_++), std::move(fn));
-    }
-    cv_.notify_all();
-  }
-
- private:
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopped_) {
-      if (pending_.empty()) {
-        cv_.wait(lock);
-        continue;
-      }
-      const absl::Time due = pending_.begin()->first.first;
-      const absl::Time now = absl::Now();
-      if (due > now) {
-        cv_.wait_for(lock, absl::ToChronoNanoseconds(due - now));
-        continue;
-      }
-      std::function<void()> fn = std::move(pending_.begin()->second);
-      pending_.erase(pending_.begin());
-      lock.unlock();
-      fn();
-      lock.lock();
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopped_ = false;
-  uint64_t next_ = 0;
-  std::map<std::pair<absl::Time, uint64_t>, std::function<void()>> pending_;
-  std::thread thread_;  // last: starts once the rest is built
-};
 
 // Waits (at most 20s, a guard against hangs, not a timing assertion) until
 // `pred` holds.

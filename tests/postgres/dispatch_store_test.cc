@@ -18,9 +18,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,13 +32,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/dispatch/engine.h"
+#include "server/dispatch/lease_keeper.h"
 #include "server/domain/errors.h"
 #include "server/domain/ids.h"
+#include "server/domain/types.h"
 #include "storage/postgres/account_store.h"
 #include "storage/postgres/campaign_store.h"
 #include "storage/postgres/catalog_store.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/lease_store.h"
 #include "storage/postgres/ledger.h"
+#include "tests/dispatch/thread_timer.h"
 #include "tests/storage/temp_db.h"
 #include "tests/support/builders.h"
 #include "tests/support/pg_fixture.h"
@@ -135,6 +143,14 @@ class DispatchStoreInstancesTest : public PgTest {
   // A campaign sending to `n` recipients (+1202xxxxxxx, inserted by SQL:
   // an import of many would take long), started through instance 0.
   Campaign MustStartWith(int64_t n) {
+    const Campaign draft = MustCreateWith(n);
+    absl::StatusOr<Campaign> started = Move(0, draft.id, CampaignEvent::kStart);
+    EXPECT_TRUE(started.ok()) << started.status();
+    return started.ok() ? *started : Campaign{};
+  }
+
+  // The same campaign, left a draft.
+  Campaign MustCreateWith(int64_t n) {
     Campaign c;
     c.id = NewId(kCampaignPrefix);
     c.account_id = a_;
@@ -167,9 +183,7 @@ class DispatchStoreInstancesTest : public PgTest {
           .status();
     });
     EXPECT_TRUE(seeded.ok()) << seeded;
-    absl::StatusOr<Campaign> started = Move(0, c.id, CampaignEvent::kStart);
-    EXPECT_TRUE(started.ok()) << started.status();
-    return started.ok() ? *started : Campaign{};
+    return *draft;
   }
 
   absl::StatusOr<Campaign> Move(int instance, const std::string& id,
@@ -188,7 +202,7 @@ class DispatchStoreInstancesTest : public PgTest {
     int64_t after = 0;
     for (;;) {
       absl::StatusOr<std::vector<Recipient>> got =
-          dispatch(0).LeaseRecipients(c, after, 10000);
+          dispatch(0).LeaseRecipients(c, after, 10000, nullptr);
       EXPECT_TRUE(got.ok()) << got.status();
       if (!got.ok() || got->empty()) return seqs;
       for (const Recipient& r : *got) seqs.push_back(r.seq);
@@ -564,14 +578,421 @@ TEST_F(DispatchStoreInstancesTest, NothingIsLeasedWhileTheGateIsShut) {
     return absl::UnavailableError("the instance lock is not held");
   });
   absl::StatusOr<std::vector<Recipient>> leased =
-      gated.LeaseRecipients(c, 0, 100);
+      gated.LeaseRecipients(c, 0, 100, nullptr);
   EXPECT_EQ(leased.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(leased.status().message(), "the instance lock is not held");
   open = true;
-  leased = gated.LeaseRecipients(c, 0, 100);
+  leased = gated.LeaseRecipients(c, 0, 100, nullptr);
   ASSERT_TRUE(leased.ok()) << leased.status();
   EXPECT_EQ(leased->size(), 10u);
 }
+
+// The campaign's lease fences what its owner leases and marks: once
+// another instance took the lease over (a higher epoch), or the campaign
+// stopped sending, the former owner leases and marks nothing
+// (errors::LeaseLost). Clearing a mark is never fenced, and no fence is no
+// check.
+TEST_F(DispatchStoreInstancesTest, LeasesAndMarksAreFencedByTheCampaignLease) {
+  const Campaign c = MustStartWith(10);
+  LeaseStore leases_a(db(0));
+  LeaseStore leases_b(db(1));
+  const std::string resource = "campaign:" + c.id;
+  absl::StatusOr<std::optional<Lease>> a =
+      leases_a.Acquire("ins_a", resource, absl::Minutes(1));
+  ASSERT_TRUE(a.ok() && a->has_value()) << a.status();
+  const Lease fence_a = **a;
+  absl::StatusOr<std::vector<Recipient>> leased =
+      dispatch(0).LeaseRecipients(c, 0, 100, &fence_a);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  ASSERT_EQ(leased->size(), 10u);
+  auto mark = [&](int instance, std::vector<int64_t> seqs, bool handed,
+                  const Lease* fence) {
+    return storage::test_util::AwaitStatus(
+        [&](std::function<void(absl::Status)> done) {
+          dispatch(instance).MarkHanded(a_, c.id, std::move(seqs), handed,
+                                        fence, std::move(done));
+        });
+  };
+  const std::string handed = absl::StrCat(
+      "SELECT count(*) FROM recipients WHERE handed AND campaign_seq = ",
+      c.seq);
+  ASSERT_TRUE(mark(0, {(*leased)[0].seq}, true, &fence_a).ok());
+  EXPECT_EQ(Count(handed), 1);
+
+  // ins_a stopped heartbeating; ins_b takes the campaign over.
+  {
+    std::unique_ptr<Connection> conn = Connect();
+    ASSERT_NE(conn, nullptr);
+    ASSERT_TRUE(
+        conn->Query("UPDATE leases SET expires_at = 0 WHERE resource = $1",
+                    {resource})
+            .ok());
+  }
+  absl::StatusOr<std::optional<Lease>> b =
+      leases_b.Acquire("ins_b", resource, absl::Minutes(1));
+  ASSERT_TRUE(b.ok() && b->has_value()) << b.status();
+  const Lease fence_b = **b;
+  EXPECT_EQ(fence_b.epoch, fence_a.epoch + 1);
+  leased = dispatch(0).LeaseRecipients(c, 0, 100, &fence_a);
+  EXPECT_TRUE(errors::IsLeaseLost(leased.status())) << leased.status();
+  absl::Status marked = mark(0, {QueuedSeqs(c)[1]}, true, &fence_a);
+  EXPECT_TRUE(errors::IsLeaseLost(marked)) << marked;
+  EXPECT_EQ(Count(handed), 1);
+  // The former owner's mark of a message it never sent may be cleared.
+  EXPECT_TRUE(mark(0, {QueuedSeqs(c)[0]}, false, &fence_a).ok());
+  EXPECT_EQ(Count(handed), 0);
+  leased = dispatch(1).LeaseRecipients(c, 0, 100, &fence_b);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  EXPECT_EQ(leased->size(), 10u);
+
+  // Paused (on any instance): its holder leases and marks nothing either.
+  ASSERT_TRUE(Move(0, c.id, CampaignEvent::kPause).ok());
+  leased = dispatch(1).LeaseRecipients(c, 0, 100, &fence_b);
+  EXPECT_TRUE(errors::IsLeaseLost(leased.status())) << leased.status();
+  EXPECT_THAT(std::string(leased.status().message()),
+              ::testing::HasSubstr("paused"));
+  marked = mark(1, {QueuedSeqs(c)[0]}, true, &fence_b);
+  EXPECT_TRUE(errors::IsLeaseLost(marked)) << marked;
+  EXPECT_EQ(Count(handed), 0);
+  // Without a fence (one instance, or a test): as before.
+  leased = dispatch(1).LeaseRecipients(c, 0, 100, nullptr);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  EXPECT_EQ(leased->size(), 10u);
+}
+
+// --- The engine on several instances --------------------------------------
+
+// The receiver behind a provider shared by the instances (e.g. the webhook
+// provider's endpoint): every message that reached it, by idempotency key,
+// with the instance that sent it. Thread-safe.
+class Receiver {
+ public:
+  void Got(const std::string& key, const std::string& instance) {
+    std::lock_guard<std::mutex> lock(mu_);
+    got_[key].push_back(instance);
+  }
+  std::map<std::string, std::vector<std::string>> got() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return got_;
+  }
+  int64_t From(const std::string& instance) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t n = 0;
+    for (const auto& [key, senders] : got_) {
+      n += std::count(senders.begin(), senders.end(), instance);
+    }
+    return n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> got_;
+};
+
+// One instance's provider. Once `hang_after` messages went out it
+// takes calls and never answers them (the instance was killed mid-call:
+// what it handed over in those calls may or may not have gone out). With
+// `dedup`, it honours idempotency keys (the engine does not mark before a
+// call); otherwise the engine marks each batch first. Sends no receipts,
+// so a campaign completes once all is sent. Thread-safe.
+class InstanceProvider : public dispatch::Provider {
+ public:
+  InstanceProvider(std::string instance, Receiver* receiver, bool dedup,
+                   int64_t hang_after)
+      : instance_(std::move(instance)),
+        receiver_(receiver),
+        dedup_(dedup),
+        hang_after_(hang_after) {}
+
+  void Send(std::vector<dispatch::OutgoingMessage> batch,
+            dispatch::SendDone done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (hang_after_ >= 0 && sent_ >= hang_after_) {
+        for (const dispatch::OutgoingMessage& m : batch) {
+          handed_.push_back(m.idempotency_key);
+        }
+        hung_.push_back(std::move(done));
+        return;
+      }
+      sent_ += static_cast<int64_t>(batch.size());
+    }
+    std::vector<dispatch::SendResult> results;
+    for (const dispatch::OutgoingMessage& m : batch) {
+      receiver_->Got(m.idempotency_key, instance_);
+      dispatch::SendResult r;
+      r.provider_message_id = m.idempotency_key;
+      results.push_back(std::move(r));
+    }
+    done(std::move(results));
+  }
+  bool HonoursIdempotencyKeys() const override { return dedup_; }
+  bool SendsReceipts() const override { return receipts_.load(); }
+  // Receipts are due (none come): a sent campaign completes at its
+  // receipt timeout.
+  void ExpectReceipts() { receipts_ = true; }
+
+  bool hung() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !hung_.empty();
+  }
+  // Keys handed over in calls that were never answered.
+  std::vector<std::string> handed_unanswered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return handed_;
+  }
+
+ private:
+  const std::string instance_;
+  Receiver* const receiver_;
+  const bool dedup_;
+  const int64_t hang_after_;
+  std::atomic<bool> receipts_{false};
+  std::mutex mu_;
+  int64_t sent_ = 0;
+  std::vector<std::string> handed_;
+  std::vector<dispatch::SendDone> hung_;
+};
+
+// Waits (at most `seconds`: a guard against hangs, not a timing
+// assertion) until `pred` holds.
+bool Eventually(const std::function<bool()>& pred, int seconds = 60) {
+  const absl::Time until = absl::Now() + absl::Seconds(seconds);
+  while (!pred()) {
+    if (absl::Now() > until) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
+// Two campaignd instances' engines on one database, each with its own
+// Database, lease keeper, timer and provider (as two processes would have),
+// sending one campaign through one receiver. Parameter: whether the
+// provider de-duplicates by idempotency key.
+class EngineInstancesTest : public DispatchStoreInstancesTest,
+                            public ::testing::WithParamInterface<bool> {
+ protected:
+  // Short, so that a takeover takes seconds.
+  static constexpr absl::Duration kTtl = absl::Seconds(2);
+
+  struct Node {
+    std::string id;
+    Database* db = nullptr;
+    std::unique_ptr<LeaseStore> leases;
+    std::unique_ptr<dispatch::testing::ThreadTimer> timer;
+    std::unique_ptr<InstanceProvider> provider;
+    std::unique_ptr<dispatch::LeaseKeeper> keeper;
+    std::unique_ptr<dispatch::Engine> engine;
+  };
+
+  void SetUp() override {
+    DispatchStoreInstancesTest::SetUp();
+    if (HasFatalFailure()) return;
+    // Unlimited: the test is about who sends, not how fast.
+    std::unique_ptr<Connection> conn = Connect();
+    ASSERT_NE(conn, nullptr);
+    ASSERT_TRUE(
+        conn->Query("UPDATE senders SET tier = $1",
+                    {std::string(SenderTierName(SenderTier::kUnlimited))})
+            .ok());
+  }
+
+  void TearDown() override {
+    for (Node& n : nodes_) Kill(n);
+    nodes_.clear();
+    DispatchStoreInstancesTest::TearDown();
+  }
+
+  // Starts instance `i` (its engine recovers, and the adoption scan runs).
+  Node& Launch(int i, int64_t hang_after = -1) {
+    Node n;
+    n.id = absl::StrCat("ins_", i);
+    n.db = db(i);
+    n.leases = std::make_unique<LeaseStore>(db(i));
+    n.timer = std::make_unique<dispatch::testing::ThreadTimer>();
+    n.provider = std::make_unique<InstanceProvider>(n.id, &receiver_,
+                                                    GetParam(), hang_after);
+    dispatch::LeaseKeeperOptions keep;
+    keep.ttl = kTtl;
+    keep.heartbeat_every = kTtl / 4;
+    dispatch::Engine** engine = &engines_[i];
+    n.keeper = std::make_unique<dispatch::LeaseKeeper>(
+        n.leases.get(), n.timer.get(), InstanceInfo{n.id, {}}, keep,
+        [engine](const std::string& resource) {
+          (*engine)->LeaseLost(resource);
+        });
+    dispatch::EngineOptions options;
+    options.leases = n.keeper.get();
+    options.adopt_every = kTtl / 4;
+    options.max_in_flight = 200;
+    options.receipt_timeout = kTtl;
+    InstanceProvider* provider = n.provider.get();
+    n.engine = std::make_unique<dispatch::Engine>(
+        &dispatch(i), n.timer.get(),
+        [provider](const std::string&) { return provider; }, options);
+    engines_[i] = n.engine.get();
+    EXPECT_TRUE(n.keeper->Start().ok());
+    EXPECT_TRUE(n.engine->Recover().ok());
+    nodes_.push_back(std::move(n));
+    return nodes_.back();
+  }
+
+  // As kill -9 would leave it: no more heartbeats (the leases stay until
+  // they expire), no provider call starts, calls out are never answered.
+  // (Its Database stays open, as if the writes it had queued were
+  // committed before the kill; none reaches the stopped engine.)
+  static void Kill(Node& n) {
+    if (n.engine == nullptr) return;
+    n.engine->Stop();
+    n.keeper->Stop(/*leave=*/false);
+    n.db->Flush();
+    n.timer.reset();  // after this, nothing calls the engine but the writer
+    n.db->Flush();
+    n.engine.reset();
+    n.keeper.reset();
+  }
+
+  Campaign Stored(const std::string& id) {
+    CampaignStore campaigns(db(1));
+    absl::StatusOr<Campaign> c = campaigns.GetCampaign(a_, id);
+    return c.ok() ? *c : Campaign{};
+  }
+
+  Receiver receiver_;
+  std::deque<Node> nodes_;
+  dispatch::Engine* engines_[kInstances] = {};
+};
+
+// Instance 0 owns the campaign; instance 1 sends nothing of it while 0
+// lives. 0 is killed mid-dispatch; 1 takes the campaign over once 0's lease
+// expires and completes it. Every recipient reached the receiver, and none
+// was sent by both except under its one idempotency key to a provider that
+// de-duplicates; for one that does not, the messages 0 handed over without
+// an answer fail outcome_unknown and are never sent again. The counters
+// match the rows.
+TEST_P(EngineInstancesTest, TheSurvivorTakesOverAKilledOwnersCampaign) {
+  constexpr int64_t kRecipients = 3000;
+  const bool dedup = GetParam();
+  Node& owner = Launch(0, /*hang_after=*/1000);
+  Launch(1);
+  const Campaign c = MustStartWith(kRecipients);
+  owner.engine->Updated(c);  // started through instance 0
+  ASSERT_TRUE(Eventually([&] { return owner.provider->hung(); }));
+  EXPECT_EQ(receiver_.From("ins_1"), 0) << "a second owner sent";
+  const std::vector<std::string> unanswered =
+      owner.provider->handed_unanswered();
+  Kill(owner);
+  ASSERT_TRUE(Eventually([&] {
+    return Stored(c.id).status == CampaignStatus::kCompleted;
+  })) << "not completed; stats: sent "
+      << Stored(c.id).stats.sent;
+  const Campaign done = ExpectCountersMatchRows(c.id);
+  const std::map<std::string, std::vector<std::string>> got = receiver_.got();
+  EXPECT_GT(receiver_.From("ins_1"), 0);
+  if (dedup) {
+    // Every recipient reached the receiver, each under one key.
+    EXPECT_EQ(done.stats.sent, kRecipients);
+    EXPECT_EQ(static_cast<int64_t>(got.size()), kRecipients);
+  } else {
+    // Never twice: what 0 handed over unanswered is in doubt.
+    for (const auto& [key, senders] : got) {
+      EXPECT_EQ(senders.size(), 1u) << key;
+    }
+    for (const std::string& key : unanswered) {
+      EXPECT_EQ(got.count(key), 0u) << key << " sent after a takeover";
+    }
+    EXPECT_EQ(done.stats.sent, static_cast<int64_t>(got.size()));
+    EXPECT_EQ(done.stats.failed, static_cast<int64_t>(unanswered.size()));
+    EXPECT_EQ(Count(absl::StrCat("SELECT count(*) FROM recipients WHERE "
+                                 "error_code = 'outcome_unknown' AND "
+                                 "campaign_seq = ",
+                                 c.seq)),
+              static_cast<int64_t>(unanswered.size()));
+  }
+}
+
+// A pause on the instance that does not send the campaign stops its owner
+// (at its next lease), and a resume there sets the owner going again; the
+// campaign completes with every recipient sent once.
+TEST_P(EngineInstancesTest, APauseAndResumeElsewhereReachTheOwner) {
+  constexpr int64_t kRecipients = 2000;
+  Node& owner = Launch(0);
+  Node& other = Launch(1);
+  const Campaign c = MustStartWith(kRecipients);
+  owner.engine->Updated(c);
+  ASSERT_TRUE(Eventually([&] { return receiver_.From("ins_0") > 0; }));
+  absl::StatusOr<Campaign> paused =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        other.engine->Pause(a_, c.id, "by hand", std::move(done));
+      });
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  // Settled: the owner sends nothing more once it has seen the pause.
+  int64_t before = -1;
+  ASSERT_TRUE(Eventually([&] {
+    const int64_t now = receiver_.From("ins_0");
+    const bool still = now == before;
+    before = now;
+    absl::SleepFor(kTtl);
+    return still;
+  }));
+  EXPECT_LT(receiver_.From("ins_0"), kRecipients);
+  EXPECT_EQ(receiver_.From("ins_1"), 0);
+  absl::StatusOr<Campaign> resumed =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        other.engine->Resume(a_, c.id, std::move(done));
+      });
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ASSERT_TRUE(Eventually(
+      [&] { return Stored(c.id).status == CampaignStatus::kCompleted; }));
+  const Campaign done = ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(done.stats.sent, kRecipients);
+  const std::map<std::string, std::vector<std::string>> got = receiver_.got();
+  EXPECT_EQ(static_cast<int64_t>(got.size()), kRecipients);
+  for (const auto& [key, senders] : got) EXPECT_EQ(senders.size(), 1u) << key;
+}
+
+// A start scheduled through an instance that is killed before it is due
+// happens on the survivor, which then sends the campaign.
+TEST_P(EngineInstancesTest, AScheduleMadeOnAKilledInstanceStartsElsewhere) {
+  Node& first = Launch(0);
+  Launch(1);
+  const Campaign draft = MustCreateWith(100);
+  absl::StatusOr<Campaign> scheduled =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        first.engine->Start(a_, draft.id, absl::Now() + 2 * kTtl,
+                            std::move(done));
+      });
+  ASSERT_TRUE(scheduled.ok()) << scheduled.status();
+  ASSERT_EQ(scheduled->status, CampaignStatus::kScheduled);
+  Kill(first);
+  ASSERT_TRUE(Eventually(
+      [&] { return Stored(draft.id).status == CampaignStatus::kCompleted; }));
+  EXPECT_EQ(ExpectCountersMatchRows(draft.id).stats.sent, 100);
+  EXPECT_EQ(receiver_.From("ins_1"), 100);
+}
+
+// A campaign its killed owner had sent, awaiting receipts, completes on the
+// survivor at its receipt timeout.
+TEST_P(EngineInstancesTest, AReceiptTimeoutOfAKilledOwnerPassesElsewhere) {
+  Node& owner = Launch(0);
+  owner.provider->ExpectReceipts();
+  Node& other = Launch(1);
+  other.provider->ExpectReceipts();
+  const Campaign c = MustStartWith(100);
+  owner.engine->Updated(c);
+  ASSERT_TRUE(
+      Eventually([&] { return Stored(c.id).status == CampaignStatus::kSent; }));
+  Kill(owner);
+  ASSERT_TRUE(Eventually(
+      [&] { return Stored(c.id).status == CampaignStatus::kCompleted; }));
+  EXPECT_EQ(ExpectCountersMatchRows(c.id).stats.sent, 100);
+}
+
+INSTANTIATE_TEST_SUITE_P(Providers, EngineInstancesTest,
+                         ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Deduplicating" : "Marking";
+                         });
 
 // Outcomes of 200,000 recipients in batches of 1,000 (each one UPDATE of
 // them all), queued at once on one instance; prints rows/s.
