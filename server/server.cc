@@ -142,6 +142,22 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
                                  : dispatch::ProviderState::kUnusable,
                              unusable);
   };
+  if (LeaseRepository* leases = s->storage_->leases(); leases != nullptr) {
+    InstanceInfo me;
+    me.id = NewId("ins");
+    for (const config::ProviderConfig& p : options.providers) {
+      me.provider_fingerprints[p.name] = config::ProviderFingerprint(p);
+    }
+    s->keeper_ = std::make_unique<dispatch::LeaseKeeper>(
+        leases, s->timer_.get(), std::move(me), options.leases,
+        [s_raw = s.get()](const std::string& resource) {
+          if (dispatch::Engine* e = s_raw->engine_for_storage_.load()) {
+            e->LeaseLost(resource);
+          }
+        });
+    engine_options.leases = s->keeper_.get();
+    engine_options.adopt_every = options.leases.ttl / 2;
+  }
   s->engine_ = std::make_unique<dispatch::Engine>(
       s->store_, s->timer_.get(),
       [registry](const std::string& provider) -> dispatch::Provider* {
@@ -212,6 +228,18 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   std::vector<grpc::CompletionQueue*> queues;
   for (auto& cq : s->cqs_) queues.push_back(cq.get());
   s->timer_->SetQueues(std::move(queues));
+  if (s->keeper_ != nullptr) {
+    // Registered (a first heartbeat) before any campaign is taken.
+    if (absl::Status started = s->keeper_->Start(); !started.ok()) {
+      s->AbortStart();
+      return started;
+    }
+    logging::Info("instance registered for work sharing",
+                  {{"instance", s->keeper_->id()},
+                   {"lease_ttl", options.leases.ttl},
+                   {"other_instances",
+                    static_cast<int64_t>(s->keeper_->other_instances())}});
+  }
   // Sending campaigns go on, scheduled starts and receipt timeouts are
   // re-armed, cut-off cancellations finish.
   if (absl::Status recovered = s->engine_->Recover(); !recovered.ok()) {
@@ -392,6 +420,7 @@ void CampaignServer::AbortStart() {
   }
   server_.reset();
   cqs_.clear();
+  if (keeper_) keeper_->Stop(/*leave=*/true);
   if (storage_) storage_->Close();
 }
 
@@ -464,6 +493,9 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   for (auto& cq : cqs_) cq->Shutdown();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  // Every outcome is recorded: the campaigns this instance sent may go to
+  // another one now, rather than once their leases expire.
+  if (keeper_) keeper_->Stop(/*leave=*/true);
   storage_->Close();
   logging::Info("shutdown: writes flushed, database closed");
 }

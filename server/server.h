@@ -66,6 +66,10 @@ struct ServerOptions {
   api::KeyRateLimit key_limit;
   // The dispatch engine and the simulator provider.
   dispatch::EngineOptions engine;
+  // PostgreSQL: the campaign leases' ttl (the longest a dead instance's
+  // campaigns wait to be taken over, plus ttl / 2 for the adoption scan)
+  // and heartbeat.
+  dispatch::LeaseKeeperOptions leases;
   dispatch::SimulatorOptions simulator;
   // The operator's HTTP listener (webhooks, /healthz, /readyz); port 0
   // picks a free one (see http_port()); "" = none (campaignd's flag
@@ -149,6 +153,9 @@ class CampaignServer {
   std::unique_ptr<dispatch::Simulator> simulator_;
   std::unique_ptr<dispatch::HttpClient> http_client_;
   std::unique_ptr<dispatch::ProviderRegistry> providers_;
+  // PostgreSQL: this instance's leases (before the engine, which uses
+  // them; null on SQLite).
+  std::unique_ptr<dispatch::LeaseKeeper> keeper_;
   std::unique_ptr<dispatch::Engine> engine_;
   // engine_ once built, for DatabaseOptions::on_writable (the writer's
   // thread); the database is closed before engine_ is destroyed.

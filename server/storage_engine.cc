@@ -7,6 +7,7 @@
 #include "server/domain/mutex.h"
 #include "server/log/log.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/lease_store.h"
 #include "storage/postgres/sole_instance.h"
 #include "storage/postgres/store.h"
 #include "storage/sqlite/database.h"
@@ -98,6 +99,7 @@ class PostgresEngine : public StorageEngine {
         storage::postgres::Database::Open(db_options);
     if (!db.ok()) return db.status();
     e->db_ = *std::move(db);
+    e->leases_ = std::make_unique<storage::postgres::LeaseStore>(e->db_.get());
     // Nothing is handed to a provider while the lock is not held: another
     // campaignd may have taken it, and both would send.
     storage::postgres::SoleInstance* held = e->sole_.get();
@@ -116,6 +118,7 @@ class PostgresEngine : public StorageEngine {
   ~PostgresEngine() override { Close(); }
 
   Repository& repository() override { return *store_; }
+  LeaseRepository* leases() override { return leases_.get(); }
   absl::Status Readiness() override {
     if (!sole_->held()) {
       return absl::UnavailableError(
@@ -161,6 +164,7 @@ class PostgresEngine : public StorageEngine {
   std::unique_ptr<storage::postgres::SoleInstance> sole_;
   std::unique_ptr<storage::postgres::Database> db_;
   std::unique_ptr<storage::postgres::Store> store_;
+  std::unique_ptr<storage::postgres::LeaseStore> leases_;
   Mutex mu_;
   bool open_ ABSL_GUARDED_BY(mu_) = false;
   bool writable_ ABSL_GUARDED_BY(mu_) = true;

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/domain/leases.h"
 #include "server/domain/metrics.h"
 #include "server/domain/repository.h"
 
@@ -44,6 +45,9 @@ class StorageEngine {
   virtual ~StorageEngine() = default;
 
   virtual Repository& repository() = 0;
+  // Where several instances may share the database (PostgreSQL): their
+  // leases (server/domain/leases.h). Null (SQLite): this instance owns all.
+  virtual LeaseRepository* leases() { return nullptr; }
   // OK, or UNAVAILABLE saying why writes fail now (a full disk, a corrupt
   // file, PostgreSQL unreachable, another instance holding the database).
   virtual absl::Status Readiness() = 0;
