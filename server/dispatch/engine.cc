@@ -218,8 +218,10 @@ struct Engine::Pump {
   // With leases: the campaign's lease as SetUp acquired it (the fence of
   // leases and marks); none while kUnowned.
   std::optional<Lease> lease ABSL_GUARDED_BY(mu);
-  // Engine::applies_ when Apply last brought this pump in line.
-  uint64_t applied ABSL_GUARDED_BY(mu) = 0;
+  // Writes clearing the marks of batches put back unsent, not yet
+  // committed: a pump re-acquiring its lease waits for them, or its rescan
+  // would find those recipients marked and fail them outcome_unknown.
+  int unmarking ABSL_GUARDED_BY(mu) = 0;
   // The campaign's rate override.
   std::optional<TokenBucket> own_bucket ABSL_GUARDED_BY(mu);
 
@@ -366,6 +368,15 @@ void Engine::LeaseLost(const std::string& resource) {
 
 void Engine::ReleaseLease(const std::string& id) {
   timer_->At(timer_->Now(), [this, id] {
+    {
+      // Acquired again meanwhile (e.g. failed recipients retried).
+      MutexLock lock(&mu_);
+      auto it = pumps_.find(id);
+      if (it != pumps_.end()) {
+        it->second->Held(mu_);
+        if (it->second->lease.has_value()) return;
+      }
+    }
     if (absl::Status s = leases_->Release(CampaignLease(id)); !s.ok()) {
       logging::Warn("releasing a campaign's lease failed: it expires by itself",
                     {{"campaign_id", id}, {"error", s}});
@@ -413,7 +424,7 @@ void Engine::Adopt() {
         }
         const PumpPtr& p = it->second;
         p->Held(mu_);
-        if (p->applied > before) continue;  // newer than this read
+        if (AppliedSince(c.id, before)) continue;  // newer than this read
         if (c.status != p->campaign.status ||
             (p->phase == Pump::Phase::kUnowned &&
              c.status == CampaignStatus::kSending)) {
@@ -424,16 +435,21 @@ void Engine::Adopt() {
       std::vector<PumpPtr> gone;
       for (const auto& [id, p] : pumps_) {
         p->Held(mu_);
-        if (seen.count(id) == 0 && p->applied <= before) gone.push_back(p);
+        if (seen.count(id) == 0 && !AppliedSince(id, before)) {
+          gone.push_back(p);
+        }
       }
       for (const PumpPtr& p : gone) {
         // Sent, cancelled, failed or deleted elsewhere: nothing to send.
         Disown(p, absl::FailedPreconditionError(
                       "the campaign is no longer sending"));
         p->Held(mu_);
-        if (p->in_flight == 0 && p->starting == 0 && !p->OutcomesOwed() &&
-            p->on_idle.empty()) {
-          pumps_.erase(p->id);
+        auto it = pumps_.find(p->id);
+        if (it != pumps_.end() && it->second == p && p->in_flight == 0 &&
+            p->starting == 0 && p->unmarking == 0 && !p->OutcomesOwed() &&
+            p->on_idle.empty() && !AppliedSince(p->id, before)) {
+          pumps_.erase(it);
+          ReleaseLease(p->id);
         }
       }
     }
@@ -450,7 +466,23 @@ void Engine::Adopt() {
            {"suppressed", suppressed}});
     }
   }
-  for (const Campaign& c : apply) Apply(c);
+  for (const Campaign& c : apply) {
+    {
+      // Not if the campaign was applied since this read (a pause on this
+      // instance must not be undone by an older "sending").
+      MutexLock lock(&mu_);
+      if (AppliedSince(c.id, before)) continue;
+      ApplyLocked(c);
+    }
+    Publish(c);
+  }
+  {
+    // Later scans read after every generation up to here.
+    MutexLock lock(&mu_);
+    for (auto it = applied_.begin(); it != applied_.end();) {
+      it = it->second <= before ? applied_.erase(it) : std::next(it);
+    }
+  }
   AwaitReceipts(sent);
   ScheduleAdoption();
 }
@@ -478,17 +510,25 @@ void Engine::Transition(const std::string& account_id, const std::string& id,
 void Engine::Apply(const Campaign& c) {
   Publish(c);
   MutexLock lock(&mu_);
+  ApplyLocked(c);
+}
+
+bool Engine::AppliedSince(const std::string& id, uint64_t read_at) {
+  auto it = applied_.find(id);
+  return it != applied_.end() && it->second > read_at;
+}
+
+void Engine::ApplyLocked(const Campaign& c) {
   if (stopped_) return;
   auto it = pumps_.find(c.id);
   PumpPtr p = it == pumps_.end() ? nullptr : it->second;
-  const uint64_t applied = ++applies_;
+  if (leases_ != nullptr) applied_[c.id] = ++applies_;
   if (p) {
     // The stored state: a failed pause or cancel restarts the pump only if
     // it is still sending.
     p->Held(mu_);
     p->campaign.status = c.status;
     p->campaign.pause_reason = c.pause_reason;
-    p->applied = applied;
   }
   if (c.status != CampaignStatus::kSending &&
       c.status != CampaignStatus::kPaused &&
@@ -499,8 +539,6 @@ void Engine::Apply(const Campaign& c) {
   switch (c.status) {
     case CampaignStatus::kSending:
       EnsurePump(c);
-      pumps_[c.id]->Held(mu_);
-      pumps_[c.id]->applied = applied;
       return;
     case CampaignStatus::kPaused:
       if (p) HaltAndRelease(p);
@@ -585,17 +623,20 @@ void Engine::GoOn(const PumpPtr& p) {
 bool Engine::Owns(const Pump& p) {
   p.Held(mu_);
   if (leases_ == nullptr) return true;
-  return p.lease.has_value() && leases_->Held(p.lease->resource).has_value();
+  if (!p.lease.has_value()) return false;
+  const std::optional<Lease> held = leases_->Held(p.lease->resource);
+  return held.has_value() && held->epoch == p.lease->epoch;
 }
 
 void Engine::Disown(const PumpPtr& p, const absl::Status& why) {
   p->Held(mu_);
-  if (p->phase == Pump::Phase::kUnowned) return;
   const bool owned = p->lease.has_value();
+  // First: an Unhalt while HaltAndRelease drops the lock sets it up anew.
+  p->lease.reset();
+  if (p->phase == Pump::Phase::kUnowned) return;
   HaltAndRelease(p);
   p->Held(mu_);
   p->phase = Pump::Phase::kUnowned;
-  p->lease.reset();
   // What it leased may go out through the next owner: read again from
   // storage once the lease is this instance's again.
   p->ready.clear();
@@ -1040,9 +1081,10 @@ void Engine::SetUp(const PumpPtr& p) {
   p->Held(mu_);
   const Campaign c = p->campaign;
   const bool acquire = leases_ != nullptr && !p->lease;
-  if (acquire && (p->in_flight > 0 || p->starting > 0)) {
-    // Back from a lost lease: its outcomes first, or a rescan would take
-    // the recipients they are for as still to send.
+  if (acquire && (p->in_flight > 0 || p->starting > 0 || p->unmarking > 0)) {
+    // Back from a lost lease: its outcomes and cleared marks first, or a
+    // rescan would take the recipients they are for as still to send (or
+    // as in doubt).
     ScheduleStep(p, timer_->Now() + kErrorRetry);
     return;
   }
@@ -1161,6 +1203,12 @@ void Engine::Dispatch(const PumpPtr& p) {
     // Batches whose durable mark committed go out first, in order.
     while (!p->marked.empty() && p->phase == Pump::Phase::kSending &&
            !stopped_) {
+      if (!Owns(*p)) {
+        // A call can block (a full window): checked before each.
+        Disown(p, absl::DeadlineExceededError(
+                      "the campaign's lease was not renewed in time"));
+        return;
+      }
       std::vector<Item> batch = std::move(p->marked.front());
       p->marked.pop_front();
       p->in_flight -= static_cast<int64_t>(batch.size());
@@ -1322,20 +1370,38 @@ void Engine::Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored) {
   std::vector<std::function<void(absl::Status)>> idle;
   if (p->in_flight == 0 && p->starting == 0) idle.swap(p->on_idle);
   if (!stored && idle.empty()) return;
+  if (stored) ++p->unmarking;
   p->Unlock(mu_);
-  if (stored) {
-    // Not sent after all: a crash now must not make them outcome_unknown.
-    store_->MarkHanded(p->account_id, p->id, std::move(seqs), false,
-                       /*fence=*/nullptr, [id = p->id](absl::Status s) {
-                         if (!s.ok()) {
-                           logging::Error(
-                               "clearing the marks of unsent messages failed",
-                               {{"campaign_id", id}, {"error", s}});
-                         }
-                       });
-  }
+  // Not sent after all: a crash now must not make them outcome_unknown.
+  if (stored) ClearMarks(p, std::move(seqs));
   for (auto& fn : idle) fn(absl::OkStatus());
   p->Lock(mu_);
+}
+
+void Engine::ClearMarks(const PumpPtr& p, std::vector<int64_t> seqs) {
+  std::vector<int64_t> again = seqs;
+  store_->MarkHanded(
+      p->account_id, p->id, std::move(seqs), false, /*fence=*/nullptr,
+      [this, p, again = std::move(again)](absl::Status s) mutable {
+        bool retry = false;
+        {
+          MutexLock lock(&mu_);
+          p->Held(mu_);
+          retry = !s.ok() && !stopped_;
+          if (!retry) --p->unmarking;
+        }
+        if (s.ok()) return;
+        logging::Error("clearing the marks of unsent messages failed",
+                       {{"campaign_id", p->id},
+                        {"messages", static_cast<int64_t>(again.size())},
+                        {"retry_in", kErrorRetry},
+                        {"error", s}});
+        if (!retry) return;
+        timer_->At(timer_->Now() + kErrorRetry,
+                   [this, p, again = std::move(again)]() mutable {
+                     ClearMarks(p, std::move(again));
+                   });
+      });
 }
 
 void Engine::StartCall(const PumpPtr& p, std::vector<Item> batch) {

@@ -205,6 +205,12 @@ class Engine {
   // Runs after every transition the store committed: brings the pump and
   // timers in line with the campaign's new status, publishes progress.
   void Apply(const Campaign& c) ABSL_LOCKS_EXCLUDED(mu_);
+  // Apply without the publishing.
+  void ApplyLocked(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With leases: whether campaign `id` was applied after generation
+  // `read_at` (applies_ when a read of it began).
+  bool AppliedSince(const std::string& id, uint64_t read_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Creates or restarts the pump of a sending campaign.
   void EnsurePump(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stops `p` from starting provider calls. Never waits: calls being
@@ -272,6 +278,11 @@ class Engine {
   // meanwhile; returns with it held.
   void Unmark(const PumpPtr& p, std::vector<Item> batch, bool stored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Clears the marks of `seqs` (Pump::unmarking counts it until it
+  // commits; a failed write is tried again every kErrorRetry until then or
+  // until Stop).
+  void ClearMarks(const PumpPtr& p, std::vector<int64_t> seqs)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void OnSent(const PumpPtr& p, std::vector<Item> batch,
               std::vector<SendResult> results) ABSL_LOCKS_EXCLUDED(mu_);
   // Writes outcomes of messages counted in `p`'s in_flight; `again`: they
@@ -365,9 +376,11 @@ class Engine {
   std::map<std::string, absl::Time> schedules_ ABSL_GUARDED_BY(mu_);
   // Receipt timeouts armed, by campaign id: when.
   std::map<std::string, absl::Time> receipt_timeouts_ ABSL_GUARDED_BY(mu_);
-  // Apply()s so far: a pump applied after the adoption scan's read is not
-  // set back by it (Pump::applied).
+  // With leases: Apply()s so far, and the last one's by campaign id (kept
+  // until the adoption scan that began after it ends), so that a state the
+  // scan read before an Apply does not set the campaign back.
   uint64_t applies_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, uint64_t> applied_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace campaigns::dispatch
