@@ -270,6 +270,15 @@ struct Engine::Pump {
   bool Leasing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return scan == Scan::kAhead || scan == Scan::kRescanning;
   }
+  // Drops the recipients leased and not handed over, and leases from the
+  // start again: storage's state is what counts (leases, engine.h).
+  void ForgetLeased() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    ready.clear();
+    retries.clear();
+    cursor = 0;
+    scan = Scan::kAhead;
+    next_batch_at = absl::InfinitePast();
+  }
 };
 
 Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
@@ -637,13 +646,9 @@ void Engine::Disown(const PumpPtr& p, const absl::Status& why) {
   HaltAndRelease(p);
   p->Held(mu_);
   p->phase = Pump::Phase::kUnowned;
-  // What it leased may go out through the next owner: read again from
-  // storage once the lease is this instance's again.
-  p->ready.clear();
-  p->retries.clear();
-  p->cursor = 0;
-  p->scan = Pump::Scan::kAhead;
-  p->next_batch_at = absl::InfinitePast();
+  // What it leased may go out through the next owner (and is read again
+  // when SetUp re-acquires the lease).
+  p->ForgetLeased();
   if (owned) {
     logging::Warn(
         "campaign no longer sent by this instance",
@@ -1108,10 +1113,7 @@ void Engine::SetUp(const PumpPtr& p) {
     // Sent from storage's state only: a batch whose mark came back after
     // the lease was lost is in `ready` again, and would go out beside its
     // recipients leased anew (nothing is in flight, so nothing else is).
-    p->ready.clear();
-    p->retries.clear();
-    p->cursor = 0;
-    p->scan = Pump::Scan::kAhead;
+    p->ForgetLeased();
   }
   if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile
   if (!lease.ok()) {
