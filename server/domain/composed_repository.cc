@@ -438,8 +438,19 @@ absl::StatusOr<std::vector<Campaign>> ComposedRepository::CampaignsInStatus(
   return parts_.dispatch->CampaignsInStatus(statuses);
 }
 
-absl::StatusOr<int> ComposedRepository::ResumeCancellations() {
-  return parts_.dispatch->ResumeCancellations();
+absl::StatusOr<Campaign> ComposedRepository::CampaignById(
+    const std::string& id) {
+  return parts_.dispatch->CampaignById(id);
+}
+
+absl::StatusOr<std::vector<Campaign>>
+ComposedRepository::CutOffCancellations() {
+  return parts_.dispatch->CutOffCancellations();
+}
+void ComposedRepository::SkipCancelled(const std::string& account_id,
+                                       const std::string& id,
+                                       Done<Campaign> done) {
+  parts_.dispatch->SkipCancelled(account_id, id, std::move(done));
 }
 
 absl::StatusOr<MessageContent> ComposedRepository::MessageContentOf(

@@ -14,6 +14,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -33,6 +34,10 @@ struct LifecycleChange {
   std::optional<absl::Time> send_at;
   // kPause: the pause_reason; kFatal: the failure_reason.
   std::string reason;
+  // kCancel: false leaves the queued recipients queued for SkipCancelled
+  // (another instance is sending the campaign: it skips them once the
+  // outcomes of its messages out are recorded).
+  bool skip_queued = true;
 };
 
 // What a provider call (or the engine, without one) made of a recipient.
@@ -85,6 +90,20 @@ struct RetryResult {
 template <typename T>
 using Done = std::function<void(absl::StatusOr<T>)>;
 
+// For TransitionCampaign's kCancel on every engine: `done` of the skip
+// chain that follows cancellation `cancelled`, answered with the chain's
+// campaign, or with `cancelled` when a chunk failed (NOT_FOUND passes).
+inline Done<Campaign> AnswerWithTheCancel(Campaign cancelled,
+                                          Done<Campaign> done) {
+  return [cancelled = std::move(cancelled),
+          done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
+    if (!c.ok() && c.status().code() != absl::StatusCode::kNotFound) {
+      c = std::move(cancelled);
+    }
+    if (done) done(std::move(c));
+  };
+}
+
 class DispatchStore {
  public:
   virtual ~DispatchStore() = default;
@@ -97,8 +116,11 @@ class DispatchStore {
   // alarm past max_lateness fails the campaign with a reason; kAllDispatched
   // needs no queued recipient and sets sent_at, and goes on to completed
   // when no recipient awaits a receipt; kAllFinal sets completed_at.
-  // kCancel sets cancelled_at and turns every queued recipient into skipped
-  // (campaign_cancelled) in chunks; `done` runs after the last chunk.
+  // kCancel sets cancelled_at and (unless !skip_queued) turns every queued
+  // recipient into skipped as SkipCancelled does; `done` runs after the
+  // last chunk, or with the stored cancellation (queued recipients still
+  // counted) when a chunk fails: the cancel stands, and the rest is skipped
+  // once writes succeed.
   virtual void TransitionCampaign(const std::string& account_id,
                                   const std::string& id, LifecycleChange change,
                                   Done<Campaign> done) = 0;
@@ -163,9 +185,23 @@ class DispatchStore {
   virtual absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
       const std::vector<CampaignStatus>& statuses) = 0;
 
-  // At start-up: finishes the skipping of cancelled campaigns' queued
-  // recipients that a crash cut off. Returns how many campaigns there were.
-  virtual absl::StatusOr<int> ResumeCancellations() = 0;
+  // Campaign `id` of any account as stored now; NOT_FOUND when there is
+  // none, or it is being deleted. What the engine reads when told that a
+  // campaign changed elsewhere (another instance).
+  virtual absl::StatusOr<Campaign> CampaignById(const std::string& id) = 0;
+
+  // Cancelled campaigns (not being deleted) that still count queued
+  // recipients: a skipping cut off by a crash or a failed write, or left to
+  // the instance that was sending them (LifecycleChange::skip_queued).
+  virtual absl::StatusOr<std::vector<Campaign>> CutOffCancellations() = 0;
+
+  // Turns the queued recipients of cancelled campaign `id` into skipped
+  // (campaign_cancelled), in chunks of a write each; `done` (may be null)
+  // runs after the last chunk with the campaign, or with the first failed
+  // chunk's error (NOT_FOUND: deleted meanwhile). After a failed write the
+  // rest is skipped once writes succeed again.
+  virtual void SkipCancelled(const std::string& account_id,
+                             const std::string& id, Done<Campaign> done) = 0;
 
   // What `c` sends (EffectiveContent in rules.h): its body, or its
   // template's, and for email the subject and HTML body, each its own or

@@ -351,7 +351,10 @@ class CampaignRepository {
   virtual void DeleteCampaign(const std::string& account_id,
                               const std::string& id, StatusDone done) = 0;
   // At start-up: resumes the deletions a crash or shutdown cut off. Returns
-  // how many there were.
+  // how many there were. Where several instances share the database, only
+  // the deletions of dead instances are taken (a live one finishes its
+  // own), and it is called periodically so that they are taken while the
+  // others run.
   virtual absl::StatusOr<int> ResumeCampaignDeletions() = 0;
 };
 
@@ -416,7 +419,10 @@ class RecipientRepository {
   // still staging that a crash or shutdown left behind (their rows are
   // deleted in the background), and finishes applying committed contact
   // imports (their idempotency records completed by `finish`). Returns how
-  // many imports there were.
+  // many imports there were. Where several instances share the database,
+  // only the imports of dead instances are taken (a live one's stream may
+  // still be running), and it is called periodically so that they are
+  // taken while the others run.
   virtual absl::StatusOr<int> RecoverInterruptedImports(
       ImportResponseFinisher finish) = 0;
 

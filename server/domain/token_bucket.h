@@ -8,6 +8,8 @@
 //     is full, emptying it. Chunks are then at least capacity / rate apart,
 //     so with a capacity that divides the rate no one-second window
 //     [t, t+1s) ever sees more than `rate` messages.
+//   - Drain(now): empty now. Handed over from another sender at `now`, the
+//     bucket keeps the chunks of both at least capacity / rate apart.
 //
 //   TokenBucket bucket(/*rate=*/30, /*capacity=*/3, now);
 //   if (!bucket.TakeChunk(now)) timer.At(bucket.ChunkReadyAt(now), retry);
@@ -73,6 +75,14 @@ class TokenBucket {
 
   // When the bucket will be full.
   absl::Time ChunkReadyAt(absl::Time now) { return ReadyAt(now, capacity()); }
+
+  // Empties the bucket, as if a chunk was taken at `now` (e.g. by another
+  // process that sent under the same limit until now): the next chunk is
+  // capacity / rate later.
+  void Drain(absl::Time now) {
+    Refill(now);
+    tokens_ = 0;
+  }
 
   double rate() const { return rate_; }
   int64_t capacity() const { return static_cast<int64_t>(capacity_); }

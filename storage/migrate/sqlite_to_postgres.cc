@@ -26,6 +26,16 @@ const std::set<std::string>& PostgresOnly() {
   return *kTables;
 }
 
+// PostgreSQL columns that SQLite's tables do not have ("table.column"):
+// which instance owns a campaign's import or deletion, or a contact
+// import. Left at their default: a migrated database's unfinished work has
+// no live owner, so the first instance to start takes it over.
+const std::set<std::string>& PostgresOnlyColumns() {
+  static const auto* const kColumns = new std::set<std::string>{
+      "campaigns.work_owner", "contact_imports.owner"};
+  return *kColumns;
+}
+
 // SQLite's own tables.
 bool SqliteInternal(const std::string& table) {
   return table.rfind("sqlite_", 0) == 0;
@@ -106,6 +116,10 @@ TargetTables(Connection& pg) {
   for (int i = 0; i < rows->size(); ++i) {
     const std::string table = rows->Text(i, 0);
     if (PostgresOnly().count(table) > 0) continue;
+    if (PostgresOnlyColumns().count(
+            absl::StrCat(table, ".", rows->Text(i, 1))) > 0) {
+      continue;
+    }
     columns[table].push_back({rows->Text(i, 1), rows->Text(i, 2)});
   }
   // Foreign keys: a table comes after every table it references.

@@ -1,6 +1,7 @@
 #include "storage/postgres/campaign_store.h"
 
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "server/domain/errors.h"
 #include "server/domain/rules.h"
 #include "server/domain/types.h"
+#include "server/log/log.h"
 #include "storage/json.h"
 #include "storage/postgres/ledger.h"
 #include "storage/postgres/lifecycle.h"
@@ -302,7 +304,8 @@ void CampaignStore::UpdateCampaign(
 void CampaignStore::DeleteCampaign(const std::string& account_id,
                                    const std::string& id, StatusDone done) {
   db_->WriteRaw(
-      [account_id, id](Connection& conn) -> absl::Status {
+      [account_id, id,
+       owner = owner_.instance](Connection& conn) -> absl::Status {
         ASSIGN_OR_RETURN(Campaign c,
                          LoadCampaign(conn, account_id, id, /*lock=*/true));
         if (c.status == CampaignStatus::kSending) {
@@ -318,9 +321,9 @@ void CampaignStore::DeleteCampaign(const std::string& account_id,
         RETURN_IF_ERROR(ReleaseAll(conn, c, "deleted"));
         return conn
             .Query(
-                "UPDATE campaigns SET deleting = TRUE, updated_at = $1 "
-                "WHERE id = $2",
-                {Micros(NowMicros()), id})
+                "UPDATE campaigns SET deleting = TRUE, updated_at = $1, "
+                "work_owner = $3 WHERE id = $2",
+                {Micros(NowMicros()), id, owner})
             .status();
       },
       [db = db_, id, done = std::move(done)](absl::Status hidden) {
@@ -374,21 +377,37 @@ void CampaignStore::PurgeChunk(Database* db, const std::string& id) {
 }
 
 absl::StatusOr<int> CampaignStore::ResumeCampaignDeletions() {
+  // Taken over (this instance their owner now) in one statement: of two
+  // instances resuming at once, one purges each campaign. Each campaign's
+  // id, and the instance that was deleting it:
+  using Taken = std::vector<std::pair<std::string, std::string>>;
   ASSIGN_OR_RETURN(
-      std::vector<std::string> ids,
-      db_->Read<std::vector<std::string>>(
-          [](Connection& c) -> absl::StatusOr<std::vector<std::string>> {
-            absl::StatusOr<Rows> rows =
-                c.Query("SELECT id FROM campaigns WHERE deleting ORDER BY seq");
-            if (!rows.ok()) return rows.status();
-            std::vector<std::string> out;
-            for (int i = 0; i < rows->size(); ++i) {
-              out.push_back(rows->Text(i, "id"));
-            }
-            return out;
-          }));
-  for (const std::string& id : ids) PurgeChunk(db_, id);
-  return static_cast<int>(ids.size());
+      Taken taken,
+      db_->WriteSync<Taken>([owner = owner_](
+                                Connection& c) -> absl::StatusOr<Taken> {
+        absl::StatusOr<Rows> rows = c.Query(
+            absl::StrCat("UPDATE campaigns c SET work_owner = $1 FROM (SELECT "
+                         "seq, work_owner AS was FROM campaigns WHERE "
+                         "deleting AND ",
+                         TakeableBy("work_owner", 1, 2),
+                         " ORDER BY seq FOR NO KEY UPDATE) o WHERE c.seq = "
+                         "o.seq RETURNING c.id, o.was"),
+            {owner.instance, TtlParam(owner)});
+        if (!rows.ok()) return rows.status();
+        Taken out;
+        for (int i = 0; i < rows->size(); ++i) {
+          out.emplace_back(rows->Text(i, "id"), rows->Text(i, "was"));
+        }
+        return out;
+      }));
+  for (const auto& [id, was] : taken) {
+    logging::Info(
+        "purging a deleted campaign that its instance left "
+        "unpurged (stopped, or no heartbeat within the lease ttl)",
+        {{"campaign_id", id}, {"owner", was}});
+    PurgeChunk(db_, id);
+  }
+  return static_cast<int>(taken.size());
 }
 
 }  // namespace campaigns::storage::postgres

@@ -10,7 +10,9 @@
 // another's rather than overwriting it; money moves with the account's row
 // locked (ledger.h); a create's request id is held by a transaction advisory
 // lock (Idempotent, rows.h); and a deletion's chunks lock the campaign's row,
-// so two instances resuming one deletion take turns.
+// so two instances resuming one deletion take turns. The instance that
+// deletes a campaign owns the deletion (owners.h): another one resumes it
+// only once that one is dead.
 //
 //   CampaignStore campaigns(db);
 //   campaigns.CreateCampaign(c, idem, [](absl::StatusOr<Campaign> c) {...});
@@ -22,17 +24,22 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "server/domain/repository.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/owners.h"
 
 namespace campaigns::storage::postgres {
 
 class CampaignStore : public CampaignRepository {
  public:
   // `db` must outlive the store.
-  explicit CampaignStore(Database* db) : db_(db) {}
+  // `db` must outlive the store. `owner`: this instance, which owns the
+  // deletions it begins.
+  explicit CampaignStore(Database* db, WorkOwner owner = {})
+      : db_(db), owner_(std::move(owner)) {}
 
   void CreateCampaign(
       Campaign c, IdempotencyKey idem, Done<Campaign> done,
@@ -61,6 +68,7 @@ class CampaignStore : public CampaignRepository {
   static void PurgeChunk(Database* db, const std::string& id);
 
   Database* const db_;
+  const WorkOwner owner_;
 };
 
 }  // namespace campaigns::storage::postgres

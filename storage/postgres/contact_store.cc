@@ -567,7 +567,7 @@ void ContactStore::MaterializeAudience(const std::string& account_id,
 void ContactStore::BeginContactImport(ContactImportLease lease,
                                       Done<ContactImportLease> done) {
   db_->Write<ContactImportLease>(
-      [lease = std::move(lease)](
+      [lease = std::move(lease), owner = owner_.instance](
           Connection& c) -> absl::StatusOr<ContactImportLease> {
         if (!lease.list_id.empty()) {
           RETURN_IF_ERROR(
@@ -575,10 +575,11 @@ void ContactStore::BeginContactImport(ContactImportLease lease,
         }
         absl::StatusOr<Rows> rows = c.Query(
             "INSERT INTO contact_imports(account_id, channel, list_id, tags, "
-            "state, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "state, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "RETURNING id",
             {lease.account_id, std::string(ChannelName(lease.channel)),
              lease.list_id, ListToJson(lease.tags), kStaging,
-             Micros(NowMicros())});
+             Micros(NowMicros()), owner});
         if (!rows.ok()) return rows.status();
         ContactImportLease out = lease;  // not moved: the op may run twice
         out.id = IntAt(*rows, 0, "id");
@@ -602,9 +603,20 @@ void ContactStore::StageContacts(const ContactImportLease& lease,
   const size_t n = addresses.size();
   db_->Write<std::vector<int32_t>>(
       [id = lease.id, first_row, n, addresses = ListToJson(addresses),
-       attributes = ListToJson(attributes)](
+       attributes = ListToJson(attributes), owner = owner_.instance](
           Connection& c) -> absl::StatusOr<std::vector<int32_t>> {
         if (n == 0) return std::vector<int32_t>{};
+        // FOR SHARE: a rollback's chunk (FOR UPDATE) waits for these rows,
+        // or these wait and find the import gone or taken over.
+        absl::StatusOr<Rows> live = c.Query(
+            "SELECT 1 FROM contact_imports WHERE id = $1 AND state = $2 AND "
+            "owner = $3 FOR SHARE",
+            {absl::StrCat(id), kStaging, owner});
+        if (!live.ok()) return live.status();
+        if (live->size() == 0) {
+          return absl::AbortedError(absl::StrCat(
+              "contact import ", id, " was rolled back before it finished"));
+        }
         // One statement; a row whose address (or row number) the import
         // already has, earlier in this batch included, is left out.
         absl::StatusOr<Rows> staged = c.Query(
@@ -636,7 +648,8 @@ void ContactStore::CommitContactImport(const ContactImportLease& lease,
                                        ImportResponseFinisher finish,
                                        Done<ContactImportResult> done) {
   db_->Write<bool>(
-      [lease, request_id, record](Connection& c) -> absl::StatusOr<bool> {
+      [lease, request_id, record,
+       owner = owner_.instance](Connection& c) -> absl::StatusOr<bool> {
         if (!request_id.empty()) {
           // The key Idempotent locks: an import committing the same request
           // id on another instance waits here, then sees it taken.
@@ -656,10 +669,10 @@ void ContactStore::CommitContactImport(const ContactImportLease& lease,
         absl::StatusOr<Rows> committed = c.Query(
             "UPDATE contact_imports SET state = $1, request_id = $2, "
             "body_hash = $3, response = decode($4, 'hex') WHERE id = $5 AND "
-            "state = $6",
+            "state = $6 AND owner = $7",
             {kApplying, request_id, record.body_hash,
              absl::BytesToHexString(record.response), absl::StrCat(lease.id),
-             kStaging});
+             kStaging, owner});
         if (!committed.ok()) return committed.status();
         if (committed->affected() == 0) {
           return absl::AbortedError(absl::StrCat(
@@ -780,31 +793,60 @@ void ContactStore::AbortChunk(Database* db, int64_t import_id,
 
 absl::StatusOr<int> ContactStore::ResumeContactImports(
     ImportResponseFinisher finish) {
+  struct Taken {
+    ContactImportLease lease;
+    bool committed = false;  // applying; else staging
+    std::string was;         // the owner it had
+  };
+  // Taken over (this instance their owner now) in one statement: of two
+  // instances recovering at once, one takes each import.
   ASSIGN_OR_RETURN(
-      std::vector<ContactImportLease> applying,
-      db_->Read<std::vector<ContactImportLease>>(
-          [](Connection& c) -> absl::StatusOr<std::vector<ContactImportLease>> {
+      std::vector<Taken> taken,
+      db_->WriteSync<std::vector<Taken>>(
+          [owner =
+               owner_](Connection& c) -> absl::StatusOr<std::vector<Taken>> {
             absl::StatusOr<Rows> rows = c.Query(
-                "SELECT id, account_id, channel, list_id, tags FROM "
-                "contact_imports WHERE state = $1 ORDER BY id",
-                {kApplying});
+                absl::StrCat(
+                    "UPDATE contact_imports c SET owner = $1 FROM (SELECT id, "
+                    "owner AS was FROM contact_imports WHERE ",
+                    TakeableBy("owner", 1, 2),
+                    " ORDER BY id FOR UPDATE) o WHERE c.id = o.id RETURNING "
+                    "c.id, c.account_id, c.channel, c.list_id, c.tags, "
+                    "c.state, o.was"),
+                {owner.instance, TtlParam(owner)});
             if (!rows.ok()) return rows.status();
-            std::vector<ContactImportLease> out;
+            std::vector<Taken> out;
             for (int i = 0; i < rows->size(); ++i) {
-              ContactImportLease lease;
-              lease.id = IntAt(*rows, i, "id");
-              lease.account_id = rows->Text(i, "account_id");
-              ParseChannel(rows->Text(i, "channel"), &lease.channel);
-              lease.list_id = rows->Text(i, "list_id");
-              lease.tags = ListFromJson(rows->Text(i, "tags"));
-              out.push_back(std::move(lease));
+              Taken t;
+              t.lease.id = IntAt(*rows, i, "id");
+              t.lease.account_id = rows->Text(i, "account_id");
+              ParseChannel(rows->Text(i, "channel"), &t.lease.channel);
+              t.lease.list_id = rows->Text(i, "list_id");
+              t.lease.tags = ListFromJson(rows->Text(i, "tags"));
+              t.committed = rows->Text(i, "state") == kApplying;
+              t.was = rows->Text(i, "was");
+              out.push_back(std::move(t));
             }
             return out;
           }));
-  for (ContactImportLease& lease : applying) {
-    ApplyChunk(db_, std::move(lease), finish, nullptr);
+  for (Taken& t : taken) {
+    logging::Warn(t.committed
+                      ? "finishing a contact import that its instance left "
+                        "half-applied (stopped, or no heartbeat within the "
+                        "lease ttl)"
+                      : "rolling back a contact import that its instance left "
+                        "unfinished (stopped, or no heartbeat within the "
+                        "lease ttl)",
+                  {{"account_id", t.lease.account_id},
+                   {"import", t.lease.id},
+                   {"owner", t.was}});
+    if (t.committed) {
+      ApplyChunk(db_, std::move(t.lease), finish, nullptr);
+    } else {
+      AbortChunk(db_, t.lease.id, nullptr);
+    }
   }
-  return static_cast<int>(applying.size());
+  return static_cast<int>(taken.size());
 }
 
 }  // namespace campaigns::storage::postgres

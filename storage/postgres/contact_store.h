@@ -8,7 +8,11 @@
 // ON CONFLICT DO NOTHING under a lock of the list's row, an import's request
 // id by a transaction advisory lock on it, the application of an import by
 // a lock of its row (so two instances resuming it apply each chunk once),
-// and MaterializeAudience by a lock of the campaign's row.
+// and MaterializeAudience by a lock of the campaign's row. The instance
+// that begins an import owns it (owners.h): another one takes it over (rolls
+// it back while it stages, finishes applying it once committed) only once
+// that one is dead, and a stage or commit of an import another instance took
+// over is refused (ABORTED).
 //
 //   ContactStore contacts(db);
 //   contacts.CreateContact(c, {}, [](absl::StatusOr<Contact> c) {...});
@@ -20,18 +24,23 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/domain/repository.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/owners.h"
 
 namespace campaigns::storage::postgres {
 
 class ContactStore : public ContactRepository {
  public:
   // `db` must outlive the store.
-  explicit ContactStore(Database* db) : db_(db) {}
+  // `db` must outlive the store. `owner`: this instance, which owns the
+  // imports it begins.
+  explicit ContactStore(Database* db, WorkOwner owner = {})
+      : db_(db), owner_(std::move(owner)) {}
 
   void CreateContact(Contact c, IdempotencyKey idem,
                      Done<Contact> done) override;
@@ -80,11 +89,12 @@ class ContactStore : public ContactRepository {
   void AbortContactImport(const ContactImportLease& lease,
                           StatusDone done) override;
 
-  // Finishes applying, in the background, every committed contact import a
-  // stopped instance left half-applied (their idempotency records
-  // completed by `finish`); returns how many it found. Safe on several
-  // instances at once: each chunk is applied once. Imports still staging
-  // are left alone (their stream may be live on another instance).
+  // Takes over every contact import whose owner is dead (every one, for an
+  // owner with no instance id) and, in the background, finishes applying
+  // those committed (their idempotency records completed by `finish`) and
+  // rolls back those still staging; returns how many it took. Safe on
+  // several instances at once, and as often as wanted: live instances'
+  // imports are left alone.
   // The PostgreSQL half of RecipientRepository::RecoverInterruptedImports's
   // contact imports.
   absl::StatusOr<int> ResumeContactImports(ImportResponseFinisher finish);
@@ -111,6 +121,7 @@ class ContactStore : public ContactRepository {
   static void AbortChunk(Database* db, int64_t import_id, StatusDone done);
 
   Database* const db_;
+  const WorkOwner owner_;
 };
 
 }  // namespace campaigns::storage::postgres

@@ -420,7 +420,8 @@ void DispatchStore::TransitionCampaign(const std::string& account_id,
                                        const std::string& id,
                                        LifecycleChange change,
                                        Done<Campaign> done) {
-  const bool cancel = change.event == CampaignEvent::kCancel;
+  const bool cancel =
+      change.event == CampaignEvent::kCancel && change.skip_queued;
   db_->Write<Campaign>(
       [account_id, id,
        change = std::move(change)](Connection& c) -> absl::StatusOr<Campaign> {
@@ -435,7 +436,8 @@ void DispatchStore::TransitionCampaign(const std::string& account_id,
       [db = db_, cancel, account_id, id,
        done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
         if (cancel && c.ok() && c->stats.queued > 0) {
-          SkipQueuedChunk(db, account_id, id, std::move(done));
+          SkipQueuedChunk(db, account_id, id,
+                          AnswerWithTheCancel(*c, std::move(done)));
           return;
         }
         done(std::move(c));
@@ -509,32 +511,39 @@ void DispatchStore::SkipQueuedChunk(Database* db, const std::string& account_id,
       });
 }
 
-absl::StatusOr<int> DispatchStore::ResumeCancellations() {
-  // Only cancellations cut off with queued recipients left, not every
-  // campaign ever cancelled.
-  ASSIGN_OR_RETURN(
-      std::vector<Campaign> cut_off,
-      db_->Read<std::vector<Campaign>>(
-          [](Connection& c) -> absl::StatusOr<std::vector<Campaign>> {
-            absl::StatusOr<Rows> rows = c.Query(
-                "SELECT * FROM campaigns WHERE NOT deleting AND status = "
-                "'cancelled' AND queued > 0 ORDER BY seq");
-            if (!rows.ok()) return rows.status();
-            std::vector<Campaign> out;
-            for (int i = 0; i < rows->size(); ++i) {
-              out.push_back(ReadCampaign(*rows, i));
-            }
-            return out;
-          }));
-  for (const Campaign& c : cut_off) {
-    SkipQueuedChunk(db_, c.account_id, c.id, nullptr);
-  }
-  return static_cast<int>(cut_off.size());
+void DispatchStore::SkipCancelled(const std::string& account_id,
+                                  const std::string& id, Done<Campaign> done) {
+  SkipQueuedChunk(db_, account_id, id, std::move(done));
+}
+
+absl::StatusOr<Campaign> DispatchStore::CampaignById(const std::string& id) {
+  return db_->Read<Campaign>([&](Connection& c) -> absl::StatusOr<Campaign> {
+    absl::StatusOr<Rows> rows =
+        c.Query("SELECT * FROM campaigns WHERE id = $1 AND NOT deleting", {id});
+    if (!rows.ok()) return rows.status();
+    if (rows->size() == 0) return errors::NotFound("campaign", id);
+    return ReadCampaign(*rows, 0);
+  });
+}
+
+absl::StatusOr<std::vector<Campaign>> DispatchStore::CutOffCancellations() {
+  // Not every campaign ever cancelled: those with queued recipients left.
+  return db_->Read<std::vector<Campaign>>(
+      [](Connection& c) -> absl::StatusOr<std::vector<Campaign>> {
+        absl::StatusOr<Rows> rows = c.Query(
+            "SELECT * FROM campaigns WHERE NOT deleting AND status = "
+            "'cancelled' AND queued > 0 ORDER BY seq");
+        if (!rows.ok()) return rows.status();
+        std::vector<Campaign> out;
+        for (int i = 0; i < rows->size(); ++i) {
+          out.push_back(ReadCampaign(*rows, i));
+        }
+        return out;
+      });
 }
 
 absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
     const Campaign& c, int64_t after_seq, int limit, const Lease* fence) {
-  if (gate_) RETURN_IF_ERROR(gate_());
   ASSIGN_OR_RETURN(const RecipientIdCodec* codec, Codec());
   return db_->Read<std::vector<Recipient>>(
       [&](Connection& conn) -> absl::StatusOr<std::vector<Recipient>> {

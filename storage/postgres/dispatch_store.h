@@ -19,8 +19,8 @@
 // outcomes or receipts on one instance never deadlock with a cancel or a
 // retry on another. A cancel skips its queued recipients in chunks of
 // kSkipChunkRows, each its own write (campaign row locked); a chain cut
-// off by a crash is finished by ResumeCancellations (on any instance:
-// each chunk locks the row, so two instances resuming one take turns).
+// off by a crash is finished by SkipCancelled (on any instance: each chunk
+// locks the row, so two instances skipping one take turns).
 //
 //   DispatchStore dispatch(db);
 //   dispatch.RecordOutcomes(account, "cmp_...", outcomes,
@@ -53,15 +53,8 @@ class DispatchStore : public campaigns::DispatchStore {
   // Queued recipients a cancelled campaign skips per write.
   static constexpr int kSkipChunkRows = 10000;
 
-  // Whether this process may hand recipients to providers now: OK, or
-  // the status LeaseRecipients answers instead (e.g. UNAVAILABLE while
-  // another campaignd may hold the database, storage/postgres/
-  // sole_instance.h). Called on every lease; must be cheap.
-  using LeaseGate = std::function<absl::Status()>;
-
-  // `db` must outlive the store. Without `gate`, leasing is always allowed.
-  explicit DispatchStore(Database* db, LeaseGate gate = nullptr)
-      : db_(db), gate_(std::move(gate)) {}
+  // `db` must outlive the store.
+  explicit DispatchStore(Database* db) : db_(db) {}
 
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change, Done<Campaign> done) override;
@@ -86,7 +79,10 @@ class DispatchStore : public campaigns::DispatchStore {
                    Done<RetryResult> done) override;
   absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
       const std::vector<CampaignStatus>& statuses) override;
-  absl::StatusOr<int> ResumeCancellations() override;
+  absl::StatusOr<Campaign> CampaignById(const std::string& id) override;
+  absl::StatusOr<std::vector<Campaign>> CutOffCancellations() override;
+  void SkipCancelled(const std::string& account_id, const std::string& id,
+                     Done<Campaign> done) override;
   absl::StatusOr<MessageContent> MessageContentOf(const Campaign& c) override;
   absl::StatusOr<Sender> SenderOf(const Campaign& c) override;
   absl::StatusOr<std::vector<bool>> SuppressedAmong(
@@ -114,7 +110,6 @@ class DispatchStore : public campaigns::DispatchStore {
                               const std::string& id, Done<Campaign> done);
 
   Database* const db_;
-  const LeaseGate gate_;
   RecipientIdCodecCache codec_;
 };
 

@@ -44,6 +44,12 @@ absl::Status Notify(Connection& c, const std::string& channel,
   return c.Query("SELECT pg_notify($1, $2)", {channel, payload}).status();
 }
 
+std::string ChangedId(const std::string& payload) {
+  const size_t space = payload.rfind(' ');
+  if (space == std::string::npos || space == 0) return "";
+  return payload.substr(space + 1);
+}
+
 absl::StatusOr<std::unique_ptr<Listener>> Listener::Start(
     ListenerOptions options, OnNotify notify, OnResync resync) {
   if (options.channels.empty()) {

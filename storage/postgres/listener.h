@@ -50,6 +50,9 @@ namespace campaigns::storage::postgres {
 inline constexpr char kCampaignsChanged[] = "campaignd_campaigns";
 inline constexpr char kApiKeysChanged[] = "campaignd_api_keys";
 
+// The ID of such a payload; "" when it is not one.
+std::string ChangedId(const std::string& payload);
+
 // Sends `payload` (at most 7,999 bytes) on `channel` when the transaction
 // `c` is in commits; at once outside a transaction.
 absl::Status Notify(Connection& c, const std::string& channel,

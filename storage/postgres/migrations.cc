@@ -329,6 +329,14 @@ CREATE TRIGGER api_keys_announce AFTER INSERT OR UPDATE OR DELETE
   ON api_keys FOR EACH ROW
   EXECUTE FUNCTION campaignd_announce('campaignd_api_keys');
 )sql",
+      // 5: a campaign's import or deletion, and a contact import, get an
+      // owner: the instance that runs it (its `instances` id; '' for none
+      // known). Another instance rolls back, finishes or purges it only
+      // once its owner is dead (owners.h).
+      R"sql(
+ALTER TABLE campaigns ADD COLUMN work_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE contact_imports ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return *kMigrations;
 }

@@ -18,6 +18,7 @@
 #include "server/log/log.h"
 #include "storage/json.h"
 #include "storage/postgres/ledger.h"
+#include "storage/postgres/owners.h"
 #include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
@@ -48,16 +49,22 @@ absl::Status RolledBack(const std::string& campaign_id) {
                                          "finish"));
 }
 
-// Locks the row of campaign `campaign_seq` (`mode`: "FOR SHARE", ...) and
-// answers whether its import floor is still `floor`.
+// Locks the row of campaign `campaign_seq` (`mode`: "FOR SHARE", ...; ""
+// when the transaction locked it already) and answers whether its import
+// floor is still `floor` and, unless `owner` is null, whether instance
+// `*owner` still runs the import (no other one took it over: owners.h).
 absl::StatusOr<bool> LockImport(Connection& c, int64_t campaign_seq,
-                                int64_t floor, const char* mode) {
-  absl::StatusOr<Rows> rows = c.Query(
-      absl::StrCat("SELECT import_floor FROM campaigns WHERE seq = $1 ", mode),
-      {absl::StrCat(campaign_seq)});
+                                int64_t floor, const char* mode,
+                                const std::string* owner) {
+  absl::StatusOr<Rows> rows =
+      c.Query(absl::StrCat("SELECT import_floor, work_owner FROM campaigns "
+                           "WHERE seq = $1 ",
+                           mode),
+              {absl::StrCat(campaign_seq)});
   if (!rows.ok()) return rows.status();
   return rows->size() > 0 && rows->Get(0, 0).has_value() &&
-         IntAt(*rows, 0, "import_floor") == floor;
+         IntAt(*rows, 0, "import_floor") == floor &&
+         (owner == nullptr || rows->Text(0, "work_owner") == *owner);
 }
 
 // Appends `s` to `out` as a field of COPY's text format.
@@ -111,8 +118,9 @@ int64_t CounterOf(const CampaignStats& stats, RecipientStatus status) {
 // import" is found like "already on the campaign". A row whose address the
 // set has under the row's own seq is kept: a chunk run once more finds what
 // it did the first time. Nothing is done unless the campaign's import floor
-// is still $2; its row is share-locked while the chunk runs, so a commit or
-// rollback of the import waits for it.
+// is still $2 and its import still run by instance $6 (owners.h); its row is
+// share-locked while the chunk runs, so a commit or rollback of the import
+// waits for it.
 //
 // Each row costs one descent of the address set's index (the INSERT's, ON
 // CONFLICT DO NOTHING; a second only for a conflict), whatever the planner
@@ -123,6 +131,7 @@ int64_t CounterOf(const CampaignStats& stats, RecipientStatus status) {
 constexpr char kSettleChunk[] = R"sql(
 WITH live AS (
   SELECT seq FROM campaigns WHERE seq = $1::bigint AND import_floor = $2::bigint
+    AND work_owner = $6::text
   FOR SHARE
 ), chunk AS (
   SELECT r.seq, r.address,
@@ -167,7 +176,8 @@ void RecipientStore::BeginRecipientImport(const std::string& account_id,
                                           const std::string& campaign_id,
                                           Done<ImportLease> done) {
   db_->Write<ImportLease>(
-      [account_id, campaign_id](Connection& c) -> absl::StatusOr<ImportLease> {
+      [account_id, campaign_id,
+       owner = owner_.instance](Connection& c) -> absl::StatusOr<ImportLease> {
         // FOR NO KEY UPDATE (as every read-modify-write of a campaign row,
         // rows.h): of two instances beginning imports into the campaign at
         // once, the second waits here and then sees the first's floor.
@@ -199,9 +209,9 @@ void RecipientStore::BeginRecipientImport(const std::string& account_id,
         // has is below it.
         absl::StatusOr<Rows> floor = c.Query(
             "UPDATE campaigns SET import_floor = nextval(pg_get_serial_"
-            "sequence('recipients', 'seq')) WHERE seq = $1 RETURNING "
-            "import_floor",
-            {absl::StrCat(camp.seq)});
+            "sequence('recipients', 'seq')), work_owner = $2 WHERE seq = $1 "
+            "RETURNING import_floor",
+            {absl::StrCat(camp.seq), owner});
         if (!floor.ok()) return floor.status();
         ImportLease lease;
         lease.floor = IntAt(*floor, 0, "import_floor");
@@ -251,11 +261,13 @@ void RecipientStore::StageRecipients(const ImportLease& lease,
   }
   db_->Write<std::vector<int32_t>>(
       [id = lease.campaign.id, seq = lease.campaign.seq, floor = lease.floor,
-       data, invalid](Connection& c) -> absl::StatusOr<std::vector<int32_t>> {
+       data, invalid, owner = owner_.instance](
+          Connection& c) -> absl::StatusOr<std::vector<int32_t>> {
         if (!invalid.ok()) return invalid;
         // FOR SHARE: a rollback's last chunk (which clears the floor)
         // waits for these rows and deletes them.
-        ASSIGN_OR_RETURN(bool live, LockImport(c, seq, floor, "FOR SHARE"));
+        ASSIGN_OR_RETURN(bool live,
+                         LockImport(c, seq, floor, "FOR SHARE", &owner));
         if (!live) return RolledBack(id);
         if (data->empty()) return std::vector<int32_t>();
         size_t sent = 0;
@@ -308,11 +320,11 @@ absl::StatusOr<ImportDuplicates> RecipientStore::SettleRecipientImport(
                 "connection lost while the import's duplicates were looked "
                 "for");
           }
-          absl::StatusOr<Rows> rows =
-              c.Query(kSettleChunk,
-                      {absl::StrCat(lease.campaign.seq),
-                       absl::StrCat(lease.floor), absl::StrCat(after),
-                       absl::StrCat(kSettleChunkRows), absl::StrCat(listing)});
+          absl::StatusOr<Rows> rows = c.Query(
+              kSettleChunk,
+              {absl::StrCat(lease.campaign.seq), absl::StrCat(lease.floor),
+               absl::StrCat(after), absl::StrCat(kSettleChunkRows),
+               absl::StrCat(listing), owner_.instance});
           if (!rows.ok()) return rows.status();
           if (rows->size() == 0 || IntAt(*rows, 0, "live") == 0) {
             return RolledBack(lease.campaign.id);
@@ -355,14 +367,18 @@ void RecipientStore::CommitRecipientImport(const ImportLease& lease,
                                            const ImportRecord& record,
                                            Done<Campaign> done) {
   db_->Write<Campaign>(
-      [lease, imported, request_id,
-       record](Connection& c) -> absl::StatusOr<Campaign> {
+      [lease, imported, request_id, record,
+       owner = owner_.instance](Connection& c) -> absl::StatusOr<Campaign> {
         const Campaign& before = lease.campaign;
         // FOR NO KEY UPDATE: a rollback (from any instance) either finished
         // before (the floor is gone) or waits and then finds it gone.
         ASSIGN_OR_RETURN(Campaign camp, LoadCampaign(c, before.account_id,
                                                      before.id, /*lock=*/true));
-        if (camp.import_floor != lease.floor) return RolledBack(camp.id);
+        // Taken over by another instance (this one was thought dead): it
+        // may be rolling the rows back right now.
+        ASSIGN_OR_RETURN(bool ours,
+                         LockImport(c, camp.seq, lease.floor, "", &owner));
+        if (!ours) return RolledBack(camp.id);
         if (!AcceptsRecipientImports(camp.status)) {
           return errors::IllegalTransition(absl::StrCat(
               "campaign ", camp.id, " became ", CampaignStatusName(camp.status),
@@ -442,8 +458,9 @@ void RecipientStore::AbortChunk(Database* db, ImportLease lease,
         // FOR SHARE) waits for this chunk; and nothing is deleted once the
         // floor is gone (the import committed, or another instance rolled it
         // back).
-        ASSIGN_OR_RETURN(
-            bool live, LockImport(c, campaign_seq, floor, "FOR NO KEY UPDATE"));
+        // Whoever runs the import: a rollback goes on wherever it began.
+        ASSIGN_OR_RETURN(bool live, LockImport(c, campaign_seq, floor,
+                                               "FOR NO KEY UPDATE", nullptr));
         if (!live) {
           next.finished = true;
           return next;
@@ -512,25 +529,38 @@ void RecipientStore::AbortChunk(Database* db, ImportLease lease,
 
 absl::StatusOr<int> RecipientStore::RecoverInterruptedImports(
     ImportResponseFinisher finish) {
+  // Taken over (this instance their owner now) in one statement: of two
+  // instances recovering at once, one rolls each import back. Each import,
+  // and the instance that ran it:
+  using Taken = std::vector<std::pair<ImportLease, std::string>>;
   ASSIGN_OR_RETURN(
-      std::vector<ImportLease> leases,
-      db_->Read<std::vector<ImportLease>>(
-          [](Connection& c) -> absl::StatusOr<std::vector<ImportLease>> {
+      Taken leases,
+      db_->WriteSync<Taken>(
+          [owner = owner_](Connection& c) -> absl::StatusOr<Taken> {
             absl::StatusOr<Rows> rows = c.Query(
-                "SELECT * FROM campaigns WHERE import_floor IS NOT NULL "
-                "ORDER BY seq");
+                absl::StrCat("UPDATE campaigns c SET work_owner = $1 FROM "
+                             "(SELECT seq, work_owner AS was FROM campaigns "
+                             "WHERE import_floor IS NOT NULL AND ",
+                             TakeableBy("work_owner", 1, 2),
+                             " ORDER BY seq FOR NO KEY UPDATE) o WHERE "
+                             "c.seq = o.seq RETURNING c.*, o.was"),
+                {owner.instance, TtlParam(owner)});
             if (!rows.ok()) return rows.status();
-            std::vector<ImportLease> out;
+            Taken out;
             for (int i = 0; i < rows->size(); ++i) {
               ImportLease lease;
               lease.campaign = ReadCampaign(*rows, i);
               lease.floor = *lease.campaign.import_floor;
               lease.settled = true;  // it may have added addresses
-              out.push_back(std::move(lease));
+              out.emplace_back(std::move(lease), rows->Text(i, "was"));
             }
             return out;
           }));
-  for (const ImportLease& lease : leases) {
+  for (const auto& [lease, was] : leases) {
+    logging::Warn(
+        "rolling back a recipient import that its instance left unfinished "
+        "(stopped, or no heartbeat within the lease ttl)",
+        {{"campaign_id", lease.campaign.id}, {"owner", was}});
     AbortRecipientImport(lease, nullptr);
   }
   int contact_imports = 0;

@@ -10,7 +10,10 @@
 // looks at import_floor, so only one of two instances beginning at once
 // starts an import; every later step re-checks the floor under a lock of
 // the campaign's row, so a step of an import another instance rolled back
-// does nothing (ABORTED).
+// does nothing (ABORTED). The instance that began an import owns it
+// (owners.h): another one rolls it back only once that one is dead, and a
+// step of an import another instance took over does nothing (ABORTED) even
+// while the rollback is still under way.
 //
 // StageRecipients copies its rows in with COPY ... FROM STDIN (one write of
 // the writer per batch). SettleRecipientImport does not go through the
@@ -36,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -45,6 +49,7 @@
 #include "server/domain/repository.h"
 #include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/owners.h"
 #include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
@@ -55,11 +60,12 @@ class RecipientStore : public RecipientRepository {
   static constexpr int kSettleChunkRows = 20000;
 
   // `db` (and `contacts`, if not null) must outlive the store. `contacts`
-  // is asked to resume committed contact imports in
-  // RecoverInterruptedImports; with null, only recipient imports are
-  // recovered there.
-  explicit RecipientStore(Database* db, ContactStore* contacts = nullptr)
-      : db_(db), contacts_(contacts) {}
+  // is asked to take over contact imports in RecoverInterruptedImports;
+  // with null, only recipient imports are recovered there. `owner`: this
+  // instance, which owns the imports it begins.
+  explicit RecipientStore(Database* db, ContactStore* contacts = nullptr,
+                          WorkOwner owner = {})
+      : db_(db), contacts_(contacts), owner_(std::move(owner)) {}
 
   void BeginRecipientImport(const std::string& account_id,
                             const std::string& campaign_id,
@@ -75,12 +81,11 @@ class RecipientStore : public RecipientRepository {
                              const ImportRecord& record,
                              Done<Campaign> done) override;
   void AbortRecipientImport(const ImportLease& lease, StatusDone done) override;
-  // Aborts every recipient import whose campaign still has an import floor,
-  // and has `contacts` (if any) resume its committed contact imports. On a
-  // database several instances share, call it only when no other instance
-  // is importing: a campaign's row does not say which instance runs its
-  // import, so one still live elsewhere is rolled back too (its commit is
-  // then refused, ABORTED).
+  // Takes over and rolls back (in the background) every recipient import
+  // whose owner is dead (every one, for an owner with no instance id), and
+  // has `contacts` (if any) take over its contact imports. Safe on several
+  // instances at once, and as often as wanted: live instances' imports are
+  // left alone.
   absl::StatusOr<int> RecoverInterruptedImports(
       ImportResponseFinisher finish) override;
   absl::StatusOr<std::optional<ImportRecord>> FindImportRecord(
@@ -110,6 +115,7 @@ class RecipientStore : public RecipientRepository {
 
   Database* const db_;
   ContactStore* const contacts_;
+  const WorkOwner owner_;
   RecipientIdCodecCache codec_;
 };
 

@@ -5,15 +5,15 @@
 namespace campaigns::storage::postgres {
 namespace internal {
 
-StoreParts::StoreParts(Database* db, postgres::DispatchStore::LeaseGate gate)
+StoreParts::StoreParts(Database* db, const WorkOwner& owner)
     : accounts(db),
       billing(db),
       catalog(db),
       suppressions(db),
-      campaigns(db),
-      contacts(db),
-      recipients(db, &contacts),
-      dispatch(db, std::move(gate)) {}
+      campaigns(db, owner),
+      contacts(db, owner),
+      recipients(db, &contacts, owner),
+      dispatch(db) {}
 
 }  // namespace internal
 namespace {
@@ -34,8 +34,7 @@ ComposedRepository::Parts PartsOf(internal::StoreParts& p) {
 
 }  // namespace
 
-Store::Store(Database* db, postgres::DispatchStore::LeaseGate gate)
-    : internal::StoreParts(db, std::move(gate)),
-      ComposedRepository(PartsOf(*this)) {}
+Store::Store(Database* db, const WorkOwner& owner)
+    : internal::StoreParts(db, owner), ComposedRepository(PartsOf(*this)) {}
 
 }  // namespace campaigns::storage::postgres

@@ -20,6 +20,7 @@
 #include "storage/postgres/contact_store.h"
 #include "storage/postgres/database.h"
 #include "storage/postgres/dispatch_store.h"
+#include "storage/postgres/owners.h"
 #include "storage/postgres/recipient_store.h"
 #include "storage/postgres/suppression_store.h"
 
@@ -28,7 +29,7 @@ namespace campaigns::storage::postgres {
 namespace internal {
 // The parts, built before the ComposedRepository that points at them.
 struct StoreParts {
-  StoreParts(Database* db, postgres::DispatchStore::LeaseGate gate);
+  StoreParts(Database* db, const WorkOwner& owner);
   AccountStore accounts;
   BillingStore billing;
   CatalogStore catalog;
@@ -42,9 +43,9 @@ struct StoreParts {
 
 class Store : private internal::StoreParts, public ComposedRepository {
  public:
-  // `gate`: see postgres::DispatchStore::LeaseGate.
-  explicit Store(Database* db,
-                 postgres::DispatchStore::LeaseGate gate = nullptr);
+  // `owner`: this instance, which owns the imports and deletions it begins
+  // (owners.h).
+  explicit Store(Database* db, const WorkOwner& owner = {});
 };
 
 }  // namespace campaigns::storage::postgres

@@ -234,7 +234,10 @@ class Store : public Repository {
                    Callback<RetryResult> done) override;
   absl::StatusOr<std::vector<Campaign>> CampaignsInStatus(
       const std::vector<CampaignStatus>& statuses) override;
-  absl::StatusOr<int> ResumeCancellations() override;
+  absl::StatusOr<Campaign> CampaignById(const std::string& id) override;
+  absl::StatusOr<std::vector<Campaign>> CutOffCancellations() override;
+  void SkipCancelled(const std::string& account_id, const std::string& id,
+                     Done<Campaign> done) override;
   absl::StatusOr<MessageContent> MessageContentOf(const Campaign& c) override;
   absl::StatusOr<Sender> SenderOf(const Campaign& c) override;
   absl::StatusOr<std::vector<bool>> SuppressedAmong(

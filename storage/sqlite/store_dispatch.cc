@@ -186,7 +186,8 @@ void Store::TransitionCampaign(const std::string& account_id,
 
 void Store::TransitionNow(const std::string& account_id, const std::string& id,
                           LifecycleChange change, Callback<Campaign> done) {
-  const bool cancel = change.event == CampaignEvent::kCancel;
+  const bool cancel =
+      change.event == CampaignEvent::kCancel && change.skip_queued;
   db_->Write<Campaign>(
       [account_id, id, change = std::move(change)](
           SQLite::Database& db) -> absl::StatusOr<Campaign> {
@@ -197,7 +198,8 @@ void Store::TransitionNow(const std::string& account_id, const std::string& id,
       [this, cancel, account_id, id,
        done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
         if (cancel && c.ok() && c->stats.queued > 0) {
-          SkipQueuedChunk(account_id, id, std::move(done));
+          SkipQueuedChunk(account_id, id,
+                          AnswerWithTheCancel(*c, std::move(done)));
           return;
         }
         done(std::move(c));
@@ -270,25 +272,33 @@ void Store::SkipQueuedChunk(const std::string& account_id,
       /*bulk=*/true);
 }
 
-absl::StatusOr<int> Store::ResumeCancellations() {
-  // Only cancellations cut off with queued recipients left, not every
-  // campaign ever cancelled.
-  ASSIGN_OR_RETURN(
-      std::vector<Campaign> cut_off,
-      db_->Read(
-          [](SQLite::Database& db) -> absl::StatusOr<std::vector<Campaign>> {
-            SQLite::Statement st(db,
-                                 "SELECT * FROM campaigns WHERE deleting=0 "
-                                 "AND status=? AND queued>0");
-            st.bind(
-                1, std::string(CampaignStatusName(CampaignStatus::kCancelled)));
-            std::vector<Campaign> out;
-            while (st.executeStep()) out.push_back(ReadCampaign(st));
-            return out;
-          }));
-  for (const Campaign& c : cut_off)
-    SkipQueuedChunk(c.account_id, c.id, nullptr);
-  return static_cast<int>(cut_off.size());
+void Store::SkipCancelled(const std::string& account_id, const std::string& id,
+                          Callback<Campaign> done) {
+  SkipQueuedChunk(account_id, id, std::move(done));
+}
+
+absl::StatusOr<Campaign> Store::CampaignById(const std::string& id) {
+  return db_->Read([&](SQLite::Database& db) -> absl::StatusOr<Campaign> {
+    SQLite::Statement st(db,
+                         "SELECT * FROM campaigns WHERE id=? AND deleting=0");
+    st.bind(1, id);
+    if (!st.executeStep()) return errors::NotFound("campaign", id);
+    return ReadCampaign(st);
+  });
+}
+
+absl::StatusOr<std::vector<Campaign>> Store::CutOffCancellations() {
+  // Not every campaign ever cancelled: those with queued recipients left.
+  return db_->Read(
+      [](SQLite::Database& db) -> absl::StatusOr<std::vector<Campaign>> {
+        SQLite::Statement st(db,
+                             "SELECT * FROM campaigns WHERE deleting=0 "
+                             "AND status=? AND queued>0");
+        st.bind(1, std::string(CampaignStatusName(CampaignStatus::kCancelled)));
+        std::vector<Campaign> out;
+        while (st.executeStep()) out.push_back(ReadCampaign(st));
+        return out;
+      });
 }
 
 // `fence` is ignored: an SQLite database has one instance, which owns

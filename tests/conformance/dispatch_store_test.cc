@@ -447,12 +447,61 @@ TEST_P(DispatchStoreTest, CancelSkipsTheQueuedAndReleasesTheReservation) {
   EXPECT_EQ(a.credits_reserved, 0);
   EXPECT_EQ(a.credits_balance, 990000);
   // Nothing was cut off.
-  absl::StatusOr<int> resumed = dispatch().ResumeCancellations();
-  ASSERT_TRUE(resumed.ok()) << resumed.status();
-  EXPECT_EQ(*resumed, 0);
+  absl::StatusOr<std::vector<Campaign>> cut_off =
+      dispatch().CutOffCancellations();
+  ASSERT_TRUE(cut_off.ok()) << cut_off.status();
+  EXPECT_TRUE(cut_off->empty());
   // Cancelled is final.
   ExpectError(Move(a_, c.id, CampaignEvent::kResume).status(),
               absl::StatusCode::kFailedPrecondition, "ILLEGAL_TRANSITION");
+}
+
+// A cancel that leaves the queued recipients to the instance sending the
+// campaign (skip_queued false): cancelled at once, its queued recipients
+// still queued (their outcomes are recorded as they come), found by
+// CutOffCancellations and skipped by SkipCancelled.
+TEST_P(DispatchStoreTest, ACancelMayLeaveTheQueuedToSkipLater) {
+  Campaign c = MustStartSending(4);
+  std::vector<Recipient> r = Lease(c);
+  ASSERT_EQ(r.size(), 4u);
+  LifecycleChange change;
+  change.event = CampaignEvent::kCancel;
+  change.now = NowMicros();
+  change.skip_queued = false;
+  absl::StatusOr<Campaign> cancelled =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        dispatch().TransitionCampaign(a_, c.id, change, std::move(done));
+      });
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->status, CampaignStatus::kCancelled);
+  EXPECT_EQ(cancelled->stats.queued, 4);
+  // A message that was out when the cancel came keeps its real outcome.
+  ASSERT_TRUE(Record(a_, c.id, {Sent(r[0].seq, "m-0")}).ok());
+  absl::StatusOr<std::vector<Campaign>> cut_off =
+      dispatch().CutOffCancellations();
+  ASSERT_TRUE(cut_off.ok()) << cut_off.status();
+  ASSERT_EQ(cut_off->size(), 1u);
+  EXPECT_EQ((*cut_off)[0].id, c.id);
+  EXPECT_EQ((*cut_off)[0].stats.queued, 3);
+  absl::StatusOr<Campaign> skipped =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        dispatch().SkipCancelled(a_, c.id, std::move(done));
+      });
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(skipped->stats.queued, 0);
+  EXPECT_EQ(skipped->stats.skipped, 3);
+  EXPECT_EQ(skipped->stats.sent, 1);
+  ExpectCountersAddUp(*skipped);
+  for (const Recipient& x : ListOf(c, RecipientStatus::kSkipped)) {
+    EXPECT_EQ(x.skip_reason, "campaign_cancelled");
+  }
+  cut_off = dispatch().CutOffCancellations();
+  ASSERT_TRUE(cut_off.ok()) << cut_off.status();
+  EXPECT_TRUE(cut_off->empty());
+  // A campaign deleted meanwhile: NOT_FOUND.
+  ExpectNotFound(AwaitResult<Campaign>([&](Done<Campaign> done) {
+                   dispatch().SkipCancelled(a_, "cmp_gone", std::move(done));
+                 }).status());
 }
 
 // --- Leases --------------------------------------------------------------
@@ -856,6 +905,27 @@ TEST_P(DispatchStoreTest, CampaignsInStatusOfEveryAccount) {
   absl::StatusOr<std::vector<Campaign>> none = dispatch().CampaignsInStatus({});
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_TRUE(none->empty());
+}
+
+TEST_P(DispatchStoreTest, CampaignByIdOfAnyAccountUntilItIsDeleted) {
+  Campaign mine = MustStartSending(1);
+  Campaign theirs = MustCreateDraft(b_, "+15550199", 1, 4000);
+  absl::StatusOr<Campaign> read = dispatch().CampaignById(mine.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->account_id, a_);
+  EXPECT_EQ(read->status, CampaignStatus::kSending);
+  EXPECT_EQ(read->stats.queued, 1);
+  read = dispatch().CampaignById(theirs.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->account_id, b_);
+  EXPECT_EQ(read->status, CampaignStatus::kDraft);
+  EXPECT_EQ(dispatch().CampaignById("cmp_none").status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(AwaitStatus([&](StatusDone done) {
+                campaigns().DeleteCampaign(b_, theirs.id, std::move(done));
+              }).ok());
+  EXPECT_EQ(dispatch().CampaignById(theirs.id).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_P(DispatchStoreTest, MessageContentAndSenderOfACampaign) {

@@ -91,8 +91,11 @@ class CampaignStoreInstancesTest : public PgTest {
       ASSERT_NE(db, nullptr);
       Instance in;
       in.db = std::move(db);
-      in.campaigns = std::make_unique<CampaignStore>(in.db.get());
-      in.contacts = std::make_unique<ContactStore>(in.db.get());
+      // Alive throughout (the test kills instances by hand).
+      const WorkOwner owner{absl::StrCat("ins_", i), absl::Hours(1)};
+      RegisterInstance(owner.instance);
+      in.campaigns = std::make_unique<CampaignStore>(in.db.get(), owner);
+      in.contacts = std::make_unique<ContactStore>(in.db.get(), owner);
       instances_.push_back(std::move(in));
     }
     AccountStore accounts(instances_[0].db.get());
@@ -317,8 +320,8 @@ TEST_F(CampaignStoreInstancesTest, StartsOnEveryInstanceKeepTheLedger) {
 }
 
 // A deletion a stopped instance left behind (hidden, its rows still there)
-// is resumed by both instances at once: their chunks take turns and all of
-// it goes, the row last.
+// is resumed by both instances at once: one takes it over, and all of it
+// goes, the row last.
 TEST_F(CampaignStoreInstancesTest, ADeletionResumedOnEveryInstanceFinishes) {
   Campaign c = MustCreate(NewCampaign());
   std::unique_ptr<Connection> conn = Connect();
@@ -349,12 +352,39 @@ TEST_F(CampaignStoreInstancesTest, ADeletionResumedOnEveryInstanceFinishes) {
     });
   }
   for (std::thread& t : threads) t.join();
-  // Each found it, unless the other's chain finished first.
   EXPECT_THAT(resumed, ::testing::Each(::testing::AnyOf(0, 1)));
-  EXPECT_GE(resumed[0] + resumed[1], 1);
+  EXPECT_EQ(resumed[0] + resumed[1], 1);
   AwaitNone("SELECT count(*) FROM campaigns");
   EXPECT_EQ(Count("SELECT count(*) FROM recipients"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM recipient_addresses"), 0);
+}
+
+// A deletion belongs to the instance that made it: another one resumes it
+// only once that one is dead.
+TEST_F(CampaignStoreInstancesTest, ADeletionIsResumedOnlyOnceItsInstanceDied) {
+  Campaign c = MustCreate(NewCampaign());
+  std::unique_ptr<Connection> conn = Connect();
+  ASSERT_NE(conn, nullptr);
+  // As instance 0 would leave it, stopped mid-purge (its rows still there).
+  ASSERT_TRUE(conn->Query("INSERT INTO recipients(campaign_seq, address, "
+                          "status, created_at, updated_at) VALUES ($1, "
+                          "'+15551000001', 'queued', 0, 0)",
+                          {absl::StrCat(c.seq)})
+                  .ok());
+  ASSERT_TRUE(conn->Query("UPDATE campaigns SET deleting = TRUE, work_owner = "
+                          "'ins_0' WHERE id = $1",
+                          {c.id})
+                  .ok());
+  absl::StatusOr<int> resumed = campaigns(1).ResumeCampaignDeletions();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(*resumed, 0);  // instance 0 lives: its own to finish
+  EXPECT_EQ(Count("SELECT count(*) FROM campaigns"), 1);
+  KillInstance("ins_0");
+  resumed = campaigns(1).ResumeCampaignDeletions();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(*resumed, 1);
+  AwaitNone("SELECT count(*) FROM campaigns");
+  EXPECT_EQ(Count("SELECT count(*) FROM recipients"), 0);
 }
 
 // A purge chunk that fails (here its COMMIT is rolled back) is tried again

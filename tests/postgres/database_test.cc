@@ -40,15 +40,20 @@ class DatabaseTest : public PgTest {
     return db;
   }
 
-  // Keeps the writer busy until `release` is notified, so that the ops
-  // queued meanwhile form one group.
+  // Returns once the writer runs this op in a group of its own, and keeps
+  // the writer busy until `release` is notified: the ops queued meanwhile
+  // form the next group, together. (Returning at once let a late writer
+  // take the first ops queued into the held group.)
   static void HoldWriter(Database& db, absl::Notification* release) {
+    auto held = std::make_shared<absl::Notification>();
     db.WriteRaw(
-        [release](Connection&) {
+        [release, held](Connection&) {
+          held->Notify();
           release->WaitForNotification();
           return absl::OkStatus();
         },
         nullptr);
+    held->WaitForNotification();
   }
 
   static Database::WriteOp Insert(const std::string& k) {
@@ -383,7 +388,13 @@ TEST_F(DatabaseTest, OutcomeOfTellsCommittedFromAborted) {
 }
 
 TEST_F(DatabaseTest, WhileTheServerIsAwayCallsAreUnavailableAndThenWorkAgain) {
-  std::unique_ptr<Database> db = OpenDb();
+  // No backoff between connection attempts: the first call after the
+  // server is back reconnects, however soon it comes (with one, a call
+  // before the next attempt is due answers UNAVAILABLE at once, by design).
+  DatabaseOptions options;
+  options.min_reconnect_backoff = absl::ZeroDuration();
+  options.max_reconnect_backoff = absl::ZeroDuration();
+  std::unique_ptr<Database> db = OpenDb(options);
   ASSERT_NE(db, nullptr);
   ASSERT_TRUE(db->WriteSync(Insert("before")).ok());
   ASSERT_TRUE(Server()->Stop().ok());

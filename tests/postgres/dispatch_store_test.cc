@@ -43,6 +43,7 @@
 #include "storage/postgres/database.h"
 #include "storage/postgres/lease_store.h"
 #include "storage/postgres/ledger.h"
+#include "storage/postgres/listener.h"
 #include "tests/dispatch/thread_timer.h"
 #include "tests/storage/temp_db.h"
 #include "tests/support/builders.h"
@@ -488,8 +489,8 @@ TEST_F(DispatchStoreInstancesTest, TheSameReceiptsOnBothInstancesCountOnce) {
 
 // More than a chunk of recipients: the cancel skips them all, chunk by
 // chunk, before its callback. A cancel cut off (its status stored, its
-// recipients still queued) is finished by ResumeCancellations, here on
-// both instances at once: once.
+// recipients still queued) is found by CutOffCancellations and finished by
+// SkipCancelled, here on both instances at once: once.
 TEST_F(DispatchStoreInstancesTest, CancelSkipsInChunksAndResumesOnce) {
   constexpr int kRecipients = 2 * DispatchStore::kSkipChunkRows + 500;
   const Campaign c = MustStartWith(kRecipients);
@@ -508,14 +509,26 @@ TEST_F(DispatchStoreInstancesTest, CancelSkipsInChunksAndResumesOnce) {
                           "seq = $1",
                           {absl::StrCat(cut.seq)})
                   .ok());
+  absl::StatusOr<std::vector<Campaign>> cut_off =
+      dispatch(0).CutOffCancellations();
+  ASSERT_TRUE(cut_off.ok()) << cut_off.status();
+  ASSERT_EQ(cut_off->size(), 1u);
+  EXPECT_EQ((*cut_off)[0].id, cut.id);
+  std::vector<absl::StatusOr<Campaign>> finished(kInstances);
+  std::atomic<int> answered{0};
   for (int i = 0; i < kInstances; ++i) {
-    absl::StatusOr<int> resumed = dispatch(i).ResumeCancellations();
-    ASSERT_TRUE(resumed.ok()) << resumed.status();
-    // The second may find the first's chain done already.
-    if (i == 0) {
-      EXPECT_EQ(*resumed, 1);
-    }
-    EXPECT_LE(*resumed, 1);
+    dispatch(i).SkipCancelled(a_, cut.id, [&, i](absl::StatusOr<Campaign> c) {
+      finished[i] = std::move(c);
+      ++answered;
+    });
+  }
+  for (int i = 0; i < 3000 && answered.load() < kInstances; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(answered.load(), kInstances);
+  for (int i = 0; i < kInstances; ++i) {
+    ASSERT_TRUE(finished[i].ok()) << finished[i].status();
+    EXPECT_EQ(finished[i]->stats.queued, 0);
   }
   const std::string queued =
       absl::StrCat("SELECT queued FROM campaigns WHERE seq = ", cut.seq);
@@ -526,14 +539,16 @@ TEST_F(DispatchStoreInstancesTest, CancelSkipsInChunksAndResumesOnce) {
   stored = ExpectCountersMatchRows(cut.id);
   EXPECT_EQ(stored.stats.queued, 0);
   EXPECT_EQ(stored.stats.skipped, kRecipients);
-  absl::StatusOr<int> again = dispatch(0).ResumeCancellations();
+  absl::StatusOr<std::vector<Campaign>> again =
+      dispatch(0).CutOffCancellations();
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(*again, 0);
+  EXPECT_TRUE(again->empty());
 }
 
 // A chunk of a cancel's skips that fails to commit is tried again later:
-// the campaign is cancelled already, and its queued recipients are all
-// skipped once writes succeed, without waiting for a restart.
+// the campaign is cancelled already (and the cancel answered with it), and
+// its queued recipients are all skipped once writes succeed, without
+// waiting for a restart.
 TEST_F(DispatchStoreInstancesTest, AFailedCancelChunkIsTriedAgainLater) {
   const Campaign c = MustStartWith(DispatchStore::kSkipChunkRows + 10);
   std::atomic<int> commits{0};
@@ -557,7 +572,10 @@ TEST_F(DispatchStoreInstancesTest, AFailedCancelChunkIsTriedAgainLater) {
       AwaitResult<Campaign>([&](Done<Campaign> done) {
         store.TransitionCampaign(a_, c.id, change, std::move(done));
       });
-  EXPECT_FALSE(cancelled.ok());
+  // The cancel stands: answered with it, its recipients still queued.
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->status, CampaignStatus::kCancelled);
+  EXPECT_EQ(cancelled->stats.queued, DispatchStore::kSkipChunkRows + 10);
   const std::string queued =
       absl::StrCat("SELECT queued FROM campaigns WHERE seq = ", c.seq);
   for (int i = 0; i < 600 && Count(queued) != 0; ++i) {
@@ -568,23 +586,6 @@ TEST_F(DispatchStoreInstancesTest, AFailedCancelChunkIsTriedAgainLater) {
   EXPECT_EQ(stored.status, CampaignStatus::kCancelled);
   EXPECT_EQ(stored.stats.queued, 0);
   EXPECT_EQ(stored.stats.skipped, DispatchStore::kSkipChunkRows + 10);
-}
-
-TEST_F(DispatchStoreInstancesTest, NothingIsLeasedWhileTheGateIsShut) {
-  const Campaign c = MustStartWith(10);
-  std::atomic<bool> open{false};
-  DispatchStore gated(db(0), [&]() -> absl::Status {
-    if (open.load()) return absl::OkStatus();
-    return absl::UnavailableError("the instance lock is not held");
-  });
-  absl::StatusOr<std::vector<Recipient>> leased =
-      gated.LeaseRecipients(c, 0, 100, nullptr);
-  EXPECT_EQ(leased.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(leased.status().message(), "the instance lock is not held");
-  open = true;
-  leased = gated.LeaseRecipients(c, 0, 100, nullptr);
-  ASSERT_TRUE(leased.ok()) << leased.status();
-  EXPECT_EQ(leased->size(), 10u);
 }
 
 // The campaign's lease fences what its owner leases and marks: once
@@ -670,6 +671,12 @@ class Receiver {
   void Got(const std::string& key, const std::string& instance) {
     std::lock_guard<std::mutex> lock(mu_);
     got_[key].push_back(instance);
+    times_.push_back(absl::Now());
+  }
+  // When each message reached it, in that order.
+  std::vector<absl::Time> times() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return times_;
   }
   std::map<std::string, std::vector<std::string>> got() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -687,6 +694,7 @@ class Receiver {
  private:
   std::mutex mu_;
   std::map<std::string, std::vector<std::string>> got_;
+  std::vector<absl::Time> times_;
 };
 
 // One instance's provider. Once `hang_after` messages went out it
@@ -709,10 +717,12 @@ class InstanceProvider : public dispatch::Provider {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (hang_after_ >= 0 && sent_ >= hang_after_) {
+        std::vector<std::string> keys;
         for (const dispatch::OutgoingMessage& m : batch) {
           handed_.push_back(m.idempotency_key);
+          keys.push_back(m.idempotency_key);
         }
-        hung_.push_back(std::move(done));
+        hung_.emplace_back(std::move(keys), std::move(done));
         return;
       }
       sent_ += static_cast<int64_t>(batch.size());
@@ -741,17 +751,39 @@ class InstanceProvider : public dispatch::Provider {
     std::lock_guard<std::mutex> lock(mu_);
     return handed_;
   }
+  // The calls not answered so far reach the receiver and are answered
+  // (accepted), as a slow provider's would be; later calls too.
+  void Answer() {
+    std::vector<std::pair<std::vector<std::string>, dispatch::SendDone>> hung;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hung.swap(hung_);
+      handed_.clear();
+      hang_after_ = -1;
+    }
+    for (auto& [keys, done] : hung) {
+      std::vector<dispatch::SendResult> results;
+      for (const std::string& key : keys) {
+        receiver_->Got(key, instance_);
+        dispatch::SendResult r;
+        r.provider_message_id = key;
+        results.push_back(std::move(r));
+      }
+      done(std::move(results));
+    }
+  }
 
  private:
   const std::string instance_;
   Receiver* const receiver_;
   const bool dedup_;
-  const int64_t hang_after_;
   std::atomic<bool> receipts_{false};
   std::mutex mu_;
+  int64_t hang_after_;  // -1: never
   int64_t sent_ = 0;
   std::vector<std::string> handed_;
-  std::vector<dispatch::SendDone> hung_;
+  // Unanswered calls: their keys, and their answer.
+  std::vector<std::pair<std::vector<std::string>, dispatch::SendDone>> hung_;
 };
 
 // Waits (at most `seconds`: a guard against hangs, not a timing
@@ -774,6 +806,8 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
  protected:
   // Short, so that a takeover takes seconds.
   static constexpr absl::Duration kTtl = absl::Seconds(2);
+  // Each engine's window: messages out (marked or handed over) at once.
+  static constexpr int64_t kMaxInFlight = 200;
 
   struct Node {
     std::string id;
@@ -783,6 +817,8 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
     std::unique_ptr<InstanceProvider> provider;
     std::unique_ptr<dispatch::LeaseKeeper> keeper;
     std::unique_ptr<dispatch::Engine> engine;
+    // With listen_: the database's notifications, told to the engine.
+    std::unique_ptr<Listener> listener;
   };
 
   void SetUp() override {
@@ -823,8 +859,8 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
         });
     dispatch::EngineOptions options;
     options.leases = n.keeper.get();
-    options.adopt_every = kTtl / 4;
-    options.max_in_flight = 200;
+    options.adopt_every = adopt_every_;
+    options.max_in_flight = kMaxInFlight;
     options.receipt_timeout = kTtl;
     InstanceProvider* provider = n.provider.get();
     n.engine = std::make_unique<dispatch::Engine>(
@@ -833,6 +869,22 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
     engines_[i] = n.engine.get();
     EXPECT_TRUE(n.keeper->Start().ok());
     EXPECT_TRUE(n.engine->Recover().ok());
+    if (listen_) {
+      // As the server subscribes its engine (StorageEngine::Subscribe).
+      ListenerOptions listen;
+      listen.dsn = Dsn();
+      listen.channels = {kCampaignsChanged};
+      dispatch::Engine* e = n.engine.get();
+      absl::StatusOr<std::unique_ptr<Listener>> listener = Listener::Start(
+          listen,
+          [e](const Connection::Notification& note) {
+            const std::string id = ChangedId(note.payload);
+            if (!id.empty()) e->Changed(id);
+          },
+          [e] { e->Resync(); });
+      EXPECT_TRUE(listener.ok()) << listener.status();
+      if (listener.ok()) n.listener = *std::move(listener);
+    }
     nodes_.push_back(std::move(n));
     return nodes_.back();
   }
@@ -843,6 +895,7 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
   // committed before the kill; none reaches the stopped engine.)
   static void Kill(Node& n) {
     if (n.engine == nullptr) return;
+    if (n.listener != nullptr) n.listener->Stop();
     n.engine->Stop();
     n.keeper->Stop(/*leave=*/false);
     n.db->Flush();
@@ -850,6 +903,41 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
     n.db->Flush();
     n.engine.reset();
     n.keeper.reset();
+  }
+
+  // Instance 0 (nodes_[0]) sends a campaign of `recipients` until its
+  // calls hang, after `hang_after` messages; then instance 1 (nodes_[1])
+  // starts, and cancels it. Sets the campaign and the cancel's answer (ok).
+  void CancelElsewhereWhileTheOwnerHangs(int64_t recipients, int64_t hang_after,
+                                         Campaign* c, Campaign* cancelled) {
+    Node& owner = Launch(0, hang_after);
+    *c = MustStartWith(recipients);
+    owner.engine->Updated(*c);
+    ASSERT_TRUE(Eventually([&] { return owner.provider->hung(); }));
+    // Started once the owner holds the lease: it cannot take it first.
+    Node& other = Launch(1);
+    absl::StatusOr<Campaign> answer =
+        AwaitResult<Campaign>([&](Done<Campaign> done) {
+          other.engine->Cancel(a_, c->id, std::move(done));
+        });
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    *cancelled = *std::move(answer);
+  }
+
+  // After CancelElsewhereWhileTheOwnerHangs: the owner's calls out are
+  // answered, then the rest of `c` (of `recipients`) is skipped. Checks the
+  // end (counters match the rows; what reached the receiver is sent, the
+  // rest skipped) and returns the campaign as stored.
+  Campaign AnswerAndFinishTheCancel(const Campaign& c, int64_t recipients) {
+    nodes_[0].provider->Answer();
+    EXPECT_TRUE(Eventually([&] { return Stored(c.id).stats.queued == 0; }))
+        << "queued " << Stored(c.id).stats.queued;
+    for (int i = 0; i < kInstances; ++i) db(i)->Flush();
+    const Campaign done = ExpectCountersMatchRows(c.id);
+    EXPECT_EQ(done.status, CampaignStatus::kCancelled);
+    EXPECT_EQ(done.stats.sent, static_cast<int64_t>(receiver_.got().size()));
+    EXPECT_EQ(done.stats.skipped, recipients - done.stats.sent);
+    return done;
   }
 
   Campaign Stored(const std::string& id) {
@@ -861,6 +949,10 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
   Receiver receiver_;
   std::deque<Node> nodes_;
   dispatch::Engine* engines_[kInstances] = {};
+  // For instances launched from now on: how often they scan, and whether
+  // the database's notifications reach their engines.
+  absl::Duration adopt_every_ = kTtl / 4;
+  bool listen_ = false;
 };
 
 // Instance 0 owns the campaign; instance 1 sends nothing of it while 0
@@ -877,7 +969,14 @@ TEST_P(EngineInstancesTest, TheSurvivorTakesOverAKilledOwnersCampaign) {
   Launch(1);
   const Campaign c = MustStartWith(kRecipients);
   owner.engine->Updated(c);  // started through instance 0
-  ASSERT_TRUE(Eventually([&] { return owner.provider->hung(); }));
+  // Killed once its window is full of calls out: all it marked, it handed
+  // over (killed between a mark and its call, it would leave messages in
+  // doubt that no provider saw, and the test could not tell them apart).
+  ASSERT_TRUE(Eventually([&] {
+    return static_cast<int64_t>(owner.provider->handed_unanswered().size()) ==
+           kMaxInFlight;
+  })) << "handed unanswered "
+      << owner.provider->handed_unanswered().size();
   EXPECT_EQ(receiver_.From("ins_1"), 0) << "a second owner sent";
   const std::vector<std::string> unanswered =
       owner.provider->handed_unanswered();
@@ -951,6 +1050,163 @@ TEST_P(EngineInstancesTest, APauseAndResumeElsewhereReachTheOwner) {
   for (const auto& [key, senders] : got) EXPECT_EQ(senders.size(), 1u) << key;
 }
 
+// A cancel on the instance that does not send the campaign, while the
+// owner's messages are with the provider: cancelled at once; the owner
+// stops, and once those messages' outcomes are recorded (as sent: they were)
+// it skips the rest. Nothing that reached the receiver shows as skipped,
+// and the lease is given up.
+TEST_P(EngineInstancesTest, ACancelElsewhereLetsTheOwnersMessagesOutLand) {
+  constexpr int64_t kRecipients = 2000;
+  Campaign c;
+  Campaign cancelled;
+  ASSERT_NO_FATAL_FAILURE(CancelElsewhereWhileTheOwnerHangs(
+      kRecipients, /*hang_after=*/500, &c, &cancelled));
+  Node& owner = nodes_[0];
+  EXPECT_EQ(cancelled.status, CampaignStatus::kCancelled);
+  // The owner's unanswered messages are not skipped meanwhile.
+  const int64_t out =
+      static_cast<int64_t>(owner.provider->handed_unanswered().size());
+  ASSERT_GT(out, 0);
+  absl::SleepFor(2 * kTtl);
+  EXPECT_GE(Stored(c.id).stats.queued, out);
+  // Their outcomes come: recorded as sent; then the rest is skipped.
+  const Campaign done = AnswerAndFinishTheCancel(c, kRecipients);
+  ASSERT_FALSE(HasFailure());
+  const std::map<std::string, std::vector<std::string>> got = receiver_.got();
+  EXPECT_EQ(receiver_.From("ins_1"), 0);
+  for (const auto& [key, senders] : got) EXPECT_EQ(senders.size(), 1u) << key;
+  EXPECT_EQ(Count(absl::StrCat("SELECT count(*) FROM recipients WHERE "
+                               "status = 'skipped' AND skip_reason = "
+                               "'campaign_cancelled' AND campaign_seq = ",
+                               c.seq)),
+            done.stats.skipped);
+  // Given up: either instance may take it (nothing is left to take).
+  ASSERT_TRUE(Eventually([&] {
+    return Count(absl::StrCat("SELECT count(*) FROM leases WHERE resource = "
+                              "'campaign:",
+                              c.id, "' AND expires_at > 0")) == 0;
+  }));
+}
+
+// The same cancel, with the owner killed while its messages are out: the
+// survivor skips nothing while the owner's lease lives, and the queued
+// recipients once it expired. (For a provider the engine marks, what the
+// dead owner handed over unanswered is skipped too: in doubt, like a
+// cancel after a restart.)
+TEST_P(EngineInstancesTest, ACancelOfAKilledOwnersCampaignIsFinishedElsewhere) {
+  constexpr int64_t kRecipients = 1000;
+  Campaign c;
+  Campaign cancelled;
+  ASSERT_NO_FATAL_FAILURE(CancelElsewhereWhileTheOwnerHangs(
+      kRecipients, /*hang_after=*/300, &c, &cancelled));
+  Node& owner = nodes_[0];
+  // The owner lives (its calls out unanswered): nothing is skipped yet.
+  EXPECT_EQ(cancelled.stats.skipped, 0);
+  absl::SleepFor(kTtl);
+  EXPECT_EQ(Stored(c.id).stats.skipped, 0);
+  Kill(owner);
+  ASSERT_TRUE(Eventually([&] { return Stored(c.id).stats.queued == 0; }))
+      << "queued " << Stored(c.id).stats.queued;
+  for (int i = 0; i < kInstances; ++i) db(i)->Flush();
+  const Campaign done = ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(done.stats.sent, receiver_.From("ins_0"));
+  EXPECT_EQ(done.stats.sent + done.stats.skipped, kRecipients);
+  EXPECT_EQ(receiver_.From("ins_1"), 0);
+}
+
+// Changes made on the instance that does not send the campaign reach the
+// owner through the database's notifications alone: no adoption scan runs
+// in this test, and the owner, its calls out unanswered, leases nothing (so
+// no fence tells it either). A pause made there stops it, a resume sets it
+// going again, and a watcher on the other instance follows the campaign,
+// sent by the owner, to its final state.
+TEST_P(EngineInstancesTest, NotificationsCarryAPauseAndResumeToTheOwner) {
+  constexpr int64_t kRecipients = 2000;
+  adopt_every_ = absl::Hours(1);
+  listen_ = true;
+  Node& owner = Launch(0, /*hang_after=*/500);
+  const Campaign c = MustStartWith(kRecipients);
+  owner.engine->Updated(c);
+  ASSERT_TRUE(Eventually([&] { return owner.provider->hung(); }));
+  // Started once the owner holds the lease: it cannot take it first.
+  Node& other = Launch(1);
+  // As WatchCampaign does (an unwatched campaign's progress is not kept).
+  const uint64_t owner_watch = owner.engine->progress().Subscribe(c.id, [] {});
+  const uint64_t other_watch = other.engine->progress().Subscribe(c.id, [] {});
+  ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
+                other.engine->Pause(a_, c.id, "by hand", std::move(done));
+              }).ok());
+  auto seen = [&](Node& n) {
+    std::optional<dispatch::Progress> p = n.engine->progress().Latest(c.id);
+    return p.has_value() ? *p : dispatch::Progress{};
+  };
+  ASSERT_TRUE(Eventually(
+      [&] { return seen(owner).status == CampaignStatus::kPaused; }));
+  // Paused: what went out and what is out is all it sends. Its calls out
+  // are answered, then their outcomes recorded, and nothing more goes.
+  const int64_t handed =
+      receiver_.From("ins_0") +
+      static_cast<int64_t>(owner.provider->handed_unanswered().size());
+  ASSERT_LT(handed, kRecipients);
+  owner.provider->Answer();
+  ASSERT_TRUE(Eventually([&] { return Stored(c.id).stats.sent == handed; }))
+      << "sent " << Stored(c.id).stats.sent << " of " << handed;
+  // The watcher on the other instance saw those outcomes, while paused.
+  ASSERT_TRUE(Eventually([&] { return seen(other).stats.sent == handed; }));
+  EXPECT_EQ(seen(other).status, CampaignStatus::kPaused);
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(receiver_.From("ins_0"), handed);
+  ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
+                other.engine->Resume(a_, c.id, std::move(done));
+              }).ok());
+  // Only the notification can set the owner going again: it holds the
+  // lease, so the other instance's pump cannot take it.
+  ASSERT_TRUE(Eventually([&] {
+    return Stored(c.id).status == CampaignStatus::kCompleted;
+  })) << "sent "
+      << Stored(c.id).stats.sent;
+  const Campaign done = ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(done.stats.sent, kRecipients);
+  EXPECT_EQ(receiver_.From("ins_1"), 0);
+  // What a WatchCampaign on the other instance ends with.
+  ASSERT_TRUE(Eventually(
+      [&] { return seen(other).status == CampaignStatus::kCompleted; }));
+  EXPECT_EQ(seen(other).stats.sent, kRecipients);
+  EXPECT_EQ(seen(other).stats.queued, 0);
+  owner.engine->progress().Unsubscribe(c.id, owner_watch);
+  other.engine->progress().Unsubscribe(c.id, other_watch);
+}
+
+// A cancel on the instance that does not send the campaign reaches the
+// owner through the notifications alone (no scan runs): once its messages
+// out are answered it skips the rest under its lease, and the watchers of
+// the instance that cancelled see the final counts.
+TEST_P(EngineInstancesTest, NotificationsCarryACancelToTheOwnerAndItsEndBack) {
+  constexpr int64_t kRecipients = 2000;
+  adopt_every_ = absl::Hours(1);
+  listen_ = true;
+  Campaign c;
+  Campaign cancelled;
+  ASSERT_NO_FATAL_FAILURE(CancelElsewhereWhileTheOwnerHangs(
+      kRecipients, /*hang_after=*/500, &c, &cancelled));
+  Node& other = nodes_[1];
+  const uint64_t watch = other.engine->progress().Subscribe(c.id, [] {});
+  EXPECT_EQ(cancelled.status, CampaignStatus::kCancelled);
+  EXPECT_GT(cancelled.stats.queued, 0);
+  const Campaign done = AnswerAndFinishTheCancel(c, kRecipients);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(Eventually([&] {
+    const std::optional<dispatch::Progress> seen =
+        other.engine->progress().Latest(c.id);
+    return seen.has_value() && seen->stats.queued == 0;
+  }));
+  const dispatch::Progress seen = *other.engine->progress().Latest(c.id);
+  EXPECT_EQ(seen.status, CampaignStatus::kCancelled);
+  EXPECT_EQ(seen.stats.sent, done.stats.sent);
+  EXPECT_EQ(seen.stats.skipped, done.stats.skipped);
+  other.engine->progress().Unsubscribe(c.id, watch);
+}
+
 // A start scheduled through an instance that is killed before it is due
 // happens on the survivor, which then sends the campaign.
 TEST_P(EngineInstancesTest, AScheduleMadeOnAKilledInstanceStartsElsewhere) {
@@ -986,6 +1242,56 @@ TEST_P(EngineInstancesTest, AReceiptTimeoutOfAKilledOwnerPassesElsewhere) {
   ASSERT_TRUE(Eventually(
       [&] { return Stored(c.id).status == CampaignStatus::kCompleted; }));
   EXPECT_EQ(ExpectCountersMatchRows(c.id).stats.sent, 100);
+}
+
+// A tier_1k sender (10 messages a second) with a campaign started on each
+// instance: its lease puts both campaigns on one instance, whose one bucket
+// paces them together, so no one-second window sees more than 10 of its
+// messages (each instance with a bucket of its own would send 20 a second).
+// Every recipient is sent once.
+TEST_P(EngineInstancesTest, ASendersTierHoldsAcrossInstances) {
+  constexpr int64_t kRecipients = 30;  // each: 6 s at the tier together
+  {
+    std::unique_ptr<Connection> conn = Connect();
+    ASSERT_NE(conn, nullptr);
+    ASSERT_TRUE(conn->Query("UPDATE senders SET tier = $1",
+                            {std::string(SenderTierName(SenderTier::kTier1k))})
+                    .ok());
+  }
+  Node& first = Launch(0);
+  Node& second = Launch(1);
+  const Campaign c0 = MustStartWith(kRecipients);
+  first.engine->Updated(c0);
+  const Campaign c1 = MustStartWith(kRecipients);
+  second.engine->Updated(c1);
+  for (const Campaign* c : {&c0, &c1}) {
+    ASSERT_TRUE(Eventually([&] {
+      return Stored(c->id).status == CampaignStatus::kCompleted;
+    })) << c->id
+        << " sent " << Stored(c->id).stats.sent;
+    EXPECT_EQ(ExpectCountersMatchRows(c->id).stats.sent, kRecipients);
+  }
+  const std::map<std::string, std::vector<std::string>> got = receiver_.got();
+  EXPECT_EQ(static_cast<int64_t>(got.size()), 2 * kRecipients);
+  for (const auto& [key, senders] : got) EXPECT_EQ(senders.size(), 1u) << key;
+  // Any 11 consecutive messages span a second or more. The messages are
+  // timed as they reach the provider, a little after the engine took their
+  // permits (the tolerance: scheduling delay between the two on a loaded
+  // machine, far from the half second that two buckets would show).
+  std::vector<absl::Time> times = receiver_.times();
+  std::sort(times.begin(), times.end());
+  const absl::Duration tolerance = absl::Milliseconds(50);
+  absl::Duration tightest = absl::InfiniteDuration();
+  size_t at = 0;
+  for (size_t i = 0; i + 10 < times.size(); ++i) {
+    if (times[i + 10] - times[i] < tightest) {
+      tightest = times[i + 10] - times[i];
+      at = i;
+    }
+  }
+  EXPECT_GE(tightest, absl::Seconds(1) - tolerance)
+      << "11 messages within " << tightest << ", from message " << at << " of "
+      << times.size();
 }
 
 INSTANTIATE_TEST_SUITE_P(Providers, EngineInstancesTest,

@@ -187,6 +187,13 @@ TEST_F(ListenerTest, CampaignAndApiKeyChangesAreAnnounced) {
             "campaignd_campaigns:acc_1 cmp_1,end");
 }
 
+TEST(ChangedIdTest, TheIdOfAnAnnouncedChange) {
+  EXPECT_EQ(ChangedId("acc_1 cmp_1"), "cmp_1");
+  EXPECT_EQ(ChangedId("cmp_1"), "");
+  EXPECT_EQ(ChangedId(" cmp_1"), "");
+  EXPECT_EQ(ChangedId(""), "");
+}
+
 TEST_F(ListenerTest, BadChannelsAndUnreachableServersAreRefused) {
   ListenerOptions options;
   options.dsn = Dsn();

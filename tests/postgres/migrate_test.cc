@@ -231,6 +231,14 @@ class MigrateTest : public PgTest {
     return types;
   }
 
+  // A column SQLite's table does not have: the instance owning a
+  // campaign's import or deletion, or a contact import.
+  static bool PostgresOnlyColumn(const std::string& table,
+                                 const std::string& column) {
+    return (table == "campaigns" && column == "work_owner") ||
+           (table == "contact_imports" && column == "owner");
+  }
+
   std::vector<std::string> PgLines(Connection& pg, const std::string& table) {
     std::vector<std::string> lines;
     absl::StatusOr<Rows> r = pg.Query(absl::StrCat("SELECT * FROM ", table));
@@ -244,8 +252,13 @@ class MigrateTest : public PgTest {
     for (int i = 0; i < r->size(); ++i) {
       std::vector<std::string> fields;
       for (int c = 0; c < names->size(); ++c) {
-        fields.push_back(absl::StrCat(names->Text(c, 0), "=",
-                                      r->Get(i, c).value_or("<null>")));
+        const std::string value = r->Get(i, c).value_or("<null>");
+        if (PostgresOnlyColumn(table, names->Text(c, 0))) {
+          // Not SQLite's (who owns unfinished work): none yet.
+          EXPECT_EQ(value, "") << table << "." << names->Text(c, 0);
+          continue;
+        }
+        fields.push_back(absl::StrCat(names->Text(c, 0), "=", value));
       }
       std::sort(fields.begin(), fields.end());
       lines.push_back(absl::StrJoin(fields, "|"));

@@ -548,6 +548,52 @@ TEST_F(RecipientStoreTest, RecoverRollsBackAnInterruptedImport) {
   EXPECT_TRUE(Begin(campaign).ok());
 }
 
+// Two instances: an import belongs to the one that began it. The other's
+// recovery leaves it alone while its owner lives (and its own imports
+// always); once the owner is dead, it takes the import over and rolls it
+// back, and the former owner's late stage and commit are refused (ABORTED),
+// even while the rollback is under way.
+TEST_F(RecipientStoreTest, RecoverTakesOnlyTheImportsOfDeadInstances) {
+  const absl::Duration ttl = absl::Hours(1);  // the test decides who died
+  store_ = std::make_unique<RecipientStore>(db_ptr_.get(), nullptr,
+                                            WorkOwner{"ins_a", ttl});
+  RecipientStore other(db_ptr_.get(), nullptr, WorkOwner{"ins_b", ttl});
+  RegisterInstance("ins_a");
+  const std::string campaign = InsertCampaign();
+  const std::string others = InsertCampaign();
+  absl::StatusOr<ImportLease> lease = Begin(campaign);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_TRUE(Stage(*lease, Numbers(0, 100)).ok());
+  // ins_b's own import: never its to take, registered or not.
+  absl::StatusOr<ImportLease> own = Begin(others, &other);
+  ASSERT_TRUE(own.ok()) << own.status();
+
+  absl::StatusOr<int> recovered = other.RecoverInterruptedImports(nullptr);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_EQ(*recovered, 0);
+  ASSERT_TRUE(Stage(*lease, Numbers(100, 200), 101).ok());
+  EXPECT_TRUE(Importing(campaign));
+
+  KillInstance("ins_a");
+  recovered = other.RecoverInterruptedImports(nullptr);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_EQ(*recovered, 1);
+  // At once, before the rollback's chain ends: no longer ins_a's.
+  EXPECT_EQ(Stage(*lease, Numbers(200, 300), 201).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(Commit(*lease, 200).status().code(), absl::StatusCode::kAborted);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (Importing(campaign) && absl::Now() < deadline) db_ptr_->Flush();
+  EXPECT_FALSE(Importing(campaign));
+  EXPECT_EQ(Int("SELECT count(*) FROM recipients r JOIN campaigns c ON "
+                "c.seq = r.campaign_seq WHERE c.id = $1",
+                {campaign}),
+            0);
+  EXPECT_TRUE(Importing(others));  // ins_b's, still running
+  // The campaign takes a new import, on either instance.
+  EXPECT_TRUE(Begin(campaign, &other).ok());
+}
+
 TEST_F(RecipientStoreTest, SettleStopsWhenCancelled) {
   const std::string campaign = InsertCampaign();
   absl::StatusOr<ImportLease> lease = Begin(campaign);

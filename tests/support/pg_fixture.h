@@ -69,6 +69,29 @@ class PgTest : public ::testing::Test {
     return r.ok() ? std::stoll(r->Text(0, 0)) : -1;
   }
 
+  // Registers instance `id` as alive now (as its lease keeper's heartbeat
+  // would): the work it owns is left to it (owners.h) for `ttl` after this.
+  void RegisterInstance(const std::string& id) {
+    std::unique_ptr<Connection> c = Connect();
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(c->Query("INSERT INTO instances(id, started_at, "
+                         "heartbeat_at) SELECT $1, n, n FROM (SELECT "
+                         "(extract(epoch FROM clock_timestamp()) * "
+                         "1000000)::bigint AS n) AS now ON CONFLICT (id) DO "
+                         "UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
+                         {id})
+                    .ok());
+  }
+  // Instance `id` stopped long ago (as after a kill -9): its work may be
+  // taken over.
+  void KillInstance(const std::string& id) {
+    std::unique_ptr<Connection> c = Connect();
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(
+        c->Query("UPDATE instances SET heartbeat_at = 0 WHERE id = $1", {id})
+            .ok());
+  }
+
   // Terminates every other session of this test's database (as a network
   // cut or a server-side kill would).
   void CutConnections() {

@@ -1,0 +1,43 @@
+// Owners of work that outlives a request: a campaign's recipient import
+// (campaigns.work_owner while import_floor is set), a campaign's deletion
+// being purged (the same column while `deleting`), and a contact import
+// (contact_imports.owner). The owner is the instance that runs it (its
+// `instances` id, registered by its lease keeper's heartbeats); another
+// instance takes the work over (rolls the import back, finishes applying
+// it, purges the rest) only once the owner is dead: no heartbeat within the
+// lease ttl, on the database's clock. Taking it over makes the taker the
+// owner, in the same statement, so two survivors never both do it and the
+// dead owner's late steps find the work no longer theirs.
+//
+// Values; thread-compatible.
+#ifndef CAMPAIGND_STORAGE_POSTGRES_OWNERS_H_
+#define CAMPAIGND_STORAGE_POSTGRES_OWNERS_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace campaigns::storage::postgres {
+
+struct WorkOwner {
+  // This instance's id (InstanceInfo::id). "" for a store that is alone on
+  // its database (a tool, a test): it takes over all unfinished work, as
+  // SQLite's recovery does.
+  std::string instance;
+  // How long after its last heartbeat an instance counts as dead.
+  absl::Duration ttl = absl::Seconds(10);
+};
+
+// SQL (a boolean expression): whether the work whose owner is in `column`
+// may be taken over by instance `$<me>` (a text parameter), the dead being
+// those with no heartbeat in the last `$<ttl_us>` microseconds (a bigint
+// parameter). Every owner when $me is ''; never $me itself.
+std::string TakeableBy(absl::string_view column, int me, int ttl_us);
+
+// `owner.ttl` as TakeableBy's parameter.
+std::string TtlParam(const WorkOwner& owner);
+
+}  // namespace campaigns::storage::postgres
+
+#endif  // CAMPAIGND_STORAGE_POSTGRES_OWNERS_H_
