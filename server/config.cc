@@ -25,6 +25,12 @@
 namespace campaigns::config {
 namespace {
 
+std::string LeaseTtlRange() {
+  return absl::StrCat("expected a duration from ",
+                      absl::FormatDuration(kLeaseTtlMin), " to ",
+                      absl::FormatDuration(kLeaseTtlMax));
+}
+
 constexpr char kSimulator[] = "simulator";
 
 // --- Provider key tables (PROVIDERS.md) -------------------------------------
@@ -676,6 +682,15 @@ const std::map<std::string, Apply>& TopLevelKeys() {
          ASSIGN_OR_RETURN(s->receipt_timeout, r.Duration(n, k));
          return absl::OkStatus();
        }},
+      {"lease_ttl",
+       [](const Reader& r, const toml::node& n, const std::string& k,
+          Settings* s) -> absl::Status {
+         ASSIGN_OR_RETURN(s->lease_ttl, r.Duration(n, k));
+         if (s->lease_ttl < kLeaseTtlMin || s->lease_ttl > kLeaseTtlMax) {
+           return r.Error(n, k, LeaseTtlRange());
+         }
+         return absl::OkStatus();
+       }},
       {"max_attempts",
        [](const Reader& r, const toml::node& n, const std::string& k,
           Settings* s) -> absl::Status {
@@ -933,6 +948,21 @@ void AddFlags(CLI::App& app, Settings* s, std::string* config_file) {
          "receipts before it completes")
       ->default_str("3600")
       ->check(duration);
+  app.add_option_function<std::string>(
+         "--lease-ttl",
+         [s](const std::string& v) { s->lease_ttl = *ParseDurationText(v); },
+         "PostgreSQL: seconds (or a duration like 10s) a dead instance's "
+         "leases outlive its last heartbeat; others take its work over then")
+      ->default_str("10")
+      ->check(duration)
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            const std::optional<absl::Duration> d = ParseDurationText(text);
+            return d && (*d < kLeaseTtlMin || *d > kLeaseTtlMax)
+                       ? LeaseTtlRange()
+                       : std::string();
+          },
+          "LEASE_TTL"));
   app.add_option("--max-attempts", s->max_attempts,
                  "provider calls per message before a transient failure is "
                  "final")

@@ -72,6 +72,11 @@ class Secret {
 
 // The provider types this configuration language knows (PROVIDERS.md). A
 // build may have adapters for only some of them (see the provider registry).
+// Settings::lease_ttl's range: heartbeats come every 0.3 ttl, and a lease
+// that outlived a dead instance by minutes would stall its campaigns.
+inline constexpr absl::Duration kLeaseTtlMin = absl::Seconds(2);
+inline constexpr absl::Duration kLeaseTtlMax = absl::Minutes(5);
+
 inline constexpr const char* kProviderTypes[] = {
     "simulator", "whatsapp_cloud", "twilio", "telegram",
     "slack",     "webhook",        "smtp",   "smpp"};
@@ -136,6 +141,10 @@ struct Settings {
   std::string tls_key;
   absl::Duration shutdown_timeout = absl::Seconds(10);
   absl::Duration receipt_timeout = absl::Hours(1);
+  // PostgreSQL: how long a lease outlives its instance's last heartbeat
+  // (kLeaseTtlMin..kLeaseTtlMax): the longest another instance waits to
+  // take over the work of a dead one.
+  absl::Duration lease_ttl = absl::Seconds(10);
   int max_attempts = 5;
   double error_threshold = 0.5;
   double key_rate = 100;

@@ -131,6 +131,9 @@ int main(int argc, char** argv) {
   options.tls_cert_file = settings.tls_cert;
   options.tls_key_file = settings.tls_key;
   options.engine.receipt_timeout = settings.receipt_timeout;
+  options.leases.ttl = settings.lease_ttl;
+  // Three heartbeats per ttl: one failed heartbeat loses nothing.
+  options.leases.heartbeat_every = settings.lease_ttl * 3 / 10;
   options.engine.max_attempts = settings.max_attempts;
   options.engine.error_threshold = settings.error_threshold;
   options.key_limit.rate = settings.key_rate;

@@ -48,6 +48,11 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   storage_options.check_on_open = !options.skip_check;
   storage_options.sqlite_vfs = options.sqlite_vfs;
   storage_options.metrics = metrics;
+  // This process, as the other instances sharing the database know it
+  // (its leases, and the imports and deletions it runs).
+  const std::string instance_id = NewId("ins");
+  storage_options.instance_id = instance_id;
+  storage_options.instance_ttl = options.leases.ttl;
   storage_options.on_writable = [raw = s.get()](bool writable) {
     raw->UpdateHealth();
     // Campaigns waiting for storage to write try again now.
@@ -62,7 +67,8 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   s->store_ = &s->storage_->repository();
   // Imports a crash or shutdown interrupted are rolled back (in the
   // background; their campaigns accept a new import once done), and
-  // committed contact imports finish applying.
+  // committed contact imports finish applying. (With other instances on the
+  // database, only those of dead instances: ScheduleTakeover.)
   absl::StatusOr<int> interrupted =
       s->store_->RecoverInterruptedImports(api::FinishContactImportResponse);
   if (!interrupted.ok()) return interrupted.status();
@@ -144,7 +150,7 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   };
   if (LeaseRepository* leases = s->storage_->leases(); leases != nullptr) {
     InstanceInfo me;
-    me.id = NewId("ins");
+    me.id = instance_id;
     for (const config::ProviderConfig& p : options.providers) {
       me.provider_fingerprints[p.name] = config::ProviderFingerprint(p);
     }
@@ -245,6 +251,17 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
   if (absl::Status recovered = s->engine_->Recover(); !recovered.ok()) {
     s->AbortStart();
     return recovered;
+  }
+  if (s->keeper_ != nullptr) s->ScheduleTakeover(options.leases.ttl / 2);
+  // Changes other instances make (PostgreSQL) reach the engine at once:
+  // pauses and cancels stop the pump that sends, watchers follow.
+  dispatch::Engine* engine = s->engine_.get();
+  if (absl::Status subscribed = s->storage_->Subscribe(
+          [engine](const std::string& id) { engine->Changed(id); },
+          [engine] { engine->Resync(); });
+      !subscribed.ok()) {
+    s->AbortStart();
+    return subscribed;
   }
   // Like a vendor after our downtime, the simulator reports the receipts it
   // still owes for messages it accepted before the restart.
@@ -404,7 +421,29 @@ void CampaignServer::Poll(grpc::ServerCompletionQueue* cq) {
   while (cq->Next(&tag, &ok)) static_cast<api::Tag*>(tag)->Proceed(ok);
 }
 
+void CampaignServer::ScheduleTakeover(absl::Duration every) {
+  timer_->At(timer_->Now() + every, [this, every] {
+    if (stopping_.load()) return;
+    absl::StatusOr<int> imports =
+        store_->RecoverInterruptedImports(api::FinishContactImportResponse);
+    absl::StatusOr<int> deletions = store_->ResumeCampaignDeletions();
+    for (const absl::Status& s : {imports.status(), deletions.status()}) {
+      if (s.ok()) continue;
+      static logging::RateLimited limit(5, absl::Seconds(60));
+      int64_t suppressed = 0;
+      if (limit.Allow(&suppressed)) {
+        logging::Error(
+            "taking over the imports and deletions of stopped instances "
+            "failed: tried again later",
+            {{"retry_in", every}, {"error", s}, {"suppressed", suppressed}});
+      }
+    }
+    ScheduleTakeover(every);
+  });
+}
+
 void CampaignServer::AbortStart() {
+  stopping_ = true;
   shut_down_ = true;
   if (operator_http_) operator_http_->Stop();
   if (engine_) engine_->Stop();
@@ -431,6 +470,7 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
     return;
   }
   shut_down_ = true;
+  stopping_ = true;
   serving_ = false;
   health_ = nullptr;
   health_service_->Shutdown();

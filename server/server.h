@@ -144,6 +144,10 @@ class CampaignServer {
   void AbortStart();
   // Sets the gRPC health service to Readiness().
   void UpdateHealth();
+  // Where several instances share the database: every `every`, the work
+  // that dead instances left (imports to roll back or finish applying,
+  // deletions to purge) is taken over here, as at start-up.
+  void ScheduleTakeover(absl::Duration every);
 
   // First: everything below reports to it.
   std::unique_ptr<metrics::PrometheusMetrics> metrics_;
@@ -162,6 +166,8 @@ class CampaignServer {
   std::atomic<dispatch::Engine*> engine_for_storage_{nullptr};
   std::unique_ptr<http::OperatorHttp> operator_http_;
   std::atomic<bool> serving_{false};
+  // Set at Shutdown: ScheduleTakeover's scans stop.
+  std::atomic<bool> stopping_{false};
   // grpc.health.v1 (on the CQs, registered like the API's methods).
   std::unique_ptr<api::Health> health_service_;
   // health_service_ once the server serves; UpdateHealth does nothing

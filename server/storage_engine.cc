@@ -8,7 +8,7 @@
 #include "server/log/log.h"
 #include "storage/postgres/database.h"
 #include "storage/postgres/lease_store.h"
-#include "storage/postgres/sole_instance.h"
+#include "storage/postgres/listener.h"
 #include "storage/postgres/store.h"
 #include "storage/sqlite/database.h"
 #include "storage/sqlite/store.h"
@@ -81,16 +81,8 @@ class PostgresEngine : public StorageEngine {
       const StorageOptions& options, const std::string& dsn) {
     std::unique_ptr<PostgresEngine> e(new PostgresEngine());
     e->on_writable_ = options.on_writable;
-    // The instance lock first: a refused start (perhaps a newer build)
-    // must not migrate the database under the campaignd that runs on it.
-    storage::postgres::SoleInstanceOptions sole;
-    sole.dsn = dsn;
-    sole.password = options.password;
-    sole.on_held = [raw = e.get()](bool) { raw->Changed(); };
-    absl::StatusOr<std::unique_ptr<storage::postgres::SoleInstance>> lock =
-        storage::postgres::SoleInstance::Acquire(std::move(sole));
-    if (!lock.ok()) return lock.status();
-    e->sole_ = *std::move(lock);
+    e->dsn_ = dsn;
+    e->password_ = options.password;
     storage::postgres::DatabaseOptions db_options;
     db_options.dsn = dsn;
     db_options.password = options.password;
@@ -100,15 +92,13 @@ class PostgresEngine : public StorageEngine {
     if (!db.ok()) return db.status();
     e->db_ = *std::move(db);
     e->leases_ = std::make_unique<storage::postgres::LeaseStore>(e->db_.get());
-    // Nothing is handed to a provider while the lock is not held: another
-    // campaignd may have taken it, and both would send.
-    storage::postgres::SoleInstance* held = e->sole_.get();
-    e->store_ = std::make_unique<storage::postgres::Store>(
-        e->db_.get(), [held]() -> absl::Status {
-          if (held->held()) return absl::OkStatus();
-          return absl::UnavailableError(
-              "dispatch waits: the PostgreSQL instance lock is not held");
-        });
+    // Several instances may share the database: each sends the campaigns
+    // it holds the lease of (server/dispatch/engine.h), and owns the
+    // imports and deletions it runs.
+    storage::postgres::WorkOwner owner;
+    owner.instance = options.instance_id;
+    owner.ttl = options.instance_ttl;
+    e->store_ = std::make_unique<storage::postgres::Store>(e->db_.get(), owner);
     MutexLock l(&e->mu_);
     e->open_ = true;
     e->writable_ = e->Readiness().ok();
@@ -120,11 +110,6 @@ class PostgresEngine : public StorageEngine {
   Repository& repository() override { return *store_; }
   LeaseRepository* leases() override { return leases_.get(); }
   absl::Status Readiness() override {
-    if (!sole_->held()) {
-      return absl::UnavailableError(
-          "storage: the PostgreSQL instance lock is not held (PostgreSQL was "
-          "unreachable, or another campaignd holds it; see the log)");
-    }
     if (!db_->available()) {
       return absl::UnavailableError(
           "storage: PostgreSQL is unreachable (see the log)");
@@ -134,20 +119,50 @@ class PostgresEngine : public StorageEngine {
   int64_t queue_depth() override { return db_->queue_depth(); }
   const std::string& where() const override { return db_->where(); }
   void Flush() override { db_->Flush(); }
+  absl::Status Subscribe(std::function<void(const std::string& id)> campaign,
+                         std::function<void()> resync) override {
+    {
+      MutexLock l(&mu_);
+      if (!open_ || listener_ != nullptr) {
+        return absl::FailedPreconditionError(
+            "storage: subscribed already, or closed");
+      }
+    }
+    storage::postgres::ListenerOptions options;
+    options.dsn = dsn_;
+    options.password = password_;
+    options.channels = {storage::postgres::kCampaignsChanged};
+    absl::StatusOr<std::unique_ptr<storage::postgres::Listener>> listener =
+        storage::postgres::Listener::Start(
+            std::move(options),
+            [campaign = std::move(campaign)](
+                const storage::postgres::Connection::Notification& n) {
+              const std::string id = storage::postgres::ChangedId(n.payload);
+              if (!id.empty()) campaign(id);
+            },
+            std::move(resync));
+    if (!listener.ok()) return listener.status();
+    MutexLock l(&mu_);
+    listener_ = *std::move(listener);
+    return absl::OkStatus();
+  }
   void Close() override {
+    std::unique_ptr<storage::postgres::Listener> listener;
     {
       // Waits for a Changed() in progress; none calls on_writable after.
       MutexLock l(&mu_);
       open_ = false;
+      listener.swap(listener_);
     }
+    // No notification is delivered after this.
+    if (listener != nullptr) listener->Stop();
     if (db_ != nullptr) db_->Close();
-    if (sole_ != nullptr) sole_->Stop();
   }
 
  private:
   PostgresEngine() = default;
 
-  // The database's reachability or the instance lock changed: tell the
+  // The database's reachability changed: tell the
   // server when that changes whether writes may go on. Serialised, and
   // from the current state (calls may come in any order).
   void Changed() {
@@ -161,13 +176,15 @@ class PostgresEngine : public StorageEngine {
   }
 
   std::function<void(bool)> on_writable_;
-  std::unique_ptr<storage::postgres::SoleInstance> sole_;
+  std::string dsn_;
+  std::string password_;  // never logged
   std::unique_ptr<storage::postgres::Database> db_;
   std::unique_ptr<storage::postgres::Store> store_;
   std::unique_ptr<storage::postgres::LeaseStore> leases_;
   Mutex mu_;
   bool open_ ABSL_GUARDED_BY(mu_) = false;
   bool writable_ ABSL_GUARDED_BY(mu_) = true;
+  std::unique_ptr<storage::postgres::Listener> listener_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

@@ -54,8 +54,13 @@ constexpr absl::Duration kErrorRetry = absl::Seconds(1);
 // database's own probe, DatabaseOptions::writable_probe_every); receipts
 // refused meanwhile ask their sender to wait as long.
 constexpr absl::Duration kStorageRetry = absl::Seconds(2);
+// Changed reads a campaign at most this often: a campaign that is being
+// sent changes at every commit of outcomes, on every instance that listens.
+constexpr absl::Duration kChangeReadEvery = absl::Milliseconds(100);
 // A campaign's lease: this + its id.
 constexpr absl::string_view kCampaignLeasePrefix = "campaign:";
+// A rate-limited sender's lease: this + its snd_ id.
+constexpr absl::string_view kSenderLeasePrefix = "sender:";
 // How the pause_reason shown while a pump waits for storage starts.
 constexpr absl::string_view kStoragePause = "storage cannot write: ";
 
@@ -316,6 +321,15 @@ void Engine::Stop() {
       for (auto& fn : p->on_idle) refused.push_back(std::move(fn));
       p->on_idle.clear();
     }
+    // Cancellations left to finish: answered with what is stored (their
+    // queued recipients are skipped by the next owner of the lease).
+    for (auto& [id, f] : finishing_) {
+      for (Done<Campaign>& done : f.waiters) {
+        refused.push_back([done = std::move(done), c = f.cancelled](
+                              absl::Status) mutable { done(std::move(c)); });
+      }
+    }
+    finishing_.clear();
     auto quiet = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       for (const auto& [id, p] : pumps_) {
         p->Held(mu_);
@@ -329,8 +343,15 @@ void Engine::Stop() {
 }
 
 absl::Status Engine::Recover() {
-  absl::StatusOr<int> cancelling = store_->ResumeCancellations();
-  if (!cancelling.ok()) return cancelling.status();
+  absl::StatusOr<std::vector<Campaign>> cut_off = store_->CutOffCancellations();
+  if (!cut_off.ok()) return cut_off.status();
+  for (const Campaign& c : *cut_off) {
+    if (leases_ != nullptr) {
+      Apply(c);  // skipped under its lease (FinishCancellation)
+    } else {
+      store_->SkipCancelled(c.account_id, c.id, nullptr);
+    }
+  }
   absl::StatusOr<std::vector<Campaign>> live = store_->CampaignsInStatus(
       {CampaignStatus::kSending, CampaignStatus::kScheduled,
        CampaignStatus::kSent});
@@ -364,7 +385,33 @@ std::string CampaignLease(const std::string& id) {
   return absl::StrCat(kCampaignLeasePrefix, id);
 }
 
+std::string SenderLease(const std::string& sender_id) {
+  return absl::StrCat(kSenderLeasePrefix, sender_id);
+}
+
 void Engine::LeaseLost(const std::string& resource) {
+  if (absl::StartsWith(resource, kSenderLeasePrefix)) {
+    const std::string sender = resource.substr(kSenderLeasePrefix.size());
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    sender_leases_.erase(sender);
+    senders_.erase(sender);
+    std::vector<PumpPtr> pumps;
+    for (const auto& [id, p] : pumps_) {
+      p->Held(mu_);
+      if (p->campaign.sender_ref == sender && p->setup &&
+          p->setup->tier_rate > 0) {
+        pumps.push_back(p);
+      }
+    }
+    // Taken up again by SetUp (the adoption scan): this instance's, or the
+    // sender's new holder's.
+    for (const PumpPtr& p : pumps) {
+      Disown(p, absl::AbortedError(
+                    "the lease keeper reported the sender's lease lost"));
+    }
+    return;
+  }
   if (!absl::StartsWith(resource, kCampaignLeasePrefix)) return;
   const std::string id = resource.substr(kCampaignLeasePrefix.size());
   MutexLock lock(&mu_);
@@ -390,7 +437,52 @@ void Engine::ReleaseLease(const std::string& id) {
       logging::Warn("releasing a campaign's lease failed: it expires by itself",
                     {{"campaign_id", id}, {"error", s}});
     }
+    ReleaseUnusedSenders();
   });
+}
+
+bool Engine::SenderNeeded(const std::string& sender_id) {
+  for (const auto& [id, p] : pumps_) {
+    p->Held(mu_);
+    if (p->campaign.sender_ref != sender_id ||
+        p->campaign.status != CampaignStatus::kSending) {
+      continue;
+    }
+    // Not set up yet: its sender may be rate-limited.
+    if (!p->setup) {
+      if (p->phase == Pump::Phase::kSettingUp) return true;
+      continue;
+    }
+    if (p->setup->tier_rate > 0 && (p->phase == Pump::Phase::kSending ||
+                                    p->phase == Pump::Phase::kSettingUp ||
+                                    p->phase == Pump::Phase::kStorageWait)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Engine::ReleaseUnusedSenders() {
+  std::vector<std::string> unused;
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    for (auto it = sender_leases_.begin(); it != sender_leases_.end();) {
+      if (SenderNeeded(it->first)) {
+        ++it;
+        continue;
+      }
+      unused.push_back(it->first);
+      senders_.erase(it->first);
+      it = sender_leases_.erase(it);
+    }
+  }
+  for (const std::string& sender : unused) {
+    if (absl::Status s = leases_->Release(SenderLease(sender)); !s.ok()) {
+      logging::Warn("releasing a sender's lease failed: it expires by itself",
+                    {{"sender_id", sender}, {"error", s}});
+    }
+  }
 }
 
 void Engine::ScheduleAdoption() {
@@ -407,6 +499,10 @@ void Engine::Adopt() {
   absl::StatusOr<std::vector<Campaign>> live = store_->CampaignsInStatus(
       {CampaignStatus::kSending, CampaignStatus::kPaused,
        CampaignStatus::kScheduled, CampaignStatus::kSent});
+  // Cancelled (here or elsewhere) with queued recipients left to skip.
+  absl::StatusOr<std::vector<Campaign>> cut_off =
+      live.ok() ? store_->CutOffCancellations() : live.status();
+  if (!cut_off.ok()) live = cut_off.status();
   std::vector<Campaign> apply;
   std::vector<Campaign> sent;  // awaiting receipts, with no timeout here
   {
@@ -414,6 +510,14 @@ void Engine::Adopt() {
     if (stopped_) return;
     if (live.ok()) {
       std::set<std::string> seen;
+      for (const Campaign& c : *cut_off) {
+        // Skipped under its lease, by its owner once the outcomes of its
+        // messages out are recorded (or here, if it died).
+        seen.insert(c.id);
+        if (finishing_.count(c.id) == 0 && !AppliedSince(c.id, before)) {
+          apply.push_back(c);
+        }
+      }
       for (const Campaign& c : *live) {
         if (c.status == CampaignStatus::kSent) {
           // Sent elsewhere (or before this instance started): completed
@@ -448,19 +552,7 @@ void Engine::Adopt() {
           gone.push_back(p);
         }
       }
-      for (const PumpPtr& p : gone) {
-        // Sent, cancelled, failed or deleted elsewhere: nothing to send.
-        Disown(p, absl::FailedPreconditionError(
-                      "the campaign is no longer sending"));
-        p->Held(mu_);
-        auto it = pumps_.find(p->id);
-        if (it != pumps_.end() && it->second == p && p->in_flight == 0 &&
-            p->starting == 0 && p->unmarking == 0 && !p->OutcomesOwed() &&
-            p->on_idle.empty() && !AppliedSince(p->id, before)) {
-          pumps_.erase(it);
-          ReleaseLease(p->id);
-        }
-      }
+      for (const PumpPtr& p : gone) Forget(p, before);
     }
   }
   if (!live.ok()) {
@@ -486,14 +578,166 @@ void Engine::Adopt() {
     Publish(c);
   }
   {
-    // Later scans read after every generation up to here.
+    // Later scans read after every generation up to here (and so do
+    // Changed's reads, unless one began before).
     MutexLock lock(&mu_);
+    const uint64_t oldest = OldestRead(before);
     for (auto it = applied_.begin(); it != applied_.end();) {
-      it = it->second <= before ? applied_.erase(it) : std::next(it);
+      it = it->second <= oldest ? applied_.erase(it) : std::next(it);
     }
   }
   AwaitReceipts(sent);
+  ReleaseUnusedSenders();  // e.g. its campaigns paused, or taken elsewhere
   ScheduleAdoption();
+}
+
+uint64_t Engine::OldestRead(uint64_t scan_read_at) {
+  uint64_t oldest = scan_read_at;
+  for (const auto& [id, read] : changes_) {
+    oldest = std::min(oldest, read.read_at);
+  }
+  return oldest;
+}
+
+void Engine::Forget(const PumpPtr& p, uint64_t read_at) {
+  Disown(p, absl::FailedPreconditionError("the campaign is no longer sending"));
+  p->Held(mu_);
+  auto it = pumps_.find(p->id);
+  if (it != pumps_.end() && it->second == p && p->in_flight == 0 &&
+      p->starting == 0 && p->unmarking == 0 && !p->OutcomesOwed() &&
+      p->on_idle.empty() && !AppliedSince(p->id, read_at)) {
+    pumps_.erase(it);
+    ReleaseLease(p->id);
+  }
+}
+
+void Engine::Changed(const std::string& id) {
+  if (leases_ == nullptr) return;
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    auto [it, first] = changes_.try_emplace(id, ChangeRead{applies_, false});
+    if (!first) {
+      it->second.again = true;  // read once more after the current read
+      return;
+    }
+  }
+  // Off the caller's thread (the listener's): the read waits for storage.
+  timer_->At(timer_->Now(), [this, id] { ReadChanged(id); });
+}
+
+void Engine::Resync() {
+  if (leases_ == nullptr) return;
+  std::set<std::string> ids;
+  for (std::string& id : progress_.Watched()) ids.insert(std::move(id));
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;
+    for (const auto& [id, p] : pumps_) ids.insert(id);
+    for (const auto& [id, f] : finishing_) ids.insert(id);
+  }
+  for (const std::string& id : ids) Changed(id);
+}
+
+void Engine::ReadChanged(const std::string& id) {
+  uint64_t before;
+  const absl::Time began = timer_->Now();
+  {
+    MutexLock lock(&mu_);
+    auto it = changes_.find(id);
+    if (it == changes_.end()) return;
+    if (stopped_) {
+      changes_.erase(it);
+      return;
+    }
+    before = applies_;
+    it->second = ChangeRead{before, false};
+  }
+  const absl::StatusOr<Campaign> c = store_->CampaignById(id);
+  std::optional<Campaign> publish;
+  bool await = false;
+  {
+    MutexLock lock(&mu_);
+    if (!stopped_ && !AppliedSince(id, before)) {
+      FollowChange(id, c, before, &publish, &await);
+    } else if (!stopped_) {
+      // Applied here since this read began: the read may be older (a pause
+      // here must not be undone by an older "sending"), or newer (resumed
+      // elsewhere after it). Read once more: that read is of a state at
+      // least as new as the one applied.
+      auto it = changes_.find(id);
+      if (it != changes_.end()) it->second.again = true;
+    }
+  }
+  if (publish.has_value()) {
+    ShowUnstoredPause(&*publish);
+    progress_.PublishIfChanged(*publish, timer_->Now());
+  }
+  if (await) AwaitReceipts({*publish});
+  {
+    MutexLock lock(&mu_);
+    auto it = changes_.find(id);
+    if (it == changes_.end()) return;
+    if (stopped_ || !it->second.again) {
+      changes_.erase(it);
+      return;
+    }
+  }
+  // Changed again meanwhile: read once more (what was told meanwhile is
+  // coalesced into that read).
+  timer_->At(began + kChangeReadEvery, [this, id] { ReadChanged(id); });
+}
+
+void Engine::FollowChange(const std::string& id,
+                          const absl::StatusOr<Campaign>& c, uint64_t read_at,
+                          std::optional<Campaign>* publish, bool* await) {
+  auto pit = pumps_.find(id);
+  const PumpPtr p = pit == pumps_.end() ? nullptr : pit->second;
+  if (!c.ok()) {
+    if (c.status().code() == absl::StatusCode::kNotFound) {
+      if (p) Forget(p, read_at);  // deleted elsewhere
+      return;
+    }
+    // The adoption scan reads it again.
+    static logging::RateLimited limit(5, absl::Seconds(60));
+    int64_t suppressed = 0;
+    if (limit.Allow(&suppressed)) {
+      logging::Warn(
+          "reading a campaign changed elsewhere failed: followed at the next "
+          "adoption scan",
+          {{"campaign_id", id},
+           {"retry_in", options_.adopt_every},
+           {"error", c.status()},
+           {"suppressed", suppressed}});
+    }
+    return;
+  }
+  if (p) {
+    p->Held(mu_);
+    if (c->status != p->campaign.status) {
+      // Paused, resumed or cancelled elsewhere.
+      ApplyLocked(*c);
+      *publish = *c;
+    } else if (!Owns(*p)) {
+      *publish = *c;  // sent by another instance (or by none: paused)
+    }
+    return;
+  }
+  switch (c->status) {
+    case CampaignStatus::kSending:    // its SetUp tries the lease
+    case CampaignStatus::kScheduled:  // armed here too (one alarm starts it)
+      ApplyLocked(*c);
+      break;
+    case CampaignStatus::kSent:  // completed here if its owner dies
+      *await = receipt_timeouts_.count(id) == 0;
+      break;
+    default:
+      // Paused, or final: nothing to do here. A cancellation whose queued
+      // recipients are left to skip is finished by the instance that sent
+      // the campaign, or by the adoption scan once its lease is free.
+      break;
+  }
+  *publish = *c;
 }
 
 void Engine::Transition(const std::string& account_id, const std::string& id,
@@ -539,9 +783,15 @@ void Engine::ApplyLocked(const Campaign& c) {
     p->campaign.status = c.status;
     p->campaign.pause_reason = c.pause_reason;
   }
+  // Cancelled with queued recipients left: they are skipped under the
+  // lease first (FinishCancellation).
+  const bool cut_off = leases_ != nullptr &&
+                       c.status == CampaignStatus::kCancelled &&
+                       c.stats.queued > 0;
   if (c.status != CampaignStatus::kSending &&
       c.status != CampaignStatus::kPaused &&
-      c.status != CampaignStatus::kScheduled && leases_ != nullptr) {
+      c.status != CampaignStatus::kScheduled && leases_ != nullptr &&
+      !cut_off) {
     // Its sending ended for good (sent, or final).
     ReleaseLease(c.id);
   }
@@ -572,8 +822,16 @@ void Engine::ApplyLocked(const Campaign& c) {
       if (p) {
         p->Held(mu_);
         HaltAndRelease(p);
-        // A cancel waiting for in-flight outcomes keeps the pump until then.
-        if (p->on_idle.empty()) pumps_.erase(c.id);
+      }
+      if (cut_off) FinishCancellation(c);
+      if (p) {
+        p->Held(mu_);
+        // A cancel waiting for in-flight outcomes keeps the pump until then
+        // (and the lock may have been dropped: only this pump goes).
+        auto at = pumps_.find(c.id);
+        if (at != pumps_.end() && at->second == p && p->on_idle.empty()) {
+          pumps_.erase(at);
+        }
       }
       return;
   }
@@ -634,7 +892,12 @@ bool Engine::Owns(const Pump& p) {
   if (leases_ == nullptr) return true;
   if (!p.lease.has_value()) return false;
   const std::optional<Lease> held = leases_->Held(p.lease->resource);
-  return held.has_value() && held->epoch == p.lease->epoch;
+  if (!held.has_value() || held->epoch != p.lease->epoch) return false;
+  if (!p.setup || p.setup->tier_rate <= 0) return true;
+  auto it = sender_leases_.find(p.campaign.sender_ref);
+  if (it == sender_leases_.end()) return false;
+  const std::optional<Lease> sender = leases_->Held(it->second.resource);
+  return sender.has_value() && sender->epoch == it->second.epoch;
 }
 
 void Engine::Disown(const PumpPtr& p, const absl::Status& why) {
@@ -822,6 +1085,60 @@ void Engine::Resume(const std::string& account_id, const std::string& id,
 
 void Engine::Cancel(const std::string& account_id, const std::string& id,
                     Done<Campaign> done) {
+  if (leases_ != nullptr) {
+    bool owned;
+    {
+      MutexLock lock(&mu_);
+      auto it = pumps_.find(id);
+      owned = it != pumps_.end() && Owns(*it->second);
+    }
+    if (!owned) {
+      // Off the caller's thread: Acquire waits for the database.
+      timer_->At(timer_->Now(),
+                 [this, account_id, id, done = std::move(done)]() mutable {
+                   absl::StatusOr<std::optional<Lease>> lease =
+                       leases_->Acquire(CampaignLease(id));
+                   if (lease.ok() && lease->has_value()) {
+                     // Nobody else sends it: cancelled as on one instance.
+                     CancelHere(account_id, id, std::move(done));
+                     return;
+                   }
+                   // Another live instance sends it (or the database cannot
+                   // say): stored now; its queued recipients are skipped under
+                   // the lease once that instance's messages out are recorded
+                   // (FinishCancellation, started by Apply).
+                   CancelElsewhere(account_id, id, std::move(done));
+                 });
+      return;
+    }
+  }
+  CancelHere(account_id, id, std::move(done));
+}
+
+void Engine::CancelElsewhere(const std::string& account_id,
+                             const std::string& id, Done<Campaign> done) {
+  LifecycleChange change;
+  change.event = CampaignEvent::kCancel;
+  change.now = timer_->Now();
+  change.skip_queued = false;
+  Transition(
+      account_id, id, std::move(change),
+      [this, id, done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
+        if (c.ok() && c->stats.queued > 0) {
+          MutexLock lock(&mu_);
+          auto f = finishing_.find(id);
+          if (f != finishing_.end()) {
+            // This instance skips them after all: answered then.
+            f->second.waiters.push_back(std::move(done));
+            return;
+          }
+        }
+        done(std::move(c));
+      });
+}
+
+void Engine::CancelHere(const std::string& account_id, const std::string& id,
+                        Done<Campaign> done) {
   auto cancel = [this, account_id, id,
                  done = std::move(done)](absl::Status go) mutable {
     if (!go.ok()) {
@@ -831,8 +1148,15 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
     LifecycleChange change;
     change.event = CampaignEvent::kCancel;
     change.now = timer_->Now();
+    // The lease may have been lost while messages out were awaited: then
+    // its next holder skips the queued recipients (FinishCancellation).
+    change.skip_queued =
+        leases_ == nullptr || leases_->Held(CampaignLease(id)).has_value();
     Transition(account_id, id, std::move(change),
                [this, id, done = std::move(done)](absl::StatusOr<Campaign> c) {
+                 // A refused cancel keeps no lease taken for it (a pump
+                 // that sends the campaign keeps its own).
+                 if (!c.ok() && leases_ != nullptr) ReleaseLease(id);
                  ReleasableMutexLock lock(&mu_);
                  auto it = pumps_.find(id);
                  if (it != pumps_.end()) {
@@ -871,6 +1195,84 @@ void Engine::Cancel(const std::string& account_id, const std::string& id,
     }
   }
   cancel(std::move(go));
+}
+
+void Engine::FinishCancellation(const Campaign& c) {
+  if (stopped_ || !finishing_.emplace(c.id, Finishing{c, {}}).second) return;
+  auto skip = [this, account_id = c.account_id, id = c.id] {
+    timer_->At(timer_->Now(),
+               [this, account_id, id] { SkipCancelledHere(account_id, id); });
+  };
+  auto it = pumps_.find(c.id);
+  if (it != pumps_.end()) {
+    const PumpPtr& p = it->second;
+    p->Held(mu_);
+    if (p->in_flight > 0 || p->starting > 0) {
+      // Its messages out keep their real outcome: skip once recorded.
+      p->on_idle.push_back([this, id = c.id, skip](absl::Status go) {
+        if (go.ok()) {
+          skip();
+        } else {
+          EndCancellation(id, go);
+        }
+      });
+      return;
+    }
+  }
+  skip();
+}
+
+void Engine::SkipCancelledHere(const std::string& account_id,
+                               const std::string& id) {
+  {
+    MutexLock lock(&mu_);
+    if (stopped_) return;  // Stop answered its cancels
+  }
+  absl::StatusOr<std::optional<Lease>> lease =
+      leases_->Acquire(CampaignLease(id));
+  if (!lease.ok() || !lease->has_value()) {
+    if (!lease.ok()) {
+      logging::Warn(
+          "finishing a cancellation: the campaign's lease cannot be read; "
+          "tried again at the next scan",
+          {{"campaign_id", id}, {"error", lease.status()}});
+    }
+    // Else another live instance holds it, and skips them itself.
+    EndCancellation(id, absl::UnavailableError("not skipped here"));
+    return;
+  }
+  store_->SkipCancelled(account_id, id, [this, id](absl::StatusOr<Campaign> c) {
+    if (c.ok()) {
+      Apply(*c);  // publishes it, and gives the lease up
+      // A counter above the rows (logged by the store) ends it too.
+      if (c->stats.queued > 0) ReleaseLease(id);
+    } else if (c.status().code() == absl::StatusCode::kNotFound) {
+      ReleaseLease(id);
+    } else {
+      // The lease is kept: the store skips the rest once writes succeed,
+      // and the next scan here tries too.
+      logging::Error(
+          "skipping a cancelled campaign's queued recipients failed: "
+          "the rest are skipped once writes succeed",
+          {{"campaign_id", id}, {"error", c.status()}});
+    }
+    EndCancellation(id, std::move(c));
+  });
+}
+
+void Engine::EndCancellation(const std::string& id,
+                             absl::StatusOr<Campaign> skipped) {
+  Finishing f;
+  {
+    MutexLock lock(&mu_);
+    auto it = finishing_.find(id);
+    if (it == finishing_.end()) return;
+    f = std::move(it->second);
+    finishing_.erase(it);
+  }
+  for (Done<Campaign>& done : f.waiters) {
+    done(skipped.ok() ? *skipped : f.cancelled);
+  }
 }
 
 void Engine::RetryFailed(const std::string& account_id, const std::string& id,
@@ -1015,6 +1417,9 @@ int64_t Engine::TakePermits(Pump& p, absl::Time now, absl::Time* ready_at) {
   p.Held(mu_);
   const int64_t rate = RateOf(p.campaign, p.setup->tier_rate);
   if (rate <= 0) return p.campaign.batch_size;
+  // With leases, a new bucket starts empty: until its lease was held here,
+  // another instance may have sent under the same limit (engine.h).
+  const bool handed_over = leases_ != nullptr;
   TokenBucket* sender = nullptr;
   if (p.setup->tier_rate > 0) {
     const int64_t tier = p.setup->tier_rate;
@@ -1025,6 +1430,7 @@ int64_t Engine::TakePermits(Pump& p, absl::Time now, absl::Time* ready_at) {
                         TokenBucket(static_cast<double>(tier),
                                     TokenBucket::CapacityFor(tier), now))
                .first;
+      if (handed_over) it->second.Drain(now);
     }
     sender = &it->second;
   }
@@ -1032,8 +1438,10 @@ int64_t Engine::TakePermits(Pump& p, absl::Time now, absl::Time* ready_at) {
   if (p.campaign.rate_limit_per_second > 0) {
     const int64_t r = p.campaign.rate_limit_per_second;
     if (!p.own_bucket || p.own_bucket->rate() != static_cast<double>(r)) {
+      const bool first = !p.own_bucket;
       p.own_bucket.emplace(static_cast<double>(r), TokenBucket::CapacityFor(r),
                            now);
+      if (first && handed_over) p.own_bucket->Drain(now);
     }
     own = &*p.own_bucket;
   }
@@ -1094,18 +1502,45 @@ void Engine::SetUp(const PumpPtr& p) {
     return;
   }
   const bool look_up = !p->setup;
+  // Set up before: its sender's tier is known, and its lease is taken
+  // first (when another instance holds it, the campaign is left alone).
+  const int64_t known_tier = look_up ? 0 : p->setup->tier_rate;
   p->Unlock(mu_);
+  // With a rate-limited sender: its lease (none needed: ok, nullopt).
+  absl::StatusOr<std::optional<Lease>> sender_lease = std::optional<Lease>();
+  bool sender_refused = false;  // another live instance holds it
+  int64_t tier = known_tier;
+  auto take_sender = [&] {
+    sender_lease = leases_->Acquire(SenderLease(c.sender_ref));
+    sender_refused = sender_lease.ok() && !sender_lease->has_value();
+  };
+  if (leases_ != nullptr && known_tier > 0) take_sender();
   absl::StatusOr<std::optional<Lease>> lease = std::optional<Lease>();
-  if (acquire) lease = leases_->Acquire(CampaignLease(c.id));
-  const bool ours = lease.ok() && (!acquire || lease->has_value());
+  if (acquire && sender_lease.ok() && !sender_refused) {
+    lease = leases_->Acquire(CampaignLease(c.id));
+  }
+  bool ours = lease.ok() && (!acquire || lease->has_value());
   // Read only when needed (set up before: not read again).
   absl::StatusOr<Sender> sender = absl::UnknownError("not read");
   absl::StatusOr<MessageContent> text = absl::UnknownError("not read");
   Provider* provider = nullptr;
-  if (ours && look_up) {
+  if (ours && look_up && !sender_refused) {
     sender = store_->SenderOf(c);
     text = sender.ok() ? store_->MessageContentOf(c) : sender.status();
     provider = sender.ok() ? providers_(sender->provider) : nullptr;
+    if (sender.ok()) tier = TierRatePerSecond(sender->tier);
+    if (leases_ != nullptr && tier > 0) take_sender();
+  }
+  if (sender_refused) ours = false;
+  if (acquire && sender_refused &&
+      leases_->Held(CampaignLease(c.id)).has_value()) {
+    // Left to the sender's holder, which takes it over at its next scan
+    // (nothing of it is out: see above). Held from now, or from before its
+    // sender's lease went elsewhere.
+    if (absl::Status s = leases_->Release(CampaignLease(c.id)); !s.ok()) {
+      logging::Warn("releasing a campaign's lease failed: it expires by itself",
+                    {{"campaign_id", c.id}, {"error", s}});
+    }
   }
   p->Lock(mu_);
   if (ours && acquire) {
@@ -1114,23 +1549,49 @@ void Engine::SetUp(const PumpPtr& p) {
     // the lease was lost is in `ready` again, and would go out beside its
     // recipients leased anew (nothing is in flight, so nothing else is).
     p->ForgetLeased();
+    // Its messages may have gone out from another instance until now: a
+    // new bucket (empty, TakePermits).
+    p->own_bucket.reset();
+  }
+  if (sender_lease.ok() && sender_lease->has_value()) {
+    const Lease& held = **sender_lease;
+    auto [it, added] = sender_leases_.try_emplace(c.sender_ref, held);
+    if (added || it->second.epoch != held.epoch) {
+      // Newly held here: the sender's last holder may have sent a chunk
+      // just now. A new bucket (empty, TakePermits).
+      it->second = held;
+      senders_.erase(c.sender_ref);
+    }
   }
   if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile
-  if (!lease.ok()) {
+  if (!lease.ok() || !sender_lease.ok()) {
+    const bool of_sender = !sender_lease.ok();
     static logging::RateLimited limit(10, absl::Seconds(10));
     int64_t suppressed = 0;
     if (limit.Allow(&suppressed)) {
-      logging::Error("acquiring a campaign's lease failed",
-                     {{"campaign_id", c.id},
-                      {"retry_in", kErrorRetry},
-                      {"error", lease.status()},
-                      {"suppressed", suppressed}});
+      logging::Error(
+          of_sender ? "acquiring a sender's lease failed"
+                    : "acquiring a campaign's lease failed",
+          {{"campaign_id", c.id},
+           {"sender_id", c.sender_ref},
+           {"retry_in", kErrorRetry},
+           {"error", of_sender ? sender_lease.status() : lease.status()},
+           {"suppressed", suppressed}});
     }
     ScheduleStep(p, timer_->Now() + kErrorRetry);
     return;
   }
-  if (!ours) {
-    // Another live instance sends it; the adoption scan tries again.
+  if (sender_refused && p->lease.has_value()) {
+    // Set up and holding the campaign's lease (resumed): the next scan's
+    // SetUp (acquiring) gives that up once nothing of it is out.
+    Disown(p, absl::FailedPreconditionError(
+                  "another instance holds the sender's lease, and sends its "
+                  "campaigns"));
+    return;
+  }
+  if (!ours || sender_refused) {
+    // Another live instance sends it (or the sender's campaigns); the
+    // adoption scan tries again.
     p->phase = Pump::Phase::kUnowned;
     return;
   }
@@ -1199,7 +1660,8 @@ void Engine::Dispatch(const PumpPtr& p) {
     if (!Owns(*p)) {
       // Not renewed in time: another instance may take it over now.
       Disown(p, absl::DeadlineExceededError(
-                    "the campaign's lease was not renewed in time"));
+                    "the campaign's (or its sender's) lease was not renewed "
+                    "in time"));
       return;
     }
     // Batches whose durable mark committed go out first, in order.
@@ -1208,7 +1670,8 @@ void Engine::Dispatch(const PumpPtr& p) {
       if (!Owns(*p)) {
         // A call can block (a full window): checked before each.
         Disown(p, absl::DeadlineExceededError(
-                      "the campaign's lease was not renewed in time"));
+                      "the campaign's (or its sender's) lease was not "
+                      "renewed in time"));
         return;
       }
       std::vector<Item> batch = std::move(p->marked.front());

@@ -54,6 +54,34 @@
 // and arms schedules made there. A campaign that leaves sending for good
 // gives its lease up.
 //
+// A sender's tier holds across instances: a campaign of a rate-limited
+// sender is sent only by the instance that also holds the lease
+// "sender:<snd_id>", so one token bucket paces all the sender's messages
+// wherever they were started. A pump whose sender's lease another live
+// instance holds gives its campaign's lease up, and that instance takes the
+// campaign over at its next adoption scan. A bucket starts empty whenever
+// the sender's lease is newly held here (its last holder may have sent a
+// chunk just before), so the chunks of both stay capacity / rate apart and
+// no one-second window sees more than the tier. The lease is given up once
+// no campaign of the sender is sent here.
+//
+// A cancel on an instance when another live instance holds the campaign's
+// lease stores the cancellation at once; the queued recipients are skipped
+// under the lease, by its holder once the outcomes of its messages out are
+// recorded (so that those keep their real outcome), or by any instance once
+// the lease is free (FinishCancellation). It is answered with the stored
+// cancellation (queued recipients still counted until the holder has
+// skipped them). Pause and cancel made that way are not exact: the holder
+// stops when it is told of the change (Changed), at its next lease of
+// recipients or at its adoption scan, whichever comes first, and may hand
+// over up to one chunk it had leased before.
+//
+// Changes made on other instances reach this one through Changed (the
+// database's notifications, StorageEngine::Subscribe): the campaign is read
+// again and followed as the adoption scan would, at once, and published to
+// this instance's watchers, so WatchCampaign here follows a campaign another
+// instance sends, to its final state.
+//
 // Thread-safe.
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 #define CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
@@ -119,6 +147,9 @@ struct EngineOptions {
 
 // The lease under which campaign `id` is sent.
 std::string CampaignLease(const std::string& id);
+// The lease under which the campaigns of a rate-limited sender (its tier)
+// are sent, by its snd_ id.
+std::string SenderLease(const std::string& sender_id);
 
 // The provider that sends for a sender's `provider` name; null if none.
 using ProviderLookup = std::function<Provider*(const std::string& provider)>;
@@ -136,7 +167,8 @@ class Engine {
   absl::Status Recover();
 
   // The keeper's on_lost: the work of `resource` stops here (a campaign's
-  // pump sends nothing more until it holds the lease again). Any thread.
+  // pump sends nothing more until it holds the lease again; a sender's, no
+  // pump of its campaigns does). Any thread.
   void LeaseLost(const std::string& resource) ABSL_LOCKS_EXCLUDED(mu_);
 
   // StartCampaign / ConfirmCampaign (`send_at`: the new schedule).
@@ -147,7 +179,8 @@ class Engine {
   void Resume(const std::string& account_id, const std::string& id,
               Done<Campaign> done);
   // Stops the pump, lets messages already with the provider be recorded,
-  // then cancels (queued recipients become skipped).
+  // then cancels (queued recipients become skipped). With leases, see the
+  // class comment.
   void Cancel(const std::string& account_id, const std::string& id,
               Done<Campaign> done);
   void RetryFailed(const std::string& account_id, const std::string& id,
@@ -172,6 +205,22 @@ class Engine {
   // A campaign created (perhaps started) or updated (e.g. a new
   // schedule_at) outside the engine: pumps and timers follow it.
   void Updated(const Campaign& c) { Apply(c); }
+
+  // With leases: campaign `id` changed in storage, perhaps on another
+  // instance. It is read again (off the caller's thread) and followed: a
+  // status this instance's pump does not have yet is applied (a pause,
+  // resume or cancel made elsewhere stops or restarts the pump at once; a
+  // start or schedule made elsewhere is taken up), and the campaign is
+  // published to watchers here unless this instance sends it (it publishes
+  // its own progress). One read per campaign at a time, and at most one
+  // every 100 ms: calls meanwhile make one more read after it, so the last
+  // read is of the last change.
+  // Without leases it does nothing. Any thread; never blocks.
+  void Changed(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // With leases: changes may have been missed (the notifications' listener
+  // connected again): every campaign with a pump, a cancellation being
+  // finished or a watcher here is read again (Changed).
+  void Resync() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Told by the database when its writes start failing or succeed again
   // (DatabaseOptions::on_writable): pumps waiting for storage try again at
@@ -225,8 +274,16 @@ class Engine {
   // Sets a pump that may send to work now: sending when it is set up (and,
   // with leases, holds its lease), else setting up.
   void GoOn(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // With leases: whether `p` holds its campaign's lease now.
+  // With leases: whether `p` holds its campaign's lease now (and its
+  // sender's, for a rate-limited sender).
   bool Owns(const Pump& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a pump of sender `sender_id` here needs its sender's lease: it
+  // is sending or setting up, with a rate-limited sender.
+  bool SenderNeeded(const std::string& sender_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives up (off the lock) the sender leases no pump here needs, so that
+  // another instance may send that sender's campaigns.
+  void ReleaseUnusedSenders() ABSL_LOCKS_EXCLUDED(mu_);
   // `p` lost its lease (or its campaign stopped sending elsewhere): halted
   // as HaltAndRelease, kUnowned, and what it leased is forgotten (the next
   // owner may send it); calls out keep their real outcome. May drop the
@@ -236,6 +293,24 @@ class Engine {
   // Gives up the lease of campaign `id` (its sending ended here), off the
   // caller's thread.
   void ReleaseLease(const std::string& id);
+  // Changed's read of campaign `id`; another one follows (kChangeReadEvery
+  // after this one began) if one was asked for meanwhile.
+  void ReadChanged(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Follows `c`, campaign `id` as read from generation `read_at` on (its
+  // error: NOT_FOUND when deleted); sets `*publish` to what watchers here
+  // should see, and `*await` when its receipts are awaited here now.
+  void FollowChange(const std::string& id, const absl::StatusOr<Campaign>& c,
+                    uint64_t read_at, std::optional<Campaign>* publish,
+                    bool* await) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Campaign `p` sends, read from generation `read_at` on, is no longer
+  // sending (sent, cancelled, failed or deleted elsewhere): `p` sends
+  // nothing more and, once nothing of it is out, goes with its lease. May
+  // drop the lock meanwhile; returns with it held.
+  void Forget(const PumpPtr& p, uint64_t read_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The generation up to which applied_ may be forgotten: no read of a
+  // campaign that is still to be followed began before it.
+  uint64_t OldestRead(uint64_t scan_read_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The adoption scan (EngineOptions::adopt_every) and its next run.
   void Adopt() ABSL_LOCKS_EXCLUDED(mu_);
   void ScheduleAdoption();
@@ -329,6 +404,24 @@ class Engine {
   void AfterReceipts(const std::string& account_id, const std::string& provider,
                      absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // With leases, a cancel when another instance holds the campaign's lease
+  // (or the database cannot say): stored with skip_queued false.
+  void CancelElsewhere(const std::string& account_id, const std::string& id,
+                       Done<Campaign> done) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancel on the instance that sends the campaign (or on the only one).
+  void CancelHere(const std::string& account_id, const std::string& id,
+                  Done<Campaign> done) ABSL_LOCKS_EXCLUDED(mu_);
+  // With leases: cancelled campaign `c` still counts queued recipients.
+  // They are skipped under its lease, once this instance's messages of it
+  // out are recorded (SkipCancelledHere), unless another live instance
+  // holds the lease (it does so itself). One at a time per campaign.
+  void FinishCancellation(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SkipCancelledHere(const std::string& account_id, const std::string& id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends campaign `id`'s FinishCancellation: its waiting cancels are
+  // answered with `skipped`, or else with the stored cancellation.
+  void EndCancellation(const std::string& id, absl::StatusOr<Campaign> skipped)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Runs a store transition and Apply()s its result before `done`.
   void Transition(const std::string& account_id, const std::string& id,
                   LifecycleChange change, Done<Campaign> done);
@@ -371,16 +464,35 @@ class Engine {
   std::map<std::string, PumpPtr> pumps_ ABSL_GUARDED_BY(mu_);  // by id
   // Sender buckets by the sender's snd_ id.
   std::map<std::string, TokenBucket> senders_ ABSL_GUARDED_BY(mu_);
+  // With leases: the sender leases held here, by snd_ id (Owns compares
+  // their epochs with the keeper's).
+  std::map<std::string, Lease> sender_leases_ ABSL_GUARDED_BY(mu_);
   // Schedule alarms armed, by campaign id: when (one alarm per schedule,
   // however often the adoption scan sees it).
   std::map<std::string, absl::Time> schedules_ ABSL_GUARDED_BY(mu_);
   // Receipt timeouts armed, by campaign id: when.
   std::map<std::string, absl::Time> receipt_timeouts_ ABSL_GUARDED_BY(mu_);
   // With leases: Apply()s so far, and the last one's by campaign id (kept
-  // until the adoption scan that began after it ends), so that a state the
-  // scan read before an Apply does not set the campaign back.
+  // until no read that began before it is in progress: the adoption scan's,
+  // Changed's), so that a state read before an Apply does not set the
+  // campaign back.
   uint64_t applies_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, uint64_t> applied_ ABSL_GUARDED_BY(mu_);
+  // With leases: Changed's reads asked for, by campaign id: the generation
+  // (applies_) when the current (or last) read began, and whether another
+  // is asked for.
+  struct ChangeRead {
+    uint64_t read_at = 0;
+    bool again = false;
+  };
+  std::map<std::string, ChangeRead> changes_ ABSL_GUARDED_BY(mu_);
+  // With leases: FinishCancellation in progress, by campaign id: the stored
+  // cancellation, and cancels waiting for its end.
+  struct Finishing {
+    Campaign cancelled;
+    std::vector<Done<Campaign>> waiters;
+  };
+  std::map<std::string, Finishing> finishing_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace campaigns::dispatch

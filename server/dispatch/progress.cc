@@ -71,6 +71,26 @@ void ProgressHub::PublishIfNew(const Campaign& c, absl::Time now) {
   if (!e.published) PublishLocked(e, c, now);
 }
 
+void ProgressHub::PublishIfChanged(const Campaign& c, absl::Time now) {
+  {
+    MutexLock lock(&mu_);
+    auto it = entries_.find(c.id);
+    if (it != entries_.end() && it->second.published) {
+      const Progress& p = it->second.latest;
+      const CampaignStats& a = p.stats;
+      const CampaignStats& b = c.stats;
+      if (p.status == c.status && a.total == b.total && a.queued == b.queued &&
+          a.sent == b.sent && a.delivered == b.delivered && a.read == b.read &&
+          a.failed == b.failed && a.skipped == b.skipped &&
+          p.pause_reason == c.pause_reason &&
+          p.failure_reason == c.failure_reason) {
+        return;
+      }
+    }
+  }
+  Publish(c, now);
+}
+
 std::optional<Progress> ProgressHub::Latest(const std::string& campaign_id) {
   MutexLock lock(&mu_);
   auto it = entries_.find(campaign_id);
@@ -102,6 +122,15 @@ void ProgressHub::Unsubscribe(const std::string& campaign_id,
 size_t ProgressHub::campaigns() const {
   MutexLock lock(&mu_);
   return entries_.size();
+}
+
+std::vector<std::string> ProgressHub::Watched() const {
+  MutexLock lock(&mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, e] : entries_) {
+    if (!e.watchers.empty()) ids.push_back(id);
+  }
+  return ids;
 }
 
 }  // namespace campaigns::dispatch

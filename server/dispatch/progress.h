@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
@@ -49,6 +50,9 @@ class ProgressHub {
   void Publish(const Campaign& c, absl::Time now);
   // Publishes `c` only if nothing was published for it yet.
   void PublishIfNew(const Campaign& c, absl::Time now);
+  // Publishes `c` unless what was published last shows the same (status,
+  // counters, reasons): a re-read of an unchanged campaign wakes nobody.
+  void PublishIfChanged(const Campaign& c, absl::Time now);
 
   std::optional<Progress> Latest(const std::string& campaign_id);
 
@@ -60,6 +64,8 @@ class ProgressHub {
   // Campaigns with state kept: those watched, and those sending (tests:
   // memory stays bounded).
   size_t campaigns() const;
+  // The campaigns someone watches now.
+  std::vector<std::string> Watched() const;
 
  private:
   struct Entry {

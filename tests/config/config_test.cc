@@ -103,6 +103,7 @@ tls_cert = "/etc/campaignd/cert.pem"
 tls_key = "/etc/campaignd/key.pem"
 shutdown_timeout = "500ms"
 receipt_timeout = 90
+lease_ttl = "4s"
 max_attempts = 7
 error_threshold = 0.25
 key_rate = 50
@@ -126,6 +127,7 @@ db_password = "file:/run/secrets/tg"
   EXPECT_EQ(s.tls_key, "/etc/campaignd/key.pem");
   EXPECT_EQ(s.shutdown_timeout, absl::Milliseconds(500));
   EXPECT_EQ(s.receipt_timeout, absl::Seconds(90));
+  EXPECT_EQ(s.lease_ttl, absl::Seconds(4));
   EXPECT_EQ(s.max_attempts, 7);
   EXPECT_DOUBLE_EQ(s.error_threshold, 0.25);
   EXPECT_DOUBLE_EQ(s.key_rate, 50);
@@ -333,6 +335,8 @@ TEST(ConfigTest, ErrorsNameKeyAndLine) {
        "campaignd.toml:1: shutdown_timeout: expected a duration like \"10s\""},
       {"negative duration", "receipt_timeout = -5\n",
        "campaignd.toml:1: receipt_timeout: expected a duration"},
+      {"lease ttl too short", "lease_ttl = \"500ms\"\n",
+       "campaignd.toml:1: lease_ttl: expected a duration from 2s to 5m"},
       {"bool", "sync_full = \"yes\"\n",
        "campaignd.toml:1: sync_full: expected true or false"},
       {"db with an unknown scheme", "db = \"mysql://u:pw@h/db\"\n",

@@ -133,8 +133,15 @@ class FaultyStore : public DispatchStore {
       const std::vector<CampaignStatus>& statuses) override {
     return real_->CampaignsInStatus(statuses);
   }
-  absl::StatusOr<int> ResumeCancellations() override {
-    return real_->ResumeCancellations();
+  absl::StatusOr<Campaign> CampaignById(const std::string& id) override {
+    return real_->CampaignById(id);
+  }
+  absl::StatusOr<std::vector<Campaign>> CutOffCancellations() override {
+    return real_->CutOffCancellations();
+  }
+  void SkipCancelled(const std::string& account_id, const std::string& id,
+                     Done<Campaign> done) override {
+    real_->SkipCancelled(account_id, id, std::move(done));
   }
   absl::StatusOr<MessageContent> MessageContentOf(const Campaign& c) override {
     return real_->MessageContentOf(c);

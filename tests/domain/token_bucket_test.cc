@@ -62,5 +62,16 @@ TEST(TokenBucketTest, TakeChunkNeedsAFullBucket) {
   EXPECT_TRUE(b.TakeChunk(kT0 + absl::Milliseconds(100)));
 }
 
+// A bucket handed over from another sender that took its last chunk at
+// `now`: its first chunk is a chunk's time later, never at once.
+TEST(TokenBucketTest, ADrainedBucketWaitsAChunksTime) {
+  TokenBucket b(10, 1, kT0);
+  b.Drain(kT0 + absl::Seconds(5));  // full since long before: emptied
+  EXPECT_FALSE(b.TakeChunk(kT0 + absl::Seconds(5)));
+  EXPECT_EQ(b.ChunkReadyAt(kT0 + absl::Seconds(5)),
+            kT0 + absl::Seconds(5) + absl::Milliseconds(100));
+  EXPECT_TRUE(b.TakeChunk(kT0 + absl::Seconds(5) + absl::Milliseconds(100)));
+}
+
 }  // namespace
 }  // namespace campaigns

@@ -4,8 +4,11 @@
 // paging.
 
 #include <future>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "server/domain/import_rows.h"
@@ -357,18 +360,26 @@ TEST_F(ImportTest, RowWithWrongFieldCountIsReportedTheRestImported) {
 }
 
 TEST_F(ImportTest, OnlyDraftScheduledAndPausedCampaignsTakeImports) {
-  // The engine that moves campaigns on is later work: set the status in
-  // the database, as the engine would.
+  // Set the status in the database, as the engine would. The engine hears
+  // of the change (on PostgreSQL, at once) and may move such a campaign,
+  // which has no recipient, on: sending to sent, sent to completed. Either
+  // way the import is refused, naming the status it met.
   auto set_status = [this](const std::string& id, const char* status) {
     ASSERT_EQ(ExecSql(absl::StrCat("UPDATE campaigns SET status = '", status,
                                    "' WHERE id = '", id, "'")),
               1);
+  };
+  auto later = [](const std::string& status) -> std::vector<std::string> {
+    if (status == "sending") return {"sending", "sent", "completed"};
+    if (status == "sent") return {"sent", "completed"};
+    return {status};
   };
   for (const char* status : {"sending", "sent", "completed", "cancelled",
                              "failed", "scheduled", "paused"}) {
     SCOPED_TRACE(status);
     const std::string campaign = NewCampaign(kAdminKey);
     set_status(campaign, status);
+    const int64_t total = Get(campaign).stats().total();
     v1::ImportRecipientsResponse out;
     ErrorDetails d =
         Details(ImportCsv("phone\n+12025550143\n", 100, &out, campaign));
@@ -380,8 +391,13 @@ TEST_F(ImportTest, OnlyDraftScheduledAndPausedCampaignsTakeImports) {
     } else {
       EXPECT_EQ(d.code, grpc::StatusCode::FAILED_PRECONDITION) << d.message;
       EXPECT_EQ(d.reason, "ILLEGAL_TRANSITION");
-      EXPECT_THAT(d.message, ::testing::HasSubstr(status));
-      EXPECT_EQ(Get(campaign).stats().total(), 0);
+      bool named = false;
+      for (const std::string& s : later(status)) {
+        named =
+            named || absl::StrContains(d.message, absl::StrCat(" is ", s, ";"));
+      }
+      EXPECT_TRUE(named) << d.message;
+      EXPECT_EQ(Get(campaign).stats().total(), total);
     }
   }
 }
