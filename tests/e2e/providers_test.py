@@ -76,7 +76,9 @@ class FakeVendors(http.server.ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), VendorHandler)
         self.lock = threading.Lock()
-        self.requests = []   # dicts: vendor, body, webhook_id, epoch, held
+        # dicts: vendor, body, webhook_id, epoch, held, at (arrival,
+        # time.monotonic())
+        self.requests = []
         self.problems = []
         self.counter = 0
         self.hold_vendor = None
@@ -115,7 +117,8 @@ class FakeVendors(http.server.ThreadingHTTPServer):
                                if r["vendor"] == vendor)
                 held = seen >= self.hold_after
             entry = {"vendor": vendor, "body": body, "webhook_id": webhook_id,
-                     "epoch": self.epoch, "held": held, "answer_id": None}
+                     "epoch": self.epoch, "held": held, "answer_id": None,
+                     "at": time.monotonic()}
             self.requests.append(entry)
             if problem:
                 self.problems.append("%s: %s" % (vendor, problem))
