@@ -30,6 +30,12 @@
 // then on with /metrics scraped every 100 ms, alternating --rounds times;
 // the on/off ratio of the rates.
 //
+// Instances (--instances K, with --pg or --pg-dsn): the same N recipients
+// in K campaigns sent by one campaignd, then by K campaignd on one database
+// (campaign i started on instance i), alternating --rounds times; each
+// run's rate, each instance's CPU and the machine's busy cores, and the
+// ratio of the best rates.
+//
 // Run by hand, not in CI.
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -671,6 +677,123 @@ int Accuracy(const std::string& binary, const std::string& work, int seconds) {
   return 0;
 }
 
+// Busy and total CPU time of the whole machine so far (/proc/stat's first
+// line), in seconds: what campaignd, PostgreSQL and this process used.
+struct BoxCpu {
+  double busy = 0;
+  double total = 0;
+};
+BoxCpu ReadBoxCpu() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  BoxCpu t;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  // user nice system idle iowait irq softirq steal
+  for (int i = 0; i < 8; ++i) {
+    int64_t v = 0;
+    if (!(in >> v)) break;
+    t.total += static_cast<double>(v) / tick;
+    if (i != 3 && i != 4) t.busy += static_cast<double>(v) / tick;
+  }
+  return t;
+}
+
+// One dispatch of `n` recipients split over `campaign_count` campaigns, each on
+// its own unlimited sender, by `instances` campaignd processes on one fresh
+// PostgreSQL database: campaign i is imported into and started on instance
+// i % instances (the instance a campaign is started on takes its lease and
+// sends it). Times the first Start to the last campaign's `sent`; prints
+// the rate, each instance's CPU, and the machine's busy cores meanwhile.
+// Returns msg/s, 0 on failure.
+double SendOnInstances(const std::string& binary, int64_t n, int32_t batch,
+                       int instances, int campaign_count,
+                       campaigns::bench::PgBench& pg) {
+  absl::StatusOr<std::string> db = pg.FreshDatabase();
+  if (!db.ok()) {
+    std::cerr << "PostgreSQL: " << db.status() << "\n";
+    return 0;
+  }
+  std::vector<std::unique_ptr<Server>> servers;
+  for (int i = 0; i < instances; ++i) {
+    servers.push_back(std::make_unique<Server>(
+        binary, *db,
+        std::vector<std::string>{"--error-threshold", "0", "--simulator",
+                                 "default:delivered=0"}));
+    if (!servers.back()->up()) {
+      std::cerr << "campaignd " << i << " did not come up\n";
+      return 0;
+    }
+  }
+  const int64_t each = n / campaign_count;
+  std::vector<std::string> ids(campaign_count);
+  for (int c = 0; c < campaign_count; ++c) {
+    if (!NewCampaign(*servers[c % instances], absl::StrCat("+1555000", c + 1),
+                     v1::Sender::unlimited, each, batch, c * each, &ids[c])) {
+      return 0;
+    }
+  }
+  std::vector<double> cpu_before;
+  for (const auto& s : servers) cpu_before.push_back(CpuSeconds(s->pid()));
+  const BoxCpu box_before = ReadBoxCpu();
+  const auto start = Clock::now();
+  for (int c = 0; c < campaign_count; ++c) {
+    if (!Start(*servers[c % instances], ids[c])) return 0;
+  }
+  int64_t sent = 0;
+  for (int c = 0; c < campaign_count; ++c) {
+    const v1::Campaign done = WaitWhileSending(*servers[c % instances], ids[c],
+                                               std::chrono::milliseconds(20));
+    sent += done.stats().sent();
+  }
+  const double secs = Seconds(start);
+  const BoxCpu box_after = ReadBoxCpu();
+  if (sent != each * campaign_count) {
+    std::cerr << "ended with " << sent << " sent of " << each * campaign_count
+              << "\n";
+    return 0;
+  }
+  std::string cpus;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    absl::StrAppend(
+        &cpus, i == 0 ? "" : ", ",
+        absl::StrFormat(
+            "%.2f", (CpuSeconds(servers[i]->pid()) - cpu_before[i]) / secs));
+  }
+  const double rate = static_cast<double>(each * campaign_count) / secs;
+  std::cout << absl::StrFormat(
+      "  %d instance(s), %d campaigns: %9.0f msg/s  (%d in %.2f s; "
+      "campaignd cores %s; machine busy %.2f of %.0f cores)\n",
+      instances, campaign_count, rate, each * campaign_count, secs, cpus,
+      (box_after.busy - box_before.busy) / secs,
+      (box_after.total - box_before.total) / secs);
+  for (auto& s : servers) s->Stop();
+  return rate;
+}
+
+// Point 8 of issue 17: the same work (n recipients in `instances`
+// campaigns) sent by one instance, then by `instances` instances on one
+// database, alternating `rounds` times; the ratio of the best rates.
+int Instances(const std::string& binary, int64_t n, int32_t batch,
+              int instances, int rounds, campaigns::bench::PgBench& pg) {
+  const int campaign_count = instances;
+  double one = 0;
+  double many = 0;
+  for (int r = 0; r < rounds; ++r) {
+    const double a = SendOnInstances(binary, n, batch, 1, campaign_count, pg);
+    const double b =
+        SendOnInstances(binary, n, batch, instances, campaign_count, pg);
+    if (a == 0 || b == 0) return 1;
+    one = std::max(one, a);
+    many = std::max(many, b);
+  }
+  std::cout << absl::StrFormat(
+      "  best of %d: one instance %.0f msg/s, %d instances %.0f msg/s, "
+      "ratio %.2f\n",
+      rounds, one, instances, many, many / one);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -689,6 +812,7 @@ int main(int argc, char** argv) {
   int max_in_flight = 64;
   bool pg = false;
   std::string pg_dsn;
+  int instances = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     const bool has_value = i + 1 < argc;
@@ -711,6 +835,9 @@ int main(int argc, char** argv) {
     } else if (flag == "--pg-dsn" && has_value) {
       pg = true;
       pg_dsn = argv[++i];
+    } else if (flag == "--instances" && has_value) {
+      instances = std::stoi(argv[++i]);
+      throughput = accuracy = money = webhook = false;
     } else if (flag == "--ops-cost") {
       ops_cost = true;
       throughput = accuracy = money = webhook = false;
@@ -732,7 +859,8 @@ int main(int argc, char** argv) {
                    "[--max-in-flight M] [--receipts] [--pg | --pg-dsn URI] "
                    "[--throughput-only | --webhook-only "
                    "| --throughput-and-webhook | --accuracy-only | "
-                   "--money-only | --ops-cost [--rounds R]]\n";
+                   "--money-only | --ops-cost [--rounds R] "
+                   "| --instances K [--rounds R] (with --pg)]\n";
       return 2;
     }
   }
@@ -751,6 +879,20 @@ int main(int argc, char** argv) {
     }
     postgres = *std::move(opened);
     std::cout << "on PostgreSQL at " << postgres->Describe() << "\n";
+  }
+  if (instances > 0) {
+    if (!postgres || instances < 2) {
+      std::cerr << "--instances K: K >= 2, with --pg or --pg-dsn\n";
+      return 2;
+    }
+    std::cout << "instances: " << n << " recipients in " << instances
+              << " campaigns (unlimited senders), batch size " << batch
+              << ", one instance vs " << instances << ", " << rounds
+              << " round(s)\n";
+    if (int rc = Instances(binary, n, batch, instances, rounds, *postgres);
+        rc != 0) {
+      return rc;
+    }
   }
   if (throughput) {
     std::cout << "throughput: " << n << " recipients, unlimited sender, "
