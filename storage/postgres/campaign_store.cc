@@ -383,23 +383,23 @@ absl::StatusOr<int> CampaignStore::ResumeCampaignDeletions() {
   using Taken = std::vector<std::pair<std::string, std::string>>;
   ASSIGN_OR_RETURN(
       Taken taken,
-      db_->WriteSync<Taken>([owner = owner_](
-                                Connection& c) -> absl::StatusOr<Taken> {
-        absl::StatusOr<Rows> rows = c.Query(
-            absl::StrCat("UPDATE campaigns c SET work_owner = $1 FROM (SELECT "
-                         "seq, work_owner AS was FROM campaigns WHERE "
-                         "deleting AND ",
-                         TakeableBy("work_owner", 1, 2),
-                         " ORDER BY seq FOR NO KEY UPDATE) o WHERE c.seq = "
-                         "o.seq RETURNING c.id, o.was"),
-            {owner.instance, TtlParam(owner)});
-        if (!rows.ok()) return rows.status();
-        Taken out;
-        for (int i = 0; i < rows->size(); ++i) {
-          out.emplace_back(rows->Text(i, "id"), rows->Text(i, "was"));
-        }
-        return out;
-      }));
+      db_->WriteSync<Taken>(
+          [owner = owner_](Connection& c) -> absl::StatusOr<Taken> {
+            absl::StatusOr<Rows> rows =
+                c.Query(ClaimSql({.table = "campaigns",
+                                  .key = "seq",
+                                  .owner_column = "work_owner",
+                                  .where = "deleting",
+                                  .lock = "FOR NO KEY UPDATE",
+                                  .returning = "c.id"}),
+                        {owner.instance, TtlParam(owner)});
+            if (!rows.ok()) return rows.status();
+            Taken out;
+            for (int i = 0; i < rows->size(); ++i) {
+              out.emplace_back(rows->Text(i, "id"), rows->Text(i, "was"));
+            }
+            return out;
+          }));
   for (const auto& [id, was] : taken) {
     logging::Info(
         "purging a deleted campaign that its instance left "

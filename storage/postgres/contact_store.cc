@@ -805,15 +805,15 @@ absl::StatusOr<int> ContactStore::ResumeContactImports(
       db_->WriteSync<std::vector<Taken>>(
           [owner =
                owner_](Connection& c) -> absl::StatusOr<std::vector<Taken>> {
-            absl::StatusOr<Rows> rows = c.Query(
-                absl::StrCat(
-                    "UPDATE contact_imports c SET owner = $1 FROM (SELECT id, "
-                    "owner AS was FROM contact_imports WHERE ",
-                    TakeableBy("owner", 1, 2),
-                    " ORDER BY id FOR UPDATE) o WHERE c.id = o.id RETURNING "
-                    "c.id, c.account_id, c.channel, c.list_id, c.tags, "
-                    "c.state, o.was"),
-                {owner.instance, TtlParam(owner)});
+            absl::StatusOr<Rows> rows =
+                c.Query(ClaimSql({.table = "contact_imports",
+                                  .key = "id",
+                                  .owner_column = "owner",
+                                  .where = "",
+                                  .lock = "FOR UPDATE",
+                                  .returning = "c.id, c.account_id, c.channel, "
+                                               "c.list_id, c.tags, c.state"}),
+                        {owner.instance, TtlParam(owner)});
             if (!rows.ok()) return rows.status();
             std::vector<Taken> out;
             for (int i = 0; i < rows->size(); ++i) {

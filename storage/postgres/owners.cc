@@ -17,4 +17,14 @@ std::string TtlParam(const WorkOwner& owner) {
   return absl::StrCat(absl::ToInt64Microseconds(owner.ttl));
 }
 
+std::string ClaimSql(const Claim& claim) {
+  return absl::StrCat(
+      "UPDATE ", claim.table, " c SET ", claim.owner_column, " = $1 FROM (",
+      "SELECT ", claim.key, ", ", claim.owner_column, " AS was FROM ",
+      claim.table, " WHERE ", claim.where, claim.where.empty() ? "" : " AND ",
+      TakeableBy(claim.owner_column, 1, 2), " ORDER BY ", claim.key, " ",
+      claim.lock, ") o WHERE c.", claim.key, " = o.", claim.key, " RETURNING ",
+      claim.returning, ", o.was");
+}
+
 }  // namespace campaigns::storage::postgres

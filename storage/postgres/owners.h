@@ -38,6 +38,21 @@ std::string TakeableBy(absl::string_view column, int me, int ttl_us);
 // `owner.ttl` as TakeableBy's parameter.
 std::string TtlParam(const WorkOwner& owner);
 
+// The one statement that takes work over: sets `owner_column` of every row
+// of `table` matching `where` (SQL, may be empty) whose owner is
+// TakeableBy $1, locked `lock` ("FOR UPDATE", "FOR NO KEY UPDATE") in `key`
+// order, and returns `returning` (columns of `table`, alias c) and the
+// former owner as `was`. Parameters: {owner.instance, TtlParam(owner)}.
+struct Claim {
+  absl::string_view table;
+  absl::string_view key;
+  absl::string_view owner_column;
+  absl::string_view where;
+  absl::string_view lock;
+  absl::string_view returning;
+};
+std::string ClaimSql(const Claim& claim);
+
 }  // namespace campaigns::storage::postgres
 
 #endif  // CAMPAIGND_STORAGE_POSTGRES_OWNERS_H_

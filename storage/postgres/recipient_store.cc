@@ -537,14 +537,14 @@ absl::StatusOr<int> RecipientStore::RecoverInterruptedImports(
       Taken leases,
       db_->WriteSync<Taken>(
           [owner = owner_](Connection& c) -> absl::StatusOr<Taken> {
-            absl::StatusOr<Rows> rows = c.Query(
-                absl::StrCat("UPDATE campaigns c SET work_owner = $1 FROM "
-                             "(SELECT seq, work_owner AS was FROM campaigns "
-                             "WHERE import_floor IS NOT NULL AND ",
-                             TakeableBy("work_owner", 1, 2),
-                             " ORDER BY seq FOR NO KEY UPDATE) o WHERE "
-                             "c.seq = o.seq RETURNING c.*, o.was"),
-                {owner.instance, TtlParam(owner)});
+            absl::StatusOr<Rows> rows =
+                c.Query(ClaimSql({.table = "campaigns",
+                                  .key = "seq",
+                                  .owner_column = "work_owner",
+                                  .where = "import_floor IS NOT NULL",
+                                  .lock = "FOR NO KEY UPDATE",
+                                  .returning = "c.*"}),
+                        {owner.instance, TtlParam(owner)});
             if (!rows.ok()) return rows.status();
             Taken out;
             for (int i = 0; i < rows->size(); ++i) {
