@@ -96,12 +96,9 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
           options.simulator, s->timer_.get(),
           [s_raw = s.get()](const std::string& account,
                             std::vector<ReceiptUpdate> receipts,
-                            std::function<void(absl::Status)> committed) {
-            s_raw->engine_->IngestReceipts(
-                account, std::move(receipts),
-                [committed](absl::StatusOr<ReceiptResult> r) {
-                  if (committed) committed(r.status());
-                });
+                            Done<ReceiptResult> answered) {
+            s_raw->engine_->IngestReceipts(account, std::move(receipts),
+                                           std::move(answered));
           });
   if (!simulator.ok()) return simulator.status();
   s->simulator_ = *std::move(simulator);

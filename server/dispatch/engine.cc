@@ -2,7 +2,10 @@
 #include "server/dispatch/engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -293,7 +296,8 @@ Engine::Engine(DispatchStore* store, Timer* timer, ProviderLookup providers,
       leases_(options.leases),
       providers_(std::move(providers)),
       options_(options),
-      metrics_(options_.metrics ? options_.metrics : Metrics::None()) {}
+      metrics_(options_.metrics ? options_.metrics : Metrics::None()),
+      held_(options_.held_receipts) {}
 
 Engine::~Engine() { Stop(); }
 
@@ -330,6 +334,12 @@ void Engine::Stop() {
       }
     }
     finishing_.clear();
+    if (const size_t held = held_.size(); held > 0) {
+      logging::Warn(
+          "stopping with receipts held that matched no message yet: they are "
+          "lost (their messages stay sent)",
+          {{"receipts", static_cast<int64_t>(held)}});
+    }
     auto quiet = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       for (const auto& [id, p] : pumps_) {
         p->Held(mu_);
@@ -1340,33 +1350,21 @@ void Engine::AfterReceipts(const std::string& account_id,
   absl::Status again = absl::OkStatus();
   if (r.ok() && r->unmatched > 0) {
     again = ReceiptsWait(account_id, provider);
-    if (!again.ok()) r->unmatched = 0;  // not counted: they come back
+    if (!again.ok()) {  // not counted: they come back
+      r->unmatched = 0;
+      r->unmatched_receipts.clear();
+    }
   }
   if (r.ok()) {
-    metrics_->Receipts(ReceiptOutcome::kDelivered, r->delivered);
-    metrics_->Receipts(ReceiptOutcome::kRead, r->read);
-    metrics_->Receipts(ReceiptOutcome::kFailed, r->failed);
-    metrics_->Receipts(ReceiptOutcome::kUnmatched, r->unmatched);
-    metrics_->Receipts(ReceiptOutcome::kIgnored, r->ignored);
-    if (r->unmatched > 0) {
-      // Unmatched receipts come in bulk (another system's ids, a wrong
-      // webhook URL): one line a minute with the count since the last.
-      unmatched_receipts_.fetch_add(r->unmatched);
-      static logging::RateLimited limit(1, absl::Minutes(1));
-      int64_t suppressed = 0;
-      if (limit.Allow(&suppressed)) {
-        logging::Warn("receipts matched no message",
-                      {{"receipts", unmatched_receipts_.exchange(0)}});
-      }
-    }
-    for (const Campaign& c : r->campaigns) {
-      Publish(c);
-      if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
-        LifecycleChange change;
-        change.event = CampaignEvent::kAllFinal;
-        change.now = timer_->Now();
-        Transition(c.account_id, c.id, std::move(change), nullptr);
-      }
+    ReceiptsApplied(*r);
+    const int64_t held = static_cast<int64_t>(r->unmatched_receipts.size());
+    CountUnmatched(r->unmatched - held);
+    if (held > 0) {
+      const absl::Time now = timer_->Now();
+      // Copied: the answer names them too (the simulator keeps them owed).
+      CountUnmatched(
+          held_.Hold(account_id, provider, r->unmatched_receipts, now));
+      WantHeldRetry(now + held_.first_retry());
     }
   } else if (IsStorageFailure(r.status())) {
     // Refused, never acknowledged and dropped: every intake answers its
@@ -1385,6 +1383,93 @@ void Engine::AfterReceipts(const std::string& account_id,
   }
   if (!again.ok()) r = std::move(again);
   if (done) done(std::move(r));
+}
+
+void Engine::ReceiptsApplied(const ReceiptResult& r) {
+  metrics_->Receipts(ReceiptOutcome::kDelivered, r.delivered);
+  metrics_->Receipts(ReceiptOutcome::kRead, r.read);
+  metrics_->Receipts(ReceiptOutcome::kFailed, r.failed);
+  metrics_->Receipts(ReceiptOutcome::kIgnored, r.ignored);
+  for (const Campaign& c : r.campaigns) {
+    Publish(c);
+    if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
+      LifecycleChange change;
+      change.event = CampaignEvent::kAllFinal;
+      change.now = timer_->Now();
+      Transition(c.account_id, c.id, std::move(change), nullptr);
+    }
+  }
+}
+
+void Engine::CountUnmatched(int64_t n) {
+  if (n <= 0) return;
+  metrics_->Receipts(ReceiptOutcome::kUnmatched, n);
+  // Unmatched receipts come in bulk (another system's ids, a wrong
+  // webhook URL): one line a minute with the count since the last.
+  unmatched_receipts_.fetch_add(n);
+  static logging::RateLimited limit(1, absl::Minutes(1));
+  int64_t suppressed = 0;
+  if (limit.Allow(&suppressed)) {
+    logging::Warn("receipts matched no message",
+                  {{"receipts", unmatched_receipts_.exchange(0)},
+                   {"held_for", options_.held_receipts.hold}});
+  }
+}
+
+void Engine::WantHeldRetry(absl::Time at) {
+  if (held_.Want(at)) timer_->At(at, [this] { RetryHeldReceipts(); });
+}
+
+void Engine::RetryHeldReceipts() {
+  const absl::Time now = timer_->Now();
+  if (!held_.Begin(now)) return;
+  int64_t expired = 0;
+  std::vector<HeldReceipts::Batch> batches = held_.Take(now, &expired);
+  CountUnmatched(expired);
+  auto end = [this] {
+    if (std::optional<absl::Time> next = held_.End(timer_->Now())) {
+      timer_->At(*next, [this] { RetryHeldReceipts(); });
+    }
+  };
+  if (batches.empty()) {
+    end();
+    return;
+  }
+  auto left = std::make_shared<std::atomic<size_t>>(batches.size());
+  for (HeldReceipts::Batch& b : batches) {
+    auto batch = std::make_shared<HeldReceipts::Batch>(std::move(b));
+    Done<ReceiptResult> after = [this, batch, left,
+                                 end](absl::StatusOr<ReceiptResult> r) {
+      if (r.ok()) {
+        ReceiptsApplied(*r);
+        CountUnmatched(r->unmatched -
+                       static_cast<int64_t>(r->unmatched_receipts.size()));
+        CountUnmatched(held_.Keep(*batch, r->unmatched_receipts));
+      } else {
+        // Held again, whatever went wrong: tried at the next retry.
+        static logging::RateLimited limit(1, absl::Minutes(1));
+        int64_t suppressed = 0;
+        if (limit.Allow(&suppressed)) {
+          logging::Warn(
+              "held receipts not applied: tried again later",
+              {{"receipts", static_cast<int64_t>(batch->receipts.size())},
+               {"error", r.status()},
+               {"suppressed", suppressed}});
+        }
+        CountUnmatched(held_.Keep(*batch, batch->receipts));
+      }
+      if (left->fetch_sub(1) == 1) end();
+    };
+    // A copy: `batch` keeps the receipts' deadlines for Keep.
+    std::vector<ReceiptUpdate> receipts = batch->receipts;
+    if (batch->provider.empty()) {
+      store_->ApplyReceipts(batch->account_id, std::move(receipts),
+                            std::move(after));
+    } else {
+      store_->ApplyProviderReceipts(batch->provider, std::move(receipts),
+                                    std::move(after));
+    }
+  }
 }
 
 absl::Status Engine::ReceiptsWait(absl::string_view account_id,

@@ -97,6 +97,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "server/dispatch/held_receipts.h"
 #include "server/dispatch/lease_keeper.h"
 #include "server/dispatch/progress.h"
 #include "server/dispatch/provider.h"
@@ -119,6 +120,9 @@ struct EngineOptions {
   // A sent campaign completes this long after it finished dispatching even
   // if receipts are missing.
   absl::Duration receipt_timeout = absl::Hours(1);
+  // Receipts naming a message id that matched no message are held and
+  // tried again (held_receipts.h): their outcome may not be recorded yet.
+  HeldReceiptsOptions held_receipts;
   // Auto-pause when at least this share of the last `error_window` final
   // outcomes are failures (0 disables).
   double error_threshold = 0.5;
@@ -187,10 +191,13 @@ class Engine {
                    std::vector<std::string> error_codes,
                    Done<RetryResult> done);
   // Receipts from DeliveryService or a provider; completes campaigns whose
-  // last awaited receipt arrived. UNAVAILABLE with a retry delay, nothing
-  // applied, when storage cannot write them, or while outcomes of the
-  // account's messages are kept unrecorded after a failed write (a receipt
-  // for one of them would match nothing yet): the sender sends them again.
+  // last awaited receipt arrived. Those naming a message id that matched
+  // nothing are answered as unmatched and held, then applied once their
+  // message's outcome is recorded (held_receipts.h). UNAVAILABLE with a
+  // retry delay, nothing applied, when storage cannot write them, or while
+  // outcomes of the account's messages are kept unrecorded after a failed
+  // write (a receipt for one of them would match nothing yet): the sender
+  // sends them again.
   void IngestReceipts(const std::string& account_id,
                       std::vector<ReceiptUpdate> receipts,
                       Done<ReceiptResult> done);
@@ -201,6 +208,8 @@ class Engine {
   void IngestProviderReceipts(const std::string& provider,
                               std::vector<ReceiptUpdate> receipts,
                               Done<ReceiptResult> done);
+  // Receipts held because they matched no message yet (held_receipts.h).
+  size_t held_receipts() const { return held_.size(); }
 
   // A campaign created (perhaps started) or updated (e.g. a new
   // schedule_at) outside the engine: pumps and timers follow it.
@@ -399,11 +408,22 @@ class Engine {
   absl::Status ReceiptsWait(absl::string_view account_id,
                             absl::string_view provider)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Publishes and completes the campaigns receipts changed.
-  // (For the receipts of `account_id` or of `provider`.)
+  // Publishes and completes the campaigns receipts changed, and holds
+  // those that matched no message. (For the receipts of `account_id` or of
+  // `provider`.)
   void AfterReceipts(const std::string& account_id, const std::string& provider,
                      absl::StatusOr<ReceiptResult> r, Done<ReceiptResult> done)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts what receipts did (not those unmatched: CountUnmatched), and
+  // publishes and completes the campaigns they changed.
+  void ReceiptsApplied(const ReceiptResult& r) ABSL_LOCKS_EXCLUDED(mu_);
+  // Receipts that matched no message for good: counted, and logged at most
+  // once a minute.
+  void CountUnmatched(int64_t n);
+  // The alarm of held_'s retries (held_receipts.h): applies what is held
+  // again, keeps what still matches nothing, and arms the next.
+  void RetryHeldReceipts() ABSL_LOCKS_EXCLUDED(mu_);
+  void WantHeldRetry(absl::Time at);
   // With leases, a cancel when another instance holds the campaign's lease
   // (or the database cannot say): stored with skip_queued false.
   void CancelElsewhere(const std::string& account_id, const std::string& id,
@@ -455,6 +475,7 @@ class Engine {
   Metrics* const metrics_;
   // Unmatched receipts not logged yet (logged at most once a minute).
   std::atomic<int64_t> unmatched_receipts_{0};
+  HeldReceipts held_;
   ProgressHub progress_;
 
   // Guards the fields below and every Pump's (Pump::mu is this mutex).

@@ -139,7 +139,7 @@ absl::Status ApplySimulatorSpec(absl::string_view spec,
 }
 
 absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
-    SimulatorOptions options, Timer* timer, ReceiptSink receipts) {
+    SimulatorOptions options, Timer* timer, SimulatorReceiptSink receipts) {
   std::unique_ptr<Simulator> sim(
       new Simulator(std::move(options), timer, std::move(receipts)));
   if (sim->options_.log_path.empty()) return sim;
@@ -218,7 +218,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
 }
 
 Simulator::Simulator(SimulatorOptions options, Timer* timer,
-                     ReceiptSink receipts)
+                     SimulatorReceiptSink receipts)
     : options_(std::move(options)),
       timer_(timer),
       receipts_(std::move(receipts)) {}
@@ -394,15 +394,31 @@ void Simulator::LogReceipts(const std::vector<ReceiptUpdate>& receipts,
 
 void Simulator::Report(const std::string& account,
                        std::vector<ReceiptUpdate> receipts) {
-  // Logged as reported only once stored: a crash in between leaves them
-  // owed, and the next start reports them again (receipts are idempotent).
+  // Logged as reported only once stored and matched: a crash in between
+  // leaves them owed, and the next start reports them again (receipts are
+  // idempotent).
   auto logged = std::make_shared<std::vector<ReceiptUpdate>>(receipts);
   receipts_(account, std::move(receipts),
-            [this, account, logged](absl::Status committed) {
-              if (committed.ok()) {
-                LogReceipts(*logged, account);
+            [this, account, logged](absl::StatusOr<ReceiptResult> answer) {
+              if (answer.ok()) {
+                // Unmatched ones (a subsequence of the batch) stay owed.
+                std::vector<ReceiptUpdate> matched;
+                size_t j = 0;
+                const std::vector<ReceiptUpdate>& left =
+                    answer->unmatched_receipts;
+                for (ReceiptUpdate& r : *logged) {
+                  if (j < left.size() &&
+                      left[j].provider_message_id == r.provider_message_id &&
+                      left[j].status == r.status) {
+                    ++j;
+                    continue;
+                  }
+                  matched.push_back(std::move(r));
+                }
+                LogReceipts(matched, account);
                 return;
               }
+              const absl::Status committed = answer.status();
               // As a vendor does: "not now" (storage cannot write) is sent
               // again after the delay asked for; any other refusal is final.
               if (committed.code() != absl::StatusCode::kUnavailable) return;

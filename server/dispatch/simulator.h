@@ -94,12 +94,21 @@ struct SimulatorLogEntry {
   Channel channel = Channel::kUnspecified;
 };
 
+// Where the simulator reports its receipts, and what became of them
+// (`answered`, may be null: Engine::IngestReceipts's answer). Receipts
+// answered unmatched stay owed with a log: a restart reports them again, as
+// a vendor retries a webhook (they may name a message whose outcome was not
+// recorded yet, which the process held in memory only).
+using SimulatorReceiptSink = std::function<void(
+    const std::string& account_id, std::vector<ReceiptUpdate> receipts,
+    Done<ReceiptResult> answered)>;
+
 class Simulator final : public Provider {
  public:
   // `timer` (latency and receipt delays) must outlive the simulator;
   // `receipts` gets the receipts it reports (may be null).
   static absl::StatusOr<std::unique_ptr<Simulator>> Create(
-      SimulatorOptions options, Timer* timer, ReceiptSink receipts);
+      SimulatorOptions options, Timer* timer, SimulatorReceiptSink receipts);
   ~Simulator() override;
 
   void Send(std::vector<OutgoingMessage> batch, SendDone done) override;
@@ -116,14 +125,15 @@ class Simulator final : public Provider {
   int DeliverOwedReceipts();
 
  private:
-  Simulator(SimulatorOptions options, Timer* timer, ReceiptSink receipts);
+  Simulator(SimulatorOptions options, Timer* timer,
+            SimulatorReceiptSink receipts);
   const SimulatorChannel& Settings(Channel c) const;
   // A number in [0, 1) fixed by (seed, key, salt).
   double Draw(const std::string& key, uint64_t salt) const;
 
   const SimulatorOptions options_;
   Timer* const timer_;
-  const ReceiptSink receipts_;
+  const SimulatorReceiptSink receipts_;
   mutable Mutex mu_;
   // Remembers that the key of hash `h` was accepted as message id number
   // `id`, forgetting the oldest key beyond options_.remembered_keys.

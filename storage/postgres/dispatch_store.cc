@@ -803,6 +803,9 @@ void DispatchStore::ApplyReceiptsIn(ReceiptScope scope,
           const ReceiptUpdate& r = receipts[i];
           if (!matches[i].has_value()) {
             ++result.unmatched;
+            if (!r.provider_message_id.empty()) {
+              result.unmatched_receipts.push_back(r);
+            }
             continue;
           }
           const ReceiptMatch& m = *matches[i];

@@ -572,6 +572,9 @@ void Store::ApplyReceiptsIn(ReceiptScope scope, const std::string& owner,
           if (!find->executeStep()) {
             find->reset();
             ++result.unmatched;
+            if (!r.provider_message_id.empty()) {
+              result.unmatched_receipts.push_back(r);
+            }
             continue;
           }
           const int64_t seq = find->getColumn(0).getInt64();

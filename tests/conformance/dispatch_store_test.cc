@@ -743,6 +743,10 @@ TEST_P(DispatchStoreTest, ReceiptsMoveForwardOnly) {
   EXPECT_EQ(first->matched, 3);
   EXPECT_EQ(first->ignored, 2);
   EXPECT_EQ(first->unmatched, 2);
+  // Only a receipt naming a message id may match later (the engine holds it).
+  ASSERT_EQ(first->unmatched_receipts.size(), 1u);
+  EXPECT_EQ(first->unmatched_receipts[0].provider_message_id, "nope");
+  EXPECT_EQ(first->unmatched_receipts[0].occurred_at, t1);
   EXPECT_EQ(first->delivered, 1);
   EXPECT_EQ(first->read, 1);
   EXPECT_EQ(first->failed, 1);
@@ -809,6 +813,8 @@ TEST_P(DispatchStoreTest, ProviderReceiptsMatchOnlyThatProvidersMessages) {
   ASSERT_TRUE(sim.ok()) << sim.status();
   EXPECT_EQ(sim->matched, 1);
   EXPECT_EQ(sim->unmatched, 2);
+  ASSERT_EQ(sim->unmatched_receipts.size(), 1u);
+  EXPECT_EQ(sim->unmatched_receipts[0].provider_message_id, "m-1");
   absl::StatusOr<ReceiptResult> other =
       ProviderReceipts("other", {Receipt("m-0", RecipientStatus::kRead),
                                  Receipt("m-1", RecipientStatus::kRead)});

@@ -61,12 +61,8 @@ class EngineTest : public ::testing::Test {
     auto sim = Simulator::Create(
         sim_options_, &timer_,
         [this](const std::string& account, std::vector<ReceiptUpdate> r,
-               std::function<void(absl::Status)> committed) {
-          engine_->IngestReceipts(
-              account, std::move(r),
-              [committed](absl::StatusOr<ReceiptResult> res) {
-                if (committed) committed(res.status());
-              });
+               Done<ReceiptResult> answered) {
+          engine_->IngestReceipts(account, std::move(r), std::move(answered));
         });
     ASSERT_TRUE(sim.ok());
     sim_ = *std::move(sim);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -268,6 +269,76 @@ TEST_F(EngineTest, EmailMessagesCarryTheRenderedSubjectAndHtml) {
   Campaign after = Get(c.id);
   EXPECT_EQ(after.stats.sent + after.stats.delivered, 1);
   EXPECT_EQ(after.stats.skipped, 1);  // Bob: missing_variable "item"
+}
+
+// A vendor whose delivery callback overtakes its answer: each message's
+// receipt is reported before the engine has its accepted answer, so before
+// its outcome (and message id) is recorded.
+class OvertakingProvider : public Provider {
+ public:
+  using Report = std::function<void(std::vector<ReceiptUpdate>)>;
+  explicit OvertakingProvider(Report report) : report_(std::move(report)) {}
+  void Send(std::vector<OutgoingMessage> batch, SendDone done) override {
+    std::vector<SendResult> results;
+    std::vector<ReceiptUpdate> receipts;
+    for (const OutgoingMessage& m : batch) {
+      const std::string id = absl::StrCat("pm_", m.recipient_id);
+      results.push_back(
+          {SendStatus::kAccepted, id, "", "", absl::ZeroDuration(), "", ""});
+      ReceiptUpdate r;
+      r.provider_message_id = id;
+      r.status = RecipientStatus::kDelivered;
+      r.occurred_at = absl::Now();
+      receipts.push_back(std::move(r));
+    }
+    report_(std::move(receipts));
+    done(std::move(results));
+  }
+
+ private:
+  const Report report_;
+};
+
+// Such receipts match nothing when they arrive. They are held and applied
+// once the outcomes are recorded: the campaign completes with every message
+// delivered, instead of waiting for its receipt timeout with none.
+TEST_F(EngineTest, AReceiptThatOvertakesItsMessagesOutcomeIsAppliedLater) {
+  int64_t unmatched_answers = 0;
+  OvertakingProvider vendor([&](std::vector<ReceiptUpdate> receipts) {
+    engine_->IngestReceipts(account_, std::move(receipts),
+                            [&](absl::StatusOr<ReceiptResult> r) {
+                              ASSERT_TRUE(r.ok()) << r.status();
+                              unmatched_answers += r->unmatched;
+                            });
+  });
+  provider_ = &vendor;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550299");
+  Campaign c = NewCampaign(sender, 30, 0, /*batch_size=*/10);
+  const absl::Time started = timer_.Now();
+  ASSERT_TRUE(Await([&](auto done) {
+                engine_->Start(account_, c.id, std::nullopt, done);
+              }).ok());
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(unmatched_answers, 30) << "the receipts did not overtake";
+  EXPECT_LT(timer_.Now() - started, absl::Minutes(1))
+      << "completed by the receipt timeout";
+  EXPECT_EQ(Get(c.id).stats.delivered, 30);
+  EXPECT_EQ(engine_->held_receipts(), 0u);
+
+  // A receipt for a message that never comes is held for the hold only.
+  ReceiptUpdate foreign;
+  foreign.provider_message_id = "pm_of_another_system";
+  foreign.status = RecipientStatus::kDelivered;
+  foreign.occurred_at = absl::Now();
+  ASSERT_TRUE(AwaitResult<ReceiptResult>([&](Done<ReceiptResult> done) {
+                engine_->IngestReceipts(account_, {foreign}, std::move(done));
+              }).ok());
+  EXPECT_EQ(engine_->held_receipts(), 1u);
+  RunFor(absl::Minutes(9));
+  EXPECT_EQ(engine_->held_receipts(), 1u);
+  RunFor(absl::Minutes(2));
+  EXPECT_EQ(engine_->held_receipts(), 0u);
 }
 
 TEST_F(EngineTest, CampaignsOfOneSenderShareItsRate) {

@@ -7,6 +7,8 @@
 
 #include <map>
 #include <mutex>
+#include <set>
+#include <string>
 
 #include "tests/dispatch/fake_timer.h"
 #include "tests/storage/temp_db.h"
@@ -35,12 +37,19 @@ class SimulatorRestartTest : public ::testing::Test {
     auto sim = Simulator::Create(
         o, &timer_,
         [this](const std::string& account, std::vector<ReceiptUpdate> r,
-               std::function<void(absl::Status)> committed) {
+               Done<ReceiptResult> answered) {
+          ReceiptResult result;
           {
             std::lock_guard<std::mutex> lock(mu_);
-            for (ReceiptUpdate& u : r) receipts_[account].push_back(u);
+            for (ReceiptUpdate& u : r) {
+              if (unmatched_ids_.count(u.provider_message_id) > 0) {
+                ++result.unmatched;
+                result.unmatched_receipts.push_back(u);
+              }
+              receipts_[account].push_back(u);
+            }
           }
-          if (committed) committed(absl::OkStatus());
+          if (answered) answered(std::move(result));
         });
     EXPECT_TRUE(sim.ok()) << sim.status();
     return sim.ok() ? *std::move(sim) : nullptr;
@@ -60,6 +69,8 @@ class SimulatorRestartTest : public ::testing::Test {
   testing::FakeTimer timer_;
   std::mutex mu_;
   std::map<std::string, std::vector<ReceiptUpdate>> receipts_;
+  // Message ids whose receipts the sink answers as unmatched.
+  std::set<std::string> unmatched_ids_;
 };
 
 TEST_F(SimulatorRestartTest, OwedReceiptsAreReportedAfterARestart) {
@@ -97,6 +108,38 @@ TEST_F(SimulatorRestartTest, OwedReceiptsAreReportedAfterARestart) {
   // Reported and stored: nothing is owed any more.
   auto c = Start(o);
   EXPECT_EQ(c->DeliverOwedReceipts(), 0);
+}
+
+// A receipt answered unmatched (its message's outcome not recorded yet; the
+// process holds it in memory only) stays owed: the next start reports it
+// again, until one answers it matched.
+TEST_F(SimulatorRestartTest, ReceiptsAnsweredUnmatchedStayOwed) {
+  SimulatorOptions o;
+  o.defaults.delivered_delay = absl::Minutes(1);
+  std::string k1;
+  {
+    auto a = Start(o);
+    std::vector<SendResult> sent = Send(*a, {Message("k1"), Message("k2")});
+    ASSERT_EQ(sent.size(), 2u);
+    k1 = sent[0].provider_message_id;
+  }
+  unmatched_ids_.insert(k1);
+  {
+    auto b = Start(o);
+    EXPECT_EQ(b->DeliverOwedReceipts(), 2);
+  }
+  {
+    auto c = Start(o);
+    EXPECT_EQ(c->DeliverOwedReceipts(), 1);  // k1's, answered unmatched
+    EXPECT_EQ(Receipts().back().provider_message_id, k1);
+    unmatched_ids_.clear();
+  }
+  {
+    auto d = Start(o);
+    EXPECT_EQ(d->DeliverOwedReceipts(), 1);  // matched at last
+  }
+  auto e = Start(o);
+  EXPECT_EQ(e->DeliverOwedReceipts(), 0);
 }
 
 TEST_F(SimulatorRestartTest, AttemptCountsSurviveARestart) {
