@@ -28,11 +28,12 @@ const std::set<std::string>& PostgresOnly() {
 
 // PostgreSQL columns that SQLite's tables do not have ("table.column"):
 // which instance owns a campaign's import or deletion, or a contact
-// import. Left at their default: a migrated database's unfinished work has
-// no live owner, so the first instance to start takes it over.
+// import, and which marked a recipient handed. Left at their default: a
+// migrated database's unfinished work has no live owner, so the first
+// instance to start takes it over.
 const std::set<std::string>& PostgresOnlyColumns() {
   static const auto* const kColumns = new std::set<std::string>{
-      "campaigns.work_owner", "contact_imports.owner"};
+      "campaigns.work_owner", "contact_imports.owner", "recipients.handed_by"};
   return *kColumns;
 }
 

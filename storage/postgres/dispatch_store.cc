@@ -566,12 +566,32 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
           RETURN_IF_ERROR(dispatch_detail::FenceStatus(
               *fence, c.id, check->Text(0, "held"), status));
         }
+        // With a fence, not a recipient another live instance marked
+        // handed: its call may still answer, and its outcome then lands on
+        // the row still queued. Once that instance is dead (no heartbeat
+        // within the ttl), the row is leased in doubt.
         absl::StatusOr<Rows> rows = conn.Query(
-            "SELECT * FROM recipients WHERE campaign_seq = $1 AND status = "
-            "'queued' AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4",
-            {absl::StrCat(c.seq), absl::StrCat(after_seq),
-             absl::StrCat(c.import_floor.value_or(kNoFloor)),
-             absl::StrCat(limit)});
+            absl::StrCat(
+                "SELECT * FROM recipients r WHERE campaign_seq = $1 AND "
+                "status = 'queued' AND seq > $2 AND seq < $3",
+                fence == nullptr
+                    ? ""
+                    : absl::StrCat(" AND NOT (r.handed AND r.handed_by <> '' "
+                                   "AND r.handed_by <> $5::text AND NOT ",
+                                   TakeableBy("r.handed_by", 5, 6), ")"),
+                " ORDER BY seq LIMIT $4"),
+            fence == nullptr
+                ? std::vector<
+                      std::optional<std::string>>{absl::StrCat(c.seq),
+                                                  absl::StrCat(after_seq),
+                                                  absl::StrCat(
+                                                      c.import_floor.value_or(
+                                                          kNoFloor)),
+                                                  absl::StrCat(limit)}
+                : std::vector<std::optional<std::string>>{
+                      absl::StrCat(c.seq), absl::StrCat(after_seq),
+                      absl::StrCat(c.import_floor.value_or(kNoFloor)),
+                      absl::StrCat(limit), fence->owner, TtlParam(owner_)});
         if (!rows.ok()) return rows.status();
         std::vector<Recipient> out;
         for (int i = 0; i < rows->size(); ++i) {
@@ -609,13 +629,14 @@ void DispatchStore::MarkHanded(const std::string& account_id,
               camp.status));
         }
         if (seqs.empty()) return absl::OkStatus();
+        // The marker: whose call may still answer (LeaseRecipients).
         return c
             .Query(
-                "UPDATE recipients SET handed = $1 WHERE seq = "
-                "ANY($2::bigint[]) AND (campaign_seq, status) IS NOT "
+                "UPDATE recipients SET handed = $1, handed_by = $4 WHERE seq "
+                "= ANY($2::bigint[]) AND (campaign_seq, status) IS NOT "
                 "DISTINCT FROM ($3::bigint, 'queued')",
                 {handed ? "true" : "false", IntArray(seqs),
-                 absl::StrCat(camp.seq)})
+                 absl::StrCat(camp.seq), handed && fenced ? fenced->owner : ""})
             .status();
       },
       std::move(done));

@@ -44,6 +44,7 @@
 #include "server/domain/mutex.h"
 #include "server/domain/recipient_ids.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/owners.h"
 #include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
@@ -53,8 +54,10 @@ class DispatchStore : public campaigns::DispatchStore {
   // Queued recipients a cancelled campaign skips per write.
   static constexpr int kSkipChunkRows = 10000;
 
-  // `db` must outlive the store.
-  explicit DispatchStore(Database* db) : db_(db) {}
+  // `db` must outlive the store. `owner.ttl`: how long after its last
+  // heartbeat an instance counts as dead (LeaseRecipients).
+  explicit DispatchStore(Database* db, WorkOwner owner = {})
+      : db_(db), owner_(std::move(owner)) {}
 
   void TransitionCampaign(const std::string& account_id, const std::string& id,
                           LifecycleChange change, Done<Campaign> done) override;
@@ -110,6 +113,7 @@ class DispatchStore : public campaigns::DispatchStore {
                               const std::string& id, Done<Campaign> done);
 
   Database* const db_;
+  const WorkOwner owner_;
   RecipientIdCodecCache codec_;
 };
 

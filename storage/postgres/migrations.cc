@@ -337,6 +337,13 @@ CREATE TRIGGER api_keys_announce AFTER INSERT OR UPDATE OR DELETE
 ALTER TABLE campaigns ADD COLUMN work_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE contact_imports ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 )sql",
+      // 6: the instance that marked a recipient handed ('' without a
+      // fence). Another instance treats the mark as in doubt only once
+      // that one is dead: until then its provider call may still answer,
+      // and its outcome be recorded (DispatchStore::LeaseRecipients).
+      R"sql(
+ALTER TABLE recipients ADD COLUMN handed_by TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return *kMigrations;
 }

@@ -13,7 +13,7 @@ StoreParts::StoreParts(Database* db, const WorkOwner& owner)
       campaigns(db, owner),
       contacts(db, owner),
       recipients(db, &contacts, owner),
-      dispatch(db) {}
+      dispatch(db, owner) {}
 
 }  // namespace internal
 namespace {

@@ -101,7 +101,8 @@ class DispatchStoreInstancesTest : public PgTest {
       ASSERT_NE(db, nullptr);
       Instance in;
       in.db = std::move(db);
-      in.dispatch = std::make_unique<DispatchStore>(in.db.get());
+      in.dispatch = std::make_unique<DispatchStore>(in.db.get(),
+                                                    WorkOwner{"", owner_ttl_});
       instances_.push_back(std::move(in));
     }
     AccountStore accounts(db(0));
@@ -254,6 +255,9 @@ class DispatchStoreInstancesTest : public PgTest {
     return o;
   }
 
+  // How long after its last heartbeat an instance counts as dead to the
+  // stores (as the keepers' ttl, where there are keepers).
+  absl::Duration owner_ttl_ = absl::Seconds(10);
   std::vector<Instance> instances_;
   std::string a_;
 };
@@ -661,6 +665,75 @@ TEST_F(DispatchStoreInstancesTest, LeasesAndMarksAreFencedByTheCampaignLease) {
   EXPECT_EQ(leased->size(), 10u);
 }
 
+// A new holder of a campaign's lease leaves alone what the former holder
+// marked handed while that instance is alive (its calls may still answer,
+// and their outcomes be recorded); once it is dead, those recipients are
+// leased in doubt. Without the marker, the new holder failed them
+// outcome_unknown at once and the former holder's late "accepted" was
+// dropped.
+TEST_F(DispatchStoreInstancesTest, AMarkOfALiveFormerHolderIsNotInDoubt) {
+  const Campaign c = MustStartWith(4);
+  LeaseStore leases_a(db(0));
+  LeaseStore leases_b(db(1));
+  const std::string resource = "campaign:" + c.id;
+  std::unique_ptr<Connection> conn = Connect();
+  ASSERT_NE(conn, nullptr);
+  // ins_a is alive: it heartbeat just now.
+  ASSERT_TRUE(conn->Query("INSERT INTO instances(id, started_at, "
+                          "heartbeat_at) VALUES ('ins_a', $1, $1)",
+                          {Micros(NowMicros())})
+                  .ok());
+  absl::StatusOr<std::optional<Lease>> a =
+      leases_a.Acquire("ins_a", resource, absl::Minutes(1));
+  ASSERT_TRUE(a.ok() && a->has_value()) << a.status();
+  const Lease fence_a = **a;
+  const std::vector<int64_t> seqs = QueuedSeqs(c);
+  ASSERT_EQ(seqs.size(), 4u);
+  ASSERT_TRUE(storage::test_util::AwaitStatus(
+                  [&](std::function<void(absl::Status)> done) {
+                    dispatch(0).MarkHanded(a_, c.id, {seqs[0], seqs[1]}, true,
+                                           &fence_a, std::move(done));
+                  })
+                  .ok());
+  // ins_a's lease lapses (its database was away) while those calls are
+  // out; ins_b takes the campaign over.
+  ASSERT_TRUE(
+      conn->Query("UPDATE leases SET expires_at = 0 WHERE resource = $1",
+                  {resource})
+          .ok());
+  absl::StatusOr<std::optional<Lease>> b =
+      leases_b.Acquire("ins_b", resource, absl::Minutes(1));
+  ASSERT_TRUE(b.ok() && b->has_value()) << b.status();
+  const Lease fence_b = **b;
+  absl::StatusOr<std::vector<Recipient>> leased =
+      dispatch(1).LeaseRecipients(c, 0, 100, &fence_b);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  ASSERT_EQ(leased->size(), 2u);
+  EXPECT_EQ((*leased)[0].seq, seqs[2]);
+  EXPECT_FALSE((*leased)[0].in_doubt);
+  EXPECT_EQ((*leased)[1].seq, seqs[3]);
+
+  // ins_a's first call answers: recorded on the row still queued.
+  ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
+                dispatch(0).RecordOutcomes(a_, c.id, {SentOutcome(seqs[0])},
+                                           std::move(done));
+              }).ok());
+  EXPECT_EQ(Count(absl::StrCat("SELECT count(*) FROM recipients WHERE seq = ",
+                               seqs[0], " AND status = 'sent'")),
+            1);
+  // ins_a dies before its second answers: its mark is in doubt now.
+  ASSERT_TRUE(
+      conn->Query("UPDATE instances SET heartbeat_at = 0 WHERE id = 'ins_a'")
+          .ok());
+  leased = dispatch(1).LeaseRecipients(c, 0, 100, &fence_b);
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  ASSERT_EQ(leased->size(), 3u);
+  EXPECT_EQ((*leased)[0].seq, seqs[1]);
+  EXPECT_TRUE((*leased)[0].in_doubt);
+  EXPECT_FALSE((*leased)[1].in_doubt);
+  ExpectCountersMatchRows(c.id);
+}
+
 // --- The engine on several instances --------------------------------------
 
 // The receiver behind a provider shared by the instances (e.g. the webhook
@@ -822,6 +895,7 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
   };
 
   void SetUp() override {
+    owner_ttl_ = kTtl;
     DispatchStoreInstancesTest::SetUp();
     if (HasFatalFailure()) return;
     // Unlimited: the test is about who sends, not how fast.

@@ -232,11 +232,13 @@ class MigrateTest : public PgTest {
   }
 
   // A column SQLite's table does not have: the instance owning a
-  // campaign's import or deletion, or a contact import.
+  // campaign's import or deletion, or a contact import, or which marked a
+  // recipient handed.
   static bool PostgresOnlyColumn(const std::string& table,
                                  const std::string& column) {
     return (table == "campaigns" && column == "work_owner") ||
-           (table == "contact_imports" && column == "owner");
+           (table == "contact_imports" && column == "owner") ||
+           (table == "recipients" && column == "handed_by");
   }
 
   std::vector<std::string> PgLines(Connection& pg, const std::string& table) {
