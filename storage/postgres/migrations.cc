@@ -389,6 +389,24 @@ absl::StatusOr<int> MigrateTo(Connection& conn, int target) {
     return locked;
   }
   absl::StatusOr<int> result = [&]() -> absl::StatusOr<int> {
+    // A build from before several instances could share a database holds
+    // this lock exclusively while it runs, and sends without leases: this
+    // build must not migrate under it, nor send beside it. (Once migrated,
+    // such a build refuses to start: the schema is newer than it knows.)
+    absl::StatusOr<Rows> sole = conn.Query(absl::StrCat(
+        "SELECT pg_try_advisory_lock_shared(", kSoleInstanceLock, ")"));
+    if (!sole.ok()) return sole.status();
+    if (sole->Text(0, 0) != "t") {
+      return absl::FailedPreconditionError(
+          "an older campaignd (one instance per database) is running on this "
+          "database: stop it before starting this build, which lets several "
+          "instances share the database");
+    }
+    if (absl::Status unlocked = conn.Exec(absl::StrCat(
+            "SELECT pg_advisory_unlock_shared(", kSoleInstanceLock, ")"));
+        !unlocked.ok()) {
+      return unlocked;
+    }
     if (absl::Status made =
             conn.Exec("CREATE TABLE IF NOT EXISTS campaignd_schema ("
                       " version INTEGER PRIMARY KEY,"

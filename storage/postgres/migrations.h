@@ -19,6 +19,10 @@ namespace campaigns::storage::postgres {
 
 // The advisory lock key Migrate holds ("campaign" in ASCII).
 inline constexpr int64_t kMigrationLock = 0x63616d706169676e;
+// The session advisory lock ("soleinst" in ASCII) that builds before
+// several instances could share a database held exclusively while they ran:
+// Migrate refuses (FAILED_PRECONDITION) while one holds it.
+inline constexpr int64_t kSoleInstanceLock = 0x736f6c65696e7374;
 
 // The schema version this build migrates to.
 int LatestSchemaVersion();

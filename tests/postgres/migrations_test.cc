@@ -42,6 +42,39 @@ TEST_F(MigrationsTest, AFreshDatabaseGetsEveryVersionOnce) {
             std::string::npos);
 }
 
+// A build from before several instances could share a database holds the
+// sole-instance lock while it runs: this build neither migrates nor starts
+// beside it, and says why.
+TEST_F(MigrationsTest, AnOlderSoleInstanceBuildStillRunningIsRefused) {
+  std::unique_ptr<Connection> old_build = Connect();
+  std::unique_ptr<Connection> c = Connect();
+  ASSERT_NE(old_build, nullptr);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(old_build
+                  ->Exec(absl::StrCat("SELECT pg_advisory_lock(",
+                                      kSoleInstanceLock, ")"))
+                  .ok());
+  absl::StatusOr<int> v = Migrate(*c);
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kFailedPrecondition)
+      << v.status();
+  EXPECT_TRUE(absl::StrContains(v.status().message(), "older campaignd"))
+      << v.status();
+  EXPECT_EQ(SchemaVersion(*c).value_or(-1), 0);
+  // Once it stopped: migrated, and the lock is not kept (another instance
+  // of this build migrates too).
+  old_build.reset();
+  v = Migrate(*c);
+  ASSERT_TRUE(v.ok()) << v.status();
+  std::unique_ptr<Connection> other = Connect();
+  ASSERT_NE(other, nullptr);
+  v = Migrate(*other);
+  ASSERT_TRUE(v.ok()) << v.status();
+  absl::StatusOr<Rows> free_now = other->Query(
+      absl::StrCat("SELECT pg_try_advisory_lock(", kSoleInstanceLock, ")"));
+  ASSERT_TRUE(free_now.ok()) << free_now.status();
+  EXPECT_EQ(free_now->Text(0, 0), "t");
+}
+
 TEST_F(MigrationsTest, InstancesStartingTogetherMigrateOnce) {
   constexpr int kInstances = 4;
   std::vector<std::unique_ptr<Connection>> conns;
