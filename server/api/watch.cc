@@ -16,6 +16,16 @@ namespace {
 
 constexpr double kDefaultRateHz = 10;
 
+// The last message a stream sends: a final state whose counters will not
+// move any more. A campaign cancelled on an instance that does not send it
+// is cancelled at once, but still counts queued recipients until its
+// sender has recorded its messages out and skipped them: its stream goes
+// on to that end.
+bool Settled(const dispatch::Progress& p) {
+  return IsFinal(p.status) &&
+         !(p.status == CampaignStatus::kCancelled && p.stats.queued > 0);
+}
+
 }  // namespace
 
 class WatchMethod::Call {
@@ -127,7 +137,7 @@ class WatchMethod::Call {
       return;
     }
     const absl::Time now = absl::Now();
-    if (!IsFinal(p->status) && now < last_write_ + min_interval_) {
+    if (!Settled(*p) && now < last_write_ + min_interval_) {
       SetAlarmLocked(last_write_ + min_interval_);
       return;
     }
@@ -141,7 +151,7 @@ class WatchMethod::Call {
     out.set_pause_reason(p->pause_reason);
     out.set_failure_reason(p->failure_reason);
     pending_version_ = p->version;
-    pending_final_ = IsFinal(p->status);
+    pending_final_ = Settled(*p);
     write_pending_ = true;
     last_write_ = now;
     writer_.Write(SerializeResponse(out), &write_tag_);
@@ -169,7 +179,7 @@ class WatchMethod::Call {
     if (finishing_ || done_ || write_pending_) return;
     if (alarm_pending_) {
       std::optional<dispatch::Progress> p = method_->hub_->Latest(campaign_id_);
-      if (p && IsFinal(p->status)) alarm_->Cancel();
+      if (p && Settled(*p)) alarm_->Cancel();
       return;
     }
     SetAlarmLocked(absl::Now());

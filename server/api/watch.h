@@ -6,7 +6,9 @@
 // and never more than one write outstanding, so a slow or stalled reader
 // costs one snapshot of memory, not a queue. A final state (completed,
 // cancelled, failed) is sent as soon as it is published, whatever the rate;
-// the stream then ends OK. A stream whose API key is revoked ends
+// the stream then ends OK. (A cancelled campaign that still counts queued
+// recipients is not final yet: with several instances, the one that sent
+// it skips them after the cancel.) A stream whose API key is revoked ends
 // UNAUTHENTICATED (RevokeApiKey calls KeyRevoked once the revocation is
 // committed).
 //

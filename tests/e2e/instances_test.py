@@ -14,7 +14,9 @@ webhook-id (providers_test.FakeVendors, Standard Webhooks checked):
     instances: no second at the receiver sees more than 10 of them;
   * PostgreSQL stopped while two instances send, with messages out, for
     longer than the lease ttl: both answer UNAVAILABLE meanwhile, and once
-    it is back the campaign completes, each recipient sent once.
+    it is back the campaign completes, each recipient sent once;
+  * a campaign watched and cancelled on the instance that does not send it:
+    the watch ends only once the sender has skipped what was queued.
 
 Same command line as e2e_test.py (harness.main).
 """
@@ -285,6 +287,41 @@ timeout = "60s"
         finally:
             harness.PG.start()
         self.check_each_once(a, cid, addresses)
+
+    def test_a_watch_elsewhere_ends_once_the_cancel_has_settled(self):
+        count = 600
+        a, b = self.start("watch-a"), self.start("watch-b")
+        self.register_sender(a, "+15550704", pb["sender"].Sender.unlimited)
+        cid, _ = self.create(a, "+15550704", count)
+        self.fake.hold("webhook", 100)
+        self.start_campaign(a, cid)
+        wait_until(self, lambda: "%d held requests (held: %d)" % (
+            self.IN_FLIGHT, self.fake.held("webhook")),
+            lambda: self.fake.held("webhook") >= self.IN_FLIGHT, timeout=60)
+        sender = max((a, b), key=self.handed)
+        other = b if sender is a else a
+        self.assertEqual(self.handed(other), 0)
+        campaigns = self.campaigns(other)
+        stream = campaigns.WatchCampaign(
+            pb["campaign"].WatchCampaignRequest(id=cid, max_rate_hz=50),
+            metadata=self.md, timeout=60)
+        self.assertEqual(next(stream).status,
+                         pb["campaign"].Campaign.sending)
+        cancelled = campaigns.CancelCampaign(
+            pb["campaign"].CancelCampaignRequest(id=cid), metadata=self.md,
+            timeout=harness.RPC_TIMEOUT)
+        # Answered at once: the sender still has its window out.
+        self.assertEqual(cancelled.status, pb["campaign"].Campaign.cancelled)
+        self.assertGreater(cancelled.stats.queued, 0, cancelled.stats)
+        self.fake.release.set()
+        seen = list(stream)  # to the end of the stream
+        self.assertTrue(seen)
+        last = seen[-1]
+        self.assertEqual(last.status, pb["campaign"].Campaign.cancelled)
+        self.assertEqual(last.stats.queued, 0, last.stats)
+        self.assertEqual(last.stats.sent + last.stats.skipped, count,
+                         last.stats)
+        self.assertGreaterEqual(last.stats.sent, 100, last.stats)
 
 
 if __name__ == "__main__":
