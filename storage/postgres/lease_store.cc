@@ -42,15 +42,16 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
   const absl::Time start = absl::Now();
   return db_->Autocommit<HeartbeatResult>(
       [&](Connection& c) -> absl::StatusOr<HeartbeatResult> {
-        absl::StatusOr<Rows> rows =
-            c.Query(absl::StrCat(
-                        "INSERT INTO instances(id, started_at, heartbeat_at, "
-                        "providers) SELECT $1, n, n, $2 FROM ",
-                        kNow,
-                        " ON CONFLICT (id) DO UPDATE SET heartbeat_at = "
-                        "EXCLUDED.heartbeat_at, providers = EXCLUDED.providers "
-                        "RETURNING heartbeat_at"),
-                    {me.id, MapToJson(me.provider_fingerprints)});
+        absl::StatusOr<Rows> rows = c.Query(
+            absl::StrCat(
+                "INSERT INTO instances(id, started_at, heartbeat_at, "
+                "providers, ttl_us) SELECT $1, n, n, $2, $3::bigint "
+                "FROM ",
+                kNow,
+                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = "
+                "EXCLUDED.heartbeat_at, providers = EXCLUDED.providers, "
+                "ttl_us = EXCLUDED.ttl_us RETURNING heartbeat_at"),
+            {me.id, MapToJson(me.provider_fingerprints), Us(ttl)});
         if (!rows.ok()) return rows.status();
         const std::string now = rows->Text(0, 0);
         // Every lease of `held` still ours, whether or not it expired
@@ -78,7 +79,8 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
         }
         rows = c.Query(
             "SELECT id, providers FROM instances WHERE id <> $1 AND "
-            "heartbeat_at > $2::bigint - $3::bigint ORDER BY id",
+            "heartbeat_at > $2::bigint - GREATEST(ttl_us, $3::bigint) "
+            "ORDER BY id",
             {me.id, now, Us(ttl)});
         if (!rows.ok()) return rows.status();
         result.other_instances = rows->size();

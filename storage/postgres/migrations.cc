@@ -340,9 +340,12 @@ ALTER TABLE contact_imports ADD COLUMN owner TEXT NOT NULL DEFAULT '';
       // 6: the instance that marked a recipient handed ('' without a
       // fence). Another instance treats the mark as in doubt only once
       // that one is dead: until then its provider call may still answer,
-      // and its outcome be recorded (DispatchStore::LeaseRecipients).
+      // and its outcome be recorded (DispatchStore::LeaseRecipients). And
+      // each instance's own lease ttl (0: unknown), so that whether it is
+      // dead is judged by the longer of its ttl and the judge's (owners.h).
       R"sql(
 ALTER TABLE recipients ADD COLUMN handed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN ttl_us BIGINT NOT NULL DEFAULT 0;
 )sql",
   };
   return *kMigrations;

@@ -31,8 +31,10 @@ struct WorkOwner {
 
 // SQL (a boolean expression): whether the work whose owner is in `column`
 // may be taken over by instance `$<me>` (a text parameter), the dead being
-// those with no heartbeat in the last `$<ttl_us>` microseconds (a bigint
-// parameter). Every owner when $me is ''; never $me itself.
+// those with no heartbeat within their own ttl or the last `$<ttl_us>`
+// microseconds (a bigint parameter), whichever is longer: instances
+// configured with different ttls never judge a live one dead. Every owner
+// when $me is ''; never $me itself.
 std::string TakeableBy(absl::string_view column, int me, int ttl_us);
 
 // `owner.ttl` as TakeableBy's parameter.

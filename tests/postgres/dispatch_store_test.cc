@@ -678,10 +678,12 @@ TEST_F(DispatchStoreInstancesTest, AMarkOfALiveFormerHolderIsNotInDoubt) {
   const std::string resource = "campaign:" + c.id;
   std::unique_ptr<Connection> conn = Connect();
   ASSERT_NE(conn, nullptr);
-  // ins_a is alive: it heartbeat just now.
+  // ins_a is alive: its last heartbeat was 20 s ago, within its own ttl
+  // of a minute (though not within this store's 10 s).
   ASSERT_TRUE(conn->Query("INSERT INTO instances(id, started_at, "
-                          "heartbeat_at) VALUES ('ins_a', $1, $1)",
-                          {Micros(NowMicros())})
+                          "heartbeat_at, ttl_us) VALUES ('ins_a', $1, $1, "
+                          "60000000)",
+                          {Micros(NowMicros() - absl::Seconds(20))})
                   .ok());
   absl::StatusOr<std::optional<Lease>> a =
       leases_a.Acquire("ins_a", resource, absl::Minutes(1));

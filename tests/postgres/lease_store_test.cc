@@ -114,6 +114,9 @@ TEST_F(LeaseStoreTest, HeartbeatsExtendTheLeasesHeldAndReleaseStrayOnes) {
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_TRUE(hb->lost.empty());
   EXPECT_GE(hb->held_until, before + absl::Hours(1));
+  // The instance's ttl is recorded: others judge it dead by it (owners.h).
+  EXPECT_EQ(Count("SELECT ttl_us FROM instances WHERE id = 'ins_a'"),
+            absl::ToInt64Microseconds(absl::Hours(1)));
   // c1 runs for another hour on the database's clock; c2 is free again.
   absl::StatusOr<std::optional<Lease>> c1 = a.leases->Holder("campaign:c1");
   ASSERT_TRUE(c1.ok() && c1->has_value());
