@@ -589,6 +589,16 @@ absl::Status Database::WithAutocommit(
       autocommit_conn_.reset();
       absl::StatusOr<std::unique_ptr<Connection>> opened = Connect();
       if (!opened.ok()) return opened.status();
+      // A lease row locked by a transaction in the writer's group (a
+      // mark's fence check) is waited for this long at most, not
+      // kLockTimeout: a heartbeat that hangs holds up the keeper, and
+      // one that fails is tried again at the next beat.
+      if (absl::Status set = (*opened)->Exec(
+              absl::StrCat("SET lock_timeout = ",
+                           absl::ToInt64Milliseconds(kAutocommitLockTimeout)));
+          !set.ok()) {
+        return set;
+      }
       autocommit_conn_ = *std::move(opened);
     }
     const absl::Status s = RunRead(*autocommit_conn_, fn);

@@ -97,6 +97,9 @@ struct DatabaseOptions {
   std::function<void(Connection&)> before_commit;
 };
 
+// The longest an Autocommit statement (a lease call) waits for a lock.
+inline constexpr absl::Duration kAutocommitLockTimeout = absl::Seconds(2);
+
 // What became of a transaction whose COMMIT got no answer.
 enum class TransactionOutcome { kCommitted, kAborted, kInProgress, kUnknown };
 
@@ -183,7 +186,8 @@ class Database {
   // queue behind the writer's group commits nor wait for a read connection
   // (lease heartbeats: a busy read pool must not cost an instance its
   // leases). It has a connection of its own, one call at a time; each
-  // statement commits on its own (autocommit). `fn` must be idempotent: it
+  // statement commits on its own (autocommit), and waits for a lock at most
+  // kAutocommitLockTimeout (then ABORTED). `fn` must be idempotent: it
   // runs once more on a new connection if the first turned out lost.
   template <typename T>
   absl::StatusOr<T> Autocommit(

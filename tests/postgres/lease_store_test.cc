@@ -72,6 +72,35 @@ class LeaseStoreTest : public PgTest {
   }
 };
 
+// A lease row locked by another transaction for longer than
+// kAutocommitLockTimeout (a mark's fence check waiting for its group's
+// commit) fails the heartbeat ABORTED, to be tried at the next beat; it
+// does not hang the keeper until the lock goes (kLockTimeout, 10 s).
+TEST_F(LeaseStoreTest, AHeartbeatDoesNotWaitLongForALockedLeaseRow) {
+  Instance a = Start("ins_a");
+  ASSERT_NE(a.leases, nullptr);
+  ASSERT_EQ(Take(a, "campaign:c1", absl::Minutes(1)), "ins_a/1");
+  std::unique_ptr<Connection> holder = Connect();
+  ASSERT_NE(holder, nullptr);
+  ASSERT_TRUE(holder
+                  ->Exec("BEGIN; SELECT 1 FROM leases WHERE resource = "
+                         "'campaign:c1' FOR SHARE")
+                  .ok());
+  // Released well after the autocommit timeout, well before kLockTimeout.
+  std::thread release([&] {
+    absl::SleepFor(kAutocommitLockTimeout * 3);
+    EXPECT_TRUE(holder->Exec("COMMIT").ok());
+  });
+  absl::StatusOr<HeartbeatResult> hb =
+      a.leases->Heartbeat(a.info, {"campaign:c1"}, absl::Minutes(1));
+  release.join();
+  EXPECT_EQ(hb.status().code(), absl::StatusCode::kAborted) << hb.status();
+  // The next beat goes through.
+  hb = a.leases->Heartbeat(a.info, {"campaign:c1"}, absl::Minutes(1));
+  ASSERT_TRUE(hb.ok()) << hb.status();
+  EXPECT_TRUE(hb->lost.empty());
+}
+
 TEST_F(LeaseStoreTest, OneOwnerAtATimeAndAnExpiredLeaseIsTakenOver) {
   Instance a = Start("ins_a");
   Instance b = Start("ins_b");
