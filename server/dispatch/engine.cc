@@ -232,6 +232,9 @@ struct Engine::Pump {
   int unmarking ABSL_GUARDED_BY(mu) = 0;
   // The campaign's rate override.
   std::optional<TokenBucket> own_bucket ABSL_GUARDED_BY(mu);
+  // With leases: its sender's provider is not configured here but on
+  // another live instance; the adoption scan leaves it to them until then.
+  absl::Time not_here_until ABSL_GUARDED_BY(mu) = absl::InfinitePast();
 
   int64_t cursor ABSL_GUARDED_BY(mu) = 0;  // last leased seq
   absl::Time next_batch_at ABSL_GUARDED_BY(mu) = absl::InfinitePast();
@@ -468,6 +471,11 @@ bool Engine::SenderNeeded(const std::string& sender_id) {
                                     p->phase == Pump::Phase::kStorageWait)) {
       return true;
     }
+    // Halted, with calls it took permits for still starting (or marked,
+    // about to): the next holder's second must not begin before they go.
+    if (p->setup->tier_rate > 0 && (p->starting > 0 || !p->marked.empty())) {
+      return true;
+    }
   }
   return false;
 }
@@ -550,7 +558,8 @@ void Engine::Adopt() {
         if (AppliedSince(c.id, before)) continue;  // newer than this read
         if (c.status != p->campaign.status ||
             (p->phase == Pump::Phase::kUnowned &&
-             c.status == CampaignStatus::kSending)) {
+             c.status == CampaignStatus::kSending &&
+             p->not_here_until <= timer_->Now())) {
           // Paused or resumed elsewhere, or perhaps free to take over.
           apply.push_back(c);
         }
@@ -1691,6 +1700,33 @@ void Engine::SetUp(const PumpPtr& p) {
                     {"retry_in", kErrorRetry},
                     {"error", text.status()}});
     ScheduleStep(p, timer_->Now() + kErrorRetry);
+    return;
+  }
+  if (text.ok() && provider == nullptr && leases_ != nullptr &&
+      leases_->ConfiguredElsewhere(sender->provider)) {
+    // Another live instance configures the provider: it sends the
+    // campaign, not this one (nor is the campaign failed for it). Released
+    // now, and left alone here for three scans, so that one of theirs
+    // takes it.
+    p->phase = Pump::Phase::kUnowned;
+    p->lease.reset();
+    p->not_here_until = timer_->Now() + 3 * options_.adopt_every;
+    p->Unlock(mu_);
+    static logging::RateLimited limit(10, absl::Minutes(1));
+    int64_t suppressed = 0;
+    if (limit.Allow(&suppressed)) {
+      logging::Warn(
+          "campaign's provider is not configured on this instance: left to "
+          "the instances that configure it",
+          {{"campaign_id", c.id},
+           {"provider", sender->provider},
+           {"suppressed", suppressed}});
+    }
+    if (absl::Status s = leases_->Release(CampaignLease(c.id)); !s.ok()) {
+      logging::Warn("releasing a campaign's lease failed: it expires by itself",
+                    {{"campaign_id", c.id}, {"error", s}});
+    }
+    p->Lock(mu_);
     return;
   }
   std::string fatal;

@@ -100,6 +100,11 @@ int LeaseKeeper::other_instances() {
   return other_instances_;
 }
 
+bool LeaseKeeper::ConfiguredElsewhere(const std::string& provider) {
+  MutexLock lock(&mu_);
+  return providers_elsewhere_.count(provider) > 0;
+}
+
 void LeaseKeeper::ScheduleHeartbeat(uint64_t generation) {
   timer_->At(timer_->Now() + options_.heartbeat_every,
              [this, generation] { Beat(generation); });
@@ -147,6 +152,7 @@ std::set<std::string> LeaseKeeper::HeartbeatLocked(absl::Status* status) {
   }
   *status = absl::OkStatus();
   other_instances_ = beat->other_instances;
+  providers_elsewhere_ = std::move(beat->providers_elsewhere);
   std::set<std::string> lost(beat->lost.begin(), beat->lost.end());
   for (const std::string& resource : held) {
     auto it = held_.find(resource);

@@ -81,6 +81,10 @@ class LeaseKeeper {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Live instances other than this one, at the last heartbeat.
   int other_instances() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether one of them configures a provider named `provider`, at the
+  // last heartbeat.
+  bool ConfiguredElsewhere(const std::string& provider)
+      ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& id() const { return me_.id; }
 
  private:
@@ -112,6 +116,7 @@ class LeaseKeeper {
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, Lease> held_ ABSL_GUARDED_BY(mu_);
   int other_instances_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> providers_elsewhere_ ABSL_GUARDED_BY(mu_);
   // Provider mismatches already logged (provider, other instance).
   std::set<std::pair<std::string, std::string>> logged_mismatches_
       ABSL_GUARDED_BY(mu_);

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,8 @@ struct HeartbeatResult {
   // Live instances other than the caller (heartbeat within the ttl).
   int other_instances = 0;
   std::vector<ProviderMismatch> mismatches;
+  // The provider names those instances configure.
+  std::set<std::string> providers_elsewhere;
 };
 
 class LeaseRepository {

@@ -87,6 +87,7 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
         for (int i = 0; i < rows->size(); ++i) {
           for (const auto& [name, fingerprint] :
                MapFromJson(rows->Text(i, "providers"))) {
+            result.providers_elsewhere.insert(name);
             auto mine = me.provider_fingerprints.find(name);
             if (mine != me.provider_fingerprints.end() &&
                 mine->second != fingerprint) {

@@ -916,7 +916,8 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
   }
 
   // Starts instance `i` (its engine recovers, and the adoption scan runs).
-  Node& Launch(int i, int64_t hang_after = -1) {
+  // `configured`: whether it configures the senders' provider.
+  Node& Launch(int i, int64_t hang_after = -1, bool configured = true) {
     Node n;
     n.id = absl::StrCat("ins_", i);
     n.db = db(i);
@@ -929,8 +930,13 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
     keep.heartbeat_every = kTtl / 4;
     dispatch::Engine** engine = &engines_[i];
     n.keeper = std::make_unique<dispatch::LeaseKeeper>(
-        n.leases.get(), n.timer.get(), InstanceInfo{n.id, {}}, keep,
-        [engine](const std::string& resource) {
+        n.leases.get(), n.timer.get(),
+        InstanceInfo{n.id,
+                     configured
+                         ? std::map<std::string, std::string>{{"simulator",
+                                                               "fingerprint"}}
+                         : std::map<std::string, std::string>{}},
+        keep, [engine](const std::string& resource) {
           (*engine)->LeaseLost(resource);
         });
     dispatch::EngineOptions options;
@@ -941,7 +947,10 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
     InstanceProvider* provider = n.provider.get();
     n.engine = std::make_unique<dispatch::Engine>(
         &dispatch(i), n.timer.get(),
-        [provider](const std::string&) { return provider; }, options);
+        [provider, configured](const std::string&) -> dispatch::Provider* {
+          return configured ? provider : nullptr;
+        },
+        options);
     engines_[i] = n.engine.get();
     EXPECT_TRUE(n.keeper->Start().ok());
     EXPECT_TRUE(n.engine->Recover().ok());
@@ -1084,6 +1093,34 @@ TEST_P(EngineInstancesTest, TheSurvivorTakesOverAKilledOwnersCampaign) {
                                  c.seq)),
               static_cast<int64_t>(unanswered.size()));
   }
+}
+
+// Instance 0 does not configure the campaign's provider; instance 1 does.
+// Started through 0, which takes the lease first, the campaign is left to 1
+// (0 releases it), not failed; 1 sends all of it.
+TEST_P(EngineInstancesTest, AProviderConfiguredOnlyElsewhereLeavesItThere) {
+  constexpr int64_t kRecipients = 500;
+  adopt_every_ = kTtl * 3 / 2;  // 1 scans later than 0 takes the lease
+  Launch(1);
+  adopt_every_ = kTtl / 4;
+  Node& here = Launch(0, -1, /*configured=*/false);
+  const Campaign c = MustStartWith(kRecipients);
+  here.engine->Updated(c);
+  ASSERT_TRUE(Eventually([&] {
+    return Stored(c.id).status == CampaignStatus::kCompleted;
+  })) << "status "
+      << CampaignStatusName(Stored(c.id).status) << ": "
+      << Stored(c.id).failure_reason;
+  const Campaign done = ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(done.stats.sent, kRecipients);
+  EXPECT_EQ(receiver_.From("ins_0"), 0);
+  EXPECT_EQ(receiver_.From("ins_1"), kRecipients);
+  // Held by 0 first (again, perhaps, if its wait ended before 1's scan),
+  // then by 1.
+  EXPECT_GE(Count(absl::StrCat("SELECT epoch FROM leases WHERE resource = "
+                               "'campaign:",
+                               c.id, "'")),
+            2);
 }
 
 // A pause on the instance that does not send the campaign stops its owner
