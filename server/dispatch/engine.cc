@@ -435,6 +435,13 @@ void Engine::LeaseLost(const std::string& resource) {
   Disown(p, absl::AbortedError("the lease keeper reported the lease lost"));
 }
 
+void Engine::ReleaseNow(const std::string& id) {
+  if (absl::Status s = leases_->Release(CampaignLease(id)); !s.ok()) {
+    logging::Warn("releasing a campaign's lease failed: it expires by itself",
+                  {{"campaign_id", id}, {"error", s}});
+  }
+}
+
 void Engine::ReleaseLease(const std::string& id) {
   timer_->At(timer_->Now(), [this, id] {
     {
@@ -446,10 +453,7 @@ void Engine::ReleaseLease(const std::string& id) {
         if (it->second->lease.has_value()) return;
       }
     }
-    if (absl::Status s = leases_->Release(CampaignLease(id)); !s.ok()) {
-      logging::Warn("releasing a campaign's lease failed: it expires by itself",
-                    {{"campaign_id", id}, {"error", s}});
-    }
+    ReleaseNow(id);
     ReleaseUnusedSenders();
   });
 }
@@ -1431,11 +1435,16 @@ void Engine::WantHeldRetry(absl::Time at) {
 
 void Engine::RetryHeldReceipts() {
   const absl::Time now = timer_->Now();
-  if (!held_.Begin(now)) return;
+  if (!held_.Begin()) return;
   int64_t expired = 0;
   std::vector<HeldReceipts::Batch> batches = held_.Take(now, &expired);
   CountUnmatched(expired);
   auto end = [this] {
+    {
+      // Stopped meanwhile: nothing is retried (the timer may be gone).
+      MutexLock lock(&mu_);
+      if (stopped_) return;
+    }
     if (std::optional<absl::Time> next = held_.End(timer_->Now())) {
       timer_->At(*next, [this] { RetryHeldReceipts(); });
     }
@@ -1631,10 +1640,7 @@ void Engine::SetUp(const PumpPtr& p) {
     // Left to the sender's holder, which takes it over at its next scan
     // (nothing of it is out: see above). Held from now, or from before its
     // sender's lease went elsewhere.
-    if (absl::Status s = leases_->Release(CampaignLease(c.id)); !s.ok()) {
-      logging::Warn("releasing a campaign's lease failed: it expires by itself",
-                    {{"campaign_id", c.id}, {"error", s}});
-    }
+    ReleaseNow(c.id);
   }
   p->Lock(mu_);
   if (ours && acquire) {
@@ -1722,10 +1728,7 @@ void Engine::SetUp(const PumpPtr& p) {
            {"provider", sender->provider},
            {"suppressed", suppressed}});
     }
-    if (absl::Status s = leases_->Release(CampaignLease(c.id)); !s.ok()) {
-      logging::Warn("releasing a campaign's lease failed: it expires by itself",
-                    {{"campaign_id", c.id}, {"error", s}});
-    }
+    ReleaseNow(c.id);
     p->Lock(mu_);
     return;
   }

@@ -302,6 +302,9 @@ class Engine {
   // Gives up the lease of campaign `id` (its sending ended here), off the
   // caller's thread.
   void ReleaseLease(const std::string& id);
+  // Gives it up now (a round trip to the database; another instance may
+  // take it at once); a failure is logged, the lease then expires by itself.
+  void ReleaseNow(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // Changed's read of campaign `id`; another one follows (kChangeReadEvery
   // after this one began) if one was asked for meanwhile.
   void ReadChanged(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);

@@ -88,9 +88,12 @@ bool HeldReceipts::Want(absl::Time at) {
   return true;
 }
 
-bool HeldReceipts::Begin(absl::Time now) {
+bool HeldReceipts::Begin() {
   MutexLock lock(&mu_);
-  if (running_ || armed_ > now) return false;
+  // Not compared with the clock: an alarm may fire a hair before its time
+  // by another clock's reading, and must not be lost then. A superseded
+  // alarm that fires later runs a retry early: harmless.
+  if (running_ || armed_ == absl::InfiniteFuture()) return false;
   running_ = true;
   armed_ = absl::InfiniteFuture();
   return true;

@@ -21,7 +21,7 @@
 // with the delay doubling up to `max_retry` while some stay unmatched.
 //
 //   if (held.Want(now + held.first_retry())) timer->At(...);   // on Hold
-//   if (!held.Begin(now)) return;                              // the alarm
+//   if (!held.Begin()) return;                                 // the alarm
 //   for (Batch& b : held.Take(now, &expired)) ...apply, then Keep(b, left)
 //   if (auto next = held.End(now)) timer->At(*next, ...);
 //
@@ -81,9 +81,9 @@ class HeldReceipts {
   // must arm an alarm for `at` (none is armed as early and none runs; one
   // running ends with End, which asks for the next).
   bool Want(absl::Time at);
-  // An alarm fired: true when this retry is to run now (false: it is
-  // stale, or another runs).
-  bool Begin(absl::Time now);
+  // An alarm fired: true when this retry is to run now (false: another
+  // runs, or none is armed).
+  bool Begin();
   // The running retry ended: when the next is to run (an alarm the caller
   // arms), if any receipt is held.
   std::optional<absl::Time> End(absl::Time now);

@@ -568,30 +568,26 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
         }
         // With a fence, not a recipient another live instance marked
         // handed: its call may still answer, and its outcome then lands on
-        // the row still queued. Once that instance is dead (no heartbeat
-        // within the ttl), the row is leased in doubt.
+        // the row still queued. Once that instance is dead (TakeableBy,
+        // owners.h), the row is leased in doubt.
+        std::vector<std::optional<std::string>> params = {
+            absl::StrCat(c.seq), absl::StrCat(after_seq),
+            absl::StrCat(c.import_floor.value_or(kNoFloor)),
+            absl::StrCat(limit)};
+        std::string not_elsewhere;
+        if (fence != nullptr) {
+          not_elsewhere = absl::StrCat(
+              " AND NOT (r.handed AND r.handed_by <> '' AND r.handed_by <> "
+              "$5::text AND NOT ",
+              TakeableBy("r.handed_by", 5, 6), ")");
+          params.push_back(fence->owner);
+          params.push_back(TtlParam(owner_));
+        }
         absl::StatusOr<Rows> rows = conn.Query(
-            absl::StrCat(
-                "SELECT * FROM recipients r WHERE campaign_seq = $1 AND "
-                "status = 'queued' AND seq > $2 AND seq < $3",
-                fence == nullptr
-                    ? ""
-                    : absl::StrCat(" AND NOT (r.handed AND r.handed_by <> '' "
-                                   "AND r.handed_by <> $5::text AND NOT ",
-                                   TakeableBy("r.handed_by", 5, 6), ")"),
-                " ORDER BY seq LIMIT $4"),
-            fence == nullptr
-                ? std::vector<
-                      std::optional<std::string>>{absl::StrCat(c.seq),
-                                                  absl::StrCat(after_seq),
-                                                  absl::StrCat(
-                                                      c.import_floor.value_or(
-                                                          kNoFloor)),
-                                                  absl::StrCat(limit)}
-                : std::vector<std::optional<std::string>>{
-                      absl::StrCat(c.seq), absl::StrCat(after_seq),
-                      absl::StrCat(c.import_floor.value_or(kNoFloor)),
-                      absl::StrCat(limit), fence->owner, TtlParam(owner_)});
+            absl::StrCat("SELECT * FROM recipients r WHERE campaign_seq = $1 "
+                         "AND status = 'queued' AND seq > $2 AND seq < $3",
+                         not_elsewhere, " ORDER BY seq LIMIT $4"),
+            params);
         if (!rows.ok()) return rows.status();
         std::vector<Recipient> out;
         for (int i = 0; i < rows->size(); ++i) {

@@ -96,8 +96,8 @@ TEST(HeldReceiptsTest, OneRetryAtATimeWithTheDelayDoubling) {
   EXPECT_TRUE(held.Want(kT0 + absl::Seconds(1)));
   EXPECT_FALSE(held.Want(kT0 + absl::Seconds(2)));  // one as early is armed
   EXPECT_TRUE(held.Want(kT0 + absl::Milliseconds(500)));
-  EXPECT_TRUE(held.Begin(kT0 + absl::Milliseconds(500)));
-  EXPECT_FALSE(held.Begin(kT0 + absl::Seconds(1)));  // stale alarm
+  EXPECT_TRUE(held.Begin());
+  EXPECT_FALSE(held.Begin());  // the superseded alarm, while it runs
   // Asked for while it runs: the next retry is no later than that.
   held.Hold("acc_1", "", {Receipt("a")}, kT0);
   EXPECT_FALSE(held.Want(kT0 + absl::Milliseconds(700)));
@@ -108,17 +108,18 @@ TEST(HeldReceiptsTest, OneRetryAtATimeWithTheDelayDoubling) {
   absl::Time now = *next;
   for (absl::Duration want :
        {absl::Seconds(2), absl::Seconds(4), absl::Seconds(4)}) {
-    ASSERT_TRUE(held.Begin(now));
+    ASSERT_TRUE(held.Begin());
     next = held.End(now);
     ASSERT_TRUE(next.has_value());
     EXPECT_EQ(*next - now, want);
     now = *next;
   }
   // Nothing held: no retry, and the next hold starts at the first delay.
-  ASSERT_TRUE(held.Begin(now));
+  ASSERT_TRUE(held.Begin());
   int64_t expired = 0;
   held.Take(now, &expired);
   EXPECT_FALSE(held.End(now).has_value());
+  EXPECT_FALSE(held.Begin());  // nothing armed: a stray alarm runs nothing
   EXPECT_TRUE(held.Want(now + absl::Seconds(1)));
 }
 
