@@ -73,11 +73,11 @@ struct ReceiptUpdate {
 struct ReceiptResult {
   int64_t matched = 0;    // changed a recipient
   int64_t unmatched = 0;  // no recipient of the account has that id
+  int64_t ignored = 0;    // matched, but not newer than what is recorded
   // Of `unmatched`, those that name a provider message id, in batch order:
   // their message's outcome may not be recorded yet (the engine holds them
   // and tries again).
   std::vector<ReceiptUpdate> unmatched_receipts;
-  int64_t ignored = 0;    // matched, but not newer than what is recorded
   // The matched ones by the status they set.
   int64_t delivered = 0;
   int64_t read = 0;
