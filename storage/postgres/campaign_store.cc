@@ -385,14 +385,14 @@ absl::StatusOr<int> CampaignStore::ResumeCampaignDeletions() {
       Taken taken,
       db_->WriteSync<Taken>(
           [owner = owner_](Connection& c) -> absl::StatusOr<Taken> {
-            absl::StatusOr<Rows> rows =
-                c.Query(ClaimSql({.table = "campaigns",
-                                  .key = "seq",
-                                  .owner_column = "work_owner",
-                                  .where = "deleting",
-                                  .lock = "FOR NO KEY UPDATE",
-                                  .returning = "c.id"}),
-                        {owner.instance, TtlParam(owner)});
+            absl::StatusOr<Rows> rows = TakeOver(c,
+                                                 {.table = "campaigns",
+                                                  .key = "seq",
+                                                  .owner_column = "work_owner",
+                                                  .where = "deleting",
+                                                  .lock = "FOR NO KEY UPDATE",
+                                                  .returning = "c.id"},
+                                                 owner);
             if (!rows.ok()) return rows.status();
             Taken out;
             for (int i = 0; i < rows->size(); ++i) {

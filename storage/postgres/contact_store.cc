@@ -806,14 +806,15 @@ absl::StatusOr<int> ContactStore::ResumeContactImports(
           [owner =
                owner_](Connection& c) -> absl::StatusOr<std::vector<Taken>> {
             absl::StatusOr<Rows> rows =
-                c.Query(ClaimSql({.table = "contact_imports",
-                                  .key = "id",
-                                  .owner_column = "owner",
-                                  .where = "",
-                                  .lock = "FOR UPDATE",
-                                  .returning = "c.id, c.account_id, c.channel, "
-                                               "c.list_id, c.tags, c.state"}),
-                        {owner.instance, TtlParam(owner)});
+                TakeOver(c,
+                         {.table = "contact_imports",
+                          .key = "id",
+                          .owner_column = "owner",
+                          .where = "",
+                          .lock = "FOR UPDATE",
+                          .returning = "c.id, c.account_id, c.channel, "
+                                       "c.list_id, c.tags, c.state"},
+                         owner);
             if (!rows.ok()) return rows.status();
             std::vector<Taken> out;
             for (int i = 0; i < rows->size(); ++i) {

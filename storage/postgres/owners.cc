@@ -17,6 +17,9 @@ std::string TtlParam(const WorkOwner& owner) {
   return absl::StrCat(absl::ToInt64Microseconds(owner.ttl));
 }
 
+namespace {
+
+// TakeOver's statement; parameters {owner.instance, TtlParam(owner)}.
 std::string ClaimSql(const Claim& claim) {
   return absl::StrCat(
       "UPDATE ", claim.table, " c SET ", claim.owner_column, " = $1 FROM (",
@@ -25,6 +28,13 @@ std::string ClaimSql(const Claim& claim) {
       TakeableBy(claim.owner_column, 1, 2), " ORDER BY ", claim.key, " ",
       claim.lock, ") o WHERE c.", claim.key, " = o.", claim.key, " RETURNING ",
       claim.returning, ", o.was");
+}
+
+}  // namespace
+
+absl::StatusOr<Rows> TakeOver(Connection& c, const Claim& claim,
+                              const WorkOwner& owner) {
+  return c.Query(ClaimSql(claim), {owner.instance, TtlParam(owner)});
 }
 
 }  // namespace campaigns::storage::postgres

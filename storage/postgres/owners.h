@@ -15,8 +15,10 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "storage/postgres/connection.h"
 
 namespace campaigns::storage::postgres {
 
@@ -40,11 +42,10 @@ std::string TakeableBy(absl::string_view column, int me, int ttl_us);
 // `owner.ttl` as TakeableBy's parameter.
 std::string TtlParam(const WorkOwner& owner);
 
-// The one statement that takes work over: sets `owner_column` of every row
-// of `table` matching `where` (SQL, may be empty) whose owner is
-// TakeableBy $1, locked `lock` ("FOR UPDATE", "FOR NO KEY UPDATE") in `key`
-// order, and returns `returning` (columns of `table`, alias c) and the
-// former owner as `was`. Parameters: {owner.instance, TtlParam(owner)}.
+// What TakeOver claims: every row of `table` matching `where` (SQL, may be
+// empty) whose `owner_column` is TakeableBy this instance, locked `lock`
+// ("FOR UPDATE", "FOR NO KEY UPDATE") in `key` order; it returns
+// `returning` (columns of `table`, alias c).
 struct Claim {
   absl::string_view table;
   absl::string_view key;
@@ -53,7 +54,12 @@ struct Claim {
   absl::string_view lock;
   absl::string_view returning;
 };
-std::string ClaimSql(const Claim& claim);
+
+// The one statement that takes work over, on `c`: makes `owner` the owner
+// of the rows `claim` names; returns them, each with its former owner as
+// `was`.
+absl::StatusOr<Rows> TakeOver(Connection& c, const Claim& claim,
+                              const WorkOwner& owner);
 
 }  // namespace campaigns::storage::postgres
 

@@ -538,13 +538,14 @@ absl::StatusOr<int> RecipientStore::RecoverInterruptedImports(
       db_->WriteSync<Taken>(
           [owner = owner_](Connection& c) -> absl::StatusOr<Taken> {
             absl::StatusOr<Rows> rows =
-                c.Query(ClaimSql({.table = "campaigns",
-                                  .key = "seq",
-                                  .owner_column = "work_owner",
-                                  .where = "import_floor IS NOT NULL",
-                                  .lock = "FOR NO KEY UPDATE",
-                                  .returning = "c.*"}),
-                        {owner.instance, TtlParam(owner)});
+                TakeOver(c,
+                         {.table = "campaigns",
+                          .key = "seq",
+                          .owner_column = "work_owner",
+                          .where = "import_floor IS NOT NULL",
+                          .lock = "FOR NO KEY UPDATE",
+                          .returning = "c.*"},
+                         owner);
             if (!rows.ok()) return rows.status();
             Taken out;
             for (int i = 0; i < rows->size(); ++i) {
