@@ -6,6 +6,23 @@
 
 namespace campaigns::dispatch {
 
+std::vector<bool> UnmatchedOf(const std::vector<ReceiptUpdate>& batch,
+                              const std::vector<ReceiptUpdate>& unmatched) {
+  std::vector<bool> out(batch.size(), false);
+  size_t j = 0;
+  for (const ReceiptUpdate& u : unmatched) {
+    while (j < batch.size() &&
+           (batch[j].provider_message_id != u.provider_message_id ||
+            batch[j].status != u.status ||
+            batch[j].occurred_at != u.occurred_at)) {
+      ++j;
+    }
+    if (j == batch.size()) break;  // not of this batch
+    out[j++] = true;
+  }
+  return out;
+}
+
 HeldReceipts::HeldReceipts(HeldReceiptsOptions options)
     : options_(options), delay_(options.first_retry) {}
 
@@ -25,19 +42,13 @@ int64_t HeldReceipts::Hold(const std::string& account_id,
 
 int64_t HeldReceipts::Keep(const Batch& b,
                            const std::vector<ReceiptUpdate>& unmatched) {
+  const std::vector<bool> again = UnmatchedOf(b.receipts, unmatched);
   MutexLock lock(&mu_);
-  // `unmatched` is a subsequence of b.receipts: walk both.
-  size_t j = 0;
-  for (const ReceiptUpdate& u : unmatched) {
-    while (j < b.receipts.size() &&
-           (b.receipts[j].provider_message_id != u.provider_message_id ||
-            b.receipts[j].status != u.status ||
-            b.receipts[j].occurred_at != u.occurred_at)) {
-      ++j;
+  for (size_t j = 0; j < again.size(); ++j) {
+    if (again[j]) {
+      held_.push_back(
+          Entry{b.account_id, b.provider, b.receipts[j], b.until[j]});
     }
-    if (j == b.receipts.size()) break;  // not of this batch: not held again
-    held_.push_back(Entry{b.account_id, b.provider, u, b.until[j]});
-    ++j;
   }
   return Trim();
 }

@@ -42,6 +42,11 @@
 
 namespace campaigns::dispatch {
 
+// For each receipt of `batch`, whether it is one of `unmatched`: a
+// subsequence of `batch` (ReceiptResult::unmatched_receipts of its apply).
+std::vector<bool> UnmatchedOf(const std::vector<ReceiptUpdate>& batch,
+                              const std::vector<ReceiptUpdate>& unmatched);
+
 struct HeldReceiptsOptions {
   absl::Duration hold = absl::Minutes(10);
   size_t capacity = 100000;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/dispatch/held_receipts.h"
 #include "server/domain/errors.h"
 
 namespace campaigns::dispatch {
@@ -401,19 +402,12 @@ void Simulator::Report(const std::string& account,
   receipts_(account, std::move(receipts),
             [this, account, logged](absl::StatusOr<ReceiptResult> answer) {
               if (answer.ok()) {
-                // Unmatched ones (a subsequence of the batch) stay owed.
+                // Unmatched ones stay owed.
+                const std::vector<bool> owed =
+                    UnmatchedOf(*logged, answer->unmatched_receipts);
                 std::vector<ReceiptUpdate> matched;
-                size_t j = 0;
-                const std::vector<ReceiptUpdate>& left =
-                    answer->unmatched_receipts;
-                for (ReceiptUpdate& r : *logged) {
-                  if (j < left.size() &&
-                      left[j].provider_message_id == r.provider_message_id &&
-                      left[j].status == r.status) {
-                    ++j;
-                    continue;
-                  }
-                  matched.push_back(std::move(r));
+                for (size_t i = 0; i < owed.size(); ++i) {
+                  if (!owed[i]) matched.push_back(std::move((*logged)[i]));
                 }
                 LogReceipts(matched, account);
                 return;
