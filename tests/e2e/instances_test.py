@@ -125,6 +125,16 @@ timeout = "60s"
             pb["campaign"].GetCampaignRequest(id=cid), metadata=self.md,
             timeout=harness.RPC_TIMEOUT)
 
+    def start_with_window_held(self, srv, cid, held):
+        """Starts `cid` through `srv` with the receiver holding its answers
+        from request `held` on; returns once the sender's window is full of
+        held requests."""
+        self.fake.hold("webhook", held)
+        self.start_campaign(srv, cid)
+        wait_until(self, lambda: "%d held requests (held: %d)" % (
+            self.IN_FLIGHT, self.fake.held("webhook")),
+            lambda: self.fake.held("webhook") >= self.IN_FLIGHT, timeout=60)
+
     @staticmethod
     def handed(srv):
         """Messages `srv` handed to the hooks provider so far (its
@@ -266,11 +276,7 @@ timeout = "60s"
         a, b = self.start("pgr-a"), self.start("pgr-b")
         self.register_sender(a, "+15550703", pb["sender"].Sender.unlimited)
         cid, addresses = self.create(a, "+15550703", count)
-        self.fake.hold("webhook", 400)
-        self.start_campaign(b, cid)
-        wait_until(self, lambda: "%d held requests (held: %d)" % (
-            self.IN_FLIGHT, self.fake.held("webhook")),
-            lambda: self.fake.held("webhook") >= self.IN_FLIGHT, timeout=60)
+        self.start_with_window_held(b, cid, 400)
         harness.PG.stop()
         try:
             for srv in (a, b):
@@ -293,11 +299,7 @@ timeout = "60s"
         a, b = self.start("watch-a"), self.start("watch-b")
         self.register_sender(a, "+15550704", pb["sender"].Sender.unlimited)
         cid, _ = self.create(a, "+15550704", count)
-        self.fake.hold("webhook", 100)
-        self.start_campaign(a, cid)
-        wait_until(self, lambda: "%d held requests (held: %d)" % (
-            self.IN_FLIGHT, self.fake.held("webhook")),
-            lambda: self.fake.held("webhook") >= self.IN_FLIGHT, timeout=60)
+        self.start_with_window_held(a, cid, 100)
         sender = max((a, b), key=self.handed)
         other = b if sender is a else a
         self.assertEqual(self.handed(other), 0)

@@ -246,6 +246,24 @@ class DispatchStoreInstancesTest : public PgTest {
               credits - debited);
   }
 
+  // The lease on `resource` ends now, as if its holder had stopped
+  // heartbeating (or lost its database) a ttl ago, and `who` acquires it
+  // through `taker`: its lease, or none (the failure recorded).
+  std::optional<Lease> ExpireAndTake(LeaseStore& taker, const std::string& who,
+                                     const std::string& resource) {
+    std::unique_ptr<Connection> conn = Connect();
+    EXPECT_NE(conn, nullptr);
+    if (conn == nullptr) return std::nullopt;
+    EXPECT_TRUE(
+        conn->Query("UPDATE leases SET expires_at = 0 WHERE resource = $1",
+                    {resource})
+            .ok());
+    absl::StatusOr<std::optional<Lease>> taken =
+        taker.Acquire(who, resource, absl::Minutes(1));
+    EXPECT_TRUE(taken.ok() && taken->has_value()) << taken.status();
+    return taken.ok() ? *taken : std::nullopt;
+  }
+
   static DispatchOutcome SentOutcome(int64_t seq) {
     DispatchOutcome o;
     o.seq = seq;
@@ -625,18 +643,9 @@ TEST_F(DispatchStoreInstancesTest, LeasesAndMarksAreFencedByTheCampaignLease) {
   EXPECT_EQ(Count(handed), 1);
 
   // ins_a stopped heartbeating; ins_b takes the campaign over.
-  {
-    std::unique_ptr<Connection> conn = Connect();
-    ASSERT_NE(conn, nullptr);
-    ASSERT_TRUE(
-        conn->Query("UPDATE leases SET expires_at = 0 WHERE resource = $1",
-                    {resource})
-            .ok());
-  }
-  absl::StatusOr<std::optional<Lease>> b =
-      leases_b.Acquire("ins_b", resource, absl::Minutes(1));
-  ASSERT_TRUE(b.ok() && b->has_value()) << b.status();
-  const Lease fence_b = **b;
+  const std::optional<Lease> b = ExpireAndTake(leases_b, "ins_b", resource);
+  ASSERT_TRUE(b.has_value());
+  const Lease fence_b = *b;
   EXPECT_EQ(fence_b.epoch, fence_a.epoch + 1);
   leased = dispatch(0).LeaseRecipients(c, 0, 100, &fence_a);
   EXPECT_TRUE(errors::IsLeaseLost(leased.status())) << leased.status();
@@ -699,14 +708,9 @@ TEST_F(DispatchStoreInstancesTest, AMarkOfALiveFormerHolderIsNotInDoubt) {
                   .ok());
   // ins_a's lease lapses (its database was away) while those calls are
   // out; ins_b takes the campaign over.
-  ASSERT_TRUE(
-      conn->Query("UPDATE leases SET expires_at = 0 WHERE resource = $1",
-                  {resource})
-          .ok());
-  absl::StatusOr<std::optional<Lease>> b =
-      leases_b.Acquire("ins_b", resource, absl::Minutes(1));
-  ASSERT_TRUE(b.ok() && b->has_value()) << b.status();
-  const Lease fence_b = **b;
+  const std::optional<Lease> b = ExpireAndTake(leases_b, "ins_b", resource);
+  ASSERT_TRUE(b.has_value());
+  const Lease fence_b = *b;
   absl::StatusOr<std::vector<Recipient>> leased =
       dispatch(1).LeaseRecipients(c, 0, 100, &fence_b);
   ASSERT_TRUE(leased.ok()) << leased.status();
