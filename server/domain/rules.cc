@@ -611,13 +611,15 @@ bool IsOptOutText(absl::string_view text) {
 }
 
 SkipChainStep NextSkipChainStep(const absl::Status& written, int64_t queued,
-                                int64_t skipped) {
+                                int64_t settled, int64_t left_elsewhere) {
   if (written.code() == absl::StatusCode::kNotFound) {
     return SkipChainStep::kGone;
   }
   if (!written.ok()) return SkipChainStep::kRetryLater;
   if (queued <= 0) return SkipChainStep::kDone;
-  return skipped > 0 ? SkipChainStep::kNext : SkipChainStep::kOvercounted;
+  if (settled > 0) return SkipChainStep::kNext;
+  return left_elsewhere > 0 ? SkipChainStep::kLeftElsewhere
+                            : SkipChainStep::kOvercounted;
 }
 
 }  // namespace campaigns

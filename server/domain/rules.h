@@ -109,21 +109,36 @@ bool IsEditable(CampaignStatus s);
 // Final states: nothing happens to the campaign any more.
 bool IsFinal(CampaignStatus s);
 
-// What a cancellation's chain of skip chunks (each chunk's queued recipients
-// become skipped, in a write of its own) does after one chunk, on every
-// engine: `written` is the chunk's write, `queued` the campaign's queued
-// counter after it and `skipped` how many it skipped.
+// What a cancellation's chain of skip chunks does after one chunk, on every
+// engine. Each chunk settles queued recipients in a write of its own: those
+// never handed to a provider become skipped (campaign_cancelled); those
+// marked handed with no outcome recorded, by this instance before a restart
+// or by an instance that is dead, fail outcome_unknown (they may have gone
+// out); those marked by another live instance are left queued, for the
+// outcome of its call still out. `written` is the chunk's write, `queued`
+// the campaign's queued counter after it, `settled` how many it settled and
+// `left_elsewhere` how many queued recipients another live instance marked
+// (counted only when none were settled).
 enum class SkipChainStep {
   kDone,        // nothing queued is left
-  kNext,        // skip the next chunk
+  kNext,        // settle the next chunk
   kRetryLater,  // the write failed: the rest once writes succeed again
   kGone,        // the campaign was deleted meanwhile (NOT_FOUND)
-  // Queued recipients counted, yet none skipped: the counter counts rows
-  // that are not there. The chain ends (it would never reach 0); log it.
+  // What is left awaits another live instance's outcomes: the chain ends
+  // with queued recipients, and a later one settles what those leave.
+  kLeftElsewhere,
+  // Queued recipients counted, yet none settled nor left elsewhere: the
+  // counter counts rows that are not there. The chain ends (it would never
+  // reach 0); log it.
   kOvercounted,
 };
 SkipChainStep NextSkipChainStep(const absl::Status& written, int64_t queued,
-                                int64_t skipped);
+                                int64_t settled, int64_t left_elsewhere);
+// The error_desc of a recipient a skip chunk fails outcome_unknown.
+inline constexpr char kCancelledInDoubt[] =
+    "handed to its provider with no outcome recorded (before a restart, or "
+    "by an instance that stopped) when the campaign was cancelled; it may "
+    "have gone out, and is not sent again";
 
 // Events of API.md's lifecycle table.
 enum class CampaignEvent {

@@ -409,6 +409,15 @@ absl::Status FenceStatus(const Lease& fence, const std::string& id,
   return absl::OkStatus();
 }
 
+// Whether recipient `r` is marked handed by another instance that is alive
+// (TakeableBy, owners.h), its call possibly still out: a boolean, with
+// $`me` this instance and $`ttl_us` TtlParam.
+std::string MarkedByALiveOther(int me, int ttl_us) {
+  return absl::StrCat("(r.handed AND r.handed_by <> '' AND r.handed_by <> $",
+                      me, "::text AND NOT ",
+                      TakeableBy("r.handed_by", me, ttl_us), ")");
+}
+
 std::vector<std::optional<std::string>> FenceParams(const Lease& fence) {
   return {fence.resource, fence.owner, absl::StrCat(fence.epoch)};
 }
@@ -433,10 +442,10 @@ void DispatchStore::TransitionCampaign(const std::string& account_id,
         RETURN_IF_ERROR(Transition(c, camp, change));
         return camp;
       },
-      [db = db_, cancel, account_id, id,
+      [db = db_, owner = owner_, cancel, account_id, id,
        done = std::move(done)](absl::StatusOr<Campaign> c) mutable {
         if (cancel && c.ok() && c->stats.queued > 0) {
-          SkipQueuedChunk(db, account_id, id,
+          SkipQueuedChunk(db, owner, account_id, id,
                           AnswerWithTheCancel(*c, std::move(done)));
           return;
         }
@@ -444,59 +453,111 @@ void DispatchStore::TransitionCampaign(const std::string& account_id,
       });
 }
 
-void DispatchStore::SkipQueuedChunk(Database* db, const std::string& account_id,
+void DispatchStore::SkipQueuedChunk(Database* db, WorkOwner owner,
+                                    const std::string& account_id,
                                     const std::string& id,
                                     Done<Campaign> done) {
   struct Chunk {
     Campaign campaign;
     int64_t skipped = 0;
+    int64_t failed = 0;          // outcome_unknown
+    int64_t left_elsewhere = 0;  // counted when none were settled
   };
   db->Write<Chunk>(
-      [account_id, id](Connection& c) -> absl::StatusOr<Chunk> {
+      [account_id, id, owner](Connection& c) -> absl::StatusOr<Chunk> {
         Chunk chunk;
         ASSIGN_OR_RETURN(chunk.campaign,
                          LoadCampaign(c, account_id, id, /*lock=*/true));
         Campaign& camp = chunk.campaign;
         const std::string now = Micros(NowMicros());
-        absl::StatusOr<Rows> skipped = c.Query(
-            "UPDATE recipients SET status = 'skipped', skip_reason = "
-            "'campaign_cancelled', updated_at = $1 WHERE seq IN (SELECT seq "
-            "FROM recipients WHERE campaign_seq = $2 AND status = 'queued' "
-            "AND seq < $3 ORDER BY seq LIMIT $4)",
+        // The chain runs once this instance's calls of the campaign are
+        // recorded (or on a start): a recipient it marked handed, or a dead
+        // instance did, has no call out that can still answer; one another
+        // live instance marked is left queued for that call's outcome.
+        absl::StatusOr<Rows> settled = c.Query(
+            absl::StrCat(
+                "WITH picked AS (SELECT seq, handed FROM recipients r WHERE "
+                "campaign_seq = $2 AND status = 'queued' AND seq < $3 AND "
+                "NOT ",
+                dispatch_detail::MarkedByALiveOther(5, 6),
+                " ORDER BY seq LIMIT $4), changed AS (UPDATE recipients r SET "
+                "status = CASE WHEN p.handed THEN 'failed' ELSE 'skipped' "
+                "END, skip_reason = CASE WHEN p.handed THEN r.skip_reason "
+                "ELSE 'campaign_cancelled' END, error_code = CASE WHEN "
+                "p.handed THEN 'outcome_unknown' ELSE r.error_code END, "
+                "error_desc = CASE WHEN p.handed THEN $7 ELSE r.error_desc "
+                "END, handed = FALSE, updated_at = $1 FROM picked p WHERE "
+                "r.seq = p.seq RETURNING p.handed) SELECT count(*) FILTER "
+                "(WHERE NOT handed) AS skipped, count(*) FILTER (WHERE "
+                "handed) AS failed FROM changed"),
             {now, absl::StrCat(camp.seq),
              absl::StrCat(camp.import_floor.value_or(kNoFloor)),
-             absl::StrCat(kSkipChunkRows)});
-        if (!skipped.ok()) return skipped.status();
-        chunk.skipped = skipped->affected();
+             absl::StrCat(kSkipChunkRows), owner.instance, TtlParam(owner),
+             kCancelledInDoubt});
+        if (!settled.ok()) return settled.status();
+        chunk.skipped = IntAt(*settled, 0, "skipped");
+        chunk.failed = IntAt(*settled, 0, "failed");
         CampaignStats delta;
-        delta.queued = -chunk.skipped;
+        delta.queued = -(chunk.skipped + chunk.failed);
         delta.skipped = chunk.skipped;
+        delta.failed = chunk.failed;
         RETURN_IF_ERROR(
             dispatch_detail::AddToCounters(c, camp.seq, delta, now));
-        camp.stats.queued -= chunk.skipped;
+        camp.stats.queued += delta.queued;
         camp.stats.skipped += chunk.skipped;
+        camp.stats.failed += chunk.failed;
+        if (delta.queued == 0 && camp.stats.queued > 0) {
+          absl::StatusOr<Rows> left = c.Query(
+              absl::StrCat("SELECT count(*) FROM recipients r WHERE "
+                           "campaign_seq = $1 AND status = 'queued' AND seq "
+                           "< $2 AND ",
+                           dispatch_detail::MarkedByALiveOther(3, 4)),
+              {absl::StrCat(camp.seq),
+               absl::StrCat(camp.import_floor.value_or(kNoFloor)),
+               owner.instance, TtlParam(owner)});
+          if (!left.ok()) return left.status();
+          chunk.left_elsewhere = IntAt(*left, 0, "count");
+        }
         return chunk;
       },
-      [db, account_id, id,
+      [db, owner, account_id, id,
        done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
-        switch (NextSkipChainStep(chunk.status(),
-                                  chunk.ok() ? chunk->campaign.stats.queued : 0,
-                                  chunk.ok() ? chunk->skipped : 0)) {
+        if (chunk.ok() && chunk->failed > 0) {
+          logging::Warn(
+              "cancelled: recipients handed to the provider by an instance "
+              "that stopped (or before a restart) with no outcome recorded "
+              "failed outcome_unknown (they may have gone out)",
+              {{"campaign_id", id}, {"recipients", chunk->failed}});
+        }
+        switch (NextSkipChainStep(
+            chunk.status(), chunk.ok() ? chunk->campaign.stats.queued : 0,
+            chunk.ok() ? chunk->skipped + chunk->failed : 0,
+            chunk.ok() ? chunk->left_elsewhere : 0)) {
           case SkipChainStep::kNext:
-            SkipQueuedChunk(db, account_id, id, std::move(done));
+            SkipQueuedChunk(db, std::move(owner), account_id, id,
+                            std::move(done));
             return;
           case SkipChainStep::kRetryLater:
             // Cancelled already: the rest is skipped once writes succeed
             // (by this instance, or whichever resumes cancellations first).
             if (done) done(chunk.status());
-            db->AgainLater("cancellation", chunk.status(),
-                           [db, account_id, id] {
-                             SkipQueuedChunk(db, account_id, id, nullptr);
-                           });
+            db->AgainLater(
+                "cancellation", chunk.status(), [db, owner, account_id, id] {
+                  SkipQueuedChunk(db, owner, account_id, id, nullptr);
+                });
             return;
           case SkipChainStep::kGone:
             if (done) done(chunk.status());
             return;
+          case SkipChainStep::kLeftElsewhere:
+            // The engine's next scan of cancellations (CutOffCancellations)
+            // settles them once that instance's outcomes are recorded or
+            // it is dead.
+            logging::Info(
+                "cancelled: recipients another live instance handed to the "
+                "provider are left queued for their outcomes",
+                {{"campaign_id", id}, {"recipients", chunk->left_elsewhere}});
+            break;
           case SkipChainStep::kOvercounted:
             logging::Error(
                 "a cancelled campaign counts queued recipients it "
@@ -513,7 +574,7 @@ void DispatchStore::SkipQueuedChunk(Database* db, const std::string& account_id,
 
 void DispatchStore::SkipCancelled(const std::string& account_id,
                                   const std::string& id, Done<Campaign> done) {
-  SkipQueuedChunk(db_, account_id, id, std::move(done));
+  SkipQueuedChunk(db_, owner_, account_id, id, std::move(done));
 }
 
 absl::StatusOr<Campaign> DispatchStore::CampaignById(const std::string& id) {
@@ -577,9 +638,7 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
         std::string not_elsewhere;
         if (fence != nullptr) {
           not_elsewhere = absl::StrCat(
-              " AND NOT (r.handed AND r.handed_by <> '' AND r.handed_by <> "
-              "$5::text AND NOT ",
-              TakeableBy("r.handed_by", 5, 6), ")");
+              " AND NOT ", dispatch_detail::MarkedByALiveOther(5, 6));
           params.push_back(fence->owner);
           params.push_back(TtlParam(owner_));
         }
@@ -731,6 +790,27 @@ void DispatchStore::RecordOutcomes(const std::string& account_id,
                 "outcomes of campaign ", camp.id, ": ", targeted - updated,
                 " of ", targeted,
                 " recipients changed during the write; written again"));
+          }
+          if (targeted < static_cast<int64_t>(merged.size())) {
+            // Settled already: cancelled, or failed outcome_unknown by a
+            // new lease holder that judged this instance dead.
+            int64_t sent = 0;
+            for (const dispatch_detail::MergedOutcome& m : merged) {
+              if (m.outcome.status == RecipientStatus::kSent) ++sent;
+            }
+            static logging::RateLimited limit(5, absl::Seconds(10));
+            int64_t suppressed = 0;
+            if (limit.Allow(&suppressed)) {
+              logging::Error(
+                  "outcomes not recorded: their recipients were no longer "
+                  "queued (settled by a cancel, or by another instance that "
+                  "judged this one dead)",
+                  {{"campaign_id", camp.id},
+                   {"outcomes", static_cast<int64_t>(merged.size())},
+                   {"recorded", targeted},
+                   {"sent_in_batch", sent},
+                   {"suppressed", suppressed}});
+            }
           }
         }
         RETURN_IF_ERROR(dispatch_detail::Settle(c, camp, settle));

@@ -109,7 +109,9 @@ class DispatchStore : public campaigns::DispatchStore {
   // `id`, re-queueing itself while some are left; then `done` (may be
   // null) gets the campaign, or the error that stopped the chain. Static,
   // on `db`: a chain may outlive the store (it ends when `db` closes).
-  static void SkipQueuedChunk(Database* db, const std::string& account_id,
+  // `owner` judges whose marks are a live instance's (NextSkipChainStep).
+  static void SkipQueuedChunk(Database* db, WorkOwner owner,
+                              const std::string& account_id,
                               const std::string& id, Done<Campaign> done);
 
   Database* const db_;

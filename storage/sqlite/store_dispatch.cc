@@ -210,7 +210,8 @@ void Store::SkipQueuedChunk(const std::string& account_id,
                             const std::string& id, Callback<Campaign> done) {
   struct Chunk {
     Campaign campaign;
-    int skipped = 0;
+    int64_t skipped = 0;
+    int64_t failed = 0;  // outcome_unknown (NextSkipChainStep)
   };
   db_->Write<Chunk>(
       [account_id, id](SQLite::Database& db) -> absl::StatusOr<Chunk> {
@@ -218,32 +219,55 @@ void Store::SkipQueuedChunk(const std::string& account_id,
         ASSIGN_OR_RETURN(chunk.campaign, LoadCampaign(db, account_id, id));
         Campaign& c = chunk.campaign;
         const int64_t now = ToMicros(NowMicros());
+        // One instance: a recipient still marked handed has no call out
+        // (the engine cancels once its calls are recorded), so it was
+        // handed before a restart.
         SQLite::Statement skip(
             db,
-            "UPDATE recipients SET status=?1, skip_reason='campaign_cancelled',"
-            " updated_at=?2 WHERE seq IN (SELECT seq FROM recipients INDEXED "
-            "BY recipients_by_status WHERE campaign_seq=?3 AND status=?4 AND "
-            "seq<?5 ORDER BY seq LIMIT ?6)");
+            "UPDATE recipients SET status=CASE WHEN handed THEN ?7 ELSE ?1 "
+            "END, skip_reason=CASE WHEN handed THEN skip_reason ELSE "
+            "'campaign_cancelled' END, error_code=CASE WHEN handed THEN "
+            "'outcome_unknown' ELSE error_code END, error_desc=CASE WHEN "
+            "handed THEN ?8 ELSE error_desc END, handed=0, updated_at=?2 "
+            "WHERE seq IN (SELECT seq FROM recipients INDEXED BY "
+            "recipients_by_status WHERE campaign_seq=?3 AND status=?4 AND "
+            "seq<?5 ORDER BY seq LIMIT ?6) RETURNING status");
         skip.bind(1, StatusText(RecipientStatus::kSkipped));
         skip.bind(2, static_cast<int64_t>(now));
         skip.bind(3, static_cast<int64_t>(c.seq));
         skip.bind(4, StatusText(RecipientStatus::kQueued));
         skip.bind(5, static_cast<int64_t>(c.import_floor.value_or(kNoFloor)));
         skip.bind(6, kSkipChunkRows);
-        chunk.skipped = skip.exec();
+        const std::string failed = StatusText(RecipientStatus::kFailed);
+        skip.bind(7, failed);
+        skip.bind(8, kCancelledInDoubt);
+        while (skip.executeStep()) {
+          ++(skip.getColumn(0).getString() == failed ? chunk.failed
+                                                     : chunk.skipped);
+        }
         CampaignStats delta;
-        delta.queued = -chunk.skipped;
+        delta.queued = -(chunk.skipped + chunk.failed);
         delta.skipped = chunk.skipped;
+        delta.failed = chunk.failed;
         AddToCounters(db, c.seq, delta, now);
-        c.stats.queued -= chunk.skipped;
+        c.stats.queued += delta.queued;
         c.stats.skipped += chunk.skipped;
+        c.stats.failed += chunk.failed;
         return chunk;
       },
       [this, account_id, id,
        done = std::move(done)](absl::StatusOr<Chunk> chunk) mutable {
-        switch (NextSkipChainStep(chunk.status(),
-                                  chunk.ok() ? chunk->campaign.stats.queued : 0,
-                                  chunk.ok() ? chunk->skipped : 0)) {
+        if (chunk.ok() && chunk->failed > 0) {
+          logging::Warn(
+              "cancelled: recipients handed to the provider before a restart "
+              "with no outcome recorded failed outcome_unknown (they may "
+              "have gone out)",
+              {{"campaign_id", id}, {"recipients", chunk->failed}});
+        }
+        switch (NextSkipChainStep(
+            chunk.status(), chunk.ok() ? chunk->campaign.stats.queued : 0,
+            chunk.ok() ? chunk->skipped + chunk->failed : 0,
+            /*left_elsewhere=*/0)) {
           case SkipChainStep::kNext:
             SkipQueuedChunk(account_id, id, std::move(done));
             return;
@@ -258,6 +282,7 @@ void Store::SkipQueuedChunk(const std::string& account_id,
             if (done) done(chunk.status());
             return;
           case SkipChainStep::kOvercounted:
+          case SkipChainStep::kLeftElsewhere:  // not on one instance
             logging::Error(
                 "a cancelled campaign counts queued recipients it "
                 "does not have",

@@ -504,6 +504,39 @@ TEST_P(DispatchStoreTest, ACancelMayLeaveTheQueuedToSkipLater) {
                  }).status());
 }
 
+// A cancel settles a recipient marked handed with no outcome recorded
+// (handed before a restart: on one instance the engine cancels once its
+// calls are recorded) as failed outcome_unknown, not skipped: it may have
+// gone out.
+TEST_P(DispatchStoreTest, ACancelFailsInDoubtWhatWasHandedBeforeARestart) {
+  Campaign c = MustStartSending(4);
+  std::vector<Recipient> r = Lease(c);
+  ASSERT_EQ(r.size(), 4u);
+  ASSERT_TRUE(AwaitStatus([&](StatusDone done) {
+                dispatch().MarkHanded(a_, c.id, {r[1].seq, r[2].seq}, true,
+                                      nullptr, std::move(done));
+              }).ok());
+  absl::StatusOr<Campaign> cancelled = Move(a_, c.id, CampaignEvent::kCancel);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->status, CampaignStatus::kCancelled);
+  EXPECT_EQ(cancelled->stats.queued, 0);
+  EXPECT_EQ(cancelled->stats.skipped, 2);
+  EXPECT_EQ(cancelled->stats.failed, 2);
+  ExpectCountersAddUp(*cancelled);
+  const std::vector<Recipient> failed = ListOf(c, RecipientStatus::kFailed);
+  ASSERT_EQ(failed.size(), 2u);
+  for (const Recipient& x : failed) {
+    EXPECT_EQ(x.error_code, "outcome_unknown");
+    EXPECT_EQ(x.skip_reason, "");
+    EXPECT_FALSE(x.in_doubt);
+  }
+  EXPECT_EQ(failed[0].seq, r[1].seq);
+  for (const Recipient& x : ListOf(c, RecipientStatus::kSkipped)) {
+    EXPECT_EQ(x.skip_reason, "campaign_cancelled");
+    EXPECT_EQ(x.error_code, "");
+  }
+}
+
 // --- Leases --------------------------------------------------------------
 
 TEST_P(DispatchStoreTest, LeasesQueuedRecipientsInSeqOrderAfterASeq) {

@@ -740,6 +740,92 @@ TEST_F(DispatchStoreInstancesTest, AMarkOfALiveFormerHolderIsNotInDoubt) {
   ExpectCountersMatchRows(c.id);
 }
 
+// A cancel's chain of skips, on the new holder of a campaign's lease, leaves
+// alone what a live former holder marked handed: that instance's late
+// outcome is recorded on the row still queued (before, the chain skipped it
+// and the real "accepted" was dropped). Once that instance is dead, what it
+// marked fails outcome_unknown (it may have gone out), not skipped.
+TEST_F(DispatchStoreInstancesTest, ACancelLeavesALiveFormerHoldersMarks) {
+  const Campaign c = MustStartWith(5);
+  LeaseStore leases_a(db(0));
+  LeaseStore leases_b(db(1));
+  // ins_b's own store, judging marks as ins_b (the fixture's are alone).
+  DispatchStore store_b(db(1), WorkOwner{"ins_b", absl::Seconds(10)});
+  const std::string resource = "campaign:" + c.id;
+  std::unique_ptr<Connection> conn = Connect();
+  ASSERT_NE(conn, nullptr);
+  ASSERT_TRUE(conn->Query("INSERT INTO instances(id, started_at, "
+                          "heartbeat_at, ttl_us) VALUES ('ins_a', $1, $1, "
+                          "60000000)",
+                          {Micros(NowMicros())})
+                  .ok());
+  absl::StatusOr<std::optional<Lease>> a =
+      leases_a.Acquire("ins_a", resource, absl::Minutes(1));
+  ASSERT_TRUE(a.ok() && a->has_value()) << a.status();
+  const Lease fence_a = **a;
+  const std::vector<int64_t> seqs = QueuedSeqs(c);
+  ASSERT_EQ(seqs.size(), 5u);
+  ASSERT_TRUE(storage::test_util::AwaitStatus(
+                  [&](std::function<void(absl::Status)> done) {
+                    dispatch(0).MarkHanded(a_, c.id, {seqs[0], seqs[1]}, true,
+                                           &fence_a, std::move(done));
+                  })
+                  .ok());
+  // ins_b holds the campaign now (ins_a's lease lapsed, ins_a alive), and
+  // is asked to cancel it.
+  ASSERT_TRUE(ExpireAndTake(leases_b, "ins_b", resource).has_value());
+  LifecycleChange cancel;
+  cancel.event = CampaignEvent::kCancel;
+  cancel.now = NowMicros();
+  absl::StatusOr<Campaign> cancelled =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        store_b.TransitionCampaign(a_, c.id, cancel, std::move(done));
+      });
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->status, CampaignStatus::kCancelled);
+  EXPECT_EQ(cancelled->stats.skipped, 3);
+  EXPECT_EQ(cancelled->stats.queued, 2);
+  ExpectCountersMatchRows(c.id);
+  absl::StatusOr<std::vector<Campaign>> cut_off = store_b.CutOffCancellations();
+  ASSERT_TRUE(cut_off.ok()) << cut_off.status();
+  ASSERT_EQ(cut_off->size(), 1u);
+  // Again (the next scan) while ins_a lives: nothing changes.
+  absl::StatusOr<Campaign> again =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        store_b.SkipCancelled(a_, c.id, std::move(done));
+      });
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->stats.queued, 2);
+
+  // ins_a's first call answers: recorded.
+  ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
+                dispatch(0).RecordOutcomes(a_, c.id, {SentOutcome(seqs[0])},
+                                           std::move(done));
+              }).ok());
+  // ins_a dies before its second answers: failed outcome_unknown.
+  ASSERT_TRUE(
+      conn->Query("UPDATE instances SET heartbeat_at = 0 WHERE id = 'ins_a'")
+          .ok());
+  absl::StatusOr<Campaign> settled =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        store_b.SkipCancelled(a_, c.id, std::move(done));
+      });
+  ASSERT_TRUE(settled.ok()) << settled.status();
+  EXPECT_EQ(settled->stats.queued, 0);
+  EXPECT_EQ(settled->stats.sent, 1);
+  EXPECT_EQ(settled->stats.failed, 1);
+  EXPECT_EQ(settled->stats.skipped, 3);
+  ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(Count(absl::StrCat(
+                "SELECT count(*) FROM recipients WHERE seq = ", seqs[1],
+                " AND status = 'failed' AND error_code = 'outcome_unknown' "
+                "AND NOT handed")),
+            1);
+  cut_off = store_b.CutOffCancellations();
+  ASSERT_TRUE(cut_off.ok()) << cut_off.status();
+  EXPECT_TRUE(cut_off->empty());
+}
+
 // --- The engine on several instances --------------------------------------
 
 // The receiver behind a provider shared by the instances (e.g. the webhook
@@ -1207,9 +1293,10 @@ TEST_P(EngineInstancesTest, ACancelElsewhereLetsTheOwnersMessagesOutLand) {
 
 // The same cancel, with the owner killed while its messages are out: the
 // survivor skips nothing while the owner's lease lives, and the queued
-// recipients once it expired. (For a provider the engine marks, what the
-// dead owner handed over unanswered is skipped too: in doubt, like a
-// cancel after a restart.)
+// recipients once it expired. For a provider the engine marks, what the
+// dead owner handed over unanswered fails outcome_unknown (it may have gone
+// out), as a cancel after a restart does; for one that de-duplicates,
+// nothing is marked, and it is skipped.
 TEST_P(EngineInstancesTest, ACancelOfAKilledOwnersCampaignIsFinishedElsewhere) {
   constexpr int64_t kRecipients = 1000;
   Campaign c;
@@ -1227,7 +1314,23 @@ TEST_P(EngineInstancesTest, ACancelOfAKilledOwnersCampaignIsFinishedElsewhere) {
   for (int i = 0; i < kInstances; ++i) db(i)->Flush();
   const Campaign done = ExpectCountersMatchRows(c.id);
   EXPECT_EQ(done.stats.sent, receiver_.From("ins_0"));
-  EXPECT_EQ(done.stats.sent + done.stats.skipped, kRecipients);
+  EXPECT_EQ(done.stats.sent + done.stats.skipped + done.stats.failed,
+            kRecipients);
+  const bool dedup = GetParam();
+  if (dedup) {
+    EXPECT_EQ(done.stats.failed, 0);
+  } else {
+    // At least its calls out (a batch marked, its call not started yet,
+    // may be among them too).
+    EXPECT_GE(done.stats.failed,
+              static_cast<int64_t>(owner.provider->handed_unanswered().size()));
+    EXPECT_GT(done.stats.failed, 0);
+  }
+  EXPECT_EQ(Count(absl::StrCat("SELECT count(*) FROM recipients WHERE "
+                               "status = 'failed' AND error_code = "
+                               "'outcome_unknown' AND campaign_seq = ",
+                               c.seq)),
+            done.stats.failed);
   EXPECT_EQ(receiver_.From("ins_1"), 0);
 }
 
