@@ -26,6 +26,7 @@ void ProgressHub::PublishLocked(Entry& e, const Campaign& c, absl::Time now) {
   p.updated_at = now;
   ++p.version;
   e.published = true;
+  e.row_version = c.version;
   const int64_t settled = Settled(c.stats);
   if (e.samples.empty() || now - e.samples.back().first >= kSampleEvery) {
     e.samples.emplace_back(now, settled);
@@ -55,6 +56,7 @@ void ProgressHub::Publish(const Campaign& c, absl::Time now) {
   {
     MutexLock lock(&mu_);
     Entry& e = entries_[c.id];
+    if (e.published && c.version < e.row_version) return;  // older
     PublishLocked(e, c, now);
     for (auto& [id, fn] : e.watchers) wake.push_back(fn);
     // Unwatched, only a sending campaign needs state (its rate samples).
@@ -68,7 +70,7 @@ void ProgressHub::Publish(const Campaign& c, absl::Time now) {
 void ProgressHub::PublishIfNew(const Campaign& c, absl::Time now) {
   MutexLock lock(&mu_);
   Entry& e = entries_[c.id];
-  if (!e.published) PublishLocked(e, c, now);
+  if (!e.published || c.version > e.row_version) PublishLocked(e, c, now);
 }
 
 void ProgressHub::PublishIfChanged(const Campaign& c, absl::Time now) {

@@ -46,9 +46,15 @@ struct Progress {
 class ProgressHub {
  public:
   // Records `c`'s state at `now` (the rate comes from these samples) and
-  // wakes its watchers.
+  // wakes its watchers; unless `c` is older than what was published last
+  // (a lower Campaign::version: e.g. a re-read that began before a change
+  // another path published already), which is dropped.
   void Publish(const Campaign& c, absl::Time now);
-  // Publishes `c` only if nothing was published for it yet.
+  // Publishes `c` only if nothing was published for it yet, or only an
+  // older version (a stale snapshot a watcher's fresh read replaces),
+  // waking nobody: its caller (a watcher joining, which may hold its own
+  // lock) reads Latest next. Watchers that joined earlier read a state as
+  // new when they joined, and the hub keeps versions while any watch.
   void PublishIfNew(const Campaign& c, absl::Time now);
   // Publishes `c` unless what was published last shows the same (status,
   // counters, reasons): a re-read of an unchanged campaign wakes nobody.
@@ -71,6 +77,7 @@ class ProgressHub {
   struct Entry {
     Progress latest;
     bool published = false;
+    int64_t row_version = 0;  // latest's Campaign::version
     std::deque<std::pair<absl::Time, int64_t>> samples;  // (time, settled)
     std::map<uint64_t, std::function<void()>> watchers;
   };

@@ -191,6 +191,12 @@ struct Campaign {
   std::optional<int64_t> import_floor;
   // Storage's integer key for the campaign's recipients (0 until stored).
   int64_t seq = 0;
+  // The stored row's version, where the engine keeps one (PostgreSQL: it
+  // grows with every write of the row; SQLite, one process: always 0). A
+  // campaign returned by a write carries the version its write read (the
+  // row locked), so a snapshot with a lower version is older than one with
+  // a higher version, and equal ones may be either (ProgressHub).
+  int64_t version = 0;
 
   // Money (micro-credits), kept by storage's ledger: what the campaign still
   // holds reserved for its queued recipients, and what it has been debited.

@@ -28,12 +28,13 @@ const std::set<std::string>& PostgresOnly() {
 
 // PostgreSQL columns that SQLite's tables do not have ("table.column"):
 // which instance owns a campaign's import or deletion, or a contact
-// import, and which marked a recipient handed. Left at their default: a
-// migrated database's unfinished work has no live owner, so the first
-// instance to start takes it over.
+// import, which marked a recipient handed, and a campaign's row version.
+// Left at their default: a migrated database's unfinished work has no live
+// owner, so the first instance to start takes it over.
 const std::set<std::string>& PostgresOnlyColumns() {
-  static const auto* const kColumns = new std::set<std::string>{
-      "campaigns.work_owner", "contact_imports.owner", "recipients.handed_by"};
+  static const auto* const kColumns =
+      new std::set<std::string>{"campaigns.work_owner", "contact_imports.owner",
+                                "recipients.handed_by", "campaigns.version"};
   return *kColumns;
 }
 

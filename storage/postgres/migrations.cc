@@ -347,6 +347,21 @@ ALTER TABLE contact_imports ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE recipients ADD COLUMN handed_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN ttl_us BIGINT NOT NULL DEFAULT 0;
 )sql",
+      // 7: a campaign's row version, one more with every update, whichever
+      // code path makes it (Campaign::version): snapshots read by different
+      // paths and instances are published to watchers in order by it.
+      R"sql(
+ALTER TABLE campaigns ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+CREATE FUNCTION campaignd_next_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.version := OLD.version + 1;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER campaigns_version BEFORE UPDATE ON campaigns
+  FOR EACH ROW EXECUTE FUNCTION campaignd_next_version();
+)sql",
   };
   return *kMigrations;
 }

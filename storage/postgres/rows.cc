@@ -203,6 +203,7 @@ Campaign ReadCampaign(const Rows& rows, int row) {
     c.import_floor = IntAt(rows, row, "import_floor");
   }
   c.seq = IntAt(rows, row, "seq");
+  if (rows.Column("version") >= 0) c.version = IntAt(rows, row, "version");
   c.credits_reserved = IntAt(rows, row, "credits_reserved");
   c.credits_debited = IntAt(rows, row, "credits_debited");
   c.created_at = TimeAt(rows, row, "created_at");

@@ -740,6 +740,35 @@ TEST_F(DispatchStoreInstancesTest, AMarkOfALiveFormerHolderIsNotInDoubt) {
   ExpectCountersMatchRows(c.id);
 }
 
+// Every write of a campaign's row, whichever path makes it, gives it a
+// higher version (Campaign::version: watchers see snapshots in its order);
+// a write's answer carries the version it read, and a read the stored one.
+TEST_F(DispatchStoreInstancesTest, EveryWriteOfACampaignRaisesItsVersion) {
+  const Campaign c = MustStartWith(3);
+  const std::vector<int64_t> seqs = QueuedSeqs(c);
+  ASSERT_EQ(seqs.size(), 3u);
+  auto version = [&] {
+    absl::StatusOr<Campaign> read = dispatch(1).CampaignById(c.id);
+    EXPECT_TRUE(read.ok()) << read.status();
+    return read.ok() ? read->version : -1;
+  };
+  const int64_t started = version();
+  EXPECT_GT(started, 0);  // created, then written by the start
+  absl::StatusOr<Campaign> recorded =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        dispatch(0).RecordOutcomes(a_, c.id, {SentOutcome(seqs[0])},
+                                   std::move(done));
+      });
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_EQ(recorded->version, started);
+  const int64_t after_outcome = version();
+  EXPECT_GT(after_outcome, started);
+  absl::StatusOr<Campaign> paused = Move(1, c.id, CampaignEvent::kPause);
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  EXPECT_EQ(paused->version, after_outcome);
+  EXPECT_GT(version(), after_outcome);
+}
+
 // A cancel's chain of skips, on the new holder of a campaign's lease, leaves
 // alone what a live former holder marked handed: that instance's late
 // outcome is recorded on the row still queued (before, the chain skipped it
