@@ -151,8 +151,9 @@ absl::StatusOr<std::unique_ptr<CampaignServer>> CampaignServer::Start(
     for (const config::ProviderConfig& p : options.providers) {
       me.provider_fingerprints[p.name] = config::ProviderFingerprint(p);
     }
+    s->lease_timer_ = std::make_unique<dispatch::OwnQueueTimer>();
     s->keeper_ = std::make_unique<dispatch::LeaseKeeper>(
-        leases, s->timer_.get(), std::move(me), options.leases,
+        leases, s->lease_timer_.get(), std::move(me), options.leases,
         [s_raw = s.get()](const std::string& resource) {
           if (dispatch::Engine* e = s_raw->engine_for_storage_.load()) {
             e->LeaseLost(resource);
@@ -457,6 +458,7 @@ void CampaignServer::AbortStart() {
   server_.reset();
   cqs_.clear();
   if (keeper_) keeper_->Stop(/*leave=*/true);
+  if (lease_timer_) lease_timer_->Stop();
   if (storage_) storage_->Close();
 }
 
@@ -531,8 +533,10 @@ void CampaignServer::Shutdown(absl::Duration deadline) {
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   // Every outcome is recorded: the campaigns this instance sent may go to
-  // another one now, rather than once their leases expire.
+  // another one now, rather than once their leases expire. Then no lease
+  // is reported lost to the engine any more.
   if (keeper_) keeper_->Stop(/*leave=*/true);
+  if (lease_timer_) lease_timer_->Stop();
   storage_->Close();
   logging::Info("shutdown: writes flushed, database closed");
 }

@@ -157,8 +157,11 @@ class CampaignServer {
   std::unique_ptr<dispatch::Simulator> simulator_;
   std::unique_ptr<dispatch::HttpClient> http_client_;
   std::unique_ptr<dispatch::ProviderRegistry> providers_;
-  // PostgreSQL: this instance's leases (before the engine, which uses
-  // them; null on SQLite).
+  // PostgreSQL: the heartbeat's timer, a queue and thread of its own (a
+  // heartbeat neither holds the server's queues while it waits for the
+  // database nor waits behind them), and this instance's leases (before
+  // the engine, which uses them). Null on SQLite.
+  std::unique_ptr<dispatch::OwnQueueTimer> lease_timer_;
   std::unique_ptr<dispatch::LeaseKeeper> keeper_;
   std::unique_ptr<dispatch::Engine> engine_;
   // engine_ once built, for DatabaseOptions::on_writable (the writer's

@@ -61,4 +61,21 @@ void AlarmTimer::Stop() {
   for (Pending* p : pending_) p->alarm.Cancel();
 }
 
+OwnQueueTimer::OwnQueueTimer() {
+  timer_.SetQueues({&cq_});
+  thread_ = std::thread([this] {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) static_cast<CqTag*>(tag)->Proceed(ok);
+  });
+}
+
+void OwnQueueTimer::Stop() {
+  std::call_once(stop_, [this] {
+    timer_.Stop();  // before the queue's shutdown, which would wait for it
+    cq_.Shutdown();
+    thread_.join();
+  });
+}
+
 }  // namespace campaigns::dispatch

@@ -64,12 +64,13 @@ absl::StatusOr<std::optional<Lease>> LeaseKeeper::Acquire(
       return absl::FailedPreconditionError("the lease keeper is stopped");
     }
   }
+  const absl::Duration start = timer_->Steady();
   absl::StatusOr<std::optional<Lease>> lease =
       leases_->Acquire(me_.id, resource, options_.ttl);
   if (!lease.ok()) return lease.status();
   MutexLock lock(&mu_);
   if (lease->has_value()) {
-    held_[resource] = **lease;
+    held_[resource] = HeldLease{**lease, HeldUntil(start)};
   } else {
     held_.erase(resource);
   }
@@ -88,11 +89,15 @@ absl::Status LeaseKeeper::Release(const std::string& resource) {
 }
 
 std::optional<Lease> LeaseKeeper::Held(const std::string& resource) {
-  const absl::Time now = timer_->Now();
+  const absl::Duration now = timer_->Steady();
   MutexLock lock(&mu_);
   auto it = held_.find(resource);
-  if (it == held_.end() || it->second.held_until <= now) return std::nullopt;
-  return it->second;
+  if (it == held_.end() || it->second.until <= now) return std::nullopt;
+  return it->second.lease;
+}
+
+absl::Duration LeaseKeeper::HeldUntil(absl::Duration start) const {
+  return start + options_.ttl - options_.ttl / 10;
 }
 
 int LeaseKeeper::other_instances() {
@@ -131,9 +136,10 @@ std::set<std::string> LeaseKeeper::HeartbeatLocked(absl::Status* status) {
     MutexLock lock(&mu_);
     for (const auto& [resource, lease] : held_) held.push_back(resource);
   }
+  const absl::Duration start = timer_->Steady();
   absl::StatusOr<HeartbeatResult> beat =
       leases_->Heartbeat(me_, held, options_.ttl);
-  const absl::Time now = timer_->Now();
+  const absl::Duration now = timer_->Steady();
   MutexLock lock(&mu_);
   if (!beat.ok()) {
     *status = beat.status();
@@ -160,7 +166,7 @@ std::set<std::string> LeaseKeeper::HeartbeatLocked(absl::Status* status) {
     if (lost.count(resource) > 0) {
       held_.erase(it);
     } else {
-      it->second.held_until = beat->held_until;
+      it->second.until = HeldUntil(start);
     }
   }
   for (const ProviderMismatch& m : beat->mismatches) {
@@ -179,10 +185,10 @@ std::set<std::string> LeaseKeeper::HeartbeatLocked(absl::Status* status) {
   return lost;
 }
 
-std::set<std::string> LeaseKeeper::DropExpired(absl::Time now) {
+std::set<std::string> LeaseKeeper::DropExpired(absl::Duration now) {
   std::set<std::string> dropped;
   for (auto it = held_.begin(); it != held_.end();) {
-    if (it->second.held_until <= now) {
+    if (it->second.until <= now) {
       dropped.insert(it->first);
       it = held_.erase(it);
     } else {

@@ -1,9 +1,15 @@
 // LeaseKeeper: this instance's leases (server/domain/leases.h), kept by a
 // heartbeat every `heartbeat_every` on the Timer. What the engine asks for
 // it acquires (Acquire); what a heartbeat reports lost, or what could not be
-// renewed before its held_until passed (the database unreachable, or this
-// process partitioned from it), it drops and reports to `on_lost` once, so
-// that the work it guards stops before another instance may take it over.
+// renewed in time (the database unreachable, or this process partitioned
+// from it), it drops and reports to `on_lost` once, so that the work it
+// guards stops before another instance may take it over.
+//
+// In time: a lease is taken as held until the start of the call that last
+// took or renewed it + ttl - ttl/10, on the Timer's steady clock. The
+// database expires it at its own clock's time of that call + ttl, which is
+// later; a wall clock stepped back here does not lengthen it, and the tenth
+// covers steady clocks that run at slightly different rates.
 //
 //   LeaseKeeper keeper(&leases, timer, {.id = NewId("ins")}, {},
 //                      [&](const std::string& r) { engine.LeaseLost(r); });
@@ -13,9 +19,11 @@
 //   keeper.Stop(/*leave=*/true);  // hands everything over at once
 //
 // Heartbeats and Acquire block for a round trip to the database: the
-// heartbeat runs on a timer thread (lease calls do not queue behind the
-// writer and have a connection of their own, so this is short; while the
-// server is unreachable, calls fail at once between reconnection attempts).
+// heartbeat runs on a timer thread, one of its own in the server
+// (OwnQueueTimer), so that it neither holds the server's queues nor waits
+// behind them (lease calls do not queue behind the writer and have a
+// connection of their own, so this is short; while the server is
+// unreachable, calls fail at once between reconnection attempts).
 //
 // Thread-safe. `on_lost` runs on a timer thread, without the keeper's lock,
 // and may call the keeper.
@@ -76,7 +84,7 @@ class LeaseKeeper {
       ABSL_LOCKS_EXCLUDED(mu_, call_mu_);
 
   // The lease on `resource` if this instance holds it now: acquired, not
-  // reported lost, and its held_until not passed on the timer's clock.
+  // reported lost, and not run out on the steady clock (see above).
   std::optional<Lease> Held(const std::string& resource)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Live instances other than this one, at the last heartbeat.
@@ -94,9 +102,12 @@ class LeaseKeeper {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_) ABSL_LOCKS_EXCLUDED(mu_);
   // One heartbeat; then reports what was lost.
   void Beat(uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_, call_mu_);
-  // Drops every lease whose held_until has passed; returns them.
-  std::set<std::string> DropExpired(absl::Time now)
+  // Drops every lease run out by `now` (timer_->Steady()); returns them.
+  std::set<std::string> DropExpired(absl::Duration now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When a lease taken or renewed by a call that started at `start` (on
+  // timer_->Steady()) runs out here.
+  absl::Duration HeldUntil(absl::Duration start) const;
   void Report(const std::set<std::string>& lost) ABSL_LOCKS_EXCLUDED(mu_);
 
   LeaseRepository* const leases_;
@@ -114,7 +125,11 @@ class LeaseKeeper {
   bool running_ ABSL_GUARDED_BY(mu_) = false;
   // A generation per Start, so that the heartbeats of an earlier one stop.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, Lease> held_ ABSL_GUARDED_BY(mu_);
+  struct HeldLease {
+    Lease lease;
+    absl::Duration until;  // HeldUntil
+  };
+  std::map<std::string, HeldLease> held_ ABSL_GUARDED_BY(mu_);
   int other_instances_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> providers_elsewhere_ ABSL_GUARDED_BY(mu_);
   // Provider mismatches already logged (provider, other instance).

@@ -17,7 +17,12 @@ namespace campaigns::dispatch {
 class Timer {
  public:
   virtual ~Timer() = default;
+  // The wall clock: for dates, and for At. It may be stepped (NTP, an
+  // operator); what must not be lengthened by a step uses Steady.
   virtual absl::Time Now() = 0;
+  // A steady clock, never stepped, from an arbitrary origin: for how long
+  // something lasts (e.g. how long a lease may still be taken as held).
+  virtual absl::Duration Steady() = 0;
   // Runs `fn` once, at or after `when`, on a timer thread (never inline).
   // There is no cancel: callers make stale callbacks harmless. After the
   // timer is stopped, nothing more runs and At does nothing.

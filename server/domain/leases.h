@@ -48,12 +48,10 @@ struct Lease {
   // 1 for the first owner; +1 at each change of owner.
   int64_t epoch = 0;
   // On the database's clock: for reading, not for comparing with
-  // absl::Now().
+  // absl::Now(). The holder treats the lease as gone sooner, by its own
+  // steady clock, unless a later Heartbeat succeeded (a partitioned owner
+  // cannot learn that another took it over): LeaseKeeper.
   absl::Time expires_at;
-  // On this process's clock: the call's start + ttl. The owner must treat
-  // the lease as gone from then on unless a later Heartbeat succeeded (a
-  // partitioned owner cannot learn that another took it over).
-  absl::Time held_until;
 };
 
 // A provider name that two live instances configure differently.
@@ -67,9 +65,6 @@ struct HeartbeatResult {
   // (another instance acquired them after they expired, or they were
   // released): the caller must stop that work now.
   std::vector<std::string> lost;
-  // On this process's clock: the call's start + ttl, until when the leases
-  // in `held` and not in `lost` may be taken as held (see Lease).
-  absl::Time held_until;
   // Live instances other than the caller (heartbeat within the ttl).
   int other_instances = 0;
   std::vector<ProviderMismatch> mismatches;

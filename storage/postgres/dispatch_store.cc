@@ -609,9 +609,9 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
   return db_->Read<std::vector<Recipient>>(
       [&](Connection& conn) -> absl::StatusOr<std::vector<Recipient>> {
         if (fence != nullptr) {
-          // Checked before the read: a lease that ends after it ends by the
-          // caller's held_until too (Lease), and a pause or cancel after it
-          // is seen at the next lease.
+          // Checked before the read: a lease that ends after it ends for
+          // its holder too, sooner (LeaseKeeper), and a pause or cancel
+          // after it is seen at the next lease.
           std::vector<std::optional<std::string>> params =
               dispatch_detail::FenceParams(*fence);
           params.push_back(absl::StrCat(c.seq));

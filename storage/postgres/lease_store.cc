@@ -39,7 +39,6 @@ Lease ReadLease(const Rows& rows, int row) {
 absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
     const InstanceInfo& me, const std::vector<std::string>& held,
     absl::Duration ttl) {
-  const absl::Time start = absl::Now();
   return db_->Autocommit<HeartbeatResult>(
       [&](Connection& c) -> absl::StatusOr<HeartbeatResult> {
         absl::StatusOr<Rows> rows = c.Query(
@@ -73,7 +72,6 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
             {me.id, held_array});
         if (!stray.ok()) return stray.status();
         HeartbeatResult result;
-        result.held_until = start + ttl;
         for (const std::string& r : held) {
           if (kept.count(r) == 0) result.lost.push_back(r);
         }
@@ -109,7 +107,6 @@ absl::StatusOr<std::optional<Lease>> LeaseStore::Acquire(
   // One statement: the row lock ON CONFLICT takes makes two instances'
   // attempts on one resource apply one after the other, and the second
   // sees the first's unexpired lease.
-  const absl::Time start = absl::Now();
   return db_->Autocommit<std::optional<Lease>>(
       [&](Connection& c) -> absl::StatusOr<std::optional<Lease>> {
         absl::StatusOr<Rows> rows = c.Query(
@@ -127,9 +124,7 @@ absl::StatusOr<std::optional<Lease>> LeaseStore::Acquire(
             {resource, owner, Us(ttl)});
         if (!rows.ok()) return rows.status();
         if (rows->size() == 0) return std::nullopt;
-        Lease lease = ReadLease(*rows, 0);
-        lease.held_until = start + ttl;
-        return lease;
+        return ReadLease(*rows, 0);
       });
 }
 

@@ -1,5 +1,8 @@
 // FakeTimer: a Timer whose clock moves only when the test says so.
-// Callbacks run on the test's thread, in time order, from RunDue.
+// Callbacks run on the test's thread, in time order, from RunDue. Its wall
+// clock (Now) may also be stepped (StepWallClock) while its steady clock is
+// not; a callback then comes after the delay it was set for, as
+// AlarmTimer's do.
 //
 //   FakeTimer timer;
 //   engine.Start(...);
@@ -27,12 +30,23 @@ class FakeTimer final : public Timer {
 
   absl::Time Now() override {
     std::lock_guard<std::mutex> lock(mu_);
-    return now_;
+    return now_ + wall_step_;
+  }
+  absl::Duration Steady() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return now_ - absl::UnixEpoch();
   }
 
   void At(absl::Time when, std::function<void()> fn) override {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_.emplace(std::make_pair(when, next_++), std::move(fn));
+    pending_.emplace(std::make_pair(when - wall_step_, next_++), std::move(fn));
+  }
+
+  // Steps the wall clock by `d` (either way); the steady clock and what is
+  // pending do not move.
+  void StepWallClock(absl::Duration d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    wall_step_ += d;
   }
 
   // Runs every callback due now (including ones they add that are due);
@@ -75,8 +89,9 @@ class FakeTimer final : public Timer {
 
  private:
   std::mutex mu_;
-  absl::Time now_;
-  uint64_t next_ = 0;  // keeps callbacks set for the same time in order
+  absl::Time now_;  // the steady clock (+ the epoch); pending_ is on it
+  absl::Duration wall_step_;  // Now() - now_
+  uint64_t next_ = 0;         // keeps callbacks set for the same time in order
   std::map<std::pair<absl::Time, uint64_t>, std::function<void()>> pending_;
 };
 

@@ -46,9 +46,8 @@ class MemoryLeases : public LeaseRepository {
       lock.lock();
     }
     if (!reachable_) return absl::UnavailableError("database unreachable");
-    const absl::Time now = clock_->Now();
+    const absl::Time now = DbNow();
     HeartbeatResult out;
-    out.held_until = now + ttl;
     for (const std::string& r : held) {
       auto it = leases_.find(r);
       if (it == leases_.end() || it->second.owner != me.id ||
@@ -74,7 +73,7 @@ class MemoryLeases : public LeaseRepository {
                                                absl::Duration ttl) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!reachable_) return absl::UnavailableError("database unreachable");
-    const absl::Time now = clock_->Now();
+    const absl::Time now = DbNow();
     Lease& lease = leases_[resource];
     if (!lease.owner.empty() && lease.owner != owner &&
         lease.expires_at > now) {
@@ -84,7 +83,6 @@ class MemoryLeases : public LeaseRepository {
     lease.resource = resource;
     lease.owner = owner;
     lease.expires_at = now + ttl;
-    lease.held_until = now + ttl;
     return std::optional<Lease>(lease);
   }
   absl::Status Release(const std::string& owner,
@@ -121,6 +119,10 @@ class MemoryLeases : public LeaseRepository {
     leases_[resource].owner = "ins_other";
     ++leases_[resource].epoch;
   }
+
+  // The database's clock: the test's steady one (a step of this process's
+  // wall clock does not move it).
+  absl::Time DbNow() { return absl::UnixEpoch() + clock_->Steady(); }
 
   std::mutex mu_;
   Timer* const clock_;
@@ -187,24 +189,41 @@ TEST_F(LeaseKeeperTest, ALeaseAnotherInstanceTookIsReportedLostOnce) {
 }
 
 // A partitioned instance cannot renew: it stops treating its leases as held
-// at held_until (before another instance may take them: they expire on the
-// database at the same ttl after the last renewal), and reports them lost.
+// a tenth of the ttl before they expire on the database (the ttl after the
+// start of the last renewal), and reports them lost.
 TEST_F(LeaseKeeperTest, LeasesNotRenewedInTimeAreGivenUp) {
   auto keeper = Keeper();
   ASSERT_TRUE(keeper->Start().ok());
   ASSERT_TRUE(keeper->Acquire("campaign:cmp_1").ok());
   RunFor(absl::Seconds(3));  // renewed once
   leases_.reachable_ = false;
-  RunFor(absl::Seconds(9));
-  EXPECT_THAT(lost_, IsEmpty());  // renewed at 3 s: held until 13 s
+  RunFor(absl::Seconds(8));
+  EXPECT_THAT(lost_, IsEmpty());  // renewed at 3 s: held until 12 s
   EXPECT_TRUE(keeper->Held("campaign:cmp_1").has_value());
-  timer_.Advance(absl::Seconds(1));  // 13 s: no longer held
+  timer_.Advance(absl::Seconds(1));  // 12 s: no longer held
   EXPECT_FALSE(keeper->Held("campaign:cmp_1").has_value());
   RunFor(absl::Seconds(3));
   EXPECT_THAT(lost_, ElementsAre("campaign:cmp_1"));
   leases_.reachable_ = true;
   RunFor(absl::Seconds(10));
   EXPECT_THAT(lost_, ElementsAre("campaign:cmp_1"));  // once
+}
+
+// A wall clock stepped back (an NTP correction, an operator) does not
+// lengthen how long a partitioned instance takes its leases as held: that
+// is measured on the steady clock, from the start of the last renewal.
+TEST_F(LeaseKeeperTest, AWallClockSteppedBackDoesNotLengthenALease) {
+  auto keeper = Keeper();
+  ASSERT_TRUE(keeper->Start().ok());
+  ASSERT_TRUE(keeper->Acquire("campaign:cmp_1").ok());
+  RunFor(absl::Seconds(3));  // renewed at 3 s: held until 12 s
+  leases_.reachable_ = false;
+  timer_.StepWallClock(-absl::Hours(1));
+  RunFor(absl::Seconds(8));
+  EXPECT_TRUE(keeper->Held("campaign:cmp_1").has_value());
+  RunFor(absl::Seconds(1));  // 12 s
+  EXPECT_FALSE(keeper->Held("campaign:cmp_1").has_value());
+  EXPECT_THAT(lost_, ElementsAre("campaign:cmp_1"));
 }
 
 // A heartbeat releases the caller's leases it was not told of; one acquired

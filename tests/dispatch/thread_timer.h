@@ -8,6 +8,7 @@
 #ifndef CAMPAIGND_TESTS_DISPATCH_THREAD_TIMER_H_
 #define CAMPAIGND_TESTS_DISPATCH_THREAD_TIMER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -34,6 +35,10 @@ class ThreadTimer final : public Timer {
     thread_.join();
   }
   absl::Time Now() override { return absl::Now(); }
+  absl::Duration Steady() override {
+    return absl::FromChrono(
+        std::chrono::steady_clock::now().time_since_epoch());
+  }
   void At(absl::Time when, std::function<void()> fn) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
