@@ -2303,7 +2303,14 @@ void Engine::Record(const PumpPtr& p, std::vector<DispatchOutcome> outcomes,
 
 void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
                         absl::StatusOr<Campaign> c, int64_t rerecorded) {
-  if (!c.ok()) {
+  if (!c.ok() && c.status().code() == absl::StatusCode::kNotFound) {
+    // Deleted while they were with the provider (paused, here or on
+    // another instance, then deleted): nothing of it is sent again.
+    logging::Warn(
+        "outcomes not recorded: the campaign was deleted while these "
+        "messages were with the provider (they may have gone out)",
+        {{"campaign_id", p->id}, {"messages", messages}});
+  } else if (!c.ok()) {
     // Not storage's failure (StorageWait keeps those): the request's.
     logging::Error(
         "recording outcomes failed: they stay queued and are sent again with "
