@@ -244,8 +244,21 @@ void Api::DeleteCampaign(const RpcContext& ctx,
                          const v1::DeleteCampaignRequest& req,
                          Reply<google::protobuf::Empty> reply) {
   if (absl::Status s = RequireId(req.id()); !s.ok()) return reply(s);
-  store_->DeleteCampaign(ctx.principal.account_id, req.id(),
-                         ReplyEmpty(std::move(reply)));
+  // Paused while messages were with the provider: deleted once their
+  // outcomes (and what they cost) are recorded.
+  engine_->WhenCallsRecorded(
+      ctx.principal.account_id, req.id(),
+      [this, account_id = ctx.principal.account_id, id = req.id(),
+       done = ReplyEmpty(std::move(reply))](absl::Status go) mutable {
+        if (!go.ok()) {
+          done(absl::UnavailableError(absl::StrCat(
+              "campaign ", id,
+              " not deleted: campaignd is stopping with outcomes of its "
+              "messages unrecorded; delete it once it runs again")));
+          return;
+        }
+        store_->DeleteCampaign(account_id, id, std::move(done));
+      });
 }
 
 void Api::ListRecipients(const RpcContext& ctx,

@@ -1220,6 +1220,25 @@ void Engine::CancelHere(const std::string& account_id, const std::string& id,
   cancel(std::move(go));
 }
 
+void Engine::WhenCallsRecorded(const std::string& account_id,
+                               const std::string& id,
+                               std::function<void(absl::Status)> fn) {
+  {
+    MutexLock lock(&mu_);
+    auto it = pumps_.find(id);
+    if (it != pumps_.end() && it->second->account_id == account_id) {
+      const PumpPtr& p = it->second;
+      p->Held(mu_);
+      if (p->phase == Pump::Phase::kHalted &&
+          (p->in_flight > 0 || p->starting > 0)) {
+        p->on_idle.push_back(std::move(fn));
+        return;
+      }
+    }
+  }
+  fn(absl::OkStatus());
+}
+
 void Engine::FinishCancellation(const Campaign& c) {
   if (stopped_ || !finishing_.emplace(c.id, Finishing{c, {}}).second) return;
   auto skip = [this, account_id = c.account_id, id = c.id] {

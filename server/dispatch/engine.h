@@ -187,6 +187,15 @@ class Engine {
   // class comment.
   void Cancel(const std::string& account_id, const std::string& id,
               Done<Campaign> done);
+  // Runs `fn` once no message of campaign `id` (of `account_id`) is with
+  // the provider here while its pump is halted (paused): at once if none
+  // is, or it is not halted (a sending campaign is refused by whatever
+  // `fn` does); else when their outcomes are recorded. An error instead if
+  // the engine stops with outcomes it cannot record. DeleteCampaign comes
+  // after it, so those outcomes (and their cost) are not lost.
+  void WhenCallsRecorded(const std::string& account_id, const std::string& id,
+                         std::function<void(absl::Status)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void RetryFailed(const std::string& account_id, const std::string& id,
                    std::vector<std::string> error_codes,
                    Done<RetryResult> done);

@@ -304,8 +304,7 @@ void CampaignStore::UpdateCampaign(
 void CampaignStore::DeleteCampaign(const std::string& account_id,
                                    const std::string& id, StatusDone done) {
   db_->WriteRaw(
-      [account_id, id,
-       owner = owner_.instance](Connection& conn) -> absl::Status {
+      [account_id, id, owner = owner_](Connection& conn) -> absl::Status {
         ASSIGN_OR_RETURN(Campaign c,
                          LoadCampaign(conn, account_id, id, /*lock=*/true));
         if (c.status == CampaignStatus::kSending) {
@@ -318,12 +317,27 @@ void CampaignStore::DeleteCampaign(const std::string& account_id,
               "id", absl::StrCat("an import into campaign ", id,
                                  " is running; delete it when it has ended"));
         }
+        // Paused on the instance that sent it while messages were with the
+        // provider: their outcomes (and what they cost) are recorded first.
+        // (This instance's own: the engine deletes once they are.)
+        absl::StatusOr<Rows> out = conn.Query(
+            absl::StrCat("SELECT r.handed_by FROM recipients r WHERE "
+                         "campaign_seq = $1 AND status = 'queued' AND ",
+                         MarkedByALiveOther(2, 3), " LIMIT 1"),
+            {absl::StrCat(c.seq), owner.instance, TtlParam(owner)});
+        if (!out.ok()) return out.status();
+        if (out->size() > 0) {
+          return errors::IllegalTransition(absl::StrCat(
+              "campaign ", id, " has messages with the provider on instance ",
+              out->Text(0, 0),
+              "; delete it once their outcomes are recorded (seconds)"));
+        }
         RETURN_IF_ERROR(ReleaseAll(conn, c, "deleted"));
         return conn
             .Query(
                 "UPDATE campaigns SET deleting = TRUE, updated_at = $1, "
                 "work_owner = $3 WHERE id = $2",
-                {Micros(NowMicros()), id, owner})
+                {Micros(NowMicros()), id, owner.instance})
             .status();
       },
       [db = db_, id, done = std::move(done)](absl::Status hidden) {

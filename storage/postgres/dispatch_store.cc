@@ -409,15 +409,6 @@ absl::Status FenceStatus(const Lease& fence, const std::string& id,
   return absl::OkStatus();
 }
 
-// Whether recipient `r` is marked handed by another instance that is alive
-// (TakeableBy, owners.h), its call possibly still out: a boolean, with
-// $`me` this instance and $`ttl_us` TtlParam.
-std::string MarkedByALiveOther(int me, int ttl_us) {
-  return absl::StrCat("(r.handed AND r.handed_by <> '' AND r.handed_by <> $",
-                      me, "::text AND NOT ",
-                      TakeableBy("r.handed_by", me, ttl_us), ")");
-}
-
 std::vector<std::optional<std::string>> FenceParams(const Lease& fence) {
   return {fence.resource, fence.owner, absl::StrCat(fence.epoch)};
 }
@@ -479,7 +470,7 @@ void DispatchStore::SkipQueuedChunk(Database* db, WorkOwner owner,
                 "WITH picked AS (SELECT seq, handed FROM recipients r WHERE "
                 "campaign_seq = $2 AND status = 'queued' AND seq < $3 AND "
                 "NOT ",
-                dispatch_detail::MarkedByALiveOther(5, 6),
+                MarkedByALiveOther(5, 6),
                 " ORDER BY seq LIMIT $4), changed AS (UPDATE recipients r SET "
                 "status = CASE WHEN p.handed THEN 'failed' ELSE 'skipped' "
                 "END, skip_reason = CASE WHEN p.handed THEN r.skip_reason "
@@ -511,7 +502,7 @@ void DispatchStore::SkipQueuedChunk(Database* db, WorkOwner owner,
               absl::StrCat("SELECT count(*) FROM recipients r WHERE "
                            "campaign_seq = $1 AND status = 'queued' AND seq "
                            "< $2 AND ",
-                           dispatch_detail::MarkedByALiveOther(3, 4)),
+                           MarkedByALiveOther(3, 4)),
               {absl::StrCat(camp.seq),
                absl::StrCat(camp.import_floor.value_or(kNoFloor)),
                owner.instance, TtlParam(owner)});
@@ -637,8 +628,7 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
             absl::StrCat(limit)};
         std::string not_elsewhere;
         if (fence != nullptr) {
-          not_elsewhere = absl::StrCat(
-              " AND NOT ", dispatch_detail::MarkedByALiveOther(5, 6));
+          not_elsewhere = absl::StrCat(" AND NOT ", MarkedByALiveOther(5, 6));
           params.push_back(fence->owner);
           params.push_back(TtlParam(owner_));
         }

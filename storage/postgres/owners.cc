@@ -17,6 +17,12 @@ std::string TtlParam(const WorkOwner& owner) {
   return absl::StrCat(absl::ToInt64Microseconds(owner.ttl));
 }
 
+std::string MarkedByALiveOther(int me, int ttl_us) {
+  return absl::StrCat("(r.handed AND r.handed_by <> '' AND r.handed_by <> $",
+                      me, "::text AND NOT ",
+                      TakeableBy("r.handed_by", me, ttl_us), ")");
+}
+
 namespace {
 
 // TakeOver's statement; parameters {owner.instance, TtlParam(owner)}.

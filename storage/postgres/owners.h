@@ -42,6 +42,11 @@ std::string TakeableBy(absl::string_view column, int me, int ttl_us);
 // `owner.ttl` as TakeableBy's parameter.
 std::string TtlParam(const WorkOwner& owner);
 
+// Whether recipient `r` (the alias) is marked handed by another instance
+// that is alive, its provider call possibly still out: a boolean, with
+// $`me` this instance (WorkOwner::instance) and $`ttl_us` TtlParam.
+std::string MarkedByALiveOther(int me, int ttl_us);
+
 // What TakeOver claims: every row of `table` matching `where` (SQL, may be
 // empty) whose `owner_column` is TakeableBy this instance, locked `lock`
 // ("FOR UPDATE", "FOR NO KEY UPDATE") in `key` order; it returns

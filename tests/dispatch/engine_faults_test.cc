@@ -588,6 +588,43 @@ TEST_F(EngineFaultsTest, ASmallBatchStillSendsAtTheTierRate) {
   EXPECT_LT(times.back() - times.front(), absl::Seconds(5));
 }
 
+// A campaign paused while messages are with the provider, then deleted:
+// WhenCallsRecorded (which DeleteCampaign waits on) runs only once their
+// outcomes are recorded, so what they cost is not lost with the campaign.
+TEST_F(EngineFaultsTest, WhenCallsRecordedWaitsForAPausedCampaignsCallsOut) {
+  HoldingProvider holding;
+  provider_ = &holding;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550411");
+  Campaign c = NewCampaign(sender, 20, 0, /*batch_size=*/5);
+  StartCampaign(c);
+  RunFor(absl::Seconds(1));
+  const int out = holding.held_messages();
+  ASSERT_GT(out, 0);
+  ASSERT_TRUE(AwaitResult<Campaign>([&](auto d) {
+                engine_->Pause(account_, c.id, "by hand", d);
+              }).ok());
+  std::promise<absl::Status> recorded;
+  engine_->WhenCallsRecorded(account_, c.id, [&](absl::Status go) {
+    EXPECT_EQ(Get(c.id).stats.sent, out);  // recorded before
+    recorded.set_value(std::move(go));
+  });
+  std::future<absl::Status> answer = recorded.get_future();
+  RunFor(absl::Seconds(2));
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(0)),
+            std::future_status::timeout);
+  holding.ReleaseAll();
+  RunFor(absl::Seconds(1));
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
+  EXPECT_TRUE(answer.get().ok());
+  // Nothing out: at once.
+  std::promise<absl::Status> again;
+  engine_->WhenCallsRecorded(account_, c.id,
+                             [&](absl::Status go) { again.set_value(go); });
+  EXPECT_TRUE(again.get_future().get().ok());
+}
+
 // A vendor that does not de-duplicate and has 4 requests on the wire at a
 // time (its max_in_flight): the engine hands it little more than that, so a
 // crash leaves few marked messages that never left (not the whole window).

@@ -387,6 +387,39 @@ TEST_F(CampaignStoreInstancesTest, ADeletionIsResumedOnlyOnceItsInstanceDied) {
   EXPECT_EQ(Count("SELECT count(*) FROM recipients"), 0);
 }
 
+// A campaign paused on the instance that sent it while messages were with
+// the provider (marked handed by that live instance) is not deleted from
+// another one until their outcomes are recorded, or that instance is dead:
+// the late outcomes, and what they cost, would be lost with the campaign.
+TEST_F(CampaignStoreInstancesTest, ADeleteWaitsForALiveInstancesCallsOut) {
+  Campaign c = MustCreate(NewCampaign());
+  std::unique_ptr<Connection> conn = Connect();
+  ASSERT_NE(conn, nullptr);
+  ASSERT_TRUE(conn->Query("INSERT INTO recipients(campaign_seq, address, "
+                          "status, created_at, updated_at, handed, "
+                          "handed_by) VALUES ($1, '+15551000001', 'queued', "
+                          "0, 0, TRUE, 'ins_0')",
+                          {absl::StrCat(c.seq)})
+                  .ok());
+  ASSERT_TRUE(
+      conn->Query("UPDATE campaigns SET status = 'paused' WHERE id = $1",
+                  {c.id})
+          .ok());
+  auto remove = [&](int instance) {
+    return AwaitStatus([&](StatusDone d) {
+      campaigns(instance).DeleteCampaign(a_, c.id, std::move(d));
+    });
+  };
+  const absl::Status refused = remove(1);
+  test_builders::ExpectError(refused, absl::StatusCode::kFailedPrecondition,
+                             "ILLEGAL_TRANSITION");
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("ins_0"));
+  EXPECT_TRUE(campaigns(1).GetCampaign(a_, c.id).ok());
+  KillInstance("ins_0");
+  ASSERT_TRUE(remove(1).ok());
+  ExpectNotFoundIn(c.id);
+}
+
 // A purge chunk that fails (here its COMMIT is rolled back) is tried again
 // by the same instance: the campaign's rows go without a restart.
 TEST_F(CampaignStoreInstancesTest, AFailedDeletionChunkIsTriedAgainLater) {
