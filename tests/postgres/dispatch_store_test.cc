@@ -264,6 +264,41 @@ class DispatchStoreInstancesTest : public PgTest {
     return taken.ok() ? *taken : std::nullopt;
   }
 
+  // ins_a, alive (its last heartbeat `ago`, its own ttl a minute), holds
+  // `c`'s lease and marks its first two queued recipients handed; then its
+  // lease lapses (its database was away) while those calls are out, and
+  // ins_b takes the campaign over. Sets c's queued seqs (before the marks)
+  // and ins_b's lease.
+  void MarkedByALiveInsAThenTakenByInsB(const Campaign& c, absl::Duration ago,
+                                        std::vector<int64_t>* seqs,
+                                        Lease* fence_b) {
+    LeaseStore leases_a(db(0));
+    LeaseStore leases_b(db(1));
+    const std::string resource = "campaign:" + c.id;
+    std::unique_ptr<Connection> conn = Connect();
+    ASSERT_NE(conn, nullptr);
+    ASSERT_TRUE(conn->Query("INSERT INTO instances(id, started_at, "
+                            "heartbeat_at, ttl_us) VALUES ('ins_a', $1, $1, "
+                            "60000000)",
+                            {Micros(NowMicros() - ago)})
+                    .ok());
+    absl::StatusOr<std::optional<Lease>> a =
+        leases_a.Acquire("ins_a", resource, absl::Minutes(1));
+    ASSERT_TRUE(a.ok() && a->has_value()) << a.status();
+    const Lease fence_a = **a;
+    *seqs = QueuedSeqs(c);
+    ASSERT_GE(seqs->size(), 2u);
+    ASSERT_TRUE(storage::test_util::AwaitStatus(
+                    [&](std::function<void(absl::Status)> done) {
+                      dispatch(0).MarkHanded(a_, c.id, {(*seqs)[0], (*seqs)[1]},
+                                             true, &fence_a, std::move(done));
+                    })
+                    .ok());
+    const std::optional<Lease> b = ExpireAndTake(leases_b, "ins_b", resource);
+    ASSERT_TRUE(b.has_value());
+    *fence_b = *b;
+  }
+
   static DispatchOutcome SentOutcome(int64_t seq) {
     DispatchOutcome o;
     o.seq = seq;
@@ -682,35 +717,15 @@ TEST_F(DispatchStoreInstancesTest, LeasesAndMarksAreFencedByTheCampaignLease) {
 // dropped.
 TEST_F(DispatchStoreInstancesTest, AMarkOfALiveFormerHolderIsNotInDoubt) {
   const Campaign c = MustStartWith(4);
-  LeaseStore leases_a(db(0));
-  LeaseStore leases_b(db(1));
-  const std::string resource = "campaign:" + c.id;
-  std::unique_ptr<Connection> conn = Connect();
-  ASSERT_NE(conn, nullptr);
   // ins_a is alive: its last heartbeat was 20 s ago, within its own ttl
   // of a minute (though not within this store's 10 s).
-  ASSERT_TRUE(conn->Query("INSERT INTO instances(id, started_at, "
-                          "heartbeat_at, ttl_us) VALUES ('ins_a', $1, $1, "
-                          "60000000)",
-                          {Micros(NowMicros() - absl::Seconds(20))})
-                  .ok());
-  absl::StatusOr<std::optional<Lease>> a =
-      leases_a.Acquire("ins_a", resource, absl::Minutes(1));
-  ASSERT_TRUE(a.ok() && a->has_value()) << a.status();
-  const Lease fence_a = **a;
-  const std::vector<int64_t> seqs = QueuedSeqs(c);
+  std::vector<int64_t> seqs;
+  Lease fence_b;
+  ASSERT_NO_FATAL_FAILURE(
+      MarkedByALiveInsAThenTakenByInsB(c, absl::Seconds(20), &seqs, &fence_b));
   ASSERT_EQ(seqs.size(), 4u);
-  ASSERT_TRUE(storage::test_util::AwaitStatus(
-                  [&](std::function<void(absl::Status)> done) {
-                    dispatch(0).MarkHanded(a_, c.id, {seqs[0], seqs[1]}, true,
-                                           &fence_a, std::move(done));
-                  })
-                  .ok());
-  // ins_a's lease lapses (its database was away) while those calls are
-  // out; ins_b takes the campaign over.
-  const std::optional<Lease> b = ExpireAndTake(leases_b, "ins_b", resource);
-  ASSERT_TRUE(b.has_value());
-  const Lease fence_b = *b;
+  std::unique_ptr<Connection> conn = Connect();
+  ASSERT_NE(conn, nullptr);
   absl::StatusOr<std::vector<Recipient>> leased =
       dispatch(1).LeaseRecipients(c, 0, 100, &fence_b);
   ASSERT_TRUE(leased.ok()) << leased.status();
@@ -776,33 +791,17 @@ TEST_F(DispatchStoreInstancesTest, EveryWriteOfACampaignRaisesItsVersion) {
 // marked fails outcome_unknown (it may have gone out), not skipped.
 TEST_F(DispatchStoreInstancesTest, ACancelLeavesALiveFormerHoldersMarks) {
   const Campaign c = MustStartWith(5);
-  LeaseStore leases_a(db(0));
-  LeaseStore leases_b(db(1));
   // ins_b's own store, judging marks as ins_b (the fixture's are alone).
   DispatchStore store_b(db(1), WorkOwner{"ins_b", absl::Seconds(10)});
-  const std::string resource = "campaign:" + c.id;
-  std::unique_ptr<Connection> conn = Connect();
-  ASSERT_NE(conn, nullptr);
-  ASSERT_TRUE(conn->Query("INSERT INTO instances(id, started_at, "
-                          "heartbeat_at, ttl_us) VALUES ('ins_a', $1, $1, "
-                          "60000000)",
-                          {Micros(NowMicros())})
-                  .ok());
-  absl::StatusOr<std::optional<Lease>> a =
-      leases_a.Acquire("ins_a", resource, absl::Minutes(1));
-  ASSERT_TRUE(a.ok() && a->has_value()) << a.status();
-  const Lease fence_a = **a;
-  const std::vector<int64_t> seqs = QueuedSeqs(c);
-  ASSERT_EQ(seqs.size(), 5u);
-  ASSERT_TRUE(storage::test_util::AwaitStatus(
-                  [&](std::function<void(absl::Status)> done) {
-                    dispatch(0).MarkHanded(a_, c.id, {seqs[0], seqs[1]}, true,
-                                           &fence_a, std::move(done));
-                  })
-                  .ok());
   // ins_b holds the campaign now (ins_a's lease lapsed, ins_a alive), and
   // is asked to cancel it.
-  ASSERT_TRUE(ExpireAndTake(leases_b, "ins_b", resource).has_value());
+  std::vector<int64_t> seqs;
+  Lease fence_b;
+  ASSERT_NO_FATAL_FAILURE(MarkedByALiveInsAThenTakenByInsB(
+      c, absl::ZeroDuration(), &seqs, &fence_b));
+  ASSERT_EQ(seqs.size(), 5u);
+  std::unique_ptr<Connection> conn = Connect();
+  ASSERT_NE(conn, nullptr);
   LifecycleChange cancel;
   cancel.event = CampaignEvent::kCancel;
   cancel.now = NowMicros();
