@@ -61,7 +61,13 @@ TEST_F(MigrationsTest, AnOlderSoleInstanceBuildStillRunningIsRefused) {
       << v.status();
   EXPECT_EQ(SchemaVersion(*c).value_or(-1), 0);
   // Once it stopped: migrated, and the lock is not kept (another instance
-  // of this build migrates too).
+  // of this build migrates too). Unlocked first: a closed connection's
+  // backend lets go of its locks only as it exits, after the close returns
+  // (the next Migrate could still find it held).
+  ASSERT_TRUE(old_build
+                  ->Exec(absl::StrCat("SELECT pg_advisory_unlock(",
+                                      kSoleInstanceLock, ")"))
+                  .ok());
   old_build.reset();
   v = Migrate(*c);
   ASSERT_TRUE(v.ok()) << v.status();
