@@ -1014,32 +1014,68 @@ void Engine::ArmSchedule(const Campaign& c) {
     if (armed->second == *c.schedule_at) return;  // armed already
     armed->second = *c.schedule_at;
   }
-  const absl::Time at = *c.schedule_at;
-  timer_->At(at, [this, at, account = c.account_id, id = c.id] {
-    {
-      MutexLock lock(&mu_);
-      auto it = schedules_.find(id);
-      if (it != schedules_.end() && it->second == at) schedules_.erase(it);
-    }
-    LifecycleChange change;
-    change.event = CampaignEvent::kScheduleAlarm;
-    change.now = timer_->Now();
-    // A stale alarm (paused, rescheduled) is refused by the store.
-    Transition(account, id, std::move(change), nullptr);
-  });
+  AtDatabaseTime(*c.schedule_at,
+                 [this, at = *c.schedule_at, account = c.account_id,
+                  id = c.id] { FireSchedule(account, id, at); });
 }
 
+void Engine::FireSchedule(const std::string& account_id, const std::string& id,
+                          absl::Time at) {
+  {
+    MutexLock lock(&mu_);
+    auto it = schedules_.find(id);
+    if (it != schedules_.end() && it->second == at) schedules_.erase(it);
+  }
+  LifecycleChange change;
+  change.event = CampaignEvent::kScheduleAlarm;
+  change.now = DatabaseNow();
+  // A stale alarm (paused, rescheduled) is refused by the store.
+  Transition(
+      account_id, id, change,
+      [this, account_id, id, at, now = change.now](absl::StatusOr<Campaign> c) {
+        if (c.ok()) return;
+        if (IsStorageFailure(c.status())) {
+          logging::Error(
+              "starting a scheduled campaign failed: tried again at the next "
+              "adoption scan (several instances) or start",
+              {{"campaign_id", id}, {"error", c.status()}});
+          return;
+        }
+        // Refused as early: the clock offset moved since the alarm was armed.
+        // (Refused otherwise, the schedule changed: its own alarm stands.)
+        if (now >= at) return;
+        Campaign due;
+        due.account_id = account_id;
+        due.id = id;
+        due.schedule_at = at;
+        MutexLock lock(&mu_);
+        if (!stopped_) ArmSchedule(due);
+      });
+}
+
+void Engine::AtDatabaseTime(absl::Time at, std::function<void()> fn) {
+  timer_->At(at - ClockOffset(), std::move(fn));
+}
+
+absl::Duration Engine::ClockOffset() {
+  return leases_ == nullptr ? absl::ZeroDuration()
+                            : leases_->DatabaseClockOffset();
+}
+
+absl::Time Engine::DatabaseNow() { return timer_->Now() + ClockOffset(); }
+
 void Engine::ArmReceiptTimeout(const Campaign& c, bool receipts) {
+  const absl::Time now = DatabaseNow();
   const absl::Time at =
       c.stats.sent == 0 || !receipts
-          ? timer_->Now()
-          : (c.sent_at ? *c.sent_at : timer_->Now()) + options_.receipt_timeout;
+          ? now
+          : (c.sent_at ? *c.sent_at : now) + options_.receipt_timeout;
   auto [armed, added] = receipt_timeouts_.emplace(c.id, at);
   if (!added) {
     if (armed->second <= at) return;  // one as early is armed already
     armed->second = at;
   }
-  timer_->At(at, [this, at, account = c.account_id, id = c.id] {
+  AtDatabaseTime(at, [this, at, account = c.account_id, id = c.id] {
     {
       MutexLock lock(&mu_);
       auto it = receipt_timeouts_.find(id);
@@ -1049,7 +1085,7 @@ void Engine::ArmReceiptTimeout(const Campaign& c, bool receipts) {
     }
     LifecycleChange change;
     change.event = CampaignEvent::kAllFinal;
-    change.now = timer_->Now();
+    change.now = DatabaseNow();
     Transition(account, id, std::move(change), nullptr);
   });
 }
@@ -1058,7 +1094,7 @@ void Engine::Start(const std::string& account_id, const std::string& id,
                    std::optional<absl::Time> send_at, Done<Campaign> done) {
   LifecycleChange change;
   change.event = CampaignEvent::kStart;
-  change.now = timer_->Now();
+  change.now = DatabaseNow();
   change.send_at = send_at;
   Transition(account_id, id, std::move(change), std::move(done));
 }
@@ -1075,7 +1111,7 @@ void Engine::Pause(const std::string& account_id, const std::string& id,
   }
   LifecycleChange change;
   change.event = CampaignEvent::kPause;
-  change.now = timer_->Now();
+  change.now = DatabaseNow();
   change.reason = std::move(reason);
   Transition(account_id, id, std::move(change),
              [this, id, done = std::move(done)](absl::StatusOr<Campaign> c) {
@@ -1102,7 +1138,7 @@ void Engine::Resume(const std::string& account_id, const std::string& id,
                     Done<Campaign> done) {
   LifecycleChange change;
   change.event = CampaignEvent::kResume;
-  change.now = timer_->Now();
+  change.now = DatabaseNow();
   Transition(account_id, id, std::move(change), std::move(done));
 }
 
@@ -1142,7 +1178,7 @@ void Engine::CancelElsewhere(const std::string& account_id,
                              const std::string& id, Done<Campaign> done) {
   LifecycleChange change;
   change.event = CampaignEvent::kCancel;
-  change.now = timer_->Now();
+  change.now = DatabaseNow();
   change.skip_queued = false;
   Transition(
       account_id, id, std::move(change),
@@ -1170,7 +1206,7 @@ void Engine::CancelHere(const std::string& account_id, const std::string& id,
     }
     LifecycleChange change;
     change.event = CampaignEvent::kCancel;
-    change.now = timer_->Now();
+    change.now = DatabaseNow();
     // The lease may have been lost while messages out were awaited: then
     // its next holder skips the queued recipients (FinishCancellation).
     change.skip_queued =
@@ -1427,7 +1463,7 @@ void Engine::ReceiptsApplied(const ReceiptResult& r) {
     if (c.status == CampaignStatus::kSent && c.stats.sent == 0) {
       LifecycleChange change;
       change.event = CampaignEvent::kAllFinal;
-      change.now = timer_->Now();
+      change.now = DatabaseNow();
       Transition(c.account_id, c.id, std::move(change), nullptr);
     }
   }
@@ -1765,7 +1801,7 @@ void Engine::SetUp(const PumpPtr& p) {
                   {{"campaign_id", c.id}, {"error", fatal}});
     LifecycleChange change;
     change.event = CampaignEvent::kFatal;
-    change.now = timer_->Now();
+    change.now = DatabaseNow();
     change.reason = fatal;
     Transition(c.account_id, c.id, std::move(change), nullptr);
     p->Lock(mu_);
@@ -1870,7 +1906,7 @@ void Engine::Dispatch(const PumpPtr& p) {
     }
     if (permits == 0 && !window_open) return;  // recorded outcomes step
     if (const std::optional<absl::Time> expires = ExpiresAt(p->campaign);
-        expires && now > *expires) {
+        expires && now + ClockOffset() > *expires) {
       // Past the validity period: what has not gone out never will.
       std::vector<DispatchOutcome> expired;
       for (Item& item : p->ready) expired.push_back(Expired(item.r.seq));
@@ -2122,7 +2158,7 @@ void Engine::Refill(const PumpPtr& p) {
       settled.push_back(std::move(o));
       continue;
     }
-    if (expires && now > *expires) {
+    if (expires && now + ClockOffset() > *expires) {
       settled.push_back(Expired(r.seq));
       continue;
     }
@@ -2380,7 +2416,7 @@ void Engine::OnRecorded(const PumpPtr& p, int64_t messages,
 void Engine::StoreAutoPause(const PumpPtr& p, std::string reason) {
   LifecycleChange change;
   change.event = CampaignEvent::kPause;
-  change.now = timer_->Now();
+  change.now = DatabaseNow();
   change.reason = reason;
   Transition(p->account_id, p->id, std::move(change),
              [this, p, reason](absl::StatusOr<Campaign> c) {
@@ -2400,7 +2436,7 @@ void Engine::StoreAutoPause(const PumpPtr& p, std::string reason) {
 void Engine::FinishDispatch(const PumpPtr& p) {
   LifecycleChange change;
   change.event = CampaignEvent::kAllDispatched;
-  change.now = timer_->Now();
+  change.now = DatabaseNow();
   store_->TransitionCampaign(
       p->account_id, p->id, std::move(change),
       [this, p](absl::StatusOr<Campaign> c) {

@@ -54,6 +54,16 @@
 // and arms schedules made there. A campaign that leaves sending for good
 // gives its lease up.
 //
+// Every instance arms a schedule's and a receipt timeout's alarm; they are
+// due by the database's clock, not by the instance's: lifecycle changes are
+// stamped with this clock moved by the offset to the database's that the
+// lease keeper measures at each heartbeat (DatabaseNow), alarms are armed by
+// it, and so is a validity period judged. An instance whose clock runs ahead
+// of the others' therefore starts nothing early, and one whose clock runs
+// behind does not make a start late (within a heartbeat's round trip). A
+// schedule's alarm refused as early because the offset moved since it was
+// armed is armed again.
+//
 // A sender's tier holds across instances: a campaign of a rate-limited
 // sender is sent only by the instance that also holds the lease
 // "sender:<snd_id>", so one token bucket paces all the sender's messages
@@ -82,7 +92,11 @@
 // this instance's watchers, so WatchCampaign here follows a campaign another
 // instance sends, to its final state.
 //
-// Thread-safe.
+// Thread-safe. Locks, in this order: mu_, then the lease keeper's inner
+// lock (Held, ConfiguredElsewhere, DatabaseClockOffset are asked under
+// mu_). The keeper's calls that wait for the database (Acquire, Release)
+// are made without mu_, and the keeper calls LeaseLost, which takes mu_,
+// with none of its locks held (lease_keeper.h).
 #ifndef CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 #define CAMPAIGND_SERVER_DISPATCH_ENGINE_H_
 
@@ -459,6 +473,19 @@ class Engine {
                   LifecycleChange change, Done<Campaign> done);
   // One alarm per campaign and schedule_at, however often it is asked for.
   void ArmSchedule(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The alarm of `c`'s schedule `at`: starts it (or fails it, too late).
+  // Refused as not due yet (this clock's offset to the database's moved
+  // since it was armed), armed again.
+  void FireSchedule(const std::string& account_id, const std::string& id,
+                    absl::Time at) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `fn` on the timer at `at` on the database's clock.
+  void AtDatabaseTime(absl::Time at, std::function<void()> fn);
+  // The database's clock minus the timer's (LeaseKeeper); zero without
+  // leases (one instance: its clock is the only one).
+  absl::Duration ClockOffset();
+  // What a lifecycle change is stamped with and judged by: the database's
+  // clock, as well as this instance knows it.
+  absl::Time DatabaseNow();
   // ArmReceiptTimeout for each of `sent` (campaigns in sent status), once
   // their providers say whether they send receipts (storage reads).
   void AwaitReceipts(const std::vector<Campaign>& sent)

@@ -110,6 +110,32 @@ bool LeaseKeeper::ConfiguredElsewhere(const std::string& provider) {
   return providers_elsewhere_.count(provider) > 0;
 }
 
+absl::Duration LeaseKeeper::DatabaseClockOffset() {
+  MutexLock lock(&mu_);
+  return clock_offset_;
+}
+
+void LeaseKeeper::MeasureClock(absl::Time database_now, absl::Time wall_start,
+                               absl::Duration took) {
+  // The database read its clock somewhere within the call: its middle is
+  // at most half the call away.
+  clock_offset_ = database_now - (wall_start + took / 2);
+  if (absl::AbsDuration(clock_offset_ - logged_offset_) < absl::Seconds(1)) {
+    return;
+  }
+  logged_offset_ = clock_offset_;
+  if (absl::AbsDuration(clock_offset_) < absl::Seconds(1)) {
+    logging::Info("this instance's clock agrees with the database's again",
+                  {{"instance", me_.id}, {"offset", clock_offset_}});
+    return;
+  }
+  logging::Warn(
+      "this instance's clock differs from the database's: schedules and "
+      "receipt timeouts follow the database's; timestamps this instance "
+      "stores are corrected by the difference",
+      {{"instance", me_.id}, {"database_minus_local", clock_offset_}});
+}
+
 void LeaseKeeper::ScheduleHeartbeat(uint64_t generation) {
   timer_->At(timer_->Now() + options_.heartbeat_every,
              [this, generation] { Beat(generation); });
@@ -136,6 +162,7 @@ std::set<std::string> LeaseKeeper::HeartbeatLocked(absl::Status* status) {
     MutexLock lock(&mu_);
     for (const auto& [resource, lease] : held_) held.push_back(resource);
   }
+  const absl::Time wall_start = timer_->Now();
   const absl::Duration start = timer_->Steady();
   absl::StatusOr<HeartbeatResult> beat =
       leases_->Heartbeat(me_, held, options_.ttl);
@@ -157,6 +184,9 @@ std::set<std::string> LeaseKeeper::HeartbeatLocked(absl::Status* status) {
     return DropExpired(now);
   }
   *status = absl::OkStatus();
+  if (beat->database_now) {
+    MeasureClock(*beat->database_now, wall_start, now - start);
+  }
   other_instances_ = beat->other_instances;
   providers_elsewhere_ = std::move(beat->providers_elsewhere);
   std::set<std::string> lost(beat->lost.begin(), beat->lost.end());

@@ -25,8 +25,18 @@
 // connection of their own, so this is short; while the server is
 // unreachable, calls fail at once between reconnection attempts).
 //
-// Thread-safe. `on_lost` runs on a timer thread, without the keeper's lock,
-// and may call the keeper.
+// The database's clock: each heartbeat reads it, and DatabaseNow() is this
+// process's wall clock moved by the difference measured then (to within half
+// that call's round trip). An instance whose clock is ahead of or behind the
+// database's by a second or more is logged, once per such difference.
+//
+// Thread-safe. Locks, in this order: a caller's own lock (the engine's),
+// then the keeper's. Held, other_instances, ConfiguredElsewhere and
+// DatabaseClockOffset take only the keeper's inner lock, which is held
+// around no call out: they may be called under a caller's lock. Start,
+// Stop, Acquire and Release wait for the database (call_mu_): never call
+// them under a lock that `on_lost` takes. `on_lost` runs on a timer thread
+// with none of the keeper's locks held, and may call the keeper.
 #ifndef CAMPAIGND_SERVER_DISPATCH_LEASE_KEEPER_H_
 #define CAMPAIGND_SERVER_DISPATCH_LEASE_KEEPER_H_
 
@@ -93,6 +103,9 @@ class LeaseKeeper {
   // last heartbeat.
   bool ConfiguredElsewhere(const std::string& provider)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The database's clock minus this process's wall clock (Timer::Now), as
+  // the last heartbeat that read it measured; zero before one.
+  absl::Duration DatabaseClockOffset() ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& id() const { return me_.id; }
 
  private:
@@ -109,6 +122,10 @@ class LeaseKeeper {
   // timer_->Steady()) runs out here.
   absl::Duration HeldUntil(absl::Duration start) const;
   void Report(const std::set<std::string>& lost) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes the offset to `database_now`, read by a call that started at
+  // `wall_start` on the wall clock and lasted `took`.
+  void MeasureClock(absl::Time database_now, absl::Time wall_start,
+                    absl::Duration took) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   LeaseRepository* const leases_;
   Timer* const timer_;
@@ -132,6 +149,9 @@ class LeaseKeeper {
   std::map<std::string, HeldLease> held_ ABSL_GUARDED_BY(mu_);
   int other_instances_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> providers_elsewhere_ ABSL_GUARDED_BY(mu_);
+  absl::Duration clock_offset_ ABSL_GUARDED_BY(mu_);
+  // The offset last logged (logged again once it moved by a second).
+  absl::Duration logged_offset_ ABSL_GUARDED_BY(mu_);
   // Provider mismatches already logged (provider, other instance).
   std::set<std::pair<std::string, std::string>> logged_mismatches_
       ABSL_GUARDED_BY(mu_);

@@ -70,6 +70,9 @@ struct HeartbeatResult {
   std::vector<ProviderMismatch> mismatches;
   // The provider names those instances configure.
   std::set<std::string> providers_elsewhere;
+  // The database's clock during the call (nullopt: the repository does not
+  // read one): what schedules and receipt timeouts are due by.
+  std::optional<absl::Time> database_now;
 };
 
 class LeaseRepository {

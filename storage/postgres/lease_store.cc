@@ -3,6 +3,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "storage/json.h"
@@ -72,6 +73,9 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
             {me.id, held_array});
         if (!stray.ok()) return stray.status();
         HeartbeatResult result;
+        if (int64_t us; absl::SimpleAtoi(now, &us)) {
+          result.database_now = absl::FromUnixMicros(us);
+        }
         for (const std::string& r : held) {
           if (kept.count(r) == 0) result.lost.push_back(r);
         }

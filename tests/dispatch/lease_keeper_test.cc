@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +66,7 @@ class MemoryLeases : public LeaseRepository {
       }
     }
     out.other_instances = others_;
+    if (db_ahead_) out.database_now = clock_->Now() + *db_ahead_;
     if (mismatch_) out.mismatches.push_back({"meta", "ins_other"});
     return out;
   }
@@ -130,6 +132,9 @@ class MemoryLeases : public LeaseRepository {
   bool reachable_ = true;
   bool mismatch_ = false;
   int others_ = 0;
+  // The database's clock as Heartbeat reports it: this far ahead of the
+  // test's wall clock (nullopt: not reported).
+  std::optional<absl::Duration> db_ahead_;
   int heartbeats_ = 0;
   std::vector<std::string> released_;
   std::vector<std::string> left_;
@@ -161,6 +166,25 @@ class LeaseKeeperTest : public ::testing::Test {
   MemoryLeases leases_;
   std::vector<std::string> lost_;
 };
+
+// Each heartbeat that reads the database's clock measures its difference
+// from this process's; one that cannot reach the database keeps the last.
+TEST_F(LeaseKeeperTest, EachHeartbeatMeasuresTheDatabasesClock) {
+  std::unique_ptr<LeaseKeeper> keeper = Keeper();
+  ASSERT_TRUE(keeper->Start().ok());
+  EXPECT_EQ(keeper->DatabaseClockOffset(), absl::ZeroDuration());
+  leases_.db_ahead_ = absl::Minutes(5);
+  RunFor(absl::Seconds(3));
+  EXPECT_EQ(keeper->DatabaseClockOffset(), absl::Minutes(5));
+  leases_.db_ahead_ = -absl::Minutes(2);
+  RunFor(absl::Seconds(3));
+  EXPECT_EQ(keeper->DatabaseClockOffset(), -absl::Minutes(2));
+  leases_.reachable_ = false;
+  leases_.db_ahead_ = absl::Hours(1);
+  RunFor(absl::Seconds(3));
+  EXPECT_EQ(keeper->DatabaseClockOffset(), -absl::Minutes(2));
+  keeper->Stop(/*leave=*/false);
+}
 
 TEST_F(LeaseKeeperTest, HeartbeatsKeepWhatWasAcquired) {
   auto keeper = Keeper();

@@ -3,6 +3,8 @@
 // AlarmTimer needs gRPC's completion queues, which TSan, running these
 // suites, cannot see into.) Callbacks run one at a time on its thread;
 // destroying it drops those not yet due, after the running one returns.
+// Its wall clock may be set apart from the system's (a host whose clock is
+// ahead or behind); the steady clock is the system's.
 //
 // Thread-safe.
 #ifndef CAMPAIGND_TESTS_DISPATCH_THREAD_TIMER_H_
@@ -25,7 +27,9 @@ namespace campaigns::dispatch::testing {
 
 class ThreadTimer final : public Timer {
  public:
-  ThreadTimer() : thread_([this] { Loop(); }) {}
+  // `ahead`: how far Now() is ahead of the system's wall clock.
+  explicit ThreadTimer(absl::Duration ahead = absl::ZeroDuration())
+      : ahead_(ahead), thread_([this] { Loop(); }) {}
   ~ThreadTimer() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -34,7 +38,7 @@ class ThreadTimer final : public Timer {
     cv_.notify_all();
     thread_.join();
   }
-  absl::Time Now() override { return absl::Now(); }
+  absl::Time Now() override { return absl::Now() + ahead_; }
   absl::Duration Steady() override {
     return absl::FromChrono(
         std::chrono::steady_clock::now().time_since_epoch());
@@ -57,7 +61,7 @@ class ThreadTimer final : public Timer {
         continue;
       }
       const absl::Time due = pending_.begin()->first.first;
-      const absl::Time now = absl::Now();
+      const absl::Time now = Now();
       if (due > now) {
         cv_.wait_for(lock, absl::ToChronoNanoseconds(due - now));
         continue;
@@ -70,6 +74,7 @@ class ThreadTimer final : public Timer {
     }
   }
 
+  const absl::Duration ahead_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopped_ = false;

@@ -1040,7 +1040,7 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
     n.id = absl::StrCat("ins_", i);
     n.db = db(i);
     n.leases = std::make_unique<LeaseStore>(db(i));
-    n.timer = std::make_unique<dispatch::testing::ThreadTimer>();
+    n.timer = std::make_unique<dispatch::testing::ThreadTimer>(clock_ahead_[i]);
     n.provider = std::make_unique<InstanceProvider>(n.id, &receiver_,
                                                     GetParam(), hang_after);
     dispatch::LeaseKeeperOptions keep;
@@ -1156,7 +1156,47 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
   // the database's notifications reach their engines.
   absl::Duration adopt_every_ = kTtl / 4;
   bool listen_ = false;
+  // How far each instance's wall clock is ahead of the database's (this
+  // host's).
+  absl::Duration clock_ahead_[kInstances] = {};
 };
+
+// A scheduled start on an instance whose clock runs an hour ahead of the
+// database's, then on one an hour behind: each starts the campaign when it
+// is due on the database's clock (the lease keeper measured the
+// difference), neither at once nor an hour late, and stamps started_at on
+// the database's clock.
+TEST_P(EngineInstancesTest, ASchedulesStartIsDueByTheDatabasesClock) {
+  for (const absl::Duration ahead : {absl::Hours(1), -absl::Hours(1)}) {
+    SCOPED_TRACE(absl::StrCat("clock ahead by ", absl::FormatDuration(ahead)));
+    clock_ahead_[0] = ahead;
+    Node& node = Launch(0);
+    EXPECT_LT(absl::AbsDuration(node.keeper->DatabaseClockOffset() + ahead),
+              absl::Seconds(5))
+        << absl::FormatDuration(node.keeper->DatabaseClockOffset());
+    const Campaign draft = MustCreateWith(3);
+    // On the database's clock (this host's), in the schema's microseconds.
+    const absl::Time at = absl::FromUnixMicros(
+        absl::ToUnixMicros(absl::Now() + absl::Seconds(2)));
+    absl::StatusOr<Campaign> scheduled =
+        AwaitResult<Campaign>([&](Done<Campaign> done) {
+          node.engine->Start(a_, draft.id, at, std::move(done));
+        });
+    ASSERT_TRUE(scheduled.ok()) << scheduled.status();
+    EXPECT_EQ(scheduled->status, CampaignStatus::kScheduled);
+    ASSERT_TRUE(Eventually([&] {
+      return Stored(draft.id).status == CampaignStatus::kCompleted;
+    })) << "status "
+        << CampaignStatusName(Stored(draft.id).status);
+    const Campaign done = Stored(draft.id);
+    ASSERT_TRUE(done.started_at.has_value());
+    EXPECT_GE(*done.started_at, at);
+    EXPECT_LT(*done.started_at, at + absl::Minutes(1));
+    EXPECT_EQ(done.stats.sent, 3);
+    Kill(node);
+    nodes_.clear();
+  }
+}
 
 // Instance 0 owns the campaign; instance 1 sends nothing of it while 0
 // lives. 0 is killed mid-dispatch; 1 takes the campaign over once 0's lease

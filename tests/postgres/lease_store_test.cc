@@ -143,6 +143,10 @@ TEST_F(LeaseStoreTest, HeartbeatsExtendTheLeasesHeldAndReleaseStrayOnes) {
       a.leases->Heartbeat(a.info, {"campaign:c1"}, absl::Hours(1));
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_TRUE(hb->lost.empty());
+  // It reports the database's clock (what schedules are due by).
+  ASSERT_TRUE(hb->database_now.has_value());
+  EXPECT_GE(*hb->database_now, before - absl::Seconds(1));
+  EXPECT_LE(*hb->database_now, absl::Now() + absl::Seconds(1));
   // The instance's ttl is recorded: others judge it dead by it (owners.h).
   EXPECT_EQ(Count("SELECT ttl_us FROM instances WHERE id = 'ins_a'"),
             absl::ToInt64Microseconds(absl::Hours(1)));
