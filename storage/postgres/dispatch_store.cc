@@ -18,6 +18,7 @@
 #include "server/log/log.h"
 #include "storage/postgres/ledger.h"
 #include "storage/postgres/lifecycle.h"
+#include "storage/postgres/owners.h"
 #include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
@@ -388,11 +389,12 @@ RETURNING c.*
 // Whether a lease row still holds for a fence (owner and epoch, unexpired
 // on the server's clock): a boolean over `leases`, with $2 the owner and $3
 // the epoch (and $1 the resource, for the WHERE clause).
-constexpr char kFenceHeld[] =
-    "owner = $2 AND epoch = $3::bigint AND expires_at > "
-    "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+std::string FenceHeld() {
+  return absl::StrCat("owner = $2 AND epoch = $3::bigint AND expires_at > ",
+                      kDatabaseNowUs);
+}
 
-// errors::LeaseLost unless `held` (a kFenceHeld answer: "t", "f" or "" for
+// errors::LeaseLost unless `held` (a FenceHeld answer: "t", "f" or "" for
 // no row) and `status` say the holder of `fence` may send campaign `id`.
 absl::Status FenceStatus(const Lease& fence, const std::string& id,
                          const std::string& held, CampaignStatus status) {
@@ -607,7 +609,7 @@ absl::StatusOr<std::vector<Recipient>> DispatchStore::LeaseRecipients(
               dispatch_detail::FenceParams(*fence);
           params.push_back(absl::StrCat(c.seq));
           absl::StatusOr<Rows> check = conn.Query(
-              absl::StrCat("SELECT (SELECT ", dispatch_detail::kFenceHeld,
+              absl::StrCat("SELECT (SELECT ", dispatch_detail::FenceHeld(),
                            " FROM leases WHERE resource = $1) AS held, "
                            "(SELECT status FROM campaigns WHERE seq = $4 AND "
                            "NOT deleting) AS status"),
@@ -664,7 +666,7 @@ void DispatchStore::MarkHanded(const std::string& account_id,
           // Share-locked to the commit: an Acquire by another instance
           // (which updates the row) waits, and then finds these marked.
           absl::StatusOr<Rows> held =
-              c.Query(absl::StrCat("SELECT ", dispatch_detail::kFenceHeld,
+              c.Query(absl::StrCat("SELECT ", dispatch_detail::FenceHeld(),
                                    " AS held FROM leases WHERE resource = $1 "
                                    "FOR SHARE"),
                       dispatch_detail::FenceParams(*fenced));

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "storage/json.h"
+#include "storage/postgres/owners.h"
 #include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
@@ -14,9 +15,11 @@ namespace {
 
 // The server's clock now, in the schema's microseconds, as a FROM item
 // with one column `n`.
-constexpr const char* kNow =
-    "(SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS n) "
-    "AS now";
+const std::string& Now() {
+  static const std::string* const now = new std::string(
+      absl::StrCat("(SELECT ", kDatabaseNowUs, " AS n) AS now"));
+  return *now;
+}
 
 // Dead instances' rows are kept this long (for an operator looking at
 // the table), then removed by any heartbeat.
@@ -47,7 +50,7 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
                 "INSERT INTO instances(id, started_at, heartbeat_at, "
                 "providers, ttl_us) SELECT $1, n, n, $2, $3::bigint "
                 "FROM ",
-                kNow,
+                Now(),
                 " ON CONFLICT (id) DO UPDATE SET heartbeat_at = "
                 "EXCLUDED.heartbeat_at, providers = EXCLUDED.providers, "
                 "ttl_us = EXCLUDED.ttl_us RETURNING heartbeat_at"),
@@ -117,7 +120,7 @@ absl::StatusOr<std::optional<Lease>> LeaseStore::Acquire(
             absl::StrCat(
                 "INSERT INTO leases(resource, owner, expires_at, epoch) "
                 "SELECT $1, $2, n + $3::bigint, 1 FROM ",
-                kNow,
+                Now(),
                 " ON CONFLICT (resource) DO UPDATE SET "
                 "owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, "
                 "epoch = CASE WHEN leases.owner = EXCLUDED.owner THEN "

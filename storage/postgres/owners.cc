@@ -8,8 +8,7 @@ std::string TakeableBy(absl::string_view column, int me, int ttl_us) {
   return absl::StrCat(
       "($", me, "::text = '' OR (", column, " <> $", me,
       "::text AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = ", column,
-      " AND i.heartbeat_at > (extract(epoch FROM clock_timestamp()) * "
-      "1000000)::bigint - GREATEST(i.ttl_us, $",
+      " AND i.heartbeat_at > ", kDatabaseNowUs, " - GREATEST(i.ttl_us, $",
       ttl_us, "::bigint))))");
 }
 

@@ -39,6 +39,11 @@ struct WorkOwner {
 // when $me is ''; never $me itself.
 std::string TakeableBy(absl::string_view column, int me, int ttl_us);
 
+// The database's clock now, in the schema's microseconds: a bigint SQL
+// expression.
+inline constexpr absl::string_view kDatabaseNowUs =
+    "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+
 // `owner.ttl` as TakeableBy's parameter.
 std::string TtlParam(const WorkOwner& owner);
 
