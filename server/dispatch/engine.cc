@@ -60,10 +60,6 @@ constexpr absl::Duration kStorageRetry = absl::Seconds(2);
 // Changed reads a campaign at most this often: a campaign that is being
 // sent changes at every commit of outcomes, on every instance that listens.
 constexpr absl::Duration kChangeReadEvery = absl::Milliseconds(100);
-// A campaign's lease: this + its id.
-constexpr absl::string_view kCampaignLeasePrefix = "campaign:";
-// A rate-limited sender's lease: this + its snd_ id.
-constexpr absl::string_view kSenderLeasePrefix = "sender:";
 // How the pause_reason shown while a pump waits for storage starts.
 constexpr absl::string_view kStoragePause = "storage cannot write: ";
 
@@ -569,13 +565,17 @@ void Engine::Adopt() {
         }
       }
       std::vector<PumpPtr> gone;
+      std::vector<PumpPtr> waiting;  // paused or scheduled, still held
       for (const auto& [id, p] : pumps_) {
         p->Held(mu_);
         if (seen.count(id) == 0 && !AppliedSince(id, before)) {
           gone.push_back(p);
+        } else if (Waits(p->campaign.status)) {
+          waiting.push_back(p);
         }
       }
       for (const PumpPtr& p : gone) Forget(p, before);
+      for (const PumpPtr& p : waiting) LetGo(p);
     }
   }
   if (!live.ok()) {
@@ -632,6 +632,40 @@ void Engine::Forget(const PumpPtr& p, uint64_t read_at) {
     pumps_.erase(it);
     ReleaseLease(p->id);
   }
+}
+
+bool Engine::Waits(CampaignStatus status) {
+  return status == CampaignStatus::kPaused ||
+         status == CampaignStatus::kScheduled;
+}
+
+void Engine::LetGoWhenIdle(const PumpPtr& p) {
+  if (leases_ == nullptr) return;
+  p->Held(mu_);
+  if (p->in_flight > 0 || p->starting > 0) {
+    p->on_idle.push_back([this, p](absl::Status) {
+      MutexLock lock(&mu_);
+      LetGo(p);
+    });
+    return;
+  }
+  LetGo(p);
+}
+
+void Engine::LetGo(const PumpPtr& p) {
+  p->Held(mu_);
+  auto it = pumps_.find(p->id);
+  if (stopped_ || leases_ == nullptr || it == pumps_.end() || it->second != p ||
+      !Waits(p->campaign.status) || p->in_flight > 0 || p->starting > 0 ||
+      p->unmarking > 0 || p->OutcomesOwed() || !p->on_idle.empty()) {
+    return;  // sends again, or not idle yet (the next scan looks again)
+  }
+  // Late callbacks of this pump find it unowned and start nothing.
+  p->lease.reset();
+  p->phase = Pump::Phase::kUnowned;
+  p->ForgetLeased();
+  pumps_.erase(it);
+  ReleaseLease(p->id);
 }
 
 void Engine::Changed(const std::string& id) {
@@ -823,11 +857,12 @@ void Engine::ApplyLocked(const Campaign& c) {
       EnsurePump(c);
       return;
     case CampaignStatus::kPaused:
-      if (p) HaltAndRelease(p);
-      return;
     case CampaignStatus::kScheduled:
-      if (p) HaltAndRelease(p);
-      ArmSchedule(c);
+      if (p) {
+        HaltAndRelease(p);
+        LetGoWhenIdle(p);
+      }
+      if (c.status == CampaignStatus::kScheduled) ArmSchedule(c);
       return;
     case CampaignStatus::kSent: {
       // A vendor without receipts (Telegram, Slack): sent is final.

@@ -343,6 +343,17 @@ class Engine {
   // drop the lock meanwhile; returns with it held.
   void Forget(const PumpPtr& p, uint64_t read_at)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a campaign in `status` waits for a resume or its schedule
+  // (paused, scheduled).
+  static bool Waits(CampaignStatus status);
+  // With leases: LetGo once nothing of `p` (paused or scheduled) is out.
+  void LetGoWhenIdle(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With leases, `p` paused or scheduled and idle (no call out, being
+  // started or marked, no outcome owed): `p` goes with its lease, so that
+  // another instance sees that nothing of the campaign is out (a delete
+  // there waits for that) and whichever instance resumes it may send it.
+  // Otherwise nothing: the adoption scan asks again.
+  void LetGo(const PumpPtr& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The generation up to which applied_ may be forgotten: no read of a
   // campaign that is still to be followed began before it.
   uint64_t OldestRead(uint64_t scan_read_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -28,9 +28,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace campaigns {
+
+// A sending campaign's lease: this + its id. Its holder sends it.
+inline constexpr absl::string_view kCampaignLeasePrefix = "campaign:";
+// A rate-limited sender's lease: this + its snd_ id. Its holder paces it.
+inline constexpr absl::string_view kSenderLeasePrefix = "sender:";
 
 // One running campaignd process.
 struct InstanceInfo {

@@ -8,12 +8,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/domain/errors.h"
+#include "server/domain/leases.h"
 #include "server/domain/rules.h"
 #include "server/domain/types.h"
 #include "server/log/log.h"
 #include "storage/json.h"
 #include "storage/postgres/ledger.h"
 #include "storage/postgres/lifecycle.h"
+#include "storage/postgres/owners.h"
 #include "storage/postgres/rows.h"
 
 namespace campaigns::storage::postgres {
@@ -317,9 +319,28 @@ void CampaignStore::DeleteCampaign(const std::string& account_id,
               "id", absl::StrCat("an import into campaign ", id,
                                  " is running; delete it when it has ended"));
         }
-        // Paused on the instance that sent it while messages were with the
-        // provider: their outcomes (and what they cost) are recorded first.
-        // (This instance's own: the engine deletes once they are.)
+        // Held by another live instance: paused or scheduled there while
+        // messages were with the provider, it gives the lease up once their
+        // outcomes (and what they cost) are recorded. Whatever the
+        // provider: a de-duplicating one's calls are not marked. (This
+        // instance's own: the engine deletes once they are.)
+        absl::StatusOr<Rows> holder = conn.Query(
+            absl::StrCat("SELECT l.owner FROM leases l WHERE l.resource = $1 "
+                         "AND l.owner <> '' AND l.owner <> $2 AND "
+                         "l.expires_at > ",
+                         kDatabaseNowUs, " AND NOT ",
+                         TakeableBy("l.owner", 2, 3)),
+            {absl::StrCat(kCampaignLeasePrefix, id), owner.instance,
+             TtlParam(owner)});
+        if (!holder.ok()) return holder.status();
+        if (holder->size() > 0) {
+          return errors::IllegalTransition(absl::StrCat(
+              "campaign ", id, " is held by instance ", holder->Text(0, 0),
+              ", which may still have messages with the provider; delete it "
+              "once their outcomes are recorded (seconds)"));
+        }
+        // Marked by a live former holder (it lost the lease while its calls
+        // were out): the same.
         absl::StatusOr<Rows> out = conn.Query(
             absl::StrCat("SELECT r.handed_by FROM recipients r WHERE "
                          "campaign_seq = $1 AND status = 'queued' AND ",

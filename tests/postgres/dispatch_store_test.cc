@@ -1161,6 +1161,47 @@ class EngineInstancesTest : public DispatchStoreInstancesTest,
   absl::Duration clock_ahead_[kInstances] = {};
 };
 
+// Instance 0 sends a campaign until its calls hang, and it is paused there.
+// A delete on instance 1 is refused while 0 holds the campaign's lease,
+// whatever the provider (a de-duplicating one's calls are not marked, so
+// nothing else shows they are out). Once they are answered, 0 records their
+// outcomes and gives the lease up, and the delete on 1 goes through.
+TEST_P(EngineInstancesTest, ADeleteElsewhereWaitsForAPausedCampaignsCallsOut) {
+  Node& owner = Launch(0, /*hang_after=*/100);
+  const Campaign c = MustStartWith(500);
+  owner.engine->Updated(c);
+  ASSERT_TRUE(Eventually([&] { return owner.provider->hung(); }));
+  absl::StatusOr<Campaign> paused =
+      AwaitResult<Campaign>([&](Done<Campaign> done) {
+        owner.engine->Pause(a_, c.id, "operator", std::move(done));
+      });
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  CampaignStore elsewhere(db(1), WorkOwner{"ins_1", kTtl});
+  auto remove = [&] {
+    return storage::test_util::AwaitStatus([&](StatusDone done) {
+      elsewhere.DeleteCampaign(a_, c.id, std::move(done));
+    });
+  };
+  const absl::Status refused = remove();
+  test_builders::ExpectError(refused, absl::StatusCode::kFailedPrecondition,
+                             "ILLEGAL_TRANSITION");
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("ins_0"));
+  const std::string held = absl::StrCat(
+      "SELECT count(*) FROM leases WHERE owner <> '' AND resource = "
+      "'campaign:",
+      c.id, "'");
+  EXPECT_EQ(Count(held), 1);
+  owner.provider->Answer();
+  ASSERT_TRUE(Eventually([&] { return Count(held) == 0; }))
+      << "the paused campaign's lease is still held";
+  // Every answered call's outcome was recorded before the lease went.
+  const Campaign before = ExpectCountersMatchRows(c.id);
+  EXPECT_EQ(before.stats.sent, static_cast<int64_t>(receiver_.got().size()));
+  EXPECT_EQ(before.status, CampaignStatus::kPaused);
+  ASSERT_TRUE(remove().ok());
+  EXPECT_EQ(Stored(c.id).id, "");
+}
+
 // A scheduled start on an instance whose clock runs an hour ahead of the
 // database's, then on one an hour behind: each starts the campaign when it
 // is due on the database's clock (the lease keeper measured the
@@ -1405,9 +1446,11 @@ TEST_P(EngineInstancesTest, ACancelOfAKilledOwnersCampaignIsFinishedElsewhere) {
 // Changes made on the instance that does not send the campaign reach the
 // owner through the database's notifications alone: no adoption scan runs
 // in this test, and the owner, its calls out unanswered, leases nothing (so
-// no fence tells it either). A pause made there stops it, a resume sets it
-// going again, and a watcher on the other instance follows the campaign,
-// sent by the owner, to its final state.
+// no fence tells it either). A pause made there stops it; once its calls
+// out are answered and recorded it gives the campaign's lease up, and after
+// a resume there the campaign is sent on by whichever instance takes the
+// lease (each message once); a watcher on the other instance follows it to
+// its final state.
 TEST_P(EngineInstancesTest, NotificationsCarryAPauseAndResumeToTheOwner) {
   constexpr int64_t kRecipients = 2000;
   adopt_every_ = absl::Hours(1);
@@ -1444,18 +1487,25 @@ TEST_P(EngineInstancesTest, NotificationsCarryAPauseAndResumeToTheOwner) {
   EXPECT_EQ(seen(other).status, CampaignStatus::kPaused);
   absl::SleepFor(absl::Milliseconds(500));
   EXPECT_EQ(receiver_.From("ins_0"), handed);
+  // Paused and idle: the owner gave the lease up.
+  ASSERT_TRUE(Eventually([&] {
+    return Count(absl::StrCat("SELECT count(*) FROM leases WHERE owner <> '' "
+                              "AND resource = 'campaign:",
+                              c.id, "'")) == 0;
+  }));
   ASSERT_TRUE(AwaitResult<Campaign>([&](Done<Campaign> done) {
                 other.engine->Resume(a_, c.id, std::move(done));
               }).ok());
-  // Only the notification can set the owner going again: it holds the
-  // lease, so the other instance's pump cannot take it.
   ASSERT_TRUE(Eventually([&] {
     return Stored(c.id).status == CampaignStatus::kCompleted;
   })) << "sent "
       << Stored(c.id).stats.sent;
   const Campaign done = ExpectCountersMatchRows(c.id);
   EXPECT_EQ(done.stats.sent, kRecipients);
-  EXPECT_EQ(receiver_.From("ins_1"), 0);
+  EXPECT_EQ(receiver_.From("ins_0") + receiver_.From("ins_1"), kRecipients);
+  for (const auto& [key, senders] : receiver_.got()) {
+    EXPECT_EQ(senders.size(), 1u) << key;
+  }
   // What a WatchCampaign on the other instance ends with.
   ASSERT_TRUE(Eventually(
       [&] { return seen(other).status == CampaignStatus::kCompleted; }));
