@@ -1058,6 +1058,7 @@ void Engine::FireSchedule(const std::string& account_id, const std::string& id,
                           absl::Time at) {
   {
     MutexLock lock(&mu_);
+    if (stopped_) return;  // armed again by the next start's Recover
     auto it = schedules_.find(id);
     if (it != schedules_.end() && it->second == at) schedules_.erase(it);
   }
@@ -1070,10 +1071,13 @@ void Engine::FireSchedule(const std::string& account_id, const std::string& id,
       [this, account_id, id, at, now = change.now](absl::StatusOr<Campaign> c) {
         if (c.ok()) return;
         if (IsStorageFailure(c.status())) {
-          logging::Error(
-              "starting a scheduled campaign failed: tried again at the next "
-              "adoption scan (several instances) or start",
-              {{"campaign_id", id}, {"error", c.status()}});
+          logging::Error("starting a scheduled campaign failed: tried again",
+                         {{"campaign_id", id},
+                          {"retry_in", kStorageRetry},
+                          {"error", c.status()}});
+          timer_->At(timer_->Now() + kStorageRetry, [this, account_id, id, at] {
+            FireSchedule(account_id, id, at);
+          });
           return;
         }
         // Refused as early: the clock offset moved since the alarm was armed.

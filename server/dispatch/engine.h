@@ -486,7 +486,8 @@ class Engine {
   void ArmSchedule(const Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The alarm of `c`'s schedule `at`: starts it (or fails it, too late).
   // Refused as not due yet (this clock's offset to the database's moved
-  // since it was armed), armed again.
+  // since it was armed), armed again; failed for storage, tried again
+  // kStorageRetry later.
   void FireSchedule(const std::string& account_id, const std::string& id,
                     absl::Time at) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs `fn` on the timer at `at` on the database's clock.

@@ -42,6 +42,7 @@ class FaultyStore : public DispatchStore {
   std::atomic<int> records_until_full{0};
   std::atomic<int> refused_writes{0};
   std::atomic<int> fail_pauses{0};  // kPause transitions, as a full disk
+  std::atomic<int> fail_schedule_alarms{0};  // kScheduleAlarm transitions
   // While set, MarkHanded writes go through but their answers wait for
   // ReleaseMarks (the mark is durable, its caller not yet told).
   std::atomic<bool> hold_marks{false};
@@ -70,6 +71,10 @@ class FaultyStore : public DispatchStore {
     }
     if (change.event == CampaignEvent::kPause && Take(fail_pauses)) {
       return done(DiskFull());
+    }
+    if (change.event == CampaignEvent::kScheduleAlarm &&
+        Take(fail_schedule_alarms)) {
+      return done(absl::UnavailableError("database is busy (injected)"));
     }
     if (Full()) return done(DiskFull());
     real_->TransitionCampaign(account_id, id, std::move(change),
@@ -418,6 +423,25 @@ TEST_F(EngineFaultsTest, AStorageErrorWhileSettingUpIsRetriedNotFatal) {
   ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
   EXPECT_EQ(Get(c.id).stats.delivered, 5);
   EXPECT_TRUE(Get(c.id).failure_reason.empty());
+}
+
+// A scheduled start whose write fails is tried again (not left scheduled
+// until a restart), and starts once storage writes.
+TEST_F(EngineFaultsTest, AFailedScheduledStartIsRetried) {
+  UseFaultyStore();
+  faulty_->fail_schedule_alarms = 2;
+  StartEngine();
+  const std::string sender = NewSender(SenderTier::kUnlimited, "+15550407");
+  Campaign c = NewCampaign(sender, 4);
+  const absl::Time at = timer_.Now() + absl::Minutes(10);
+  absl::StatusOr<Campaign> scheduled = AwaitResult<Campaign>(
+      [&](Done<Campaign> done) { engine_->Start(account_, c.id, at, done); });
+  ASSERT_TRUE(scheduled.ok()) << scheduled.status();
+  ASSERT_EQ(scheduled->status, CampaignStatus::kScheduled);
+  ASSERT_TRUE(RunUntilStatus(c.id, CampaignStatus::kCompleted));
+  EXPECT_EQ(faulty_->fail_schedule_alarms.load(), 0);
+  EXPECT_EQ(Get(c.id).stats.delivered, 4);
+  EXPECT_GE(*Get(c.id).started_at, at + absl::Seconds(4));
 }
 
 TEST_F(EngineFaultsTest, AFailedEndOfDispatchWriteIsRetried) {
