@@ -56,8 +56,10 @@ void ProgressHub::Publish(const Campaign& c, absl::Time now) {
   {
     MutexLock lock(&mu_);
     Entry& e = entries_[c.id];
-    if (e.published && c.version < e.row_version) return;  // older
-    PublishLocked(e, c, now);
+    const bool older = e.published && c.version < e.row_version;
+    if (older && !e.unannounced) return;
+    if (!older) PublishLocked(e, c, now);
+    e.unannounced = false;
     for (auto& [id, fn] : e.watchers) wake.push_back(fn);
     // Unwatched, only a sending campaign needs state (its rate samples).
     if (c.status != CampaignStatus::kSending && e.watchers.empty()) {
@@ -70,7 +72,10 @@ void ProgressHub::Publish(const Campaign& c, absl::Time now) {
 void ProgressHub::PublishIfNew(const Campaign& c, absl::Time now) {
   MutexLock lock(&mu_);
   Entry& e = entries_[c.id];
-  if (!e.published || c.version > e.row_version) PublishLocked(e, c, now);
+  if (!e.published || c.version > e.row_version) {
+    PublishLocked(e, c, now);
+    e.unannounced = true;
+  }
 }
 
 void ProgressHub::PublishIfChanged(const Campaign& c, absl::Time now) {
@@ -85,7 +90,7 @@ void ProgressHub::PublishIfChanged(const Campaign& c, absl::Time now) {
           a.sent == b.sent && a.delivered == b.delivered && a.read == b.read &&
           a.failed == b.failed && a.skipped == b.skipped &&
           p.pause_reason == c.pause_reason &&
-          p.failure_reason == c.failure_reason) {
+          p.failure_reason == c.failure_reason && !it->second.unannounced) {
         return;
       }
     }

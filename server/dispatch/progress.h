@@ -48,7 +48,8 @@ class ProgressHub {
   // Records `c`'s state at `now` (the rate comes from these samples) and
   // wakes its watchers; unless `c` is older than what was published last
   // (a lower Campaign::version: e.g. a re-read that began before a change
-  // another path published already), which is dropped.
+  // another path published already), which is dropped (waking the
+  // watchers still, if what is shown was never announced: PublishIfNew).
   void Publish(const Campaign& c, absl::Time now);
   // Publishes `c` only if nothing was published for it yet, or only an
   // older version (a stale snapshot a watcher's fresh read replaces),
@@ -78,6 +79,11 @@ class ProgressHub {
     Progress latest;
     bool published = false;
     int64_t row_version = 0;  // latest's Campaign::version
+    // `latest` was set by PublishIfNew, and the watchers that joined before
+    // it were not woken for it: the next Publish or PublishIfChanged wakes
+    // them even if it is older or shows the same (a write's answer carries
+    // the version it read, one below the row a watcher's read found).
+    bool unannounced = false;
     std::deque<std::pair<absl::Time, int64_t>> samples;  // (time, settled)
     std::map<uint64_t, std::function<void()>> watchers;
   };

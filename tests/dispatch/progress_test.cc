@@ -77,6 +77,28 @@ TEST_F(ProgressHubTest, PublishIfNewReplacesOnlyAnOlderVersion) {
   EXPECT_EQ(wakes_, 0);
 }
 
+// A final state a joining watcher's read put in silently (PublishIfNew) is
+// announced to the watchers already there by the next publish, even one
+// that is older (the final write's answer, which carries the version it
+// read) or shows the same (a re-read): else they would wait forever.
+TEST_F(ProgressHubTest, ASilentlyReplacedStateIsAnnouncedByTheNextPublish) {
+  hub_.Publish(Snapshot(CampaignStatus::kSending, 4, 3), now_);
+  ASSERT_EQ(wakes_, 1);
+  hub_.PublishIfNew(Snapshot(CampaignStatus::kCompleted, 0, 5), now_);
+  EXPECT_EQ(wakes_, 1);
+  hub_.Publish(Snapshot(CampaignStatus::kCompleted, 0, 4), now_);
+  EXPECT_EQ(wakes_, 2);
+  EXPECT_EQ(Latest()->status, CampaignStatus::kCompleted);
+  // Announced: an older one is dropped quietly again.
+  hub_.Publish(Snapshot(CampaignStatus::kCompleted, 0, 4), now_);
+  EXPECT_EQ(wakes_, 2);
+  hub_.PublishIfNew(Snapshot(CampaignStatus::kCompleted, 0, 6), now_);
+  hub_.PublishIfChanged(Snapshot(CampaignStatus::kCompleted, 0, 6), now_);
+  EXPECT_EQ(wakes_, 3);
+  hub_.PublishIfChanged(Snapshot(CampaignStatus::kCompleted, 0, 6), now_);
+  EXPECT_EQ(wakes_, 3);
+}
+
 // Without versions (SQLite: always 0) every publish is taken, in the order
 // made, as before.
 TEST_F(ProgressHubTest, WithoutVersionsTheLastPublishIsShown) {
