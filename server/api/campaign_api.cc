@@ -162,7 +162,7 @@ void Api::CreateCampaign(const RpcContext& ctx,
     // StartCampaign would) in one transaction, or neither.
     start.emplace();
     start->event = CampaignEvent::kStart;
-    start->now = NowMicros();
+    start->now = engine_->DatabaseNow();
   }
   store_->CreateCampaign(
       std::move(c), *std::move(idem),

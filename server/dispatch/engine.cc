@@ -441,15 +441,27 @@ void Engine::ReleaseNow(const std::string& id) {
 void Engine::ReleaseLease(const std::string& id) {
   timer_->At(timer_->Now(), [this, id] {
     {
-      // Acquired again meanwhile (e.g. failed recipients retried).
       MutexLock lock(&mu_);
       auto it = pumps_.find(id);
       if (it != pumps_.end()) {
-        it->second->Held(mu_);
-        if (it->second->lease.has_value()) return;
+        const PumpPtr& p = it->second;
+        p->Held(mu_);
+        // Acquired again meanwhile (e.g. failed recipients retried), or
+        // sending again here (resumed): its SetUp takes the lease on.
+        if (p->lease.has_value() ||
+            p->campaign.status == CampaignStatus::kSending) {
+          return;
+        }
       }
+      // Until released, no SetUp here acquires it: the release would undo
+      // that Acquire.
+      if (!releasing_.insert(id).second) return;  // being released
     }
     ReleaseNow(id);
+    {
+      MutexLock lock(&mu_);
+      releasing_.erase(id);
+    }
     ReleaseUnusedSenders();
   });
 }
@@ -656,9 +668,12 @@ void Engine::LetGo(const PumpPtr& p) {
   p->Held(mu_);
   auto it = pumps_.find(p->id);
   if (stopped_ || leases_ == nullptr || it == pumps_.end() || it->second != p ||
-      !Waits(p->campaign.status) || p->in_flight > 0 || p->starting > 0 ||
-      p->unmarking > 0 || p->OutcomesOwed() || !p->on_idle.empty()) {
-    return;  // sends again, or not idle yet (the next scan looks again)
+      !Waits(p->campaign.status) || p->stepper == Pump::Stepper::kRunning ||
+      p->in_flight > 0 || p->starting > 0 || p->unmarking > 0 ||
+      p->OutcomesOwed() || !p->on_idle.empty()) {
+    // Sends again, or not idle yet (a step runs with the lock dropped, a
+    // write is out): the next scan looks again.
+    return;
   }
   // Late callbacks of this pump find it unowned and start nothing.
   p->lease.reset();
@@ -1070,25 +1085,36 @@ void Engine::FireSchedule(const std::string& account_id, const std::string& id,
       account_id, id, change,
       [this, account_id, id, at, now = change.now](absl::StatusOr<Campaign> c) {
         if (c.ok()) return;
-        if (IsStorageFailure(c.status())) {
-          logging::Error("starting a scheduled campaign failed: tried again",
-                         {{"campaign_id", id},
-                          {"retry_in", kStorageRetry},
-                          {"error", c.status()}});
-          timer_->At(timer_->Now() + kStorageRetry, [this, account_id, id, at] {
-            FireSchedule(account_id, id, at);
-          });
-          return;
+        const bool storage = IsStorageFailure(c.status());
+        // Refused otherwise than as early (the clock offset moved since
+        // the alarm was armed): the schedule changed, and its own alarm
+        // stands.
+        if (!storage && now >= at) return;
+        if (storage) {
+          static logging::RateLimited limit(5, absl::Seconds(60));
+          int64_t suppressed = 0;
+          if (limit.Allow(&suppressed)) {
+            logging::Error("starting a scheduled campaign failed: tried again",
+                           {{"campaign_id", id},
+                            {"retry_in", kStorageRetry},
+                            {"error", c.status()},
+                            {"suppressed", suppressed}});
+          }
         }
-        // Refused as early: the clock offset moved since the alarm was armed.
-        // (Refused otherwise, the schedule changed: its own alarm stands.)
-        if (now >= at) return;
-        Campaign due;
-        due.account_id = account_id;
-        due.id = id;
-        due.schedule_at = at;
         MutexLock lock(&mu_);
-        if (!stopped_) ArmSchedule(due);
+        if (stopped_) return;
+        // Armed again under its entry, so that an adoption scan meanwhile
+        // does not arm a second one; not if one (this schedule's or a new
+        // one's) was armed since.
+        if (!schedules_.emplace(id, at).second) return;
+        auto fire = [this, account_id, id, at] {
+          FireSchedule(account_id, id, at);
+        };
+        if (storage) {
+          timer_->At(timer_->Now() + kStorageRetry, std::move(fire));
+        } else {
+          AtDatabaseTime(at, std::move(fire));
+        }
       });
 }
 
@@ -1698,6 +1724,12 @@ void Engine::SetUp(const PumpPtr& p) {
     ScheduleStep(p, timer_->Now() + kErrorRetry);
     return;
   }
+  if (acquire && releasing_.count(c.id) > 0) {
+    // Its lease is on its way out (let go of while paused): taken again
+    // once it is.
+    ScheduleStep(p, timer_->Now() + kErrorRetry);
+    return;
+  }
   const bool look_up = !p->setup;
   // Set up before: its sender's tier is known, and its lease is taken
   // first (when another instance holds it, the campaign is left alone).
@@ -1755,6 +1787,16 @@ void Engine::SetUp(const PumpPtr& p) {
       // just now. A new bucket (empty, TakePermits).
       it->second = held;
       senders_.erase(c.sender_ref);
+    }
+  }
+  if (ours && acquire) {
+    auto it = pumps_.find(c.id);
+    if (it == pumps_.end() || it->second != p) {
+      // Let go of (paused) or forgotten meanwhile: no pump here sends it,
+      // so the lease just taken goes (its sender's too, if unused).
+      p->lease.reset();
+      ReleaseLease(c.id);
+      return;
     }
   }
   if (p->phase != Pump::Phase::kSettingUp) return;  // halted meanwhile

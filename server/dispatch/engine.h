@@ -106,6 +106,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -188,6 +189,10 @@ class Engine {
   // pump sends nothing more until it holds the lease again; a sender's, no
   // pump of its campaigns does). Any thread.
   void LeaseLost(const std::string& resource) ABSL_LOCKS_EXCLUDED(mu_);
+  // What a lifecycle change is stamped with and judged by: the database's
+  // clock, as well as this instance knows it (the timer's, moved by the
+  // lease keeper's last measure of the difference). Any thread.
+  absl::Time DatabaseNow();
 
   // StartCampaign / ConfirmCampaign (`send_at`: the new schedule).
   void Start(const std::string& account_id, const std::string& id,
@@ -323,7 +328,9 @@ class Engine {
   void Disown(const PumpPtr& p, const absl::Status& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives up the lease of campaign `id` (its sending ended here), off the
-  // caller's thread.
+  // caller's thread, unless a pump here holds it again or sends it by
+  // then.
+  // With mu_ held or not.
   void ReleaseLease(const std::string& id);
   // Gives it up now (a round trip to the database; another instance may
   // take it at once); a failure is logged, the lease then expires by itself.
@@ -495,9 +502,6 @@ class Engine {
   // The database's clock minus the timer's (LeaseKeeper); zero without
   // leases (one instance: its clock is the only one).
   absl::Duration ClockOffset();
-  // What a lifecycle change is stamped with and judged by: the database's
-  // clock, as well as this instance knows it.
-  absl::Time DatabaseNow();
   // ArmReceiptTimeout for each of `sent` (campaigns in sent status), once
   // their providers say whether they send receipts (storage reads).
   void AwaitReceipts(const std::vector<Campaign>& sent)
@@ -544,6 +548,8 @@ class Engine {
   std::map<std::string, absl::Time> schedules_ ABSL_GUARDED_BY(mu_);
   // Receipt timeouts armed, by campaign id: when.
   std::map<std::string, absl::Time> receipt_timeouts_ ABSL_GUARDED_BY(mu_);
+  // Campaign leases being released (ReleaseLease): not acquired meanwhile.
+  std::set<std::string> releasing_ ABSL_GUARDED_BY(mu_);
   // With leases: Apply()s so far, and the last one's by campaign id (kept
   // until no read that began before it is in progress: the adoption scan's,
   // Changed's), so that a state read before an Apply does not set the

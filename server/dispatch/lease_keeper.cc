@@ -6,6 +6,13 @@
 #include "server/log/log.h"
 
 namespace campaigns::dispatch {
+namespace {
+
+// The longest read of the database's clock taken as a measure of it (the
+// offset is known to within half of the read).
+constexpr absl::Duration kClockReadAtMost = absl::Milliseconds(200);
+
+}  // namespace
 
 LeaseKeeper::LeaseKeeper(LeaseRepository* leases, Timer* timer, InstanceInfo me,
                          LeaseKeeperOptions options, OnLost on_lost)
@@ -185,7 +192,15 @@ std::set<std::string> LeaseKeeper::HeartbeatLocked(absl::Status* status) {
   }
   *status = absl::OkStatus();
   if (beat->database_now) {
-    MeasureClock(*beat->database_now, wall_start, now - start);
+    const absl::Duration within =
+        beat->database_now_within > absl::ZeroDuration()
+            ? beat->database_now_within
+            : now - start;
+    // A read that took long (the database busy) would move the offset by
+    // up to half of it: the last one stands.
+    if (within <= kClockReadAtMost) {
+      MeasureClock(*beat->database_now, wall_start, within);
+    }
   }
   other_instances_ = beat->other_instances;
   providers_elsewhere_ = std::move(beat->providers_elsewhere);

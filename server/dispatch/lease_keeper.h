@@ -25,9 +25,10 @@
 // connection of their own, so this is short; while the server is
 // unreachable, calls fail at once between reconnection attempts).
 //
-// The database's clock: each heartbeat reads it, and DatabaseNow() is this
-// process's wall clock moved by the difference measured then (to within half
-// that call's round trip). An instance whose clock is ahead of or behind the
+// The database's clock: each heartbeat reads it, and DatabaseClockOffset()
+// is its difference from this process's wall clock, measured then (to
+// within half the read's round trip; a read that took over 200 ms is not
+// taken). An instance whose clock is ahead of or behind the
 // database's by a second or more is logged, once per such difference.
 //
 // Thread-safe. Locks, in this order: a caller's own lock (the engine's),
@@ -122,8 +123,8 @@ class LeaseKeeper {
   // timer_->Steady()) runs out here.
   absl::Duration HeldUntil(absl::Duration start) const;
   void Report(const std::set<std::string>& lost) ABSL_LOCKS_EXCLUDED(mu_);
-  // Takes the offset to `database_now`, read by a call that started at
-  // `wall_start` on the wall clock and lasted `took`.
+  // Takes the offset to `database_now`, read within `took` of a call that
+  // started at `wall_start` on the wall clock.
   void MeasureClock(absl::Time database_now, absl::Time wall_start,
                     absl::Duration took) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -79,6 +79,9 @@ struct HeartbeatResult {
   // The database's clock during the call (nullopt: the repository does not
   // read one): what schedules and receipt timeouts are due by.
   std::optional<absl::Time> database_now;
+  // It was read within this long of the call's start (by the steady
+  // clock; zero: within the whole call).
+  absl::Duration database_now_within;
 };
 
 class LeaseRepository {

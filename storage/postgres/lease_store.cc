@@ -1,5 +1,6 @@
 #include "storage/postgres/lease_store.h"
 
+#include <chrono>
 #include <set>
 #include <utility>
 
@@ -43,6 +44,7 @@ Lease ReadLease(const Rows& rows, int row) {
 absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
     const InstanceInfo& me, const std::vector<std::string>& held,
     absl::Duration ttl) {
+  const auto start = std::chrono::steady_clock::now();
   return db_->Autocommit<HeartbeatResult>(
       [&](Connection& c) -> absl::StatusOr<HeartbeatResult> {
         absl::StatusOr<Rows> rows = c.Query(
@@ -56,6 +58,8 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
                 "ttl_us = EXCLUDED.ttl_us RETURNING heartbeat_at"),
             {me.id, MapToJson(me.provider_fingerprints), Us(ttl)});
         if (!rows.ok()) return rows.status();
+        const absl::Duration read_within =
+            absl::FromChrono(std::chrono::steady_clock::now() - start);
         const std::string now = rows->Text(0, 0);
         // Every lease of `held` still ours, whether or not it expired
         // meanwhile: no one took it (that would have made it theirs).
@@ -78,6 +82,7 @@ absl::StatusOr<HeartbeatResult> LeaseStore::Heartbeat(
         HeartbeatResult result;
         if (int64_t us; absl::SimpleAtoi(now, &us)) {
           result.database_now = absl::FromUnixMicros(us);
+          result.database_now_within = read_within;
         }
         for (const std::string& r : held) {
           if (kept.count(r) == 0) result.lost.push_back(r);

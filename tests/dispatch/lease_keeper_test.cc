@@ -66,7 +66,10 @@ class MemoryLeases : public LeaseRepository {
       }
     }
     out.other_instances = others_;
-    if (db_ahead_) out.database_now = clock_->Now() + *db_ahead_;
+    if (db_ahead_) {
+      out.database_now = clock_->Now() + *db_ahead_;
+      out.database_now_within = db_read_within_;
+    }
     if (mismatch_) out.mismatches.push_back({"meta", "ins_other"});
     return out;
   }
@@ -135,6 +138,7 @@ class MemoryLeases : public LeaseRepository {
   // The database's clock as Heartbeat reports it: this far ahead of the
   // test's wall clock (nullopt: not reported).
   std::optional<absl::Duration> db_ahead_;
+  absl::Duration db_read_within_;  // how long reading it took
   int heartbeats_ = 0;
   std::vector<std::string> released_;
   std::vector<std::string> left_;
@@ -168,7 +172,8 @@ class LeaseKeeperTest : public ::testing::Test {
 };
 
 // Each heartbeat that reads the database's clock measures its difference
-// from this process's; one that cannot reach the database keeps the last.
+// from this process's; one that cannot reach the database, or whose read
+// took too long to tell, keeps the last.
 TEST_F(LeaseKeeperTest, EachHeartbeatMeasuresTheDatabasesClock) {
   std::unique_ptr<LeaseKeeper> keeper = Keeper();
   ASSERT_TRUE(keeper->Start().ok());
@@ -179,6 +184,17 @@ TEST_F(LeaseKeeperTest, EachHeartbeatMeasuresTheDatabasesClock) {
   leases_.db_ahead_ = -absl::Minutes(2);
   RunFor(absl::Seconds(3));
   EXPECT_EQ(keeper->DatabaseClockOffset(), -absl::Minutes(2));
+  leases_.db_read_within_ = absl::Seconds(1);
+  leases_.db_ahead_ = absl::Hours(2);
+  RunFor(absl::Seconds(3));
+  EXPECT_EQ(keeper->DatabaseClockOffset(), -absl::Minutes(2));
+  leases_.db_read_within_ = absl::Milliseconds(10);
+  RunFor(absl::Seconds(3));
+  EXPECT_EQ(keeper->DatabaseClockOffset(),
+            absl::Hours(2) - absl::Milliseconds(5));
+  leases_.db_read_within_ = absl::ZeroDuration();
+  leases_.db_ahead_ = -absl::Minutes(2);
+  RunFor(absl::Seconds(3));
   leases_.reachable_ = false;
   leases_.db_ahead_ = absl::Hours(1);
   RunFor(absl::Seconds(3));
