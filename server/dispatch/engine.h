@@ -60,7 +60,8 @@
 // lease keeper measures at each heartbeat (DatabaseNow), alarms are armed by
 // it, and so is a validity period judged. An instance whose clock runs ahead
 // of the others' therefore starts nothing early, and one whose clock runs
-// behind does not make a start late (within a heartbeat's round trip). A
+// behind does not make a start late (within half the heartbeat's read of
+// the database's clock, at most 100 ms: LeaseKeeper). A
 // schedule's alarm refused as early because the offset moved since it was
 // armed is armed again.
 //

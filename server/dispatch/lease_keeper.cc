@@ -124,8 +124,8 @@ absl::Duration LeaseKeeper::DatabaseClockOffset() {
 
 void LeaseKeeper::MeasureClock(absl::Time database_now, absl::Time wall_start,
                                absl::Duration took) {
-  // The database read its clock somewhere within the call: its middle is
-  // at most half the call away.
+  // The database read its clock within `took` of `wall_start`: the middle
+  // of that span is at most half of it away.
   clock_offset_ = database_now - (wall_start + took / 2);
   if (absl::AbsDuration(clock_offset_ - logged_offset_) < absl::Seconds(1)) {
     return;
