@@ -131,11 +131,13 @@ class WatchMethod::Call {
           errors::Unauthenticated("the API key was revoked"), &ctx_));
       return;
     }
-    std::optional<dispatch::Progress> p = method_->hub_->Latest(campaign_id_);
-    if (!p || p->version == sent_version_) {
-      if (sent_final_) FinishLocked(grpc::Status::OK);
+    // Nothing follows a final state, even a re-publication of it.
+    if (sent_final_) {
+      FinishLocked(grpc::Status::OK);
       return;
     }
+    std::optional<dispatch::Progress> p = method_->hub_->Latest(campaign_id_);
+    if (!p || p->version == sent_version_) return;
     const absl::Time now = absl::Now();
     if (!Settled(*p) && now < last_write_ + min_interval_) {
       SetAlarmLocked(last_write_ + min_interval_);

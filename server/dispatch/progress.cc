@@ -14,6 +14,17 @@ constexpr absl::Duration kSampleEvery = absl::Milliseconds(100);
 
 int64_t Settled(const CampaignStats& s) { return s.total - s.queued; }
 
+// Whether `p` already shows everything of `c` a watcher sees.
+bool Shows(const Progress& p, const Campaign& c) {
+  const CampaignStats& a = p.stats;
+  const CampaignStats& b = c.stats;
+  return p.status == c.status && a.total == b.total && a.queued == b.queued &&
+         a.sent == b.sent && a.delivered == b.delivered && a.read == b.read &&
+         a.failed == b.failed && a.skipped == b.skipped &&
+         p.pause_reason == c.pause_reason &&
+         p.failure_reason == c.failure_reason;
+}
+
 }  // namespace
 
 void ProgressHub::PublishLocked(Entry& e, const Campaign& c, absl::Time now) {
@@ -79,23 +90,24 @@ void ProgressHub::PublishIfNew(const Campaign& c, absl::Time now) {
 }
 
 void ProgressHub::PublishIfChanged(const Campaign& c, absl::Time now) {
+  std::vector<std::function<void()>> wake;
+  bool same = false;
   {
     MutexLock lock(&mu_);
     auto it = entries_.find(c.id);
-    if (it != entries_.end() && it->second.published) {
-      const Progress& p = it->second.latest;
-      const CampaignStats& a = p.stats;
-      const CampaignStats& b = c.stats;
-      if (p.status == c.status && a.total == b.total && a.queued == b.queued &&
-          a.sent == b.sent && a.delivered == b.delivered && a.read == b.read &&
-          a.failed == b.failed && a.skipped == b.skipped &&
-          p.pause_reason == c.pause_reason &&
-          p.failure_reason == c.failure_reason && !it->second.unannounced) {
-        return;
+    if (it != entries_.end() && it->second.published &&
+        Shows(it->second.latest, c)) {
+      same = true;
+      // Nothing new to show: only watchers not woken for it yet hear.
+      Entry& e = it->second;
+      if (e.unannounced) {
+        e.unannounced = false;
+        for (auto& [id, fn] : e.watchers) wake.push_back(fn);
       }
     }
   }
-  Publish(c, now);
+  if (!same) Publish(c, now);
+  for (auto& fn : wake) fn();
 }
 
 std::optional<Progress> ProgressHub::Latest(const std::string& campaign_id) {

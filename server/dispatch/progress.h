@@ -58,7 +58,9 @@ class ProgressHub {
   // new when they joined, and the hub keeps versions while any watch.
   void PublishIfNew(const Campaign& c, absl::Time now);
   // Publishes `c` unless what was published last shows the same (status,
-  // counters, reasons): a re-read of an unchanged campaign wakes nobody.
+  // counters, reasons): a re-read of an unchanged campaign wakes nobody but
+  // watchers not woken yet for what is shown (PublishIfNew), and gives no
+  // watcher a second message.
   void PublishIfChanged(const Campaign& c, absl::Time now);
 
   std::optional<Progress> Latest(const std::string& campaign_id);

@@ -93,8 +93,12 @@ TEST_F(ProgressHubTest, ASilentlyReplacedStateIsAnnouncedByTheNextPublish) {
   hub_.Publish(Snapshot(CampaignStatus::kCompleted, 0, 4), now_);
   EXPECT_EQ(wakes_, 2);
   hub_.PublishIfNew(Snapshot(CampaignStatus::kCompleted, 0, 6), now_);
+  const uint64_t shown = Latest()->version;
   hub_.PublishIfChanged(Snapshot(CampaignStatus::kCompleted, 0, 6), now_);
   EXPECT_EQ(wakes_, 3);
+  // Woken, but with nothing new: a watcher that sent what the read put in
+  // has no second message to send.
+  EXPECT_EQ(Latest()->version, shown);
   hub_.PublishIfChanged(Snapshot(CampaignStatus::kCompleted, 0, 6), now_);
   EXPECT_EQ(wakes_, 3);
 }
