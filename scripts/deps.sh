@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
+  build-essential cmake pkg-config clang-format clang libclang-rt-14-dev lld
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlitecpp-dev libsqlite3-dev libssl-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libphonenumber-dev libre2-dev
