@@ -5,6 +5,7 @@
 //   db NAME        creates database NAME; prints "dsn NAME <libpq URI>"
 //   restart        pg_ctl restart; prints "restarted"
 //   stop / start   pg_ctl stop / start; prints "stopped" / "started"
+//   dir            prints "dir <the cluster's temporary directory>"
 // and answers "error <message>" to a command that failed. At the end of
 // stdin (the driver exited or closed it), it stops the cluster and removes
 // its files; the cluster's watchdog does so even after a kill -9.
@@ -68,6 +69,8 @@ int main() {
     } else if (line == "start") {
       s = (*pg)->StartAgain();
       answer = "started";
+    } else if (line == "dir") {
+      answer = absl::StrCat("dir ", (*pg)->dir());
     } else {
       s = absl::InvalidArgumentError(absl::StrCat("unknown command: ", line));
     }

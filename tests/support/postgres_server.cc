@@ -273,17 +273,23 @@ absl::Status PostgresServer::StartWatchdog() {
   }
   const std::string run_as =
       run_as_.empty() ? "" : "/usr/sbin/runuser -u " + run_as_ + " -- ";
+  // The sh this spawns starts the watchdog in the background and exits, so
+  // the watchdog is no descendant of this process: ctest, on a timeout,
+  // kills the test's whole tree (children found by their parent's pid), and
+  // took a watchdog that was a child with it. It reads the pipe as fd 3: an
+  // asynchronous list's stdin is /dev/null.
   const std::string script =
-      absl::StrCat("cat >/dev/null; ", run_as, bin_dir_, "/pg_ctl -D ", dir_,
-                   "/data -m immediate stop >/dev/null 2>&1; rm -rf ", dir_);
+      absl::StrCat("(cat >/dev/null; ", run_as, bin_dir_, "/pg_ctl -D ", dir_,
+                   "/data -m immediate stop; rm -rf ", dir_, ") <&3 3<&- &");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   // In /: as the postgres user, initdb and pg_ctl fail if they cannot
   // enter the directory they were started in (e.g. a clone under /root).
   posix_spawn_file_actions_addchdir_np(&fa, "/");
-  posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, fds[0], 3);
   const char* argv[] = {"/bin/sh", "-c", script.c_str(), nullptr};
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, argv[0], &fa, nullptr,
@@ -294,6 +300,9 @@ absl::Status PostgresServer::StartWatchdog() {
     close(fds[1]);
     return absl::InternalError(
         absl::StrCat("cannot start the watchdog: ", std::strerror(rc)));
+  }
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
   watchdog_fd_ = fds[1];
   return absl::OkStatus();

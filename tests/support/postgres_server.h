@@ -4,8 +4,9 @@
 // the directory. Nothing touches a system-wide cluster or service.
 //
 // If the test process dies without running the destructor (a crash, a
-// kill), a watchdog process (sh, waiting for the end of a pipe only this
-// process holds) stops the cluster and removes its files.
+// kill, ctest's kill of a timed-out test's process tree), a watchdog
+// process (sh, not a descendant of this one, waiting for the end of a pipe
+// only this process holds) stops the cluster and removes its files.
 //
 // With CAMPAIGND_PG_TEMPLATE set to a directory (ctest sets it to one in
 // the build tree), initdb runs once per build: the cluster it made there is
@@ -54,6 +55,8 @@ class PostgresServer {
   ~PostgresServer();
 
   int port() const { return port_; }
+  // The cluster's temporary directory (its data in data/).
+  const std::string& dir() const { return dir_; }
   const std::string& user() const { return user_; }
   const std::string& password() const { return password_; }
 
