@@ -330,8 +330,7 @@ class Engine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives up the lease of campaign `id` (its sending ended here), off the
   // caller's thread, unless a pump here holds it again or sends it by
-  // then.
-  // With mu_ held or not.
+  // then. With mu_ held or not.
   void ReleaseLease(const std::string& id);
   // Gives it up now (a round trip to the database; another instance may
   // take it at once); a failure is logged, the lease then expires by itself.

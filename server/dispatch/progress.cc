@@ -62,6 +62,12 @@ void ProgressHub::PublishLocked(Entry& e, const Campaign& c, absl::Time now) {
   }
 }
 
+void ProgressHub::AnnounceLocked(Entry& e,
+                                 std::vector<std::function<void()>>* wake) {
+  e.unannounced = false;
+  for (auto& [id, fn] : e.watchers) wake->push_back(fn);
+}
+
 void ProgressHub::Publish(const Campaign& c, absl::Time now) {
   std::vector<std::function<void()>> wake;
   {
@@ -70,8 +76,7 @@ void ProgressHub::Publish(const Campaign& c, absl::Time now) {
     const bool older = e.published && c.version < e.row_version;
     if (older && !e.unannounced) return;
     if (!older) PublishLocked(e, c, now);
-    e.unannounced = false;
-    for (auto& [id, fn] : e.watchers) wake.push_back(fn);
+    AnnounceLocked(e, &wake);
     // Unwatched, only a sending campaign needs state (its rate samples).
     if (c.status != CampaignStatus::kSending && e.watchers.empty()) {
       entries_.erase(c.id);
@@ -99,11 +104,7 @@ void ProgressHub::PublishIfChanged(const Campaign& c, absl::Time now) {
         Shows(it->second.latest, c)) {
       same = true;
       // Nothing new to show: only watchers not woken for it yet hear.
-      Entry& e = it->second;
-      if (e.unannounced) {
-        e.unannounced = false;
-        for (auto& [id, fn] : e.watchers) wake.push_back(fn);
-      }
+      if (it->second.unannounced) AnnounceLocked(it->second, &wake);
     }
   }
   if (!same) Publish(c, now);

@@ -91,6 +91,10 @@ class ProgressHub {
   };
   void PublishLocked(Entry& e, const Campaign& c, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks what `e` shows announced, and adds its watchers to `wake` (each
+  // to run after mu_ is released).
+  void AnnounceLocked(Entry& e, std::vector<std::function<void()>>* wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable Mutex mu_;
   uint64_t next_subscription_ ABSL_GUARDED_BY(mu_) = 1;
